@@ -1,0 +1,431 @@
+//! The ExoV6 system-call ABI, described once.
+//!
+//! Kernel and user space both depend on this crate and on nothing else for
+//! the shape of the boundary between them (Hubris keeps its ABI the same
+//! way, in `sys/abi`). It holds no code that runs on either side beyond
+//! conversions, and no `unsafe`.
+//!
+//! # Calling convention
+//!
+//! `syscall` with the number in `rax` and up to six arguments in `rdi`,
+//! `rsi`, `rdx`, `r10`, `r8`, `r9`. The result comes back in `rax`: a value
+//! `>= 0` is success, a negative value is `-(Error as i64)`. The call
+//! clobbers `rcx`, `r11` and everything else the System V C ABI lets a call
+//! clobber (`xmm0`-`xmm15` included); `rbx`, `rbp`, `rsp`, `r12`-`r15` are
+//! preserved.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// System-call numbers.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sys {
+    /// `console_write(console_cap, ptr, len) -> bytes written`
+    ConsoleWrite = 0,
+    /// `exit(code) -> !`: ends every thread of the calling process.
+    Exit = 1,
+    /// `yield()`: gives up the rest of the time slice.
+    Yield = 2,
+    /// `clock() -> nanoseconds` since boot (monotonic).
+    Clock = 3,
+    /// `sleep(nanoseconds)`: blocks at least that long.
+    Sleep = 4,
+    /// `thread_create(process_cap, entry, stack_pointer, arg) -> thread id`:
+    /// starts at `entry` with `rsp = stack_pointer` exactly and `rdi = arg`
+    /// (a C function wants `rsp % 16 == 8`, a `_start` wants 0).
+    ThreadCreate = 5,
+    /// `thread_exit() -> !`: ends the calling thread; the last thread to
+    /// leave ends the process with code 0.
+    ThreadExit = 6,
+    /// `mem_alloc(untyped_cap, pages) -> memory cap slot`: zeroed pages.
+    MemAlloc = 7,
+    /// `map(process_cap, memory_cap, vaddr, MapFlags)`: maps the whole
+    /// memory object at `vaddr` in the process named by `process_cap`.
+    Map = 8,
+    /// `unmap(process_cap, vaddr)`: removes the mapping that starts at
+    /// `vaddr`.
+    Unmap = 9,
+    /// `process_create(untyped_cap, name_ptr, name_len) -> process cap
+    /// slot`: an empty address space with a capability table whose slot 0
+    /// names itself; its top-level page table is charged to the untyped.
+    ProcessCreate = 10,
+    /// `cap_copy(dst_process_cap, src_slot, dst_slot, rights) -> dst_slot`:
+    /// copies a capability of the caller into another process, keeping
+    /// only `rights` (rights never grow). Needs `GRANT` on the source.
+    CapCopy = 11,
+    /// `process_wait(process_cap) -> ExitStatus`: blocks until it exits.
+    ProcessWait = 12,
+    /// `cap_info(slot) -> (pages << 40) | (kind << 32) | rights`, where
+    /// `pages` is the size of a memory object (0 for other kinds).
+    CapInfo = 13,
+    /// `shutdown(power_cap, code) -> !`: powers the machine off; QEMU exits
+    /// with a status derived from `code` (see [`qemu_exit_status`]).
+    Shutdown = 14,
+    /// `cap_delete(slot)`: drops the capability in `slot`.
+    CapDelete = 15,
+}
+
+impl Sys {
+    /// Every system call, in number order.
+    pub const ALL: [Sys; 16] = [
+        Sys::ConsoleWrite,
+        Sys::Exit,
+        Sys::Yield,
+        Sys::Clock,
+        Sys::Sleep,
+        Sys::ThreadCreate,
+        Sys::ThreadExit,
+        Sys::MemAlloc,
+        Sys::Map,
+        Sys::Unmap,
+        Sys::ProcessCreate,
+        Sys::CapCopy,
+        Sys::ProcessWait,
+        Sys::CapInfo,
+        Sys::Shutdown,
+        Sys::CapDelete,
+    ];
+
+    /// Decodes a system-call number; `None` for an unknown one.
+    pub fn from_number(n: u64) -> Option<Sys> {
+        Self::ALL.get(usize::try_from(n).ok()?).copied()
+    }
+}
+
+/// Every way a system call can fail. Returned as `-(code)` in `rax`.
+#[repr(i64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The system-call number is unknown.
+    InvalidSyscall = 1,
+    /// The slot is out of range or empty.
+    InvalidCap = 2,
+    /// The capability names the wrong kind of object for this call.
+    WrongType = 3,
+    /// The capability lacks a right this call needs.
+    NoRights = 4,
+    /// A pointer argument is not a mapped, accessible user address.
+    BadAddress = 5,
+    /// An argument is out of range or malformed.
+    InvalidArgument = 6,
+    /// The kernel or the untyped capability has no memory left.
+    OutOfMemory = 7,
+    /// The destination slot is already in use.
+    SlotInUse = 8,
+    /// Something is already mapped in the requested range.
+    AlreadyMapped = 9,
+    /// Nothing is mapped at the given address.
+    NotMapped = 10,
+    /// The process or object is gone.
+    Dead = 11,
+    /// A fixed-size kernel table (threads, processes, slots) is full.
+    Exhausted = 12,
+}
+
+impl Error {
+    /// Every error, in code order.
+    pub const ALL: [Error; 12] = [
+        Error::InvalidSyscall,
+        Error::InvalidCap,
+        Error::WrongType,
+        Error::NoRights,
+        Error::BadAddress,
+        Error::InvalidArgument,
+        Error::OutOfMemory,
+        Error::SlotInUse,
+        Error::AlreadyMapped,
+        Error::NotMapped,
+        Error::Dead,
+        Error::Exhausted,
+    ];
+
+    /// Decodes an error code (the positive number); `None` if unknown.
+    pub fn from_code(code: i64) -> Option<Error> {
+        Self::ALL.iter().copied().find(|e| *e as i64 == code)
+    }
+
+    /// A short, stable name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Error::InvalidSyscall => "invalid syscall",
+            Error::InvalidCap => "invalid capability",
+            Error::WrongType => "wrong capability type",
+            Error::NoRights => "insufficient rights",
+            Error::BadAddress => "bad address",
+            Error::InvalidArgument => "invalid argument",
+            Error::OutOfMemory => "out of memory",
+            Error::SlotInUse => "slot in use",
+            Error::AlreadyMapped => "already mapped",
+            Error::NotMapped => "not mapped",
+            Error::Dead => "object is dead",
+            Error::Exhausted => "kernel table full",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Encodes a system-call result for `rax`.
+pub fn encode_result(r: Result<u64, Error>) -> u64 {
+    match r {
+        Ok(v) => v,
+        Err(e) => (-(e as i64)) as u64,
+    }
+}
+
+/// Decodes `rax` after a system call. Values that are neither a known
+/// error nor non-negative are reported as [`Error::InvalidSyscall`].
+pub fn decode_result(rax: u64) -> Result<u64, Error> {
+    let v = rax as i64;
+    if v >= 0 {
+        Ok(rax)
+    } else {
+        Err(Error::from_code(-v).unwrap_or(Error::InvalidSyscall))
+    }
+}
+
+/// Capability rights. A derived capability carries a subset of its
+/// parent's rights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Rights(pub u32);
+
+impl Rights {
+    /// No rights.
+    pub const NONE: Rights = Rights(0);
+    /// Read memory, write to the console, wait on a process.
+    pub const READ: Rights = Rights(1 << 0);
+    /// Write memory.
+    pub const WRITE: Rights = Rights(1 << 1);
+    /// Map memory executable.
+    pub const EXECUTE: Rights = Rights(1 << 2);
+    /// Copy this capability to another process.
+    pub const GRANT: Rights = Rights(1 << 3);
+    /// Control a process: map into it, create its threads, give it caps.
+    pub const CONTROL: Rights = Rights(1 << 4);
+    /// Every right.
+    pub const ALL: Rights = Rights(0x1f);
+
+    /// True if every right in `other` is also in `self`.
+    pub fn contains(self, other: Rights) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Rights in both.
+    pub fn intersect(self, other: Rights) -> Rights {
+        Rights(self.0 & other.0)
+    }
+    /// Rights in either.
+    pub fn union(self, other: Rights) -> Rights {
+        Rights(self.0 | other.0)
+    }
+    /// Decodes rights from a system-call argument; unknown bits are an error.
+    pub fn from_bits(bits: u64) -> Option<Rights> {
+        if bits & !(Rights::ALL.0 as u64) != 0 {
+            None
+        } else {
+            Some(Rights(bits as u32))
+        }
+    }
+}
+
+/// The kind of object a capability names, as reported by `cap_info`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapKind {
+    /// A process (address space + capability table + threads).
+    Process = 1,
+    /// A memory object: a set of physical pages.
+    Memory = 2,
+    /// Untyped memory: a budget of pages that memory objects are cut from.
+    Untyped = 3,
+    /// The kernel console.
+    Console = 4,
+    /// Power control (shutdown).
+    Power = 5,
+}
+
+impl CapKind {
+    /// Decodes a kind number.
+    pub fn from_u32(v: u32) -> Option<CapKind> {
+        [CapKind::Process, CapKind::Memory, CapKind::Untyped, CapKind::Console, CapKind::Power]
+            .into_iter()
+            .find(|k| *k as u32 == v)
+    }
+}
+
+/// Flags for [`Sys::Map`]. Each must be backed by the matching right.
+pub mod map_flags {
+    /// Map readable (always implied).
+    pub const READ: u64 = 1 << 0;
+    /// Map writable; needs `Rights::WRITE` on the memory capability.
+    pub const WRITE: u64 = 1 << 1;
+    /// Map executable; needs `Rights::EXECUTE` on the memory capability.
+    pub const EXECUTE: u64 = 1 << 2;
+    /// Every valid flag.
+    pub const ALL: u64 = READ | WRITE | EXECUTE;
+}
+
+/// Well-known capability slots. The kernel fills the root task's table
+/// this way; the root task gives children the same slot numbers for the
+/// capabilities their manifest entry grants.
+pub mod slot {
+    /// The process itself.
+    pub const SELF: u64 = 0;
+    /// The console.
+    pub const CONSOLE: u64 = 1;
+    /// Untyped memory (root task only, unless granted).
+    pub const UNTYPED: u64 = 2;
+    /// The boot image, read-only memory (root task only).
+    pub const BOOT_IMAGE: u64 = 3;
+    /// Power control.
+    pub const POWER: u64 = 4;
+    /// First slot that is free for dynamic use.
+    pub const FIRST_FREE: u64 = 8;
+    /// Number of slots in every capability table.
+    pub const COUNT: u64 = 256;
+}
+
+/// How a process ended, as returned by [`Sys::ProcessWait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit(code)` (or its last thread left: code 0).
+    Exited(u32),
+    /// The kernel killed it after a CPU exception with this vector.
+    Faulted(u8),
+}
+
+impl ExitStatus {
+    const FAULT_BIT: u64 = 1 << 32;
+
+    /// Encodes the status as a system-call return value.
+    pub fn encode(self) -> u64 {
+        match self {
+            ExitStatus::Exited(c) => c as u64,
+            ExitStatus::Faulted(v) => Self::FAULT_BIT | v as u64,
+        }
+    }
+    /// Decodes a system-call return value.
+    pub fn decode(v: u64) -> ExitStatus {
+        if v & Self::FAULT_BIT != 0 {
+            ExitStatus::Faulted(v as u8)
+        } else {
+            ExitStatus::Exited(v as u32)
+        }
+    }
+}
+
+/// Page size of every mapping.
+pub const PAGE_SIZE: u64 = 4096;
+/// Top of the initial stack of the root task (and, by convention, of
+/// every program the root task starts).
+pub const STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+/// Where the initial heap is mapped.
+pub const HEAP_BASE: u64 = 0x0000_0000_4000_0000;
+
+/// First address above user space (the lower canonical half ends here).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Lowest address user mappings may use (page 0..1 MiB stays unmapped so
+/// that null-pointer dereferences fault).
+pub const USER_START: u64 = 0x0000_0000_0010_0000;
+
+/// `shutdown` code for success.
+pub const SHUTDOWN_SUCCESS: u64 = 0;
+/// QEMU's exit status for a `shutdown(code)`: the isa-debug-exit device
+/// exits with `2 * v + 1`; the kernel writes `0x10 + code` (capped), so
+/// success is 33 and any failure is odd and larger.
+pub fn qemu_exit_status(code: u64) -> i32 {
+    (2 * (0x10 + code.min(0x6f)) + 1) as i32
+}
+
+/// The start-up block a parent places in a new process's memory; its
+/// address is the first argument (`rdi`) of the entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartInfo {
+    /// Heap base address (0 if no heap).
+    pub heap_base: u64,
+    /// Heap size in bytes.
+    pub heap_len: u64,
+    /// Address of the argument string (UTF-8).
+    pub args_ptr: u64,
+    /// Length of the argument string.
+    pub args_len: u64,
+}
+
+impl StartInfo {
+    /// Size of the encoded block.
+    pub const SIZE: usize = 32;
+
+    /// Encodes as little-endian words.
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len].iter().enumerate() {
+            b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decodes from little-endian words.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> StartInfo {
+        let w = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(a)
+        };
+        StartInfo { heap_base: w(0), heap_len: w(1), args_ptr: w(2), args_len: w(3) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_numbers_round_trip() {
+        for (i, s) in Sys::ALL.iter().enumerate() {
+            assert_eq!(*s as u64, i as u64);
+            assert_eq!(Sys::from_number(i as u64), Some(*s));
+        }
+        assert_eq!(Sys::from_number(Sys::ALL.len() as u64), None);
+        assert_eq!(Sys::from_number(u64::MAX), None);
+    }
+
+    #[test]
+    fn results_round_trip() {
+        for e in Error::ALL {
+            assert_eq!(decode_result(encode_result(Err(e))), Err(e));
+        }
+        assert_eq!(decode_result(encode_result(Ok(42))), Ok(42));
+        assert_eq!(decode_result((-999i64) as u64), Err(Error::InvalidSyscall));
+    }
+
+    #[test]
+    fn rights_reject_unknown_bits() {
+        assert_eq!(Rights::from_bits(0x1f), Some(Rights::ALL));
+        assert_eq!(Rights::from_bits(0x20), None);
+        assert!(Rights::ALL.contains(Rights::READ.union(Rights::GRANT)));
+        assert!(!Rights::READ.contains(Rights::WRITE));
+    }
+
+    #[test]
+    fn exit_status_round_trip() {
+        for s in [ExitStatus::Exited(0), ExitStatus::Exited(u32::MAX), ExitStatus::Faulted(14)] {
+            assert_eq!(ExitStatus::decode(s.encode()), s);
+        }
+    }
+
+    #[test]
+    fn qemu_status_success_is_33() {
+        assert_eq!(qemu_exit_status(SHUTDOWN_SUCCESS), 33);
+        assert_ne!(qemu_exit_status(1), 33);
+    }
+
+    #[test]
+    fn start_info_round_trip() {
+        let s = StartInfo { heap_base: 1, heap_len: 2, args_ptr: 3, args_len: u64::MAX };
+        assert_eq!(StartInfo::from_bytes(&s.to_bytes()), s);
+    }
+}

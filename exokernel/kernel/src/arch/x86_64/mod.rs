@@ -1,0 +1,6 @@
+//! x86_64: everything that touches the CPU directly lives below here.
+pub mod apic;
+pub mod boot;
+pub mod cpu;
+pub mod serial;
+pub mod trap;

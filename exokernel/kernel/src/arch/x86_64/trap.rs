@@ -1,0 +1,328 @@
+//! Kernel entry and exit: interrupt stubs, the SYSCALL entry, the IDT and
+//! the two ways back to user mode (SYSRET and IRETQ).
+//!
+//! Every entry builds the same [`TrapFrame`] at the top of the kernel
+//! stack and calls into Rust, which never returns: it ends by calling
+//! [`return_to_user`] or [`enter_idle`], both of which reset the stack. So
+//! the kernel never resumes interrupted kernel code, and one kernel stack
+//! serves every thread (as in seL4).
+
+use super::cpu::{selector, FpuState, KERNEL_STACK, KERNEL_STACK_SIZE};
+use core::arch::global_asm;
+use core::cell::UnsafeCell;
+
+/// Vector number recorded in frames built by the SYSCALL entry.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// User register state as saved on kernel entry. Field order is the
+/// push order of the entry code, reversed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)] // register names
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Interrupt vector, or [`SYSCALL_VECTOR`].
+    pub vector: u64,
+    /// CPU error code (0 where the CPU pushes none).
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    /// A frame that starts a new user thread at `entry` with stack `rsp`
+    /// and `arg` in `rdi`, interrupts enabled.
+    pub fn new_user(entry: u64, rsp: u64, arg: u64) -> TrapFrame {
+        TrapFrame {
+            rip: entry,
+            rsp,
+            rdi: arg,
+            cs: selector::USER_CODE as u64,
+            ss: selector::USER_DATA as u64,
+            rflags: 0x202,
+            ..TrapFrame::default()
+        }
+    }
+
+    /// True if the frame was saved while the CPU ran in ring 3.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
+
+/// FXSAVE area written by the interrupt entry before any Rust code runs.
+#[repr(C, align(16))]
+pub struct ScratchFpu(UnsafeCell<FpuState>);
+// SAFETY: one CPU; written by the entry stub, read by the kernel while
+// interrupts are off.
+unsafe impl Sync for ScratchFpu {}
+
+/// The interrupted thread's FPU state, saved by the interrupt entry.
+#[no_mangle]
+pub static EXO_FPU_SCRATCH: ScratchFpu = ScratchFpu(UnsafeCell::new(FpuState([0; 512])));
+
+/// Copy of the user stack pointer taken by the SYSCALL entry.
+#[no_mangle]
+static mut EXO_USER_RSP: u64 = 0;
+
+impl ScratchFpu {
+    /// The state saved by the last interrupt entry from user mode.
+    pub fn get(&self) -> &FpuState {
+        // SAFETY: nothing writes the scratch area while the kernel runs
+        // (interrupts are off), so a shared borrow is sound.
+        unsafe { &*self.0.get() }
+    }
+}
+
+global_asm!(
+    r#"
+    .section .text.entry, "ax"
+    .global exo_interrupt_common
+exo_interrupt_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    cld
+    mov rdi, rsp
+    test qword ptr [rsp + 18*8], 3     /* saved CS: from user mode? */
+    jz 2f
+    fxsave64 [rip + EXO_FPU_SCRATCH]
+    call {from_user}
+    ud2
+2:  call {from_kernel}
+    ud2
+
+    .global exo_syscall_entry
+exo_syscall_entry:
+    mov [rip + EXO_USER_RSP], rsp
+    lea rsp, [rip + {stack}]
+    add rsp, {stack_size}
+    push {user_ss}
+    push qword ptr [rip + EXO_USER_RSP]
+    push r11                            /* user RFLAGS */
+    push {user_cs}
+    push rcx                            /* user RIP */
+    push 0
+    push {syscall_vector}
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    call {syscall}
+    ud2
+
+    /* exo_return_iret(frame, fpu_or_null) */
+    .global exo_return_iret
+exo_return_iret:
+    mov rsp, rdi
+    test rsi, rsi
+    jz 3f
+    fxrstor64 [rsi]
+3:  pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+
+    /* exo_return_sysret(frame, fpu_or_null): RIP, RFLAGS, RSP from the frame. */
+    .global exo_return_sysret
+exo_return_sysret:
+    mov rsp, rdi
+    test rsi, rsi
+    jz 4f
+    fxrstor64 [rsi]
+4:  pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rcx, [rsp + 16]                 /* RIP */
+    mov r11, [rsp + 32]                 /* RFLAGS */
+    mov rsp, [rsp + 40]                 /* user RSP */
+    sysretq
+
+    /* exo_enter_idle(stack): wait for an interrupt with nothing to resume. */
+    .global exo_enter_idle
+exo_enter_idle:
+    mov rsp, rdi
+5:  sti
+    hlt
+    cli
+    jmp 5b
+    "#,
+    from_user = sym crate::trap_from_user,
+    from_kernel = sym crate::trap_from_kernel,
+    syscall = sym crate::syscall_from_user,
+    stack = sym KERNEL_STACK,
+    stack_size = const KERNEL_STACK_SIZE,
+    user_ss = const selector::USER_DATA,
+    user_cs = const selector::USER_CODE,
+    syscall_vector = const SYSCALL_VECTOR,
+);
+
+global_asm!(include_str!(concat!(env!("OUT_DIR"), "/vectors.s")));
+
+extern "C" {
+    fn exo_return_iret(frame: *const TrapFrame, fpu: *const FpuState) -> !;
+    fn exo_return_sysret(frame: *const TrapFrame, fpu: *const FpuState) -> !;
+    fn exo_enter_idle(stack: u64) -> !;
+    fn exo_syscall_entry();
+    static EXO_VECTOR_STUBS: [u64; 256];
+}
+
+/// Address of the SYSCALL entry point (for the LSTAR MSR).
+pub fn syscall_entry_address() -> u64 {
+    exo_syscall_entry as *const () as u64
+}
+
+/// Where every entry from user mode puts its frame.
+fn frame_slot() -> *mut TrapFrame {
+    (KERNEL_STACK.top() as usize - FRAME_SIZE) as *mut TrapFrame
+}
+
+/// Resumes a user thread with register state `frame`, restoring `fpu`
+/// first when given. Uses SYSRET when the thread entered by SYSCALL (it
+/// expects RCX and R11 clobbered) and IRETQ otherwise.
+pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
+    assert!(frame.from_user() && frame.rip < exo_abi::USER_END, "bad user frame {frame:x?}");
+    let slot = frame_slot();
+    let fpu = fpu.map_or(core::ptr::null(), |f| f as *const FpuState);
+    // SAFETY: the slot is the top FRAME_SIZE bytes of the kernel stack,
+    // above every live Rust frame (all entries start at the top and Rust
+    // runs below the frame they push); the asm switches to that stack and
+    // never comes back. The frame holds user selectors and a user RIP
+    // (asserted), so the return cannot land in ring 0.
+    unsafe {
+        slot.write(*frame);
+        if frame.vector == SYSCALL_VECTOR {
+            exo_return_sysret(slot, fpu)
+        } else {
+            exo_return_iret(slot, fpu)
+        }
+    }
+}
+
+/// Waits with interrupts enabled until one arrives; the interrupt enters
+/// the kernel afresh through [`crate::trap_from_kernel`].
+pub fn enter_idle() -> ! {
+    // Leave room above the idle stack pointer for a frame written by a
+    // later `return_to_user`, so the two never overlap.
+    let stack = KERNEL_STACK.top() - 2 * FRAME_SIZE as u64 - 64;
+    // SAFETY: the idle loop runs on the kernel stack below the frame slot
+    // and calls nothing; whatever it interrupted is abandoned by design.
+    unsafe { exo_enter_idle(stack & !0xf) }
+}
+
+/// A raw 16-byte IDT gate.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    attributes: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+#[repr(C, align(16))]
+struct Idt(UnsafeCell<[Gate; 256]>);
+// SAFETY: written once by `init_idt` at boot, then only read by the CPU.
+unsafe impl Sync for Idt {}
+
+static IDT: Idt = Idt(UnsafeCell::new(
+    [Gate { offset_low: 0, selector: 0, ist: 0, attributes: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256],
+));
+
+/// Installs a gate for every vector: interrupt gates (IF cleared on entry),
+/// DPL 0 so user code cannot raise them with `int`, except that the
+/// double fault runs on its own IST stack.
+pub fn init_idt() {
+    // SAFETY: boot-time single-threaded initialisation of a static; the
+    // stub table comes from the generated assembly.
+    let (idt, stubs) = unsafe { (&mut *IDT.0.get(), &EXO_VECTOR_STUBS) };
+    for (v, gate) in idt.iter_mut().enumerate() {
+        let addr = stubs[v];
+        *gate = Gate {
+            offset_low: addr as u16,
+            selector: selector::KERNEL_CODE,
+            ist: if v == 8 { super::cpu::DOUBLE_FAULT_IST as u8 } else { 0 },
+            attributes: 0x8e,
+            offset_mid: (addr >> 16) as u16,
+            offset_high: (addr >> 32) as u32,
+            reserved: 0,
+        };
+    }
+    let ptr = x86_64::structures::DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: x86_64::VirtAddr::new(IDT.0.get() as u64),
+    };
+    // SAFETY: the IDT is static and fully initialised above.
+    unsafe { x86_64::instructions::tables::lidt(&ptr) };
+}

@@ -1,0 +1,395 @@
+//! The kernel's state and the operations on objects that several system
+//! calls share: allocation with budgets, mapping, teardown.
+
+use crate::arch::cpu::{self, FpuState};
+use crate::arch::trap::TrapFrame;
+use crate::mm::{self, DirectMap};
+use crate::object::*;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use exo_abi::{slot, Error, ExitStatus, Rights, PAGE_SIZE, USER_END, USER_START};
+use exo_kcore::captable::{Cap, CapTable};
+use exo_kcore::frame::FrameAllocator;
+use exo_kcore::paging::{self, pte, MapError};
+
+/// Most threads in the whole system.
+pub const MAX_THREADS: usize = 1024;
+/// Most threads in one process.
+pub const MAX_THREADS_PER_PROCESS: usize = 64;
+/// Largest memory object, in pages (256 MiB).
+pub const MAX_OBJECT_PAGES: u64 = 65536;
+
+/// The monotonic clock, from the TSC.
+pub struct Clock {
+    /// TSC at boot.
+    pub tsc0: u64,
+    /// TSC ticks per second.
+    pub tsc_hz: u64,
+}
+
+impl Clock {
+    /// Nanoseconds since boot.
+    pub fn now(&self) -> u64 {
+        let ticks = cpu::rdtsc().wrapping_sub(self.tsc0) as u128;
+        (ticks * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
+    }
+}
+
+/// Everything the kernel knows.
+pub struct Kernel {
+    /// Physical frames.
+    pub frames: FrameAllocator<'static>,
+    /// Every process ever created (entries are never reused).
+    pub procs: Vec<Process>,
+    /// Thread slots.
+    pub threads: Vec<Option<Box<Thread>>>,
+    /// Generation counter per thread slot.
+    pub thread_gens: Vec<u32>,
+    /// Memory objects.
+    pub mems: Vec<Option<MemObject>>,
+    /// Untyped budgets.
+    pub untyped: Vec<Untyped>,
+    /// Runnable threads other than `current`.
+    pub run_queue: VecDeque<ThreadId>,
+    /// Sleeping threads.
+    pub sleepers: Vec<ThreadId>,
+    /// The thread that was running when the kernel was entered.
+    pub current: Option<ThreadId>,
+    /// Set by the timer: `current` has used up its time slice.
+    pub need_resched: bool,
+    /// Timer ticks since boot.
+    pub ticks: u64,
+    /// The monotonic clock.
+    pub clock: Clock,
+    /// The kernel's own top-level page table (kernel half only).
+    pub kernel_pml4: u64,
+}
+
+impl Kernel {
+    /// The thread `t`, if it still exists.
+    pub fn thread(&self, t: ThreadId) -> Option<&Thread> {
+        self.threads.get(t.index as usize)?.as_deref().filter(|th| th.generation == t.generation)
+    }
+
+    /// The thread `t`, mutably, if it still exists.
+    pub fn thread_mut(&mut self, t: ThreadId) -> Option<&mut Thread> {
+        self.threads.get_mut(t.index as usize)?.as_deref_mut().filter(|th| th.generation == t.generation)
+    }
+
+    /// The process of `t`. Panics if `t` is gone (callers hold live ids).
+    pub fn proc_of(&self, t: ThreadId) -> ProcId {
+        self.thread(t).expect("live thread").process
+    }
+
+    /// Process `p`.
+    pub fn proc(&self, p: ProcId) -> &Process {
+        &self.procs[p.0 as usize]
+    }
+
+    /// Process `p`, mutably.
+    pub fn proc_mut(&mut self, p: ProcId) -> &mut Process {
+        &mut self.procs[p.0 as usize]
+    }
+
+    /// Takes `pages` from untyped budget `u`.
+    pub fn charge(&mut self, u: u32, pages: u64) -> Result<(), Error> {
+        let b = self.untyped.get_mut(u as usize).ok_or(Error::InvalidCap)?;
+        if b.remaining < pages {
+            return Err(Error::OutOfMemory);
+        }
+        b.remaining -= pages;
+        Ok(())
+    }
+
+    fn credit(&mut self, u: u32, pages: u64) {
+        if let Some(b) = self.untyped.get_mut(u as usize) {
+            b.remaining += pages;
+        }
+    }
+
+    /// A new zeroed memory object of `pages` pages charged to untyped `u`
+    /// (or to nothing, for kernel-made objects, with `u == None`), with
+    /// one reference.
+    pub fn new_memory(&mut self, u: Option<u32>, pages: u64) -> Result<MemId, Error> {
+        if pages == 0 || pages > MAX_OBJECT_PAGES {
+            return Err(Error::InvalidArgument);
+        }
+        if let Some(u) = u {
+            self.charge(u, pages)?;
+        }
+        let mut frames = Vec::new();
+        if frames.try_reserve_exact(pages as usize).is_err() {
+            if let Some(u) = u {
+                self.credit(u, pages);
+            }
+            return Err(Error::OutOfMemory);
+        }
+        for _ in 0..pages {
+            match self.frames.alloc() {
+                Some(f) => {
+                    mm::zero_frame(f);
+                    frames.push(f);
+                }
+                None => {
+                    for f in frames {
+                        let _ = self.frames.free(f);
+                    }
+                    if let Some(u) = u {
+                        self.credit(u, pages);
+                    }
+                    return Err(Error::OutOfMemory);
+                }
+            }
+        }
+        Ok(self.insert_memory(MemObject { frames, refs: 1, untyped: u }))
+    }
+
+    /// Stores a memory object, reusing a free slot.
+    pub fn insert_memory(&mut self, obj: MemObject) -> MemId {
+        if let Some(i) = self.mems.iter().position(|m| m.is_none()) {
+            self.mems[i] = Some(obj);
+            MemId(i as u32)
+        } else {
+            self.mems.push(Some(obj));
+            MemId(self.mems.len() as u32 - 1)
+        }
+    }
+
+    /// Adds a reference to a memory object.
+    pub fn mem_ref(&mut self, m: MemId) {
+        if let Some(Some(o)) = self.mems.get_mut(m.0 as usize) {
+            o.refs += 1;
+        }
+    }
+
+    /// Drops a reference; frees the frames and credits the budget at zero.
+    pub fn mem_unref(&mut self, m: MemId) {
+        let Some(Some(o)) = self.mems.get_mut(m.0 as usize) else { return };
+        o.refs -= 1;
+        if o.refs > 0 {
+            return;
+        }
+        let obj = self.mems[m.0 as usize].take().expect("present");
+        if let Some(u) = obj.untyped {
+            for f in &obj.frames {
+                let _ = self.frames.free(*f);
+            }
+            self.credit(u, obj.frames.len() as u64);
+        }
+    }
+
+    /// Drops whatever a capability held a reference to.
+    pub fn drop_cap(&mut self, cap: Cap<Object>) {
+        if let Object::Memory(m) = cap.object {
+            self.mem_unref(m);
+        }
+    }
+
+    /// Records that a capability to `obj` was created.
+    pub fn took_cap(&mut self, obj: Object) {
+        if let Object::Memory(m) = obj {
+            self.mem_ref(m);
+        }
+    }
+
+    /// Maps memory object `m` at `va` in process `p` with `MapFlags`-style
+    /// `flags`. Rights are the caller's business; this checks addresses,
+    /// overlap and memory.
+    pub fn map(&mut self, p: ProcId, m: MemId, va: u64, flags: u64) -> Result<(), Error> {
+        let frames = match self.mems.get(m.0 as usize) {
+            Some(Some(o)) => o.frames.clone(),
+            _ => return Err(Error::Dead),
+        };
+        let pages = frames.len() as u64;
+        let end = pages.checked_mul(PAGE_SIZE).and_then(|len| va.checked_add(len)).ok_or(Error::InvalidArgument)?;
+        if va % PAGE_SIZE != 0 || va < USER_START || end > USER_END {
+            return Err(Error::InvalidArgument);
+        }
+        let proc = &self.procs[p.0 as usize];
+        if proc.state != ProcState::Alive {
+            return Err(Error::Dead);
+        }
+        if proc.mappings.iter().any(|mp| va < mp.va + mp.pages * PAGE_SIZE && mp.va < end) {
+            return Err(Error::AlreadyMapped);
+        }
+        let root = proc.pml4;
+        let mut leaf = pte::USER;
+        if flags & exo_abi::map_flags::WRITE != 0 {
+            leaf |= pte::WRITABLE;
+        }
+        if flags & exo_abi::map_flags::EXECUTE == 0 {
+            leaf |= pte::NO_EXECUTE;
+        }
+        for (i, f) in frames.iter().enumerate() {
+            let page = va + i as u64 * PAGE_SIZE;
+            if let Err(e) = paging::map_page(&mut DirectMap, &mut self.frames, root, page, *f, leaf) {
+                for j in 0..i as u64 {
+                    let _ = paging::unmap_page(&mut DirectMap, root, va + j * PAGE_SIZE);
+                }
+                return Err(match e {
+                    MapError::OutOfMemory => Error::OutOfMemory,
+                    _ => Error::AlreadyMapped,
+                });
+            }
+        }
+        self.procs[p.0 as usize].mappings.push(Mapping { va, pages, mem: m });
+        self.mem_ref(m);
+        Ok(())
+    }
+
+    /// Removes the mapping that starts at `va` in process `p`.
+    pub fn unmap(&mut self, p: ProcId, va: u64) -> Result<(), Error> {
+        let proc = &mut self.procs[p.0 as usize];
+        let i = proc.mappings.iter().position(|mp| mp.va == va).ok_or(Error::NotMapped)?;
+        let mp = proc.mappings.swap_remove(i);
+        let root = proc.pml4;
+        let active = cpu::read_cr3() == root;
+        for k in 0..mp.pages {
+            let page = mp.va + k * PAGE_SIZE;
+            let _ = paging::unmap_page(&mut DirectMap, root, page);
+            if active {
+                cpu::invlpg(page);
+            }
+        }
+        self.mem_unref(mp.mem);
+        Ok(())
+    }
+
+    /// Creates an empty process whose capability table holds itself in
+    /// slot 0. Charged one page (its top-level table) to `charge`.
+    pub fn create_process(&mut self, name: String, charge: Option<u32>) -> Result<ProcId, Error> {
+        if let Some(u) = charge {
+            self.charge(u, 1)?;
+        }
+        let Some(pml4) = self.frames.alloc() else {
+            if let Some(u) = charge {
+                self.credit(u, 1);
+            }
+            return Err(Error::OutOfMemory);
+        };
+        mm::zero_frame(pml4);
+        for i in 256..512 {
+            let e = exo_kcore::paging::PhysMemory::read_entry(&DirectMap, self.kernel_pml4, i);
+            exo_kcore::paging::PhysMemory::write_entry(&mut DirectMap, pml4, i, e);
+        }
+        let id = ProcId(self.procs.len() as u32);
+        let mut caps = CapTable::new(slot::COUNT as usize);
+        caps.insert_at(slot::SELF, Cap { object: Object::Process(id), rights: Rights::ALL }).expect("empty table");
+        self.procs.push(Process {
+            name,
+            pml4,
+            caps,
+            threads: Vec::new(),
+            mappings: Vec::new(),
+            state: ProcState::Alive,
+            waiters: Vec::new(),
+            charged_to: charge,
+        });
+        Ok(id)
+    }
+
+    /// Starts a thread in process `p` and puts it on the run queue.
+    pub fn create_thread(&mut self, p: ProcId, frame: TrapFrame) -> Result<ThreadId, Error> {
+        let proc = &self.procs[p.0 as usize];
+        if proc.state != ProcState::Alive {
+            return Err(Error::Dead);
+        }
+        if proc.threads.len() >= MAX_THREADS_PER_PROCESS {
+            return Err(Error::Exhausted);
+        }
+        let index = match self.threads.iter().position(|t| t.is_none()) {
+            Some(i) => i,
+            None if self.threads.len() < MAX_THREADS => {
+                self.threads.push(None);
+                self.thread_gens.push(0);
+                self.threads.len() - 1
+            }
+            None => return Err(Error::Exhausted),
+        };
+        self.thread_gens[index] = self.thread_gens[index].wrapping_add(1);
+        let generation = self.thread_gens[index];
+        self.threads[index] = Some(Box::new(Thread {
+            process: p,
+            generation,
+            frame,
+            fpu: FpuState::initial(),
+            fpu_saved: true,
+            state: ThreadState::Runnable,
+        }));
+        let id = ThreadId { index: index as u32, generation };
+        self.procs[p.0 as usize].threads.push(id);
+        self.run_queue.push_back(id);
+        Ok(id)
+    }
+
+    /// Removes one thread everywhere. Does not end its process.
+    fn destroy_thread(&mut self, t: ThreadId) {
+        if self.thread(t).is_none() {
+            return;
+        }
+        self.run_queue.retain(|x| *x != t);
+        self.sleepers.retain(|x| *x != t);
+        if self.current == Some(t) {
+            self.current = None;
+        }
+        self.threads[t.index as usize] = None;
+    }
+
+    /// Ends thread `t`; the last thread to go ends the process with code 0.
+    pub fn exit_thread(&mut self, t: ThreadId) {
+        let p = self.proc_of(t);
+        self.destroy_thread(t);
+        let proc = self.proc_mut(p);
+        proc.threads.retain(|x| *x != t);
+        if proc.threads.is_empty() {
+            self.exit_process(p, ExitStatus::Exited(0));
+        }
+    }
+
+    /// Ends process `p`: its threads, mappings, page tables and
+    /// capabilities go; waiters wake with `status`.
+    pub fn exit_process(&mut self, p: ProcId, status: ExitStatus) {
+        if self.proc(p).state != ProcState::Alive {
+            return;
+        }
+        for t in core::mem::take(&mut self.proc_mut(p).threads) {
+            self.destroy_thread(t);
+        }
+        let root = self.proc(p).pml4;
+        if cpu::read_cr3() == root {
+            // SAFETY: the kernel table maps the kernel half like every
+            // process table does.
+            unsafe { cpu::write_cr3(self.kernel_pml4) };
+        }
+        for mp in core::mem::take(&mut self.proc_mut(p).mappings) {
+            for k in 0..mp.pages {
+                let _ = paging::unmap_page(&mut DirectMap, root, mp.va + k * PAGE_SIZE);
+            }
+            self.mem_unref(mp.mem);
+        }
+        paging::free_user_tables(&mut DirectMap, &mut self.frames, root);
+        let _ = self.frames.free(root);
+        if let Some(u) = self.proc(p).charged_to {
+            self.credit(u, 1);
+        }
+        let caps: Vec<_> = self.proc(p).caps.iter().map(|(_, c)| c).collect();
+        let proc = self.proc_mut(p);
+        proc.caps = CapTable::new(0);
+        proc.pml4 = 0;
+        proc.state = ProcState::Exited(status);
+        for c in caps {
+            self.drop_cap(c);
+        }
+        for w in core::mem::take(&mut self.proc_mut(p).waiters) {
+            if let Some(th) = self.thread_mut(w) {
+                if th.state == ThreadState::Waiting(p) {
+                    th.state = ThreadState::Runnable;
+                    th.frame.rax = status.encode();
+                    self.run_queue.push_back(w);
+                }
+            }
+        }
+    }
+}

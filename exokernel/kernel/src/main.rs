@@ -1,0 +1,203 @@
+//! ExoV6: an exokernel for x86_64.
+//!
+//! Design principles, in order of priority:
+//!
+//! 1. **Multiplex the hardware securely; decide nothing else.** The kernel
+//!    hands out memory, CPU time and devices through capabilities and
+//!    checks them. Which program runs, with what, and what happens when it
+//!    dies is policy, and policy lives in user space (the root task reads
+//!    the boot manifest; the kernel never parses one).
+//! 2. **Authority is a capability you hold.** Every system call names the
+//!    objects it acts on by capability slot and needs the matching rights.
+//! 3. **Untrusted input is decoded, then acted on.** Every argument is
+//!    checked before any state changes; bad input gets a precise error, a
+//!    faulting program gets killed with a report, and the kernel goes on.
+//! 4. **Simple and clear over fast and clever.** One CPU, one kernel stack,
+//!    no preemption inside the kernel (as seL4): interrupts are taken only
+//!    from user mode or the idle loop.
+//! 5. **Unsafe code is rare and explained.** It lives in `arch`, `mm` and
+//!    `usercopy`; every block carries a `SAFETY` comment. The logic that
+//!    can be tested on a host lives in `exo-kcore`, `exo-elf` and
+//!    `exo-bootimg`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod bootstrap;
+mod console;
+mod fault;
+mod kernel;
+mod mm;
+mod object;
+mod pvh;
+mod sched;
+mod syscall;
+mod usercopy;
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use arch::trap::TrapFrame;
+use arch::{apic, cpu, serial, trap};
+use core::cell::UnsafeCell;
+use kernel::{Clock, Kernel};
+use object::Untyped;
+
+#[allow(unused_imports)] // linked for memcpy & co., referenced by no Rust path
+use exo_freestanding as _;
+
+/// The one kernel instance. Reached only through [`kernel`].
+struct KernelCell(UnsafeCell<Option<Kernel>>);
+// SAFETY: one CPU, and kernel code runs with interrupts disabled, so no
+// two accesses ever overlap in time.
+unsafe impl Sync for KernelCell {}
+static KERNEL: KernelCell = KernelCell(UnsafeCell::new(None));
+
+/// The kernel state, for an entry point (trap or system call).
+///
+/// Each entry calls this once and passes the reference down; entries never
+/// nest (interrupts are off in the kernel), so there is never a second
+/// live `&mut`.
+fn kernel() -> &'static mut Kernel {
+    // SAFETY: see above; `kmain` initialises the cell before the first
+    // entry from user mode or the idle loop can happen.
+    unsafe { (*KERNEL.0.get()).as_mut().expect("kernel initialised") }
+}
+
+/// Rust entry from `boot.rs`: 64-bit mode, higher half, interrupts off.
+#[no_mangle]
+extern "C" fn kmain(start_info: u64) -> ! {
+    serial::init();
+    kprintln!("ExoV6 exokernel booting");
+    let info = match pvh::parse(start_info) {
+        Ok(i) => i,
+        Err(e) => panic!("{e}"),
+    };
+    let (mut frames, ignored) = mm::init_frames(&info);
+    let total_mib = frames.managed_count() as u64 * 4096 >> 20;
+    kprintln!("memory: {total_mib} MiB usable in {} regions, {} frames free", info.region_count, frames.free_count());
+    if ignored > 0 {
+        kprintln!("memory: {} MiB above 4 GiB ignored (direct map covers 4 GiB)", ignored >> 20);
+    }
+    // Heap: 1/16 of memory, between 4 and 64 MiB.
+    let heap_pages = (frames.free_count() / 16).clamp(1024, 16384);
+    let heap = mm::init_heap(&mut frames, heap_pages).expect("no memory for the kernel heap");
+    kprintln!("heap: {} KiB", heap >> 10);
+
+    cpu::init(trap::syscall_entry_address());
+    trap::init_idt();
+    let cal = apic::init(sched::TICK_NS);
+    kprintln!("timer: TSC {} MHz, APIC timer {} kHz, tick {} ms", cal.tsc_hz / 1_000_000, cal.apic_hz / 1000, sched::TICK_NS / 1_000_000);
+
+    // The boot page tables double as the kernel's own: drop the identity
+    // map of low memory now that we run in the higher half.
+    let kernel_pml4 = cpu::read_cr3();
+    exo_kcore::paging::PhysMemory::write_entry(&mut mm::DirectMap, kernel_pml4, 0, 0);
+    // SAFETY: reloading CR3 flushes the identity entries just removed;
+    // nothing runs from low addresses any more.
+    unsafe { cpu::write_cr3(kernel_pml4) };
+
+    // Keep frames back for page tables and kernel objects; the rest is the
+    // root task's untyped budget.
+    let reserve = (frames.free_count() / 16).max(512);
+    let budget = frames.free_count().saturating_sub(reserve) as u64;
+    let clock = Clock { tsc0: cpu::rdtsc(), tsc_hz: cal.tsc_hz };
+    // SAFETY: single initialisation before any entry point can run.
+    unsafe {
+        *KERNEL.0.get() = Some(Kernel {
+            frames,
+            procs: Vec::new(),
+            threads: Vec::new(),
+            thread_gens: Vec::new(),
+            mems: Vec::new(),
+            untyped: alloc::vec![Untyped { remaining: budget }],
+            run_queue: VecDeque::new(),
+            sleepers: Vec::new(),
+            current: None,
+            need_resched: false,
+            ticks: 0,
+            clock,
+            kernel_pml4,
+        })
+    };
+    let k = kernel();
+    let Some((image_start, image_size)) = info.module else {
+        panic!("no boot image: start QEMU with -initrd <boot image> (scripts/run-qemu does)")
+    };
+    match bootstrap::start_root(k, 0, image_start, image_size) {
+        Ok(_) => kprintln!("root task started from boot image ({} KiB), untyped budget {} MiB", image_size >> 10, budget * 4096 >> 20),
+        Err(e) => panic!("cannot start the root task: {e}"),
+    }
+    sched::schedule(k)
+}
+
+/// Entry from the SYSCALL instruction (see `trap.rs`).
+#[no_mangle]
+extern "C" fn syscall_from_user(frame: &TrapFrame) -> ! {
+    let k = kernel();
+    sched::save_current(k, frame, false);
+    let t = k.current.expect("a system call comes from a running thread");
+    match syscall::dispatch(k, t, frame) {
+        syscall::Outcome::Return(v) => {
+            k.thread_mut(t).expect("caller still exists").frame.rax = v;
+        }
+        syscall::Outcome::Blocked | syscall::Outcome::Gone => {}
+    }
+    sched::schedule(k)
+}
+
+/// Entry from an interrupt or exception taken in user mode.
+#[no_mangle]
+extern "C" fn trap_from_user(frame: &TrapFrame) -> ! {
+    let k = kernel();
+    sched::save_current(k, frame, true);
+    handle_interrupt(k, frame);
+    sched::schedule(k)
+}
+
+/// Entry from an interrupt taken in ring 0: legitimately only from the idle
+/// loop; an exception here is a kernel bug.
+#[no_mangle]
+extern "C" fn trap_from_kernel(frame: &TrapFrame) -> ! {
+    if frame.vector < 32 {
+        fault::kernel_exception(frame);
+    }
+    let k = kernel();
+    handle_interrupt(k, frame);
+    sched::schedule(k)
+}
+
+fn handle_interrupt(k: &mut Kernel, frame: &TrapFrame) {
+    match frame.vector {
+        v if v < 32 => fault::user_exception(k, frame),
+        v if v == apic::TIMER_VECTOR as u64 => {
+            apic::eoi();
+            sched::tick(k);
+        }
+        v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        0x20..=0x2f => {} // a stray legacy PIC interrupt: all lines are masked
+        v => {
+            kprintln!("unexpected interrupt vector {v}");
+            apic::eoi();
+        }
+    }
+}
+
+/// Exits QEMU through the isa-debug-exit device (status `2 * (0x10 +
+/// code) + 1`); without that device, asks ACPI (q35 PM1a) to power off;
+/// failing both, halts.
+fn power_off(code: u64) -> ! {
+    cpu::outl(0xf4, (0x10 + code.min(0x6f)) as u32);
+    cpu::outw(0x604, 0x2000);
+    kprintln!("power off failed; halting");
+    cpu::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    console::print(format_args!("[kernel] PANIC: {info}\n"));
+    // Status 3 from QEMU: distinct from any shutdown code.
+    cpu::outl(0xf4, 1);
+    cpu::halt_forever()
+}

@@ -1,0 +1,97 @@
+//! Round-robin scheduling: who runs next, the timer tick, and the way out
+//! of the kernel.
+
+use crate::arch::cpu;
+use crate::arch::trap::{self, TrapFrame};
+use crate::kernel::Kernel;
+use crate::object::{ThreadId, ThreadState};
+
+/// Preemption tick (time slice): 10 ms.
+pub const TICK_NS: u64 = 10_000_000;
+
+/// Saves the entering thread's registers; `via_interrupt` says whether the
+/// interrupt entry also saved its FPU state in the scratch area.
+pub fn save_current(k: &mut Kernel, frame: &TrapFrame, via_interrupt: bool) {
+    let Some(t) = k.current else { return };
+    let th = k.thread_mut(t).expect("current thread exists");
+    th.frame = *frame;
+    if via_interrupt {
+        th.fpu.0.copy_from_slice(&trap::EXO_FPU_SCRATCH.get().0);
+        th.fpu_saved = true;
+    } else {
+        th.fpu_saved = false;
+    }
+}
+
+/// Timer interrupt: wakes sleepers whose time has come and ends the
+/// current time slice.
+pub fn tick(k: &mut Kernel) {
+    k.ticks += 1;
+    k.need_resched = true;
+    let now = k.clock.now();
+    let mut i = 0;
+    while i < k.sleepers.len() {
+        let t = k.sleepers[i];
+        match k.thread_mut(t) {
+            Some(th) if matches!(th.state, ThreadState::Sleeping(until) if until <= now) => {
+                th.state = ThreadState::Runnable;
+                th.frame.rax = 0;
+                k.sleepers.swap_remove(i);
+                k.run_queue.push_back(t);
+            }
+            Some(_) => i += 1,
+            None => {
+                k.sleepers.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Leaves the kernel: resumes the current thread if it may go on, else the
+/// next runnable one, else idles until an interrupt.
+pub fn schedule(k: &mut Kernel) -> ! {
+    let cur = k.current.filter(|t| k.thread(*t).is_some_and(|th| th.state == ThreadState::Runnable));
+    let next = match cur {
+        Some(c) if !k.need_resched || k.run_queue.is_empty() => Some(c),
+        Some(c) => {
+            k.run_queue.push_back(c);
+            k.run_queue.pop_front()
+        }
+        None => k.run_queue.pop_front(),
+    };
+    k.need_resched = false;
+    if next != k.current {
+        save_live_fpu(k);
+    }
+    match next {
+        Some(t) => resume(k, t),
+        None => {
+            k.current = None;
+            trap::enter_idle()
+        }
+    }
+}
+
+/// The thread that entered by SYSCALL still has its FPU state only in the
+/// CPU; keep a copy before another thread's state replaces it.
+fn save_live_fpu(k: &mut Kernel) {
+    if let Some(th) = k.current.and_then(|c| k.thread_mut(c)) {
+        if !th.fpu_saved {
+            th.fpu.save();
+            th.fpu_saved = true;
+        }
+    }
+}
+
+fn resume(k: &mut Kernel, t: ThreadId) -> ! {
+    k.current = Some(t);
+    let th = k.thread(t).expect("runnable thread exists");
+    let pml4 = k.proc(th.process).pml4;
+    if cpu::read_cr3() != pml4 {
+        // SAFETY: every process table maps the kernel half like the
+        // kernel's own (copied at creation, never changed).
+        unsafe { cpu::write_cr3(pml4) };
+    }
+    let fpu = th.fpu_saved.then_some(&th.fpu);
+    trap::return_to_user(&th.frame, fpu)
+}

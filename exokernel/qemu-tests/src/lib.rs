@@ -1,0 +1,98 @@
+//! Runs ExoV6 in QEMU for tests: boots an image through `scripts/run-qemu`,
+//! collects the serial console, enforces a timeout, and offers assertions
+//! on the output (Theseus `qemu_test` and Tock's runner work the same way).
+//!
+//! The images are built by `scripts/test` (`scripts/build MANIFEST`) before
+//! `cargo test -p exo-qemu-tests` runs; a missing image fails the test with
+//! a message saying so.
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// What one boot produced.
+#[derive(Debug)]
+pub struct Boot {
+    /// Everything written to the serial console (`\r` removed).
+    pub serial: String,
+    /// `scripts/run-qemu`'s exit status (0 = ExoV6 reported success);
+    /// `None` if it was killed at the timeout.
+    pub status: Option<i32>,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+/// Boots `build/<image>` and waits at most `timeout`. Extra arguments go
+/// to `scripts/run-qemu` (e.g. `--icount`).
+pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {
+    let root = repo_root();
+    let image_path = root.join("build").join(image);
+    assert!(image_path.exists(), "{} is missing: run scripts/test (or scripts/build) first", image_path.display());
+    let mut cmd = Command::new(root.join("scripts/run-qemu"));
+    cmd.args(["--no-build", "--headless", "--image"]).arg(&image_path).args(extra);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("start scripts/run-qemu");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for QEMU") {
+            break s.code();
+        }
+        if start.elapsed() > timeout {
+            // Kill the whole process group: the script and QEMU.
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let raw = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    Boot { serial: String::from_utf8_lossy(&raw).replace('\r', ""), status, elapsed: start.elapsed() }
+}
+
+impl Boot {
+    /// The console lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.serial.lines().collect()
+    }
+
+    /// Index of the first line containing `needle`, if any.
+    pub fn find(&self, needle: &str) -> Option<usize> {
+        self.lines().iter().position(|l| l.contains(needle))
+    }
+
+    /// Panics with the whole console unless some line contains `needle`.
+    pub fn expect_line(&self, needle: &str) -> usize {
+        match self.find(needle) {
+            Some(i) => i,
+            None => panic!("no line containing {needle:?} in the console output:\n{}", self.serial),
+        }
+    }
+
+    /// Panics unless lines containing each needle appear in this order.
+    pub fn expect_in_order(&self, needles: &[&str]) {
+        let lines = self.lines();
+        let mut from = 0;
+        for n in needles {
+            match lines[from..].iter().position(|l| l.contains(n)) {
+                Some(i) => from += i + 1,
+                None => panic!("expected {n:?} after line {from} (order {needles:?}) in:\n{}", self.serial),
+            }
+        }
+    }
+}

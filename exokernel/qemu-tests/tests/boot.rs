@@ -1,0 +1,132 @@
+//! Boot tests: the test image (libos-posix/manifests/test.manifest) runs
+//! every demo program once; each test checks one property of that boot.
+//! Separate boots check the failure paths (a failed expectation, a missing
+//! boot image).
+
+use exo_qemu_tests::{boot, Boot};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn test_boot() -> &'static Boot {
+    static BOOT: OnceLock<Boot> = OnceLock::new();
+    BOOT.get_or_init(|| boot("test.img", TIMEOUT, &[]))
+}
+
+#[test]
+fn boot_banner_reports_memory_found() {
+    let b = test_boot();
+    b.expect_line("[kernel] ExoV6 exokernel booting");
+    let i = b.expect_line("[kernel] memory: ");
+    let line = b.lines()[i];
+    let mib: u64 = line.split("memory: ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect("MiB figure");
+    // QEMU runs with -m 256M: the usable part is a little less.
+    assert!((200..=256).contains(&mib), "memory size {mib} MiB out of range in {line:?}");
+}
+
+#[test]
+fn root_task_starts_from_boot_image() {
+    let b = test_boot();
+    b.expect_in_order(&["[kernel] root task started from boot image", "root: manifest lists 10 programs", "root: started hello (hello)"]);
+    b.expect_line("hello: hello from user space (args: \"first boot\")");
+}
+
+#[test]
+fn preemption_interleaves_busy_loops() {
+    let b = test_boot();
+    let lines = b.lines();
+    let pos = |p: &str| -> Vec<usize> { lines.iter().enumerate().filter(|(_, l)| l.starts_with(p)).map(|(i, _)| i).collect() };
+    let a = pos("spin A: round");
+    let bb = pos("spin B: round");
+    assert_eq!(a.len(), 6, "spin A rounds in:\n{}", b.serial);
+    assert_eq!(bb.len(), 6, "spin B rounds in:\n{}", b.serial);
+    // Neither loop yields, so B can print between A's first and last
+    // round (and vice versa) only if the timer preempts.
+    assert!(bb.iter().any(|&i| i > a[0] && i < a[5]), "B never ran while A was busy:\n{}", b.serial);
+    assert!(a.iter().any(|&i| i > bb[0] && i < bb[5]), "A never ran while B was busy:\n{}", b.serial);
+}
+
+#[test]
+fn faulting_processes_are_killed_and_reported() {
+    let b = test_boot();
+    for (what, name) in [
+        ("page fault (#PF) at rip=", "fault-pf"),
+        ("invalid opcode (#UD) at rip=", "fault-ud"),
+        ("divide error (#DE) at rip=", "fault-de"),
+    ] {
+        let i = b.expect_line(&format!("'{name}' killed: {what}"));
+        assert!(b.lines()[i].starts_with("[kernel] process "), "{}", b.lines()[i]);
+    }
+    b.expect_line("'fault-pf' killed: page fault (#PF) at rip=0x4");
+    b.expect_line("read of 0xdead0000, not mapped");
+    b.expect_line("'fault-wx' killed: page fault (#PF)");
+    b.expect_line("write of 0x4");
+    for name in ["fault-pf", "fault-ud", "fault-de", "fault-wx"] {
+        b.expect_line(&format!("root: {name} killed by CPU exception"));
+        assert!(b.find(&format!("fault: survived")).is_none(), "a fault was survived:\n{}", b.serial);
+    }
+}
+
+#[test]
+fn others_run_on_after_faults() {
+    let b = test_boot();
+    // The spinners were running when the faults happened and still finish.
+    let last_fault = b.expect_line("'fault-wx' killed");
+    let a_done = b.expect_line("spin A: done");
+    let b_done = b.expect_line("spin B: done");
+    assert!(a_done > last_fault && b_done > last_fault, "spinners did not outlive the faults:\n{}", b.serial);
+}
+
+#[test]
+fn bad_syscall_arguments_get_error_codes() {
+    let b = test_boot();
+    b.expect_line("badsys: kernel direct-map pointer: bad address ok");
+    b.expect_line("badsys: kernel text pointer: bad address ok");
+    b.expect_line("badsys: unmapped pointer: bad address ok");
+    b.expect_line("badsys: range running off the stack: bad address ok");
+    b.expect_line("badsys: unknown syscall 999: invalid syscall ok");
+    let i = b.expect_line("badsys: ");
+    assert!(b.find("FAILED").is_none(), "a check failed:\n{}", b.serial);
+    let summary = b.expect_line("checks passed");
+    let line = b.lines()[summary];
+    let (got, total) = line.trim_start_matches("badsys: ").split(' ').next().unwrap().split_once('/').unwrap();
+    assert_eq!(got, total, "{line}");
+    assert!(summary > i);
+    b.expect_line("root: badsys exited with code 0");
+}
+
+#[test]
+fn threads_share_memory_and_all_run() {
+    let b = test_boot();
+    for i in 1..=4 {
+        b.expect_line(&format!("threads: worker {i} running"));
+    }
+    b.expect_line("threads: all 4 workers finished, sum 10");
+    b.expect_line("root: threads exited with code 0");
+}
+
+#[test]
+fn system_shuts_down_with_success() {
+    let b = test_boot();
+    b.expect_in_order(&["root: all 10 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
+    assert!(b.find("PANIC").is_none(), "{}", b.serial);
+}
+
+#[test]
+fn failed_expectation_gives_failure_status() {
+    let b = boot("failing.img", TIMEOUT, &[]);
+    b.expect_line("root: hello exited with code 0, expected Some(Exit(7)): UNEXPECTED");
+    b.expect_line("root: 1 program(s) failed or ended unexpectedly");
+    assert_eq!(b.status, Some(exo_abi::qemu_exit_status(1)), "console:\n{}", b.serial);
+}
+
+#[test]
+fn kernel_with_garbage_boot_image_panics_clearly() {
+    // Random bytes are not a boot image: the kernel must say so and fail.
+    let b = boot("garbage.img", TIMEOUT, &[]);
+    b.expect_line("[kernel] PANIC");
+    b.expect_line("cannot start the root task: boot image:");
+    assert_eq!(b.status, Some(3), "console:\n{}", b.serial);
+}

@@ -1,0 +1,7 @@
+//! File server: FAT (read-write), ext4 (read-only) and NetBSD file systems over a block device.
+//!
+//! Not written yet: this crate holds the place its issue will fill (see
+//! README.md, "Status"). It contains no code, so nothing can mistake it
+//! for a working component.
+#![no_std]
+#![forbid(unsafe_code)]

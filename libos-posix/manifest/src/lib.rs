@@ -1,0 +1,350 @@
+//! The boot manifest: the shape of a running system, as data.
+//!
+//! A line-oriented INI-like text (Hubris describes an image in `app.toml`
+//! the same way): a `[system]` section and one `[program NAME]` section
+//! per program, `key = value` lines, `#` comments. `parse` checks
+//! everything and returns the programs in a valid start order, or an error
+//! naming the line.
+//!
+//! ```text
+//! [system]
+//! on_idle = shutdown        # shutdown | halt
+//!
+//! [program spin-a]
+//! binary = spin             # file in the boot image (required)
+//! args = A 40               # handed to the program
+//! caps = console            # console, power, untyped
+//! after = hello             # started after these programs
+//! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
+//! restart = never           # never | on-failure | always
+//! expect = exit 0           # exit N | fault | fault N
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Default heap of a program.
+pub const DEFAULT_HEAP: u64 = 64 * 1024;
+/// Largest heap a manifest may ask for.
+pub const MAX_HEAP: u64 = 64 * 1024 * 1024;
+const PAGE: u64 = 4096;
+
+/// A checked manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// System-wide settings.
+    pub system: System,
+    /// Programs in start order (dependencies first, file order otherwise).
+    pub programs: Vec<Program>,
+}
+
+/// The `[system]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct System {
+    /// What the root task does once every program has ended.
+    pub on_idle: OnIdle,
+}
+
+/// See [`System::on_idle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnIdle {
+    /// Power off, reporting whether every expectation held.
+    Shutdown,
+    /// Stay up doing nothing.
+    Halt,
+}
+
+/// A capability the root task hands a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapGrant {
+    /// Write to the console.
+    Console,
+    /// Power the machine off.
+    Power,
+    /// Allocate memory and create processes.
+    Untyped,
+}
+
+/// What the supervisor does when the program ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Leave it.
+    Never,
+    /// Restart it if it faulted or exited non-zero.
+    OnFailure,
+    /// Restart it whenever it ends.
+    Always,
+}
+
+/// How a program is expected to end (used by tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// `exit(N)`.
+    Exit(u32),
+    /// Killed by a CPU exception (any, or this vector).
+    Fault(Option<u8>),
+}
+
+/// One `[program NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Unique name: 1-32 of `a-z 0-9 - _`.
+    pub name: String,
+    /// File in the boot image.
+    pub binary: String,
+    /// Argument text.
+    pub args: String,
+    /// Granted capabilities.
+    pub caps: Vec<CapGrant>,
+    /// Programs to start first.
+    pub after: Vec<String>,
+    /// Heap bytes.
+    pub heap: u64,
+    /// Restart policy.
+    pub restart: Restart,
+    /// Expected ending, if any.
+    pub expect: Option<Expect>,
+}
+
+/// A manifest error with the line it was found on (0: whole file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// 1-based line number, 0 for errors about the whole file.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "manifest: {}", self.message)
+        } else {
+            write!(f, "manifest line {}: {}", self.line, self.message)
+        }
+    }
+}
+
+fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ManifestError> {
+    Err(ManifestError { line, message: message.into() })
+}
+
+enum Section {
+    None,
+    System,
+    Program(usize),
+}
+
+fn valid_name(n: &str) -> bool {
+    (1..=32).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_size(v: &str) -> Option<u64> {
+    let (num, mul) = match v.as_bytes().last()? {
+        b'K' | b'k' => (&v[..v.len() - 1], 1024),
+        b'M' | b'm' => (&v[..v.len() - 1], 1024 * 1024),
+        _ => (v, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn parse_expect(v: &str) -> Option<Expect> {
+    let mut w = v.split_whitespace();
+    let e = match (w.next()?, w.next()) {
+        ("exit", Some(n)) => Expect::Exit(n.parse().ok()?),
+        ("fault", None) => Expect::Fault(None),
+        ("fault", Some(n)) => Expect::Fault(Some(n.parse().ok().filter(|v: &u8| *v < 32)?)),
+        _ => return None,
+    };
+    w.next().is_none().then_some(e)
+}
+
+/// Strips a trailing ` # comment` (a `#` preceded by white space).
+fn strip_comment(line: &str) -> &str {
+    if line.trim_start().starts_with('#') {
+        return "";
+    }
+    match line.find(" #").or_else(|| line.find("\t#")) {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
+/// Parses and checks a manifest.
+pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    let mut system = System { on_idle: OnIdle::Halt };
+    let mut programs: Vec<(usize, Program, Vec<&str>)> = Vec::new();
+    let mut section = Section::None;
+    let mut seen_system = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(inner) = line.strip_prefix('[') {
+            let Some(inner) = inner.strip_suffix(']') else { return err(n, "section header must end with `]`") };
+            let mut words = inner.split_whitespace();
+            section = match (words.next(), words.next(), words.next()) {
+                (Some("system"), None, _) => {
+                    if seen_system {
+                        return err(n, "second [system] section");
+                    }
+                    seen_system = true;
+                    Section::System
+                }
+                (Some("program"), Some(name), None) => {
+                    if !valid_name(name) {
+                        return err(n, format!("invalid program name `{name}` (1-32 of a-z, 0-9, -, _)"));
+                    }
+                    if programs.iter().any(|p| p.1.name == name) {
+                        return err(n, format!("program `{name}` is defined twice"));
+                    }
+                    programs.push((n, Program {
+                        name: name.to_string(),
+                        binary: String::new(),
+                        args: String::new(),
+                        caps: Vec::new(),
+                        after: Vec::new(),
+                        heap: DEFAULT_HEAP,
+                        restart: Restart::Never,
+                        expect: None,
+                    }, Vec::new()));
+                    Section::Program(programs.len() - 1)
+                }
+                (Some("program"), None, _) => return err(n, "[program] needs a name: [program NAME]"),
+                _ => return err(n, format!("unknown section `[{inner}]` (expected [system] or [program NAME])")),
+            };
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { return err(n, format!("expected `key = value`, found `{line}`")) };
+        let (key, value) = (key.trim(), value.trim());
+        match section {
+            Section::None => return err(n, format!("`{key}` outside any section")),
+            Section::System => match key {
+                "on_idle" => {
+                    system.on_idle = match value {
+                        "shutdown" => OnIdle::Shutdown,
+                        "halt" => OnIdle::Halt,
+                        _ => return err(n, format!("on_idle must be shutdown or halt, not `{value}`")),
+                    }
+                }
+                _ => return err(n, format!("unknown key `{key}` in [system]")),
+            },
+            Section::Program(p) => {
+                let (_, prog, keys) = &mut programs[p];
+                if keys.contains(&key) {
+                    return err(n, format!("`{key}` given twice in [program {}]", prog.name));
+                }
+                set_key(n, prog, key, value)?;
+                keys.push(key);
+            }
+        }
+    }
+    if programs.is_empty() {
+        return err(0, "no [program] sections");
+    }
+    for (line, p, _) in &programs {
+        if p.binary.is_empty() {
+            return err(*line, format!("[program {}] has no `binary`", p.name));
+        }
+        for a in &p.after {
+            if a == &p.name {
+                return err(*line, format!("[program {}] cannot start after itself", p.name));
+            }
+            if !programs.iter().any(|q| &q.1.name == a) {
+                return err(*line, format!("[program {}] starts after unknown program `{a}`", p.name));
+            }
+        }
+    }
+    let programs = start_order(programs.into_iter().map(|(_, p, _)| p).collect())?;
+    Ok(Manifest { system, programs })
+}
+
+fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), ManifestError> {
+    match key {
+        "binary" => {
+            if value.is_empty() || value.contains('/') {
+                return err(n, format!("invalid binary name `{value}`"));
+            }
+            prog.binary = value.to_string();
+        }
+        "args" => prog.args = value.to_string(),
+        "caps" => {
+            for c in list(value) {
+                let grant = match c {
+                    "console" => CapGrant::Console,
+                    "power" => CapGrant::Power,
+                    "untyped" => CapGrant::Untyped,
+                    _ => return err(n, format!("unknown capability `{c}` (console, power, untyped)")),
+                };
+                if prog.caps.contains(&grant) {
+                    return err(n, format!("capability `{c}` listed twice"));
+                }
+                prog.caps.push(grant);
+            }
+        }
+        "after" => {
+            for a in list(value) {
+                if prog.after.iter().any(|x| x == a) {
+                    return err(n, format!("`{a}` listed twice in after"));
+                }
+                prog.after.push(a.to_string());
+            }
+        }
+        "heap" => {
+            let size = parse_size(value).ok_or_else(|| ManifestError { line: n, message: format!("invalid heap size `{value}`") })?;
+            if size == 0 || size % PAGE != 0 || size > MAX_HEAP {
+                return err(n, format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"));
+            }
+            prog.heap = size;
+        }
+        "restart" => {
+            prog.restart = match value {
+                "never" => Restart::Never,
+                "on-failure" => Restart::OnFailure,
+                "always" => Restart::Always,
+                _ => return err(n, format!("restart must be never, on-failure or always, not `{value}`")),
+            }
+        }
+        "expect" => {
+            prog.expect = Some(parse_expect(value).ok_or_else(|| ManifestError {
+                line: n,
+                message: format!("expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"),
+            })?)
+        }
+        _ => return err(n, format!("unknown key `{key}` in [program {}]", prog.name)),
+    }
+    Ok(())
+}
+
+/// Orders programs so each comes after everything in its `after` list,
+/// keeping file order where free; reports a cycle by name.
+fn start_order(mut pending: Vec<Program>) -> Result<Vec<Program>, ManifestError> {
+    let mut done: Vec<Program> = Vec::new();
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|p| p.after.iter().all(|a| done.iter().any(|d| &d.name == a)));
+        match ready {
+            Some(i) => done.push(pending.remove(i)),
+            None => {
+                let names: Vec<&str> = pending.iter().map(|p| p.name.as_str()).collect();
+                return err(0, format!("dependency cycle among: {}", names.join(", ")));
+            }
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! The root task: the first and only process the kernel starts.
+//!
+//! It holds every initial capability, reads the boot manifest from the
+//! boot image, starts each program in dependency order with exactly the
+//! capabilities its entry grants, then waits for them and reports how each
+//! one ended. When every program has ended it does what `[system] on_idle`
+//! says (power off, with success only if every `expect` held, or halt).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod loader;
+
+use exo_abi::{slot, ExitStatus, PAGE_SIZE};
+use exo_manifest::{Expect, Manifest, OnIdle, Program};
+use exo_rt::caps::{self, Memory, Power, Process, Untyped, SELF};
+use exo_rt::{println, sys};
+
+exo_rt::entry!(main);
+
+/// Where the root task maps the boot image in its own address space.
+const IMAGE_VA: u64 = 0x0000_2000_0000_0000;
+
+fn main(_args: &str) -> i32 {
+    let image_mem = Memory::from_slot(slot::BOOT_IMAGE);
+    let image = match map_boot_image(image_mem) {
+        Ok(bytes) => bytes,
+        Err(e) => return fatal(&alloc::format!("cannot map the boot image: {e}")),
+    };
+    let image = match exo_bootimg::BootImage::parse(image) {
+        Ok(i) => i,
+        Err(e) => return fatal(&alloc::format!("boot image: {e}")),
+    };
+    let Some(text) = image.find("manifest") else { return fatal("boot image has no `manifest`") };
+    let Ok(text) = core::str::from_utf8(text.data) else { return fatal("manifest is not UTF-8") };
+    let manifest = match exo_manifest::parse(text) {
+        Ok(m) => m,
+        Err(e) => return fatal(&alloc::format!("{e}")),
+    };
+    println!("root: manifest lists {} programs", manifest.programs.len());
+    run(&image, &manifest)
+}
+
+fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
+    let pages = mem.pages()?;
+    SELF.map(mem, IMAGE_VA, exo_abi::map_flags::READ)?;
+    // SAFETY: the kernel just mapped `pages` pages read-only at IMAGE_VA,
+    // and the root task never unmaps them.
+    Ok(unsafe { core::slice::from_raw_parts(IMAGE_VA as *const u8, (pages * PAGE_SIZE) as usize) })
+}
+
+fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
+    let untyped = Untyped::from_slot(slot::UNTYPED);
+    let mut started: alloc::vec::Vec<(&Program, Process)> = alloc::vec::Vec::new();
+    let mut failures = 0;
+    for program in &manifest.programs {
+        match loader::start(image, program, untyped) {
+            Ok(p) => {
+                println!("root: started {} ({})", program.name, program.binary);
+                started.push((program, p));
+            }
+            Err(e) => {
+                println!("root: cannot start {}: {e}", program.name);
+                failures += 1;
+            }
+        }
+    }
+    for (program, process) in &started {
+        let status = match process.wait() {
+            Ok(s) => s,
+            Err(e) => {
+                println!("root: lost track of {}: {}", program.name, e.name());
+                failures += 1;
+                continue;
+            }
+        };
+        let outcome = match status {
+            ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
+            ExitStatus::Faulted(v) => alloc::format!("killed by CPU exception {v}"),
+        };
+        match check(program.expect.as_ref(), status) {
+            true => println!("root: {} {outcome}", program.name),
+            false => {
+                println!("root: {} {outcome}, expected {:?}: UNEXPECTED", program.name, program.expect);
+                failures += 1;
+            }
+        }
+        let _ = caps::delete(process.slot());
+    }
+    if failures == 0 {
+        println!("root: all {} programs ended as expected", started.len());
+    } else {
+        println!("root: {failures} program(s) failed or ended unexpectedly");
+    }
+    match manifest.system.on_idle {
+        OnIdle::Shutdown => {
+            let e = Power::from_slot(slot::POWER).shutdown(if failures == 0 { 0 } else { 1 });
+            println!("root: shutdown refused: {}", e.name());
+            1
+        }
+        OnIdle::Halt => loop {
+            sys::sleep(u64::MAX);
+        },
+    }
+}
+
+/// Whether `status` is what the manifest expected (no expectation: a clean
+/// exit with code 0).
+fn check(expect: Option<&Expect>, status: ExitStatus) -> bool {
+    match (expect, status) {
+        (None, ExitStatus::Exited(0)) => true,
+        (Some(Expect::Exit(want)), ExitStatus::Exited(got)) => *want == got,
+        (Some(Expect::Fault(None)), ExitStatus::Faulted(_)) => true,
+        (Some(Expect::Fault(Some(want))), ExitStatus::Faulted(got)) => *want == got,
+        _ => false,
+    }
+}
+
+fn fatal(msg: &str) -> i32 {
+    println!("root: fatal: {msg}");
+    let _ = Power::from_slot(slot::POWER).shutdown(2);
+    2
+}

@@ -1,0 +1,51 @@
+//! The global allocator over the heap the parent mapped for us, guarded by
+//! a spin lock that yields (threads of one process share it).
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+struct Heap {
+    locked: AtomicBool,
+    inner: UnsafeCell<linked_list_allocator::Heap>,
+}
+
+// SAFETY: `inner` is only touched while `locked` is held.
+unsafe impl Sync for Heap {}
+
+#[global_allocator]
+static HEAP: Heap = Heap { locked: AtomicBool::new(false), inner: UnsafeCell::new(linked_list_allocator::Heap::empty()) };
+
+impl Heap {
+    fn with<R>(&self, f: impl FnOnce(&mut linked_list_allocator::Heap) -> R) -> R {
+        while self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            crate::sys::yield_now();
+        }
+        // SAFETY: we hold the lock.
+        let r = f(unsafe { &mut *self.inner.get() });
+        self.locked.store(false, Ordering::Release);
+        r
+    }
+}
+
+/// Hands the heap region to the allocator (called once by `_start`).
+pub fn init(base: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the parent mapped [base, base + len) read-write for us and
+    // nothing else uses it; called once before any allocation.
+    HEAP.with(|h| unsafe { h.init(base as *mut u8, len as usize) });
+}
+
+// SAFETY: `linked_list_allocator::Heap` hands out aligned, disjoint blocks;
+// the lock serialises access.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.with(|h| h.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr()))
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was returned by `alloc` with this layout.
+        self.with(|h| unsafe { h.deallocate(core::ptr::NonNull::new_unchecked(ptr), layout) })
+    }
+}

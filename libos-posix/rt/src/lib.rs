@@ -1,0 +1,84 @@
+//! The runtime every bare-metal ExoV6 program links.
+//!
+//! It provides the entry point (`_start`, which sets up the heap from the
+//! start-up block and calls the program's `main`), typed wrappers for the
+//! system calls, a global allocator, `print!`/`println!` on the console
+//! capability, and a panic handler that reports and exits with code 101.
+//!
+//! A program:
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! exo_rt::entry!(main);
+//! fn main(args: &str) -> i32 { exo_rt::println!("hi {args}"); 0 }
+//! ```
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod caps;
+mod heap;
+pub mod io;
+pub mod sys;
+pub mod thread;
+
+pub use exo_abi as abi;
+#[allow(unused_imports)] // linked for memcpy & co.
+use exo_freestanding as _;
+
+use exo_abi::StartInfo;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.entry, "ax"
+    .global _start
+_start:
+    xor ebp, ebp
+    call {start}
+    ud2
+    "#,
+    start = sym rt_start,
+);
+
+extern "Rust" {
+    /// The program's main function, named by [`entry!`].
+    fn __exo_main(args: &str) -> i32;
+}
+
+/// Runs in the new process with `rdi` = address of its [`StartInfo`].
+extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
+    // SAFETY: the parent (root task or kernel) wrote the start-up block at
+    // this address in our stack before starting us.
+    let info = StartInfo::from_bytes(unsafe { &*info });
+    heap::init(info.heap_base, info.heap_len);
+    let args = if info.args_len == 0 {
+        ""
+    } else {
+        // SAFETY: the parent placed `args_len` bytes of args at `args_ptr`
+        // in our stack; invalid UTF-8 is replaced below.
+        let bytes = unsafe { core::slice::from_raw_parts(info.args_ptr as *const u8, info.args_len as usize) };
+        core::str::from_utf8(bytes).unwrap_or("")
+    };
+    // SAFETY: `entry!` defines `__exo_main` with this signature.
+    let code = unsafe { __exo_main(args) };
+    sys::exit(code as u32)
+}
+
+/// Declares the program's main function: `fn main(args: &str) -> i32`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[no_mangle]
+        fn __exo_main(args: &str) -> i32 {
+            let f: fn(&str) -> i32 = $main;
+            f(args)
+        }
+    };
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("panic: {}", info);
+    sys::exit(101)
+}

@@ -1,0 +1,73 @@
+//! Raw system calls and their typed wrappers. The only `unsafe` here is
+//! the `syscall` instruction itself; the kernel checks every argument.
+
+use core::arch::asm;
+use exo_abi::{decode_result, Error, Sys};
+
+/// Issues system call `n` with up to six arguments; returns raw `rax`.
+#[inline(always)]
+pub fn raw(n: Sys, a: [u64; 6]) -> u64 {
+    let ret: u64;
+    // SAFETY: SYSCALL transfers to the kernel, which validates every
+    // argument and returns; it clobbers rcx and r11 (declared) and, per the
+    // ABI, the caller-saved vector registers (declared via clobber_abi).
+    unsafe {
+        asm!("syscall",
+             inlateout("rax") n as u64 => ret,
+             in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+             in("r10") a[3], in("r8") a[4], in("r9") a[5],
+             lateout("rcx") _, lateout("r11") _,
+             clobber_abi("sysv64"),
+             options(nostack));
+    }
+    ret
+}
+
+/// Issues a raw, possibly invalid system-call number (for tests of the
+/// kernel's argument checking).
+pub fn raw_number(n: u64, a: [u64; 6]) -> u64 {
+    let ret: u64;
+    // SAFETY: as for `raw`; an unknown number just returns an error.
+    unsafe {
+        asm!("syscall",
+             inlateout("rax") n => ret,
+             in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+             in("r10") a[3], in("r8") a[4], in("r9") a[5],
+             lateout("rcx") _, lateout("r11") _,
+             clobber_abi("sysv64"),
+             options(nostack));
+    }
+    ret
+}
+
+/// Issues `n` and decodes the result.
+pub fn call(n: Sys, a: [u64; 6]) -> Result<u64, Error> {
+    decode_result(raw(n, a))
+}
+
+/// Ends the process with `code`.
+pub fn exit(code: u32) -> ! {
+    raw(Sys::Exit, [code as u64, 0, 0, 0, 0, 0]);
+    unreachable!("exit returned")
+}
+
+/// Gives up the rest of the time slice.
+pub fn yield_now() {
+    raw(Sys::Yield, [0; 6]);
+}
+
+/// Nanoseconds since boot.
+pub fn clock() -> u64 {
+    raw(Sys::Clock, [0; 6])
+}
+
+/// Blocks for at least `ns` nanoseconds.
+pub fn sleep(ns: u64) {
+    raw(Sys::Sleep, [ns, 0, 0, 0, 0, 0]);
+}
+
+/// Ends the calling thread.
+pub fn thread_exit() -> ! {
+    raw(Sys::ThreadExit, [0; 6]);
+    unreachable!("thread_exit returned")
+}

@@ -1,0 +1,13 @@
+//! Build script shared by every bare-metal user program crate: links the
+//! package's binaries as static ELF executables with `user.ld`.
+use std::path::PathBuf;
+
+fn main() {
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let ld = dir.join("../user.ld").canonicalize().expect("libos-posix/user.ld");
+    println!("cargo:rerun-if-changed={}", ld.display());
+    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096"] {
+        println!("cargo:rustc-link-arg-bins={arg}");
+    }
+    println!("cargo:rustc-link-arg-bins=-T{}", ld.display());
+}
