@@ -68,8 +68,9 @@ fn kernel() -> &'static mut Kernel {
 /// Rust entry from `boot.rs`: 64-bit mode, higher half, interrupts off.
 #[no_mangle]
 extern "C" fn kmain(start_info: u64) -> ! {
+    let tsc_at_entry = cpu::rdtsc();
     serial::init();
-    kprintln!("ExoV6 exokernel booting");
+    kprintln!("ExoV6 exokernel booting (TSC {tsc_at_entry})");
     let info = match pvh::parse(start_info) {
         Ok(i) => i,
         Err(e) => panic!("{e}"),

@@ -28,7 +28,7 @@ fn boot_banner_reports_memory_found() {
 #[test]
 fn root_task_starts_from_boot_image() {
     let b = test_boot();
-    b.expect_in_order(&["[kernel] root task started from boot image", "root: manifest lists 10 programs", "root: started hello (hello)"]);
+    b.expect_in_order(&["[kernel] root task started from boot image", "root: manifest lists 11 programs", "root: started hello (hello)"]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
 }
 
@@ -107,9 +107,19 @@ fn threads_share_memory_and_all_run() {
 }
 
 #[test]
+fn sleep_blocks_for_the_time_asked() {
+    let b = test_boot();
+    let i = b.expect_line("sleep: asked for 120 ms, clock advanced ");
+    assert!(b.lines()[i].ends_with(": ok"), "{}", b.lines()[i]);
+    b.expect_line("root: sleep exited with code 0");
+    // While it slept, the spinners ran: their rounds appear before its line.
+    assert!(b.find("spin A: round 2/6").is_some_and(|a| a < i), "nothing ran during the sleep:\n{}", b.serial);
+}
+
+#[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 10 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 11 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

@@ -23,6 +23,10 @@ exo_rt::entry!(main);
 const IMAGE_VA: u64 = 0x0000_2000_0000_0000;
 
 fn main(_args: &str) -> i32 {
+    // SAFETY: RDTSC is allowed in user mode. Under `-icount shift=0` this
+    // counts guest instructions since reset (scripts/bench reads it).
+    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    println!("root: up at TSC {tsc}");
     let image_mem = Memory::from_slot(slot::BOOT_IMAGE);
     let image = match map_boot_image(image_mem) {
         Ok(bytes) => bytes,
