@@ -251,9 +251,15 @@ pub enum CapKind {
 impl CapKind {
     /// Decodes a kind number.
     pub fn from_u32(v: u32) -> Option<CapKind> {
-        [CapKind::Process, CapKind::Memory, CapKind::Untyped, CapKind::Console, CapKind::Power]
-            .into_iter()
-            .find(|k| *k as u32 == v)
+        [
+            CapKind::Process,
+            CapKind::Memory,
+            CapKind::Untyped,
+            CapKind::Console,
+            CapKind::Power,
+        ]
+        .into_iter()
+        .find(|k| *k as u32 == v)
     }
 }
 
@@ -362,7 +368,10 @@ impl StartInfo {
     /// Encodes as little-endian words.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len].iter().enumerate() {
+        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len]
+            .iter()
+            .enumerate()
+        {
             b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
         b
@@ -375,7 +384,12 @@ impl StartInfo {
             a.copy_from_slice(&b[i * 8..i * 8 + 8]);
             u64::from_le_bytes(a)
         };
-        StartInfo { heap_base: w(0), heap_len: w(1), args_ptr: w(2), args_len: w(3) }
+        StartInfo {
+            heap_base: w(0),
+            heap_len: w(1),
+            args_ptr: w(2),
+            args_len: w(3),
+        }
     }
 }
 
@@ -412,7 +426,11 @@ mod tests {
 
     #[test]
     fn exit_status_round_trip() {
-        for s in [ExitStatus::Exited(0), ExitStatus::Exited(u32::MAX), ExitStatus::Faulted(14)] {
+        for s in [
+            ExitStatus::Exited(0),
+            ExitStatus::Exited(u32::MAX),
+            ExitStatus::Faulted(14),
+        ] {
             assert_eq!(ExitStatus::decode(s.encode()), s);
         }
     }
@@ -425,7 +443,12 @@ mod tests {
 
     #[test]
     fn start_info_round_trip() {
-        let s = StartInfo { heap_base: 1, heap_len: 2, args_ptr: 3, args_len: u64::MAX };
+        let s = StartInfo {
+            heap_base: 1,
+            heap_len: 2,
+            args_ptr: 3,
+            args_len: u64::MAX,
+        };
         assert_eq!(StartInfo::from_bytes(&s.to_bytes()), s);
     }
 }

@@ -95,14 +95,24 @@ impl fmt::Display for ElfError {
             ElfError::NotExecutable(t) => write!(f, "ELF type {t} is not a static executable"),
             ElfError::NoSegments => write!(f, "no loadable segment"),
             ElfError::Dynamic => write!(f, "dynamically linked (has an interpreter)"),
-            ElfError::FileLargerThanMemory(i) => write!(f, "segment {i} has more file bytes than memory"),
+            ElfError::FileLargerThanMemory(i) => {
+                write!(f, "segment {i} has more file bytes than memory")
+            }
             ElfError::OutsideFile(i) => write!(f, "segment {i} reaches past the end of the file"),
             ElfError::AddressOverflow(i) => write!(f, "segment {i} wraps around the address space"),
-            ElfError::OutsideUserRange(i, a) => write!(f, "segment {i} at {a:#x} is outside user space"),
-            ElfError::NotPageCongruent(i) => write!(f, "segment {i} address and offset differ modulo 4 KiB"),
+            ElfError::OutsideUserRange(i, a) => {
+                write!(f, "segment {i} at {a:#x} is outside user space")
+            }
+            ElfError::NotPageCongruent(i) => {
+                write!(f, "segment {i} address and offset differ modulo 4 KiB")
+            }
             ElfError::Overlap(i, j) => write!(f, "segment {i} overlaps segment {j}"),
-            ElfError::WritableAndExecutable(i) => write!(f, "segment {i} is writable and executable"),
-            ElfError::BadEntry(e) => write!(f, "entry point {e:#x} is not in an executable segment"),
+            ElfError::WritableAndExecutable(i) => {
+                write!(f, "segment {i} is writable and executable")
+            }
+            ElfError::BadEntry(e) => {
+                write!(f, "entry point {e:#x} is not in an executable segment")
+            }
         }
     }
 }
@@ -145,11 +155,17 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         if ph.p_filesz > ph.p_memsz {
             return Err(ElfError::FileLargerThanMemory(i));
         }
-        let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(ElfError::OutsideFile(i))?;
+        let file_end = ph
+            .p_offset
+            .checked_add(ph.p_filesz)
+            .ok_or(ElfError::OutsideFile(i))?;
         if file_end > image.len() as u64 {
             return Err(ElfError::OutsideFile(i));
         }
-        let end = ph.p_vaddr.checked_add(ph.p_memsz).ok_or(ElfError::AddressOverflow(i))?;
+        let end = ph
+            .p_vaddr
+            .checked_add(ph.p_memsz)
+            .ok_or(ElfError::AddressOverflow(i))?;
         if ph.p_vaddr < user_start || end > user_end {
             return Err(ElfError::OutsideUserRange(i, ph.p_vaddr));
         }
@@ -162,7 +178,14 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         }
         segments.push((
             i,
-            Segment { vaddr: ph.p_vaddr, mem_size: ph.p_memsz, file_offset: ph.p_offset, file_size: ph.p_filesz, writable, executable },
+            Segment {
+                vaddr: ph.p_vaddr,
+                mem_size: ph.p_memsz,
+                file_offset: ph.p_offset,
+                file_size: ph.p_filesz,
+                writable,
+                executable,
+            },
         ));
     }
     if segments.is_empty() {
@@ -179,10 +202,16 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         }
     }
     let entry = h.e_entry;
-    if !segments.iter().any(|(_, s)| s.executable && entry >= s.vaddr && entry < s.vaddr + s.mem_size) {
+    if !segments
+        .iter()
+        .any(|(_, s)| s.executable && entry >= s.vaddr && entry < s.vaddr + s.mem_size)
+    {
         return Err(ElfError::BadEntry(entry));
     }
-    Ok(LoadPlan { entry, segments: segments.into_iter().map(|(_, s)| s).collect() })
+    Ok(LoadPlan {
+        entry,
+        segments: segments.into_iter().map(|(_, s)| s).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -33,7 +33,12 @@ impl<'a> FrameAllocator<'a> {
     /// An allocator over `bitmap`, with every frame used.
     pub fn new(bitmap: &'a mut [u64]) -> Self {
         bitmap.fill(u64::MAX);
-        FrameAllocator { bitmap, free: 0, managed: 0, hint: 0 }
+        FrameAllocator {
+            bitmap,
+            free: 0,
+            managed: 0,
+            hint: 0,
+        }
     }
 
     fn frames(&self) -> u64 {
@@ -129,7 +134,7 @@ impl<'a> FrameAllocator<'a> {
 
     /// Returns a frame. The bitmap is unchanged on error.
     pub fn free(&mut self, frame: u64) -> Result<(), FrameError> {
-        if frame % FRAME_SIZE != 0 {
+        if !frame.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::NotAligned);
         }
         let f = frame / FRAME_SIZE;

@@ -70,12 +70,18 @@ pub struct Kernel {
 impl Kernel {
     /// The thread `t`, if it still exists.
     pub fn thread(&self, t: ThreadId) -> Option<&Thread> {
-        self.threads.get(t.index as usize)?.as_deref().filter(|th| th.generation == t.generation)
+        self.threads
+            .get(t.index as usize)?
+            .as_deref()
+            .filter(|th| th.generation == t.generation)
     }
 
     /// The thread `t`, mutably, if it still exists.
     pub fn thread_mut(&mut self, t: ThreadId) -> Option<&mut Thread> {
-        self.threads.get_mut(t.index as usize)?.as_deref_mut().filter(|th| th.generation == t.generation)
+        self.threads
+            .get_mut(t.index as usize)?
+            .as_deref_mut()
+            .filter(|th| th.generation == t.generation)
     }
 
     /// The process of `t`. Panics if `t` is gone (callers hold live ids).
@@ -143,7 +149,11 @@ impl Kernel {
                 }
             }
         }
-        Ok(self.insert_memory(MemObject { frames, refs: 1, untyped: u }))
+        Ok(self.insert_memory(MemObject {
+            frames,
+            refs: 1,
+            untyped: u,
+        }))
     }
 
     /// Stores a memory object, reusing a free slot.
@@ -166,7 +176,9 @@ impl Kernel {
 
     /// Drops a reference; frees the frames and credits the budget at zero.
     pub fn mem_unref(&mut self, m: MemId) {
-        let Some(Some(o)) = self.mems.get_mut(m.0 as usize) else { return };
+        let Some(Some(o)) = self.mems.get_mut(m.0 as usize) else {
+            return;
+        };
         o.refs -= 1;
         if o.refs > 0 {
             return;
@@ -203,15 +215,22 @@ impl Kernel {
             _ => return Err(Error::Dead),
         };
         let pages = frames.len() as u64;
-        let end = pages.checked_mul(PAGE_SIZE).and_then(|len| va.checked_add(len)).ok_or(Error::InvalidArgument)?;
-        if va % PAGE_SIZE != 0 || va < USER_START || end > USER_END {
+        let end = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|len| va.checked_add(len))
+            .ok_or(Error::InvalidArgument)?;
+        if !va.is_multiple_of(PAGE_SIZE) || va < USER_START || end > USER_END {
             return Err(Error::InvalidArgument);
         }
         let proc = &self.procs[p.0 as usize];
         if proc.state != ProcState::Alive {
             return Err(Error::Dead);
         }
-        if proc.mappings.iter().any(|mp| va < mp.va + mp.pages * PAGE_SIZE && mp.va < end) {
+        if proc
+            .mappings
+            .iter()
+            .any(|mp| va < mp.va + mp.pages * PAGE_SIZE && mp.va < end)
+        {
             return Err(Error::AlreadyMapped);
         }
         let root = proc.pml4;
@@ -224,7 +243,8 @@ impl Kernel {
         }
         for (i, f) in frames.iter().enumerate() {
             let page = va + i as u64 * PAGE_SIZE;
-            if let Err(e) = paging::map_page(&mut DirectMap, &mut self.frames, root, page, *f, leaf) {
+            if let Err(e) = paging::map_page(&mut DirectMap, &mut self.frames, root, page, *f, leaf)
+            {
                 for j in 0..i as u64 {
                     let _ = paging::unmap_page(&mut DirectMap, root, va + j * PAGE_SIZE);
                 }
@@ -234,7 +254,9 @@ impl Kernel {
                 });
             }
         }
-        self.procs[p.0 as usize].mappings.push(Mapping { va, pages, mem: m });
+        self.procs[p.0 as usize]
+            .mappings
+            .push(Mapping { va, pages, mem: m });
         self.mem_ref(m);
         Ok(())
     }
@@ -242,7 +264,11 @@ impl Kernel {
     /// Removes the mapping that starts at `va` in process `p`.
     pub fn unmap(&mut self, p: ProcId, va: u64) -> Result<(), Error> {
         let proc = &mut self.procs[p.0 as usize];
-        let i = proc.mappings.iter().position(|mp| mp.va == va).ok_or(Error::NotMapped)?;
+        let i = proc
+            .mappings
+            .iter()
+            .position(|mp| mp.va == va)
+            .ok_or(Error::NotMapped)?;
         let mp = proc.mappings.swap_remove(i);
         let root = proc.pml4;
         let active = cpu::read_cr3() == root;
@@ -276,7 +302,14 @@ impl Kernel {
         }
         let id = ProcId(self.procs.len() as u32);
         let mut caps = CapTable::new(slot::COUNT as usize);
-        caps.insert_at(slot::SELF, Cap { object: Object::Process(id), rights: Rights::ALL }).expect("empty table");
+        caps.insert_at(
+            slot::SELF,
+            Cap {
+                object: Object::Process(id),
+                rights: Rights::ALL,
+            },
+        )
+        .expect("empty table");
         self.procs.push(Process {
             name,
             pml4,
@@ -318,7 +351,10 @@ impl Kernel {
             fpu_saved: true,
             state: ThreadState::Runnable,
         }));
-        let id = ThreadId { index: index as u32, generation };
+        let id = ThreadId {
+            index: index as u32,
+            generation,
+        };
         self.procs[p.0 as usize].threads.push(id);
         self.run_queue.push_back(id);
         Ok(id)

@@ -76,10 +76,17 @@ extern "C" fn kmain(start_info: u64) -> ! {
         Err(e) => panic!("{e}"),
     };
     let (mut frames, ignored) = mm::init_frames(&info);
-    let total_mib = frames.managed_count() as u64 * 4096 >> 20;
-    kprintln!("memory: {total_mib} MiB usable in {} regions, {} frames free", info.region_count, frames.free_count());
+    let total_mib = (frames.managed_count() as u64 * 4096) >> 20;
+    kprintln!(
+        "memory: {total_mib} MiB usable in {} regions, {} frames free",
+        info.region_count,
+        frames.free_count()
+    );
     if ignored > 0 {
-        kprintln!("memory: {} MiB above 4 GiB ignored (direct map covers 4 GiB)", ignored >> 20);
+        kprintln!(
+            "memory: {} MiB above 4 GiB ignored (direct map covers 4 GiB)",
+            ignored >> 20
+        );
     }
     // Heap: 1/16 of memory, between 4 and 64 MiB.
     let heap_pages = (frames.free_count() / 16).clamp(1024, 16384);
@@ -89,7 +96,12 @@ extern "C" fn kmain(start_info: u64) -> ! {
     cpu::init(trap::syscall_entry_address());
     trap::init_idt();
     let cal = apic::init(sched::TICK_NS);
-    kprintln!("timer: TSC {} MHz, APIC timer {} kHz, tick {} ms", cal.tsc_hz / 1_000_000, cal.apic_hz / 1000, sched::TICK_NS / 1_000_000);
+    kprintln!(
+        "timer: TSC {} MHz, APIC timer {} kHz, tick {} ms",
+        cal.tsc_hz / 1_000_000,
+        cal.apic_hz / 1000,
+        sched::TICK_NS / 1_000_000
+    );
 
     // The boot page tables double as the kernel's own: drop the identity
     // map of low memory now that we run in the higher half.
@@ -103,7 +115,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
     // root task's untyped budget.
     let reserve = (frames.free_count() / 16).max(512);
     let budget = frames.free_count().saturating_sub(reserve) as u64;
-    let clock = Clock { tsc0: cpu::rdtsc(), tsc_hz: cal.tsc_hz };
+    let clock = Clock {
+        tsc0: cpu::rdtsc(),
+        tsc_hz: cal.tsc_hz,
+    };
     // SAFETY: single initialisation before any entry point can run.
     unsafe {
         *KERNEL.0.get() = Some(Kernel {
@@ -127,7 +142,11 @@ extern "C" fn kmain(start_info: u64) -> ! {
         panic!("no boot image: start QEMU with -initrd <boot image> (scripts/run-qemu does)")
     };
     match bootstrap::start_root(k, 0, image_start, image_size) {
-        Ok(_) => kprintln!("root task started from boot image ({} KiB), untyped budget {} MiB", image_size >> 10, budget * 4096 >> 20),
+        Ok(_) => kprintln!(
+            "root task started from boot image ({} KiB), untyped budget {} MiB",
+            image_size >> 10,
+            (budget * 4096) >> 20
+        ),
         Err(e) => panic!("cannot start the root task: {e}"),
     }
     sched::schedule(k)
@@ -138,7 +157,9 @@ extern "C" fn kmain(start_info: u64) -> ! {
 extern "C" fn syscall_from_user(frame: &TrapFrame) -> ! {
     let k = kernel();
     sched::save_current(k, frame, false);
-    let t = k.current.expect("a system call comes from a running thread");
+    let t = k
+        .current
+        .expect("a system call comes from a running thread");
     match syscall::dispatch(k, t, frame) {
         syscall::Outcome::Return(v) => {
             k.thread_mut(t).expect("caller still exists").frame.rax = v;

@@ -50,7 +50,10 @@ pub fn tick(k: &mut Kernel) {
 /// Leaves the kernel: resumes the current thread if it may go on, else the
 /// next runnable one, else idles until an interrupt.
 pub fn schedule(k: &mut Kernel) -> ! {
-    let cur = k.current.filter(|t| k.thread(*t).is_some_and(|th| th.state == ThreadState::Runnable));
+    let cur = k.current.filter(|t| {
+        k.thread(*t)
+            .is_some_and(|th| th.state == ThreadState::Runnable)
+    });
     let next = match cur {
         Some(c) if !k.need_resched || k.run_queue.is_empty() => Some(c),
         Some(c) => {

@@ -63,7 +63,13 @@ fn ret(r: SysResult) -> Outcome {
 
 /// The capability in `slot` of process `p`, if it is of `kind` and has
 /// every right in `need`.
-fn lookup(k: &Kernel, p: ProcId, slot: u64, kind: CapKind, need: Rights) -> Result<Cap<Object>, Error> {
+fn lookup(
+    k: &Kernel,
+    p: ProcId,
+    slot: u64,
+    kind: CapKind,
+    need: Rights,
+) -> Result<Cap<Object>, Error> {
     let cap = k.proc(p).caps.get(slot)?;
     if cap.object.kind() != kind {
         return Err(Error::WrongType);
@@ -100,7 +106,14 @@ fn sleep(k: &mut Kernel, t: ThreadId, ns: u64) -> Outcome {
     Outcome::Blocked
 }
 
-fn thread_create(k: &mut Kernel, p: ProcId, slot: u64, entry: u64, stack: u64, arg: u64) -> SysResult {
+fn thread_create(
+    k: &mut Kernel,
+    p: ProcId,
+    slot: u64,
+    entry: u64,
+    stack: u64,
+    arg: u64,
+) -> SysResult {
     let target = process_cap(k, p, slot, Rights::CONTROL)?;
     if entry >= USER_END || stack >= USER_END {
         return Err(Error::InvalidArgument);
@@ -111,10 +124,17 @@ fn thread_create(k: &mut Kernel, p: ProcId, slot: u64, entry: u64, stack: u64, a
 
 fn mem_alloc(k: &mut Kernel, p: ProcId, slot: u64, pages: u64) -> SysResult {
     let cap = lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?;
-    let Object::Untyped(u) = cap.object else { unreachable!("kind checked") };
-    let rights = cap.rights.intersect(Rights(Rights::READ.0 | Rights::WRITE.0 | Rights::EXECUTE.0 | Rights::GRANT.0));
+    let Object::Untyped(u) = cap.object else {
+        unreachable!("kind checked")
+    };
+    let rights = cap.rights.intersect(Rights(
+        Rights::READ.0 | Rights::WRITE.0 | Rights::EXECUTE.0 | Rights::GRANT.0,
+    ));
     let m = k.new_memory(Some(u), pages)?;
-    match k.proc_mut(p).caps.insert(Cap { object: Object::Memory(m), rights }) {
+    match k.proc_mut(p).caps.insert(Cap {
+        object: Object::Memory(m),
+        rights,
+    }) {
         Ok(s) => Ok(s),
         Err(e) => {
             k.mem_unref(m);
@@ -135,7 +155,9 @@ fn map(k: &mut Kernel, p: ProcId, proc_slot: u64, mem_slot: u64, va: u64, flags:
     if flags & map_flags::EXECUTE != 0 {
         need = need.union(Rights::EXECUTE);
     }
-    let Object::Memory(m) = lookup(k, p, mem_slot, CapKind::Memory, need)?.object else { unreachable!("kind checked") };
+    let Object::Memory(m) = lookup(k, p, mem_slot, CapKind::Memory, need)?.object else {
+        unreachable!("kind checked")
+    };
     k.map(target, m, va, flags)?;
     Ok(0)
 }
@@ -149,7 +171,13 @@ fn unmap(k: &mut Kernel, p: ProcId, proc_slot: u64, va: u64) -> SysResult {
 /// Longest process name.
 const NAME_MAX: u64 = 32;
 
-fn process_create(k: &mut Kernel, p: ProcId, untyped: u64, name_ptr: u64, name_len: u64) -> SysResult {
+fn process_create(
+    k: &mut Kernel,
+    p: ProcId,
+    untyped: u64,
+    name_ptr: u64,
+    name_len: u64,
+) -> SysResult {
     let Object::Untyped(u) = lookup(k, p, untyped, CapKind::Untyped, Rights::WRITE)?.object else {
         unreachable!("kind checked")
     };
@@ -160,7 +188,10 @@ fn process_create(k: &mut Kernel, p: ProcId, untyped: u64, name_ptr: u64, name_l
     let name = core::str::from_utf8(bytes).map_err(|_| Error::InvalidArgument)?;
     let name = String::from(name);
     let child = k.create_process(name, Some(u))?;
-    match k.proc_mut(p).caps.insert(Cap { object: Object::Process(child), rights: Rights::ALL }) {
+    match k.proc_mut(p).caps.insert(Cap {
+        object: Object::Process(child),
+        rights: Rights::ALL,
+    }) {
         Ok(s) => Ok(s),
         Err(e) => {
             k.exit_process(child, ExitStatus::Exited(0));
@@ -169,7 +200,14 @@ fn process_create(k: &mut Kernel, p: ProcId, untyped: u64, name_ptr: u64, name_l
     }
 }
 
-fn cap_copy(k: &mut Kernel, p: ProcId, dst_proc: u64, src_slot: u64, dst_slot: u64, rights: u64) -> SysResult {
+fn cap_copy(
+    k: &mut Kernel,
+    p: ProcId,
+    dst_proc: u64,
+    src_slot: u64,
+    dst_slot: u64,
+    rights: u64,
+) -> SysResult {
     let target = process_cap(k, p, dst_proc, Rights::CONTROL)?;
     let mask = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
     let cap = k.proc(p).caps.derive(src_slot, mask)?;
@@ -185,7 +223,10 @@ fn cap_copy(k: &mut Kernel, p: ProcId, dst_proc: u64, src_slot: u64, dst_slot: u
 
 fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
     let target = match lookup(k, p, slot, CapKind::Process, Rights::READ) {
-        Ok(Cap { object: Object::Process(target), .. }) => target,
+        Ok(Cap {
+            object: Object::Process(target),
+            ..
+        }) => target,
         Ok(_) => unreachable!("kind checked"),
         Err(e) => return ret(Err(e)),
     };
@@ -205,7 +246,9 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
 fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
     let cap = k.proc(p).caps.get(slot)?;
     let pages = match cap.object {
-        Object::Memory(m) => k.mems[m.0 as usize].as_ref().map_or(0, |o| o.frames.len() as u64),
+        Object::Memory(m) => k.mems[m.0 as usize]
+            .as_ref()
+            .map_or(0, |o| o.frames.len() as u64),
         _ => 0,
     };
     Ok((pages << 40) | ((cap.object.kind() as u64) << 32) | cap.rights.0 as u64)

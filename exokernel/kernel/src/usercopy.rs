@@ -23,7 +23,11 @@ pub fn user_bytes<'k>(pml4: u64, ptr: u64, len: u64) -> Result<&'k [u8], Error> 
     if !paging::check_user_range(&DirectMap, pml4, ptr, len, false) {
         return Err(Error::BadAddress);
     }
-    assert_eq!(cpu::read_cr3(), pml4, "user copy outside the caller's address space");
+    assert_eq!(
+        cpu::read_cr3(),
+        pml4,
+        "user copy outside the caller's address space"
+    );
     // SAFETY: the range was just checked to be mapped user memory of the
     // active address space. The kernel is not preempted and only this call
     // runs, so no mapping changes while the slice lives (it does not outlive

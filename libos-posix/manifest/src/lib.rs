@@ -133,7 +133,10 @@ impl fmt::Display for ManifestError {
 }
 
 fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ManifestError> {
-    Err(ManifestError { line, message: message.into() })
+    Err(ManifestError {
+        line,
+        message: message.into(),
+    })
 }
 
 enum Section {
@@ -143,7 +146,9 @@ enum Section {
 }
 
 fn valid_name(n: &str) -> bool {
-    (1..=32).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    (1..=32).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn list(v: &str) -> impl Iterator<Item = &str> {
@@ -183,7 +188,9 @@ fn strip_comment(line: &str) -> &str {
 
 /// Parses and checks a manifest.
 pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-    let mut system = System { on_idle: OnIdle::Halt };
+    let mut system = System {
+        on_idle: OnIdle::Halt,
+    };
     let mut programs: Vec<(usize, Program, Vec<&str>)> = Vec::new();
     let mut section = Section::None;
     let mut seen_system = false;
@@ -194,7 +201,9 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
             continue;
         }
         if let Some(inner) = line.strip_prefix('[') {
-            let Some(inner) = inner.strip_suffix(']') else { return err(n, "section header must end with `]`") };
+            let Some(inner) = inner.strip_suffix(']') else {
+                return err(n, "section header must end with `]`");
+            };
             let mut words = inner.split_whitespace();
             section = match (words.next(), words.next(), words.next()) {
                 (Some("system"), None, _) => {
@@ -206,29 +215,47 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                 }
                 (Some("program"), Some(name), None) => {
                     if !valid_name(name) {
-                        return err(n, format!("invalid program name `{name}` (1-32 of a-z, 0-9, -, _)"));
+                        return err(
+                            n,
+                            format!("invalid program name `{name}` (1-32 of a-z, 0-9, -, _)"),
+                        );
                     }
                     if programs.iter().any(|p| p.1.name == name) {
                         return err(n, format!("program `{name}` is defined twice"));
                     }
-                    programs.push((n, Program {
-                        name: name.to_string(),
-                        binary: String::new(),
-                        args: String::new(),
-                        caps: Vec::new(),
-                        after: Vec::new(),
-                        heap: DEFAULT_HEAP,
-                        restart: Restart::Never,
-                        expect: None,
-                    }, Vec::new()));
+                    programs.push((
+                        n,
+                        Program {
+                            name: name.to_string(),
+                            binary: String::new(),
+                            args: String::new(),
+                            caps: Vec::new(),
+                            after: Vec::new(),
+                            heap: DEFAULT_HEAP,
+                            restart: Restart::Never,
+                            expect: None,
+                        },
+                        Vec::new(),
+                    ));
                     Section::Program(programs.len() - 1)
                 }
-                (Some("program"), None, _) => return err(n, "[program] needs a name: [program NAME]"),
-                _ => return err(n, format!("unknown section `[{inner}]` (expected [system] or [program NAME])")),
+                (Some("program"), None, _) => {
+                    return err(n, "[program] needs a name: [program NAME]")
+                }
+                _ => {
+                    return err(
+                        n,
+                        format!(
+                            "unknown section `[{inner}]` (expected [system] or [program NAME])"
+                        ),
+                    )
+                }
             };
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else { return err(n, format!("expected `key = value`, found `{line}`")) };
+        let Some((key, value)) = line.split_once('=') else {
+            return err(n, format!("expected `key = value`, found `{line}`"));
+        };
         let (key, value) = (key.trim(), value.trim());
         match section {
             Section::None => return err(n, format!("`{key}` outside any section")),
@@ -237,7 +264,12 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                     system.on_idle = match value {
                         "shutdown" => OnIdle::Shutdown,
                         "halt" => OnIdle::Halt,
-                        _ => return err(n, format!("on_idle must be shutdown or halt, not `{value}`")),
+                        _ => {
+                            return err(
+                                n,
+                                format!("on_idle must be shutdown or halt, not `{value}`"),
+                            )
+                        }
                     }
                 }
                 _ => return err(n, format!("unknown key `{key}` in [system]")),
@@ -261,10 +293,16 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         }
         for a in &p.after {
             if a == &p.name {
-                return err(*line, format!("[program {}] cannot start after itself", p.name));
+                return err(
+                    *line,
+                    format!("[program {}] cannot start after itself", p.name),
+                );
             }
             if !programs.iter().any(|q| &q.1.name == a) {
-                return err(*line, format!("[program {}] starts after unknown program `{a}`", p.name));
+                return err(
+                    *line,
+                    format!("[program {}] starts after unknown program `{a}`", p.name),
+                );
             }
         }
     }
@@ -287,7 +325,12 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                     "console" => CapGrant::Console,
                     "power" => CapGrant::Power,
                     "untyped" => CapGrant::Untyped,
-                    _ => return err(n, format!("unknown capability `{c}` (console, power, untyped)")),
+                    _ => {
+                        return err(
+                            n,
+                            format!("unknown capability `{c}` (console, power, untyped)"),
+                        )
+                    }
                 };
                 if prog.caps.contains(&grant) {
                     return err(n, format!("capability `{c}` listed twice"));
@@ -304,9 +347,15 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             }
         }
         "heap" => {
-            let size = parse_size(value).ok_or_else(|| ManifestError { line: n, message: format!("invalid heap size `{value}`") })?;
+            let size = parse_size(value).ok_or_else(|| ManifestError {
+                line: n,
+                message: format!("invalid heap size `{value}`"),
+            })?;
             if size == 0 || size % PAGE != 0 || size > MAX_HEAP {
-                return err(n, format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"));
+                return err(
+                    n,
+                    format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"),
+                );
             }
             prog.heap = size;
         }
@@ -315,13 +364,20 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 "never" => Restart::Never,
                 "on-failure" => Restart::OnFailure,
                 "always" => Restart::Always,
-                _ => return err(n, format!("restart must be never, on-failure or always, not `{value}`")),
+                _ => {
+                    return err(
+                        n,
+                        format!("restart must be never, on-failure or always, not `{value}`"),
+                    )
+                }
             }
         }
         "expect" => {
             prog.expect = Some(parse_expect(value).ok_or_else(|| ManifestError {
                 line: n,
-                message: format!("expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"),
+                message: format!(
+                    "expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"
+                ),
             })?)
         }
         _ => return err(n, format!("unknown key `{key}` in [program {}]", prog.name)),
@@ -334,7 +390,9 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
 fn start_order(mut pending: Vec<Program>) -> Result<Vec<Program>, ManifestError> {
     let mut done: Vec<Program> = Vec::new();
     while !pending.is_empty() {
-        let ready = pending.iter().position(|p| p.after.iter().all(|a| done.iter().any(|d| &d.name == a)));
+        let ready = pending
+            .iter()
+            .position(|p| p.after.iter().all(|a| done.iter().any(|d| &d.name == a)));
         match ready {
             Some(i) => done.push(pending.remove(i)),
             None => {

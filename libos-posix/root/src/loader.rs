@@ -3,7 +3,10 @@
 //! capabilities, and a first thread.
 
 use alloc::string::String;
-use exo_abi::{map_flags, slot, Error, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START};
+use exo_abi::{
+    map_flags, slot, Error, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END,
+    USER_START,
+};
 use exo_manifest::{CapGrant, Program};
 use exo_rt::caps::{self, Memory, Process, Untyped, SELF};
 
@@ -42,13 +45,23 @@ fn k(what: &'static str) -> impl FnOnce(Error) -> StartError {
 /// Allocates `pages`, lets `fill` write them through a scratch mapping,
 /// then maps them into `child` at `va` with `flags`. The root task keeps
 /// no capability to the memory afterwards; the child's mapping holds it.
-fn place(untyped: Untyped, child: Process, va: u64, pages: u64, flags: u64, fill: impl FnOnce(&mut [u8])) -> Result<(), StartError> {
+fn place(
+    untyped: Untyped,
+    child: Process,
+    va: u64,
+    pages: u64,
+    flags: u64,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<(), StartError> {
     let mem: Memory = untyped.alloc(pages).map_err(k("allocate memory"))?;
     let result = (|| {
-        SELF.map(mem, SCRATCH_VA, map_flags::READ | map_flags::WRITE).map_err(k("map scratch"))?;
+        SELF.map(mem, SCRATCH_VA, map_flags::READ | map_flags::WRITE)
+            .map_err(k("map scratch"))?;
         // SAFETY: `pages` pages were just mapped read-write at SCRATCH_VA,
         // and nothing else uses that range; the slice is gone before unmap.
-        let buf = unsafe { core::slice::from_raw_parts_mut(SCRATCH_VA as *mut u8, (pages * PAGE_SIZE) as usize) };
+        let buf = unsafe {
+            core::slice::from_raw_parts_mut(SCRATCH_VA as *mut u8, (pages * PAGE_SIZE) as usize)
+        };
         fill(buf);
         SELF.unmap(SCRATCH_VA).map_err(k("unmap scratch"))?;
         child.map(mem, va, flags).map_err(k("map into child"))
@@ -58,13 +71,21 @@ fn place(untyped: Untyped, child: Process, va: u64, pages: u64, flags: u64, fill
 }
 
 /// Creates and starts `program`.
-pub fn start(image: &exo_bootimg::BootImage, program: &Program, untyped: Untyped) -> Result<Process, StartError> {
-    let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
+pub fn start(
+    image: &exo_bootimg::BootImage,
+    program: &Program,
+    untyped: Untyped,
+) -> Result<Process, StartError> {
+    let elf = image
+        .find(&program.binary)
+        .ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
     let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
     if program.args.len() as u64 > PAGE_SIZE - StartInfo::SIZE as u64 - 64 {
         return Err(StartError::ArgsTooLong);
     }
-    let child = untyped.create_process(&program.name).map_err(k("create process"))?;
+    let child = untyped
+        .create_process(&program.name)
+        .map_err(k("create process"))?;
     let result = build(elf.data, &plan, program, untyped, child);
     if result.is_err() {
         let _ = caps::delete(child.slot());
@@ -72,7 +93,13 @@ pub fn start(image: &exo_bootimg::BootImage, program: &Program, untyped: Untyped
     result.map(|_| child)
 }
 
-fn build(data: &[u8], plan: &exo_elf::LoadPlan, program: &Program, untyped: Untyped, child: Process) -> Result<(), StartError> {
+fn build(
+    data: &[u8],
+    plan: &exo_elf::LoadPlan,
+    program: &Program,
+    untyped: Untyped,
+    child: Process,
+) -> Result<(), StartError> {
     for seg in &plan.segments {
         let va = seg.vaddr & !(PAGE_SIZE - 1);
         let skip = (seg.vaddr - va) as usize;
@@ -85,22 +112,43 @@ fn build(data: &[u8], plan: &exo_elf::LoadPlan, program: &Program, untyped: Unty
         if seg.executable {
             flags |= map_flags::EXECUTE;
         }
-        place(untyped, child, va, pages, flags, |buf| buf[skip..skip + bytes.len()].copy_from_slice(bytes))?;
+        place(untyped, child, va, pages, flags, |buf| {
+            buf[skip..skip + bytes.len()].copy_from_slice(bytes)
+        })?;
     }
     let heap_pages = program.heap / PAGE_SIZE;
-    place(untyped, child, HEAP_BASE, heap_pages, map_flags::READ | map_flags::WRITE, |_| {})?;
+    place(
+        untyped,
+        child,
+        HEAP_BASE,
+        heap_pages,
+        map_flags::READ | map_flags::WRITE,
+        |_| {},
+    )?;
 
     // Stack: the args and the start-up block sit in the top page.
     let stack_base = STACK_TOP - STACK_PAGES * PAGE_SIZE;
     let args = program.args.as_bytes();
     let info_va = STACK_TOP - StartInfo::SIZE as u64;
     let args_va = (info_va - args.len() as u64) & !0xf;
-    let info = StartInfo { heap_base: HEAP_BASE, heap_len: program.heap, args_ptr: args_va, args_len: args.len() as u64 };
-    place(untyped, child, stack_base, STACK_PAGES, map_flags::READ | map_flags::WRITE, |buf| {
-        let off = |va: u64| (va - stack_base) as usize;
-        buf[off(info_va)..off(info_va) + StartInfo::SIZE].copy_from_slice(&info.to_bytes());
-        buf[off(args_va)..off(args_va) + args.len()].copy_from_slice(args);
-    })?;
+    let info = StartInfo {
+        heap_base: HEAP_BASE,
+        heap_len: program.heap,
+        args_ptr: args_va,
+        args_len: args.len() as u64,
+    };
+    place(
+        untyped,
+        child,
+        stack_base,
+        STACK_PAGES,
+        map_flags::READ | map_flags::WRITE,
+        |buf| {
+            let off = |va: u64| (va - stack_base) as usize;
+            buf[off(info_va)..off(info_va) + StartInfo::SIZE].copy_from_slice(&info.to_bytes());
+            buf[off(args_va)..off(args_va) + args.len()].copy_from_slice(args);
+        },
+    )?;
 
     for grant in &program.caps {
         let (s, rights) = match grant {
@@ -111,6 +159,8 @@ fn build(data: &[u8], plan: &exo_elf::LoadPlan, program: &Program, untyped: Unty
         child.give(s, s, rights).map_err(k("grant capability"))?;
     }
     let rsp = args_va & !0xf;
-    child.spawn_thread(plan.entry, rsp, info_va).map_err(k("start thread"))?;
+    child
+        .spawn_thread(plan.entry, rsp, info_va)
+        .map_err(k("start thread"))?;
     Ok(())
 }

@@ -36,8 +36,12 @@ fn main(_args: &str) -> i32 {
         Ok(i) => i,
         Err(e) => return fatal(&alloc::format!("boot image: {e}")),
     };
-    let Some(text) = image.find("manifest") else { return fatal("boot image has no `manifest`") };
-    let Ok(text) = core::str::from_utf8(text.data) else { return fatal("manifest is not UTF-8") };
+    let Some(text) = image.find("manifest") else {
+        return fatal("boot image has no `manifest`");
+    };
+    let Ok(text) = core::str::from_utf8(text.data) else {
+        return fatal("manifest is not UTF-8");
+    };
     let manifest = match exo_manifest::parse(text) {
         Ok(m) => m,
         Err(e) => return fatal(&alloc::format!("{e}")),
@@ -86,7 +90,10 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
         match check(program.expect.as_ref(), status) {
             true => println!("root: {} {outcome}", program.name),
             false => {
-                println!("root: {} {outcome}, expected {:?}: UNEXPECTED", program.name, program.expect);
+                println!(
+                    "root: {} {outcome}, expected {:?}: UNEXPECTED",
+                    program.name, program.expect
+                );
                 failures += 1;
             }
         }

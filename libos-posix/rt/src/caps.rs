@@ -18,7 +18,11 @@ pub struct CapInfo {
 /// Asks the kernel what slot `s` holds.
 pub fn info(s: u64) -> Result<CapInfo, Error> {
     let v = call(Sys::CapInfo, [s, 0, 0, 0, 0, 0])?;
-    Ok(CapInfo { kind: CapKind::from_u32((v >> 32) as u32 & 0xff), rights: Rights(v as u32), pages: v >> 40 })
+    Ok(CapInfo {
+        kind: CapKind::from_u32((v >> 32) as u32 & 0xff),
+        rights: Rights(v as u32),
+        pages: v >> 40,
+    })
 }
 
 /// Drops the capability in slot `s`.
@@ -74,7 +78,10 @@ pub const SELF: Process = Process(slot::SELF);
 impl Console {
     /// Writes bytes; returns how many.
     pub fn write(self, bytes: &[u8]) -> Result<u64, Error> {
-        call(Sys::ConsoleWrite, [self.0, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0])
+        call(
+            Sys::ConsoleWrite,
+            [self.0, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0],
+        )
     }
 }
 
@@ -85,7 +92,11 @@ impl Untyped {
     }
     /// A new empty process named `name`.
     pub fn create_process(self, name: &str) -> Result<Process, Error> {
-        call(Sys::ProcessCreate, [self.0, name.as_ptr() as u64, name.len() as u64, 0, 0, 0]).map(Process)
+        call(
+            Sys::ProcessCreate,
+            [self.0, name.as_ptr() as u64, name.len() as u64, 0, 0, 0],
+        )
+        .map(Process)
     }
 }
 

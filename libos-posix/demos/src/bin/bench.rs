@@ -47,7 +47,9 @@ fn main(_args: &str) -> i32 {
     //    length: `dec rcx; jnz` is two instructions per iteration.
     let t0 = rdtsc();
     // SAFETY: a register-only countdown loop.
-    unsafe { asm!("2:", "dec rcx", "jnz 2b", inout("rcx") LOOP_ITERATIONS => _, options(nomem, nostack)) };
+    unsafe {
+        asm!("2:", "dec rcx", "jnz 2b", inout("rcx") LOOP_ITERATIONS => _, options(nomem, nostack))
+    };
     let ticks = rdtsc() - t0;
     println!("bench: loop_instructions {}", 2 * LOOP_ITERATIONS);
     println!("bench: loop_ticks {ticks}");
@@ -65,7 +67,11 @@ fn main(_args: &str) -> i32 {
     });
     println!("bench: empty_measurement {empty}");
     println!("bench: function_call {}", call - empty);
-    println!("bench: null_syscall {} min {}", null - empty, null_min - empty);
+    println!(
+        "bench: null_syscall {} min {}",
+        null - empty,
+        null_min - empty
+    );
     println!("bench: yield_syscall {}", yield_ - empty);
     println!("bench: clock_syscall {}", clock - empty);
     0

@@ -13,7 +13,11 @@ fn main(args: &str) -> i32 {
     sys::sleep(ms * 1_000_000);
     let slept = sys::clock() - start;
     let ok = slept >= ms * 1_000_000;
-    println!("sleep: asked for {ms} ms, clock advanced {} ms: {}", slept / 1_000_000, if ok { "ok" } else { "TOO SHORT" });
+    println!(
+        "sleep: asked for {ms} ms, clock advanced {} ms: {}",
+        slept / 1_000_000,
+        if ok { "ok" } else { "TOO SHORT" }
+    );
     if ok {
         0
     } else {

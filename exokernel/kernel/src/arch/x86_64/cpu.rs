@@ -54,7 +54,8 @@ struct BootCell<T>(UnsafeCell<T>);
 unsafe impl<T> Sync for BootCell<T> {}
 
 static TSS: BootCell<TaskStateSegment> = BootCell(UnsafeCell::new(TaskStateSegment::new()));
-static GDT: BootCell<GlobalDescriptorTable> = BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
+static GDT: BootCell<GlobalDescriptorTable> =
+    BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
 
 /// IST index (1-based in the IDT gate, 0-based in the TSS) for double faults.
 pub const DOUBLE_FAULT_IST: u16 = 1;
@@ -64,7 +65,8 @@ pub fn init(syscall_entry: u64) {
     // SAFETY: single-threaded boot; nothing else references TSS/GDT yet.
     let (tss, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
     tss.privilege_stack_table[0] = VirtAddr::new(KERNEL_STACK.top());
-    tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] = VirtAddr::new(DOUBLE_FAULT_STACK.top());
+    tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] =
+        VirtAddr::new(DOUBLE_FAULT_STACK.top());
 
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
@@ -93,11 +95,18 @@ pub fn init(syscall_entry: u64) {
     // SAFETY: the selectors match the GDT above (checked by the asserts)
     // and `syscall_entry` is the kernel's system-call entry point.
     unsafe {
-        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
+        Efer::update(|f| {
+            f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE)
+        });
         Star::write(ucode, udata, code, data).expect("STAR selectors");
         LStar::write(VirtAddr::new(syscall_entry));
         // Entering the kernel clears IF (no interrupts in ring 0), DF, TF, AC.
-        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::ALIGNMENT_CHECK,
+        );
     }
 }
 
