@@ -38,7 +38,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 11 programs",
+        "root: manifest lists 12 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -166,10 +166,19 @@ fn sleep_blocks_for_the_time_asked() {
 }
 
 #[test]
+fn random_system_calls_never_break_the_kernel() {
+    let b = test_boot();
+    let i = b.expect_line("chaos: seed 20240601: 20000 calls, ");
+    assert!(b.lines()[i].ends_with(" 0 malformed answers"), "{}", b.lines()[i]);
+    b.expect_line("chaos: every answer was a success or a known error");
+    b.expect_line("root: chaos exited with code 0");
+}
+
+#[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
     b.expect_in_order(&[
-        "root: all 11 programs ended as expected",
+        "root: all 12 programs ended as expected",
         "[kernel] shutdown requested by 'root' (code 0)",
     ]);
     assert_eq!(
