@@ -46,13 +46,18 @@ pub enum Sys {
     /// `unmap(process_cap, vaddr)`: removes the mapping that starts at
     /// `vaddr`.
     Unmap = 9,
-    /// `process_create(untyped_cap, name_ptr, name_len) -> process cap
-    /// slot`: an empty address space with a capability table whose slot 0
-    /// names itself; its top-level page table is charged to the untyped.
+    /// `process_create(untyped_cap, name_ptr, name_len, label) -> process
+    /// cap slot`: an empty address space with a capability table whose
+    /// slot 0 names itself, at `label` (dominated by the caller's); its
+    /// top-level page table is charged to the untyped.
     ProcessCreate = 10,
-    /// `cap_copy(dst_process_cap, src_slot, dst_slot, rights) -> dst_slot`:
-    /// copies a capability of the caller into another process, keeping
-    /// only `rights` (rights never grow). Needs `GRANT` on the source.
+    /// `cap_copy(dst_process_cap, src_slot, dst_slot | NO_CAP, rights,
+    /// label | NO_CAP, badge | NO_CAP) -> dst_slot`: copies a capability of
+    /// the caller into another process (or itself), keeping only `rights`
+    /// (rights never grow), with `label` (never above the source's; the
+    /// destination process must dominate it) and, for an unbadged
+    /// endpoint, a badge. Needs `GRANT` on the source. `NO_CAP` as the
+    /// destination slot picks a free one.
     CapCopy = 11,
     /// `process_wait(process_cap) -> ExitStatus`: blocks until it exits.
     ProcessWait = 12,
@@ -64,11 +69,37 @@ pub enum Sys {
     Shutdown = 14,
     /// `cap_delete(slot)`: drops the capability in `slot`.
     CapDelete = 15,
+    /// `cap_revoke(slot) -> count`: deletes every capability derived from
+    /// the one in `slot`, in every process, and undoes the mappings they
+    /// made. The capability itself stays.
+    CapRevoke = 16,
+    /// `endpoint_create(untyped_cap) -> endpoint cap slot`
+    EndpointCreate = 17,
+    /// `call(endpoint_cap, w0, w1, w2, cap_slot | NO_CAP, timeout_ns)`:
+    /// sends and waits for the reply. See [`ipc`] for the registers.
+    Call = 18,
+    /// `recv(endpoint_cap, notification_cap | NO_CAP, timeout_ns)`
+    Recv = 19,
+    /// `reply(w0, w1, w2, cap_slot | NO_CAP)`: answers the last call
+    /// received (one-shot).
+    Reply = 20,
+    /// `reply_recv(endpoint_cap, w0, w1, w2, cap_slot | NO_CAP, timeout)`:
+    /// reply, then receive.
+    ReplyRecv = 21,
+    /// `send(endpoint_cap, w0, w1, w2, cap_slot | NO_CAP, timeout_ns)`:
+    /// one-way; blocks until a receiver takes the message.
+    Send = 22,
+    /// `notification_create(untyped_cap) -> notification cap slot`
+    NotificationCreate = 23,
+    /// `signal(notification_cap, bits)`: ORs bits in; wakes one waiter.
+    Signal = 24,
+    /// `wait(notification_cap, timeout_ns) -> bits` (and clears them).
+    Wait = 25,
 }
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 16] = [
+    pub const ALL: [Sys; 26] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -85,6 +116,16 @@ impl Sys {
         Sys::CapInfo,
         Sys::Shutdown,
         Sys::CapDelete,
+        Sys::CapRevoke,
+        Sys::EndpointCreate,
+        Sys::Call,
+        Sys::Recv,
+        Sys::Reply,
+        Sys::ReplyRecv,
+        Sys::Send,
+        Sys::NotificationCreate,
+        Sys::Signal,
+        Sys::Wait,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -121,11 +162,18 @@ pub enum Error {
     Dead = 11,
     /// A fixed-size kernel table (threads, processes, slots) is full.
     Exhausted = 12,
+    /// The security lattice forbids it: the receiving process does not
+    /// dominate the capability's label, or a derivation would raise it.
+    LabelViolation = 13,
+    /// A timed wait ran out (or a poll found no partner).
+    Timeout = 14,
+    /// `reply` with no call to answer.
+    NoReply = 15,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 12] = [
+    pub const ALL: [Error; 15] = [
         Error::InvalidSyscall,
         Error::InvalidCap,
         Error::WrongType,
@@ -138,6 +186,9 @@ impl Error {
         Error::NotMapped,
         Error::Dead,
         Error::Exhausted,
+        Error::LabelViolation,
+        Error::Timeout,
+        Error::NoReply,
     ];
 
     /// Decodes an error code (the positive number); `None` if unknown.
@@ -160,6 +211,9 @@ impl Error {
             Error::NotMapped => "not mapped",
             Error::Dead => "object is dead",
             Error::Exhausted => "kernel table full",
+            Error::LabelViolation => "label violation (delegation upward refused)",
+            Error::Timeout => "timed out",
+            Error::NoReply => "no call to reply to",
         }
     }
 }
@@ -246,6 +300,10 @@ pub enum CapKind {
     Console = 4,
     /// Power control (shutdown).
     Power = 5,
+    /// An IPC endpoint.
+    Endpoint = 6,
+    /// A notification.
+    Notification = 7,
 }
 
 impl CapKind {
@@ -257,6 +315,8 @@ impl CapKind {
             CapKind::Untyped,
             CapKind::Console,
             CapKind::Power,
+            CapKind::Endpoint,
+            CapKind::Notification,
         ]
         .into_iter()
         .find(|k| *k as u32 == v)
@@ -323,6 +383,29 @@ impl ExitStatus {
         }
     }
 }
+
+/// Words of data in an IPC message (carried in registers).
+pub const MSG_WORDS: usize = 3;
+/// "No capability" in a capability-slot argument or result.
+pub const NO_CAP: u64 = u64::MAX;
+/// "Wait forever" as a timeout.
+pub const FOREVER: u64 = u64::MAX;
+/// Badge reported by `recv` when the bound notification fired instead of
+/// a message; word 0 then holds the signalled bits.
+pub const NOTIFY_BADGE: u64 = u64::MAX;
+
+/// Registers of the IPC system calls.
+///
+/// In: `rdi` = endpoint slot, `rsi`, `rdx`, `r10` = message words, `r8` =
+/// slot of a capability to pass (or [`NO_CAP`]), `r9` = timeout in ns
+/// (0 = do not block, [`FOREVER`]). `recv` takes the endpoint, a
+/// notification slot (or [`NO_CAP`]) and the timeout in `rdi`, `rsi`,
+/// `rdx`.
+///
+/// Out: `rax` = 0 or `-error`; `rsi`, `rdx`, `r10` = words received; `rdi` =
+/// slot where a passed capability landed (or [`NO_CAP`]); `r9` = the
+/// sender's badge (for `recv`).
+pub mod ipc {}
 
 /// Page size of every mapping.
 pub const PAGE_SIZE: u64 = 4096;

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use exo_abi::{
     map_flags, slot, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START,
 };
-use exo_kcore::captable::Cap;
+use exo_kcore::lattice::Label;
 
 /// Stack of the root task.
 const ROOT_STACK_PAGES: u64 = 16;
@@ -51,7 +51,7 @@ pub fn start_root(
         exo_elf::plan(root.data, USER_START, USER_END).map_err(|e| alloc::format!("root: {e}"))?;
 
     let p = k
-        .create_process(String::from("root"), None)
+        .create_process(String::from("root"), None, Label::ROOT)
         .map_err(|e| alloc::format!("root process: {e:?}"))?;
     for seg in &plan.segments {
         let va = seg.vaddr & !(PAGE_SIZE - 1);
@@ -70,7 +70,7 @@ pub fn start_root(
         if seg.executable {
             flags |= map_flags::EXECUTE;
         }
-        k.map(p, m, va, flags)
+        k.map(p, m, va, flags, None)
             .map_err(|e| alloc::format!("root segment map: {e:?}"))?;
         k.mem_unref(m); // the mapping holds the only reference now
     }
@@ -79,15 +79,21 @@ pub fn start_root(
     let heap = k
         .new_memory(Some(untyped), ROOT_HEAP_PAGES)
         .map_err(|e| alloc::format!("root heap: {e:?}"))?;
-    k.map(p, heap, HEAP_BASE, map_flags::READ | map_flags::WRITE)
+    k.map(p, heap, HEAP_BASE, map_flags::READ | map_flags::WRITE, None)
         .map_err(|e| alloc::format!("root heap map: {e:?}"))?;
     k.mem_unref(heap);
     let stack = k
         .new_memory(Some(untyped), ROOT_STACK_PAGES)
         .map_err(|e| alloc::format!("root stack: {e:?}"))?;
     let stack_base = STACK_TOP - ROOT_STACK_PAGES * PAGE_SIZE;
-    k.map(p, stack, stack_base, map_flags::READ | map_flags::WRITE)
-        .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
+    k.map(
+        p,
+        stack,
+        stack_base,
+        map_flags::READ | map_flags::WRITE,
+        None,
+    )
+    .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
     let info_va = STACK_TOP - StartInfo::SIZE as u64;
     let info = StartInfo {
         heap_base: HEAP_BASE,
@@ -127,11 +133,8 @@ pub fn start_root(
         (slot::POWER, Object::Power, Rights::ALL),
     ];
     for (s, object, rights) in caps {
-        k.proc_mut(p)
-            .caps
-            .insert_at(s, Cap { object, rights })
+        k.install_cap(p, Some(s), object, rights, Label::ROOT, None)
             .expect("fresh table");
-        k.took_cap(object);
     }
 
     // `_start` expects a 16-byte aligned stack (as at ELF process entry).

@@ -10,8 +10,10 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use exo_abi::{slot, Error, ExitStatus, Rights, PAGE_SIZE, USER_END, USER_START};
-use exo_kcore::captable::{Cap, CapTable};
+use exo_kcore::captable::CapTable;
+use exo_kcore::cdt::{CapId, Cdt};
 use exo_kcore::frame::FrameAllocator;
+use exo_kcore::lattice::Label;
 use exo_kcore::paging::{self, pte, MapError};
 
 /// Most threads in the whole system.
@@ -53,8 +55,14 @@ pub struct Kernel {
     pub untyped: Vec<Untyped>,
     /// Runnable threads other than `current`.
     pub run_queue: VecDeque<ThreadId>,
-    /// Sleeping threads.
-    pub sleepers: Vec<ThreadId>,
+    /// Threads in a wait with a deadline (sleep, or IPC with a timeout).
+    pub timed: Vec<ThreadId>,
+    /// Endpoints.
+    pub endpoints: Vec<Option<Endpoint>>,
+    /// Notifications.
+    pub notifications: Vec<Option<Notification>>,
+    /// The capability derivation tree.
+    pub cdt: Cdt<CapLocation>,
     /// The thread that was running when the kernel was entered.
     pub current: Option<ThreadId>,
     /// Set by the timer: `current` has used up its time slice.
@@ -192,24 +200,124 @@ impl Kernel {
         }
     }
 
-    /// Drops whatever a capability held a reference to.
-    pub fn drop_cap(&mut self, cap: Cap<Object>) {
-        if let Object::Memory(m) = cap.object {
-            self.mem_unref(m);
+    /// Drops the reference a capability held on its object; endpoints and
+    /// notifications die with their last capability, waking their waiters
+    /// with `Dead`.
+    pub fn drop_cap(&mut self, obj: Object) {
+        match obj {
+            Object::Memory(m) => self.mem_unref(m),
+            Object::Endpoint(e, _) => {
+                let ep = self.endpoints[e.0 as usize]
+                    .as_mut()
+                    .expect("live endpoint");
+                ep.refs -= 1;
+                if ep.refs == 0 {
+                    let ep = self.endpoints[e.0 as usize].take().expect("live");
+                    for t in ep.senders.into_iter().chain(ep.receivers) {
+                        self.wake(t, Err(Error::Dead));
+                    }
+                }
+            }
+            Object::Notification(n) => {
+                let nt = self.notifications[n.0 as usize]
+                    .as_mut()
+                    .expect("live notification");
+                nt.refs -= 1;
+                if nt.refs == 0 {
+                    let nt = self.notifications[n.0 as usize].take().expect("live");
+                    for t in nt.waiters {
+                        self.wake(t, Err(Error::Dead));
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
     /// Records that a capability to `obj` was created.
     pub fn took_cap(&mut self, obj: Object) {
-        if let Object::Memory(m) = obj {
-            self.mem_ref(m);
+        match obj {
+            Object::Memory(m) => self.mem_ref(m),
+            Object::Endpoint(e, _) => {
+                self.endpoints[e.0 as usize].as_mut().expect("live").refs += 1
+            }
+            Object::Notification(n) => {
+                self.notifications[n.0 as usize]
+                    .as_mut()
+                    .expect("live")
+                    .refs += 1
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a blocked thread's wait with `result` in `rax`: takes it off
+    /// every queue and makes it runnable. Does nothing to threads that are
+    /// gone or not waiting.
+    pub fn wake(&mut self, t: ThreadId, result: Result<u64, Error>) {
+        let Some(th) = self.thread_mut(t) else { return };
+        let state = th.state;
+        if state == ThreadState::Runnable {
+            return;
+        }
+        th.state = ThreadState::Runnable;
+        th.deadline = None;
+        th.frame.rax = exo_abi::encode_result(result);
+        self.dequeue(t, state);
+        self.timed.retain(|x| *x != t);
+        self.run_queue.push_back(t);
+    }
+
+    /// Takes `t` off the queue its wait `state` put it on.
+    fn dequeue(&mut self, t: ThreadId, state: ThreadState) {
+        match state {
+            ThreadState::Sending(e) => {
+                if let Some(ep) = self.endpoints[e.0 as usize].as_mut() {
+                    ep.senders.retain(|x| *x != t);
+                }
+            }
+            ThreadState::Receiving(e, n) => {
+                if let Some(ep) = self.endpoints[e.0 as usize].as_mut() {
+                    ep.receivers.retain(|x| *x != t);
+                }
+                if let Some(nt) = n.and_then(|n| self.notifications[n.0 as usize].as_mut()) {
+                    nt.waiters.retain(|x| *x != t);
+                }
+            }
+            ThreadState::WaitingSignal(n) => {
+                if let Some(nt) = self.notifications[n.0 as usize].as_mut() {
+                    nt.waiters.retain(|x| *x != t);
+                }
+            }
+            ThreadState::Waiting(p) => self.proc_mut(p).waiters.retain(|x| *x != t),
+            ThreadState::Runnable | ThreadState::Sleeping(_) | ThreadState::AwaitingReply => {}
+        }
+    }
+
+    /// Blocks `t` in `state`, with a deadline unless `timeout` is
+    /// [`exo_abi::FOREVER`].
+    pub fn block(&mut self, t: ThreadId, state: ThreadState, timeout: u64) {
+        let deadline =
+            (timeout != exo_abi::FOREVER).then(|| self.clock.now().saturating_add(timeout));
+        let th = self.thread_mut(t).expect("blocking a live thread");
+        th.state = state;
+        th.deadline = deadline;
+        if deadline.is_some() {
+            self.timed.push(t);
         }
     }
 
     /// Maps memory object `m` at `va` in process `p` with `MapFlags`-style
     /// `flags`. Rights are the caller's business; this checks addresses,
     /// overlap and memory.
-    pub fn map(&mut self, p: ProcId, m: MemId, va: u64, flags: u64) -> Result<(), Error> {
+    pub fn map(
+        &mut self,
+        p: ProcId,
+        m: MemId,
+        va: u64,
+        flags: u64,
+        via: Option<CapId>,
+    ) -> Result<(), Error> {
         let frames = match self.mems.get(m.0 as usize) {
             Some(Some(o)) => o.frames.clone(),
             _ => return Err(Error::Dead),
@@ -254,9 +362,12 @@ impl Kernel {
                 });
             }
         }
-        self.procs[p.0 as usize]
-            .mappings
-            .push(Mapping { va, pages, mem: m });
+        self.procs[p.0 as usize].mappings.push(Mapping {
+            va,
+            pages,
+            mem: m,
+            via,
+        });
         self.mem_ref(m);
         Ok(())
     }
@@ -283,9 +394,14 @@ impl Kernel {
         Ok(())
     }
 
-    /// Creates an empty process whose capability table holds itself in
-    /// slot 0. Charged one page (its top-level table) to `charge`.
-    pub fn create_process(&mut self, name: String, charge: Option<u32>) -> Result<ProcId, Error> {
+    /// Creates an empty process at `label` whose capability table holds
+    /// itself in slot 0. Charged one page (its top-level table) to `charge`.
+    pub fn create_process(
+        &mut self,
+        name: String,
+        charge: Option<u32>,
+        label: Label,
+    ) -> Result<ProcId, Error> {
         if let Some(u) = charge {
             self.charge(u, 1)?;
         }
@@ -301,25 +417,26 @@ impl Kernel {
             exo_kcore::paging::PhysMemory::write_entry(&mut DirectMap, pml4, i, e);
         }
         let id = ProcId(self.procs.len() as u32);
-        let mut caps = CapTable::new(slot::COUNT as usize);
-        caps.insert_at(
-            slot::SELF,
-            Cap {
-                object: Object::Process(id),
-                rights: Rights::ALL,
-            },
-        )
-        .expect("empty table");
         self.procs.push(Process {
             name,
             pml4,
-            caps,
+            caps: CapTable::new(slot::COUNT as usize),
+            label,
             threads: Vec::new(),
             mappings: Vec::new(),
             state: ProcState::Alive,
             waiters: Vec::new(),
             charged_to: charge,
         });
+        self.install_cap(
+            id,
+            Some(slot::SELF),
+            Object::Process(id),
+            Rights::ALL,
+            label,
+            None,
+        )
+        .expect("empty table, own label");
         Ok(id)
     }
 
@@ -350,6 +467,9 @@ impl Kernel {
             fpu: FpuState::initial(),
             fpu_saved: true,
             state: ThreadState::Runnable,
+            deadline: None,
+            outgoing: Message::default(),
+            reply_to: None,
         }));
         let id = ThreadId {
             index: index as u32,
@@ -360,13 +480,22 @@ impl Kernel {
         Ok(id)
     }
 
-    /// Removes one thread everywhere. Does not end its process.
+    /// Removes one thread everywhere. Does not end its process. A caller
+    /// waiting for this thread's reply gets `Dead`.
     fn destroy_thread(&mut self, t: ThreadId) {
-        if self.thread(t).is_none() {
-            return;
+        let Some(th) = self.thread(t) else { return };
+        let (state, owed) = (th.state, th.reply_to);
+        self.dequeue(t, state);
+        if let Some(c) = owed {
+            if self
+                .thread(c)
+                .is_some_and(|c| c.state == ThreadState::AwaitingReply)
+            {
+                self.wake(c, Err(Error::Dead));
+            }
         }
         self.run_queue.retain(|x| *x != t);
-        self.sleepers.retain(|x| *x != t);
+        self.timed.retain(|x| *x != t);
         if self.current == Some(t) {
             self.current = None;
         }
@@ -410,21 +539,17 @@ impl Kernel {
         if let Some(u) = self.proc(p).charged_to {
             self.credit(u, 1);
         }
-        let caps: Vec<_> = self.proc(p).caps.iter().map(|(_, c)| c).collect();
+        self.delete_all_caps(p);
         let proc = self.proc_mut(p);
         proc.caps = CapTable::new(0);
         proc.pml4 = 0;
         proc.state = ProcState::Exited(status);
-        for c in caps {
-            self.drop_cap(c);
-        }
         for w in core::mem::take(&mut self.proc_mut(p).waiters) {
-            if let Some(th) = self.thread_mut(w) {
-                if th.state == ThreadState::Waiting(p) {
-                    th.state = ThreadState::Runnable;
-                    th.frame.rax = status.encode();
-                    self.run_queue.push_back(w);
-                }
+            if self
+                .thread(w)
+                .is_some_and(|th| th.state == ThreadState::Waiting(p))
+            {
+                self.wake(w, Ok(status.encode()));
             }
         }
     }

@@ -26,8 +26,10 @@ extern crate alloc;
 
 mod arch;
 mod bootstrap;
+mod cap;
 mod console;
 mod fault;
+mod ipc;
 mod kernel;
 mod mm;
 mod object;
@@ -129,7 +131,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
             mems: Vec::new(),
             untyped: alloc::vec![Untyped { remaining: budget }],
             run_queue: VecDeque::new(),
-            sleepers: Vec::new(),
+            timed: Vec::new(),
+            endpoints: Vec::new(),
+            notifications: Vec::new(),
+            cdt: exo_kcore::cdt::Cdt::new(),
             current: None,
             need_resched: false,
             ticks: 0,

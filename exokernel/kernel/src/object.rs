@@ -2,10 +2,13 @@
 
 use crate::arch::cpu::FpuState;
 use crate::arch::trap::TrapFrame;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use exo_abi::{CapKind, ExitStatus};
+use exo_abi::{CapKind, ExitStatus, MSG_WORDS};
 use exo_kcore::captable::CapTable;
+use exo_kcore::cdt::CapId;
+use exo_kcore::lattice::Label;
 
 /// Index of a process. Process entries are never reused, so an id never
 /// names a different process later.
@@ -39,7 +42,34 @@ pub enum Object {
     Console,
     /// Power control.
     Power,
+    /// An IPC endpoint, with the badge this capability stamps on messages.
+    Endpoint(EpId, u64),
+    /// A notification (asynchronous bit-set signal).
+    Notification(NtfnId),
 }
+
+/// Index of an endpoint; reused only after every capability is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpId(pub u32);
+
+/// Index of a notification; reused only after every capability is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NtfnId(pub u32);
+
+/// What a capability-table slot holds besides rights: the object, its
+/// place in the security lattice and its node in the derivation tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KCap {
+    /// What it names.
+    pub object: Object,
+    /// Its label.
+    pub label: Label,
+    /// Its derivation-tree node.
+    pub node: CapId,
+}
+
+/// Where a capability lives: process and slot.
+pub type CapLocation = (ProcId, u64);
 
 impl Object {
     /// The kind reported to user space.
@@ -50,6 +80,8 @@ impl Object {
             Object::Untyped(_) => CapKind::Untyped,
             Object::Console => CapKind::Console,
             Object::Power => CapKind::Power,
+            Object::Endpoint(..) => CapKind::Endpoint,
+            Object::Notification(_) => CapKind::Notification,
         }
     }
 }
@@ -81,6 +113,9 @@ pub struct Mapping {
     pub pages: u64,
     /// The object mapped.
     pub mem: MemId,
+    /// The capability that authorised the mapping: revoking it (or an
+    /// ancestor) unmaps. `None` once no capability stands behind it.
+    pub via: Option<CapId>,
 }
 
 /// Whether a process still runs.
@@ -99,7 +134,10 @@ pub struct Process {
     /// Top-level page table (0 once torn down).
     pub pml4: u64,
     /// Capability table.
-    pub caps: CapTable<Object>,
+    pub caps: CapTable<KCap>,
+    /// The process's place in the security lattice: it may hold only
+    /// capabilities whose label it dominates.
+    pub label: Label,
     /// Live threads.
     pub threads: Vec<ThreadId>,
     /// Mapped memory objects.
@@ -121,6 +159,48 @@ pub enum ThreadState {
     Sleeping(u64),
     /// Waiting for a process to exit.
     Waiting(ProcId),
+    /// Waiting to hand a message to a receiver on this endpoint.
+    Sending(EpId),
+    /// Waiting for a message on this endpoint (or a signal on the
+    /// notification, if bound).
+    Receiving(EpId, Option<NtfnId>),
+    /// Waiting for the reply to a call.
+    AwaitingReply,
+    /// Waiting for a signal.
+    WaitingSignal(NtfnId),
+}
+
+/// A message in flight.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Message {
+    /// The data words.
+    pub words: [u64; MSG_WORDS],
+    /// Slot of a capability the sender passes along.
+    pub cap: Option<u64>,
+    /// True for `call` (the sender waits for a reply).
+    pub is_call: bool,
+    /// The badge of the sender's endpoint capability.
+    pub badge: u64,
+}
+
+/// An IPC endpoint: threads queue here to send or to receive.
+pub struct Endpoint {
+    /// Threads blocked in send/call.
+    pub senders: VecDeque<ThreadId>,
+    /// Threads blocked in recv.
+    pub receivers: VecDeque<ThreadId>,
+    /// Capabilities naming it.
+    pub refs: u32,
+}
+
+/// A notification: a word of pending bits and the threads waiting for any.
+pub struct Notification {
+    /// Signalled bits not yet collected.
+    pub bits: u64,
+    /// Threads blocked in wait (or in recv with this notification bound).
+    pub waiters: VecDeque<ThreadId>,
+    /// Capabilities naming it.
+    pub refs: u32,
 }
 
 /// A thread of execution in a process.
@@ -138,4 +218,11 @@ pub struct Thread {
     pub fpu_saved: bool,
     /// Scheduling state.
     pub state: ThreadState,
+    /// When a timed wait ends (clock ns), if the thread waits with a
+    /// timeout.
+    pub deadline: Option<u64>,
+    /// The message this thread is trying to send.
+    pub outgoing: Message,
+    /// The caller this thread owes a reply (one-shot: cleared by reply).
+    pub reply_to: Option<ThreadId>,
 }

@@ -23,27 +23,24 @@ pub fn save_current(k: &mut Kernel, frame: &TrapFrame, via_interrupt: bool) {
     }
 }
 
-/// Timer interrupt: wakes sleepers whose time has come and ends the
+/// Timer interrupt: ends timed waits whose deadline has passed and the
 /// current time slice.
 pub fn tick(k: &mut Kernel) {
     k.ticks += 1;
     k.need_resched = true;
     let now = k.clock.now();
-    let mut i = 0;
-    while i < k.sleepers.len() {
-        let t = k.sleepers[i];
-        match k.thread_mut(t) {
-            Some(th) if matches!(th.state, ThreadState::Sleeping(until) if until <= now) => {
-                th.state = ThreadState::Runnable;
-                th.frame.rax = 0;
-                k.sleepers.swap_remove(i);
-                k.run_queue.push_back(t);
-            }
-            Some(_) => i += 1,
-            None => {
-                k.sleepers.swap_remove(i);
-            }
-        }
+    let expired: alloc::vec::Vec<ThreadId> = k
+        .timed
+        .iter()
+        .copied()
+        .filter(|t| {
+            k.thread(*t)
+                .is_none_or(|th| th.deadline.is_some_and(|d| d <= now))
+        })
+        .collect();
+    for t in expired {
+        k.timed.retain(|x| *x != t);
+        k.expire(t);
     }
 }
 

@@ -2,12 +2,14 @@
 //! (change state), as seL4 does. Nothing a user passes can panic the kernel.
 
 use crate::arch::trap::TrapFrame;
+use crate::cap::KernelCap;
+use crate::ipc::Next;
 use crate::kernel::Kernel;
 use crate::object::*;
 use crate::usercopy::user_bytes;
 use alloc::string::String;
-use exo_abi::{map_flags, CapKind, Error, ExitStatus, Rights, Sys, USER_END};
-use exo_kcore::captable::Cap;
+use exo_abi::{map_flags, CapKind, Error, ExitStatus, Rights, Sys, MSG_WORDS, NO_CAP, USER_END};
+use exo_kcore::lattice::Label;
 
 /// What the kernel does after a system call.
 pub enum Outcome {
@@ -48,13 +50,156 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, f: &TrapFrame) -> Outcome {
         Sys::MemAlloc => ret(mem_alloc(k, p, a[0], a[1])),
         Sys::Map => ret(map(k, p, a[0], a[1], a[2], a[3])),
         Sys::Unmap => ret(unmap(k, p, a[0], a[1])),
-        Sys::ProcessCreate => ret(process_create(k, p, a[0], a[1], a[2])),
-        Sys::CapCopy => ret(cap_copy(k, p, a[0], a[1], a[2], a[3])),
+        Sys::ProcessCreate => ret(process_create(k, p, a[0], a[1], a[2], a[3])),
+        Sys::CapCopy => ret(cap_copy(k, p, a)),
         Sys::ProcessWait => process_wait(k, t, p, a[0]),
         Sys::CapInfo => ret(cap_info(k, p, a[0])),
         Sys::Shutdown => ret(shutdown(k, p, a[0], a[1])),
-        Sys::CapDelete => ret(cap_delete(k, p, a[0])),
+        Sys::CapDelete => ret(k.delete_cap(p, a[0]).map(|_| 0)),
+        Sys::CapRevoke => ret(k.revoke_cap(p, a[0])),
+        Sys::EndpointCreate => ret(endpoint_create(k, p, a[0])),
+        Sys::NotificationCreate => ret(notification_create(k, p, a[0])),
+        Sys::Call | Sys::Send => send(k, t, p, a, sys == Sys::Call),
+        Sys::Recv => recv(k, t, p, a[0], a[1], a[2]),
+        Sys::Reply => ret(reply(k, t, [a[0], a[1], a[2]], a[3])),
+        Sys::ReplyRecv => {
+            // As in seL4, a failed reply (the caller gave up) does not stop
+            // the receive.
+            let _ = reply(k, t, [a[1], a[2], a[3]], a[4]);
+            recv(k, t, p, a[0], NO_CAP, a[5])
+        }
+        Sys::Signal => ret(signal(k, p, a[0], a[1])),
+        Sys::Wait => wait(k, t, p, a[0], a[1]),
     }
+}
+
+fn next(n: Next) -> Outcome {
+    match n {
+        Next::Return(r) => ret(r),
+        Next::Blocked => Outcome::Blocked,
+    }
+}
+
+fn endpoint_of(k: &Kernel, p: ProcId, slot: u64, need: Rights) -> Result<(EpId, u64), Error> {
+    match lookup(k, p, slot, CapKind::Endpoint, need)?.object.object {
+        Object::Endpoint(e, badge) => Ok((e, badge)),
+        _ => unreachable!("kind checked"),
+    }
+}
+
+fn notification_of(k: &Kernel, p: ProcId, slot: u64, need: Rights) -> Result<NtfnId, Error> {
+    match lookup(k, p, slot, CapKind::Notification, need)?
+        .object
+        .object
+    {
+        Object::Notification(n) => Ok(n),
+        _ => unreachable!("kind checked"),
+    }
+}
+
+/// Decodes the optional capability-slot argument of an IPC call and
+/// checks that it can be passed on (it exists and carries `GRANT`).
+fn passed_cap(k: &Kernel, p: ProcId, slot: u64) -> Result<Option<u64>, Error> {
+    if slot == NO_CAP {
+        return Ok(None);
+    }
+    let cap = k.proc(p).caps.get(slot)?;
+    if !cap.rights.contains(Rights::GRANT) {
+        return Err(Error::NoRights);
+    }
+    Ok(Some(slot))
+}
+
+fn send(k: &mut Kernel, t: ThreadId, p: ProcId, a: [u64; 6], is_call: bool) -> Outcome {
+    let decoded =
+        endpoint_of(k, p, a[0], Rights::WRITE).and_then(|ep| Ok((ep, passed_cap(k, p, a[4])?)));
+    let ((e, badge), cap) = match decoded {
+        Ok(d) => d,
+        Err(err) => return ret(Err(err)),
+    };
+    let msg = Message {
+        words: [a[1], a[2], a[3]],
+        cap,
+        is_call,
+        badge,
+    };
+    next(k.ipc_send(t, e, msg, a[5]))
+}
+
+fn recv(k: &mut Kernel, t: ThreadId, p: ProcId, ep: u64, ntfn: u64, timeout: u64) -> Outcome {
+    let decoded = endpoint_of(k, p, ep, Rights::READ).and_then(|(e, _)| {
+        let n = if ntfn == NO_CAP {
+            None
+        } else {
+            Some(notification_of(k, p, ntfn, Rights::READ)?)
+        };
+        Ok((e, n))
+    });
+    match decoded {
+        Ok((e, n)) => next(k.ipc_recv(t, e, n, timeout)),
+        Err(err) => ret(Err(err)),
+    }
+}
+
+fn reply(k: &mut Kernel, t: ThreadId, words: [u64; MSG_WORDS], cap: u64) -> SysResult {
+    let p = k.proc_of(t);
+    let cap = passed_cap(k, p, cap)?;
+    k.ipc_reply(t, words, cap)
+}
+
+fn signal(k: &mut Kernel, p: ProcId, slot: u64, bits: u64) -> SysResult {
+    let n = notification_of(k, p, slot, Rights::WRITE)?;
+    k.signal(n, bits);
+    Ok(0)
+}
+
+fn wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64, timeout: u64) -> Outcome {
+    match notification_of(k, p, slot, Rights::READ) {
+        Ok(n) => next(k.wait(t, n, timeout)),
+        Err(e) => ret(Err(e)),
+    }
+}
+
+/// Most endpoints and notifications (each kind) in the system: they live
+/// on the kernel heap, which must not run dry.
+const MAX_IPC_OBJECTS: usize = 4096;
+
+fn untyped_of(k: &Kernel, p: ProcId, slot: u64) -> Result<u32, Error> {
+    match lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?
+        .object
+        .object
+    {
+        Object::Untyped(u) => Ok(u),
+        _ => unreachable!("kind checked"),
+    }
+}
+
+fn endpoint_create(k: &mut Kernel, p: ProcId, untyped: u64) -> SysResult {
+    untyped_of(k, p, untyped)?;
+    if k.endpoints.iter().filter(|e| e.is_some()).count() >= MAX_IPC_OBJECTS {
+        return Err(Error::Exhausted);
+    }
+    let e = k.new_endpoint();
+    let label = k.proc(p).label;
+    let r = k.install_cap(p, None, Object::Endpoint(e, 0), Rights::ALL, label, None);
+    if r.is_err() {
+        k.endpoints[e.0 as usize] = None;
+    }
+    r
+}
+
+fn notification_create(k: &mut Kernel, p: ProcId, untyped: u64) -> SysResult {
+    untyped_of(k, p, untyped)?;
+    if k.notifications.iter().filter(|n| n.is_some()).count() >= MAX_IPC_OBJECTS {
+        return Err(Error::Exhausted);
+    }
+    let n = k.new_notification();
+    let label = k.proc(p).label;
+    let r = k.install_cap(p, None, Object::Notification(n), Rights::ALL, label, None);
+    if r.is_err() {
+        k.notifications[n.0 as usize] = None;
+    }
+    r
 }
 
 fn ret(r: SysResult) -> Outcome {
@@ -69,9 +214,9 @@ fn lookup(
     slot: u64,
     kind: CapKind,
     need: Rights,
-) -> Result<Cap<Object>, Error> {
+) -> Result<KernelCap, Error> {
     let cap = k.proc(p).caps.get(slot)?;
-    if cap.object.kind() != kind {
+    if cap.object.object.kind() != kind {
         return Err(Error::WrongType);
     }
     if !cap.rights.contains(need) {
@@ -81,7 +226,7 @@ fn lookup(
 }
 
 fn process_cap(k: &Kernel, p: ProcId, slot: u64, need: Rights) -> Result<ProcId, Error> {
-    match lookup(k, p, slot, CapKind::Process, need)?.object {
+    match lookup(k, p, slot, CapKind::Process, need)?.object.object {
         Object::Process(target) if k.proc(target).state == ProcState::Alive => Ok(target),
         Object::Process(_) => Err(Error::Dead),
         _ => unreachable!("kind checked"),
@@ -101,8 +246,7 @@ fn sleep(k: &mut Kernel, t: ThreadId, ns: u64) -> Outcome {
         return ret(Ok(0));
     }
     let until = k.clock.now().saturating_add(ns);
-    k.thread_mut(t).expect("caller").state = ThreadState::Sleeping(until);
-    k.sleepers.push(t);
+    k.block(t, ThreadState::Sleeping(until), ns);
     Outcome::Blocked
 }
 
@@ -124,23 +268,17 @@ fn thread_create(
 
 fn mem_alloc(k: &mut Kernel, p: ProcId, slot: u64, pages: u64) -> SysResult {
     let cap = lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?;
-    let Object::Untyped(u) = cap.object else {
+    let Object::Untyped(u) = cap.object.object else {
         unreachable!("kind checked")
     };
     let rights = cap.rights.intersect(Rights(
         Rights::READ.0 | Rights::WRITE.0 | Rights::EXECUTE.0 | Rights::GRANT.0,
     ));
     let m = k.new_memory(Some(u), pages)?;
-    match k.proc_mut(p).caps.insert(Cap {
-        object: Object::Memory(m),
-        rights,
-    }) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            k.mem_unref(m);
-            Err(e)
-        }
-    }
+    let label = k.proc(p).label;
+    let r = k.install_cap(p, None, Object::Memory(m), rights, label, None);
+    k.mem_unref(m); // the creation reference: the capability holds it now
+    r
 }
 
 fn map(k: &mut Kernel, p: ProcId, proc_slot: u64, mem_slot: u64, va: u64, flags: u64) -> SysResult {
@@ -155,10 +293,11 @@ fn map(k: &mut Kernel, p: ProcId, proc_slot: u64, mem_slot: u64, va: u64, flags:
     if flags & map_flags::EXECUTE != 0 {
         need = need.union(Rights::EXECUTE);
     }
-    let Object::Memory(m) = lookup(k, p, mem_slot, CapKind::Memory, need)?.object else {
+    let cap = lookup(k, p, mem_slot, CapKind::Memory, need)?;
+    let Object::Memory(m) = cap.object.object else {
         unreachable!("kind checked")
     };
-    k.map(target, m, va, flags)?;
+    k.map(target, m, va, flags, Some(cap.object.node))?;
     Ok(0)
 }
 
@@ -170,6 +309,12 @@ fn unmap(k: &mut Kernel, p: ProcId, proc_slot: u64, va: u64) -> SysResult {
 
 /// Longest process name.
 const NAME_MAX: u64 = 32;
+/// Most processes ever created (their entries are kept for `process_wait`).
+const MAX_PROCESSES: usize = 4096;
+
+fn decode_label(v: u64) -> Result<Label, Error> {
+    Label::decode(v).ok_or(Error::InvalidArgument)
+}
 
 fn process_create(
     k: &mut Kernel,
@@ -177,56 +322,46 @@ fn process_create(
     untyped: u64,
     name_ptr: u64,
     name_len: u64,
+    label: u64,
 ) -> SysResult {
-    let Object::Untyped(u) = lookup(k, p, untyped, CapKind::Untyped, Rights::WRITE)?.object else {
-        unreachable!("kind checked")
-    };
+    let u = untyped_of(k, p, untyped)?;
     if name_len == 0 || name_len > NAME_MAX {
         return Err(Error::InvalidArgument);
     }
+    let label = decode_label(label)?;
+    if !k.proc(p).label.dominates(label) {
+        return Err(Error::LabelViolation);
+    }
+    if k.procs.len() >= MAX_PROCESSES {
+        return Err(Error::Exhausted);
+    }
     let bytes = user_bytes(k.proc(p).pml4, name_ptr, name_len)?;
     let name = core::str::from_utf8(bytes).map_err(|_| Error::InvalidArgument)?;
-    let name = String::from(name);
-    let child = k.create_process(name, Some(u))?;
-    match k.proc_mut(p).caps.insert(Cap {
-        object: Object::Process(child),
-        rights: Rights::ALL,
-    }) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            k.exit_process(child, ExitStatus::Exited(0));
-            Err(e)
-        }
+    let child = k.create_process(String::from(name), Some(u), label)?;
+    let r = k.install_cap(p, None, Object::Process(child), Rights::ALL, label, None);
+    if r.is_err() {
+        k.exit_process(child, ExitStatus::Exited(0));
     }
+    r
 }
 
-fn cap_copy(
-    k: &mut Kernel,
-    p: ProcId,
-    dst_proc: u64,
-    src_slot: u64,
-    dst_slot: u64,
-    rights: u64,
-) -> SysResult {
+fn cap_copy(k: &mut Kernel, p: ProcId, a: [u64; 6]) -> SysResult {
+    let [dst_proc, src_slot, dst_slot, rights, label, badge] = a;
     let target = process_cap(k, p, dst_proc, Rights::CONTROL)?;
     let mask = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
-    let cap = k.proc(p).caps.derive(src_slot, mask)?;
-    let slot = if dst_slot == u64::MAX {
-        k.proc_mut(target).caps.insert(cap)?
+    let label = if label == NO_CAP {
+        None
     } else {
-        k.proc_mut(target).caps.insert_at(dst_slot, cap)?;
-        dst_slot
+        Some(decode_label(label)?)
     };
-    k.took_cap(cap.object);
-    Ok(slot)
+    let badge = (badge != NO_CAP).then_some(badge);
+    let dst = (dst_slot != NO_CAP).then_some(dst_slot);
+    k.copy_cap(p, src_slot, target, dst, mask, label, badge)
 }
 
 fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
-    let target = match lookup(k, p, slot, CapKind::Process, Rights::READ) {
-        Ok(Cap {
-            object: Object::Process(target),
-            ..
-        }) => target,
+    let target = match lookup(k, p, slot, CapKind::Process, Rights::READ).map(|c| c.object.object) {
+        Ok(Object::Process(target)) => target,
         Ok(_) => unreachable!("kind checked"),
         Err(e) => return ret(Err(e)),
     };
@@ -236,7 +371,7 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
     match k.proc(target).state {
         ProcState::Exited(s) => ret(Ok(s.encode())),
         ProcState::Alive => {
-            k.thread_mut(t).expect("caller").state = ThreadState::Waiting(target);
+            k.block(t, ThreadState::Waiting(target), exo_abi::FOREVER);
             k.proc_mut(target).waiters.push(t);
             Outcome::Blocked
         }
@@ -245,23 +380,17 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
 
 fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
     let cap = k.proc(p).caps.get(slot)?;
-    let pages = match cap.object {
+    let pages = match cap.object.object {
         Object::Memory(m) => k.mems[m.0 as usize]
             .as_ref()
             .map_or(0, |o| o.frames.len() as u64),
         _ => 0,
     };
-    Ok((pages << 40) | ((cap.object.kind() as u64) << 32) | cap.rights.0 as u64)
+    Ok((pages << 40) | ((cap.object.object.kind() as u64) << 32) | cap.rights.0 as u64)
 }
 
 fn shutdown(k: &mut Kernel, p: ProcId, slot: u64, code: u64) -> SysResult {
     lookup(k, p, slot, CapKind::Power, Rights::WRITE)?;
     crate::kprintln!("shutdown requested by '{}' (code {code})", k.proc(p).name);
     crate::power_off(code)
-}
-
-fn cap_delete(k: &mut Kernel, p: ProcId, slot: u64) -> SysResult {
-    let cap = k.proc_mut(p).caps.remove(slot)?;
-    k.drop_cap(cap);
-    Ok(0)
 }

@@ -169,7 +169,11 @@ fn sleep_blocks_for_the_time_asked() {
 fn random_system_calls_never_break_the_kernel() {
     let b = test_boot();
     let i = b.expect_line("chaos: seed 20240601: 20000 calls, ");
-    assert!(b.lines()[i].ends_with(" 0 malformed answers"), "{}", b.lines()[i]);
+    assert!(
+        b.lines()[i].ends_with(" 0 malformed answers"),
+        "{}",
+        b.lines()[i]
+    );
     b.expect_line("chaos: every answer was a success or a known error");
     b.expect_line("root: chaos exited with code 0");
 }

@@ -18,6 +18,7 @@
 //! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
 //! restart = never           # never | on-failure | always
 //! expect = exit 0           # exit N | fault | fault N
+//! label = user              # place in the security lattice (default user)
 //! ```
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+pub use exo_kcore::lattice::Label;
 
 /// Default heap of a program.
 pub const DEFAULT_HEAP: u64 = 64 * 1024;
@@ -111,6 +113,9 @@ pub struct Program {
     pub restart: Restart,
     /// Expected ending, if any.
     pub expect: Option<Expect>,
+    /// Its label in the security lattice (it may hold only capabilities
+    /// it dominates).
+    pub label: Label,
 }
 
 /// A manifest error with the line it was found on (0: whole file).
@@ -234,6 +239,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             heap: DEFAULT_HEAP,
                             restart: Restart::Never,
                             expect: None,
+                            label: Label::USER,
                         },
                         Vec::new(),
                     ));
@@ -379,6 +385,15 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                     "expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"
                 ),
             })?)
+        }
+        "label" => {
+            prog.label = Label::from_name(value).ok_or_else(|| {
+                let names: Vec<&str> = Label::NAMED.iter().map(|(n, _)| *n).collect();
+                ManifestError {
+                    line: n,
+                    message: format!("unknown label `{value}` (one of {})", names.join(", ")),
+                }
+            })?
         }
         _ => return err(n, format!("unknown key `{key}` in [program {}]", prog.name)),
     }

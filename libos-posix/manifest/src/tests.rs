@@ -15,6 +15,7 @@ after = a
 heap = 128K
 restart = on-failure
 expect = fault 14
+label = network
 
 [program a]
 binary = hello
@@ -34,6 +35,8 @@ fn parses_and_orders() {
     assert_eq!(b.heap, 128 * 1024);
     assert_eq!(b.restart, Restart::OnFailure);
     assert_eq!(b.expect, Some(Expect::Fault(Some(14))));
+    assert_eq!(b.label, Label::NETWORK);
+    assert_eq!(m.programs[0].label, Label::USER, "default label");
     let a = &m.programs[0];
     assert_eq!(
         (a.heap, a.restart, a.expect),
@@ -156,6 +159,11 @@ fn every_error_names_its_line() {
             "expected `key = value`",
         ),
         ("[program p]\nbinary = a/b\n", 2, "invalid binary name"),
+        (
+            "[program p]\nbinary = p\nlabel = admin\n",
+            3,
+            "unknown label `admin` (one of root, system",
+        ),
         ("# nothing\n", 0, "no [program] sections"),
         ("", 0, "no [program] sections"),
     ];

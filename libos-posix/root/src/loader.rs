@@ -84,7 +84,7 @@ pub fn start(
         return Err(StartError::ArgsTooLong);
     }
     let child = untyped
-        .create_process(&program.name)
+        .create_process(&program.name, program.label.encode())
         .map_err(k("create process"))?;
     let result = build(elf.data, &plan, program, untyped, child);
     if result.is_err() {
@@ -156,7 +156,9 @@ fn build(
             CapGrant::Power => (slot::POWER, Rights::WRITE),
             CapGrant::Untyped => (slot::UNTYPED, Rights::ALL),
         };
-        child.give(s, s, rights).map_err(k("grant capability"))?;
+        child
+            .give(s, Some(s), rights, Some(program.label.encode()), None)
+            .map_err(k("grant capability"))?;
     }
     let rsp = args_va & !0xf;
     child

@@ -1,8 +1,8 @@
 //! Capabilities as typed handles: the thing you hold is a `Console`, a
 //! `Memory`, a `Process`, never a bare slot number.
 
-use crate::sys::call;
-use exo_abi::{slot, CapKind, Error, ExitStatus, Rights, Sys};
+use crate::sys::{call, raw_regs};
+use exo_abi::{decode_result, slot, CapKind, Error, ExitStatus, Rights, Sys, MSG_WORDS, NO_CAP};
 
 /// Kind, rights and size of a capability, from `cap_info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +69,114 @@ handle!(
     /// Power control.
     Power
 );
+handle!(
+    /// An IPC endpoint (with the badge it was minted with).
+    Endpoint
+);
+handle!(
+    /// A notification.
+    Notification
+);
+
+/// Deletes every capability derived from the one in slot `s`, in every
+/// process; returns how many.
+pub fn revoke(s: u64) -> Result<u64, Error> {
+    call(Sys::CapRevoke, [s, 0, 0, 0, 0, 0])
+}
+
+/// A received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The data words.
+    pub words: [u64; MSG_WORDS],
+    /// Slot of the capability that came with it, if any.
+    pub cap: Option<u64>,
+    /// The sender's badge ([`exo_abi::NOTIFY_BADGE`]: a notification fired
+    /// and `words[0]` holds its bits).
+    pub badge: u64,
+}
+
+fn message(regs: [u64; 6]) -> Result<Message, Error> {
+    decode_result(regs[0])?;
+    let cap = (regs[1] != NO_CAP).then_some(regs[1]);
+    Ok(Message {
+        words: [regs[2], regs[3], regs[4]],
+        cap,
+        badge: regs[5],
+    })
+}
+
+fn cap_arg(cap: Option<u64>) -> u64 {
+    cap.unwrap_or(NO_CAP)
+}
+
+impl Endpoint {
+    /// Sends `words` (and a capability) and waits for the reply, at most
+    /// `timeout` ns ([`exo_abi::FOREVER`] for no limit).
+    pub fn call(
+        self,
+        words: [u64; MSG_WORDS],
+        cap: Option<u64>,
+        timeout: u64,
+    ) -> Result<Message, Error> {
+        message(raw_regs(
+            Sys::Call,
+            [self.0, words[0], words[1], words[2], cap_arg(cap), timeout],
+        ))
+    }
+    /// Sends without waiting for a reply (blocks until received).
+    pub fn send(
+        self,
+        words: [u64; MSG_WORDS],
+        cap: Option<u64>,
+        timeout: u64,
+    ) -> Result<(), Error> {
+        message(raw_regs(
+            Sys::Send,
+            [self.0, words[0], words[1], words[2], cap_arg(cap), timeout],
+        ))
+        .map(|_| ())
+    }
+    /// Waits for a message (or a signal on `bound`).
+    pub fn recv(self, bound: Option<Notification>, timeout: u64) -> Result<Message, Error> {
+        message(raw_regs(
+            Sys::Recv,
+            [self.0, bound.map_or(NO_CAP, |n| n.0), timeout, 0, 0, 0],
+        ))
+    }
+    /// Replies to the last call, then waits for the next message.
+    pub fn reply_recv(
+        self,
+        words: [u64; MSG_WORDS],
+        cap: Option<u64>,
+        timeout: u64,
+    ) -> Result<Message, Error> {
+        message(raw_regs(
+            Sys::ReplyRecv,
+            [self.0, words[0], words[1], words[2], cap_arg(cap), timeout],
+        ))
+    }
+}
+
+/// Replies to the last call received.
+pub fn reply(words: [u64; MSG_WORDS], cap: Option<u64>) -> Result<(), Error> {
+    call(
+        Sys::Reply,
+        [words[0], words[1], words[2], cap_arg(cap), 0, 0],
+    )
+    .map(|_| ())
+}
+
+impl Notification {
+    /// Sets `bits`, waking a waiter.
+    pub fn signal(self, bits: u64) -> Result<(), Error> {
+        call(Sys::Signal, [self.0, bits, 0, 0, 0, 0]).map(|_| ())
+    }
+    /// Waits for bits (at most `timeout` ns); returns and clears them.
+    pub fn wait(self, timeout: u64) -> Result<u64, Error> {
+        call(Sys::Wait, [self.0, timeout, 0, 0, 0, 0])
+    }
+}
 
 /// The console at its well-known slot.
 pub const CONSOLE: Console = Console(slot::CONSOLE);
@@ -90,13 +198,21 @@ impl Untyped {
     pub fn alloc(self, pages: u64) -> Result<Memory, Error> {
         call(Sys::MemAlloc, [self.0, pages, 0, 0, 0, 0]).map(Memory)
     }
-    /// A new empty process named `name`.
-    pub fn create_process(self, name: &str) -> Result<Process, Error> {
+    /// A new empty process named `name` at lattice `label` (encoded).
+    pub fn create_process(self, name: &str, label: u64) -> Result<Process, Error> {
         call(
             Sys::ProcessCreate,
-            [self.0, name.as_ptr() as u64, name.len() as u64, 0, 0, 0],
+            [self.0, name.as_ptr() as u64, name.len() as u64, label, 0, 0],
         )
         .map(Process)
+    }
+    /// A new endpoint.
+    pub fn create_endpoint(self) -> Result<Endpoint, Error> {
+        call(Sys::EndpointCreate, [self.0, 0, 0, 0, 0, 0]).map(Endpoint)
+    }
+    /// A new notification.
+    pub fn create_notification(self) -> Result<Notification, Error> {
+        call(Sys::NotificationCreate, [self.0, 0, 0, 0, 0, 0]).map(Notification)
     }
 }
 
@@ -121,10 +237,28 @@ impl Process {
     pub fn spawn_thread(self, entry: u64, stack: u64, arg: u64) -> Result<u64, Error> {
         call(Sys::ThreadCreate, [self.0, entry, stack, arg, 0, 0])
     }
-    /// Copies our capability in `src` into this process at `dst`, keeping
-    /// only `rights`.
-    pub fn give(self, src: u64, dst: u64, rights: Rights) -> Result<u64, Error> {
-        call(Sys::CapCopy, [self.0, src, dst, rights.0 as u64, 0, 0])
+    /// Copies our capability in `src` into this process at `dst` (or a
+    /// free slot), keeping only `rights`, at `label` (encoded; `None`: the
+    /// source's) and with `badge` for an unbadged endpoint.
+    pub fn give(
+        self,
+        src: u64,
+        dst: Option<u64>,
+        rights: Rights,
+        label: Option<u64>,
+        badge: Option<u64>,
+    ) -> Result<u64, Error> {
+        call(
+            Sys::CapCopy,
+            [
+                self.0,
+                src,
+                dst.unwrap_or(NO_CAP),
+                rights.0 as u64,
+                label.unwrap_or(NO_CAP),
+                badge.unwrap_or(NO_CAP),
+            ],
+        )
     }
     /// Blocks until the process ends.
     pub fn wait(self) -> Result<ExitStatus, Error> {

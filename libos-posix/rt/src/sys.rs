@@ -40,6 +40,23 @@ pub fn raw_number(n: u64, a: [u64; 6]) -> u64 {
     ret
 }
 
+/// Issues `n` and returns the registers the kernel writes back:
+/// `[rax, rdi, rsi, rdx, r10, r9]` (the IPC results).
+pub fn raw_regs(n: Sys, a: [u64; 6]) -> [u64; 6] {
+    let (rax, rdi, rsi, rdx, r10, r9): (u64, u64, u64, u64, u64, u64);
+    // SAFETY: as for `raw`; the kernel returns values in these registers.
+    unsafe {
+        asm!("syscall",
+             inlateout("rax") n as u64 => rax,
+             inlateout("rdi") a[0] => rdi, inlateout("rsi") a[1] => rsi, inlateout("rdx") a[2] => rdx,
+             inlateout("r10") a[3] => r10, in("r8") a[4], inlateout("r9") a[5] => r9,
+             lateout("rcx") _, lateout("r11") _,
+             clobber_abi("sysv64"),
+             options(nostack));
+    }
+    [rax, rdi, rsi, rdx, r10, r9]
+}
+
 /// Issues `n` and decodes the result.
 pub fn call(n: Sys, a: [u64; 6]) -> Result<u64, Error> {
     decode_result(raw(n, a))

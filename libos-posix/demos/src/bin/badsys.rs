@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use exo_rt::abi::{slot, Error, Sys, STACK_TOP, USER_END};
+use exo_rt::abi::{slot, Error, Sys, NO_CAP, STACK_TOP, USER_END};
 use exo_rt::println;
 use exo_rt::sys::{call, raw_number};
 
@@ -129,7 +129,10 @@ fn main(_args: &str) -> i32 {
         ),
         (
             "unknown rights bits",
-            call(Sys::CapCopy, [slot::SELF, slot::CONSOLE, 20, 1 << 20, 0, 0]),
+            call(
+                Sys::CapCopy,
+                [slot::SELF, slot::CONSOLE, 20, 1 << 20, NO_CAP, NO_CAP],
+            ),
             Err(Error::InvalidArgument),
         ),
         (

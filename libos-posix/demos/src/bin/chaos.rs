@@ -56,7 +56,14 @@ fn main(args: &str) -> i32 {
     let mut per_error = [0u64; Error::ALL.len() + 1];
     for _ in 0..count {
         let n = rng.next() % (Sys::ALL.len() as u64 + 4);
-        let a = [argument(&mut rng), argument(&mut rng), argument(&mut rng), argument(&mut rng), argument(&mut rng), argument(&mut rng)];
+        let a = [
+            argument(&mut rng),
+            argument(&mut rng),
+            argument(&mut rng),
+            argument(&mut rng),
+            argument(&mut rng),
+            argument(&mut rng),
+        ];
         let dangerous = match Sys::from_number(n) {
             Some(Sys::Exit | Sys::ThreadExit | Sys::ThreadCreate) => true,
             Some(Sys::Sleep) => a[0] > 1_000_000,

@@ -1,0 +1,265 @@
+//! Synchronous IPC (call, recv, reply, send) and notifications.
+//!
+//! A rendezvous copies up to three words in registers and may pass one
+//! capability, which the receiver gets as a derived copy (so the sender
+//! can revoke it). `call` leaves the receiver a one-shot reply right: the
+//! next `reply` answers exactly that caller. Every wait can time out, and
+//! a caller whose server dies gets `Dead` instead of hanging.
+
+use crate::kernel::Kernel;
+use crate::object::*;
+use exo_abi::{Error, Rights, MSG_WORDS, NOTIFY_BADGE, NO_CAP};
+
+/// What the calling thread should do next.
+pub enum Next {
+    /// Return to it now with this result in `rax`.
+    Return(Result<u64, Error>),
+    /// It blocked.
+    Blocked,
+}
+
+impl Kernel {
+    /// Writes a delivered message into `t`'s registers.
+    fn write_message(&mut self, t: ThreadId, words: [u64; MSG_WORDS], cap_slot: u64, badge: u64) {
+        let f = &mut self.thread_mut(t).expect("receiver").frame;
+        f.rsi = words[0];
+        f.rdx = words[1];
+        f.r10 = words[2];
+        f.rdi = cap_slot;
+        f.r9 = badge;
+    }
+
+    /// Moves `msg` from `sender` to `receiver`: the words, and a derived
+    /// copy of the passed capability (checked against the receiver's
+    /// label). On error nothing is delivered.
+    fn transfer(
+        &mut self,
+        sender: ThreadId,
+        receiver: ThreadId,
+        msg: Message,
+    ) -> Result<(), Error> {
+        let from = self.proc_of(sender);
+        let to = self.proc_of(receiver);
+        let slot = match msg.cap {
+            Some(s) => self.copy_cap(from, s, to, None, Rights::ALL, None, None)?,
+            None => NO_CAP,
+        };
+        self.write_message(receiver, msg.words, slot, msg.badge);
+        Ok(())
+    }
+
+    fn endpoint(&mut self, e: EpId) -> &mut Endpoint {
+        self.endpoints[e.0 as usize]
+            .as_mut()
+            .expect("endpoint named by a live capability")
+    }
+
+    /// `send` or `call` from `t` on endpoint `e`.
+    pub fn ipc_send(&mut self, t: ThreadId, e: EpId, msg: Message, timeout: u64) -> Next {
+        while let Some(r) = self.endpoint(e).receivers.pop_front() {
+            if !matches!(self.thread(r).map(|th| th.state), Some(ThreadState::Receiving(x, _)) if x == e)
+            {
+                continue; // stale entry
+            }
+            if let Err(err) = self.transfer(t, r, msg) {
+                self.endpoint(e).receivers.push_front(r);
+                return Next::Return(Err(err));
+            }
+            self.wake(r, Ok(0));
+            return if msg.is_call {
+                self.thread_mut(r).expect("receiver").reply_to = Some(t);
+                // The call's timeout covers the wait for the reply too.
+                self.block(t, ThreadState::AwaitingReply, timeout);
+                Next::Blocked
+            } else {
+                Next::Return(Ok(0))
+            };
+        }
+        if timeout == 0 {
+            return Next::Return(Err(Error::Timeout));
+        }
+        self.thread_mut(t).expect("sender").outgoing = msg;
+        self.endpoint(e).senders.push_back(t);
+        self.block(t, ThreadState::Sending(e), timeout);
+        Next::Blocked
+    }
+
+    /// `recv` by `t` on endpoint `e`, optionally also woken by signals on
+    /// notification `n`.
+    pub fn ipc_recv(&mut self, t: ThreadId, e: EpId, n: Option<NtfnId>, timeout: u64) -> Next {
+        if let Some(n) = n {
+            let nt = self.notifications[n.0 as usize]
+                .as_mut()
+                .expect("live notification");
+            if nt.bits != 0 {
+                let bits = core::mem::take(&mut nt.bits);
+                self.write_message(t, [bits, 0, 0], NO_CAP, NOTIFY_BADGE);
+                return Next::Return(Ok(0));
+            }
+        }
+        while let Some(s) = self.endpoint(e).senders.pop_front() {
+            if self.thread(s).map(|th| th.state) != Some(ThreadState::Sending(e)) {
+                continue;
+            }
+            let msg = self.thread(s).expect("sender").outgoing;
+            if let Err(err) = self.transfer(s, t, msg) {
+                // The sender's capability could not be passed: fail it and
+                // look at the next sender.
+                self.wake(s, Err(err));
+                continue;
+            }
+            if msg.is_call {
+                // Its deadline (if any) carries over to the reply wait.
+                self.thread_mut(s).expect("sender").state = ThreadState::AwaitingReply;
+                self.thread_mut(t).expect("receiver").reply_to = Some(s);
+            } else {
+                self.wake(s, Ok(0));
+            }
+            return Next::Return(Ok(0));
+        }
+        if timeout == 0 {
+            return Next::Return(Err(Error::Timeout));
+        }
+        self.endpoint(e).receivers.push_back(t);
+        if let Some(n) = n {
+            self.notifications[n.0 as usize]
+                .as_mut()
+                .expect("live")
+                .waiters
+                .push_back(t);
+        }
+        self.block(t, ThreadState::Receiving(e, n), timeout);
+        Next::Blocked
+    }
+
+    /// `reply` by `t` to the caller it owes.
+    pub fn ipc_reply(
+        &mut self,
+        t: ThreadId,
+        words: [u64; MSG_WORDS],
+        cap: Option<u64>,
+    ) -> Result<u64, Error> {
+        let caller = self
+            .thread_mut(t)
+            .expect("replier")
+            .reply_to
+            .take()
+            .ok_or(Error::NoReply)?;
+        if !self
+            .thread(caller)
+            .is_some_and(|c| c.state == ThreadState::AwaitingReply)
+        {
+            return Err(Error::Dead);
+        }
+        self.transfer(
+            t,
+            caller,
+            Message {
+                words,
+                cap,
+                is_call: false,
+                badge: 0,
+            },
+        )?;
+        self.wake(caller, Ok(0));
+        Ok(0)
+    }
+
+    /// `signal`: ORs `bits` into notification `n` and hands them to the
+    /// first waiter, if any.
+    pub fn signal(&mut self, n: NtfnId, bits: u64) {
+        let nt = self.notifications[n.0 as usize]
+            .as_mut()
+            .expect("live notification");
+        nt.bits |= bits;
+        while let Some(w) = self.notifications[n.0 as usize]
+            .as_mut()
+            .expect("live")
+            .waiters
+            .pop_front()
+        {
+            let state = self.thread(w).map(|th| th.state);
+            let receiving = matches!(state, Some(ThreadState::Receiving(_, Some(x))) if x == n);
+            if state != Some(ThreadState::WaitingSignal(n)) && !receiving {
+                continue;
+            }
+            let bits = core::mem::take(
+                &mut self.notifications[n.0 as usize]
+                    .as_mut()
+                    .expect("live")
+                    .bits,
+            );
+            if receiving {
+                self.write_message(w, [bits, 0, 0], NO_CAP, NOTIFY_BADGE);
+                self.wake(w, Ok(0));
+            } else {
+                self.wake(w, Ok(bits));
+            }
+            return;
+        }
+    }
+
+    /// `wait` by `t` on notification `n`.
+    pub fn wait(&mut self, t: ThreadId, n: NtfnId, timeout: u64) -> Next {
+        let nt = self.notifications[n.0 as usize]
+            .as_mut()
+            .expect("live notification");
+        if nt.bits != 0 {
+            return Next::Return(Ok(core::mem::take(&mut nt.bits)));
+        }
+        if timeout == 0 {
+            return Next::Return(Err(Error::Timeout));
+        }
+        nt.waiters.push_back(t);
+        self.block(t, ThreadState::WaitingSignal(n), timeout);
+        Next::Blocked
+    }
+
+    /// A thread's deadline passed: a sleeper wakes with 0, any other wait
+    /// ends with `Timeout`.
+    pub fn expire(&mut self, t: ThreadId) {
+        match self.thread(t).map(|th| th.state) {
+            Some(ThreadState::Sleeping(_)) => self.wake(t, Ok(0)),
+            Some(ThreadState::Runnable) | None => {}
+            Some(_) => self.wake(t, Err(Error::Timeout)),
+        }
+    }
+
+    /// A new endpoint with no references yet.
+    pub fn new_endpoint(&mut self) -> EpId {
+        let ep = Endpoint {
+            senders: Default::default(),
+            receivers: Default::default(),
+            refs: 0,
+        };
+        match self.endpoints.iter().position(Option::is_none) {
+            Some(i) => {
+                self.endpoints[i] = Some(ep);
+                EpId(i as u32)
+            }
+            None => {
+                self.endpoints.push(Some(ep));
+                EpId(self.endpoints.len() as u32 - 1)
+            }
+        }
+    }
+
+    /// A new notification with no references yet.
+    pub fn new_notification(&mut self) -> NtfnId {
+        let nt = Notification {
+            bits: 0,
+            waiters: Default::default(),
+            refs: 0,
+        };
+        match self.notifications.iter().position(Option::is_none) {
+            Some(i) => {
+                self.notifications[i] = Some(nt);
+                NtfnId(i as u32)
+            }
+            None => {
+                self.notifications.push(Some(nt));
+                NtfnId(self.notifications.len() as u32 - 1)
+            }
+        }
+    }
+}
