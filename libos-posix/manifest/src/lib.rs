@@ -19,7 +19,13 @@
 //! restart = never           # never | on-failure | always
 //! expect = exit 0           # exit N | fault | fault N
 //! label = user              # place in the security lattice (default user)
+//! endpoints = echo, log      # IPC endpoints, shared by name between programs
 //! ```
+//!
+//! Endpoints are how the root task wires programs together: every program
+//! that lists a name gets a capability to the same endpoint, at slot
+//! [`ENDPOINT_SLOT_BASE`] + its position in the list, minted with a badge
+//! that identifies the program (its position in the start order, plus 1).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +37,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 pub use exo_kcore::lattice::Label;
+
+/// Slot of the first endpoint a program lists.
+pub const ENDPOINT_SLOT_BASE: u64 = 16;
+/// Most endpoints one program may list.
+pub const MAX_ENDPOINTS: usize = 16;
 
 /// Default heap of a program.
 pub const DEFAULT_HEAP: u64 = 64 * 1024;
@@ -116,6 +127,8 @@ pub struct Program {
     /// Its label in the security lattice (it may hold only capabilities
     /// it dominates).
     pub label: Label,
+    /// Names of the endpoints it is connected to, in slot order.
+    pub endpoints: Vec<String>,
 }
 
 /// A manifest error with the line it was found on (0: whole file).
@@ -240,6 +253,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             restart: Restart::Never,
                             expect: None,
                             label: Label::USER,
+                            endpoints: Vec::new(),
                         },
                         Vec::new(),
                     ));
@@ -385,6 +399,23 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                     "expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"
                 ),
             })?)
+        }
+        "endpoints" => {
+            for e in list(value) {
+                if !valid_name(e) {
+                    return err(
+                        n,
+                        format!("invalid endpoint name `{e}` (1-32 of a-z, 0-9, -, _)"),
+                    );
+                }
+                if prog.endpoints.iter().any(|x| x == e) {
+                    return err(n, format!("endpoint `{e}` listed twice"));
+                }
+                prog.endpoints.push(e.to_string());
+            }
+            if prog.endpoints.len() > MAX_ENDPOINTS {
+                return err(n, format!("more than {MAX_ENDPOINTS} endpoints"));
+            }
         }
         "label" => {
             prog.label = Label::from_name(value).ok_or_else(|| {

@@ -16,6 +16,7 @@ heap = 128K
 restart = on-failure
 expect = fault 14
 label = network
+endpoints = echo, log
 
 [program a]
 binary = hello
@@ -36,6 +37,8 @@ fn parses_and_orders() {
     assert_eq!(b.restart, Restart::OnFailure);
     assert_eq!(b.expect, Some(Expect::Fault(Some(14))));
     assert_eq!(b.label, Label::NETWORK);
+    assert_eq!(b.endpoints, ["echo", "log"]);
+    assert!(m.programs[0].endpoints.is_empty());
     assert_eq!(m.programs[0].label, Label::USER, "default label");
     let a = &m.programs[0];
     assert_eq!(

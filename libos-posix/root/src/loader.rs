@@ -8,7 +8,7 @@ use exo_abi::{
     USER_START,
 };
 use exo_manifest::{CapGrant, Program};
-use exo_rt::caps::{self, Memory, Process, Untyped, SELF};
+use exo_rt::caps::{self, Endpoint, Memory, Process, Untyped, SELF};
 
 /// Pages of every program's stack.
 const STACK_PAGES: u64 = 16;
@@ -70,11 +70,33 @@ fn place(
     result
 }
 
-/// Creates and starts `program`.
+/// The endpoints named in a manifest, created by the root task.
+pub type Endpoints = alloc::vec::Vec<(String, Endpoint)>;
+
+/// Creates one endpoint for every name any program lists.
+pub fn create_endpoints(
+    manifest: &exo_manifest::Manifest,
+    untyped: Untyped,
+) -> Result<Endpoints, StartError> {
+    let mut out: Endpoints = alloc::vec::Vec::new();
+    for name in manifest.programs.iter().flat_map(|p| p.endpoints.iter()) {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((
+                name.clone(),
+                untyped.create_endpoint().map_err(k("create endpoint"))?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Creates and starts `program`; its endpoints carry `badge`.
 pub fn start(
     image: &exo_bootimg::BootImage,
     program: &Program,
     untyped: Untyped,
+    endpoints: &Endpoints,
+    badge: u64,
 ) -> Result<Process, StartError> {
     let elf = image
         .find(&program.binary)
@@ -86,7 +108,13 @@ pub fn start(
     let child = untyped
         .create_process(&program.name, program.label.encode())
         .map_err(k("create process"))?;
-    let result = build(elf.data, &plan, program, untyped, child);
+    let result = build(elf.data, &plan, program, untyped, child)
+        .and_then(|_| connect(program, child, endpoints, badge))
+        .and_then(|_| {
+            child
+                .spawn_thread(plan.entry, initial_rsp(program), info_va())
+                .map_err(k("start thread"))
+        });
     if result.is_err() {
         let _ = caps::delete(child.slot());
     }
@@ -129,8 +157,8 @@ fn build(
     // Stack: the args and the start-up block sit in the top page.
     let stack_base = STACK_TOP - STACK_PAGES * PAGE_SIZE;
     let args = program.args.as_bytes();
-    let info_va = STACK_TOP - StartInfo::SIZE as u64;
-    let args_va = (info_va - args.len() as u64) & !0xf;
+    let info_va = info_va();
+    let args_va = args_va(program);
     let info = StartInfo {
         heap_base: HEAP_BASE,
         heap_len: program.heap,
@@ -160,9 +188,48 @@ fn build(
             .give(s, Some(s), rights, Some(program.label.encode()), None)
             .map_err(k("grant capability"))?;
     }
-    let rsp = args_va & !0xf;
-    child
-        .spawn_thread(plan.entry, rsp, info_va)
-        .map_err(k("start thread"))?;
+    Ok(())
+}
+
+/// Where the start-up block sits: the top of the stack.
+fn info_va() -> u64 {
+    STACK_TOP - StartInfo::SIZE as u64
+}
+
+/// Where the argument text sits: just below the start-up block.
+fn args_va(program: &Program) -> u64 {
+    (info_va() - program.args.len() as u64) & !0xf
+}
+
+/// The first thread's stack pointer: 16-byte aligned below the arguments,
+/// as `_start` expects.
+fn initial_rsp(program: &Program) -> u64 {
+    args_va(program) & !0xf
+}
+
+/// Gives `child` its endpoints, in manifest order from
+/// `ENDPOINT_SLOT_BASE`, minted with `badge`.
+fn connect(
+    program: &Program,
+    child: Process,
+    endpoints: &Endpoints,
+    badge: u64,
+) -> Result<(), StartError> {
+    for (i, name) in program.endpoints.iter().enumerate() {
+        let (_, ep) = endpoints
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("created for every listed name");
+        let dst = exo_manifest::ENDPOINT_SLOT_BASE + i as u64;
+        child
+            .give(
+                ep.slot(),
+                Some(dst),
+                Rights::ALL,
+                Some(program.label.encode()),
+                Some(badge),
+            )
+            .map_err(k("connect endpoint"))?;
+    }
     Ok(())
 }

@@ -60,10 +60,15 @@ fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
 
 fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
     let untyped = Untyped::from_slot(slot::UNTYPED);
+    let endpoints = match loader::create_endpoints(manifest, untyped) {
+        Ok(e) => e,
+        Err(e) => return fatal(&alloc::format!("{e}")),
+    };
     let mut started: alloc::vec::Vec<(&Program, Process)> = alloc::vec::Vec::new();
     let mut failures = 0;
-    for program in &manifest.programs {
-        match loader::start(image, program, untyped) {
+    for (index, program) in manifest.programs.iter().enumerate() {
+        let badge = index as u64 + 1;
+        match loader::start(image, program, untyped, &endpoints, badge) {
             Ok(p) => {
                 println!("root: started {} ({})", program.name, program.binary);
                 started.push((program, p));

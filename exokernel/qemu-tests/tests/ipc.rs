@@ -1,0 +1,92 @@
+//! IPC and capability tests: the ipc image (libos-posix/manifests/ipc.manifest)
+//! runs `ipctest` against three `echo` servers; each test checks one
+//! property of that boot.
+
+use exo_qemu_tests::{boot, Boot};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn ipc_boot() -> &'static Boot {
+    static BOOT: OnceLock<Boot> = OnceLock::new();
+    BOOT.get_or_init(|| boot("ipc.img", Duration::from_secs(120), &[]))
+}
+
+fn check_ok(b: &Boot, name: &str) -> String {
+    let i = b.expect_line(&format!("ipc: {name}: "));
+    let line = b.lines()[i].to_string();
+    assert!(line.ends_with(" ok"), "{line}\n{}", b.serial);
+    line
+}
+
+#[test]
+fn ping_pong_with_badges() {
+    let line = check_ok(ipc_boot(), "ping-pong");
+    assert!(line.contains("100 calls answered, badge 4"), "{line}");
+}
+
+#[test]
+fn capability_transfer_grants_shared_memory() {
+    let b = ipc_boot();
+    b.expect_in_order(&[
+        "echo: shared memory says \"hello through shared memory\"",
+        "ipc: shared memory grant: ",
+    ]);
+    check_ok(b, "shared memory grant");
+}
+
+#[test]
+fn revoke_while_in_use_gives_the_holder_errors() {
+    let b = ipc_boot();
+    b.expect_line("echo: after revoke: capability Some(Err(InvalidCap)), mapping Err(BadAddress)");
+    check_ok(b, "revoke");
+}
+
+#[test]
+fn delegation_upward_is_refused() {
+    let b = ipc_boot();
+    assert!(check_ok(b, "pass capability down to a guest").contains("Err(LabelViolation)"));
+    assert!(check_ok(b, "relabel upward").contains("Err(LabelViolation)"));
+    check_ok(b, "relabel downward");
+    assert!(
+        b.find("guest: shared memory says").is_none(),
+        "the guest got the capability:\n{}",
+        b.serial
+    );
+}
+
+#[test]
+fn timeouts_and_notifications() {
+    let b = ipc_boot();
+    for name in [
+        "call timeout",
+        "send poll",
+        "signal wakes wait",
+        "wait timeout",
+        "bound notification ends recv",
+        "reply without a call",
+    ] {
+        check_ok(b, name);
+    }
+}
+
+#[test]
+fn server_killed_mid_call_gives_caller_an_error() {
+    let b = ipc_boot();
+    b.expect_in_order(&[
+        "doomed: dying in the middle of a call",
+        "[kernel] process 3 'doomed' killed",
+        "ipc: server dies mid-call: Err(Dead)",
+    ]);
+    check_ok(b, "server dies mid-call");
+}
+
+#[test]
+fn all_checks_pass_and_system_powers_off() {
+    let b = ipc_boot();
+    assert!(b.find("FAILED").is_none(), "{}", b.serial);
+    b.expect_in_order(&[
+        "ipc: 13/13 checks passed",
+        "root: all 4 programs ended as expected",
+    ]);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}

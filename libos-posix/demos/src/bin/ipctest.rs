@@ -1,0 +1,185 @@
+//! Exercises IPC, capability transfer, shared memory, revocation, the
+//! security lattice and notifications against the `echo` servers, one
+//! check per line. Endpoints (slots from 16): echo, guest (a server
+//! labelled guest), doomed (a server that dies mid-call), nobody (no
+//! server). Needs console and untyped.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use exo_kcore::lattice::Label;
+use exo_rt::abi::{map_flags, slot, Error, Rights, FOREVER, NOTIFY_BADGE};
+use exo_rt::caps::{self, Endpoint, Notification, Untyped, SELF};
+use exo_rt::{println, sys, thread};
+
+exo_rt::entry!(main);
+
+const MS: u64 = 1_000_000;
+const SHM_VA: u64 = 0x6000_0000;
+const TEXT: &[u8] = b"hello through shared memory";
+
+struct Checks {
+    passed: u32,
+    total: u32,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments) {
+        self.total += 1;
+        if ok {
+            self.passed += 1;
+            println!("ipc: {name}: {detail} ok");
+        } else {
+            println!("ipc: {name}: {detail} FAILED");
+        }
+    }
+}
+
+static NOTIFY_SLOT: AtomicU64 = AtomicU64::new(0);
+
+fn signaller(bits: u64) {
+    sys::sleep(10 * MS);
+    let n = Notification::from_slot(NOTIFY_SLOT.load(Ordering::SeqCst));
+    let _ = n.signal(bits);
+}
+
+fn main(_args: &str) -> i32 {
+    let ep = |i: u64| Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE + i);
+    let (echo, guest, doomed, nobody) = (ep(0), ep(1), ep(2), ep(3));
+    let untyped = Untyped::from_slot(slot::UNTYPED);
+    let mut c = Checks {
+        passed: 0,
+        total: 0,
+    };
+
+    // 1. Round trips, with the badge the root task minted for us.
+    let mut badge = 0;
+    let ok = (0..100).all(|i| match echo.call([1, i, 0], None, FOREVER) {
+        Ok(m) => {
+            badge = m.words[1];
+            m.words[0] == i + 1
+        }
+        Err(_) => false,
+    });
+    c.check(
+        "ping-pong",
+        ok && badge != 0,
+        format_args!("100 calls answered, badge {badge}"),
+    );
+
+    // 2. Timeouts: nobody listens.
+    let start = sys::clock();
+    let r = nobody.call([1, 0, 0], None, 20 * MS);
+    let waited = (sys::clock() - start) / MS;
+    c.check(
+        "call timeout",
+        r == Err(Error::Timeout) && waited >= 20,
+        format_args!("{r:?} after {waited} ms"),
+    );
+    let r = nobody.send([1, 0, 0], None, 0);
+    c.check("send poll", r == Err(Error::Timeout), format_args!("{r:?}"));
+
+    // 3. Shared memory granted by passing a capability.
+    let mem = untyped.alloc(1).expect("memory");
+    SELF.map(mem, SHM_VA, map_flags::READ | map_flags::WRITE)
+        .expect("map own memory");
+    // SAFETY: one page mapped read-write at SHM_VA just above.
+    unsafe { core::ptr::copy_nonoverlapping(TEXT.as_ptr(), SHM_VA as *mut u8, TEXT.len()) };
+    let sum: u64 = TEXT.iter().map(|b| *b as u64).sum();
+    let r = echo.call([2, TEXT.len() as u64, 0], Some(mem.slot()), FOREVER);
+    c.check(
+        "shared memory grant",
+        r.map(|m| m.words[0]) == Ok(sum),
+        format_args!("server summed {:?}, expected {sum}", r.map(|m| m.words[0])),
+    );
+
+    // 4. Revoke while the server holds and has mapped it.
+    let n = caps::revoke(mem.slot());
+    let r = echo.call([3, 0, 0], None, FOREVER);
+    // SAFETY: our own mapping of the page survives the revoke.
+    let still = unsafe { core::ptr::read_volatile(SHM_VA as *const u8) };
+    c.check(
+        "revoke",
+        n == Ok(1) && r.map(|m| m.words[0]) == Ok(1) && still == TEXT[0],
+        format_args!(
+            "revoked {n:?}; server lost capability and mapping: {:?}; ours intact",
+            r.map(|m| m.words[0] == 1)
+        ),
+    );
+
+    // 5. The lattice: a user-labelled capability cannot go to a guest, by
+    //    IPC or by copying, and nothing can be relabelled upward.
+    let r = guest.call([2, 1, 0], Some(mem.slot()), 50 * MS);
+    c.check(
+        "pass capability down to a guest",
+        r == Err(Error::LabelViolation),
+        format_args!("{r:?}"),
+    );
+    let r = SELF.give(
+        mem.slot(),
+        None,
+        Rights::ALL,
+        Some(Label::ROOT.encode()),
+        None,
+    );
+    c.check(
+        "relabel upward",
+        r == Err(Error::LabelViolation),
+        format_args!("{r:?}"),
+    );
+    let r = SELF.give(
+        mem.slot(),
+        None,
+        Rights::READ,
+        Some(Label::GUEST.encode()),
+        None,
+    );
+    c.check("relabel downward", r.is_ok(), format_args!("{r:?}"));
+
+    // 6. Notifications: wait, timeout, and bound to a receive.
+    let note = untyped.create_notification().expect("notification");
+    NOTIFY_SLOT.store(note.slot(), Ordering::SeqCst);
+    thread::spawn(signaller, 0b101).expect("thread");
+    let r = note.wait(FOREVER);
+    c.check("signal wakes wait", r == Ok(0b101), format_args!("{r:?}"));
+    let r = note.wait(5 * MS);
+    c.check(
+        "wait timeout",
+        r == Err(Error::Timeout),
+        format_args!("{r:?}"),
+    );
+    let own = untyped.create_endpoint().expect("endpoint");
+    thread::spawn(signaller, 0b10).expect("thread");
+    let r = own.recv(Some(note), FOREVER);
+    c.check(
+        "bound notification ends recv",
+        r.map(|m| (m.badge, m.words[0])) == Ok((NOTIFY_BADGE, 0b10)),
+        format_args!("{:?}", r.map(|m| m.words[0])),
+    );
+
+    // 7. One-shot replies, and a server that dies in the middle of a call.
+    let r = caps::reply([0, 0, 0], None);
+    c.check(
+        "reply without a call",
+        r == Err(Error::NoReply),
+        format_args!("{r:?}"),
+    );
+    let start = sys::clock();
+    let r = doomed.call([4, 0, 0], None, 5000 * MS);
+    let waited = (sys::clock() - start) / MS;
+    c.check(
+        "server dies mid-call",
+        r == Err(Error::Dead),
+        format_args!("{r:?} after {waited} ms"),
+    );
+
+    for server in [echo, guest] {
+        let _ = server.call([5, 0, 0], None, 1000 * MS);
+    }
+    println!("ipc: {}/{} checks passed", c.passed, c.total);
+    if c.passed == c.total {
+        0
+    } else {
+        1
+    }
+}
