@@ -8,8 +8,10 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::arch::asm;
-use exo_rt::abi::Sys;
-use exo_rt::{println, sys};
+use core::sync::atomic::{AtomicU64, Ordering};
+use exo_rt::abi::{map_flags, slot, Rights, Sys, FOREVER};
+use exo_rt::caps::{self, Endpoint, Notification, Untyped, SELF};
+use exo_rt::{println, sys, thread};
 
 exo_rt::entry!(main);
 
@@ -74,5 +76,50 @@ fn main(_args: &str) -> i32 {
     );
     println!("bench: yield_syscall {}", yield_ - empty);
     println!("bench: clock_syscall {}", clock - empty);
+    ipc(empty);
     0
+}
+
+static PING: AtomicU64 = AtomicU64::new(0);
+static PONG: AtomicU64 = AtomicU64::new(0);
+
+/// The other side of the notification ping-pong: wait for a ping,
+/// answer with a pong, forever.
+fn ponger(_: u64) {
+    let (ping, pong) = (Notification::from_slot(PING.load(Ordering::SeqCst)), Notification::from_slot(PONG.load(Ordering::SeqCst)));
+    while ping.wait(FOREVER).is_ok() {
+        let _ = pong.signal(1);
+    }
+}
+
+/// IPC figures: needs the `echo` server on endpoint slot 16 and untyped.
+fn ipc(empty: u64) {
+    let echo = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
+    let untyped = Untyped::from_slot(slot::UNTYPED);
+    let (call, call_min) = measure(|| {
+        core::hint::black_box(echo.call([1, 7, 0], None, FOREVER).ok());
+    });
+    println!("bench: ipc_call_reply {} min {}", call - empty, call_min - empty);
+
+    let ping = untyped.create_notification().expect("notification");
+    let pong = untyped.create_notification().expect("notification");
+    PING.store(ping.slot(), Ordering::SeqCst);
+    PONG.store(pong.slot(), Ordering::SeqCst);
+    thread::spawn(ponger, 0).expect("thread");
+    let (round, _) = measure(|| {
+        let _ = ping.signal(1);
+        let _ = pong.wait(FOREVER);
+    });
+    println!("bench: notification_round_trip {}", round - empty);
+
+    let mem = untyped.alloc(1).expect("memory");
+    const VA: u64 = 0x7000_0000;
+    let (grant, _) = measure(|| {
+        let copy = SELF.give(mem.slot(), None, Rights::READ, None, None).expect("copy");
+        SELF.map(caps::Memory::from_slot(copy), VA, map_flags::READ).expect("map");
+        let _ = SELF.unmap(VA);
+        let _ = caps::delete(copy);
+    });
+    println!("bench: grant_map_unmap_delete {}", grant - empty);
+    let _ = echo.call([5, 0, 0], None, FOREVER);
 }

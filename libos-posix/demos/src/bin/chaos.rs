@@ -35,7 +35,7 @@ fn argument(rng: &mut XorShift) -> u64 {
     let buf = core::ptr::addr_of_mut!(BUFFER) as u64;
     match rng.next() % 10 {
         0 => 0,
-        1 => rng.next() % 16,
+        1 => rng.next() % 20,
         2 => rng.next() % 300,
         3 => buf + rng.next() % 8192,
         4 => 0xffff_8000_0000_0000 + (rng.next() % (1 << 32)),
@@ -56,7 +56,7 @@ fn main(args: &str) -> i32 {
     let mut per_error = [0u64; Error::ALL.len() + 1];
     for _ in 0..count {
         let n = rng.next() % (Sys::ALL.len() as u64 + 4);
-        let a = [
+        let mut a = [
             argument(&mut rng),
             argument(&mut rng),
             argument(&mut rng),
@@ -64,6 +64,13 @@ fn main(args: &str) -> i32 {
             argument(&mut rng),
             argument(&mut rng),
         ];
+        // Blocking calls keep their random arguments but wait 1 ms at most.
+        match Sys::from_number(n) {
+            Some(Sys::Call | Sys::Send | Sys::ReplyRecv) => a[5] %= 1_000_000,
+            Some(Sys::Recv) => a[2] %= 1_000_000,
+            Some(Sys::Wait) => a[1] %= 1_000_000,
+            _ => {}
+        }
         let dangerous = match Sys::from_number(n) {
             Some(Sys::Exit | Sys::ThreadExit | Sys::ThreadCreate) => true,
             Some(Sys::Sleep) => a[0] > 1_000_000,
