@@ -4,19 +4,10 @@ use std::path::PathBuf;
 
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let ld = dir
-        .join("../user.ld")
-        .canonicalize()
-        .expect("libos-posix/user.ld");
+    let ld = dir.join("../user.ld").canonicalize().expect("libos-posix/user.ld");
     println!("cargo:rerun-if-changed={}", ld.display());
-    for arg in [
-        "-nostartfiles",
-        "-nostdlib",
-        "-static",
-        "-no-pie",
-        "-Wl,--build-id=none",
-        "-Wl,-z,max-page-size=4096",
-    ] {
+    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096"]
+    {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
     println!("cargo:rustc-link-arg-bins=-T{}", ld.display());

@@ -10,14 +10,8 @@ fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let ld = dir.join("link.ld");
     println!("cargo:rerun-if-changed={}", ld.display());
-    for arg in [
-        "-nostartfiles",
-        "-nostdlib",
-        "-static",
-        "-no-pie",
-        "-Wl,--build-id=none",
-        "-Wl,-z,max-page-size=4096",
-    ] {
+    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096"]
+    {
         println!("cargo:rustc-link-arg-bin=exokernel={arg}");
     }
     println!("cargo:rustc-link-arg-bin=exokernel=-T{}", ld.display());
@@ -32,9 +26,7 @@ fn main() {
         }
         writeln!(s, "    push {v}\n    jmp exo_interrupt_common").unwrap();
     }
-    s.push_str(
-        ".section .rodata.vectors, \"a\"\n.balign 8\n.global EXO_VECTOR_STUBS\nEXO_VECTOR_STUBS:\n",
-    );
+    s.push_str(".section .rodata.vectors, \"a\"\n.balign 8\n.global EXO_VECTOR_STUBS\nEXO_VECTOR_STUBS:\n");
     for v in 0..256u32 {
         writeln!(s, "    .quad exo_vector_{v}").unwrap();
     }

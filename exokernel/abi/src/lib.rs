@@ -95,11 +95,26 @@ pub enum Sys {
     Signal = 24,
     /// `wait(notification_cap, timeout_ns) -> bits` (and clears them).
     Wait = 25,
+    /// `cap_seal(slot, out_ptr, key_id, nonce)`: writes a
+    /// [`SEALED_TOKEN_LEN`]-byte token for the capability (needs `GRANT`),
+    /// MACed with sealing key `key_id` (0 = the kernel's boot key).
+    CapSeal = 26,
+    /// `cap_unseal(token_ptr, dst_slot | NO_CAP) -> slot`: checks a token
+    /// and installs the capability it stands for, if its object still
+    /// exists and the caller dominates its label.
+    CapUnseal = 27,
+    /// `seal_key_establish(public_key_ptr, ciphertext_out_ptr) -> key_id`:
+    /// encapsulates fresh randomness to the caller's ML-KEM-768 public key
+    /// ([`KEM_PUBLIC_LEN`] bytes), writes the ciphertext
+    /// ([`KEM_CIPHERTEXT_LEN`] bytes) and keeps the derived key as a new
+    /// sealing key, which the caller can also derive, and so verify tokens
+    /// on its own.
+    SealKeyEstablish = 28,
 }
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 26] = [
+    pub const ALL: [Sys; 29] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -126,6 +141,9 @@ impl Sys {
         Sys::NotificationCreate,
         Sys::Signal,
         Sys::Wait,
+        Sys::CapSeal,
+        Sys::CapUnseal,
+        Sys::SealKeyEstablish,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -169,11 +187,14 @@ pub enum Error {
     Timeout = 14,
     /// `reply` with no call to answer.
     NoReply = 15,
+    /// A sealed token was refused: forged, altered, or sealed under an
+    /// unknown key.
+    BadSeal = 16,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 15] = [
+    pub const ALL: [Error; 16] = [
         Error::InvalidSyscall,
         Error::InvalidCap,
         Error::WrongType,
@@ -189,6 +210,7 @@ impl Error {
         Error::LabelViolation,
         Error::Timeout,
         Error::NoReply,
+        Error::BadSeal,
     ];
 
     /// Decodes an error code (the positive number); `None` if unknown.
@@ -214,6 +236,7 @@ impl Error {
             Error::LabelViolation => "label violation (delegation upward refused)",
             Error::Timeout => "timed out",
             Error::NoReply => "no call to reply to",
+            Error::BadSeal => "sealed token refused",
         }
     }
 }
@@ -394,6 +417,13 @@ pub const FOREVER: u64 = u64::MAX;
 /// a message; word 0 then holds the signalled bits.
 pub const NOTIFY_BADGE: u64 = u64::MAX;
 
+/// Bytes of a sealed capability token.
+pub const SEALED_TOKEN_LEN: usize = 72;
+/// Bytes of an ML-KEM-768 encapsulation key.
+pub const KEM_PUBLIC_LEN: usize = 1184;
+/// Bytes of an ML-KEM-768 ciphertext.
+pub const KEM_CIPHERTEXT_LEN: usize = 1088;
+
 /// Registers of the IPC system calls.
 ///
 /// In: `rdi` = endpoint slot, `rsi`, `rdx`, `r10` = message words, `r8` =
@@ -451,10 +481,7 @@ impl StartInfo {
     /// Encodes as little-endian words.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len]
-            .iter()
-            .enumerate()
-        {
+        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len].iter().enumerate() {
             b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
         b
@@ -467,12 +494,7 @@ impl StartInfo {
             a.copy_from_slice(&b[i * 8..i * 8 + 8]);
             u64::from_le_bytes(a)
         };
-        StartInfo {
-            heap_base: w(0),
-            heap_len: w(1),
-            args_ptr: w(2),
-            args_len: w(3),
-        }
+        StartInfo { heap_base: w(0), heap_len: w(1), args_ptr: w(2), args_len: w(3) }
     }
 }
 
@@ -509,11 +531,7 @@ mod tests {
 
     #[test]
     fn exit_status_round_trip() {
-        for s in [
-            ExitStatus::Exited(0),
-            ExitStatus::Exited(u32::MAX),
-            ExitStatus::Faulted(14),
-        ] {
+        for s in [ExitStatus::Exited(0), ExitStatus::Exited(u32::MAX), ExitStatus::Faulted(14)] {
             assert_eq!(ExitStatus::decode(s.encode()), s);
         }
     }
@@ -526,12 +544,7 @@ mod tests {
 
     #[test]
     fn start_info_round_trip() {
-        let s = StartInfo {
-            heap_base: 1,
-            heap_len: 2,
-            args_ptr: 3,
-            args_len: u64::MAX,
-        };
+        let s = StartInfo { heap_base: 1, heap_len: 2, args_ptr: 3, args_len: u64::MAX };
         assert_eq!(StartInfo::from_bytes(&s.to_bytes()), s);
     }
 }

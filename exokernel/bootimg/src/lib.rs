@@ -112,10 +112,7 @@ fn valid_name(name: &str) -> bool {
 /// Decodes entry `i`'s name field (unchecked beyond UTF-8).
 fn entry_name(entry: &[u8], i: usize) -> Result<&str, ImageError> {
     let field = &entry[..NAME_FIELD];
-    let len = field
-        .iter()
-        .position(|b| *b == 0)
-        .ok_or(ImageError::BadName(i))?;
+    let len = field.iter().position(|b| *b == 0).ok_or(ImageError::BadName(i))?;
     if field[len..].iter().any(|b| *b != 0) {
         return Err(ImageError::BadName(i));
     }
@@ -147,10 +144,7 @@ impl<'a> BootImage<'a> {
         }
         let total = u64_at(bytes, 16);
         if total > bytes.len() as u64 || total < HEADER as u64 {
-            return Err(ImageError::BadLength {
-                recorded: total,
-                actual: bytes.len() as u64,
-            });
+            return Err(ImageError::BadLength { recorded: total, actual: bytes.len() as u64 });
         }
         let bytes = &bytes[..total as usize];
         let count = count as usize;
@@ -183,11 +177,7 @@ impl<'a> BootImage<'a> {
     fn entry(&self, i: usize) -> Result<(&'a str, u64, u64), ImageError> {
         let at = HEADER + i * ENTRY;
         let e = &self.bytes[at..at + ENTRY];
-        Ok((
-            entry_name(e, i)?,
-            u64_at(e, NAME_FIELD),
-            u64_at(e, NAME_FIELD + 8),
-        ))
+        Ok((entry_name(e, i)?, u64_at(e, NAME_FIELD), u64_at(e, NAME_FIELD + 8)))
     }
 
     fn raw_names(&self) -> impl Iterator<Item = Result<&'a str, ImageError>> + '_ {
@@ -208,11 +198,7 @@ impl<'a> BootImage<'a> {
     pub fn files(&self) -> impl Iterator<Item = File<'a>> + '_ {
         (0..self.count).map(|i| {
             let (name, offset, size) = self.entry(i).expect("checked by parse");
-            File {
-                name,
-                offset,
-                data: &self.bytes[offset as usize..(offset + size) as usize],
-            }
+            File { name, offset, data: &self.bytes[offset as usize..(offset + size) as usize] }
         })
     }
 
@@ -249,11 +235,8 @@ pub fn build(files: &[(&str, &[u8])]) -> Result<Vec<u8>, ImageError> {
         table.extend_from_slice(&entry);
         offset = align_up(offset + data.len() as u64);
     }
-    let total = files
-        .last()
-        .map_or((HEADER + table.len()) as u64, |(_, d)| {
-            offset - align_up(d.len() as u64) + d.len() as u64
-        });
+    let total =
+        files.last().map_or((HEADER + table.len()) as u64, |(_, d)| offset - align_up(d.len() as u64) + d.len() as u64);
     let mut out = Vec::with_capacity(total as usize);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -275,13 +258,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> Vec<u8> {
-        build(&[
-            ("root", b"\x7fELF root"),
-            ("manifest", b"[program x]\n"),
-            ("empty", b""),
-            ("big", &[7u8; 5000]),
-        ])
-        .unwrap()
+        build(&[("root", b"\x7fELF root"), ("manifest", b"[program x]\n"), ("empty", b""), ("big", &[7u8; 5000])])
+            .unwrap()
     }
 
     fn set_u64(b: &mut [u8], at: usize, v: u64) {
@@ -310,10 +288,7 @@ mod tests {
     #[test]
     fn header_errors() {
         let img = sample();
-        assert_eq!(
-            BootImage::parse(&img[..10]).unwrap_err(),
-            ImageError::Truncated
-        );
+        assert_eq!(BootImage::parse(&img[..10]).unwrap_err(), ImageError::Truncated);
         let mut b = img.clone();
         b[0] = b'X';
         assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::BadMagic);
@@ -322,14 +297,8 @@ mod tests {
         assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::BadVersion(2));
         let mut b = img.clone();
         b[12..16].copy_from_slice(&5000u32.to_le_bytes());
-        assert_eq!(
-            BootImage::parse(&b).unwrap_err(),
-            ImageError::TooManyFiles(5000)
-        );
-        assert!(matches!(
-            BootImage::parse(&img[..img.len() - 1]).unwrap_err(),
-            ImageError::BadLength { .. }
-        ));
+        assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::TooManyFiles(5000));
+        assert!(matches!(BootImage::parse(&img[..img.len() - 1]).unwrap_err(), ImageError::BadLength { .. }));
         let mut b = img.clone();
         b[12..16].copy_from_slice(&1000u32.to_le_bytes());
         assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::Truncated);
@@ -344,35 +313,22 @@ mod tests {
         assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::Misaligned(1));
         let mut b = img.clone();
         set_u64(&mut b, entry(3) + NAME_FIELD + 8, 1 << 40);
-        assert_eq!(
-            BootImage::parse(&b).unwrap_err(),
-            ImageError::OutOfBounds(3)
-        );
+        assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::OutOfBounds(3));
         let mut b = img.clone();
         set_u64(&mut b, entry(3) + NAME_FIELD + 8, u64::MAX);
-        assert_eq!(
-            BootImage::parse(&b).unwrap_err(),
-            ImageError::OutOfBounds(3)
-        );
+        assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::OutOfBounds(3));
         let mut b = img.clone();
         set_u64(&mut b, entry(1) + NAME_FIELD, 0);
         assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::Overlap(1));
         let mut b = img.clone();
         b[entry(1)..entry(1) + 4].copy_from_slice(b"root");
         b[entry(1) + 4..entry(1) + 8].fill(0);
-        assert_eq!(
-            BootImage::parse(&b).unwrap_err(),
-            ImageError::DuplicateName(1)
-        );
+        assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::DuplicateName(1));
         for bad in [&b""[..], b"a/b", b"\xff\xfe"] {
             let mut b = img.clone();
             b[entry(0)..entry(0) + NAME_FIELD].fill(0);
             b[entry(0)..entry(0) + bad.len()].copy_from_slice(bad);
-            assert_eq!(
-                BootImage::parse(&b).unwrap_err(),
-                ImageError::BadName(0),
-                "{bad:?}"
-            );
+            assert_eq!(BootImage::parse(&b).unwrap_err(), ImageError::BadName(0), "{bad:?}");
         }
         let mut b = img.clone();
         b[entry(0) + 6] = b'x'; // text after the terminating NUL
@@ -386,14 +342,8 @@ mod tests {
     fn build_rejects_bad_names() {
         let long = "x".repeat(NAME_MAX + 1);
         assert_eq!(build(&[(&long, b"")]).unwrap_err(), ImageError::BadName(0));
-        assert_eq!(
-            build(&[("a", b""), ("", b"")]).unwrap_err(),
-            ImageError::BadName(1)
-        );
-        assert_eq!(
-            build(&[("a", b""), ("a", b"")]).unwrap_err(),
-            ImageError::DuplicateName(1)
-        );
+        assert_eq!(build(&[("a", b""), ("", b"")]).unwrap_err(), ImageError::BadName(1));
+        assert_eq!(build(&[("a", b""), ("a", b"")]).unwrap_err(), ImageError::DuplicateName(1));
         assert!(build(&[(&"y".repeat(NAME_MAX), b"")]).is_ok());
     }
 

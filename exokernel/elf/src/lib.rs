@@ -155,17 +155,11 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         if ph.p_filesz > ph.p_memsz {
             return Err(ElfError::FileLargerThanMemory(i));
         }
-        let file_end = ph
-            .p_offset
-            .checked_add(ph.p_filesz)
-            .ok_or(ElfError::OutsideFile(i))?;
+        let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(ElfError::OutsideFile(i))?;
         if file_end > image.len() as u64 {
             return Err(ElfError::OutsideFile(i));
         }
-        let end = ph
-            .p_vaddr
-            .checked_add(ph.p_memsz)
-            .ok_or(ElfError::AddressOverflow(i))?;
+        let end = ph.p_vaddr.checked_add(ph.p_memsz).ok_or(ElfError::AddressOverflow(i))?;
         if ph.p_vaddr < user_start || end > user_end {
             return Err(ElfError::OutsideUserRange(i, ph.p_vaddr));
         }
@@ -202,16 +196,10 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         }
     }
     let entry = h.e_entry;
-    if !segments
-        .iter()
-        .any(|(_, s)| s.executable && entry >= s.vaddr && entry < s.vaddr + s.mem_size)
-    {
+    if !segments.iter().any(|(_, s)| s.executable && entry >= s.vaddr && entry < s.vaddr + s.mem_size) {
         return Err(ElfError::BadEntry(entry));
     }
-    Ok(LoadPlan {
-        entry,
-        segments: segments.into_iter().map(|(_, s)| s).collect(),
-    })
+    Ok(LoadPlan { entry, segments: segments.into_iter().map(|(_, s)| s).collect() })
 }
 
 #[cfg(test)]

@@ -43,10 +43,7 @@ const RW: u32 = 6;
 fn good() -> Vec<u8> {
     build(
         0x40_0010,
-        &[
-            (PT_LOAD, RX, 0x1000, 0x40_0000, 0x100, 0x100),
-            (PT_LOAD, RW, 0x2000, 0x40_1000, 0x80, 0x3000),
-        ],
+        &[(PT_LOAD, RX, 0x1000, 0x40_0000, 0x100, 0x100), (PT_LOAD, RW, 0x2000, 0x40_1000, 0x80, 0x3000)],
         0x3000,
     )
 }
@@ -90,66 +87,30 @@ fn rejects_header_problems() {
 fn rejects_segment_problems() {
     let cases: Vec<(Vec<Ph>, ElfError)> = vec![
         (vec![], ElfError::NoSegments),
+        (vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0, 0)], ElfError::NoSegments),
         (
-            vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0, 0)],
-            ElfError::NoSegments,
-        ),
-        (
-            vec![
-                (PT_INTERP, 4, 0x1000, 0x40_0000, 0x10, 0x10),
-                (PT_LOAD, RX, 0x1000, 0x40_0000, 0x10, 0x10),
-            ],
+            vec![(PT_INTERP, 4, 0x1000, 0x40_0000, 0x10, 0x10), (PT_LOAD, RX, 0x1000, 0x40_0000, 0x10, 0x10)],
             ElfError::Dynamic,
         ),
-        (
-            vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0x200, 0x100)],
-            ElfError::FileLargerThanMemory(0),
-        ),
-        (
-            vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0x10_0000, 0x10_0000)],
-            ElfError::OutsideFile(0),
-        ),
-        (
-            vec![(PT_LOAD, RX, u64::MAX - 4, 0x40_0000, 0x10, 0x10)],
-            ElfError::OutsideFile(0),
-        ),
-        (
-            vec![(PT_LOAD, RX, 0x1000, u64::MAX - 0xfff, 0x10, 0x2000)],
-            ElfError::AddressOverflow(0),
-        ),
+        (vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0x200, 0x100)], ElfError::FileLargerThanMemory(0)),
+        (vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0x10_0000, 0x10_0000)], ElfError::OutsideFile(0)),
+        (vec![(PT_LOAD, RX, u64::MAX - 4, 0x40_0000, 0x10, 0x10)], ElfError::OutsideFile(0)),
+        (vec![(PT_LOAD, RX, 0x1000, u64::MAX - 0xfff, 0x10, 0x2000)], ElfError::AddressOverflow(0)),
         (
             vec![(PT_LOAD, RX, 0x1000, 0xffff_ffff_8000_0000, 0x10, 0x10)],
             ElfError::OutsideUserRange(0, 0xffff_ffff_8000_0000),
         ),
+        (vec![(PT_LOAD, RX, 0x1000, 0x7fff_ffff_f000, 0x10, 0x2000)], ElfError::OutsideUserRange(0, 0x7fff_ffff_f000)),
+        (vec![(PT_LOAD, RX, 0x1000, 0x1000, 0x10, 0x10)], ElfError::OutsideUserRange(0, 0x1000)),
+        (vec![(PT_LOAD, RX, 0x1000, 0x40_0800, 0x10, 0x10)], ElfError::NotPageCongruent(0)),
+        (vec![(PT_LOAD, 7, 0x1000, 0x40_0000, 0x10, 0x10)], ElfError::WritableAndExecutable(0)),
         (
-            vec![(PT_LOAD, RX, 0x1000, 0x7fff_ffff_f000, 0x10, 0x2000)],
-            ElfError::OutsideUserRange(0, 0x7fff_ffff_f000),
-        ),
-        (
-            vec![(PT_LOAD, RX, 0x1000, 0x1000, 0x10, 0x10)],
-            ElfError::OutsideUserRange(0, 0x1000),
-        ),
-        (
-            vec![(PT_LOAD, RX, 0x1000, 0x40_0800, 0x10, 0x10)],
-            ElfError::NotPageCongruent(0),
-        ),
-        (
-            vec![(PT_LOAD, 7, 0x1000, 0x40_0000, 0x10, 0x10)],
-            ElfError::WritableAndExecutable(0),
-        ),
-        (
-            vec![
-                (PT_LOAD, RX, 0x1000, 0x40_0000, 0x10, 0x1800),
-                (PT_LOAD, RW, 0x2000, 0x40_1000, 0x10, 0x10),
-            ],
+            vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0x10, 0x1800), (PT_LOAD, RW, 0x2000, 0x40_1000, 0x10, 0x10)],
             ElfError::Overlap(1, 0),
         ),
         (
             // Same page, disjoint bytes: still refused (permissions are per page).
-            vec![
-                (PT_LOAD, RX, 0x1000, 0x40_0000, 0x10, 0x10),
-                (PT_LOAD, RW, 0x1800, 0x40_0800, 0x10, 0x10),
-            ],
+            vec![(PT_LOAD, RX, 0x1000, 0x40_0000, 0x10, 0x10), (PT_LOAD, RW, 0x1800, 0x40_0800, 0x10, 0x10)],
             ElfError::Overlap(1, 0),
         ),
     ];
@@ -162,20 +123,9 @@ fn rejects_segment_problems() {
 
 #[test]
 fn rejects_bad_entry_points() {
-    let phs = [
-        (PT_LOAD, RX, 0x1000, 0x40_0000, 0x100, 0x100),
-        (PT_LOAD, RW, 0x2000, 0x40_1000, 0x80, 0x80),
-    ];
-    assert_eq!(
-        check(&build(0x40_1000, &phs, 0x3000)),
-        Err(ElfError::BadEntry(0x40_1000)),
-        "entry in data"
-    );
-    assert_eq!(
-        check(&build(0x40_0100, &phs, 0x3000)),
-        Err(ElfError::BadEntry(0x40_0100)),
-        "just past text"
-    );
+    let phs = [(PT_LOAD, RX, 0x1000, 0x40_0000, 0x100, 0x100), (PT_LOAD, RW, 0x2000, 0x40_1000, 0x80, 0x80)];
+    assert_eq!(check(&build(0x40_1000, &phs, 0x3000)), Err(ElfError::BadEntry(0x40_1000)), "entry in data");
+    assert_eq!(check(&build(0x40_0100, &phs, 0x3000)), Err(ElfError::BadEntry(0x40_0100)), "just past text");
     assert_eq!(check(&build(0, &phs, 0x3000)), Err(ElfError::BadEntry(0)));
 }
 

@@ -21,9 +21,7 @@ pub struct CapTable<O> {
 impl<O: Copy + PartialEq> CapTable<O> {
     /// A table of `slots` empty slots.
     pub fn new(slots: usize) -> Self {
-        CapTable {
-            slots: alloc::vec![None; slots],
-        }
+        CapTable { slots: alloc::vec![None; slots] }
     }
 
     /// Number of slots.
@@ -37,10 +35,7 @@ impl<O: Copy + PartialEq> CapTable<O> {
     }
 
     fn index(&self, slot: u64) -> Result<usize, Error> {
-        usize::try_from(slot)
-            .ok()
-            .filter(|i| *i < self.slots.len())
-            .ok_or(Error::InvalidCap)
+        usize::try_from(slot).ok().filter(|i| *i < self.slots.len()).ok_or(Error::InvalidCap)
     }
 
     /// The capability in `slot`.
@@ -62,11 +57,7 @@ impl<O: Copy + PartialEq> CapTable<O> {
     /// [`slot::FIRST_FREE`]; returns the slot.
     pub fn insert(&mut self, cap: Cap<O>) -> Result<u64, Error> {
         let start = (slot::FIRST_FREE as usize).min(self.slots.len());
-        let i = self.slots[start..]
-            .iter()
-            .position(|s| s.is_none())
-            .ok_or(Error::Exhausted)?
-            + start;
+        let i = self.slots[start..].iter().position(|s| s.is_none()).ok_or(Error::Exhausted)? + start;
         self.slots[i] = Some(cap);
         Ok(i as u64)
     }
@@ -84,18 +75,12 @@ impl<O: Copy + PartialEq> CapTable<O> {
         if !cap.rights.contains(Rights::GRANT) {
             return Err(Error::NoRights);
         }
-        Ok(Cap {
-            object: cap.object,
-            rights: cap.rights.intersect(mask),
-        })
+        Ok(Cap { object: cap.object, rights: cap.rights.intersect(mask) })
     }
 
     /// Every occupied slot.
     pub fn iter(&self) -> impl Iterator<Item = (u64, Cap<O>)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.map(|c| (i as u64, c)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.map(|c| (i as u64, c)))
     }
 
     /// Removes every capability whose object matches; returns how many.
@@ -116,10 +101,7 @@ mod tests {
     use super::*;
 
     fn cap(o: u32, r: Rights) -> Cap<u32> {
-        Cap {
-            object: o,
-            rights: r,
-        }
+        Cap { object: o, rights: r }
     }
 
     #[test]
@@ -130,10 +112,7 @@ mod tests {
         assert_eq!(t.get(u64::MAX), Err(Error::InvalidCap));
         t.insert_at(3, cap(7, Rights::READ)).unwrap();
         assert_eq!(t.insert_at(3, cap(8, Rights::READ)), Err(Error::SlotInUse));
-        assert_eq!(
-            t.insert_at(16, cap(8, Rights::READ)),
-            Err(Error::InvalidCap)
-        );
+        assert_eq!(t.insert_at(16, cap(8, Rights::READ)), Err(Error::InvalidCap));
         assert_eq!(t.get(3), Ok(cap(7, Rights::READ)));
         assert_eq!(t.remove(3), Ok(cap(7, Rights::READ)));
         assert_eq!(t.remove(3), Err(Error::InvalidCap));
@@ -146,25 +125,16 @@ mod tests {
         assert_eq!(t.insert(cap(2, Rights::ALL)), Ok(slot::FIRST_FREE + 1));
         assert_eq!(t.insert(cap(3, Rights::ALL)), Err(Error::Exhausted));
         assert_eq!(t.get(0), Err(Error::InvalidCap), "low slots untouched");
-        assert_eq!(
-            CapTable::<u32>::new(0).insert(cap(1, Rights::ALL)),
-            Err(Error::Exhausted)
-        );
+        assert_eq!(CapTable::<u32>::new(0).insert(cap(1, Rights::ALL)), Err(Error::Exhausted));
     }
 
     #[test]
     fn derive_only_narrows_and_needs_grant() {
         let mut t = CapTable::new(16);
-        t.insert_at(1, cap(5, Rights::READ.union(Rights::GRANT)))
-            .unwrap();
-        t.insert_at(2, cap(6, Rights::ALL.intersect(Rights(!Rights::GRANT.0))))
-            .unwrap();
+        t.insert_at(1, cap(5, Rights::READ.union(Rights::GRANT))).unwrap();
+        t.insert_at(2, cap(6, Rights::ALL.intersect(Rights(!Rights::GRANT.0)))).unwrap();
         let d = t.derive(1, Rights::ALL).unwrap();
-        assert_eq!(
-            d.rights,
-            Rights::READ.union(Rights::GRANT),
-            "rights never grow"
-        );
+        assert_eq!(d.rights, Rights::READ.union(Rights::GRANT), "rights never grow");
         assert_eq!(t.derive(1, Rights::WRITE).unwrap().rights, Rights::NONE);
         assert_eq!(t.derive(2, Rights::READ), Err(Error::NoRights));
         assert_eq!(t.derive(9, Rights::READ), Err(Error::InvalidCap));
@@ -177,9 +147,6 @@ mod tests {
             t.insert_at(s, cap(o, Rights::READ)).unwrap();
         }
         assert_eq!(t.remove_where(|o| *o == 10), 2);
-        assert_eq!(
-            t.iter().collect::<Vec<_>>(),
-            vec![(2, cap(20, Rights::READ))]
-        );
+        assert_eq!(t.iter().collect::<Vec<_>>(), vec![(2, cap(20, Rights::READ))]);
     }
 }

@@ -35,10 +35,7 @@ impl<L: Copy> Default for Cdt<L> {
 impl<L: Copy> Cdt<L> {
     /// An empty tree.
     pub const fn new() -> Self {
-        Cdt {
-            nodes: Vec::new(),
-            free: Vec::new(),
-        }
+        Cdt { nodes: Vec::new(), free: Vec::new() }
     }
 
     fn node(&self, id: CapId) -> Option<&Node<L>> {
@@ -60,26 +57,14 @@ impl<L: Copy> Cdt<L> {
 
     /// A new node with no parent (an original capability).
     pub fn insert_root(&mut self, location: L) -> CapId {
-        self.alloc(Node {
-            parent: None,
-            children: Vec::new(),
-            location,
-        })
+        self.alloc(Node { parent: None, children: Vec::new(), location })
     }
 
     /// A new child of `parent`; `None` if `parent` does not exist.
     pub fn derive(&mut self, parent: CapId, location: L) -> Option<CapId> {
         self.node(parent)?;
-        let id = self.alloc(Node {
-            parent: Some(parent),
-            children: Vec::new(),
-            location,
-        });
-        self.nodes[parent.0 as usize]
-            .as_mut()
-            .expect("checked")
-            .children
-            .push(id);
+        let id = self.alloc(Node { parent: Some(parent), children: Vec::new(), location });
+        self.nodes[parent.0 as usize].as_mut().expect("checked").children.push(id);
         Some(id)
     }
 
@@ -110,18 +95,12 @@ impl<L: Copy> Cdt<L> {
         let node = self.nodes.get_mut(id.0 as usize)?.take()?;
         self.free.push(id.0);
         if let Some(p) = node.parent {
-            let siblings = &mut self.nodes[p.0 as usize]
-                .as_mut()
-                .expect("parent exists")
-                .children;
+            let siblings = &mut self.nodes[p.0 as usize].as_mut().expect("parent exists").children;
             siblings.retain(|c| *c != id);
             siblings.extend_from_slice(&node.children);
         }
         for c in &node.children {
-            self.nodes[c.0 as usize]
-                .as_mut()
-                .expect("child exists")
-                .parent = node.parent;
+            self.nodes[c.0 as usize].as_mut().expect("child exists").parent = node.parent;
         }
         Some(node.location)
     }

@@ -33,12 +33,7 @@ impl<'a> FrameAllocator<'a> {
     /// An allocator over `bitmap`, with every frame used.
     pub fn new(bitmap: &'a mut [u64]) -> Self {
         bitmap.fill(u64::MAX);
-        FrameAllocator {
-            bitmap,
-            free: 0,
-            managed: 0,
-            hint: 0,
-        }
+        FrameAllocator { bitmap, free: 0, managed: 0, hint: 0 }
     }
 
     fn frames(&self) -> u64 {

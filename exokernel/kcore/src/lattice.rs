@@ -46,57 +46,27 @@ pub const MAX_LEVEL: u8 = 5;
 
 impl Label {
     /// The least label: dominated by every label.
-    pub const BOTTOM: Label = Label {
-        level: 0,
-        categories: 0,
-    };
+    pub const BOTTOM: Label = Label { level: 0, categories: 0 };
     /// The greatest label: dominates every label.
-    pub const TOP: Label = Label {
-        level: MAX_LEVEL,
-        categories: cat::ALL,
-    };
+    pub const TOP: Label = Label { level: MAX_LEVEL, categories: cat::ALL };
     /// The root task and the kernel.
     pub const ROOT: Label = Label::TOP;
     /// System servers.
-    pub const SYSTEM: Label = Label {
-        level: 4,
-        categories: cat::ALL,
-    };
+    pub const SYSTEM: Label = Label { level: 4, categories: cat::ALL };
     /// The network stack.
-    pub const NETWORK: Label = Label {
-        level: 3,
-        categories: cat::NET | cat::TCP | cat::UDP,
-    };
+    pub const NETWORK: Label = Label { level: 3, categories: cat::NET | cat::TCP | cat::UDP };
     /// File servers.
-    pub const FILE: Label = Label {
-        level: 3,
-        categories: cat::FILE,
-    };
+    pub const FILE: Label = Label { level: 3, categories: cat::FILE };
     /// Memory services.
-    pub const MEM: Label = Label {
-        level: 3,
-        categories: cat::MEM,
-    };
+    pub const MEM: Label = Label { level: 3, categories: cat::MEM };
     /// TCP endpoints.
-    pub const TCP: Label = Label {
-        level: 2,
-        categories: cat::NET | cat::TCP,
-    };
+    pub const TCP: Label = Label { level: 2, categories: cat::NET | cat::TCP };
     /// UDP endpoints.
-    pub const UDP: Label = Label {
-        level: 2,
-        categories: cat::NET | cat::UDP,
-    };
+    pub const UDP: Label = Label { level: 2, categories: cat::NET | cat::UDP };
     /// Ordinary applications.
-    pub const USER: Label = Label {
-        level: 2,
-        categories: 0,
-    };
+    pub const USER: Label = Label { level: 2, categories: 0 };
     /// Less trusted applications.
-    pub const GUEST: Label = Label {
-        level: 1,
-        categories: 0,
-    };
+    pub const GUEST: Label = Label { level: 1, categories: 0 };
     /// Untrusted code: the bottom.
     pub const SANDBOX: Label = Label::BOTTOM;
 
@@ -127,18 +97,12 @@ impl Label {
 
     /// Least upper bound.
     pub fn join(self, other: Label) -> Label {
-        Label {
-            level: self.level.max(other.level),
-            categories: self.categories | other.categories,
-        }
+        Label { level: self.level.max(other.level), categories: self.categories | other.categories }
     }
 
     /// Greatest lower bound.
     pub fn meet(self, other: Label) -> Label {
-        Label {
-            level: self.level.min(other.level),
-            categories: self.categories & other.categories,
-        }
+        Label { level: self.level.min(other.level), categories: self.categories & other.categories }
     }
 
     /// Encoding for system-call arguments: `level << 16 | categories`.
@@ -156,18 +120,12 @@ impl Label {
 
     /// The label called `name` (lower case), if any.
     pub fn from_name(name: &str) -> Option<Label> {
-        Label::NAMED
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, l)| *l)
+        Label::NAMED.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
     }
 
     /// The name of this label, if it is a named one.
     pub fn name(self) -> Option<&'static str> {
-        Label::NAMED
-            .iter()
-            .find(|(_, l)| *l == self)
-            .map(|(n, _)| *n)
+        Label::NAMED.iter().find(|(_, l)| *l == self).map(|(n, _)| *n)
     }
 }
 

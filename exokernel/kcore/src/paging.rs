@@ -215,17 +215,8 @@ pub fn check_user_range<M: PhysMemory>(mem: &M, root: u64, va: u64, len: u64, wr
 /// Frees every page-table frame under PML4 entries 0..256 (the user half)
 /// and clears those entries. Mapped frames are not freed: they belong to
 /// memory objects. Returns how many table frames were freed.
-pub fn free_user_tables<M: PhysMemory, F: FrameSource>(
-    mem: &mut M,
-    frames: &mut F,
-    root: u64,
-) -> usize {
-    fn free_level<M: PhysMemory, F: FrameSource>(
-        mem: &mut M,
-        frames: &mut F,
-        table: u64,
-        level: u32,
-    ) -> usize {
+pub fn free_user_tables<M: PhysMemory, F: FrameSource>(mem: &mut M, frames: &mut F, root: u64) -> usize {
+    fn free_level<M: PhysMemory, F: FrameSource>(mem: &mut M, frames: &mut F, table: u64, level: u32) -> usize {
         let mut n = 0;
         if level > 1 {
             for i in 0..512 {
@@ -277,12 +268,7 @@ mod tests {
     }
     impl FakeFrames {
         fn new(limit: u64) -> Self {
-            FakeFrames {
-                next: 0x100_0000,
-                limit,
-                allocated: HashSet::new(),
-                freed: Vec::new(),
-            }
+            FakeFrames { next: 0x100_0000, limit, allocated: HashSet::new(), freed: Vec::new() }
         }
     }
     impl FrameSource for FakeFrames {
@@ -296,10 +282,7 @@ mod tests {
             Some(f)
         }
         fn free_frame(&mut self, frame: u64) {
-            assert!(
-                self.allocated.remove(&frame),
-                "freeing unknown frame {frame:#x}"
-            );
+            assert!(self.allocated.remove(&frame), "freeing unknown frame {frame:#x}");
             self.freed.push(frame);
         }
     }
@@ -309,57 +292,25 @@ mod tests {
     #[test]
     fn map_translate_unmap() {
         let (mut m, mut f) = (FakeMem::default(), FakeFrames::new(100));
-        map_page(
-            &mut m,
-            &mut f,
-            ROOT,
-            0x40_0000,
-            0x7000,
-            pte::USER | pte::WRITABLE,
-        )
-        .unwrap();
+        map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x7000, pte::USER | pte::WRITABLE).unwrap();
         assert_eq!(f.allocated.len(), 3, "PDPT, PD, PT");
         let (pa, flags) = translate(&m, ROOT, 0x40_0123).unwrap();
         assert_eq!(pa, 0x7123);
-        assert_eq!(
-            flags & (pte::PRESENT | pte::USER | pte::WRITABLE),
-            pte::PRESENT | pte::USER | pte::WRITABLE
-        );
-        assert_eq!(
-            map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x8000, 0),
-            Err(MapError::AlreadyMapped)
-        );
+        assert_eq!(flags & (pte::PRESENT | pte::USER | pte::WRITABLE), pte::PRESENT | pte::USER | pte::WRITABLE);
+        assert_eq!(map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x8000, 0), Err(MapError::AlreadyMapped));
         assert_eq!(unmap_page(&mut m, ROOT, 0x40_0000), Ok(0x7000));
-        assert_eq!(
-            unmap_page(&mut m, ROOT, 0x40_0000),
-            Err(MapError::NotMapped)
-        );
+        assert_eq!(unmap_page(&mut m, ROOT, 0x40_0000), Err(MapError::NotMapped));
         assert_eq!(translate(&m, ROOT, 0x40_0000), None);
-        assert_eq!(
-            unmap_page(&mut m, ROOT, 0x1234_5000),
-            Err(MapError::NotMapped)
-        );
+        assert_eq!(unmap_page(&mut m, ROOT, 0x1234_5000), Err(MapError::NotMapped));
     }
 
     #[test]
     fn argument_errors() {
         let (mut m, mut f) = (FakeMem::default(), FakeFrames::new(100));
-        assert_eq!(
-            map_page(&mut m, &mut f, ROOT, 0x40_0001, 0x7000, 0),
-            Err(MapError::Misaligned)
-        );
-        assert_eq!(
-            map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x7001, 0),
-            Err(MapError::Misaligned)
-        );
-        assert_eq!(
-            map_page(&mut m, &mut f, ROOT, 0x0000_9000_0000_0000, 0x7000, 0),
-            Err(MapError::NonCanonical)
-        );
-        assert_eq!(
-            unmap_page(&mut m, ROOT, 0x0000_9000_0000_0000),
-            Err(MapError::NonCanonical)
-        );
+        assert_eq!(map_page(&mut m, &mut f, ROOT, 0x40_0001, 0x7000, 0), Err(MapError::Misaligned));
+        assert_eq!(map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x7001, 0), Err(MapError::Misaligned));
+        assert_eq!(map_page(&mut m, &mut f, ROOT, 0x0000_9000_0000_0000, 0x7000, 0), Err(MapError::NonCanonical));
+        assert_eq!(unmap_page(&mut m, ROOT, 0x0000_9000_0000_0000), Err(MapError::NonCanonical));
         assert_eq!(unmap_page(&mut m, ROOT, 0x11), Err(MapError::Misaligned));
         assert!(f.allocated.is_empty());
     }
@@ -367,10 +318,7 @@ mod tests {
     #[test]
     fn out_of_memory_is_reported() {
         let (mut m, mut f) = (FakeMem::default(), FakeFrames::new(2));
-        assert_eq!(
-            map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x7000, 0),
-            Err(MapError::OutOfMemory)
-        );
+        assert_eq!(map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x7000, 0), Err(MapError::OutOfMemory));
         f.limit = 3;
         map_page(&mut m, &mut f, ROOT, 0x40_0000, 0x7000, 0).unwrap();
     }
@@ -396,58 +344,26 @@ mod tests {
         m.write_entry(0x3000, 2, 0x60_0000 | pte::PRESENT | pte::HUGE);
         assert_eq!(translate(&m, ROOT, 0x4012_3456).unwrap().0, 0x4012_3456);
         assert_eq!(translate(&m, ROOT, 0x41_2345).unwrap().0, 0x61_2345);
-        assert_eq!(
-            map_page(&mut m, &mut f, ROOT, 0x40_1000, 0x9000, 0),
-            Err(MapError::HugePage)
-        );
-        assert_eq!(
-            unmap_page(&mut m, ROOT, 0x4000_0000),
-            Err(MapError::HugePage)
-        );
+        assert_eq!(map_page(&mut m, &mut f, ROOT, 0x40_1000, 0x9000, 0), Err(MapError::HugePage));
+        assert_eq!(unmap_page(&mut m, ROOT, 0x4000_0000), Err(MapError::HugePage));
     }
 
     #[test]
     fn user_range_checks() {
         let (mut m, mut f) = (FakeMem::default(), FakeFrames::new(100));
         for (i, va) in [0x40_0000u64, 0x40_1000, 0x40_3000].iter().enumerate() {
-            map_page(
-                &mut m,
-                &mut f,
-                ROOT,
-                *va,
-                0x10_0000 + i as u64 * PAGE,
-                pte::USER | pte::WRITABLE,
-            )
-            .unwrap();
+            map_page(&mut m, &mut f, ROOT, *va, 0x10_0000 + i as u64 * PAGE, pte::USER | pte::WRITABLE).unwrap();
         }
         map_page(&mut m, &mut f, ROOT, 0x50_0000, 0x20_0000, pte::USER).unwrap();
         map_page(&mut m, &mut f, ROOT, 0x60_0000, 0x30_0000, pte::WRITABLE).unwrap();
         assert!(check_user_range(&m, ROOT, 0x40_0ff0, 0x20, true));
-        assert!(
-            !check_user_range(&m, ROOT, 0x40_1000, 0x2000, false),
-            "hole at 0x402000"
-        );
+        assert!(!check_user_range(&m, ROOT, 0x40_1000, 0x2000, false), "hole at 0x402000");
         assert!(check_user_range(&m, ROOT, 0x50_0000, 10, false));
-        assert!(
-            !check_user_range(&m, ROOT, 0x50_0000, 10, true),
-            "read-only"
-        );
-        assert!(
-            !check_user_range(&m, ROOT, 0x60_0000, 10, false),
-            "not USER"
-        );
-        assert!(
-            !check_user_range(&m, ROOT, u64::MAX - 4, 10, false),
-            "overflow"
-        );
-        assert!(
-            !check_user_range(&m, ROOT, 0xffff_8000_0000_0000, 8, false),
-            "kernel half"
-        );
-        assert!(
-            !check_user_range(&m, ROOT, 0x0000_7fff_ffff_fff0, 0x20, false),
-            "crosses into non-canonical"
-        );
+        assert!(!check_user_range(&m, ROOT, 0x50_0000, 10, true), "read-only");
+        assert!(!check_user_range(&m, ROOT, 0x60_0000, 10, false), "not USER");
+        assert!(!check_user_range(&m, ROOT, u64::MAX - 4, 10, false), "overflow");
+        assert!(!check_user_range(&m, ROOT, 0xffff_8000_0000_0000, 8, false), "kernel half");
+        assert!(!check_user_range(&m, ROOT, 0x0000_7fff_ffff_fff0, 0x20, false), "crosses into non-canonical");
         assert!(check_user_range(&m, ROOT, 0x1234, 0, false));
         assert!(!check_user_range(&m, ROOT, 0xffff_8000_0000_0000, 0, false));
     }
@@ -463,10 +379,7 @@ mod tests {
         assert_eq!(free_user_tables(&mut m, &mut f, ROOT), user_tables);
         assert_eq!(f.allocated, kernel_tables);
         assert_eq!(translate(&m, ROOT, 0x40_0000), None);
-        assert_eq!(
-            translate(&m, ROOT, 0xffff_8000_0000_0000).unwrap().0,
-            0x8000
-        );
+        assert_eq!(translate(&m, ROOT, 0xffff_8000_0000_0000).unwrap().0, 0x8000);
     }
 
     proptest! {

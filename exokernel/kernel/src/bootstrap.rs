@@ -10,9 +10,7 @@ use crate::mm::{copy_to_phys, phys_to_virt};
 use crate::object::{MemObject, Object, ProcId};
 use alloc::string::String;
 use alloc::vec::Vec;
-use exo_abi::{
-    map_flags, slot, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START,
-};
+use exo_abi::{map_flags, slot, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START};
 use exo_kcore::lattice::Label;
 
 /// Stack of the root task.
@@ -26,40 +24,24 @@ fn pages_for(bytes: u64) -> u64 {
 
 /// Loads `root` from the boot image at physical `[start, start + size)`
 /// and gives it the initial capabilities. Errors are fatal boot errors.
-pub fn start_root(
-    k: &mut Kernel,
-    untyped: u32,
-    image_start: u64,
-    image_size: u64,
-) -> Result<ProcId, String> {
+pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u64) -> Result<ProcId, String> {
     if !image_start.is_multiple_of(PAGE_SIZE) {
-        return Err(alloc::format!(
-            "boot image at {image_start:#x} is not page aligned"
-        ));
+        return Err(alloc::format!("boot image at {image_start:#x} is not page aligned"));
     }
     // SAFETY: the boot loader placed the module there; its frames are
     // reserved in the frame allocator and never written by the kernel.
-    let bytes = unsafe {
-        core::slice::from_raw_parts(phys_to_virt(image_start) as *const u8, image_size as usize)
-    };
-    let image =
-        exo_bootimg::BootImage::parse(bytes).map_err(|e| alloc::format!("boot image: {e}"))?;
-    let root = image
-        .find("root")
-        .ok_or("boot image has no program named `root`")?;
-    let plan =
-        exo_elf::plan(root.data, USER_START, USER_END).map_err(|e| alloc::format!("root: {e}"))?;
+    let bytes = unsafe { core::slice::from_raw_parts(phys_to_virt(image_start) as *const u8, image_size as usize) };
+    let image = exo_bootimg::BootImage::parse(bytes).map_err(|e| alloc::format!("boot image: {e}"))?;
+    let root = image.find("root").ok_or("boot image has no program named `root`")?;
+    let plan = exo_elf::plan(root.data, USER_START, USER_END).map_err(|e| alloc::format!("root: {e}"))?;
 
-    let p = k
-        .create_process(String::from("root"), None, Label::ROOT)
-        .map_err(|e| alloc::format!("root process: {e:?}"))?;
+    let p =
+        k.create_process(String::from("root"), None, Label::ROOT).map_err(|e| alloc::format!("root process: {e:?}"))?;
     for seg in &plan.segments {
         let va = seg.vaddr & !(PAGE_SIZE - 1);
         let offset_in_page = seg.vaddr - va;
         let pages = pages_for(offset_in_page + seg.mem_size);
-        let m = k
-            .new_memory(Some(untyped), pages)
-            .map_err(|e| alloc::format!("root segment: {e:?}"))?;
+        let m = k.new_memory(Some(untyped), pages).map_err(|e| alloc::format!("root segment: {e:?}"))?;
         let frames = k.mems[m.0 as usize].as_ref().expect("new").frames.clone();
         let data = &root.data[seg.file_offset as usize..(seg.file_offset + seg.file_size) as usize];
         copy_into_frames(&frames, offset_in_page, data);
@@ -70,71 +52,37 @@ pub fn start_root(
         if seg.executable {
             flags |= map_flags::EXECUTE;
         }
-        k.map(p, m, va, flags, None)
-            .map_err(|e| alloc::format!("root segment map: {e:?}"))?;
+        k.map(p, m, va, flags, None).map_err(|e| alloc::format!("root segment map: {e:?}"))?;
         k.mem_unref(m); // the mapping holds the only reference now
     }
 
     // Heap and stack; the start-up block sits at the top of the stack.
-    let heap = k
-        .new_memory(Some(untyped), ROOT_HEAP_PAGES)
-        .map_err(|e| alloc::format!("root heap: {e:?}"))?;
+    let heap = k.new_memory(Some(untyped), ROOT_HEAP_PAGES).map_err(|e| alloc::format!("root heap: {e:?}"))?;
     k.map(p, heap, HEAP_BASE, map_flags::READ | map_flags::WRITE, None)
         .map_err(|e| alloc::format!("root heap map: {e:?}"))?;
     k.mem_unref(heap);
-    let stack = k
-        .new_memory(Some(untyped), ROOT_STACK_PAGES)
-        .map_err(|e| alloc::format!("root stack: {e:?}"))?;
+    let stack = k.new_memory(Some(untyped), ROOT_STACK_PAGES).map_err(|e| alloc::format!("root stack: {e:?}"))?;
     let stack_base = STACK_TOP - ROOT_STACK_PAGES * PAGE_SIZE;
-    k.map(
-        p,
-        stack,
-        stack_base,
-        map_flags::READ | map_flags::WRITE,
-        None,
-    )
-    .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
+    k.map(p, stack, stack_base, map_flags::READ | map_flags::WRITE, None)
+        .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
     let info_va = STACK_TOP - StartInfo::SIZE as u64;
-    let info = StartInfo {
-        heap_base: HEAP_BASE,
-        heap_len: ROOT_HEAP_PAGES * PAGE_SIZE,
-        args_ptr: 0,
-        args_len: 0,
-    };
-    let top_frame = *k.mems[stack.0 as usize]
-        .as_ref()
-        .expect("new")
-        .frames
-        .last()
-        .expect("pages");
-    copy_to_phys(
-        top_frame + PAGE_SIZE - StartInfo::SIZE as u64,
-        &info.to_bytes(),
-    );
+    let info = StartInfo { heap_base: HEAP_BASE, heap_len: ROOT_HEAP_PAGES * PAGE_SIZE, args_ptr: 0, args_len: 0 };
+    let top_frame = *k.mems[stack.0 as usize].as_ref().expect("new").frames.last().expect("pages");
+    copy_to_phys(top_frame + PAGE_SIZE - StartInfo::SIZE as u64, &info.to_bytes());
     k.mem_unref(stack);
 
     // The boot image as a read-only memory object the kernel does not own.
-    let frames: Vec<u64> = (0..pages_for(image_size))
-        .map(|i| image_start + i * PAGE_SIZE)
-        .collect();
-    let image_mem = k.insert_memory(MemObject {
-        frames,
-        refs: 0,
-        untyped: None,
-    });
+    let frames: Vec<u64> = (0..pages_for(image_size)).map(|i| image_start + i * PAGE_SIZE).collect();
+    let generation = k.fresh_generation();
+    let image_mem = k.insert_memory(MemObject { frames, refs: 0, untyped: None, generation });
     let caps = [
         (slot::CONSOLE, Object::Console, Rights::ALL),
         (slot::UNTYPED, Object::Untyped(untyped), Rights::ALL),
-        (
-            slot::BOOT_IMAGE,
-            Object::Memory(image_mem),
-            Rights(Rights::READ.0 | Rights::GRANT.0),
-        ),
+        (slot::BOOT_IMAGE, Object::Memory(image_mem), Rights(Rights::READ.0 | Rights::GRANT.0)),
         (slot::POWER, Object::Power, Rights::ALL),
     ];
     for (s, object, rights) in caps {
-        k.install_cap(p, Some(s), object, rights, Label::ROOT, None)
-            .expect("fresh table");
+        k.install_cap(p, Some(s), object, rights, Label::ROOT, None).expect("fresh table");
     }
 
     // `_start` expects a 16-byte aligned stack (as at ELF process entry).

@@ -32,14 +32,7 @@ impl Kernel {
             Some(parent) => self.cdt.derive(parent, (p, 0)).ok_or(Error::Dead)?,
             None => self.cdt.insert_root((p, 0)),
         };
-        let cap = Cap {
-            object: KCap {
-                object,
-                label,
-                node,
-            },
-            rights,
-        };
+        let cap = Cap { object: KCap { object, label, node }, rights };
         let table = &mut self.proc_mut(p).caps;
         let placed = match slot {
             Some(s) => table.insert_at(s, cap).map(|_| s),
@@ -126,12 +119,8 @@ impl Kernel {
     fn unmap_via(&mut self, node: CapId) {
         for i in 0..self.procs.len() {
             let p = ProcId(i as u32);
-            let vas: alloc::vec::Vec<u64> = self.procs[i]
-                .mappings
-                .iter()
-                .filter(|m| m.via == Some(node))
-                .map(|m| m.va)
-                .collect();
+            let vas: alloc::vec::Vec<u64> =
+                self.procs[i].mappings.iter().filter(|m| m.via == Some(node)).map(|m| m.va).collect();
             for va in vas {
                 let _ = self.unmap(p, va);
             }

@@ -42,11 +42,7 @@ fn page_fault_detail(error: u64) -> (&'static str, &'static str) {
     } else {
         "read"
     };
-    let why = if error & 0x1 != 0 {
-        "protection violation"
-    } else {
-        "not mapped"
-    };
+    let why = if error & 0x1 != 0 { "protection violation" } else { "not mapped" };
     (access, why)
 }
 
@@ -80,11 +76,7 @@ pub fn user_exception(k: &mut Kernel, frame: &TrapFrame) {
 /// An exception in ring 0 is a kernel bug: report everything and stop.
 pub fn kernel_exception(frame: &TrapFrame) -> ! {
     let (mnemonic, name) = exception_name(frame.vector);
-    let cr2 = if frame.vector == 14 {
-        cpu::read_cr2()
-    } else {
-        0
-    };
+    let cr2 = if frame.vector == 14 { cpu::read_cr2() } else { 0 };
     panic!(
         "kernel {name} ({mnemonic}, vector {}) at rip={:#x} error={:#x} cr2={cr2:#x} rsp={:#x}",
         frame.vector, frame.rip, frame.error, frame.rsp

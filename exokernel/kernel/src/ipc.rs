@@ -32,12 +32,7 @@ impl Kernel {
     /// Moves `msg` from `sender` to `receiver`: the words, and a derived
     /// copy of the passed capability (checked against the receiver's
     /// label). On error nothing is delivered.
-    fn transfer(
-        &mut self,
-        sender: ThreadId,
-        receiver: ThreadId,
-        msg: Message,
-    ) -> Result<(), Error> {
+    fn transfer(&mut self, sender: ThreadId, receiver: ThreadId, msg: Message) -> Result<(), Error> {
         let from = self.proc_of(sender);
         let to = self.proc_of(receiver);
         let slot = match msg.cap {
@@ -49,16 +44,13 @@ impl Kernel {
     }
 
     fn endpoint(&mut self, e: EpId) -> &mut Endpoint {
-        self.endpoints[e.0 as usize]
-            .as_mut()
-            .expect("endpoint named by a live capability")
+        self.endpoints[e.0 as usize].as_mut().expect("endpoint named by a live capability")
     }
 
     /// `send` or `call` from `t` on endpoint `e`.
     pub fn ipc_send(&mut self, t: ThreadId, e: EpId, msg: Message, timeout: u64) -> Next {
         while let Some(r) = self.endpoint(e).receivers.pop_front() {
-            if !matches!(self.thread(r).map(|th| th.state), Some(ThreadState::Receiving(x, _)) if x == e)
-            {
+            if !matches!(self.thread(r).map(|th| th.state), Some(ThreadState::Receiving(x, _)) if x == e) {
                 continue; // stale entry
             }
             if let Err(err) = self.transfer(t, r, msg) {
@@ -88,9 +80,7 @@ impl Kernel {
     /// notification `n`.
     pub fn ipc_recv(&mut self, t: ThreadId, e: EpId, n: Option<NtfnId>, timeout: u64) -> Next {
         if let Some(n) = n {
-            let nt = self.notifications[n.0 as usize]
-                .as_mut()
-                .expect("live notification");
+            let nt = self.notifications[n.0 as usize].as_mut().expect("live notification");
             if nt.bits != 0 {
                 let bits = core::mem::take(&mut nt.bits);
                 self.write_message(t, [bits, 0, 0], NO_CAP, NOTIFY_BADGE);
@@ -122,45 +112,19 @@ impl Kernel {
         }
         self.endpoint(e).receivers.push_back(t);
         if let Some(n) = n {
-            self.notifications[n.0 as usize]
-                .as_mut()
-                .expect("live")
-                .waiters
-                .push_back(t);
+            self.notifications[n.0 as usize].as_mut().expect("live").waiters.push_back(t);
         }
         self.block(t, ThreadState::Receiving(e, n), timeout);
         Next::Blocked
     }
 
     /// `reply` by `t` to the caller it owes.
-    pub fn ipc_reply(
-        &mut self,
-        t: ThreadId,
-        words: [u64; MSG_WORDS],
-        cap: Option<u64>,
-    ) -> Result<u64, Error> {
-        let caller = self
-            .thread_mut(t)
-            .expect("replier")
-            .reply_to
-            .take()
-            .ok_or(Error::NoReply)?;
-        if !self
-            .thread(caller)
-            .is_some_and(|c| c.state == ThreadState::AwaitingReply)
-        {
+    pub fn ipc_reply(&mut self, t: ThreadId, words: [u64; MSG_WORDS], cap: Option<u64>) -> Result<u64, Error> {
+        let caller = self.thread_mut(t).expect("replier").reply_to.take().ok_or(Error::NoReply)?;
+        if !self.thread(caller).is_some_and(|c| c.state == ThreadState::AwaitingReply) {
             return Err(Error::Dead);
         }
-        self.transfer(
-            t,
-            caller,
-            Message {
-                words,
-                cap,
-                is_call: false,
-                badge: 0,
-            },
-        )?;
+        self.transfer(t, caller, Message { words, cap, is_call: false, badge: 0 })?;
         self.wake(caller, Ok(0));
         Ok(0)
     }
@@ -168,27 +132,15 @@ impl Kernel {
     /// `signal`: ORs `bits` into notification `n` and hands them to the
     /// first waiter, if any.
     pub fn signal(&mut self, n: NtfnId, bits: u64) {
-        let nt = self.notifications[n.0 as usize]
-            .as_mut()
-            .expect("live notification");
+        let nt = self.notifications[n.0 as usize].as_mut().expect("live notification");
         nt.bits |= bits;
-        while let Some(w) = self.notifications[n.0 as usize]
-            .as_mut()
-            .expect("live")
-            .waiters
-            .pop_front()
-        {
+        while let Some(w) = self.notifications[n.0 as usize].as_mut().expect("live").waiters.pop_front() {
             let state = self.thread(w).map(|th| th.state);
             let receiving = matches!(state, Some(ThreadState::Receiving(_, Some(x))) if x == n);
             if state != Some(ThreadState::WaitingSignal(n)) && !receiving {
                 continue;
             }
-            let bits = core::mem::take(
-                &mut self.notifications[n.0 as usize]
-                    .as_mut()
-                    .expect("live")
-                    .bits,
-            );
+            let bits = core::mem::take(&mut self.notifications[n.0 as usize].as_mut().expect("live").bits);
             if receiving {
                 self.write_message(w, [bits, 0, 0], NO_CAP, NOTIFY_BADGE);
                 self.wake(w, Ok(0));
@@ -201,9 +153,7 @@ impl Kernel {
 
     /// `wait` by `t` on notification `n`.
     pub fn wait(&mut self, t: ThreadId, n: NtfnId, timeout: u64) -> Next {
-        let nt = self.notifications[n.0 as usize]
-            .as_mut()
-            .expect("live notification");
+        let nt = self.notifications[n.0 as usize].as_mut().expect("live notification");
         if nt.bits != 0 {
             return Next::Return(Ok(core::mem::take(&mut nt.bits)));
         }
@@ -227,11 +177,8 @@ impl Kernel {
 
     /// A new endpoint with no references yet.
     pub fn new_endpoint(&mut self) -> EpId {
-        let ep = Endpoint {
-            senders: Default::default(),
-            receivers: Default::default(),
-            refs: 0,
-        };
+        let generation = self.fresh_generation();
+        let ep = Endpoint { senders: Default::default(), receivers: Default::default(), refs: 0, generation };
         match self.endpoints.iter().position(Option::is_none) {
             Some(i) => {
                 self.endpoints[i] = Some(ep);
@@ -246,11 +193,8 @@ impl Kernel {
 
     /// A new notification with no references yet.
     pub fn new_notification(&mut self) -> NtfnId {
-        let nt = Notification {
-            bits: 0,
-            waiters: Default::default(),
-            refs: 0,
-        };
+        let generation = self.fresh_generation();
+        let nt = Notification { bits: 0, waiters: Default::default(), refs: 0, generation };
         match self.notifications.iter().position(Option::is_none) {
             Some(i) => {
                 self.notifications[i] = Some(nt);

@@ -63,6 +63,13 @@ pub struct Kernel {
     pub notifications: Vec<Option<Notification>>,
     /// The capability derivation tree.
     pub cdt: Cdt<CapLocation>,
+    /// Next object generation (see `MemObject::generation`).
+    pub next_generation: u32,
+    /// Sealing keys: 0 is the boot key, the rest were established with
+    /// ML-KEM by `seal_key_establish`.
+    pub seal_keys: Vec<exo_seal::SealKey>,
+    /// Counter for the kernel's HMAC-based random bit generator.
+    pub drbg_counter: u64,
     /// The thread that was running when the kernel was entered.
     pub current: Option<ThreadId>,
     /// Set by the timer: `current` has used up its time slice.
@@ -78,18 +85,12 @@ pub struct Kernel {
 impl Kernel {
     /// The thread `t`, if it still exists.
     pub fn thread(&self, t: ThreadId) -> Option<&Thread> {
-        self.threads
-            .get(t.index as usize)?
-            .as_deref()
-            .filter(|th| th.generation == t.generation)
+        self.threads.get(t.index as usize)?.as_deref().filter(|th| th.generation == t.generation)
     }
 
     /// The thread `t`, mutably, if it still exists.
     pub fn thread_mut(&mut self, t: ThreadId) -> Option<&mut Thread> {
-        self.threads
-            .get_mut(t.index as usize)?
-            .as_deref_mut()
-            .filter(|th| th.generation == t.generation)
+        self.threads.get_mut(t.index as usize)?.as_deref_mut().filter(|th| th.generation == t.generation)
     }
 
     /// The process of `t`. Panics if `t` is gone (callers hold live ids).
@@ -157,11 +158,14 @@ impl Kernel {
                 }
             }
         }
-        Ok(self.insert_memory(MemObject {
-            frames,
-            refs: 1,
-            untyped: u,
-        }))
+        let generation = self.fresh_generation();
+        Ok(self.insert_memory(MemObject { frames, refs: 1, untyped: u, generation }))
+    }
+
+    /// A generation number no earlier object had.
+    pub fn fresh_generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
     }
 
     /// Stores a memory object, reusing a free slot.
@@ -207,9 +211,7 @@ impl Kernel {
         match obj {
             Object::Memory(m) => self.mem_unref(m),
             Object::Endpoint(e, _) => {
-                let ep = self.endpoints[e.0 as usize]
-                    .as_mut()
-                    .expect("live endpoint");
+                let ep = self.endpoints[e.0 as usize].as_mut().expect("live endpoint");
                 ep.refs -= 1;
                 if ep.refs == 0 {
                     let ep = self.endpoints[e.0 as usize].take().expect("live");
@@ -219,9 +221,7 @@ impl Kernel {
                 }
             }
             Object::Notification(n) => {
-                let nt = self.notifications[n.0 as usize]
-                    .as_mut()
-                    .expect("live notification");
+                let nt = self.notifications[n.0 as usize].as_mut().expect("live notification");
                 nt.refs -= 1;
                 if nt.refs == 0 {
                     let nt = self.notifications[n.0 as usize].take().expect("live");
@@ -238,15 +238,8 @@ impl Kernel {
     pub fn took_cap(&mut self, obj: Object) {
         match obj {
             Object::Memory(m) => self.mem_ref(m),
-            Object::Endpoint(e, _) => {
-                self.endpoints[e.0 as usize].as_mut().expect("live").refs += 1
-            }
-            Object::Notification(n) => {
-                self.notifications[n.0 as usize]
-                    .as_mut()
-                    .expect("live")
-                    .refs += 1
-            }
+            Object::Endpoint(e, _) => self.endpoints[e.0 as usize].as_mut().expect("live").refs += 1,
+            Object::Notification(n) => self.notifications[n.0 as usize].as_mut().expect("live").refs += 1,
             _ => {}
         }
     }
@@ -297,8 +290,7 @@ impl Kernel {
     /// Blocks `t` in `state`, with a deadline unless `timeout` is
     /// [`exo_abi::FOREVER`].
     pub fn block(&mut self, t: ThreadId, state: ThreadState, timeout: u64) {
-        let deadline =
-            (timeout != exo_abi::FOREVER).then(|| self.clock.now().saturating_add(timeout));
+        let deadline = (timeout != exo_abi::FOREVER).then(|| self.clock.now().saturating_add(timeout));
         let th = self.thread_mut(t).expect("blocking a live thread");
         th.state = state;
         th.deadline = deadline;
@@ -310,23 +302,13 @@ impl Kernel {
     /// Maps memory object `m` at `va` in process `p` with `MapFlags`-style
     /// `flags`. Rights are the caller's business; this checks addresses,
     /// overlap and memory.
-    pub fn map(
-        &mut self,
-        p: ProcId,
-        m: MemId,
-        va: u64,
-        flags: u64,
-        via: Option<CapId>,
-    ) -> Result<(), Error> {
+    pub fn map(&mut self, p: ProcId, m: MemId, va: u64, flags: u64, via: Option<CapId>) -> Result<(), Error> {
         let frames = match self.mems.get(m.0 as usize) {
             Some(Some(o)) => o.frames.clone(),
             _ => return Err(Error::Dead),
         };
         let pages = frames.len() as u64;
-        let end = pages
-            .checked_mul(PAGE_SIZE)
-            .and_then(|len| va.checked_add(len))
-            .ok_or(Error::InvalidArgument)?;
+        let end = pages.checked_mul(PAGE_SIZE).and_then(|len| va.checked_add(len)).ok_or(Error::InvalidArgument)?;
         if !va.is_multiple_of(PAGE_SIZE) || va < USER_START || end > USER_END {
             return Err(Error::InvalidArgument);
         }
@@ -334,11 +316,7 @@ impl Kernel {
         if proc.state != ProcState::Alive {
             return Err(Error::Dead);
         }
-        if proc
-            .mappings
-            .iter()
-            .any(|mp| va < mp.va + mp.pages * PAGE_SIZE && mp.va < end)
-        {
+        if proc.mappings.iter().any(|mp| va < mp.va + mp.pages * PAGE_SIZE && mp.va < end) {
             return Err(Error::AlreadyMapped);
         }
         let root = proc.pml4;
@@ -351,8 +329,7 @@ impl Kernel {
         }
         for (i, f) in frames.iter().enumerate() {
             let page = va + i as u64 * PAGE_SIZE;
-            if let Err(e) = paging::map_page(&mut DirectMap, &mut self.frames, root, page, *f, leaf)
-            {
+            if let Err(e) = paging::map_page(&mut DirectMap, &mut self.frames, root, page, *f, leaf) {
                 for j in 0..i as u64 {
                     let _ = paging::unmap_page(&mut DirectMap, root, va + j * PAGE_SIZE);
                 }
@@ -362,12 +339,7 @@ impl Kernel {
                 });
             }
         }
-        self.procs[p.0 as usize].mappings.push(Mapping {
-            va,
-            pages,
-            mem: m,
-            via,
-        });
+        self.procs[p.0 as usize].mappings.push(Mapping { va, pages, mem: m, via });
         self.mem_ref(m);
         Ok(())
     }
@@ -375,11 +347,7 @@ impl Kernel {
     /// Removes the mapping that starts at `va` in process `p`.
     pub fn unmap(&mut self, p: ProcId, va: u64) -> Result<(), Error> {
         let proc = &mut self.procs[p.0 as usize];
-        let i = proc
-            .mappings
-            .iter()
-            .position(|mp| mp.va == va)
-            .ok_or(Error::NotMapped)?;
+        let i = proc.mappings.iter().position(|mp| mp.va == va).ok_or(Error::NotMapped)?;
         let mp = proc.mappings.swap_remove(i);
         let root = proc.pml4;
         let active = cpu::read_cr3() == root;
@@ -396,12 +364,7 @@ impl Kernel {
 
     /// Creates an empty process at `label` whose capability table holds
     /// itself in slot 0. Charged one page (its top-level table) to `charge`.
-    pub fn create_process(
-        &mut self,
-        name: String,
-        charge: Option<u32>,
-        label: Label,
-    ) -> Result<ProcId, Error> {
+    pub fn create_process(&mut self, name: String, charge: Option<u32>, label: Label) -> Result<ProcId, Error> {
         if let Some(u) = charge {
             self.charge(u, 1)?;
         }
@@ -428,15 +391,8 @@ impl Kernel {
             waiters: Vec::new(),
             charged_to: charge,
         });
-        self.install_cap(
-            id,
-            Some(slot::SELF),
-            Object::Process(id),
-            Rights::ALL,
-            label,
-            None,
-        )
-        .expect("empty table, own label");
+        self.install_cap(id, Some(slot::SELF), Object::Process(id), Rights::ALL, label, None)
+            .expect("empty table, own label");
         Ok(id)
     }
 
@@ -471,10 +427,7 @@ impl Kernel {
             outgoing: Message::default(),
             reply_to: None,
         }));
-        let id = ThreadId {
-            index: index as u32,
-            generation,
-        };
+        let id = ThreadId { index: index as u32, generation };
         self.procs[p.0 as usize].threads.push(id);
         self.run_queue.push_back(id);
         Ok(id)
@@ -487,10 +440,7 @@ impl Kernel {
         let (state, owed) = (th.state, th.reply_to);
         self.dequeue(t, state);
         if let Some(c) = owed {
-            if self
-                .thread(c)
-                .is_some_and(|c| c.state == ThreadState::AwaitingReply)
-            {
+            if self.thread(c).is_some_and(|c| c.state == ThreadState::AwaitingReply) {
                 self.wake(c, Err(Error::Dead));
             }
         }
@@ -545,10 +495,7 @@ impl Kernel {
         proc.pml4 = 0;
         proc.state = ProcState::Exited(status);
         for w in core::mem::take(&mut self.proc_mut(p).waiters) {
-            if self
-                .thread(w)
-                .is_some_and(|th| th.state == ThreadState::Waiting(p))
-            {
+            if self.thread(w).is_some_and(|th| th.state == ThreadState::Waiting(p)) {
                 self.wake(w, Ok(status.encode()));
             }
         }

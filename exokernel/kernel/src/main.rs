@@ -35,6 +35,7 @@ mod mm;
 mod object;
 mod pvh;
 mod sched;
+mod seal;
 mod syscall;
 mod usercopy;
 
@@ -79,16 +80,9 @@ extern "C" fn kmain(start_info: u64) -> ! {
     };
     let (mut frames, ignored) = mm::init_frames(&info);
     let total_mib = (frames.managed_count() as u64 * 4096) >> 20;
-    kprintln!(
-        "memory: {total_mib} MiB usable in {} regions, {} frames free",
-        info.region_count,
-        frames.free_count()
-    );
+    kprintln!("memory: {total_mib} MiB usable in {} regions, {} frames free", info.region_count, frames.free_count());
     if ignored > 0 {
-        kprintln!(
-            "memory: {} MiB above 4 GiB ignored (direct map covers 4 GiB)",
-            ignored >> 20
-        );
+        kprintln!("memory: {} MiB above 4 GiB ignored (direct map covers 4 GiB)", ignored >> 20);
     }
     // Heap: 1/16 of memory, between 4 and 64 MiB.
     let heap_pages = (frames.free_count() / 16).clamp(1024, 16384);
@@ -117,10 +111,13 @@ extern "C" fn kmain(start_info: u64) -> ! {
     // root task's untyped budget.
     let reserve = (frames.free_count() / 16).max(512);
     let budget = frames.free_count().saturating_sub(reserve) as u64;
-    let clock = Clock {
-        tsc0: cpu::rdtsc(),
-        tsc_hz: cal.tsc_hz,
-    };
+    let (seal_key, from_rdrand) = seal::boot_key();
+    if from_rdrand {
+        kprintln!("sealing key: 256 bits from RDRAND");
+    } else {
+        kprintln!("sealing key: no RDRAND on this CPU; derived from TSC jitter (weak: predictable to whoever can replay this boot)");
+    }
+    let clock = Clock { tsc0: cpu::rdtsc(), tsc_hz: cal.tsc_hz };
     // SAFETY: single initialisation before any entry point can run.
     unsafe {
         *KERNEL.0.get() = Some(Kernel {
@@ -135,6 +132,9 @@ extern "C" fn kmain(start_info: u64) -> ! {
             endpoints: Vec::new(),
             notifications: Vec::new(),
             cdt: exo_kcore::cdt::Cdt::new(),
+            next_generation: 0,
+            seal_keys: alloc::vec![seal_key],
+            drbg_counter: 0,
             current: None,
             need_resched: false,
             ticks: 0,
@@ -162,9 +162,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
 extern "C" fn syscall_from_user(frame: &TrapFrame) -> ! {
     let k = kernel();
     sched::save_current(k, frame, false);
-    let t = k
-        .current
-        .expect("a system call comes from a running thread");
+    let t = k.current.expect("a system call comes from a running thread");
     match syscall::dispatch(k, t, frame) {
         syscall::Outcome::Return(v) => {
             k.thread_mut(t).expect("caller still exists").frame.rax = v;

@@ -65,20 +65,12 @@ impl PhysMemory for DirectMap {
         assert!(index < 512);
         // SAFETY: `table` is a page-table frame owned by the kernel and
         // inside the direct map; index < 512 keeps the access in the frame.
-        unsafe {
-            (phys_to_virt(table) as *const u64)
-                .add(index)
-                .read_volatile()
-        }
+        unsafe { (phys_to_virt(table) as *const u64).add(index).read_volatile() }
     }
     fn write_entry(&mut self, table: u64, index: usize, value: u64) {
         assert!(index < 512);
         // SAFETY: as for `read_entry`.
-        unsafe {
-            (phys_to_virt(table) as *mut u64)
-                .add(index)
-                .write_volatile(value)
-        }
+        unsafe { (phys_to_virt(table) as *mut u64).add(index).write_volatile(value) }
     }
     fn zero_frame(&mut self, frame: u64) {
         zero_frame(frame);
@@ -96,9 +88,7 @@ pub fn zero_frame(frame: u64) {
 /// must all be owned by the caller).
 pub fn copy_to_phys(pa: u64, data: &[u8]) {
     // SAFETY: the caller owns [pa, pa + len) and it is direct-mapped.
-    unsafe {
-        core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pa) as *mut u8, data.len())
-    }
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pa) as *mut u8, data.len()) }
 }
 
 /// The kernel heap: a linked-list allocator over a contiguous block of
@@ -117,8 +107,7 @@ unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: exclusive access, see the type's comment.
         let heap = unsafe { &mut *self.0.get() };
-        heap.allocate_first_fit(layout)
-            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        heap.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: exclusive access; `ptr` came from `alloc` with `layout`.

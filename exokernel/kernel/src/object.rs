@@ -96,6 +96,9 @@ pub struct MemObject {
     /// The untyped budget to credit on free; `None` for memory the kernel
     /// does not own (the boot image).
     pub untyped: Option<u32>,
+    /// Distinguishes this object from later ones in the same slot (for
+    /// sealed tokens).
+    pub generation: u32,
 }
 
 /// A page budget that memory objects and processes are charged to.
@@ -191,6 +194,8 @@ pub struct Endpoint {
     pub receivers: VecDeque<ThreadId>,
     /// Capabilities naming it.
     pub refs: u32,
+    /// See [`MemObject::generation`].
+    pub generation: u32,
 }
 
 /// A notification: a word of pending bits and the threads waiting for any.
@@ -201,6 +206,8 @@ pub struct Notification {
     pub waiters: VecDeque<ThreadId>,
     /// Capabilities naming it.
     pub refs: u32,
+    /// See [`MemObject::generation`].
+    pub generation: u32,
 }
 
 /// A thread of execution in a process.

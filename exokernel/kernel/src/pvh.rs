@@ -68,11 +68,7 @@ pub fn parse(phys: u64) -> Result<BootInfo, &'static str> {
     }
     for i in 0..info.region_count {
         let e = memmap + 24 * i as u64;
-        info.regions[i] = Region {
-            start: read(e),
-            len: read(e + 8),
-            kind: read(e + 16),
-        };
+        info.regions[i] = Region { start: read(e), len: read(e + 8), kind: read(e + 16) };
     }
     if nr_modules > 0 && modlist != 0 {
         let (start, size) = (read::<u64>(modlist), read::<u64>(modlist + 8));

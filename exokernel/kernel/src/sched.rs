@@ -33,10 +33,7 @@ pub fn tick(k: &mut Kernel) {
         .timed
         .iter()
         .copied()
-        .filter(|t| {
-            k.thread(*t)
-                .is_none_or(|th| th.deadline.is_some_and(|d| d <= now))
-        })
+        .filter(|t| k.thread(*t).is_none_or(|th| th.deadline.is_some_and(|d| d <= now)))
         .collect();
     for t in expired {
         k.timed.retain(|x| *x != t);
@@ -47,10 +44,7 @@ pub fn tick(k: &mut Kernel) {
 /// Leaves the kernel: resumes the current thread if it may go on, else the
 /// next runnable one, else idles until an interrupt.
 pub fn schedule(k: &mut Kernel) -> ! {
-    let cur = k.current.filter(|t| {
-        k.thread(*t)
-            .is_some_and(|th| th.state == ThreadState::Runnable)
-    });
+    let cur = k.current.filter(|t| k.thread(*t).is_some_and(|th| th.state == ThreadState::Runnable));
     let next = match cur {
         Some(c) if !k.need_resched || k.run_queue.is_empty() => Some(c),
         Some(c) => {

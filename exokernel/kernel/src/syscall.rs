@@ -70,6 +70,9 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, f: &TrapFrame) -> Outcome {
         }
         Sys::Signal => ret(signal(k, p, a[0], a[1])),
         Sys::Wait => wait(k, t, p, a[0], a[1]),
+        Sys::CapSeal => ret(k.cap_seal(p, a[0], a[1], a[2], a[3])),
+        Sys::CapUnseal => ret(k.cap_unseal(p, a[0], a[1])),
+        Sys::SealKeyEstablish => ret(k.seal_key_establish(p, a[0], a[1])),
     }
 }
 
@@ -88,10 +91,7 @@ fn endpoint_of(k: &Kernel, p: ProcId, slot: u64, need: Rights) -> Result<(EpId, 
 }
 
 fn notification_of(k: &Kernel, p: ProcId, slot: u64, need: Rights) -> Result<NtfnId, Error> {
-    match lookup(k, p, slot, CapKind::Notification, need)?
-        .object
-        .object
-    {
+    match lookup(k, p, slot, CapKind::Notification, need)?.object.object {
         Object::Notification(n) => Ok(n),
         _ => unreachable!("kind checked"),
     }
@@ -111,28 +111,18 @@ fn passed_cap(k: &Kernel, p: ProcId, slot: u64) -> Result<Option<u64>, Error> {
 }
 
 fn send(k: &mut Kernel, t: ThreadId, p: ProcId, a: [u64; 6], is_call: bool) -> Outcome {
-    let decoded =
-        endpoint_of(k, p, a[0], Rights::WRITE).and_then(|ep| Ok((ep, passed_cap(k, p, a[4])?)));
+    let decoded = endpoint_of(k, p, a[0], Rights::WRITE).and_then(|ep| Ok((ep, passed_cap(k, p, a[4])?)));
     let ((e, badge), cap) = match decoded {
         Ok(d) => d,
         Err(err) => return ret(Err(err)),
     };
-    let msg = Message {
-        words: [a[1], a[2], a[3]],
-        cap,
-        is_call,
-        badge,
-    };
+    let msg = Message { words: [a[1], a[2], a[3]], cap, is_call, badge };
     next(k.ipc_send(t, e, msg, a[5]))
 }
 
 fn recv(k: &mut Kernel, t: ThreadId, p: ProcId, ep: u64, ntfn: u64, timeout: u64) -> Outcome {
     let decoded = endpoint_of(k, p, ep, Rights::READ).and_then(|(e, _)| {
-        let n = if ntfn == NO_CAP {
-            None
-        } else {
-            Some(notification_of(k, p, ntfn, Rights::READ)?)
-        };
+        let n = if ntfn == NO_CAP { None } else { Some(notification_of(k, p, ntfn, Rights::READ)?) };
         Ok((e, n))
     });
     match decoded {
@@ -165,10 +155,7 @@ fn wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64, timeout: u64) -> Outc
 const MAX_IPC_OBJECTS: usize = 4096;
 
 fn untyped_of(k: &Kernel, p: ProcId, slot: u64) -> Result<u32, Error> {
-    match lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?
-        .object
-        .object
-    {
+    match lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?.object.object {
         Object::Untyped(u) => Ok(u),
         _ => unreachable!("kind checked"),
     }
@@ -208,13 +195,7 @@ fn ret(r: SysResult) -> Outcome {
 
 /// The capability in `slot` of process `p`, if it is of `kind` and has
 /// every right in `need`.
-fn lookup(
-    k: &Kernel,
-    p: ProcId,
-    slot: u64,
-    kind: CapKind,
-    need: Rights,
-) -> Result<KernelCap, Error> {
+fn lookup(k: &Kernel, p: ProcId, slot: u64, kind: CapKind, need: Rights) -> Result<KernelCap, Error> {
     let cap = k.proc(p).caps.get(slot)?;
     if cap.object.object.kind() != kind {
         return Err(Error::WrongType);
@@ -250,14 +231,7 @@ fn sleep(k: &mut Kernel, t: ThreadId, ns: u64) -> Outcome {
     Outcome::Blocked
 }
 
-fn thread_create(
-    k: &mut Kernel,
-    p: ProcId,
-    slot: u64,
-    entry: u64,
-    stack: u64,
-    arg: u64,
-) -> SysResult {
+fn thread_create(k: &mut Kernel, p: ProcId, slot: u64, entry: u64, stack: u64, arg: u64) -> SysResult {
     let target = process_cap(k, p, slot, Rights::CONTROL)?;
     if entry >= USER_END || stack >= USER_END {
         return Err(Error::InvalidArgument);
@@ -268,12 +242,8 @@ fn thread_create(
 
 fn mem_alloc(k: &mut Kernel, p: ProcId, slot: u64, pages: u64) -> SysResult {
     let cap = lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?;
-    let Object::Untyped(u) = cap.object.object else {
-        unreachable!("kind checked")
-    };
-    let rights = cap.rights.intersect(Rights(
-        Rights::READ.0 | Rights::WRITE.0 | Rights::EXECUTE.0 | Rights::GRANT.0,
-    ));
+    let Object::Untyped(u) = cap.object.object else { unreachable!("kind checked") };
+    let rights = cap.rights.intersect(Rights(Rights::READ.0 | Rights::WRITE.0 | Rights::EXECUTE.0 | Rights::GRANT.0));
     let m = k.new_memory(Some(u), pages)?;
     let label = k.proc(p).label;
     let r = k.install_cap(p, None, Object::Memory(m), rights, label, None);
@@ -294,9 +264,7 @@ fn map(k: &mut Kernel, p: ProcId, proc_slot: u64, mem_slot: u64, va: u64, flags:
         need = need.union(Rights::EXECUTE);
     }
     let cap = lookup(k, p, mem_slot, CapKind::Memory, need)?;
-    let Object::Memory(m) = cap.object.object else {
-        unreachable!("kind checked")
-    };
+    let Object::Memory(m) = cap.object.object else { unreachable!("kind checked") };
     k.map(target, m, va, flags, Some(cap.object.node))?;
     Ok(0)
 }
@@ -316,14 +284,7 @@ fn decode_label(v: u64) -> Result<Label, Error> {
     Label::decode(v).ok_or(Error::InvalidArgument)
 }
 
-fn process_create(
-    k: &mut Kernel,
-    p: ProcId,
-    untyped: u64,
-    name_ptr: u64,
-    name_len: u64,
-    label: u64,
-) -> SysResult {
+fn process_create(k: &mut Kernel, p: ProcId, untyped: u64, name_ptr: u64, name_len: u64, label: u64) -> SysResult {
     let u = untyped_of(k, p, untyped)?;
     if name_len == 0 || name_len > NAME_MAX {
         return Err(Error::InvalidArgument);
@@ -349,11 +310,7 @@ fn cap_copy(k: &mut Kernel, p: ProcId, a: [u64; 6]) -> SysResult {
     let [dst_proc, src_slot, dst_slot, rights, label, badge] = a;
     let target = process_cap(k, p, dst_proc, Rights::CONTROL)?;
     let mask = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
-    let label = if label == NO_CAP {
-        None
-    } else {
-        Some(decode_label(label)?)
-    };
+    let label = if label == NO_CAP { None } else { Some(decode_label(label)?) };
     let badge = (badge != NO_CAP).then_some(badge);
     let dst = (dst_slot != NO_CAP).then_some(dst_slot);
     k.copy_cap(p, src_slot, target, dst, mask, label, badge)
@@ -381,9 +338,7 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
 fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
     let cap = k.proc(p).caps.get(slot)?;
     let pages = match cap.object.object {
-        Object::Memory(m) => k.mems[m.0 as usize]
-            .as_ref()
-            .map_or(0, |o| o.frames.len() as u64),
+        Object::Memory(m) => k.mems[m.0 as usize].as_ref().map_or(0, |o| o.frames.len() as u64),
         _ => 0,
     };
     Ok((pages << 40) | ((cap.object.object.kind() as u64) << 32) | cap.rights.0 as u64)

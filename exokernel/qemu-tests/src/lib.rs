@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
 /// What one boot produced.
@@ -38,18 +35,10 @@ pub struct Boot {
 pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {
     let root = repo_root();
     let image_path = root.join("build").join(image);
-    assert!(
-        image_path.exists(),
-        "{} is missing: run scripts/test (or scripts/build) first",
-        image_path.display()
-    );
+    assert!(image_path.exists(), "{} is missing: run scripts/test (or scripts/build) first", image_path.display());
     let mut cmd = Command::new(root.join("scripts/run-qemu"));
-    cmd.args(["--no-build", "--headless", "--image"])
-        .arg(&image_path)
-        .args(extra);
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .stdin(Stdio::null());
+    cmd.args(["--no-build", "--headless", "--image"]).arg(&image_path).args(extra);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let start = Instant::now();
     let mut child = cmd.spawn().expect("start scripts/run-qemu");
@@ -66,20 +55,14 @@ pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {
         }
         if start.elapsed() > timeout {
             // Kill the whole process group: the script and QEMU.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
             let _ = child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let raw = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-    Boot {
-        serial: String::from_utf8_lossy(&raw).replace('\r', ""),
-        status,
-        elapsed: start.elapsed(),
-    }
+    Boot { serial: String::from_utf8_lossy(&raw).replace('\r', ""), status, elapsed: start.elapsed() }
 }
 
 impl Boot {
@@ -97,10 +80,7 @@ impl Boot {
     pub fn expect_line(&self, needle: &str) -> usize {
         match self.find(needle) {
             Some(i) => i,
-            None => panic!(
-                "no line containing {needle:?} in the console output:\n{}",
-                self.serial
-            ),
+            None => panic!("no line containing {needle:?} in the console output:\n{}", self.serial),
         }
     }
 
@@ -111,10 +91,7 @@ impl Boot {
         for n in needles {
             match lines[from..].iter().position(|l| l.contains(n)) {
                 Some(i) => from += i + 1,
-                None => panic!(
-                    "expected {n:?} after line {from} (order {needles:?}) in:\n{}",
-                    self.serial
-                ),
+                None => panic!("expected {n:?} after line {from} (order {needles:?}) in:\n{}", self.serial),
             }
         }
     }

@@ -27,10 +27,7 @@ fn boot_banner_reports_memory_found() {
         .and_then(|s| s.parse().ok())
         .expect("MiB figure");
     // QEMU runs with -m 256M: the usable part is a little less.
-    assert!(
-        (200..=256).contains(&mib),
-        "memory size {mib} MiB out of range in {line:?}"
-    );
+    assert!((200..=256).contains(&mib), "memory size {mib} MiB out of range in {line:?}");
 }
 
 #[test]
@@ -49,12 +46,7 @@ fn preemption_interleaves_busy_loops() {
     let b = test_boot();
     let lines = b.lines();
     let pos = |p: &str| -> Vec<usize> {
-        lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.starts_with(p))
-            .map(|(i, _)| i)
-            .collect()
+        lines.iter().enumerate().filter(|(_, l)| l.starts_with(p)).map(|(i, _)| i).collect()
     };
     let a = pos("spin A: round");
     let bb = pos("spin B: round");
@@ -62,16 +54,8 @@ fn preemption_interleaves_busy_loops() {
     assert_eq!(bb.len(), 6, "spin B rounds in:\n{}", b.serial);
     // Neither loop yields, so B can print between A's first and last
     // round (and vice versa) only if the timer preempts.
-    assert!(
-        bb.iter().any(|&i| i > a[0] && i < a[5]),
-        "B never ran while A was busy:\n{}",
-        b.serial
-    );
-    assert!(
-        a.iter().any(|&i| i > bb[0] && i < bb[5]),
-        "A never ran while B was busy:\n{}",
-        b.serial
-    );
+    assert!(bb.iter().any(|&i| i > a[0] && i < a[5]), "B never ran while A was busy:\n{}", b.serial);
+    assert!(a.iter().any(|&i| i > bb[0] && i < bb[5]), "A never ran while B was busy:\n{}", b.serial);
 }
 
 #[test]
@@ -83,11 +67,7 @@ fn faulting_processes_are_killed_and_reported() {
         ("divide error (#DE) at rip=", "fault-de"),
     ] {
         let i = b.expect_line(&format!("'{name}' killed: {what}"));
-        assert!(
-            b.lines()[i].starts_with("[kernel] process "),
-            "{}",
-            b.lines()[i]
-        );
+        assert!(b.lines()[i].starts_with("[kernel] process "), "{}", b.lines()[i]);
     }
     b.expect_line("'fault-pf' killed: page fault (#PF) at rip=0x4");
     b.expect_line("read of 0xdead0000, not mapped");
@@ -95,11 +75,7 @@ fn faulting_processes_are_killed_and_reported() {
     b.expect_line("write of 0x4");
     for name in ["fault-pf", "fault-ud", "fault-de", "fault-wx"] {
         b.expect_line(&format!("root: {name} killed by CPU exception"));
-        assert!(
-            b.find("fault: survived").is_none(),
-            "a fault was survived:\n{}",
-            b.serial
-        );
+        assert!(b.find("fault: survived").is_none(), "a fault was survived:\n{}", b.serial);
     }
 }
 
@@ -110,11 +86,7 @@ fn others_run_on_after_faults() {
     let last_fault = b.expect_line("'fault-wx' killed");
     let a_done = b.expect_line("spin A: done");
     let b_done = b.expect_line("spin B: done");
-    assert!(
-        a_done > last_fault && b_done > last_fault,
-        "spinners did not outlive the faults:\n{}",
-        b.serial
-    );
+    assert!(a_done > last_fault && b_done > last_fault, "spinners did not outlive the faults:\n{}", b.serial);
 }
 
 #[test]
@@ -129,13 +101,7 @@ fn bad_syscall_arguments_get_error_codes() {
     assert!(b.find("FAILED").is_none(), "a check failed:\n{}", b.serial);
     let summary = b.expect_line("checks passed");
     let line = b.lines()[summary];
-    let (got, total) = line
-        .trim_start_matches("badsys: ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .split_once('/')
-        .unwrap();
+    let (got, total) = line.trim_start_matches("badsys: ").split(' ').next().unwrap().split_once('/').unwrap();
     assert_eq!(got, total, "{line}");
     assert!(summary > i);
     b.expect_line("root: badsys exited with code 0");
@@ -158,22 +124,14 @@ fn sleep_blocks_for_the_time_asked() {
     assert!(b.lines()[i].ends_with(": ok"), "{}", b.lines()[i]);
     b.expect_line("root: sleep exited with code 0");
     // While it slept, the spinners ran: their rounds appear before its line.
-    assert!(
-        b.find("spin A: round 2/6").is_some_and(|a| a < i),
-        "nothing ran during the sleep:\n{}",
-        b.serial
-    );
+    assert!(b.find("spin A: round 2/6").is_some_and(|a| a < i), "nothing ran during the sleep:\n{}", b.serial);
 }
 
 #[test]
 fn random_system_calls_never_break_the_kernel() {
     let b = test_boot();
     let i = b.expect_line("chaos: seed 20240601: 20000 calls, ");
-    assert!(
-        b.lines()[i].ends_with(" 0 malformed answers"),
-        "{}",
-        b.lines()[i]
-    );
+    assert!(b.lines()[i].ends_with(" 0 malformed answers"), "{}", b.lines()[i]);
     b.expect_line("chaos: every answer was a success or a known error");
     b.expect_line("root: chaos exited with code 0");
 }
@@ -181,16 +139,8 @@ fn random_system_calls_never_break_the_kernel() {
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&[
-        "root: all 12 programs ended as expected",
-        "[kernel] shutdown requested by 'root' (code 0)",
-    ]);
-    assert_eq!(
-        b.status,
-        Some(0),
-        "run-qemu status (0 = success), console:\n{}",
-        b.serial
-    );
+    b.expect_in_order(&["root: all 12 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }
 
@@ -199,12 +149,7 @@ fn failed_expectation_gives_failure_status() {
     let b = boot("failing.img", TIMEOUT, &[]);
     b.expect_line("root: hello exited with code 0, expected Some(Exit(7)): UNEXPECTED");
     b.expect_line("root: 1 program(s) failed or ended unexpectedly");
-    assert_eq!(
-        b.status,
-        Some(exo_abi::qemu_exit_status(1)),
-        "console:\n{}",
-        b.serial
-    );
+    assert_eq!(b.status, Some(exo_abi::qemu_exit_status(1)), "console:\n{}", b.serial);
 }
 
 #[test]

@@ -27,10 +27,7 @@ fn ping_pong_with_badges() {
 #[test]
 fn capability_transfer_grants_shared_memory() {
     let b = ipc_boot();
-    b.expect_in_order(&[
-        "echo: shared memory says \"hello through shared memory\"",
-        "ipc: shared memory grant: ",
-    ]);
+    b.expect_in_order(&["echo: shared memory says \"hello through shared memory\"", "ipc: shared memory grant: "]);
     check_ok(b, "shared memory grant");
 }
 
@@ -47,11 +44,7 @@ fn delegation_upward_is_refused() {
     assert!(check_ok(b, "pass capability down to a guest").contains("Err(LabelViolation)"));
     assert!(check_ok(b, "relabel upward").contains("Err(LabelViolation)"));
     check_ok(b, "relabel downward");
-    assert!(
-        b.find("guest: shared memory says").is_none(),
-        "the guest got the capability:\n{}",
-        b.serial
-    );
+    assert!(b.find("guest: shared memory says").is_none(), "the guest got the capability:\n{}", b.serial);
 }
 
 #[test]
@@ -84,9 +77,36 @@ fn server_killed_mid_call_gives_caller_an_error() {
 fn all_checks_pass_and_system_powers_off() {
     let b = ipc_boot();
     assert!(b.find("FAILED").is_none(), "{}", b.serial);
-    b.expect_in_order(&[
-        "ipc: 13/13 checks passed",
-        "root: all 4 programs ended as expected",
-    ]);
+    b.expect_in_order(&["ipc: 13/13 checks passed", "root: all 5 programs ended as expected"]);
     assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+fn seal_ok(b: &Boot, name: &str) -> String {
+    let i = b.expect_line(&format!("seal: {name}: "));
+    let line = b.lines()[i].to_string();
+    assert!(line.ends_with(" ok"), "{line}\n{}", b.serial);
+    line
+}
+
+#[test]
+fn sealing_key_comes_from_rdrand() {
+    ipc_boot().expect_line("[kernel] sealing key: 256 bits from RDRAND");
+}
+
+#[test]
+fn genuine_sealed_token_is_restored_and_forgeries_refused() {
+    let b = ipc_boot();
+    assert!(seal_ok(b, "genuine token restored").contains("maps the same page: Ok(5ea1ed00cafe)"));
+    assert!(seal_ok(b, "forged tokens refused").contains("83 altered tokens"));
+    assert!(seal_ok(b, "seal without grant").contains("Err(NoRights)"));
+    assert!(seal_ok(b, "token of a freed object").contains("Err(Dead)"));
+}
+
+#[test]
+fn ml_kem_establishes_a_key_the_server_verifies_with() {
+    let b = ipc_boot();
+    seal_ok(b, "ML-KEM key verifies kernel tokens locally");
+    assert!(seal_ok(b, "other key pairs cannot").contains("Err(BadMac)"));
+    seal_ok(b, "kernel accepts it too");
+    b.expect_in_order(&["seal: 7/7 checks passed", "root: sealtest exited with code 0"]);
 }

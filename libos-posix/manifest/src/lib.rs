@@ -151,10 +151,7 @@ impl fmt::Display for ManifestError {
 }
 
 fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ManifestError> {
-    Err(ManifestError {
-        line,
-        message: message.into(),
-    })
+    Err(ManifestError { line, message: message.into() })
 }
 
 enum Section {
@@ -165,8 +162,7 @@ enum Section {
 
 fn valid_name(n: &str) -> bool {
     (1..=32).contains(&n.len())
-        && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn list(v: &str) -> impl Iterator<Item = &str> {
@@ -206,9 +202,7 @@ fn strip_comment(line: &str) -> &str {
 
 /// Parses and checks a manifest.
 pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-    let mut system = System {
-        on_idle: OnIdle::Halt,
-    };
+    let mut system = System { on_idle: OnIdle::Halt };
     let mut programs: Vec<(usize, Program, Vec<&str>)> = Vec::new();
     let mut section = Section::None;
     let mut seen_system = false;
@@ -233,10 +227,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                 }
                 (Some("program"), Some(name), None) => {
                     if !valid_name(name) {
-                        return err(
-                            n,
-                            format!("invalid program name `{name}` (1-32 of a-z, 0-9, -, _)"),
-                        );
+                        return err(n, format!("invalid program name `{name}` (1-32 of a-z, 0-9, -, _)"));
                     }
                     if programs.iter().any(|p| p.1.name == name) {
                         return err(n, format!("program `{name}` is defined twice"));
@@ -259,17 +250,8 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                     ));
                     Section::Program(programs.len() - 1)
                 }
-                (Some("program"), None, _) => {
-                    return err(n, "[program] needs a name: [program NAME]")
-                }
-                _ => {
-                    return err(
-                        n,
-                        format!(
-                            "unknown section `[{inner}]` (expected [system] or [program NAME])"
-                        ),
-                    )
-                }
+                (Some("program"), None, _) => return err(n, "[program] needs a name: [program NAME]"),
+                _ => return err(n, format!("unknown section `[{inner}]` (expected [system] or [program NAME])")),
             };
             continue;
         }
@@ -284,12 +266,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                     system.on_idle = match value {
                         "shutdown" => OnIdle::Shutdown,
                         "halt" => OnIdle::Halt,
-                        _ => {
-                            return err(
-                                n,
-                                format!("on_idle must be shutdown or halt, not `{value}`"),
-                            )
-                        }
+                        _ => return err(n, format!("on_idle must be shutdown or halt, not `{value}`")),
                     }
                 }
                 _ => return err(n, format!("unknown key `{key}` in [system]")),
@@ -313,16 +290,10 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         }
         for a in &p.after {
             if a == &p.name {
-                return err(
-                    *line,
-                    format!("[program {}] cannot start after itself", p.name),
-                );
+                return err(*line, format!("[program {}] cannot start after itself", p.name));
             }
             if !programs.iter().any(|q| &q.1.name == a) {
-                return err(
-                    *line,
-                    format!("[program {}] starts after unknown program `{a}`", p.name),
-                );
+                return err(*line, format!("[program {}] starts after unknown program `{a}`", p.name));
             }
         }
     }
@@ -345,12 +316,7 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                     "console" => CapGrant::Console,
                     "power" => CapGrant::Power,
                     "untyped" => CapGrant::Untyped,
-                    _ => {
-                        return err(
-                            n,
-                            format!("unknown capability `{c}` (console, power, untyped)"),
-                        )
-                    }
+                    _ => return err(n, format!("unknown capability `{c}` (console, power, untyped)")),
                 };
                 if prog.caps.contains(&grant) {
                     return err(n, format!("capability `{c}` listed twice"));
@@ -367,15 +333,10 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             }
         }
         "heap" => {
-            let size = parse_size(value).ok_or_else(|| ManifestError {
-                line: n,
-                message: format!("invalid heap size `{value}`"),
-            })?;
+            let size = parse_size(value)
+                .ok_or_else(|| ManifestError { line: n, message: format!("invalid heap size `{value}`") })?;
             if size == 0 || size % PAGE != 0 || size > MAX_HEAP {
-                return err(
-                    n,
-                    format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"),
-                );
+                return err(n, format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"));
             }
             prog.heap = size;
         }
@@ -384,29 +345,19 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 "never" => Restart::Never,
                 "on-failure" => Restart::OnFailure,
                 "always" => Restart::Always,
-                _ => {
-                    return err(
-                        n,
-                        format!("restart must be never, on-failure or always, not `{value}`"),
-                    )
-                }
+                _ => return err(n, format!("restart must be never, on-failure or always, not `{value}`")),
             }
         }
         "expect" => {
             prog.expect = Some(parse_expect(value).ok_or_else(|| ManifestError {
                 line: n,
-                message: format!(
-                    "expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"
-                ),
+                message: format!("expect must be `exit N`, `fault` or `fault N` (N < 32), not `{value}`"),
             })?)
         }
         "endpoints" => {
             for e in list(value) {
                 if !valid_name(e) {
-                    return err(
-                        n,
-                        format!("invalid endpoint name `{e}` (1-32 of a-z, 0-9, -, _)"),
-                    );
+                    return err(n, format!("invalid endpoint name `{e}` (1-32 of a-z, 0-9, -, _)"));
                 }
                 if prog.endpoints.iter().any(|x| x == e) {
                     return err(n, format!("endpoint `{e}` listed twice"));
@@ -420,10 +371,7 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
         "label" => {
             prog.label = Label::from_name(value).ok_or_else(|| {
                 let names: Vec<&str> = Label::NAMED.iter().map(|(n, _)| *n).collect();
-                ManifestError {
-                    line: n,
-                    message: format!("unknown label `{value}` (one of {})", names.join(", ")),
-                }
+                ManifestError { line: n, message: format!("unknown label `{value}` (one of {})", names.join(", ")) }
             })?
         }
         _ => return err(n, format!("unknown key `{key}` in [program {}]", prog.name)),
@@ -436,9 +384,7 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
 fn start_order(mut pending: Vec<Program>) -> Result<Vec<Program>, ManifestError> {
     let mut done: Vec<Program> = Vec::new();
     while !pending.is_empty() {
-        let ready = pending
-            .iter()
-            .position(|p| p.after.iter().all(|a| done.iter().any(|d| &d.name == a)));
+        let ready = pending.iter().position(|p| p.after.iter().all(|a| done.iter().any(|d| &d.name == a)));
         match ready {
             Some(i) => done.push(pending.remove(i)),
             None => {

@@ -41,17 +41,13 @@ fn parses_and_orders() {
     assert!(m.programs[0].endpoints.is_empty());
     assert_eq!(m.programs[0].label, Label::USER, "default label");
     let a = &m.programs[0];
-    assert_eq!(
-        (a.heap, a.restart, a.expect),
-        (DEFAULT_HEAP, Restart::Never, Some(Expect::Exit(3)))
-    );
+    assert_eq!((a.heap, a.restart, a.expect), (DEFAULT_HEAP, Restart::Never, Some(Expect::Exit(3))));
     assert!(a.caps.is_empty() && a.args.is_empty());
 }
 
 #[test]
 fn defaults_and_file_order() {
-    let m = parse("[program x]\nbinary = x\n[program y]\nbinary = y\nexpect = fault\nheap = 1M\n")
-        .unwrap();
+    let m = parse("[program x]\nbinary = x\n[program y]\nbinary = y\nexpect = fault\nheap = 1M\n").unwrap();
     assert_eq!(m.system.on_idle, OnIdle::Halt);
     assert_eq!(m.programs[0].name, "x");
     assert_eq!(m.programs[1].expect, Some(Expect::Fault(None)));
@@ -71,112 +67,37 @@ fn every_error_names_its_line() {
         ("[program p\n", 1, "must end with `]`"),
         ("[program]\n", 1, "needs a name"),
         ("[program Bad!]\nbinary = x\n", 1, "invalid program name"),
-        (
-            "[program p]\nbinary = p\n[program p]\nbinary = p\n",
-            3,
-            "defined twice",
-        ),
+        ("[program p]\nbinary = p\n[program p]\nbinary = p\n", 3, "defined twice"),
         ("[program p]\nbinary = p\nbinary = q\n", 3, "given twice"),
-        (
-            "[program p]\nbinary = p\nheapp = 4K\n",
-            3,
-            "unknown key `heapp`",
-        ),
+        ("[program p]\nbinary = p\nheapp = 4K\n", 3, "unknown key `heapp`"),
         ("[program p]\nargs = x\n", 1, "has no `binary`"),
-        (
-            "[program p]\nbinary = p\ncaps = console, disk\n",
-            3,
-            "unknown capability `disk`",
-        ),
-        (
-            "[program p]\nbinary = p\ncaps = console, console\n",
-            3,
-            "listed twice",
-        ),
-        (
-            "[program p]\nbinary = p\nheap = lots\n",
-            3,
-            "invalid heap size",
-        ),
+        ("[program p]\nbinary = p\ncaps = console, disk\n", 3, "unknown capability `disk`"),
+        ("[program p]\nbinary = p\ncaps = console, console\n", 3, "listed twice"),
+        ("[program p]\nbinary = p\nheap = lots\n", 3, "invalid heap size"),
         ("[program p]\nbinary = p\nheap = 0\n", 3, "multiple of 4K"),
-        (
-            "[program p]\nbinary = p\nheap = 5000\n",
-            3,
-            "multiple of 4K",
-        ),
-        (
-            "[program p]\nbinary = p\nheap = 128M\n",
-            3,
-            "multiple of 4K",
-        ),
-        (
-            "[program p]\nbinary = p\nheap = 99999999999999999999K\n",
-            3,
-            "invalid heap size",
-        ),
-        (
-            "[program p]\nbinary = p\nheap = 18014398509481984K\n",
-            3,
-            "invalid heap size",
-        ),
-        (
-            "[program p]\nbinary = p\nrestart = sometimes\n",
-            3,
-            "restart must be",
-        ),
-        (
-            "[program p]\nbinary = p\nexpect = crash\n",
-            3,
-            "expect must be",
-        ),
-        (
-            "[program p]\nbinary = p\nexpect = fault 99\n",
-            3,
-            "expect must be",
-        ),
-        (
-            "[program p]\nbinary = p\nexpect = exit 1 2\n",
-            3,
-            "expect must be",
-        ),
-        (
-            "[system]\non_idle = explode\n[program p]\nbinary = p\n",
-            2,
-            "on_idle must be",
-        ),
-        (
-            "[system]\ncolor = red\n",
-            2,
-            "unknown key `color` in [system]",
-        ),
+        ("[program p]\nbinary = p\nheap = 5000\n", 3, "multiple of 4K"),
+        ("[program p]\nbinary = p\nheap = 128M\n", 3, "multiple of 4K"),
+        ("[program p]\nbinary = p\nheap = 99999999999999999999K\n", 3, "invalid heap size"),
+        ("[program p]\nbinary = p\nheap = 18014398509481984K\n", 3, "invalid heap size"),
+        ("[program p]\nbinary = p\nrestart = sometimes\n", 3, "restart must be"),
+        ("[program p]\nbinary = p\nexpect = crash\n", 3, "expect must be"),
+        ("[program p]\nbinary = p\nexpect = fault 99\n", 3, "expect must be"),
+        ("[program p]\nbinary = p\nexpect = exit 1 2\n", 3, "expect must be"),
+        ("[system]\non_idle = explode\n[program p]\nbinary = p\n", 2, "on_idle must be"),
+        ("[system]\ncolor = red\n", 2, "unknown key `color` in [system]"),
         ("[system]\n[system]\n", 2, "second [system]"),
-        (
-            "[program p]\nbinary = p\nafter = ghost\n",
-            1,
-            "unknown program `ghost`",
-        ),
+        ("[program p]\nbinary = p\nafter = ghost\n", 1, "unknown program `ghost`"),
         ("[program p]\nbinary = p\nafter = p\n", 1, "after itself"),
-        (
-            "[program p]\nbinary = p\nthis is not a pair\n",
-            3,
-            "expected `key = value`",
-        ),
+        ("[program p]\nbinary = p\nthis is not a pair\n", 3, "expected `key = value`"),
         ("[program p]\nbinary = a/b\n", 2, "invalid binary name"),
-        (
-            "[program p]\nbinary = p\nlabel = admin\n",
-            3,
-            "unknown label `admin` (one of root, system",
-        ),
+        ("[program p]\nbinary = p\nlabel = admin\n", 3, "unknown label `admin` (one of root, system"),
         ("# nothing\n", 0, "no [program] sections"),
         ("", 0, "no [program] sections"),
     ];
     for (text, line, needle) in cases {
         let e = error(text);
         assert_eq!(e.line, *line, "{text:?}: {e}");
-        assert!(
-            e.message.contains(needle),
-            "{text:?}: {e} does not mention {needle:?}"
-        );
+        assert!(e.message.contains(needle), "{text:?}: {e} does not mention {needle:?}");
     }
     assert!(parse(p).is_ok());
 }
@@ -187,10 +108,7 @@ fn cycles_are_named() {
     assert_eq!(e.line, 0);
     assert!(e.message.contains("dependency cycle among: a, b, c"), "{e}");
     assert_eq!(e.to_string(), "manifest: dependency cycle among: a, b, c");
-    assert_eq!(
-        error("[program]\n").to_string(),
-        "manifest line 1: [program] needs a name: [program NAME]"
-    );
+    assert_eq!(error("[program]\n").to_string(), "manifest line 1: [program] needs a name: [program NAME]");
 }
 
 #[test]

@@ -16,19 +16,13 @@ fn make_image(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
         let manifest = exo_manifest::parse(text).map_err(|e| e.to_string())?;
         for p in &manifest.programs {
             let (_, data) = files.iter().find(|(n, _)| *n == p.binary).ok_or_else(|| {
-                format!(
-                    "program `{}` needs binary `{}`, which is not in the image",
-                    p.name, p.binary
-                )
+                format!("program `{}` needs binary `{}`, which is not in the image", p.name, p.binary)
             })?;
             exo_elf::plan(data, exo_abi::USER_START, exo_abi::USER_END)
                 .map_err(|e| format!("binary `{}` (program `{}`): {e}", p.binary, p.name))?;
         }
     }
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
     exo_bootimg::build(&refs).map_err(|e| e.to_string())
 }
 
@@ -39,24 +33,16 @@ fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 fn run(args: &[String]) -> Result<String, String> {
-    let (out, specs) = args
-        .split_first()
-        .ok_or("usage: exo-mkimage OUT NAME=PATH [NAME=PATH ...]")?;
+    let (out, specs) = args.split_first().ok_or("usage: exo-mkimage OUT NAME=PATH [NAME=PATH ...]")?;
     let mut files = Vec::new();
     for spec in specs {
-        let (name, path) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("`{spec}` is not NAME=PATH"))?;
+        let (name, path) = spec.split_once('=').ok_or_else(|| format!("`{spec}` is not NAME=PATH"))?;
         let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
         files.push((name.to_string(), data));
     }
     let image = make_image(&files)?;
     write_atomically(Path::new(out), &image)?;
-    Ok(format!(
-        "wrote {out} ({} files, {} bytes)",
-        files.len(),
-        image.len()
-    ))
+    Ok(format!("wrote {out} ({} files, {} bytes)", files.len(), image.len()))
 }
 
 fn main() -> ExitCode {
@@ -109,10 +95,7 @@ mod tests {
 
     #[test]
     fn good_image_parses_back() {
-        let files = vec![
-            manifest("[program p]\nbinary = prog\n"),
-            ("prog".into(), tiny_elf()),
-        ];
+        let files = vec![manifest("[program p]\nbinary = prog\n"), ("prog".into(), tiny_elf())];
         let img = make_image(&files).unwrap();
         let parsed = exo_bootimg::BootImage::parse(&img).unwrap();
         assert_eq!(parsed.find("prog").unwrap().data, &tiny_elf()[..]);
@@ -126,24 +109,15 @@ mod tests {
 
     #[test]
     fn non_elf_binary_is_refused() {
-        let e = make_image(&[
-            manifest("[program p]\nbinary = prog\n"),
-            ("prog".into(), b"#!/bin/sh".to_vec()),
-        ])
-        .unwrap_err();
-        assert!(
-            e.contains("binary `prog` (program `p`): not an ELF file"),
-            "{e}"
-        );
+        let e = make_image(&[manifest("[program p]\nbinary = prog\n"), ("prog".into(), b"#!/bin/sh".to_vec())])
+            .unwrap_err();
+        assert!(e.contains("binary `prog` (program `p`): not an ELF file"), "{e}");
     }
 
     #[test]
     fn bad_manifest_is_refused() {
         let e = make_image(&[manifest("[program p]\nbinary = prog\ncolour = red\n")]).unwrap_err();
-        assert!(
-            e.starts_with("manifest line 3: unknown key `colour`"),
-            "{e}"
-        );
+        assert!(e.starts_with("manifest line 3: unknown key `colour`"), "{e}");
     }
 
     #[test]
@@ -151,10 +125,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("exo-mkimage-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out.img");
-        let r = run(&[
-            out.display().to_string(),
-            format!("manifest={}", dir.join("missing").display()),
-        ]);
+        let r = run(&[out.display().to_string(), format!("manifest={}", dir.join("missing").display())]);
         assert!(r.unwrap_err().contains("missing"));
         assert!(!out.exists());
         std::fs::remove_dir_all(&dir).unwrap();

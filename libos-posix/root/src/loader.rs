@@ -3,10 +3,7 @@
 //! capabilities, and a first thread.
 
 use alloc::string::String;
-use exo_abi::{
-    map_flags, slot, Error, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END,
-    USER_START,
-};
+use exo_abi::{map_flags, slot, Error, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START};
 use exo_manifest::{CapGrant, Program};
 use exo_rt::caps::{self, Endpoint, Memory, Process, Untyped, SELF};
 
@@ -55,13 +52,10 @@ fn place(
 ) -> Result<(), StartError> {
     let mem: Memory = untyped.alloc(pages).map_err(k("allocate memory"))?;
     let result = (|| {
-        SELF.map(mem, SCRATCH_VA, map_flags::READ | map_flags::WRITE)
-            .map_err(k("map scratch"))?;
+        SELF.map(mem, SCRATCH_VA, map_flags::READ | map_flags::WRITE).map_err(k("map scratch"))?;
         // SAFETY: `pages` pages were just mapped read-write at SCRATCH_VA,
         // and nothing else uses that range; the slice is gone before unmap.
-        let buf = unsafe {
-            core::slice::from_raw_parts_mut(SCRATCH_VA as *mut u8, (pages * PAGE_SIZE) as usize)
-        };
+        let buf = unsafe { core::slice::from_raw_parts_mut(SCRATCH_VA as *mut u8, (pages * PAGE_SIZE) as usize) };
         fill(buf);
         SELF.unmap(SCRATCH_VA).map_err(k("unmap scratch"))?;
         child.map(mem, va, flags).map_err(k("map into child"))
@@ -74,17 +68,11 @@ fn place(
 pub type Endpoints = alloc::vec::Vec<(String, Endpoint)>;
 
 /// Creates one endpoint for every name any program lists.
-pub fn create_endpoints(
-    manifest: &exo_manifest::Manifest,
-    untyped: Untyped,
-) -> Result<Endpoints, StartError> {
+pub fn create_endpoints(manifest: &exo_manifest::Manifest, untyped: Untyped) -> Result<Endpoints, StartError> {
     let mut out: Endpoints = alloc::vec::Vec::new();
     for name in manifest.programs.iter().flat_map(|p| p.endpoints.iter()) {
         if !out.iter().any(|(n, _)| n == name) {
-            out.push((
-                name.clone(),
-                untyped.create_endpoint().map_err(k("create endpoint"))?,
-            ));
+            out.push((name.clone(), untyped.create_endpoint().map_err(k("create endpoint"))?));
         }
     }
     Ok(out)
@@ -98,23 +86,15 @@ pub fn start(
     endpoints: &Endpoints,
     badge: u64,
 ) -> Result<Process, StartError> {
-    let elf = image
-        .find(&program.binary)
-        .ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
+    let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
     let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
     if program.args.len() as u64 > PAGE_SIZE - StartInfo::SIZE as u64 - 64 {
         return Err(StartError::ArgsTooLong);
     }
-    let child = untyped
-        .create_process(&program.name, program.label.encode())
-        .map_err(k("create process"))?;
+    let child = untyped.create_process(&program.name, program.label.encode()).map_err(k("create process"))?;
     let result = build(elf.data, &plan, program, untyped, child)
         .and_then(|_| connect(program, child, endpoints, badge))
-        .and_then(|_| {
-            child
-                .spawn_thread(plan.entry, initial_rsp(program), info_va())
-                .map_err(k("start thread"))
-        });
+        .and_then(|_| child.spawn_thread(plan.entry, initial_rsp(program), info_va()).map_err(k("start thread")));
     if result.is_err() {
         let _ = caps::delete(child.slot());
     }
@@ -140,43 +120,23 @@ fn build(
         if seg.executable {
             flags |= map_flags::EXECUTE;
         }
-        place(untyped, child, va, pages, flags, |buf| {
-            buf[skip..skip + bytes.len()].copy_from_slice(bytes)
-        })?;
+        place(untyped, child, va, pages, flags, |buf| buf[skip..skip + bytes.len()].copy_from_slice(bytes))?;
     }
     let heap_pages = program.heap / PAGE_SIZE;
-    place(
-        untyped,
-        child,
-        HEAP_BASE,
-        heap_pages,
-        map_flags::READ | map_flags::WRITE,
-        |_| {},
-    )?;
+    place(untyped, child, HEAP_BASE, heap_pages, map_flags::READ | map_flags::WRITE, |_| {})?;
 
     // Stack: the args and the start-up block sit in the top page.
     let stack_base = STACK_TOP - STACK_PAGES * PAGE_SIZE;
     let args = program.args.as_bytes();
     let info_va = info_va();
     let args_va = args_va(program);
-    let info = StartInfo {
-        heap_base: HEAP_BASE,
-        heap_len: program.heap,
-        args_ptr: args_va,
-        args_len: args.len() as u64,
-    };
-    place(
-        untyped,
-        child,
-        stack_base,
-        STACK_PAGES,
-        map_flags::READ | map_flags::WRITE,
-        |buf| {
-            let off = |va: u64| (va - stack_base) as usize;
-            buf[off(info_va)..off(info_va) + StartInfo::SIZE].copy_from_slice(&info.to_bytes());
-            buf[off(args_va)..off(args_va) + args.len()].copy_from_slice(args);
-        },
-    )?;
+    let info =
+        StartInfo { heap_base: HEAP_BASE, heap_len: program.heap, args_ptr: args_va, args_len: args.len() as u64 };
+    place(untyped, child, stack_base, STACK_PAGES, map_flags::READ | map_flags::WRITE, |buf| {
+        let off = |va: u64| (va - stack_base) as usize;
+        buf[off(info_va)..off(info_va) + StartInfo::SIZE].copy_from_slice(&info.to_bytes());
+        buf[off(args_va)..off(args_va) + args.len()].copy_from_slice(args);
+    })?;
 
     for grant in &program.caps {
         let (s, rights) = match grant {
@@ -184,9 +144,7 @@ fn build(
             CapGrant::Power => (slot::POWER, Rights::WRITE),
             CapGrant::Untyped => (slot::UNTYPED, Rights::ALL),
         };
-        child
-            .give(s, Some(s), rights, Some(program.label.encode()), None)
-            .map_err(k("grant capability"))?;
+        child.give(s, Some(s), rights, Some(program.label.encode()), None).map_err(k("grant capability"))?;
     }
     Ok(())
 }
@@ -209,26 +167,12 @@ fn initial_rsp(program: &Program) -> u64 {
 
 /// Gives `child` its endpoints, in manifest order from
 /// `ENDPOINT_SLOT_BASE`, minted with `badge`.
-fn connect(
-    program: &Program,
-    child: Process,
-    endpoints: &Endpoints,
-    badge: u64,
-) -> Result<(), StartError> {
+fn connect(program: &Program, child: Process, endpoints: &Endpoints, badge: u64) -> Result<(), StartError> {
     for (i, name) in program.endpoints.iter().enumerate() {
-        let (_, ep) = endpoints
-            .iter()
-            .find(|(n, _)| n == name)
-            .expect("created for every listed name");
+        let (_, ep) = endpoints.iter().find(|(n, _)| n == name).expect("created for every listed name");
         let dst = exo_manifest::ENDPOINT_SLOT_BASE + i as u64;
         child
-            .give(
-                ep.slot(),
-                Some(dst),
-                Rights::ALL,
-                Some(program.label.encode()),
-                Some(badge),
-            )
+            .give(ep.slot(), Some(dst), Rights::ALL, Some(program.label.encode()), Some(badge))
             .map_err(k("connect endpoint"))?;
     }
     Ok(())

@@ -95,10 +95,7 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
         match check(program.expect.as_ref(), status) {
             true => println!("root: {} {outcome}", program.name),
             false => {
-                println!(
-                    "root: {} {outcome}, expected {:?}: UNEXPECTED",
-                    program.name, program.expect
-                );
+                println!("root: {} {outcome}, expected {:?}: UNEXPECTED", program.name, program.expect);
                 failures += 1;
             }
         }

@@ -18,11 +18,7 @@ pub struct CapInfo {
 /// Asks the kernel what slot `s` holds.
 pub fn info(s: u64) -> Result<CapInfo, Error> {
     let v = call(Sys::CapInfo, [s, 0, 0, 0, 0, 0])?;
-    Ok(CapInfo {
-        kind: CapKind::from_u32((v >> 32) as u32 & 0xff),
-        rights: Rights(v as u32),
-        pages: v >> 40,
-    })
+    Ok(CapInfo { kind: CapKind::from_u32((v >> 32) as u32 & 0xff), rights: Rights(v as u32), pages: v >> 40 })
 }
 
 /// Drops the capability in slot `s`.
@@ -78,6 +74,33 @@ handle!(
     Notification
 );
 
+/// A sealed capability token.
+pub type SealedToken = [u8; exo_abi::SEALED_TOKEN_LEN];
+
+/// Seals the capability in slot `s` (it needs `GRANT`) under sealing key
+/// `key_id` (0: the kernel's boot key).
+pub fn seal(s: u64, key_id: u64, nonce: u64) -> Result<SealedToken, Error> {
+    let mut token = [0u8; exo_abi::SEALED_TOKEN_LEN];
+    call(Sys::CapSeal, [s, token.as_mut_ptr() as u64, key_id, nonce, 0, 0])?;
+    Ok(token)
+}
+
+/// Installs the capability a token stands for (in `dst`, or a free slot).
+pub fn unseal(token: &SealedToken, dst: Option<u64>) -> Result<u64, Error> {
+    call(Sys::CapUnseal, [token.as_ptr() as u64, dst.unwrap_or(NO_CAP), 0, 0, 0, 0])
+}
+
+/// Asks the kernel to establish a sealing key with the holder of the
+/// ML-KEM-768 `public_key`; returns the key id and the ciphertext from
+/// which the holder derives the same key.
+pub fn establish_seal_key(
+    public_key: &[u8; exo_abi::KEM_PUBLIC_LEN],
+) -> Result<(u64, [u8; exo_abi::KEM_CIPHERTEXT_LEN]), Error> {
+    let mut ct = [0u8; exo_abi::KEM_CIPHERTEXT_LEN];
+    let id = call(Sys::SealKeyEstablish, [public_key.as_ptr() as u64, ct.as_mut_ptr() as u64, 0, 0, 0, 0])?;
+    Ok((id, ct))
+}
+
 /// Deletes every capability derived from the one in slot `s`, in every
 /// process; returns how many.
 pub fn revoke(s: u64) -> Result<u64, Error> {
@@ -99,11 +122,7 @@ pub struct Message {
 fn message(regs: [u64; 6]) -> Result<Message, Error> {
     decode_result(regs[0])?;
     let cap = (regs[1] != NO_CAP).then_some(regs[1]);
-    Ok(Message {
-        words: [regs[2], regs[3], regs[4]],
-        cap,
-        badge: regs[5],
-    })
+    Ok(Message { words: [regs[2], regs[3], regs[4]], cap, badge: regs[5] })
 }
 
 fn cap_arg(cap: Option<u64>) -> u64 {
@@ -113,58 +132,26 @@ fn cap_arg(cap: Option<u64>) -> u64 {
 impl Endpoint {
     /// Sends `words` (and a capability) and waits for the reply, at most
     /// `timeout` ns ([`exo_abi::FOREVER`] for no limit).
-    pub fn call(
-        self,
-        words: [u64; MSG_WORDS],
-        cap: Option<u64>,
-        timeout: u64,
-    ) -> Result<Message, Error> {
-        message(raw_regs(
-            Sys::Call,
-            [self.0, words[0], words[1], words[2], cap_arg(cap), timeout],
-        ))
+    pub fn call(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<Message, Error> {
+        message(raw_regs(Sys::Call, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout]))
     }
     /// Sends without waiting for a reply (blocks until received).
-    pub fn send(
-        self,
-        words: [u64; MSG_WORDS],
-        cap: Option<u64>,
-        timeout: u64,
-    ) -> Result<(), Error> {
-        message(raw_regs(
-            Sys::Send,
-            [self.0, words[0], words[1], words[2], cap_arg(cap), timeout],
-        ))
-        .map(|_| ())
+    pub fn send(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<(), Error> {
+        message(raw_regs(Sys::Send, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout])).map(|_| ())
     }
     /// Waits for a message (or a signal on `bound`).
     pub fn recv(self, bound: Option<Notification>, timeout: u64) -> Result<Message, Error> {
-        message(raw_regs(
-            Sys::Recv,
-            [self.0, bound.map_or(NO_CAP, |n| n.0), timeout, 0, 0, 0],
-        ))
+        message(raw_regs(Sys::Recv, [self.0, bound.map_or(NO_CAP, |n| n.0), timeout, 0, 0, 0]))
     }
     /// Replies to the last call, then waits for the next message.
-    pub fn reply_recv(
-        self,
-        words: [u64; MSG_WORDS],
-        cap: Option<u64>,
-        timeout: u64,
-    ) -> Result<Message, Error> {
-        message(raw_regs(
-            Sys::ReplyRecv,
-            [self.0, words[0], words[1], words[2], cap_arg(cap), timeout],
-        ))
+    pub fn reply_recv(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<Message, Error> {
+        message(raw_regs(Sys::ReplyRecv, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout]))
     }
 }
 
 /// Replies to the last call received.
 pub fn reply(words: [u64; MSG_WORDS], cap: Option<u64>) -> Result<(), Error> {
-    call(
-        Sys::Reply,
-        [words[0], words[1], words[2], cap_arg(cap), 0, 0],
-    )
-    .map(|_| ())
+    call(Sys::Reply, [words[0], words[1], words[2], cap_arg(cap), 0, 0]).map(|_| ())
 }
 
 impl Notification {
@@ -186,10 +173,7 @@ pub const SELF: Process = Process(slot::SELF);
 impl Console {
     /// Writes bytes; returns how many.
     pub fn write(self, bytes: &[u8]) -> Result<u64, Error> {
-        call(
-            Sys::ConsoleWrite,
-            [self.0, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0],
-        )
+        call(Sys::ConsoleWrite, [self.0, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0])
     }
 }
 
@@ -200,11 +184,7 @@ impl Untyped {
     }
     /// A new empty process named `name` at lattice `label` (encoded).
     pub fn create_process(self, name: &str, label: u64) -> Result<Process, Error> {
-        call(
-            Sys::ProcessCreate,
-            [self.0, name.as_ptr() as u64, name.len() as u64, label, 0, 0],
-        )
-        .map(Process)
+        call(Sys::ProcessCreate, [self.0, name.as_ptr() as u64, name.len() as u64, label, 0, 0]).map(Process)
     }
     /// A new endpoint.
     pub fn create_endpoint(self) -> Result<Endpoint, Error> {
@@ -250,14 +230,7 @@ impl Process {
     ) -> Result<u64, Error> {
         call(
             Sys::CapCopy,
-            [
-                self.0,
-                src,
-                dst.unwrap_or(NO_CAP),
-                rights.0 as u64,
-                label.unwrap_or(NO_CAP),
-                badge.unwrap_or(NO_CAP),
-            ],
+            [self.0, src, dst.unwrap_or(NO_CAP), rights.0 as u64, label.unwrap_or(NO_CAP), badge.unwrap_or(NO_CAP)],
         )
     }
     /// Blocks until the process ends.

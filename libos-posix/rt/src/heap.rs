@@ -14,18 +14,12 @@ struct Heap {
 unsafe impl Sync for Heap {}
 
 #[global_allocator]
-static HEAP: Heap = Heap {
-    locked: AtomicBool::new(false),
-    inner: UnsafeCell::new(linked_list_allocator::Heap::empty()),
-};
+static HEAP: Heap =
+    Heap { locked: AtomicBool::new(false), inner: UnsafeCell::new(linked_list_allocator::Heap::empty()) };
 
 impl Heap {
     fn with<R>(&self, f: impl FnOnce(&mut linked_list_allocator::Heap) -> R) -> R {
-        while self
-            .locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        while self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             crate::sys::yield_now();
         }
         // SAFETY: we hold the lock.
@@ -49,10 +43,7 @@ pub fn init(base: u64, len: u64) {
 // the lock serialises access.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.with(|h| {
-            h.allocate_first_fit(layout)
-                .map_or(core::ptr::null_mut(), |p| p.as_ptr())
-        })
+        self.with(|h| h.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr()))
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was returned by `alloc` with this layout.

@@ -14,10 +14,7 @@ pub struct LineWriter {
 impl LineWriter {
     /// An empty writer.
     pub const fn new() -> Self {
-        LineWriter {
-            buf: [0; LINE],
-            len: 0,
-        }
+        LineWriter { buf: [0; LINE], len: 0 }
     }
     /// Sends what is buffered.
     pub fn flush(&mut self) {

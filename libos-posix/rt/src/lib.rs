@@ -57,9 +57,7 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     } else {
         // SAFETY: the parent placed `args_len` bytes of args at `args_ptr`
         // in our stack; invalid UTF-8 is replaced below.
-        let bytes = unsafe {
-            core::slice::from_raw_parts(info.args_ptr as *const u8, info.args_len as usize)
-        };
+        let bytes = unsafe { core::slice::from_raw_parts(info.args_ptr as *const u8, info.args_len as usize) };
         core::str::from_utf8(bytes).unwrap_or("")
     };
     // SAFETY: `entry!` defines `__exo_main` with this signature.

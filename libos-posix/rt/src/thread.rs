@@ -30,9 +30,8 @@ pub fn spawn(f: fn(u64), arg: u64) -> Result<u64, Error> {
     let start = Box::into_raw(Box::new(Start { f, arg }));
     // `trampoline` is a C function: it expects rsp % 16 == 8, as if a
     // return address had been pushed.
-    SELF.spawn_thread(trampoline as *const () as u64, top - 8, start as u64)
-        .inspect_err(|_| {
-            // SAFETY: the thread was not created, so we still own the box.
-            drop(unsafe { Box::from_raw(start) });
-        })
+    SELF.spawn_thread(trampoline as *const () as u64, top - 8, start as u64).inspect_err(|_| {
+        // SAFETY: the thread was not created, so we still own the box.
+        drop(unsafe { Box::from_raw(start) });
+    })
 }

@@ -49,9 +49,7 @@ fn main(_args: &str) -> i32 {
     //    length: `dec rcx; jnz` is two instructions per iteration.
     let t0 = rdtsc();
     // SAFETY: a register-only countdown loop.
-    unsafe {
-        asm!("2:", "dec rcx", "jnz 2b", inout("rcx") LOOP_ITERATIONS => _, options(nomem, nostack))
-    };
+    unsafe { asm!("2:", "dec rcx", "jnz 2b", inout("rcx") LOOP_ITERATIONS => _, options(nomem, nostack)) };
     let ticks = rdtsc() - t0;
     println!("bench: loop_instructions {}", 2 * LOOP_ITERATIONS);
     println!("bench: loop_ticks {ticks}");
@@ -69,11 +67,7 @@ fn main(_args: &str) -> i32 {
     });
     println!("bench: empty_measurement {empty}");
     println!("bench: function_call {}", call - empty);
-    println!(
-        "bench: null_syscall {} min {}",
-        null - empty,
-        null_min - empty
-    );
+    println!("bench: null_syscall {} min {}", null - empty, null_min - empty);
     println!("bench: yield_syscall {}", yield_ - empty);
     println!("bench: clock_syscall {}", clock - empty);
     ipc(empty);
@@ -86,7 +80,8 @@ static PONG: AtomicU64 = AtomicU64::new(0);
 /// The other side of the notification ping-pong: wait for a ping,
 /// answer with a pong, forever.
 fn ponger(_: u64) {
-    let (ping, pong) = (Notification::from_slot(PING.load(Ordering::SeqCst)), Notification::from_slot(PONG.load(Ordering::SeqCst)));
+    let (ping, pong) =
+        (Notification::from_slot(PING.load(Ordering::SeqCst)), Notification::from_slot(PONG.load(Ordering::SeqCst)));
     while ping.wait(FOREVER).is_ok() {
         let _ = pong.signal(1);
     }

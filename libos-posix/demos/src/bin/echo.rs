@@ -41,10 +41,7 @@ fn main(args: &str) -> i32 {
                     Ok(()) => {
                         // SAFETY: just mapped one or more pages read-only here.
                         let bytes = unsafe {
-                            core::slice::from_raw_parts(
-                                SHARED_VA as *const u8,
-                                (msg.words[1] as usize).min(4096),
-                            )
+                            core::slice::from_raw_parts(SHARED_VA as *const u8, (msg.words[1] as usize).min(4096))
                         };
                         println!(
                             "{name}: shared memory says {:?}",
@@ -61,8 +58,7 @@ fn main(args: &str) -> i32 {
                 let cap = granted.map(|m| caps::info(m.slot()));
                 let console = exo_rt::caps::CONSOLE;
                 // SAFETY: only the address is passed; the kernel checks it.
-                let read = console
-                    .write(unsafe { core::slice::from_raw_parts(SHARED_VA as *const u8, 1) });
+                let read = console.write(unsafe { core::slice::from_raw_parts(SHARED_VA as *const u8, 1) });
                 println!(
                     "{name}: after revoke: capability {:?}, mapping {:?}",
                     cap.map(|c| c.map(|_| ())),

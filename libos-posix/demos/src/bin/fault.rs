@@ -16,9 +16,7 @@ fn main(args: &str) -> i32 {
         // SAFETY: deliberately invalid; the kernel kills us.
         "ud" => unsafe { asm!("ud2") },
         // SAFETY: deliberately divides by zero; the kernel kills us.
-        "de" => unsafe {
-            asm!("xor edx, edx", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _)
-        },
+        "de" => unsafe { asm!("xor edx, edx", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _) },
         // SAFETY: deliberately writes to read-only code; the kernel kills us.
         "wx" => unsafe { asm!("mov byte ptr [{}], 0", in(reg) main as *const () as usize) },
         other => {

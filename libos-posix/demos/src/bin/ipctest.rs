@@ -47,10 +47,7 @@ fn main(_args: &str) -> i32 {
     let ep = |i: u64| Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE + i);
     let (echo, guest, doomed, nobody) = (ep(0), ep(1), ep(2), ep(3));
     let untyped = Untyped::from_slot(slot::UNTYPED);
-    let mut c = Checks {
-        passed: 0,
-        total: 0,
-    };
+    let mut c = Checks { passed: 0, total: 0 };
 
     // 1. Round trips, with the badge the root task minted for us.
     let mut badge = 0;
@@ -61,28 +58,19 @@ fn main(_args: &str) -> i32 {
         }
         Err(_) => false,
     });
-    c.check(
-        "ping-pong",
-        ok && badge != 0,
-        format_args!("100 calls answered, badge {badge}"),
-    );
+    c.check("ping-pong", ok && badge != 0, format_args!("100 calls answered, badge {badge}"));
 
     // 2. Timeouts: nobody listens.
     let start = sys::clock();
     let r = nobody.call([1, 0, 0], None, 20 * MS);
     let waited = (sys::clock() - start) / MS;
-    c.check(
-        "call timeout",
-        r == Err(Error::Timeout) && waited >= 20,
-        format_args!("{r:?} after {waited} ms"),
-    );
+    c.check("call timeout", r == Err(Error::Timeout) && waited >= 20, format_args!("{r:?} after {waited} ms"));
     let r = nobody.send([1, 0, 0], None, 0);
     c.check("send poll", r == Err(Error::Timeout), format_args!("{r:?}"));
 
     // 3. Shared memory granted by passing a capability.
     let mem = untyped.alloc(1).expect("memory");
-    SELF.map(mem, SHM_VA, map_flags::READ | map_flags::WRITE)
-        .expect("map own memory");
+    SELF.map(mem, SHM_VA, map_flags::READ | map_flags::WRITE).expect("map own memory");
     // SAFETY: one page mapped read-write at SHM_VA just above.
     unsafe { core::ptr::copy_nonoverlapping(TEXT.as_ptr(), SHM_VA as *mut u8, TEXT.len()) };
     let sum: u64 = TEXT.iter().map(|b| *b as u64).sum();
@@ -110,30 +98,10 @@ fn main(_args: &str) -> i32 {
     // 5. The lattice: a user-labelled capability cannot go to a guest, by
     //    IPC or by copying, and nothing can be relabelled upward.
     let r = guest.call([2, 1, 0], Some(mem.slot()), 50 * MS);
-    c.check(
-        "pass capability down to a guest",
-        r == Err(Error::LabelViolation),
-        format_args!("{r:?}"),
-    );
-    let r = SELF.give(
-        mem.slot(),
-        None,
-        Rights::ALL,
-        Some(Label::ROOT.encode()),
-        None,
-    );
-    c.check(
-        "relabel upward",
-        r == Err(Error::LabelViolation),
-        format_args!("{r:?}"),
-    );
-    let r = SELF.give(
-        mem.slot(),
-        None,
-        Rights::READ,
-        Some(Label::GUEST.encode()),
-        None,
-    );
+    c.check("pass capability down to a guest", r == Err(Error::LabelViolation), format_args!("{r:?}"));
+    let r = SELF.give(mem.slot(), None, Rights::ALL, Some(Label::ROOT.encode()), None);
+    c.check("relabel upward", r == Err(Error::LabelViolation), format_args!("{r:?}"));
+    let r = SELF.give(mem.slot(), None, Rights::READ, Some(Label::GUEST.encode()), None);
     c.check("relabel downward", r.is_ok(), format_args!("{r:?}"));
 
     // 6. Notifications: wait, timeout, and bound to a receive.
@@ -143,11 +111,7 @@ fn main(_args: &str) -> i32 {
     let r = note.wait(FOREVER);
     c.check("signal wakes wait", r == Ok(0b101), format_args!("{r:?}"));
     let r = note.wait(5 * MS);
-    c.check(
-        "wait timeout",
-        r == Err(Error::Timeout),
-        format_args!("{r:?}"),
-    );
+    c.check("wait timeout", r == Err(Error::Timeout), format_args!("{r:?}"));
     let own = untyped.create_endpoint().expect("endpoint");
     thread::spawn(signaller, 0b10).expect("thread");
     let r = own.recv(Some(note), FOREVER);
@@ -159,19 +123,11 @@ fn main(_args: &str) -> i32 {
 
     // 7. One-shot replies, and a server that dies in the middle of a call.
     let r = caps::reply([0, 0, 0], None);
-    c.check(
-        "reply without a call",
-        r == Err(Error::NoReply),
-        format_args!("{r:?}"),
-    );
+    c.check("reply without a call", r == Err(Error::NoReply), format_args!("{r:?}"));
     let start = sys::clock();
     let r = doomed.call([4, 0, 0], None, 5000 * MS);
     let waited = (sys::clock() - start) / MS;
-    c.check(
-        "server dies mid-call",
-        r == Err(Error::Dead),
-        format_args!("{r:?} after {waited} ms"),
-    );
+    c.check("server dies mid-call", r == Err(Error::Dead), format_args!("{r:?} after {waited} ms"));
 
     for server in [echo, guest] {
         let _ = server.call([5, 0, 0], None, 1000 * MS);

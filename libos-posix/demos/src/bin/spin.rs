@@ -20,9 +20,7 @@ fn main(args: &str) -> i32 {
         let start = sys::clock();
         while sys::clock() - start < ROUND_NS {
             for _ in 0..1000 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             }
         }
         exo_rt::println!("spin {name}: round {round}/{rounds}");

@@ -82,10 +82,8 @@ pub fn init(tick_ns: u64) -> Calibration {
     let apic_ticks = (u32::MAX - read(REG_TIMER_CURRENT)) as u64;
     outb(0x61, gate);
 
-    let cal = Calibration {
-        tsc_hz: (tsc1 - tsc0) * 1000 / CALIBRATION_MS,
-        apic_hz: apic_ticks * 1000 / CALIBRATION_MS,
-    };
+    let cal =
+        Calibration { tsc_hz: (tsc1 - tsc0) * 1000 / CALIBRATION_MS, apic_hz: apic_ticks * 1000 / CALIBRATION_MS };
     let initial = (cal.apic_hz * tick_ns / 1_000_000_000).clamp(1, u32::MAX as u64);
     write(REG_LVT_TIMER, TIMER_VECTOR as u32 | TIMER_PERIODIC);
     write(REG_TIMER_INIT, initial as u32);

@@ -54,8 +54,7 @@ struct BootCell<T>(UnsafeCell<T>);
 unsafe impl<T> Sync for BootCell<T> {}
 
 static TSS: BootCell<TaskStateSegment> = BootCell(UnsafeCell::new(TaskStateSegment::new()));
-static GDT: BootCell<GlobalDescriptorTable> =
-    BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
+static GDT: BootCell<GlobalDescriptorTable> = BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
 
 /// IST index (1-based in the IDT gate, 0-based in the TSS) for double faults.
 pub const DOUBLE_FAULT_IST: u16 = 1;
@@ -65,8 +64,7 @@ pub fn init(syscall_entry: u64) {
     // SAFETY: single-threaded boot; nothing else references TSS/GDT yet.
     let (tss, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
     tss.privilege_stack_table[0] = VirtAddr::new(KERNEL_STACK.top());
-    tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] =
-        VirtAddr::new(DOUBLE_FAULT_STACK.top());
+    tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] = VirtAddr::new(DOUBLE_FAULT_STACK.top());
 
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
@@ -95,18 +93,11 @@ pub fn init(syscall_entry: u64) {
     // SAFETY: the selectors match the GDT above (checked by the asserts)
     // and `syscall_entry` is the kernel's system-call entry point.
     unsafe {
-        Efer::update(|f| {
-            f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE)
-        });
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
         Star::write(ucode, udata, code, data).expect("STAR selectors");
         LStar::write(VirtAddr::new(syscall_entry));
         // Entering the kernel clears IF (no interrupts in ring 0), DF, TF, AC.
-        SFMask::write(
-            RFlags::INTERRUPT_FLAG
-                | RFlags::DIRECTION_FLAG
-                | RFlags::TRAP_FLAG
-                | RFlags::ALIGNMENT_CHECK,
-        );
+        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
     }
 }
 
@@ -200,4 +191,23 @@ pub fn outl(port: u16, value: u32) {
 pub fn inb(port: u16) -> u8 {
     // SAFETY: as for `outb`; reads of these ports have no harmful effect.
     unsafe { x86_64::instructions::port::Port::new(port).read() }
+}
+
+/// 64 random bits from RDRAND, if the CPU has it and it delivers.
+pub fn rdrand() -> Option<u64> {
+    let ecx = core::arch::x86_64::__cpuid(1).ecx;
+    if ecx & (1 << 30) == 0 {
+        return None;
+    }
+    for _ in 0..10 {
+        let v: u64;
+        let ok: u8;
+        // SAFETY: RDRAND is present (CPUID.1:ECX.30, checked above); it
+        // writes a register and CF only.
+        unsafe { asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)) };
+        if ok == 1 {
+            return Some(v);
+        }
+    }
+    None
 }

@@ -249,10 +249,7 @@ fn frame_slot() -> *mut TrapFrame {
 /// first when given. Uses SYSRET when the thread entered by SYSCALL (it
 /// expects RCX and R11 clobbered) and IRETQ otherwise.
 pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
-    assert!(
-        frame.came_from_user() && frame.rip < exo_abi::USER_END,
-        "bad user frame {frame:x?}"
-    );
+    assert!(frame.came_from_user() && frame.rip < exo_abi::USER_END, "bad user frame {frame:x?}");
     let slot = frame_slot();
     let fpu = fpu.map_or(core::ptr::null(), |f| f as *const FpuState);
     // SAFETY: the slot is the top FRAME_SIZE bytes of the kernel stack,
@@ -300,15 +297,7 @@ struct Idt(UnsafeCell<[Gate; 256]>);
 unsafe impl Sync for Idt {}
 
 static IDT: Idt = Idt(UnsafeCell::new(
-    [Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        attributes: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    }; 256],
+    [Gate { offset_low: 0, selector: 0, ist: 0, attributes: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256],
 ));
 
 /// Installs a gate for every vector: interrupt gates (IF cleared on entry),
@@ -323,11 +312,7 @@ pub fn init_idt() {
         *gate = Gate {
             offset_low: addr as u16,
             selector: selector::KERNEL_CODE,
-            ist: if v == 8 {
-                super::cpu::DOUBLE_FAULT_IST as u8
-            } else {
-                0
-            },
+            ist: if v == 8 { super::cpu::DOUBLE_FAULT_IST as u8 } else { 0 },
             attributes: 0x8e,
             offset_mid: (addr >> 16) as u16,
             offset_high: (addr >> 32) as u32,

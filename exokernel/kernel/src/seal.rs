@@ -1,0 +1,150 @@
+//! Sealed capabilities: export a capability as an HMAC-SHA256 token and
+//! import it back; establish extra sealing keys with ML-KEM-768.
+//!
+//! The boot key comes from RDRAND when the CPU has it. Without RDRAND the
+//! kernel derives it from TSC readings taken around variable-latency
+//! device accesses, which an attacker who can replay the boot could
+//! predict: the kernel says so on the console.
+
+use crate::arch::cpu;
+use crate::kernel::Kernel;
+use crate::object::*;
+use crate::usercopy::{user_bytes, user_bytes_mut};
+use exo_abi::{CapKind, Error, Rights, KEM_CIPHERTEXT_LEN, KEM_PUBLIC_LEN, NO_CAP, SEALED_TOKEN_LEN};
+use exo_kcore::lattice::Label;
+use exo_seal::{Payload, SealKey};
+
+/// Most sealing keys (boot key included).
+const MAX_KEYS: usize = 64;
+
+/// Makes the boot sealing key; the flag says whether RDRAND supplied it.
+pub fn boot_key() -> (SealKey, bool) {
+    let mut material = [0u8; 64];
+    let mut hardware = true;
+    for chunk in material.chunks_mut(8) {
+        let v = match cpu::rdrand() {
+            Some(v) => v,
+            None => {
+                hardware = false;
+                // Fallback: TSC around a serial-port read, whose latency
+                // varies under emulation and on hardware.
+                let t0 = cpu::rdtsc();
+                let _ = cpu::inb(0x3fd);
+                t0.rotate_left(17) ^ cpu::rdtsc()
+            }
+        };
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    (exo_seal::derive_key(&material, b"ExoV6 boot sealing key v1"), hardware)
+}
+
+impl Kernel {
+    /// 32 bytes from the kernel's random bit generator: HMAC-SHA256 under
+    /// the boot key over a counter, the TSC and RDRAND when present.
+    pub fn random_32(&mut self) -> [u8; 32] {
+        self.drbg_counter += 1;
+        let mut input = [0u8; 24];
+        input[..8].copy_from_slice(&self.drbg_counter.to_le_bytes());
+        input[8..16].copy_from_slice(&cpu::rdtsc().to_le_bytes());
+        input[16..].copy_from_slice(&cpu::rdrand().unwrap_or(0).to_le_bytes());
+        exo_seal::derive_key(&input, &self.seal_keys[0].0).0
+    }
+
+    /// Index and generation of the object a capability names, for tokens.
+    fn object_identity(&self, o: Object) -> (u32, u32, u64) {
+        match o {
+            Object::Process(p) => (p.0, 0, 0),
+            Object::Memory(m) => (m.0, self.mems[m.0 as usize].as_ref().map_or(0, |x| x.generation), 0),
+            Object::Untyped(u) => (u, 0, 0),
+            Object::Console | Object::Power => (0, 0, 0),
+            Object::Endpoint(e, badge) => {
+                (e.0, self.endpoints[e.0 as usize].as_ref().map_or(0, |x| x.generation), badge)
+            }
+            Object::Notification(n) => (n.0, self.notifications[n.0 as usize].as_ref().map_or(0, |x| x.generation), 0),
+        }
+    }
+
+    /// The object a token names, if it still exists with that generation.
+    fn object_from_token(&self, t: &Payload) -> Result<Object, Error> {
+        let kind = CapKind::from_u32(t.kind as u32).ok_or(Error::BadSeal)?;
+        let i = t.object as usize;
+        let live = |generation: Option<u32>| if generation == Some(t.generation) { Ok(()) } else { Err(Error::Dead) };
+        Ok(match kind {
+            CapKind::Process => {
+                let p = self.procs.get(i).ok_or(Error::Dead)?;
+                if p.state != ProcState::Alive {
+                    return Err(Error::Dead);
+                }
+                Object::Process(ProcId(t.object))
+            }
+            CapKind::Memory => {
+                live(self.mems.get(i).and_then(|m| m.as_ref()).map(|m| m.generation))?;
+                Object::Memory(MemId(t.object))
+            }
+            CapKind::Endpoint => {
+                live(self.endpoints.get(i).and_then(|m| m.as_ref()).map(|m| m.generation))?;
+                Object::Endpoint(EpId(t.object), t.badge)
+            }
+            CapKind::Notification => {
+                live(self.notifications.get(i).and_then(|m| m.as_ref()).map(|m| m.generation))?;
+                Object::Notification(NtfnId(t.object))
+            }
+            CapKind::Untyped if i < self.untyped.len() => Object::Untyped(t.object),
+            CapKind::Untyped => return Err(Error::Dead),
+            CapKind::Console => Object::Console,
+            CapKind::Power => Object::Power,
+        })
+    }
+
+    /// `cap_seal`: writes a token for the capability in `slot` of `p`.
+    pub fn cap_seal(&mut self, p: ProcId, slot: u64, out: u64, key_id: u64, nonce: u64) -> Result<u64, Error> {
+        let cap = self.proc(p).caps.get(slot)?;
+        if !cap.rights.contains(Rights::GRANT) {
+            return Err(Error::NoRights);
+        }
+        let key = self.seal_keys.get(key_id as usize).ok_or(Error::InvalidArgument)?.clone();
+        let (object, generation, badge) = self.object_identity(cap.object.object);
+        let payload = Payload {
+            kind: cap.object.object.kind() as u8,
+            object,
+            generation,
+            rights: cap.rights.0,
+            label: cap.object.label.encode() as u32,
+            badge,
+            key_id: key_id as u32,
+            nonce,
+        };
+        let token = exo_seal::seal(&key, &payload);
+        user_bytes_mut(self.proc(p).pml4, out, SEALED_TOKEN_LEN as u64)?.copy_from_slice(&token.0);
+        Ok(0)
+    }
+
+    /// `cap_unseal`: checks the token at `ptr` and installs its capability.
+    pub fn cap_unseal(&mut self, p: ProcId, ptr: u64, dst: u64) -> Result<u64, Error> {
+        let bytes = user_bytes(self.proc(p).pml4, ptr, SEALED_TOKEN_LEN as u64)?;
+        // The key id is inside the MACed payload: try the key it names,
+        // and trust nothing else in the payload until the MAC verifies.
+        let key_id = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")) as usize;
+        let key = self.seal_keys.get(key_id).ok_or(Error::BadSeal)?;
+        let t = exo_seal::unseal(key, bytes).map_err(|_| Error::BadSeal)?;
+        let rights = Rights::from_bits(t.rights as u64).ok_or(Error::BadSeal)?;
+        let label = Label::decode(t.label as u64).ok_or(Error::BadSeal)?;
+        let object = self.object_from_token(&t)?;
+        let dst = (dst != NO_CAP).then_some(dst);
+        self.install_cap(p, dst, object, rights, label, None)
+    }
+
+    /// `seal_key_establish`: ML-KEM-768 encapsulation to the caller's key.
+    pub fn seal_key_establish(&mut self, p: ProcId, public_key: u64, ct_out: u64) -> Result<u64, Error> {
+        if self.seal_keys.len() >= MAX_KEYS {
+            return Err(Error::Exhausted);
+        }
+        let pml4 = self.proc(p).pml4;
+        let pk = user_bytes(pml4, public_key, KEM_PUBLIC_LEN as u64)?;
+        let m = self.random_32();
+        let (ct, key) = exo_seal::kem_encapsulate(pk, &m).map_err(|_| Error::InvalidArgument)?;
+        user_bytes_mut(pml4, ct_out, KEM_CIPHERTEXT_LEN as u64)?.copy_from_slice(&ct);
+        self.seal_keys.push(key);
+        Ok(self.seal_keys.len() as u64 - 1)
+    }
+}
