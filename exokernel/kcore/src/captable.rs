@@ -1,8 +1,30 @@
 //! A process's capability table: numbered slots, each empty or holding a
 //! capability (an object plus rights).
 
+use crate::lattice::Label;
 use alloc::vec::Vec;
 use exo_abi::{slot, Error, Rights};
+
+/// The derivation rule, in one place: a copy of a capability with
+/// `parent_rights` at `parent_label`, asked to keep `mask` at `label`
+/// (`None`: the parent's), for a process at `holder`. Rights only shrink;
+/// the label only moves down; the holder must dominate the result.
+pub fn derive_rule(
+    parent_rights: Rights,
+    parent_label: Label,
+    mask: Rights,
+    label: Option<Label>,
+    holder: Label,
+) -> Result<(Rights, Label), Error> {
+    if !parent_rights.contains(Rights::GRANT) {
+        return Err(Error::NoRights);
+    }
+    let label = label.unwrap_or(parent_label);
+    if !parent_label.dominates(label) || !holder.dominates(label) {
+        return Err(Error::LabelViolation);
+    }
+    Ok((parent_rights.intersect(mask), label))
+}
 
 /// A capability: authority over `object` limited to `rights`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +160,53 @@ mod tests {
         assert_eq!(t.derive(1, Rights::WRITE).unwrap().rights, Rights::NONE);
         assert_eq!(t.derive(2, Rights::READ), Err(Error::NoRights));
         assert_eq!(t.derive(9, Rights::READ), Err(Error::InvalidCap));
+    }
+
+    mod rule {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn label() -> impl Strategy<Value = Label> {
+            (0u8..=5, 0u16..32).prop_map(|(l, c)| Label::new(l, c).unwrap())
+        }
+
+        proptest! {
+            #[test]
+            fn derivation_never_raises_rights_or_label(
+                parent in 0u32..32, mask in 0u32..32, pl in label(), want in proptest::option::of(label()), holder in label()
+            ) {
+                let (parent, mask) = (Rights(parent), Rights(mask));
+                match derive_rule(parent, pl, mask, want, holder) {
+                    Ok((r, l)) => {
+                        prop_assert!(parent.contains(r), "rights grew");
+                        prop_assert!(mask.contains(r), "rights beyond the mask");
+                        prop_assert!(pl.dominates(l), "label rose");
+                        prop_assert!(holder.dominates(l), "holder cannot hold it");
+                        prop_assert!(parent.contains(Rights::GRANT));
+                    }
+                    Err(Error::NoRights) => prop_assert!(!parent.contains(Rights::GRANT)),
+                    Err(Error::LabelViolation) => {
+                        let l = want.unwrap_or(pl);
+                        prop_assert!(!pl.dominates(l) || !holder.dominates(l));
+                    }
+                    Err(e) => prop_assert!(false, "unexpected {e:?}"),
+                }
+            }
+
+            #[test]
+            fn chains_of_derivations_stay_below_the_original(
+                steps in proptest::collection::vec((0u32..32, label(), label()), 1..12), top in label()
+            ) {
+                let (mut rights, mut lab) = (Rights::ALL, top);
+                for (mask, want, holder) in steps {
+                    if let Ok((r, l)) = derive_rule(rights, lab, Rights(mask | Rights::GRANT.0), Some(want), holder) {
+                        rights = r;
+                        lab = l;
+                    }
+                    prop_assert!(Rights::ALL.contains(rights) && top.dominates(lab));
+                }
+            }
+        }
     }
 
     #[test]

@@ -65,18 +65,15 @@ impl Kernel {
         label: Option<Label>,
         badge: Option<u64>,
     ) -> Result<u64, Error> {
-        let derived = self.proc(from).caps.derive(src, mask)?;
-        let source = derived.object;
-        let label = label.unwrap_or(source.label);
-        if !source.label.dominates(label) {
-            return Err(Error::LabelViolation);
-        }
-        let object = match (source.object, badge) {
+        let source = self.proc(from).caps.get(src)?;
+        let (rights, label) =
+            exo_kcore::captable::derive_rule(source.rights, source.object.label, mask, label, self.proc(to).label)?;
+        let object = match (source.object.object, badge) {
             (o, None) => o,
             (Object::Endpoint(ep, 0), Some(b)) if b != 0 => Object::Endpoint(ep, b),
             _ => return Err(Error::InvalidArgument),
         };
-        self.install_cap(to, dst, object, derived.rights, label, Some(source.node))
+        self.install_cap(to, dst, object, rights, label, Some(source.object.node))
     }
 
     /// Removes the capability in `slot` of `p`. Its derived copies stay
