@@ -157,13 +157,19 @@ extern "C" fn kmain(start_info: u64) -> ! {
     sched::schedule(k)
 }
 
-/// Entry from the SYSCALL instruction (see `trap.rs`).
+/// Entry from the SYSCALL instruction (see `trap.rs`). `frame` is the
+/// current thread's own frame; only the arguments are read from it here,
+/// before anything else touches the thread.
 #[no_mangle]
-extern "C" fn syscall_from_user(frame: &TrapFrame) -> ! {
+extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
+    // SAFETY: the entry saved into the current thread's frame, which lives
+    // (boxed) as long as the thread; nothing else accesses it until the
+    // copy below is done.
+    let args = syscall::Args::from_frame(unsafe { &*frame });
     let k = kernel();
-    sched::save_current(k, frame, false);
+    sched::save_current_fpu(k, false);
     let t = k.current.expect("a system call comes from a running thread");
-    match syscall::dispatch(k, t, frame) {
+    match syscall::dispatch(k, t, &args) {
         syscall::Outcome::Return(v) => {
             k.thread_mut(t).expect("caller still exists").frame.rax = v;
         }
@@ -172,12 +178,15 @@ extern "C" fn syscall_from_user(frame: &TrapFrame) -> ! {
     sched::schedule(k)
 }
 
-/// Entry from an interrupt or exception taken in user mode.
+/// Entry from an interrupt or exception taken in user mode; `frame` is the
+/// current thread's own frame.
 #[no_mangle]
-extern "C" fn trap_from_user(frame: &TrapFrame) -> ! {
+extern "C" fn trap_from_user(frame: *const TrapFrame) -> ! {
+    // SAFETY: as for `syscall_from_user`; copied before the kernel runs.
+    let frame = unsafe { *frame };
     let k = kernel();
-    sched::save_current(k, frame, true);
-    handle_interrupt(k, frame);
+    sched::save_current_fpu(k, true);
+    handle_interrupt(k, &frame);
     sched::schedule(k)
 }
 

@@ -2,19 +2,19 @@
 //! of the kernel.
 
 use crate::arch::cpu;
-use crate::arch::trap::{self, TrapFrame};
+use crate::arch::trap;
 use crate::kernel::Kernel;
 use crate::object::{ThreadId, ThreadState};
 
 /// Preemption tick (time slice): 10 ms.
 pub const TICK_NS: u64 = 10_000_000;
 
-/// Saves the entering thread's registers; `via_interrupt` says whether the
-/// interrupt entry also saved its FPU state in the scratch area.
-pub fn save_current(k: &mut Kernel, frame: &TrapFrame, via_interrupt: bool) {
+/// Records where the entering thread's FPU state lives: an interrupt
+/// entry saved it in the scratch area (copied into the thread here); after
+/// SYSCALL it is still in the CPU. Its registers are already in its frame.
+pub fn save_current_fpu(k: &mut Kernel, via_interrupt: bool) {
     let Some(t) = k.current else { return };
     let th = k.thread_mut(t).expect("current thread exists");
-    th.frame = *frame;
     if via_interrupt {
         th.fpu.0.copy_from_slice(&trap::EXO_FPU_SCRATCH.get().0);
         th.fpu_saved = true;

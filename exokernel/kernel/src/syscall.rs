@@ -23,11 +23,24 @@ pub enum Outcome {
 
 type SysResult = Result<u64, Error>;
 
-/// Runs the system call in `f` for thread `t`.
-pub fn dispatch(k: &mut Kernel, t: ThreadId, f: &TrapFrame) -> Outcome {
+/// A system call's number and arguments, copied out of the caller's frame.
+pub struct Args {
+    number: u64,
+    a: [u64; 6],
+}
+
+impl Args {
+    /// Reads `rax` and the six argument registers.
+    pub fn from_frame(f: &TrapFrame) -> Args {
+        Args { number: f.rax, a: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9] }
+    }
+}
+
+/// Runs the system call `args` for thread `t`.
+pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
     let p = k.proc_of(t);
-    let a = [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9];
-    let Some(sys) = Sys::from_number(f.rax) else {
+    let a = args.a;
+    let Some(sys) = Sys::from_number(args.number) else {
         return ret(Err(Error::InvalidSyscall));
     };
     match sys {

@@ -56,6 +56,14 @@ unsafe impl<T> Sync for BootCell<T> {}
 static TSS: BootCell<TaskStateSegment> = BootCell(UnsafeCell::new(TaskStateSegment::new()));
 static GDT: BootCell<GlobalDescriptorTable> = BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
 
+/// Sets the stack pointer the CPU loads on an interrupt from user mode:
+/// the end of the frame of the thread about to run.
+pub fn set_rsp0(v: u64) {
+    // SAFETY: one CPU with interrupts off; the CPU reads RSP0 only when an
+    // interrupt arrives in user mode, after this store.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(v) };
+}
+
 /// IST index (1-based in the IDT gate, 0-based in the TSS) for double faults.
 pub const DOUBLE_FAULT_IST: u16 = 1;
 

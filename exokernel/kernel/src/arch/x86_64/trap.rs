@@ -1,11 +1,14 @@
 //! Kernel entry and exit: interrupt stubs, the SYSCALL entry, the IDT and
 //! the two ways back to user mode (SYSRET and IRETQ).
 //!
-//! Every entry builds the same [`TrapFrame`] at the top of the kernel
-//! stack and calls into Rust, which never returns: it ends by calling
-//! [`return_to_user`] or [`enter_idle`], both of which reset the stack. So
-//! the kernel never resumes interrupted kernel code, and one kernel stack
-//! serves every thread (as in seL4).
+//! Every entry from user mode saves the registers straight into the
+//! running thread's own [`TrapFrame`] (TSS.RSP0 and the SYSCALL entry's
+//! stack pointer point at its end, as seL4 saves into the TCB), then
+//! switches to the one kernel stack and calls into Rust, which never
+//! returns: it ends in [`return_to_user`], which pops the chosen thread's
+//! frame in place, or in [`enter_idle`]. So the kernel never resumes
+//! interrupted kernel code, copies no frames, and one kernel stack serves
+//! every thread.
 
 use super::cpu::{selector, FpuState, KERNEL_STACK, KERNEL_STACK_SIZE};
 use core::arch::global_asm;
@@ -16,7 +19,7 @@ pub const SYSCALL_VECTOR: u64 = 0x100;
 
 /// User register state as saved on kernel entry. Field order is the
 /// push order of the entry code, reversed.
-#[repr(C)]
+#[repr(C, align(16))]
 #[derive(Clone, Copy, Debug, Default)]
 #[allow(missing_docs)] // register names
 pub struct TrapFrame {
@@ -84,6 +87,11 @@ pub static EXO_FPU_SCRATCH: ScratchFpu = ScratchFpu(UnsafeCell::new(FpuState([0;
 #[no_mangle]
 static mut EXO_USER_RSP: u64 = 0;
 
+/// End of the running thread's frame: where the SYSCALL entry starts
+/// pushing (TSS.RSP0 holds the same for interrupts).
+#[no_mangle]
+static mut EXO_FRAME_END: u64 = 0;
+
 impl ScratchFpu {
     /// The state saved by the last interrupt entry from user mode.
     pub fn get(&self) -> &FpuState {
@@ -118,6 +126,8 @@ exo_interrupt_common:
     test qword ptr [rsp + 18*8], 3     /* saved CS: from user mode? */
     jz 2f
     fxsave64 [rip + EXO_FPU_SCRATCH]
+    lea rsp, [rip + {stack}]           /* leave the thread's frame */
+    add rsp, {stack_size}
     call {from_user}
     ud2
 2:  call {from_kernel}
@@ -126,8 +136,7 @@ exo_interrupt_common:
     .global exo_syscall_entry
 exo_syscall_entry:
     mov [rip + EXO_USER_RSP], rsp
-    lea rsp, [rip + {stack}]
-    add rsp, {stack_size}
+    mov rsp, [rip + EXO_FRAME_END]     /* save into the thread's frame */
     push {user_ss}
     push qword ptr [rip + EXO_USER_RSP]
     push r11                            /* user RFLAGS */
@@ -151,6 +160,8 @@ exo_syscall_entry:
     push r14
     push r15
     mov rdi, rsp
+    lea rsp, [rip + {stack}]
+    add rsp, {stack_size}
     call {syscall}
     ud2
 
@@ -240,29 +251,28 @@ pub fn syscall_entry_address() -> u64 {
     exo_syscall_entry as *const () as u64
 }
 
-/// Where every entry from user mode puts its frame.
-fn frame_slot() -> *mut TrapFrame {
-    (KERNEL_STACK.top() as usize - FRAME_SIZE) as *mut TrapFrame
-}
-
-/// Resumes a user thread with register state `frame`, restoring `fpu`
-/// first when given. Uses SYSRET when the thread entered by SYSCALL (it
-/// expects RCX and R11 clobbered) and IRETQ otherwise.
+/// Resumes a user thread from its saved `frame`, restoring `fpu` first
+/// when given. Uses SYSRET when the thread entered by SYSCALL (it expects
+/// RCX and R11 clobbered) and IRETQ otherwise. The next entry from user
+/// mode saves into the same `frame`, which must therefore stay where it is
+/// (threads live in boxes) until another thread is resumed.
 pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
     assert!(frame.came_from_user() && frame.rip < exo_abi::USER_END, "bad user frame {frame:x?}");
-    let slot = frame_slot();
+    let ptr = frame as *const TrapFrame;
+    let end = ptr as u64 + FRAME_SIZE as u64;
     let fpu = fpu.map_or(core::ptr::null(), |f| f as *const FpuState);
-    // SAFETY: the slot is the top FRAME_SIZE bytes of the kernel stack,
-    // above every live Rust frame (all entries start at the top and Rust
-    // runs below the frame they push); the asm switches to that stack and
-    // never comes back. The frame holds user selectors and a user RIP
-    // (asserted), so the return cannot land in ring 0.
+    super::cpu::set_rsp0(end);
+    // SAFETY: one CPU, interrupts off: nothing else reads this now; the
+    // SYSCALL entry reads it only after we are back in user mode.
+    unsafe { EXO_FRAME_END = end };
+    // SAFETY: the frame holds user selectors and a user RIP (asserted), so
+    // the return cannot land in ring 0; the asm pops it in place and never
+    // comes back.
     unsafe {
-        slot.write(*frame);
         if frame.vector == SYSCALL_VECTOR {
-            exo_return_sysret(slot, fpu)
+            exo_return_sysret(ptr, fpu)
         } else {
-            exo_return_iret(slot, fpu)
+            exo_return_iret(ptr, fpu)
         }
     }
 }
@@ -270,12 +280,9 @@ pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
 /// Waits with interrupts enabled until one arrives; the interrupt enters
 /// the kernel afresh through [`crate::trap_from_kernel`].
 pub fn enter_idle() -> ! {
-    // Leave room above the idle stack pointer for a frame written by a
-    // later `return_to_user`, so the two never overlap.
-    let stack = KERNEL_STACK.top() - 2 * FRAME_SIZE as u64 - 64;
-    // SAFETY: the idle loop runs on the kernel stack below the frame slot
-    // and calls nothing; whatever it interrupted is abandoned by design.
-    unsafe { exo_enter_idle(stack & !0xf) }
+    // SAFETY: the idle loop runs at the top of the kernel stack and calls
+    // nothing; whatever it interrupted is abandoned by design.
+    unsafe { exo_enter_idle(KERNEL_STACK.top()) }
 }
 
 /// A raw 16-byte IDT gate.
