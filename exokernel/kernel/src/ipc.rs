@@ -18,6 +18,64 @@ pub enum Next {
     Blocked,
 }
 
+/// The common case of `call` and `reply_recv`, done with the fewest steps
+/// (seL4 has the same split): no capability passed, no timeout, the
+/// partner already waiting without a deadline. Moves the words, makes the
+/// partner runnable and the caller blocked, and returns the partner to
+/// switch to directly. `None`: take the general path (nothing changed).
+pub fn fastpath(k: &mut Kernel, t: ThreadId, number: u64, a: &[u64; 6]) -> Option<ThreadId> {
+    const CALL: u64 = exo_abi::Sys::Call as u64;
+    const REPLY_RECV: u64 = exo_abi::Sys::ReplyRecv as u64;
+    if a[4] != NO_CAP || a[5] != exo_abi::FOREVER || (number != CALL && number != REPLY_RECV) {
+        return None;
+    }
+    let p = k.thread(t)?.process;
+    let cap = k.proc(p).caps.get(a[0]).ok()?;
+    let Object::Endpoint(e, badge) = cap.object.object else { return None };
+    let need = if number == CALL { Rights::WRITE } else { Rights::READ };
+    if !cap.rights.contains(need) {
+        return None;
+    }
+    if number == CALL {
+        let r = *k.endpoints[e.0 as usize].as_ref()?.receivers.front()?;
+        let th = k.thread(r)?;
+        if th.state != ThreadState::Receiving(e, None) || th.deadline.is_some() {
+            return None;
+        }
+        k.endpoints[e.0 as usize].as_mut()?.receivers.pop_front();
+        let th = k.thread_mut(r)?;
+        th.frame.rax = 0;
+        th.frame.rsi = a[1];
+        th.frame.rdx = a[2];
+        th.frame.r10 = a[3];
+        th.frame.rdi = NO_CAP;
+        th.frame.r9 = badge;
+        th.state = ThreadState::Runnable;
+        th.reply_to = Some(t);
+        k.thread_mut(t)?.state = ThreadState::AwaitingReply;
+        Some(r)
+    } else {
+        let c = k.thread(t)?.reply_to?;
+        let ct = k.thread(c)?;
+        let ep = k.endpoints[e.0 as usize].as_ref()?;
+        if ct.state != ThreadState::AwaitingReply || ct.deadline.is_some() || !ep.senders.is_empty() {
+            return None;
+        }
+        let ct = k.thread_mut(c)?;
+        ct.frame.rax = 0;
+        ct.frame.rsi = a[1];
+        ct.frame.rdx = a[2];
+        ct.frame.r10 = a[3];
+        ct.frame.rdi = NO_CAP;
+        ct.state = ThreadState::Runnable;
+        let me = k.thread_mut(t)?;
+        me.reply_to = None;
+        me.state = ThreadState::Receiving(e, None);
+        k.endpoints[e.0 as usize].as_mut()?.receivers.push_back(t);
+        Some(c)
+    }
+}
+
 impl Kernel {
     /// Writes a delivered message into `t`'s registers.
     fn write_message(&mut self, t: ThreadId, words: [u64; MSG_WORDS], cap_slot: u64, badge: u64) {

@@ -169,6 +169,9 @@ extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
     let k = kernel();
     sched::save_current_fpu(k, false);
     let t = k.current.expect("a system call comes from a running thread");
+    if let Some(next) = ipc::fastpath(k, t, args.number, &args.a) {
+        sched::switch_to(k, next);
+    }
     match syscall::dispatch(k, t, &args) {
         syscall::Outcome::Return(v) => {
             k.thread_mut(t).expect("caller still exists").frame.rax = v;

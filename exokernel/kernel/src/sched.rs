@@ -66,6 +66,13 @@ pub fn schedule(k: &mut Kernel) -> ! {
     }
 }
 
+/// Leaves the kernel straight into `next` (the IPC fast path's hand-off),
+/// bypassing the run queue: `next` is runnable and on no queue.
+pub fn switch_to(k: &mut Kernel, next: ThreadId) -> ! {
+    save_live_fpu(k);
+    resume(k, next)
+}
+
 /// The thread that entered by SYSCALL still has its FPU state only in the
 /// CPU; keep a copy before another thread's state replaces it.
 fn save_live_fpu(k: &mut Kernel) {

@@ -25,8 +25,10 @@ type SysResult = Result<u64, Error>;
 
 /// A system call's number and arguments, copied out of the caller's frame.
 pub struct Args {
-    number: u64,
-    a: [u64; 6],
+    /// The system-call number (`rax`).
+    pub number: u64,
+    /// The arguments.
+    pub a: [u64; 6],
 }
 
 impl Args {
