@@ -39,7 +39,7 @@ pub fn fastpath(k: &mut Kernel, t: ThreadId, number: u64, a: &[u64; 6]) -> Optio
     if number == CALL {
         let r = *k.endpoints[e.0 as usize].as_ref()?.receivers.front()?;
         let th = k.thread(r)?;
-        if th.state != ThreadState::Receiving(e, None) || th.deadline.is_some() {
+        if !matches!(th.state, ThreadState::Receiving(x, None) if x == e) || th.deadline.is_some() {
             return None;
         }
         k.endpoints[e.0 as usize].as_mut()?.receivers.pop_front();
@@ -58,7 +58,7 @@ pub fn fastpath(k: &mut Kernel, t: ThreadId, number: u64, a: &[u64; 6]) -> Optio
         let c = k.thread(t)?.reply_to?;
         let ct = k.thread(c)?;
         let ep = k.endpoints[e.0 as usize].as_ref()?;
-        if ct.state != ThreadState::AwaitingReply || ct.deadline.is_some() || !ep.senders.is_empty() {
+        if !matches!(ct.state, ThreadState::AwaitingReply) || ct.deadline.is_some() || !ep.senders.is_empty() {
             return None;
         }
         let ct = k.thread_mut(c)?;

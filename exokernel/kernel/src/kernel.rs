@@ -72,6 +72,9 @@ pub struct Kernel {
     pub drbg_counter: u64,
     /// The thread that was running when the kernel was entered.
     pub current: Option<ThreadId>,
+    /// The current thread entered by SYSCALL, so its FPU state lives only
+    /// in the CPU (its saved copy, if any, is stale).
+    pub fpu_live: bool,
     /// Set by the timer: `current` has used up its time slice.
     pub need_resched: bool,
     /// Timer ticks since boot.

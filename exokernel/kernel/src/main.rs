@@ -137,6 +137,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             drbg_counter: 0,
             current: None,
             need_resched: false,
+            fpu_live: false,
             ticks: 0,
             clock,
             kernel_pml4,
@@ -167,7 +168,7 @@ extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
     // copy below is done.
     let args = syscall::Args::from_frame(unsafe { &*frame });
     let k = kernel();
-    sched::save_current_fpu(k, false);
+    k.fpu_live = true;
     let t = k.current.expect("a system call comes from a running thread");
     if let Some(next) = ipc::fastpath(k, t, args.number, &args.a) {
         sched::switch_to(k, next);
@@ -188,7 +189,7 @@ extern "C" fn trap_from_user(frame: *const TrapFrame) -> ! {
     // SAFETY: as for `syscall_from_user`; copied before the kernel runs.
     let frame = unsafe { *frame };
     let k = kernel();
-    sched::save_current_fpu(k, true);
+    sched::save_interrupted_fpu(k);
     handle_interrupt(k, &frame);
     sched::schedule(k)
 }

@@ -218,7 +218,8 @@ pub struct Thread {
     pub generation: u32,
     /// Saved user registers.
     pub frame: TrapFrame,
-    /// Saved FPU/SSE state, valid when `fpu_saved`.
+    /// Saved FPU/SSE state, valid when `fpu_saved` (unless this is the
+    /// current thread and `Kernel::fpu_live` says the CPU holds newer).
     pub fpu: FpuState,
     /// False while the thread's FPU state lives only in the CPU (it
     /// entered through SYSCALL and has not been switched away from).

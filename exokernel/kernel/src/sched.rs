@@ -9,18 +9,14 @@ use crate::object::{ThreadId, ThreadState};
 /// Preemption tick (time slice): 10 ms.
 pub const TICK_NS: u64 = 10_000_000;
 
-/// Records where the entering thread's FPU state lives: an interrupt
-/// entry saved it in the scratch area (copied into the thread here); after
-/// SYSCALL it is still in the CPU. Its registers are already in its frame.
-pub fn save_current_fpu(k: &mut Kernel, via_interrupt: bool) {
+/// After an interrupt entry: the thread's FPU state, saved by the entry
+/// stub in the scratch area, becomes its saved copy.
+pub fn save_interrupted_fpu(k: &mut Kernel) {
+    k.fpu_live = false;
     let Some(t) = k.current else { return };
     let th = k.thread_mut(t).expect("current thread exists");
-    if via_interrupt {
-        th.fpu.0.copy_from_slice(&trap::EXO_FPU_SCRATCH.get().0);
-        th.fpu_saved = true;
-    } else {
-        th.fpu_saved = false;
-    }
+    th.fpu.0.copy_from_slice(&trap::EXO_FPU_SCRATCH.get().0);
+    th.fpu_saved = true;
 }
 
 /// Timer interrupt: ends timed waits whose deadline has passed and the
@@ -54,12 +50,10 @@ pub fn schedule(k: &mut Kernel) -> ! {
         None => k.run_queue.pop_front(),
     };
     k.need_resched = false;
-    if next != k.current {
-        save_live_fpu(k);
-    }
     match next {
         Some(t) => resume(k, t),
         None => {
+            save_live_fpu(k);
             k.current = None;
             trap::enter_idle()
         }
@@ -69,22 +63,28 @@ pub fn schedule(k: &mut Kernel) -> ! {
 /// Leaves the kernel straight into `next` (the IPC fast path's hand-off),
 /// bypassing the run queue: `next` is runnable and on no queue.
 pub fn switch_to(k: &mut Kernel, next: ThreadId) -> ! {
-    save_live_fpu(k);
     resume(k, next)
 }
 
 /// The thread that entered by SYSCALL still has its FPU state only in the
 /// CPU; keep a copy before another thread's state replaces it.
 fn save_live_fpu(k: &mut Kernel) {
+    if !core::mem::take(&mut k.fpu_live) {
+        return;
+    }
     if let Some(th) = k.current.and_then(|c| k.thread_mut(c)) {
-        if !th.fpu_saved {
-            th.fpu.save();
-            th.fpu_saved = true;
-        }
+        th.fpu.save();
+        th.fpu_saved = true;
     }
 }
 
 fn resume(k: &mut Kernel, t: ThreadId) -> ! {
+    // Resuming the thread whose state is live in the CPU: nothing to load.
+    let keep_live = k.current == Some(t) && k.fpu_live;
+    if !keep_live {
+        save_live_fpu(k);
+    }
+    k.fpu_live = false;
     k.current = Some(t);
     let th = k.thread(t).expect("runnable thread exists");
     let pml4 = k.proc(th.process).pml4;
@@ -93,6 +93,6 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
         // kernel's own (copied at creation, never changed).
         unsafe { cpu::write_cr3(pml4) };
     }
-    let fpu = th.fpu_saved.then_some(&th.fpu);
+    let fpu = (th.fpu_saved && !keep_live).then_some(&th.fpu);
     trap::return_to_user(&th.frame, fpu)
 }

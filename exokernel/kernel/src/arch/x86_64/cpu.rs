@@ -61,7 +61,7 @@ static GDT: BootCell<GlobalDescriptorTable> = BootCell(UnsafeCell::new(GlobalDes
 pub fn set_rsp0(v: u64) {
     // SAFETY: one CPU with interrupts off; the CPU reads RSP0 only when an
     // interrupt arrives in user mode, after this store.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(v) };
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_truncate(v) };
 }
 
 /// IST index (1-based in the IDT gate, 0-based in the TSS) for double faults.
