@@ -1,0 +1,383 @@
+//! The file systems behind the protocol: ext2/3/4 (read-only, through
+//! `ext4-view`) and FAT (through `fatfs`), each over one volume (a
+//! partition or the whole image) of an image file.
+
+use crate::detect::{detect, FsType};
+use crate::part::partitions;
+use crate::proto::{Entry, ErrorKind, Info, Kind, Stat};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// A failed operation, as the protocol reports it.
+pub type FsResult<T> = Result<T, (ErrorKind, String)>;
+
+/// What a server can do with a file system.
+pub trait FileSystem {
+    /// Type and label.
+    fn info(&self) -> Info;
+    /// Metadata of `path`, not following a final symlink.
+    fn stat(&self, path: &str) -> FsResult<Stat>;
+    /// The entries of directory `path` (without `.` and `..`).
+    fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>>;
+    /// Up to `len` bytes of file `path` from `offset`.
+    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>>;
+    /// Target of symlink `path`.
+    fn read_link(&self, path: &str) -> FsResult<String>;
+}
+
+/// A byte range of the image file.
+#[derive(Clone)]
+pub struct Volume {
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+}
+
+impl Volume {
+    /// Reads exactly `buf.len()` bytes at `offset` within the volume.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64).filter(|e| *e <= self.len);
+        if end.is_none() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the volume"));
+        }
+        self.file.read_exact_at(buf, self.start + offset)
+    }
+}
+
+/// Opens the file system in `image`: the whole image if it holds one,
+/// else partition `choice` (1-based, among the partitions found), or the
+/// only partition.
+pub fn open(image: File, choice: Option<usize>, sandbox: String) -> Result<Box<dyn FileSystem>, String> {
+    // lseek, not fstat: the sandbox allows only the calls the server needs.
+    let len = (&image).seek(SeekFrom::End(0)).map_err(|e| format!("cannot size the image: {e}"))?;
+    let whole = Volume { file: Arc::new(image), start: 0, len };
+    let mut head = vec![0u8; 2048.min(len as usize)];
+    whole.read_at(0, &mut head).map_err(|e| format!("cannot read the image: {e}"))?;
+    let (volume, partition, fs) = match (detect(&head), choice) {
+        (Some(fs), None) => (whole, "whole disk".to_string(), fs),
+        _ => {
+            let parts = partitions(len, &mut |off, buf| whole.read_at(off, buf)).map_err(|e| e.to_string())?;
+            let p = match (choice, parts.len()) {
+                (_, 0) => return Err("no file system and no partition table found".into()),
+                (None, 1) => &parts[0],
+                (None, n) => return Err(format!("{n} partitions: choose one with --partition (1 to {n})")),
+                (Some(i), n) if i == 0 || i > n => return Err(format!("no partition {i}: the image has {n}")),
+                (Some(i), _) => &parts[i - 1],
+            };
+            let v = Volume { file: whole.file.clone(), start: p.start, len: p.len };
+            let mut head = vec![0u8; 2048.min(p.len as usize)];
+            v.read_at(0, &mut head).map_err(|e| format!("cannot read {}: {e}", p.name))?;
+            let fs = detect(&head).ok_or_else(|| format!("{}: no file system this server knows", p.name))?;
+            (v, p.name.clone(), fs)
+        }
+    };
+    match fs {
+        FsType::Ext => Ext::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
+        FsType::Fat => Fat::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
+    }
+}
+
+// ---------------------------------------------------------------- ext
+
+struct ExtReader(Volume);
+
+impl ext4_view::Ext4Read for ExtReader {
+    fn read(&mut self, start: u64, dst: &mut [u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        self.0.read_at(start, dst).map_err(|e| e.into())
+    }
+}
+
+/// An ext2/3/4 file system.
+pub struct Ext {
+    fs: ext4_view::Ext4,
+    info: Info,
+}
+
+fn ext_error(e: ext4_view::Ext4Error) -> (ErrorKind, String) {
+    use ext4_view::Ext4Error as E;
+    let kind = match &e {
+        E::NotFound => ErrorKind::NotFound,
+        E::NotADirectory => ErrorKind::NotDir,
+        E::IsADirectory => ErrorKind::IsDir,
+        E::Corrupt(_) => ErrorKind::Corrupt,
+        E::Incompatible(_) => ErrorKind::Unsupported,
+        E::Io(_) => ErrorKind::Io,
+        _ => ErrorKind::Invalid,
+    };
+    (kind, e.to_string())
+}
+
+fn ext_stat(m: &ext4_view::Metadata) -> Stat {
+    let t = m.file_type();
+    let kind = if t.is_regular_file() {
+        Kind::File
+    } else if t.is_dir() {
+        Kind::Dir
+    } else if t.is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::Other
+    };
+    Stat {
+        kind,
+        size: m.len(),
+        mode: m.mode() as u32 & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime: m.modified().seconds(),
+    }
+}
+
+impl Ext {
+    fn open(v: Volume, partition: String, sandbox: String) -> Result<Ext, String> {
+        let size = v.len;
+        let fs = ext4_view::Ext4::load(Box::new(ExtReader(v))).map_err(|e| format!("ext4: {e}"))?;
+        let label = fs.label().to_str().unwrap_or("").to_string();
+        Ok(Ext { fs, info: Info { fs: "ext4".into(), label, partition, size, sandbox } })
+    }
+}
+
+impl FileSystem for Ext {
+    fn info(&self) -> Info {
+        self.info.clone()
+    }
+    fn stat(&self, path: &str) -> FsResult<Stat> {
+        self.fs.symlink_metadata(path).map(|m| ext_stat(&m)).map_err(ext_error)
+    }
+    fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
+        let mut out = Vec::new();
+        for e in self.fs.read_dir(path).map_err(ext_error)? {
+            let e = e.map_err(ext_error)?;
+            let name = e.file_name();
+            let name = name.as_str().map_err(|_| (ErrorKind::Unsupported, "file name is not UTF-8".to_string()))?;
+            if name == "." || name == ".." {
+                continue;
+            }
+            let stat = ext_stat(&e.metadata().map_err(ext_error)?);
+            out.push(Entry { name: name.to_string(), stat });
+        }
+        Ok(out)
+    }
+    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+        let mut f = self.fs.open(path).map_err(ext_error)?;
+        if offset >= f.metadata().len() {
+            return Ok(Vec::new());
+        }
+        f.seek_to(offset).map_err(ext_error)?;
+        let want = (len as u64).min(f.metadata().len() - offset) as usize;
+        let mut buf = vec![0u8; want];
+        let mut done = 0;
+        while done < want {
+            let n = f.read_bytes(&mut buf[done..]).map_err(ext_error)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+    fn read_link(&self, path: &str) -> FsResult<String> {
+        let target = self.fs.read_link(path).map_err(ext_error)?;
+        target.to_str().map(str::to_string).map_err(|_| (ErrorKind::Unsupported, "link target is not UTF-8".into()))
+    }
+}
+
+// ---------------------------------------------------------------- FAT
+
+/// The volume as the `Read + Write + Seek` stream `fatfs` wants; writes
+/// are refused (this server opens images read-only).
+struct FatIo {
+    v: Volume,
+    pos: u64,
+}
+
+impl Read for FatIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.v.len.saturating_sub(self.pos)) as usize;
+        self.v.read_at(self.pos, &mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for FatIo {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for FatIo {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(o) => Some(o),
+            SeekFrom::End(d) => self.v.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        Ok(self.pos)
+    }
+}
+
+/// A FAT12/16/32 file system.
+pub struct Fat {
+    fs: fatfs::FileSystem<FatIo>,
+    info: Info,
+}
+
+type FatEntry<'a> = fatfs::DirEntry<'a, FatIo>;
+
+fn io_error(e: io::Error) -> (ErrorKind, String) {
+    let kind = match e.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound,
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => ErrorKind::Corrupt,
+        _ => ErrorKind::Io,
+    };
+    (kind, e.to_string())
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn fat_stat(e: &FatEntry) -> Stat {
+    let t = e.modified();
+    let days = days_from_civil(t.date.year as i64, t.date.month as i64, t.date.day as i64);
+    let mtime = days * 86_400 + t.time.hour as i64 * 3600 + t.time.min as i64 * 60 + t.time.sec as i64;
+    let dir = e.is_dir();
+    Stat {
+        kind: if dir { Kind::Dir } else { Kind::File },
+        size: if dir { 0 } else { e.len() },
+        mode: if dir { 0o755 } else { 0o644 },
+        uid: 0,
+        gid: 0,
+        mtime,
+    }
+}
+
+fn components(path: &str) -> Vec<&str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+}
+
+impl Fat {
+    fn open(v: Volume, partition: String, sandbox: String) -> Result<Fat, String> {
+        let size = v.len;
+        let fs =
+            fatfs::FileSystem::new(FatIo { v, pos: 0 }, fatfs::FsOptions::new()).map_err(|e| format!("FAT: {e}"))?;
+        let kind = match fs.fat_type() {
+            fatfs::FatType::Fat12 => "fat12",
+            fatfs::FatType::Fat16 => "fat16",
+            fatfs::FatType::Fat32 => "fat32",
+        };
+        let label = fs.volume_label().trim_end().to_string();
+        Ok(Fat { fs, info: Info { fs: kind.into(), label, partition, size, sandbox } })
+    }
+
+    /// The directory at `path` (components), or an error.
+    fn dir(&self, parts: &[&str]) -> FsResult<fatfs::Dir<'_, FatIo>> {
+        let mut d = self.fs.root_dir();
+        for (i, c) in parts.iter().enumerate() {
+            let e = self.find(&d, c)?;
+            if !e.is_dir() {
+                return Err((ErrorKind::NotDir, format!("{} is not a directory", parts[..=i].join("/"))));
+            }
+            d = e.to_dir();
+        }
+        Ok(d)
+    }
+
+    fn find<'a>(&'a self, d: &fatfs::Dir<'a, FatIo>, name: &str) -> FsResult<FatEntry<'a>> {
+        for e in d.iter() {
+            let e = e.map_err(io_error)?;
+            if e.file_name().eq_ignore_ascii_case(name) {
+                return Ok(e);
+            }
+        }
+        Err((ErrorKind::NotFound, format!("{name}: no such file or directory")))
+    }
+
+    fn entry(&self, path: &str) -> FsResult<Option<FatEntry<'_>>> {
+        let parts = components(path);
+        match parts.split_last() {
+            None => Ok(None),
+            Some((last, dirs)) => {
+                let d = self.dir(dirs)?;
+                self.find(&d, last).map(Some)
+            }
+        }
+    }
+}
+
+impl FileSystem for Fat {
+    fn info(&self) -> Info {
+        self.info.clone()
+    }
+    fn stat(&self, path: &str) -> FsResult<Stat> {
+        Ok(match self.entry(path)? {
+            Some(e) => fat_stat(&e),
+            None => Stat { kind: Kind::Dir, size: 0, mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+        })
+    }
+    fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
+        let d = self.dir(&components(path))?;
+        let mut out = Vec::new();
+        for e in d.iter() {
+            let e = e.map_err(io_error)?;
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            out.push(Entry { stat: fat_stat(&e), name });
+        }
+        Ok(out)
+    }
+    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+        let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
+        if e.is_dir() {
+            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
+        }
+        let size = e.len();
+        if offset >= size {
+            return Ok(Vec::new());
+        }
+        let mut f = e.to_file();
+        f.seek(SeekFrom::Start(offset)).map_err(io_error)?;
+        let want = (len as u64).min(size - offset) as usize;
+        let mut buf = vec![0u8; want];
+        let mut done = 0;
+        while done < want {
+            let n = f.read(&mut buf[done..]).map_err(io_error)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+    fn read_link(&self, path: &str) -> FsResult<String> {
+        Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::days_from_civil(1970, 1, 1), 0);
+        assert_eq!(super::days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(super::days_from_civil(1980, 1, 1), 3652);
+    }
+}

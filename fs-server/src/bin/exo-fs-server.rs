@@ -1,0 +1,72 @@
+//! The hosted file server: one process per image, sandboxed.
+//!
+//! Started by `exo-img` with the image (opened read-only) as standard
+//! input and a socket as standard output. It sandboxes itself before it
+//! reads a byte of the image, then answers file-protocol requests on the
+//! socket until the client hangs up.
+//!
+//! Options: `--partition N`, `--memory MIB`, `--cpu SECONDS`, and the
+//! test hook `--violate open|connect|exec`.
+#![forbid(unsafe_code)]
+
+use fs_server::backend::{self, FileSystem};
+use fs_server::proto::{Entry, ErrorKind, Info, Stat};
+use fs_server::{sandbox, server};
+use std::os::fd::AsFd;
+
+/// Stands in for the file system when the image could not be opened, so
+/// every request gets the reason.
+struct Unusable(String);
+
+impl FileSystem for Unusable {
+    fn info(&self) -> Info {
+        Info { fs: "none".into(), label: String::new(), partition: String::new(), size: 0, sandbox: String::new() }
+    }
+    fn stat(&self, _: &str) -> backend::FsResult<Stat> {
+        Err((ErrorKind::Corrupt, self.0.clone()))
+    }
+    fn read_dir(&self, _: &str) -> backend::FsResult<Vec<Entry>> {
+        Err((ErrorKind::Corrupt, self.0.clone()))
+    }
+    fn read(&self, _: &str, _: u64, _: u32) -> backend::FsResult<Vec<u8>> {
+        Err((ErrorKind::Corrupt, self.0.clone()))
+    }
+    fn read_link(&self, _: &str) -> backend::FsResult<String> {
+        Err((ErrorKind::Corrupt, self.0.clone()))
+    }
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let number = |name: &str, default: u64| arg(&args, name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let limits = sandbox::Limits { memory: number("--memory", 1024) << 20, cpu_seconds: number("--cpu", 60) };
+    let partition = arg(&args, "--partition").and_then(|v| v.parse().ok());
+    let image = std::io::stdin().as_fd().try_clone_to_owned().map(std::fs::File::from);
+    let socket = std::io::stdout().as_fd().try_clone_to_owned().map(std::os::unix::net::UnixStream::from);
+    let (Ok(image), Ok(mut socket)) = (image, socket) else {
+        eprintln!("exo-fs-server: needs the image on standard input and a socket on standard output");
+        std::process::exit(2);
+    };
+    let description = match sandbox::apply(limits) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("exo-fs-server: cannot sandbox: {e}");
+            std::process::exit(3);
+        }
+    };
+    if let Some(v) = arg(&args, "--violate") {
+        sandbox::violate(&v);
+    }
+    let fs: Box<dyn FileSystem> = match backend::open(image, partition, description) {
+        Ok(fs) => fs,
+        Err(e) => Box::new(Unusable(e)),
+    };
+    if let Err(e) = server::serve(fs.as_ref(), &mut socket) {
+        eprintln!("exo-fs-server: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,486 @@
+//! `exo-img`: list, read and extract files from a disk image that may be
+//! corrupt or hostile. The image is parsed only by a sandboxed
+//! `exo-fs-server` process; this program never reads it.
+//!
+//! Exit status: 0 success, 1 a file-level error (not found, not a
+//! directory ...), 2 bad usage, 3 the image cannot be used, 4 the server
+//! died or timed out.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use fs_server::client::{Client, ClientError, ServerOptions};
+use fs_server::proto::{Entry, ErrorKind, Kind, Request, Response, Stat};
+use std::io::{IsTerminal, Write};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "exo-img", version, about = "Inspect untrusted disk images through a sandboxed file server")]
+struct Cli {
+    /// The disk image (ext2/3/4 or FAT; whole disk, MBR or GPT).
+    image: PathBuf,
+    /// Partition to use when the image has several (1-based).
+    #[arg(long, global = true)]
+    partition: Option<usize>,
+    /// Seconds a single request may take before the server is killed.
+    #[arg(long, global = true, default_value_t = 30)]
+    timeout: u64,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Test hook: make the server break its sandbox (open, connect, exec).
+    #[arg(long, hide = true, global = true)]
+    test_violate: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// File-system type, label, partition and the server's sandbox.
+    Info,
+    /// List a directory.
+    Ls {
+        /// Directory (default /).
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long format: kind, mode, size, time.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Recurse into subdirectories.
+        #[arg(short = 'R')]
+        recursive: bool,
+    },
+    /// Write a file to standard output.
+    Cat {
+        /// The file.
+        path: String,
+    },
+    /// Show a file's metadata.
+    Stat {
+        /// The file.
+        path: String,
+    },
+    /// Show a directory tree.
+    Tree {
+        /// Top directory (default /).
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Copy a file or directory tree out of the image into DEST.
+    Extract {
+        /// What to extract (`/` for everything).
+        path: String,
+        /// Destination directory (created if missing).
+        dest: PathBuf,
+    },
+}
+
+/// An error with its exit status.
+struct Failure(u8, String);
+
+fn failure(e: ClientError, what: &str) -> Failure {
+    match e {
+        ClientError::Fs(ErrorKind::Corrupt | ErrorKind::Unsupported | ErrorKind::Io, m) => {
+            Failure(3, format!("{what}: {m}"))
+        }
+        ClientError::Fs(_, m) => Failure(1, format!("{what}: {m}")),
+        e @ ClientError::ServerDied(_) => Failure(4, format!("{e} (while reading {what})")),
+        e @ ClientError::Start(_) => Failure(3, e.to_string()),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::File => "file",
+        Kind::Dir => "dir",
+        Kind::Symlink => "symlink",
+        Kind::Other => "other",
+    }
+}
+
+fn stat_json(s: &Stat) -> String {
+    format!(
+        "{{\"kind\":\"{}\",\"size\":{},\"mode\":{},\"uid\":{},\"gid\":{},\"mtime\":{}}}",
+        kind_name(s.kind),
+        s.size,
+        s.mode,
+        s.uid,
+        s.gid,
+        s.mtime
+    )
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+struct App {
+    client: Client,
+    json: bool,
+}
+
+impl App {
+    fn ask(&mut self, req: Request, what: &str) -> Result<Response, Failure> {
+        self.client.request(&req).map_err(|e| failure(e, what))
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Stat, Failure> {
+        match self.ask(Request::Stat(path.into()), path)? {
+            Response::Stat(s) => Ok(s),
+            _ => Err(Failure(4, "the server answered out of turn".into())),
+        }
+    }
+
+    fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, Failure> {
+        match self.ask(Request::ReadDir(path.into()), path)? {
+            Response::Dir(mut d) => {
+                d.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(d)
+            }
+            _ => Err(Failure(4, "the server answered out of turn".into())),
+        }
+    }
+
+    /// Reads a whole file in chunks, handing each to `sink`.
+    fn read_file(&mut self, path: &str, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64, Failure> {
+        const CHUNK: u32 = 1 << 20;
+        let mut offset = 0u64;
+        loop {
+            let data = match self.ask(Request::Read { path: path.into(), offset, len: CHUNK }, path)? {
+                Response::Data(d) => d,
+                _ => return Err(Failure(4, "the server answered out of turn".into())),
+            };
+            if data.is_empty() {
+                return Ok(offset);
+            }
+            sink(&data).map_err(|e| Failure(1, format!("writing {path}: {e}")))?;
+            offset += data.len() as u64;
+        }
+    }
+
+    fn info(&mut self) -> Result<(), Failure> {
+        let Response::Info(i) = self.ask(Request::Info, "the image")? else {
+            return Err(Failure(4, "the server answered out of turn".into()));
+        };
+        if i.fs == "none" {
+            // The server could not open the image; Stat tells why.
+            self.stat("/")?;
+        }
+        if self.json {
+            println!(
+                "{{\"fs\":{},\"label\":{},\"partition\":{},\"size\":{},\"sandbox\":{}}}",
+                json_str(&i.fs),
+                json_str(&i.label),
+                json_str(&i.partition),
+                i.size,
+                json_str(&i.sandbox)
+            );
+        } else {
+            println!(
+                "file system: {}\nlabel:       {}\npartition:   {}\nsize:        {} bytes\nsandbox:     {}",
+                i.fs, i.label, i.partition, i.size, i.sandbox
+            );
+        }
+        Ok(())
+    }
+
+    fn ls(&mut self, path: &str, long: bool, recursive: bool, first: bool) -> Result<(), Failure> {
+        let entries = self.read_dir(path)?;
+        if self.json {
+            for e in &entries {
+                println!("{{\"path\":{},\"stat\":{}}}", json_str(&join(path, &e.name)), stat_json(&e.stat));
+            }
+        } else {
+            if recursive {
+                if !first {
+                    println!();
+                }
+                println!("{path}:");
+            }
+            for e in &entries {
+                if long {
+                    println!(
+                        "{:<7} {:04o} {:>5} {:>5} {:>12} {:>11} {}",
+                        kind_name(e.stat.kind),
+                        e.stat.mode,
+                        e.stat.uid,
+                        e.stat.gid,
+                        e.stat.size,
+                        e.stat.mtime,
+                        e.name
+                    );
+                } else {
+                    println!("{}", e.name);
+                }
+            }
+        }
+        if recursive {
+            for e in entries.iter().filter(|e| e.stat.kind == Kind::Dir) {
+                self.ls(&join(path, &e.name), long, true, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tree(&mut self, path: &str, prefix: &str) -> Result<(), Failure> {
+        let entries = self.read_dir(path)?;
+        for (i, e) in entries.iter().enumerate() {
+            let last = i + 1 == entries.len();
+            println!(
+                "{prefix}{}{}{}",
+                if last { "└── " } else { "├── " },
+                e.name,
+                if e.stat.kind == Kind::Dir { "/" } else { "" }
+            );
+            if e.stat.kind == Kind::Dir {
+                self.tree(&join(path, &e.name), &format!("{prefix}{}", if last { "    " } else { "│   " }))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Extraction: refuses names that could escape the destination and never
+/// follows or overwrites anything already there.
+struct Extractor {
+    dest: PathBuf,
+    files: u64,
+    bytes: u64,
+    errors: u32,
+    last_progress: Instant,
+    progress: bool,
+}
+
+/// A safe relative path for `name` under `rel`, or `None` if `name`
+/// could escape (`..`, `.`, empty, absolute, separators).
+fn safe_child(rel: &Path, name: &str) -> Option<PathBuf> {
+    let mut comps = Path::new(name).components();
+    match (comps.next(), comps.next()) {
+        (Some(Component::Normal(n)), None) if !name.contains('/') && !name.contains('\0') => Some(rel.join(n)),
+        _ => None,
+    }
+}
+
+/// True if a symlink at `link` (relative to the destination root) with
+/// `target` stays inside the destination.
+fn link_stays_inside(link: &Path, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth: i64 = link.parent().map_or(0, |p| p.components().count() as i64);
+    for c in Path::new(target).components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+impl Extractor {
+    fn report(&mut self, force: bool) {
+        if self.progress && (force || self.last_progress.elapsed() > Duration::from_millis(300)) {
+            eprint!("\rextracting: {} files, {} MiB", self.files, self.bytes >> 20);
+            if force {
+                eprintln!();
+            }
+            self.last_progress = Instant::now();
+        }
+    }
+
+    fn warn(&mut self, msg: String) {
+        self.errors += 1;
+        eprintln!("exo-img: {msg}");
+    }
+
+    fn extract(&mut self, app: &mut App, src: &str, rel: &Path, stat: &Stat) -> Result<(), Failure> {
+        let out = self.dest.join(rel);
+        match stat.kind {
+            Kind::Dir => {
+                if !rel.as_os_str().is_empty() {
+                    std::fs::create_dir(&out).map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+                }
+                let entries = match app.read_dir(src) {
+                    Ok(e) => e,
+                    Err(f) if f.0 == 4 => {
+                        self.warn(f.1);
+                        return Ok(());
+                    }
+                    Err(f) => return Err(f),
+                };
+                for e in entries {
+                    let Some(child) = safe_child(rel, &e.name) else {
+                        self.warn(format!("refusing unsafe name {:?} in {src}", e.name));
+                        continue;
+                    };
+                    self.extract(app, &join(src, &e.name), &child, &e.stat)?;
+                }
+            }
+            Kind::File => {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+                let mut written = 0;
+                let r = app.read_file(src, |d| {
+                    written += d.len() as u64;
+                    f.write_all(d)
+                });
+                self.bytes += written;
+                match r {
+                    Ok(_) => self.files += 1,
+                    Err(fail) if fail.0 == 4 || fail.0 == 3 => {
+                        self.warn(fail.1);
+                        drop(f);
+                        let _ = std::fs::remove_file(&out);
+                    }
+                    Err(fail) => return Err(fail),
+                }
+                self.report(false);
+            }
+            Kind::Symlink => {
+                let target = match app.ask(Request::ReadLink(src.into()), src)? {
+                    Response::Link(t) => t,
+                    _ => return Err(Failure(4, "the server answered out of turn".into())),
+                };
+                if !link_stays_inside(rel, &target) {
+                    self.warn(format!("refusing symlink {src} -> {target}: it points outside the destination"));
+                } else {
+                    std::os::unix::fs::symlink(&target, &out)
+                        .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+                }
+            }
+            Kind::Other => self.warn(format!("skipping {src}: not a file, directory or symlink")),
+        }
+        Ok(())
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let options = ServerOptions {
+        partition: cli.partition,
+        timeout: Duration::from_secs(cli.timeout.max(1)),
+        violate: cli.test_violate.clone(),
+    };
+    let mut app = App { client: Client::new(cli.image.clone(), options), json: cli.json };
+    match cli.command {
+        Command::Info => app.info(),
+        Command::Ls { path, long, recursive } => app.ls(&path, long, recursive, true),
+        Command::Tree { path } => {
+            println!("{path}");
+            app.tree(&path, "")
+        }
+        Command::Stat { path } => {
+            let s = app.stat(&path)?;
+            if app.json {
+                println!("{{\"path\":{},\"stat\":{}}}", json_str(&path), stat_json(&s));
+            } else {
+                println!(
+                    "{path}: {} {:04o} size {} uid {} gid {} mtime {}",
+                    kind_name(s.kind),
+                    s.mode,
+                    s.size,
+                    s.uid,
+                    s.gid,
+                    s.mtime
+                );
+            }
+            Ok(())
+        }
+        Command::Cat { path } => {
+            let mut out = std::io::stdout().lock();
+            app.read_file(&path, |d| out.write_all(d))?;
+            out.flush().map_err(|e| Failure(1, e.to_string()))
+        }
+        Command::Extract { path, dest } => {
+            let stat = app.stat(&path)?;
+            std::fs::create_dir_all(&dest).map_err(|e| Failure(1, format!("{}: {e}", dest.display())))?;
+            let rel = match stat.kind {
+                Kind::Dir => PathBuf::new(),
+                _ => {
+                    let name = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("file");
+                    safe_child(Path::new(""), name).ok_or_else(|| Failure(1, format!("unsafe name {name:?}")))?
+                }
+            };
+            let mut x = Extractor {
+                dest,
+                files: 0,
+                bytes: 0,
+                errors: 0,
+                last_progress: Instant::now(),
+                progress: std::io::stderr().is_terminal(),
+            };
+            x.extract(&mut app, &path, &rel, &stat)?;
+            x.report(true);
+            if app.json {
+                println!("{{\"files\":{},\"bytes\":{},\"errors\":{}}}", x.files, x.bytes, x.errors);
+            }
+            if x.errors > 0 {
+                Err(Failure(1, format!("{} entries could not be extracted", x.errors)))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, msg)) => {
+            eprintln!("exo-img: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_escape_are_refused() {
+        let r = Path::new("a");
+        assert_eq!(safe_child(r, "b"), Some(PathBuf::from("a/b")));
+        for bad in ["..", ".", "", "/etc", "x/y", "a\0b"] {
+            assert_eq!(safe_child(r, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn symlinks_that_escape_are_refused() {
+        assert!(link_stays_inside(Path::new("a/l"), "b"));
+        assert!(link_stays_inside(Path::new("a/l"), "../c"));
+        assert!(!link_stays_inside(Path::new("a/l"), "../../c"));
+        assert!(!link_stays_inside(Path::new("l"), "/etc/passwd"));
+        assert!(!link_stays_inside(Path::new("l"), ".."));
+        assert!(link_stays_inside(Path::new("a/b/l"), "./../x/../y"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The client side: starts a sandboxed server for an image and talks to
+//! it, with a timeout, restarting it after a crash.
+
+use crate::proto::{recv, send, ErrorKind, Request, Response};
+use std::fs::File;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The server reported an error.
+    Fs(ErrorKind, String),
+    /// The server died (crash, limit, sandbox violation) or hung.
+    ServerDied(String),
+    /// Starting the server failed.
+    Start(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Fs(_, m) => f.write_str(m),
+            ClientError::ServerDied(m) => write!(f, "file-system server died on this image: {m}"),
+            ClientError::Start(m) => write!(f, "cannot start the file-system server: {m}"),
+        }
+    }
+}
+
+/// Options for the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Partition to open.
+    pub partition: Option<usize>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Test hook passed to the server.
+    pub violate: Option<String>,
+}
+
+struct Running {
+    child: Child,
+    stream: UnixStream,
+}
+
+/// A connection to a server for one image; a fresh server is started
+/// after one dies.
+pub struct Client {
+    image: PathBuf,
+    options: ServerOptions,
+    server: Option<Running>,
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    match status.signal() {
+        Some(libc::SIGSYS) => "killed by SIGSYS (sandbox violation)".into(),
+        Some(libc::SIGXCPU) => "killed by SIGXCPU (CPU time limit)".into(),
+        Some(libc::SIGKILL) => "killed (timeout or memory limit)".into(),
+        Some(libc::SIGABRT) => "aborted (SIGABRT: the server panicked or ran out of memory)".into(),
+        Some(libc::SIGSEGV) => "crashed (SIGSEGV)".into(),
+        Some(s) => format!("killed by signal {s}"),
+        None => format!("exited with status {}", status.code().unwrap_or(-1)),
+    }
+}
+
+impl Client {
+    /// A client for `image`; the server starts with the first request.
+    pub fn new(image: PathBuf, options: ServerOptions) -> Client {
+        Client { image, options, server: None }
+    }
+
+    fn server_binary() -> PathBuf {
+        let exe = std::env::current_exe().unwrap_or_default();
+        exe.with_file_name("exo-fs-server")
+    }
+
+    fn start(&mut self) -> Result<&mut Running, ClientError> {
+        if self.server.is_none() {
+            let image =
+                File::open(&self.image).map_err(|e| ClientError::Start(format!("{}: {e}", self.image.display())))?;
+            let (ours, theirs) = UnixStream::pair().map_err(|e| ClientError::Start(e.to_string()))?;
+            let mut cmd = Command::new(Self::server_binary());
+            if let Some(p) = self.options.partition {
+                cmd.args(["--partition", &p.to_string()]);
+            }
+            cmd.args(["--cpu", &self.options.timeout.as_secs().max(1).to_string()]);
+            if let Some(v) = &self.options.violate {
+                cmd.args(["--violate", v]);
+            }
+            cmd.stdin(Stdio::from(image))
+                .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                .stderr(Stdio::inherit());
+            let child =
+                cmd.spawn().map_err(|e| ClientError::Start(format!("{}: {e}", Self::server_binary().display())))?;
+            ours.set_read_timeout(Some(self.options.timeout)).map_err(|e| ClientError::Start(e.to_string()))?;
+            self.server = Some(Running { child, stream: ours });
+        }
+        Ok(self.server.as_mut().expect("just started"))
+    }
+
+    /// Ends the current server (killing it if needed) and says why it went.
+    fn bury(&mut self, hung: bool) -> String {
+        let Some(mut s) = self.server.take() else { return "no server".into() };
+        if hung {
+            let _ = s.child.kill();
+        }
+        // A dead server has exited or will in a moment; a live one was killed.
+        for _ in 0..50 {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                return if hung {
+                    format!("no answer within {:?}", self.options.timeout)
+                } else {
+                    describe_exit(status)
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+        "stopped answering".into()
+    }
+
+    /// Sends `req` and returns the answer; a server error becomes
+    /// `ClientError::Fs`, a dead or hung server `ServerDied` (and the next
+    /// request starts a fresh one).
+    pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
+        let timeout = self.options.timeout;
+        let s = self.start()?;
+        let result = send(&mut s.stream, &req.encode()).and_then(|_| recv(&mut s.stream));
+        let msg = match result {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(ClientError::ServerDied(self.bury(false))),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                let _ = timeout;
+                return Err(ClientError::ServerDied(self.bury(true)));
+            }
+            Err(_) => return Err(ClientError::ServerDied(self.bury(false))),
+        };
+        match Response::decode(&msg) {
+            Ok(Response::Error(k, m)) => Err(ClientError::Fs(k, m)),
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let _ = self.bury(true);
+                Err(ClientError::ServerDied(format!("it sent a {e}")))
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            drop(s.stream);
+            let _ = s.child.wait();
+        }
+    }
+}

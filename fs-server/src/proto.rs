@@ -1,0 +1,522 @@
+//! The file protocol: requests and responses, and their checked encoding.
+//!
+//! Each message is a tag byte followed by fields: integers little-endian,
+//! strings and byte strings as a u32 length and the bytes. Decoding checks
+//! every length against the bytes present and against the limits below,
+//! so a broken or hostile peer yields a [`ProtoError`], never a panic or a
+//! huge allocation. On the wire each message is preceded by its u32
+//! length.
+
+use std::io::{self, Read, Write};
+
+/// Largest message (and so largest read) on the wire.
+pub const MAX_MESSAGE: usize = 8 << 20;
+/// Largest `Read` a client may ask for.
+pub const MAX_READ: u32 = 4 << 20;
+/// Longest path or name.
+pub const MAX_PATH: usize = 4096;
+/// Most entries in one directory listing.
+pub const MAX_ENTRIES: usize = 1 << 20;
+
+/// A client's request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// What is in the image.
+    Info,
+    /// Metadata of a path (symlinks not followed).
+    Stat(String),
+    /// Entries of a directory.
+    ReadDir(String),
+    /// Up to `len` bytes of a file from `offset`.
+    Read {
+        /// The file.
+        path: String,
+        /// Where to start.
+        offset: u64,
+        /// How much (at most [`MAX_READ`]).
+        len: u32,
+    },
+    /// Target of a symbolic link.
+    ReadLink(String),
+}
+
+/// Kind of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Device, FIFO or socket.
+    Other,
+}
+
+/// Metadata of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Its kind.
+    pub kind: Kind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (0 where the file system has none).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, seconds since 1970.
+    pub mtime: i64,
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name (no slashes).
+    pub name: String,
+    /// Its metadata.
+    pub stat: Stat,
+}
+
+/// What is in an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// File-system type (`ext4`, `fat32`, ...).
+    pub fs: String,
+    /// Volume label.
+    pub label: String,
+    /// Which partition, if any (`whole disk`, `MBR 1`, `GPT 2`).
+    pub partition: String,
+    /// Bytes of the volume.
+    pub size: u64,
+    /// How the server is confined.
+    pub sandbox: String,
+}
+
+/// Why a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such file or directory.
+    NotFound,
+    /// A path component is not a directory.
+    NotDir,
+    /// A directory where a file was wanted.
+    IsDir,
+    /// The image is inconsistent.
+    Corrupt,
+    /// A feature this server does not handle.
+    Unsupported,
+    /// Reading the image failed.
+    Io,
+    /// The request itself is malformed.
+    Invalid,
+}
+
+/// The server's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Answer to `Info`.
+    Info(Info),
+    /// Answer to `Stat`.
+    Stat(Stat),
+    /// Answer to `ReadDir`.
+    Dir(Vec<Entry>),
+    /// Answer to `Read`: the bytes (fewer than asked at end of file).
+    Data(Vec<u8>),
+    /// Answer to `ReadLink`.
+    Link(String),
+    /// Any request can fail.
+    Error(ErrorKind, String),
+}
+
+/// A malformed message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtoError(pub &'static str);
+
+impl std::fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed message: {}", self.0)
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn stat(&mut self, s: &Stat) {
+        self.u8(match s.kind {
+            Kind::File => 0,
+            Kind::Dir => 1,
+            Kind::Symlink => 2,
+            Kind::Other => 3,
+        });
+        self.u64(s.size);
+        self.u32(s.mode);
+        self.u32(s.uid);
+        self.u32(s.gid);
+        self.u64(s.mtime as u64);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtoError> {
+        if self.0.len() < n {
+            return Err(ProtoError("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ProtoError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, ProtoError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64, ProtoError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn bytes(&mut self, max: usize) -> Result<&'a [u8], ProtoError> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(ProtoError("field too long"));
+        }
+        self.take(n)
+    }
+    fn str(&mut self, max: usize) -> Result<String, ProtoError> {
+        let b = self.bytes(max)?;
+        String::from_utf8(b.to_vec()).map_err(|_| ProtoError("string is not UTF-8"))
+    }
+    fn path(&mut self) -> Result<String, ProtoError> {
+        let p = self.str(MAX_PATH)?;
+        if p.contains('\0') {
+            return Err(ProtoError("NUL in path"));
+        }
+        Ok(p)
+    }
+    fn stat(&mut self) -> Result<Stat, ProtoError> {
+        let kind = match self.u8()? {
+            0 => Kind::File,
+            1 => Kind::Dir,
+            2 => Kind::Symlink,
+            3 => Kind::Other,
+            _ => return Err(ProtoError("unknown file kind")),
+        };
+        Ok(Stat {
+            kind,
+            size: self.u64()?,
+            mode: self.u32()?,
+            uid: self.u32()?,
+            gid: self.u32()?,
+            mtime: self.u64()? as i64,
+        })
+    }
+    fn end(&self) -> Result<(), ProtoError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtoError("trailing bytes"))
+        }
+    }
+}
+
+const ERROR_KINDS: [ErrorKind; 7] = [
+    ErrorKind::NotFound,
+    ErrorKind::NotDir,
+    ErrorKind::IsDir,
+    ErrorKind::Corrupt,
+    ErrorKind::Unsupported,
+    ErrorKind::Io,
+    ErrorKind::Invalid,
+];
+
+impl Request {
+    /// Encodes the request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        match self {
+            Request::Info => w.u8(1),
+            Request::Stat(p) => {
+                w.u8(2);
+                w.str(p);
+            }
+            Request::ReadDir(p) => {
+                w.u8(3);
+                w.str(p);
+            }
+            Request::Read { path, offset, len } => {
+                w.u8(4);
+                w.str(path);
+                w.u64(*offset);
+                w.u32(*len);
+            }
+            Request::ReadLink(p) => {
+                w.u8(5);
+                w.str(p);
+            }
+        }
+        w.0
+    }
+
+    /// Decodes a request, checking everything.
+    pub fn decode(b: &[u8]) -> Result<Request, ProtoError> {
+        let mut r = Reader(b);
+        let req = match r.u8()? {
+            1 => Request::Info,
+            2 => Request::Stat(r.path()?),
+            3 => Request::ReadDir(r.path()?),
+            4 => {
+                let path = r.path()?;
+                let offset = r.u64()?;
+                let len = r.u32()?;
+                if len > MAX_READ {
+                    return Err(ProtoError("read too large"));
+                }
+                Request::Read { path, offset, len }
+            }
+            5 => Request::ReadLink(r.path()?),
+            _ => return Err(ProtoError("unknown request")),
+        };
+        r.end()?;
+        Ok(req)
+    }
+}
+
+impl Response {
+    /// Encodes the response.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        match self {
+            Response::Info(i) => {
+                w.u8(1);
+                for s in [&i.fs, &i.label, &i.partition] {
+                    w.str(s);
+                }
+                w.u64(i.size);
+                w.str(&i.sandbox);
+            }
+            Response::Stat(s) => {
+                w.u8(2);
+                w.stat(s);
+            }
+            Response::Dir(entries) => {
+                w.u8(3);
+                w.u32(entries.len() as u32);
+                for e in entries {
+                    w.str(&e.name);
+                    w.stat(&e.stat);
+                }
+            }
+            Response::Data(d) => {
+                w.u8(4);
+                w.bytes(d);
+            }
+            Response::Link(l) => {
+                w.u8(5);
+                w.str(l);
+            }
+            Response::Error(k, m) => {
+                w.u8(6);
+                w.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
+                w.str(m);
+            }
+        }
+        w.0
+    }
+
+    /// Decodes a response, checking everything.
+    pub fn decode(b: &[u8]) -> Result<Response, ProtoError> {
+        let mut r = Reader(b);
+        let resp = match r.u8()? {
+            1 => Response::Info(Info {
+                fs: r.str(256)?,
+                label: r.str(256)?,
+                partition: r.str(256)?,
+                size: r.u64()?,
+                sandbox: r.str(1024)?,
+            }),
+            2 => Response::Stat(r.stat()?),
+            3 => {
+                let n = r.u32()? as usize;
+                if n > MAX_ENTRIES {
+                    return Err(ProtoError("too many entries"));
+                }
+                // Each entry takes at least 33 bytes: bound the allocation
+                // by what is actually there.
+                if n > r.0.len() / 33 {
+                    return Err(ProtoError("truncated"));
+                }
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = r.str(MAX_PATH)?;
+                    if name.is_empty() || name.contains('/') || name.contains('\0') {
+                        return Err(ProtoError("bad entry name"));
+                    }
+                    v.push(Entry { name, stat: r.stat()? });
+                }
+                Response::Dir(v)
+            }
+            4 => Response::Data(r.bytes(MAX_READ as usize)?.to_vec()),
+            5 => Response::Link(r.str(MAX_PATH)?),
+            6 => {
+                let k = *ERROR_KINDS.get(r.u8()? as usize).ok_or(ProtoError("unknown error kind"))?;
+                Response::Error(k, r.str(4096)?)
+            }
+            _ => return Err(ProtoError("unknown response")),
+        };
+        r.end()?;
+        Ok(resp)
+    }
+}
+
+/// Writes one length-prefixed message.
+pub fn send(w: &mut impl Write, msg: &[u8]) -> io::Result<()> {
+    w.write_all(&(msg.len() as u32).to_le_bytes())?;
+    w.write_all(msg)?;
+    w.flush()
+}
+
+/// Reads one length-prefixed message; `Ok(None)` at a clean end of stream.
+pub fn recv(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "message too large"));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat() -> Stat {
+        Stat { kind: Kind::Symlink, size: 5, mode: 0o777, uid: 1, gid: 2, mtime: -3 }
+    }
+
+    #[test]
+    fn round_trips() {
+        let reqs = [
+            Request::Info,
+            Request::Stat("/a".into()),
+            Request::ReadDir("/".into()),
+            Request::Read { path: "/f".into(), offset: u64::MAX, len: MAX_READ },
+            Request::ReadLink("/l".into()),
+        ];
+        for r in reqs {
+            assert_eq!(Request::decode(&r.encode()), Ok(r));
+        }
+        let resps = [
+            Response::Info(Info {
+                fs: "ext4".into(),
+                label: "L".into(),
+                partition: "GPT 1".into(),
+                size: 9,
+                sandbox: "s".into(),
+            }),
+            Response::Stat(stat()),
+            Response::Dir(vec![Entry { name: "x".into(), stat: stat() }, Entry { name: "ü".into(), stat: stat() }]),
+            Response::Data(vec![1, 2, 3]),
+            Response::Link("../t".into()),
+            Response::Error(ErrorKind::Corrupt, "bad inode".into()),
+        ];
+        for r in resps {
+            assert_eq!(Response::decode(&r.encode()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_messages() {
+        assert_eq!(Request::decode(&[]), Err(ProtoError("truncated")));
+        assert_eq!(Request::decode(&[9]), Err(ProtoError("unknown request")));
+        assert_eq!(Request::decode(&[1, 0]), Err(ProtoError("trailing bytes")));
+        let mut big = Request::Read { path: "/f".into(), offset: 0, len: 1 }.encode();
+        let n = big.len();
+        big[n - 4..].copy_from_slice(&(MAX_READ + 1).to_le_bytes());
+        assert_eq!(Request::decode(&big), Err(ProtoError("read too large")));
+        let mut nul = Request::Stat("/a".into()).encode();
+        let n = nul.len();
+        nul[n - 1] = 0;
+        assert_eq!(Request::decode(&nul), Err(ProtoError("NUL in path")));
+        // A directory claiming a million entries in a few bytes.
+        let mut dir = vec![3u8];
+        dir.extend_from_slice(&1_000_000u32.to_le_bytes());
+        assert_eq!(Response::decode(&dir), Err(ProtoError("truncated")));
+        let bad_name = Response::Dir(vec![Entry { name: "a/b".into(), stat: stat() }]).encode();
+        assert_eq!(Response::decode(&bad_name), Err(ProtoError("bad entry name")));
+        assert_eq!(Response::decode(&[6, 99, 0, 0, 0, 0]), Err(ProtoError("unknown error kind")));
+        let mut s = Response::Stat(stat()).encode();
+        s[1] = 7;
+        assert_eq!(Response::decode(&s), Err(ProtoError("unknown file kind")));
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_an_error_not_a_panic() {
+        let msgs = [
+            Response::Dir(vec![Entry { name: "x".into(), stat: stat() }]).encode(),
+            Response::Info(Info {
+                fs: "f".into(),
+                label: "".into(),
+                partition: "p".into(),
+                size: 1,
+                sandbox: "".into(),
+            })
+            .encode(),
+            Request::Read { path: "/f".into(), offset: 1, len: 2 }.encode(),
+        ];
+        for m in msgs {
+            for cut in 0..m.len() {
+                assert!(Response::decode(&m[..cut]).is_err() || Request::decode(&m[..cut]).is_err());
+                let _ = Request::decode(&m[..cut]);
+            }
+            for i in 0..m.len() {
+                for v in [0u8, 0xff, 0x7f] {
+                    let mut x = m.clone();
+                    x[i] = v;
+                    let _ = Response::decode(&x);
+                    let _ = Request::decode(&x);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn framing() {
+        let mut buf = Vec::new();
+        send(&mut buf, b"hello").unwrap();
+        send(&mut buf, b"").unwrap();
+        let mut r = &buf[..];
+        assert_eq!(recv(&mut r).unwrap(), Some(b"hello".to_vec()));
+        assert_eq!(recv(&mut r).unwrap(), Some(vec![]));
+        assert_eq!(recv(&mut r).unwrap(), None);
+        let huge = ((MAX_MESSAGE + 1) as u32).to_le_bytes();
+        assert!(recv(&mut &huge[..]).is_err());
+    }
+}

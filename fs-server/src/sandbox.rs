@@ -1,0 +1,119 @@
+//! Confines the hosted file server before it reads the image: fresh
+//! namespaces where the kernel allows them, resource limits, no new
+//! privileges, and a seccomp-bpf allow-list under which the process can
+//! read its image and talk on its socket and nothing else: opening a file,
+//! creating a socket or executing a program kills it with SIGSYS.
+//!
+//! This is the only module of the server with `unsafe` code: the raw
+//! `unshare`, `setrlimit` and `prctl` calls.
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use std::collections::BTreeMap;
+
+/// Limits for one server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Address-space bytes.
+    pub memory: u64,
+    /// CPU seconds.
+    pub cpu_seconds: u64,
+}
+
+/// System calls the server needs once it runs: I/O on the descriptors it
+/// was given, memory management, threads' futexes, clocks, exit.
+const ALLOWED: &[i64] = &[
+    libc::SYS_read,
+    libc::SYS_write,
+    // std's UnixStream reads and writes with these; creating or connecting
+    // sockets stays forbidden.
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_pread64,
+    libc::SYS_lseek,
+    libc::SYS_close,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_brk,
+    libc::SYS_madvise,
+    libc::SYS_futex,
+    libc::SYS_getrandom,
+    libc::SYS_clock_gettime,
+    libc::SYS_sched_yield,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    // abort() after a panic raises SIGABRT: let it, so the client can tell
+    // a crash from a sandbox violation.
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_tgkill,
+];
+
+fn filter() -> Result<BpfProgram, String> {
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED.iter().map(|s| (*s, Vec::new())).collect();
+    let f = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)
+        .map_err(|e| format!("seccomp filter: {e}"))?;
+    f.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
+    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    // SAFETY: setrlimit only reads the struct we pass.
+    unsafe { libc::setrlimit(resource, &lim) == 0 }
+}
+
+/// Applies the sandbox to the calling process; returns a one-line
+/// description of what took effect. Namespaces are best effort (they need
+/// unprivileged user namespaces); limits, no_new_privs and seccomp are
+/// required.
+pub fn apply(limits: Limits) -> Result<String, String> {
+    let mut parts = Vec::new();
+    // SAFETY: unshare takes flags only; failure leaves us as we were.
+    let ns = unsafe {
+        libc::unshare(
+            libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
+        )
+    };
+    parts.push(if ns == 0 {
+        "namespaces user+net+mount+ipc+uts".to_string()
+    } else {
+        format!("no namespaces ({})", std::io::Error::last_os_error())
+    });
+    let ok = set_limit(libc::RLIMIT_AS, limits.memory)
+        && set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)
+        && set_limit(libc::RLIMIT_FSIZE, 0)
+        && set_limit(libc::RLIMIT_NPROC, 0)
+        && set_limit(libc::RLIMIT_CORE, 0);
+    if !ok {
+        return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
+    }
+    parts.push(format!("limits {} MiB, {} s CPU, no file writes", limits.memory >> 20, limits.cpu_seconds));
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
+    }
+    let prog = filter()?;
+    seccompiler::apply_filter(&prog).map_err(|e| format!("seccomp: {e}"))?;
+    parts.push(format!("seccomp allow-list of {} system calls", ALLOWED.len()));
+    Ok(parts.join(", "))
+}
+
+/// Test hook: breaks the sandbox's rules on purpose (after [`apply`]), so
+/// tests can check that the process is killed. Grants nothing.
+pub fn violate(what: &str) {
+    match what {
+        "open" => {
+            let _ = std::fs::File::open("/etc/hostname");
+        }
+        "connect" => {
+            let _ = std::net::TcpStream::connect("127.0.0.1:9");
+        }
+        "exec" => {
+            let _ = std::process::Command::new("/bin/true").status();
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,29 @@
+//! The server loop: one request, one response, until the client hangs up.
+
+use crate::backend::FileSystem;
+use crate::proto::{recv, send, ErrorKind, Request, Response};
+use std::io::{self, Read, Write};
+
+/// Answers one request.
+pub fn handle(fs: &dyn FileSystem, req: Request) -> Response {
+    let r = match req {
+        Request::Info => return Response::Info(fs.info()),
+        Request::Stat(p) => fs.stat(&p).map(Response::Stat),
+        Request::ReadDir(p) => fs.read_dir(&p).map(Response::Dir),
+        Request::Read { path, offset, len } => fs.read(&path, offset, len).map(Response::Data),
+        Request::ReadLink(p) => fs.read_link(&p).map(Response::Link),
+    };
+    r.unwrap_or_else(|(k, m)| Response::Error(k, m))
+}
+
+/// Serves requests from `stream` until it closes.
+pub fn serve(fs: &dyn FileSystem, stream: &mut (impl Read + Write)) -> io::Result<()> {
+    while let Some(msg) = recv(stream)? {
+        let resp = match Request::decode(&msg) {
+            Ok(req) => handle(fs, req),
+            Err(e) => Response::Error(ErrorKind::Invalid, e.to_string()),
+        };
+        send(stream, &resp.encode())?;
+    }
+    Ok(())
+}
