@@ -53,7 +53,20 @@ const ALLOWED: &[i64] = &[
 ];
 
 fn filter() -> Result<BpfProgram, String> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED.iter().map(|s| (*s, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED.iter().map(|s| (*s, Vec::new())).collect();
+    // fcntl only to ask whether a descriptor is open (std's debug checks
+    // when a descriptor is closed).
+    let getfd = seccompiler::SeccompCondition::new(
+        1,
+        seccompiler::SeccompCmpArgLen::Dword,
+        seccompiler::SeccompCmpOp::Eq,
+        libc::F_GETFD as u64,
+    )
+    .map_err(|e| format!("seccomp rule: {e}"))?;
+    rules.insert(
+        libc::SYS_fcntl,
+        vec![seccompiler::SeccompRule::new(vec![getfd]).map_err(|e| format!("seccomp rule: {e}"))?],
+    );
     let f = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)
         .map_err(|e| format!("seccomp filter: {e}"))?;
     f.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))

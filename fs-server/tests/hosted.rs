@@ -1,0 +1,306 @@
+//! Hosted mode end to end: images built at test time with Debian's tools
+//! (mkfs.ext4 -d, mkfs.vfat + mtools, sfdisk), read through `exo-img` and
+//! its sandboxed server, compared with the host's own view of the files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("exo-hosted-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tool(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
+        panic!("{cmd} not runnable ({e}): scripts/test installs e2fsprogs, dosfstools, mtools and fdisk")
+    });
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn exo(args: &[&str]) -> Output {
+    Command::new(EXO_IMG).args(args).output().expect("run exo-img")
+}
+
+fn exo_ok(args: &[&str]) -> Vec<u8> {
+    let o = exo(args);
+    assert!(o.status.success(), "exo-img {args:?} failed ({:?}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+/// A tree with the awkward cases: long and Unicode names, deep nesting,
+/// a sparse file, a multi-megabyte file, and (for ext4) symlinks.
+fn make_tree(root: &Path, symlinks: bool) {
+    let deep = root.join("a/b/c/d/e");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("deep.txt"), b"at the bottom\n").unwrap();
+    std::fs::write(root.join("a file with a rather long name indeed.txt"), b"long\n").unwrap();
+    std::fs::write(root.join("ünïcödé-名前.txt"), "unicode ✓\n").unwrap();
+    let mut big = vec![0u8; 3 << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(root.join("a/big.bin"), &big).unwrap();
+    let sparse = std::fs::File::create(root.join("a/b/sparse.img")).unwrap();
+    sparse.set_len(5 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, b"end", (5 << 20) - 3).unwrap();
+    std::fs::write(root.join("empty"), b"").unwrap();
+    if symlinks {
+        std::os::unix::fs::symlink("a/big.bin", root.join("link-in")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc/passwd", root.join("a/escape")).unwrap();
+    }
+}
+
+/// The host's view: relative path -> (is_dir, contents for files).
+fn host_view(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let rel = format!("/{}", e.path().strip_prefix(root).unwrap().display());
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                out.insert(rel, None);
+                walk(root, &e.path(), out);
+            } else if t.is_file() {
+                out.insert(rel, Some(std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Compares every file and directory of `src` with what exo-img reports.
+fn compare(img: &Path, src: &Path, extra: &[&str]) {
+    let img = img.to_str().unwrap();
+    let listing = String::from_utf8(exo_ok(&[img, "--json", "ls", "-R", "/"])).unwrap();
+    let mut listed: Vec<String> = listing
+        .lines()
+        .map(|l| l.split("\"path\":\"").nth(1).unwrap().split('"').next().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut want: Vec<String> = host_view(src).keys().cloned().collect();
+    want.extend(extra.iter().map(|s| s.to_string()));
+    want.sort();
+    // Symlinks are listed too; the host view holds files and directories.
+    listed.retain(|p| want.contains(p) || !p.contains("link-in") && !p.contains("escape"));
+    assert_eq!(listed, want, "listing differs");
+    for (path, content) in host_view(src) {
+        let stat = String::from_utf8(exo_ok(&[img, "--json", "stat", &path])).unwrap();
+        match content {
+            None => assert!(stat.contains("\"kind\":\"dir\""), "{path}: {stat}"),
+            Some(bytes) => {
+                assert!(stat.contains(&format!("\"kind\":\"file\",\"size\":{}", bytes.len())), "{path}: {stat}");
+                assert_eq!(exo_ok(&[img, "cat", &path]), bytes, "{path}: contents differ");
+            }
+        }
+    }
+}
+
+fn ext4_image(dir: &Path, src: &Path, size: &str) -> PathBuf {
+    let img = dir.join("ext4.img");
+    tool("truncate", &["-s", size, img.to_str().unwrap()]);
+    tool("mkfs.ext4", &["-q", "-L", "EXOTEST", "-d", src.to_str().unwrap(), img.to_str().unwrap()]);
+    img
+}
+
+fn fat_image(dir: &Path, src: &Path, size: &str) -> PathBuf {
+    let img = dir.join("fat.img");
+    tool("truncate", &["-s", size, img.to_str().unwrap()]);
+    tool("mkfs.vfat", &["-F", "32", "-n", "EXOFAT", img.to_str().unwrap()]);
+    let items: Vec<String> =
+        std::fs::read_dir(src).unwrap().map(|e| e.unwrap().path().to_str().unwrap().to_string()).collect();
+    let mut args = vec!["-s", "-i", img.to_str().unwrap()];
+    args.extend(items.iter().map(String::as_str));
+    args.push("::/");
+    tool("mcopy", &args);
+    img
+}
+
+#[test]
+fn ext4_listing_stat_and_bytes_match_the_host() {
+    let d = scratch("ext4");
+    let src = d.join("src");
+    make_tree(&src, true);
+    let img = ext4_image(&d, &src, "64M");
+    let info = String::from_utf8(exo_ok(&[img.to_str().unwrap(), "info"])).unwrap();
+    assert!(info.contains("file system: ext4") && info.contains("label:       EXOTEST"), "{info}");
+    assert!(info.contains("seccomp allow-list"), "{info}");
+    compare(&img, &src, &["/lost+found", "/link-in", "/a/escape"]);
+    let link = String::from_utf8(exo_ok(&[img.to_str().unwrap(), "--json", "stat", "/link-in"])).unwrap();
+    assert!(link.contains("\"kind\":\"symlink\""), "{link}");
+}
+
+#[test]
+fn fat_listing_stat_and_bytes_match_the_host() {
+    let d = scratch("fat");
+    let src = d.join("src");
+    make_tree(&src, false);
+    let img = fat_image(&d, &src, "48M");
+    let info = String::from_utf8(exo_ok(&[img.to_str().unwrap(), "info"])).unwrap();
+    assert!(info.contains("file system: fat32") && info.contains("EXOFAT"), "{info}");
+    compare(&img, &src, &[]);
+}
+
+#[test]
+fn gpt_disk_partitions_are_chosen_explicitly() {
+    let d = scratch("gpt");
+    let src = d.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("on-ext4.txt"), b"ext4 partition\n").unwrap();
+    let disk = d.join("disk.img");
+    tool("truncate", &["-s", "40M", disk.to_str().unwrap()]);
+    let layout = "label: gpt\nstart=2048, size=20480, type=L\nstart=24576, size=40960, type=L\n";
+    let mut child = Command::new("sfdisk")
+        .arg(disk.to_str().unwrap())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk (Debian package fdisk)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), layout.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    // Partition 2: ext4 made in a file and copied in at 24576 * 512.
+    let part = ext4_image(&d, &src, "20M");
+    tool(
+        "dd",
+        &[
+            &format!("if={}", part.display()),
+            &format!("of={}", disk.display()),
+            "bs=512",
+            "seek=24576",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
+    let disk_s = disk.to_str().unwrap();
+    let o = exo(&[disk_s, "ls", "/"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 partitions: choose one with --partition (1 to 2)"));
+    let listing = String::from_utf8(exo_ok(&[disk_s, "--partition", "2", "ls", "/"])).unwrap();
+    assert!(listing.contains("on-ext4.txt"), "{listing}");
+    let info = String::from_utf8(exo_ok(&[disk_s, "--partition", "2", "info"])).unwrap();
+    assert!(info.contains("partition:   GPT 2"), "{info}");
+    let o = exo(&[disk_s, "--partition", "1", "ls", "/"]);
+    assert_eq!(o.status.code(), Some(3), "empty partition: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("GPT 1: no file system"));
+    let o = exo(&[disk_s, "--partition", "7", "ls", "/"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no partition 7: the image has 2"));
+}
+
+#[test]
+fn extract_copies_the_tree_and_refuses_escapes() {
+    let d = scratch("extract");
+    let src = d.join("src");
+    make_tree(&src, true);
+    let img = ext4_image(&d, &src, "64M");
+    let out = d.join("out");
+    let o = exo(&[img.to_str().unwrap(), "extract", "/", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "one entry is refused: {}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refusing symlink /a/escape -> ../../../../etc/passwd"), "{err}");
+    assert!(std::fs::symlink_metadata(out.join("a/escape")).is_err(), "escaping link was created");
+    assert_eq!(std::fs::read_link(out.join("link-in")).unwrap(), Path::new("a/big.bin"));
+    let mut want = host_view(&src);
+    want.insert("/lost+found".into(), None);
+    assert_eq!(host_view(&out), want);
+    // Extracting again never overwrites: the first file hits an existing one.
+    let o = exo(&[img.to_str().unwrap(), "extract", "/empty", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("File exists"));
+}
+
+#[test]
+fn sandbox_kills_a_server_that_opens_connects_or_executes() {
+    let d = scratch("sandbox");
+    let src = d.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let img = ext4_image(&d, &src, "8M");
+    for what in ["open", "connect", "exec"] {
+        let o = exo(&["--test-violate", what, img.to_str().unwrap(), "info"]);
+        assert_eq!(o.status.code(), Some(4), "{what}: {:?}", o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("file-system server died on this image: killed by SIGSYS (sandbox violation)"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn garbage_and_missing_images_give_clear_errors() {
+    let d = scratch("garbage");
+    let junk = d.join("junk.img");
+    std::fs::write(&junk, vec![0x5au8; 1 << 20]).unwrap();
+    let o = exo(&[junk.to_str().unwrap(), "ls", "/"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no file system and no partition table found"));
+    let o = exo(&[d.join("nope.img").to_str().unwrap(), "ls", "/"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such file or directory"));
+    let o = exo(&["x.img", "frobnicate"]);
+    assert_eq!(o.status.code(), Some(2), "usage errors");
+}
+
+/// Seeded mutation of real ext4 and FAT images: the CLI must never crash
+/// or hang, whatever the server meets. 1000 images per run.
+#[test]
+fn mutated_images_never_crash_or_hang_the_cli() {
+    let d = scratch("mutate");
+    let src = d.join("src");
+    std::fs::create_dir_all(src.join("dir/sub")).unwrap();
+    for i in 0..20 {
+        std::fs::write(src.join(format!("dir/f{i}.txt")), format!("file {i}\n").repeat(i * 50)).unwrap();
+    }
+    std::fs::write(src.join("dir/sub/x"), b"x").unwrap();
+    let images = [ext4_image(&d, &src, "4M"), fat_image(&d, &src, "34M")];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ 20240601;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut ok, mut errors, mut died) = (0, 0, 0);
+    for round in 0..1000 {
+        let base = &images[round % 2];
+        let pristine = std::fs::read(base).unwrap();
+        let mut bytes = pristine.clone();
+        // Metadata lives near the start: superblocks, group descriptors,
+        // inode tables, FAT and root directory.
+        let hot = bytes.len().min(if next() % 2 == 0 { 64 << 10 } else { 1 << 20 });
+        for _ in 0..1 + next() % 24 {
+            let at = (next() as usize) % hot;
+            bytes[at] = next() as u8;
+        }
+        let img = d.join("mutant.img");
+        std::fs::write(&img, &bytes).unwrap();
+        let start = Instant::now();
+        let o =
+            Command::new(EXO_IMG).args(["--timeout", "5", img.to_str().unwrap(), "ls", "-R", "/"]).output().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(20), "round {round}: took {:?}", start.elapsed());
+        match o.status.code() {
+            Some(0) => ok += 1,
+            Some(1 | 3) => errors += 1,
+            Some(4) => died += 1,
+            other => {
+                panic!("round {round}: exo-img ended with {other:?} (signal?): {}", String::from_utf8_lossy(&o.stderr))
+            }
+        }
+        if o.status.code() != Some(0) {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.starts_with("exo-img: "), "round {round}: unclear error {err:?}");
+        }
+    }
+    eprintln!("mutated images: {ok} listed, {errors} clean errors, {died} server deaths (contained)");
+    assert_eq!(ok + errors + died, 1000);
+}
