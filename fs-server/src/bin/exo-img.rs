@@ -32,6 +32,10 @@ struct Cli {
     /// Test hook: make the server break its sandbox (open, connect, exec).
     #[arg(long, hide = true, global = true)]
     test_violate: Option<String>,
+    /// Benchmark baseline: parse the image in this process, unisolated.
+    /// Never on untrusted images.
+    #[arg(long, hide = true, global = true)]
+    bench_in_process: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -163,7 +167,7 @@ impl App {
 
     /// Reads a whole file in chunks, handing each to `sink`.
     fn read_file(&mut self, path: &str, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64, Failure> {
-        const CHUNK: u32 = 1 << 20;
+        const CHUNK: u32 = fs_server::proto::MAX_READ;
         let mut offset = 0u64;
         loop {
             let data = match self.ask(Request::Read { path: path.into(), offset, len: CHUNK }, path)? {
@@ -388,7 +392,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         timeout: Duration::from_secs(cli.timeout.max(1)),
         violate: cli.test_violate.clone(),
     };
-    let mut app = App { client: Client::new(cli.image.clone(), options), json: cli.json };
+    let client = if cli.bench_in_process {
+        Client::in_process(cli.image.clone(), options).map_err(|e| failure(e, "the image"))?
+    } else {
+        Client::new(cli.image.clone(), options)
+    };
+    let mut app = App { client, json: cli.json };
     match cli.command {
         Command::Info => app.info(),
         Command::Ls { path, long, recursive } => app.ls(&path, long, recursive, true),
