@@ -25,6 +25,30 @@ pub trait FileSystem {
     fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>>;
     /// Target of symlink `path`.
     fn read_link(&self, path: &str) -> FsResult<String>;
+    /// Creates (or empties) file `path`.
+    fn create(&self, path: &str) -> FsResult<()> {
+        Err(read_only(path))
+    }
+    /// Writes `data` at `offset` of file `path`.
+    fn write(&self, path: &str, _offset: u64, _data: &[u8]) -> FsResult<()> {
+        Err(read_only(path))
+    }
+    /// Creates directory `path`.
+    fn mkdir(&self, path: &str) -> FsResult<()> {
+        Err(read_only(path))
+    }
+    /// Removes a file or empty directory.
+    fn remove(&self, path: &str) -> FsResult<()> {
+        Err(read_only(path))
+    }
+    /// Moves `from` to `to`.
+    fn rename(&self, from: &str, _to: &str) -> FsResult<()> {
+        Err(read_only(from))
+    }
+}
+
+fn read_only(path: &str) -> (ErrorKind, String) {
+    (ErrorKind::ReadOnly, format!("{path}: this file system is read-only in this server"))
 }
 
 /// A byte range of the image file.
@@ -33,6 +57,7 @@ pub struct Volume {
     file: Arc<File>,
     start: u64,
     len: u64,
+    writable: bool,
 }
 
 impl Volume {
@@ -49,10 +74,15 @@ impl Volume {
 /// Opens the file system in `image`: the whole image if it holds one,
 /// else partition `choice` (1-based, among the partitions found), or the
 /// only partition.
-pub fn open(image: File, choice: Option<usize>, sandbox: String) -> Result<Box<dyn FileSystem>, String> {
+pub fn open(
+    image: File,
+    choice: Option<usize>,
+    writable: bool,
+    sandbox: String,
+) -> Result<Box<dyn FileSystem>, String> {
     // lseek, not fstat: the sandbox allows only the calls the server needs.
     let len = (&image).seek(SeekFrom::End(0)).map_err(|e| format!("cannot size the image: {e}"))?;
-    let whole = Volume { file: Arc::new(image), start: 0, len };
+    let whole = Volume { file: Arc::new(image), start: 0, len, writable };
     let mut head = vec![0u8; 2048.min(len as usize)];
     whole.read_at(0, &mut head).map_err(|e| format!("cannot read the image: {e}"))?;
     let (volume, partition, fs) = match (detect(&head), choice) {
@@ -66,7 +96,7 @@ pub fn open(image: File, choice: Option<usize>, sandbox: String) -> Result<Box<d
                 (Some(i), n) if i == 0 || i > n => return Err(format!("no partition {i}: the image has {n}")),
                 (Some(i), _) => &parts[i - 1],
             };
-            let v = Volume { file: whole.file.clone(), start: p.start, len: p.len };
+            let v = Volume { file: whole.file.clone(), start: p.start, len: p.len, writable };
             let mut head = vec![0u8; 2048.min(p.len as usize)];
             v.read_at(0, &mut head).map_err(|e| format!("cannot read {}: {e}", p.name))?;
             let fs = detect(&head).ok_or_else(|| format!("{}: no file system this server knows", p.name))?;
@@ -204,8 +234,17 @@ impl Read for FatIo {
 }
 
 impl Write for FatIo {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only"))
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.v.writable {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only (use --rw)"));
+        }
+        let end = self.pos.checked_add(buf.len() as u64).filter(|e| *e <= self.v.len);
+        if end.is_none() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "write past the end of the volume"));
+        }
+        self.v.file.write_all_at(buf, self.v.start + self.pos)?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -224,19 +263,27 @@ impl Seek for FatIo {
     }
 }
 
+type FatStorage = fatfs::StdIoWrapper<FatIo>;
+type FatDir<'a> = fatfs::Dir<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
+type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
+
 /// A FAT12/16/32 file system.
 pub struct Fat {
-    fs: fatfs::FileSystem<FatIo>,
+    fs: fatfs::FileSystem<FatStorage, UtcTime, fatfs::LossyOemCpConverter>,
     info: Info,
 }
 
-type FatEntry<'a> = fatfs::DirEntry<'a, FatIo>;
-
-fn io_error(e: io::Error) -> (ErrorKind, String) {
-    let kind = match e.kind() {
-        io::ErrorKind::NotFound => ErrorKind::NotFound,
-        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => ErrorKind::Corrupt,
-        _ => ErrorKind::Io,
+/// Maps a `fatfs` error to the protocol's.
+fn fat_error(e: fatfs::Error<io::Error>) -> (ErrorKind, String) {
+    let kind = match &e {
+        fatfs::Error::Io(io) if io.kind() == io::ErrorKind::PermissionDenied => ErrorKind::ReadOnly,
+        fatfs::Error::Io(_) => ErrorKind::Io,
+        fatfs::Error::NotFound => ErrorKind::NotFound,
+        fatfs::Error::CorruptedFileSystem | fatfs::Error::UnexpectedEof => ErrorKind::Corrupt,
+        fatfs::Error::AlreadyExists | fatfs::Error::InvalidInput | fatfs::Error::DirectoryIsNotEmpty => {
+            ErrorKind::Invalid
+        }
+        _ => ErrorKind::Invalid,
     };
     (kind, e.to_string())
 }
@@ -250,6 +297,41 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Civil date of a day count since 1970-01-01 (inverse of
+/// [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Timestamps for FAT changes, in UTC from the system clock. (The
+/// default provider reads the local time zone from /etc/localtime, which
+/// the sandbox forbids.)
+#[derive(Debug, Clone, Copy)]
+pub struct UtcTime;
+
+impl fatfs::TimeProvider for UtcTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.get_current_date_time().date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400).clamp(3652, 50_403));
+        let rem = secs.rem_euclid(86_400);
+        fatfs::DateTime::new(
+            fatfs::Date::new(y as u16, m as u16, d as u16),
+            fatfs::Time::new((rem / 3600) as u16, (rem / 60 % 60) as u16, (rem % 60) as u16, 0),
+        )
+    }
 }
 
 fn fat_stat(e: &FatEntry) -> Stat {
@@ -274,8 +356,11 @@ fn components(path: &str) -> Vec<&str> {
 impl Fat {
     fn open(v: Volume, partition: String, sandbox: String) -> Result<Fat, String> {
         let size = v.len;
-        let fs =
-            fatfs::FileSystem::new(FatIo { v, pos: 0 }, fatfs::FsOptions::new()).map_err(|e| format!("FAT: {e}"))?;
+        let fs = fatfs::FileSystem::new(
+            fatfs::StdIoWrapper::from(FatIo { v, pos: 0 }),
+            fatfs::FsOptions::new().time_provider(UtcTime),
+        )
+        .map_err(|e| format!("FAT: {e}"))?;
         let kind = match fs.fat_type() {
             fatfs::FatType::Fat12 => "fat12",
             fatfs::FatType::Fat16 => "fat16",
@@ -286,7 +371,7 @@ impl Fat {
     }
 
     /// The directory at `path` (components), or an error.
-    fn dir(&self, parts: &[&str]) -> FsResult<fatfs::Dir<'_, FatIo>> {
+    fn dir(&self, parts: &[&str]) -> FsResult<FatDir<'_>> {
         let mut d = self.fs.root_dir();
         for (i, c) in parts.iter().enumerate() {
             let e = self.find(&d, c)?;
@@ -298,14 +383,21 @@ impl Fat {
         Ok(d)
     }
 
-    fn find<'a>(&'a self, d: &fatfs::Dir<'a, FatIo>, name: &str) -> FsResult<FatEntry<'a>> {
+    fn find<'a>(&'a self, d: &FatDir<'a>, name: &str) -> FsResult<FatEntry<'a>> {
         for e in d.iter() {
-            let e = e.map_err(io_error)?;
+            let e = e.map_err(fat_error)?;
             if e.file_name().eq_ignore_ascii_case(name) {
                 return Ok(e);
             }
         }
         Err((ErrorKind::NotFound, format!("{name}: no such file or directory")))
+    }
+
+    /// The directory that holds `path`, and the last component.
+    fn parent<'p>(&self, path: &'p str) -> FsResult<(FatDir<'_>, &'p str)> {
+        let parts = components(path);
+        let (last, dirs) = parts.split_last().ok_or((ErrorKind::Invalid, "cannot change /".to_string()))?;
+        Ok((self.dir(dirs)?, last))
     }
 
     fn entry(&self, path: &str) -> FsResult<Option<FatEntry<'_>>> {
@@ -334,7 +426,7 @@ impl FileSystem for Fat {
         let d = self.dir(&components(path))?;
         let mut out = Vec::new();
         for e in d.iter() {
-            let e = e.map_err(io_error)?;
+            let e = e.map_err(fat_error)?;
             let name = e.file_name();
             if name == "." || name == ".." {
                 continue;
@@ -353,12 +445,12 @@ impl FileSystem for Fat {
             return Ok(Vec::new());
         }
         let mut f = e.to_file();
-        f.seek(SeekFrom::Start(offset)).map_err(io_error)?;
+        fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
         let want = (len as u64).min(size - offset) as usize;
         let mut buf = vec![0u8; want];
         let mut done = 0;
         while done < want {
-            let n = f.read(&mut buf[done..]).map_err(io_error)?;
+            let n = fatfs::Read::read(&mut f, &mut buf[done..]).map_err(fat_error)?;
             if n == 0 {
                 break;
             }
@@ -370,6 +462,35 @@ impl FileSystem for Fat {
     fn read_link(&self, path: &str) -> FsResult<String> {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))
     }
+    fn create(&self, path: &str) -> FsResult<()> {
+        let (dir, name) = self.parent(path)?;
+        let mut f = dir.create_file(name).map_err(fat_error)?;
+        f.truncate().map_err(fat_error)?;
+        fatfs::Write::flush(&mut f).map_err(fat_error)
+    }
+    fn write(&self, path: &str, offset: u64, data: &[u8]) -> FsResult<()> {
+        let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
+        if e.is_dir() {
+            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
+        }
+        let mut f = e.to_file();
+        fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
+        fatfs::Write::write_all(&mut f, data).map_err(fat_error)?;
+        fatfs::Write::flush(&mut f).map_err(fat_error)
+    }
+    fn mkdir(&self, path: &str) -> FsResult<()> {
+        let (dir, name) = self.parent(path)?;
+        dir.create_dir(name).map(|_| ()).map_err(fat_error)
+    }
+    fn remove(&self, path: &str) -> FsResult<()> {
+        let (dir, name) = self.parent(path)?;
+        dir.remove(name).map_err(fat_error)
+    }
+    fn rename(&self, from: &str, to: &str) -> FsResult<()> {
+        let (src_dir, src_name) = self.parent(from)?;
+        let (dst_dir, dst_name) = self.parent(to)?;
+        src_dir.rename(src_name, &dst_dir, dst_name).map_err(fat_error)
+    }
 }
 
 #[cfg(test)]
@@ -379,5 +500,9 @@ mod tests {
         assert_eq!(super::days_from_civil(1970, 1, 1), 0);
         assert_eq!(super::days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(super::days_from_civil(1980, 1, 1), 3652);
+        for days in [0, 3652, 11_017, 20_000, -1, 50_000] {
+            let (y, m, d) = super::civil_from_days(days);
+            assert_eq!(super::days_from_civil(y, m, d), days);
+        }
     }
 }

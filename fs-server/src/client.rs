@@ -39,6 +39,8 @@ pub struct ServerOptions {
     pub timeout: Duration,
     /// Test hook passed to the server.
     pub violate: Option<String>,
+    /// Open the image read-write (FAT changes).
+    pub rw: bool,
 }
 
 struct Running {
@@ -79,7 +81,7 @@ impl Client {
     /// (`scripts/bench`); never use it on an untrusted image.
     pub fn in_process(image: PathBuf, options: ServerOptions) -> Result<Client, ClientError> {
         let f = File::open(&image).map_err(|e| ClientError::Start(format!("{}: {e}", image.display())))?;
-        let fs = crate::backend::open(f, options.partition, "none (in-process benchmark baseline)".into())
+        let fs = crate::backend::open(f, options.partition, false, "none (in-process benchmark baseline)".into())
             .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
         Ok(Client { image, options, server: None, local: Some(fs) })
     }
@@ -91,14 +93,20 @@ impl Client {
 
     fn start(&mut self) -> Result<&mut Running, ClientError> {
         if self.server.is_none() {
-            let image =
-                File::open(&self.image).map_err(|e| ClientError::Start(format!("{}: {e}", self.image.display())))?;
+            let image = std::fs::OpenOptions::new()
+                .read(true)
+                .write(self.options.rw)
+                .open(&self.image)
+                .map_err(|e| ClientError::Start(format!("{}: {e}", self.image.display())))?;
             let (ours, theirs) = UnixStream::pair().map_err(|e| ClientError::Start(e.to_string()))?;
             let mut cmd = Command::new(Self::server_binary());
             if let Some(p) = self.options.partition {
                 cmd.args(["--partition", &p.to_string()]);
             }
             cmd.args(["--cpu", &self.options.timeout.as_secs().max(1).to_string()]);
+            if self.options.rw {
+                cmd.arg("--rw");
+            }
             if let Some(v) = &self.options.violate {
                 cmd.args(["--violate", v]);
             }

@@ -38,6 +38,28 @@ pub enum Request {
     },
     /// Target of a symbolic link.
     ReadLink(String),
+    /// Creates an empty file, or empties an existing one (FAT, `--rw`).
+    Create(String),
+    /// Writes `data` into a file at `offset` (FAT, `--rw`).
+    Write {
+        /// The file.
+        path: String,
+        /// Where to write.
+        offset: u64,
+        /// The bytes (at most [`MAX_READ`]).
+        data: Vec<u8>,
+    },
+    /// Creates a directory (FAT, `--rw`).
+    Mkdir(String),
+    /// Removes a file or an empty directory (FAT, `--rw`).
+    Remove(String),
+    /// Moves `from` to `to` (FAT, `--rw`).
+    Rename {
+        /// Current path.
+        from: String,
+        /// New path.
+        to: String,
+    },
 }
 
 /// Kind of a file.
@@ -111,6 +133,9 @@ pub enum ErrorKind {
     Io,
     /// The request itself is malformed.
     Invalid,
+    /// The image is not writable (opened read-only, or a read-only file
+    /// system).
+    ReadOnly,
 }
 
 /// The server's answer.
@@ -126,6 +151,8 @@ pub enum Response {
     Data(Vec<u8>),
     /// Answer to `ReadLink`.
     Link(String),
+    /// A change was made.
+    Done,
     /// Any request can fail.
     Error(ErrorKind, String),
 }
@@ -240,7 +267,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-const ERROR_KINDS: [ErrorKind; 7] = [
+const ERROR_KINDS: [ErrorKind; 8] = [
     ErrorKind::NotFound,
     ErrorKind::NotDir,
     ErrorKind::IsDir,
@@ -248,6 +275,7 @@ const ERROR_KINDS: [ErrorKind; 7] = [
     ErrorKind::Unsupported,
     ErrorKind::Io,
     ErrorKind::Invalid,
+    ErrorKind::ReadOnly,
 ];
 
 impl Request {
@@ -274,6 +302,29 @@ impl Request {
                 w.u8(5);
                 w.str(p);
             }
+            Request::Create(p) => {
+                w.u8(6);
+                w.str(p);
+            }
+            Request::Write { path, offset, data } => {
+                w.u8(7);
+                w.str(path);
+                w.u64(*offset);
+                w.bytes(data);
+            }
+            Request::Mkdir(p) => {
+                w.u8(8);
+                w.str(p);
+            }
+            Request::Remove(p) => {
+                w.u8(9);
+                w.str(p);
+            }
+            Request::Rename { from, to } => {
+                w.u8(10);
+                w.str(from);
+                w.str(to);
+            }
         }
         w.0
     }
@@ -295,6 +346,16 @@ impl Request {
                 Request::Read { path, offset, len }
             }
             5 => Request::ReadLink(r.path()?),
+            6 => Request::Create(r.path()?),
+            7 => {
+                let path = r.path()?;
+                let offset = r.u64()?;
+                let data = r.bytes(MAX_READ as usize)?.to_vec();
+                Request::Write { path, offset, data }
+            }
+            8 => Request::Mkdir(r.path()?),
+            9 => Request::Remove(r.path()?),
+            10 => Request::Rename { from: r.path()?, to: r.path()? },
             _ => return Err(ProtoError("unknown request")),
         };
         r.end()?;
@@ -335,6 +396,7 @@ impl Response {
                 w.u8(5);
                 w.str(l);
             }
+            Response::Done => w.u8(7),
             Response::Error(k, m) => {
                 w.u8(6);
                 w.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
@@ -378,6 +440,7 @@ impl Response {
             }
             4 => Response::Data(r.bytes(MAX_READ as usize)?.to_vec()),
             5 => Response::Link(r.str(MAX_PATH)?),
+            7 => Response::Done,
             6 => {
                 let k = *ERROR_KINDS.get(r.u8()? as usize).ok_or(ProtoError("unknown error kind"))?;
                 Response::Error(k, r.str(4096)?)
@@ -429,6 +492,11 @@ mod tests {
             Request::ReadDir("/".into()),
             Request::Read { path: "/f".into(), offset: u64::MAX, len: MAX_READ },
             Request::ReadLink("/l".into()),
+            Request::Create("/c".into()),
+            Request::Write { path: "/w".into(), offset: 7, data: vec![1, 2] },
+            Request::Mkdir("/d".into()),
+            Request::Remove("/r".into()),
+            Request::Rename { from: "/a".into(), to: "/b".into() },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
@@ -446,6 +514,8 @@ mod tests {
             Response::Data(vec![1, 2, 3]),
             Response::Link("../t".into()),
             Response::Error(ErrorKind::Corrupt, "bad inode".into()),
+            Response::Error(ErrorKind::ReadOnly, "ro".into()),
+            Response::Done,
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode()), Ok(r));
@@ -455,7 +525,7 @@ mod tests {
     #[test]
     fn rejects_malformed_messages() {
         assert_eq!(Request::decode(&[]), Err(ProtoError("truncated")));
-        assert_eq!(Request::decode(&[9]), Err(ProtoError("unknown request")));
+        assert_eq!(Request::decode(&[99]), Err(ProtoError("unknown request")));
         assert_eq!(Request::decode(&[1, 0]), Err(ProtoError("trailing bytes")));
         let mut big = Request::Read { path: "/f".into(), offset: 0, len: 1 }.encode();
         let n = big.len();

@@ -17,6 +17,8 @@ pub struct Limits {
     pub memory: u64,
     /// CPU seconds.
     pub cpu_seconds: u64,
+    /// Largest file offset it may write (0: no writes at all).
+    pub max_write: u64,
 }
 
 /// System calls the server needs once it runs: I/O on the descriptors it
@@ -29,6 +31,7 @@ const ALLOWED: &[i64] = &[
     libc::SYS_recvfrom,
     libc::SYS_sendto,
     libc::SYS_pread64,
+    libc::SYS_pwrite64,
     libc::SYS_lseek,
     libc::SYS_close,
     libc::SYS_mmap,
@@ -97,13 +100,15 @@ pub fn apply(limits: Limits) -> Result<String, String> {
     });
     let ok = set_limit(libc::RLIMIT_AS, limits.memory)
         && set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)
-        && set_limit(libc::RLIMIT_FSIZE, 0)
+        && set_limit(libc::RLIMIT_FSIZE, limits.max_write)
         && set_limit(libc::RLIMIT_NPROC, 0)
         && set_limit(libc::RLIMIT_CORE, 0);
     if !ok {
         return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
     }
-    parts.push(format!("limits {} MiB, {} s CPU, no file writes", limits.memory >> 20, limits.cpu_seconds));
+    let writes =
+        if limits.max_write == 0 { "no file writes".to_string() } else { "writes within the image only".to_string() };
+    parts.push(format!("limits {} MiB, {} s CPU, {writes}", limits.memory >> 20, limits.cpu_seconds));
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));

@@ -12,6 +12,11 @@ pub fn handle(fs: &dyn FileSystem, req: Request) -> Response {
         Request::ReadDir(p) => fs.read_dir(&p).map(Response::Dir),
         Request::Read { path, offset, len } => fs.read(&path, offset, len).map(Response::Data),
         Request::ReadLink(p) => fs.read_link(&p).map(Response::Link),
+        Request::Create(p) => fs.create(&p).map(|_| Response::Done),
+        Request::Write { path, offset, data } => fs.write(&path, offset, &data).map(|_| Response::Done),
+        Request::Mkdir(p) => fs.mkdir(&p).map(|_| Response::Done),
+        Request::Remove(p) => fs.remove(&p).map(|_| Response::Done),
+        Request::Rename { from, to } => fs.rename(&from, &to).map(|_| Response::Done),
     };
     r.unwrap_or_else(|(k, m)| Response::Error(k, m))
 }

@@ -304,3 +304,41 @@ fn mutated_images_never_crash_or_hang_the_cli() {
     eprintln!("mutated images: {ok} listed, {errors} clean errors, {died} server deaths (contained)");
     assert_eq!(ok + errors + died, 1000);
 }
+
+#[test]
+fn fat_changes_are_read_back_by_mtools_and_pass_fsck() {
+    let d = scratch("fatrw");
+    let src = d.join("src");
+    make_tree(&src, false);
+    let img = fat_image(&d, &src, "48M");
+    let img_s = img.to_str().unwrap();
+    let upload = d.join("upload.bin");
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&upload, &data).unwrap();
+
+    let o = exo(&[img_s, "put", upload.to_str().unwrap(), "/x.bin"]);
+    assert_eq!(o.status.code(), Some(2), "writes need --rw");
+    exo_ok(&["--rw", img_s, "mkdir", "/New Folder"]);
+    exo_ok(&["--rw", img_s, "put", upload.to_str().unwrap(), "/New Folder/Big Upload ✓.bin"]);
+    exo_ok(&["--rw", img_s, "mv", "/empty", "/New Folder/renamed"]);
+    exo_ok(&["--rw", img_s, "rm", "/a file with a rather long name indeed.txt"]);
+
+    // mtools, which shares no code with the server, sees the same.
+    let back = d.join("back.bin");
+    tool("mcopy", &["-n", "-i", img_s, "::/New Folder/Big Upload ✓.bin", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    let listing =
+        Command::new("mdir").args(["-b", "-i", img_s, "::/New Folder"]).env("LC_ALL", "C.UTF-8").output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("renamed"), "{listing}");
+    let root = Command::new("mdir").args(["-b", "-i", img_s, "::/"]).env("LC_ALL", "C.UTF-8").output().unwrap();
+    assert!(!String::from_utf8_lossy(&root.stdout).contains("rather long"), "removed file still listed");
+    let fsck = Command::new("fsck.fat").args(["-n", img_s]).output().expect("fsck.fat (dosfstools)");
+    assert!(fsck.status.success(), "fsck.fat -n: {}", String::from_utf8_lossy(&fsck.stdout));
+
+    // ext4 stays read-only, whatever the flags.
+    let e = ext4_image(&d, &src, "32M");
+    let o = exo(&["--rw", e.to_str().unwrap(), "mkdir", "/x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("read-only in this server"));
+}

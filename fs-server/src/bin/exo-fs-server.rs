@@ -5,8 +5,9 @@
 //! reads a byte of the image, then answers file-protocol requests on the
 //! socket until the client hangs up.
 //!
-//! Options: `--partition N`, `--memory MIB`, `--cpu SECONDS`, and the
-//! test hook `--violate open|connect|exec`.
+//! Options: `--partition N`, `--rw` (the image was opened read-write; FAT
+//! changes are allowed), `--memory MIB`, `--cpu SECONDS`, and the test
+//! hook `--violate open|connect|exec`.
 #![forbid(unsafe_code)]
 
 use fs_server::backend::{self, FileSystem};
@@ -43,14 +44,18 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let number = |name: &str, default: u64| arg(&args, name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let limits = sandbox::Limits { memory: number("--memory", 1024) << 20, cpu_seconds: number("--cpu", 60) };
     let partition = arg(&args, "--partition").and_then(|v| v.parse().ok());
+    let rw = args.iter().any(|a| a == "--rw");
     let image = std::io::stdin().as_fd().try_clone_to_owned().map(std::fs::File::from);
     let socket = std::io::stdout().as_fd().try_clone_to_owned().map(std::os::unix::net::UnixStream::from);
     let (Ok(image), Ok(mut socket)) = (image, socket) else {
         eprintln!("exo-fs-server: needs the image on standard input and a socket on standard output");
         std::process::exit(2);
     };
+    // With --rw the server may write inside the image, never beyond it.
+    let max_write = if rw { std::io::Seek::seek(&mut &image, std::io::SeekFrom::End(0)).unwrap_or(0) } else { 0 };
+    let limits =
+        sandbox::Limits { memory: number("--memory", 1024) << 20, cpu_seconds: number("--cpu", 60), max_write };
     let description = match sandbox::apply(limits) {
         Ok(d) => d,
         Err(e) => {
@@ -61,7 +66,7 @@ fn main() {
     if let Some(v) = arg(&args, "--violate") {
         sandbox::violate(&v);
     }
-    let fs: Box<dyn FileSystem> = match backend::open(image, partition, description) {
+    let fs: Box<dyn FileSystem> = match backend::open(image, partition, rw, description) {
         Ok(fs) => fs,
         Err(e) => Box::new(Unusable(e)),
     };

@@ -29,6 +29,9 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// Open the image read-write (needed by put, mkdir, rm, mv; FAT only).
+    #[arg(long, global = true)]
+    rw: bool,
     /// Test hook: make the server break its sandbox (open, connect, exec).
     #[arg(long, hide = true, global = true)]
     test_violate: Option<String>,
@@ -72,6 +75,30 @@ enum Command {
         #[arg(default_value = "/")]
         path: String,
     },
+    /// Copy a local file into the image (FAT, with --rw).
+    Put {
+        /// The local file.
+        local: PathBuf,
+        /// Where it goes in the image.
+        path: String,
+    },
+    /// Create a directory, or keep it if it exists (FAT, with --rw).
+    Mkdir {
+        /// The new directory.
+        path: String,
+    },
+    /// Remove a file or empty directory (FAT, with --rw).
+    Rm {
+        /// What to remove.
+        path: String,
+    },
+    /// Move or rename (FAT, with --rw).
+    Mv {
+        /// Current path.
+        from: String,
+        /// New path.
+        to: String,
+    },
     /// Copy a file or directory tree out of the image into DEST.
     Extract {
         /// What to extract (`/` for everything).
@@ -79,6 +106,19 @@ enum Command {
         /// Destination directory (created if missing).
         dest: PathBuf,
     },
+}
+
+/// Prints a line to standard output; a closed pipe (`exo-img ... | head`)
+/// ends the program quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
 }
 
 /// An error with its exit status.
@@ -89,6 +129,7 @@ fn failure(e: ClientError, what: &str) -> Failure {
         ClientError::Fs(ErrorKind::Corrupt | ErrorKind::Unsupported | ErrorKind::Io, m) => {
             Failure(3, format!("{what}: {m}"))
         }
+        ClientError::Fs(ErrorKind::ReadOnly, m) => Failure(1, format!("{what}: {m}")),
         ClientError::Fs(_, m) => Failure(1, format!("{what}: {m}")),
         e @ ClientError::ServerDied(_) => Failure(4, format!("{e} (while reading {what})")),
         e @ ClientError::Start(_) => Failure(3, e.to_string()),
@@ -148,6 +189,14 @@ impl App {
         self.client.request(&req).map_err(|e| failure(e, what))
     }
 
+    /// Sends a request that changes the image.
+    fn change(&mut self, req: Request, what: &str) -> Result<(), Failure> {
+        match self.ask(req, what)? {
+            Response::Done => Ok(()),
+            _ => Err(Failure(4, "the server answered out of turn".into())),
+        }
+    }
+
     fn stat(&mut self, path: &str) -> Result<Stat, Failure> {
         match self.ask(Request::Stat(path.into()), path)? {
             Response::Stat(s) => Ok(s),
@@ -191,7 +240,7 @@ impl App {
             self.stat("/")?;
         }
         if self.json {
-            println!(
+            out!(
                 "{{\"fs\":{},\"label\":{},\"partition\":{},\"size\":{},\"sandbox\":{}}}",
                 json_str(&i.fs),
                 json_str(&i.label),
@@ -200,9 +249,13 @@ impl App {
                 json_str(&i.sandbox)
             );
         } else {
-            println!(
+            out!(
                 "file system: {}\nlabel:       {}\npartition:   {}\nsize:        {} bytes\nsandbox:     {}",
-                i.fs, i.label, i.partition, i.size, i.sandbox
+                i.fs,
+                i.label,
+                i.partition,
+                i.size,
+                i.sandbox
             );
         }
         Ok(())
@@ -212,18 +265,18 @@ impl App {
         let entries = self.read_dir(path)?;
         if self.json {
             for e in &entries {
-                println!("{{\"path\":{},\"stat\":{}}}", json_str(&join(path, &e.name)), stat_json(&e.stat));
+                out!("{{\"path\":{},\"stat\":{}}}", json_str(&join(path, &e.name)), stat_json(&e.stat));
             }
         } else {
             if recursive {
                 if !first {
-                    println!();
+                    out!();
                 }
-                println!("{path}:");
+                out!("{path}:");
             }
             for e in &entries {
                 if long {
-                    println!(
+                    out!(
                         "{:<7} {:04o} {:>5} {:>5} {:>12} {:>11} {}",
                         kind_name(e.stat.kind),
                         e.stat.mode,
@@ -234,7 +287,7 @@ impl App {
                         e.name
                     );
                 } else {
-                    println!("{}", e.name);
+                    out!("{}", e.name);
                 }
             }
         }
@@ -250,7 +303,7 @@ impl App {
         let entries = self.read_dir(path)?;
         for (i, e) in entries.iter().enumerate() {
             let last = i + 1 == entries.len();
-            println!(
+            out!(
                 "{prefix}{}{}{}",
                 if last { "└── " } else { "├── " },
                 e.name,
@@ -386,11 +439,20 @@ impl Extractor {
     }
 }
 
+fn need_rw(rw: bool) -> Result<(), Failure> {
+    if rw {
+        Ok(())
+    } else {
+        Err(Failure(2, "this command changes the image: add --rw".into()))
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     let options = ServerOptions {
         partition: cli.partition,
         timeout: Duration::from_secs(cli.timeout.max(1)),
         violate: cli.test_violate.clone(),
+        rw: cli.rw,
     };
     let client = if cli.bench_in_process {
         Client::in_process(cli.image.clone(), options).map_err(|e| failure(e, "the image"))?
@@ -402,15 +464,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Info => app.info(),
         Command::Ls { path, long, recursive } => app.ls(&path, long, recursive, true),
         Command::Tree { path } => {
-            println!("{path}");
+            out!("{path}");
             app.tree(&path, "")
         }
         Command::Stat { path } => {
             let s = app.stat(&path)?;
             if app.json {
-                println!("{{\"path\":{},\"stat\":{}}}", json_str(&path), stat_json(&s));
+                out!("{{\"path\":{},\"stat\":{}}}", json_str(&path), stat_json(&s));
             } else {
-                println!(
+                out!(
                     "{path}: {} {:04o} size {} uid {} gid {} mtime {}",
                     kind_name(s.kind),
                     s.mode,
@@ -423,9 +485,43 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Cat { path } => {
-            let mut out = std::io::stdout().lock();
-            app.read_file(&path, |d| out.write_all(d))?;
-            out.flush().map_err(|e| Failure(1, e.to_string()))
+            let mut stdout = std::io::stdout().lock();
+            let r = app
+                .read_file(&path, |d| stdout.write_all(d))
+                .and_then(|_| stdout.flush().map_err(|e| Failure(1, e.to_string())));
+            match r {
+                Err(Failure(_, m)) if m.contains("Broken pipe") => Ok(()),
+                r => r.map(|_| ()),
+            }
+        }
+        Command::Put { local, path } => {
+            need_rw(cli.rw)?;
+            let mut f = std::fs::File::open(&local).map_err(|e| Failure(1, format!("{}: {e}", local.display())))?;
+            app.change(Request::Create(path.clone()), &path)?;
+            let mut offset = 0u64;
+            let mut buf = vec![0u8; fs_server::proto::MAX_READ as usize];
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf)
+                    .map_err(|e| Failure(1, format!("{}: {e}", local.display())))?;
+                if n == 0 {
+                    break;
+                }
+                app.change(Request::Write { path: path.clone(), offset, data: buf[..n].to_vec() }, &path)?;
+                offset += n as u64;
+            }
+            Ok(())
+        }
+        Command::Mkdir { path } => {
+            need_rw(cli.rw)?;
+            app.change(Request::Mkdir(path.clone()), &path)
+        }
+        Command::Rm { path } => {
+            need_rw(cli.rw)?;
+            app.change(Request::Remove(path.clone()), &path)
+        }
+        Command::Mv { from, to } => {
+            need_rw(cli.rw)?;
+            app.change(Request::Rename { from: from.clone(), to }, &from)
         }
         Command::Extract { path, dest } => {
             let stat = app.stat(&path)?;
@@ -448,7 +544,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             x.extract(&mut app, &path, &rel, &stat)?;
             x.report(true);
             if app.json {
-                println!("{{\"files\":{},\"bytes\":{},\"errors\":{}}}", x.files, x.bytes, x.errors);
+                out!("{{\"files\":{},\"bytes\":{},\"errors\":{}}}", x.files, x.bytes, x.errors);
             }
             if x.errors > 0 {
                 Err(Failure(1, format!("{} entries could not be extracted", x.errors)))
