@@ -5,9 +5,8 @@
 use crate::detect::{detect, FsType};
 use crate::part::partitions;
 use crate::proto::{Entry, ErrorKind, Info, Kind, Stat};
-use std::fs::File;
+use rumpglue::BlockDevice;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 /// A failed operation, as the protocol reports it.
@@ -51,38 +50,51 @@ fn read_only(path: &str) -> (ErrorKind, String) {
     (ErrorKind::ReadOnly, format!("{path}: this file system is read-only in this server"))
 }
 
-/// A byte range of the image file.
+/// The volume a file system lives on: a rumpglue block device (the whole
+/// image, or a partition of it).
 #[derive(Clone)]
 pub struct Volume {
-    file: Arc<File>,
-    start: u64,
-    len: u64,
-    writable: bool,
+    dev: Arc<dyn BlockDevice>,
 }
 
-impl Volume {
-    /// Reads exactly `buf.len()` bytes at `offset` within the volume.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let end = offset.checked_add(buf.len() as u64).filter(|e| *e <= self.len);
-        if end.is_none() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the volume"));
+fn block_error(e: rumpglue::Error) -> io::Error {
+    match e {
+        rumpglue::Error::OutOfRange => io::Error::new(io::ErrorKind::UnexpectedEof, "past the end of the volume"),
+        rumpglue::Error::ReadOnly => {
+            io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only (use --rw)")
         }
-        self.file.read_exact_at(buf, self.start + offset)
+        rumpglue::Error::Io(errno) => io::Error::from_raw_os_error(errno),
+        other => io::Error::other(other.to_string()),
     }
 }
 
-/// Opens the file system in `image`: the whole image if it holds one,
+impl Volume {
+    /// Bytes in the volume.
+    pub fn len(&self) -> u64 {
+        self.dev.size()
+    }
+
+    /// True for an empty volume.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset` within the volume.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.dev.read_at(offset, buf).map_err(block_error)
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.dev.write_at(offset, buf).map_err(block_error)
+    }
+}
+
+/// Opens the file system on `dev`: the whole device if it holds one,
 /// else partition `choice` (1-based, among the partitions found), or the
 /// only partition.
-pub fn open(
-    image: File,
-    choice: Option<usize>,
-    writable: bool,
-    sandbox: String,
-) -> Result<Box<dyn FileSystem>, String> {
-    // lseek, not fstat: the sandbox allows only the calls the server needs.
-    let len = (&image).seek(SeekFrom::End(0)).map_err(|e| format!("cannot size the image: {e}"))?;
-    let whole = Volume { file: Arc::new(image), start: 0, len, writable };
+pub fn open(dev: Arc<dyn BlockDevice>, choice: Option<usize>, sandbox: String) -> Result<Box<dyn FileSystem>, String> {
+    let whole = Volume { dev };
+    let len = whole.len();
     let mut head = vec![0u8; 2048.min(len as usize)];
     whole.read_at(0, &mut head).map_err(|e| format!("cannot read the image: {e}"))?;
     let (volume, partition, fs) = match (detect(&head), choice) {
@@ -96,7 +108,9 @@ pub fn open(
                 (Some(i), n) if i == 0 || i > n => return Err(format!("no partition {i}: the image has {n}")),
                 (Some(i), _) => &parts[i - 1],
             };
-            let v = Volume { file: whole.file.clone(), start: p.start, len: p.len, writable };
+            let slice =
+                rumpglue::Slice::new(whole.dev.clone(), p.start, p.len).map_err(|e| format!("{}: {e}", p.name))?;
+            let v = Volume { dev: Arc::new(slice) };
             let mut head = vec![0u8; 2048.min(p.len as usize)];
             v.read_at(0, &mut head).map_err(|e| format!("cannot read {}: {e}", p.name))?;
             let fs = detect(&head).ok_or_else(|| format!("{}: no file system this server knows", p.name))?;
@@ -162,7 +176,7 @@ fn ext_stat(m: &ext4_view::Metadata) -> Stat {
 
 impl Ext {
     fn open(v: Volume, partition: String, sandbox: String) -> Result<Ext, String> {
-        let size = v.len;
+        let size = v.len();
         let fs = ext4_view::Ext4::load(Box::new(ExtReader(v))).map_err(|e| format!("ext4: {e}"))?;
         let label = fs.label().to_str().unwrap_or("").to_string();
         Ok(Ext { fs, info: Info { fs: "ext4".into(), label, partition, size, sandbox } })
@@ -226,7 +240,7 @@ struct FatIo {
 
 impl Read for FatIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.v.len.saturating_sub(self.pos)) as usize;
+        let n = (buf.len() as u64).min(self.v.len().saturating_sub(self.pos)) as usize;
         self.v.read_at(self.pos, &mut buf[..n])?;
         self.pos += n as u64;
         Ok(n)
@@ -235,14 +249,7 @@ impl Read for FatIo {
 
 impl Write for FatIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.v.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only (use --rw)"));
-        }
-        let end = self.pos.checked_add(buf.len() as u64).filter(|e| *e <= self.v.len);
-        if end.is_none() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "write past the end of the volume"));
-        }
-        self.v.file.write_all_at(buf, self.v.start + self.pos)?;
+        self.v.write_at(self.pos, buf)?;
         self.pos += buf.len() as u64;
         Ok(buf.len())
     }
@@ -255,7 +262,7 @@ impl Seek for FatIo {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let new = match to {
             SeekFrom::Start(o) => Some(o),
-            SeekFrom::End(d) => self.v.len.checked_add_signed(d),
+            SeekFrom::End(d) => self.v.len().checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
         self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
@@ -355,7 +362,7 @@ fn components(path: &str) -> Vec<&str> {
 
 impl Fat {
     fn open(v: Volume, partition: String, sandbox: String) -> Result<Fat, String> {
-        let size = v.len;
+        let size = v.len();
         let fs = fatfs::FileSystem::new(
             fatfs::StdIoWrapper::from(FatIo { v, pos: 0 }),
             fatfs::FsOptions::new().time_provider(UtcTime),

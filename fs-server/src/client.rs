@@ -81,8 +81,13 @@ impl Client {
     /// (`scripts/bench`); never use it on an untrusted image.
     pub fn in_process(image: PathBuf, options: ServerOptions) -> Result<Client, ClientError> {
         let f = File::open(&image).map_err(|e| ClientError::Start(format!("{}: {e}", image.display())))?;
-        let fs = crate::backend::open(f, options.partition, false, "none (in-process benchmark baseline)".into())
-            .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
+        let dev = rumpglue::host::FileDevice::new(f, false).map_err(|e| ClientError::Start(e.to_string()))?;
+        let fs = crate::backend::open(
+            std::sync::Arc::new(dev),
+            options.partition,
+            "none (in-process benchmark baseline)".into(),
+        )
+        .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
         Ok(Client { image, options, server: None, local: Some(fs) })
     }
 

@@ -66,7 +66,10 @@ fn main() {
     if let Some(v) = arg(&args, "--violate") {
         sandbox::violate(&v);
     }
-    let fs: Box<dyn FileSystem> = match backend::open(image, partition, rw, description) {
+    let opened = rumpglue::host::FileDevice::new(image, rw)
+        .map_err(|e| format!("cannot use the image: {e}"))
+        .and_then(|dev| backend::open(std::sync::Arc::new(dev), partition, description));
+    let fs: Box<dyn FileSystem> = match opened {
         Ok(fs) => fs,
         Err(e) => Box::new(Unusable(e)),
     };
