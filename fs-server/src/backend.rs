@@ -231,18 +231,65 @@ impl FileSystem for Ext {
 
 // ---------------------------------------------------------------- FAT
 
-/// The volume as the `Read + Write + Seek` stream `fatfs` wants; writes
-/// are refused (this server opens images read-only).
+/// The volume as the `Read + Write + Seek` stream `fatfs` wants. `fatfs`
+/// reads a cluster (often 4 KiB) at a time and alternates between the FAT
+/// and the data, so reads go through a small cache of 64 KiB blocks.
+/// Writes go straight to the volume and drop any cached copy.
 struct FatIo {
     v: Volume,
     pos: u64,
+    cache: Vec<(u64, Vec<u8>)>,
+    next_victim: usize,
+}
+
+const CACHE_BLOCK: u64 = 64 << 10;
+const CACHE_BLOCKS: usize = 8;
+
+impl FatIo {
+    fn new(v: Volume) -> FatIo {
+        FatIo { v, pos: 0, cache: Vec::new(), next_victim: 0 }
+    }
+
+    /// The cached block that starts at `start`, loading it if needed.
+    fn block(&mut self, start: u64) -> io::Result<&[u8]> {
+        if let Some(i) = self.cache.iter().position(|(s, _)| *s == start) {
+            return Ok(&self.cache[i].1);
+        }
+        let len = CACHE_BLOCK.min(self.v.len() - start) as usize;
+        let mut data = vec![0u8; len];
+        self.v.read_at(start, &mut data)?;
+        let i = if self.cache.len() < CACHE_BLOCKS {
+            self.cache.push((start, data));
+            self.cache.len() - 1
+        } else {
+            let i = self.next_victim;
+            self.next_victim = (i + 1) % CACHE_BLOCKS;
+            self.cache[i] = (start, data);
+            i
+        };
+        Ok(&self.cache[i].1)
+    }
 }
 
 impl Read for FatIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = (buf.len() as u64).min(self.v.len().saturating_sub(self.pos)) as usize;
-        self.v.read_at(self.pos, &mut buf[..n])?;
-        self.pos += n as u64;
+        if n == 0 {
+            return Ok(0);
+        }
+        if n as u64 >= CACHE_BLOCK {
+            // Large reads (file data in big clusters) bypass the cache.
+            self.v.read_at(self.pos, &mut buf[..n])?;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let start = self.pos - self.pos % CACHE_BLOCK;
+        let off = (self.pos - start) as usize;
+        let pos = self.pos;
+        let block = self.block(start)?;
+        let n = n.min(block.len() - off);
+        buf[..n].copy_from_slice(&block[off..off + n]);
+        self.pos = pos + n as u64;
         Ok(n)
     }
 }
@@ -250,6 +297,9 @@ impl Read for FatIo {
 impl Write for FatIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.v.write_at(self.pos, buf)?;
+        let (lo, hi) = (self.pos, self.pos + buf.len() as u64);
+        self.cache.retain(|(s, d)| *s + d.len() as u64 <= lo || *s >= hi);
+        self.next_victim = 0;
         self.pos += buf.len() as u64;
         Ok(buf.len())
     }
@@ -364,7 +414,7 @@ impl Fat {
     fn open(v: Volume, partition: String, sandbox: String) -> Result<Fat, String> {
         let size = v.len();
         let fs = fatfs::FileSystem::new(
-            fatfs::StdIoWrapper::from(FatIo { v, pos: 0 }),
+            fatfs::StdIoWrapper::from(FatIo::new(v)),
             fatfs::FsOptions::new().time_provider(UtcTime),
         )
         .map_err(|e| format!("FAT: {e}"))?;

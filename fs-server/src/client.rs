@@ -1,7 +1,7 @@
 //! The client side: starts a sandboxed server for an image and talks to
 //! it, with a timeout, restarting it after a crash.
 
-use crate::proto::{recv, send, ErrorKind, Request, Response};
+use crate::proto::{recv_response, send, ErrorKind, Request, Response};
 use std::fs::File;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -104,6 +104,8 @@ impl Client {
                 .open(&self.image)
                 .map_err(|e| ClientError::Start(format!("{}: {e}", self.image.display())))?;
             let (ours, theirs) = UnixStream::pair().map_err(|e| ClientError::Start(e.to_string()))?;
+            crate::sandbox::enlarge_socket_buffers(&ours);
+            crate::sandbox::enlarge_socket_buffers(&theirs);
             let mut cmd = Command::new(Self::server_binary());
             if let Some(p) = self.options.partition {
                 cmd.args(["--partition", &p.to_string()]);
@@ -160,7 +162,7 @@ impl Client {
         }
         let timeout = self.options.timeout;
         let s = self.start()?;
-        let result = send(&mut s.stream, &req.encode()).and_then(|_| recv(&mut s.stream));
+        let result = send(&mut s.stream, &req.encode()).and_then(|_| recv_response(&mut s.stream));
         let msg = match result {
             Ok(Some(m)) => m,
             Ok(None) => return Err(ClientError::ServerDied(self.bury(false))),
@@ -170,7 +172,7 @@ impl Client {
             }
             Err(_) => return Err(ClientError::ServerDied(self.bury(false))),
         };
-        match Response::decode(&msg) {
+        match msg {
             Ok(Response::Error(k, m)) => Err(ClientError::Fs(k, m)),
             Ok(r) => Ok(r),
             Err(e) => {

@@ -1,7 +1,7 @@
 //! The server loop: one request, one response, until the client hangs up.
 
 use crate::backend::FileSystem;
-use crate::proto::{recv, send, ErrorKind, Request, Response};
+use crate::proto::{recv, send_response, ErrorKind, Request, Response};
 use std::io::{self, Read, Write};
 
 /// Answers one request.
@@ -28,7 +28,7 @@ pub fn serve(fs: &dyn FileSystem, stream: &mut (impl Read + Write)) -> io::Resul
             Ok(req) => handle(fs, req),
             Err(e) => Response::Error(ErrorKind::Invalid, e.to_string()),
         };
-        send(stream, &resp.encode())?;
+        send_response(stream, &resp)?;
     }
     Ok(())
 }

@@ -214,8 +214,16 @@ impl App {
         }
     }
 
-    /// Reads a whole file in chunks, handing each to `sink`.
-    fn read_file(&mut self, path: &str, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64, Failure> {
+    /// Reads a whole file in chunks, handing each to `sink`. With the
+    /// size known from a listing, it stops there instead of asking once
+    /// more to see the end (the file may still have changed: a short read
+    /// ends early, a longer file is read on).
+    fn read_file(
+        &mut self,
+        path: &str,
+        size: Option<u64>,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, Failure> {
         const CHUNK: u32 = fs_server::proto::MAX_READ;
         let mut offset = 0u64;
         loop {
@@ -228,6 +236,9 @@ impl App {
             }
             sink(&data).map_err(|e| Failure(1, format!("writing {path}: {e}")))?;
             offset += data.len() as u64;
+            if size.is_some_and(|s| offset == s && data.len() < CHUNK as usize) {
+                return Ok(offset);
+            }
         }
     }
 
@@ -405,7 +416,7 @@ impl Extractor {
                     .open(&out)
                     .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
                 let mut written = 0;
-                let r = app.read_file(src, |d| {
+                let r = app.read_file(src, Some(stat.size), |d| {
                     written += d.len() as u64;
                     f.write_all(d)
                 });
@@ -487,7 +498,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cat { path } => {
             let mut stdout = std::io::stdout().lock();
             let r = app
-                .read_file(&path, |d| stdout.write_all(d))
+                .read_file(&path, None, |d| stdout.write_all(d))
                 .and_then(|_| stdout.flush().map_err(|e| Failure(1, e.to_string())));
             match r {
                 Err(Failure(_, m)) if m.contains("Broken pipe") => Ok(()),
