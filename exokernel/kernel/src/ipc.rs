@@ -29,51 +29,66 @@ pub fn fastpath(k: &mut Kernel, t: ThreadId, number: u64, a: &[u64; 6]) -> Optio
     if a[4] != NO_CAP || a[5] != exo_abi::FOREVER || (number != CALL && number != REPLY_RECV) {
         return None;
     }
-    let p = k.thread(t)?.process;
-    let cap = k.proc(p).caps.get(a[0]).ok()?;
+    // The current thread is live by construction.
+    let p = k.threads.get(t.index as usize)?.as_deref()?.process;
+    let cap = k.procs.get(p.0 as usize)?.caps.get(a[0]).ok()?;
     let Object::Endpoint(e, badge) = cap.object.object else { return None };
     let need = if number == CALL { Rights::WRITE } else { Rights::READ };
     if !cap.rights.contains(need) {
         return None;
     }
-    if number == CALL {
-        let r = *k.endpoints[e.0 as usize].as_ref()?.receivers.front()?;
-        let th = k.thread(r)?;
-        if !matches!(th.state, ThreadState::Receiving(x, None) if x == e) || th.deadline.is_some() {
+    let ep = k.endpoints.get_mut(e.0 as usize)?.as_mut()?;
+    let partner = if number == CALL {
+        let r = *ep.receivers.front()?;
+        let th = k.threads.get(r.index as usize)?.as_deref()?;
+        if th.generation != r.generation
+            || !matches!(th.state, ThreadState::Receiving(x, None) if x == e)
+            || th.deadline.is_some()
+        {
             return None;
         }
-        k.endpoints[e.0 as usize].as_mut()?.receivers.pop_front();
-        let th = k.thread_mut(r)?;
-        th.frame.rax = 0;
-        th.frame.rsi = a[1];
-        th.frame.rdx = a[2];
-        th.frame.r10 = a[3];
-        th.frame.rdi = NO_CAP;
-        th.frame.r9 = badge;
-        th.state = ThreadState::Runnable;
-        th.reply_to = Some(t);
-        k.thread_mut(t)?.state = ThreadState::AwaitingReply;
-        Some(r)
+        r
     } else {
-        let c = k.thread(t)?.reply_to?;
-        let ct = k.thread(c)?;
-        let ep = k.endpoints[e.0 as usize].as_ref()?;
-        if !matches!(ct.state, ThreadState::AwaitingReply) || ct.deadline.is_some() || !ep.senders.is_empty() {
+        let c = k.threads.get(t.index as usize)?.as_deref()?.reply_to?;
+        let th = k.threads.get(c.index as usize)?.as_deref()?;
+        if th.generation != c.generation
+            || !matches!(th.state, ThreadState::AwaitingReply)
+            || th.deadline.is_some()
+            || !ep.senders.is_empty()
+        {
             return None;
         }
-        let ct = k.thread_mut(c)?;
-        ct.frame.rax = 0;
-        ct.frame.rsi = a[1];
-        ct.frame.rdx = a[2];
-        ct.frame.r10 = a[3];
-        ct.frame.rdi = NO_CAP;
-        ct.state = ThreadState::Runnable;
-        let me = k.thread_mut(t)?;
+        c
+    };
+    let [me, other] = k.threads.get_disjoint_mut([t.index as usize, partner.index as usize]).ok()?;
+    let (Some(me), Some(other)) = (me.as_deref_mut(), other.as_deref_mut()) else { return None };
+    // Committed: nothing below can fail.
+    let ep = k.endpoints[e.0 as usize].as_mut().expect("checked above");
+    if number == CALL {
+        ep.receivers.pop_front();
+    } else {
+        ep.receivers.push_back(t);
+    }
+    let f = &mut other.frame;
+    f.rax = 0;
+    f.rsi = a[1];
+    f.rdx = a[2];
+    f.r10 = a[3];
+    f.rdi = NO_CAP;
+    if number == CALL {
+        f.r9 = badge;
+        other.reply_to = Some(t);
+        me.state = ThreadState::AwaitingReply;
+    } else {
         me.reply_to = None;
         me.state = ThreadState::Receiving(e, None);
-        k.endpoints[e.0 as usize].as_mut()?.receivers.push_back(t);
-        Some(c)
     }
+    other.state = ThreadState::Runnable;
+    // Our FPU state is live in the CPU (we entered by SYSCALL): keep it.
+    me.fpu.save();
+    me.fpu_saved = true;
+    k.fpu_live = false;
+    Some(partner)
 }
 
 impl Kernel {

@@ -419,8 +419,10 @@ impl Kernel {
         };
         self.thread_gens[index] = self.thread_gens[index].wrapping_add(1);
         let generation = self.thread_gens[index];
+        let pml4 = self.proc(p).pml4;
         self.threads[index] = Some(Box::new(Thread {
             process: p,
+            pml4,
             generation,
             frame,
             fpu: FpuState::initial(),

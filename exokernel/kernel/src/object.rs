@@ -214,6 +214,9 @@ pub struct Notification {
 pub struct Thread {
     /// Owning process.
     pub process: ProcId,
+    /// The process's top-level page table (constant while it lives),
+    /// kept here so a switch needs no process lookup.
+    pub pml4: u64,
     /// Generation (see [`ThreadId`]).
     pub generation: u32,
     /// Saved user registers.

@@ -87,7 +87,7 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     k.fpu_live = false;
     k.current = Some(t);
     let th = k.thread(t).expect("runnable thread exists");
-    let pml4 = k.proc(th.process).pml4;
+    let pml4 = th.pml4;
     if cpu::read_cr3() != pml4 {
         // SAFETY: every process table maps the kernel half like the
         // kernel's own (copied at creation, never changed).
