@@ -89,6 +89,21 @@ impl Volume {
     }
 }
 
+/// Reads up to `want` bytes with `read` (which may return short counts;
+/// 0 means end of file).
+fn read_up_to(want: usize, mut read: impl FnMut(&mut [u8]) -> FsResult<usize>) -> FsResult<Vec<u8>> {
+    let mut buf = vec![0u8; want];
+    let mut done = 0;
+    while done < want {
+        match read(&mut buf[done..])? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
 /// Opens the file system on `dev`: the whole device if it holds one,
 /// else partition `choice` (1-based, among the partitions found), or the
 /// only partition.
@@ -211,17 +226,7 @@ impl FileSystem for Ext {
         }
         f.seek_to(offset).map_err(ext_error)?;
         let want = (len as u64).min(f.metadata().len() - offset) as usize;
-        let mut buf = vec![0u8; want];
-        let mut done = 0;
-        while done < want {
-            let n = f.read_bytes(&mut buf[done..]).map_err(ext_error)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        buf.truncate(done);
-        Ok(buf)
+        read_up_to(want, |b| f.read_bytes(b).map_err(ext_error))
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         let target = self.fs.read_link(path).map_err(ext_error)?;
@@ -504,17 +509,7 @@ impl FileSystem for Fat {
         let mut f = e.to_file();
         fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
         let want = (len as u64).min(size - offset) as usize;
-        let mut buf = vec![0u8; want];
-        let mut done = 0;
-        while done < want {
-            let n = fatfs::Read::read(&mut f, &mut buf[done..]).map_err(fat_error)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        buf.truncate(done);
-        Ok(buf)
+        read_up_to(want, |b| fatfs::Read::read(&mut f, b).map_err(fat_error))
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))

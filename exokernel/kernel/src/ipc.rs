@@ -252,31 +252,13 @@ impl Kernel {
     pub fn new_endpoint(&mut self) -> EpId {
         let generation = self.fresh_generation();
         let ep = Endpoint { senders: Default::default(), receivers: Default::default(), refs: 0, generation };
-        match self.endpoints.iter().position(Option::is_none) {
-            Some(i) => {
-                self.endpoints[i] = Some(ep);
-                EpId(i as u32)
-            }
-            None => {
-                self.endpoints.push(Some(ep));
-                EpId(self.endpoints.len() as u32 - 1)
-            }
-        }
+        EpId(crate::kernel::insert_in_free_slot(&mut self.endpoints, ep))
     }
 
     /// A new notification with no references yet.
     pub fn new_notification(&mut self) -> NtfnId {
         let generation = self.fresh_generation();
         let nt = Notification { bits: 0, waiters: Default::default(), refs: 0, generation };
-        match self.notifications.iter().position(Option::is_none) {
-            Some(i) => {
-                self.notifications[i] = Some(nt);
-                NtfnId(i as u32)
-            }
-            None => {
-                self.notifications.push(Some(nt));
-                NtfnId(self.notifications.len() as u32 - 1)
-            }
-        }
+        NtfnId(crate::kernel::insert_in_free_slot(&mut self.notifications, nt))
     }
 }

@@ -23,6 +23,21 @@ pub const MAX_THREADS_PER_PROCESS: usize = 64;
 /// Largest memory object, in pages (256 MiB).
 pub const MAX_OBJECT_PAGES: u64 = 65536;
 
+/// Puts `value` in the first empty slot of `table` (or a new one at the
+/// end) and returns its index.
+pub fn insert_in_free_slot<T>(table: &mut Vec<Option<T>>, value: T) -> u32 {
+    match table.iter().position(Option::is_none) {
+        Some(i) => {
+            table[i] = Some(value);
+            i as u32
+        }
+        None => {
+            table.push(Some(value));
+            table.len() as u32 - 1
+        }
+    }
+}
+
 /// The monotonic clock, from the TSC.
 pub struct Clock {
     /// TSC at boot.
@@ -173,13 +188,7 @@ impl Kernel {
 
     /// Stores a memory object, reusing a free slot.
     pub fn insert_memory(&mut self, obj: MemObject) -> MemId {
-        if let Some(i) = self.mems.iter().position(|m| m.is_none()) {
-            self.mems[i] = Some(obj);
-            MemId(i as u32)
-        } else {
-            self.mems.push(Some(obj));
-            MemId(self.mems.len() as u32 - 1)
-        }
+        MemId(insert_in_free_slot(&mut self.mems, obj))
     }
 
     /// Adds a reference to a memory object.

@@ -7,24 +7,13 @@ use exo_abi::{decode_result, Error, Sys};
 /// Issues system call `n` with up to six arguments; returns raw `rax`.
 #[inline(always)]
 pub fn raw(n: Sys, a: [u64; 6]) -> u64 {
-    let ret: u64;
-    // SAFETY: SYSCALL transfers to the kernel, which validates every
-    // argument and returns; it clobbers rcx and r11 (declared) and, per the
-    // ABI, the caller-saved vector registers (declared via clobber_abi).
-    unsafe {
-        asm!("syscall",
-             inlateout("rax") n as u64 => ret,
-             in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-             in("r10") a[3], in("r8") a[4], in("r9") a[5],
-             lateout("rcx") _, lateout("r11") _,
-             clobber_abi("sysv64"),
-             options(nostack));
-    }
-    ret
+    raw_number(n as u64, a)
 }
 
-/// Issues a raw, possibly invalid system-call number (for tests of the
-/// kernel's argument checking).
+/// Issues a raw, possibly invalid system-call number (`raw` with a typed
+/// number is the usual way; tests of the kernel's argument checking use
+/// this directly).
+#[inline(always)]
 pub fn raw_number(n: u64, a: [u64; 6]) -> u64 {
     let ret: u64;
     // SAFETY: as for `raw`; an unknown number just returns an error.

@@ -103,9 +103,8 @@ impl ScratchFpu {
 
 global_asm!(
     r#"
-    .section .text.entry, "ax"
-    .global exo_interrupt_common
-exo_interrupt_common:
+    /* The general registers, in TrapFrame order (r15 ends up lowest). */
+    .macro exo_push_gprs
     push rax
     push rbx
     push rcx
@@ -121,6 +120,29 @@ exo_interrupt_common:
     push r13
     push r14
     push r15
+    .endm
+    .macro exo_pop_gprs
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    .endm
+
+    .section .text.entry, "ax"
+    .global exo_interrupt_common
+exo_interrupt_common:
+    exo_push_gprs
     cld
     mov rdi, rsp
     test qword ptr [rsp + 18*8], 3     /* saved CS: from user mode? */
@@ -144,21 +166,7 @@ exo_syscall_entry:
     push rcx                            /* user RIP */
     push 0
     push {syscall_vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    exo_push_gprs
     mov rdi, rsp
     lea rsp, [rip + {stack}]
     add rsp, {stack_size}
@@ -172,21 +180,7 @@ exo_return_iret:
     test rsi, rsi
     jz 3f
     fxrstor64 [rsi]
-3:  pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+3:  exo_pop_gprs
     add rsp, 16
     iretq
 
@@ -197,21 +191,7 @@ exo_return_sysret:
     test rsi, rsi
     jz 4f
     fxrstor64 [rsi]
-4:  pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+4:  exo_pop_gprs
     mov rcx, [rsp + 16]                 /* RIP */
     mov r11, [rsp + 32]                 /* RFLAGS */
     mov rsp, [rsp + 40]                 /* user RSP */
