@@ -54,8 +54,6 @@ pub struct Client {
     image: PathBuf,
     options: ServerOptions,
     server: Option<Running>,
-    /// Benchmark baseline only: the file system parsed in this process.
-    local: Option<Box<dyn crate::backend::FileSystem>>,
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
@@ -73,22 +71,7 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 impl Client {
     /// A client for `image`; the server starts with the first request.
     pub fn new(image: PathBuf, options: ServerOptions) -> Client {
-        Client { image, options, server: None, local: None }
-    }
-
-    /// A client that parses the image in this very process, with no
-    /// isolation at all. Only for measuring what isolation costs
-    /// (`scripts/bench`); never use it on an untrusted image.
-    pub fn in_process(image: PathBuf, options: ServerOptions) -> Result<Client, ClientError> {
-        let f = File::open(&image).map_err(|e| ClientError::Start(format!("{}: {e}", image.display())))?;
-        let dev = rumpglue::host::FileDevice::new(f, false).map_err(|e| ClientError::Start(e.to_string()))?;
-        let fs = crate::backend::open(
-            std::sync::Arc::new(dev),
-            options.partition,
-            "none (in-process benchmark baseline)".into(),
-        )
-        .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
-        Ok(Client { image, options, server: None, local: Some(fs) })
+        Client { image, options, server: None }
     }
 
     fn server_binary() -> PathBuf {
@@ -154,12 +137,6 @@ impl Client {
     /// `ClientError::Fs`, a dead or hung server `ServerDied` (and the next
     /// request starts a fresh one).
     pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
-        if let Some(fs) = &self.local {
-            return match crate::server::handle(fs.as_ref(), req.clone()) {
-                Response::Error(k, m) => Err(ClientError::Fs(k, m)),
-                r => Ok(r),
-            };
-        }
         let timeout = self.options.timeout;
         let s = self.start()?;
         let result = send(&mut s.stream, &req.encode()).and_then(|_| recv_response(&mut s.stream));
@@ -188,6 +165,31 @@ impl Drop for Client {
         if let Some(mut s) = self.server.take() {
             drop(s.stream);
             let _ = s.child.wait();
+        }
+    }
+}
+
+/// Benchmark baseline only: the file system parsed in this very process,
+/// with no isolation at all, answering the same requests. For measuring
+/// what isolation costs (`scripts/bench`); never on an untrusted image.
+pub struct InProcess(Box<dyn crate::backend::FileSystem>);
+
+impl InProcess {
+    /// Opens `image` here.
+    pub fn open(image: &std::path::Path, partition: Option<usize>) -> Result<InProcess, ClientError> {
+        let f = File::open(image).map_err(|e| ClientError::Start(format!("{}: {e}", image.display())))?;
+        let dev = rumpglue::host::FileDevice::new(f, false).map_err(|e| ClientError::Start(e.to_string()))?;
+        let fs =
+            crate::backend::open(std::sync::Arc::new(dev), partition, "none (in-process benchmark baseline)".into())
+                .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
+        Ok(InProcess(fs))
+    }
+
+    /// Answers `req`.
+    pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
+        match crate::server::handle(self.0.as_ref(), req.clone()) {
+            Response::Error(k, m) => Err(ClientError::Fs(k, m)),
+            r => Ok(r),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod client;
 pub mod detect;
+pub mod mount;
 pub mod part;
 pub mod proto;
 pub mod sandbox;

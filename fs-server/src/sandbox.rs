@@ -5,7 +5,7 @@
 //! creating a socket or executing a program kills it with SIGSYS.
 //!
 //! This is the only module of the server with `unsafe` code: the raw
-//! `unshare`, `setrlimit`, `prctl` and `setsockopt` calls.
+//! `unshare`, `setrlimit`, `prctl`, `setsockopt` and `close_range` calls.
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 use std::collections::BTreeMap;
@@ -79,6 +79,15 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
     let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
     // SAFETY: setrlimit only reads the struct we pass.
     unsafe { libc::setrlimit(resource, &lim) == 0 }
+}
+
+/// Closes every descriptor above standard error that the server was
+/// handed by accident (a parent's open files, a FUSE device): it keeps
+/// only its image (0), its socket (1) and its diagnostics (2). Call first.
+pub fn close_inherited() {
+    // SAFETY: close_range only closes descriptors; nothing in this process
+    // uses any above 2 yet.
+    unsafe { libc::close_range(3, u32::MAX, 0) };
 }
 
 /// Applies the sandbox to the calling process; returns a one-line

@@ -342,3 +342,39 @@ fn fat_changes_are_read_back_by_mtools_and_pass_fsck() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("read-only in this server"));
 }
+
+#[test]
+fn fuse_mount_shows_the_same_tree_read_only() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "/dev/fuse is missing: FUSE mounts cannot be tested here (load the fuse module)"
+    );
+    let d = scratch("fuse");
+    let src = d.join("src");
+    make_tree(&src, true);
+    let img = ext4_image(&d, &src, "64M");
+    let mnt = d.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut child =
+        Command::new(EXO_IMG).args([img.to_str().unwrap(), "mount", mnt.to_str().unwrap()]).spawn().unwrap();
+    let start = Instant::now();
+    while !mnt.join("a").exists() {
+        assert!(start.elapsed() < Duration::from_secs(15), "mount did not appear");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("exo-img mount exited early: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = host_view(&mnt);
+    let unmount = || Command::new("fusermount3").args(["-u", mnt.to_str().unwrap()]).status();
+    let mut want = host_view(&src);
+    want.insert("/lost+found".into(), None);
+    let write = std::fs::write(mnt.join("new"), b"x");
+    let link = std::fs::read_link(mnt.join("link-in"));
+    assert!(unmount().unwrap().success(), "fusermount3 -u failed");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exo-img mount ended with {status:?}");
+    assert_eq!(seen, want, "mounted tree differs");
+    assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    assert_eq!(link.unwrap(), Path::new("a/big.bin"));
+}

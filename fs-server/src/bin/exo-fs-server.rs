@@ -42,6 +42,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn main() {
+    sandbox::close_inherited();
     let args: Vec<String> = std::env::args().collect();
     let number = |name: &str, default: u64| arg(&args, name).and_then(|v| v.parse().ok()).unwrap_or(default);
     let partition = arg(&args, "--partition").and_then(|v| v.parse().ok());

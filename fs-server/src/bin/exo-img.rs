@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use fs_server::client::{Client, ClientError, ServerOptions};
+use fs_server::client::{Client, ClientError, InProcess, ServerOptions};
 use fs_server::proto::{Entry, ErrorKind, Kind, Request, Response, Stat};
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
@@ -74,6 +74,12 @@ enum Command {
         /// Top directory (default /).
         #[arg(default_value = "/")]
         path: String,
+    },
+    /// Mount the image read-only with FUSE at MOUNTPOINT, until unmounted
+    /// (`fusermount3 -u MOUNTPOINT`).
+    Mount {
+        /// An empty directory.
+        mountpoint: PathBuf,
     },
     /// Copy a local file into the image (FAT, with --rw).
     Put {
@@ -179,14 +185,25 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
+/// Where requests go: the sandboxed server, or (benchmark baseline only)
+/// this process.
+enum Conn {
+    Server(Client),
+    InProcess(InProcess),
+}
+
 struct App {
-    client: Client,
+    conn: Conn,
     json: bool,
 }
 
 impl App {
     fn ask(&mut self, req: Request, what: &str) -> Result<Response, Failure> {
-        self.client.request(&req).map_err(|e| failure(e, what))
+        let r = match &mut self.conn {
+            Conn::Server(c) => c.request(&req),
+            Conn::InProcess(l) => l.request(&req),
+        };
+        r.map_err(|e| failure(e, what))
     }
 
     /// Sends a request that changes the image.
@@ -465,12 +482,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         violate: cli.test_violate.clone(),
         rw: cli.rw,
     };
-    let client = if cli.bench_in_process {
-        Client::in_process(cli.image.clone(), options).map_err(|e| failure(e, "the image"))?
+    if let Command::Mount { mountpoint } = &cli.command {
+        let client = Client::new(cli.image.clone(), options);
+        return fs_server::mount::mount(client, mountpoint)
+            .map_err(|e| Failure(3, format!("cannot mount on {}: {e}", mountpoint.display())));
+    }
+    let conn = if cli.bench_in_process {
+        Conn::InProcess(InProcess::open(&cli.image, cli.partition).map_err(|e| failure(e, "the image"))?)
     } else {
-        Client::new(cli.image.clone(), options)
+        Conn::Server(Client::new(cli.image.clone(), options))
     };
-    let mut app = App { client, json: cli.json };
+    let mut app = App { conn, json: cli.json };
     match cli.command {
         Command::Info => app.info(),
         Command::Ls { path, long, recursive } => app.ls(&path, long, recursive, true),
@@ -505,6 +527,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 r => r.map(|_| ()),
             }
         }
+        Command::Mount { .. } => unreachable!("handled above"),
         Command::Put { local, path } => {
             need_rw(cli.rw)?;
             let mut f = std::fs::File::open(&local).map_err(|e| Failure(1, format!("{}: {e}", local.display())))?;
