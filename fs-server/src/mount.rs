@@ -1,16 +1,19 @@
-//! `exo-img mount`: the image as a FUSE file system. Every FUSE request
+//! `exo-img mount`: the image as a FUSE file system (read-only, or
+//! read-write on FAT with `--rw`). Every FUSE request
 //! becomes a file-protocol request to the sandboxed server, so the kernel
 //! sees only what the server answers, never the image itself.
 
 use crate::client::{Client, ClientError};
 use crate::proto::{ErrorKind, Kind, Request, Response, Stat};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, Generation, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyEntry, Request as FuseRequest,
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyWrite,
+    Request as FuseRequest, TimeOrNow, WriteFlags,
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::Mutex;
+use std::time::SystemTime;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// How long the kernel may cache what we answer: the image is read-only.
@@ -125,6 +128,25 @@ impl ImageFs {
     fn path(&self, ino: INodeNo) -> Result<String, Errno> {
         self.inodes.lock().expect("inode lock").path(ino).ok_or(Errno::ENOENT)
     }
+
+    fn child(&self, parent: INodeNo, name: &OsStr) -> Result<String, Errno> {
+        Ok(join(&self.path(parent)?, name.to_str().ok_or(Errno::EINVAL)?))
+    }
+
+    /// Sends a request that changes the image.
+    fn change(&self, req: Request) -> Result<(), Errno> {
+        match self.ask(req)? {
+            Response::Done => Ok(()),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Metadata and inode of `path`, for answers that name a new entry.
+    fn entry(&self, path: &str) -> Result<FileAttr, Errno> {
+        let s = self.stat(path)?;
+        let ino = self.inodes.lock().expect("inode lock").number(path);
+        Ok(attr(ino, &s))
+    }
 }
 
 impl Filesystem for ImageFs {
@@ -176,6 +198,124 @@ impl Filesystem for ImageFs {
         }
     }
 
+    fn create(
+        &self,
+        _req: &FuseRequest,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let r =
+            self.child(parent, name).and_then(|p| self.change(Request::Create(p.clone())).and_then(|_| self.entry(&p)));
+        match r {
+            Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &FuseRequest,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let r = self.path(ino).and_then(|path| self.change(Request::Write { path, offset, data: data.to_vec() }));
+        match r {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &FuseRequest,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        // Only what the file protocol can do: emptying a file (O_TRUNC).
+        // Owners, modes and times are not kept on FAT.
+        let r = self.path(ino).and_then(|path| {
+            match size {
+                Some(0) => self.change(Request::Create(path.clone()))?,
+                Some(_) => return Err(Errno::EOPNOTSUPP),
+                None => {}
+            }
+            self.entry(&path)
+        });
+        match r {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(&self, _req: &FuseRequest, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
+        let r =
+            self.child(parent, name).and_then(|p| self.change(Request::Mkdir(p.clone())).and_then(|_| self.entry(&p)));
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &FuseRequest, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.child(parent, name).and_then(|p| self.change(Request::Remove(p))) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, req: &FuseRequest, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.unlink(req, parent, name, reply)
+    }
+
+    fn rename(
+        &self,
+        _req: &FuseRequest,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.child(parent, name).and_then(|from| {
+            let to = self.child(newparent, newname)?;
+            self.change(Request::Rename { from: from.clone(), to: to.clone() })?;
+            // The inode number of `from` now names `to`.
+            let mut inodes = self.inodes.lock().expect("inode lock");
+            if let Some(n) = inodes.numbers.remove(&from) {
+                inodes.paths[(n - 1) as usize] = to.clone();
+                inodes.numbers.insert(to, n);
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn readdir(&self, _req: &FuseRequest, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let r = (|| {
             let path = self.path(ino)?;
@@ -206,14 +346,18 @@ impl Filesystem for ImageFs {
     }
 }
 
-/// Mounts the image read-only at `mountpoint` and serves it until it is
-/// unmounted (`fusermount3 -u`).
-pub fn mount(mut client: Client, mountpoint: &std::path::Path) -> std::io::Result<()> {
+/// Mounts the image at `mountpoint` (read-write only if `rw`, which the
+/// server allows only on FAT) and serves it until it is unmounted
+/// (`fusermount3 -u`).
+pub fn mount(mut client: Client, mountpoint: &std::path::Path, rw: bool) -> std::io::Result<()> {
     // Start the server first: its answer proves the image is usable before
     // anything is mounted. (A server started later closes the FUSE device
     // it inherits, so an unmount still ends the session.)
     client.request(&Request::Info).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut config = fuser::Config::default();
-    config.mount_options = vec![fuser::MountOption::RO, fuser::MountOption::FSName("exo-img".into())];
+    config.mount_options = vec![fuser::MountOption::FSName("exo-img".into())];
+    if !rw {
+        config.mount_options.push(fuser::MountOption::RO);
+    }
     fuser::mount(ImageFs::new(client), mountpoint, &config)
 }

@@ -378,3 +378,38 @@ fn fuse_mount_shows_the_same_tree_read_only() {
     assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS));
     assert_eq!(link.unwrap(), Path::new("a/big.bin"));
 }
+
+#[test]
+fn fuse_mount_rw_changes_a_fat_image_that_fsck_accepts() {
+    assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: FUSE mounts cannot be tested here");
+    let d = scratch("fuserw");
+    let src = d.join("src");
+    make_tree(&src, false);
+    let img = fat_image(&d, &src, "48M");
+    let mnt = d.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut child =
+        Command::new(EXO_IMG).args(["--rw", img.to_str().unwrap(), "mount", mnt.to_str().unwrap()]).spawn().unwrap();
+    let start = Instant::now();
+    while !mnt.join("a").exists() {
+        assert!(start.elapsed() < Duration::from_secs(15), "mount did not appear");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let ops = (|| -> std::io::Result<()> {
+        std::fs::create_dir(mnt.join("made here"))?;
+        std::fs::write(mnt.join("made here/copied.bin"), &data)?;
+        std::fs::rename(mnt.join("empty"), mnt.join("made here/moved"))?;
+        std::fs::remove_file(mnt.join("a/big.bin"))?;
+        assert_eq!(std::fs::read(mnt.join("made here/copied.bin"))?, data);
+        Ok(())
+    })();
+    assert!(Command::new("fusermount3").args(["-u", mnt.to_str().unwrap()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    ops.expect("file operations through the mount");
+    let back = d.join("back.bin");
+    tool("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/made here/copied.bin", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    let fsck = Command::new("fsck.fat").args(["-n", img.to_str().unwrap()]).output().unwrap();
+    assert!(fsck.status.success(), "fsck.fat -n: {}", String::from_utf8_lossy(&fsck.stdout));
+}

@@ -75,8 +75,8 @@ enum Command {
         #[arg(default_value = "/")]
         path: String,
     },
-    /// Mount the image read-only with FUSE at MOUNTPOINT, until unmounted
-    /// (`fusermount3 -u MOUNTPOINT`).
+    /// Mount the image with FUSE at MOUNTPOINT (read-only; read-write on
+    /// FAT with --rw) until unmounted (`fusermount3 -u MOUNTPOINT`).
     Mount {
         /// An empty directory.
         mountpoint: PathBuf,
@@ -484,7 +484,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     };
     if let Command::Mount { mountpoint } = &cli.command {
         let client = Client::new(cli.image.clone(), options);
-        return fs_server::mount::mount(client, mountpoint)
+        return fs_server::mount::mount(client, mountpoint, cli.rw)
             .map_err(|e| Failure(3, format!("cannot mount on {}: {e}", mountpoint.display())));
     }
     let conn = if cli.bench_in_process {
