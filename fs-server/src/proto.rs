@@ -188,6 +188,10 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
+    fn tagged_path(&mut self, tag: u8, p: &str) {
+        self.u8(tag);
+        self.str(p);
+    }
     fn stat(&mut self, s: &Stat) {
         self.u8(match s.kind {
             Kind::File => 0,
@@ -284,42 +288,24 @@ impl Request {
         let mut w = Writer(Vec::new());
         match self {
             Request::Info => w.u8(1),
-            Request::Stat(p) => {
-                w.u8(2);
-                w.str(p);
-            }
-            Request::ReadDir(p) => {
-                w.u8(3);
-                w.str(p);
-            }
+            Request::Stat(p) => w.tagged_path(2, p),
+            Request::ReadDir(p) => w.tagged_path(3, p),
             Request::Read { path, offset, len } => {
                 w.u8(4);
                 w.str(path);
                 w.u64(*offset);
                 w.u32(*len);
             }
-            Request::ReadLink(p) => {
-                w.u8(5);
-                w.str(p);
-            }
-            Request::Create(p) => {
-                w.u8(6);
-                w.str(p);
-            }
+            Request::ReadLink(p) => w.tagged_path(5, p),
+            Request::Create(p) => w.tagged_path(6, p),
             Request::Write { path, offset, data } => {
                 w.u8(7);
                 w.str(path);
                 w.u64(*offset);
                 w.bytes(data);
             }
-            Request::Mkdir(p) => {
-                w.u8(8);
-                w.str(p);
-            }
-            Request::Remove(p) => {
-                w.u8(9);
-                w.str(p);
-            }
+            Request::Mkdir(p) => w.tagged_path(8, p),
+            Request::Remove(p) => w.tagged_path(9, p),
             Request::Rename { from, to } => {
                 w.u8(10);
                 w.str(from);

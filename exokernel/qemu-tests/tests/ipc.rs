@@ -11,11 +11,16 @@ fn ipc_boot() -> &'static Boot {
     BOOT.get_or_init(|| boot("ipc.img", Duration::from_secs(120), &[]))
 }
 
-fn check_ok(b: &Boot, name: &str) -> String {
-    let i = b.expect_line(&format!("ipc: {name}: "));
+/// The line `PROGRAM: NAME: ... ok` of a check, which must have passed.
+fn check_line(b: &Boot, program: &str, name: &str) -> String {
+    let i = b.expect_line(&format!("{program}: {name}: "));
     let line = b.lines()[i].to_string();
     assert!(line.ends_with(" ok"), "{line}\n{}", b.serial);
     line
+}
+
+fn check_ok(b: &Boot, name: &str) -> String {
+    check_line(b, "ipc", name)
 }
 
 #[test]
@@ -82,10 +87,7 @@ fn all_checks_pass_and_system_powers_off() {
 }
 
 fn seal_ok(b: &Boot, name: &str) -> String {
-    let i = b.expect_line(&format!("seal: {name}: "));
-    let line = b.lines()[i].to_string();
-    assert!(line.ends_with(" ok"), "{line}\n{}", b.serial);
-    line
+    check_line(b, "seal", name)
 }
 
 #[test]
