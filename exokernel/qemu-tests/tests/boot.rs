@@ -160,3 +160,13 @@ fn kernel_with_garbage_boot_image_panics_clearly() {
     b.expect_line("cannot start the root task: boot image:");
     assert_eq!(b.status, Some(3), "console:\n{}", b.serial);
 }
+
+#[test]
+fn root_task_reports_each_ending_when_it_happens() {
+    let b = test_boot();
+    // spin-a comes before fault-pf in the manifest but ends much later:
+    // the root task watches every program at once, not in manifest order.
+    let fault = b.expect_line("root: fault-pf killed by CPU exception 14");
+    let spin = b.expect_line("root: spin-a exited with code 0");
+    assert!(fault < spin, "reports follow manifest order, not endings:\n{}", b.serial);
+}

@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod loader;
 
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
 use exo_manifest::{Expect, Manifest, OnIdle, Program};
 use exo_rt::caps::{self, Memory, Power, Process, Untyped, SELF};
@@ -79,28 +80,24 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
             }
         }
     }
-    for (program, process) in &started {
-        let status = match process.wait() {
-            Ok(s) => s,
-            Err(e) => {
-                println!("root: lost track of {}: {}", program.name, e.name());
-                failures += 1;
-                continue;
-            }
-        };
-        let outcome = match status {
-            ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
-            ExitStatus::Faulted(v) => alloc::format!("killed by CPU exception {v}"),
-        };
-        match check(program.expect.as_ref(), status) {
-            true => println!("root: {} {outcome}", program.name),
-            false => {
-                println!("root: {} {outcome}, expected {:?}: UNEXPECTED", program.name, program.expect);
-                failures += 1;
-            }
+    // One watcher thread per program, so each ending is reported when it
+    // happens, and a program that never ends holds up no other report.
+    let watched: &'static [Watched] = alloc::vec::Vec::leak(
+        started.iter().map(|(p, proc)| Watched { name: p.name.clone(), expect: p.expect, process: *proc }).collect(),
+    );
+    WATCHED.store(watched as *const [Watched] as *mut Watched, Ordering::SeqCst);
+    WATCHED_LEN.store(watched.len(), Ordering::SeqCst);
+    for i in 0..watched.len() {
+        if let Err(e) = exo_rt::thread::spawn(watch, i as u64) {
+            println!("root: cannot watch {}: {}", watched[i].name, e.name());
+            FAILURES.fetch_add(1, Ordering::SeqCst);
+            DONE.fetch_add(1, Ordering::SeqCst);
         }
-        let _ = caps::delete(process.slot());
     }
+    while DONE.load(Ordering::SeqCst) < watched.len() {
+        sys::sleep(10_000_000);
+    }
+    let failures = failures + FAILURES.load(Ordering::SeqCst);
     if failures == 0 {
         println!("root: all {} programs ended as expected", started.len());
     } else {
@@ -116,6 +113,46 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
             sys::sleep(u64::MAX);
         },
     }
+}
+
+/// A started program the root task watches.
+struct Watched {
+    name: alloc::string::String,
+    expect: Option<Expect>,
+    process: Process,
+}
+
+static WATCHED: AtomicPtr<Watched> = AtomicPtr::new(core::ptr::null_mut());
+static WATCHED_LEN: AtomicUsize = AtomicUsize::new(0);
+static DONE: AtomicUsize = AtomicUsize::new(0);
+static FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+/// Watcher thread: waits for program `i` to end and reports how.
+fn watch(i: u64) {
+    let (ptr, len) = (WATCHED.load(Ordering::SeqCst), WATCHED_LEN.load(Ordering::SeqCst));
+    // SAFETY: `run` leaked the table (it lives forever) and stored its
+    // address and length before starting any watcher.
+    let w = &unsafe { core::slice::from_raw_parts(ptr, len) }[i as usize];
+    match w.process.wait() {
+        Ok(status) => {
+            let outcome = match status {
+                ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
+                ExitStatus::Faulted(v) => alloc::format!("killed by CPU exception {v}"),
+            };
+            if check(w.expect.as_ref(), status) {
+                println!("root: {} {outcome}", w.name);
+            } else {
+                println!("root: {} {outcome}, expected {:?}: UNEXPECTED", w.name, w.expect);
+                FAILURES.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Err(e) => {
+            println!("root: lost track of {}: {}", w.name, e.name());
+            FAILURES.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let _ = caps::delete(w.process.slot());
+    DONE.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Whether `status` is what the manifest expected (no expectation: a clean
