@@ -1,7 +1,8 @@
 //! The client side: starts a sandboxed server for an image and talks to
 //! it, with a timeout, restarting it after a crash.
 
-use crate::proto::{recv_response, send, ErrorKind, Request, Response};
+use crate::proto::{ErrorKind, Request, Response};
+use crate::wire::{recv_response, send};
 use std::fs::File;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -179,9 +180,13 @@ impl InProcess {
     pub fn open(image: &std::path::Path, partition: Option<usize>) -> Result<InProcess, ClientError> {
         let f = File::open(image).map_err(|e| ClientError::Start(format!("{}: {e}", image.display())))?;
         let dev = rumpglue::host::FileDevice::new(f, false).map_err(|e| ClientError::Start(e.to_string()))?;
-        let fs =
-            crate::backend::open(std::sync::Arc::new(dev), partition, "none (in-process benchmark baseline)".into())
-                .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
+        let fs = crate::backend::open(
+            std::sync::Arc::new(dev),
+            partition,
+            rumpglue::host::host().clock,
+            "none (in-process benchmark baseline)".into(),
+        )
+        .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
         Ok(InProcess(fs))
     }
 

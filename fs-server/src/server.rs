@@ -1,7 +1,8 @@
 //! The server loop: one request, one response, until the client hangs up.
 
 use crate::backend::FileSystem;
-use crate::proto::{recv, send_response, ErrorKind, Request, Response};
+use crate::proto::{ErrorKind, Request, Response};
+use crate::wire::{recv, send_response};
 use std::io::{self, Read, Write};
 
 /// Answers one request.

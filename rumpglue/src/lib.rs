@@ -67,6 +67,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
 /// A result of a hypercall.
 pub type Result<T> = core::result::Result<T, Error>;
 

@@ -6,9 +6,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|disk: &[u8]| {
     let _ = detect(disk);
-    let mut read = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
-        let off = usize::try_from(off).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        let end = off.checked_add(buf.len()).filter(|e| *e <= disk.len()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let mut read = |off: u64, buf: &mut [u8]| -> rumpglue::Result<()> {
+        let off = usize::try_from(off).map_err(|_| rumpglue::Error::OutOfRange)?;
+        let end = off.checked_add(buf.len()).filter(|e| *e <= disk.len()).ok_or(rumpglue::Error::OutOfRange)?;
         buf.copy_from_slice(&disk[off..end]);
         Ok(())
     };

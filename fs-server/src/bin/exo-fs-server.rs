@@ -69,7 +69,7 @@ fn main() {
     }
     let opened = rumpglue::host::FileDevice::new(image, rw)
         .map_err(|e| format!("cannot use the image: {e}"))
-        .and_then(|dev| backend::open(std::sync::Arc::new(dev), partition, description));
+        .and_then(|dev| backend::open(std::sync::Arc::new(dev), partition, rumpglue::host::host().clock, description));
     let fs: Box<dyn FileSystem> = match opened {
         Ok(fs) => fs,
         Err(e) => Box::new(Unusable(e)),

@@ -1,5 +1,13 @@
 //! Partition tables: MBR and GPT, parsed with every field checked.
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Reads `buf.len()` bytes at a byte offset of the disk.
+pub type ReadAt<'a> = dyn FnMut(u64, &mut [u8]) -> rumpglue::Result<()> + 'a;
+
 /// A partition (or the whole disk).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
@@ -20,8 +28,8 @@ pub enum PartError {
     OutOfBounds(String),
 }
 
-impl std::fmt::Display for PartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for PartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PartError::BadGpt(why) => write!(f, "bad GPT: {why}"),
             PartError::OutOfBounds(p) => write!(f, "partition {p} reaches past the end of the disk"),
@@ -42,10 +50,7 @@ fn le64(b: &[u8], at: usize) -> u64 {
 /// Finds the partitions of a disk of `disk_len` bytes. `read(offset, buf)`
 /// reads from the disk. Returns an empty list when the first sector holds
 /// no partition table.
-pub fn partitions(
-    disk_len: u64,
-    read: &mut dyn FnMut(u64, &mut [u8]) -> std::io::Result<()>,
-) -> Result<Vec<Partition>, PartError> {
+pub fn partitions(disk_len: u64, read: &mut ReadAt) -> Result<Vec<Partition>, PartError> {
     let mut mbr = [0u8; 512];
     if disk_len < SECTOR || read(0, &mut mbr).is_err() || mbr[510..512] != [0x55, 0xaa] {
         return Ok(Vec::new());
@@ -79,10 +84,7 @@ pub fn partitions(
     Ok(out)
 }
 
-fn gpt(
-    disk_len: u64,
-    read: &mut dyn FnMut(u64, &mut [u8]) -> std::io::Result<()>,
-) -> Result<Vec<Partition>, PartError> {
+fn gpt(disk_len: u64, read: &mut ReadAt) -> Result<Vec<Partition>, PartError> {
     let mut h = [0u8; 92];
     read(SECTOR, &mut h).map_err(|_| PartError::BadGpt("header unreadable"))?;
     if &h[0..8] != b"EFI PART" {
@@ -124,11 +126,11 @@ fn gpt(
 mod tests {
     use super::*;
 
-    fn reader(disk: &[u8]) -> impl FnMut(u64, &mut [u8]) -> std::io::Result<()> + '_ {
+    fn reader(disk: &[u8]) -> impl FnMut(u64, &mut [u8]) -> rumpglue::Result<()> + '_ {
         move |off, buf| {
             let off = off as usize;
             if off + buf.len() > disk.len() {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                return Err(rumpglue::Error::OutOfRange);
             }
             buf.copy_from_slice(&disk[off..off + buf.len()]);
             Ok(())

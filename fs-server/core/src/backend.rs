@@ -5,9 +5,14 @@
 use crate::detect::{detect, FsType};
 use crate::part::partitions;
 use crate::proto::{Entry, ErrorKind, Info, Kind, Stat};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use fatfs::{Read, Seek, SeekFrom, Write};
 use rumpglue::BlockDevice;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::Arc;
 
 /// A failed operation, as the protocol reports it.
 pub type FsResult<T> = Result<T, (ErrorKind, String)>;
@@ -57,14 +62,38 @@ pub struct Volume {
     dev: Arc<dyn BlockDevice>,
 }
 
-fn block_error(e: rumpglue::Error) -> io::Error {
-    match e {
-        rumpglue::Error::OutOfRange => io::Error::new(io::ErrorKind::UnexpectedEof, "past the end of the volume"),
-        rumpglue::Error::ReadOnly => {
-            io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only (use --rw)")
+/// An I/O error under a file system: the block device's, or a short
+/// transfer that `fatfs` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoErr {
+    /// The block device failed.
+    Block(rumpglue::Error),
+    /// Fewer bytes than needed.
+    UnexpectedEof,
+    /// A write made no progress.
+    WriteZero,
+}
+
+impl core::fmt::Display for IoErr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IoErr::Block(rumpglue::Error::ReadOnly) => f.write_str("image opened read-only (use --rw)"),
+            IoErr::Block(e) => write!(f, "{e}"),
+            IoErr::UnexpectedEof => f.write_str("unexpected end of the volume"),
+            IoErr::WriteZero => f.write_str("write made no progress"),
         }
-        rumpglue::Error::Io(errno) => io::Error::from_raw_os_error(errno),
-        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl fatfs::IoError for IoErr {
+    fn is_interrupted(&self) -> bool {
+        false
+    }
+    fn new_unexpected_eof_error() -> Self {
+        IoErr::UnexpectedEof
+    }
+    fn new_write_zero_error() -> Self {
+        IoErr::WriteZero
     }
 }
 
@@ -80,12 +109,12 @@ impl Volume {
     }
 
     /// Reads exactly `buf.len()` bytes at `offset` within the volume.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.dev.read_at(offset, buf).map_err(block_error)
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> rumpglue::Result<()> {
+        self.dev.read_at(offset, buf)
     }
 
-    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.dev.write_at(offset, buf).map_err(block_error)
+    fn write_at(&self, offset: u64, buf: &[u8]) -> rumpglue::Result<()> {
+        self.dev.write_at(offset, buf)
     }
 }
 
@@ -107,7 +136,12 @@ fn read_up_to(want: usize, mut read: impl FnMut(&mut [u8]) -> FsResult<usize>) -
 /// Opens the file system on `dev`: the whole device if it holds one,
 /// else partition `choice` (1-based, among the partitions found), or the
 /// only partition.
-pub fn open(dev: Arc<dyn BlockDevice>, choice: Option<usize>, sandbox: String) -> Result<Box<dyn FileSystem>, String> {
+pub fn open(
+    dev: Arc<dyn BlockDevice>,
+    choice: Option<usize>,
+    clock: &'static dyn rumpglue::Clock,
+    sandbox: String,
+) -> Result<Box<dyn FileSystem>, String> {
     let whole = Volume { dev };
     let len = whole.len();
     let mut head = vec![0u8; 2048.min(len as usize)];
@@ -134,7 +168,7 @@ pub fn open(dev: Arc<dyn BlockDevice>, choice: Option<usize>, sandbox: String) -
     };
     match fs {
         FsType::Ext => Ext::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
-        FsType::Fat => Fat::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
+        FsType::Fat => Fat::open(volume, partition, clock, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
     }
 }
 
@@ -143,8 +177,8 @@ pub fn open(dev: Arc<dyn BlockDevice>, choice: Option<usize>, sandbox: String) -
 struct ExtReader(Volume);
 
 impl ext4_view::Ext4Read for ExtReader {
-    fn read(&mut self, start: u64, dst: &mut [u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        self.0.read_at(start, dst).map_err(|e| e.into())
+    fn read(&mut self, start: u64, dst: &mut [u8]) -> Result<(), Box<dyn core::error::Error + Send + Sync + 'static>> {
+        self.0.read_at(start, dst).map_err(|e| Box::new(e) as Box<dyn core::error::Error + Send + Sync>)
     }
 }
 
@@ -256,13 +290,13 @@ impl FatIo {
     }
 
     /// The cached block that starts at `start`, loading it if needed.
-    fn block(&mut self, start: u64) -> io::Result<&[u8]> {
+    fn block(&mut self, start: u64) -> Result<&[u8], IoErr> {
         if let Some(i) = self.cache.iter().position(|(s, _)| *s == start) {
             return Ok(&self.cache[i].1);
         }
         let len = CACHE_BLOCK.min(self.v.len() - start) as usize;
         let mut data = vec![0u8; len];
-        self.v.read_at(start, &mut data)?;
+        self.v.read_at(start, &mut data).map_err(IoErr::Block)?;
         let i = if self.cache.len() < CACHE_BLOCKS {
             self.cache.push((start, data));
             self.cache.len() - 1
@@ -276,15 +310,19 @@ impl FatIo {
     }
 }
 
+impl fatfs::IoBase for FatIo {
+    type Error = IoErr;
+}
+
 impl Read for FatIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoErr> {
         let n = (buf.len() as u64).min(self.v.len().saturating_sub(self.pos)) as usize;
         if n == 0 {
             return Ok(0);
         }
         if n as u64 >= CACHE_BLOCK {
             // Large reads (file data in big clusters) bypass the cache.
-            self.v.read_at(self.pos, &mut buf[..n])?;
+            self.v.read_at(self.pos, &mut buf[..n]).map_err(IoErr::Block)?;
             self.pos += n as u64;
             return Ok(n);
         }
@@ -300,32 +338,32 @@ impl Read for FatIo {
 }
 
 impl Write for FatIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.v.write_at(self.pos, buf)?;
+    fn write(&mut self, buf: &[u8]) -> Result<usize, IoErr> {
+        self.v.write_at(self.pos, buf).map_err(IoErr::Block)?;
         let (lo, hi) = (self.pos, self.pos + buf.len() as u64);
         self.cache.retain(|(s, d)| *s + d.len() as u64 <= lo || *s >= hi);
         self.next_victim = 0;
         self.pos += buf.len() as u64;
         Ok(buf.len())
     }
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> Result<(), IoErr> {
         Ok(())
     }
 }
 
 impl Seek for FatIo {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+    fn seek(&mut self, to: SeekFrom) -> Result<u64, IoErr> {
         let new = match to {
             SeekFrom::Start(o) => Some(o),
             SeekFrom::End(d) => self.v.len().checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        self.pos = new.ok_or(IoErr::Block(rumpglue::Error::OutOfRange))?;
         Ok(self.pos)
     }
 }
 
-type FatStorage = fatfs::StdIoWrapper<FatIo>;
+type FatStorage = FatIo;
 type FatDir<'a> = fatfs::Dir<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
 type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
 
@@ -336,9 +374,9 @@ pub struct Fat {
 }
 
 /// Maps a `fatfs` error to the protocol's.
-fn fat_error(e: fatfs::Error<io::Error>) -> (ErrorKind, String) {
+fn fat_error(e: fatfs::Error<IoErr>) -> (ErrorKind, String) {
     let kind = match &e {
-        fatfs::Error::Io(io) if io.kind() == io::ErrorKind::PermissionDenied => ErrorKind::ReadOnly,
+        fatfs::Error::Io(IoErr::Block(rumpglue::Error::ReadOnly)) => ErrorKind::ReadOnly,
         fatfs::Error::Io(_) => ErrorKind::Io,
         fatfs::Error::NotFound => ErrorKind::NotFound,
         fatfs::Error::CorruptedFileSystem | fatfs::Error::UnexpectedEof => ErrorKind::Corrupt,
@@ -375,18 +413,23 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Timestamps for FAT changes, in UTC from the system clock. (The
-/// default provider reads the local time zone from /etc/localtime, which
-/// the sandbox forbids.)
-#[derive(Debug, Clone, Copy)]
-pub struct UtcTime;
+/// Timestamps for FAT changes, in UTC from the host's wall clock (a
+/// rumpglue `Clock`).
+#[derive(Clone, Copy)]
+pub struct UtcTime(&'static dyn rumpglue::Clock);
+
+impl core::fmt::Debug for UtcTime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("UtcTime")
+    }
+}
 
 impl fatfs::TimeProvider for UtcTime {
     fn get_current_date(&self) -> fatfs::Date {
         self.get_current_date_time().date
     }
     fn get_current_date_time(&self) -> fatfs::DateTime {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let secs = self.0.wall().0;
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400).clamp(3652, 50_403));
         let rem = secs.rem_euclid(86_400);
         fatfs::DateTime::new(
@@ -416,13 +459,10 @@ fn components(path: &str) -> Vec<&str> {
 }
 
 impl Fat {
-    fn open(v: Volume, partition: String, sandbox: String) -> Result<Fat, String> {
+    fn open(v: Volume, partition: String, clock: &'static dyn rumpglue::Clock, sandbox: String) -> Result<Fat, String> {
         let size = v.len();
-        let fs = fatfs::FileSystem::new(
-            fatfs::StdIoWrapper::from(FatIo::new(v)),
-            fatfs::FsOptions::new().time_provider(UtcTime),
-        )
-        .map_err(|e| format!("FAT: {e}"))?;
+        let fs = fatfs::FileSystem::new(FatIo::new(v), fatfs::FsOptions::new().time_provider(UtcTime(clock)))
+            .map_err(|e| format!("FAT: {e}"))?;
         let kind = match fs.fat_type() {
             fatfs::FatType::Fat12 => "fat12",
             fatfs::FatType::Fat16 => "fat16",

@@ -1,0 +1,16 @@
+//! The file server's logic, with no operating system under it.
+//!
+//! `no_std` + `alloc`, so the same code serves images in a sandboxed Linux
+//! process (hosted mode, crate `fs-server`) and, later, in an ExoV6 user
+//! process over the virtio-blk block protocol. Everything it knows of the
+//! outside comes through `rumpglue` (block devices, the wall clock).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod backend;
+pub mod detect;
+pub mod part;
+pub mod proto;
