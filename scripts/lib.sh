@@ -35,3 +35,17 @@ need_tools() {
 need_rust() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install stable Rust (rustup, or Debian's cargo) and run again"
 }
+
+# libclang for bindgen (netbsd-sys): Debian's libclang-dev.
+need_libclang() {
+    if ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ldconfig -p 2>/dev/null | grep -q 'libclang'; then
+        return 0
+    fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing missing package: libclang-dev (for bindgen in netbsd-sys)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libclang-dev; } >&2 \
+            || die "apt-get could not install libclang-dev"
+    else
+        die "libclang not found: install Debian's libclang-dev (needed by bindgen in netbsd-sys) and run again"
+    fi
+}
