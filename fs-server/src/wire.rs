@@ -31,15 +31,9 @@ pub fn send_response(w: &mut impl Write, resp: &Response) -> io::Result<()> {
 /// Reads one response; file data is read straight into its own buffer.
 /// `Ok(None)` at a clean end of stream; malformed input is `InvalidData`.
 pub fn recv_response(r: &mut impl Read) -> io::Result<Option<Result<Response, ProtoError>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_MESSAGE || len == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad message length"));
+    let Some(len) = read_len(r)? else { return Ok(None) };
+    if len == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "empty message"));
     }
     let mut tag = [0u8; 1];
     r.read_exact(&mut tag)?;
@@ -60,8 +54,9 @@ pub fn recv_response(r: &mut impl Read) -> io::Result<Option<Result<Response, Pr
     Ok(Some(Response::decode(&buf)))
 }
 
-/// Reads one length-prefixed message; `Ok(None)` at a clean end of stream.
-pub fn recv(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+/// Reads a message's length prefix; `Ok(None)` at a clean end of stream,
+/// `InvalidData` above [`MAX_MESSAGE`].
+fn read_len(r: &mut impl Read) -> io::Result<Option<usize>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -72,6 +67,12 @@ pub fn recv(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     if len > MAX_MESSAGE {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "message too large"));
     }
+    Ok(Some(len))
+}
+
+/// Reads one length-prefixed message; `Ok(None)` at a clean end of stream.
+pub fn recv(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let Some(len) = read_len(r)? else { return Ok(None) };
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf)?;
     Ok(Some(buf))

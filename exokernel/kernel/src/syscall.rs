@@ -178,30 +178,27 @@ fn untyped_of(k: &Kernel, p: ProcId, slot: u64) -> Result<u32, Error> {
 
 fn endpoint_create(k: &mut Kernel, p: ProcId, untyped: u64) -> SysResult {
     untyped_of(k, p, untyped)?;
-    if k.endpoints.iter().filter(|e| e.is_some()).count() >= MAX_IPC_OBJECTS {
+    if k.endpoints.iter().flatten().count() >= MAX_IPC_OBJECTS {
         return Err(Error::Exhausted);
     }
     let e = k.new_endpoint();
-    let label = k.proc(p).label;
-    let r = k.install_cap(p, None, Object::Endpoint(e, 0), Rights::ALL, label, None);
-    if r.is_err() {
-        k.endpoints[e.0 as usize] = None;
-    }
-    r
+    install_new(k, p, Object::Endpoint(e, 0)).inspect_err(|_| k.endpoints[e.0 as usize] = None)
 }
 
 fn notification_create(k: &mut Kernel, p: ProcId, untyped: u64) -> SysResult {
     untyped_of(k, p, untyped)?;
-    if k.notifications.iter().filter(|n| n.is_some()).count() >= MAX_IPC_OBJECTS {
+    if k.notifications.iter().flatten().count() >= MAX_IPC_OBJECTS {
         return Err(Error::Exhausted);
     }
     let n = k.new_notification();
+    install_new(k, p, Object::Notification(n)).inspect_err(|_| k.notifications[n.0 as usize] = None)
+}
+
+/// Gives the creator of a new object the original capability to it, at
+/// the creator's label.
+fn install_new(k: &mut Kernel, p: ProcId, object: Object) -> SysResult {
     let label = k.proc(p).label;
-    let r = k.install_cap(p, None, Object::Notification(n), Rights::ALL, label, None);
-    if r.is_err() {
-        k.notifications[n.0 as usize] = None;
-    }
-    r
+    k.install_cap(p, None, object, Rights::ALL, label, None)
 }
 
 fn ret(r: SysResult) -> Outcome {
