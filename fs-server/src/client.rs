@@ -42,6 +42,9 @@ pub struct ServerOptions {
     pub violate: Option<String>,
     /// Open the image read-write (FAT changes).
     pub rw: bool,
+    /// Serve the image with NetBSD's file systems from the rump kernel
+    /// installed here (`--backend netbsd`), instead of the built-in ones.
+    pub rump_sysroot: Option<PathBuf>,
 }
 
 struct Running {
@@ -100,6 +103,9 @@ impl Client {
             }
             if let Some(v) = &self.options.violate {
                 cmd.args(["--violate", v]);
+            }
+            if let Some(root) = &self.options.rump_sysroot {
+                cmd.args(["--backend", "netbsd", "--rump-sysroot"]).arg(root);
             }
             cmd.stdin(Stdio::from(image))
                 .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))

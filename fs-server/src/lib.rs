@@ -14,6 +14,7 @@ pub use exo_fs_core::{backend, detect, part, proto};
 
 pub mod client;
 pub mod mount;
+pub mod netbsd;
 pub mod sandbox;
 pub mod server;
 pub mod wire;

@@ -55,8 +55,38 @@ const ALLOWED: &[i64] = &[
     libc::SYS_tgkill,
 ];
 
-fn filter() -> Result<BpfProgram, String> {
+/// What a process that runs threads needs on top of [`ALLOWED`] (a rump
+/// kernel's threads: their stacks, sleeps and bookkeeping).
+const THREADS: &[i64] = &[
+    libc::SYS_mprotect,
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_sched_getaffinity,
+];
+
+fn arg_is(arg: u8, value: u64, mask: Option<u64>) -> Result<seccompiler::SeccompRule, String> {
+    let op = match mask {
+        Some(m) => seccompiler::SeccompCmpOp::MaskedEq(m),
+        None => seccompiler::SeccompCmpOp::Eq,
+    };
+    let len = if mask.is_some() { seccompiler::SeccompCmpArgLen::Qword } else { seccompiler::SeccompCmpArgLen::Dword };
+    let c = seccompiler::SeccompCondition::new(arg, len, op, value).map_err(|e| format!("seccomp rule: {e}"))?;
+    seccompiler::SeccompRule::new(vec![c]).map_err(|e| format!("seccomp rule: {e}"))
+}
+
+fn filter(threads: bool) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED.iter().map(|s| (*s, Vec::new())).collect();
+    if threads {
+        rules.extend(THREADS.iter().map(|s| (*s, Vec::new())));
+        // Only threads: clone with CLONE_THREAD (clone3 already fails).
+        let t = libc::CLONE_THREAD as u64;
+        rules.insert(libc::SYS_clone, vec![arg_is(0, t, Some(t))?]);
+        rules.insert(libc::SYS_clone3, Vec::new());
+        // Naming a thread.
+        rules.insert(libc::SYS_prctl, vec![arg_is(0, libc::PR_SET_NAME as u64, None)?]);
+    }
     // fcntl only to ask whether a descriptor is open (std's debug checks
     // when a descriptor is closed).
     let getfd = seccompiler::SeccompCondition::new(
@@ -90,27 +120,41 @@ pub fn close_inherited() {
     unsafe { libc::close_range(3, u32::MAX, 0) };
 }
 
-/// Applies the sandbox to the calling process; returns a one-line
-/// description of what took effect. Namespaces are best effort (they need
-/// unprivileged user namespaces); limits, no_new_privs and seccomp are
-/// required.
-pub fn apply(limits: Limits) -> Result<String, String> {
-    let mut parts = Vec::new();
+/// Enters fresh user, network, mount, IPC and UTS namespaces where the
+/// kernel allows it (unprivileged user namespaces); says what happened.
+/// Must run while the process has one thread.
+pub fn enter_namespaces() -> String {
     // SAFETY: unshare takes flags only; failure leaves us as we were.
     let ns = unsafe {
         libc::unshare(
             libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
         )
     };
-    parts.push(if ns == 0 {
+    if ns == 0 {
         "namespaces user+net+mount+ipc+uts".to_string()
     } else {
         format!("no namespaces ({})", std::io::Error::last_os_error())
-    });
+    }
+}
+
+/// Applies the sandbox to the calling process; returns a one-line
+/// description of what took effect. Namespaces are best effort (they need
+/// unprivileged user namespaces); limits, no_new_privs and seccomp are
+/// required.
+pub fn apply(limits: Limits) -> Result<String, String> {
+    let ns = enter_namespaces();
+    confine(limits, false).map(|d| format!("{ns}, {d}"))
+}
+
+/// Limits, no_new_privs and the seccomp allow-list, for every thread of
+/// the process. With `threads`, the process may still start threads (a
+/// rump kernel does) but no processes.
+pub fn confine(limits: Limits, threads: bool) -> Result<String, String> {
+    let mut parts = Vec::new();
     let ok = set_limit(libc::RLIMIT_AS, limits.memory)
         && set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)
         && set_limit(libc::RLIMIT_FSIZE, limits.max_write)
-        && set_limit(libc::RLIMIT_NPROC, 0)
+        && (threads || set_limit(libc::RLIMIT_NPROC, 0))
         && set_limit(libc::RLIMIT_CORE, 0);
     if !ok {
         return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
@@ -122,9 +166,27 @@ pub fn apply(limits: Limits) -> Result<String, String> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
     }
-    let prog = filter()?;
-    seccompiler::apply_filter(&prog).map_err(|e| format!("seccomp: {e}"))?;
-    parts.push(format!("seccomp allow-list of {} system calls", ALLOWED.len()));
+    if threads {
+        // clone3 passes its flags in memory, out of seccomp's sight: make
+        // it fail with ENOSYS, and the C library falls back to clone,
+        // whose flags the allow-list checks.
+        let no_clone3 = SeccompFilter::new(
+            [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            TargetArch::x86_64,
+        )
+        .map_err(|e| format!("seccomp filter: {e}"))?;
+        let no_clone3: BpfProgram = no_clone3.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+        seccompiler::apply_filter_all_threads(&no_clone3).map_err(|e| format!("seccomp: {e}"))?;
+    }
+    let prog = filter(threads)?;
+    seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp: {e}"))?;
+    let n = ALLOWED.len() + if threads { THREADS.len() + 3 } else { 1 };
+    parts.push(format!(
+        "seccomp allow-list of {n} system calls{}",
+        if threads { " (threads, no processes)" } else { "" }
+    ));
     Ok(parts.join(", "))
 }
 

@@ -10,6 +10,17 @@
 //! installation, the tests compare it with the real header.
 #![no_std]
 
+/// What a file server calls in a rump kernel: `rump_init`, etfs
+/// registration, the file system calls (declared under the names the rump
+/// kernel exports them by), and the NetBSD/amd64 ABI types they pass
+/// (`netbsd_stat`, `netbsd_dirent`, mount arguments for ffs, ext2fs and
+/// msdos). From `include/exo_rump.h`.
+#[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, missing_docs, dead_code)]
+#[allow(clippy::all, clippy::undocumented_unsafe_blocks)] // generated code
+pub mod rump {
+    include!(concat!(env!("OUT_DIR"), "/rump.rs"));
+}
+
 /// The rumpuser(3) interface.
 #[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, missing_docs, dead_code)]
 #[allow(clippy::all, clippy::undocumented_unsafe_blocks)] // generated code
@@ -114,16 +125,112 @@ mod tests {
         assert_eq!(names.len(), 60, "unexpected extra declarations: {names:?}");
     }
 
+    /// The NetBSD/amd64 layouts the rump kernel's system calls fill in,
+    /// from the NetBSD headers' definitions (sys/stat.h, sys/dirent.h,
+    /// msdosfs/msdosfsmount.h, sys/ucred.h, compat export_args30).
+    #[test]
+    fn netbsd_abi_layouts() {
+        use crate::rump::*;
+        use core::mem::{offset_of, size_of};
+        assert_eq!(size_of::<netbsd_timespec>(), 16);
+        assert_eq!(offset_of!(netbsd_stat, st_mode), 8);
+        assert_eq!(offset_of!(netbsd_stat, st_ino), 16);
+        assert_eq!(offset_of!(netbsd_stat, st_nlink), 24);
+        assert_eq!(offset_of!(netbsd_stat, st_rdev), 40);
+        assert_eq!(offset_of!(netbsd_stat, st_atim), 48);
+        assert_eq!(offset_of!(netbsd_stat, st_mtim), 64);
+        assert_eq!(offset_of!(netbsd_stat, st_size), 112);
+        assert_eq!(offset_of!(netbsd_stat, st_blksize), 128);
+        assert_eq!(size_of::<netbsd_stat>(), 152);
+        assert_eq!(offset_of!(netbsd_dirent, d_reclen), 8);
+        assert_eq!(offset_of!(netbsd_dirent, d_type), 12);
+        assert_eq!(offset_of!(netbsd_dirent, d_name), 13);
+        assert_eq!(size_of::<netbsd_uucred>(), 80);
+        assert_eq!(size_of::<netbsd_export_args30>(), 128);
+        assert_eq!(offset_of!(netbsd_msdosfs_args, uid), 136);
+        assert_eq!(size_of::<netbsd_msdosfs_args>(), 168);
+        assert_eq!(size_of::<netbsd_ufs_args>(), 8);
+        assert_eq!(NETBSD_MNT_RDONLY, 1);
+        assert_eq!(NETBSD_DT_DIR, 4);
+        assert_eq!(NETBSD_O_DIRECTORY, 0x0020_0000);
+        assert_eq!(NETBSD_MOUNT_MSDOS, b"msdos\0");
+        assert_eq!(rump_etfs_type_RUMP_ETFS_BLK, 1);
+    }
+
+    /// The file-system calls are linked under the rump kernel's names.
+    #[test]
+    fn system_calls_use_the_kernels_names() {
+        let src = include_str!(concat!(env!("OUT_DIR"), "/rump.rs"));
+        for (call, sym) in [
+            ("rump_sys_open", "rump___sysimpl_open"),
+            ("rump_sys_stat", "rump___sysimpl_stat50"),
+            ("rump_sys_getdents", "rump___sysimpl_getdents30"),
+            ("rump_sys_mount", "rump___sysimpl_mount50"),
+            ("rump_sys_unmount", "rump___sysimpl_unmount"),
+        ] {
+            let at = src.find(&std::format!("pub fn {call}(")).unwrap_or_else(|| panic!("{call} missing"));
+            let before = &src[..at];
+            let attr = before.rfind("link_name").expect("a link_name attribute");
+            assert!(before[attr..].contains(sym), "{call} is not linked as {sym}");
+        }
+    }
+
+    /// With a real rump installation, our entry points and system calls
+    /// have the real ones' names, link names and argument counts.
+    #[cfg(real_rump)]
+    #[test]
+    fn rump_matches_the_real_headers() {
+        fn decls(src: &str) -> Vec<String> {
+            let mut v: Vec<String> = src
+                .split("pub fn ")
+                .skip(1)
+                .map(|d| {
+                    let d = d.split(';').next().unwrap();
+                    let name = String::from(d.split('(').next().unwrap());
+                    let args = d.split(')').next().unwrap().matches(':').count();
+                    std::format!("{name}/{args}{}", if d.contains("...") { "+" } else { "" })
+                })
+                .collect();
+            v.sort();
+            v
+        }
+        let ours = decls(include_str!(concat!(env!("OUT_DIR"), "/rump.rs")));
+        let real = decls(include_str!(concat!(env!("OUT_DIR"), "/real_rump.rs")));
+        assert_eq!(ours, real);
+    }
+
+    #[cfg(not(real_rump))]
+    #[test]
+    #[ignore = "needs RUMP_SYSROOT pointing at a rump kernel installation to compare with its rump.h"]
+    fn rump_matches_the_real_headers() {
+        panic!("built without a readable real rump.h");
+    }
+
     /// With a real rump installation (`RUMP_SYSROOT`), our header must
     /// declare every hypercall exactly as the real one does.
     #[cfg(real_rumpuser)]
     #[test]
     fn matches_the_real_header() {
+        /// Declarations with parameter names dropped (the real header
+        /// leaves them out) and whitespace normalised.
         fn decls(src: &str) -> Vec<String> {
             let mut v: Vec<String> = src
                 .split("pub fn ")
                 .skip(1)
-                .map(|d| d.split(';').next().unwrap().split_whitespace().collect::<Vec<_>>().join(" "))
+                .map(|d| {
+                    d.split(';')
+                        .next()
+                        .unwrap()
+                        .split_whitespace()
+                        .filter_map(|t| match t.strip_suffix(':') {
+                            Some(named) if !t.ends_with("::") => named.rfind('(').map(|i| String::from(&named[..=i])),
+                            _ => Some(String::from(t)),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .replace("( ", "(")
+                        .replace(", )", ")")
+                })
                 .collect();
             v.sort();
             v

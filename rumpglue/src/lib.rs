@@ -16,8 +16,11 @@
 
 extern crate alloc;
 
+pub mod errno;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "rumpuser")]
+pub mod rumpuser;
 
 use core::fmt;
 
@@ -32,7 +35,8 @@ pub enum Error {
     /// The device or object does not allow this (e.g. writing a read-only
     /// image).
     ReadOnly,
-    /// The underlying I/O failed; the host's errno.
+    /// The underlying I/O failed; the NetBSD errno ([`errno`]; host
+    /// backends translate their own).
     Io(i32),
     /// The operation did not finish in time.
     TimedOut,
@@ -44,12 +48,12 @@ impl Error {
     /// The NetBSD errno for this error (what rumpuser(3) returns).
     pub fn errno(self) -> i32 {
         match self {
-            Error::NoMemory => 12,   // ENOMEM
-            Error::OutOfRange => 22, // EINVAL
-            Error::ReadOnly => 30,   // EROFS
+            Error::NoMemory => errno::ENOMEM,
+            Error::OutOfRange => errno::EINVAL,
+            Error::ReadOnly => errno::EROFS,
             Error::Io(e) => e,
-            Error::TimedOut => 60,    // ETIMEDOUT (NetBSD)
-            Error::Unsupported => 45, // EOPNOTSUPP (NetBSD)
+            Error::TimedOut => errno::ETIMEDOUT,
+            Error::Unsupported => errno::EOPNOTSUPP,
         }
     }
 }

@@ -116,6 +116,11 @@ impl Volume {
     fn write_at(&self, offset: u64, buf: &[u8]) -> rumpglue::Result<()> {
         self.dev.write_at(offset, buf)
     }
+
+    /// The block device behind the volume.
+    pub fn device(&self) -> Arc<dyn BlockDevice> {
+        self.dev.clone()
+    }
 }
 
 /// Reads up to `want` bytes with `read` (which may return short counts;
@@ -133,39 +138,50 @@ fn read_up_to(want: usize, mut read: impl FnMut(&mut [u8]) -> FsResult<usize>) -
     Ok(buf)
 }
 
-/// Opens the file system on `dev`: the whole device if it holds one,
-/// else partition `choice` (1-based, among the partitions found), or the
-/// only partition.
+/// Finds the volume to serve on `dev`: the whole device if `probe` finds
+/// a file system on it, else partition `choice` (1-based, among the
+/// partitions found), or the only partition. Returns the volume, its
+/// name (`whole disk`, `MBR 1`, ...) and what `probe` found.
+pub fn select_volume<T>(
+    dev: Arc<dyn BlockDevice>,
+    choice: Option<usize>,
+    probe: impl Fn(&Volume) -> Result<Option<T>, String>,
+) -> Result<(Volume, String, T), String> {
+    let whole = Volume { dev };
+    if choice.is_none() {
+        if let Some(found) = probe(&whole)? {
+            return Ok((whole, "whole disk".to_string(), found));
+        }
+    }
+    let parts = partitions(whole.len(), &mut |off, buf| whole.read_at(off, buf)).map_err(|e| e.to_string())?;
+    let p = match (choice, parts.len()) {
+        (_, 0) => return Err("no file system and no partition table found".into()),
+        (None, 1) => &parts[0],
+        (None, n) => return Err(format!("{n} partitions: choose one with --partition (1 to {n})")),
+        (Some(i), n) if i == 0 || i > n => return Err(format!("no partition {i}: the image has {n}")),
+        (Some(i), _) => &parts[i - 1],
+    };
+    let slice = rumpglue::Slice::new(whole.dev.clone(), p.start, p.len).map_err(|e| format!("{}: {e}", p.name))?;
+    let v = Volume { dev: Arc::new(slice) };
+    let found = probe(&v)?.ok_or_else(|| format!("{}: no file system this server knows", p.name))?;
+    Ok((v, p.name.clone(), found))
+}
+
+/// The file system type in the first 2 KiB of a volume.
+pub fn probe(v: &Volume) -> Result<Option<FsType>, String> {
+    let mut head = vec![0u8; 2048.min(v.len() as usize)];
+    v.read_at(0, &mut head).map_err(|e| format!("cannot read the image: {e}"))?;
+    Ok(detect(&head))
+}
+
+/// Opens the file system on `dev` (see [`select_volume`]).
 pub fn open(
     dev: Arc<dyn BlockDevice>,
     choice: Option<usize>,
     clock: &'static dyn rumpglue::Clock,
     sandbox: String,
 ) -> Result<Box<dyn FileSystem>, String> {
-    let whole = Volume { dev };
-    let len = whole.len();
-    let mut head = vec![0u8; 2048.min(len as usize)];
-    whole.read_at(0, &mut head).map_err(|e| format!("cannot read the image: {e}"))?;
-    let (volume, partition, fs) = match (detect(&head), choice) {
-        (Some(fs), None) => (whole, "whole disk".to_string(), fs),
-        _ => {
-            let parts = partitions(len, &mut |off, buf| whole.read_at(off, buf)).map_err(|e| e.to_string())?;
-            let p = match (choice, parts.len()) {
-                (_, 0) => return Err("no file system and no partition table found".into()),
-                (None, 1) => &parts[0],
-                (None, n) => return Err(format!("{n} partitions: choose one with --partition (1 to {n})")),
-                (Some(i), n) if i == 0 || i > n => return Err(format!("no partition {i}: the image has {n}")),
-                (Some(i), _) => &parts[i - 1],
-            };
-            let slice =
-                rumpglue::Slice::new(whole.dev.clone(), p.start, p.len).map_err(|e| format!("{}: {e}", p.name))?;
-            let v = Volume { dev: Arc::new(slice) };
-            let mut head = vec![0u8; 2048.min(p.len as usize)];
-            v.read_at(0, &mut head).map_err(|e| format!("cannot read {}: {e}", p.name))?;
-            let fs = detect(&head).ok_or_else(|| format!("{}: no file system this server knows", p.name))?;
-            (v, p.name.clone(), fs)
-        }
-    };
+    let (volume, partition, fs) = select_volume(dev, choice, probe)?;
     match fs {
         FsType::Ext => Ext::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
         FsType::Fat => Fat::open(volume, partition, clock, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),

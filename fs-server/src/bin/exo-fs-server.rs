@@ -6,8 +6,10 @@
 //! socket until the client hangs up.
 //!
 //! Options: `--partition N`, `--rw` (the image was opened read-write; FAT
-//! changes are allowed), `--memory MIB`, `--cpu SECONDS`, and the test
-//! hook `--violate open|connect|exec`.
+//! changes are allowed), `--memory MIB`, `--cpu SECONDS`, `--backend
+//! netbsd --rump-sysroot DIR` (NetBSD's file systems in a rump kernel,
+//! loaded from DIR before the sandbox closes), and the test hook
+//! `--violate open|connect|exec`.
 #![forbid(unsafe_code)]
 
 use fs_server::backend::{self, FileSystem};
@@ -41,6 +43,18 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
+/// The sandbox's description, or the end of the process: a server that
+/// cannot confine itself serves nothing.
+fn confined(r: Result<String, String>) -> Option<String> {
+    match r {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("exo-fs-server: cannot sandbox: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
 fn main() {
     sandbox::close_inherited();
     let args: Vec<String> = std::env::args().collect();
@@ -57,22 +71,40 @@ fn main() {
     let max_write = if rw { std::io::Seek::seek(&mut &image, std::io::SeekFrom::End(0)).unwrap_or(0) } else { 0 };
     let limits =
         sandbox::Limits { memory: number("--memory", 1024) << 20, cpu_seconds: number("--cpu", 60), max_write };
-    let description = match sandbox::apply(limits) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("exo-fs-server: cannot sandbox: {e}");
-            std::process::exit(3);
+    let netbsd = arg(&args, "--backend").is_some_and(|b| b == "netbsd");
+    let fs: Box<dyn FileSystem> = if netbsd {
+        // The rump kernel loads its libraries and starts its threads
+        // first; namespaces must come before threads, the rest after.
+        let ns = sandbox::enter_namespaces();
+        let opened = match (arg(&args, "--rump-sysroot"), rumpglue::host::FileDevice::new(image, false)) {
+            (None, _) => Err("--backend netbsd needs --rump-sysroot".to_string()),
+            (_, Err(e)) => Err(format!("cannot use the image: {e}")),
+            (Some(root), Ok(dev)) => {
+                fs_server::netbsd::Rump::open(std::path::Path::new(&root), std::sync::Arc::new(dev), partition)
+            }
+        };
+        let description = confined(sandbox::confine(limits, true)).map(|d| format!("{ns}, {d}"));
+        match (opened, description) {
+            (Ok(mut fs), Some(d)) => {
+                fs.set_sandbox(d);
+                Box::new(fs)
+            }
+            (Err(e), _) => Box::new(Unusable(e)),
+            (Ok(_), None) => unreachable!("confined() exits on failure"),
         }
-    };
-    if let Some(v) = arg(&args, "--violate") {
-        sandbox::violate(&v);
-    }
-    let opened = rumpglue::host::FileDevice::new(image, rw)
-        .map_err(|e| format!("cannot use the image: {e}"))
-        .and_then(|dev| backend::open(std::sync::Arc::new(dev), partition, rumpglue::host::host().clock, description));
-    let fs: Box<dyn FileSystem> = match opened {
-        Ok(fs) => fs,
-        Err(e) => Box::new(Unusable(e)),
+    } else {
+        let description = confined(sandbox::apply(limits)).unwrap_or_default();
+        if let Some(v) = arg(&args, "--violate") {
+            sandbox::violate(&v);
+        }
+        let opened =
+            rumpglue::host::FileDevice::new(image, rw).map_err(|e| format!("cannot use the image: {e}")).and_then(
+                |dev| backend::open(std::sync::Arc::new(dev), partition, rumpglue::host::host().clock, description),
+            );
+        match opened {
+            Ok(fs) => fs,
+            Err(e) => Box::new(Unusable(e)),
+        }
     };
     if let Err(e) = server::serve(fs.as_ref(), &mut socket) {
         eprintln!("exo-fs-server: {e}");

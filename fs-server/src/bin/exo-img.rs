@@ -15,6 +15,12 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    Native,
+    Netbsd,
+}
+
 #[derive(Parser)]
 #[command(name = "exo-img", version, about = "Inspect untrusted disk images through a sandboxed file server")]
 struct Cli {
@@ -32,6 +38,15 @@ struct Cli {
     /// Open the image read-write (needed by put, mkdir, rm, mv; FAT only).
     #[arg(long, global = true)]
     rw: bool,
+    /// Which file-system code serves the image: `native` (the built-in
+    /// ext2/3/4 and FAT) or `netbsd` (NetBSD's ffs, ext2fs and msdos in a
+    /// rump kernel you installed; see --rump-sysroot).
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Native)]
+    backend: Backend,
+    /// Where the NetBSD rump kernel is installed (its lib/ holds
+    /// librump.so, librumpvfs.so, librumpfs_ffs.so, ...).
+    #[arg(long, global = true, env = "RUMP_SYSROOT")]
+    rump_sysroot: Option<PathBuf>,
     /// Test hook: make the server break its sandbox (open, connect, exec).
     #[arg(long, hide = true, global = true)]
     test_violate: Option<String>,
@@ -476,11 +491,30 @@ fn need_rw(rw: bool) -> Result<(), Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    let rump_sysroot = match (cli.backend, &cli.rump_sysroot) {
+        (Backend::Native, _) => None,
+        (Backend::Netbsd, None) => {
+            return Err(Failure(
+                2,
+                "--backend netbsd needs a NetBSD rump kernel: set RUMP_SYSROOT (or --rump-sysroot) to the \
+                 directory whose lib/ holds librump.so"
+                    .into(),
+            ))
+        }
+        (Backend::Netbsd, Some(_)) if cli.rw => {
+            return Err(Failure(2, "--backend netbsd serves images read-only; drop --rw".into()))
+        }
+        (Backend::Netbsd, Some(root)) if !root.join("lib/librump.so").exists() => {
+            return Err(Failure(2, format!("{}: no lib/librump.so here", root.display())))
+        }
+        (Backend::Netbsd, Some(root)) => Some(root.clone()),
+    };
     let options = ServerOptions {
         partition: cli.partition,
         timeout: Duration::from_secs(cli.timeout.max(1)),
         violate: cli.test_violate.clone(),
         rw: cli.rw,
+        rump_sysroot,
     };
     if let Command::Mount { mountpoint } = &cli.command {
         let client = Client::new(cli.image.clone(), options);

@@ -14,7 +14,7 @@ pub struct FileDevice {
 }
 
 fn io(e: std::io::Error) -> Error {
-    Error::Io(e.raw_os_error().unwrap_or(5))
+    Error::Io(crate::errno::from_io(&e))
 }
 
 impl FileDevice {

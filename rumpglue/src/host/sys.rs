@@ -51,7 +51,7 @@ impl Random for HostRandom {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(Error::Io(e.raw_os_error().unwrap_or(5)));
+                return Err(Error::Io(crate::errno::from_io(&e)));
             }
             done += n as usize;
         }
@@ -103,7 +103,7 @@ impl Threads for HostThreads {
     }
     fn join(&self, t: ThreadHandle) -> Result<()> {
         let h = self.running.lock().expect("not poisoned").remove(&t.0).ok_or(Error::OutOfRange)?;
-        h.join().map_err(|_| Error::Io(0))
+        h.join().map_err(|_| Error::Io(crate::errno::EINTR))
     }
     fn yield_now(&self) {
         std::thread::yield_now();
