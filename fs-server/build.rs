@@ -2,6 +2,20 @@
 //! symbol table, so that a NetBSD rump kernel it loads (`--backend
 //! netbsd`) binds its hypercalls to them rather than to any other
 //! implementation on the system.
+//!
+//! With `RUMP_SYSROOT` naming a rump kernel installation, the tests that
+//! need one are compiled in (cfg `rump_sysroot`); otherwise they are
+//! reported as ignored, with the reason.
 fn main() {
     println!("cargo:rustc-link-arg-bin=exo-fs-server=-Wl,--export-dynamic-symbol=rumpuser_*");
+    println!("cargo::rustc-check-cfg=cfg(rump_sysroot)");
+    println!("cargo:rerun-if-env-changed=RUMP_SYSROOT");
+    if let Some(root) = std::env::var_os("RUMP_SYSROOT") {
+        let lib = std::path::Path::new(&root).join("lib/librump.so");
+        if lib.exists() {
+            println!("cargo:rustc-cfg=rump_sysroot");
+        } else {
+            println!("cargo:warning=RUMP_SYSROOT is set but {} does not exist", lib.display());
+        }
+    }
 }

@@ -103,10 +103,11 @@ pub fn probe(v: &Volume) -> Result<Option<&'static str>, String> {
     let mut head = vec![0u8; (65536 + 1376).min(v.len() as usize)];
     v.read_at(0, &mut head).map_err(|e| format!("cannot read the image: {e}"))?;
     let le32 = |at: usize| head.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    // UFS1 at 8 KiB or UFS2 at 64 KiB; the magic sits 1372 bytes in.
+    // The superblock of UFS1 or UFS2 at 8 KiB or 64 KiB (where NetBSD
+    // looks); its magic sits 1372 bytes in.
     const FS_UFS1_MAGIC: u32 = 0x0001_1954;
     const FS_UFS2_MAGIC: u32 = 0x1954_0119;
-    if le32(8192 + 1372) == Some(FS_UFS1_MAGIC) || le32(65536 + 1372) == Some(FS_UFS2_MAGIC) {
+    if [8192, 65536].iter().any(|sb| matches!(le32(sb + 1372), Some(FS_UFS1_MAGIC | FS_UFS2_MAGIC))) {
         return Ok(Some("ffs"));
     }
     Ok(match crate::detect::detect(&head[..2048.min(head.len())]) {
@@ -185,6 +186,11 @@ impl Rump {
         choice: Option<usize>,
     ) -> Result<Rump, String> {
         let (volume, partition, fstype) = select_volume(dev, choice, probe)?;
+        // The kernel runs a score of threads; one malloc arena per thread
+        // (64 MiB of address space each) would not fit the sandbox's
+        // address-space limit.
+        // SAFETY: mallopt only tunes the allocator.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
         load(sysroot)?;
         rumpglue::rumpuser::register_device(IMAGE, volume.device());
         rumpglue::rumpuser::set_host_files(false);
@@ -295,6 +301,7 @@ impl FileSystem for Rump {
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
         let fd = self.open_fd(path, nb::NETBSD_O_RDONLY | nb::NETBSD_O_DIRECTORY)?;
         let mut names = Vec::new();
+        let mut bad = None;
         let mut buf = vec![0u8; 64 * 1024];
         let r = loop {
             // SAFETY: a buffer of buf.len() bytes.
@@ -314,15 +321,25 @@ impl FileSystem for Rump {
                 if reclen < fixed || reclen > rec.len() || fixed + namlen > reclen {
                     break;
                 }
-                let name = String::from_utf8_lossy(&rec[fixed..fixed + namlen]).into_owned();
-                if name != "." && name != ".." {
-                    names.push(name);
-                }
+                let ino = u64::from_ne_bytes(rec[..8].try_into().expect("8 bytes"));
+                let raw = &rec[fixed..fixed + namlen];
                 at += reclen;
+                // Unused slots (inode 0), as readdir(3) skips them.
+                if ino == 0 || raw == b"." || raw == b".." {
+                    continue;
+                }
+                if raw.is_empty() || raw.contains(&b'/') || raw.contains(&0) {
+                    bad = Some(String::from_utf8_lossy(raw).into_owned());
+                    continue;
+                }
+                names.push(String::from_utf8_lossy(raw).into_owned());
             }
         };
         self.close(fd);
         r?;
+        if let Some(b) = bad {
+            return Err((ErrorKind::Corrupt, format!("{path}: the directory holds an impossible name {b:?}")));
+        }
         let base = path.trim_end_matches('/');
         names
             .into_iter()

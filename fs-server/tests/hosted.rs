@@ -82,7 +82,15 @@ fn host_view(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
 
 /// Compares every file and directory of `src` with what exo-img reports.
 fn compare(img: &Path, src: &Path, extra: &[&str]) {
+    compare_with(img, src, extra, &[], false);
+}
+
+/// As [`compare`], with more exo-img options (a backend), and comparing
+/// names without case when `fold_case` (NetBSD's msdosfs shows 8.3 names
+/// in capitals: FAT names are case-insensitive).
+fn compare_with(img: &Path, src: &Path, extra: &[&str], opts: &[&str], fold_case: bool) {
     let img = img.to_str().unwrap();
+    let exo_ok = |args: &[&str]| exo_ok(&[&[img], opts, &args[1..]].concat());
     let listing = String::from_utf8(exo_ok(&[img, "--json", "ls", "-R", "/"])).unwrap();
     let mut listed: Vec<String> = listing
         .lines()
@@ -94,6 +102,12 @@ fn compare(img: &Path, src: &Path, extra: &[&str]) {
     want.sort();
     // Symlinks are listed too; the host view holds files and directories.
     listed.retain(|p| want.contains(p) || !p.contains("link-in") && !p.contains("escape"));
+    if fold_case {
+        for v in [&mut listed, &mut want] {
+            *v = v.iter().map(|p| p.to_lowercase()).collect();
+            v.sort();
+        }
+    }
     assert_eq!(listed, want, "listing differs");
     for (path, content) in host_view(src) {
         let stat = String::from_utf8(exo_ok(&[img, "--json", "stat", &path])).unwrap();
@@ -412,4 +426,67 @@ fn fuse_mount_rw_changes_a_fat_image_that_fsck_accepts() {
     assert_eq!(std::fs::read(&back).unwrap(), data);
     let fsck = Command::new("fsck.fat").args(["-n", img.to_str().unwrap()]).output().unwrap();
     assert!(fsck.status.success(), "fsck.fat -n: {}", String::from_utf8_lossy(&fsck.stdout));
+}
+
+/// NetBSD's own ext2fs, ffs and msdosfs, in a rump kernel inside the
+/// sandboxed server, read the same trees as the host (ext2 and FAT images
+/// from Debian's tools, FFS v1 and v2 from makefs).
+#[cfg(rump_sysroot)]
+#[test]
+fn netbsd_backend_reads_ext2_ffs_and_msdos() {
+    let root = env!("RUMP_SYSROOT");
+    let opts = ["--backend", "netbsd", "--rump-sysroot", root];
+    let dir = scratch("netbsd");
+    let src = dir.join("src");
+    make_tree(&src, true);
+    let ext2 = dir.join("ext2.img");
+    tool("truncate", &["-s", "32M", ext2.to_str().unwrap()]);
+    tool("mkfs.ext2", &["-q", "-d", src.to_str().unwrap(), ext2.to_str().unwrap()]);
+    compare_with(&ext2, &src, &["/lost+found"], &opts, false);
+    for version in ["1", "2"] {
+        let ffs = dir.join(format!("ffs{version}.img"));
+        tool(
+            "makefs",
+            &[
+                "-t",
+                "ffs",
+                "-s",
+                "32m",
+                "-o",
+                &format!("version={version}"),
+                ffs.to_str().unwrap(),
+                src.to_str().unwrap(),
+            ],
+        );
+        compare_with(&ffs, &src, &[], &opts, false);
+        let info = String::from_utf8(exo_ok(&[ffs.to_str().unwrap(), "--backend", "netbsd", "info"])).unwrap();
+        assert!(info.contains("ffs (NetBSD rump kernel)") && info.contains("threads, no processes"), "{info}");
+    }
+    let fat_src = dir.join("fat-src");
+    make_tree(&fat_src, false);
+    let fat = fat_image(&dir, &fat_src, "64M");
+    compare_with(&fat, &fat_src, &[], &opts, true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(not(rump_sysroot))]
+#[test]
+#[ignore = "needs RUMP_SYSROOT naming a NetBSD rump kernel installation (lib/librump.so ...) at build time"]
+fn netbsd_backend_reads_ext2_ffs_and_msdos() {
+    panic!("built without RUMP_SYSROOT");
+}
+
+/// Without a rump kernel, the netbsd backend says what it needs.
+#[test]
+fn netbsd_backend_without_a_rump_kernel_says_so() {
+    let o = Command::new(EXO_IMG)
+        .args(["/nonexistent.img", "--backend", "netbsd", "ls"])
+        .env_remove("RUMP_SYSROOT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs a NetBSD rump kernel"), "{o:?}");
+    let o = exo(&["/nonexistent.img", "--backend", "netbsd", "--rump-sysroot", "/", "ls"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no lib/librump.so"), "{o:?}");
 }

@@ -115,7 +115,6 @@ static struct rumpuser_hyperup fake = {
 	.hyp_unschedule = hyp_unschedule,
 	.hyp_backend_unschedule = hyp_backend_unschedule,
 	.hyp_backend_schedule = dispatch_schedule,
-	.hyp_backend_schedule_intr = dispatch_schedule,
 	.hyp_lwproc_switch = (void (*)(struct lwp *))unexpected,
 	.hyp_lwproc_release = unexpected,
 	.hyp_lwproc_newlwp = hyp_newlwp,
