@@ -75,7 +75,7 @@ unsafe impl Sync for MdDisk {}
 impl MdDisk {
     /// Attaches a zeroed disk of `bytes` (a multiple of [`BSIZE`]).
     pub fn attach(bytes: u64) -> Result<MdDisk> {
-        if bytes == 0 || bytes % BSIZE != 0 {
+        if bytes == 0 || !bytes.is_multiple_of(BSIZE) {
             return Err(Error::OutOfRange);
         }
         let mut sc = core::ptr::null_mut();
