@@ -58,6 +58,9 @@ pub struct Client {
     image: PathBuf,
     options: ServerOptions,
     server: Option<Running>,
+    /// Memory shared with every server of this client for file data;
+    /// `None` if it could not be made (then data comes by the socket).
+    shared: Option<crate::shm::SharedBuf>,
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
@@ -75,7 +78,8 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 impl Client {
     /// A client for `image`; the server starts with the first request.
     pub fn new(image: PathBuf, options: ServerOptions) -> Client {
-        Client { image, options, server: None }
+        let shared = crate::shm::SharedBuf::create(crate::proto::MAX_READ as usize).ok();
+        Client { image, options, server: None, shared }
     }
 
     fn server_binary() -> PathBuf {
@@ -106,6 +110,22 @@ impl Client {
             }
             if let Some(root) = &self.options.rump_sysroot {
                 cmd.args(["--backend", "netbsd", "--rump-sysroot"]).arg(root);
+            }
+            if let Some(buf) = &self.shared {
+                let fd = buf.raw_fd();
+                cmd.args(["--shm", &fd.to_string()]);
+                use std::os::unix::process::CommandExt;
+                // SAFETY: runs in the child between fork and exec, and only
+                // clears close-on-exec on the buffer's descriptor
+                // (fcntl is async-signal-safe).
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
             }
             cmd.stdin(Stdio::from(image))
                 .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
@@ -167,6 +187,32 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Reads up to `len` bytes of `path` from `offset` through the shared
+    /// buffer when there is one (else through the socket); the bytes stay
+    /// valid until the next request.
+    pub fn read(&mut self, path: &str, offset: u64, len: u32) -> Result<std::borrow::Cow<'_, [u8]>, ClientError> {
+        let room = self.shared.as_ref().map_or(0, |b| b.len());
+        if room == 0 {
+            return match self.request(&Request::Read { path: path.into(), offset, len })? {
+                Response::Data(d) => Ok(std::borrow::Cow::Owned(d)),
+                _ => Err(ClientError::ServerDied("it answered out of turn".into())),
+            };
+        }
+        let len = len.min(room as u32);
+        match self.request(&Request::ReadShared { path: path.into(), offset, len })? {
+            Response::Shared(n) if n <= len => {
+                let buf = self.shared.as_ref().expect("checked above");
+                Ok(std::borrow::Cow::Borrowed(&buf.as_slice()[..n as usize]))
+            }
+            _ => {
+                let _ = self.bury(true);
+                Err(ClientError::ServerDied("it answered out of turn".into()))
+            }
+        }
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         if let Some(mut s) = self.server.take() {
@@ -179,7 +225,7 @@ impl Drop for Client {
 /// Benchmark baseline only: the file system parsed in this very process,
 /// with no isolation at all, answering the same requests. For measuring
 /// what isolation costs (`scripts/bench`); never on an untrusted image.
-pub struct InProcess(Box<dyn crate::backend::FileSystem>);
+pub struct InProcess(Box<dyn crate::backend::FileSystem>, Vec<u8>);
 
 impl InProcess {
     /// Opens `image` here.
@@ -193,12 +239,20 @@ impl InProcess {
             "none (in-process benchmark baseline)".into(),
         )
         .map_err(|e| ClientError::Fs(ErrorKind::Corrupt, e))?;
-        Ok(InProcess(fs))
+        Ok(InProcess(fs, Vec::new()))
+    }
+
+    /// Reads into a buffer kept from call to call (as the server's shared
+    /// buffer is), so the baseline does no more work than the server.
+    pub fn read(&mut self, path: &str, offset: u64, len: u32) -> Result<&[u8], ClientError> {
+        self.1.resize(len as usize, 0);
+        let n = self.0.read_into(path, offset, &mut self.1).map_err(|(k, m)| ClientError::Fs(k, m))?;
+        Ok(&self.1[..n])
     }
 
     /// Answers `req`.
     pub fn request(&mut self, req: &Request) -> Result<Response, ClientError> {
-        match crate::server::handle(self.0.as_ref(), req.clone()) {
+        match crate::server::handle(self.0.as_ref(), req.clone(), None) {
             Response::Error(k, m) => Err(ClientError::Fs(k, m)),
             r => Ok(r),
         }

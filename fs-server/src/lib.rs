@@ -17,4 +17,5 @@ pub mod mount;
 pub mod netbsd;
 pub mod sandbox;
 pub mod server;
+pub mod shm;
 pub mod wire;

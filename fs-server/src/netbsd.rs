@@ -350,9 +350,8 @@ impl FileSystem for Rump {
             .collect()
     }
 
-    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+    fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         let fd = self.open_fd(path, nb::NETBSD_O_RDONLY)?;
-        let mut buf = vec![0u8; len as usize];
         let mut done = 0usize;
         let r = loop {
             if done == buf.len() {
@@ -369,9 +368,7 @@ impl FileSystem for Rump {
             }
         };
         self.close(fd);
-        r?;
-        buf.truncate(done);
-        Ok(buf)
+        r.map(|_| done)
     }
 
     fn read_link(&self, path: &str) -> FsResult<String> {

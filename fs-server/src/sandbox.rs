@@ -113,11 +113,25 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
 
 /// Closes every descriptor above standard error that the server was
 /// handed by accident (a parent's open files, a FUSE device): it keeps
-/// only its image (0), its socket (1) and its diagnostics (2). Call first.
-pub fn close_inherited() {
+/// only its image (0), its socket (1), its diagnostics (2) and `keep` (the
+/// shared data buffer). Call first.
+pub fn close_inherited(keep: Option<i32>) {
+    let keep = keep.filter(|k| *k > 2).map(|k| k as u32);
     // SAFETY: close_range only closes descriptors; nothing in this process
-    // uses any above 2 yet.
-    unsafe { libc::close_range(3, u32::MAX, 0) };
+    // uses any above 2 yet, except `keep`, which is spared.
+    unsafe {
+        match keep {
+            Some(k) => {
+                if k > 3 {
+                    libc::close_range(3, k - 1, 0);
+                }
+                libc::close_range(k + 1, u32::MAX, 0);
+            }
+            None => {
+                libc::close_range(3, u32::MAX, 0);
+            }
+        }
+    }
 }
 
 /// Enters fresh user, network, mount, IPC and UTS namespaces where the

@@ -5,9 +5,20 @@ use crate::proto::{ErrorKind, Request, Response};
 use crate::wire::{recv, send_response};
 use std::io::{self, Read, Write};
 
-/// Answers one request.
-pub fn handle(fs: &dyn FileSystem, req: Request) -> Response {
+/// Answers one request; `shared` is the buffer shared with the client,
+/// if it gave one.
+pub fn handle(fs: &dyn FileSystem, req: Request, shared: Option<&mut [u8]>) -> Response {
     let r = match req {
+        Request::ReadMany(files) => {
+            return Response::Many(files.iter().map(|(p, len)| fs.read(p, 0, *len)).collect());
+        }
+        Request::ReadShared { path, offset, len } => match shared {
+            Some(buf) if len as usize <= buf.len() => {
+                fs.read_into(&path, offset, &mut buf[..len as usize]).map(|n| Response::Shared(n as u32))
+            }
+            Some(_) => Err((ErrorKind::Invalid, format!("{path}: read larger than the shared buffer"))),
+            None => Err((ErrorKind::Invalid, "no shared buffer was set up".into())),
+        },
         Request::Info => return Response::Info(fs.info()),
         Request::Stat(p) => fs.stat(&p).map(Response::Stat),
         Request::ReadDir(p) => fs.read_dir(&p).map(Response::Dir),
@@ -23,10 +34,14 @@ pub fn handle(fs: &dyn FileSystem, req: Request) -> Response {
 }
 
 /// Serves requests from `stream` until it closes.
-pub fn serve(fs: &dyn FileSystem, stream: &mut (impl Read + Write)) -> io::Result<()> {
+pub fn serve(
+    fs: &dyn FileSystem,
+    stream: &mut (impl Read + Write),
+    mut shared: Option<&mut crate::shm::SharedBuf>,
+) -> io::Result<()> {
     while let Some(msg) = recv(stream)? {
         let resp = match Request::decode(&msg) {
-            Ok(req) => handle(fs, req),
+            Ok(req) => handle(fs, req, shared.as_deref_mut().map(|s| s.as_mut_slice())),
             Err(e) => Response::Error(ErrorKind::Invalid, e.to_string()),
         };
         send_response(stream, &resp)?;

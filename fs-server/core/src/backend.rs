@@ -25,8 +25,16 @@ pub trait FileSystem {
     fn stat(&self, path: &str) -> FsResult<Stat>;
     /// The entries of directory `path` (without `.` and `..`).
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>>;
+    /// Up to `buf.len()` bytes of file `path` from `offset`, into `buf`
+    /// (fewer only at the end of the file); how many.
+    fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize>;
     /// Up to `len` bytes of file `path` from `offset`.
-    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>>;
+    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+        let mut buf = vec![0u8; len as usize];
+        let n = self.read_into(path, offset, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
     /// Target of symlink `path`.
     fn read_link(&self, path: &str) -> FsResult<String>;
     /// Creates (or empties) file `path`.
@@ -123,19 +131,16 @@ impl Volume {
     }
 }
 
-/// Reads up to `want` bytes with `read` (which may return short counts;
-/// 0 means end of file).
-fn read_up_to(want: usize, mut read: impl FnMut(&mut [u8]) -> FsResult<usize>) -> FsResult<Vec<u8>> {
-    let mut buf = vec![0u8; want];
+/// Fills `buf` with `read` (short counts allowed; 0 is the end); how much.
+fn fill(buf: &mut [u8], mut read: impl FnMut(&mut [u8]) -> FsResult<usize>) -> FsResult<usize> {
     let mut done = 0;
-    while done < want {
+    while done < buf.len() {
         match read(&mut buf[done..])? {
             0 => break,
             n => done += n,
         }
     }
-    buf.truncate(done);
-    Ok(buf)
+    Ok(done)
 }
 
 /// Finds the volume to serve on `dev`: the whole device if `probe` finds
@@ -269,14 +274,14 @@ impl FileSystem for Ext {
         }
         Ok(out)
     }
-    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+    fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         let mut f = self.fs.open(path).map_err(ext_error)?;
         if offset >= f.metadata().len() {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         f.seek_to(offset).map_err(ext_error)?;
-        let want = (len as u64).min(f.metadata().len() - offset) as usize;
-        read_up_to(want, |b| f.read_bytes(b).map_err(ext_error))
+        let want = (buf.len() as u64).min(f.metadata().len() - offset) as usize;
+        fill(&mut buf[..want], |b| f.read_bytes(b).map_err(ext_error))
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         let target = self.fs.read_link(path).map_err(ext_error)?;
@@ -553,19 +558,19 @@ impl FileSystem for Fat {
         }
         Ok(out)
     }
-    fn read(&self, path: &str, offset: u64, len: u32) -> FsResult<Vec<u8>> {
+    fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
         if e.is_dir() {
             return Err((ErrorKind::IsDir, format!("{path} is a directory")));
         }
         let size = e.len();
         if offset >= size {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let mut f = e.to_file();
         fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
-        let want = (len as u64).min(size - offset) as usize;
-        read_up_to(want, |b| fatfs::Read::read(&mut f, b).map_err(fat_error))
+        let want = (buf.len() as u64).min(size - offset) as usize;
+        fill(&mut buf[..want], |b| fatfs::Read::read(&mut f, b).map_err(fat_error))
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))

@@ -18,6 +18,8 @@ pub const MAX_READ: u32 = 4 << 20;
 pub const MAX_PATH: usize = 4096;
 /// Most entries in one directory listing.
 pub const MAX_ENTRIES: usize = 1 << 20;
+/// Most files in one `ReadMany`.
+pub const MAX_MANY: usize = 1024;
 
 /// A client's request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +62,21 @@ pub enum Request {
         from: String,
         /// New path.
         to: String,
+    },
+    /// The starts of many files at once (`(path, len)`, the lengths
+    /// adding up to at most [`MAX_READ`]): one round trip for many small
+    /// files.
+    ReadMany(Vec<(String, u32)>),
+    /// As `Read`, but the bytes go into the memory the client shares with
+    /// the server (from its start), not into the answer: bulk data is
+    /// not copied through the socket.
+    ReadShared {
+        /// The file.
+        path: String,
+        /// Where to start.
+        offset: u64,
+        /// How much (at most [`MAX_READ`] and the shared buffer's size).
+        len: u32,
     },
 }
 
@@ -154,6 +171,10 @@ pub enum Response {
     Link(String),
     /// A change was made.
     Done,
+    /// Answer to `ReadShared`: this many bytes are in the shared buffer.
+    Shared(u32),
+    /// Answer to `ReadMany`: each file's bytes or why not, in order.
+    Many(Vec<Result<Vec<u8>, (ErrorKind, String)>>),
     /// Any request can fail.
     Error(ErrorKind, String),
 }
@@ -312,6 +333,20 @@ impl Request {
                 w.str(from);
                 w.str(to);
             }
+            Request::ReadShared { path, offset, len } => {
+                w.u8(11);
+                w.str(path);
+                w.u64(*offset);
+                w.u32(*len);
+            }
+            Request::ReadMany(files) => {
+                w.u8(12);
+                w.u32(files.len() as u32);
+                for (p, len) in files {
+                    w.str(p);
+                    w.u32(*len);
+                }
+            }
         }
         w.0
     }
@@ -323,14 +358,18 @@ impl Request {
             1 => Request::Info,
             2 => Request::Stat(r.path()?),
             3 => Request::ReadDir(r.path()?),
-            4 => {
+            tag @ (4 | 11) => {
                 let path = r.path()?;
                 let offset = r.u64()?;
                 let len = r.u32()?;
                 if len > MAX_READ {
                     return Err(ProtoError("read too large"));
                 }
-                Request::Read { path, offset, len }
+                if tag == 4 {
+                    Request::Read { path, offset, len }
+                } else {
+                    Request::ReadShared { path, offset, len }
+                }
             }
             5 => Request::ReadLink(r.path()?),
             6 => Request::Create(r.path()?),
@@ -343,6 +382,24 @@ impl Request {
             8 => Request::Mkdir(r.path()?),
             9 => Request::Remove(r.path()?),
             10 => Request::Rename { from: r.path()?, to: r.path()? },
+            12 => {
+                let n = r.u32()? as usize;
+                if n > MAX_MANY {
+                    return Err(ProtoError("too many files"));
+                }
+                let mut files = Vec::with_capacity(n.min(r.0.len() / 8));
+                let mut total = 0u64;
+                for _ in 0..n {
+                    let p = r.path()?;
+                    let len = r.u32()?;
+                    total += len as u64;
+                    if total > MAX_READ as u64 {
+                        return Err(ProtoError("read too large"));
+                    }
+                    files.push((p, len));
+                }
+                Request::ReadMany(files)
+            }
             _ => return Err(ProtoError("unknown request")),
         };
         r.end()?;
@@ -384,6 +441,27 @@ impl Response {
                 w.str(l);
             }
             Response::Done => w.u8(7),
+            Response::Shared(n) => {
+                w.u8(8);
+                w.u32(*n);
+            }
+            Response::Many(items) => {
+                w.u8(9);
+                w.u32(items.len() as u32);
+                for item in items {
+                    match item {
+                        Ok(d) => {
+                            w.u8(0);
+                            w.bytes(d);
+                        }
+                        Err((k, m)) => {
+                            w.u8(1);
+                            w.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
+                            w.str(m);
+                        }
+                    }
+                }
+            }
             Response::Error(k, m) => {
                 w.u8(6);
                 w.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
@@ -428,6 +506,39 @@ impl Response {
             4 => Response::Data(r.bytes(MAX_READ as usize)?.to_vec()),
             5 => Response::Link(r.str(MAX_PATH)?),
             7 => Response::Done,
+            8 => {
+                let n = r.u32()?;
+                if n > MAX_READ {
+                    return Err(ProtoError("read too large"));
+                }
+                Response::Shared(n)
+            }
+            9 => {
+                let n = r.u32()? as usize;
+                if n > MAX_MANY {
+                    return Err(ProtoError("too many files"));
+                }
+                let mut items = Vec::with_capacity(n.min(r.0.len() / 5));
+                let mut total = 0usize;
+                for _ in 0..n {
+                    items.push(match r.u8()? {
+                        0 => {
+                            let d = r.bytes(MAX_READ as usize)?;
+                            total += d.len();
+                            if total > MAX_READ as usize {
+                                return Err(ProtoError("read too large"));
+                            }
+                            Ok(d.to_vec())
+                        }
+                        1 => {
+                            let k = *ERROR_KINDS.get(r.u8()? as usize).ok_or(ProtoError("unknown error kind"))?;
+                            Err((k, r.str(4096)?))
+                        }
+                        _ => return Err(ProtoError("bad result flag")),
+                    });
+                }
+                Response::Many(items)
+            }
             6 => {
                 let k = *ERROR_KINDS.get(r.u8()? as usize).ok_or(ProtoError("unknown error kind"))?;
                 Response::Error(k, r.str(4096)?)
@@ -460,6 +571,8 @@ mod tests {
             Request::Mkdir("/d".into()),
             Request::Remove("/r".into()),
             Request::Rename { from: "/a".into(), to: "/b".into() },
+            Request::ReadShared { path: "/s".into(), offset: 9, len: 4096 },
+            Request::ReadMany(vec![("/a".into(), 10), ("/b".into(), 0)]),
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
@@ -479,6 +592,8 @@ mod tests {
             Response::Error(ErrorKind::Corrupt, "bad inode".into()),
             Response::Error(ErrorKind::ReadOnly, "ro".into()),
             Response::Done,
+            Response::Shared(4096),
+            Response::Many(vec![Ok(vec![1, 2, 3]), Err((ErrorKind::NotFound, "gone".into())), Ok(vec![])]),
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode()), Ok(r));

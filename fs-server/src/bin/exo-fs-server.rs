@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use fs_server::backend::{self, FileSystem};
-use fs_server::proto::{Entry, ErrorKind, Info, Stat};
+use fs_server::proto::{Entry, ErrorKind, Info, Stat, MAX_READ};
 use fs_server::{sandbox, server};
 use std::os::fd::AsFd;
 
@@ -31,7 +31,7 @@ impl FileSystem for Unusable {
     fn read_dir(&self, _: &str) -> backend::FsResult<Vec<Entry>> {
         Err((ErrorKind::Corrupt, self.0.clone()))
     }
-    fn read(&self, _: &str, _: u64, _: u32) -> backend::FsResult<Vec<u8>> {
+    fn read_into(&self, _: &str, _: u64, _: &mut [u8]) -> backend::FsResult<usize> {
         Err((ErrorKind::Corrupt, self.0.clone()))
     }
     fn read_link(&self, _: &str) -> backend::FsResult<String> {
@@ -56,8 +56,17 @@ fn confined(r: Result<String, String>) -> Option<String> {
 }
 
 fn main() {
-    sandbox::close_inherited();
     let args: Vec<String> = std::env::args().collect();
+    let shm_fd = arg(&args, "--shm").and_then(|v| v.parse::<i32>().ok());
+    sandbox::close_inherited(shm_fd);
+    // The buffer shared with the client for file data (see fs_server::shm).
+    let mut shared = shm_fd.and_then(|fd| match fs_server::shm::SharedBuf::inherit(fd, MAX_READ as usize) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("exo-fs-server: no shared buffer ({e}); file data goes through the socket");
+            None
+        }
+    });
     let number = |name: &str, default: u64| arg(&args, name).and_then(|v| v.parse().ok()).unwrap_or(default);
     let partition = arg(&args, "--partition").and_then(|v| v.parse().ok());
     let rw = args.iter().any(|a| a == "--rw");
@@ -106,7 +115,7 @@ fn main() {
             Err(e) => Box::new(Unusable(e)),
         }
     };
-    if let Err(e) = server::serve(fs.as_ref(), &mut socket) {
+    if let Err(e) = server::serve(fs.as_ref(), &mut socket, shared.as_mut()) {
         eprintln!("exo-fs-server: {e}");
         std::process::exit(1);
     }
