@@ -156,6 +156,9 @@ pub enum ErrorKind {
     ReadOnly,
 }
 
+/// One file of a `ReadMany`: its bytes, or why not.
+pub type FileResult = Result<Vec<u8>, (ErrorKind, String)>;
+
 /// The server's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
@@ -174,7 +177,7 @@ pub enum Response {
     /// Answer to `ReadShared`: this many bytes are in the shared buffer.
     Shared(u32),
     /// Answer to `ReadMany`: each file's bytes or why not, in order.
-    Many(Vec<Result<Vec<u8>, (ErrorKind, String)>>),
+    Many(Vec<FileResult>),
     /// Any request can fail.
     Error(ErrorKind, String),
 }

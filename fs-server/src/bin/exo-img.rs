@@ -9,7 +9,7 @@
 
 use clap::{Parser, Subcommand};
 use fs_server::client::{Client, ClientError, InProcess, ServerOptions};
-use fs_server::proto::{Entry, ErrorKind, Kind, Request, Response, Stat};
+use fs_server::proto::{Entry, ErrorKind, FileResult, Kind, Request, Response, Stat};
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -224,7 +224,7 @@ impl App {
     /// The starts of many small files in one round trip; `None` if that
     /// failed as a whole (the caller then asks one by one, which reports
     /// the failure).
-    fn read_many(&mut self, files: Vec<(String, u32)>) -> Option<Vec<Result<Vec<u8>, (ErrorKind, String)>>> {
+    fn read_many(&mut self, files: Vec<(String, u32)>) -> Option<Vec<FileResult>> {
         let n = files.len();
         match self.ask(Request::ReadMany(files), "several files") {
             Ok(Response::Many(items)) if items.len() == n => Some(items),
