@@ -341,3 +341,490 @@ conf_dprintf(void)
 	rumpuser_dprintf("x=%d s=%s\n", 42, "ok");
 	rumpuser_putchar('Z');
 }
+
+/* ---------------------------------------------------------------- threads */
+
+static volatile int t_flag, t_after_exit;
+
+static void *
+t_body(void *arg)
+{
+	__atomic_store_n(&t_flag, (int)(intptr_t)arg, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *
+t_exits_early(void *arg)
+{
+	__atomic_store_n(&t_flag, 7, __ATOMIC_SEQ_CST);
+	rumpuser_thread_exit();
+	t_after_exit = 1;	/* never reached */
+	return NULL;
+}
+
+int
+conf_threads(char *msg, size_t len)
+{
+	void *cookie;
+	int i;
+
+	hyp_schedule();		/* joins and sleeps give the CPU back */
+	t_flag = 0;
+	CHECK(rumpuser_thread_create(t_body, (void *)(intptr_t)5, "joinable", 1, 0, -1, &cookie) == 0);
+	CHECK(rumpuser_thread_join(cookie) == 0);
+	CHECK(t_flag == 5);
+	t_flag = 0;
+	CHECK(rumpuser_thread_create(t_exits_early, NULL, "exits", 1, 0, -1, &cookie) == 0);
+	CHECK(rumpuser_thread_join(cookie) == 0);
+	CHECK(t_flag == 7 && t_after_exit == 0);
+	/* A detached thread runs too. */
+	t_flag = 0;
+	CHECK(rumpuser_thread_create(t_body, (void *)(intptr_t)9, "detached", 0, 0, -1, NULL) == 0);
+	for (i = 0; i < 200 && __atomic_load_n(&t_flag, __ATOMIC_SEQ_CST) != 9; i++)
+		rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 5000000);
+	CHECK(t_flag == 9);
+	CHECK(rumpuser_thread_create(NULL, NULL, "none", 1, 0, -1, &cookie) == 22);
+	hyp_unschedule();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- nowrap */
+
+static struct rumpuser_mtx *nw_m;
+static struct rumpuser_cv *nw_cv;
+static volatile int nw_go;
+
+static void *
+nw_signaller(void *arg)
+{
+	/* Not a rump thread (main keeps the only CPU): wait without sleeping
+	 * through the hypercall, which would give back a CPU it lacks. */
+	int64_t until = now_ns() + 20000000;
+
+	while (now_ns() < until)
+		continue;
+	rumpuser_mutex_enter_nowrap(nw_m);
+	nw_go = 1;
+	rumpuser_cv_signal(nw_cv);
+	rumpuser_mutex_exit(nw_m);
+	return NULL;
+}
+
+/* Spin mutexes and the _nowrap calls never touch the rump CPU. */
+int
+conf_nowrap_keeps_the_cpu(char *msg, size_t len)
+{
+	void *cookie;
+	int u0, s0;
+
+	hyp_schedule();
+	rumpuser_mutex_init(&nw_m, RUMPUSER_MTX_SPIN);
+	rumpuser_cv_init(&nw_cv);
+	u0 = unscheds;
+	s0 = scheds;
+	rumpuser_mutex_enter(nw_m);		/* SPIN: no wrap */
+	rumpuser_mutex_exit(nw_m);
+	rumpuser_mutex_enter_nowrap(nw_m);
+	nw_go = 0;
+	CHECK(rumpuser_thread_create(nw_signaller, NULL, "signaller", 1, 0, -1, &cookie) == 0);
+	while (!nw_go)
+		rumpuser_cv_wait_nowrap(nw_cv, nw_m);
+	rumpuser_mutex_exit(nw_m);
+	CHECK(unscheds == u0 && scheds == s0);
+	CHECK(on_cpu);
+	CHECK(rumpuser_thread_join(cookie) == 0);
+	rumpuser_cv_destroy(nw_cv);
+	rumpuser_mutex_destroy(nw_m);
+	hyp_unschedule();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- rwlocks */
+
+static struct rumpuser_rw *rw;
+static volatile int rw_result, rw_writer_in;
+
+static void *
+rw_try(void *arg)
+{
+	int kind = (int)(intptr_t)arg;
+
+	rw_result = rumpuser_rw_tryenter(kind, rw);
+	if (rw_result == 0)
+		rumpuser_rw_exit(rw);
+	return NULL;
+}
+
+static int
+rw_try_from_another_thread(int kind)
+{
+	void *cookie;
+
+	rumpuser_thread_create(rw_try, (void *)(intptr_t)kind, "rwtry", 1, 0, -1, &cookie);
+	rumpuser_thread_join(cookie);
+	return rw_result;
+}
+
+static void *
+rw_blocking_writer(void *arg)
+{
+	hyp_schedule();
+	rumpuser_rw_enter(RUMPUSER_RW_WRITER, rw);	/* waits: must unschedule */
+	rw_writer_in = 1;
+	rumpuser_rw_exit(rw);
+	hyp_unschedule();
+	return NULL;
+}
+
+int
+conf_rwlock(char *msg, size_t len)
+{
+	void *cookie;
+	int held, i;
+
+	hyp_schedule();
+	hyp_newlwp(0);
+	rumpuser_rw_init(&rw);
+
+	/* Readers share; a writer is kept out. */
+	rumpuser_rw_enter(RUMPUSER_RW_READER, rw);
+	rumpuser_rw_held(RUMPUSER_RW_READER, rw, &held);
+	CHECK(held);
+	rumpuser_rw_held(RUMPUSER_RW_WRITER, rw, &held);
+	CHECK(!held);
+	CHECK(rw_try_from_another_thread(RUMPUSER_RW_READER) == 0);
+	CHECK(rw_try_from_another_thread(RUMPUSER_RW_WRITER) == 16);
+
+	/* The only reader may upgrade; then it is the writer. */
+	CHECK(rumpuser_rw_tryupgrade(rw) == 0);
+	rumpuser_rw_held(RUMPUSER_RW_WRITER, rw, &held);
+	CHECK(held);
+	CHECK(rw_try_from_another_thread(RUMPUSER_RW_READER) == 16);
+
+	/* Downgrade: readers may come in, writers may not. */
+	rumpuser_rw_downgrade(rw);
+	rumpuser_rw_held(RUMPUSER_RW_WRITER, rw, &held);
+	CHECK(!held);
+	rumpuser_rw_held(RUMPUSER_RW_READER, rw, &held);
+	CHECK(held);
+	CHECK(rw_try_from_another_thread(RUMPUSER_RW_READER) == 0);
+	CHECK(rw_try_from_another_thread(RUMPUSER_RW_WRITER) == 16);
+
+	/* With a second reader, no upgrade. */
+	CHECK(rumpuser_rw_tryenter(RUMPUSER_RW_READER, rw) == 0);
+	CHECK(rumpuser_rw_tryupgrade(rw) == 16);
+	rumpuser_rw_exit(rw);
+
+	/* A waiting writer keeps new readers out, and gets in at last. */
+	rw_writer_in = 0;
+	CHECK(rumpuser_thread_create(rw_blocking_writer, NULL, "writer", 1, 0, -1, &cookie) == 0);
+	for (i = 0; i < 10; i++)
+		rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 10000000);
+	CHECK(rw_writer_in == 0);
+	CHECK(rw_try_from_another_thread(RUMPUSER_RW_READER) == 16);
+	rumpuser_rw_exit(rw);
+	CHECK(rumpuser_thread_join(cookie) == 0);
+	CHECK(rw_writer_in == 1);
+	rumpuser_rw_held(RUMPUSER_RW_READER, rw, &held);
+	CHECK(!held);
+
+	rumpuser_rw_destroy(rw);
+	rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, rumpuser_curlwp());
+	hyp_unschedule();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- cv */
+
+static struct rumpuser_mtx *bc_m;
+static struct rumpuser_cv *bc_cv;
+static volatile int bc_go, bc_woke, bc_owner_ok;
+
+static void *
+bc_waiter(void *arg)
+{
+	struct lwp *owner;
+
+	hyp_schedule();
+	hyp_newlwp(0);
+	rumpuser_mutex_enter(bc_m);
+	while (!bc_go)
+		rumpuser_cv_wait(bc_cv, bc_m);
+	rumpuser_mutex_owner(bc_m, &owner);
+	if (owner == rumpuser_curlwp() && on_cpu)
+		bc_owner_ok++;
+	bc_woke++;
+	rumpuser_mutex_exit(bc_m);
+	rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, rumpuser_curlwp());
+	hyp_unschedule();
+	return NULL;
+}
+
+static int
+broadcast_with(int flags, char *msg, size_t len)
+{
+	void *cookie[4];
+	int i, w = 0;
+
+	hyp_schedule();
+	rumpuser_mutex_init(&bc_m, flags);
+	rumpuser_cv_init(&bc_cv);
+	bc_go = bc_woke = bc_owner_ok = 0;
+	for (i = 0; i < 4; i++)
+		CHECK(rumpuser_thread_create(bc_waiter, NULL, "waiter", 1, 0, -1, &cookie[i]) == 0);
+	for (i = 0; i < 300 && w < 4; i++) {
+		rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 5000000);
+		rumpuser_mutex_enter(bc_m);
+		rumpuser_cv_has_waiters(bc_cv, &w);
+		rumpuser_mutex_exit(bc_m);
+	}
+	CHECKV(w == 4, w);
+	rumpuser_mutex_enter(bc_m);
+	bc_go = 1;
+	rumpuser_cv_broadcast(bc_cv);
+	rumpuser_mutex_exit(bc_m);
+	for (i = 0; i < 4; i++)
+		CHECK(rumpuser_thread_join(cookie[i]) == 0);
+	CHECK(bc_woke == 4 && bc_owner_ok == 4);
+	rumpuser_cv_has_waiters(bc_cv, &w);
+	CHECK(w == 0);
+	rumpuser_cv_destroy(bc_cv);
+	rumpuser_mutex_destroy(bc_m);
+	hyp_unschedule();
+	return 0;
+}
+
+int
+conf_cv_broadcast(char *msg, size_t len)
+{
+	if (broadcast_with(RUMPUSER_MTX_KMUTEX, msg, len))
+		return 1;
+	/* A spin kernel mutex as interlock: reacquired after the CPU. */
+	return broadcast_with(RUMPUSER_MTX_KMUTEX | RUMPUSER_MTX_SPIN, msg, len);
+}
+
+/* ---------------------------------------------------------------- curlwp */
+
+static struct lwp *seen_in_new_thread = (struct lwp *)1;
+
+static void *
+t_curlwp(void *arg)
+{
+	seen_in_new_thread = rumpuser_curlwp();
+	return NULL;
+}
+
+int
+conf_curlwp(char *msg, size_t len)
+{
+	struct lwp a, b;
+	void *cookie;
+
+	CHECK(rumpuser_curlwp() == NULL);
+	rumpuser_curlwpop(RUMPUSER_LWP_CREATE, &a);
+	rumpuser_curlwpop(RUMPUSER_LWP_CREATE, &b);
+	rumpuser_curlwpop(RUMPUSER_LWP_SET, &a);
+	CHECK(rumpuser_curlwp() == &a);
+	CHECK(rumpuser_thread_create(t_curlwp, NULL, "fresh", 1, 0, -1, &cookie) == 0);
+	hyp_schedule();
+	CHECK(rumpuser_thread_join(cookie) == 0);
+	hyp_unschedule();
+	CHECK(seen_in_new_thread == NULL);
+	rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, &a);
+	CHECK(rumpuser_curlwp() == NULL);
+	rumpuser_curlwpop(RUMPUSER_LWP_SET, &b);
+	CHECK(rumpuser_curlwp() == &b);
+	rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, &b);
+	rumpuser_curlwpop(RUMPUSER_LWP_DESTROY, &a);
+	rumpuser_curlwpop(RUMPUSER_LWP_DESTROY, &b);
+	/* Destroyed, so it can be created again. */
+	rumpuser_curlwpop(RUMPUSER_LWP_CREATE, &a);
+	rumpuser_curlwpop(RUMPUSER_LWP_DESTROY, &a);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+int
+conf_memory(char *msg, size_t len)
+{
+	static const int aligns[] = { 0, 8, 16, 64, 4096 };
+	void *p;
+	size_t i;
+
+	for (i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+		CHECK(rumpuser_malloc(1000, aligns[i], &p) == 0);
+		CHECK(aligns[i] == 0 || ((uintptr_t)p & (aligns[i] - 1)) == 0);
+		memset(p, 0xab, 1000);
+		rumpuser_free(p, 1000);
+	}
+	CHECK(rumpuser_malloc(64, 3, &p) == 22);
+	CHECK(rumpuser_anonmmap(NULL, 100000, 16, 0, &p) == 0);
+	CHECK(((uintptr_t)p & 0xffff) == 0);
+	CHECK(((char *)p)[0] == 0 && ((char *)p)[99999] == 0);
+	((char *)p)[99999] = 1;
+	rumpuser_unmap(p, 100000);
+	CHECK(rumpuser_anonmmap(NULL, 8192, 0, 0, &p) == 0);
+	CHECK(((uintptr_t)p & 4095) == 0);
+	rumpuser_unmap(p, 8192);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- files */
+
+int
+conf_iov(char *msg, size_t len)
+{
+	char path[64], a[4] = "abc", b[6] = "defgh", c[2] = "i", back[16], back2[4];
+	struct rumpuser_iovec w[3] = { { a, 3 }, { b, 5 }, { c, 1 } };
+	struct rumpuser_iovec r[2] = { { back, 4 }, { back + 4, 5 } };
+	struct rumpuser_iovec r2 = { back2, 3 };
+	size_t n;
+	int fd, fd2, type;
+	uint64_t size;
+
+	hyp_schedule();		/* file hypercalls give the CPU back */
+	snprintf(path, sizeof(path), "/tmp/rumpconf-iov-%d", (int)now_ns() & 0xffff);
+	CHECK(rumpuser_open(path, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_EXCL, &fd) == 0);
+	CHECK(rumpuser_open(path, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_EXCL, &fd2) == 17);
+	CHECK(rumpuser_iovwrite(fd, w, 3, RUMPUSER_IOV_NOSEEK, &n) == 0 && n == 9);
+	CHECK(rumpuser_iovwrite(fd, w, 1, 20, &n) == 0 && n == 3);
+	CHECK(rumpuser_getfileinfo(path, &size, &type) == 0 && size == 23);
+	memset(back, 0, sizeof(back));
+	CHECK(rumpuser_iovread(fd, r, 2, 0, &n) == 0 && n == 9);
+	CHECK(memcmp(back, "abcdefghi", 9) == 0);
+	/* A fresh descriptor reads from the start, and on from there. */
+	CHECK(rumpuser_open(path, RUMPUSER_OPEN_RDONLY, &fd2) == 0);
+	CHECK(rumpuser_iovread(fd2, &r2, 1, RUMPUSER_IOV_NOSEEK, &n) == 0 && n == 3 && memcmp(back2, "abc", 3) == 0);
+	CHECK(rumpuser_iovread(fd2, &r2, 1, RUMPUSER_IOV_NOSEEK, &n) == 0 && n == 3 && memcmp(back2, "def", 3) == 0);
+	/* Past the end: a short count, no error. */
+	CHECK(rumpuser_iovread(fd2, &r2, 1, 22, &n) == 0 && n == 1);
+	CHECK(rumpuser_iovwrite(fd2, w, 1, 0, &n) == 9);	/* read-only descriptor */
+	CHECK(rumpuser_close(fd2) == 0);
+	CHECK(rumpuser_close(fd) == 0);
+	CHECK(rumpuser_getfileinfo("/tmp", &size, &type) == 0 && type == RUMPUSER_FT_DIR);
+	CHECK(rumpuser_open("/nonexistent/rumpconf", RUMPUSER_OPEN_RDONLY, &fd) == 2);
+	remove(path);
+	hyp_unschedule();
+	return 0;
+}
+
+/* ---------------------------------------------------------------- misc */
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+static volatile sig_atomic_t got_usr1;
+
+static void
+on_usr1(int sig)
+{
+	got_usr1 = 1;
+}
+
+int
+conf_random_errno_kill(char *msg, size_t len)
+{
+	unsigned char x[32], y[32];
+	size_t n;
+
+	CHECK(rumpuser_getrandom(x, sizeof(x), 4, &n) == 22);
+	hyp_schedule();		/* a blocking getrandom gives the CPU back */
+	CHECK(rumpuser_getrandom(x, sizeof(x), RUMPUSER_RANDOM_HARD, &n) == 0 && n == 32);
+	hyp_unschedule();
+	CHECK(rumpuser_getrandom(y, sizeof(y), RUMPUSER_RANDOM_NOWAIT, &n) == 0 && n == 32);
+	CHECK(memcmp(x, y, 32) != 0);
+	rumpuser_seterrno(42);
+	CHECK(errno == 42);
+	/* Host-only: NetBSD SIGUSR1 (30) arrives as the host's SIGUSR1. */
+	signal(SIGUSR1, on_usr1);
+	got_usr1 = 0;
+	CHECK(rumpuser_kill(RUMPUSER_PID_SELF, 30) == 0);
+	CHECK(got_usr1 == 1);
+	CHECK(rumpuser_kill(RUMPUSER_PID_SELF, 0) == 0);
+	CHECK(rumpuser_kill(12345, 30) == 3);
+	signal(SIGUSR1, SIG_DFL);
+	return 0;
+}
+
+/* Host-only: daemonize in a child; its status is what the daemon says. */
+static int
+daemon_status(int report)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (rumpuser_daemonize_begin() != 0)
+			_exit(99);
+		/* the daemon: report and carry on (briefly) */
+		rumpuser_daemonize_done(report);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+int
+conf_daemonize(char *msg, size_t len)
+{
+	int st;
+
+	st = daemon_status(0);
+	CHECKV(st == 0, st);
+	st = daemon_status(3);
+	CHECKV(st == 3, st);
+	CHECK(rumpuser_daemonize_done(0) == 22);	/* not daemonizing */
+	return 0;
+}
+
+/* Link sets of this program, as a statically linked rump kernel has
+ * (retain: nothing refers to them but the linker's bounds). */
+struct modinfo { const char *name; };
+struct rump_component { int type; };
+static const struct modinfo mod_a = { "a" }, mod_b = { "b" };
+static struct rump_component comp_a = { 1 }, comp_b = { 2 };
+static const struct modinfo *const la __attribute__((section("link_set_modules"), used, retain)) = &mod_a;
+static const struct modinfo *const lb __attribute__((section("link_set_modules"), used, retain)) = &mod_b;
+static struct rump_component *const lca __attribute__((section("link_set_rump_components"), used, retain)) = &comp_a;
+static struct rump_component *const lcb __attribute__((section("link_set_rump_components"), used, retain)) = &comp_b;
+
+static int mods_seen, modinit_calls, comps_seen;
+
+static void
+domodinit(const struct modinfo *const *mi, size_t n)
+{
+	size_t i;
+
+	modinit_calls++;
+	for (i = 0; i < n; i++)
+		if (mi[i] == &mod_a || mi[i] == &mod_b)
+			mods_seen++;
+}
+
+static int
+symload(void *a, uint64_t b, char *c, uint64_t d)
+{
+	return 0;
+}
+
+static void
+compload(const struct rump_component *rc)
+{
+	if (rc == &comp_a || rc == &comp_b)
+		comps_seen++;
+}
+
+int
+conf_dl_bootstrap(char *msg, size_t len)
+{
+	mods_seen = modinit_calls = comps_seen = 0;
+	rumpuser_dl_bootstrap(domodinit, symload, compload);
+	CHECKV(modinit_calls == 1, modinit_calls);
+	CHECKV(mods_seen == 2, mods_seen);
+	CHECKV(comps_seen == 2, comps_seen);
+	return 0;
+}

@@ -20,6 +20,16 @@ extern "C" {
     fn conf_clocks(msg: *mut c_char, len: usize) -> c_int;
     fn conf_sp_unsupported(msg: *mut c_char, len: usize) -> c_int;
     fn conf_dprintf();
+    fn conf_threads(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_nowrap_keeps_the_cpu(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_rwlock(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_cv_broadcast(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_curlwp(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_memory(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_iov(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_random_errno_kill(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_daemonize(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_dl_bootstrap(msg: *mut c_char, len: usize) -> c_int;
 }
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -76,6 +86,56 @@ fn clocks_are_monotonic_and_sleep_unschedules() {
 #[test]
 fn syscall_proxy_is_not_supported() {
     run(conf_sp_unsupported);
+}
+
+#[test]
+fn threads_join_exit_and_detach() {
+    run(conf_threads);
+}
+
+#[test]
+fn spin_and_nowrap_never_give_the_cpu_back() {
+    run(conf_nowrap_keeps_the_cpu);
+}
+
+#[test]
+fn rwlock_sharing_upgrade_downgrade_and_writer_preference() {
+    run(conf_rwlock);
+}
+
+#[test]
+fn cv_broadcast_wakes_every_waiter_with_the_mutex() {
+    run(conf_cv_broadcast);
+}
+
+#[test]
+fn curlwp_bookkeeping() {
+    run(conf_curlwp);
+}
+
+#[test]
+fn malloc_and_anonmmap_alignment() {
+    run(conf_memory);
+}
+
+#[test]
+fn scatter_gather_and_file_positions() {
+    run(conf_iov);
+}
+
+#[test]
+fn random_errno_and_signals() {
+    run(conf_random_errno_kill);
+}
+
+#[test]
+fn daemonize_reports_to_the_waiting_parent() {
+    run(conf_daemonize);
+}
+
+#[test]
+fn dl_bootstrap_finds_the_programs_link_sets() {
+    run(conf_dl_bootstrap);
 }
 
 struct Capture(Mutex<Vec<u8>>);
