@@ -78,7 +78,8 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 impl Client {
     /// A client for `image`; the server starts with the first request.
     pub fn new(image: PathBuf, options: ServerOptions) -> Client {
-        let shared = crate::shm::SharedBuf::create(crate::proto::MAX_READ as usize).ok();
+        // Two halves: the server fills one while the client empties the other.
+        let shared = crate::shm::SharedBuf::create(crate::shm::SIZE).ok();
         Client { image, options, server: None, shared }
     }
 
@@ -192,7 +193,7 @@ impl Client {
     /// buffer when there is one (else through the socket); the bytes stay
     /// valid until the next request.
     pub fn read(&mut self, path: &str, offset: u64, len: u32) -> Result<std::borrow::Cow<'_, [u8]>, ClientError> {
-        let room = self.shared.as_ref().map_or(0, |b| b.len());
+        let room = self.shared.as_ref().map_or(0, |b| b.len() / 2);
         if room == 0 {
             return match self.request(&Request::Read { path: path.into(), offset, len })? {
                 Response::Data(d) => Ok(std::borrow::Cow::Owned(d)),
@@ -200,7 +201,7 @@ impl Client {
             };
         }
         let len = len.min(room as u32);
-        match self.request(&Request::ReadShared { path: path.into(), offset, len })? {
+        match self.request(&Request::ReadShared { path: path.into(), offset, len, at: 0 })? {
             Response::Shared(n) if n <= len => {
                 let buf = self.shared.as_ref().expect("checked above");
                 Ok(std::borrow::Cow::Borrowed(&buf.as_slice()[..n as usize]))
@@ -210,6 +211,115 @@ impl Client {
                 Err(ClientError::ServerDied("it answered out of turn".into()))
             }
         }
+    }
+
+    /// Reads the first `size` bytes of `path` into `sink`, with two
+    /// requests in flight: the server fills one half of the shared buffer
+    /// while `sink` empties the other. Returns how many bytes came (fewer
+    /// if the file is shorter). Without a shared buffer it reads one
+    /// chunk at a time.
+    pub fn read_pipelined(
+        &mut self,
+        path: &str,
+        size: u64,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, PipelineError> {
+        let half = self.shared.as_ref().map_or(0, |b| b.len() / 2).min(crate::proto::MAX_READ as usize) as u64;
+        if half == 0 {
+            let mut done = 0;
+            while done < size {
+                let d = self.read(path, done, (size - done).min(crate::proto::MAX_READ as u64) as u32)?;
+                if d.is_empty() {
+                    break;
+                }
+                sink(&d).map_err(PipelineError::Sink)?;
+                done += d.len() as u64;
+            }
+            return Ok(done);
+        }
+        let mut next = 0u64; // the next file offset to ask for
+        let mut inflight = std::collections::VecDeque::new(); // (slot, len asked)
+        let mut done = 0u64;
+        let mut short = false;
+        let mut result = Ok(());
+        for slot in [0u32, half as u32] {
+            if next < size {
+                let len = (size - next).min(half) as u32;
+                self.send_shared(path, next, len, slot)?;
+                inflight.push_back((slot, len));
+                next += len as u64;
+            }
+        }
+        while let Some((slot, asked)) = inflight.pop_front() {
+            let n = match self.recv_shared(asked) {
+                Ok(n) => n,
+                Err(e @ ClientError::Fs(..)) => {
+                    // Keep the stream in step: collect the other answer.
+                    for _ in inflight.drain(..) {
+                        self.recv_shared(u32::MAX).ok();
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if result.is_ok() && !short {
+                let buf = self.shared.as_ref().expect("half > 0");
+                result = sink(&buf.as_slice()[slot as usize..slot as usize + n as usize]);
+                done += n as u64;
+            }
+            short |= n < asked;
+            if next < size && !short && result.is_ok() {
+                let len = (size - next).min(half) as u32;
+                self.send_shared(path, next, len, slot)?;
+                inflight.push_back((slot, len));
+                next += len as u64;
+            }
+        }
+        result.map_err(PipelineError::Sink)?;
+        Ok(done)
+    }
+
+    fn send_shared(&mut self, path: &str, offset: u64, len: u32, at: u32) -> Result<(), ClientError> {
+        let s = self.start()?;
+        let req = Request::ReadShared { path: path.into(), offset, len, at };
+        if send(&mut s.stream, &req.encode()).is_err() {
+            return Err(ClientError::ServerDied(self.bury(false)));
+        }
+        Ok(())
+    }
+
+    /// The answer to one `ReadShared`: how many bytes arrived (at most
+    /// `asked`).
+    fn recv_shared(&mut self, asked: u32) -> Result<u32, ClientError> {
+        let s = self.server.as_mut().ok_or_else(|| ClientError::ServerDied("no server".into()))?;
+        match recv_response(&mut s.stream) {
+            Ok(Some(Ok(Response::Shared(n)))) if n <= asked => Ok(n),
+            Ok(Some(Ok(Response::Error(k, m)))) => Err(ClientError::Fs(k, m)),
+            Ok(None) => Err(ClientError::ServerDied(self.bury(false))),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(ClientError::ServerDied(self.bury(true)))
+            }
+            Err(_) => Err(ClientError::ServerDied(self.bury(false))),
+            Ok(Some(_)) => {
+                let _ = self.bury(true);
+                Err(ClientError::ServerDied("it answered out of turn".into()))
+            }
+        }
+    }
+}
+
+/// Why a pipelined read stopped.
+#[derive(Debug)]
+pub enum PipelineError {
+    /// The server or the file.
+    Client(ClientError),
+    /// Writing the data out.
+    Sink(std::io::Error),
+}
+
+impl From<ClientError> for PipelineError {
+    fn from(e: ClientError) -> Self {
+        PipelineError::Client(e)
     }
 }
 

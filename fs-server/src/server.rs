@@ -12,9 +12,10 @@ pub fn handle(fs: &dyn FileSystem, req: Request, shared: Option<&mut [u8]>) -> R
         Request::ReadMany(files) => {
             return Response::Many(files.iter().map(|(p, len)| fs.read(p, 0, *len)).collect());
         }
-        Request::ReadShared { path, offset, len } => match shared {
-            Some(buf) if len as usize <= buf.len() => {
-                fs.read_into(&path, offset, &mut buf[..len as usize]).map(|n| Response::Shared(n as u32))
+        Request::ReadShared { path, offset, len, at } => match shared {
+            Some(buf) if at as usize + len as usize <= buf.len() => {
+                let window = &mut buf[at as usize..at as usize + len as usize];
+                fs.read_into(&path, offset, window).map(|n| Response::Shared(n as u32))
             }
             Some(_) => Err((ErrorKind::Invalid, format!("{path}: read larger than the shared buffer"))),
             None => Err((ErrorKind::Invalid, "no shared buffer was set up".into())),

@@ -9,6 +9,10 @@
 //! told against the buffer.
 
 use std::io;
+
+/// Size of the shared buffer: two halves of the largest read, so the
+/// server can fill one while the client empties the other.
+pub const SIZE: usize = 2 * crate::proto::MAX_READ as usize;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A shared buffer, mapped in this process.

@@ -68,15 +68,17 @@ pub enum Request {
     /// files.
     ReadMany(Vec<(String, u32)>),
     /// As `Read`, but the bytes go into the memory the client shares with
-    /// the server (from its start), not into the answer: bulk data is
-    /// not copied through the socket.
+    /// the server, at `at`, not into the answer: bulk data is not copied
+    /// through the socket.
     ReadShared {
         /// The file.
         path: String,
         /// Where to start.
         offset: u64,
-        /// How much (at most [`MAX_READ`] and the shared buffer's size).
+        /// How much (at most [`MAX_READ`]).
         len: u32,
+        /// Where in the shared buffer (`at + len` within it).
+        at: u32,
     },
 }
 
@@ -336,11 +338,12 @@ impl Request {
                 w.str(from);
                 w.str(to);
             }
-            Request::ReadShared { path, offset, len } => {
+            Request::ReadShared { path, offset, len, at } => {
                 w.u8(11);
                 w.str(path);
                 w.u64(*offset);
                 w.u32(*len);
+                w.u32(*at);
             }
             Request::ReadMany(files) => {
                 w.u8(12);
@@ -371,7 +374,7 @@ impl Request {
                 if tag == 4 {
                     Request::Read { path, offset, len }
                 } else {
-                    Request::ReadShared { path, offset, len }
+                    Request::ReadShared { path, offset, len, at: r.u32()? }
                 }
             }
             5 => Request::ReadLink(r.path()?),
@@ -574,7 +577,7 @@ mod tests {
             Request::Mkdir("/d".into()),
             Request::Remove("/r".into()),
             Request::Rename { from: "/a".into(), to: "/b".into() },
-            Request::ReadShared { path: "/s".into(), offset: 9, len: 4096 },
+            Request::ReadShared { path: "/s".into(), offset: 9, len: 4096, at: 4096 },
             Request::ReadMany(vec![("/a".into(), 10), ("/b".into(), 0)]),
         ];
         for r in reqs {

@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use fs_server::backend::{self, FileSystem};
-use fs_server::proto::{Entry, ErrorKind, Info, Stat, MAX_READ};
+use fs_server::proto::{Entry, ErrorKind, Info, Stat};
 use fs_server::{sandbox, server};
 use std::os::fd::AsFd;
 
@@ -60,7 +60,7 @@ fn main() {
     let shm_fd = arg(&args, "--shm").and_then(|v| v.parse::<i32>().ok());
     sandbox::close_inherited(shm_fd);
     // The buffer shared with the client for file data (see fs_server::shm).
-    let mut shared = shm_fd.and_then(|fd| match fs_server::shm::SharedBuf::inherit(fd, MAX_READ as usize) {
+    let mut shared = shm_fd.and_then(|fd| match fs_server::shm::SharedBuf::inherit(fd, fs_server::shm::SIZE) {
         Ok(b) => Some(b),
         Err(e) => {
             eprintln!("exo-fs-server: no shared buffer ({e}); file data goes through the socket");

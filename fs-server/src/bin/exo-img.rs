@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use fs_server::client::{Client, ClientError, InProcess, ServerOptions};
+use fs_server::client::{Client, ClientError, InProcess, PipelineError, ServerOptions};
 use fs_server::proto::{Entry, ErrorKind, FileResult, Kind, Request, Response, Stat};
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
@@ -269,6 +269,13 @@ impl App {
     ) -> Result<u64, Failure> {
         const CHUNK: u32 = fs_server::proto::MAX_READ;
         let mut offset = 0u64;
+        if let (Conn::Server(c), Some(s)) = (&mut self.conn, size) {
+            // The size is known: the server reads ahead while we write.
+            return c.read_pipelined(path, s, &mut sink).map_err(|e| match e {
+                PipelineError::Client(e) => failure(e, path),
+                PipelineError::Sink(e) => Failure(1, format!("writing {path}: {e}")),
+            });
+        }
         loop {
             // From a server, the bytes arrive in the memory shared with it.
             let n = match &mut self.conn {
