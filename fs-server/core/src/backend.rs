@@ -316,17 +316,20 @@ impl FatIo {
             return Ok(&self.cache[i].1);
         }
         let len = CACHE_BLOCK.min(self.v.len() - start) as usize;
-        let mut data = vec![0u8; len];
-        self.v.read_at(start, &mut data).map_err(IoErr::Block)?;
+        // Reuse the victim's memory: no allocation or clearing per miss.
         let i = if self.cache.len() < CACHE_BLOCKS {
-            self.cache.push((start, data));
+            self.cache.push((u64::MAX, Vec::new()));
             self.cache.len() - 1
         } else {
             let i = self.next_victim;
             self.next_victim = (i + 1) % CACHE_BLOCKS;
-            self.cache[i] = (start, data);
             i
         };
+        let slot = &mut self.cache[i];
+        slot.0 = u64::MAX; // invalid until the read succeeds
+        slot.1.resize(len, 0);
+        self.v.read_at(start, &mut slot.1).map_err(IoErr::Block)?;
+        slot.0 = start;
         Ok(&self.cache[i].1)
     }
 }
