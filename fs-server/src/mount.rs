@@ -253,13 +253,11 @@ impl Filesystem for ImageFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        // Only what the file protocol can do: emptying a file (O_TRUNC).
-        // Owners, modes and times are not kept on FAT.
+        // The length can change (truncate(2), O_TRUNC); owners, modes and
+        // times are not kept on FAT.
         let r = self.path(ino).and_then(|path| {
-            match size {
-                Some(0) => self.change(Request::Create(path.clone()))?,
-                Some(_) => return Err(Errno::EOPNOTSUPP),
-                None => {}
+            if let Some(size) = size {
+                self.change(Request::Truncate { path: path.clone(), size })?;
             }
             self.entry(&path)
         });

@@ -28,6 +28,7 @@ pub fn handle(fs: &dyn FileSystem, req: Request, shared: Option<&mut [u8]>) -> R
         Request::Create(p) => fs.create(&p).map(|_| Response::Done),
         Request::Write { path, offset, data } => fs.write(&path, offset, &data).map(|_| Response::Done),
         Request::Mkdir(p) => fs.mkdir(&p).map(|_| Response::Done),
+        Request::Truncate { path, size } => fs.truncate(&path, size).map(|_| Response::Done),
         Request::Remove(p) => fs.remove(&p).map(|_| Response::Done),
         Request::Rename { from, to } => fs.rename(&from, &to).map(|_| Response::Done),
     };

@@ -416,6 +416,12 @@ fn fuse_mount_rw_changes_a_fat_image_that_fsck_accepts() {
         std::fs::rename(mnt.join("empty"), mnt.join("made here/moved"))?;
         std::fs::remove_file(mnt.join("a/big.bin"))?;
         assert_eq!(std::fs::read(mnt.join("made here/copied.bin"))?, data);
+        // Lengths change both ways: cut, then extended with zeros.
+        std::fs::write(mnt.join("resized"), &data[..100_000])?;
+        let f = std::fs::OpenOptions::new().write(true).open(mnt.join("resized"))?;
+        f.set_len(70_000)?;
+        f.set_len(90_000)?;
+        drop(f);
         Ok(())
     })();
     assert!(Command::new("fusermount3").args(["-u", mnt.to_str().unwrap()]).status().unwrap().success());
@@ -424,6 +430,11 @@ fn fuse_mount_rw_changes_a_fat_image_that_fsck_accepts() {
     let back = d.join("back.bin");
     tool("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/made here/copied.bin", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), data);
+    let resized = d.join("resized.bin");
+    tool("mcopy", &["-n", "-i", img.to_str().unwrap(), "::/resized", resized.to_str().unwrap()]);
+    let mut want = data[..70_000].to_vec();
+    want.resize(90_000, 0);
+    assert_eq!(std::fs::read(&resized).unwrap(), want);
     let fsck = Command::new("fsck.fat").args(["-n", img.to_str().unwrap()]).output().unwrap();
     assert!(fsck.status.success(), "fsck.fat -n: {}", String::from_utf8_lossy(&fsck.stdout));
 }

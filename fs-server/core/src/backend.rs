@@ -45,6 +45,10 @@ pub trait FileSystem {
     fn write(&self, path: &str, _offset: u64, _data: &[u8]) -> FsResult<()> {
         Err(read_only(path))
     }
+    /// Sets the length of file `path` (cutting, or extending with zeros).
+    fn truncate(&self, path: &str, _size: u64) -> FsResult<()> {
+        Err(read_only(path))
+    }
     /// Creates directory `path`.
     fn mkdir(&self, path: &str) -> FsResult<()> {
         Err(read_only(path))
@@ -592,6 +596,31 @@ impl FileSystem for Fat {
         let mut f = e.to_file();
         fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
         fatfs::Write::write_all(&mut f, data).map_err(fat_error)?;
+        fatfs::Write::flush(&mut f).map_err(fat_error)
+    }
+    fn truncate(&self, path: &str, size: u64) -> FsResult<()> {
+        let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
+        if e.is_dir() {
+            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
+        }
+        if size > u32::MAX as u64 {
+            return Err((ErrorKind::Invalid, format!("{path}: FAT files end at 4 GiB")));
+        }
+        let len = e.len();
+        let mut f = e.to_file();
+        if size <= len {
+            fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(size)).map_err(fat_error)?;
+            f.truncate().map_err(fat_error)?;
+        } else {
+            fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(len)).map_err(fat_error)?;
+            let zeros = [0u8; 4096];
+            let mut left = size - len;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                fatfs::Write::write_all(&mut f, &zeros[..n]).map_err(fat_error)?;
+                left -= n as u64;
+            }
+        }
         fatfs::Write::flush(&mut f).map_err(fat_error)
     }
     fn mkdir(&self, path: &str) -> FsResult<()> {

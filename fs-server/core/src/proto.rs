@@ -63,6 +63,14 @@ pub enum Request {
         /// New path.
         to: String,
     },
+    /// Sets a file's length: cuts it, or extends it with zeros (FAT,
+    /// `--rw`).
+    Truncate {
+        /// The file.
+        path: String,
+        /// Its new length.
+        size: u64,
+    },
     /// The starts of many files at once (`(path, len)`, the lengths
     /// adding up to at most [`MAX_READ`]): one round trip for many small
     /// files.
@@ -345,6 +353,11 @@ impl Request {
                 w.u32(*len);
                 w.u32(*at);
             }
+            Request::Truncate { path, size } => {
+                w.u8(13);
+                w.str(path);
+                w.u64(*size);
+            }
             Request::ReadMany(files) => {
                 w.u8(12);
                 w.u32(files.len() as u32);
@@ -388,6 +401,7 @@ impl Request {
             8 => Request::Mkdir(r.path()?),
             9 => Request::Remove(r.path()?),
             10 => Request::Rename { from: r.path()?, to: r.path()? },
+            13 => Request::Truncate { path: r.path()?, size: r.u64()? },
             12 => {
                 let n = r.u32()? as usize;
                 if n > MAX_MANY {
@@ -579,6 +593,7 @@ mod tests {
             Request::Rename { from: "/a".into(), to: "/b".into() },
             Request::ReadShared { path: "/s".into(), offset: 9, len: 4096, at: 4096 },
             Request::ReadMany(vec![("/a".into(), 10), ("/b".into(), 0)]),
+            Request::Truncate { path: "/t".into(), size: 1 << 33 },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
