@@ -398,6 +398,8 @@ type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, fatfs::LossyOemCpCo
 /// A FAT12/16/32 file system.
 pub struct Fat {
     fs: fatfs::FileSystem<FatStorage, UtcTime, fatfs::LossyOemCpConverter>,
+    /// The same volume, for reading file data in long runs.
+    volume: Volume,
     info: Info,
 }
 
@@ -489,6 +491,7 @@ fn components(path: &str) -> Vec<&str> {
 impl Fat {
     fn open(v: Volume, partition: String, clock: &'static dyn rumpglue::Clock, sandbox: String) -> Result<Fat, String> {
         let size = v.len();
+        let volume = v.clone();
         let fs = fatfs::FileSystem::new(FatIo::new(v), fatfs::FsOptions::new().time_provider(UtcTime(clock)))
             .map_err(|e| format!("FAT: {e}"))?;
         let kind = match fs.fat_type() {
@@ -497,7 +500,20 @@ impl Fat {
             fatfs::FatType::Fat32 => "fat32",
         };
         let label = fs.volume_label().trim_end().to_string();
-        Ok(Fat { fs, info: Info { fs: kind.into(), label, partition, size, sandbox } })
+        Ok(Fat { fs, volume, info: Info { fs: kind.into(), label, partition, size, sandbox } })
+    }
+
+    /// Reads one run of contiguous clusters `(disk offset, file offset,
+    /// length)` into its place in `buf`, which starts at file offset
+    /// `base`.
+    fn read_run(&self, (disk, at, len): (u64, u64, u64), base: u64, buf: &mut [u8]) -> FsResult<()> {
+        let start = (at - base) as usize;
+        self.volume
+            .read_at(disk, &mut buf[start..start + len as usize])
+            .map_err(|e| match e {
+                rumpglue::Error::OutOfRange => (ErrorKind::Corrupt, "a cluster lies outside the volume".to_string()),
+                e => (ErrorKind::Io, format!("reading file data: {e}")),
+            })
     }
 
     /// The directory at `path` (components), or an error.
@@ -574,10 +590,44 @@ impl FileSystem for Fat {
         if offset >= size {
             return Ok(0);
         }
+        // The file's clusters, as on-disk byte ranges: contiguous ones are
+        // read together, straight into `buf` (fatfs itself would read one
+        // cluster at a time through the cache).
+        let end = size.min(offset.saturating_add(buf.len() as u64));
         let mut f = e.to_file();
-        fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
-        let want = (buf.len() as u64).min(size - offset) as usize;
-        fill(&mut buf[..want], |b| fatfs::Read::read(&mut f, b).map_err(fat_error))
+        let mut pos = 0u64; // file offset where the current extent starts
+        let mut run: Option<(u64, u64, u64)> = None; // (disk, file offset, length)
+        for ext in f.extents() {
+            let ext = ext.map_err(fat_error)?;
+            let len = u64::from(ext.size);
+            if len == 0 {
+                break;
+            }
+            let (from, to) = (pos.max(offset), (pos + len).min(end));
+            if from < to {
+                let disk = ext.offset + (from - pos);
+                run = match run {
+                    Some((d, o, l)) if d + l == disk => Some((d, o, l + (to - from))),
+                    other => {
+                        if let Some(r) = other {
+                            self.read_run(r, offset, buf)?;
+                        }
+                        Some((disk, from, to - from))
+                    }
+                };
+            }
+            pos += len;
+            if pos >= end {
+                break;
+            }
+        }
+        if let Some(r) = run {
+            self.read_run(r, offset, buf)?;
+        }
+        if pos < end {
+            return Err((ErrorKind::Corrupt, format!("{path}: the cluster chain ends before the file does")));
+        }
+        Ok((end - offset) as usize)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))
