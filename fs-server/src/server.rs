@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 pub fn handle(fs: &dyn FileSystem, req: Request, shared: Option<&mut [u8]>) -> Response {
     let r = match req {
         Request::ReadMany(files) => {
-            return Response::Many(files.iter().map(|(p, len)| fs.read(p, 0, *len)).collect());
+            return Response::Many(fs.read_many(&files));
         }
         Request::ReadShared { path, offset, len, at } => match shared {
             Some(buf) if at as usize + len as usize <= buf.len() => {

@@ -4,7 +4,7 @@
 
 use crate::detect::{detect, FsType};
 use crate::part::partitions;
-use crate::proto::{Entry, ErrorKind, Info, Kind, Stat};
+use crate::proto::{Entry, ErrorKind, FileResult, Info, Kind, Stat};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -34,6 +34,11 @@ pub trait FileSystem {
         let n = self.read_into(path, offset, &mut buf)?;
         buf.truncate(n);
         Ok(buf)
+    }
+    /// The starts of several files (`(path, len)`), each read or failed
+    /// on its own.
+    fn read_many(&self, files: &[(String, u32)]) -> Vec<FileResult> {
+        files.iter().map(|(p, len)| self.read(p, 0, *len)).collect()
     }
     /// Target of symlink `path`.
     fn read_link(&self, path: &str) -> FsResult<String>;
@@ -503,17 +508,65 @@ impl Fat {
         Ok(Fat { fs, volume, info: Info { fs: kind.into(), label, partition, size, sandbox } })
     }
 
+    /// Up to `buf.len()` bytes of the file `e` (found at `path`) from
+    /// `offset`.
+    fn read_entry(&self, path: &str, e: &FatEntry<'_>, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        if e.is_dir() {
+            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
+        }
+        let size = e.len();
+        if offset >= size {
+            return Ok(0);
+        }
+        // The file's clusters, as on-disk byte ranges: contiguous ones are
+        // read together, straight into `buf` (fatfs itself would read one
+        // cluster at a time through the cache).
+        let end = size.min(offset.saturating_add(buf.len() as u64));
+        let mut f = e.to_file();
+        let mut pos = 0u64; // file offset where the current extent starts
+        let mut run: Option<(u64, u64, u64)> = None; // (disk, file offset, length)
+        for ext in f.extents() {
+            let ext = ext.map_err(fat_error)?;
+            let len = u64::from(ext.size);
+            if len == 0 {
+                break;
+            }
+            let (from, to) = (pos.max(offset), (pos + len).min(end));
+            if from < to {
+                let disk = ext.offset + (from - pos);
+                run = match run {
+                    Some((d, o, l)) if d + l == disk => Some((d, o, l + (to - from))),
+                    other => {
+                        if let Some(r) = other {
+                            self.read_run(r, offset, buf)?;
+                        }
+                        Some((disk, from, to - from))
+                    }
+                };
+            }
+            pos += len;
+            if pos >= end {
+                break;
+            }
+        }
+        if let Some(r) = run {
+            self.read_run(r, offset, buf)?;
+        }
+        if pos < end {
+            return Err((ErrorKind::Corrupt, format!("{path}: the cluster chain ends before the file does")));
+        }
+        Ok((end - offset) as usize)
+    }
+
     /// Reads one run of contiguous clusters `(disk offset, file offset,
     /// length)` into its place in `buf`, which starts at file offset
     /// `base`.
     fn read_run(&self, (disk, at, len): (u64, u64, u64), base: u64, buf: &mut [u8]) -> FsResult<()> {
         let start = (at - base) as usize;
-        self.volume
-            .read_at(disk, &mut buf[start..start + len as usize])
-            .map_err(|e| match e {
-                rumpglue::Error::OutOfRange => (ErrorKind::Corrupt, "a cluster lies outside the volume".to_string()),
-                e => (ErrorKind::Io, format!("reading file data: {e}")),
-            })
+        self.volume.read_at(disk, &mut buf[start..start + len as usize]).map_err(|e| match e {
+            rumpglue::Error::OutOfRange => (ErrorKind::Corrupt, "a cluster lies outside the volume".to_string()),
+            e => (ErrorKind::Io, format!("reading file data: {e}")),
+        })
     }
 
     /// The directory at `path` (components), or an error.
@@ -583,51 +636,43 @@ impl FileSystem for Fat {
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
-        if e.is_dir() {
-            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
+        self.read_entry(path, &e, offset, buf)
+    }
+    fn read_many(&self, files: &[(String, u32)]) -> Vec<FileResult> {
+        // Files of one directory are found in one pass over it.
+        let mut out: Vec<Option<FileResult>> = files.iter().map(|_| None).collect();
+        let mut by_dir: alloc::collections::BTreeMap<&str, Vec<usize>> = alloc::collections::BTreeMap::new();
+        for (i, (p, _)) in files.iter().enumerate() {
+            let parent = p.rfind('/').map_or("", |k| &p[..k]);
+            by_dir.entry(parent).or_default().push(i);
         }
-        let size = e.len();
-        if offset >= size {
-            return Ok(0);
-        }
-        // The file's clusters, as on-disk byte ranges: contiguous ones are
-        // read together, straight into `buf` (fatfs itself would read one
-        // cluster at a time through the cache).
-        let end = size.min(offset.saturating_add(buf.len() as u64));
-        let mut f = e.to_file();
-        let mut pos = 0u64; // file offset where the current extent starts
-        let mut run: Option<(u64, u64, u64)> = None; // (disk, file offset, length)
-        for ext in f.extents() {
-            let ext = ext.map_err(fat_error)?;
-            let len = u64::from(ext.size);
-            if len == 0 {
-                break;
-            }
-            let (from, to) = (pos.max(offset), (pos + len).min(end));
-            if from < to {
-                let disk = ext.offset + (from - pos);
-                run = match run {
-                    Some((d, o, l)) if d + l == disk => Some((d, o, l + (to - from))),
-                    other => {
-                        if let Some(r) = other {
-                            self.read_run(r, offset, buf)?;
-                        }
-                        Some((disk, from, to - from))
+        for (parent, idx) in by_dir {
+            let dir = match self.dir(&components(parent)) {
+                Ok(d) => d,
+                Err(e) => {
+                    for i in idx {
+                        out[i] = Some(Err(e.clone()));
                     }
-                };
+                    continue;
+                }
+            };
+            let name = |i: usize| files[i].0.rsplit('/').next().unwrap_or("");
+            for entry in dir.iter() {
+                let Ok(entry) = entry else { break };
+                let fname = entry.file_name();
+                for &i in &idx {
+                    if out[i].is_none() && fname.eq_ignore_ascii_case(name(i)) {
+                        let mut buf = vec![0u8; files[i].1 as usize];
+                        out[i] = Some(self.read_entry(&files[i].0, &entry, 0, &mut buf).map(|n| {
+                            buf.truncate(n);
+                            buf
+                        }));
+                    }
+                }
             }
-            pos += len;
-            if pos >= end {
-                break;
-            }
         }
-        if let Some(r) = run {
-            self.read_run(r, offset, buf)?;
-        }
-        if pos < end {
-            return Err((ErrorKind::Corrupt, format!("{path}: the cluster chain ends before the file does")));
-        }
-        Ok((end - offset) as usize)
+        // What was not found (or not reached), the ordinary way: it says why.
+        out.into_iter().enumerate().map(|(i, r)| r.unwrap_or_else(|| self.read(&files[i].0, 0, files[i].1))).collect()
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))
