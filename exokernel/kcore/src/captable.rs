@@ -60,6 +60,13 @@ impl<O: Copy + PartialEq> CapTable<O> {
         usize::try_from(slot).ok().filter(|i| *i < self.slots.len()).ok_or(Error::InvalidCap)
     }
 
+    /// The capability in `slot`, by reference (no copy: the IPC fast
+    /// path's lookup).
+    #[inline]
+    pub fn get_ref(&self, slot: u64) -> Option<&Cap<O>> {
+        self.slots.get(usize::try_from(slot).ok()?)?.as_ref()
+    }
+
     /// The capability in `slot`.
     pub fn get(&self, slot: u64) -> Result<Cap<O>, Error> {
         self.slots[self.index(slot)?].ok_or(Error::InvalidCap)

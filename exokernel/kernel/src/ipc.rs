@@ -20,70 +20,69 @@ pub enum Next {
 
 /// The common case of `call` and `reply_recv`, done with the fewest steps
 /// (seL4 has the same split): no capability passed, no timeout, the
-/// partner already waiting without a deadline. Moves the words, makes the
-/// partner runnable and the caller blocked, and returns the partner to
-/// switch to directly. `None`: take the general path (nothing changed).
-pub fn fastpath(k: &mut Kernel, t: ThreadId, number: u64, a: &[u64; 6]) -> Option<ThreadId> {
+/// partner already waiting without a deadline. Reads the arguments
+/// straight from the caller's saved registers `f`, moves the words, makes
+/// the partner runnable and the caller blocked, and returns the partner
+/// to switch to directly. `None`: take the general path (nothing changed).
+#[inline(always)]
+pub fn fastpath(k: &mut Kernel, t: ThreadId, f: &crate::arch::trap::TrapFrame) -> Option<ThreadId> {
     const CALL: u64 = exo_abi::Sys::Call as u64;
     const REPLY_RECV: u64 = exo_abi::Sys::ReplyRecv as u64;
-    if a[4] != NO_CAP || a[5] != exo_abi::FOREVER || (number != CALL && number != REPLY_RECV) {
+    let number = f.rax;
+    let is_call = number == CALL;
+    if (!is_call && number != REPLY_RECV) || f.r8 != NO_CAP || f.r9 != exo_abi::FOREVER {
         return None;
     }
+    let ti = t.index as usize;
     // The current thread is live by construction.
-    let p = k.threads.get(t.index as usize)?.as_deref()?.process;
-    let cap = k.procs.get(p.0 as usize)?.caps.get(a[0]).ok()?;
+    let me = k.threads[ti].as_deref()?;
+    let cap = k.procs[me.process.0 as usize].caps.get_ref(f.rdi)?;
     let Object::Endpoint(e, badge) = cap.object.object else { return None };
-    let need = if number == CALL { Rights::WRITE } else { Rights::READ };
-    if !cap.rights.contains(need) {
+    if !cap.rights.contains(if is_call { Rights::WRITE } else { Rights::READ }) {
         return None;
     }
-    let ep = k.endpoints.get_mut(e.0 as usize)?.as_mut()?;
-    let partner = if number == CALL {
-        let r = *ep.receivers.front()?;
-        let th = k.threads.get(r.index as usize)?.as_deref()?;
-        if th.generation != r.generation
-            || !matches!(th.state, ThreadState::Receiving(x, None) if x == e)
-            || th.deadline.is_some()
-        {
-            return None;
-        }
-        r
+    let ep = k.endpoints.get(e.0 as usize)?.as_ref()?;
+    let partner = if is_call { *ep.receivers.front()? } else { me.reply_to? };
+    let pi = partner.index as usize;
+    if pi == ti {
+        return None;
+    }
+    let th = k.threads.get(pi)?.as_deref()?;
+    let waiting = if is_call {
+        matches!(th.state, ThreadState::Receiving(x, None) if x == e)
     } else {
-        let c = k.threads.get(t.index as usize)?.as_deref()?.reply_to?;
-        let th = k.threads.get(c.index as usize)?.as_deref()?;
-        if th.generation != c.generation
-            || !matches!(th.state, ThreadState::AwaitingReply)
-            || th.deadline.is_some()
-            || !ep.senders.is_empty()
-        {
-            return None;
-        }
-        c
+        th.state == ThreadState::AwaitingReply && ep.senders.is_empty()
     };
-    let [me, other] = k.threads.get_disjoint_mut([t.index as usize, partner.index as usize]).ok()?;
-    let (Some(me), Some(other)) = (me.as_deref_mut(), other.as_deref_mut()) else { return None };
+    if th.generation != partner.generation || !waiting || th.deadline.is_some() {
+        return None;
+    }
     // Committed: nothing below can fail.
     let ep = k.endpoints[e.0 as usize].as_mut().expect("checked above");
-    if number == CALL {
+    if is_call {
         ep.receivers.pop_front();
     } else {
         ep.receivers.push_back(t);
     }
-    let f = &mut other.frame;
-    f.rax = 0;
-    f.rsi = a[1];
-    f.rdx = a[2];
-    f.r10 = a[3];
-    f.rdi = NO_CAP;
-    if number == CALL {
-        f.r9 = badge;
+    let (rsi, rdx, r10) = (f.rsi, f.rdx, f.r10);
+    let other = k.threads[pi].as_deref_mut().expect("checked above");
+    let o = &mut other.frame;
+    o.rax = 0;
+    o.rsi = rsi;
+    o.rdx = rdx;
+    o.r10 = r10;
+    o.rdi = NO_CAP;
+    other.state = ThreadState::Runnable;
+    if is_call {
+        o.r9 = badge;
         other.reply_to = Some(t);
+    }
+    let me = k.threads[ti].as_deref_mut().expect("current");
+    if is_call {
         me.state = ThreadState::AwaitingReply;
     } else {
         me.reply_to = None;
         me.state = ThreadState::Receiving(e, None);
     }
-    other.state = ThreadState::Runnable;
     // Our FPU state is live in the CPU (we entered by SYSCALL): keep it.
     me.fpu.save();
     me.fpu_saved = true;

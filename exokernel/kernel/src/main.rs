@@ -165,14 +165,16 @@ extern "C" fn kmain(start_info: u64) -> ! {
 extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
     // SAFETY: the entry saved into the current thread's frame, which lives
     // (boxed) as long as the thread; nothing else accesses it until the
-    // copy below is done.
-    let args = syscall::Args::from_frame(unsafe { &*frame });
+    // copy below is done (the fast path reads it before changing any
+    // thread).
+    let f = unsafe { &*frame };
     let k = kernel();
     k.fpu_live = true;
     let t = k.current.expect("a system call comes from a running thread");
-    if let Some(next) = ipc::fastpath(k, t, args.number, &args.a) {
+    if let Some(next) = ipc::fastpath(k, t, f) {
         sched::switch_to(k, next);
     }
+    let args = syscall::Args::from_frame(f);
     match syscall::dispatch(k, t, &args) {
         syscall::Outcome::Return(v) => {
             k.thread_mut(t).expect("caller still exists").frame.rax = v;
