@@ -405,6 +405,8 @@ pub struct Fat {
     fs: fatfs::FileSystem<FatStorage, UtcTime, fatfs::LossyOemCpConverter>,
     /// The same volume, for reading file data in long runs.
     volume: Volume,
+    /// The layout of the file read last (see `read_into`).
+    layout: core::cell::RefCell<Option<(String, u64, Vec<(u64, u64, u64)>)>>,
     info: Info,
 }
 
@@ -505,55 +507,65 @@ impl Fat {
             fatfs::FatType::Fat32 => "fat32",
         };
         let label = fs.volume_label().trim_end().to_string();
-        Ok(Fat { fs, volume, info: Info { fs: kind.into(), label, partition, size, sandbox } })
+        Ok(Fat {
+            fs,
+            volume,
+            layout: Default::default(),
+            info: Info { fs: kind.into(), label, partition, size, sandbox },
+        })
     }
 
     /// Up to `buf.len()` bytes of the file `e` (found at `path`) from
     /// `offset`.
     fn read_entry(&self, path: &str, e: &FatEntry<'_>, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        let (size, runs) = self.runs(path, e)?;
+        self.read_runs(size, &runs, offset, buf)
+    }
+
+    /// The file's clusters as runs of contiguous on-disk bytes
+    /// `(disk offset, file offset, length)`, and its size.
+    fn runs(&self, path: &str, e: &FatEntry<'_>) -> FsResult<(u64, Vec<(u64, u64, u64)>)> {
         if e.is_dir() {
             return Err((ErrorKind::IsDir, format!("{path} is a directory")));
         }
         let size = e.len();
+        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        let mut pos = 0u64;
+        if size > 0 {
+            for ext in e.to_file().extents() {
+                let ext = ext.map_err(fat_error)?;
+                let len = u64::from(ext.size);
+                if len == 0 {
+                    break;
+                }
+                match runs.last_mut() {
+                    Some((d, _, l)) if *d + *l == ext.offset => *l += len,
+                    _ => runs.push((ext.offset, pos, len)),
+                }
+                pos += len;
+                if pos >= size {
+                    break;
+                }
+            }
+        }
+        if pos < size {
+            return Err((ErrorKind::Corrupt, format!("{path}: the cluster chain ends before the file does")));
+        }
+        Ok((size, runs))
+    }
+
+    /// Up to `buf.len()` bytes from `offset` of a file of `size` bytes laid
+    /// out in `runs`, each run read in one go straight into `buf`.
+    fn read_runs(&self, size: u64, runs: &[(u64, u64, u64)], offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         if offset >= size {
             return Ok(0);
         }
-        // The file's clusters, as on-disk byte ranges: contiguous ones are
-        // read together, straight into `buf` (fatfs itself would read one
-        // cluster at a time through the cache).
         let end = size.min(offset.saturating_add(buf.len() as u64));
-        let mut f = e.to_file();
-        let mut pos = 0u64; // file offset where the current extent starts
-        let mut run: Option<(u64, u64, u64)> = None; // (disk, file offset, length)
-        for ext in f.extents() {
-            let ext = ext.map_err(fat_error)?;
-            let len = u64::from(ext.size);
-            if len == 0 {
-                break;
-            }
-            let (from, to) = (pos.max(offset), (pos + len).min(end));
+        for &(disk, at, len) in runs {
+            let (from, to) = (at.max(offset), (at + len).min(end));
             if from < to {
-                let disk = ext.offset + (from - pos);
-                run = match run {
-                    Some((d, o, l)) if d + l == disk => Some((d, o, l + (to - from))),
-                    other => {
-                        if let Some(r) = other {
-                            self.read_run(r, offset, buf)?;
-                        }
-                        Some((disk, from, to - from))
-                    }
-                };
+                self.read_run((disk + (from - at), from, to - from), offset, buf)?;
             }
-            pos += len;
-            if pos >= end {
-                break;
-            }
-        }
-        if let Some(r) = run {
-            self.read_run(r, offset, buf)?;
-        }
-        if pos < end {
-            return Err((ErrorKind::Corrupt, format!("{path}: the cluster chain ends before the file does")));
         }
         Ok((end - offset) as usize)
     }
@@ -635,8 +647,18 @@ impl FileSystem for Fat {
         Ok(out)
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        // A file is usually read in several pieces: its layout is kept
+        // from one to the next (until anything changes the image).
+        if let Some((p, size, runs)) = self.layout.borrow().as_ref() {
+            if p == path {
+                return self.read_runs(*size, runs, offset, buf);
+            }
+        }
         let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
-        self.read_entry(path, &e, offset, buf)
+        let (size, runs) = self.runs(path, &e)?;
+        let n = self.read_runs(size, &runs, offset, buf)?;
+        *self.layout.borrow_mut() = Some((path.to_string(), size, runs));
+        Ok(n)
     }
     fn read_many(&self, files: &[(String, u32)]) -> Vec<FileResult> {
         // Files of one directory are found in one pass over it.
@@ -678,12 +700,14 @@ impl FileSystem for Fat {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))
     }
     fn create(&self, path: &str) -> FsResult<()> {
+        self.layout.borrow_mut().take();
         let (dir, name) = self.parent(path)?;
         let mut f = dir.create_file(name).map_err(fat_error)?;
         f.truncate().map_err(fat_error)?;
         fatfs::Write::flush(&mut f).map_err(fat_error)
     }
     fn write(&self, path: &str, offset: u64, data: &[u8]) -> FsResult<()> {
+        self.layout.borrow_mut().take();
         let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
         if e.is_dir() {
             return Err((ErrorKind::IsDir, format!("{path} is a directory")));
@@ -694,6 +718,7 @@ impl FileSystem for Fat {
         fatfs::Write::flush(&mut f).map_err(fat_error)
     }
     fn truncate(&self, path: &str, size: u64) -> FsResult<()> {
+        self.layout.borrow_mut().take();
         let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
         if e.is_dir() {
             return Err((ErrorKind::IsDir, format!("{path} is a directory")));
@@ -719,14 +744,17 @@ impl FileSystem for Fat {
         fatfs::Write::flush(&mut f).map_err(fat_error)
     }
     fn mkdir(&self, path: &str) -> FsResult<()> {
+        self.layout.borrow_mut().take();
         let (dir, name) = self.parent(path)?;
         dir.create_dir(name).map(|_| ()).map_err(fat_error)
     }
     fn remove(&self, path: &str) -> FsResult<()> {
+        self.layout.borrow_mut().take();
         let (dir, name) = self.parent(path)?;
         dir.remove(name).map_err(fat_error)
     }
     fn rename(&self, from: &str, to: &str) -> FsResult<()> {
+        self.layout.borrow_mut().take();
         let (src_dir, src_name) = self.parent(from)?;
         let (dst_dir, dst_name) = self.parent(to)?;
         src_dir.rename(src_name, &dst_dir, dst_name).map_err(fat_error)
