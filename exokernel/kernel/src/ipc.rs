@@ -23,9 +23,10 @@ pub enum Next {
 /// partner already waiting without a deadline. Reads the arguments
 /// straight from the caller's saved registers `f`, moves the words, makes
 /// the partner runnable and the caller blocked, and returns the partner
-/// to switch to directly. `None`: take the general path (nothing changed).
+/// (and where it lives) to switch to directly. `None`: take the general
+/// path (nothing changed).
 #[inline(always)]
-pub fn fastpath(k: &mut Kernel, t: ThreadId, f: &crate::arch::trap::TrapFrame) -> Option<ThreadId> {
+pub fn fastpath(k: &mut Kernel, t: ThreadId, f: &crate::arch::trap::TrapFrame) -> Option<(ThreadId, *const Thread)> {
     const CALL: u64 = exo_abi::Sys::Call as u64;
     const REPLY_RECV: u64 = exo_abi::Sys::ReplyRecv as u64;
     let number = f.rax;
@@ -34,60 +35,69 @@ pub fn fastpath(k: &mut Kernel, t: ThreadId, f: &crate::arch::trap::TrapFrame) -
         return None;
     }
     let ti = t.index as usize;
-    // The current thread is live by construction.
-    let me = k.threads[ti].as_deref()?;
-    let cap = k.procs[me.process.0 as usize].caps.get_ref(f.rdi)?;
+    // Both threads are looked up once; the boxes they live in are neither
+    // freed nor moved while the kernel runs this path.
+    let me: *mut Thread = &mut **k.threads.get_mut(ti)?.as_mut()?;
+    // SAFETY: `me` is the current thread, live (see above).
+    let (process, reply_to) = unsafe { ((*me).process, (*me).reply_to) };
+    let cap = k.procs[process.0 as usize].caps.get_ref(f.rdi)?;
     let Object::Endpoint(e, badge) = cap.object.object else { return None };
     if !cap.rights.contains(if is_call { Rights::WRITE } else { Rights::READ }) {
         return None;
     }
-    let ep = k.endpoints.get(e.0 as usize)?.as_ref()?;
-    let partner = if is_call { *ep.receivers.front()? } else { me.reply_to? };
+    let ep = k.endpoints.get_mut(e.0 as usize)?.as_mut()?;
+    let partner = if is_call { ep.receivers.pop_front()? } else { reply_to? };
     let pi = partner.index as usize;
-    if pi == ti {
-        return None;
-    }
-    let th = k.threads.get(pi)?.as_deref()?;
-    let waiting = if is_call {
-        matches!(th.state, ThreadState::Receiving(x, None) if x == e)
-    } else {
-        th.state == ThreadState::AwaitingReply && ep.senders.is_empty()
+    let other: Option<*mut Thread> = match k.threads.get_mut(pi) {
+        Some(Some(b)) if pi != ti => Some(&mut **b),
+        _ => None,
     };
-    if th.generation != partner.generation || !waiting || th.deadline.is_some() {
+    // SAFETY: a live thread other than `me` (checked just above).
+    let ok = other.is_some_and(|o| unsafe {
+        let th = &*o;
+        let waiting = if is_call {
+            matches!(th.state, ThreadState::Receiving(x, None) if x == e)
+        } else {
+            th.state == ThreadState::AwaitingReply && ep.senders.is_empty()
+        };
+        th.generation == partner.generation && waiting && th.deadline.is_none()
+    });
+    let Some(other) = other.filter(|_| ok) else {
+        if is_call {
+            ep.receivers.push_front(partner); // as it was
+        }
         return None;
-    }
+    };
     // Committed: nothing below can fail.
-    let ep = k.endpoints[e.0 as usize].as_mut().expect("checked above");
-    if is_call {
-        ep.receivers.pop_front();
-    } else {
+    if !is_call {
         ep.receivers.push_back(t);
     }
-    let (rsi, rdx, r10) = (f.rsi, f.rdx, f.r10);
-    let other = k.threads[pi].as_deref_mut().expect("checked above");
-    let o = &mut other.frame;
-    o.rax = 0;
-    o.rsi = rsi;
-    o.rdx = rdx;
-    o.r10 = r10;
-    o.rdi = NO_CAP;
-    other.state = ThreadState::Runnable;
-    if is_call {
-        o.r9 = badge;
-        other.reply_to = Some(t);
+    // SAFETY: `me` and `other` are distinct live threads; `f` (our own
+    // frame) is read before `me` changes.
+    unsafe {
+        let (rsi, rdx, r10) = (f.rsi, f.rdx, f.r10);
+        let o = &mut (*other).frame;
+        o.rax = 0;
+        o.rsi = rsi;
+        o.rdx = rdx;
+        o.r10 = r10;
+        o.rdi = NO_CAP;
+        (*other).state = ThreadState::Runnable;
+        let me = &mut *me;
+        if is_call {
+            o.r9 = badge;
+            (*other).reply_to = Some(t);
+            me.state = ThreadState::AwaitingReply;
+        } else {
+            me.reply_to = None;
+            me.state = ThreadState::Receiving(e, None);
+        }
+        // Our FPU state is live in the CPU (we entered by SYSCALL): keep it.
+        me.fpu.save();
+        me.fpu_saved = true;
     }
-    let me = k.threads[ti].as_deref_mut().expect("current");
-    if is_call {
-        me.state = ThreadState::AwaitingReply;
-    } else {
-        me.reply_to = None;
-        me.state = ThreadState::Receiving(e, None);
-    }
-    // Our FPU state is live in the CPU (we entered by SYSCALL): keep it.
-    me.fpu.save();
-    me.fpu_saved = true;
     k.fpu_live = false;
-    Some(partner)
+    Some((partner, other))
 }
 
 impl Kernel {

@@ -171,8 +171,8 @@ extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
     let k = kernel();
     k.fpu_live = true;
     let t = k.current.expect("a system call comes from a running thread");
-    if let Some(next) = ipc::fastpath(k, t, f) {
-        sched::switch_to(k, next);
+    if let Some((next, th)) = ipc::fastpath(k, t, f) {
+        sched::switch_to(k, next, th);
     }
     let args = syscall::Args::from_frame(f);
     match syscall::dispatch(k, t, &args) {

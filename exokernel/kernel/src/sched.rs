@@ -61,18 +61,19 @@ pub fn schedule(k: &mut Kernel) -> ! {
 }
 
 /// Leaves the kernel straight into `next` (the IPC fast path's hand-off),
-/// bypassing the run queue: `next` is runnable and on no queue, and the
-/// fast path has already saved the caller's FPU state.
+/// bypassing the run queue: `next` is runnable and on no queue, lives at
+/// `th`, and the fast path has already saved the caller's FPU state.
 #[inline(always)]
-pub fn switch_to(k: &mut Kernel, next: ThreadId) -> ! {
+pub fn switch_to(k: &mut Kernel, next: ThreadId, th: *const crate::object::Thread) -> ! {
     debug_assert!(!k.fpu_live);
     k.current = Some(next);
-    let th = k.threads[next.index as usize].as_deref().expect("checked by the fast path");
+    // SAFETY: the fast path found `next` live at `th` just now.
+    let th = unsafe { &*th };
     if cpu::read_cr3() != th.pml4 {
         // SAFETY: as in `resume`.
         unsafe { cpu::write_cr3(th.pml4) };
     }
-    trap::return_to_user(&th.frame, th.fpu_saved.then_some(&th.fpu))
+    trap::return_to_syscaller(&th.frame, th.fpu_saved.then_some(&th.fpu))
 }
 
 /// The thread that entered by SYSCALL still has its FPU state only in the

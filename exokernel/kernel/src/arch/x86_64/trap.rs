@@ -257,6 +257,26 @@ pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
     }
 }
 
+/// `return_to_user` for a thread that entered by SYSCALL (the IPC fast
+/// path's partner): SYSRET straight away. Anything else takes the checked
+/// general way.
+#[inline(always)]
+pub fn return_to_syscaller(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
+    // SYSRET to a non-canonical RIP would fault in ring 0: user addresses
+    // only.
+    if frame.vector != SYSCALL_VECTOR || frame.rip >= exo_abi::USER_END {
+        return_to_user(frame, fpu)
+    }
+    let ptr = frame as *const TrapFrame;
+    let end = ptr as u64 + FRAME_SIZE as u64;
+    super::cpu::set_rsp0(end);
+    // SAFETY: as in `return_to_user`.
+    unsafe { EXO_FRAME_END = end };
+    // SAFETY: a frame saved by the SYSCALL entry with a user RIP (checked):
+    // the exit restores it and cannot land in ring 0.
+    unsafe { exo_return_sysret(ptr, fpu.map_or(core::ptr::null(), |f| f as *const FpuState)) }
+}
+
 /// Waits with interrupts enabled until one arrives; the interrupt enters
 /// the kernel afresh through [`crate::trap_from_kernel`].
 pub fn enter_idle() -> ! {
