@@ -279,6 +279,89 @@ impl Client {
         Ok(done)
     }
 
+    /// Reads several files of known size (`(path, size)`) through the
+    /// shared buffer with two requests in flight across file boundaries,
+    /// so the server already reads the next file while the client writes
+    /// the end of this one. `sink(i, bytes)` gets each file's bytes in
+    /// order, files in order. Returns, per file, `None` if it was read (to
+    /// its end, which may come before the listed size) or the server's
+    /// error for it; the whole call fails only if the server dies or the
+    /// sink fails. Needs the shared buffer.
+    pub fn read_files_pipelined(
+        &mut self,
+        files: &[(String, u64)],
+        mut sink: impl FnMut(usize, &[u8]) -> std::io::Result<()>,
+    ) -> Result<Vec<Option<ClientError>>, PipelineError> {
+        let half = self.shared.as_ref().map_or(0, |b| b.len() / 2).min(crate::proto::MAX_READ as usize) as u64;
+        if half == 0 {
+            return Err(PipelineError::Client(ClientError::Start("no shared buffer".into())));
+        }
+        // Every chunk of every file, in order: (file, offset, length).
+        let chunks: Vec<(usize, u64, u32)> = files
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, size))| {
+                (0..size.div_ceil(half)).map(move |k| (i, k * half, (size - k * half).min(half) as u32))
+            })
+            .collect();
+        let mut result: Vec<Option<ClientError>> = files.iter().map(|_| None).collect();
+        let mut ended = vec![false; files.len()]; // short read or error: skip the rest
+        let mut next = 0;
+        let mut inflight = std::collections::VecDeque::new(); // (slot, chunk)
+        for slot in [0u32, half as u32] {
+            if let Some(&(i, off, len)) = chunks.get(next) {
+                self.send_shared(&files[i].0, off, len, slot)?;
+                inflight.push_back((slot, next));
+                next += 1;
+            }
+        }
+        let mut sink_error = None;
+        while let Some((slot, c)) = inflight.pop_front() {
+            let (i, _, asked) = chunks[c];
+            match self.recv_shared(asked) {
+                Ok(n) => {
+                    if !ended[i] && sink_error.is_none() {
+                        let buf = self.shared.as_ref().expect("half > 0");
+                        if let Err(e) = sink(i, &buf.as_slice()[slot as usize..slot as usize + n as usize]) {
+                            sink_error = Some(e);
+                        }
+                    }
+                    ended[i] |= n < asked;
+                }
+                Err(e @ ClientError::Fs(..)) => {
+                    if !ended[i] {
+                        result[i] = Some(e);
+                    }
+                    ended[i] = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if sink_error.is_some() {
+                continue; // collect what is in flight, send nothing more
+            }
+            while let Some(&(j, _, _)) = chunks.get(next) {
+                if !ended[j] {
+                    break;
+                }
+                next += 1;
+            }
+            if let Some(&(j, off, len)) = chunks.get(next) {
+                self.send_shared(&files[j].0, off, len, slot)?;
+                inflight.push_back((slot, next));
+                next += 1;
+            }
+        }
+        match sink_error {
+            Some(e) => Err(PipelineError::Sink(e)),
+            None => Ok(result),
+        }
+    }
+
+    /// Whether file data can come through shared memory.
+    pub fn has_shared_buffer(&self) -> bool {
+        self.shared.is_some()
+    }
+
     fn send_shared(&mut self, path: &str, offset: u64, len: u32, at: u32) -> Result<(), ClientError> {
         let s = self.start()?;
         let req = Request::ReadShared { path: path.into(), offset, len, at };

@@ -267,7 +267,10 @@ impl App {
         size: Option<u64>,
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64, Failure> {
-        const CHUNK: u32 = fs_server::proto::MAX_READ;
+        // Chunks of half the shared buffer: what the server moves per
+        // request, and small enough to stay in the processor's caches
+        // between the read and the write (measured: 1 MiB beats 4 MiB).
+        const CHUNK: u32 = (fs_server::shm::SIZE / 2) as u32;
         let mut offset = 0u64;
         if let (Conn::Server(c), Some(s)) = (&mut self.conn, size) {
             // The size is known: the server reads ahead while we write.
@@ -449,6 +452,87 @@ impl Extractor {
         eprintln!("exo-img: {msg}");
     }
 
+    /// Extracts the regular files above `SMALL_FILE` among `entries` (of
+    /// directory `src`) with the server reading ahead across them; adds
+    /// what it handled (extracted, or failed and reported) to `done`. If
+    /// the server dies, the rest is left to the one-by-one path.
+    fn extract_large(
+        &mut self,
+        app: &mut App,
+        src: &str,
+        rel: &Path,
+        entries: &[Entry],
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Result<(), Failure> {
+        let Conn::Server(client) = &mut app.conn else { return Ok(()) };
+        if !client.has_shared_buffer() {
+            return Ok(());
+        }
+        let large: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.stat.kind == Kind::File && e.stat.size > SMALL_FILE && safe_child(rel, &e.name).is_some())
+            .collect();
+        if large.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<(String, u64)> = large.iter().map(|e| (join(src, &e.name), e.stat.size)).collect();
+        let outs: Vec<PathBuf> =
+            large.iter().map(|e| self.dest.join(safe_child(rel, &e.name).expect("filtered above"))).collect();
+        let mut current: Option<(usize, std::fs::File)> = None;
+        let mut opened = vec![false; large.len()];
+        let mut written = vec![0u64; large.len()];
+        let r = client.read_files_pipelined(&files, |i, data| {
+            if current.as_ref().is_none_or(|(c, _)| *c != i) {
+                let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&outs[i])?;
+                opened[i] = true;
+                current = Some((i, f));
+            }
+            written[i] += data.len() as u64;
+            current.as_mut().expect("just set").1.write_all(data)
+        });
+        drop(current);
+        self.bytes += written.iter().sum::<u64>();
+        match r {
+            Ok(results) => {
+                for (i, (e, err)) in large.iter().zip(results).enumerate() {
+                    match err {
+                        None if opened[i] => self.files += 1,
+                        None => {
+                            // Listed with a size, but empty now: still a file.
+                            std::fs::File::create_new(&outs[i])
+                                .map_err(|er| Failure(1, format!("{}: {er}", outs[i].display())))?;
+                            self.files += 1;
+                        }
+                        Some(err) => {
+                            self.warn(failure(err, &files[i].0).1);
+                            if opened[i] {
+                                let _ = std::fs::remove_file(&outs[i]);
+                            }
+                        }
+                    }
+                    done.insert(e.name.clone());
+                }
+                self.report(false);
+                Ok(())
+            }
+            Err(PipelineError::Sink(e)) => Err(Failure(1, format!("writing {}: {e}", self.dest.display()))),
+            Err(PipelineError::Client(_)) => {
+                // The server died: files written whole stay; anything else
+                // is removed and read again one by one, which reports why.
+                for (i, e) in large.iter().enumerate() {
+                    if opened[i] && written[i] == files[i].1 {
+                        self.files += 1;
+                        done.insert(e.name.clone());
+                    } else if opened[i] {
+                        let _ = std::fs::remove_file(&outs[i]);
+                        self.bytes -= written[i];
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn extract(&mut self, app: &mut App, src: &str, rel: &Path, stat: &Stat) -> Result<(), Failure> {
         let out = self.dest.join(rel);
         match stat.kind {
@@ -495,6 +579,8 @@ impl Extractor {
                         self.report(false);
                     }
                 }
+                // Larger files of this directory: one pipeline across them.
+                self.extract_large(app, src, rel, &entries, &mut done)?;
                 for e in entries {
                     if done.contains(&e.name) {
                         continue;
