@@ -400,13 +400,17 @@ type FatStorage = FatIo;
 type FatDir<'a> = fatfs::Dir<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
 type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
 
+/// Contiguous bytes of a file on the volume: (disk offset, file offset,
+/// length).
+type Run = (u64, u64, u64);
+
 /// A FAT12/16/32 file system.
 pub struct Fat {
     fs: fatfs::FileSystem<FatStorage, UtcTime, fatfs::LossyOemCpConverter>,
     /// The same volume, for reading file data in long runs.
     volume: Volume,
     /// The layout of the file read last (see `read_into`).
-    layout: core::cell::RefCell<Option<(String, u64, Vec<(u64, u64, u64)>)>>,
+    layout: core::cell::RefCell<Option<(String, u64, Vec<Run>)>>,
     info: Info,
 }
 
@@ -524,12 +528,12 @@ impl Fat {
 
     /// The file's clusters as runs of contiguous on-disk bytes
     /// `(disk offset, file offset, length)`, and its size.
-    fn runs(&self, path: &str, e: &FatEntry<'_>) -> FsResult<(u64, Vec<(u64, u64, u64)>)> {
+    fn runs(&self, path: &str, e: &FatEntry<'_>) -> FsResult<(u64, Vec<Run>)> {
         if e.is_dir() {
             return Err((ErrorKind::IsDir, format!("{path} is a directory")));
         }
         let size = e.len();
-        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         let mut pos = 0u64;
         if size > 0 {
             for ext in e.to_file().extents() {
@@ -556,7 +560,7 @@ impl Fat {
 
     /// Up to `buf.len()` bytes from `offset` of a file of `size` bytes laid
     /// out in `runs`, each run read in one go straight into `buf`.
-    fn read_runs(&self, size: u64, runs: &[(u64, u64, u64)], offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+    fn read_runs(&self, size: u64, runs: &[Run], offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         if offset >= size {
             return Ok(0);
         }
