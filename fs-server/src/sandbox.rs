@@ -52,7 +52,6 @@ const ALLOWED: &[i64] = &[
     // a crash from a sandbox violation.
     libc::SYS_getpid,
     libc::SYS_gettid,
-    libc::SYS_tgkill,
 ];
 
 /// What a process that runs threads needs on top of [`ALLOWED`] (a rump
@@ -78,6 +77,9 @@ fn arg_is(arg: u8, value: u64, mask: Option<u64>) -> Result<seccompiler::Seccomp
 
 fn filter(threads: bool) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED.iter().map(|s| (*s, Vec::new())).collect();
+    // Signals only to itself (abort() raises SIGABRT): tgkill with this
+    // process as the thread group, so no other process can be signalled.
+    rules.insert(libc::SYS_tgkill, vec![arg_is(0, std::process::id() as u64, None)?]);
     if threads {
         rules.extend(THREADS.iter().map(|s| (*s, Vec::new())));
         // Only threads: clone with CLONE_THREAD (clone3 already fails).
@@ -196,7 +198,7 @@ pub fn confine(limits: Limits, threads: bool) -> Result<String, String> {
     }
     let prog = filter(threads)?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp: {e}"))?;
-    let n = ALLOWED.len() + if threads { THREADS.len() + 3 } else { 1 };
+    let n = ALLOWED.len() + if threads { THREADS.len() + 4 } else { 2 };
     parts.push(format!(
         "seccomp allow-list of {n} system calls{}",
         if threads { " (threads, no processes)" } else { "" }
@@ -217,6 +219,12 @@ pub fn violate(what: &str) {
         "exec" => {
             let _ = std::process::Command::new("/bin/true").status();
         }
+        "kill" => {
+            // Another process (init): any process but itself is off limits.
+            // SAFETY: tgkill takes integers only (and signal 0 only probes).
+            unsafe { libc::syscall(libc::SYS_tgkill, 1, 1, 0) };
+        }
+        "panic" => panic!("test hook: a crash in the server"),
         _ => {}
     }
 }

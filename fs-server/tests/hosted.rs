@@ -248,6 +248,12 @@ fn sandbox_kills_a_server_that_opens_connects_or_executes() {
             "{what}: {err}"
         );
     }
+    // Signalling another process is refused too; a crash of its own is
+    // reported as a crash (abort() may signal the server itself).
+    let o = exo(&["--test-violate", "kill", img.to_str().unwrap(), "info"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("killed by SIGSYS"), "kill: {o:?}");
+    let o = exo(&["--test-violate", "panic", img.to_str().unwrap(), "info"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("aborted (SIGABRT"), "panic: {o:?}");
 }
 
 #[test]
