@@ -136,20 +136,87 @@ pub fn close_inherited(keep: Option<i32>) {
     }
 }
 
-/// Enters fresh user, network, mount, IPC and UTS namespaces where the
-/// kernel allows it (unprivileged user namespaces); says what happened.
-/// Must run while the process has one thread.
+/// Enters fresh user, PID, network, mount, IPC and UTS namespaces where
+/// the kernel allows it (unprivileged user namespaces); says what
+/// happened. Must run while the process has one thread.
+///
+/// A PID namespace takes effect for children only, and its first process
+/// is its init, which the kernel shields from its own fatal signals (a
+/// crash would not show as one). So the process forks twice: the first
+/// child is the namespace's init and only waits for the second, which
+/// carries on as the server; each parent ends the way its child did (the
+/// same exit status, or the same signal), so the client sees the server's
+/// end. Every parent closes its copies of the image, the socket and the
+/// shared buffer, and dies with its parent (and a namespace dies with its
+/// init), so killing the first process ends them all.
 pub fn enter_namespaces() -> String {
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     // SAFETY: unshare takes flags only; failure leaves us as we were.
-    let ns = unsafe {
-        libc::unshare(
-            libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
-        )
-    };
-    if ns == 0 {
-        "namespaces user+net+mount+ipc+uts".to_string()
+    if unsafe { libc::unshare(flags | libc::CLONE_NEWPID) } == 0 {
+        fork_and_relay(); // this process waits; the child is init
+        fork_and_relay(); // init waits; the child is the server
+        return "namespaces user+pid+net+mount+ipc+uts".to_string();
+    }
+    let pid_error = std::io::Error::last_os_error();
+    // SAFETY: as above.
+    if unsafe { libc::unshare(flags) } == 0 {
+        format!("namespaces user+net+mount+ipc+uts (no pid namespace: {pid_error})")
     } else {
         format!("no namespaces ({})", std::io::Error::last_os_error())
+    }
+}
+
+/// Forks. Returns in the child, which dies with this process. This
+/// process keeps only standard error, waits for the child and ends as it
+/// did: exit status `c` passes on as `c`, death by signal `s` as the same
+/// signal (or, where a signal cannot be raised, as status 128 + `s`,
+/// which the next parent turns back into `s`).
+fn fork_and_relay() {
+    // SAFETY: the process has one thread (see `enter_namespaces`); the
+    // parent below calls only async-signal-safe functions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: as above.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return; // no fork: carry on as the server, unrelayed
+    }
+    if child == 0 {
+        // SAFETY: prctl and getppid take integers only.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            // The parent already gone? (Seen from inside a new PID
+            // namespace, a parent outside it has number 0.)
+            let pp = libc::getppid();
+            if pp != parent && pp != 0 {
+                libc::_exit(1);
+            }
+        }
+        return;
+    }
+    // SAFETY: closing our own descriptors, then waiting for our own child
+    // and ending; nothing here returns.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+        libc::close_range(3, u32::MAX, 0);
+        let mut status = 0;
+        while libc::waitpid(child, &mut status, 0) < 0 {
+            if *libc::__errno_location() != libc::EINTR {
+                libc::_exit(1);
+            }
+        }
+        let sig = if libc::WIFSIGNALED(status) {
+            libc::WTERMSIG(status)
+        } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) > 128 {
+            libc::WEXITSTATUS(status) - 128
+        } else {
+            libc::_exit(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 1 })
+        };
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+        // Still here: a namespace's init cannot raise a fatal signal on
+        // itself; say it with the status instead.
+        libc::_exit(128 + sig)
     }
 }
 
@@ -225,6 +292,9 @@ pub fn violate(what: &str) {
             unsafe { libc::syscall(libc::SYS_tgkill, 1, 1, 0) };
         }
         "panic" => panic!("test hook: a crash in the server"),
+        "hang" => loop {
+            std::hint::spin_loop();
+        },
         _ => {}
     }
 }

@@ -254,6 +254,23 @@ fn sandbox_kills_a_server_that_opens_connects_or_executes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("killed by SIGSYS"), "kill: {o:?}");
     let o = exo(&["--test-violate", "panic", img.to_str().unwrap(), "info"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("aborted (SIGABRT"), "panic: {o:?}");
+    // A server that never answers is stopped (the timeout, or its CPU
+    // limit, whichever comes first), through the processes that relay
+    // its end out of its PID namespace.
+    let start = Instant::now();
+    let o = exo(&["--test-violate", "hang", "--timeout", "1", img.to_str().unwrap(), "info"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "hang: {o:?}");
+    assert!(
+        err.contains("no answer within") || err.contains("SIGXCPU") || err.contains("killed (timeout"),
+        "hang: {err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10), "hang took {:?}", start.elapsed());
+    // Where namespaces are allowed, the server has a PID namespace too.
+    let info = String::from_utf8(exo_ok(&[img.to_str().unwrap(), "info"])).unwrap();
+    if info.contains("namespaces user") {
+        assert!(info.contains("namespaces user+pid+"), "{info}");
+    }
 }
 
 #[test]
