@@ -191,10 +191,20 @@ impl Filesystem for ImageFs {
         reply: ReplyData,
     ) {
         let len = size.min(crate::proto::MAX_READ);
-        match self.path(ino).and_then(|path| self.ask(Request::Read { path, offset, len })) {
-            Ok(Response::Data(d)) => reply.data(&d),
-            Ok(_) => reply.error(Errno::EIO),
-            Err(e) => reply.error(e),
+        let path = match self.path(ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        // Through the memory shared with the server, like extraction.
+        let mut c = self.client.lock().expect("client lock");
+        match c.read(&path, offset, len) {
+            Ok(d) => reply.data(&d),
+            Err(e) => {
+                if matches!(e, ClientError::ServerDied(_)) {
+                    eprintln!("exo-img: {e}");
+                }
+                reply.error(errno(&e))
+            }
         }
     }
 
