@@ -97,7 +97,7 @@ fn real_rump(root: &Path, out: &Path) {
     let allow = Allow {
         functions: "rump_init|rump_pub_etfs_register|rump_pub_etfs_register_withsize|rump_pub_etfs_remove|rump_sys_(open|close|read|pread|pwrite|stat|lstat|fstat|getdents|readlink|mkdir|unlink|rmdir|rename|fsync|mount|unmount)",
         types: "rump_etfs_type",
-        vars: "RUMP_ETFS_.*",
+        vars: "RUMP_ETFS_.*|RUMP_E[A-Z0-9]+",
     };
     let defines = [&*format!("-I{}", inc.display())];
     let mut b = bindgen::Builder::default()

@@ -156,6 +156,7 @@ mod tests {
         assert_eq!(NETBSD_O_DIRECTORY, 0x0020_0000);
         assert_eq!(NETBSD_MOUNT_MSDOS, b"msdos\0");
         assert_eq!(rump_etfs_type_RUMP_ETFS_BLK, 1);
+        assert_eq!((NETBSD_ENOENT, NETBSD_EAGAIN, NETBSD_ETIMEDOUT, NETBSD_EPROGMISMATCH), (2, 35, 60, 75));
     }
 
     /// The file-system calls are linked under the rump kernel's names.
@@ -198,6 +199,25 @@ mod tests {
         let ours = decls(include_str!(concat!(env!("OUT_DIR"), "/rump.rs")));
         let real = decls(include_str!(concat!(env!("OUT_DIR"), "/real_rump.rs")));
         assert_eq!(ours, real);
+        // Every errno value we name is the real rumpdefs.h's RUMP_E*.
+        let consts = |src: &str, prefix: &str| -> Vec<(String, String)> {
+            src.lines()
+                .filter_map(|l| l.trim().strip_prefix("pub const "))
+                .filter_map(|l| l.strip_prefix(prefix))
+                .filter(|l| l.starts_with('E') && !l.starts_with("ETFS"))
+                .map(|l| {
+                    let name = String::from(l.split(':').next().unwrap());
+                    let value = String::from(l.rsplit('=').next().unwrap().trim().trim_end_matches(';'));
+                    (name, value)
+                })
+                .collect()
+        };
+        let ours = consts(include_str!(concat!(env!("OUT_DIR"), "/rump.rs")), "NETBSD_");
+        let real = consts(include_str!(concat!(env!("OUT_DIR"), "/real_rump.rs")), "RUMP_");
+        assert!(ours.len() > 70, "{ours:?}");
+        for (name, value) in &ours {
+            assert!(real.iter().any(|(n, v)| n == name && v == value), "NETBSD_{name} = {value} is not RUMP_{name}");
+        }
     }
 
     #[cfg(not(real_rump))]

@@ -187,6 +187,39 @@ mod tests {
         same_sig!(misc::rumpuser_exit(_));
     }
 
+    /// rumpglue's errno table is netbsd-sys's (which a test compares with
+    /// a real rump installation's when there is one).
+    #[test]
+    fn errno_values_are_netbsd_sys_values() {
+        use crate::errno::*;
+        use netbsd_sys::rump as nb;
+        let pairs = [
+            (EPERM, nb::NETBSD_EPERM),
+            (ENOENT, nb::NETBSD_ENOENT),
+            (EIO, nb::NETBSD_EIO),
+            (EBADF, nb::NETBSD_EBADF),
+            (EDEADLK, nb::NETBSD_EDEADLK),
+            (ENOMEM, nb::NETBSD_ENOMEM),
+            (EBUSY, nb::NETBSD_EBUSY),
+            (EEXIST, nb::NETBSD_EEXIST),
+            (EINVAL, nb::NETBSD_EINVAL),
+            (ENOSPC, nb::NETBSD_ENOSPC),
+            (EROFS, nb::NETBSD_EROFS),
+            (ERANGE, nb::NETBSD_ERANGE),
+            (EAGAIN, nb::NETBSD_EAGAIN),
+            (EOPNOTSUPP, nb::NETBSD_EOPNOTSUPP),
+            (ETIMEDOUT, nb::NETBSD_ETIMEDOUT),
+            (ENAMETOOLONG, nb::NETBSD_ENAMETOOLONG),
+            (ENOTEMPTY, nb::NETBSD_ENOTEMPTY),
+            (EPROGMISMATCH, nb::NETBSD_EPROGMISMATCH),
+            (ENOSYS, nb::NETBSD_ENOSYS),
+            (ENOATTR, nb::NETBSD_ENOATTR),
+        ];
+        for (ours, theirs) in pairs {
+            assert_eq!(ours as u32, theirs);
+        }
+    }
+
     #[test]
     fn table_lists_distinct_functions() {
         let mut v: Vec<usize> = HYPERCALLS.0.iter().map(|p| *p as usize).collect();
