@@ -62,7 +62,9 @@ pub enum Sys {
     /// `process_wait(process_cap) -> ExitStatus`: blocks until it exits.
     ProcessWait = 12,
     /// `cap_info(slot) -> (pages << 40) | (kind << 32) | rights`, where
-    /// `pages` is the size of a memory object (0 for other kinds).
+    /// `pages` is the size of a memory object, or what is left of an
+    /// untyped budget (page tables of the processes charged to it count
+    /// against it too), 0 for other kinds.
     CapInfo = 13,
     /// `shutdown(power_cap, code) -> !`: powers the machine off; QEMU exits
     /// with a status derived from `code` (see [`qemu_exit_status`]).

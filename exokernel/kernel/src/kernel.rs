@@ -332,6 +332,19 @@ impl Kernel {
             return Err(Error::AlreadyMapped);
         }
         let root = proc.pml4;
+        // Page tables the mapping needs are charged to the process's budget
+        // like its other memory, so mapping and unmapping at ever new
+        // addresses cannot exhaust the kernel's frames. Checked against
+        // the worst case first (a table per 2 MiB, GiB and 512 GiB region
+        // touched), charged what was really taken after.
+        let budget = proc.charged_to;
+        if let Some(u) = budget {
+            let worst = pages / 512 + pages / (512 * 512) + 6;
+            if self.untyped.get(u as usize).is_none_or(|b| b.remaining < worst) {
+                return Err(Error::OutOfMemory);
+            }
+        }
+        let free_before = self.frames.free_count();
         let mut leaf = pte::USER;
         if flags & exo_abi::map_flags::WRITE != 0 {
             leaf |= pte::WRITABLE;
@@ -339,17 +352,29 @@ impl Kernel {
         if flags & exo_abi::map_flags::EXECUTE == 0 {
             leaf |= pte::NO_EXECUTE;
         }
+        let mut failed = None;
         for (i, f) in frames.iter().enumerate() {
             let page = va + i as u64 * PAGE_SIZE;
             if let Err(e) = paging::map_page(&mut DirectMap, &mut self.frames, root, page, *f, leaf) {
                 for j in 0..i as u64 {
                     let _ = paging::unmap_page(&mut DirectMap, root, va + j * PAGE_SIZE);
                 }
-                return Err(match e {
+                failed = Some(match e {
                     MapError::OutOfMemory => Error::OutOfMemory,
                     _ => Error::AlreadyMapped,
                 });
+                break;
             }
+        }
+        // Tables made stay with the address space (until it ends), so they
+        // are charged even when the mapping failed.
+        let tables = (free_before - self.frames.free_count()) as u64;
+        if let Some(u) = budget {
+            self.charge(u, tables).expect("within the worst case checked above");
+            self.procs[p.0 as usize].table_pages += tables;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         self.procs[p.0 as usize].mappings.push(Mapping { va, pages, mem: m, via });
         self.mem_ref(m);
@@ -402,6 +427,7 @@ impl Kernel {
             state: ProcState::Alive,
             waiters: Vec::new(),
             charged_to: charge,
+            table_pages: 0,
         });
         self.install_cap(id, Some(slot::SELF), Object::Process(id), Rights::ALL, label, None)
             .expect("empty table, own label");
@@ -501,7 +527,8 @@ impl Kernel {
         paging::free_user_tables(&mut DirectMap, &mut self.frames, root);
         let _ = self.frames.free(root);
         if let Some(u) = self.proc(p).charged_to {
-            self.credit(u, 1);
+            let tables = core::mem::take(&mut self.proc_mut(p).table_pages);
+            self.credit(u, 1 + tables);
         }
         self.delete_all_caps(p);
         let proc = self.proc_mut(p);

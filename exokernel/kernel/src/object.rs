@@ -151,6 +151,9 @@ pub struct Process {
     pub waiters: Vec<ThreadId>,
     /// Untyped budget charged for the process itself, if any.
     pub charged_to: Option<u32>,
+    /// Page-table pages (below the top level) charged to `charged_to`
+    /// for this address space, credited back when it ends.
+    pub table_pages: u64,
 }
 
 /// Why a thread is not running.

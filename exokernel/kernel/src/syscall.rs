@@ -351,6 +351,8 @@ fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
     let cap = k.proc(p).caps.get(slot)?;
     let pages = match cap.object.object {
         Object::Memory(m) => k.mems[m.0 as usize].as_ref().map_or(0, |o| o.frames.len() as u64),
+        // What is left of the budget (capped to the field's 24 bits).
+        Object::Untyped(u) => k.untyped.get(u as usize).map_or(0, |b| b.remaining.min((1 << 24) - 1)),
         _ => 0,
     };
     Ok((pages << 40) | ((cap.object.object.kind() as u64) << 32) | cap.rights.0 as u64)

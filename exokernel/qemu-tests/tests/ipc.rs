@@ -78,11 +78,19 @@ fn server_killed_mid_call_gives_caller_an_error() {
     check_ok(b, "server dies mid-call");
 }
 
+/// Page tables count against the budget of the process they serve: 8
+/// one-page mappings in fresh GiB regions cost exactly 17 table pages.
+#[test]
+fn page_tables_are_charged_to_the_budget() {
+    let line = check_ok(ipc_boot(), "page tables charged");
+    assert!(line.contains("17 pages for 8 mappings"), "{line}");
+}
+
 #[test]
 fn all_checks_pass_and_system_powers_off() {
     let b = ipc_boot();
     assert!(b.find("FAILED").is_none(), "{}", b.serial);
-    b.expect_in_order(&["ipc: 13/13 checks passed", "root: all 5 programs ended as expected"]);
+    b.expect_in_order(&["ipc: 14/14 checks passed", "root: all 5 programs ended as expected"]);
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 

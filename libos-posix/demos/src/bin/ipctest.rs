@@ -105,6 +105,20 @@ fn main(_args: &str) -> i32 {
     c.check("relabel downward", r.is_ok(), format_args!("{r:?}"));
 
     // 6. Notifications: wait, timeout, and bound to a receive.
+    // Page tables are charged to the budget too: mapping one page in 8
+    // fresh GiB regions of a fresh 512 GiB region takes a page directory
+    // pointer table, 8 page directories and 8 page tables: 17 pages.
+    let left = || caps::info(untyped.slot()).map(|i| i.pages).unwrap_or(0);
+    let page = untyped.alloc(1).expect("memory");
+    let before = left();
+    const FAR: u64 = 0x100_0000_0000; // 1 TiB: nothing is mapped near
+    let mut ok = true;
+    for i in 0..8u64 {
+        ok &= SELF.map(page, FAR + (i << 30), map_flags::READ).is_ok() && SELF.unmap(FAR + (i << 30)).is_ok();
+    }
+    let charged = before - left();
+    c.check("page tables charged", ok && charged == 17, format_args!("{charged} pages for 8 mappings"));
+
     let note = untyped.create_notification().expect("notification");
     NOTIFY_SLOT.store(note.slot(), Ordering::SeqCst);
     thread::spawn(signaller, 0b101).expect("thread");
