@@ -99,13 +99,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
         sched::TICK_NS / 1_000_000
     );
 
-    // The boot page tables double as the kernel's own: drop the identity
-    // map of low memory now that we run in the higher half.
-    let kernel_pml4 = cpu::read_cr3();
-    exo_kcore::paging::PhysMemory::write_entry(&mut mm::DirectMap, kernel_pml4, 0, 0);
-    // SAFETY: reloading CR3 flushes the identity entries just removed;
-    // nothing runs from low addresses any more.
-    unsafe { cpu::write_cr3(kernel_pml4) };
+    // Leave the boot page tables (identity map, the whole image writable
+    // and executable) for the kernel's own: W^X by section, direct map not
+    // executable, no low mappings.
+    let kernel_pml4 = mm::protect_kernel(&mut frames, cpu::read_cr3());
 
     // Keep frames back for page tables and kernel objects; the rest is the
     // root task's untyped budget.

@@ -124,3 +124,95 @@ pub fn init_heap(frames: &mut FrameAllocator, pages: usize) -> Option<u64> {
     unsafe { (*HEAP.0.get()).init(phys_to_virt(base) as *mut u8, size as usize) };
     Some(size)
 }
+
+/// Where the kernel image is linked (virtual) above its physical load
+/// address.
+const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+
+/// Replaces the boot page tables' writable, executable mapping of the
+/// kernel image with one by section: code read-only and executable,
+/// read-only data read-only, data and bss writable, neither of the latter
+/// executable; and makes the direct map of physical memory
+/// non-executable. Returns the new top-level table (loaded already).
+/// Call once, before any process exists (processes copy the kernel half).
+pub fn protect_kernel(frames: &mut FrameAllocator<'static>, boot_pml4: u64) -> u64 {
+    use exo_kcore::paging::{map_page, pte, PhysMemory};
+    extern "C" {
+        static __kernel_text: u8;
+        static __kernel_rodata: u8;
+        static __kernel_data: u8;
+        static __kernel_end: u8;
+    }
+    let (text, rodata, data, end) = (
+        core::ptr::addr_of!(__kernel_text) as u64,
+        core::ptr::addr_of!(__kernel_rodata) as u64,
+        core::ptr::addr_of!(__kernel_data) as u64,
+        core::ptr::addr_of!(__kernel_end) as u64,
+    );
+    let mut dm = DirectMap;
+    let root = frames.alloc().expect("a frame for the kernel's page table");
+    zero_frame(root);
+    // The direct map (entry 256): the boot tables, made non-executable
+    // below once we no longer run through them.
+    let direct = dm.read_entry(boot_pml4, 256);
+    dm.write_entry(root, 256, direct);
+    // The image, page by page.
+    let mut va = text;
+    while va < end {
+        let flags = if va < rodata {
+            pte::PRESENT | pte::GLOBAL
+        } else if va < data {
+            pte::PRESENT | pte::GLOBAL | pte::NO_EXECUTE
+        } else {
+            pte::PRESENT | pte::GLOBAL | pte::WRITABLE | pte::NO_EXECUTE
+        };
+        map_page(&mut dm, frames, root, va, va - KERNEL_VMA, flags).expect("mapping the kernel image");
+        va += 4096;
+    }
+    // SAFETY: the new table maps the running code, stack and data at the
+    // same addresses as before (the stack and statics are in .bss/.data),
+    // and the direct map as before.
+    unsafe { crate::arch::cpu::write_cr3(root) };
+    // Only now: the boot tables' kernel window shares these page
+    // directories, and we ran through it until the switch.
+    let pdpt = direct & pte::ADDR_MASK;
+    for i in 0..512 {
+        let pd = dm.read_entry(pdpt, i);
+        if pd & pte::PRESENT == 0 {
+            continue;
+        }
+        for j in 0..512 {
+            let e = dm.read_entry(pd & pte::ADDR_MASK, j);
+            if e & pte::PRESENT != 0 {
+                dm.write_entry(pd & pte::ADDR_MASK, j, e | pte::NO_EXECUTE);
+            }
+        }
+    }
+    // SAFETY: reloading the same table flushes the old direct-map entries.
+    unsafe { crate::arch::cpu::write_cr3(root) };
+    // Read the result back: a function, a constant, a static and a direct
+    // map address, each with what it may and may not do.
+    static PROBE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    let look = |va: u64| exo_kcore::paging::translate(&dm, root, va).map_or(0, |(_, f)| f);
+    let (w, x) = (pte::WRITABLE, pte::NO_EXECUTE);
+    let code = look(protect_kernel as *const () as u64);
+    let constant = look(core::ptr::addr_of!(KERNEL_VMA_ANCHOR) as u64);
+    let state = look(core::ptr::addr_of!(PROBE) as u64);
+    let direct = look(phys_to_virt(root));
+    let ok = code & (w | x) == 0
+        && constant & (w | x) == x
+        && state & (w | x) == (w | x)
+        && direct & (w | x) == (w | x)
+        && exo_kcore::paging::translate(&dm, root, 0x10_0000).is_none();
+    assert!(ok, "kernel mappings: code {code:#x} rodata {constant:#x} data {state:#x} direct {direct:#x}");
+    crate::kprintln!(
+        "paging: kernel W^X (text {} KiB r-x, rodata {} KiB r--, data {} KiB rw-), direct map no-exec, nothing low",
+        (rodata - text) >> 10,
+        (data - rodata) >> 10,
+        (end - data) >> 10
+    );
+    root
+}
+
+/// A constant in .rodata, for `protect_kernel`'s check.
+static KERNEL_VMA_ANCHOR: u64 = KERNEL_VMA;

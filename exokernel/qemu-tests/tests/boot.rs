@@ -30,6 +30,17 @@ fn boot_banner_reports_memory_found() {
     assert!((200..=256).contains(&mib), "memory size {mib} MiB out of range in {line:?}");
 }
 
+/// The kernel image is mapped W^X by section and the direct map of
+/// physical memory cannot be executed; the kernel checks this by reading
+/// its page tables back at boot (and panics if it is not so).
+#[test]
+fn kernel_image_is_mapped_w_xor_x() {
+    let b = test_boot();
+    let i = b.expect_line("[kernel] paging: kernel W^X (text ");
+    let line = b.lines()[i];
+    assert!(line.contains("r-x") && line.contains("rw-") && line.contains("direct map no-exec"), "{line}");
+}
+
 #[test]
 fn root_task_starts_from_boot_image() {
     let b = test_boot();
