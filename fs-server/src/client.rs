@@ -193,7 +193,7 @@ impl Client {
     /// buffer when there is one (else through the socket); the bytes stay
     /// valid until the next request.
     pub fn read(&mut self, path: &str, offset: u64, len: u32) -> Result<std::borrow::Cow<'_, [u8]>, ClientError> {
-        let room = self.shared.as_ref().map_or(0, |b| b.len() / 2);
+        let room = self.half();
         if room == 0 {
             return match self.request(&Request::Read { path: path.into(), offset, len })? {
                 Response::Data(d) => Ok(std::borrow::Cow::Owned(d)),
@@ -224,8 +224,7 @@ impl Client {
         size: u64,
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64, PipelineError> {
-        let half = self.shared.as_ref().map_or(0, |b| b.len() / 2).min(crate::proto::MAX_READ as usize) as u64;
-        if half == 0 {
+        if self.half() == 0 {
             let mut done = 0;
             while done < size {
                 let d = self.read(path, done, (size - done).min(crate::proto::MAX_READ as u64) as u32)?;
@@ -237,46 +236,21 @@ impl Client {
             }
             return Ok(done);
         }
-        let mut next = 0u64; // the next file offset to ask for
-        let mut inflight = std::collections::VecDeque::new(); // (slot, len asked)
         let mut done = 0u64;
-        let mut short = false;
-        let mut result = Ok(());
-        for slot in [0u32, half as u32] {
-            if next < size {
-                let len = (size - next).min(half) as u32;
-                self.send_shared(path, next, len, slot)?;
-                inflight.push_back((slot, len));
-                next += len as u64;
-            }
+        let mut results = self.read_files_pipelined(&[(path.to_string(), size)], |_, d| {
+            done += d.len() as u64;
+            sink(d)
+        })?;
+        match results.pop().flatten() {
+            Some(e) => Err(e.into()),
+            None => Ok(done),
         }
-        while let Some((slot, asked)) = inflight.pop_front() {
-            let n = match self.recv_shared(asked) {
-                Ok(n) => n,
-                Err(e @ ClientError::Fs(..)) => {
-                    // Keep the stream in step: collect the other answer.
-                    for _ in inflight.drain(..) {
-                        self.recv_shared(u32::MAX).ok();
-                    }
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if result.is_ok() && !short {
-                let buf = self.shared.as_ref().expect("half > 0");
-                result = sink(&buf.as_slice()[slot as usize..slot as usize + n as usize]);
-                done += n as u64;
-            }
-            short |= n < asked;
-            if next < size && !short && result.is_ok() {
-                let len = (size - next).min(half) as u32;
-                self.send_shared(path, next, len, slot)?;
-                inflight.push_back((slot, len));
-                next += len as u64;
-            }
-        }
-        result.map_err(PipelineError::Sink)?;
-        Ok(done)
+    }
+
+    /// Half the shared buffer (at most one read): what one request moves;
+    /// 0 without a shared buffer.
+    fn half(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |b| b.len() / 2).min(crate::proto::MAX_READ as usize) as u64
     }
 
     /// Reads several files of known size (`(path, size)`) through the
@@ -292,7 +266,7 @@ impl Client {
         files: &[(String, u64)],
         mut sink: impl FnMut(usize, &[u8]) -> std::io::Result<()>,
     ) -> Result<Vec<Option<ClientError>>, PipelineError> {
-        let half = self.shared.as_ref().map_or(0, |b| b.len() / 2).min(crate::proto::MAX_READ as usize) as u64;
+        let half = self.half();
         if half == 0 {
             return Err(PipelineError::Client(ClientError::Start("no shared buffer".into())));
         }
