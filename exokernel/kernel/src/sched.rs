@@ -69,10 +69,7 @@ pub fn switch_to(k: &mut Kernel, next: ThreadId, th: *const crate::object::Threa
     k.current = Some(next);
     // SAFETY: the fast path found `next` live at `th` just now.
     let th = unsafe { &*th };
-    if cpu::read_cr3() != th.pml4 {
-        // SAFETY: as in `resume`.
-        unsafe { cpu::write_cr3(th.pml4) };
-    }
+    enter_address_space(th.pml4);
     trap::return_to_syscaller(&th.frame, th.fpu_saved.then_some(&th.fpu))
 }
 
@@ -88,6 +85,16 @@ fn save_live_fpu(k: &mut Kernel) {
     }
 }
 
+/// Loads the address space `pml4` unless it is the current one.
+#[inline(always)]
+fn enter_address_space(pml4: u64) {
+    if cpu::read_cr3() != pml4 {
+        // SAFETY: every process table maps the kernel half like the
+        // kernel's own (copied at creation, never changed).
+        unsafe { cpu::write_cr3(pml4) };
+    }
+}
+
 fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     // Resuming the thread whose state is live in the CPU: nothing to load.
     let keep_live = k.current == Some(t) && k.fpu_live;
@@ -97,12 +104,7 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     k.fpu_live = false;
     k.current = Some(t);
     let th = k.thread(t).expect("runnable thread exists");
-    let pml4 = th.pml4;
-    if cpu::read_cr3() != pml4 {
-        // SAFETY: every process table maps the kernel half like the
-        // kernel's own (copied at creation, never changed).
-        unsafe { cpu::write_cr3(pml4) };
-    }
+    enter_address_space(th.pml4);
     let fpu = (th.fpu_saved && !keep_live).then_some(&th.fpu);
     trap::return_to_user(&th.frame, fpu)
 }

@@ -238,23 +238,8 @@ pub fn syscall_entry_address() -> u64 {
 /// (threads live in boxes) until another thread is resumed.
 pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
     assert!(frame.came_from_user() && frame.rip < exo_abi::USER_END, "bad user frame {frame:x?}");
-    let ptr = frame as *const TrapFrame;
-    let end = ptr as u64 + FRAME_SIZE as u64;
-    let fpu = fpu.map_or(core::ptr::null(), |f| f as *const FpuState);
-    super::cpu::set_rsp0(end);
-    // SAFETY: one CPU, interrupts off: nothing else reads this now; the
-    // SYSCALL entry reads it only after we are back in user mode.
-    unsafe { EXO_FRAME_END = end };
-    // SAFETY: the frame holds user selectors and a user RIP (asserted), so
-    // the return cannot land in ring 0; the asm pops it in place and never
-    // comes back.
-    unsafe {
-        if frame.vector == SYSCALL_VECTOR {
-            exo_return_sysret(ptr, fpu)
-        } else {
-            exo_return_iret(ptr, fpu)
-        }
-    }
+    // SAFETY: a user frame with a user RIP (asserted).
+    unsafe { leave(frame, fpu) }
 }
 
 /// `return_to_user` for a thread that entered by SYSCALL (the IPC fast
@@ -267,14 +252,35 @@ pub fn return_to_syscaller(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
     if frame.vector != SYSCALL_VECTOR || frame.rip >= exo_abi::USER_END {
         return_to_user(frame, fpu)
     }
+    // SAFETY: saved by the SYSCALL entry (user selectors), user RIP
+    // (checked).
+    unsafe { leave(frame, fpu) }
+}
+
+/// Returns to user mode with `frame` (and `fpu`, if given): SYSRET for a
+/// frame saved by the SYSCALL entry, IRETQ for any other.
+///
+/// # Safety
+/// `frame` holds user selectors and a user RIP, so the return cannot land
+/// in ring 0.
+#[inline(always)]
+unsafe fn leave(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
     let ptr = frame as *const TrapFrame;
     let end = ptr as u64 + FRAME_SIZE as u64;
+    let fpu = fpu.map_or(core::ptr::null(), |f| f as *const FpuState);
     super::cpu::set_rsp0(end);
-    // SAFETY: as in `return_to_user`.
+    // SAFETY: one CPU, interrupts off: nothing else reads this now; the
+    // SYSCALL entry reads it only after we are back in user mode.
     unsafe { EXO_FRAME_END = end };
-    // SAFETY: a frame saved by the SYSCALL entry with a user RIP (checked):
-    // the exit restores it and cannot land in ring 0.
-    unsafe { exo_return_sysret(ptr, fpu.map_or(core::ptr::null(), |f| f as *const FpuState)) }
+    // SAFETY: the caller's promise; the asm pops the frame in place and
+    // never comes back.
+    unsafe {
+        if frame.vector == SYSCALL_VECTOR {
+            exo_return_sysret(ptr, fpu)
+        } else {
+            exo_return_iret(ptr, fpu)
+        }
+    }
 }
 
 /// Waits with interrupts enabled until one arrives; the interrupt enters
