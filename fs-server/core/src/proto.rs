@@ -223,6 +223,9 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
+    fn error_kind(&mut self, k: &ErrorKind) {
+        self.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
+    }
     fn tagged_path(&mut self, tag: u8, p: &str) {
         self.u8(tag);
         self.str(p);
@@ -279,6 +282,17 @@ impl<'a> Reader<'a> {
             return Err(ProtoError("NUL in path"));
         }
         Ok(p)
+    }
+    /// A count of items that follow, at most `max`.
+    fn count(&mut self, max: usize, too_many: &'static str) -> Result<usize, ProtoError> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(ProtoError(too_many));
+        }
+        Ok(n)
+    }
+    fn error_kind(&mut self) -> Result<ErrorKind, ProtoError> {
+        ERROR_KINDS.get(self.u8()? as usize).copied().ok_or(ProtoError("unknown error kind"))
     }
     fn stat(&mut self) -> Result<Stat, ProtoError> {
         let kind = match self.u8()? {
@@ -403,10 +417,7 @@ impl Request {
             10 => Request::Rename { from: r.path()?, to: r.path()? },
             13 => Request::Truncate { path: r.path()?, size: r.u64()? },
             12 => {
-                let n = r.u32()? as usize;
-                if n > MAX_MANY {
-                    return Err(ProtoError("too many files"));
-                }
+                let n = r.count(MAX_MANY, "too many files")?;
                 let mut files = Vec::with_capacity(n.min(r.0.len() / 8));
                 let mut total = 0u64;
                 for _ in 0..n {
@@ -476,7 +487,7 @@ impl Response {
                         }
                         Err((k, m)) => {
                             w.u8(1);
-                            w.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
+                            w.error_kind(k);
                             w.str(m);
                         }
                     }
@@ -484,7 +495,7 @@ impl Response {
             }
             Response::Error(k, m) => {
                 w.u8(6);
-                w.u8(ERROR_KINDS.iter().position(|x| x == k).expect("listed") as u8);
+                w.error_kind(k);
                 w.str(m);
             }
         }
@@ -504,10 +515,7 @@ impl Response {
             }),
             2 => Response::Stat(r.stat()?),
             3 => {
-                let n = r.u32()? as usize;
-                if n > MAX_ENTRIES {
-                    return Err(ProtoError("too many entries"));
-                }
+                let n = r.count(MAX_ENTRIES, "too many entries")?;
                 // Each entry takes at least 33 bytes: bound the allocation
                 // by what is actually there.
                 if n > r.0.len() / 33 {
@@ -534,10 +542,7 @@ impl Response {
                 Response::Shared(n)
             }
             9 => {
-                let n = r.u32()? as usize;
-                if n > MAX_MANY {
-                    return Err(ProtoError("too many files"));
-                }
+                let n = r.count(MAX_MANY, "too many files")?;
                 let mut items = Vec::with_capacity(n.min(r.0.len() / 5));
                 let mut total = 0usize;
                 for _ in 0..n {
@@ -550,19 +555,13 @@ impl Response {
                             }
                             Ok(d.to_vec())
                         }
-                        1 => {
-                            let k = *ERROR_KINDS.get(r.u8()? as usize).ok_or(ProtoError("unknown error kind"))?;
-                            Err((k, r.str(4096)?))
-                        }
+                        1 => Err((r.error_kind()?, r.str(4096)?)),
                         _ => return Err(ProtoError("bad result flag")),
                     });
                 }
                 Response::Many(items)
             }
-            6 => {
-                let k = *ERROR_KINDS.get(r.u8()? as usize).ok_or(ProtoError("unknown error kind"))?;
-                Response::Error(k, r.str(4096)?)
-            }
+            6 => Response::Error(r.error_kind()?, r.str(4096)?),
             _ => return Err(ProtoError("unknown response")),
         };
         r.end()?;
