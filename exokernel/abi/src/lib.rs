@@ -447,8 +447,11 @@ pub const STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 /// Where the initial heap is mapped.
 pub const HEAP_BASE: u64 = 0x0000_0000_4000_0000;
 
-/// First address above user space (the lower canonical half ends here).
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// First address above user space: the lower canonical half less its last
+/// page. That page is never mapped (as on Linux), so a SYSCALL from user
+/// code always leaves a canonical return address, and SYSRET to it cannot
+/// fault in ring 0.
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 /// Lowest address user mappings may use (page 0..1 MiB stays unmapped so
 /// that null-pointer dereferences fault).
 pub const USER_START: u64 = 0x0000_0000_0010_0000;

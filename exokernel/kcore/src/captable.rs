@@ -35,7 +35,9 @@ pub struct Cap<O> {
     pub rights: Rights,
 }
 
-/// Fixed-size table of capability slots.
+/// Fixed-size table of capability slots. The slots never move: no method
+/// grows or shrinks the table, so their address (see
+/// [`CapTable::slots_ptr`]) holds for the table's whole life.
 pub struct CapTable<O> {
     slots: Vec<Option<Cap<O>>>,
 }
@@ -60,8 +62,14 @@ impl<O: Copy + PartialEq> CapTable<O> {
         usize::try_from(slot).ok().filter(|i| *i < self.slots.len()).ok_or(Error::InvalidCap)
     }
 
-    /// The capability in `slot`, by reference (no copy: the IPC fast
-    /// path's lookup).
+    /// Where the slots are, for as long as the table lives (the kernel's
+    /// threads keep it, so that the IPC fast path finds a capability
+    /// without looking up the process first).
+    pub fn slots_ptr(&self) -> *const [Option<Cap<O>>] {
+        self.slots.as_slice()
+    }
+
+    /// The capability in `slot`, by reference (no copy).
     #[inline]
     pub fn get_ref(&self, slot: u64) -> Option<&Cap<O>> {
         self.slots.get(usize::try_from(slot).ok()?)?.as_ref()

@@ -1,7 +1,7 @@
 //! Kernel logic that does not touch the CPU, so it is tested on the host:
 //! the physical frame allocator, the x86_64 page-table mapper (over an
-//! abstract physical memory), the capability table, the capability
-//! derivation tree and the security lattice.
+//! abstract physical memory), the capability table, the kernel's wait
+//! queues, the capability derivation tree and the security lattice.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod captable;
 pub mod cdt;
+pub mod fifo;
 pub mod frame;
 pub mod lattice;
 pub mod paging;

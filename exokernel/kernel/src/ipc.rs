@@ -6,7 +6,10 @@
 //! next `reply` answers exactly that caller. Every wait can time out, and
 //! a caller whose server dies gets `Dead` instead of hanging.
 
+use crate::arch::trap::{self, TrapFrame, SYSCALL_VECTOR};
+use core::mem::offset_of;
 use crate::kernel::Kernel;
+use core::ptr::null;
 use crate::object::*;
 use exo_abi::{Error, Rights, MSG_WORDS, NOTIFY_BADGE, NO_CAP};
 
@@ -18,92 +21,131 @@ pub enum Next {
     Blocked,
 }
 
-/// The common case of `call` and `reply_recv`, done with the fewest steps
-/// (seL4 has the same split): no capability passed, no timeout, the
-/// partner already waiting without a deadline. Reads the arguments
-/// straight from the caller's saved registers `f`, moves the words, makes
-/// the partner runnable and the caller blocked, and returns the partner
-/// (and where it lives) to switch to directly. `None`: take the general
-/// path (nothing changed).
-#[inline(always)]
-pub fn fastpath(k: &mut Kernel, t: ThreadId, f: &crate::arch::trap::TrapFrame) -> Option<(ThreadId, *const Thread)> {
+/// The common case of `call` and `reply_recv`, done in the fewest
+/// instructions (seL4 has the same split): no capability passed, no
+/// timeout, the partner already waiting without a deadline. The SYSCALL
+/// entry calls this before anything else. It reads the arguments straight
+/// from the caller's saved registers, moves the words, blocks the caller,
+/// makes the partner current in its address space with its FPU state, and
+/// leaves into it through SYSRET. Every other case goes, with nothing
+/// changed, to the general path ([`crate::syscall_from_user`]).
+///
+/// # Safety
+/// Only the SYSCALL entry calls this, with the frame it just saved: the
+/// current thread's own (interrupts off, nothing else running).
+pub unsafe extern "C" fn fastpath(frame: *mut TrapFrame) -> ! {
     const CALL: u64 = exo_abi::Sys::Call as u64;
     const REPLY_RECV: u64 = exo_abi::Sys::ReplyRecv as u64;
-    let number = f.rax;
-    let is_call = number == CALL;
-    if (!is_call && number != REPLY_RECV) || f.r8 != NO_CAP || f.r9 != exo_abi::FOREVER {
-        return None;
-    }
-    let ti = t.index as usize;
-    // Both threads are looked up once; the boxes they live in are neither
-    // freed nor moved while the kernel runs this path.
-    let me: *mut Thread = &mut **k.threads.get_mut(ti)?.as_mut()?;
-    // SAFETY: `me` is the current thread, live (see above).
-    let (process, reply_to) = unsafe { ((*me).process, (*me).reply_to) };
-    let cap = k.procs[process.0 as usize].caps.get_ref(f.rdi)?;
-    let Object::Endpoint(e, badge) = cap.object.object else { return None };
-    if !cap.rights.contains(if is_call { Rights::WRITE } else { Rights::READ }) {
-        return None;
-    }
-    let ep = k.endpoints.get_mut(e.0 as usize)?.as_mut()?;
-    let partner = if is_call { ep.receivers.pop_front()? } else { reply_to? };
-    let pi = partner.index as usize;
-    let other: Option<*mut Thread> = match k.threads.get_mut(pi) {
-        Some(Some(b)) if pi != ti => Some(&mut **b),
-        _ => None,
-    };
-    // SAFETY: a live thread other than `me` (checked just above).
-    let ok = other.is_some_and(|o| unsafe {
-        let th = &*o;
-        let waiting = if is_call {
-            matches!(th.state, ThreadState::Receiving(x, None) if x == e)
-        } else {
-            th.state == ThreadState::AwaitingReply && ep.senders.is_empty()
-        };
-        th.generation == partner.generation && waiting && th.deadline.is_none()
-    });
-    let Some(other) = other.filter(|_| ok) else {
-        if is_call {
-            ep.receivers.push_front(partner); // as it was
+    // SAFETY: the caller's promise: a live, saved frame.
+    let f = unsafe { &*frame };
+    // One copy of the path for each call, so neither tests which it is.
+    // SAFETY: the caller's promise, passed on.
+    let to = unsafe {
+        match f.rax {
+            _ if f.r8 != NO_CAP || f.r9 != exo_abi::FOREVER => null(),
+            CALL => fast::<true>(frame),
+            REPLY_RECV => fast::<false>(frame),
+            _ => null(),
         }
-        return None;
     };
+    if to.is_null() {
+        // SAFETY: the caller's promise, passed on; nothing has changed.
+        unsafe { crate::syscall_from_user(frame) }
+    }
+    // SAFETY: `fast` returns the thread it made current, which entered by
+    // SYSCALL (see there).
+    unsafe { trap::sysret_to::<{ offset_of!(Thread, ctx) }>(to.cast()) }
+}
+
+/// [`fastpath`] for `call` (`IS_CALL`) or `reply_recv`.
+///
+/// # Safety
+/// As for [`fastpath`].
+#[inline(always)]
+unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
+    // SAFETY: the caller's promise: a live, saved frame.
+    let (slot, words) = unsafe {
+        let f = &*frame;
+        (f.rdi, [f.rsi, f.rdx, f.r10])
+    };
+    // SAFETY: an entry from user mode.
+    let k = unsafe { crate::kernel_unchecked() };
+    // SAFETY: a system call comes from the current thread.
+    let me_id = unsafe { k.current.unwrap_unchecked() };
+    // The entry saved into the current thread's frame, so the thread is
+    // found from the frame (as seL4 finds its TCB from the saved context).
+    // SAFETY: `frame` is the `frame` field of the current thread, which
+    // lives in its box for as long as the thread does.
+    let me = unsafe { frame.byte_sub(offset_of!(Thread, ctx)).cast::<Thread>() };
+    // SAFETY: as above; only plain fields are read. The thread's pointer
+    // to its process's capability slots is valid while it lives (see
+    // `Thread::caps`), and nothing changes them during this lookup.
+    let (caps, reply_to) = unsafe { (&*(*me).caps, (*me).reply_to) };
+    let Some(Some(cap)) = caps.get(slot as usize) else { return null() };
+    let Object::Endpoint(e, badge) = cap.object.object else { return null() };
+    if !cap.rights.contains(if IS_CALL { Rights::WRITE } else { Rights::READ }) {
+        return null();
+    }
+    let Some(Some(ep)) = k.endpoints.get_mut(e.0 as usize) else { return null() };
+    // A call goes to the first receiver; a reply goes to the caller owed
+    // one, unless senders are queued (then the receive half has work the
+    // general path does).
+    // (And the receive half must not need memory to queue the replier.)
+    let partner = if IS_CALL {
+        ep.receivers.front()
+    } else if ep.senders.is_empty() && ep.receivers.has_room() {
+        reply_to
+    } else {
+        None
+    };
+    let Some(partner) = partner else { return null() };
+    let Some(Some(other)) = k.threads.get_mut(partner.index as usize) else { return null() };
+    let other: &mut Thread = other;
+    let waiting = if IS_CALL {
+        matches!(other.state, ThreadState::Receiving(x, None) if x == e)
+    } else {
+        matches!(other.state, ThreadState::AwaitingReply)
+    };
+    // The partner must wait in exactly that state, and with no deadline
+    // (else it sits on the timed list).
+    if other.generation != partner.generation || !waiting || other.deadline.is_some() {
+        return null();
+    }
+    // A thread blocks only in a system call, and nothing else writes its
+    // frame, so SYSRET can take it back (see `USER_END`).
+    debug_assert!(other.ctx.frame.vector == SYSCALL_VECTOR && other.ctx.frame.rip < exo_abi::USER_END);
+    // The current thread is Runnable, the partner is not: distinct.
+    debug_assert!(!core::ptr::eq(me, other));
     // Committed: nothing below can fail.
-    if !is_call {
-        ep.receivers.push_back(t);
+    // SAFETY: the current thread, distinct from `other` (see above); the
+    // copy of its frame's fields above was the last use of `frame`.
+    let me = unsafe { &mut *me };
+    if IS_CALL {
+        ep.receivers.drop_front(); // the partner, seen at the front above
+        other.ctx.frame.r9 = badge;
+        other.reply_to = Some(me_id);
+        me.state = ThreadState::AwaitingReply;
+    } else {
+        let _ = ep.receivers.push_back_in_place(me_id); // room checked above
+        other.ctx.frame.r9 = 0;
+        me.reply_to = None;
+        me.state = ThreadState::Receiving(e, None);
     }
-    // SAFETY: `me` and `other` are distinct live threads; `f` (our own
-    // frame) is read before `me` changes.
-    unsafe {
-        let (rsi, rdx, r10) = (f.rsi, f.rdx, f.r10);
-        let o = &mut (*other).frame;
-        o.rax = 0;
-        o.rsi = rsi;
-        o.rdx = rdx;
-        o.r10 = r10;
-        o.rdi = NO_CAP;
-        (*other).state = ThreadState::Runnable;
-        let me = &mut *me;
-        if is_call {
-            o.r9 = badge;
-            (*other).reply_to = Some(t);
-            me.state = ThreadState::AwaitingReply;
-        } else {
-            me.reply_to = None;
-            me.state = ThreadState::Receiving(e, None);
-        }
-        // Our FPU state is live in the CPU (we entered by SYSCALL): keep it.
-        me.fpu.save();
-        me.fpu_saved = true;
-    }
-    k.fpu_live = false;
-    Some((partner, other))
+    let o = &mut other.ctx.frame;
+    o.rax = 0;
+    o.rdi = NO_CAP;
+    [o.rsi, o.rdx, o.r10] = words;
+    other.state = ThreadState::Runnable;
+    k.current = Some(partner);
+    crate::sched::enter_address_space(other.pml4);
+    trap::enter_context(&other.ctx);
+    other
 }
 
 impl Kernel {
     /// Writes a delivered message into `t`'s registers.
     fn write_message(&mut self, t: ThreadId, words: [u64; MSG_WORDS], cap_slot: u64, badge: u64) {
-        let f = &mut self.thread_mut(t).expect("receiver").frame;
+        let f = &mut self.thread_mut(t).expect("receiver").ctx.frame;
         f.rsi = words[0];
         f.rdx = words[1];
         f.r10 = words[2];

@@ -1,14 +1,15 @@
 //! The kernel's state and the operations on objects that several system
 //! calls share: allocation with budgets, mapping, teardown.
 
-use crate::arch::cpu::{self, FpuState};
-use crate::arch::trap::TrapFrame;
+use crate::arch::cpu;
+use crate::arch::trap::{TrapFrame, UserContext};
 use crate::mm::{self, DirectMap};
 use crate::object::*;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::num::NonZeroU32;
 use exo_abi::{slot, Error, ExitStatus, Rights, PAGE_SIZE, USER_END, USER_START};
 use exo_kcore::captable::CapTable;
 use exo_kcore::cdt::{CapId, Cdt};
@@ -87,9 +88,6 @@ pub struct Kernel {
     pub drbg_counter: u64,
     /// The thread that was running when the kernel was entered.
     pub current: Option<ThreadId>,
-    /// The current thread entered by SYSCALL, so its FPU state lives only
-    /// in the CPU (its saved copy, if any, is stale).
-    pub fpu_live: bool,
     /// Set by the timer: `current` has used up its time slice.
     pub need_resched: bool,
     /// Timer ticks since boot.
@@ -227,7 +225,7 @@ impl Kernel {
                 ep.refs -= 1;
                 if ep.refs == 0 {
                     let ep = self.endpoints[e.0 as usize].take().expect("live");
-                    for t in ep.senders.into_iter().chain(ep.receivers) {
+                    for t in ep.senders.iter().chain(ep.receivers.iter()) {
                         self.wake(t, Err(Error::Dead));
                     }
                 }
@@ -237,7 +235,7 @@ impl Kernel {
                 nt.refs -= 1;
                 if nt.refs == 0 {
                     let nt = self.notifications[n.0 as usize].take().expect("live");
-                    for t in nt.waiters {
+                    for t in nt.waiters.iter() {
                         self.wake(t, Err(Error::Dead));
                     }
                 }
@@ -267,7 +265,7 @@ impl Kernel {
         }
         th.state = ThreadState::Runnable;
         th.deadline = None;
-        th.frame.rax = exo_abi::encode_result(result);
+        th.ctx.frame.rax = exo_abi::encode_result(result);
         self.dequeue(t, state);
         self.timed.retain(|x| *x != t);
         self.run_queue.push_back(t);
@@ -452,16 +450,15 @@ impl Kernel {
             }
             None => return Err(Error::Exhausted),
         };
-        self.thread_gens[index] = self.thread_gens[index].wrapping_add(1);
-        let generation = self.thread_gens[index];
-        let pml4 = self.proc(p).pml4;
+        let generation = NonZeroU32::new(self.thread_gens[index].wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
+        self.thread_gens[index] = generation.get();
+        let (pml4, caps) = (self.proc(p).pml4, self.proc(p).caps.slots_ptr());
         self.threads[index] = Some(Box::new(Thread {
             process: p,
             pml4,
+            caps,
             generation,
-            frame,
-            fpu: FpuState::initial(),
-            fpu_saved: true,
+            ctx: UserContext::new(frame),
             state: ThreadState::Runnable,
             deadline: None,
             outgoing: Message::default(),
@@ -532,6 +529,7 @@ impl Kernel {
         }
         self.delete_all_caps(p);
         let proc = self.proc_mut(p);
+        debug_assert!(proc.threads.is_empty(), "threads point at the capability table");
         proc.caps = CapTable::new(0);
         proc.pml4 = 0;
         proc.state = ProcState::Exited(status);

@@ -68,6 +68,17 @@ fn kernel() -> &'static mut Kernel {
     unsafe { (*KERNEL.0.get()).as_mut().expect("kernel initialised") }
 }
 
+/// [`kernel`] without the check, for the IPC fast path.
+///
+/// # Safety
+/// Only for an entry from user mode: there is no user mode before `kmain`
+/// has initialised the cell.
+#[inline(always)]
+unsafe fn kernel_unchecked() -> &'static mut Kernel {
+    // SAFETY: the caller's promise, and as for `kernel`.
+    unsafe { (*KERNEL.0.get()).as_mut().unwrap_unchecked() }
+}
+
 /// Rust entry from `boot.rs`: 64-bit mode, higher half, interrupts off.
 #[no_mangle]
 extern "C" fn kmain(start_info: u64) -> ! {
@@ -134,7 +145,6 @@ extern "C" fn kmain(start_info: u64) -> ! {
             drbg_counter: 0,
             current: None,
             need_resched: false,
-            fpu_live: false,
             ticks: 0,
             clock,
             kernel_pml4,
@@ -155,26 +165,24 @@ extern "C" fn kmain(start_info: u64) -> ! {
     sched::schedule(k)
 }
 
-/// Entry from the SYSCALL instruction (see `trap.rs`). `frame` is the
-/// current thread's own frame; only the arguments are read from it here,
-/// before anything else touches the thread.
-#[no_mangle]
-extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
-    // SAFETY: the entry saved into the current thread's frame, which lives
-    // (boxed) as long as the thread; nothing else accesses it until the
-    // copy below is done (the fast path reads it before changing any
-    // thread).
+/// Entry from the SYSCALL instruction (see `trap.rs`) for every call the
+/// IPC fast path ([`ipc::fastpath`]) left alone.
+///
+/// # Safety
+/// `frame` is the current thread's own frame, just saved by the SYSCALL
+/// entry; only the arguments are read from it here, before anything else
+/// touches the thread.
+#[inline(never)]
+pub unsafe extern "C" fn syscall_from_user(frame: *const TrapFrame) -> ! {
+    // SAFETY: the caller's promise; the frame lives (boxed) as long as the
+    // thread, and nothing else accesses it until the copy below is done.
     let f = unsafe { &*frame };
     let k = kernel();
-    k.fpu_live = true;
     let t = k.current.expect("a system call comes from a running thread");
-    if let Some((next, th)) = ipc::fastpath(k, t, f) {
-        sched::switch_to(k, next, th);
-    }
     let args = syscall::Args::from_frame(f);
     match syscall::dispatch(k, t, &args) {
         syscall::Outcome::Return(v) => {
-            k.thread_mut(t).expect("caller still exists").frame.rax = v;
+            k.thread_mut(t).expect("caller still exists").ctx.frame.rax = v;
         }
         syscall::Outcome::Blocked | syscall::Outcome::Gone => {}
     }
@@ -188,7 +196,6 @@ extern "C" fn trap_from_user(frame: *const TrapFrame) -> ! {
     // SAFETY: as for `syscall_from_user`; copied before the kernel runs.
     let frame = unsafe { *frame };
     let k = kernel();
-    sched::save_interrupted_fpu(k);
     handle_interrupt(k, &frame);
     sched::schedule(k)
 }

@@ -1,12 +1,12 @@
 //! Kernel objects: processes, threads, memory objects, untyped budgets.
 
-use crate::arch::cpu::FpuState;
-use crate::arch::trap::TrapFrame;
-use alloc::collections::VecDeque;
+use crate::arch::trap::UserContext;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::num::NonZeroU32;
 use exo_abi::{CapKind, ExitStatus, MSG_WORDS};
-use exo_kcore::captable::CapTable;
+use exo_kcore::captable::{Cap, CapTable};
+use exo_kcore::fifo::Fifo;
 use exo_kcore::cdt::CapId;
 use exo_kcore::lattice::Label;
 
@@ -20,13 +20,14 @@ pub struct ProcId(pub u32);
 pub struct MemId(pub u32);
 
 /// A thread: slot index plus generation, so a stale id never matches a
-/// newer thread in the same slot.
+/// newer thread in the same slot. Generations start at 1, which makes an
+/// `Option<ThreadId>` one word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadId {
     /// Slot in the thread table.
     pub index: u32,
     /// Generation of the slot when the thread was created.
-    pub generation: u32,
+    pub generation: NonZeroU32,
 }
 
 /// What a capability names.
@@ -192,9 +193,9 @@ pub struct Message {
 /// An IPC endpoint: threads queue here to send or to receive.
 pub struct Endpoint {
     /// Threads blocked in send/call.
-    pub senders: VecDeque<ThreadId>,
+    pub senders: Fifo<ThreadId>,
     /// Threads blocked in recv.
-    pub receivers: VecDeque<ThreadId>,
+    pub receivers: Fifo<ThreadId>,
     /// Capabilities naming it.
     pub refs: u32,
     /// See [`MemObject::generation`].
@@ -206,7 +207,7 @@ pub struct Notification {
     /// Signalled bits not yet collected.
     pub bits: u64,
     /// Threads blocked in wait (or in recv with this notification bound).
-    pub waiters: VecDeque<ThreadId>,
+    pub waiters: Fifo<ThreadId>,
     /// Capabilities naming it.
     pub refs: u32,
     /// See [`MemObject::generation`].
@@ -220,16 +221,15 @@ pub struct Thread {
     /// The process's top-level page table (constant while it lives),
     /// kept here so a switch needs no process lookup.
     pub pml4: u64,
+    /// The slots of the process's capability table, kept here for the IPC
+    /// fast path. Valid while the thread lives: a table's slots never move
+    /// ([`CapTable`]), and the process replaces its table only once it has
+    /// no threads left (`Kernel::exit_process`).
+    pub caps: *const [Option<Cap<KCap>>],
     /// Generation (see [`ThreadId`]).
-    pub generation: u32,
-    /// Saved user registers.
-    pub frame: TrapFrame,
-    /// Saved FPU/SSE state, valid when `fpu_saved` (unless this is the
-    /// current thread and `Kernel::fpu_live` says the CPU holds newer).
-    pub fpu: FpuState,
-    /// False while the thread's FPU state lives only in the CPU (it
-    /// entered through SYSCALL and has not been switched away from).
-    pub fpu_saved: bool,
+    pub generation: NonZeroU32,
+    /// Saved user registers and FPU/SSE state.
+    pub ctx: UserContext,
     /// Scheduling state.
     pub state: ThreadState,
     /// When a timed wait ends (clock ns), if the thread waits with a

@@ -67,6 +67,16 @@ fn timeouts_and_notifications() {
     }
 }
 
+/// The call and its reply both take the kernel's fast path, which swaps
+/// FPU state and registers itself: the caller gets back its own SSE and
+/// callee-saved registers though the server filled its own with another
+/// value.
+#[test]
+fn registers_survive_a_fast_path_round_trip() {
+    let line = check_ok(ipc_boot(), "registers kept across a call");
+    assert!(line.contains("16 SSE and 6 callee-saved registers: 0 words changed"), "{line}");
+}
+
 #[test]
 fn server_killed_mid_call_gives_caller_an_error() {
     let b = ipc_boot();
@@ -90,7 +100,7 @@ fn page_tables_are_charged_to_the_budget() {
 fn all_checks_pass_and_system_powers_off() {
     let b = ipc_boot();
     assert!(b.find("FAILED").is_none(), "{}", b.serial);
-    b.expect_in_order(&["ipc: 14/14 checks passed", "root: all 5 programs ended as expected"]);
+    b.expect_in_order(&["ipc: 15/15 checks passed", "root: all 5 programs ended as expected"]);
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 

@@ -4,7 +4,9 @@
 //! Operations (word 0): 1 echo (reply word1 + 1 and the caller's badge),
 //! 2 map the passed memory capability read-only and reply the byte sum of
 //! its first `word1` bytes, 3 report whether that capability and mapping
-//! still work, 4 die without replying, 5 reply and exit.
+//! still work, 4 die without replying, 5 reply and exit, 6 overwrite every
+//! SSE register and r12-r15 with `word1`, then reply `word1` (so the
+//! caller can check that none of it reached its own registers).
 #![no_std]
 #![no_main]
 
@@ -78,7 +80,36 @@ fn main(args: &str) -> i32 {
                 println!("{name}: stopping");
                 return 0;
             }
+            6 => {
+                scribble(msg.words[1]);
+                [msg.words[1], 0, 0]
+            }
             op => [u64::MAX, op, 0],
         });
+    }
+}
+
+/// Fills xmm0-xmm15 and r12-r15 with `v`.
+#[inline(never)]
+fn scribble(v: u64) {
+    // SAFETY: writes only registers declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "movq xmm0, {v}",
+            "punpcklqdq xmm0, xmm0",
+            "movdqa xmm1, xmm0", "movdqa xmm2, xmm0", "movdqa xmm3, xmm0",
+            "movdqa xmm4, xmm0", "movdqa xmm5, xmm0", "movdqa xmm6, xmm0",
+            "movdqa xmm7, xmm0", "movdqa xmm8, xmm0", "movdqa xmm9, xmm0",
+            "movdqa xmm10, xmm0", "movdqa xmm11, xmm0", "movdqa xmm12, xmm0",
+            "movdqa xmm13, xmm0", "movdqa xmm14, xmm0", "movdqa xmm15, xmm0",
+            "mov r12, {v}", "mov r13, {v}", "mov r14, {v}", "mov r15, {v}",
+            v = in(reg) v,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            options(nomem, nostack),
+        );
     }
 }

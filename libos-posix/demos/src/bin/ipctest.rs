@@ -43,6 +43,64 @@ fn signaller(bits: u64) {
     let _ = n.signal(bits);
 }
 
+/// The 16 SSE registers (two words each) and rbx, rbp, r12-r15.
+type Registers = [u64; 38];
+
+/// Loads distinct values into every SSE register and the callee-saved
+/// registers, calls `ep` asking the server to overwrite its own with
+/// `scribble` (operation 6 of `echo`), and returns what was loaded and
+/// what the registers held after the reply.
+fn registers_across_call(ep: u64, scribble: u64) -> (Registers, Registers) {
+    let mut sent: Registers = [0; 38];
+    for (i, w) in sent.iter_mut().enumerate() {
+        *w = 0x0101_0101_0101_0101u64.wrapping_mul(i as u64 + 1) ^ 0x8000_0000_0000_0000;
+    }
+    let mut kept: Registers = [0; 38];
+    // SAFETY: saves and restores every callee-saved register it changes on
+    // the stack; reads `sent` (through rcx, before SYSCALL clobbers it) and
+    // writes `kept` (its address kept on the stack), both 38 words; the
+    // registers of the system-call ABI are declared.
+    unsafe {
+        core::arch::asm!(
+            "push rbx", "push rbp", "push r12", "push r13", "push r14", "push r15",
+            "push r11",                      /* where to store */
+            "movdqu xmm0, [rcx]", "movdqu xmm1, [rcx + 16]", "movdqu xmm2, [rcx + 32]",
+            "movdqu xmm3, [rcx + 48]", "movdqu xmm4, [rcx + 64]", "movdqu xmm5, [rcx + 80]",
+            "movdqu xmm6, [rcx + 96]", "movdqu xmm7, [rcx + 112]", "movdqu xmm8, [rcx + 128]",
+            "movdqu xmm9, [rcx + 144]", "movdqu xmm10, [rcx + 160]", "movdqu xmm11, [rcx + 176]",
+            "movdqu xmm12, [rcx + 192]", "movdqu xmm13, [rcx + 208]", "movdqu xmm14, [rcx + 224]",
+            "movdqu xmm15, [rcx + 240]",
+            "mov rbx, [rcx + 256]", "mov rbp, [rcx + 264]", "mov r12, [rcx + 272]",
+            "mov r13, [rcx + 280]", "mov r14, [rcx + 288]", "mov r15, [rcx + 296]",
+            "syscall",
+            "pop rcx",
+            "movdqu [rcx], xmm0", "movdqu [rcx + 16], xmm1", "movdqu [rcx + 32], xmm2",
+            "movdqu [rcx + 48], xmm3", "movdqu [rcx + 64], xmm4", "movdqu [rcx + 80], xmm5",
+            "movdqu [rcx + 96], xmm6", "movdqu [rcx + 112], xmm7", "movdqu [rcx + 128], xmm8",
+            "movdqu [rcx + 144], xmm9", "movdqu [rcx + 160], xmm10", "movdqu [rcx + 176], xmm11",
+            "movdqu [rcx + 192], xmm12", "movdqu [rcx + 208], xmm13", "movdqu [rcx + 224], xmm14",
+            "movdqu [rcx + 240], xmm15",
+            "mov [rcx + 256], rbx", "mov [rcx + 264], rbp", "mov [rcx + 272], r12",
+            "mov [rcx + 280], r13", "mov [rcx + 288], r14", "mov [rcx + 296], r15",
+            "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
+            inout("rax") exo_rt::abi::Sys::Call as u64 => _,
+            inout("rdi") ep => _,
+            inout("rsi") 6u64 => _,
+            inout("rdx") scribble => _,
+            inout("r10") 0u64 => _,
+            in("r8") exo_rt::abi::NO_CAP,
+            inout("r9") FOREVER => _,
+            inout("rcx") sent.as_ptr() => _,
+            inout("r11") kept.as_mut_ptr() => _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+        );
+    }
+    (sent, kept)
+}
+
 fn main(_args: &str) -> i32 {
     let ep = |i: u64| Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE + i);
     let (echo, guest, doomed, nobody) = (ep(0), ep(1), ep(2), ep(3));
@@ -135,7 +193,18 @@ fn main(_args: &str) -> i32 {
         format_args!("{:?}", r.map(|m| m.words[0])),
     );
 
-    // 7. One-shot replies, and a server that dies in the middle of a call.
+    // 7. A round trip (the kernel's fast path both ways) leaves the caller's
+    //    registers as they were, though the server overwrote its own.
+    let (sent, kept) = registers_across_call(echo.slot(), 0x5a5a_5a5a_5a5a_5a5a);
+    let changed = (0..sent.len()).filter(|i| sent[*i] != kept[*i]).count();
+    let first = (0..sent.len()).find(|i| sent[*i] != kept[*i]).map(|i| (i, kept[i]));
+    c.check(
+        "registers kept across a call",
+        changed == 0,
+        format_args!("16 SSE and 6 callee-saved registers: {changed} words changed (first: {first:x?})"),
+    );
+
+    // 8. One-shot replies, and a server that dies in the middle of a call.
     let r = caps::reply([0, 0, 0], None);
     c.check("reply without a call", r == Err(Error::NoReply), format_args!("{r:?}"));
     let start = sys::clock();

@@ -47,21 +47,32 @@ pub mod selector {
     pub const TSS: u16 = 0x28;
 }
 
-/// Interior-mutable holder for boot-time CPU tables that must be `'static`.
-struct BootCell<T>(UnsafeCell<T>);
-// SAFETY: written only by `init` on the boot CPU before interrupts are
-// enabled; afterwards only the CPU reads them.
+/// Interior-mutable holder for CPU tables that must be `'static`.
+#[repr(transparent)]
+pub struct BootCell<T>(UnsafeCell<T>);
+// SAFETY: written by `init` on the boot CPU before interrupts are enabled,
+// later only TSS.RSP0 by `set_rsp0` with interrupts off (one CPU); the
+// CPU and the SYSCALL entry read them.
 unsafe impl<T> Sync for BootCell<T> {}
 
-static TSS: BootCell<TaskStateSegment> = BootCell(UnsafeCell::new(TaskStateSegment::new()));
+/// The TSS. Its RSP0 is the end of the running thread's frame, where the
+/// CPU starts pushing on an interrupt from user mode and the SYSCALL
+/// entry starts saving.
+pub static TSS: BootCell<TaskStateSegment> = BootCell(UnsafeCell::new(TaskStateSegment::new()));
 static GDT: BootCell<GlobalDescriptorTable> = BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
 
+/// Offset of RSP0 in the TSS.
+pub const TSS_RSP0: usize = core::mem::offset_of!(TaskStateSegment, privilege_stack_table);
+
 /// Sets the stack pointer the CPU loads on an interrupt from user mode:
-/// the end of the frame of the thread about to run.
+/// the end of the frame of the thread about to run, a kernel address.
+#[inline(always)]
 pub fn set_rsp0(v: u64) {
+    debug_assert!(v >> 47 == 0x1ffff, "RSP0 {v:#x} is not a kernel address");
     // SAFETY: one CPU with interrupts off; the CPU reads RSP0 only when an
-    // interrupt arrives in user mode, after this store.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_truncate(v) };
+    // interrupt arrives in user mode, after this store. A kernel address
+    // is canonical as it is.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(v) };
 }
 
 /// IST index (1-based in the IDT gate, 0-based in the TSS) for double faults.
@@ -122,18 +133,23 @@ impl FpuState {
         s.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         s
     }
-
-    /// Saves the CPU's current FPU/SSE state here.
-    pub fn save(&mut self) {
-        // SAFETY: `self` is a 512-byte, 16-byte aligned buffer as FXSAVE needs.
-        unsafe { asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack)) };
-    }
 }
 
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects; CR4.TSD is clear.
     unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// CR3 as it is. Once the kernel has loaded its own tables it writes only
+/// table addresses there (no PCID, no cache bits), so this is the active
+/// table's address without the masking of [`read_cr3`].
+#[inline(always)]
+pub fn cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
 }
 
 /// Physical address of the active top-level page table.

@@ -2,13 +2,20 @@
 //! the two ways back to user mode (SYSRET and IRETQ).
 //!
 //! Every entry from user mode saves the registers straight into the
-//! running thread's own [`TrapFrame`] (TSS.RSP0 and the SYSCALL entry's
-//! stack pointer point at its end, as seL4 saves into the TCB), then
-//! switches to the one kernel stack and calls into Rust, which never
+//! running thread's own [`TrapFrame`] (TSS.RSP0 points at its end, for the
+//! CPU and the SYSCALL entry alike, as seL4 saves into the TCB) and its
+//! FPU/SSE state just after it (the two make a [`UserContext`]); every
+//! return to user mode loads both. So kernel code may use any register,
+//! SSE included, and nothing it leaves there reaches user mode. An entry
+//! then switches to the one kernel stack and calls into Rust, which never
 //! returns: it ends in [`return_to_user`], which pops the chosen thread's
-//! frame in place, or in [`enter_idle`]. So the kernel never resumes
-//! interrupted kernel code, copies no frames, and one kernel stack serves
-//! every thread.
+//! frame in place, in [`sysret_to`] (the IPC fast path) or in
+//! [`enter_idle`]. So the kernel never resumes interrupted kernel code,
+//! copies no frames, and one kernel stack serves every thread.
+//!
+//! The SYSCALL entry first tries the IPC fast path
+//! ([`crate::ipc::fastpath`]), which goes on to the general system-call
+//! path ([`crate::syscall_from_user`]) when it cannot finish the call.
 
 use super::cpu::{selector, FpuState, KERNEL_STACK, KERNEL_STACK_SIZE};
 use core::arch::global_asm;
@@ -72,34 +79,28 @@ impl TrapFrame {
 
 const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
 
-/// FXSAVE area written by the interrupt entry before any Rust code runs.
-#[repr(C, align(16))]
-pub struct ScratchFpu(UnsafeCell<FpuState>);
-// SAFETY: one CPU; written by the entry stub, read by the kernel while
-// interrupts are off.
-unsafe impl Sync for ScratchFpu {}
+/// A user thread's saved state: its registers, and right after them (where
+/// the entry code finds it, at the frame's end) its FPU/SSE state.
+#[repr(C)]
+pub struct UserContext {
+    /// The registers.
+    pub frame: TrapFrame,
+    /// The FXSAVE image.
+    pub fpu: FpuState,
+}
 
-/// The interrupted thread's FPU state, saved by the interrupt entry.
-#[no_mangle]
-pub static EXO_FPU_SCRATCH: ScratchFpu = ScratchFpu(UnsafeCell::new(FpuState([0; 512])));
+const _: () = assert!(core::mem::offset_of!(UserContext, fpu) == FRAME_SIZE);
 
-/// Copy of the user stack pointer taken by the SYSCALL entry.
-#[no_mangle]
-static mut EXO_USER_RSP: u64 = 0;
-
-/// End of the running thread's frame: where the SYSCALL entry starts
-/// pushing (TSS.RSP0 holds the same for interrupts).
-#[no_mangle]
-static mut EXO_FRAME_END: u64 = 0;
-
-impl ScratchFpu {
-    /// The state saved by the last interrupt entry from user mode.
-    pub fn get(&self) -> &FpuState {
-        // SAFETY: nothing writes the scratch area while the kernel runs
-        // (interrupts are off), so a shared borrow is sound.
-        unsafe { &*self.0.get() }
+impl UserContext {
+    /// A thread that starts with `frame` and the initial FPU state.
+    pub fn new(frame: TrapFrame) -> UserContext {
+        UserContext { frame, fpu: FpuState::initial() }
     }
 }
+
+/// Copy of the user stack pointer taken by the SYSCALL entry.
+static mut EXO_USER_RSP: u64 = 0;
+
 
 global_asm!(
     r#"
@@ -147,9 +148,8 @@ exo_interrupt_common:
     mov rdi, rsp
     test qword ptr [rsp + 18*8], 3     /* saved CS: from user mode? */
     jz 2f
-    fxsave64 [rip + EXO_FPU_SCRATCH]
-    lea rsp, [rip + {stack}]           /* leave the thread's frame */
-    add rsp, {stack_size}
+    fxsave64 [rsp + {frame_size}]       /* the thread's FPU state */
+    lea rsp, [rip + {stack} + {stack_size}] /* leave the thread's frame */
     call {from_user}
     ud2
 2:  call {from_kernel}
@@ -157,41 +157,41 @@ exo_interrupt_common:
 
     .global exo_syscall_entry
 exo_syscall_entry:
-    mov [rip + EXO_USER_RSP], rsp
-    mov rsp, [rip + EXO_FRAME_END]     /* save into the thread's frame */
+    mov [rip + {user_rsp}], rsp
+    mov rsp, [rip + {tss} + {tss_rsp0}] /* save into the thread's frame */
     push {user_ss}
-    push qword ptr [rip + EXO_USER_RSP]
+    push qword ptr [rip + {user_rsp}]
     push r11                            /* user RFLAGS */
     push {user_cs}
     push rcx                            /* user RIP */
     push 0
     push {syscall_vector}
     exo_push_gprs
+    fxsave64 [rsp + {frame_size}]       /* the thread's FPU state */
     mov rdi, rsp
-    lea rsp, [rip + {stack}]
-    add rsp, {stack_size}
-    call {syscall}
+    lea rsp, [rip + {stack} + {stack_size}]
+    call {fastpath}                     /* never returns */
     ud2
 
-    /* exo_return_iret(frame, fpu_or_null) */
+    /* exo_return_iret(frame): FPU state, registers, IRETQ. */
     .global exo_return_iret
 exo_return_iret:
     mov rsp, rdi
-    test rsi, rsi
-    jz 3f
-    fxrstor64 [rsi]
-3:  exo_pop_gprs
+    fxrstor64 [rsp + {frame_size}]
+    exo_pop_gprs
     add rsp, 16
     iretq
 
-    /* exo_return_sysret(frame, fpu_or_null): RIP, RFLAGS, RSP from the frame. */
+    /* exo_return_sysret(frame): FPU state, registers, SYSRET with RIP,
+       RFLAGS and RSP from the frame. exo_sysret_rsp: the same with RSP
+       already at the frame. */
     .global exo_return_sysret
 exo_return_sysret:
     mov rsp, rdi
-    test rsi, rsi
-    jz 4f
-    fxrstor64 [rsi]
-4:  exo_pop_gprs
+    .global exo_sysret_rsp
+exo_sysret_rsp:
+    fxrstor64 [rsp + {frame_size}]
+    exo_pop_gprs
     mov rcx, [rsp + 16]                 /* RIP */
     mov r11, [rsp + 32]                 /* RFLAGS */
     mov rsp, [rsp + 40]                 /* user RSP */
@@ -208,7 +208,11 @@ exo_enter_idle:
     "#,
     from_user = sym crate::trap_from_user,
     from_kernel = sym crate::trap_from_kernel,
-    syscall = sym crate::syscall_from_user,
+    fastpath = sym crate::ipc::fastpath,
+    frame_size = const FRAME_SIZE,
+    user_rsp = sym EXO_USER_RSP,
+    tss = sym super::cpu::TSS,
+    tss_rsp0 = const super::cpu::TSS_RSP0,
     stack = sym KERNEL_STACK,
     stack_size = const KERNEL_STACK_SIZE,
     user_ss = const selector::USER_DATA,
@@ -219,10 +223,11 @@ exo_enter_idle:
 global_asm!(include_str!(concat!(env!("OUT_DIR"), "/vectors.s")));
 
 extern "C" {
-    fn exo_return_iret(frame: *const TrapFrame, fpu: *const FpuState) -> !;
-    fn exo_return_sysret(frame: *const TrapFrame, fpu: *const FpuState) -> !;
+    fn exo_return_iret(frame: *const TrapFrame) -> !;
+    fn exo_return_sysret(frame: *const TrapFrame) -> !;
     fn exo_enter_idle(stack: u64) -> !;
     fn exo_syscall_entry();
+    fn exo_sysret_rsp();
     static EXO_VECTOR_STUBS: [u64; 256];
 }
 
@@ -231,56 +236,55 @@ pub fn syscall_entry_address() -> u64 {
     exo_syscall_entry as *const () as u64
 }
 
-/// Resumes a user thread from its saved `frame`, restoring `fpu` first
-/// when given. Uses SYSRET when the thread entered by SYSCALL (it expects
-/// RCX and R11 clobbered) and IRETQ otherwise. The next entry from user
-/// mode saves into the same `frame`, which must therefore stay where it is
-/// (threads live in boxes) until another thread is resumed.
-pub fn return_to_user(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
+/// Resumes a user thread from its saved context. Uses SYSRET when the
+/// thread entered by SYSCALL (it expects RCX and R11 clobbered) and IRETQ
+/// otherwise. The next entry from user mode saves into the same context,
+/// which must therefore stay where it is (threads live in boxes) until
+/// another thread is resumed.
+pub fn return_to_user(ctx: &UserContext) -> ! {
+    let frame = &ctx.frame;
     assert!(frame.came_from_user() && frame.rip < exo_abi::USER_END, "bad user frame {frame:x?}");
-    // SAFETY: a user frame with a user RIP (asserted).
-    unsafe { leave(frame, fpu) }
-}
-
-/// `return_to_user` for a thread that entered by SYSCALL (the IPC fast
-/// path's partner): SYSRET straight away. Anything else takes the checked
-/// general way.
-#[inline(always)]
-pub fn return_to_syscaller(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
-    // SYSRET to a non-canonical RIP would fault in ring 0: user addresses
-    // only.
-    if frame.vector != SYSCALL_VECTOR || frame.rip >= exo_abi::USER_END {
-        return_to_user(frame, fpu)
-    }
-    // SAFETY: saved by the SYSCALL entry (user selectors), user RIP
-    // (checked).
-    unsafe { leave(frame, fpu) }
-}
-
-/// Returns to user mode with `frame` (and `fpu`, if given): SYSRET for a
-/// frame saved by the SYSCALL entry, IRETQ for any other.
-///
-/// # Safety
-/// `frame` holds user selectors and a user RIP, so the return cannot land
-/// in ring 0.
-#[inline(always)]
-unsafe fn leave(frame: &TrapFrame, fpu: Option<&FpuState>) -> ! {
-    let ptr = frame as *const TrapFrame;
-    let end = ptr as u64 + FRAME_SIZE as u64;
-    let fpu = fpu.map_or(core::ptr::null(), |f| f as *const FpuState);
-    super::cpu::set_rsp0(end);
-    // SAFETY: one CPU, interrupts off: nothing else reads this now; the
-    // SYSCALL entry reads it only after we are back in user mode.
-    unsafe { EXO_FRAME_END = end };
-    // SAFETY: the caller's promise; the asm pops the frame in place and
-    // never comes back.
+    enter_context(ctx);
+    // SAFETY: a user frame with a user RIP (asserted), followed by its FPU
+    // state; the asm loads both in place and never comes back.
     unsafe {
         if frame.vector == SYSCALL_VECTOR {
-            exo_return_sysret(ptr, fpu)
+            exo_return_sysret(frame)
         } else {
-            exo_return_iret(ptr, fpu)
+            exo_return_iret(frame)
         }
     }
+}
+
+/// Loads the context at `base + OFFSET` and returns to user mode with
+/// SYSRET (RIP, RFLAGS and RSP from the frame): the IPC fast path's way
+/// out. (Base and offset, not the context's address, so that the CPU
+/// adds them: one instruction fewer.)
+///
+/// # Safety
+/// The context's frame was saved by the SYSCALL entry (user selectors)
+/// with a user RIP, and [`enter_context`] was called for it.
+#[inline(always)]
+pub unsafe fn sysret_to<const OFFSET: usize>(base: *const u8) -> ! {
+    // SAFETY: the caller's promise; the kernel stack is abandoned, as on
+    // every exit.
+    unsafe {
+        core::arch::asm!(
+            "lea rsp, [{0} + {1}]",
+            "jmp {2}",
+            in(reg) base, const OFFSET, sym exo_sysret_rsp,
+            options(noreturn)
+        )
+    }
+}
+
+/// Makes `ctx` the one the next entry from user mode saves into: the end
+/// of its frame goes to TSS.RSP0, where the CPU (on an interrupt) and the
+/// SYSCALL entry start pushing. Called when the thread owning `ctx` is
+/// about to run.
+#[inline(always)]
+pub fn enter_context(ctx: &UserContext) {
+    super::cpu::set_rsp0(&ctx.fpu as *const FpuState as u64);
 }
 
 /// Waits with interrupts enabled until one arrives; the interrupt enters
