@@ -7,10 +7,10 @@
 //! a caller whose server dies gets `Dead` instead of hanging.
 
 use crate::arch::trap::{self, TrapFrame, SYSCALL_VECTOR};
-use core::mem::offset_of;
 use crate::kernel::Kernel;
-use core::ptr::null;
 use crate::object::*;
+use core::mem::offset_of;
+use core::ptr::null;
 use exo_abi::{Error, Rights, MSG_WORDS, NOTIFY_BADGE, NO_CAP};
 
 /// What the calling thread should do next.
@@ -26,9 +26,11 @@ pub enum Next {
 /// timeout, the partner already waiting without a deadline. The SYSCALL
 /// entry calls this before anything else. It reads the arguments straight
 /// from the caller's saved registers, moves the words, blocks the caller,
-/// makes the partner current in its address space with its FPU state, and
-/// leaves into it through SYSRET. Every other case goes, with nothing
-/// changed, to the general path ([`crate::syscall_from_user`]).
+/// makes the partner current in its address space, and leaves into it
+/// through SYSRET (the exit stub loads its FPU state, as every return to
+/// user mode does). Every other case goes, with nothing changed, to the
+/// general path ([`crate::syscall_from_user`]). `scripts/trace-ipc`
+/// counts its instructions.
 ///
 /// # Safety
 /// Only the SYSCALL entry calls this, with the frame it just saved: the
@@ -74,8 +76,9 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     let me_id = unsafe { k.current.unwrap_unchecked() };
     // The entry saved into the current thread's frame, so the thread is
     // found from the frame (as seL4 finds its TCB from the saved context).
-    // SAFETY: `frame` is the `frame` field of the current thread, which
-    // lives in its box for as long as the thread does.
+    // SAFETY: `frame` starts the current thread's `ctx` (a `UserContext`,
+    // frame first), and the thread lives in its box for as long as it
+    // exists.
     let me = unsafe { frame.byte_sub(offset_of!(Thread, ctx)).cast::<Thread>() };
     // SAFETY: as above; only plain fields are read. The thread's pointer
     // to its process's capability slots is valid while it lives (see
@@ -89,8 +92,8 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     let Some(Some(ep)) = k.endpoints.get_mut(e.0 as usize) else { return null() };
     // A call goes to the first receiver; a reply goes to the caller owed
     // one, unless senders are queued (then the receive half has work the
-    // general path does).
-    // (And the receive half must not need memory to queue the replier.)
+    // general path does) or queueing the replier as a receiver would need
+    // memory.
     let partner = if IS_CALL {
         ep.receivers.front()
     } else if ep.senders.is_empty() && ep.receivers.has_room() {

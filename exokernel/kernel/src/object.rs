@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use core::num::NonZeroU32;
 use exo_abi::{CapKind, ExitStatus, MSG_WORDS};
 use exo_kcore::captable::{Cap, CapTable};
-use exo_kcore::fifo::Fifo;
 use exo_kcore::cdt::CapId;
+use exo_kcore::fifo::Fifo;
 use exo_kcore::lattice::Label;
 
 /// Index of a process. Process entries are never reused, so an id never

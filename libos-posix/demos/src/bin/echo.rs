@@ -72,7 +72,7 @@ fn main(args: &str) -> i32 {
             4 => {
                 println!("{name}: dying in the middle of a call");
                 // SAFETY: deliberately faults; the kernel kills this process.
-                unsafe { core::ptr::read_volatile(8 as *const u64) };
+                unsafe { core::ptr::read_volatile(core::ptr::without_provenance::<u64>(8)) };
                 unreachable!("survived a null dereference")
             }
             5 => {

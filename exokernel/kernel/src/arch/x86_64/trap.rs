@@ -101,7 +101,6 @@ impl UserContext {
 /// Copy of the user stack pointer taken by the SYSCALL entry.
 static mut EXO_USER_RSP: u64 = 0;
 
-
 global_asm!(
     r#"
     /* The general registers, in TrapFrame order (r15 ends up lowest). */
