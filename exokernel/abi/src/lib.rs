@@ -64,7 +64,7 @@ pub enum Sys {
     /// `cap_info(slot) -> (pages << 40) | (kind << 32) | rights`, where
     /// `pages` is the size of a memory object, or what is left of an
     /// untyped budget (page tables of the processes charged to it count
-    /// against it too), 0 for other kinds.
+    /// against it too), the `bdf` of a PCI function, 0 for other kinds.
     CapInfo = 13,
     /// `shutdown(power_cap, code) -> !`: powers the machine off; QEMU exits
     /// with a status derived from `code` (see [`qemu_exit_status`]).
@@ -112,11 +112,29 @@ pub enum Sys {
     /// sealing key, which the caller can also derive, and so verify tokens
     /// on its own.
     SealKeyEstablish = 28,
+    /// `pci_open(pci_bus_cap, bdf, dst_slot | NO_CAP) -> slot`: a
+    /// capability to the one PCI function at `bdf` (`bus << 8 | device << 3
+    /// | function`), derived from the bus capability (same rights and
+    /// label; revoking the bus capability revokes it). `InvalidArgument`
+    /// if no function answers there.
+    PciOpen = 29,
+    /// `pci_config_read(pci_cap, bdf, offset, width) -> value`: reads 1, 2
+    /// or 4 bytes (aligned) of the function's first 256 configuration
+    /// bytes. A function capability reaches only its own `bdf`. Needs
+    /// `READ`.
+    PciConfigRead = 30,
+    /// `pci_config_write(pci_cap, bdf, offset, width, value)`: writes, as
+    /// for `pci_config_read`. Needs `WRITE`. The kernel refuses
+    /// (`NoRights`) writes to the IDs, class, header type, BIST, BARs,
+    /// expansion ROM and bridge windows (`exo_kcore::pci`): the command
+    /// and status registers, the interrupt line and everything from 0x40
+    /// (capabilities: MSI, MSI-X, virtio) stay writable.
+    PciConfigWrite = 31,
 }
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 29] = [
+    pub const ALL: [Sys; 32] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -146,6 +164,9 @@ impl Sys {
         Sys::CapSeal,
         Sys::CapUnseal,
         Sys::SealKeyEstablish,
+        Sys::PciOpen,
+        Sys::PciConfigRead,
+        Sys::PciConfigWrite,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -329,6 +350,10 @@ pub enum CapKind {
     Endpoint = 6,
     /// A notification.
     Notification = 7,
+    /// The PCI bus: configuration space of every function (root task).
+    PciBus = 8,
+    /// One PCI function's configuration space.
+    PciFunction = 9,
 }
 
 impl CapKind {
@@ -342,6 +367,8 @@ impl CapKind {
             CapKind::Power,
             CapKind::Endpoint,
             CapKind::Notification,
+            CapKind::PciBus,
+            CapKind::PciFunction,
         ]
         .into_iter()
         .find(|k| *k as u32 == v)
@@ -374,6 +401,8 @@ pub mod slot {
     pub const BOOT_IMAGE: u64 = 3;
     /// Power control.
     pub const POWER: u64 = 4;
+    /// The PCI bus (root task only, unless granted).
+    pub const PCI: u64 = 5;
     /// First slot that is free for dynamic use.
     pub const FIRST_FREE: u64 = 8;
     /// Number of slots in every capability table.

@@ -1,7 +1,8 @@
 //! Kernel logic that does not touch the CPU, so it is tested on the host:
 //! the physical frame allocator, the x86_64 page-table mapper (over an
 //! abstract physical memory), the capability table, the kernel's wait
-//! queues, the capability derivation tree and the security lattice.
+//! queues, the capability derivation tree, the security lattice and the
+//! rules of PCI configuration-space mediation.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -14,3 +15,4 @@ pub mod fifo;
 pub mod frame;
 pub mod lattice;
 pub mod paging;
+pub mod pci;

@@ -33,6 +33,7 @@ mod ipc;
 mod kernel;
 mod mm;
 mod object;
+mod pci;
 mod pvh;
 mod sched;
 mod seal;

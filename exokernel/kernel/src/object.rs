@@ -9,6 +9,7 @@ use exo_kcore::captable::{Cap, CapTable};
 use exo_kcore::cdt::CapId;
 use exo_kcore::fifo::Fifo;
 use exo_kcore::lattice::Label;
+use exo_kcore::pci::Bdf;
 
 /// Index of a process. Process entries are never reused, so an id never
 /// names a different process later.
@@ -47,6 +48,10 @@ pub enum Object {
     Endpoint(EpId, u64),
     /// A notification (asynchronous bit-set signal).
     Notification(NtfnId),
+    /// Configuration space of every PCI function.
+    PciBus,
+    /// Configuration space of one PCI function.
+    PciFunction(Bdf),
 }
 
 /// Index of an endpoint; reused only after every capability is gone.
@@ -83,6 +88,8 @@ impl Object {
             Object::Power => CapKind::Power,
             Object::Endpoint(..) => CapKind::Endpoint,
             Object::Notification(_) => CapKind::Notification,
+            Object::PciBus => CapKind::PciBus,
+            Object::PciFunction(_) => CapKind::PciFunction,
         }
     }
 }

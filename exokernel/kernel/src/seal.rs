@@ -12,6 +12,7 @@ use crate::object::*;
 use crate::usercopy::{user_bytes, user_bytes_mut};
 use exo_abi::{CapKind, Error, Rights, KEM_CIPHERTEXT_LEN, KEM_PUBLIC_LEN, NO_CAP, SEALED_TOKEN_LEN};
 use exo_kcore::lattice::Label;
+use exo_kcore::pci::Bdf;
 use exo_seal::{Payload, SealKey};
 
 /// Most sealing keys (boot key included).
@@ -56,7 +57,8 @@ impl Kernel {
             Object::Process(p) => (p.0, 0, 0),
             Object::Memory(m) => (m.0, self.mems[m.0 as usize].as_ref().map_or(0, |x| x.generation), 0),
             Object::Untyped(u) => (u, 0, 0),
-            Object::Console | Object::Power => (0, 0, 0),
+            Object::Console | Object::Power | Object::PciBus => (0, 0, 0),
+            Object::PciFunction(f) => (f.raw() as u32, 0, 0),
             Object::Endpoint(e, badge) => {
                 (e.0, self.endpoints[e.0 as usize].as_ref().map_or(0, |x| x.generation), badge)
             }
@@ -93,6 +95,8 @@ impl Kernel {
             CapKind::Untyped => return Err(Error::Dead),
             CapKind::Console => Object::Console,
             CapKind::Power => Object::Power,
+            CapKind::PciBus => Object::PciBus,
+            CapKind::PciFunction => Object::PciFunction(Bdf::from_raw(t.object as u64).ok_or(Error::BadSeal)?),
         })
     }
 

@@ -88,6 +88,9 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::CapSeal => ret(k.cap_seal(p, a[0], a[1], a[2], a[3])),
         Sys::CapUnseal => ret(k.cap_unseal(p, a[0], a[1])),
         Sys::SealKeyEstablish => ret(k.seal_key_establish(p, a[0], a[1])),
+        Sys::PciOpen => ret(crate::pci::open(k, p, a[0], a[1], a[2])),
+        Sys::PciConfigRead => ret(crate::pci::config_read(k, p, a[0], a[1], a[2], a[3])),
+        Sys::PciConfigWrite => ret(crate::pci::config_write(k, p, a[0], a[1], a[2], a[3], a[4])),
     }
 }
 
@@ -353,6 +356,8 @@ fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
         Object::Memory(m) => k.mems[m.0 as usize].as_ref().map_or(0, |o| o.frames.len() as u64),
         // What is left of the budget (capped to the field's 24 bits).
         Object::Untyped(u) => k.untyped.get(u as usize).map_or(0, |b| b.remaining.min((1 << 24) - 1)),
+        // Which function (`bdf`), so a driver need not be told.
+        Object::PciFunction(f) => f.raw() as u64,
         _ => 0,
     };
     Ok((pages << 40) | ((cap.object.object.kind() as u64) << 32) | cap.rights.0 as u64)

@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 12 programs",
+        "root: manifest lists 13 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -147,10 +147,43 @@ fn random_system_calls_never_break_the_kernel() {
     b.expect_line("root: chaos exited with code 0");
 }
 
+/// The root task finds the PCI functions through its bus capability, gives
+/// the virtio-blk one to `pciprobe`, which reads its configuration space
+/// (virtio capability list included) and may write its command register,
+/// but the kernel refuses its BAR writes, other functions and malformed
+/// accesses.
+#[test]
+fn pci_functions_are_found_and_a_driver_reaches_only_its_own() {
+    let b = test_boot();
+    b.expect_line("root: pci 00:00.0 8086:29c0 class 060000"); // q35 host bridge
+    let blk = b.expect_line("root: pci 00:02.0 1af4:");
+    assert!(b.lines()[blk].ends_with(" virtio-blk"), "{}", b.lines()[blk]);
+    let net = b.expect_line("root: pci 00:03.0 1af4:");
+    assert!(b.lines()[net].ends_with(" virtio-net"), "{}", b.lines()[net]);
+    b.expect_in_order(&["root: pciprobe drives virtio-blk at 00:02.0", "root: started pciprobe"]);
+    for check in [
+        "identify: 00:02.0 reads Ok(",
+        "virtio capabilities: ",
+        "command register: ",
+        "BAR write refused: Err(NoRights), BAR 4 still ",
+        "ROM BAR write refused: Err(NoRights)",
+        "other function refused: Err(NoRights)",
+        "malformed accesses refused: ",
+        "value wider than the write refused: Err(InvalidArgument)",
+        "open through a function refused: Err(WrongType)",
+        "no capability, no access: Err(InvalidCap)",
+    ] {
+        let i = b.expect_line(&format!("pciprobe: {check}"));
+        assert!(b.lines()[i].ends_with(" ok"), "{}\n{}", b.lines()[i], b.serial);
+    }
+    b.expect_line("pciprobe: virtio common structure in BAR 4");
+    b.expect_in_order(&["pciprobe: 10/10 checks passed", "root: pciprobe exited with code 0"]);
+}
+
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 12 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 13 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

@@ -20,12 +20,18 @@
 //! expect = exit 0           # exit N | fault | fault N
 //! label = user              # place in the security lattice (default user)
 //! endpoints = echo, log      # IPC endpoints, shared by name between programs
+//! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
 //! ```
 //!
 //! Endpoints are how the root task wires programs together: every program
 //! that lists a name gets a capability to the same endpoint, at slot
 //! [`ENDPOINT_SLOT_BASE`] + its position in the list, minted with a badge
 //! that identifies the program (its position in the start order, plus 1).
+//!
+//! Devices are how a driver gets its hardware: the root task gives each
+//! program a capability to one PCI function of every kind it lists (the
+//! next one not yet given to another program), at slot
+//! [`DEVICE_SLOT_BASE`] + its position in the list.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -42,6 +48,11 @@ pub use exo_kcore::lattice::Label;
 pub const ENDPOINT_SLOT_BASE: u64 = 16;
 /// Most endpoints one program may list.
 pub const MAX_ENDPOINTS: usize = 16;
+
+/// Slot of the first device a program lists.
+pub const DEVICE_SLOT_BASE: u64 = 32;
+/// Most devices one program may list.
+pub const MAX_DEVICES: usize = 8;
 
 /// Default heap of a program.
 pub const DEFAULT_HEAP: u64 = 64 * 1024;
@@ -83,6 +94,35 @@ pub enum CapGrant {
     Power,
     /// Allocate memory and create processes.
     Untyped,
+}
+
+/// A kind of PCI function a driver can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// A virtio block device (vendor 0x1af4, device 0x1001 or 0x1042).
+    VirtioBlk,
+    /// A virtio network device (vendor 0x1af4, device 0x1000 or 0x1041).
+    VirtioNet,
+}
+
+impl Device {
+    /// Every kind, with its manifest name.
+    pub const ALL: [(&'static str, Device); 2] = [("virtio-blk", Device::VirtioBlk), ("virtio-net", Device::VirtioNet)];
+
+    /// Its manifest name.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, d)| *d == self).map(|(n, _)| *n).expect("listed")
+    }
+
+    /// Whether a function with these IDs is one: the transitional and the
+    /// modern (virtio 1.0) device ID.
+    pub fn matches(self, vendor: u16, device: u16) -> bool {
+        vendor == 0x1af4
+            && match self {
+                Device::VirtioBlk => matches!(device, 0x1001 | 0x1042),
+                Device::VirtioNet => matches!(device, 0x1000 | 0x1041),
+            }
+    }
 }
 
 /// What the supervisor does when the program ends.
@@ -129,6 +169,8 @@ pub struct Program {
     pub label: Label,
     /// Names of the endpoints it is connected to, in slot order.
     pub endpoints: Vec<String>,
+    /// The devices it drives, in slot order.
+    pub devices: Vec<Device>,
 }
 
 /// A manifest error with the line it was found on (0: whole file).
@@ -245,6 +287,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             expect: None,
                             label: Label::USER,
                             endpoints: Vec::new(),
+                            devices: Vec::new(),
                         },
                         Vec::new(),
                     ));
@@ -366,6 +409,18 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             }
             if prog.endpoints.len() > MAX_ENDPOINTS {
                 return err(n, format!("more than {MAX_ENDPOINTS} endpoints"));
+            }
+        }
+        "devices" => {
+            for d in list(value) {
+                let Some((_, device)) = Device::ALL.iter().find(|(n, _)| *n == d) else {
+                    let names: Vec<&str> = Device::ALL.iter().map(|(n, _)| *n).collect();
+                    return err(n, format!("unknown device `{d}` (one of {})", names.join(", ")));
+                };
+                prog.devices.push(*device);
+            }
+            if prog.devices.len() > MAX_DEVICES {
+                return err(n, format!("more than {MAX_DEVICES} devices"));
             }
         }
         "label" => {

@@ -17,6 +17,7 @@ restart = on-failure
 expect = fault 14
 label = network
 endpoints = echo, log
+devices = virtio-net, virtio-blk, virtio-blk
 
 [program a]
 binary = hello
@@ -39,6 +40,9 @@ fn parses_and_orders() {
     assert_eq!(b.label, Label::NETWORK);
     assert_eq!(b.endpoints, ["echo", "log"]);
     assert!(m.programs[0].endpoints.is_empty());
+    // Two of a kind: two functions of that kind, in slot order.
+    assert_eq!(b.devices, [Device::VirtioNet, Device::VirtioBlk, Device::VirtioBlk]);
+    assert!(m.programs[0].devices.is_empty());
     assert_eq!(m.programs[0].label, Label::USER, "default label");
     let a = &m.programs[0];
     assert_eq!((a.heap, a.restart, a.expect), (DEFAULT_HEAP, Restart::Never, Some(Expect::Exit(3))));
@@ -91,6 +95,8 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nthis is not a pair\n", 3, "expected `key = value`"),
         ("[program p]\nbinary = a/b\n", 2, "invalid binary name"),
         ("[program p]\nbinary = p\nlabel = admin\n", 3, "unknown label `admin` (one of root, system"),
+        ("[program p]\nbinary = p\ndevices = e1000\n", 3, "unknown device `e1000` (one of virtio-blk, virtio-net)"),
+        ("[program p]\nbinary = p\ndevices = virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk\n", 3, "more than 8 devices"),
         ("# nothing\n", 0, "no [program] sections"),
         ("", 0, "no [program] sections"),
     ];
@@ -100,6 +106,14 @@ fn every_error_names_its_line() {
         assert!(e.message.contains(needle), "{text:?}: {e} does not mention {needle:?}");
     }
     assert!(parse(p).is_ok());
+}
+
+#[test]
+fn devices_match_transitional_and_modern_ids() {
+    assert!(Device::VirtioBlk.matches(0x1af4, 0x1001) && Device::VirtioBlk.matches(0x1af4, 0x1042));
+    assert!(Device::VirtioNet.matches(0x1af4, 0x1000) && Device::VirtioNet.matches(0x1af4, 0x1041));
+    assert!(!Device::VirtioBlk.matches(0x1af4, 0x1000) && !Device::VirtioNet.matches(0x8086, 0x1000));
+    assert_eq!(Device::VirtioNet.name(), "virtio-net");
 }
 
 #[test]

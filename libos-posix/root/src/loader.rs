@@ -5,7 +5,8 @@
 use alloc::string::String;
 use exo_abi::{map_flags, slot, Error, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START};
 use exo_manifest::{CapGrant, Program};
-use exo_rt::caps::{self, Endpoint, Memory, Process, Untyped, SELF};
+use exo_rt::caps::{self, Endpoint, Memory, PciBus, Process, Untyped, SELF};
+use exo_rt::println;
 
 /// Pages of every program's stack.
 const STACK_PAGES: u64 = 16;
@@ -22,6 +23,9 @@ pub enum StartError {
     Kernel(&'static str, Error),
     /// The arguments do not fit in the stack page.
     ArgsTooLong,
+    /// The manifest gives it a device the machine does not have (or has
+    /// given every one of that kind to other programs).
+    NoDevice(&'static str),
 }
 
 impl core::fmt::Display for StartError {
@@ -31,6 +35,7 @@ impl core::fmt::Display for StartError {
             StartError::BadElf(e) => write!(f, "bad ELF file: {e}"),
             StartError::Kernel(what, e) => write!(f, "{what}: {}", e.name()),
             StartError::ArgsTooLong => write!(f, "arguments longer than a page"),
+            StartError::NoDevice(d) => write!(f, "no {d} device left to give it"),
         }
     }
 }
@@ -78,6 +83,14 @@ pub fn create_endpoints(manifest: &exo_manifest::Manifest, untyped: Untyped) -> 
     Ok(out)
 }
 
+/// The PCI bus and what is on it, for programs that drive devices.
+pub struct Hardware<'a> {
+    /// The bus capability.
+    pub bus: PciBus,
+    /// The functions found, and which are taken.
+    pub functions: &'a mut [crate::pci::Function],
+}
+
 /// Creates and starts `program`; its endpoints carry `badge`.
 pub fn start(
     image: &exo_bootimg::BootImage,
@@ -85,6 +98,7 @@ pub fn start(
     untyped: Untyped,
     endpoints: &Endpoints,
     badge: u64,
+    hardware: Hardware,
 ) -> Result<Process, StartError> {
     let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
     let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
@@ -94,6 +108,7 @@ pub fn start(
     let child = untyped.create_process(&program.name, program.label.encode()).map_err(k("create process"))?;
     let result = build(elf.data, &plan, program, untyped, child)
         .and_then(|_| connect(program, child, endpoints, badge))
+        .and_then(|_| give_devices(program, child, hardware))
         .and_then(|_| child.spawn_thread(plan.entry, initial_rsp(program), info_va()).map_err(k("start thread")));
     if result.is_err() {
         let _ = caps::delete(child.slot());
@@ -163,6 +178,22 @@ fn args_va(program: &Program) -> u64 {
 /// as `_start` expects.
 fn initial_rsp(program: &Program) -> u64 {
     args_va(program) & !0xf
+}
+
+/// Gives `child` a capability to one PCI function of each kind it lists,
+/// in manifest order from `DEVICE_SLOT_BASE`: configuration read and
+/// write, no grant. The root task keeps its own copy, from which the
+/// child's is derived (revoking it takes the device back).
+fn give_devices(program: &Program, child: Process, hw: Hardware) -> Result<(), StartError> {
+    for (i, d) in program.devices.iter().enumerate() {
+        let bdf = crate::pci::claim(hw.functions, *d).ok_or(StartError::NoDevice(d.name()))?;
+        let f = hw.bus.open(bdf, None).map_err(k("open PCI function"))?;
+        let dst = exo_manifest::DEVICE_SLOT_BASE + i as u64;
+        let rights = Rights(Rights::READ.0 | Rights::WRITE.0);
+        child.give(f.slot(), Some(dst), rights, Some(program.label.encode()), None).map_err(k("grant device"))?;
+        println!("root: {} drives {} at {:02x}:{:02x}.{}", program.name, d.name(), bdf >> 8, (bdf >> 3) & 31, bdf & 7);
+    }
+    Ok(())
 }
 
 /// Gives `child` its endpoints, in manifest order from

@@ -11,11 +11,12 @@
 extern crate alloc;
 
 mod loader;
+mod pci;
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
 use exo_manifest::{Expect, Manifest, OnIdle, Program};
-use exo_rt::caps::{self, Memory, Power, Process, Untyped, SELF};
+use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped, SELF};
 use exo_rt::{println, sys};
 
 exo_rt::entry!(main);
@@ -65,11 +66,20 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
         Ok(e) => e,
         Err(e) => return fatal(&alloc::format!("{e}")),
     };
+    let bus = PciBus::from_slot(slot::PCI);
+    let mut devices = match pci::enumerate(bus) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("root: cannot enumerate PCI: {}; no devices for drivers", e.name());
+            alloc::vec::Vec::new()
+        }
+    };
     let mut started: alloc::vec::Vec<(&Program, Process)> = alloc::vec::Vec::new();
     let mut failures = 0;
     for (index, program) in manifest.programs.iter().enumerate() {
         let badge = index as u64 + 1;
-        match loader::start(image, program, untyped, &endpoints, badge) {
+        let hardware = loader::Hardware { bus, functions: &mut devices };
+        match loader::start(image, program, untyped, &endpoints, badge, hardware) {
             Ok(p) => {
                 println!("root: started {} ({})", program.name, program.binary);
                 started.push((program, p));
@@ -87,9 +97,9 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
     );
     WATCHED.store(watched as *const [Watched] as *mut Watched, Ordering::SeqCst);
     WATCHED_LEN.store(watched.len(), Ordering::SeqCst);
-    for i in 0..watched.len() {
+    for (i, w) in watched.iter().enumerate() {
         if let Err(e) = exo_rt::thread::spawn(watch, i as u64) {
-            println!("root: cannot watch {}: {}", watched[i].name, e.name());
+            println!("root: cannot watch {}: {}", w.name, e.name());
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
         }

@@ -11,7 +11,8 @@ pub struct CapInfo {
     pub kind: Option<CapKind>,
     /// Its rights.
     pub rights: Rights,
-    /// Pages, for memory objects.
+    /// Pages, for memory objects and untyped budgets; the function's
+    /// address (`bdf`) for a PCI function.
     pub pages: u64,
 }
 
@@ -73,6 +74,17 @@ handle!(
     /// A notification.
     Notification
 );
+handle!(
+    /// The PCI bus: configuration space of every function (root task).
+    PciBus
+);
+
+/// One PCI function's configuration space, and where the function is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciFunction {
+    slot: u64,
+    bdf: u16,
+}
 
 /// A sealed capability token.
 pub type SealedToken = [u8; exo_abi::SEALED_TOKEN_LEN];
@@ -236,6 +248,55 @@ impl Process {
     /// Blocks until the process ends.
     pub fn wait(self) -> Result<ExitStatus, Error> {
         call(Sys::ProcessWait, [self.0, 0, 0, 0, 0, 0]).map(ExitStatus::decode)
+    }
+}
+
+impl PciBus {
+    /// A capability to the function at `bdf` (`bus << 8 | device << 3 |
+    /// function`) in slot `dst` (or a free one).
+    pub fn open(self, bdf: u16, dst: Option<u64>) -> Result<PciFunction, Error> {
+        let slot = call(Sys::PciOpen, [self.0, bdf as u64, dst.unwrap_or(NO_CAP), 0, 0, 0])?;
+        Ok(PciFunction { slot, bdf })
+    }
+
+    /// Reads `width` (1, 2, 4) bytes at `offset` of function `bdf`'s
+    /// configuration space.
+    pub fn read(self, bdf: u16, offset: u8, width: u8) -> Result<u32, Error> {
+        call(Sys::PciConfigRead, [self.0, bdf as u64, offset as u64, width as u64, 0, 0]).map(|v| v as u32)
+    }
+}
+
+impl PciFunction {
+    /// The function capability in `slot`; asks the kernel which function
+    /// it is.
+    pub fn from_slot(slot: u64) -> Result<PciFunction, Error> {
+        let i = info(slot)?;
+        if i.kind != Some(CapKind::PciFunction) {
+            return Err(Error::WrongType);
+        }
+        Ok(PciFunction { slot, bdf: i.pages as u16 })
+    }
+
+    /// The slot number.
+    pub fn slot(self) -> u64 {
+        self.slot
+    }
+
+    /// The function's address: `bus << 8 | device << 3 | function`.
+    pub fn bdf(self) -> u16 {
+        self.bdf
+    }
+
+    /// Reads `width` (1, 2, 4) bytes at `offset` (aligned, below 256).
+    pub fn read(self, offset: u8, width: u8) -> Result<u32, Error> {
+        call(Sys::PciConfigRead, [self.slot, self.bdf as u64, offset as u64, width as u64, 0, 0]).map(|v| v as u32)
+    }
+
+    /// Writes the low `width` bytes of `value` at `offset`; the kernel
+    /// refuses writes to the IDs, BARs, ROM and bridge windows.
+    pub fn write(self, offset: u8, width: u8, value: u32) -> Result<(), Error> {
+        call(Sys::PciConfigWrite, [self.slot, self.bdf as u64, offset as u64, width as u64, value as u64, 0])
+            .map(|_| ())
     }
 }
 

@@ -195,7 +195,7 @@ pub fn halt_forever() -> ! {
 /// Writes `value` to I/O port `port`.
 pub fn outb(port: u16, value: u8) {
     // SAFETY: the kernel owns every I/O port it writes (serial, PIC, PIT,
-    // debug-exit); callers name well-known ports only.
+    // debug-exit, PCI configuration); callers name well-known ports only.
     unsafe { x86_64::instructions::port::Port::new(port).write(value) };
 }
 
@@ -214,6 +214,18 @@ pub fn outl(port: u16, value: u32) {
 /// Reads I/O port `port`.
 pub fn inb(port: u16) -> u8 {
     // SAFETY: as for `outb`; reads of these ports have no harmful effect.
+    unsafe { x86_64::instructions::port::Port::new(port).read() }
+}
+
+/// Reads a 16-bit value from I/O port `port`.
+pub fn inw(port: u16) -> u16 {
+    // SAFETY: as for `inb`.
+    unsafe { x86_64::instructions::port::Port::new(port).read() }
+}
+
+/// Reads a 32-bit value from I/O port `port`.
+pub fn inl(port: u16) -> u32 {
+    // SAFETY: as for `inb`.
     unsafe { x86_64::instructions::port::Port::new(port).read() }
 }
 

@@ -2,5 +2,6 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod pci;
 pub mod serial;
 pub mod trap;

@@ -1,0 +1,136 @@
+//! A driver's first step, and the limits of its capability: probes the
+//! PCI function in device slot 0 (given by `devices = ...` in the
+//! manifest), lists its virtio capabilities, enables memory decoding and
+//! bus mastering, and checks that the kernel refuses what a driver must
+//! not do: move a BAR, reach another function, derive new capabilities.
+//! One line per check; exits 0 if all pass. Needs console.
+#![no_std]
+#![no_main]
+
+use exo_rt::abi::{Error, Sys, NO_CAP};
+use exo_rt::caps::PciFunction;
+use exo_rt::{println, sys};
+
+exo_rt::entry!(main);
+
+struct Checks {
+    passed: u32,
+    total: u32,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments) {
+        self.total += 1;
+        self.passed += ok as u32;
+        println!("pciprobe: {name}: {detail} {}", if ok { "ok" } else { "FAILED" });
+    }
+}
+
+/// Names of the virtio PCI capability types (virtio 1.x, 4.1.4).
+fn virtio_cap_name(cfg_type: u32) -> &'static str {
+    match cfg_type {
+        1 => "common",
+        2 => "notify",
+        3 => "isr",
+        4 => "device",
+        5 => "pci-cfg",
+        8 => "shared-memory",
+        _ => "other",
+    }
+}
+
+fn main(_args: &str) -> i32 {
+    let mut c = Checks { passed: 0, total: 0 };
+    let f = match PciFunction::from_slot(exo_manifest::DEVICE_SLOT_BASE) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("pciprobe: no device capability: {}", e.name());
+            return 1;
+        }
+    };
+    let b = f.bdf();
+    let at = exo_kcore::pci::Bdf::from_raw(b as u64).expect("16 bits");
+    let ids = f.read(0, 4);
+    let vendor = ids.map(|v| v & 0xffff);
+    c.check("identify", vendor == Ok(0x1af4), format_args!("{at} reads {ids:x?}"));
+
+    // The capability list: status bit 4, pointer at 0x34, entries linked
+    // by their second byte. Virtio's are vendor-specific (ID 9).
+    let mut found = [false; 6];
+    let mut ptr = if f.read(0x06, 2).unwrap_or(0) & 0x10 != 0 { f.read(0x34, 1).unwrap_or(0) & 0xfc } else { 0 };
+    let mut hops = 0;
+    while ptr >= 0x40 && hops < 48 {
+        let head = f.read(ptr as u8, 4).unwrap_or(0);
+        if head & 0xff == 0x09 {
+            let cfg_type = (head >> 24) & 0xff;
+            let bar = f.read(ptr as u8 + 4, 1).unwrap_or(0);
+            let offset = f.read(ptr as u8 + 8, 4).unwrap_or(0);
+            let length = f.read(ptr as u8 + 12, 4).unwrap_or(0);
+            println!(
+                "pciprobe: virtio {} structure in BAR {bar} at {offset:#x}, {length:#x} bytes",
+                virtio_cap_name(cfg_type)
+            );
+            if let Some(seen) = found.get_mut(cfg_type as usize) {
+                *seen = true;
+            }
+        }
+        ptr = (head >> 8) & 0xfc;
+        hops += 1;
+    }
+    let all = found[1..=4].iter().all(|x| *x);
+    c.check("virtio capabilities", all, format_args!("common, notify, isr and device structures listed"));
+
+    // The command register is the driver's: bus mastering off, then on
+    // again with memory space (each write read back).
+    let cmd = f.read(0x04, 2).unwrap_or(0);
+    let off = f.write(0x04, 2, cmd & !0b100).and_then(|_| f.read(0x04, 2));
+    let on = f.write(0x04, 2, cmd | 0b110).and_then(|_| f.read(0x04, 2));
+    c.check(
+        "command register",
+        off.map(|v| v & 0b100) == Ok(0) && on.map(|v| v & 0b110) == Ok(0b110),
+        format_args!("{cmd:#x}, bus master off {off:x?}, on {on:x?}"),
+    );
+
+    // A BAR is not: the write is refused and the BAR stays where it was.
+    let bar4 = f.read(0x20, 4);
+    let w = f.write(0x20, 4, 0xffff_ffff);
+    let after = f.read(0x20, 4);
+    c.check(
+        "BAR write refused",
+        w == Err(Error::NoRights) && after == bar4,
+        format_args!("{w:?}, BAR 4 still {after:x?}"),
+    );
+    let w = f.write(0x30, 4, 0x1);
+    c.check("ROM BAR write refused", w == Err(Error::NoRights), format_args!("{w:?}"));
+
+    // Another function (the host bridge at 00:00.0) through this capability.
+    let r = sys::call(Sys::PciConfigRead, [f.slot(), 0, 0, 4, 0, 0]);
+    c.check("other function refused", r == Err(Error::NoRights), format_args!("{r:?}"));
+
+    // Malformed accesses.
+    let r = [
+        f.read(0x41, 4).err(),
+        f.read(0x00, 3).err(),
+        sys::call(Sys::PciConfigRead, [f.slot(), b as u64, 256, 1, 0, 0]).err(),
+    ];
+    c.check(
+        "malformed accesses refused",
+        r == [Some(Error::InvalidArgument); 3],
+        format_args!("misaligned, width 3, offset 256: {r:?}"),
+    );
+    let r = sys::call(Sys::PciConfigWrite, [f.slot(), b as u64, 0x40, 1, 0x100, 0]);
+    c.check("value wider than the write refused", r == Err(Error::InvalidArgument), format_args!("{r:?}"));
+
+    // A function capability opens nothing; no capability reaches nothing.
+    let r = sys::call(Sys::PciOpen, [f.slot(), b as u64, NO_CAP, 0, 0, 0]);
+    c.check("open through a function refused", r == Err(Error::WrongType), format_args!("{r:?}"));
+    let r = sys::call(Sys::PciConfigRead, [exo_manifest::DEVICE_SLOT_BASE + 1, b as u64, 0, 4, 0, 0]);
+    c.check("no capability, no access", r == Err(Error::InvalidCap), format_args!("{r:?}"));
+
+    println!("pciprobe: {}/{} checks passed", c.passed, c.total);
+    if c.passed == c.total {
+        0
+    } else {
+        1
+    }
+}
