@@ -38,7 +38,9 @@ pub enum Sys {
     /// `thread_exit() -> !`: ends the calling thread; the last thread to
     /// leave ends the process with code 0.
     ThreadExit = 6,
-    /// `mem_alloc(untyped_cap, pages) -> memory cap slot`: zeroed pages.
+    /// `mem_alloc(untyped_cap, pages, MemFlags) -> memory cap slot`: zeroed
+    /// pages; with [`mem_flags::CONTIGUOUS`], physically contiguous ones
+    /// (for DMA).
     MemAlloc = 7,
     /// `map(process_cap, memory_cap, vaddr, MapFlags)`: maps the whole
     /// memory object at `vaddr` in the process named by `process_cap`.
@@ -130,11 +132,24 @@ pub enum Sys {
     /// and status registers, the interrupt line and everything from 0x40
     /// (capabilities: MSI, MSI-X, virtio) stay writable.
     PciConfigWrite = 31,
+    /// `pci_bar(pci_cap, bdf, bar, dst_slot | NO_CAP) -> slot`: a memory
+    /// capability to memory BAR `bar` (0-5) of the function: its device
+    /// registers, mapped uncached, `READ` and `WRITE` (and `GRANT` if the
+    /// PCI capability has it), derived from the PCI capability (revoking
+    /// that unmaps them). `WrongType` for an I/O BAR; `InvalidArgument`
+    /// for an unimplemented BAR, one smaller than a page or not page
+    /// aligned (a page would expose other registers), or one that lies
+    /// over RAM.
+    PciBar = 32,
+    /// `mem_phys(memory_cap, page) -> physical address` of page `page` of
+    /// the memory object (for DMA: a device needs bus addresses). The
+    /// pages of a memory object never move while it exists.
+    MemPhys = 33,
 }
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 32] = [
+    pub const ALL: [Sys; 34] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -167,6 +182,8 @@ impl Sys {
         Sys::PciOpen,
         Sys::PciConfigRead,
         Sys::PciConfigWrite,
+        Sys::PciBar,
+        Sys::MemPhys,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -373,6 +390,14 @@ impl CapKind {
         .into_iter()
         .find(|k| *k as u32 == v)
     }
+}
+
+/// Flags for [`Sys::MemAlloc`].
+pub mod mem_flags {
+    /// Physically contiguous pages (for device DMA).
+    pub const CONTIGUOUS: u64 = 1 << 0;
+    /// Every valid flag.
+    pub const ALL: u64 = CONTIGUOUS;
 }
 
 /// Flags for [`Sys::Map`]. Each must be backed by the matching right.

@@ -41,7 +41,7 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
         let va = seg.vaddr & !(PAGE_SIZE - 1);
         let offset_in_page = seg.vaddr - va;
         let pages = pages_for(offset_in_page + seg.mem_size);
-        let m = k.new_memory(Some(untyped), pages).map_err(|e| alloc::format!("root segment: {e:?}"))?;
+        let m = k.new_memory(Some(untyped), pages, false).map_err(|e| alloc::format!("root segment: {e:?}"))?;
         let frames = k.mems[m.0 as usize].as_ref().expect("new").frames.clone();
         let data = &root.data[seg.file_offset as usize..(seg.file_offset + seg.file_size) as usize];
         copy_into_frames(&frames, offset_in_page, data);
@@ -57,11 +57,12 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
     }
 
     // Heap and stack; the start-up block sits at the top of the stack.
-    let heap = k.new_memory(Some(untyped), ROOT_HEAP_PAGES).map_err(|e| alloc::format!("root heap: {e:?}"))?;
+    let heap = k.new_memory(Some(untyped), ROOT_HEAP_PAGES, false).map_err(|e| alloc::format!("root heap: {e:?}"))?;
     k.map(p, heap, HEAP_BASE, map_flags::READ | map_flags::WRITE, None)
         .map_err(|e| alloc::format!("root heap map: {e:?}"))?;
     k.mem_unref(heap);
-    let stack = k.new_memory(Some(untyped), ROOT_STACK_PAGES).map_err(|e| alloc::format!("root stack: {e:?}"))?;
+    let stack =
+        k.new_memory(Some(untyped), ROOT_STACK_PAGES, false).map_err(|e| alloc::format!("root stack: {e:?}"))?;
     let stack_base = STACK_TOP - ROOT_STACK_PAGES * PAGE_SIZE;
     k.map(p, stack, stack_base, map_flags::READ | map_flags::WRITE, None)
         .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
@@ -74,7 +75,7 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
     // The boot image as a read-only memory object the kernel does not own.
     let frames: Vec<u64> = (0..pages_for(image_size)).map(|i| image_start + i * PAGE_SIZE).collect();
     let generation = k.fresh_generation();
-    let image_mem = k.insert_memory(MemObject { frames, refs: 0, untyped: None, generation });
+    let image_mem = k.insert_memory(MemObject { frames, refs: 0, untyped: None, generation, device: false });
     let caps = [
         (slot::CONSOLE, Object::Console, Rights::ALL),
         (slot::UNTYPED, Object::Untyped(untyped), Rights::ALL),

@@ -96,6 +96,10 @@ pub struct Kernel {
     pub clock: Clock,
     /// The kernel's own top-level page table (kernel half only).
     pub kernel_pml4: u64,
+    /// The firmware's memory map: start, end and E820 type of each region
+    /// (device memory handed out must not lie over any of it but
+    /// reserved regions).
+    pub memory_map: Vec<(u64, u64, u32)>,
 }
 
 impl Kernel {
@@ -142,8 +146,8 @@ impl Kernel {
 
     /// A new zeroed memory object of `pages` pages charged to untyped `u`
     /// (or to nothing, for kernel-made objects, with `u == None`), with
-    /// one reference.
-    pub fn new_memory(&mut self, u: Option<u32>, pages: u64) -> Result<MemId, Error> {
+    /// one reference; physically contiguous pages if `contiguous`.
+    pub fn new_memory(&mut self, u: Option<u32>, pages: u64, contiguous: bool) -> Result<MemId, Error> {
         if pages == 0 || pages > MAX_OBJECT_PAGES {
             return Err(Error::InvalidArgument);
         }
@@ -157,25 +161,32 @@ impl Kernel {
             }
             return Err(Error::OutOfMemory);
         }
-        for _ in 0..pages {
-            match self.frames.alloc() {
-                Some(f) => {
-                    mm::zero_frame(f);
-                    frames.push(f);
-                }
-                None => {
-                    for f in frames {
-                        let _ = self.frames.free(f);
-                    }
-                    if let Some(u) = u {
-                        self.credit(u, pages);
-                    }
-                    return Err(Error::OutOfMemory);
+        if contiguous {
+            if let Some(base) = self.frames.alloc_contiguous(pages as usize) {
+                frames.extend((0..pages).map(|i| base + i * PAGE_SIZE));
+            }
+        } else {
+            while frames.len() < pages as usize {
+                match self.frames.alloc() {
+                    Some(f) => frames.push(f),
+                    None => break,
                 }
             }
         }
+        if frames.len() < pages as usize {
+            for f in frames {
+                let _ = self.frames.free(f);
+            }
+            if let Some(u) = u {
+                self.credit(u, pages);
+            }
+            return Err(Error::OutOfMemory);
+        }
+        for f in &frames {
+            mm::zero_frame(*f);
+        }
         let generation = self.fresh_generation();
-        Ok(self.insert_memory(MemObject { frames, refs: 1, untyped: u, generation }))
+        Ok(self.insert_memory(MemObject { frames, refs: 1, untyped: u, generation, device: false }))
     }
 
     /// A generation number no earlier object had.
@@ -313,8 +324,8 @@ impl Kernel {
     /// `flags`. Rights are the caller's business; this checks addresses,
     /// overlap and memory.
     pub fn map(&mut self, p: ProcId, m: MemId, va: u64, flags: u64, via: Option<CapId>) -> Result<(), Error> {
-        let frames = match self.mems.get(m.0 as usize) {
-            Some(Some(o)) => o.frames.clone(),
+        let (frames, device) = match self.mems.get(m.0 as usize) {
+            Some(Some(o)) => (o.frames.clone(), o.device),
             _ => return Err(Error::Dead),
         };
         let pages = frames.len() as u64;
@@ -349,6 +360,9 @@ impl Kernel {
         }
         if flags & exo_abi::map_flags::EXECUTE == 0 {
             leaf |= pte::NO_EXECUTE;
+        }
+        if device {
+            leaf |= pte::NO_CACHE | pte::WRITE_THROUGH; // uncached: registers
         }
         let mut failed = None;
         for (i, f) in frames.iter().enumerate() {

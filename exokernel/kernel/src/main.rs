@@ -149,6 +149,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
             ticks: 0,
             clock,
             kernel_pml4,
+            memory_map: info.regions[..info.region_count]
+                .iter()
+                .map(|r| (r.start, r.start.saturating_add(r.len), r.kind))
+                .collect(),
         })
     };
     let k = kernel();

@@ -107,6 +107,8 @@ pub struct MemObject {
     /// Distinguishes this object from later ones in the same slot (for
     /// sealed tokens).
     pub generation: u32,
+    /// Device registers (a PCI BAR), not RAM: mapped uncached.
+    pub device: bool,
 }
 
 /// A page budget that memory objects and processes are charged to.

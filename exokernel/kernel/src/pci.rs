@@ -8,7 +8,7 @@
 use crate::arch::pci;
 use crate::kernel::Kernel;
 use crate::object::*;
-use exo_abi::{Error, Rights, NO_CAP};
+use exo_abi::{Error, Rights, NO_CAP, PAGE_SIZE};
 use exo_kcore::pci::{check_access, write_allowed, Bdf};
 
 /// The function `bdf` as reached through the PCI capability in `slot` of
@@ -71,4 +71,69 @@ pub fn config_write(
     write_allowed(offset, width)?;
     pci::write(f, offset, width, value as u32);
     Ok(0)
+}
+
+/// E820 type of reserved regions: the only kind device memory may lie in.
+const E820_RESERVED: u32 = 2;
+
+/// Base and size of memory BAR `bar` of `f`. The size comes from the
+/// standard probe (all ones written, the mask read back), done with the
+/// function's decoding off and everything restored after.
+fn probe_bar(f: Bdf, bar: u8) -> Result<(u64, u64), Error> {
+    if bar > 5 {
+        return Err(Error::InvalidArgument);
+    }
+    let at = 0x10 + 4 * bar;
+    let lo = pci::read(f, at, 4);
+    if lo & 1 != 0 {
+        return Err(Error::WrongType); // an I/O port BAR
+    }
+    let wide = (lo >> 1) & 3 == 2;
+    if wide && bar == 5 {
+        return Err(Error::InvalidArgument);
+    }
+    let hi = if wide { pci::read(f, at + 4, 4) } else { 0 };
+    let command = pci::read(f, 0x04, 2);
+    pci::write(f, 0x04, 2, command & !0b11);
+    let probe = |at: u8, old: u32| {
+        pci::write(f, at, 4, 0xffff_ffff);
+        let mask = pci::read(f, at, 4);
+        pci::write(f, at, 4, old);
+        mask
+    };
+    let mask_lo = probe(at, lo) & !0xf;
+    let mask_hi = if wide { probe(at + 4, hi) } else { 0xffff_ffff };
+    pci::write(f, 0x04, 2, command);
+    if mask_lo == 0 && (!wide || mask_hi == 0) {
+        return Err(Error::InvalidArgument); // not implemented
+    }
+    let mask = (mask_hi as u64) << 32 | mask_lo as u64;
+    Ok(((hi as u64) << 32 | (lo & !0xf) as u64, (!mask).wrapping_add(1)))
+}
+
+/// `pci_bar`: a memory capability to the registers behind memory BAR
+/// `bar` of the function.
+pub fn bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -> Result<u64, Error> {
+    let rw = Rights(Rights::READ.0 | Rights::WRITE.0);
+    let f = target(k, p, slot, bdf, rw)?;
+    let cap = k.proc(p).caps.get(slot)?;
+    let (base, size) = probe_bar(f, u8::try_from(bar).map_err(|_| Error::InvalidArgument)?)?;
+    let end = base.checked_add(size).ok_or(Error::InvalidArgument)?;
+    let pages = size / PAGE_SIZE;
+    if base == 0 || size < PAGE_SIZE || !base.is_multiple_of(PAGE_SIZE) || pages > crate::kernel::MAX_OBJECT_PAGES {
+        return Err(Error::InvalidArgument);
+    }
+    if k.memory_map.iter().any(|(s, e, kind)| *kind != E820_RESERVED && base < *e && *s < end) {
+        return Err(Error::InvalidArgument); // over RAM (or ACPI data): never
+    }
+    let frames = (0..pages).map(|i| base + i * PAGE_SIZE).collect();
+    let generation = k.fresh_generation();
+    let m = k.insert_memory(MemObject { frames, refs: 0, untyped: None, generation, device: true });
+    let rights = cap.rights.intersect(Rights(rw.0 | Rights::GRANT.0));
+    let dst = (dst != NO_CAP).then_some(dst);
+    let r = k.install_cap(p, dst, Object::Memory(m), rights, cap.object.label, Some(cap.object.node));
+    if r.is_err() {
+        k.mems[m.0 as usize] = None; // nothing refers to it
+    }
+    r
 }

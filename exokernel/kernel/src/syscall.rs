@@ -8,7 +8,7 @@ use crate::kernel::Kernel;
 use crate::object::*;
 use crate::usercopy::user_bytes;
 use alloc::string::String;
-use exo_abi::{map_flags, CapKind, Error, ExitStatus, Rights, Sys, MSG_WORDS, NO_CAP, USER_END};
+use exo_abi::{map_flags, mem_flags, CapKind, Error, ExitStatus, Rights, Sys, MSG_WORDS, NO_CAP, USER_END};
 use exo_kcore::lattice::Label;
 
 /// What the kernel does after a system call.
@@ -62,7 +62,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
             k.exit_thread(t);
             Outcome::Gone
         }
-        Sys::MemAlloc => ret(mem_alloc(k, p, a[0], a[1])),
+        Sys::MemAlloc => ret(mem_alloc(k, p, a[0], a[1], a[2])),
         Sys::Map => ret(map(k, p, a[0], a[1], a[2], a[3])),
         Sys::Unmap => ret(unmap(k, p, a[0], a[1])),
         Sys::ProcessCreate => ret(process_create(k, p, a[0], a[1], a[2], a[3])),
@@ -91,6 +91,8 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::PciOpen => ret(crate::pci::open(k, p, a[0], a[1], a[2])),
         Sys::PciConfigRead => ret(crate::pci::config_read(k, p, a[0], a[1], a[2], a[3])),
         Sys::PciConfigWrite => ret(crate::pci::config_write(k, p, a[0], a[1], a[2], a[3], a[4])),
+        Sys::PciBar => ret(crate::pci::bar(k, p, a[0], a[1], a[2], a[3])),
+        Sys::MemPhys => ret(mem_phys(k, p, a[0], a[1])),
     }
 }
 
@@ -255,15 +257,25 @@ fn thread_create(k: &mut Kernel, p: ProcId, slot: u64, entry: u64, stack: u64, a
     Ok(t.index as u64)
 }
 
-fn mem_alloc(k: &mut Kernel, p: ProcId, slot: u64, pages: u64) -> SysResult {
+fn mem_alloc(k: &mut Kernel, p: ProcId, slot: u64, pages: u64, flags: u64) -> SysResult {
     let cap = lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?;
     let Object::Untyped(u) = cap.object.object else { unreachable!("kind checked") };
+    if flags & !mem_flags::ALL != 0 {
+        return Err(Error::InvalidArgument);
+    }
     let rights = cap.rights.intersect(Rights(Rights::READ.0 | Rights::WRITE.0 | Rights::EXECUTE.0 | Rights::GRANT.0));
-    let m = k.new_memory(Some(u), pages)?;
+    let m = k.new_memory(Some(u), pages, flags & mem_flags::CONTIGUOUS != 0)?;
     let label = k.proc(p).label;
     let r = k.install_cap(p, None, Object::Memory(m), rights, label, None);
     k.mem_unref(m); // the creation reference: the capability holds it now
     r
+}
+
+fn mem_phys(k: &Kernel, p: ProcId, slot: u64, page: u64) -> SysResult {
+    let cap = lookup(k, p, slot, CapKind::Memory, Rights::READ)?;
+    let Object::Memory(m) = cap.object.object else { unreachable!("kind checked") };
+    let frames = &k.mems[m.0 as usize].as_ref().ok_or(Error::Dead)?.frames;
+    usize::try_from(page).ok().and_then(|i| frames.get(i)).copied().ok_or(Error::InvalidArgument)
 }
 
 fn map(k: &mut Kernel, p: ProcId, proc_slot: u64, mem_slot: u64, va: u64, flags: u64) -> SysResult {

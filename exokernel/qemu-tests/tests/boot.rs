@@ -149,9 +149,11 @@ fn random_system_calls_never_break_the_kernel() {
 
 /// The root task finds the PCI functions through its bus capability, gives
 /// the virtio-blk one to `pciprobe`, which reads its configuration space
-/// (virtio capability list included) and may write its command register,
-/// but the kernel refuses its BAR writes, other functions and malformed
-/// accesses.
+/// (virtio capability list included), may write its command register,
+/// maps its registers (BAR 4) and reads the virtio common configuration
+/// there, and gets contiguous DMA memory with its physical addresses; the
+/// kernel refuses BAR writes, other functions, an I/O BAR as memory and
+/// malformed accesses.
 #[test]
 fn pci_functions_are_found_and_a_driver_reaches_only_its_own() {
     let b = test_boot();
@@ -170,6 +172,10 @@ fn pci_functions_are_found_and_a_driver_reaches_only_its_own() {
         "other function refused: Err(NoRights)",
         "malformed accesses refused: ",
         "value wider than the write refused: Err(InvalidArgument)",
+        "registers mapped: BAR 4: ",
+        "BAR address: kernel says Ok(",
+        "I/O BAR is no memory: BAR 0: Err(WrongType)",
+        "DMA memory: 4 contiguous pages from Ok(",
         "open through a function refused: Err(WrongType)",
         "no capability, no access: Err(InvalidCap)",
     ] {
@@ -177,7 +183,7 @@ fn pci_functions_are_found_and_a_driver_reaches_only_its_own() {
         assert!(b.lines()[i].ends_with(" ok"), "{}\n{}", b.lines()[i], b.serial);
     }
     b.expect_line("pciprobe: virtio common structure in BAR 4");
-    b.expect_in_order(&["pciprobe: 10/10 checks passed", "root: pciprobe exited with code 0"]);
+    b.expect_in_order(&["pciprobe: 14/14 checks passed", "root: pciprobe exited with code 0"]);
 }
 
 #[test]

@@ -190,6 +190,12 @@ impl Console {
 }
 
 impl Untyped {
+    /// A new zeroed memory object of `pages` physically contiguous pages
+    /// (for device DMA).
+    pub fn alloc_contiguous(self, pages: u64) -> Result<Memory, Error> {
+        call(Sys::MemAlloc, [self.0, pages, exo_abi::mem_flags::CONTIGUOUS, 0, 0, 0]).map(Memory)
+    }
+
     /// A new zeroed memory object of `pages` pages.
     pub fn alloc(self, pages: u64) -> Result<Memory, Error> {
         call(Sys::MemAlloc, [self.0, pages, 0, 0, 0, 0]).map(Memory)
@@ -209,6 +215,11 @@ impl Untyped {
 }
 
 impl Memory {
+    /// Physical (bus) address of page `page`, for DMA.
+    pub fn phys(self, page: u64) -> Result<u64, Error> {
+        call(Sys::MemPhys, [self.0, page, 0, 0, 0, 0])
+    }
+
     /// Size in pages.
     pub fn pages(self) -> Result<u64, Error> {
         info(self.0).map(|i| i.pages)
@@ -290,6 +301,13 @@ impl PciFunction {
     /// Reads `width` (1, 2, 4) bytes at `offset` (aligned, below 256).
     pub fn read(self, offset: u8, width: u8) -> Result<u32, Error> {
         call(Sys::PciConfigRead, [self.slot, self.bdf as u64, offset as u64, width as u64, 0, 0]).map(|v| v as u32)
+    }
+
+    /// A memory capability to memory BAR `bar` (0-5): the function's
+    /// registers, to be mapped (uncached) and used through volatile
+    /// accesses.
+    pub fn bar(self, bar: u8) -> Result<Memory, Error> {
+        call(Sys::PciBar, [self.slot, self.bdf as u64, bar as u64, NO_CAP, 0, 0]).map(Memory)
     }
 
     /// Writes the low `width` bytes of `value` at `offset`; the kernel

@@ -1,14 +1,16 @@
 //! A driver's first step, and the limits of its capability: probes the
 //! PCI function in device slot 0 (given by `devices = ...` in the
 //! manifest), lists its virtio capabilities, enables memory decoding and
-//! bus mastering, and checks that the kernel refuses what a driver must
-//! not do: move a BAR, reach another function, derive new capabilities.
-//! One line per check; exits 0 if all pass. Needs console.
+//! bus mastering, maps the BAR with the virtio registers and reads them,
+//! allocates DMA memory, and checks that the kernel refuses what a driver
+//! must not do: move a BAR, reach another function, derive new
+//! capabilities. One line per check; exits 0 if all pass. Needs console
+//! and untyped.
 #![no_std]
 #![no_main]
 
-use exo_rt::abi::{Error, Sys, NO_CAP};
-use exo_rt::caps::PciFunction;
+use exo_rt::abi::{map_flags, slot, Error, Sys, NO_CAP};
+use exo_rt::caps::{self, PciFunction, Untyped, SELF};
 use exo_rt::{println, sys};
 
 exo_rt::entry!(main);
@@ -57,6 +59,7 @@ fn main(_args: &str) -> i32 {
     // The capability list: status bit 4, pointer at 0x34, entries linked
     // by their second byte. Virtio's are vendor-specific (ID 9).
     let mut found = [false; 6];
+    let mut common = None; // (BAR, offset) of the common configuration
     let mut ptr = if f.read(0x06, 2).unwrap_or(0) & 0x10 != 0 { f.read(0x34, 1).unwrap_or(0) & 0xfc } else { 0 };
     let mut hops = 0;
     while ptr >= 0x40 && hops < 48 {
@@ -72,6 +75,9 @@ fn main(_args: &str) -> i32 {
             );
             if let Some(seen) = found.get_mut(cfg_type as usize) {
                 *seen = true;
+            }
+            if cfg_type == 1 {
+                common = Some((bar as u8, offset as u64));
             }
         }
         ptr = (head >> 8) & 0xfc;
@@ -121,6 +127,8 @@ fn main(_args: &str) -> i32 {
     let r = sys::call(Sys::PciConfigWrite, [f.slot(), b as u64, 0x40, 1, 0x100, 0]);
     c.check("value wider than the write refused", r == Err(Error::InvalidArgument), format_args!("{r:?}"));
 
+    mmio_and_dma(&mut c, f, common);
+
     // A function capability opens nothing; no capability reaches nothing.
     let r = sys::call(Sys::PciOpen, [f.slot(), b as u64, NO_CAP, 0, 0, 0]);
     c.check("open through a function refused", r == Err(Error::WrongType), format_args!("{r:?}"));
@@ -133,4 +141,61 @@ fn main(_args: &str) -> i32 {
     } else {
         1
     }
+}
+
+/// Where the probe maps the BAR with the virtio registers.
+const REGS_VA: u64 = 0x7000_0000;
+
+/// Maps the BAR holding the virtio common configuration and reads it (the
+/// device's feature bits, its number of queues); checks the physical
+/// address the kernel reports against the BAR; allocates contiguous DMA
+/// memory and checks its pages are consecutive; and that an I/O BAR is no
+/// memory.
+fn mmio_and_dma(c: &mut Checks, f: PciFunction, common: Option<(u8, u64)>) {
+    let Some((bar, offset)) = common else {
+        c.check("registers mapped", false, format_args!("no common configuration structure"));
+        return;
+    };
+    let regs = f.bar(bar);
+    let info = regs.map(|m| caps::info(m.slot()));
+    let mapped = regs.and_then(|m| SELF.map(m, REGS_VA, map_flags::READ | map_flags::WRITE));
+    let (features, queues) = if mapped.is_ok() {
+        let base = (REGS_VA + offset) as *mut u32;
+        // SAFETY: the BAR is mapped read-write (uncached) at REGS_VA, and
+        // the virtio 1.x common configuration starts `offset` into it:
+        // device_feature_select at 0x00, device_feature at 0x04,
+        // num_queues (16 bits) at 0x12.
+        unsafe {
+            base.write_volatile(1); // feature bits 32..63
+            let high = base.add(1).read_volatile();
+            let queues = (base as *const u16).add(9).read_volatile();
+            (high, queues)
+        }
+    } else {
+        (0, 0)
+    };
+    // VIRTIO_F_VERSION_1 is feature bit 32; a block device has one queue.
+    c.check(
+        "registers mapped",
+        mapped.is_ok() && features & 1 == 1 && queues == 1,
+        format_args!("BAR {bar}: {info:?}; features 32-63 {features:#x}, {queues} queue(s)"),
+    );
+    let lo = f.read(0x10 + 4 * bar, 4).unwrap_or(0);
+    let hi = if (lo >> 1) & 3 == 2 { f.read(0x14 + 4 * bar, 4).unwrap_or(0) } else { 0 };
+    let configured = (hi as u64) << 32 | (lo & !0xf) as u64;
+    let phys = regs.and_then(|m| m.phys(0));
+    c.check("BAR address", phys == Ok(configured), format_args!("kernel says {phys:x?}, BAR holds {configured:#x}"));
+    let r = f.bar(0);
+    c.check("I/O BAR is no memory", r.map(|_| ()) == Err(Error::WrongType), format_args!("BAR 0: {:?}", r.map(|_| ())));
+
+    let untyped = Untyped::from_slot(slot::UNTYPED);
+    let dma = untyped.alloc_contiguous(4);
+    let pages: [Result<u64, Error>; 4] = core::array::from_fn(|i| dma.and_then(|m| m.phys(i as u64)));
+    let consecutive = pages.iter().enumerate().all(|(i, p)| *p == pages[0].map(|b| b + 4096 * i as u64));
+    let beyond = dma.and_then(|m| m.phys(4));
+    c.check(
+        "DMA memory",
+        pages[0].is_ok() && consecutive && beyond == Err(Error::InvalidArgument),
+        format_args!("4 contiguous pages from {:x?}; page 4: {beyond:?}", pages[0]),
+    );
 }
