@@ -1,7 +1,13 @@
-//! virtio-blk and virtio-net drivers on the virtio-drivers crate, run as isolated user processes.
+//! What ExoV6's device drivers share that needs no kernel, so it is tested
+//! on the host.
 //!
-//! Not written yet: this crate holds the place its issue will fill (see
-//! README.md, "Status"). It contains no code, so nothing can mistake it
-//! for a working component.
+//! The drivers themselves are user processes (`drivers/virtio-blk`): each
+//! holds a capability to its one PCI function, memory capabilities to the
+//! function's registers, and memory for DMA, and nothing else. They run
+//! the virtio-drivers crate over those capabilities; [`config`] is the
+//! piece between the crate's view of PCI (a configuration space it may
+//! write freely) and the kernel's (BARs locked).
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
+pub mod config;

@@ -1,0 +1,210 @@
+//! PCI configuration access for virtio-drivers through a mediated
+//! function capability.
+//!
+//! virtio-drivers sizes a BAR the standard way: it writes all ones and
+//! reads the mask back, then writes the old value. The kernel refuses
+//! every BAR write (a driver must not move its registers), and sizes BARs
+//! itself. So [`Mediated`] answers the probe from the size the kernel
+//! reports, without sending BAR writes anywhere; every other access goes
+//! to the function, and functions other than the driver's own look
+//! absent.
+
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
+
+/// One function's configuration space as a driver's capability reaches
+/// it.
+pub trait FunctionConfig {
+    /// The function.
+    fn function(&self) -> DeviceFunction;
+    /// The dword at `offset` (4-aligned, below 256); `None` if refused.
+    fn read(&self, offset: u8) -> Option<u32>;
+    /// Writes the dword at `offset`; false if refused.
+    fn write(&mut self, offset: u8, value: u32) -> bool;
+    /// Size in bytes of memory BAR `bar`, as the kernel reports it.
+    fn bar_size(&self, bar: u8) -> Option<u64>;
+    /// A second handle on the same function.
+    fn duplicate(&self) -> Self;
+}
+
+/// Offset of BAR 0; BARs are six dwords from here.
+const BAR0: u8 = 0x10;
+
+/// [`ConfigurationAccess`] over a [`FunctionConfig`], answering BAR
+/// probes itself.
+pub struct Mediated<F> {
+    inner: F,
+    /// BAR dwords that were last written all ones (a probe under way).
+    probing: [bool; 6],
+    /// Writes the function refused (other than BAR probes).
+    refused: u32,
+}
+
+impl<F: FunctionConfig> Mediated<F> {
+    /// Wraps `inner`.
+    pub fn new(inner: F) -> Self {
+        Mediated { inner, probing: [false; 6], refused: 0 }
+    }
+
+    /// How many writes the kernel refused.
+    pub fn refused(&self) -> u32 {
+        self.refused
+    }
+
+    /// The function.
+    pub fn function(&self) -> DeviceFunction {
+        self.inner.function()
+    }
+
+    /// What a BAR dword reads as while it is being probed: the size mask
+    /// (with the type bits) for a memory BAR's low dword, the upper half of
+    /// the mask for a 64-bit BAR's high dword, 0 (unimplemented) when the
+    /// size is not known.
+    fn probe_answer(&self, i: u8) -> u32 {
+        let real = |i: u8| self.inner.read(BAR0 + 4 * i).unwrap_or(0);
+        let mask = |bar: u8| self.inner.bar_size(bar).filter(|s| s.is_power_of_two()).map(|s| !(s - 1));
+        if i > 0 && real(i - 1) & 0b111 == 0b100 {
+            return mask(i - 1).map_or(0, |m| (m >> 32) as u32); // high dword of a 64-bit BAR
+        }
+        let low = real(i);
+        if low & 1 != 0 {
+            return 0; // an I/O BAR: no size from the kernel
+        }
+        mask(i).map_or(0, |m| (m as u32 & !0xf) | (low & 0xf))
+    }
+}
+
+fn bar_index(offset: u8) -> Option<u8> {
+    (BAR0..BAR0 + 24).contains(&offset).then(|| (offset - BAR0) / 4)
+}
+
+impl<F: FunctionConfig> ConfigurationAccess for Mediated<F> {
+    fn read_word(&self, df: DeviceFunction, offset: u8) -> u32 {
+        if df != self.inner.function() {
+            return u32::MAX; // nothing answers there, for this driver
+        }
+        match bar_index(offset) {
+            Some(i) if self.probing[i as usize] => self.probe_answer(i),
+            _ => self.inner.read(offset).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn write_word(&mut self, df: DeviceFunction, offset: u8, data: u32) {
+        if df != self.inner.function() {
+            return;
+        }
+        match bar_index(offset) {
+            // All ones starts a probe; anything else (the old value) ends it.
+            Some(i) => self.probing[i as usize] = data == u32::MAX,
+            None if !self.inner.write(offset, data) => self.refused += 1,
+            None => {}
+        }
+    }
+
+    #[allow(unsafe_code)] // the trait's signature; nothing unsafe happens here
+    unsafe fn unsafe_clone(&self) -> Self {
+        Mediated { inner: self.inner.duplicate(), probing: self.probing, refused: 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::cell::RefCell;
+    use std::rc::Rc;
+    use std::vec::Vec;
+    use virtio_drivers::transport::pci::bus::{BarInfo, MemoryBarType, PciRoot};
+
+    /// A function as the kernel shows it: BAR writes refused, sizes known.
+    #[derive(Clone)]
+    struct Fake {
+        space: Rc<RefCell<[u32; 64]>>,
+        sizes: [Option<u64>; 6],
+        writes: Rc<RefCell<Vec<(u8, u32)>>>,
+    }
+
+    const DF: DeviceFunction = DeviceFunction { bus: 0, device: 2, function: 0 };
+
+    impl FunctionConfig for Fake {
+        fn function(&self) -> DeviceFunction {
+            DF
+        }
+        fn read(&self, offset: u8) -> Option<u32> {
+            Some(self.space.borrow()[offset as usize / 4])
+        }
+        fn write(&mut self, offset: u8, value: u32) -> bool {
+            self.writes.borrow_mut().push((offset, value));
+            if (0x10..0x28).contains(&offset) {
+                return false; // as the kernel does
+            }
+            self.space.borrow_mut()[offset as usize / 4] = value;
+            true
+        }
+        fn bar_size(&self, bar: u8) -> Option<u64> {
+            self.sizes[bar as usize]
+        }
+        fn duplicate(&self) -> Self {
+            self.clone()
+        }
+    }
+
+    fn fake() -> Fake {
+        let mut space = [0u32; 64];
+        space[0] = 0x1001_1af4;
+        space[1] = 0x0010_0007; // status: capabilities; command: I/O, memory, master
+        space[4] = 0xc041; // BAR 0: I/O at 0xc040
+        space[5] = 0xfeb0_0000; // BAR 1: 32-bit memory, 4 KiB
+        space[8] = 0xfe00_000c; // BAR 4: 64-bit prefetchable memory, 16 KiB
+        space[9] = 0;
+        Fake {
+            space: Rc::new(RefCell::new(space)),
+            sizes: [None, Some(0x1000), None, None, Some(0x4000), None],
+            writes: Rc::default(),
+        }
+    }
+
+    #[test]
+    fn virtio_drivers_sizes_bars_without_writing_them() {
+        let f = fake();
+        let mut root = PciRoot::new(Mediated::new(f.clone()));
+        assert_eq!(
+            root.bar_info(DF, 4).unwrap(),
+            Some(BarInfo::Memory {
+                address_type: MemoryBarType::Width64,
+                prefetchable: true,
+                address: 0xfe00_0000,
+                size: 0x4000
+            })
+        );
+        assert_eq!(
+            root.bar_info(DF, 1).unwrap(),
+            Some(BarInfo::Memory {
+                address_type: MemoryBarType::Width32,
+                prefetchable: false,
+                address: 0xfeb0_0000,
+                size: 0x1000
+            })
+        );
+        // An I/O BAR the kernel cannot size reads as unimplemented.
+        assert_eq!(root.bar_info(DF, 0).unwrap(), None);
+        // No BAR write reached the function; the command register did
+        // (decoding off and back on around each probe), and ends as it was.
+        let writes = f.writes.borrow().clone();
+        assert!(writes.iter().all(|(o, _)| *o == 0x04), "{writes:x?}");
+        assert!(!writes.is_empty());
+        assert_eq!(f.space.borrow()[1] & 0xffff, 0x0007);
+        // BARs read normally again after the probes.
+        assert_eq!(root.bar_info(DF, 4).unwrap().and_then(|b| b.memory_address_size()), Some((0xfe00_0000, 0x4000)));
+    }
+
+    #[test]
+    fn other_functions_look_absent_and_refusals_are_counted() {
+        let mut m = Mediated::new(fake());
+        let other = DeviceFunction { bus: 0, device: 3, function: 0 };
+        assert_eq!(m.read_word(other, 0), u32::MAX);
+        m.write_word(other, 0x04, 0);
+        assert_eq!(m.read_word(DF, 0x04) & 0xffff, 0x0007, "a write to another function went nowhere");
+        assert_eq!(m.read_word(DF, 0), 0x1001_1af4);
+        assert_eq!(m.refused(), 0);
+    }
+}
