@@ -10,4 +10,5 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+pub mod block;
 pub mod config;

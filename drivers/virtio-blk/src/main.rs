@@ -6,9 +6,12 @@
 //! nothing else. It brings the device up with the virtio-drivers crate
 //! (polling, no interrupts yet), reports it, and reads the first sectors.
 //!
-//! Arguments: `check N` reads sectors 0..N and prints their FNV-1a-64
-//! hash and the start of sector 0, for the test suite to compare with the
-//! disk image.
+//! Arguments, in this order, each optional:
+//! - `check N` reads sectors 0..N and prints their FNV-1a-64 hash and the
+//!   start of sector 0, for the test suite to compare with the disk image;
+//! - `serve [N]` serves the block protocol (`exo_drivers::block`) on its
+//!   first endpoint, until N clients have attached and detached again
+//!   (for ever without N).
 #![no_std]
 #![no_main]
 
@@ -17,9 +20,11 @@ extern crate alloc;
 mod hal;
 
 use alloc::vec;
+use alloc::vec::Vec;
+use exo_drivers::block::{self, Request, Status};
 use exo_drivers::config::{FunctionConfig, Mediated};
-use exo_rt::abi::PAGE_SIZE;
-use exo_rt::caps::{self, PciFunction};
+use exo_rt::abi::{map_flags, FOREVER, PAGE_SIZE};
+use exo_rt::caps::{self, Endpoint, Memory, Message, PciFunction, SELF};
 use exo_rt::println;
 use hal::ExoHal;
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
@@ -96,11 +101,25 @@ fn main(args: &str) -> i32 {
         sectors * SECTOR_SIZE as u64 / 1024,
         if blk.readonly() { ", read-only" } else { "" }
     );
-    let mut words = args.split_whitespace();
-    if words.next() != Some("check") {
-        return 0;
+    let mut words = args.split_whitespace().peekable();
+    if words.peek() == Some(&"check") {
+        words.next();
+        let count = words.next().and_then(|n| n.parse().ok()).unwrap_or(64);
+        if let Err(code) = check(&mut blk, count.min(sectors)) {
+            return code;
+        }
     }
-    let count: u64 = words.next().and_then(|n| n.parse().ok()).unwrap_or(64).min(sectors);
+    if words.next() == Some("serve") {
+        let clients = words.next().and_then(|n| n.parse().ok());
+        return serve(&mut blk, clients);
+    }
+    0
+}
+
+type Blk = VirtIOBlk<ExoHal, PciTransport>;
+
+/// Reads sectors `0..count`, reporting their hash and how sector 0 begins.
+fn check(blk: &mut Blk, count: u64) -> Result<(), i32> {
     // Read in runs of up to 32 sectors (16 KiB), hashing as we go.
     let mut hash = Fnv::new();
     let mut buf = vec![0u8; 32 * SECTOR_SIZE];
@@ -111,7 +130,7 @@ fn main(args: &str) -> i32 {
         let chunk = &mut buf[..n * SECTOR_SIZE];
         if let Err(e) = blk.read_blocks(at as usize, chunk) {
             println!("virtio-blk: read of sectors {at}..{} failed: {e}", at + n as u64);
-            return 1;
+            return Err(1);
         }
         if at == 0 {
             first.copy_from_slice(&chunk[..48]);
@@ -128,7 +147,122 @@ fn main(args: &str) -> i32 {
     println!("virtio-blk: fnv1a64 of sectors 0..{count}: {:016x}", hash.0);
     let (used, spare) = hal::dma_pages();
     println!("virtio-blk: DMA memory: {used} pages in use, {spare} kept for reuse");
-    0
+    Ok(())
+}
+
+/// Where client buffers are mapped: one 64 MiB window each, from 128 GiB.
+const CLIENT_VA: u64 = 0x20_0000_0000;
+const CLIENT_WINDOW: u64 = 64 << 20;
+
+/// A client with its buffer mapped.
+struct Client {
+    badge: u64,
+    mem: Memory,
+    va: u64,
+    bytes: u64,
+}
+
+/// Serves the block protocol until `clients` clients have come and gone.
+fn serve(blk: &mut Blk, clients: Option<u64>) -> i32 {
+    let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
+    println!("virtio-blk: serving the block protocol");
+    let mut attached: Vec<Client> = Vec::new();
+    let mut windows = [false; 16];
+    let mut gone = 0;
+    let mut answer: Option<[u64; 3]> = None;
+    loop {
+        let msg = match answer.take() {
+            None => ep.recv(None, FOREVER),
+            Some(words) => ep.reply_recv(words, None, FOREVER),
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                println!("virtio-blk: receive failed: {}", e.name());
+                return 1;
+            }
+        };
+        let words = match handle(blk, &mut attached, &mut windows, &msg) {
+            Ok((w, detached)) => {
+                gone += detached as u64;
+                w
+            }
+            Err(status) => [status as u64, 0, 0],
+        };
+        if clients.is_some_and(|n| gone >= n) {
+            let _ = caps::reply(words, None);
+            println!("virtio-blk: {gone} client(s) served; stopping");
+            return 0;
+        }
+        answer = Some(words);
+    }
+}
+
+/// One request: the answer, and whether a client detached.
+fn handle(
+    blk: &mut Blk,
+    attached: &mut Vec<Client>,
+    windows: &mut [bool; 16],
+    msg: &Message,
+) -> Result<([u64; 3], bool), Status> {
+    let request = Request::decode(msg.words)?;
+    if request != Request::Attach {
+        if let Some(cap) = msg.cap {
+            let _ = caps::delete(cap); // not asked for: do not keep it
+        }
+    }
+    let client = attached.iter().position(|c| c.badge == msg.badge);
+    let sectors = blk.capacity();
+    match request {
+        Request::Info => Ok(([Status::Ok as u64, sectors, blk.readonly() as u64], false)),
+        Request::Attach => {
+            let mem = Memory::from_slot(msg.cap.ok_or(Status::NotAttached)?);
+            if let Some(i) = client {
+                drop_client(attached.swap_remove(i), windows);
+            }
+            let bytes = caps::info(mem.slot()).map(|i| i.pages * PAGE_SIZE).unwrap_or(0);
+            let Some(w) = windows.iter().position(|used| !used).filter(|_| bytes > 0 && bytes <= CLIENT_WINDOW) else {
+                let _ = caps::delete(mem.slot());
+                return Err(Status::BadBuffer);
+            };
+            let va = CLIENT_VA + w as u64 * CLIENT_WINDOW;
+            if SELF.map(mem, va, map_flags::READ | map_flags::WRITE).is_err() {
+                let _ = caps::delete(mem.slot());
+                return Err(Status::BadBuffer);
+            }
+            windows[w] = true;
+            attached.push(Client { badge: msg.badge, mem, va, bytes });
+            Ok(([Status::Ok as u64, sectors, bytes], false))
+        }
+        Request::Detach => {
+            drop_client(attached.swap_remove(client.ok_or(Status::NotAttached)?), windows);
+            Ok(([Status::Ok as u64, 0, 0], true))
+        }
+        Request::Read { sector, count } | Request::Write { sector, count } => {
+            let c = &attached[client.ok_or(Status::NotAttached)?];
+            block::check(sector, count, sectors, c.bytes)?;
+            let len = (count * block::SECTOR) as usize;
+            // SAFETY: the client's buffer is mapped read-write at `c.va`
+            // for `c.bytes` bytes (checked above to hold `len`); the client
+            // waits in its call, and we copy through DMA memory anyway.
+            let buf = unsafe { core::slice::from_raw_parts_mut(c.va as *mut u8, len) };
+            let done = if matches!(request, Request::Read { .. }) {
+                blk.read_blocks(sector as usize, buf)
+            } else if blk.readonly() {
+                return Err(Status::ReadOnly);
+            } else {
+                blk.write_blocks(sector as usize, buf)
+            };
+            done.map_err(|_| Status::DeviceError)?;
+            Ok(([Status::Ok as u64, count, 0], false))
+        }
+    }
+}
+
+fn drop_client(c: Client, windows: &mut [bool; 16]) {
+    let _ = SELF.unmap(c.va);
+    let _ = caps::delete(c.mem.slot());
+    windows[((c.va - CLIENT_VA) / CLIENT_WINDOW) as usize] = false;
 }
 
 /// FNV-1a, 64 bits: a check sum the test computes on the host as well.

@@ -1,6 +1,6 @@
 //! Driver tests: the drivers image (libos-posix/manifests/drivers.manifest)
 //! runs the virtio-blk driver as a user process against a disk image made
-//! here, with content the test knows.
+//! here, with content the test knows, and a client of its block service.
 
 use exo_qemu_tests::boot;
 use std::time::Duration;
@@ -28,22 +28,39 @@ fn make_disk(path: &std::path::Path) -> Vec<u8> {
 /// The driver, holding only its PCI function, its registers and DMA
 /// memory, brings the device up with virtio-drivers and reads 256 sectors
 /// through bounce buffers: the capacity, the first line and the hash of
-/// what it read all match the image.
+/// what it read all match the image. Then it serves the block protocol:
+/// `blkcheck` attaches a buffer, reads the same sectors through it (same
+/// hash), writes a sector and reads it back, gets precise answers to bad
+/// requests, and detaches; the driver stops after its one client.
 #[test]
-fn virtio_blk_driver_reads_the_disk_from_user_space() {
+fn virtio_blk_driver_reads_the_disk_and_serves_it_over_ipc() {
     let dir = std::env::temp_dir().join(format!("exo-drivers-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let disk = dir.join("disk.raw");
     let data = make_disk(&disk);
     let b = boot("drivers.img", Duration::from_secs(120), &["--disk", disk.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
+    let hash = format!("{:016x}", fnv1a64(&data[..256 * 512]));
     b.expect_in_order(&[
         "root: virtio-blk drives virtio-blk at 00:02.0",
         "virtio-blk: 00:02.0: 6144 sectors of 512 bytes (3072 KiB)",
         "virtio-blk: sector 0 begins \"ExoV6 virtio-blk test disk\"",
-        &format!("virtio-blk: fnv1a64 of sectors 0..256: {:016x}", fnv1a64(&data[..256 * 512])),
-        "root: virtio-blk exited with code 0",
-        "root: all 1 programs ended as expected",
+        &format!("virtio-blk: fnv1a64 of sectors 0..256: {hash}"),
+        "virtio-blk: serving the block protocol",
     ]);
+    for check in [
+        "read before attach: Some(NotAttached)".to_string(),
+        "attach: Some(Ok): disk of 6144 sectors, buffer of 65536 bytes".to_string(),
+        format!("read: fnv1a64 of sectors 0..256 through the driver: {hash}"),
+        "write and read back: sector 100: Some(Ok), Some(Ok)".to_string(),
+        "bad requests: past the end Some(OutOfRange), over the buffer Some(TooLarge), no sectors Some(BadRequest), unknown Ok(Some(BadRequest))".to_string(),
+        "detach: Some(Ok)".to_string(),
+    ] {
+        let i = b.expect_line(&format!("blkcheck: {check}"));
+        assert!(b.lines()[i].ends_with(" ok"), "{}\n{}", b.lines()[i], b.serial);
+    }
+    b.expect_in_order(&["virtio-blk: 1 client(s) served; stopping", "root: all 2 programs ended as expected"]);
+    // The disk was opened with snapshot=on: the write stayed in QEMU.
+    assert_eq!(std::fs::read(&disk).ok().as_deref(), Some(&data[..]), "the image changed");
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
