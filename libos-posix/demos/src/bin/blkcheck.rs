@@ -13,25 +13,14 @@ use exo_rt::abi::{map_flags, slot, FOREVER};
 use exo_rt::caps::{Endpoint, Untyped, SELF};
 use exo_rt::println;
 
+use exo_demos::Checks;
+
 exo_rt::entry!(main);
 
 /// Where the shared buffer is mapped here.
 const BUF_VA: u64 = 0x6000_0000;
 /// Its size: 16 pages, 128 sectors.
 const BUF_PAGES: u64 = 16;
-
-struct Checks {
-    passed: u32,
-    total: u32,
-}
-
-impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments) {
-        self.total += 1;
-        self.passed += ok as u32;
-        println!("blkcheck: {name}: {detail} {}", if ok { "ok" } else { "FAILED" });
-    }
-}
 
 /// One request; the status and the two answer words.
 fn ask(ep: Endpoint, r: Request, cap: Option<u64>) -> (Option<Status>, u64, u64) {
@@ -46,7 +35,7 @@ fn ask(ep: Endpoint, r: Request, cap: Option<u64>) -> (Option<Status>, u64, u64)
 
 fn main(_args: &str) -> i32 {
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
-    let mut c = Checks { passed: 0, total: 0 };
+    let mut c = Checks::new("blkcheck");
 
     let r = ask(ep, Request::Read { sector: 0, count: 1 }, None);
     c.check("read before attach", r.0 == Some(Status::NotAttached), format_args!("{:?}", r.0));
@@ -114,10 +103,5 @@ fn main(_args: &str) -> i32 {
 
     let d = ask(ep, Request::Detach, None);
     c.check("detach", d.0 == Some(Status::Ok), format_args!("{:?}", d.0));
-    println!("blkcheck: {}/{} checks passed", c.passed, c.total);
-    if c.passed == c.total {
-        0
-    } else {
-        1
-    }
+    c.finish()
 }

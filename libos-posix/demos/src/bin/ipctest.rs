@@ -10,30 +10,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use exo_kcore::lattice::Label;
 use exo_rt::abi::{map_flags, slot, Error, Rights, FOREVER, NOTIFY_BADGE};
 use exo_rt::caps::{self, Endpoint, Notification, Untyped, SELF};
-use exo_rt::{println, sys, thread};
+use exo_rt::{sys, thread};
+
+use exo_demos::Checks;
 
 exo_rt::entry!(main);
 
 const MS: u64 = 1_000_000;
 const SHM_VA: u64 = 0x6000_0000;
 const TEXT: &[u8] = b"hello through shared memory";
-
-struct Checks {
-    passed: u32,
-    total: u32,
-}
-
-impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments) {
-        self.total += 1;
-        if ok {
-            self.passed += 1;
-            println!("ipc: {name}: {detail} ok");
-        } else {
-            println!("ipc: {name}: {detail} FAILED");
-        }
-    }
-}
 
 static NOTIFY_SLOT: AtomicU64 = AtomicU64::new(0);
 
@@ -105,7 +90,7 @@ fn main(_args: &str) -> i32 {
     let ep = |i: u64| Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE + i);
     let (echo, guest, doomed, nobody) = (ep(0), ep(1), ep(2), ep(3));
     let untyped = Untyped::from_slot(slot::UNTYPED);
-    let mut c = Checks { passed: 0, total: 0 };
+    let mut c = Checks::new("ipc");
 
     // 1. Round trips, with the badge the root task minted for us.
     let mut badge = 0;
@@ -215,10 +200,5 @@ fn main(_args: &str) -> i32 {
     for server in [echo, guest] {
         let _ = server.call([5, 0, 0], None, 1000 * MS);
     }
-    println!("ipc: {}/{} checks passed", c.passed, c.total);
-    if c.passed == c.total {
-        0
-    } else {
-        1
-    }
+    c.finish()
 }

@@ -13,20 +13,9 @@ use exo_rt::abi::{map_flags, slot, Error, Sys, NO_CAP};
 use exo_rt::caps::{self, PciFunction, Untyped, SELF};
 use exo_rt::{println, sys};
 
+use exo_demos::Checks;
+
 exo_rt::entry!(main);
-
-struct Checks {
-    passed: u32,
-    total: u32,
-}
-
-impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments) {
-        self.total += 1;
-        self.passed += ok as u32;
-        println!("pciprobe: {name}: {detail} {}", if ok { "ok" } else { "FAILED" });
-    }
-}
 
 /// Names of the virtio PCI capability types (virtio 1.x, 4.1.4).
 fn virtio_cap_name(cfg_type: u32) -> &'static str {
@@ -42,7 +31,7 @@ fn virtio_cap_name(cfg_type: u32) -> &'static str {
 }
 
 fn main(_args: &str) -> i32 {
-    let mut c = Checks { passed: 0, total: 0 };
+    let mut c = Checks::new("pciprobe");
     let f = match PciFunction::from_slot(exo_manifest::DEVICE_SLOT_BASE) {
         Ok(f) => f,
         Err(e) => {
@@ -135,12 +124,7 @@ fn main(_args: &str) -> i32 {
     let r = sys::call(Sys::PciConfigRead, [exo_manifest::DEVICE_SLOT_BASE + 1, b as u64, 0, 4, 0, 0]);
     c.check("no capability, no access", r == Err(Error::InvalidCap), format_args!("{r:?}"));
 
-    println!("pciprobe: {}/{} checks passed", c.passed, c.total);
-    if c.passed == c.total {
-        0
-    } else {
-        1
-    }
+    c.finish()
 }
 
 /// Where the probe maps the BAR with the virtio registers.
