@@ -73,6 +73,42 @@ impl<F: FunctionConfig> Mediated<F> {
     }
 }
 
+/// The capability list of a function, given a way to read its dwords:
+/// `(position, ID)` of each entry, following the links from 0x34 when the
+/// status register says there is a list. At most 48 entries, so that a
+/// device that links them in a loop cannot hang the driver.
+pub fn capabilities(read: impl Fn(u8) -> Option<u32>) -> impl Iterator<Item = (u8, u8)> {
+    let start = match read(0x04) {
+        Some(status) if status & (0x10 << 16) != 0 => read(0x34).map_or(0, |p| p as u8 & 0xfc),
+        _ => 0,
+    };
+    let mut next = start;
+    core::iter::from_fn(move || {
+        if next < 0x40 {
+            return None;
+        }
+        let at = next;
+        let head = read(at)?;
+        next = (head >> 8) as u8 & 0xfc;
+        Some((at, head as u8))
+    })
+    .take(48)
+}
+
+/// PCI capability ID of vendor-specific capabilities (virtio's).
+pub const CAP_VENDOR: u8 = 0x09;
+/// PCI capability ID of MSI-X.
+pub const CAP_MSIX: u8 = 0x11;
+
+/// Where the virtio structure of `cfg_type` (1 common, 2 notify, 3 ISR,
+/// 4 device) is: BAR, offset and length, from the first such capability.
+pub fn virtio_structure(read: impl Fn(u8) -> Option<u32> + Copy, cfg_type: u8) -> Option<(u8, u32, u32)> {
+    capabilities(read).filter(|(_, id)| *id == CAP_VENDOR).find_map(|(at, _)| {
+        let head = read(at)?;
+        ((head >> 24) as u8 == cfg_type).then_some((read(at + 4)? as u8, read(at + 8)?, read(at + 12)?))
+    })
+}
+
 fn bar_index(offset: u8) -> Option<u8> {
     (BAR0..BAR0 + 24).contains(&offset).then(|| (offset - BAR0) / 4)
 }
@@ -195,6 +231,33 @@ mod tests {
         assert_eq!(f.space.borrow()[1] & 0xffff, 0x0007);
         // BARs read normally again after the probes.
         assert_eq!(root.bar_info(DF, 4).unwrap().and_then(|b| b.memory_address_size()), Some((0xfe00_0000, 0x4000)));
+    }
+
+    #[test]
+    fn capability_lists_are_walked_and_loops_end() {
+        let f = fake();
+        {
+            let mut space = f.space.borrow_mut();
+            space[0x34 / 4] = 0x40;
+            space[0x40 / 4] = 0x0100_5009; // virtio, next 0x50, type 1 (common)
+            space[0x44 / 4] = 4; // BAR 4
+            space[0x48 / 4] = 0x0;
+            space[0x4c / 4] = 0x1000;
+            space[0x50 / 4] = 0x0000_6011; // MSI-X, next 0x60
+            space[0x60 / 4] = 0x0300_4009; // virtio, type 3 (ISR), next 0x40: a loop
+            space[0x64 / 4] = 4;
+            space[0x68 / 4] = 0x1000;
+            space[0x6c / 4] = 0x1000;
+        }
+        let read = |o: u8| f.read(o);
+        let list: Vec<(u8, u8)> = capabilities(read).collect();
+        assert_eq!(&list[..4], [(0x40, 9), (0x50, 0x11), (0x60, 9), (0x40, 9)]);
+        assert_eq!(list.len(), 48, "the loop is cut");
+        assert_eq!(virtio_structure(read, 1), Some((4, 0, 0x1000)));
+        assert_eq!(virtio_structure(read, 3), Some((4, 0x1000, 0x1000)));
+        assert_eq!(virtio_structure(read, 2), None);
+        f.space.borrow_mut()[1] = 0x0000_0007; // no capability list
+        assert_eq!(capabilities(|o: u8| f.read(o)).count(), 0);
     }
 
     #[test]

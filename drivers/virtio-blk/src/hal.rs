@@ -25,6 +25,8 @@ struct Region {
     va: u64,
     pages: u64,
     mem: Memory,
+    /// The BAR's number (BARs only).
+    bar: u8,
 }
 
 struct State {
@@ -58,15 +60,20 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     r
 }
 
-/// Maps `mem` (device registers, `pages` pages at physical `phys`) for the
-/// driver; `mmio_phys_to_virt` finds it there.
-pub fn add_bar(mem: Memory, phys: u64, pages: u64) -> Result<u64, exo_rt::abi::Error> {
+/// Maps `mem` (the registers behind BAR `bar`, `pages` pages at physical
+/// `phys`) for the driver; `mmio_phys_to_virt` finds it there.
+pub fn add_bar(bar: u8, mem: Memory, phys: u64, pages: u64) -> Result<u64, exo_rt::abi::Error> {
     with(|s| {
         let va = BAR_VA + s.bars.iter().map(|b| b.pages * PAGE_SIZE + PAGE_SIZE).sum::<u64>();
         SELF.map(mem, va, map_flags::READ | map_flags::WRITE)?;
-        s.bars.push(Region { phys, va, pages, mem });
+        s.bars.push(Region { phys, va, pages, mem, bar });
         Ok(va)
     })
+}
+
+/// Where BAR `bar` is mapped, and its size in bytes.
+pub fn bar(bar: u8) -> Option<(u64, u64)> {
+    with(|s| s.bars.iter().find(|b| b.bar == bar).map(|b| (b.va, b.pages * PAGE_SIZE)))
 }
 
 /// DMA memory now in use and kept spare, in pages (for reports).
@@ -94,7 +101,7 @@ fn alloc(pages: u64) -> Region {
             SELF.map(mem, va, map_flags::READ | map_flags::WRITE)
                 .unwrap_or_else(|e| panic!("map DMA memory: {}", e.name()));
             let phys = mem.phys(0).unwrap_or_else(|e| panic!("DMA address: {}", e.name()));
-            Region { phys, va, pages, mem }
+            Region { phys, va, pages, mem, bar: 0 }
         }
     };
     with(|s| s.dma.push(region));

@@ -22,11 +22,12 @@ mod hal;
 use alloc::vec;
 use alloc::vec::Vec;
 use exo_drivers::block::{self, Request, Status};
-use exo_drivers::config::{FunctionConfig, Mediated};
-use exo_rt::abi::{map_flags, FOREVER, PAGE_SIZE};
-use exo_rt::caps::{self, Endpoint, Memory, Message, PciFunction, SELF};
+use exo_drivers::config::{self, FunctionConfig, Mediated};
+use exo_rt::abi::{map_flags, slot, FOREVER, MSI_ADDRESS, PAGE_SIZE};
+use exo_rt::caps::{self, Endpoint, Memory, Message, Notification, PciFunction, Untyped, SELF};
 use exo_rt::println;
 use hal::ExoHal;
+use virtio_drivers::device::blk::{BlkReq, BlkResp};
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
@@ -74,7 +75,7 @@ fn main(args: &str) -> i32 {
     for (bar, size) in sizes.iter_mut().enumerate() {
         let Ok(mem) = f.bar(bar as u8) else { continue };
         let (Ok(info), Ok(phys)) = (caps::info(mem.slot()), mem.phys(0)) else { continue };
-        if hal::add_bar(mem, phys, info.pages).is_ok() {
+        if hal::add_bar(bar as u8, mem, phys, info.pages).is_ok() {
             *size = Some(info.pages * PAGE_SIZE);
         }
     }
@@ -88,18 +89,29 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    let mut blk = match VirtIOBlk::<ExoHal, _>::new(transport) {
+    let blk = match VirtIOBlk::<ExoHal, _>::new(transport) {
         Ok(b) => b,
         Err(e) => {
             println!("virtio-blk: {df}: initialisation failed: {e}");
             return 1;
         }
     };
-    let sectors = blk.capacity();
+    let irq = match enable_interrupts(f) {
+        Ok((note, vector)) => {
+            println!("virtio-blk: {df}: interrupts: MSI-X entry 0, vector {vector:#x}, signalled on a notification");
+            Some(note)
+        }
+        Err(why) => {
+            println!("virtio-blk: {df}: no interrupts ({why}); polling");
+            None
+        }
+    };
+    let mut blk = Disk { blk, irq, requests: 0, waits: 0 };
+    let sectors = blk.blk.capacity();
     println!(
         "virtio-blk: {df}: {sectors} sectors of {SECTOR_SIZE} bytes ({} KiB){}",
         sectors * SECTOR_SIZE as u64 / 1024,
-        if blk.readonly() { ", read-only" } else { "" }
+        if blk.blk.readonly() { ", read-only" } else { "" }
     );
     let mut words = args.split_whitespace().peekable();
     if words.peek() == Some(&"check") {
@@ -116,7 +128,104 @@ fn main(args: &str) -> i32 {
     0
 }
 
-type Blk = VirtIOBlk<ExoHal, PciTransport>;
+/// The device, and the notification its interrupts signal (if any).
+struct Disk {
+    blk: VirtIOBlk<ExoHal, PciTransport>,
+    irq: Option<Notification>,
+    /// Requests made, and waits for an interrupt.
+    requests: u64,
+    waits: u64,
+}
+
+impl Disk {
+    /// Reads `buf.len() / 512` sectors from `sector`.
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), virtio_drivers::Error> {
+        self.requests += 1;
+        let Some(note) = self.irq else { return self.blk.read_blocks(sector as usize, buf) };
+        let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
+        // SAFETY: `req`, `buf` and `resp` live until the request completes
+        // below, and are not touched before.
+        let token = unsafe { self.blk.read_blocks_nb(sector as usize, &mut req, buf, &mut resp)? };
+        self.wait_for(note, token);
+        // SAFETY: the same buffers, for the completed request.
+        unsafe { self.blk.complete_read_blocks(token, &req, buf, &mut resp) }
+    }
+
+    /// Writes `buf.len() / 512` sectors at `sector`.
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), virtio_drivers::Error> {
+        self.requests += 1;
+        let Some(note) = self.irq else { return self.blk.write_blocks(sector as usize, buf) };
+        let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
+        // SAFETY: as in `read`.
+        let token = unsafe { self.blk.write_blocks_nb(sector as usize, &mut req, buf, &mut resp)? };
+        self.wait_for(note, token);
+        // SAFETY: as in `read`.
+        unsafe { self.blk.complete_write_blocks(token, &req, buf, &mut resp) }
+    }
+
+    /// Sleeps on the notification until request `token` is done. A
+    /// completion that came before the wait left its bit set, so no
+    /// wake-up is lost.
+    fn wait_for(&mut self, note: Notification, token: u16) {
+        while self.blk.peek_used() != Some(token) {
+            let _ = note.wait(FOREVER);
+            self.waits += 1;
+        }
+    }
+}
+
+type Blk = Disk;
+
+/// The notification bit the device's interrupt sets.
+const IRQ_BIT: u64 = 1;
+
+/// Offsets in the virtio 1.x common configuration structure.
+const MSIX_CONFIG: u64 = 0x10;
+const QUEUE_SELECT: u64 = 0x16;
+const QUEUE_MSIX_VECTOR: u64 = 0x1a;
+/// "No vector" in the virtio MSI-X registers.
+const NO_VECTOR: u16 = 0xffff;
+
+/// Routes the device's queue 0 interrupt to a new notification: a vector
+/// from the kernel (`irq_bind`), MSI-X table entry 0 pointed at it and
+/// MSI-X enabled, then queue 0 told to use entry 0 (and configuration
+/// changes no entry).
+fn enable_interrupts(f: PciFunction) -> Result<(Notification, u64), &'static str> {
+    let read = |o: u8| f.read(o, 4).ok();
+    let (msix, _) = config::capabilities(read).find(|(_, id)| *id == config::CAP_MSIX).ok_or("no MSI-X capability")?;
+    let control = f.read(msix + 2, 2).map_err(|_| "MSI-X control unreadable")?;
+    let table = f.read(msix + 4, 4).map_err(|_| "MSI-X table unreadable")?;
+    let (table_bar, table_offset) = ((table & 7) as u8, (table & !7) as u64);
+    let (common_bar, common_offset, _) = config::virtio_structure(read, 1).ok_or("no common configuration")?;
+    let (table_va, table_size) = hal::bar(table_bar).ok_or("MSI-X table in a BAR we do not have")?;
+    let (common_va, common_size) = hal::bar(common_bar).ok_or("common configuration in a BAR we do not have")?;
+    if table_offset + 16 > table_size || common_offset as u64 + 0x20 > common_size {
+        return Err("MSI-X table or common configuration outside its BAR");
+    }
+    let note = Untyped::from_slot(slot::UNTYPED).create_notification().map_err(|_| "no notification")?;
+    let vector = f.irq_bind(note, IRQ_BIT).map_err(|_| "no interrupt vector")?;
+    let entry = (table_va + table_offset) as *mut u32;
+    let common = common_va + common_offset as u64;
+    // SAFETY: entry 0 of the MSI-X table and the common configuration lie
+    // inside BARs mapped read-write (checked above); device registers are
+    // accessed with volatile writes only.
+    let vector_taken = unsafe {
+        entry.write_volatile(MSI_ADDRESS as u32); // message address
+        entry.add(1).write_volatile((MSI_ADDRESS >> 32) as u32);
+        entry.add(2).write_volatile(vector as u32); // message data
+        entry.add(3).write_volatile(0); // unmasked
+        ((common + MSIX_CONFIG) as *mut u16).write_volatile(NO_VECTOR);
+        ((common + QUEUE_SELECT) as *mut u16).write_volatile(0);
+        ((common + QUEUE_MSIX_VECTOR) as *mut u16).write_volatile(0);
+        ((common + QUEUE_MSIX_VECTOR) as *mut u16).read_volatile()
+    };
+    // Enable MSI-X, function not masked.
+    f.write(msix + 2, 2, (control | 0x8000) & !0x4000).map_err(|_| "MSI-X could not be enabled")?;
+    if vector_taken != 0 {
+        return Err("the device took no MSI-X vector for queue 0");
+    }
+    Ok((note, vector))
+}
 
 /// Reads sectors `0..count`, reporting their hash and how sector 0 begins.
 fn check(blk: &mut Blk, count: u64) -> Result<(), i32> {
@@ -128,7 +237,7 @@ fn check(blk: &mut Blk, count: u64) -> Result<(), i32> {
     while at < count {
         let n = (count - at).min(32) as usize;
         let chunk = &mut buf[..n * SECTOR_SIZE];
-        if let Err(e) = blk.read_blocks(at as usize, chunk) {
+        if let Err(e) = blk.read(at, chunk) {
             println!("virtio-blk: read of sectors {at}..{} failed: {e}", at + n as u64);
             return Err(1);
         }
@@ -147,6 +256,7 @@ fn check(blk: &mut Blk, count: u64) -> Result<(), i32> {
     println!("virtio-blk: fnv1a64 of sectors 0..{count}: {:016x}", hash.0);
     let (used, spare) = hal::dma_pages();
     println!("virtio-blk: DMA memory: {used} pages in use, {spare} kept for reuse");
+    println!("virtio-blk: {} requests, {} waits for an interrupt", blk.requests, blk.waits);
     Ok(())
 }
 
@@ -191,7 +301,10 @@ fn serve(blk: &mut Blk, clients: Option<u64>) -> i32 {
         };
         if clients.is_some_and(|n| gone >= n) {
             let _ = caps::reply(words, None);
-            println!("virtio-blk: {gone} client(s) served; stopping");
+            println!(
+                "virtio-blk: {gone} client(s) served ({} requests, {} waits for an interrupt); stopping",
+                blk.requests, blk.waits
+            );
             return 0;
         }
         answer = Some(words);
@@ -212,9 +325,9 @@ fn handle(
         }
     }
     let client = attached.iter().position(|c| c.badge == msg.badge);
-    let sectors = blk.capacity();
+    let sectors = blk.blk.capacity();
     match request {
-        Request::Info => Ok(([Status::Ok as u64, sectors, blk.readonly() as u64], false)),
+        Request::Info => Ok(([Status::Ok as u64, sectors, blk.blk.readonly() as u64], false)),
         Request::Attach => {
             let mem = Memory::from_slot(msg.cap.ok_or(Status::NotAttached)?);
             if let Some(i) = client {
@@ -247,11 +360,11 @@ fn handle(
             // waits in its call, and we copy through DMA memory anyway.
             let buf = unsafe { core::slice::from_raw_parts_mut(c.va as *mut u8, len) };
             let done = if matches!(request, Request::Read { .. }) {
-                blk.read_blocks(sector as usize, buf)
-            } else if blk.readonly() {
+                blk.read(sector, buf)
+            } else if blk.blk.readonly() {
                 return Err(Status::ReadOnly);
             } else {
-                blk.write_blocks(sector as usize, buf)
+                blk.write(sector, buf)
             };
             done.map_err(|_| Status::DeviceError)?;
             Ok(([Status::Ok as u64, count, 0], false))

@@ -145,11 +145,28 @@ pub enum Sys {
     /// the memory object (for DMA: a device needs bus addresses). The
     /// pages of a memory object never move while it exists.
     MemPhys = 33,
+    /// `irq_bind(pci_cap, bdf, notification_cap, bits) -> vector`: a free
+    /// interrupt vector whose interrupts signal `bits` on the
+    /// notification, for the function (`WRITE` on both capabilities).
+    /// The driver programs its device's MSI or MSI-X entry with address
+    /// [`MSI_ADDRESS`] and data = the vector. The binding lasts as long as
+    /// the PCI capability used here: deleting or revoking it frees the
+    /// vector. `Exhausted` when no vector is free.
+    IrqBind = 34,
 }
+
+/// The MSI message address that reaches the (one) CPU's local APIC; the
+/// message data is the vector `irq_bind` returned (fixed delivery, edge).
+pub const MSI_ADDRESS: u64 = 0xfee0_0000;
+
+/// First interrupt vector `irq_bind` hands out.
+pub const DEVICE_VECTOR_FIRST: u64 = 0x40;
+/// Last one.
+pub const DEVICE_VECTOR_LAST: u64 = 0xef;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 34] = [
+    pub const ALL: [Sys; 35] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -184,6 +201,7 @@ impl Sys {
         Sys::PciConfigWrite,
         Sys::PciBar,
         Sys::MemPhys,
+        Sys::IrqBind,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

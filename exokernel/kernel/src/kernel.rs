@@ -96,6 +96,9 @@ pub struct Kernel {
     pub clock: Clock,
     /// The kernel's own top-level page table (kernel half only).
     pub kernel_pml4: u64,
+    /// Device interrupt vectors bound to notifications (`irq_bind`),
+    /// indexed by vector.
+    pub irqs: Vec<Option<IrqBinding>>,
     /// The firmware's memory map: start, end and E820 type of each region
     /// (device memory handed out must not lie over any of it but
     /// reserved regions).

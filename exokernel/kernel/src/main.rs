@@ -149,6 +149,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             ticks: 0,
             clock,
             kernel_pml4,
+            irqs: alloc::vec![None; 256],
             memory_map: info.regions[..info.region_count]
                 .iter()
                 .map(|r| (r.start, r.start.saturating_add(r.len), r.kind))
@@ -225,6 +226,10 @@ fn handle_interrupt(k: &mut Kernel, frame: &TrapFrame) {
             sched::tick(k);
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        v if (exo_abi::DEVICE_VECTOR_FIRST..=exo_abi::DEVICE_VECTOR_LAST).contains(&v) => {
+            apic::eoi();
+            k.device_interrupt(v as usize);
+        }
         0x20..=0x2f => {} // a stray legacy PIC interrupt: all lines are masked
         v => {
             kprintln!("unexpected interrupt vector {v}");

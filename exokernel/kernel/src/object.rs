@@ -249,3 +249,16 @@ pub struct Thread {
     /// The caller this thread owes a reply (one-shot: cleared by reply).
     pub reply_to: Option<ThreadId>,
 }
+
+/// A device interrupt vector bound to a notification (`irq_bind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqBinding {
+    /// Signalled when the vector fires (the binding holds a reference).
+    pub notification: NtfnId,
+    /// The bits it signals.
+    pub bits: u64,
+    /// The PCI capability it was bound through: the binding ends with it.
+    pub via: CapId,
+    /// Interrupts delivered so far.
+    pub count: u64,
+}

@@ -137,3 +137,46 @@ pub fn bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -
     }
     r
 }
+
+/// `irq_bind`: a free device vector that signals `bits` on the
+/// notification in `ntfn_slot`, for as long as the PCI capability in
+/// `slot` lasts.
+pub fn irq_bind(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, ntfn_slot: u64, bits: u64) -> Result<u64, Error> {
+    target(k, p, slot, bdf, Rights::WRITE)?;
+    let via = k.proc(p).caps.get(slot)?.object.node;
+    let n = k.proc(p).caps.get(ntfn_slot)?;
+    let Object::Notification(notification) = n.object.object else { return Err(Error::WrongType) };
+    if !n.rights.contains(Rights::WRITE) {
+        return Err(Error::NoRights);
+    }
+    if bits == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let first = exo_abi::DEVICE_VECTOR_FIRST as usize;
+    let last = exo_abi::DEVICE_VECTOR_LAST as usize;
+    let vector = (first..=last).find(|v| k.irqs[*v].is_none()).ok_or(Error::Exhausted)?;
+    k.took_cap(Object::Notification(notification)); // the binding's reference
+    k.irqs[vector] = Some(IrqBinding { notification, bits, via, count: 0 });
+    Ok(vector as u64)
+}
+
+impl Kernel {
+    /// Device vector `v` fired: signal its notification, if bound.
+    pub fn device_interrupt(&mut self, v: usize) {
+        let Some(b) = self.irqs.get_mut(v).and_then(|b| b.as_mut()) else { return };
+        b.count += 1;
+        let (n, bits) = (b.notification, b.bits);
+        self.signal(n, bits);
+    }
+
+    /// Ends the interrupt bindings made through capability `node` (it is
+    /// being deleted or revoked).
+    pub fn release_irqs(&mut self, node: exo_kcore::cdt::CapId) {
+        for v in 0..self.irqs.len() {
+            if self.irqs[v].is_some_and(|b| b.via == node) {
+                let b = self.irqs[v].take().expect("checked");
+                self.drop_cap(Object::Notification(b.notification));
+            }
+        }
+    }
+}

@@ -93,6 +93,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::PciConfigWrite => ret(crate::pci::config_write(k, p, a[0], a[1], a[2], a[3], a[4])),
         Sys::PciBar => ret(crate::pci::bar(k, p, a[0], a[1], a[2], a[3])),
         Sys::MemPhys => ret(mem_phys(k, p, a[0], a[1])),
+        Sys::IrqBind => ret(crate::pci::irq_bind(k, p, a[0], a[1], a[2], a[3])),
     }
 }
 

@@ -310,6 +310,13 @@ impl PciFunction {
         call(Sys::PciBar, [self.slot, self.bdf as u64, bar as u64, NO_CAP, 0, 0]).map(Memory)
     }
 
+    /// A free interrupt vector whose interrupts signal `bits` on `note`,
+    /// for as long as this capability lasts; program the device's MSI or
+    /// MSI-X entry with [`exo_abi::MSI_ADDRESS`] and the vector as data.
+    pub fn irq_bind(self, note: Notification, bits: u64) -> Result<u64, Error> {
+        call(Sys::IrqBind, [self.slot, self.bdf as u64, note.0, bits, 0, 0])
+    }
+
     /// Writes the low `width` bytes of `value` at `offset`; the kernel
     /// refuses writes to the IDs, BARs, ROM and bridge windows.
     pub fn write(self, offset: u8, width: u8, value: u32) -> Result<(), Error> {

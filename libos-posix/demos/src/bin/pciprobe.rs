@@ -117,6 +117,7 @@ fn main(_args: &str) -> i32 {
     c.check("value wider than the write refused", r == Err(Error::InvalidArgument), format_args!("{r:?}"));
 
     mmio_and_dma(&mut c, f, common);
+    interrupts(&mut c, f);
 
     // A function capability opens nothing; no capability reaches nothing.
     let r = sys::call(Sys::PciOpen, [f.slot(), b as u64, NO_CAP, 0, 0, 0]);
@@ -181,5 +182,42 @@ fn mmio_and_dma(c: &mut Checks, f: PciFunction, common: Option<(u8, u64)>) {
         "DMA memory",
         pages[0].is_ok() && consecutive && beyond == Err(Error::InvalidArgument),
         format_args!("4 contiguous pages from {:x?}; page 4: {beyond:?}", pages[0]),
+    );
+}
+
+/// Interrupt vectors through the function capability: bad arguments are
+/// refused precisely, and the device range runs out cleanly.
+fn interrupts(c: &mut Checks, f: PciFunction) {
+    let Ok(note) = Untyped::from_slot(slot::UNTYPED).create_notification() else {
+        c.check("interrupt vectors", false, format_args!("no notification"));
+        return;
+    };
+    let not_a_notification = f.irq_bind(exo_rt::caps::Notification::from_slot(slot::CONSOLE), 1);
+    let no_bits = f.irq_bind(note, 0);
+    c.check(
+        "interrupt binding refusals",
+        not_a_notification == Err(Error::WrongType) && no_bits == Err(Error::InvalidArgument),
+        format_args!("console as notification {not_a_notification:?}, no bits {no_bits:?}"),
+    );
+    let first = f.irq_bind(note, 1);
+    let mut count = first.is_ok() as u64;
+    let mut last = first;
+    let end = loop {
+        match f.irq_bind(note, 1) {
+            Ok(v) => {
+                count += 1;
+                last = Ok(v);
+            }
+            Err(e) => break e,
+        }
+        if count > 256 {
+            break Error::InvalidArgument; // more vectors than a CPU has: wrong
+        }
+    };
+    let range = exo_rt::abi::DEVICE_VECTOR_FIRST..=exo_rt::abi::DEVICE_VECTOR_LAST;
+    c.check(
+        "interrupt vectors",
+        first == Ok(*range.start()) && last == Ok(*range.end()) && count == 176 && end == Error::Exhausted,
+        format_args!("{count} vectors from {first:x?} to {last:x?}, then {end:?}"),
     );
 }
