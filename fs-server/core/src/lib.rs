@@ -12,5 +12,7 @@ extern crate alloc;
 
 pub mod backend;
 pub mod detect;
+pub mod ipc;
 pub mod part;
 pub mod proto;
+pub mod server;

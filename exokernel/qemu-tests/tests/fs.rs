@@ -1,0 +1,126 @@
+//! File-server tests: the whole stack in ExoV6, each part its own process
+//! holding only what it needs. The virtio-blk driver serves a disk image
+//! made here to the file server (`fs-server/exo`), which finds the file
+//! system on it with the hosted server's code and serves it to `fscheck`.
+
+use exo_qemu_tests::{boot, Boot};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the tools)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A directory of its own, and the test files: `hello.txt` and a 300 KB
+/// `data/blob.bin` from a seeded generator. Returns the blob.
+fn tree(name: &str) -> (PathBuf, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("exo-fs-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tree/data")).unwrap();
+    std::fs::write(dir.join("tree/hello.txt"), "Hello from the test's image\n").unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let blob: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("tree/data/blob.bin"), &blob).unwrap();
+    (dir, blob)
+}
+
+fn fat_image(dir: &Path) -> PathBuf {
+    let img = dir.join("fat.img");
+    let i = img.to_str().unwrap();
+    run(Command::new("mkfs.vfat").args(["-C", "-n", "EXOTEST", i, "8192"]));
+    run(Command::new("mcopy").args(["-i", i]).arg(dir.join("tree/hello.txt")).arg("::/hello.txt"));
+    run(Command::new("mmd").args(["-i", i, "::/data"]));
+    run(Command::new("mcopy").args(["-i", i]).arg(dir.join("tree/data/blob.bin")).arg("::/data/blob.bin"));
+    img
+}
+
+/// The lines every run shows, whatever the file system.
+fn common_checks(b: &Boot, blob: &[u8]) {
+    for check in [
+        "request before attach: status Ok(2)".to_string(),
+        "attach: Ok((0, 65536))".to_string(),
+        "read /hello.txt: \"Hello from the test's image\"".to_string(),
+        format!("read /data/blob.bin: 300000 bytes, fnv1a64 {:016x}", fnv1a64(blob)),
+        "missing file: Ok(Error(NotFound, ".to_string(),
+        "malformed request: Ok(Error(Invalid, \"malformed request: ".to_string(),
+        "request longer than the buffer: Err(1)".to_string(),
+        "detach: Ok(0)".to_string(),
+    ] {
+        let i = b.expect_line(&format!("fscheck: {check}"));
+        assert!(b.lines()[i].ends_with(" ok"), "{}\n{}", b.lines()[i], b.serial);
+    }
+    // The three processes print in whatever order they run.
+    for line in [
+        "fs-server: 1 client(s) served; stopping",
+        "virtio-blk: 1 client(s) served",
+        "fscheck: 11/11 checks passed",
+        "root: all 3 programs ended as expected",
+    ] {
+        b.expect_line(line);
+    }
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+#[test]
+fn ext4_image_is_served_read_only_through_driver_and_server() {
+    let (dir, blob) = tree("ext4");
+    let img = dir.join("ext.img");
+    run(Command::new("mkfs.ext4").args(["-q", "-L", "EXOEXT", "-d"]).arg(dir.join("tree")).arg(&img).arg("8M"));
+    let b = boot("fs.img", Duration::from_secs(120), &["--disk", img.to_str().unwrap()]);
+    b.expect_line("fs-server: ext4 file system \"EXOEXT\" on the whole disk, 8388608 bytes");
+    b.expect_line("fscheck: list /: data/ hello.txt lost+found/ ok");
+    b.expect_line("fscheck: read-only: Ok(Error(ReadOnly, ");
+    common_checks(&b, &blob);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fat_image_is_served_read_only_through_driver_and_server() {
+    let (dir, blob) = tree("fat");
+    let img = fat_image(&dir);
+    let before = std::fs::read(&img).unwrap();
+    let b = boot("fs.img", Duration::from_secs(120), &["--disk-rw", img.to_str().unwrap()]);
+    b.expect_line("fs-server: fat12 file system \"EXOTEST\" on the whole disk, 8388608 bytes");
+    b.expect_line("fscheck: list /: data/ hello.txt ok");
+    b.expect_line("fscheck: read-only: Ok(Error(ReadOnly, ");
+    common_checks(&b, &blob);
+    // Served read-only from a writable disk: not a byte changed.
+    assert!(std::fs::read(&img).unwrap() == before, "the image changed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `rw`, fscheck creates and writes a file; after power-off the host
+/// reads it back from the image with mtools, and fsck.fat finds the file
+/// system clean.
+#[test]
+fn fat_image_is_changed_read_write_and_stays_consistent() {
+    let (dir, blob) = tree("fat-rw");
+    let img = fat_image(&dir);
+    let b = boot("fs-rw.img", Duration::from_secs(120), &["--disk-rw", img.to_str().unwrap()]);
+    b.expect_line("fscheck: info: fat12 \"EXOTEST\" on the whole disk: ExoV6 process: disk through a block driver (16384 sectors), read-write ok");
+    b.expect_line("fscheck: create, write, read back: Ok(Done), Ok(Done) ok");
+    common_checks(&b, &blob);
+    let out = Command::new("mtype").args(["-i", img.to_str().unwrap(), "::/new.txt"]).output().expect("mtype");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "written inside ExoV6\n");
+    let fsck = Command::new("fsck.fat").args(["-n"]).arg(&img).output().expect("fsck.fat");
+    assert!(
+        fsck.status.success(),
+        "fsck.fat: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
