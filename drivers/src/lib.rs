@@ -12,3 +12,4 @@
 
 pub mod block;
 pub mod config;
+pub mod net;

@@ -3,8 +3,8 @@
 //! It holds a capability to its PCI function (device slot 0 of its
 //! manifest entry), the memory capabilities for the function's registers
 //! that the kernel derives from it, and an untyped budget for DMA memory;
-//! nothing else. It brings the device up with the virtio-drivers crate
-//! (polling, no interrupts yet), reports it, and reads the first sectors.
+//! nothing else. It brings the device up with the virtio-drivers crate,
+//! takes its completions as MSI-X interrupts, and reports it.
 //!
 //! Arguments, in this order, each optional:
 //! - `check N` reads sectors 0..N and prints their FNV-1a-64 hash and the
@@ -17,86 +17,37 @@
 
 extern crate alloc;
 
-mod hal;
-
 use alloc::vec;
 use alloc::vec::Vec;
 use exo_drivers::block::{self, Request, Status};
-use exo_drivers::config::{self, FunctionConfig, Mediated};
-use exo_rt::abi::{map_flags, slot, FOREVER, MSI_ADDRESS, PAGE_SIZE};
-use exo_rt::caps::{self, Endpoint, Memory, Message, Notification, PciFunction, Untyped, SELF};
+use exo_rt::abi::{map_flags, FOREVER, PAGE_SIZE};
+use exo_rt::caps::{self, Endpoint, Memory, Message, Notification, SELF};
 use exo_rt::println;
-use hal::ExoHal;
+use exo_virtio::device::{self, Device};
+use exo_virtio::hal::{self, ExoHal};
 use virtio_drivers::device::blk::{BlkReq, BlkResp};
 use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
-use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 
 exo_rt::entry!(main);
 
-/// The function capability, as `exo_drivers::config` wants it.
-struct Function {
-    f: PciFunction,
-    sizes: [Option<u64>; 6],
-}
-
-impl FunctionConfig for Function {
-    fn function(&self) -> DeviceFunction {
-        let b = self.f.bdf();
-        DeviceFunction { bus: (b >> 8) as u8, device: (b >> 3) as u8 & 31, function: b as u8 & 7 }
-    }
-    fn read(&self, offset: u8) -> Option<u32> {
-        self.f.read(offset, 4).ok()
-    }
-    fn write(&mut self, offset: u8, value: u32) -> bool {
-        self.f.write(offset, 4, value).is_ok()
-    }
-    fn bar_size(&self, bar: u8) -> Option<u64> {
-        self.sizes.get(bar as usize).copied().flatten()
-    }
-    fn duplicate(&self) -> Self {
-        Function { f: self.f, sizes: self.sizes }
-    }
-}
-
 fn main(args: &str) -> i32 {
-    let f = match PciFunction::from_slot(exo_manifest::DEVICE_SLOT_BASE) {
-        Ok(f) => f,
+    let dev = match Device::open("virtio-blk") {
+        Ok(d) => d,
         Err(e) => {
-            println!(
-                "virtio-blk: no PCI function in device slot 0 ({}): list `devices = virtio-blk` in the manifest",
-                e.name()
-            );
+            println!("virtio-blk: {e}");
             return 1;
         }
     };
-    // The registers: every memory BAR the kernel gives us, mapped.
-    let mut sizes = [None; 6];
-    for (bar, size) in sizes.iter_mut().enumerate() {
-        let Ok(mem) = f.bar(bar as u8) else { continue };
-        let (Ok(info), Ok(phys)) = (caps::info(mem.slot()), mem.phys(0)) else { continue };
-        if hal::add_bar(bar as u8, mem, phys, info.pages).is_ok() {
-            *size = Some(info.pages * PAGE_SIZE);
-        }
-    }
-    let function = Function { f, sizes };
-    let df = function.function();
-    let mut root = PciRoot::new(Mediated::new(function));
-    let transport = match PciTransport::new::<ExoHal, _>(&mut root, df) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("virtio-blk: {df}: not a usable virtio device: {e}");
-            return 1;
-        }
-    };
-    let blk = match VirtIOBlk::<ExoHal, _>::new(transport) {
+    let df = dev.df;
+    let blk = match VirtIOBlk::<ExoHal, _>::new(dev.transport) {
         Ok(b) => b,
         Err(e) => {
             println!("virtio-blk: {df}: initialisation failed: {e}");
             return 1;
         }
     };
-    let irq = match enable_interrupts(f) {
+    let irq = match device::enable_interrupts(dev.function, &[0]) {
         Ok((note, vector)) => {
             println!("virtio-blk: {df}: interrupts: MSI-X entry 0, vector {vector:#x}, signalled on a notification");
             Some(note)
@@ -175,57 +126,6 @@ impl Disk {
 }
 
 type Blk = Disk;
-
-/// The notification bit the device's interrupt sets.
-const IRQ_BIT: u64 = 1;
-
-/// Offsets in the virtio 1.x common configuration structure.
-const MSIX_CONFIG: u64 = 0x10;
-const QUEUE_SELECT: u64 = 0x16;
-const QUEUE_MSIX_VECTOR: u64 = 0x1a;
-/// "No vector" in the virtio MSI-X registers.
-const NO_VECTOR: u16 = 0xffff;
-
-/// Routes the device's queue 0 interrupt to a new notification: a vector
-/// from the kernel (`irq_bind`), MSI-X table entry 0 pointed at it and
-/// MSI-X enabled, then queue 0 told to use entry 0 (and configuration
-/// changes no entry).
-fn enable_interrupts(f: PciFunction) -> Result<(Notification, u64), &'static str> {
-    let read = |o: u8| f.read(o, 4).ok();
-    let (msix, _) = config::capabilities(read).find(|(_, id)| *id == config::CAP_MSIX).ok_or("no MSI-X capability")?;
-    let control = f.read(msix + 2, 2).map_err(|_| "MSI-X control unreadable")?;
-    let table = f.read(msix + 4, 4).map_err(|_| "MSI-X table unreadable")?;
-    let (table_bar, table_offset) = ((table & 7) as u8, (table & !7) as u64);
-    let (common_bar, common_offset, _) = config::virtio_structure(read, 1).ok_or("no common configuration")?;
-    let (table_va, table_size) = hal::bar(table_bar).ok_or("MSI-X table in a BAR we do not have")?;
-    let (common_va, common_size) = hal::bar(common_bar).ok_or("common configuration in a BAR we do not have")?;
-    if table_offset + 16 > table_size || common_offset as u64 + 0x20 > common_size {
-        return Err("MSI-X table or common configuration outside its BAR");
-    }
-    let note = Untyped::from_slot(slot::UNTYPED).create_notification().map_err(|_| "no notification")?;
-    let vector = f.irq_bind(note, IRQ_BIT).map_err(|_| "no interrupt vector")?;
-    let entry = (table_va + table_offset) as *mut u32;
-    let common = common_va + common_offset as u64;
-    // SAFETY: entry 0 of the MSI-X table and the common configuration lie
-    // inside BARs mapped read-write (checked above); device registers are
-    // accessed with volatile writes only.
-    let vector_taken = unsafe {
-        entry.write_volatile(MSI_ADDRESS as u32); // message address
-        entry.add(1).write_volatile((MSI_ADDRESS >> 32) as u32);
-        entry.add(2).write_volatile(vector as u32); // message data
-        entry.add(3).write_volatile(0); // unmasked
-        ((common + MSIX_CONFIG) as *mut u16).write_volatile(NO_VECTOR);
-        ((common + QUEUE_SELECT) as *mut u16).write_volatile(0);
-        ((common + QUEUE_MSIX_VECTOR) as *mut u16).write_volatile(0);
-        ((common + QUEUE_MSIX_VECTOR) as *mut u16).read_volatile()
-    };
-    // Enable MSI-X, function not masked.
-    f.write(msix + 2, 2, (control | 0x8000) & !0x4000).map_err(|_| "MSI-X could not be enabled")?;
-    if vector_taken != 0 {
-        return Err("the device took no MSI-X vector for queue 0");
-    }
-    Ok((note, vector))
-}
 
 /// Reads sectors `0..count`, reporting their hash and how sector 0 begins.
 fn check(blk: &mut Blk, count: u64) -> Result<(), i32> {

@@ -1,0 +1,77 @@
+//! Network tests: the virtio-net driver and the network server (smoltcp)
+//! as two ExoV6 processes, reached from the host through QEMU's user
+//! network and its port forwarding (`run-qemu --forward`).
+
+use exo_qemu_tests::boot;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// A port on 127.0.0.1 that is free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Talks to the echo service until the boot in `handle` ends: a UDP
+/// datagram (QEMU's restricted user network takes it in, but lets no
+/// answer out to the host, so only the server's log shows the echo), then
+/// a TCP connection carrying 64 KiB, which must all come back. Returns the
+/// bytes that came back over TCP.
+fn talk(port: u16) -> Vec<u8> {
+    let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    // The service is up once DHCP is done; until then QEMU resets us.
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            // Connected: the server has its address, so a datagram now
+            // reaches it (before the TCP data, whose end stops the server).
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..5 {
+                let _ = udp.send_to(b"a datagram for ExoV6", ("127.0.0.1", port));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let writer = {
+                let mut w = s.try_clone().unwrap();
+                let data = payload.clone();
+                std::thread::spawn(move || {
+                    let _ = w.write_all(&data);
+                    let _ = w.shutdown(Shutdown::Write);
+                })
+            };
+            let mut back = Vec::new();
+            let _ = s.read_to_end(&mut back);
+            let _ = writer.join();
+            if !back.is_empty() || Instant::now() > deadline {
+                return back;
+            }
+        }
+        assert!(Instant::now() < deadline, "the echo service never answered");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
+    let port = free_port();
+    let fwd_tcp = format!("tcp:{port}:7");
+    let fwd_udp = format!("udp:{port}:7");
+    let talker = std::thread::spawn(move || talk(port));
+    let b = boot("net.img", Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp]);
+    let back = talker.join().expect("the talking thread");
+    let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
+    assert!(back == payload, "{} bytes came back, not the 65536 sent\n{}", back.len(), b.serial);
+    b.expect_in_order(&[
+        "virtio-net: 00:03.0: interrupts: MSI-X entry 0, vector 0x40, signalled on a notification",
+        "virtio-net: 00:03.0: MAC 52:54:00:12:34:56",
+        "net-server: up on MAC 52:54:00:12:34:56; asking for an address by DHCP",
+        "net-server: DHCP: address 10.0.2.15/24",
+        "net-server: TCP 7: connection from 10.0.2.2:",
+        "net-server: TCP 7: connection ended, 65536 bytes echoed",
+        "net-server: 1 connection(s) served",
+    ]);
+    b.expect_line("net-server: UDP 7: 20 bytes from 10.0.2.2:");
+    b.expect_line("virtio-net: 1 client(s) served");
+    b.expect_line("root: all 2 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}

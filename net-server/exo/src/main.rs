@@ -1,0 +1,258 @@
+//! The network server as an ExoV6 process: smoltcp over the frames of a
+//! network driver (`exo_drivers::net`, its first endpoint).
+//!
+//! It takes its address by DHCP, answers pings (smoltcp's automatic echo
+//! replies), and runs an echo service on TCP and UDP port 7. Between its
+//! own timers it sleeps on a notification the driver signals when frames
+//! arrive. The socket interface for applications (the library OS's
+//! sockets) comes later; for now the echo service is what the tests
+//! reach from the host through QEMU's port forwarding.
+//!
+//! Arguments: `serve N` stops after N TCP echo connections have ended
+//! (for tests); without it, it runs for ever.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use exo_drivers::net::{self, Request, Status};
+use exo_rt::abi::{map_flags, slot, FOREVER};
+use exo_rt::caps::{Endpoint, Notification, Untyped, SELF};
+use exo_rt::{println, sys};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpCidr, IpListenEndpoint};
+
+exo_rt::entry!(main);
+
+/// The buffer shared with the driver: received frames at the start, frames
+/// to send at `net::TX_OFFSET`.
+const BUF_VA: u64 = 0x50_0000_0000;
+const BUF_PAGES: u64 = 2;
+/// The echo service's port.
+const ECHO_PORT: u16 = 7;
+/// Longest sleep between looks at the timers.
+const MAX_SLEEP_NS: u64 = 100_000_000;
+
+/// Frames exchanged with the driver (for the report).
+static FRAMES_IN: AtomicU64 = AtomicU64::new(0);
+static FRAMES_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// The driver, as a smoltcp device.
+struct Link {
+    ep: Endpoint,
+}
+
+fn buffer() -> &'static mut [u8] {
+    // SAFETY: BUF_PAGES pages mapped read-write at BUF_VA by `attach`; the
+    // driver writes them only while we wait in a call, and the tokens below
+    // use them one at a time.
+    unsafe { core::slice::from_raw_parts_mut(BUF_VA as *mut u8, (BUF_PAGES * 4096) as usize) }
+}
+
+struct Rx(usize);
+struct Tx(Endpoint);
+
+impl RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&buffer()[..self.0])
+    }
+}
+
+impl TxToken for Tx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let len = len.min(net::MAX_FRAME);
+        let r = f(&mut buffer()[net::TX_OFFSET..net::TX_OFFSET + len]);
+        match self.0.call(Request::Send(len).encode(), None, FOREVER) {
+            Ok(m) if m.words[0] == Status::Ok as u64 => {
+                FRAMES_OUT.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => println!("net-server: the driver did not send a {len}-byte frame"),
+        }
+        r
+    }
+}
+
+impl Device for Link {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
+        let m = self.ep.call(Request::Recv.encode(), None, FOREVER).ok()?;
+        if m.words[0] != Status::Ok as u64 {
+            return None;
+        }
+        FRAMES_IN.fetch_add(1, Ordering::Relaxed);
+        Some((Rx(m.words[1] as usize), Tx(self.ep)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Tx> {
+        Some(Tx(self.ep))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = net::MAX_FRAME;
+        caps.max_burst_size = Some(1);
+        caps
+    }
+}
+
+/// Attaches the buffer and subscribes `note`; the MAC address.
+fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
+    let mem = Untyped::from_slot(slot::UNTYPED).alloc(BUF_PAGES).map_err(|_| "no memory for the buffer")?;
+    SELF.map(mem, BUF_VA, map_flags::READ | map_flags::WRITE).map_err(|_| "cannot map the buffer")?;
+    let m = ep.call(Request::Attach.encode(), Some(mem.slot()), FOREVER).map_err(|_| "the driver does not answer")?;
+    if m.words[0] != Status::Ok as u64 {
+        return Err("the driver refused the buffer");
+    }
+    let s =
+        ep.call(Request::Subscribe.encode(), Some(note.slot()), FOREVER).map_err(|_| "the driver does not answer")?;
+    if s.words[0] != Status::Ok as u64 {
+        return Err("the driver refused the notification");
+    }
+    Ok(net::mac_from_word(m.words[1]))
+}
+
+fn now() -> Instant {
+    Instant::from_micros((sys::clock() / 1000) as i64)
+}
+
+fn main(args: &str) -> i32 {
+    let mut words = args.split_whitespace();
+    let stop_after: Option<u64> = match (words.next(), words.next()) {
+        (Some("serve"), Some(n)) => n.parse().ok(),
+        _ => None,
+    };
+    let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
+    let Ok(note) = Untyped::from_slot(slot::UNTYPED).create_notification() else {
+        println!("net-server: no notification");
+        return 1;
+    };
+    let mac = match attach(ep, note) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("net-server: {e}");
+            return 1;
+        }
+    };
+    let mut link = Link { ep };
+    let mut config = Config::new(EthernetAddress(mac).into());
+    // SAFETY: RDTSC is allowed in user mode; a seed, not a secret.
+    config.random_seed = unsafe { core::arch::x86_64::_rdtsc() };
+    let mut iface = Interface::new(config, &mut link, now());
+
+    let mut sockets = SocketSet::new(vec![]);
+    let dhcp = sockets.add(dhcpv4::Socket::new());
+    let tcp_socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 8192]), tcp::SocketBuffer::new(vec![0; 8192]));
+    let tcp = sockets.add(tcp_socket);
+    let udp_socket = udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 8192]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 8192]),
+    );
+    let udp = sockets.add(udp_socket);
+    if sockets.get_mut::<udp::Socket>(udp).bind(IpListenEndpoint { addr: None, port: ECHO_PORT }).is_err() {
+        println!("net-server: cannot bind UDP port {ECHO_PORT}");
+        return 1;
+    }
+    println!(
+        "net-server: up on MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}; asking for an address by DHCP",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    );
+
+    let (mut served, mut echoed, mut was_active) = (0u64, 0u64, false);
+    loop {
+        let t = now();
+        iface.poll(t, &mut link, &mut sockets);
+
+        match sockets.get_mut::<dhcpv4::Socket>(dhcp).poll() {
+            Some(dhcpv4::Event::Configured(c)) => {
+                iface.update_ip_addrs(|a| {
+                    a.clear();
+                    let _ = a.push(IpCidr::Ipv4(c.address));
+                });
+                match c.router {
+                    Some(r) => {
+                        let _ = iface.routes_mut().add_default_ipv4_route(r);
+                    }
+                    None => {
+                        iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+                let router = c.router.map(|r| alloc::format!("{r}")).unwrap_or_else(|| "none".into());
+                println!(
+                    "net-server: DHCP: address {}, router {router}; echo on TCP and UDP port {ECHO_PORT}",
+                    c.address
+                );
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                println!("net-server: DHCP: address lost");
+                iface.update_ip_addrs(|a| a.clear());
+                let _ = iface.routes_mut().remove_default_ipv4_route();
+            }
+            None => {}
+        }
+
+        // TCP echo: one connection at a time.
+        let s = sockets.get_mut::<tcp::Socket>(tcp);
+        if !s.is_open() && s.listen(ECHO_PORT).is_err() {
+            println!("net-server: cannot listen on TCP port {ECHO_PORT}");
+            return 1;
+        }
+        if s.is_active() && !was_active {
+            if let Some(peer) = s.remote_endpoint() {
+                println!("net-server: TCP {ECHO_PORT}: connection from {peer}");
+            }
+        }
+        if s.can_recv() && s.can_send() {
+            let mut chunk = [0u8; 2048];
+            let n = s.recv_slice(&mut chunk).unwrap_or(0);
+            let sent = s.send_slice(&chunk[..n]).unwrap_or(0);
+            echoed += sent as u64;
+        }
+        if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
+            s.close(); // the peer is done and everything went back
+        }
+        if was_active && !s.is_active() {
+            served += 1;
+            println!("net-server: TCP {ECHO_PORT}: connection ended, {echoed} bytes echoed");
+            echoed = 0;
+            if stop_after.is_some_and(|n| served >= n) {
+                break;
+            }
+        }
+        was_active = s.is_active();
+
+        // UDP echo.
+        let u = sockets.get_mut::<udp::Socket>(udp);
+        let mut dgram = [0u8; 1500];
+        while let Ok((n, meta)) = u.recv_slice(&mut dgram) {
+            let _ = u.send_slice(&dgram[..n], meta.endpoint);
+            println!("net-server: UDP {ECHO_PORT}: {n} bytes from {} echoed", meta.endpoint);
+        }
+
+        // Sleep until the next timer or a frame.
+        let delay =
+            iface.poll_delay(now(), &sockets).map_or(MAX_SLEEP_NS, |d| (d.total_micros() * 1000).min(MAX_SLEEP_NS));
+        if delay > 0 {
+            let _ = note.wait(delay);
+        }
+    }
+    // Let the last segments go out, then give the driver its buffer back.
+    for _ in 0..20 {
+        iface.poll(now(), &mut link, &mut sockets);
+        sys::sleep(1_000_000);
+    }
+    let _ = ep.call(Request::Detach.encode(), None, FOREVER);
+    println!(
+        "net-server: {served} connection(s) served, {} frames in, {} out; stopping",
+        FRAMES_IN.load(Ordering::Relaxed),
+        FRAMES_OUT.load(Ordering::Relaxed)
+    );
+    0
+}
