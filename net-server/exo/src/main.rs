@@ -9,7 +9,8 @@
 //! reach from the host through QEMU's port forwarding.
 //!
 //! Arguments: `serve N` stops after N TCP echo connections have ended
-//! (for tests); without it, it runs for ever.
+//! (for tests); `dhcp` stops once it has an address (the demo); without
+//! either, it runs for ever.
 #![no_std]
 #![no_main]
 
@@ -125,9 +126,10 @@ fn now() -> Instant {
 
 fn main(args: &str) -> i32 {
     let mut words = args.split_whitespace();
-    let stop_after: Option<u64> = match (words.next(), words.next()) {
-        (Some("serve"), Some(n)) => n.parse().ok(),
-        _ => None,
+    let (stop_after, dhcp_only): (Option<u64>, bool) = match (words.next(), words.next()) {
+        (Some("serve"), Some(n)) => (n.parse().ok(), false),
+        (Some("dhcp"), None) => (None, true),
+        _ => (None, false),
     };
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     let Ok(note) = Untyped::from_slot(slot::UNTYPED).create_notification() else {
@@ -165,7 +167,7 @@ fn main(args: &str) -> i32 {
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     );
 
-    let (mut served, mut echoed, mut was_active) = (0u64, 0u64, false);
+    let (mut served, mut echoed, mut was_active, mut have_address) = (0u64, 0u64, false, false);
     loop {
         let t = now();
         iface.poll(t, &mut link, &mut sockets);
@@ -185,13 +187,17 @@ fn main(args: &str) -> i32 {
                     }
                 }
                 let router = c.router.map(|r| alloc::format!("{r}")).unwrap_or_else(|| "none".into());
-                println!(
-                    "net-server: DHCP: address {}, router {router}; echo on TCP and UDP port {ECHO_PORT}",
-                    c.address
-                );
+                let service = if dhcp_only { "" } else { "; echo on TCP and UDP port 7" };
+                println!("net-server: DHCP: address {}, router {router}{service}", c.address);
+                have_address = true;
+                if dhcp_only {
+                    break;
+                }
             }
             Some(dhcpv4::Event::Deconfigured) => {
-                println!("net-server: DHCP: address lost");
+                if core::mem::take(&mut have_address) {
+                    println!("net-server: DHCP: address lost");
+                }
                 iface.update_ip_addrs(|a| a.clear());
                 let _ = iface.routes_mut().remove_default_ipv4_route();
             }
