@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 13 programs",
+        "root: manifest lists 14 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -188,10 +188,30 @@ fn pci_functions_are_found_and_a_driver_reaches_only_its_own() {
     b.expect_in_order(&["pciprobe: 16/16 checks passed", "root: pciprobe exited with code 0"]);
 }
 
+/// `restart = on-failure`: the root task starts a crashing program again
+/// after 10, 20 and 40 ms, then gives up (rate limit: 3 restarts in 10 s)
+/// and reports its last ending, which the manifest expected.
+#[test]
+fn crashing_program_is_restarted_with_backoff_until_the_rate_limit() {
+    let b = test_boot();
+    b.expect_in_order(&[
+        "root: crashy killed by CPU exception 14; restarting it in 10 ms (restart 1 of at most 3 in 10 s)",
+        "root: restarted crashy",
+        "root: crashy killed by CPU exception 14; restarting it in 20 ms (restart 2 of at most 3 in 10 s)",
+        "root: restarted crashy",
+        "root: crashy killed by CPU exception 14; restarting it in 40 ms (restart 3 of at most 3 in 10 s)",
+        "root: restarted crashy",
+        "root: crashy failed 4 times in 10 s; not restarting it",
+        "root: crashy killed by CPU exception 14",
+    ]);
+    // Four instances ran and were killed, each reported by the kernel.
+    assert_eq!(b.lines().iter().filter(|l| l.contains("'crashy' killed")).count(), 4, "{}", b.serial);
+}
+
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 13 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 14 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

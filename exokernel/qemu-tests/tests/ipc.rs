@@ -88,6 +88,20 @@ fn server_killed_mid_call_gives_caller_an_error() {
     check_ok(b, "server dies mid-call");
 }
 
+/// The supervisor (root task) restarts the dead server on the same
+/// endpoint; the caller's next call reaches the new instance.
+#[test]
+fn killed_server_is_restarted_and_answers_on_the_same_endpoint() {
+    let b = ipc_boot();
+    b.expect_in_order(&[
+        "[kernel] process 3 'doomed' killed",
+        "root: doomed killed by CPU exception 14; restarting it in 10 ms (restart 1 of at most 3 in 10 s)",
+        "root: restarted doomed",
+        "ipc: restarted server answers: Ok(42) ok",
+        "root: doomed exited with code 0",
+    ]);
+}
+
 /// Page tables count against the budget of the process they serve: 8
 /// one-page mappings in fresh GiB regions cost exactly 17 table pages.
 #[test]
@@ -100,7 +114,7 @@ fn page_tables_are_charged_to_the_budget() {
 fn all_checks_pass_and_system_powers_off() {
     let b = ipc_boot();
     assert!(b.find("FAILED").is_none(), "{}", b.serial);
-    b.expect_in_order(&["ipc: 15/15 checks passed", "root: all 5 programs ended as expected"]);
+    b.expect_in_order(&["ipc: 16/16 checks passed", "root: all 5 programs ended as expected"]);
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 

@@ -16,7 +16,7 @@
 //! caps = console            # console, power, untyped
 //! after = hello             # started after these programs
 //! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
-//! restart = never           # never | on-failure | always
+//! restart = never           # never | on-failure | always (the root task's supervisor)
 //! expect = exit 0           # exit N | fault | fault N
 //! label = user              # place in the security lattice (default user)
 //! endpoints = echo, log      # IPC endpoints, shared by name between programs

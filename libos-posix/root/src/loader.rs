@@ -89,6 +89,9 @@ pub struct Hardware<'a> {
     pub bus: PciBus,
     /// The functions found, and which are taken.
     pub functions: &'a mut [crate::pci::Function],
+    /// The functions this program was given before (a restart gets the
+    /// same ones again); empty the first time.
+    pub assigned: &'a mut alloc::vec::Vec<u16>,
 }
 
 /// Creates and starts `program`; its endpoints carry `badge`.
@@ -186,7 +189,14 @@ fn initial_rsp(program: &Program) -> u64 {
 /// child's is derived (revoking it takes the device back).
 fn give_devices(program: &Program, child: Process, hw: Hardware) -> Result<(), StartError> {
     for (i, d) in program.devices.iter().enumerate() {
-        let bdf = crate::pci::claim(hw.functions, *d).ok_or(StartError::NoDevice(d.name()))?;
+        let bdf = match hw.assigned.get(i) {
+            Some(bdf) => *bdf,
+            None => {
+                let bdf = crate::pci::claim(hw.functions, *d).ok_or(StartError::NoDevice(d.name()))?;
+                hw.assigned.push(bdf);
+                bdf
+            }
+        };
         let f = hw.bus.open(bdf, None).map_err(k("open PCI function"))?;
         let dst = exo_manifest::DEVICE_SLOT_BASE + i as u64;
         let rights = Rights(Rights::READ.0 | Rights::WRITE.0);

@@ -3,8 +3,16 @@
 //! It holds every initial capability, reads the boot manifest from the
 //! boot image, starts each program in dependency order with exactly the
 //! capabilities its entry grants, then waits for them and reports how each
-//! one ended. When every program has ended it does what `[system] on_idle`
-//! says (power off, with success only if every `expect` held, or halt).
+//! one ended. A program whose entry says `restart = on-failure` (or
+//! `always`) is started again when it fails (or ends), as MINIX 3's
+//! reincarnation server does: with the same endpoints (its clients find
+//! the new instance where they found the old one; a call the old one held
+//! fails with `Dead`), the same devices and the same capabilities, after
+//! a back-off that doubles each time (10 ms up to 1 s), and at most
+//! [`MAX_RESTARTS`] times in [`RESTART_WINDOW_NS`], after which it gives
+//! up and reports the last ending. When every program has ended for good
+//! it does what `[system] on_idle` says (power off, with success only if
+//! every `expect` held, or halt).
 #![no_std]
 #![no_main]
 
@@ -13,9 +21,12 @@ extern crate alloc;
 mod loader;
 mod pci;
 
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
-use exo_manifest::{Expect, Manifest, OnIdle, Program};
+use exo_manifest::{Expect, Manifest, OnIdle, Program, Restart};
 use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped, SELF};
 use exo_rt::{println, sys};
 
@@ -34,8 +45,8 @@ fn main(_args: &str) -> i32 {
         Ok(bytes) => bytes,
         Err(e) => return fatal(&alloc::format!("cannot map the boot image: {e}")),
     };
-    let image = match exo_bootimg::BootImage::parse(image) {
-        Ok(i) => i,
+    let image: &'static exo_bootimg::BootImage = match exo_bootimg::BootImage::parse(image) {
+        Ok(i) => Box::leak(Box::new(i)),
         Err(e) => return fatal(&alloc::format!("boot image: {e}")),
     };
     let Some(text) = image.find("manifest") else {
@@ -44,12 +55,12 @@ fn main(_args: &str) -> i32 {
     let Ok(text) = core::str::from_utf8(text.data) else {
         return fatal("manifest is not UTF-8");
     };
-    let manifest = match exo_manifest::parse(text) {
-        Ok(m) => m,
+    let manifest: &'static Manifest = match exo_manifest::parse(text) {
+        Ok(m) => Box::leak(Box::new(m)),
         Err(e) => return fatal(&alloc::format!("{e}")),
     };
     println!("root: manifest lists {} programs", manifest.programs.len());
-    run(&image, &manifest)
+    run(image, manifest)
 }
 
 fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
@@ -60,26 +71,84 @@ fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
     Ok(unsafe { core::slice::from_raw_parts(IMAGE_VA as *const u8, (pages * PAGE_SIZE) as usize) })
 }
 
-fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
+/// Restarts allowed within [`RESTART_WINDOW_NS`] before the root task
+/// gives up on a program.
+const MAX_RESTARTS: usize = 3;
+/// See [`MAX_RESTARTS`]: 10 s.
+const RESTART_WINDOW_NS: u64 = 10_000_000_000;
+/// First back-off before a restart (doubled each time, up to 1 s).
+const FIRST_BACKOFF_NS: u64 = 10_000_000;
+
+/// What starting (and restarting) programs needs, shared by the watcher
+/// threads behind a lock (one start at a time: the loader has one scratch
+/// mapping).
+struct Supervisor {
+    image: &'static exo_bootimg::BootImage<'static>,
+    manifest: &'static Manifest,
+    endpoints: loader::Endpoints,
+    bus: PciBus,
+    devices: Vec<pci::Function>,
+    /// Per program (manifest order): the PCI functions it was given.
+    assigned: Vec<Vec<u16>>,
+}
+
+impl Supervisor {
+    /// Starts program `index` (again); its endpoints carry badge
+    /// `index + 1` every time.
+    fn start(&mut self, index: usize) -> Result<Process, loader::StartError> {
+        let program = &self.manifest.programs[index];
+        let hardware =
+            loader::Hardware { bus: self.bus, functions: &mut self.devices, assigned: &mut self.assigned[index] };
+        loader::start(
+            self.image,
+            program,
+            Untyped::from_slot(slot::UNTYPED),
+            &self.endpoints,
+            index as u64 + 1,
+            hardware,
+        )
+    }
+}
+
+/// A lock around the supervisor.
+struct Locked(UnsafeCell<Option<Supervisor>>, AtomicBool);
+// SAFETY: every access goes through `with_supervisor`, which holds the lock.
+unsafe impl Sync for Locked {}
+static SUPERVISOR: Locked = Locked(UnsafeCell::new(None), AtomicBool::new(false));
+
+fn with_supervisor<R>(f: impl FnOnce(&mut Supervisor) -> R) -> R {
+    while SUPERVISOR.1.swap(true, Ordering::Acquire) {
+        sys::yield_now();
+    }
+    // SAFETY: the flag gives this thread the only access; `run` filled
+    // the cell before any watcher exists.
+    let r = f(unsafe { (*SUPERVISOR.0.get()).as_mut().expect("set up by run") });
+    SUPERVISOR.1.store(false, Ordering::Release);
+    r
+}
+
+fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manifest) -> i32 {
     let untyped = Untyped::from_slot(slot::UNTYPED);
     let endpoints = match loader::create_endpoints(manifest, untyped) {
         Ok(e) => e,
         Err(e) => return fatal(&alloc::format!("{e}")),
     };
     let bus = PciBus::from_slot(slot::PCI);
-    let mut devices = match pci::enumerate(bus) {
+    let devices = match pci::enumerate(bus) {
         Ok(f) => f,
         Err(e) => {
             println!("root: cannot enumerate PCI: {}; no devices for drivers", e.name());
-            alloc::vec::Vec::new()
+            Vec::new()
         }
     };
-    let mut started: alloc::vec::Vec<(&Program, Process)> = alloc::vec::Vec::new();
+    let assigned = alloc::vec![Vec::new(); manifest.programs.len()];
+    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned };
+    // SAFETY: no watcher thread exists yet; this is the only access.
+    unsafe { *SUPERVISOR.0.get() = Some(supervisor) };
+    let mut started: Vec<(&Program, Process)> = Vec::new();
     let mut failures = 0;
     for (index, program) in manifest.programs.iter().enumerate() {
-        let badge = index as u64 + 1;
-        let hardware = loader::Hardware { bus, functions: &mut devices };
-        match loader::start(image, program, untyped, &endpoints, badge, hardware) {
+        match with_supervisor(|s| s.start(index)) {
             Ok(p) => {
                 println!("root: started {} ({})", program.name, program.binary);
                 started.push((program, p));
@@ -92,14 +161,21 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
     }
     // One watcher thread per program, so each ending is reported when it
     // happens, and a program that never ends holds up no other report.
-    let watched: &'static [Watched] = alloc::vec::Vec::leak(
-        started.iter().map(|(p, proc)| Watched { name: p.name.clone(), expect: p.expect, process: *proc }).collect(),
+    let watched: &'static [Watched] = Vec::leak(
+        started
+            .iter()
+            .map(|(p, proc)| Watched {
+                index: manifest.programs.iter().position(|q| q.name == p.name).expect("listed"),
+                program: p,
+                process: *proc,
+            })
+            .collect(),
     );
     WATCHED.store(watched as *const [Watched] as *mut Watched, Ordering::SeqCst);
     WATCHED_LEN.store(watched.len(), Ordering::SeqCst);
     for (i, w) in watched.iter().enumerate() {
         if let Err(e) = exo_rt::thread::spawn(watch, i as u64) {
-            println!("root: cannot watch {}: {}", w.name, e.name());
+            println!("root: cannot watch {}: {}", w.program.name, e.name());
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
         }
@@ -127,8 +203,10 @@ fn run(image: &exo_bootimg::BootImage, manifest: &Manifest) -> i32 {
 
 /// A started program the root task watches.
 struct Watched {
-    name: alloc::string::String,
-    expect: Option<Expect>,
+    /// Its place in the manifest.
+    index: usize,
+    program: &'static Program,
+    /// Its first instance (restarts are the watcher's business).
     process: Process,
 }
 
@@ -137,31 +215,78 @@ static WATCHED_LEN: AtomicUsize = AtomicUsize::new(0);
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static FAILURES: AtomicUsize = AtomicUsize::new(0);
 
-/// Watcher thread: waits for program `i` to end and reports how.
+/// Whether the restart policy asks for another instance after `status`.
+fn wants_restart(policy: Restart, status: ExitStatus) -> bool {
+    match policy {
+        Restart::Never => false,
+        Restart::Always => true,
+        Restart::OnFailure => status != ExitStatus::Exited(0),
+    }
+}
+
+/// Watcher thread: waits for program `i` to end, reports how, restarts it
+/// when its policy says so (within the rate limit), and counts it done
+/// once it has ended for good.
 fn watch(i: u64) {
     let (ptr, len) = (WATCHED.load(Ordering::SeqCst), WATCHED_LEN.load(Ordering::SeqCst));
     // SAFETY: `run` leaked the table (it lives forever) and stored its
     // address and length before starting any watcher.
     let w = &unsafe { core::slice::from_raw_parts(ptr, len) }[i as usize];
-    match w.process.wait() {
-        Ok(status) => {
-            let outcome = match status {
-                ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
-                ExitStatus::Faulted(v) => alloc::format!("killed by CPU exception {v}"),
-            };
-            if check(w.expect.as_ref(), status) {
-                println!("root: {} {outcome}", w.name);
-            } else {
-                println!("root: {} {outcome}, expected {:?}: UNEXPECTED", w.name, w.expect);
+    let name = &w.program.name;
+    let mut process = w.process;
+    let mut restarts: Vec<u64> = Vec::new(); // when, for the rate limit
+    let mut backoff = FIRST_BACKOFF_NS;
+    loop {
+        let status = match process.wait() {
+            Ok(s) => s,
+            Err(e) => {
+                println!("root: lost track of {name}: {}", e.name());
                 FAILURES.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+        };
+        let _ = caps::delete(process.slot());
+        let outcome = match status {
+            ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
+            ExitStatus::Faulted(v) => alloc::format!("killed by CPU exception {v}"),
+        };
+        if wants_restart(w.program.restart, status) {
+            let now = sys::clock();
+            restarts.retain(|t| now - *t < RESTART_WINDOW_NS);
+            if restarts.len() < MAX_RESTARTS {
+                restarts.push(now);
+                println!(
+                    "root: {name} {outcome}; restarting it in {} ms (restart {} of at most {MAX_RESTARTS} in {} s)",
+                    backoff / 1_000_000,
+                    restarts.len(),
+                    RESTART_WINDOW_NS / 1_000_000_000
+                );
+                sys::sleep(backoff);
+                backoff = (backoff * 2).min(1_000_000_000);
+                match with_supervisor(|s| s.start(w.index)) {
+                    Ok(p) => {
+                        println!("root: restarted {name}");
+                        process = p;
+                        continue;
+                    }
+                    Err(e) => println!("root: cannot restart {name}: {e}"),
+                }
+            } else {
+                println!(
+                    "root: {name} failed {} times in {} s; not restarting it",
+                    MAX_RESTARTS + 1,
+                    RESTART_WINDOW_NS / 1_000_000_000
+                );
             }
         }
-        Err(e) => {
-            println!("root: lost track of {}: {}", w.name, e.name());
+        if check(w.program.expect.as_ref(), status) {
+            println!("root: {name} {outcome}");
+        } else {
+            println!("root: {name} {outcome}, expected {:?}: UNEXPECTED", w.program.expect);
             FAILURES.fetch_add(1, Ordering::SeqCst);
         }
+        break;
     }
-    let _ = caps::delete(w.process.slot());
     DONE.fetch_add(1, Ordering::SeqCst);
 }
 

@@ -196,8 +196,12 @@ fn main(_args: &str) -> i32 {
     let r = doomed.call([4, 0, 0], None, 5000 * MS);
     let waited = (sys::clock() - start) / MS;
     c.check("server dies mid-call", r == Err(Error::Dead), format_args!("{r:?} after {waited} ms"));
+    // The root task restarts it on the same endpoint: the next call waits
+    // for the new instance and is answered.
+    let r = doomed.call([1, 41, 0], None, 5000 * MS);
+    c.check("restarted server answers", r.map(|m| m.words[0]) == Ok(42), format_args!("{:?}", r.map(|m| m.words[0])));
 
-    for server in [echo, guest] {
+    for server in [echo, guest, doomed] {
         let _ = server.call([5, 0, 0], None, 1000 * MS);
     }
     c.finish()
