@@ -1,7 +1,9 @@
 //! File-server tests: the whole stack in ExoV6, each part its own process
 //! holding only what it needs. The virtio-blk driver serves a disk image
 //! made here to the file server (`fs-server/exo`), which finds the file
-//! system on it with the hosted server's code and serves it to `fscheck`.
+//! system on it with the hosted server's code and serves it to `fscheck`
+//! (the protocol itself) and `posixcheck` (an application on the POSIX
+//! library OS).
 
 use exo_qemu_tests::{boot, Boot};
 use std::path::{Path, PathBuf};
@@ -62,12 +64,28 @@ fn common_checks(b: &Boot, blob: &[u8]) {
         let i = b.expect_line(&format!("fscheck: {check}"));
         assert!(b.lines()[i].ends_with(" ok"), "{}\n{}", b.lines()[i], b.serial);
     }
-    // The three processes print in whatever order they run.
+    let hash = format!("{:016x}", fnv1a64(blob));
+    for check in [
+        "mount /: Ok(())".to_string(),
+        "open, read to the end, close: Ok(\"Hello from the test's image\") (Ok(Stat { size: 28, ".to_string(),
+        format!("read a large file: 300000 bytes, fnv1a64 {hash}"),
+        "lseek and fstat: set Ok(123456), read Ok(10), end Ok(300000)".to_string(),
+        "readdir /data: Ok([\"blob.bin\"])".to_string(),
+        "errors: missing Err(ENOENT), read a directory Err(EISDIR), write read-only Err(EBADF), close twice Err(EBADF)"
+            .to_string(),
+        "unmount: Ok(())".to_string(),
+    ] {
+        let i = b.expect_line(&format!("posixcheck: {check}"));
+        assert!(b.lines()[i].ends_with(" ok"), "{}\n{}", b.lines()[i], b.serial);
+    }
+    b.expect_line("posixcheck: this line went through descriptor 1");
+    // The four processes print in whatever order they run.
     for line in [
-        "fs-server: 1 client(s) served; stopping",
+        "fs-server: 2 client(s) served; stopping",
         "virtio-blk: 1 client(s) served",
         "fscheck: 11/11 checks passed",
-        "root: all 3 programs ended as expected",
+        "posixcheck: 8/8 checks passed",
+        "root: all 4 programs ended as expected",
     ] {
         b.expect_line(line);
     }
@@ -83,6 +101,7 @@ fn ext4_image_is_served_read_only_through_driver_and_server() {
     b.expect_line("fs-server: ext4 file system \"EXOEXT\" on the whole disk, 8388608 bytes");
     b.expect_line("fscheck: list /: data/ hello.txt lost+found/ ok");
     b.expect_line("fscheck: read-only: Ok(Error(ReadOnly, ");
+    b.expect_line("posixcheck: read-only file system: Err(EROFS) ok");
     common_checks(&b, &blob);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -96,6 +115,7 @@ fn fat_image_is_served_read_only_through_driver_and_server() {
     b.expect_line("fs-server: fat12 file system \"EXOTEST\" on the whole disk, 8388608 bytes");
     b.expect_line("fscheck: list /: data/ hello.txt ok");
     b.expect_line("fscheck: read-only: Ok(Error(ReadOnly, ");
+    b.expect_line("posixcheck: read-only file system: Err(EROFS) ok");
     common_checks(&b, &blob);
     // Served read-only from a writable disk: not a byte changed.
     assert!(std::fs::read(&img).unwrap() == before, "the image changed");
@@ -112,9 +132,15 @@ fn fat_image_is_changed_read_write_and_stays_consistent() {
     let b = boot("fs-rw.img", Duration::from_secs(120), &["--disk-rw", img.to_str().unwrap()]);
     b.expect_line("fscheck: info: fat12 \"EXOTEST\" on the whole disk: ExoV6 process: disk through a block driver (16384 sectors), read-write ok");
     b.expect_line("fscheck: create, write, read back: Ok(Done), Ok(Done) ok");
+    b.expect_line("posixcheck: create, write, rename, mkdir, unlink: wrote Ok(32), renamed Ok(32), mkdir Ok(true), after unlink Err(ENOENT) ok");
     common_checks(&b, &blob);
     let out = Command::new("mtype").args(["-i", img.to_str().unwrap(), "::/new.txt"]).output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "written inside ExoV6\n");
+    // posixcheck's directory is there; its renamed and removed file is not.
+    let dir_listing = Command::new("mdir").args(["-b", "-i", img.to_str().unwrap(), "::/"]).output().expect("mdir");
+    let listing = String::from_utf8_lossy(&dir_listing.stdout);
+    assert!(listing.contains("NEWDIR") || listing.contains("newdir"), "{listing}");
+    assert!(!listing.to_lowercase().contains("renamed"), "{listing}");
     let fsck = Command::new("fsck.fat").args(["-n"]).arg(&img).output().expect("fsck.fat");
     assert!(
         fsck.status.success(),

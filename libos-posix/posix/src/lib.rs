@@ -1,0 +1,443 @@
+//! The POSIX library OS: what an ExoV6 application links to use files the
+//! way it would on Unix.
+//!
+//! The kernel knows nothing of files. A file server process (`fs-server`)
+//! serves one disk's file system over IPC; this library connects to it
+//! (`mount`), keeps the file descriptors (which file, where in it, opened
+//! how) in the application's own memory, and turns `open`, `read`,
+//! `write`, `lseek`, `fstat`, `stat`, `readdir`, `mkdir`, `unlink`,
+//! `rename` and `close` into file-protocol requests (`exo_fs_core::proto`)
+//! through a buffer shared with the server. Errors are POSIX errno values.
+//! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
+//! file). One file server, mounted at `/`, for now.
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+use exo_fs_core::ipc;
+use exo_fs_core::proto::{self, ErrorKind, Kind, Request, Response};
+use exo_rt::abi::{map_flags, slot, FOREVER, PAGE_SIZE};
+use exo_rt::caps::{Endpoint, Untyped, SELF};
+
+/// POSIX error numbers (the Linux values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Errno {
+    /// No such file or directory.
+    ENOENT = 2,
+    /// I/O error (the server or the disk failed).
+    EIO = 5,
+    /// Bad file descriptor (or one not open for this).
+    EBADF = 9,
+    /// Out of memory.
+    ENOMEM = 12,
+    /// File exists.
+    EEXIST = 17,
+    /// Not a directory.
+    ENOTDIR = 20,
+    /// Is a directory.
+    EISDIR = 21,
+    /// Invalid argument.
+    EINVAL = 22,
+    /// Too many open files.
+    EMFILE = 24,
+    /// Read-only file system.
+    EROFS = 30,
+    /// File name too long.
+    ENAMETOOLONG = 36,
+    /// Not supported.
+    ENOSYS = 38,
+    /// Nothing mounted, or the server went away.
+    ENODEV = 19,
+}
+
+/// Results of this library.
+pub type Result<T> = core::result::Result<T, Errno>;
+
+/// A file descriptor.
+pub type Fd = i32;
+
+/// `open` flags (the Linux values).
+pub mod flags {
+    /// Read only.
+    pub const O_RDONLY: u32 = 0;
+    /// Write only.
+    pub const O_WRONLY: u32 = 1;
+    /// Read and write.
+    pub const O_RDWR: u32 = 2;
+    /// Create if missing.
+    pub const O_CREAT: u32 = 0o100;
+    /// Cut to length 0.
+    pub const O_TRUNC: u32 = 0o1000;
+    /// Every write at the end.
+    pub const O_APPEND: u32 = 0o2000;
+    /// Must be a directory.
+    pub const O_DIRECTORY: u32 = 0o200000;
+}
+
+/// `lseek` origins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whence {
+    /// From the start.
+    Set,
+    /// From the current position.
+    Cur,
+    /// From the end.
+    End,
+}
+
+/// What `stat` tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Mode bits, type included (`S_IFREG` 0o100000, `S_IFDIR` 0o040000 ...).
+    pub mode: u32,
+    /// Modification time, seconds since 1970.
+    pub mtime: i64,
+}
+
+impl Stat {
+    /// A directory?
+    pub fn is_dir(&self) -> bool {
+        self.mode & 0o170000 == 0o040000
+    }
+}
+
+/// A directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Its name.
+    pub name: String,
+    /// What `stat` would say.
+    pub stat: Stat,
+}
+
+/// Where the buffer shared with the file server is mapped, and its size.
+const BUF_VA: u64 = 0x0000_4000_0000_0000;
+const BUF_PAGES: u64 = 32;
+/// Most bytes one request reads or writes (the rest of the buffer holds
+/// the framing).
+const CHUNK: usize = 96 * 1024;
+/// Most open files.
+const MAX_FILES: usize = 64;
+
+struct OpenFile {
+    path: String,
+    offset: u64,
+    read: bool,
+    write: bool,
+    append: bool,
+    dir: bool,
+}
+
+struct State {
+    server: Option<Endpoint>,
+    files: Vec<Option<OpenFile>>,
+}
+
+struct Locked(UnsafeCell<State>, AtomicBool);
+// SAFETY: every access goes through `with`, which holds the lock.
+unsafe impl Sync for Locked {}
+static STATE: Locked = Locked(UnsafeCell::new(State { server: None, files: Vec::new() }), AtomicBool::new(false));
+
+fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    while STATE.1.swap(true, Ordering::Acquire) {
+        exo_rt::sys::yield_now();
+    }
+    // SAFETY: the flag gives this thread the only access.
+    let r = f(unsafe { &mut *STATE.0.get() });
+    STATE.1.store(false, Ordering::Release);
+    r
+}
+
+fn buffer() -> &'static mut [u8] {
+    // SAFETY: mapped read-write by `mount` before any request; requests
+    // are made with the state lock held, one at a time.
+    unsafe { core::slice::from_raw_parts_mut(BUF_VA as *mut u8, (BUF_PAGES * PAGE_SIZE) as usize) }
+}
+
+/// Connects to the file server on endpoint slot `slot` and mounts it at
+/// `/`: a buffer from the untyped budget is mapped and attached.
+pub fn mount(endpoint_slot: u64) -> Result<()> {
+    with(|s| {
+        if s.server.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let mem = Untyped::from_slot(slot::UNTYPED).alloc(BUF_PAGES).map_err(|_| Errno::ENOMEM)?;
+        SELF.map(mem, BUF_VA, map_flags::READ | map_flags::WRITE).map_err(|_| Errno::ENOMEM)?;
+        let ep = Endpoint::from_slot(endpoint_slot);
+        let m = ep.call([ipc::ATTACH, 0, 0], Some(mem.slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
+        if m.words[0] != ipc::OK {
+            return Err(Errno::ENODEV);
+        }
+        s.server = Some(ep);
+        s.files.clear();
+        Ok(())
+    })
+}
+
+/// Detaches from the file server; every descriptor but the console's is
+/// closed.
+pub fn unmount() -> Result<()> {
+    with(|s| {
+        let ep = s.server.take().ok_or(Errno::ENODEV)?;
+        s.files.clear();
+        let _ = ep.call([ipc::DETACH, 0, 0], None, FOREVER);
+        let _ = SELF.unmap(BUF_VA);
+        Ok(())
+    })
+}
+
+fn errno(kind: ErrorKind) -> Errno {
+    match kind {
+        ErrorKind::NotFound => Errno::ENOENT,
+        ErrorKind::NotDir => Errno::ENOTDIR,
+        ErrorKind::IsDir => Errno::EISDIR,
+        ErrorKind::ReadOnly => Errno::EROFS,
+        ErrorKind::Invalid => Errno::EINVAL,
+        ErrorKind::Unsupported => Errno::ENOSYS,
+        ErrorKind::Corrupt | ErrorKind::Io => Errno::EIO,
+    }
+}
+
+/// One request to the server (state lock held).
+fn ask(s: &State, r: &Request) -> Result<Response> {
+    let ep = s.server.ok_or(Errno::ENODEV)?;
+    let bytes = r.encode();
+    let buf = buffer();
+    if bytes.len() > buf.len() {
+        return Err(Errno::EINVAL);
+    }
+    buf[..bytes.len()].copy_from_slice(&bytes);
+    let m = ep.call([ipc::REQUEST, bytes.len() as u64, 0], None, FOREVER).map_err(|_| Errno::ENODEV)?;
+    if m.words[0] != ipc::OK {
+        return Err(Errno::EIO);
+    }
+    match Response::decode(&buf[..m.words[1] as usize]) {
+        Ok(Response::Error(kind, _)) => Err(errno(kind)),
+        Ok(r) => Ok(r),
+        Err(_) => Err(Errno::EIO),
+    }
+}
+
+/// `path` made absolute and tidy (`.` and `..` resolved, no doubled `/`).
+fn normalize(path: &str) -> Result<String> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if path.len() > proto::MAX_PATH {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(alloc::format!("/{}", parts.join("/")))
+}
+
+fn to_stat(st: &proto::Stat) -> Stat {
+    let kind = match st.kind {
+        Kind::File => 0o100000,
+        Kind::Dir => 0o040000,
+        Kind::Symlink => 0o120000,
+        Kind::Other => 0,
+    };
+    Stat { size: st.size, mode: kind | (st.mode & 0o7777), mtime: st.mtime }
+}
+
+fn stat_locked(s: &State, path: &str) -> Result<Stat> {
+    match ask(s, &Request::Stat(path.to_string()))? {
+        Response::Stat(st) => Ok(to_stat(&st)),
+        _ => Err(Errno::EIO),
+    }
+}
+
+/// Metadata of `path`.
+pub fn stat(path: &str) -> Result<Stat> {
+    let path = normalize(path)?;
+    with(|s| stat_locked(s, &path))
+}
+
+/// Opens `path` with `flags` (see [`flags`]); the lowest free descriptor.
+pub fn open(path: &str, oflags: u32) -> Result<Fd> {
+    let path = normalize(path)?;
+    let access = oflags & 3;
+    let (read, write) = match access {
+        flags::O_RDONLY => (true, false),
+        flags::O_WRONLY => (false, true),
+        flags::O_RDWR => (true, true),
+        _ => return Err(Errno::EINVAL),
+    };
+    with(|s| {
+        let existing = match stat_locked(s, &path) {
+            Ok(st) => Some(st),
+            Err(Errno::ENOENT) if oflags & flags::O_CREAT != 0 => None,
+            Err(e) => return Err(e),
+        };
+        let dir = existing.is_some_and(|st| st.is_dir());
+        if dir && write {
+            return Err(Errno::EISDIR);
+        }
+        if !dir && oflags & flags::O_DIRECTORY != 0 {
+            return Err(Errno::ENOTDIR);
+        }
+        if existing.is_none() || (write && oflags & flags::O_TRUNC != 0) {
+            match ask(s, &Request::Create(path.clone()))? {
+                Response::Done => {}
+                _ => return Err(Errno::EIO),
+            }
+        }
+        let i = match s.files.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if s.files.len() < MAX_FILES => {
+                s.files.push(None);
+                s.files.len() - 1
+            }
+            None => return Err(Errno::EMFILE),
+        };
+        let append = oflags & flags::O_APPEND != 0;
+        s.files[i] = Some(OpenFile { path, offset: 0, read, write, append, dir });
+        Ok(i as Fd + FIRST_FD)
+    })
+}
+
+/// Descriptors below this are the console's.
+const FIRST_FD: Fd = 3;
+
+fn file(s: &mut State, fd: Fd) -> Result<&mut OpenFile> {
+    usize::try_from(fd - FIRST_FD).ok().and_then(|i| s.files.get_mut(i)).and_then(|f| f.as_mut()).ok_or(Errno::EBADF)
+}
+
+/// Reads up to `buf.len()` bytes at the descriptor's position; 0 at the
+/// end of the file.
+pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    if (0..3).contains(&fd) {
+        return if fd == 0 { Ok(0) } else { Err(Errno::EBADF) };
+    }
+    with(|s| {
+        let f = file(s, fd)?;
+        if f.dir {
+            return Err(Errno::EISDIR);
+        }
+        if !f.read {
+            return Err(Errno::EBADF);
+        }
+        let (path, offset) = (f.path.clone(), f.offset);
+        let want = buf.len().min(CHUNK) as u32;
+        let data = match ask(s, &Request::Read { path, offset, len: want })? {
+            Response::Data(d) => d,
+            _ => return Err(Errno::EIO),
+        };
+        buf[..data.len()].copy_from_slice(&data);
+        file(s, fd)?.offset += data.len() as u64;
+        Ok(data.len())
+    })
+}
+
+/// Writes `data` at the descriptor's position (or the end, with
+/// `O_APPEND`); how many bytes were written.
+pub fn write(fd: Fd, data: &[u8]) -> Result<usize> {
+    if fd == 1 || fd == 2 {
+        return exo_rt::caps::CONSOLE.write(data).map(|n| n as usize).map_err(|_| Errno::EIO);
+    }
+    with(|s| {
+        let f = file(s, fd)?;
+        if !f.write {
+            return Err(Errno::EBADF);
+        }
+        let (path, append) = (f.path.clone(), f.append);
+        let offset = if append { stat_locked(s, &path)?.size } else { file(s, fd)?.offset };
+        let n = data.len().min(CHUNK);
+        match ask(s, &Request::Write { path, offset, data: data[..n].to_vec() })? {
+            Response::Done => {}
+            _ => return Err(Errno::EIO),
+        }
+        file(s, fd)?.offset = offset + n as u64;
+        Ok(n)
+    })
+}
+
+/// Moves the descriptor's position; the new one.
+pub fn lseek(fd: Fd, offset: i64, whence: Whence) -> Result<u64> {
+    with(|s| {
+        let f = file(s, fd)?;
+        let base = match whence {
+            Whence::Set => 0,
+            Whence::Cur => f.offset as i64,
+            Whence::End => {
+                let path = f.path.clone();
+                stat_locked(s, &path)?.size as i64
+            }
+        };
+        let to = base.checked_add(offset).filter(|t| *t >= 0).ok_or(Errno::EINVAL)?;
+        file(s, fd)?.offset = to as u64;
+        Ok(to as u64)
+    })
+}
+
+/// Metadata of an open file.
+pub fn fstat(fd: Fd) -> Result<Stat> {
+    with(|s| {
+        let path = file(s, fd)?.path.clone();
+        stat_locked(s, &path)
+    })
+}
+
+/// Closes a descriptor.
+pub fn close(fd: Fd) -> Result<()> {
+    with(|s| {
+        file(s, fd)?;
+        s.files[(fd - FIRST_FD) as usize] = None;
+        Ok(())
+    })
+}
+
+/// The entries of directory `path` (without `.` and `..`).
+pub fn readdir(path: &str) -> Result<Vec<DirEntry>> {
+    let path = normalize(path)?;
+    with(|s| match ask(s, &Request::ReadDir(path))? {
+        Response::Dir(entries) => {
+            Ok(entries.into_iter().map(|e| DirEntry { stat: to_stat(&e.stat), name: e.name }).collect())
+        }
+        _ => Err(Errno::EIO),
+    })
+}
+
+fn change(r: Request) -> Result<()> {
+    with(|s| match ask(s, &r)? {
+        Response::Done => Ok(()),
+        _ => Err(Errno::EIO),
+    })
+}
+
+/// Creates directory `path`.
+pub fn mkdir(path: &str) -> Result<()> {
+    change(Request::Mkdir(normalize(path)?))
+}
+
+/// Removes file `path` (or an empty directory: `rmdir`).
+pub fn unlink(path: &str) -> Result<()> {
+    change(Request::Remove(normalize(path)?))
+}
+
+/// Moves `from` to `to`.
+pub fn rename(from: &str, to: &str) -> Result<()> {
+    change(Request::Rename { from: normalize(from)?, to: normalize(to)? })
+}
+
+/// Sets the length of file `path`.
+pub fn truncate(path: &str, size: u64) -> Result<()> {
+    change(Request::Truncate { path: normalize(path)?, size })
+}
