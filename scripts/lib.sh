@@ -8,14 +8,43 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# need_tools "cmd:debian-package" ... — installs missing Debian packages
-# when running as root (apt-get), otherwise names them and stops.
+# Each requirement is "NAME:debian-package", where NAME is a command on
+# PATH, or "lib:libclang" for the shared library bindgen loads (not the
+# C++ API library libclang-cpp, which some images ship on its own).
+
+# have NAME: is the requirement met now?
+have() {
+    case "$1" in
+        lib:libclang) have_libclang ;;
+        *) command -v "$1" >/dev/null 2>&1 ;;
+    esac
+}
+
+# bindgen (clang-sys) loads libclang.so or libclang-N.so[.M] from
+# LIBCLANG_PATH, llvm-config's libdir, the ld cache or the usual LLVM
+# directories. libclang-cpp.so.N does not count.
+have_libclang() {
+    local dirs=() d
+    [ -n "${LIBCLANG_PATH:-}" ] && dirs+=("$LIBCLANG_PATH")
+    command -v llvm-config >/dev/null 2>&1 && dirs+=("$(llvm-config --libdir 2>/dev/null)")
+    dirs+=(/usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib /usr/local/lib)
+    for d in "${dirs[@]}"; do
+        compgen -G "$d/libclang.so*" >/dev/null || compgen -G "$d/libclang-[0-9]*.so*" >/dev/null && return 0
+    done
+    ldconfig -p 2>/dev/null | grep -Eq '[[:space:]]libclang(-[0-9.]+)?\.so'
+}
+
+# need_tools "NAME:debian-package" ... - installs every missing package in
+# one apt-get call when running as root, then checks every requirement
+# again (an install may remove another package's tools); otherwise names
+# the packages and stops.
 need_tools() {
-    local missing=() pkgs=() item cmd pkg
+    local missing=() pkgs=() item name pkg gone=()
     for item in "$@"; do
-        cmd="${item%%:*}"; pkg="${item#*:}"
-        if ! command -v "$cmd" >/dev/null 2>&1; then
-            missing+=("$cmd"); pkgs+=("$pkg")
+        name="${item%:*}"; pkg="${item##*:}"
+        if ! have "$name"; then
+            missing+=("$name")
+            [[ " ${pkgs[*]} " == *" $pkg "* ]] || pkgs+=("$pkg")
         fi
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -24,9 +53,11 @@ need_tools() {
         if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"; } >&2; then
             die "apt-get could not install: ${pkgs[*]}"
         fi
-        for cmd in "${missing[@]}"; do
-            command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after installing ${pkgs[*]}"
+        for item in "$@"; do
+            name="${item%:*}"
+            have "$name" || gone+=("$name (${item##*:})")
         done
+        [ ${#gone[@]} -eq 0 ] || die "still missing after apt-get install ${pkgs[*]}: ${gone[*]}"
     else
         die "missing ${missing[*]}: install the Debian packages ${pkgs[*]} (e.g. sudo apt-get install ${pkgs[*]}) and run again"
     fi
@@ -34,18 +65,4 @@ need_tools() {
 
 need_rust() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install stable Rust (rustup, or Debian's cargo) and run again"
-}
-
-# libclang for bindgen (netbsd-sys): Debian's libclang-dev.
-need_libclang() {
-    if ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ldconfig -p 2>/dev/null | grep -q 'libclang'; then
-        return 0
-    fi
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing missing package: libclang-dev (for bindgen in netbsd-sys)"
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libclang-dev; } >&2 \
-            || die "apt-get could not install libclang-dev"
-    else
-        die "libclang not found: install Debian's libclang-dev (needed by bindgen in netbsd-sys) and run again"
-    fi
 }
