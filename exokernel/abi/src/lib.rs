@@ -153,6 +153,14 @@ pub enum Sys {
     /// the PCI capability used here: deleting or revoking it frees the
     /// vector. `Exhausted` when no vector is free.
     IrqBind = 34,
+    /// `sched_set(process_cap, priority, weight)`: the process's priority
+    /// level (0 to 3; strict: a runnable thread of a higher level always
+    /// runs first) and its weight (1 to 1000: its share among the
+    /// runnable processes of its level, dealt by the golden-ratio
+    /// sequence). Needs `CONTROL`; `NoRights` for a priority above the
+    /// caller's own. New processes start at level 1 (or their creator's,
+    /// if lower) with weight 1; the root task runs at 3.
+    SchedSet = 35,
 }
 
 /// The MSI message address that reaches the (one) CPU's local APIC; the
@@ -166,7 +174,7 @@ pub const DEVICE_VECTOR_LAST: u64 = 0xef;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 35] = [
+    pub const ALL: [Sys; 36] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -202,6 +210,7 @@ impl Sys {
         Sys::PciBar,
         Sys::MemPhys,
         Sys::IrqBind,
+        Sys::SchedSet,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

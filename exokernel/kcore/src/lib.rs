@@ -16,3 +16,4 @@ pub mod frame;
 pub mod lattice;
 pub mod paging;
 pub mod pci;
+pub mod sched;

@@ -12,6 +12,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use exo_abi::{map_flags, slot, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START};
 use exo_kcore::lattice::Label;
+use exo_kcore::sched::{Params, DEFAULT_WEIGHT, SUPERVISOR_PRIORITY};
+
+/// The root task runs above every program it starts (it is their
+/// supervisor: a death must reach it at once).
+const SUPERVISOR: Params = Params { priority: SUPERVISOR_PRIORITY, weight: DEFAULT_WEIGHT };
 
 /// Stack of the root task.
 const ROOT_STACK_PAGES: u64 = 16;
@@ -35,8 +40,9 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
     let root = image.find("root").ok_or("boot image has no program named `root`")?;
     let plan = exo_elf::plan(root.data, USER_START, USER_END).map_err(|e| alloc::format!("root: {e}"))?;
 
-    let p =
-        k.create_process(String::from("root"), None, Label::ROOT).map_err(|e| alloc::format!("root process: {e:?}"))?;
+    let p = k
+        .create_process(String::from("root"), None, Label::ROOT, SUPERVISOR)
+        .map_err(|e| alloc::format!("root process: {e:?}"))?;
     for seg in &plan.segments {
         let va = seg.vaddr & !(PAGE_SIZE - 1);
         let offset_in_page = seg.vaddr - va;

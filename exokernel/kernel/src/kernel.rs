@@ -6,7 +6,6 @@ use crate::arch::trap::{TrapFrame, UserContext};
 use crate::mm::{self, DirectMap};
 use crate::object::*;
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
@@ -16,6 +15,7 @@ use exo_kcore::cdt::{CapId, Cdt};
 use exo_kcore::frame::FrameAllocator;
 use exo_kcore::lattice::Label;
 use exo_kcore::paging::{self, pte, MapError};
+use exo_kcore::sched::{Params, Scheduler};
 
 /// Most threads in the whole system.
 pub const MAX_THREADS: usize = 1024;
@@ -69,8 +69,8 @@ pub struct Kernel {
     pub mems: Vec<Option<MemObject>>,
     /// Untyped budgets.
     pub untyped: Vec<Untyped>,
-    /// Runnable threads other than `current`.
-    pub run_queue: VecDeque<ThreadId>,
+    /// Runnable threads other than `current`, by priority and process.
+    pub sched: Scheduler<ThreadId>,
     /// Threads in a wait with a deadline (sleep, or IPC with a timeout).
     pub timed: Vec<ThreadId>,
     /// Endpoints.
@@ -88,7 +88,8 @@ pub struct Kernel {
     pub drbg_counter: u64,
     /// The thread that was running when the kernel was entered.
     pub current: Option<ThreadId>,
-    /// Set by the timer: `current` has used up its time slice.
+    /// Set by the timer (`current` has used up its time slice), by a
+    /// yield, and by a wake-up of a thread above `current`'s priority.
     pub need_resched: bool,
     /// Timer ticks since boot.
     pub ticks: u64,
@@ -282,7 +283,18 @@ impl Kernel {
         th.ctx.frame.rax = exo_abi::encode_result(result);
         self.dequeue(t, state);
         self.timed.retain(|x| *x != t);
-        self.run_queue.push_back(t);
+        self.make_runnable(t);
+    }
+
+    /// Puts `t` (runnable, not current) on the run queue; asks for a
+    /// reschedule when it outranks the current thread.
+    pub fn make_runnable(&mut self, t: ThreadId) {
+        let p = self.proc_of(t);
+        let Some(priority) = self.sched.push(p.0, t) else { return };
+        let current = self.current.filter(|c| *c != t).and_then(|c| self.thread(c)).map(|th| th.process);
+        if current.and_then(|c| self.sched.params(c.0)).is_none_or(|cp| priority > cp.priority) {
+            self.need_resched = true;
+        }
     }
 
     /// Takes `t` off the queue its wait `state` put it on.
@@ -414,9 +426,16 @@ impl Kernel {
         Ok(())
     }
 
-    /// Creates an empty process at `label` whose capability table holds
-    /// itself in slot 0. Charged one page (its top-level table) to `charge`.
-    pub fn create_process(&mut self, name: String, charge: Option<u32>, label: Label) -> Result<ProcId, Error> {
+    /// Creates an empty process at `label`, scheduled with `params`, whose
+    /// capability table holds itself in slot 0. Charged one page (its
+    /// top-level table) to `charge`.
+    pub fn create_process(
+        &mut self,
+        name: String,
+        charge: Option<u32>,
+        label: Label,
+        params: Params,
+    ) -> Result<ProcId, Error> {
         if let Some(u) = charge {
             self.charge(u, 1)?;
         }
@@ -444,6 +463,7 @@ impl Kernel {
             charged_to: charge,
             table_pages: 0,
         });
+        self.sched.add_process(id.0, params);
         self.install_cap(id, Some(slot::SELF), Object::Process(id), Rights::ALL, label, None)
             .expect("empty table, own label");
         Ok(id)
@@ -483,7 +503,7 @@ impl Kernel {
         }));
         let id = ThreadId { index: index as u32, generation };
         self.procs[p.0 as usize].threads.push(id);
-        self.run_queue.push_back(id);
+        self.make_runnable(id);
         Ok(id)
     }
 
@@ -498,7 +518,8 @@ impl Kernel {
                 self.wake(c, Err(Error::Dead));
             }
         }
-        self.run_queue.retain(|x| *x != t);
+        let p = self.proc_of(t);
+        self.sched.remove(p.0, t);
         self.timed.retain(|x| *x != t);
         if self.current == Some(t) {
             self.current = None;
@@ -526,6 +547,7 @@ impl Kernel {
         for t in core::mem::take(&mut self.proc_mut(p).threads) {
             self.destroy_thread(t);
         }
+        self.sched.remove_process(p.0);
         let root = self.proc(p).pml4;
         if cpu::read_cr3() == root {
             // SAFETY: the kernel table maps the kernel half like every

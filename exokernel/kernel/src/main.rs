@@ -40,7 +40,6 @@ mod seal;
 mod syscall;
 mod usercopy;
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use arch::trap::TrapFrame;
 use arch::{apic, cpu, serial, trap};
@@ -136,7 +135,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             thread_gens: Vec::new(),
             mems: Vec::new(),
             untyped: alloc::vec![Untyped { remaining: budget }],
-            run_queue: VecDeque::new(),
+            sched: exo_kcore::sched::Scheduler::new(),
             timed: Vec::new(),
             endpoints: Vec::new(),
             notifications: Vec::new(),

@@ -1,5 +1,7 @@
-//! Round-robin scheduling: who runs next, the timer tick, and the way out
-//! of the kernel.
+//! Scheduling mechanism: the timer tick, the way out of the kernel, and the
+//! hand-over to the policy in `exo_kcore::sched` (priorities, then
+//! golden-ratio weighted shares between processes, then round robin
+//! between a process's threads).
 
 use crate::arch::cpu;
 use crate::arch::trap;
@@ -31,17 +33,18 @@ pub fn tick(k: &mut Kernel) {
 /// next runnable one, else idles until an interrupt.
 pub fn schedule(k: &mut Kernel) -> ! {
     let cur = k.current.filter(|t| k.thread(*t).is_some_and(|th| th.state == ThreadState::Runnable));
-    let next = match cur {
-        Some(c) if !k.need_resched || k.run_queue.is_empty() => Some(c),
-        Some(c) => {
-            k.run_queue.push_back(c);
-            k.run_queue.pop_front()
+    if let Some(c) = cur {
+        if !k.need_resched || k.sched.is_empty() {
+            k.need_resched = false;
+            resume(k, c)
         }
-        None => k.run_queue.pop_front(),
-    };
+        // Its turn is over: back behind its process's other threads.
+        let p = k.proc_of(c);
+        k.sched.push(p.0, c);
+    }
     k.need_resched = false;
-    match next {
-        Some(t) => resume(k, t),
+    match k.sched.pick() {
+        Some((_, t)) => resume(k, t),
         None => {
             k.current = None;
             trap::enter_idle()

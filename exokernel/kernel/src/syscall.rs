@@ -10,6 +10,7 @@ use crate::usercopy::user_bytes;
 use alloc::string::String;
 use exo_abi::{map_flags, mem_flags, CapKind, Error, ExitStatus, Rights, Sys, MSG_WORDS, NO_CAP, USER_END};
 use exo_kcore::lattice::Label;
+use exo_kcore::sched::{Params, DEFAULT_PRIORITY, DEFAULT_WEIGHT};
 
 /// What the kernel does after a system call.
 pub enum Outcome {
@@ -94,6 +95,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::PciBar => ret(crate::pci::bar(k, p, a[0], a[1], a[2], a[3])),
         Sys::MemPhys => ret(mem_phys(k, p, a[0], a[1])),
         Sys::IrqBind => ret(crate::pci::irq_bind(k, p, a[0], a[1], a[2], a[3])),
+        Sys::SchedSet => ret(sched_set(k, p, a[0], a[1], a[2])),
     }
 }
 
@@ -326,12 +328,31 @@ fn process_create(k: &mut Kernel, p: ProcId, untyped: u64, name_ptr: u64, name_l
     }
     let bytes = user_bytes(k.proc(p).pml4, name_ptr, name_len)?;
     let name = core::str::from_utf8(bytes).map_err(|_| Error::InvalidArgument)?;
-    let child = k.create_process(String::from(name), Some(u), label)?;
+    // A new process starts at the default level, never above its creator.
+    let creator = k.sched.params(p.0).unwrap_or_default();
+    let params = Params { priority: creator.priority.min(DEFAULT_PRIORITY), weight: DEFAULT_WEIGHT };
+    let child = k.create_process(String::from(name), Some(u), label, params)?;
     let r = k.install_cap(p, None, Object::Process(child), Rights::ALL, label, None);
     if r.is_err() {
         k.exit_process(child, ExitStatus::Exited(0));
     }
     r
+}
+
+/// Sets a process's priority and weight: at most the caller's own
+/// priority (so no process can lift anyone, itself included, above
+/// itself); the change applies at its next turn.
+fn sched_set(k: &mut Kernel, p: ProcId, proc_slot: u64, priority: u64, weight: u64) -> SysResult {
+    let target = process_cap(k, p, proc_slot, Rights::CONTROL)?;
+    let params = Params::new(priority, weight).ok_or(Error::InvalidArgument)?;
+    let mine = k.sched.params(p.0).unwrap_or_default();
+    if params.priority > mine.priority {
+        return Err(Error::NoRights);
+    }
+    if !k.sched.set_params(target.0, params) {
+        return Err(Error::Dead);
+    }
+    Ok(0)
 }
 
 fn cap_copy(k: &mut Kernel, p: ProcId, a: [u64; 6]) -> SysResult {

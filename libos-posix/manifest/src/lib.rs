@@ -17,6 +17,8 @@
 //! after = hello             # started after these programs
 //! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
 //! restart = never           # never | on-failure | always (the root task's supervisor)
+//! priority = 1              # scheduling level 0-2 (3 is the root task's)
+//! weight = 1                # CPU share among its level's programs, 1-1000
 //! expect = exit 0           # exit N | fault | fault N
 //! label = user              # place in the security lattice (default user)
 //! endpoints = echo, log      # IPC endpoints, shared by name between programs
@@ -53,6 +55,16 @@ pub const MAX_ENDPOINTS: usize = 16;
 pub const DEVICE_SLOT_BASE: u64 = 32;
 /// Most devices one program may list.
 pub const MAX_DEVICES: usize = 8;
+
+/// Highest scheduling level a program may have: the root task runs above
+/// it, so that it sees every ending at once.
+pub const MAX_PRIORITY: u8 = 2;
+/// Scheduling level of a program that names none.
+pub const DEFAULT_PRIORITY: u8 = 1;
+/// Largest weight.
+pub const MAX_WEIGHT: u32 = 1000;
+/// Weight of a program that names none.
+pub const DEFAULT_WEIGHT: u32 = 1;
 
 /// Default heap of a program.
 pub const DEFAULT_HEAP: u64 = 64 * 1024;
@@ -162,6 +174,10 @@ pub struct Program {
     pub heap: u64,
     /// Restart policy.
     pub restart: Restart,
+    /// Scheduling level, 0 to [`MAX_PRIORITY`].
+    pub priority: u8,
+    /// Share of the processor among the runnable programs of its level.
+    pub weight: u32,
     /// Expected ending, if any.
     pub expect: Option<Expect>,
     /// Its label in the security lattice (it may hold only capabilities
@@ -284,6 +300,8 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             after: Vec::new(),
                             heap: DEFAULT_HEAP,
                             restart: Restart::Never,
+                            priority: DEFAULT_PRIORITY,
+                            weight: DEFAULT_WEIGHT,
                             expect: None,
                             label: Label::USER,
                             endpoints: Vec::new(),
@@ -382,6 +400,18 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 return err(n, format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"));
             }
             prog.heap = size;
+        }
+        "priority" => {
+            prog.priority = match value.parse::<u8>() {
+                Ok(p) if p <= MAX_PRIORITY => p,
+                _ => return err(n, format!("priority must be 0 to {MAX_PRIORITY}, not `{value}`")),
+            }
+        }
+        "weight" => {
+            prog.weight = match value.parse::<u32>() {
+                Ok(w) if (1..=MAX_WEIGHT).contains(&w) => w,
+                _ => return err(n, format!("weight must be 1 to {MAX_WEIGHT}, not `{value}`")),
+            }
         }
         "restart" => {
             prog.restart = match value {

@@ -112,6 +112,7 @@ pub fn start(
     let result = build(elf.data, &plan, program, untyped, child)
         .and_then(|_| connect(program, child, endpoints, badge))
         .and_then(|_| give_devices(program, child, hardware))
+        .and_then(|_| child.set_schedule(program.priority, program.weight).map_err(k("set schedule")))
         .and_then(|_| child.spawn_thread(plan.entry, initial_rsp(program), info_va()).map_err(k("start thread")));
     if result.is_err() {
         let _ = caps::delete(child.slot());

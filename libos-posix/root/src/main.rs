@@ -24,7 +24,7 @@ mod pci;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
 use exo_manifest::{Expect, Manifest, OnIdle, Program, Restart};
 use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped, SELF};
@@ -145,47 +145,37 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned };
     // SAFETY: no watcher thread exists yet; this is the only access.
     unsafe { *SUPERVISOR.0.get() = Some(supervisor) };
-    let mut started: Vec<(&Program, Process)> = Vec::new();
+    // One watcher thread per program, started with it, so each ending is
+    // reported when it happens, and a program that never ends holds up no
+    // other report. The root task runs above every program it starts
+    // (kernel priority 3, programs 0-2), so a watcher runs the moment its
+    // program ends, however busy the programs keep the processor.
     let mut failures = 0;
+    let mut started = 0;
     for (index, program) in manifest.programs.iter().enumerate() {
-        match with_supervisor(|s| s.start(index)) {
-            Ok(p) => {
-                println!("root: started {} ({})", program.name, program.binary);
-                started.push((program, p));
-            }
+        let process = match with_supervisor(|s| s.start(index)) {
+            Ok(p) => p,
             Err(e) => {
                 println!("root: cannot start {}: {e}", program.name);
                 failures += 1;
+                continue;
             }
-        }
-    }
-    // One watcher thread per program, so each ending is reported when it
-    // happens, and a program that never ends holds up no other report.
-    let watched: &'static [Watched] = Vec::leak(
-        started
-            .iter()
-            .map(|(p, proc)| Watched {
-                index: manifest.programs.iter().position(|q| q.name == p.name).expect("listed"),
-                program: p,
-                process: *proc,
-            })
-            .collect(),
-    );
-    WATCHED.store(watched as *const [Watched] as *mut Watched, Ordering::SeqCst);
-    WATCHED_LEN.store(watched.len(), Ordering::SeqCst);
-    for (i, w) in watched.iter().enumerate() {
-        if let Err(e) = exo_rt::thread::spawn(watch, i as u64) {
-            println!("root: cannot watch {}: {}", w.program.name, e.name());
+        };
+        println!("root: started {} ({})", program.name, program.binary);
+        started += 1;
+        let watched: &'static Watched = Box::leak(Box::new(Watched { index, program, process }));
+        if let Err(e) = exo_rt::thread::spawn(watch, watched as *const Watched as u64) {
+            println!("root: cannot watch {}: {}", program.name, e.name());
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
         }
     }
-    while DONE.load(Ordering::SeqCst) < watched.len() {
+    while DONE.load(Ordering::SeqCst) < started {
         sys::sleep(10_000_000);
     }
     let failures = failures + FAILURES.load(Ordering::SeqCst);
     if failures == 0 {
-        println!("root: all {} programs ended as expected", started.len());
+        println!("root: all {started} programs ended as expected");
     } else {
         println!("root: {failures} program(s) failed or ended unexpectedly");
     }
@@ -210,8 +200,6 @@ struct Watched {
     process: Process,
 }
 
-static WATCHED: AtomicPtr<Watched> = AtomicPtr::new(core::ptr::null_mut());
-static WATCHED_LEN: AtomicUsize = AtomicUsize::new(0);
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static FAILURES: AtomicUsize = AtomicUsize::new(0);
 
@@ -227,11 +215,10 @@ fn wants_restart(policy: Restart, status: ExitStatus) -> bool {
 /// Watcher thread: waits for program `i` to end, reports how, restarts it
 /// when its policy says so (within the rate limit), and counts it done
 /// once it has ended for good.
-fn watch(i: u64) {
-    let (ptr, len) = (WATCHED.load(Ordering::SeqCst), WATCHED_LEN.load(Ordering::SeqCst));
-    // SAFETY: `run` leaked the table (it lives forever) and stored its
-    // address and length before starting any watcher.
-    let w = &unsafe { core::slice::from_raw_parts(ptr, len) }[i as usize];
+fn watch(arg: u64) {
+    // SAFETY: `run` passes the address of a leaked `Watched` (it lives
+    // forever and nothing changes it).
+    let w = unsafe { &*(arg as *const Watched) };
     let name = &w.program.name;
     let mut process = w.process;
     let mut restarts: Vec<u64> = Vec::new(); // when, for the rate limit

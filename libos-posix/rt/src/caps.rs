@@ -235,6 +235,11 @@ impl Process {
     pub fn unmap(self, va: u64) -> Result<(), Error> {
         call(Sys::Unmap, [self.0, va, 0, 0, 0, 0]).map(|_| ())
     }
+    /// Sets its priority level (0-3, at most the caller's) and weight
+    /// (1-1000) for the scheduler.
+    pub fn set_schedule(self, priority: u8, weight: u32) -> Result<(), Error> {
+        call(Sys::SchedSet, [self.0, priority as u64, weight as u64, 0, 0, 0]).map(|_| ())
+    }
     /// Starts a thread at `entry` with `rsp = stack` and `arg` as its
     /// first argument. Returns the thread id.
     pub fn spawn_thread(self, entry: u64, stack: u64, arg: u64) -> Result<u64, Error> {

@@ -9,6 +9,7 @@ exo_rt::entry!(main);
 
 fn main(args: &str) -> i32 {
     let ms: u64 = args.trim().parse().unwrap_or(50);
+    println!("sleep: sleeping {ms} ms");
     let start = sys::clock();
     sys::sleep(ms * 1_000_000);
     let slept = sys::clock() - start;
