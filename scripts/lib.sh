@@ -66,3 +66,10 @@ need_tools() {
 need_rust() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install stable Rust (rustup, or Debian's cargo) and run again"
 }
+
+# rustfmt and clippy, for scripts/test.
+need_rust_lints() {
+    need_rust
+    cargo fmt --version >/dev/null 2>&1 || die "cargo fmt not found: rustup component add rustfmt (or Debian's rustfmt) and run again"
+    cargo clippy --version >/dev/null 2>&1 || die "cargo clippy not found: rustup component add clippy (or Debian's rust-clippy) and run again"
+}

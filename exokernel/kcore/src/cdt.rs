@@ -220,8 +220,7 @@ mod tests {
         fn matches_reference_model(ops in proptest::collection::vec(op(), 1..200)) {
             let mut t = Cdt::new();
             let mut model: BTreeMap<u32, Option<u32>> = BTreeMap::new();
-            let mut next_label = 0u32;
-            for op in ops {
+            for (next_label, op) in (0u32..).zip(ops) {
                 let live: Vec<u32> = model.keys().copied().collect();
                 let pick = |i: usize| live.get(i % live.len().max(1)).copied();
                 match op {
@@ -249,7 +248,6 @@ mod tests {
                         prop_assert!(model.contains_key(&x), "revoke keeps the node itself");
                     },
                 }
-                next_label += 1;
                 prop_assert_eq!(t.len(), model.len());
                 for (id, p) in &model {
                     prop_assert_eq!(t.parent(CapId(*id)).map(|c| c.0), *p);

@@ -111,12 +111,16 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     };
     // The partner must wait in exactly that state, and with no deadline
     // (else it sits on the timed list).
-    if other.generation != partner.generation || !waiting || other.deadline.is_some() {
+    // Its stack pointer is whatever user code left in RSP: a non-canonical
+    // one goes the general way, where `resume` ends the process.
+    if other.generation != partner.generation || !waiting || other.deadline.is_some() || other.ctx.frame.rsp >> 47 != 0
+    {
         return null();
     }
     // A thread blocks only in a system call, and nothing else writes its
-    // frame, so SYSRET can take it back (see `USER_END`).
-    debug_assert!(other.ctx.frame.vector == SYSCALL_VECTOR && other.ctx.frame.rip < exo_abi::USER_END);
+    // frame, so SYSRET can take it back: RIP follows a SYSCALL instruction
+    // in user space, so it is canonical (at most `USER_END`).
+    debug_assert!(other.ctx.frame.vector == SYSCALL_VECTOR && other.ctx.frame.returnable());
     // The current thread is Runnable, the partner is not: distinct.
     debug_assert!(!core::ptr::eq(me, other));
     // Committed: nothing below can fail.

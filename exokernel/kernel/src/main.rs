@@ -101,6 +101,13 @@ extern "C" fn kmain(start_info: u64) -> ! {
     kprintln!("heap: {} KiB", heap >> 10);
 
     cpu::init(trap::syscall_entry_address());
+    if cpu::enable_umip() {
+        kprintln!("UMIP: on (SGDT, SIDT, SLDT, SMSW and STR fault in user mode)");
+    } else {
+        kprintln!(
+            "UMIP: not on this CPU (SGDT, SIDT, SLDT, SMSW and STR show descriptor-table addresses to user mode)"
+        );
+    }
     trap::init_idt();
     let cal = apic::init(sched::TICK_NS);
     kprintln!(

@@ -65,6 +65,17 @@ pub fn enter_address_space(pml4: u64) {
 fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     k.current = Some(t);
     let th = k.thread(t).expect("runnable thread exists");
+    if !th.ctx.frame.returnable() {
+        // A frame the CPU cannot return to (a non-canonical stack pointer
+        // left for SYSRET, say) ends its process, never the kernel.
+        let (p, rip, rsp) = (th.process, th.ctx.frame.rip, th.ctx.frame.rsp);
+        crate::kprintln!(
+            "process '{}' killed: cannot return to user mode at rip {rip:#x}, rsp {rsp:#x}",
+            k.proc(p).name
+        );
+        k.exit_process(p, exo_abi::ExitStatus::Faulted(13));
+        schedule(k)
+    }
     enter_address_space(th.pml4);
     trap::return_to_user(&th.ctx)
 }

@@ -36,7 +36,7 @@ fn window(i: usize) -> (u64, u64) {
 fn worker(_: u64) {
     let yielding = YIELD.load(Ordering::SeqCst) == 1;
     let mut x: u64 = 1;
-    for i in 0..WINDOW_COUNT.load(Ordering::SeqCst) {
+    for (i, count) in COUNTS.iter().enumerate().take(WINDOW_COUNT.load(Ordering::SeqCst)) {
         let (from, to) = window(i);
         let now = sys::clock();
         if now < from {
@@ -54,7 +54,7 @@ fn worker(_: u64) {
                 n += BATCH;
             }
         }
-        COUNTS[i].fetch_add(n, Ordering::SeqCst);
+        count.fetch_add(n, Ordering::SeqCst);
     }
     DONE.fetch_add(1, Ordering::SeqCst);
 }
@@ -98,8 +98,8 @@ fn main(args: &str) -> i32 {
     while DONE.load(Ordering::SeqCst) < threads {
         sys::sleep(1_000_000);
     }
-    for i in 0..windows.len() {
-        println!("share {name}: window {}: {}", i + 1, COUNTS[i].load(Ordering::SeqCst));
+    for (i, count) in COUNTS.iter().enumerate().take(windows.len()) {
+        println!("share {name}: window {}: {}", i + 1, count.load(Ordering::SeqCst));
     }
     0
 }

@@ -115,9 +115,41 @@ pub fn init(syscall_entry: u64) {
         Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
         Star::write(ucode, udata, code, data).expect("STAR selectors");
         LStar::write(VirtAddr::new(syscall_entry));
-        // Entering the kernel clears IF (no interrupts in ring 0), DF, TF, AC.
-        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+        // Entering the kernel by SYSCALL clears every flag user code can
+        // set that matters to ring 0: IF (no interrupts in the kernel), DF,
+        // TF, AC, and NT (with NT set, the kernel's next IRETQ would fault).
+        // IOPL cannot be changed from ring 3 (POPF ignores it), RF and VM
+        // never reach the saved flags; interrupt gates clear NT, TF, RF and
+        // VM on their own.
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK
+                | RFlags::IOPL_LOW
+                | RFlags::IOPL_HIGH,
+        );
     }
+}
+
+/// Turns on user-mode instruction prevention where the CPU has it
+/// (CPUID.(7,0):ECX bit 2): SGDT, SIDT, SLDT, SMSW and STR then fault in
+/// user mode (#GP) instead of revealing where the kernel keeps its
+/// descriptor tables. Returns whether it is on. Without it those
+/// instructions still work from user mode and show the GDT, IDT and TSS
+/// addresses (kernel data addresses; the kernel has no address-space
+/// randomization for them to defeat, but they are no business of user
+/// code).
+pub fn enable_umip() -> bool {
+    // Leaf 7 exists when leaf 0 reports it.
+    let has = core::arch::x86_64::__cpuid(0).eax >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 2) != 0;
+    if has {
+        use x86_64::registers::control::{Cr4, Cr4Flags};
+        // SAFETY: setting UMIP changes only what user mode may execute.
+        unsafe { Cr4::update(|f| f.insert(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION)) };
+    }
+    has
 }
 
 /// An FXSAVE image: x87, MMX and SSE state of a thread.

@@ -75,7 +75,28 @@ impl TrapFrame {
     pub fn came_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
+
+    /// Whether the kernel can return to this frame without faulting in
+    /// ring 0: user selectors, and a return address and stack pointer in
+    /// the canonical lower half (SYSRET to a non-canonical RIP faults in
+    /// ring 0 on Intel CPUs; IRETQ checks it too). RIP may be `USER_END`
+    /// itself, left by a SYSCALL in the last bytes of user space: that
+    /// address is canonical and unmapped, so the thread faults in user
+    /// mode.
+    pub fn returnable(&self) -> bool {
+        const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+        self.came_from_user() && self.rip < LOWER_HALF_END && self.rsp < LOWER_HALF_END
+    }
 }
+
+/// The RFLAGS bits a user thread keeps across the kernel: the arithmetic
+/// flags, TF (it may single-step itself), DF, AC and ID. IOPL, NT, RF, VM,
+/// VIF and VIP are cleared on every way back to user mode, and IF and the
+/// fixed bit 1 are set: no value a thread leaves in its saved frame can
+/// raise its I/O privilege or make an IRETQ or SYSRET fault in ring 0.
+pub const USER_RFLAGS: u64 = 0x0000_0000_0024_0dd5;
+/// Set on every return: IF and the reserved bit 1.
+const RFLAGS_SET: u64 = 0x202;
 
 const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
 
@@ -179,6 +200,8 @@ exo_return_iret:
     fxrstor64 [rsp + {frame_size}]
     exo_pop_gprs
     add rsp, 16
+    and qword ptr [rsp + 16], {user_rflags} /* RFLAGS: see USER_RFLAGS */
+    or qword ptr [rsp + 16], {rflags_set}
     iretq
 
     /* exo_return_sysret(frame): FPU state, registers, SYSRET with RIP,
@@ -193,6 +216,8 @@ exo_sysret_rsp:
     exo_pop_gprs
     mov rcx, [rsp + 16]                 /* RIP */
     mov r11, [rsp + 32]                 /* RFLAGS */
+    and r11, {user_rflags}
+    or r11, {rflags_set}
     mov rsp, [rsp + 40]                 /* user RSP */
     sysretq
 
@@ -217,6 +242,8 @@ exo_enter_idle:
     user_ss = const selector::USER_DATA,
     user_cs = const selector::USER_CODE,
     syscall_vector = const SYSCALL_VECTOR,
+    user_rflags = const USER_RFLAGS,
+    rflags_set = const RFLAGS_SET,
 );
 
 global_asm!(include_str!(concat!(env!("OUT_DIR"), "/vectors.s")));
@@ -242,9 +269,9 @@ pub fn syscall_entry_address() -> u64 {
 /// another thread is resumed.
 pub fn return_to_user(ctx: &UserContext) -> ! {
     let frame = &ctx.frame;
-    assert!(frame.came_from_user() && frame.rip < exo_abi::USER_END, "bad user frame {frame:x?}");
+    assert!(frame.returnable(), "resume checks frames: {frame:x?}");
     enter_context(ctx);
-    // SAFETY: a user frame with a user RIP (asserted), followed by its FPU
+    // SAFETY: a returnable user frame (asserted), followed by its FPU
     // state; the asm loads both in place and never comes back.
     unsafe {
         if frame.vector == SYSCALL_VECTOR {

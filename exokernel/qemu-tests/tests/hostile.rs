@@ -1,0 +1,58 @@
+//! Kernel-hardening tests: the hostile image
+//! (libos-posix/manifests/hostile.manifest) runs attacking programs beside
+//! a well-behaved victim. Each attacker ends as its manifest entry expects
+//! (the root task checks), the victim finishes, and the kernel powers off
+//! cleanly instead of panicking.
+
+use exo_qemu_tests::{boot, Boot};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn hostile_boot() -> &'static Boot {
+    static BOOT: OnceLock<Boot> = OnceLock::new();
+    BOOT.get_or_init(|| boot("hostile.img", Duration::from_secs(180), &[]))
+}
+
+fn kernel_stayed_up(b: &Boot) {
+    assert!(b.find("PANIC").is_none(), "the kernel panicked:\n{}", b.serial);
+    assert_eq!(b.status, Some(0), "ExoV6 did not end with every expectation met:\n{}", b.serial);
+    b.expect_line("spin V: done");
+    b.expect_line("root: victim exited with code 0");
+}
+
+#[test]
+fn every_rflags_bit_across_system_calls_leaves_the_kernel_up() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    for flag in ["CF", "PF", "AF", "ZF", "SF", "DF", "OF", "IOPL", "NT", "RF", "AC", "ID"] {
+        b.expect_line(&format!("hostile flags: {flag} set across 8 system calls: ok"));
+    }
+    b.expect_line("root: flags exited with code 0");
+}
+
+#[test]
+fn a_syscall_at_the_top_of_user_space_kills_only_its_process() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_line("hostile top: SYSCALL at 0x7fffffffeffe, returning to 0x7ffffffff000");
+    b.expect_line("'top' killed: page fault (#PF) at rip=0x7ffffffff000");
+    b.expect_line("root: top killed by CPU exception 14");
+}
+
+#[test]
+fn a_non_canonical_stack_pointer_kills_only_its_process() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_line("process 'rsp' killed: cannot return to user mode at rip");
+    b.expect_line("root: rsp killed by CPU exception 13");
+    assert!(b.find("survived with a non-canonical stack pointer").is_none(), "{}", b.serial);
+}
+
+#[test]
+fn umip_stops_sgdt_in_user_mode() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_line("[kernel] UMIP: on");
+    b.expect_line("root: umip killed by CPU exception 13");
+    assert!(b.find("SGDT worked in user mode").is_none(), "{}", b.serial);
+}
