@@ -1,13 +1,14 @@
 //! The server exports rumpglue's rumpuser(3) hypercalls from its dynamic
 //! symbol table, so that a NetBSD rump kernel it loads (`--backend
 //! netbsd`) binds its hypercalls to them rather than to any other
-//! implementation on the system.
+//! implementation on the system. The server is `exo-img` itself, started
+//! again in server mode.
 //!
 //! With `RUMP_SYSROOT` naming a rump kernel installation, the tests that
 //! need one are compiled in (cfg `rump_sysroot`); otherwise they are
 //! reported as ignored, with the reason.
 fn main() {
-    println!("cargo:rustc-link-arg-bin=exo-fs-server=-Wl,--export-dynamic-symbol=rumpuser_*");
+    println!("cargo:rustc-link-arg-bin=exo-img=-Wl,--export-dynamic-symbol=rumpuser_*");
     println!("cargo::rustc-check-cfg=cfg(rump_sysroot)");
     println!("cargo:rerun-if-env-changed=RUMP_SYSROOT");
     if let Some(root) = std::env::var_os("RUMP_SYSROOT") {

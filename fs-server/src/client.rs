@@ -36,6 +36,8 @@ impl std::fmt::Display for ClientError {
 pub struct ServerOptions {
     /// Partition to open.
     pub partition: Option<usize>,
+    /// The OEM code page of FAT short names (`--codepage`; 437 by default).
+    pub codepage: crate::codepage::CodePage,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Test hook passed to the server.
@@ -50,6 +52,103 @@ pub struct ServerOptions {
 struct Running {
     child: Child,
     stream: UnixStream,
+    /// Passes the server's standard error on to ours.
+    relay: Relay,
+}
+
+/// At most this much of one server's standard error reaches ours; the
+/// rest is counted and dropped (a hostile image could make its server
+/// print without end).
+const RELAY_LIMIT: usize = 64 << 10;
+/// A line longer than this is passed on in pieces.
+const RELAY_LINE: usize = 4 << 10;
+/// How long a dead server's last messages may take to come through.
+const RELAY_DRAIN: Duration = Duration::from_millis(500);
+
+/// A thread passing a server's standard error, a pipe, on to the
+/// client's. The server cannot share the client's standard error: with no
+/// file writes allowed (RLIMIT_FSIZE 0), a message written to a regular
+/// file (`exo-img ... 2>log`) would kill it with SIGXFSZ. The thread is
+/// never joined without a bound, so it keeps no one waiting.
+struct Relay {
+    /// Disconnected when the thread has passed everything on (the pipe
+    /// reached its end: every process of the server has gone).
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Relay {
+    fn start(from: std::process::ChildStderr) -> std::io::Result<Relay> {
+        let (finished, done) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new().name("server stderr".into()).spawn(move || {
+            relay(from, &mut std::io::stderr(), RELAY_LIMIT);
+            drop(finished);
+        })?;
+        Ok(Relay { done })
+    }
+
+    /// Waits, at most `bound`, for the server's last messages to be
+    /// passed on; call when its processes have ended or been killed.
+    fn drain(self, bound: Duration) {
+        let _ = self.done.recv_timeout(bound);
+    }
+}
+
+/// Copies `from` to `to` until `from` ends: whole lines, so they do not
+/// interleave with the client's own messages, and at most `limit` bytes;
+/// what comes after is counted, dropped, and reported once at the end. A
+/// last line without its newline gets one. Write errors are ignored (the
+/// server must never block on a full pipe).
+fn relay(mut from: impl std::io::Read, to: &mut impl std::io::Write, limit: usize) {
+    let mut pending = Vec::new();
+    let (mut passed, mut dropped) = (0usize, 0u64);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if dropped > 0 {
+            dropped += n as u64;
+            continue;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        let whole = match pending.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None if pending.len() >= RELAY_LINE => pending.len(),
+            None => continue,
+        };
+        // Over the limit: the whole lines that still fit, then nothing.
+        let fits = if passed + whole <= limit {
+            whole
+        } else {
+            pending[..limit - passed].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        };
+        let _ = to.write_all(&pending[..fits]);
+        passed += fits;
+        if fits < whole {
+            dropped = (pending.len() - fits) as u64;
+            pending.clear();
+        } else {
+            pending.drain(..fits);
+        }
+    }
+    if dropped == 0 && !pending.is_empty() {
+        if passed + pending.len() < limit {
+            pending.push(b'\n');
+            let _ = to.write_all(&pending);
+        } else {
+            dropped = pending.len() as u64;
+        }
+    }
+    if dropped > 0 {
+        let note = format!(
+            "exo-img: dropped the last {dropped} bytes of the file-system server's messages (it may write {} KiB)\n",
+            limit >> 10
+        );
+        let _ = to.write_all(note.as_bytes());
+    }
 }
 
 /// A connection to a server for one image; a fresh server is started
@@ -77,15 +176,25 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 
 impl Client {
     /// A client for `image`; the server starts with the first request.
+    /// The server is this program started again in server mode, so its
+    /// `main` must begin with [`crate::serve::main_if_asked`].
     pub fn new(image: PathBuf, options: ServerOptions) -> Client {
         // Two halves: the server fills one while the client empties the other.
         let shared = crate::shm::SharedBuf::create(crate::shm::SIZE).ok();
         Client { image, options, server: None, shared }
     }
 
+    /// The server is this very program in its server mode
+    /// ([`crate::serve`]), so `exo-img` works installed alone:
+    /// `/proc/self/exe` even if the file was replaced or removed since it
+    /// started, else the path it was started from.
     fn server_binary() -> PathBuf {
-        let exe = std::env::current_exe().unwrap_or_default();
-        exe.with_file_name("exo-fs-server")
+        let this = std::path::Path::new("/proc/self/exe");
+        if this.exists() {
+            this.to_path_buf()
+        } else {
+            std::env::current_exe().unwrap_or_default()
+        }
     }
 
     fn start(&mut self) -> Result<&mut Running, ClientError> {
@@ -99,9 +208,13 @@ impl Client {
             crate::sandbox::enlarge_socket_buffers(&ours);
             crate::sandbox::enlarge_socket_buffers(&theirs);
             let mut cmd = Command::new(Self::server_binary());
+            // Named as what it is in `ps`, whichever file it runs from.
+            std::os::unix::process::CommandExt::arg0(&mut cmd, crate::serve::NAME);
+            cmd.arg(crate::serve::ARG);
             if let Some(p) = self.options.partition {
                 cmd.args(["--partition", &p.to_string()]);
             }
+            cmd.args(["--codepage", &self.options.codepage.to_string()]);
             cmd.args(["--cpu", &self.options.timeout.as_secs().max(1).to_string()]);
             if self.options.rw {
                 cmd.arg("--rw");
@@ -130,11 +243,19 @@ impl Client {
             }
             cmd.stdin(Stdio::from(image))
                 .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-                .stderr(Stdio::inherit());
-            let child =
+                .stderr(Stdio::piped());
+            let mut child =
                 cmd.spawn().map_err(|e| ClientError::Start(format!("{}: {e}", Self::server_binary().display())))?;
-            ours.set_read_timeout(Some(self.options.timeout)).map_err(|e| ClientError::Start(e.to_string()))?;
-            self.server = Some(Running { child, stream: ours });
+            let relay = child.stderr.take().ok_or_else(|| std::io::Error::other("no pipe")).and_then(Relay::start);
+            let relay = match relay.and_then(|r| ours.set_read_timeout(Some(self.options.timeout)).map(|()| r)) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ClientError::Start(e.to_string()));
+                }
+            };
+            self.server = Some(Running { child, stream: ours, relay });
         }
         Ok(self.server.as_mut().expect("just started"))
     }
@@ -146,19 +267,27 @@ impl Client {
             let _ = s.child.kill();
         }
         // A dead server has exited or will in a moment; a live one was killed.
+        let mut why = None;
         for _ in 0..50 {
             if let Ok(Some(status)) = s.child.try_wait() {
-                return if hung {
+                why = Some(if hung {
                     format!("no answer within {:?}", self.options.timeout)
                 } else {
                     describe_exit(status)
-                };
+                });
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = s.child.kill();
-        let _ = s.child.wait();
-        "stopped answering".into()
+        let why = why.unwrap_or_else(|| {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            "stopped answering".into()
+        });
+        // Its last words (a panic message, a kernel's console line) come
+        // before the client's report of its end.
+        s.relay.drain(RELAY_DRAIN);
+        why
     }
 
     /// Sends `req` and returns the answer; a server error becomes
@@ -385,6 +514,7 @@ impl Drop for Client {
         if let Some(mut s) = self.server.take() {
             drop(s.stream);
             let _ = s.child.wait();
+            s.relay.drain(RELAY_DRAIN);
         }
     }
 }
@@ -395,13 +525,18 @@ impl Drop for Client {
 pub struct InProcess(Box<dyn crate::backend::FileSystem>, Vec<u8>);
 
 impl InProcess {
-    /// Opens `image` here.
-    pub fn open(image: &std::path::Path, partition: Option<usize>) -> Result<InProcess, ClientError> {
+    /// Opens `image` here (FAT short names in `codepage`).
+    pub fn open(
+        image: &std::path::Path,
+        partition: Option<usize>,
+        codepage: crate::codepage::CodePage,
+    ) -> Result<InProcess, ClientError> {
         let f = File::open(image).map_err(|e| ClientError::Start(format!("{}: {e}", image.display())))?;
         let dev = rumpglue::host::FileDevice::new(f, false).map_err(|e| ClientError::Start(e.to_string()))?;
         let fs = crate::backend::open(
             std::sync::Arc::new(dev),
             partition,
+            codepage,
             rumpglue::host::host().clock,
             "none (in-process benchmark baseline)".into(),
         )
@@ -423,5 +558,41 @@ impl InProcess {
             Response::Error(k, m) => Err(ClientError::Fs(k, m)),
             r => Ok(r),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relay;
+
+    /// Hands out its bytes a few at a time, as a pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn relayed(input: &[u8], limit: usize) -> String {
+        let mut out = Vec::new();
+        relay(Trickle(input), &mut out, limit);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn relay_passes_whole_lines_and_ends_the_last() {
+        assert_eq!(relayed(b"one\ntwo\nlast words", 1000), "one\ntwo\nlast words\n");
+        assert_eq!(relayed(b"", 1000), "");
+    }
+
+    #[test]
+    fn relay_drops_what_is_over_its_limit_and_says_so_once() {
+        let out = relayed(b"12345\n6789\nabcdef\nmore\n", 10);
+        assert!(out.starts_with("12345\nexo-img: dropped the last 17 bytes"), "{out}");
+        assert_eq!(out.lines().count(), 2, "{out}");
     }
 }

@@ -10,12 +10,13 @@
 //! a hostile image can at worst crash or stall its own server.
 #![warn(missing_docs)]
 
-pub use exo_fs_core::{backend, detect, part, proto};
+pub use exo_fs_core::{backend, codepage, detect, part, proto};
 
 pub mod client;
 pub mod mount;
 pub mod netbsd;
 pub mod sandbox;
+pub mod serve;
 pub mod server;
 pub mod shm;
 pub mod wire;

@@ -113,6 +113,16 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
     unsafe { libc::setrlimit(resource, &lim) == 0 }
 }
 
+/// Names the process (its `comm`, as `ps` and the kernel's logs show it;
+/// cut to 15 bytes): started from `/proc/self/exe`, it would be `exe`.
+/// Best effort.
+pub fn set_name(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else { return };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, at most 16 bytes
+    // of it, from a pointer that stays valid for the call.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+}
+
 /// Closes every descriptor above standard error that the server was
 /// handed by accident (a parent's open files, a FUSE device): it keeps
 /// only its image (0), its socket (1), its diagnostics (2) and `keep` (the

@@ -38,7 +38,9 @@ fn fat_image_served_through_the_driver() {
     }
     let before = disk.completed();
 
-    let fs = exo_fs_core::backend::open(disk.clone(), None, rumpglue::host::host().clock, String::new()).unwrap();
+    let fs =
+        exo_fs_core::backend::open(disk.clone(), None, Default::default(), rumpglue::host::host().clock, String::new())
+            .unwrap();
     assert!(fs.info().fs.starts_with("fat"), "{:?}", fs.info());
     let mut names: Vec<String> = fs.read_dir("/").unwrap().into_iter().map(|e| e.name).collect();
     names.sort();

@@ -2,6 +2,7 @@
 //! `ext4-view`) and FAT (through `fatfs`), each over one volume (a
 //! partition or the whole image) of an image file.
 
+use crate::codepage::CodePage;
 use crate::detect::{detect, FsType};
 use crate::part::partitions;
 use crate::proto::{Entry, ErrorKind, FileResult, Info, Kind, Stat};
@@ -188,17 +189,21 @@ pub fn probe(v: &Volume) -> Result<Option<FsType>, String> {
     Ok(detect(&head))
 }
 
-/// Opens the file system on `dev` (see [`select_volume`]).
+/// Opens the file system on `dev` (see [`select_volume`]). FAT short
+/// names are decoded with `codepage`; ext names need none.
 pub fn open(
     dev: Arc<dyn BlockDevice>,
     choice: Option<usize>,
+    codepage: CodePage,
     clock: &'static dyn rumpglue::Clock,
     sandbox: String,
 ) -> Result<Box<dyn FileSystem>, String> {
     let (volume, partition, fs) = select_volume(dev, choice, probe)?;
     match fs {
         FsType::Ext => Ext::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
-        FsType::Fat => Fat::open(volume, partition, clock, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
+        FsType::Fat => {
+            Fat::open(volume, partition, codepage, clock, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>)
+        }
     }
 }
 
@@ -397,8 +402,8 @@ impl Seek for FatIo {
 }
 
 type FatStorage = FatIo;
-type FatDir<'a> = fatfs::Dir<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
-type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, fatfs::LossyOemCpConverter>;
+type FatDir<'a> = fatfs::Dir<'a, FatStorage, UtcTime, CodePage>;
+type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, CodePage>;
 
 /// Contiguous bytes of a file on the volume: (disk offset, file offset,
 /// length).
@@ -406,7 +411,7 @@ type Run = (u64, u64, u64);
 
 /// A FAT12/16/32 file system.
 pub struct Fat {
-    fs: fatfs::FileSystem<FatStorage, UtcTime, fatfs::LossyOemCpConverter>,
+    fs: fatfs::FileSystem<FatStorage, UtcTime, CodePage>,
     /// The same volume, for reading file data in long runs.
     volume: Volume,
     /// The layout of the file read last (see `read_into`).
@@ -500,11 +505,17 @@ fn components(path: &str) -> Vec<&str> {
 }
 
 impl Fat {
-    fn open(v: Volume, partition: String, clock: &'static dyn rumpglue::Clock, sandbox: String) -> Result<Fat, String> {
+    fn open(
+        v: Volume,
+        partition: String,
+        codepage: CodePage,
+        clock: &'static dyn rumpglue::Clock,
+        sandbox: String,
+    ) -> Result<Fat, String> {
         let size = v.len();
         let volume = v.clone();
-        let fs = fatfs::FileSystem::new(FatIo::new(v), fatfs::FsOptions::new().time_provider(UtcTime(clock)))
-            .map_err(|e| format!("FAT: {e}"))?;
+        let options = fatfs::FsOptions::new().time_provider(UtcTime(clock)).oem_cp_converter(codepage);
+        let fs = fatfs::FileSystem::new(FatIo::new(v), options).map_err(|e| format!("FAT: {e}"))?;
         let kind = match fs.fat_type() {
             fatfs::FatType::Fat12 => "fat12",
             fatfs::FatType::Fat16 => "fat16",

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod backend;
+pub mod codepage;
 pub mod detect;
 pub mod ipc;
 pub mod part;

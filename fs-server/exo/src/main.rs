@@ -60,7 +60,7 @@ fn main(args: &str) -> i32 {
         "ExoV6 process: disk through a block driver ({sectors} sectors), {}",
         if rw { "read-write" } else { "read-only" }
     );
-    let fs = match exo_fs_core::backend::open(Arc::new(disk), None, &CLOCK, sandbox) {
+    let fs = match exo_fs_core::backend::open(Arc::new(disk), None, Default::default(), &CLOCK, sandbox) {
         Ok(fs) => fs,
         Err(e) => {
             println!("fs-server: {e}");

@@ -1,6 +1,7 @@
 //! `exo-img`: list, read and extract files from a disk image that may be
 //! corrupt or hostile. The image is parsed only by a sandboxed
-//! `exo-fs-server` process; this program never reads it.
+//! `exo-fs-server` process (this same executable in server mode, see
+//! `fs_server::serve`); this program never reads it.
 //!
 //! Exit status: 0 success, 1 a file-level error (not found, not a
 //! directory ...), 2 bad usage, 3 the image cannot be used, 4 the server
@@ -29,6 +30,10 @@ struct Cli {
     /// Partition to use when the image has several (1-based).
     #[arg(long, global = true)]
     partition: Option<usize>,
+    /// The OEM code page of FAT short (8.3) names, for their bytes from
+    /// 0x80 up: 437 (the default, as Linux's vfat) or 850.
+    #[arg(long, global = true, value_name = "N")]
+    codepage: Option<fs_server::codepage::CodePage>,
     /// Seconds a single request may take before the server is killed.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
@@ -655,6 +660,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         (Backend::Netbsd, Some(_)) if cli.rw => {
             return Err(Failure(2, "--backend netbsd serves images read-only; drop --rw".into()))
         }
+        (Backend::Netbsd, Some(_)) if cli.codepage.is_some() => {
+            return Err(Failure(2, "--codepage is for the native backend; drop it with --backend netbsd".into()))
+        }
         (Backend::Netbsd, Some(root)) if !root.join("lib/librump.so").exists() => {
             return Err(Failure(2, format!("{}: no lib/librump.so here", root.display())))
         }
@@ -662,6 +670,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     };
     let options = ServerOptions {
         partition: cli.partition,
+        codepage: cli.codepage.unwrap_or_default(),
         timeout: Duration::from_secs(cli.timeout.max(1)),
         violate: cli.test_violate.clone(),
         rw: cli.rw,
@@ -673,7 +682,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(|e| Failure(3, format!("cannot mount on {}: {e}", mountpoint.display())));
     }
     let conn = if cli.bench_in_process {
-        Conn::InProcess(InProcess::open(&cli.image, cli.partition).map_err(|e| failure(e, "the image"))?)
+        Conn::InProcess(
+            InProcess::open(&cli.image, cli.partition, options.codepage).map_err(|e| failure(e, "the image"))?,
+        )
     } else {
         Conn::Server(Client::new(cli.image.clone(), options))
     };
@@ -775,6 +786,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    // Started by a client of its own as the sandboxed server: nothing
+    // below (clap included) runs then.
+    fs_server::serve::main_if_asked();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

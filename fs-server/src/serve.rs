@@ -1,20 +1,28 @@
-//! The hosted file server: one process per image, sandboxed.
+//! The hosted file server's process: one per image, sandboxed.
 //!
-//! Started by `exo-img` with the image (opened read-only) as standard
-//! input and a socket as standard output. It sandboxes itself before it
-//! reads a byte of the image, then answers file-protocol requests on the
-//! socket until the client hangs up.
+//! It is a mode of the client's own executable, so `exo-img` needs no
+//! other file: the client runs `/proc/self/exe` with [`ARG`] as its first
+//! argument, and that program's `main` hands over to [`main`] before it
+//! parses anything else (see [`main_if_asked`]).
 //!
-//! Options: `--partition N`, `--rw` (the image was opened read-write; FAT
-//! changes are allowed), `--memory MIB`, `--cpu SECONDS`, `--backend
-//! netbsd --rump-sysroot DIR` (NetBSD's file systems in a rump kernel,
-//! loaded from DIR before the sandbox closes), and the test hook
-//! `--violate open|connect|exec`.
+//! Started with the image (opened read-only) as standard input, a socket
+//! as standard output and a pipe, relayed by the client, as standard
+//! error (a message must never be a write to a file: the sandbox allows
+//! none). It sandboxes itself before it reads a byte of the image, then
+//! answers file-protocol requests on the socket until the client hangs
+//! up.
+//!
+//! Options: `--partition N`, `--codepage N` (the OEM code page of FAT
+//! short names: 437, the default, or 850), `--rw` (the image was opened
+//! read-write; FAT changes are allowed), `--memory MIB`, `--cpu
+//! SECONDS`, `--backend netbsd --rump-sysroot DIR` (NetBSD's file systems
+//! in a rump kernel, loaded from DIR before the sandbox closes), and the
+//! test hook `--violate open|connect|exec`.
 #![forbid(unsafe_code)]
 
-use fs_server::backend::{self, FileSystem};
-use fs_server::proto::{Entry, ErrorKind, Info, Stat};
-use fs_server::{sandbox, server};
+use crate::backend::{self, FileSystem};
+use crate::proto::{Entry, ErrorKind, Info, Stat};
+use crate::{sandbox, server};
 use std::os::fd::AsFd;
 
 /// Stands in for the file system when the image could not be opened, so
@@ -55,24 +63,53 @@ fn confined(r: Result<String, String>) -> Option<String> {
     }
 }
 
-fn main() {
+/// The first argument that starts a program as the server. Option-shaped,
+/// so no image path can be taken for it (`exo-img` reads its first
+/// argument as an image only if it does not start with `-`).
+pub const ARG: &str = "--internal-fs-server";
+
+/// What the server calls itself: its process name and the prefix of its
+/// messages.
+pub const NAME: &str = "exo-fs-server";
+
+/// Serves, and ends the process, if it was started as the server (its
+/// first argument is [`ARG`]); returns otherwise. Call first in `main`.
+pub fn main_if_asked() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == ARG) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        let code = main(&args);
+        std::process::exit(code);
+    }
+}
+
+/// The server's `main`: `args` are its options (above). Returns the exit
+/// status once the client has hung up; exits early on errors.
+pub fn main(args: &[String]) -> i32 {
     // A panic is reported with one write: the default report also asks
     // for the working directory, which the sandbox forbids (the crash
     // would then look like a violation).
     std::panic::set_hook(Box::new(|info| eprintln!("exo-fs-server: {info}")));
-    let args: Vec<String> = std::env::args().collect();
-    let shm_fd = arg(&args, "--shm").and_then(|v| v.parse::<i32>().ok());
+    sandbox::set_name(NAME);
+    let shm_fd = arg(args, "--shm").and_then(|v| v.parse::<i32>().ok());
     sandbox::close_inherited(shm_fd);
-    // The buffer shared with the client for file data (see fs_server::shm).
-    let mut shared = shm_fd.and_then(|fd| match fs_server::shm::SharedBuf::inherit(fd, fs_server::shm::SIZE) {
+    // The buffer shared with the client for file data (see crate::shm).
+    let mut shared = shm_fd.and_then(|fd| match crate::shm::SharedBuf::inherit(fd, crate::shm::SIZE) {
         Ok(b) => Some(b),
         Err(e) => {
             eprintln!("exo-fs-server: no shared buffer ({e}); file data goes through the socket");
             None
         }
     });
-    let number = |name: &str, default: u64| arg(&args, name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let partition = arg(&args, "--partition").and_then(|v| v.parse().ok());
+    let number = |name: &str, default: u64| arg(args, name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let partition = arg(args, "--partition").and_then(|v| v.parse().ok());
+    let codepage = match arg(args, "--codepage").map(|v| v.parse::<crate::codepage::CodePage>()) {
+        None => Default::default(),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            eprintln!("exo-fs-server: {e}");
+            std::process::exit(2);
+        }
+    };
     let rw = args.iter().any(|a| a == "--rw");
     let image = std::io::stdin().as_fd().try_clone_to_owned().map(std::fs::File::from);
     let socket = std::io::stdout().as_fd().try_clone_to_owned().map(std::os::unix::net::UnixStream::from);
@@ -84,16 +121,16 @@ fn main() {
     let max_write = if rw { std::io::Seek::seek(&mut &image, std::io::SeekFrom::End(0)).unwrap_or(0) } else { 0 };
     let limits =
         sandbox::Limits { memory: number("--memory", 1024) << 20, cpu_seconds: number("--cpu", 60), max_write };
-    let netbsd = arg(&args, "--backend").is_some_and(|b| b == "netbsd");
+    let netbsd = arg(args, "--backend").is_some_and(|b| b == "netbsd");
     let fs: Box<dyn FileSystem> = if netbsd {
         // The rump kernel loads its libraries and starts its threads
         // first; namespaces must come before threads, the rest after.
         let ns = sandbox::enter_namespaces();
-        let opened = match (arg(&args, "--rump-sysroot"), rumpglue::host::FileDevice::new(image, false)) {
+        let opened = match (arg(args, "--rump-sysroot"), rumpglue::host::FileDevice::new(image, false)) {
             (None, _) => Err("--backend netbsd needs --rump-sysroot".to_string()),
             (_, Err(e)) => Err(format!("cannot use the image: {e}")),
             (Some(root), Ok(dev)) => {
-                fs_server::netbsd::Rump::open(std::path::Path::new(&root), std::sync::Arc::new(dev), partition)
+                crate::netbsd::Rump::open(std::path::Path::new(&root), std::sync::Arc::new(dev), partition)
             }
         };
         let description = confined(sandbox::confine(limits, true)).map(|d| format!("{ns}, {d}"));
@@ -107,13 +144,14 @@ fn main() {
         }
     } else {
         let description = confined(sandbox::apply(limits)).unwrap_or_default();
-        if let Some(v) = arg(&args, "--violate") {
+        if let Some(v) = arg(args, "--violate") {
             sandbox::violate(&v);
         }
-        let opened =
-            rumpglue::host::FileDevice::new(image, rw).map_err(|e| format!("cannot use the image: {e}")).and_then(
-                |dev| backend::open(std::sync::Arc::new(dev), partition, rumpglue::host::host().clock, description),
-            );
+        let opened = rumpglue::host::FileDevice::new(image, rw)
+            .map_err(|e| format!("cannot use the image: {e}"))
+            .and_then(|dev| {
+                backend::open(std::sync::Arc::new(dev), partition, codepage, rumpglue::host::host().clock, description)
+            });
         match opened {
             Ok(fs) => fs,
             Err(e) => Box::new(Unusable(e)),
@@ -121,6 +159,7 @@ fn main() {
     };
     if let Err(e) = server::serve(fs.as_ref(), &mut socket, shared.as_mut()) {
         eprintln!("exo-fs-server: {e}");
-        std::process::exit(1);
+        return 1;
     }
+    0
 }
