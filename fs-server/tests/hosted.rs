@@ -292,8 +292,92 @@ fn garbage_and_missing_images_give_clear_errors() {
     assert_eq!(o.status.code(), Some(2), "usage errors");
 }
 
-/// Seeded mutation of real ext4 and FAT images: the CLI must never crash
-/// or hang, whatever the server meets. 1000 images per run.
+/// Decodes the JSON string at the start of `s` (as `exo-img --json`
+/// writes them); returns it and the rest of `s`.
+fn json_string(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[1 + i + 1..])),
+            '\\' => match chars.next()?.1 {
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                'u' => {
+                    let hex: String = (0..4).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// One line of `exo-img --json ls` or `stat`: the path and its stat
+/// object, as text.
+fn json_entry(line: &str) -> Option<(String, String)> {
+    let (path, rest) = json_string(line.strip_prefix("{\"path\":")?)?;
+    let stat = rest.strip_prefix(",\"stat\":")?.strip_suffix('}')?;
+    (stat.starts_with('{') && stat.ends_with('}')).then(|| (path, stat.to_string()))
+}
+
+/// The kind and size in a stat object.
+fn kind_and_size(stat: &str) -> Option<(&str, u64)> {
+    let rest = stat.strip_prefix("{\"kind\":\"")?;
+    let (kind, rest) = rest.split_once("\",\"size\":")?;
+    let size = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    Some((kind, size))
+}
+
+/// Checks a failed run's report: its last line (the server's own last
+/// words may come before) is `exo-img: PATH: WHY` or `exo-img: WHY (while
+/// reading PATH)`, WHY not empty, PATH one of the `asked` paths (what the
+/// CLI asked the server about).
+fn assert_clear_error(o: &Output, asked: &[String], ctx: &str) {
+    assert!(!o.status.success(), "{ctx}: not a failure");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("");
+    let msg = last.strip_prefix("exo-img: ").unwrap_or_else(|| panic!("{ctx}: unclear error {err:?}"));
+    let says_why = |why: &str| !why.trim().is_empty();
+    let names = asked.iter().any(|p| {
+        msg.strip_prefix(&format!("{p}: ")).is_some_and(says_why)
+            || msg.strip_suffix(&format!(" (while reading {p})")).is_some_and(says_why)
+    });
+    assert!(names, "{ctx}: the error {last:?} names none of {asked:?}");
+}
+
+/// Seconds each request of the mutation test may take (`--timeout`).
+const MUTANT_TIMEOUT: u64 = 5;
+/// What a run may take beyond that: starting the server, killing it.
+const MUTANT_MARGIN: Duration = Duration::from_secs(3);
+
+/// Runs `exo-img --json --timeout MUTANT_TIMEOUT IMG ARGS` and checks
+/// what must hold for any image: it ends within the timeout plus a
+/// margin, by exiting with a documented status (0, 1, 3 or 4: no signal,
+/// no usage error) and leaves the image as it was.
+fn exo_mutant(img: &Path, args: &[&str], ctx: &str) -> Output {
+    let before = std::fs::metadata(img).unwrap();
+    let timeout = MUTANT_TIMEOUT.to_string();
+    let start = Instant::now();
+    let o = exo(&[&["--json", "--timeout", &timeout, img.to_str().unwrap()], args].concat());
+    let took = start.elapsed();
+    let limit = Duration::from_secs(MUTANT_TIMEOUT) + MUTANT_MARGIN;
+    assert!(took < limit, "{ctx}: exo-img {args:?} took {took:?}, more than its timeout and {MUTANT_MARGIN:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(matches!(o.status.code(), Some(0 | 1 | 3 | 4)), "{ctx}: exo-img {args:?} ended with {:?}: {err}", o.status);
+    let after = std::fs::metadata(img).unwrap();
+    assert_eq!((before.len(), before.modified().ok()), (after.len(), after.modified().ok()), "{ctx}: image changed");
+    o
+}
+
+/// Seeded mutation of real ext4 and FAT images, 1000 per run. Whatever
+/// the server meets, each run (see [`exo_mutant`]) ends in time with a
+/// documented status and leaves the image alone; an error says what it
+/// was reading; a listing is well formed, holds only what the file system
+/// can hold, and agrees with `stat` of up to three of its entries and
+/// with `cat` of one small file.
 #[test]
 fn mutated_images_never_crash_or_hang_the_cli() {
     let d = scratch("mutate");
@@ -303,47 +387,132 @@ fn mutated_images_never_crash_or_hang_the_cli() {
         std::fs::write(src.join(format!("dir/f{i}.txt")), format!("file {i}\n").repeat(i * 50)).unwrap();
     }
     std::fs::write(src.join("dir/sub/x"), b"x").unwrap();
-    let images = [ext4_image(&d, &src, "4M"), fat_image(&d, &src, "34M")];
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ 20240601;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
+    // (pristine bytes, working copy mutated in place, is FAT)
+    let images: Vec<(Vec<u8>, PathBuf, bool)> =
+        [(ext4_image(&d, &src, "4M"), false), (fat_image(&d, &src, "34M"), true)]
+            .into_iter()
+            .map(|(img, fat)| {
+                let work = d.join(format!("mutant-{}", img.file_name().unwrap().to_str().unwrap()));
+                std::fs::copy(&img, &work).unwrap();
+                (std::fs::read(&img).unwrap(), work, fat)
+            })
+            .collect();
+    let xorshift = |mut x: u64| {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
     };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64 ^ 20240601);
+    // Which entries are checked has its own sequence: the mutations stay
+    // those of the seed whatever the listings hold.
+    let mut pick = xorshift(0x2545_f491_4f6c_dd1d);
     let (mut ok, mut errors, mut died) = (0, 0, 0);
+    let (mut stats, mut refused, mut cats, mut unreadable) = (0, 0, 0, 0);
     for round in 0..1000 {
-        let base = &images[round % 2];
-        let pristine = std::fs::read(base).unwrap();
-        let mut bytes = pristine.clone();
+        let (pristine, img, fat) = &images[round % 2];
+        let file = std::fs::OpenOptions::new().write(true).open(img).unwrap();
         // Metadata lives near the start: superblocks, group descriptors,
         // inode tables, FAT and root directory.
-        let hot = bytes.len().min(if next() % 2 == 0 { 64 << 10 } else { 1 << 20 });
+        let hot = pristine.len().min(if next() % 2 == 0 { 64 << 10 } else { 1 << 20 });
+        let mut touched = Vec::new();
         for _ in 0..1 + next() % 24 {
             let at = (next() as usize) % hot;
-            bytes[at] = next() as u8;
+            std::os::unix::fs::FileExt::write_at(&file, &[next() as u8], at as u64).unwrap();
+            touched.push(at);
         }
-        let img = d.join("mutant.img");
-        std::fs::write(&img, &bytes).unwrap();
-        let start = Instant::now();
-        let o =
-            Command::new(EXO_IMG).args(["--timeout", "5", img.to_str().unwrap(), "ls", "-R", "/"]).output().unwrap();
-        assert!(start.elapsed() < Duration::from_secs(20), "round {round}: took {:?}", start.elapsed());
+        let ctx = format!("round {round} ({})", if *fat { "FAT" } else { "ext4" });
+        let o = exo_mutant(img, &["ls", "-R", "/"], &ctx);
+        let listing = String::from_utf8(o.stdout.clone()).unwrap_or_else(|e| panic!("{ctx}: listing not UTF-8: {e}"));
+        // Every line is an entry of "/" or of a directory listed before.
+        let mut dirs = vec!["/".to_string()];
+        let mut entries = Vec::new();
+        for line in listing.lines() {
+            let (path, stat) = json_entry(line).unwrap_or_else(|| panic!("{ctx}: bad listing line {line:?}"));
+            let (kind, size) = kind_and_size(&stat).unwrap_or_else(|| panic!("{ctx}: bad stat in {line:?}"));
+            let parent = match path.rsplit_once('/') {
+                Some(("", _)) => "/",
+                Some((p, _)) => p,
+                None => panic!("{ctx}: relative path in {line:?}"),
+            };
+            assert!(dirs.iter().any(|d| d == parent), "{ctx}: {path} is in no listed directory");
+            match kind {
+                // FAT has no links, and sizes of 32 bits.
+                "file" | "dir" => assert!(!fat || size <= u64::from(u32::MAX), "{ctx}: {line}"),
+                "symlink" | "other" => assert!(!fat, "{ctx}: FAT has no {kind}: {line}"),
+                _ => panic!("{ctx}: unknown kind in {line:?}"),
+            }
+            if kind == "dir" {
+                dirs.push(path.clone());
+            }
+            entries.push((path, stat));
+        }
         match o.status.code() {
             Some(0) => ok += 1,
-            Some(1 | 3) => errors += 1,
             Some(4) => died += 1,
-            other => {
-                panic!("round {round}: exo-img ended with {other:?} (signal?): {}", String::from_utf8_lossy(&o.stderr))
-            }
+            _ => errors += 1,
         }
         if o.status.code() != Some(0) {
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert!(err.starts_with("exo-img: "), "round {round}: unclear error {err:?}");
+            assert_clear_error(&o, &dirs, &ctx);
+        } else {
+            // `stat` of up to three entries, each the only one of its name
+            // in its directory (FAT finds names without case): the same
+            // answer as the listing's. ext4 may refuse (a directory's hash
+            // index can be corrupt where a listing does not read it), but
+            // only with a clear error.
+            let once = |p: &String| entries.iter().filter(|(q, _)| q.eq_ignore_ascii_case(p)).count() == 1;
+            let mut sample: Vec<&(String, String)> = entries.iter().filter(|(p, _)| once(p)).collect();
+            for _ in 0..sample.len().min(3) {
+                let (path, stat) = sample.swap_remove(pick() as usize % sample.len());
+                let sctx = format!("{ctx}, stat {path}");
+                let s = exo_mutant(img, &["stat", path], &sctx);
+                if s.status.success() {
+                    let out = String::from_utf8_lossy(&s.stdout);
+                    let got = json_entry(out.trim_end()).unwrap_or_else(|| panic!("{sctx}: bad output {out:?}"));
+                    assert_eq!(&got, &(path.clone(), stat.clone()), "{sctx}: stat disagrees with the listing");
+                    stats += 1;
+                } else {
+                    assert!(!fat, "{sctx}: listed but not found: {}", String::from_utf8_lossy(&s.stderr));
+                    assert_clear_error(&s, std::slice::from_ref(path), &sctx);
+                    refused += 1;
+                }
+            }
+            // `cat` of one small file gives as many bytes as listed, or a
+            // clear error (its data may be what is corrupt).
+            let small: Vec<(&String, u64)> = entries
+                .iter()
+                .filter(|(p, _)| once(p))
+                .filter_map(|(p, st)| match kind_and_size(st) {
+                    Some(("file", size)) if size <= 64 << 10 => Some((p, size)),
+                    _ => None,
+                })
+                .collect();
+            if !small.is_empty() {
+                let (path, size) = small[pick() as usize % small.len()];
+                let cctx = format!("{ctx}, cat {path}");
+                let c = exo_mutant(img, &["cat", path], &cctx);
+                if c.status.success() {
+                    assert_eq!(c.stdout.len() as u64, size, "{cctx}: listed with {size} bytes");
+                    cats += 1;
+                } else {
+                    assert_clear_error(&c, std::slice::from_ref(path), &cctx);
+                    unreadable += 1;
+                }
+            }
+        }
+        for at in touched {
+            std::os::unix::fs::FileExt::write_at(&file, &pristine[at..at + 1], at as u64).unwrap();
         }
     }
-    eprintln!("mutated images: {ok} listed, {errors} clean errors, {died} server deaths (contained)");
-    assert_eq!(ok + errors + died, 1000);
+    eprintln!(
+        "mutated images: {ok} listed, {errors} clean errors, {died} server deaths (contained); \
+         {stats} stats agreed with their listing, {refused} refused; {cats} files read whole, {unreadable} refused"
+    );
+    // The mutations reach both outcomes, and the sample checks ran.
+    assert!(ok > 100 && errors + died > 100, "{ok} listed, {} failed", errors + died);
+    assert!(stats > 500 && cats > 300, "only {stats} entries compared with stat, {cats} files read");
 }
 
 #[test]

@@ -144,15 +144,120 @@ fn truncation_never_panics() {
     }
 }
 
+/// Little-endian fields of the raw bytes, read here independently of the
+/// `elf` crate; `None` past the end.
+fn raw(b: &[u8], at: usize, len: usize) -> Option<u64> {
+    let bytes = b.get(at..at + len)?;
+    Some(bytes.iter().rev().fold(0, |v, x| (v << 8) | u64::from(*x)))
+}
+
+/// Program header `i` of `b` as (p_type, flags, offset, vaddr, filesz,
+/// memsz), read straight from the bytes.
+fn raw_ph(b: &[u8], i: usize) -> Option<Ph> {
+    let p = usize::try_from(raw(b, 32, 8)?).ok()?.checked_add(56 * i)?;
+    Some((
+        raw(b, p, 4)? as u32,
+        raw(b, p + 4, 4)? as u32,
+        raw(b, p + 8, 8)?,
+        raw(b, p + 16, 8)?,
+        raw(b, p + 32, 8)?,
+        raw(b, p + 40, 8)?,
+    ))
+}
+
+/// What every answer of `check(b)` must satisfy, whatever `b` holds: a
+/// plan is safe to load and made of the file's own PT_LOAD headers; an
+/// error names a segment that exists and values the file really holds.
+fn assert_sound(b: &[u8], r: &Result<LoadPlan, ElfError>) {
+    let phnum = raw(b, 56, 2).unwrap_or(0) as usize;
+    match r {
+        Ok(p) => {
+            assert!(!p.segments.is_empty());
+            for s in &p.segments {
+                assert!(s.mem_size > 0 && s.file_size <= s.mem_size, "{s:x?}");
+                let file_end = s.file_offset.checked_add(s.file_size);
+                assert!(file_end.is_some_and(|e| e <= b.len() as u64), "{s:x?} outside a {}-byte file", b.len());
+                assert!(s.vaddr >= USER_START && s.vaddr.checked_add(s.mem_size).is_some_and(|e| e <= USER_END));
+                assert_eq!(s.vaddr % PAGE, s.file_offset % PAGE, "{s:x?}");
+                assert!(!(s.writable && s.executable), "{s:x?}");
+                let flags = if s.writable { PF_W } else { 0 } | if s.executable { PF_X } else { 0 };
+                let from_file = (0..phnum).filter_map(|i| raw_ph(b, i)).any(|(t, f, off, va, fsz, msz)| {
+                    t == PT_LOAD
+                        && f & (PF_W | PF_X) == flags
+                        && (off, va, fsz, msz) == (s.file_offset, s.vaddr, s.file_size, s.mem_size)
+                });
+                assert!(from_file, "{s:x?} is not one of the file's PT_LOAD headers");
+            }
+            for w in p.segments.windows(2) {
+                let (a, c) = (w[0], w[1]);
+                assert!((a.vaddr + a.mem_size - 1) / PAGE < c.vaddr / PAGE, "{a:x?} and {c:x?} share a page");
+            }
+            let in_text = |s: &Segment| s.executable && (s.vaddr..s.vaddr + s.mem_size).contains(&p.entry);
+            assert!(p.segments.iter().any(in_text), "entry {:#x} outside the text", p.entry);
+            assert_eq!(Some(p.entry), raw(b, 24, 8));
+        }
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            match *e {
+                ElfError::WrongMachine(m) => assert_eq!(Some(u64::from(m)), raw(b, 18, 2)),
+                ElfError::NotExecutable(t) => assert_eq!(Some(u64::from(t)), raw(b, 16, 2)),
+                ElfError::BadEntry(entry) => assert_eq!(Some(entry), raw(b, 24, 8)),
+                ElfError::OutsideUserRange(i, va) => {
+                    assert!(i < phnum, "{e:?} of {phnum}");
+                    assert_eq!(raw_ph(b, i).map(|ph| ph.3), Some(va), "{e:?}");
+                }
+                ElfError::FileLargerThanMemory(i)
+                | ElfError::OutsideFile(i)
+                | ElfError::AddressOverflow(i)
+                | ElfError::NotPageCongruent(i)
+                | ElfError::WritableAndExecutable(i) => assert!(i < phnum, "{e:?} of {phnum}"),
+                ElfError::Overlap(i, j) => assert!(j < i && i < phnum, "{e:?} of {phnum}"),
+                _ => {}
+            }
+        }
+    }
+}
+
 #[test]
-fn header_byte_flips_never_panic() {
+fn header_byte_flips_give_sound_answers() {
     // (The workspace's real user programs are loaded by the QEMU tests.)
     let b = good();
+    let plan = check(&b).unwrap();
     for i in 0..(64 + 2 * 56) {
         for v in [0u8, 0xff, 0x80, 1] {
             let mut m = b.clone();
             m[i] = v;
-            let _ = check(&m);
+            let r = check(&m);
+            assert_sound(&m, &r);
+            if v == b[i] {
+                assert_eq!(r, Ok(plan.clone()), "byte {i} unchanged");
+                continue;
+            }
+            // Fields whose effect is certain.
+            let ph = i.checked_sub(64).map(|p| p % 56);
+            let want = match i {
+                0..=3 => Some(Err(ElfError::BadMagic)),
+                4 => Some(Err(ElfError::Not64Bit)),
+                5 => Some(Err(ElfError::NotLittleEndian)),
+                6 => Some(Err(ElfError::Truncated)), // EI_VERSION
+                7..=15 => Some(Ok(plan.clone())),    // OS ABI and padding: ignored
+                16..=17 => Some(Err(ElfError::NotExecutable(raw(&m, 16, 2).unwrap() as u16))),
+                18..=19 => Some(Err(ElfError::WrongMachine(raw(&m, 18, 2).unwrap() as u16))),
+                24..=31 => {
+                    let entry = raw(&m, 24, 8).unwrap();
+                    Some(if (0x40_0000..0x40_0100).contains(&entry) {
+                        Ok(LoadPlan { entry, ..plan.clone() })
+                    } else {
+                        Err(ElfError::BadEntry(entry))
+                    })
+                }
+                // p_paddr and p_align are not used.
+                _ if matches!(ph, Some(24..=31 | 48..=55)) => Some(Ok(plan.clone())),
+                _ => None,
+            };
+            if let Some(want) = want {
+                assert_eq!(r, want, "byte {i} set to {v:#x}");
+            }
         }
     }
 }

@@ -97,17 +97,20 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     let partner = if IS_CALL {
         ep.receivers.front()
     } else if ep.senders.is_empty() && ep.receivers.has_room() {
-        reply_to
+        reply_to.map(|o| o.caller)
     } else {
         None
     };
     let Some(partner) = partner else { return null() };
     let Some(Some(other)) = k.threads.get_mut(partner.index as usize) else { return null() };
     let other: &mut Thread = other;
+    // A receiver that still owes a call goes the general way (which
+    // abandons that call); a reply must find its caller waiting for
+    // exactly the call it answers.
     let waiting = if IS_CALL {
-        matches!(other.state, ThreadState::Receiving(x, None) if x == e)
+        matches!(other.state, ThreadState::Receiving(x, None) if x == e) && other.reply_to.is_none()
     } else {
-        matches!(other.state, ThreadState::AwaitingReply)
+        matches!((other.state, reply_to), (ThreadState::AwaitingReply(c), Some(o)) if c == o.call)
     };
     // The partner must wait in exactly that state, and with no deadline
     // (else it sits on the timed list).
@@ -130,8 +133,9 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     if IS_CALL {
         ep.receivers.drop_front(); // the partner, seen at the front above
         other.ctx.frame.r9 = badge;
-        other.reply_to = Some(me_id);
-        me.state = ThreadState::AwaitingReply;
+        k.calls += 1;
+        other.reply_to = Some(Owed { caller: me_id, call: k.calls });
+        me.state = ThreadState::AwaitingReply(k.calls);
     } else {
         let _ = ep.receivers.push_back_in_place(me_id); // room checked above
         other.ctx.frame.r9 = 0;
@@ -190,9 +194,9 @@ impl Kernel {
             }
             self.wake(r, Ok(0));
             return if msg.is_call {
-                self.thread_mut(r).expect("receiver").reply_to = Some(t);
+                let call = self.take_call(r, t);
                 // The call's timeout covers the wait for the reply too.
-                self.block(t, ThreadState::AwaitingReply, timeout);
+                self.block(t, ThreadState::AwaitingReply(call), timeout);
                 Next::Blocked
             } else {
                 Next::Return(Ok(0))
@@ -231,8 +235,8 @@ impl Kernel {
             }
             if msg.is_call {
                 // Its deadline (if any) carries over to the reply wait.
-                self.thread_mut(s).expect("sender").state = ThreadState::AwaitingReply;
-                self.thread_mut(t).expect("receiver").reply_to = Some(s);
+                let call = self.take_call(t, s);
+                self.thread_mut(s).expect("sender").state = ThreadState::AwaitingReply(call);
             } else {
                 self.wake(s, Ok(0));
             }
@@ -249,10 +253,24 @@ impl Kernel {
         Next::Blocked
     }
 
-    /// `reply` by `t` to the caller it owes.
+    /// Server thread `server` takes a call from `caller`: it owes that
+    /// call a reply now (a call it owed before is abandoned: it can answer
+    /// only the last). Returns the call's number.
+    fn take_call(&mut self, server: ThreadId, caller: ThreadId) -> u64 {
+        let call = self.next_call();
+        let owed = self.thread_mut(server).expect("server").reply_to.replace(Owed { caller, call });
+        if let Some(owed) = owed {
+            self.abandon(owed);
+        }
+        call
+    }
+
+    /// `reply` by `t` to the call it owes; `Dead` if the caller no longer
+    /// waits for that call (it timed out, perhaps called elsewhere since,
+    /// or is gone).
     pub fn ipc_reply(&mut self, t: ThreadId, words: [u64; MSG_WORDS], cap: Option<u64>) -> Result<u64, Error> {
-        let caller = self.thread_mut(t).expect("replier").reply_to.take().ok_or(Error::NoReply)?;
-        if !self.thread(caller).is_some_and(|c| c.state == ThreadState::AwaitingReply) {
+        let Owed { caller, call } = self.thread_mut(t).expect("replier").reply_to.take().ok_or(Error::NoReply)?;
+        if !self.thread(caller).is_some_and(|c| c.state == ThreadState::AwaitingReply(call)) {
             return Err(Error::Dead);
         }
         self.transfer(t, caller, Message { words, cap, is_call: false, badge: 0 })?;

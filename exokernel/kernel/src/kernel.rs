@@ -91,6 +91,8 @@ pub struct Kernel {
     /// Set by the timer (`current` has used up its time slice), by a
     /// yield, and by a wake-up of a thread above `current`'s priority.
     pub need_resched: bool,
+    /// Calls made so far (numbers the replies must match).
+    pub calls: u64,
     /// Timer ticks since boot.
     pub ticks: u64,
     /// The monotonic clock.
@@ -286,6 +288,21 @@ impl Kernel {
         self.make_runnable(t);
     }
 
+    /// Ends a call that will never be answered (its server thread died, or
+    /// took another call first): the caller, if it still waits for this
+    /// very call, wakes with `Dead`.
+    pub fn abandon(&mut self, owed: Owed) {
+        if self.thread(owed.caller).is_some_and(|c| c.state == ThreadState::AwaitingReply(owed.call)) {
+            self.wake(owed.caller, Err(Error::Dead));
+        }
+    }
+
+    /// A call number never handed out before.
+    pub fn next_call(&mut self) -> u64 {
+        self.calls += 1;
+        self.calls
+    }
+
     /// Puts `t` (runnable, not current) on the run queue; asks for a
     /// reschedule when it outranks the current thread.
     pub fn make_runnable(&mut self, t: ThreadId) {
@@ -319,7 +336,7 @@ impl Kernel {
                 }
             }
             ThreadState::Waiting(p) => self.proc_mut(p).waiters.retain(|x| *x != t),
-            ThreadState::Runnable | ThreadState::Sleeping(_) | ThreadState::AwaitingReply => {}
+            ThreadState::Runnable | ThreadState::Sleeping(_) | ThreadState::AwaitingReply(_) => {}
         }
     }
 
@@ -513,10 +530,8 @@ impl Kernel {
         let Some(th) = self.thread(t) else { return };
         let (state, owed) = (th.state, th.reply_to);
         self.dequeue(t, state);
-        if let Some(c) = owed {
-            if self.thread(c).is_some_and(|c| c.state == ThreadState::AwaitingReply) {
-                self.wake(c, Err(Error::Dead));
-            }
+        if let Some(owed) = owed {
+            self.abandon(owed);
         }
         let p = self.proc_of(t);
         self.sched.remove(p.0, t);

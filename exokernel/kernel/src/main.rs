@@ -153,6 +153,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             current: None,
             need_resched: false,
             ticks: 0,
+            calls: 0,
             clock,
             kernel_pml4,
             irqs: alloc::vec![None; 256],

@@ -180,8 +180,9 @@ pub enum ThreadState {
     /// Waiting for a message on this endpoint (or a signal on the
     /// notification, if bound).
     Receiving(EpId, Option<NtfnId>),
-    /// Waiting for the reply to a call.
-    AwaitingReply,
+    /// Waiting for the reply to call number `.0` (numbers are never
+    /// reused, so a late reply to an earlier call cannot answer this one).
+    AwaitingReply(u64),
     /// Waiting for a signal.
     WaitingSignal(NtfnId),
 }
@@ -246,8 +247,19 @@ pub struct Thread {
     pub deadline: Option<u64>,
     /// The message this thread is trying to send.
     pub outgoing: Message,
-    /// The caller this thread owes a reply (one-shot: cleared by reply).
-    pub reply_to: Option<ThreadId>,
+    /// The call this thread owes a reply (one-shot: cleared by reply).
+    pub reply_to: Option<Owed>,
+}
+
+/// A call a server thread has taken and not yet answered: who made it,
+/// and its number. The reply reaches the caller only while it still waits
+/// for exactly this call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owed {
+    /// The calling thread.
+    pub caller: ThreadId,
+    /// The call's number.
+    pub call: u64,
 }
 
 /// A device interrupt vector bound to a notification (`irq_bind`).

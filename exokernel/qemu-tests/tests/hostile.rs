@@ -56,3 +56,28 @@ fn umip_stops_sgdt_in_user_mode() {
     b.expect_line("root: umip killed by CPU exception 13");
     assert!(b.find("SGDT worked in user mode").is_none(), "{}", b.serial);
 }
+
+#[test]
+fn a_late_reply_never_answers_a_later_call_to_another_server() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_line("ipcconf client: first call: Err(\"timed out\")");
+    b.expect_line("ipcconf late 50: reply refused: object is dead");
+    b.expect_line("ipcconf late 100: reply taken");
+    b.expect_line("ipcconf client: second call answered by its own server: ok");
+    b.expect_line("root: conf-client exited with code 0");
+}
+
+#[test]
+fn every_caller_of_a_server_that_answers_none_is_told_dead() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    // The first call is abandoned when the hoarder takes the second one
+    // (it can only answer the last), the second when it dies.
+    let first = b.expect_line("ipcconf caller 1: told Dead after ");
+    let dying = b.expect_line("ipcconf hoarder: dying with both calls unanswered");
+    assert!(first < dying, "caller 1 was told only when the hoarder died:\n{}", b.serial);
+    b.expect_line("ipcconf caller 2: told Dead after ");
+    b.expect_line("ipcconf callers: 2 of 2 told Dead");
+    b.expect_line("root: hoarder exited with code 3");
+}
