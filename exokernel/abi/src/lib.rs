@@ -501,7 +501,7 @@ pub const FOREVER: u64 = u64::MAX;
 pub const NOTIFY_BADGE: u64 = u64::MAX;
 
 /// Bytes of a sealed capability token.
-pub const SEALED_TOKEN_LEN: usize = 72;
+pub const SEALED_TOKEN_LEN: usize = 80;
 /// Bytes of an ML-KEM-768 encapsulation key.
 pub const KEM_PUBLIC_LEN: usize = 1184;
 /// Bytes of an ML-KEM-768 ciphertext.

@@ -23,6 +23,8 @@ struct Node<L> {
 /// The derivation tree.
 pub struct Cdt<L> {
     nodes: Vec<Option<Node<L>>>,
+    /// Per slot: how many nodes it has held (see [`Cdt::generation`]).
+    generations: Vec<u32>,
     free: Vec<u32>,
 }
 
@@ -35,7 +37,7 @@ impl<L: Copy> Default for Cdt<L> {
 impl<L: Copy> Cdt<L> {
     /// An empty tree.
     pub const fn new() -> Self {
-        Cdt { nodes: Vec::new(), free: Vec::new() }
+        Cdt { nodes: Vec::new(), generations: Vec::new(), free: Vec::new() }
     }
 
     fn node(&self, id: CapId) -> Option<&Node<L>> {
@@ -43,16 +45,26 @@ impl<L: Copy> Cdt<L> {
     }
 
     fn alloc(&mut self, node: Node<L>) -> CapId {
-        match self.free.pop() {
+        let id = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = Some(node);
-                CapId(i)
+                i
             }
             None => {
                 self.nodes.push(Some(node));
-                CapId(self.nodes.len() as u32 - 1)
+                self.generations.push(0);
+                self.nodes.len() as u32 - 1
             }
-        }
+        };
+        self.generations[id as usize] = self.generations[id as usize].wrapping_add(1);
+        CapId(id)
+    }
+
+    /// The generation of live node `id`: different for every node its
+    /// slot has held, so `(id, generation)` never names a later node.
+    pub fn generation(&self, id: CapId) -> Option<u32> {
+        self.node(id)?;
+        Some(self.generations[id.0 as usize])
     }
 
     /// A new node with no parent (an original capability).
@@ -213,6 +225,18 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    #[test]
+    fn generations_tell_reused_slots_apart() {
+        let mut t: Cdt<u32> = Cdt::new();
+        let a = t.insert_root(1);
+        let g = t.generation(a).unwrap();
+        t.remove(a);
+        assert_eq!(t.generation(a), None, "a removed node has no generation");
+        let b = t.insert_root(2);
+        assert_eq!(b, a, "the slot is reused");
+        assert_ne!(t.generation(b), Some(g), "but not its generation");
     }
 
     proptest! {

@@ -86,6 +86,8 @@ struct Level {
 pub struct Scheduler<T> {
     members: Vec<Option<Member<T>>>,
     levels: [Level; PRIORITIES],
+    /// Bit `l` set: level `l` has runnable processes.
+    busy: u8,
 }
 
 impl<T: Copy + PartialEq> Default for Scheduler<T> {
@@ -97,7 +99,7 @@ impl<T: Copy + PartialEq> Default for Scheduler<T> {
 impl<T: Copy + PartialEq> Scheduler<T> {
     /// No processes.
     pub fn new() -> Self {
-        Scheduler { members: Vec::new(), levels: Default::default() }
+        Scheduler { members: Vec::new(), levels: Default::default(), busy: 0 }
     }
 
     /// Registers process `p` with `params` (replacing what it had; it
@@ -166,13 +168,15 @@ impl<T: Copy + PartialEq> Scheduler<T> {
     }
 
     /// The highest level with a runnable thread.
+    #[inline]
     pub fn top_priority(&self) -> Option<u8> {
-        (0..PRIORITIES).rev().find(|l| !self.levels[*l].runnable.is_empty()).map(|l| l as u8)
+        (self.busy != 0).then(|| 7 - self.busy.leading_zeros() as u8)
     }
 
     /// True if nothing is runnable.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.top_priority().is_none()
+        self.busy == 0
     }
 
     /// Takes the next thread to run off the queue: from the highest level
@@ -182,15 +186,18 @@ impl<T: Copy + PartialEq> Scheduler<T> {
         let level = &mut self.levels[self.top_priority()? as usize];
         let point = level.turn.wrapping_mul(GOLDEN_STEP);
         level.turn = level.turn.wrapping_add(1);
-        // Scale the point to [0, total): the arcs are the weights in order.
-        let target = (u64::from(point) * level.total) >> 32;
-        let mut end = 0u64;
         let mut chosen = *level.runnable.last().expect("level is not empty");
-        for &p in &level.runnable {
-            end += u64::from(self.members[p as usize].as_ref().expect("listed").params.weight);
-            if target < end {
-                chosen = p;
-                break;
+        if level.runnable.len() > 1 {
+            // Scale the point to [0, total): the arcs are the weights in
+            // order.
+            let target = (u64::from(point) * level.total) >> 32;
+            let mut end = 0u64;
+            for &p in &level.runnable {
+                end += u64::from(self.members[p as usize].as_ref().expect("listed").params.weight);
+                if target < end {
+                    chosen = p;
+                    break;
+                }
             }
         }
         let m = self.members[chosen as usize].as_mut().expect("listed");
@@ -211,6 +218,7 @@ impl<T: Copy + PartialEq> Scheduler<T> {
         let at = level.runnable.binary_search(&p).unwrap_or_else(|i| i);
         level.runnable.insert(at, p);
         level.total += u64::from(params.weight);
+        self.busy |= 1 << params.priority;
     }
 
     fn unlist(&mut self, p: u32, params: Params) {
@@ -218,6 +226,9 @@ impl<T: Copy + PartialEq> Scheduler<T> {
         if let Ok(i) = level.runnable.binary_search(&p) {
             level.runnable.remove(i);
             level.total -= u64::from(params.weight);
+            if level.runnable.is_empty() {
+                self.busy &= !(1 << params.priority);
+            }
         }
     }
 }

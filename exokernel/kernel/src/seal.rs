@@ -117,13 +117,17 @@ impl Kernel {
             badge,
             key_id: key_id as u32,
             nonce,
+            node: cap.object.node.0,
+            node_generation: self.cdt.generation(cap.object.node).expect("a live capability has a node"),
         };
         let token = exo_seal::seal(&key, &payload);
         user_bytes_mut(self.proc(p).pml4, out, SEALED_TOKEN_LEN as u64)?.copy_from_slice(&token.0);
         Ok(0)
     }
 
-    /// `cap_unseal`: checks the token at `ptr` and installs its capability.
+    /// `cap_unseal`: checks the token at `ptr` and installs its capability,
+    /// derived from the sealed one (`Dead` once that was deleted or
+    /// revoked, or its object is gone).
     pub fn cap_unseal(&mut self, p: ProcId, ptr: u64, dst: u64) -> Result<u64, Error> {
         let bytes = user_bytes(self.proc(p).pml4, ptr, SEALED_TOKEN_LEN as u64)?;
         // The key id is inside the MACed payload: try the key it names,
@@ -134,8 +138,12 @@ impl Kernel {
         let rights = Rights::from_bits(t.rights as u64).ok_or(Error::BadSeal)?;
         let label = Label::decode(t.label as u64).ok_or(Error::BadSeal)?;
         let object = self.object_from_token(&t)?;
+        let node = exo_kcore::cdt::CapId(t.node);
+        if self.cdt.generation(node) != Some(t.node_generation) {
+            return Err(Error::Dead);
+        }
         let dst = (dst != NO_CAP).then_some(dst);
-        self.install_cap(p, dst, object, rights, label, None)
+        self.install_cap(p, dst, object, rights, label, Some(node))
     }
 
     /// `seal_key_establish`: ML-KEM-768 encapsulation to the caller's key.

@@ -26,7 +26,7 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// Bytes in a sealing key.
 pub const KEY_LEN: usize = 32;
 /// Bytes of the sealed description.
-pub const PAYLOAD_LEN: usize = 40;
+pub const PAYLOAD_LEN: usize = 48;
 /// Bytes of the MAC.
 pub const MAC_LEN: usize = 32;
 /// Bytes in a token.
@@ -36,7 +36,7 @@ pub const KEM_PUBLIC_LEN: usize = 1184;
 /// Bytes of an ML-KEM-768 ciphertext.
 pub const KEM_CIPHERTEXT_LEN: usize = 1088;
 /// Token format version (first payload byte).
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// A secret sealing key.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +68,14 @@ pub struct Payload {
     pub key_id: u32,
     /// Free for the sealer (e.g. a serial number).
     pub nonce: u64,
+    /// The sealed capability's node in the kernel's derivation tree: a
+    /// restored capability is derived from it, so revoking the original
+    /// (or an ancestor) reaches every restored copy, and a token whose
+    /// node is gone restores nothing.
+    pub node: u32,
+    /// Generation of that node's slot (a later node in the same slot is
+    /// another capability).
+    pub node_generation: u32,
 }
 
 /// A sealed capability.
@@ -116,6 +124,8 @@ impl Payload {
         b[20..24].copy_from_slice(&self.key_id.to_le_bytes());
         b[24..32].copy_from_slice(&self.badge.to_le_bytes());
         b[32..40].copy_from_slice(&self.nonce.to_le_bytes());
+        b[40..44].copy_from_slice(&self.node.to_le_bytes());
+        b[44..48].copy_from_slice(&self.node_generation.to_le_bytes());
         b
     }
 
@@ -131,6 +141,8 @@ impl Payload {
             key_id: u32_at(20),
             badge: u64_at(24),
             nonce: u64_at(32),
+            node: u32_at(40),
+            node_generation: u32_at(44),
         }
     }
 }
@@ -219,7 +231,18 @@ mod tests {
     use super::*;
 
     fn payload() -> Payload {
-        Payload { kind: 2, object: 7, generation: 3, rights: 0x1f, label: 0x2_0000, badge: 99, key_id: 0, nonce: 42 }
+        Payload {
+            kind: 2,
+            object: 7,
+            generation: 3,
+            rights: 0x1f,
+            label: 0x2_0000,
+            badge: 99,
+            key_id: 0,
+            nonce: 42,
+            node: 5,
+            node_generation: 9,
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 #![no_std]
 #![no_main]
 
-use exo_rt::abi::{map_flags, slot, CapKind, Error};
+use exo_rt::abi::{map_flags, slot, CapKind, Error, Rights};
 use exo_rt::caps::{self, Memory, Untyped, SELF};
 use exo_rt::println;
 
@@ -73,6 +73,22 @@ fn main(_args: &str) -> i32 {
     caps::delete(gone.slot()).expect("delete");
     let r = caps::unseal(&stale, None);
     check("token of a freed object", r == Err(Error::Dead), format_args!("{r:?}"));
+
+    // Revocation reaches restored copies, and unsealing cannot undo it: a
+    // token of a derived capability restores a copy derived from it.
+    let original = untyped.alloc(1).expect("memory");
+    let derived = SELF.give(original.slot(), None, Rights::ALL, None, None).expect("derive");
+    let token = caps::seal(derived, 0, 5).expect("seal the derived copy");
+    let restored = caps::unseal(&token, None).expect("unseal while it lives");
+    let revoked = caps::revoke(original.slot());
+    let gone = caps::info(restored);
+    check(
+        "revoke reaches a restored copy",
+        revoked == Ok(2) && gone.is_err(),
+        format_args!("revoke {revoked:?}, restored slot afterwards {:?}", gone.map(|i| i.kind)),
+    );
+    let r = caps::unseal(&token, None);
+    check("token of a revoked capability", r == Err(Error::Dead), format_args!("{r:?}"));
 
     // ML-KEM-768: agree on a key with the kernel, then verify its tokens
     // here, without the kernel's help or its boot key.

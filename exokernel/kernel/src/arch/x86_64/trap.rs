@@ -269,9 +269,9 @@ pub fn syscall_entry_address() -> u64 {
 /// another thread is resumed.
 pub fn return_to_user(ctx: &UserContext) -> ! {
     let frame = &ctx.frame;
-    assert!(frame.returnable(), "resume checks frames: {frame:x?}");
+    debug_assert!(frame.returnable(), "resume checks frames: {frame:x?}");
     enter_context(ctx);
-    // SAFETY: a returnable user frame (asserted), followed by its FPU
+    // SAFETY: a returnable user frame (`sched::resume` checks), followed by its FPU
     // state; the asm loads both in place and never comes back.
     unsafe {
         if frame.vector == SYSCALL_VECTOR {
