@@ -151,7 +151,8 @@ pub enum Sys {
     /// The driver programs its device's MSI or MSI-X entry with address
     /// [`MSI_ADDRESS`] and data = the vector. The binding lasts as long as
     /// the PCI capability used here: deleting or revoking it frees the
-    /// vector. `Exhausted` when no vector is free.
+    /// vector. `Exhausted` when no vector is free, or the function has
+    /// [`MAX_VECTORS_PER_FUNCTION`] already.
     IrqBind = 34,
     /// `sched_set(process_cap, priority, weight)`: the process's priority
     /// level (0 to 3; strict: a runnable thread of a higher level always
@@ -161,6 +162,14 @@ pub enum Sys {
     /// caller's own. New processes start at level 1 (or their creator's,
     /// if lower) with weight 1; the root task runs at 3.
     SchedSet = 35,
+    /// `untyped_split(untyped_cap, pages, kernel_bytes) -> untyped cap
+    /// slot`: a new budget of `pages` pages and `kernel_bytes` bytes of
+    /// kernel memory, taken from the one named (which also pays a little
+    /// kernel memory for the new budget's record), as seL4's retype
+    /// carves untyped memory. The new capability is derived from the old
+    /// one (revoking that revokes it). `OutOfMemory` if the source has
+    /// not that much left. Needs `WRITE`.
+    UntypedSplit = 36,
 }
 
 /// The MSI message address that reaches the (one) CPU's local APIC; the
@@ -171,10 +180,13 @@ pub const MSI_ADDRESS: u64 = 0xfee0_0000;
 pub const DEVICE_VECTOR_FIRST: u64 = 0x40;
 /// Last one.
 pub const DEVICE_VECTOR_LAST: u64 = 0xef;
+/// Most vectors bound for one PCI function at a time (`irq_bind` answers
+/// `Exhausted` beyond), so that one device cannot take them all.
+pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 36] = [
+    pub const ALL: [Sys; 37] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -211,6 +223,7 @@ impl Sys {
         Sys::MemPhys,
         Sys::IrqBind,
         Sys::SchedSet,
+        Sys::UntypedSplit,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

@@ -325,16 +325,16 @@ impl Kernel {
     }
 
     /// A new endpoint with no references yet.
-    pub fn new_endpoint(&mut self) -> EpId {
+    pub fn new_endpoint(&mut self, charged: Option<u32>) -> EpId {
         let generation = self.fresh_generation();
-        let ep = Endpoint { senders: Default::default(), receivers: Default::default(), refs: 0, generation };
+        let ep = Endpoint { senders: Default::default(), receivers: Default::default(), refs: 0, generation, charged };
         EpId(crate::kernel::insert_in_free_slot(&mut self.endpoints, ep))
     }
 
     /// A new notification with no references yet.
-    pub fn new_notification(&mut self) -> NtfnId {
+    pub fn new_notification(&mut self, charged: Option<u32>) -> NtfnId {
         let generation = self.fresh_generation();
-        let nt = Notification { bits: 0, waiters: Default::default(), refs: 0, generation };
+        let nt = Notification { bits: 0, waiters: Default::default(), refs: 0, generation, charged };
         NtfnId(crate::kernel::insert_in_free_slot(&mut self.notifications, nt))
     }
 }

@@ -8,9 +8,10 @@ use crate::object::*;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::mem::size_of;
 use core::num::NonZeroU32;
 use exo_abi::{slot, Error, ExitStatus, Rights, PAGE_SIZE, USER_END, USER_START};
-use exo_kcore::captable::CapTable;
+use exo_kcore::captable::{Cap, CapTable};
 use exo_kcore::cdt::{CapId, Cdt};
 use exo_kcore::frame::FrameAllocator;
 use exo_kcore::lattice::Label;
@@ -23,6 +24,38 @@ pub const MAX_THREADS: usize = 1024;
 pub const MAX_THREADS_PER_PROCESS: usize = 64;
 /// Largest memory object, in pages (256 MiB).
 pub const MAX_OBJECT_PAGES: u64 = 65536;
+
+/// Kernel memory (bytes of the kernel heap) each kind of object costs its
+/// budget: the object's own record plus what the kernel keeps for it
+/// elsewhere (queue entries, derivation-tree nodes, table slots), rounded
+/// up.
+pub mod cost {
+    use super::*;
+    /// A derivation-tree node with room for a child link.
+    pub const CDT_NODE: u64 = 64;
+    /// A process: its record, a full capability table and a
+    /// derivation-tree node for every slot.
+    pub const PROCESS: u64 =
+        size_of::<Process>() as u64 + 256 + slot::COUNT * (size_of::<Option<Cap<KCap>>>() as u64 + CDT_NODE);
+    /// A thread: its record (registers and FPU state) and its place in
+    /// the process's list and the scheduler's queues.
+    pub const THREAD: u64 = size_of::<Thread>() as u64 + 64;
+    /// An endpoint (its wait queues grow only with blocked threads, which
+    /// are paid for as threads).
+    pub const ENDPOINT: u64 = size_of::<Option<Endpoint>>() as u64 + 64;
+    /// A notification.
+    pub const NOTIFICATION: u64 = size_of::<Option<Notification>>() as u64 + 64;
+    /// A memory object's record, plus one word per page (its frame list).
+    pub const fn memory(pages: u64) -> u64 {
+        size_of::<Option<MemObject>>() as u64 + 64 + pages * 8
+    }
+    /// One mapping in a process's list.
+    pub const MAPPING: u64 = size_of::<Mapping>() as u64 + 16;
+    /// A sealing key.
+    pub const SEAL_KEY: u64 = 64;
+    /// A budget made by `untyped_split`.
+    pub const UNTYPED: u64 = size_of::<Untyped>() as u64 + 32;
+}
 
 /// Puts `value` in the first empty slot of `table` (or a new one at the
 /// end) and returns its index.
@@ -55,6 +88,15 @@ impl Clock {
     }
 }
 
+/// A sealing key and the process that established it (`None`: the boot
+/// key).
+pub struct SealKeySlot {
+    /// The key.
+    pub key: exo_seal::SealKey,
+    /// Who established it, and whose budget paid for it.
+    pub owner: Option<(ProcId, Option<u32>)>,
+}
+
 /// Everything the kernel knows.
 pub struct Kernel {
     /// Physical frames.
@@ -82,8 +124,9 @@ pub struct Kernel {
     /// Next object generation (see `MemObject::generation`).
     pub next_generation: u32,
     /// Sealing keys: 0 is the boot key, the rest were established with
-    /// ML-KEM by `seal_key_establish`.
-    pub seal_keys: Vec<exo_seal::SealKey>,
+    /// ML-KEM by `seal_key_establish` and are dropped (their tokens die)
+    /// when the process that established them ends. `None`: a free slot.
+    pub seal_keys: Vec<Option<SealKeySlot>>,
     /// Counter for the kernel's HMAC-based random bit generator.
     pub drbg_counter: u64,
     /// The thread that was running when the kernel was entered.
@@ -150,6 +193,25 @@ impl Kernel {
         }
     }
 
+    /// Takes `bytes` of kernel memory from budget `u` (`None`: the
+    /// kernel's own, for what the root task's own process causes).
+    pub fn charge_kernel(&mut self, u: Option<u32>, bytes: u64) -> Result<(), Error> {
+        let Some(u) = u else { return Ok(()) };
+        let b = self.untyped.get_mut(u as usize).ok_or(Error::InvalidCap)?;
+        if b.kernel < bytes {
+            return Err(Error::OutOfMemory);
+        }
+        b.kernel -= bytes;
+        Ok(())
+    }
+
+    /// Gives `bytes` of kernel memory back to budget `u`.
+    pub fn credit_kernel(&mut self, u: Option<u32>, bytes: u64) {
+        if let Some(b) = u.and_then(|u| self.untyped.get_mut(u as usize)) {
+            b.kernel += bytes;
+        }
+    }
+
     /// A new zeroed memory object of `pages` pages charged to untyped `u`
     /// (or to nothing, for kernel-made objects, with `u == None`), with
     /// one reference; physically contiguous pages if `contiguous`.
@@ -158,12 +220,17 @@ impl Kernel {
             return Err(Error::InvalidArgument);
         }
         if let Some(u) = u {
-            self.charge(u, pages)?;
+            self.charge_kernel(Some(u), cost::memory(pages))?;
+            if let Err(e) = self.charge(u, pages) {
+                self.credit_kernel(Some(u), cost::memory(pages));
+                return Err(e);
+            }
         }
         let mut frames = Vec::new();
         if frames.try_reserve_exact(pages as usize).is_err() {
             if let Some(u) = u {
                 self.credit(u, pages);
+                self.credit_kernel(Some(u), cost::memory(pages));
             }
             return Err(Error::OutOfMemory);
         }
@@ -185,6 +252,7 @@ impl Kernel {
             }
             if let Some(u) = u {
                 self.credit(u, pages);
+                self.credit_kernel(Some(u), cost::memory(pages));
             }
             return Err(Error::OutOfMemory);
         }
@@ -228,6 +296,7 @@ impl Kernel {
                 let _ = self.frames.free(*f);
             }
             self.credit(u, obj.frames.len() as u64);
+            self.credit_kernel(Some(u), cost::memory(obj.frames.len() as u64));
         }
     }
 
@@ -242,6 +311,7 @@ impl Kernel {
                 ep.refs -= 1;
                 if ep.refs == 0 {
                     let ep = self.endpoints[e.0 as usize].take().expect("live");
+                    self.credit_kernel(ep.charged, cost::ENDPOINT);
                     for t in ep.senders.iter().chain(ep.receivers.iter()) {
                         self.wake(t, Err(Error::Dead));
                     }
@@ -252,6 +322,7 @@ impl Kernel {
                 nt.refs -= 1;
                 if nt.refs == 0 {
                     let nt = self.notifications[n.0 as usize].take().expect("live");
+                    self.credit_kernel(nt.charged, cost::NOTIFICATION);
                     for t in nt.waiters.iter() {
                         self.wake(t, Err(Error::Dead));
                     }
@@ -385,6 +456,9 @@ impl Kernel {
                 return Err(Error::OutOfMemory);
             }
         }
+        // The mapping's record is charged now (and credited back below if
+        // the mapping fails).
+        self.charge_kernel(budget, cost::MAPPING)?;
         let free_before = self.frames.free_count();
         let mut leaf = pte::USER;
         if flags & exo_abi::map_flags::WRITE != 0 {
@@ -418,6 +492,7 @@ impl Kernel {
             self.procs[p.0 as usize].table_pages += tables;
         }
         if let Some(e) = failed {
+            self.credit_kernel(budget, cost::MAPPING);
             return Err(e);
         }
         self.procs[p.0 as usize].mappings.push(Mapping { va, pages, mem: m, via });
@@ -430,7 +505,8 @@ impl Kernel {
         let proc = &mut self.procs[p.0 as usize];
         let i = proc.mappings.iter().position(|mp| mp.va == va).ok_or(Error::NotMapped)?;
         let mp = proc.mappings.swap_remove(i);
-        let root = proc.pml4;
+        let (root, budget) = (proc.pml4, proc.charged_to);
+        self.credit_kernel(budget, cost::MAPPING);
         let active = cpu::read_cr3() == root;
         for k in 0..mp.pages {
             let page = mp.va + k * PAGE_SIZE;
@@ -453,13 +529,18 @@ impl Kernel {
         label: Label,
         params: Params,
     ) -> Result<ProcId, Error> {
+        self.charge_kernel(charge, cost::PROCESS)?;
         if let Some(u) = charge {
-            self.charge(u, 1)?;
+            if let Err(e) = self.charge(u, 1) {
+                self.credit_kernel(charge, cost::PROCESS);
+                return Err(e);
+            }
         }
         let Some(pml4) = self.frames.alloc() else {
             if let Some(u) = charge {
                 self.credit(u, 1);
             }
+            self.credit_kernel(charge, cost::PROCESS);
             return Err(Error::OutOfMemory);
         };
         mm::zero_frame(pml4);
@@ -495,6 +576,7 @@ impl Kernel {
         if proc.threads.len() >= MAX_THREADS_PER_PROCESS {
             return Err(Error::Exhausted);
         }
+        let budget = proc.charged_to;
         let index = match self.threads.iter().position(|t| t.is_none()) {
             Some(i) => i,
             None if self.threads.len() < MAX_THREADS => {
@@ -504,6 +586,7 @@ impl Kernel {
             }
             None => return Err(Error::Exhausted),
         };
+        self.charge_kernel(budget, cost::THREAD)?;
         let generation = NonZeroU32::new(self.thread_gens[index].wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
         self.thread_gens[index] = generation.get();
         let (pml4, caps) = (self.proc(p).pml4, self.proc(p).caps.slots_ptr());
@@ -517,6 +600,7 @@ impl Kernel {
             deadline: None,
             outgoing: Message::default(),
             reply_to: None,
+            charged: budget,
         }));
         let id = ThreadId { index: index as u32, generation };
         self.procs[p.0 as usize].threads.push(id);
@@ -528,7 +612,8 @@ impl Kernel {
     /// waiting for this thread's reply gets `Dead`.
     fn destroy_thread(&mut self, t: ThreadId) {
         let Some(th) = self.thread(t) else { return };
-        let (state, owed) = (th.state, th.reply_to);
+        let (state, owed, budget) = (th.state, th.reply_to, th.charged);
+        self.credit_kernel(budget, cost::THREAD);
         self.dequeue(t, state);
         if let Some(owed) = owed {
             self.abandon(owed);
@@ -569,11 +654,13 @@ impl Kernel {
             // process table does.
             unsafe { cpu::write_cr3(self.kernel_pml4) };
         }
+        let budget = self.proc(p).charged_to;
         for mp in core::mem::take(&mut self.proc_mut(p).mappings) {
             for k in 0..mp.pages {
                 let _ = paging::unmap_page(&mut DirectMap, root, mp.va + k * PAGE_SIZE);
             }
             self.mem_unref(mp.mem);
+            self.credit_kernel(budget, cost::MAPPING);
         }
         paging::free_user_tables(&mut DirectMap, &mut self.frames, root);
         let _ = self.frames.free(root);
@@ -581,6 +668,10 @@ impl Kernel {
             let tables = core::mem::take(&mut self.proc_mut(p).table_pages);
             self.credit(u, 1 + tables);
         }
+        // What stays (the record with the exit status, for `process_wait`)
+        // is the kernel's: at most MAX_PROCESSES of them.
+        self.credit_kernel(budget, cost::PROCESS);
+        self.free_seal_keys_of(p);
         self.delete_all_caps(p);
         let proc = self.proc_mut(p);
         debug_assert!(proc.threads.is_empty(), "threads point at the capability table");

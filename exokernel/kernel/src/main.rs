@@ -126,6 +126,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
     // root task's untyped budget.
     let reserve = (frames.free_count() / 16).max(512);
     let budget = frames.free_count().saturating_sub(reserve) as u64;
+    // Three quarters of the heap is the root task's to spend on kernel
+    // objects (and to pass on in budgets); the rest stays the kernel's
+    // (the root task's own records, allocator slack).
+    let kernel_budget = heap / 4 * 3;
     let (seal_key, from_rdrand) = seal::boot_key();
     if from_rdrand {
         kprintln!("sealing key: 256 bits from RDRAND");
@@ -141,14 +145,14 @@ extern "C" fn kmain(start_info: u64) -> ! {
             threads: Vec::new(),
             thread_gens: Vec::new(),
             mems: Vec::new(),
-            untyped: alloc::vec![Untyped { remaining: budget }],
+            untyped: alloc::vec![Untyped { remaining: budget, kernel: kernel_budget }],
             sched: exo_kcore::sched::Scheduler::new(),
             timed: Vec::new(),
             endpoints: Vec::new(),
             notifications: Vec::new(),
             cdt: exo_kcore::cdt::Cdt::new(),
             next_generation: 0,
-            seal_keys: alloc::vec![seal_key],
+            seal_keys: alloc::vec![Some(kernel::SealKeySlot { key: seal_key, owner: None })],
             drbg_counter: 0,
             current: None,
             need_resched: false,
@@ -169,9 +173,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
     };
     match bootstrap::start_root(k, 0, image_start, image_size) {
         Ok(_) => kprintln!(
-            "root task started from boot image ({} KiB), untyped budget {} MiB",
+            "root task started from boot image ({} KiB), untyped budget {} MiB and {} KiB of kernel memory",
             image_size >> 10,
-            (budget * 4096) >> 20
+            (budget * 4096) >> 20,
+            kernel_budget >> 10
         ),
         Err(e) => panic!("cannot start the root task: {e}"),
     }

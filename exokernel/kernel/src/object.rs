@@ -111,10 +111,19 @@ pub struct MemObject {
     pub device: bool,
 }
 
-/// A page budget that memory objects and processes are charged to.
+/// A budget: the pages that memory objects, processes and page tables are
+/// charged to, and the bytes of kernel memory (the kernel's heap) that
+/// the objects made with it may take: processes with their capability
+/// tables, threads, endpoints, notifications, memory-object records,
+/// mappings, sealing keys, other budgets. Every kernel object a program
+/// causes is paid from a budget it was given, so no program can exhaust
+/// the kernel, only its own budget (seL4 gets the same from retyping
+/// untyped memory into kernel objects).
 pub struct Untyped {
     /// Pages still available.
     pub remaining: u64,
+    /// Kernel-memory bytes still available.
+    pub kernel: u64,
 }
 
 /// A mapped memory object in a process.
@@ -210,6 +219,8 @@ pub struct Endpoint {
     pub refs: u32,
     /// See [`MemObject::generation`].
     pub generation: u32,
+    /// The budget its kernel memory was charged to.
+    pub charged: Option<u32>,
 }
 
 /// A notification: a word of pending bits and the threads waiting for any.
@@ -222,6 +233,8 @@ pub struct Notification {
     pub refs: u32,
     /// See [`MemObject::generation`].
     pub generation: u32,
+    /// The budget its kernel memory was charged to.
+    pub charged: Option<u32>,
 }
 
 /// A thread of execution in a process.
@@ -249,6 +262,8 @@ pub struct Thread {
     pub outgoing: Message,
     /// The call this thread owes a reply (one-shot: cleared by reply).
     pub reply_to: Option<Owed>,
+    /// The budget its kernel memory was charged to (its process's).
+    pub charged: Option<u32>,
 }
 
 /// A call a server thread has taken and not yet answered: who made it,
@@ -265,6 +280,8 @@ pub struct Owed {
 /// A device interrupt vector bound to a notification (`irq_bind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IrqBinding {
+    /// The PCI function it was bound for.
+    pub function: Bdf,
     /// Signalled when the vector fires (the binding holds a reference).
     pub notification: NtfnId,
     /// The bits it signals.

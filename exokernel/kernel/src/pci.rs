@@ -142,7 +142,7 @@ pub fn bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -
 /// notification in `ntfn_slot`, for as long as the PCI capability in
 /// `slot` lasts.
 pub fn irq_bind(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, ntfn_slot: u64, bits: u64) -> Result<u64, Error> {
-    target(k, p, slot, bdf, Rights::WRITE)?;
+    let function = target(k, p, slot, bdf, Rights::WRITE)?;
     let via = k.proc(p).caps.get(slot)?.object.node;
     let n = k.proc(p).caps.get(ntfn_slot)?;
     let Object::Notification(notification) = n.object.object else { return Err(Error::WrongType) };
@@ -152,11 +152,15 @@ pub fn irq_bind(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, ntfn_slot: u64, 
     if bits == 0 {
         return Err(Error::InvalidArgument);
     }
+    // One device cannot take every vector from the others.
+    if k.irqs.iter().flatten().filter(|b| b.function == function).count() >= exo_abi::MAX_VECTORS_PER_FUNCTION {
+        return Err(Error::Exhausted);
+    }
     let first = exo_abi::DEVICE_VECTOR_FIRST as usize;
     let last = exo_abi::DEVICE_VECTOR_LAST as usize;
     let vector = (first..=last).find(|v| k.irqs[*v].is_none()).ok_or(Error::Exhausted)?;
     k.took_cap(Object::Notification(notification)); // the binding's reference
-    k.irqs[vector] = Some(IrqBinding { notification, bits, via, count: 0 });
+    k.irqs[vector] = Some(IrqBinding { function, notification, bits, via, count: 0 });
     Ok(vector as u64)
 }
 

@@ -15,8 +15,8 @@ use exo_kcore::lattice::Label;
 use exo_kcore::pci::Bdf;
 use exo_seal::{Payload, SealKey};
 
-/// Most sealing keys (boot key included).
-const MAX_KEYS: usize = 64;
+/// Most sealing keys one process may have established at a time.
+const MAX_KEYS_PER_PROCESS: usize = 8;
 
 /// Makes the boot sealing key; the flag says whether RDRAND supplied it.
 pub fn boot_key() -> (SealKey, bool) {
@@ -48,7 +48,8 @@ impl Kernel {
         input[..8].copy_from_slice(&self.drbg_counter.to_le_bytes());
         input[8..16].copy_from_slice(&cpu::rdtsc().to_le_bytes());
         input[16..].copy_from_slice(&cpu::rdrand().unwrap_or(0).to_le_bytes());
-        exo_seal::derive_key(&input, &self.seal_keys[0].0).0
+        let boot = &self.seal_keys[0].as_ref().expect("the boot key stays").key;
+        exo_seal::derive_key(&input, &boot.0).0
     }
 
     /// Index and generation of the object a capability names, for tokens.
@@ -106,7 +107,7 @@ impl Kernel {
         if !cap.rights.contains(Rights::GRANT) {
             return Err(Error::NoRights);
         }
-        let key = self.seal_keys.get(key_id as usize).ok_or(Error::InvalidArgument)?.clone();
+        let key = self.seal_key(key_id as usize).ok_or(Error::InvalidArgument)?.clone();
         let (object, generation, badge) = self.object_identity(cap.object.object);
         let payload = Payload {
             kind: cap.object.object.kind() as u8,
@@ -133,7 +134,7 @@ impl Kernel {
         // The key id is inside the MACed payload: try the key it names,
         // and trust nothing else in the payload until the MAC verifies.
         let key_id = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")) as usize;
-        let key = self.seal_keys.get(key_id).ok_or(Error::BadSeal)?;
+        let key = self.seal_key(key_id).ok_or(Error::BadSeal)?;
         let t = exo_seal::unseal(key, bytes).map_err(|_| Error::BadSeal)?;
         let rights = Rights::from_bits(t.rights as u64).ok_or(Error::BadSeal)?;
         let label = Label::decode(t.label as u64).ok_or(Error::BadSeal)?;
@@ -147,8 +148,11 @@ impl Kernel {
     }
 
     /// `seal_key_establish`: ML-KEM-768 encapsulation to the caller's key.
+    /// Charged to the caller's budget; at most [`MAX_KEYS_PER_PROCESS`]
+    /// live at once per process; dropped when the process ends.
     pub fn seal_key_establish(&mut self, p: ProcId, public_key: u64, ct_out: u64) -> Result<u64, Error> {
-        if self.seal_keys.len() >= MAX_KEYS {
+        let mine = self.seal_keys.iter().flatten().filter(|s| s.owner.is_some_and(|(o, _)| o == p)).count();
+        if mine >= MAX_KEYS_PER_PROCESS {
             return Err(Error::Exhausted);
         }
         let pml4 = self.proc(p).pml4;
@@ -156,7 +160,28 @@ impl Kernel {
         let m = self.random_32();
         let (ct, key) = exo_seal::kem_encapsulate(pk, &m).map_err(|_| Error::InvalidArgument)?;
         user_bytes_mut(pml4, ct_out, KEM_CIPHERTEXT_LEN as u64)?.copy_from_slice(&ct);
-        self.seal_keys.push(key);
-        Ok(self.seal_keys.len() as u64 - 1)
+        let budget = self.proc(p).charged_to;
+        self.charge_kernel(budget, crate::kernel::cost::SEAL_KEY)?;
+        let slot = crate::kernel::SealKeySlot { key, owner: Some((p, budget)) };
+        Ok(crate::kernel::insert_in_free_slot(&mut self.seal_keys, slot) as u64)
+    }
+
+    /// Live sealing key `id`.
+    fn seal_key(&self, id: usize) -> Option<&SealKey> {
+        self.seal_keys.get(id)?.as_ref().map(|s| &s.key)
+    }
+
+    /// Drops the sealing keys process `p` established: tokens sealed with
+    /// them no longer verify (a later key in the same slot is another
+    /// key).
+    pub fn free_seal_keys_of(&mut self, p: ProcId) {
+        for i in 0..self.seal_keys.len() {
+            if let Some((owner, budget)) = self.seal_keys[i].as_ref().and_then(|s| s.owner) {
+                if owner == p {
+                    self.seal_keys[i] = None;
+                    self.credit_kernel(budget, crate::kernel::cost::SEAL_KEY);
+                }
+            }
+        }
     }
 }

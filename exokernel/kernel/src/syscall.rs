@@ -4,7 +4,7 @@
 use crate::arch::trap::TrapFrame;
 use crate::cap::KernelCap;
 use crate::ipc::Next;
-use crate::kernel::Kernel;
+use crate::kernel::{cost, Kernel};
 use crate::object::*;
 use crate::usercopy::user_bytes;
 use alloc::string::String;
@@ -96,6 +96,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::MemPhys => ret(mem_phys(k, p, a[0], a[1])),
         Sys::IrqBind => ret(crate::pci::irq_bind(k, p, a[0], a[1], a[2], a[3])),
         Sys::SchedSet => ret(sched_set(k, p, a[0], a[1], a[2])),
+        Sys::UntypedSplit => ret(untyped_split(k, p, a[0], a[1], a[2])),
     }
 }
 
@@ -173,10 +174,6 @@ fn wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64, timeout: u64) -> Outc
     }
 }
 
-/// Most endpoints and notifications (each kind) in the system: they live
-/// on the kernel heap, which must not run dry.
-const MAX_IPC_OBJECTS: usize = 4096;
-
 fn untyped_of(k: &Kernel, p: ProcId, slot: u64) -> Result<u32, Error> {
     match lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?.object.object {
         Object::Untyped(u) => Ok(u),
@@ -185,21 +182,23 @@ fn untyped_of(k: &Kernel, p: ProcId, slot: u64) -> Result<u32, Error> {
 }
 
 fn endpoint_create(k: &mut Kernel, p: ProcId, untyped: u64) -> SysResult {
-    untyped_of(k, p, untyped)?;
-    if k.endpoints.iter().flatten().count() >= MAX_IPC_OBJECTS {
-        return Err(Error::Exhausted);
-    }
-    let e = k.new_endpoint();
-    install_new(k, p, Object::Endpoint(e, 0)).inspect_err(|_| k.endpoints[e.0 as usize] = None)
+    let u = untyped_of(k, p, untyped)?;
+    k.charge_kernel(Some(u), cost::ENDPOINT)?;
+    let e = k.new_endpoint(Some(u));
+    install_new(k, p, Object::Endpoint(e, 0)).inspect_err(|_| {
+        k.endpoints[e.0 as usize] = None;
+        k.credit_kernel(Some(u), cost::ENDPOINT);
+    })
 }
 
 fn notification_create(k: &mut Kernel, p: ProcId, untyped: u64) -> SysResult {
-    untyped_of(k, p, untyped)?;
-    if k.notifications.iter().flatten().count() >= MAX_IPC_OBJECTS {
-        return Err(Error::Exhausted);
-    }
-    let n = k.new_notification();
-    install_new(k, p, Object::Notification(n)).inspect_err(|_| k.notifications[n.0 as usize] = None)
+    let u = untyped_of(k, p, untyped)?;
+    k.charge_kernel(Some(u), cost::NOTIFICATION)?;
+    let n = k.new_notification(Some(u));
+    install_new(k, p, Object::Notification(n)).inspect_err(|_| {
+        k.notifications[n.0 as usize] = None;
+        k.credit_kernel(Some(u), cost::NOTIFICATION);
+    })
 }
 
 /// Gives the creator of a new object the original capability to it, at
@@ -337,6 +336,27 @@ fn process_create(k: &mut Kernel, p: ProcId, untyped: u64, name_ptr: u64, name_l
         k.exit_process(child, ExitStatus::Exited(0));
     }
     r
+}
+
+/// Carves a new budget out of the one in `slot` (see `Sys::UntypedSplit`).
+fn untyped_split(k: &mut Kernel, p: ProcId, slot: u64, pages: u64, kernel_bytes: u64) -> SysResult {
+    let cap = lookup(k, p, slot, CapKind::Untyped, Rights::WRITE)?;
+    let Object::Untyped(u) = cap.object.object else { unreachable!("kind checked") };
+    let (rights, label, node) = (cap.rights, cap.object.label, cap.object.node);
+    let source = &k.untyped[u as usize];
+    let cost = cost::UNTYPED;
+    if source.remaining < pages || source.kernel < kernel_bytes.saturating_add(cost) {
+        return Err(Error::OutOfMemory);
+    }
+    k.untyped[u as usize].remaining -= pages;
+    k.untyped[u as usize].kernel -= kernel_bytes + cost;
+    let new = k.untyped.len() as u32;
+    k.untyped.push(Untyped { remaining: pages, kernel: kernel_bytes });
+    k.install_cap(p, None, Object::Untyped(new), rights, label, Some(node)).inspect_err(|_| {
+        k.untyped.pop();
+        k.untyped[u as usize].remaining += pages;
+        k.untyped[u as usize].kernel += kernel_bytes + cost;
+    })
 }
 
 /// Sets a process's priority and weight: at most the caller's own

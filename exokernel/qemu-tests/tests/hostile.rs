@@ -81,3 +81,27 @@ fn every_caller_of_a_server_that_answers_none_is_told_dead() {
     b.expect_line("ipcconf callers: 2 of 2 told Dead");
     b.expect_line("root: hoarder exited with code 3");
 }
+
+#[test]
+fn a_program_that_spends_its_budget_harms_no_other() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    // Every kind of object ends in an error for the hog, not a panic.
+    b.expect_line("hostile hog: 63 threads, then kernel table full");
+    b.expect_line(" processes, then out of memory");
+    b.expect_line(" more endpoints, then out of memory");
+    b.expect_line(" more pages, then out of memory");
+    let full = b.expect_line("hostile hog: full; the victim goes now");
+    let got = b.expect_line("hostile victim: got everything it asked for beside the hog");
+    assert!(full < got, "{}", b.serial);
+    b.expect_line("root: hog exited with code 0");
+    b.expect_line("root: victim2 exited with code 0");
+}
+
+#[test]
+fn one_device_cannot_take_every_interrupt_vector() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_line("hostile irqs: 8 vectors for one device, then kernel table full");
+    b.expect_line("root: irqs exited with code 0");
+}

@@ -17,6 +17,8 @@
 //! after = hello             # started after these programs
 //! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
 //! restart = never           # never | on-failure | always (the root task's supervisor)
+//! memory = 16M              # with `untyped`: its own budget of pages (K/M/G)
+//! kernel = 256K             # with `untyped`: kernel memory its objects may take
 //! priority = 1              # scheduling level 0-2 (3 is the root task's)
 //! weight = 1                # CPU share among its level's programs, 1-1000
 //! expect = exit 0           # exit N | fault | fault N
@@ -55,6 +57,15 @@ pub const MAX_ENDPOINTS: usize = 16;
 pub const DEVICE_SLOT_BASE: u64 = 32;
 /// Most devices one program may list.
 pub const MAX_DEVICES: usize = 8;
+
+/// Budget of a program given `untyped` that names no `memory`.
+pub const DEFAULT_MEMORY: u64 = 16 * 1024 * 1024;
+/// Kernel memory of a program given `untyped` that names no `kernel`.
+pub const DEFAULT_KERNEL: u64 = 256 * 1024;
+/// Largest `memory`.
+pub const MAX_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest `kernel`.
+pub const MAX_KERNEL: u64 = 64 * 1024 * 1024;
 
 /// Highest scheduling level a program may have: the root task runs above
 /// it, so that it sees every ending at once.
@@ -174,6 +185,12 @@ pub struct Program {
     pub heap: u64,
     /// Restart policy.
     pub restart: Restart,
+    /// With the `untyped` capability: bytes of memory in its own budget
+    /// (a multiple of 4K).
+    pub memory: u64,
+    /// With the `untyped` capability: bytes of kernel memory its budget
+    /// may spend on kernel objects (processes, threads, endpoints ...).
+    pub kernel: u64,
     /// Scheduling level, 0 to [`MAX_PRIORITY`].
     pub priority: u8,
     /// Share of the processor among the runnable programs of its level.
@@ -231,6 +248,7 @@ fn parse_size(v: &str) -> Option<u64> {
     let (num, mul) = match v.as_bytes().last()? {
         b'K' | b'k' => (&v[..v.len() - 1], 1024),
         b'M' | b'm' => (&v[..v.len() - 1], 1024 * 1024),
+        b'G' | b'g' => (&v[..v.len() - 1], 1024 * 1024 * 1024),
         _ => (v, 1),
     };
     num.trim().parse::<u64>().ok()?.checked_mul(mul)
@@ -300,6 +318,8 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             after: Vec::new(),
                             heap: DEFAULT_HEAP,
                             restart: Restart::Never,
+                            memory: DEFAULT_MEMORY,
+                            kernel: DEFAULT_KERNEL,
                             priority: DEFAULT_PRIORITY,
                             weight: DEFAULT_WEIGHT,
                             expect: None,
@@ -400,6 +420,20 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 return err(n, format!("heap must be a non-zero multiple of 4K up to 64M, not `{value}`"));
             }
             prog.heap = size;
+        }
+        "memory" | "kernel" => {
+            let max = if key == "memory" { MAX_MEMORY } else { MAX_KERNEL };
+            let size = parse_size(value)
+                .filter(|s| *s > 0 && *s <= max && (key == "kernel" || s % PAGE == 0))
+                .ok_or_else(|| ManifestError {
+                    line: n,
+                    message: format!("{key} must be a size (K/M/G suffix) from 1 to {}M, not `{value}`", max >> 20),
+                })?;
+            if key == "memory" {
+                prog.memory = size;
+            } else {
+                prog.kernel = size;
+            }
         }
         "priority" => {
             prog.priority = match value.parse::<u8>() {

@@ -56,6 +56,15 @@ fn defaults_and_file_order() {
     assert_eq!(m.programs[0].name, "x");
     assert_eq!(m.programs[1].expect, Some(Expect::Fault(None)));
     assert_eq!(m.programs[1].heap, 1 << 20);
+    assert_eq!((m.programs[0].priority, m.programs[0].weight), (DEFAULT_PRIORITY, DEFAULT_WEIGHT));
+    assert_eq!((m.programs[0].memory, m.programs[0].kernel), (DEFAULT_MEMORY, DEFAULT_KERNEL));
+}
+
+#[test]
+fn schedule_and_budget() {
+    let m = parse("[program x]\nbinary = x\npriority = 2\nweight = 1000\nmemory = 1G\nkernel = 100K\n").unwrap();
+    let x = &m.programs[0];
+    assert_eq!((x.priority, x.weight, x.memory, x.kernel), (2, 1000, 1 << 30, 100 << 10));
 }
 
 fn error(text: &str) -> ManifestError {
@@ -97,6 +106,13 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nlabel = admin\n", 3, "unknown label `admin` (one of root, system"),
         ("[program p]\nbinary = p\ndevices = e1000\n", 3, "unknown device `e1000` (one of virtio-blk, virtio-net)"),
         ("[program p]\nbinary = p\ndevices = virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk\n", 3, "more than 8 devices"),
+        ("[program p]\nbinary = p\npriority = 3\n", 3, "priority must be 0 to 2"),
+        ("[program p]\nbinary = p\nweight = 0\n", 3, "weight must be 1 to 1000"),
+        ("[program p]\nbinary = p\nweight = 1001\n", 3, "weight must be 1 to 1000"),
+        ("[program p]\nbinary = p\nmemory = 5000\n", 3, "memory must be a size"),
+        ("[program p]\nbinary = p\nmemory = 8G\n", 3, "memory must be a size"),
+        ("[program p]\nbinary = p\nkernel = 0\n", 3, "kernel must be a size"),
+        ("[program p]\nbinary = p\nkernel = 65M\n", 3, "kernel must be a size"),
         ("# nothing\n", 0, "no [program] sections"),
         ("", 0, "no [program] sections"),
     ];

@@ -26,7 +26,14 @@ pub enum StartError {
     /// The manifest gives it a device the machine does not have (or has
     /// given every one of that kind to other programs).
     NoDevice(&'static str),
+    /// Its budget could not be carved out: the root task keeps
+    /// [`RESERVE_PAGES`] for restarts.
+    NoBudget,
 }
+
+/// Pages the root task keeps for itself when it hands out budgets: what
+/// restarting programs takes (their memory is paid from it).
+pub const RESERVE_PAGES: u64 = 4096;
 
 impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
@@ -36,6 +43,11 @@ impl core::fmt::Display for StartError {
             StartError::Kernel(what, e) => write!(f, "{what}: {}", e.name()),
             StartError::ArgsTooLong => write!(f, "arguments longer than a page"),
             StartError::NoDevice(d) => write!(f, "no {d} device left to give it"),
+            StartError::NoBudget => write!(
+                f,
+                "no room for its budget (`memory`, `kernel`): the root task keeps {} MiB for restarts",
+                (RESERVE_PAGES * PAGE_SIZE) >> 20
+            ),
         }
     }
 }
@@ -94,11 +106,14 @@ pub struct Hardware<'a> {
     pub assigned: &'a mut alloc::vec::Vec<u16>,
 }
 
-/// Creates and starts `program`; its endpoints carry `badge`.
+/// Creates and starts `program`, paid from `untyped`; its endpoints carry
+/// `badge`; `budget` is the budget it gets as its own `untyped` (if its
+/// entry grants one).
 pub fn start(
     image: &exo_bootimg::BootImage,
     program: &Program,
     untyped: Untyped,
+    budget: Option<Untyped>,
     endpoints: &Endpoints,
     badge: u64,
     hardware: Hardware,
@@ -109,7 +124,7 @@ pub fn start(
         return Err(StartError::ArgsTooLong);
     }
     let child = untyped.create_process(&program.name, program.label.encode()).map_err(k("create process"))?;
-    let result = build(elf.data, &plan, program, untyped, child)
+    let result = build(elf.data, &plan, program, untyped, budget, child)
         .and_then(|_| connect(program, child, endpoints, badge))
         .and_then(|_| give_devices(program, child, hardware))
         .and_then(|_| child.set_schedule(program.priority, program.weight).map_err(k("set schedule")))
@@ -125,6 +140,7 @@ fn build(
     plan: &exo_elf::LoadPlan,
     program: &Program,
     untyped: Untyped,
+    budget: Option<Untyped>,
     child: Process,
 ) -> Result<(), StartError> {
     for seg in &plan.segments {
@@ -161,9 +177,13 @@ fn build(
         let (s, rights) = match grant {
             CapGrant::Console => (slot::CONSOLE, Rights::WRITE),
             CapGrant::Power => (slot::POWER, Rights::WRITE),
-            CapGrant::Untyped => (slot::UNTYPED, Rights::ALL),
+            CapGrant::Untyped => (budget.ok_or(StartError::NoBudget)?.slot(), Rights::ALL),
         };
-        child.give(s, Some(s), rights, Some(program.label.encode()), None).map_err(k("grant capability"))?;
+        let dst = match grant {
+            CapGrant::Untyped => slot::UNTYPED,
+            _ => s,
+        };
+        child.give(s, Some(dst), rights, Some(program.label.encode()), None).map_err(k("grant capability"))?;
     }
     Ok(())
 }

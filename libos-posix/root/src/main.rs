@@ -90,6 +90,10 @@ struct Supervisor {
     devices: Vec<pci::Function>,
     /// Per program (manifest order): the PCI functions it was given.
     assigned: Vec<Vec<u16>>,
+    /// Per program: its own budget, if its entry grants `untyped`; made
+    /// at its first start and given again to each restart (what the dead
+    /// instance held comes back to it as the kernel frees its objects).
+    budgets: Vec<Option<Untyped>>,
 }
 
 impl Supervisor {
@@ -97,16 +101,18 @@ impl Supervisor {
     /// `index + 1` every time.
     fn start(&mut self, index: usize) -> Result<Process, loader::StartError> {
         let program = &self.manifest.programs[index];
+        let root = Untyped::from_slot(slot::UNTYPED);
+        if program.caps.contains(&exo_manifest::CapGrant::Untyped) && self.budgets[index].is_none() {
+            let pages = program.memory / PAGE_SIZE;
+            let left = caps::info(slot::UNTYPED).map_or(0, |i| i.pages);
+            if left < pages + loader::RESERVE_PAGES {
+                return Err(loader::StartError::NoBudget);
+            }
+            self.budgets[index] = Some(root.split(pages, program.kernel).map_err(|_| loader::StartError::NoBudget)?);
+        }
         let hardware =
             loader::Hardware { bus: self.bus, functions: &mut self.devices, assigned: &mut self.assigned[index] };
-        loader::start(
-            self.image,
-            program,
-            Untyped::from_slot(slot::UNTYPED),
-            &self.endpoints,
-            index as u64 + 1,
-            hardware,
-        )
+        loader::start(self.image, program, root, self.budgets[index], &self.endpoints, index as u64 + 1, hardware)
     }
 }
 
@@ -142,7 +148,8 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
         }
     };
     let assigned = alloc::vec![Vec::new(); manifest.programs.len()];
-    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned };
+    let budgets = alloc::vec![None; manifest.programs.len()];
+    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets };
     // SAFETY: no watcher thread exists yet; this is the only access.
     unsafe { *SUPERVISOR.0.get() = Some(supervisor) };
     // One watcher thread per program, started with it, so each ending is

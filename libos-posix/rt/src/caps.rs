@@ -204,6 +204,11 @@ impl Untyped {
     pub fn create_process(self, name: &str, label: u64) -> Result<Process, Error> {
         call(Sys::ProcessCreate, [self.0, name.as_ptr() as u64, name.len() as u64, label, 0, 0]).map(Process)
     }
+    /// A new budget of `pages` pages and `kernel_bytes` bytes of kernel
+    /// memory, carved out of this one.
+    pub fn split(self, pages: u64, kernel_bytes: u64) -> Result<Untyped, Error> {
+        call(Sys::UntypedSplit, [self.0, pages, kernel_bytes, 0, 0, 0]).map(Untyped)
+    }
     /// A new endpoint.
     pub fn create_endpoint(self) -> Result<Endpoint, Error> {
         call(Sys::EndpointCreate, [self.0, 0, 0, 0, 0, 0]).map(Endpoint)

@@ -13,6 +13,13 @@
 //! - `rsp`: makes a system call with a non-canonical stack pointer (killed
 //!   by #GP: the kernel cannot return to it).
 //! - `umip`: executes SGDT (killed by #GP where the CPU has UMIP).
+//! - `hog`: makes processes, endpoints, notifications, memory objects and
+//!   threads from its budget until the kernel refuses each, holds them for
+//!   a while, and reports the counts and errors.
+//! - `victim`: waits until the hog is full, then makes one of each from
+//!   its own budget: every one must succeed.
+//! - `irqs`: binds interrupt vectors for its one device until the kernel
+//!   refuses; reports how many it got.
 #![no_std]
 #![no_main]
 
@@ -150,12 +157,92 @@ fn umip() -> i32 {
     1
 }
 
+/// Makes objects with `make` until it fails; the count and the error.
+fn exhaust(mut make: impl FnMut(u64) -> Result<(), exo_rt::abi::Error>) -> (u64, exo_rt::abi::Error) {
+    let mut n = 0;
+    loop {
+        match make(n) {
+            Ok(()) => n += 1,
+            Err(e) => return (n, e),
+        }
+    }
+}
+
+fn hog() -> i32 {
+    let untyped = Untyped::from_slot(exo_rt::abi::slot::UNTYPED);
+    // Its own threads stop at the per-process limit (their stacks come
+    // from its heap, which the manifest makes big enough).
+    let (threads, e1) = exhaust(|_| exo_rt::thread::spawn(|_| exo_rt::sys::sleep(u64::MAX), 0).map(|_| ()));
+    println!("hostile hog: {threads} threads, then {}", e1.name());
+    let (procs, e2) = exhaust(|_| untyped.create_process("hogchild", exo_manifest::Label::USER.encode()).map(|_| ()));
+    println!("hostile hog: {procs} processes, then {}", e2.name());
+    let (eps, e3) = exhaust(|_| untyped.create_endpoint().map(|_| ()));
+    println!("hostile hog: {eps} more endpoints, then {}", e3.name());
+    let (pages, e4) = exhaust(|_| untyped.alloc(1).map(|_| ()));
+    println!("hostile hog: {pages} more pages, then {}", e4.name());
+    // Tell the victim (endpoint slot 16) and hold everything until it has
+    // had its turn.
+    println!("hostile hog: full; the victim goes now");
+    let r = exo_rt::caps::Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE).call([0; 3], None, 10_000_000_000);
+    println!("hostile hog: the victim is done ({:?}); letting go", r.map(|_| ()).map_err(|e| e.name()));
+    0
+}
+
+fn victim() -> i32 {
+    // Wait until the hog is full (it calls on endpoint slot 16).
+    let ep = exo_rt::caps::Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
+    if let Err(e) = ep.recv(None, 30_000_000_000) {
+        println!("hostile victim: the hog never said it was full: {}", e.name());
+        return 1;
+    }
+    let untyped = Untyped::from_slot(exo_rt::abi::slot::UNTYPED);
+    let p = untyped.create_process("victimchild", exo_manifest::Label::USER.encode()).map(|_| ());
+    let e = untyped.create_endpoint().map(|_| ());
+    let n = untyped.create_notification().map(|_| ());
+    let m = untyped.alloc(16).map(|_| ());
+    let t = exo_rt::thread::spawn(|_| {}, 0).map(|_| ());
+    let all = [p, e, n, m, t];
+    println!(
+        "hostile victim: process {:?}, endpoint {:?}, notification {:?}, memory {:?}, thread {:?}",
+        p.map_err(|e| e.name()),
+        e.map_err(|e| e.name()),
+        n.map_err(|e| e.name()),
+        m.map_err(|e| e.name()),
+        t.map_err(|e| e.name())
+    );
+    let _ = exo_rt::caps::reply([0; 3], None);
+    if all.iter().all(Result::is_ok) {
+        println!("hostile victim: got everything it asked for beside the hog");
+        0
+    } else {
+        1
+    }
+}
+
+fn irqs() -> i32 {
+    let Ok(f) = exo_rt::caps::PciFunction::from_slot(exo_manifest::DEVICE_SLOT_BASE) else {
+        println!("hostile irqs: no device");
+        return 2;
+    };
+    let untyped = Untyped::from_slot(exo_rt::abi::slot::UNTYPED);
+    let Ok(note) = untyped.create_notification() else {
+        println!("hostile irqs: no notification");
+        return 2;
+    };
+    let (n, e) = exhaust(|_| f.irq_bind(note, 1).map(|_| ()));
+    println!("hostile irqs: {n} vectors for one device, then {}", e.name());
+    0
+}
+
 fn main(args: &str) -> i32 {
     match args.trim() {
         "flags" => flags(),
         "top" => top(),
         "rsp" => rsp(),
         "umip" => umip(),
+        "hog" => hog(),
+        "victim" => victim(),
+        "irqs" => irqs(),
         other => {
             println!("hostile: unknown mode `{other}` (flags, top, rsp, umip)");
             2
