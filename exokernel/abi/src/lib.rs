@@ -172,6 +172,10 @@ pub enum Sys {
     UntypedSplit = 36,
 }
 
+/// The exit code of a process the kernel ended because no other process
+/// held a capability to it any more (its creator ended or let it go).
+pub const ORPHANED_EXIT: u32 = 0xdead;
+
 /// The MSI message address that reaches the (one) CPU's local APIC; the
 /// message data is the vector `irq_bind` returned (fixed delivery, edge).
 pub const MSI_ADDRESS: u64 = 0xfee0_0000;

@@ -14,6 +14,9 @@ use exo_abi::{map_flags, slot, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TO
 use exo_kcore::lattice::Label;
 use exo_kcore::sched::{Params, DEFAULT_WEIGHT, SUPERVISOR_PRIORITY};
 
+/// The root task's process: the first one made.
+pub const ROOT: ProcId = ProcId(0);
+
 /// The root task runs above every program it starts (it is their
 /// supervisor: a death must reach it at once).
 const SUPERVISOR: Params = Params { priority: SUPERVISOR_PRIORITY, weight: DEFAULT_WEIGHT };

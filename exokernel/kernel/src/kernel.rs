@@ -18,8 +18,6 @@ use exo_kcore::lattice::Label;
 use exo_kcore::paging::{self, pte, MapError};
 use exo_kcore::sched::{Params, Scheduler};
 
-/// Most threads in the whole system.
-pub const MAX_THREADS: usize = 1024;
 /// Most threads in one process.
 pub const MAX_THREADS_PER_PROCESS: usize = 64;
 /// Largest memory object, in pages (256 MiB).
@@ -31,6 +29,8 @@ pub const MAX_OBJECT_PAGES: u64 = 65536;
 /// up.
 pub mod cost {
     use super::*;
+    /// The record of an ended process, kept while capabilities name it.
+    pub const PROCESS_RECORD: u64 = size_of::<Process>() as u64 + 64;
     /// A derivation-tree node with room for a child link.
     pub const CDT_NODE: u64 = 64;
     /// A process: its record, a full capability table and a
@@ -101,8 +101,14 @@ pub struct SealKeySlot {
 pub struct Kernel {
     /// Physical frames.
     pub frames: FrameAllocator<'static>,
-    /// Every process ever created (entries are never reused).
+    /// Processes, alive or ended (an ended one's entry is reused once no
+    /// capability names it: see `free_procs`).
     pub procs: Vec<Process>,
+    /// Entries of `procs` free for reuse.
+    pub free_procs: Vec<u32>,
+    /// Live processes no other process names any more (see
+    /// `reap_orphans`).
+    pub orphans: Vec<ProcId>,
     /// Thread slots.
     pub threads: Vec<Option<Box<Thread>>>,
     /// Generation counter per thread slot.
@@ -305,6 +311,15 @@ impl Kernel {
     /// with `Dead`.
     pub fn drop_cap(&mut self, obj: Object) {
         match obj {
+            Object::Process(p) => {
+                self.proc_mut(p).refs -= 1;
+                if self.proc(p).state == ProcState::Alive && self.orphaned(p) && !self.orphans.contains(&p) {
+                    // Ended by `reap_orphans` on the way out of the kernel
+                    // (not here: a chain of orphans would recurse).
+                    self.orphans.push(p);
+                }
+                self.release_process(p);
+            }
             Object::Memory(m) => self.mem_unref(m),
             Object::Endpoint(e, _) => {
                 let ep = self.endpoints[e.0 as usize].as_mut().expect("live endpoint");
@@ -335,6 +350,7 @@ impl Kernel {
     /// Records that a capability to `obj` was created.
     pub fn took_cap(&mut self, obj: Object) {
         match obj {
+            Object::Process(p) => self.proc_mut(p).refs += 1,
             Object::Memory(m) => self.mem_ref(m),
             Object::Endpoint(e, _) => self.endpoints[e.0 as usize].as_mut().expect("live").refs += 1,
             Object::Notification(n) => self.notifications[n.0 as usize].as_mut().expect("live").refs += 1,
@@ -548,8 +564,8 @@ impl Kernel {
             let e = exo_kcore::paging::PhysMemory::read_entry(&DirectMap, self.kernel_pml4, i);
             exo_kcore::paging::PhysMemory::write_entry(&mut DirectMap, pml4, i, e);
         }
-        let id = ProcId(self.procs.len() as u32);
-        self.procs.push(Process {
+        let generation = self.fresh_generation();
+        let process = Process {
             name,
             pml4,
             caps: CapTable::new(slot::COUNT as usize),
@@ -560,7 +576,19 @@ impl Kernel {
             waiters: Vec::new(),
             charged_to: charge,
             table_pages: 0,
-        });
+            refs: 0,
+            generation,
+        };
+        let id = match self.free_procs.pop() {
+            Some(i) => {
+                self.procs[i as usize] = process;
+                ProcId(i)
+            }
+            None => {
+                self.procs.push(process);
+                ProcId(self.procs.len() as u32 - 1)
+            }
+        };
         self.sched.add_process(id.0, params);
         self.install_cap(id, Some(slot::SELF), Object::Process(id), Rights::ALL, label, None)
             .expect("empty table, own label");
@@ -579,12 +607,11 @@ impl Kernel {
         let budget = proc.charged_to;
         let index = match self.threads.iter().position(|t| t.is_none()) {
             Some(i) => i,
-            None if self.threads.len() < MAX_THREADS => {
+            None => {
                 self.threads.push(None);
                 self.thread_gens.push(0);
                 self.threads.len() - 1
             }
-            None => return Err(Error::Exhausted),
         };
         self.charge_kernel(budget, cost::THREAD)?;
         let generation = NonZeroU32::new(self.thread_gens[index].wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
@@ -668,20 +695,55 @@ impl Kernel {
             let tables = core::mem::take(&mut self.proc_mut(p).table_pages);
             self.credit(u, 1 + tables);
         }
-        // What stays (the record with the exit status, for `process_wait`)
-        // is the kernel's: at most MAX_PROCESSES of them.
-        self.credit_kernel(budget, cost::PROCESS);
+        // What stays, the record with the exit status for `process_wait`,
+        // stays charged until no capability names the process.
+        self.credit_kernel(budget, cost::PROCESS - cost::PROCESS_RECORD);
         self.free_seal_keys_of(p);
+        self.proc_mut(p).state = ProcState::Exited(status);
         self.delete_all_caps(p);
         let proc = self.proc_mut(p);
         debug_assert!(proc.threads.is_empty(), "threads point at the capability table");
         proc.caps = CapTable::new(0);
         proc.pml4 = 0;
-        proc.state = ProcState::Exited(status);
         for w in core::mem::take(&mut self.proc_mut(p).waiters) {
             if self.thread(w).is_some_and(|th| th.state == ThreadState::Waiting(p)) {
                 self.wake(w, Ok(status.encode()));
             }
+        }
+        self.release_process(p);
+    }
+
+    /// Whether live process `p` is named by no capability outside itself:
+    /// nobody can control, wait for or talk about it any more.
+    fn orphaned(&self, p: ProcId) -> bool {
+        if p == crate::bootstrap::ROOT {
+            return false; // the kernel's own child: nobody else names it
+        }
+        let proc = self.proc(p);
+        let own = proc.caps.iter().filter(|(_, c)| c.object.object == Object::Process(p)).count() as u32;
+        proc.refs == own
+    }
+
+    /// Ends every process that lost its last capability held by another
+    /// (its creator ended, or dropped it): a process's children die with
+    /// it unless it handed them on, as its endpoints, notifications and
+    /// memory do. Their own children follow, one at a time.
+    pub fn reap_orphans(&mut self) {
+        while let Some(p) = self.orphans.pop() {
+            if self.proc(p).state == ProcState::Alive && self.orphaned(p) {
+                self.exit_process(p, ExitStatus::Exited(exo_abi::ORPHANED_EXIT));
+            }
+        }
+    }
+
+    /// Frees the entry of ended process `p` once no capability names it.
+    pub fn release_process(&mut self, p: ProcId) {
+        let proc = self.proc(p);
+        if proc.refs == 0 && matches!(proc.state, ProcState::Exited(_)) && !self.free_procs.contains(&p.0) {
+            let budget = proc.charged_to;
+            self.proc_mut(p).name = String::new();
+            self.credit_kernel(budget, cost::PROCESS_RECORD);
+            self.free_procs.push(p.0);
         }
     }
 }

@@ -142,6 +142,8 @@ extern "C" fn kmain(start_info: u64) -> ! {
         *KERNEL.0.get() = Some(Kernel {
             frames,
             procs: Vec::new(),
+            free_procs: Vec::new(),
+            orphans: Vec::new(),
             threads: Vec::new(),
             thread_gens: Vec::new(),
             mems: Vec::new(),

@@ -11,8 +11,9 @@ use exo_kcore::fifo::Fifo;
 use exo_kcore::lattice::Label;
 use exo_kcore::pci::Bdf;
 
-/// Index of a process. Process entries are never reused, so an id never
-/// names a different process later.
+/// Index of a process. An entry is reused only once the process has ended
+/// and no capability names it any more, so an id held anywhere never
+/// names a different process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcId(pub u32);
 
@@ -173,6 +174,12 @@ pub struct Process {
     /// Page-table pages (below the top level) charged to `charged_to`
     /// for this address space, credited back when it ends.
     pub table_pages: u64,
+    /// Capabilities naming this process (its own included): the entry is
+    /// reused only after it has ended and this is 0.
+    pub refs: u32,
+    /// Distinguishes it from earlier and later processes in the same entry
+    /// (for sealed tokens).
+    pub generation: u32,
 }
 
 /// Why a thread is not running.

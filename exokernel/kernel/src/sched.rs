@@ -32,6 +32,9 @@ pub fn tick(k: &mut Kernel) {
 /// Leaves the kernel: resumes the current thread if it may go on, else the
 /// next runnable one, else idles until an interrupt.
 pub fn schedule(k: &mut Kernel) -> ! {
+    if !k.orphans.is_empty() {
+        k.reap_orphans();
+    }
     let cur = k.current.filter(|t| k.thread(*t).is_some_and(|th| th.state == ThreadState::Runnable));
     if let Some(c) = cur {
         if !k.need_resched || k.sched.is_empty() {

@@ -55,7 +55,7 @@ impl Kernel {
     /// Index and generation of the object a capability names, for tokens.
     fn object_identity(&self, o: Object) -> (u32, u32, u64) {
         match o {
-            Object::Process(p) => (p.0, 0, 0),
+            Object::Process(p) => (p.0, self.procs[p.0 as usize].generation, 0),
             Object::Memory(m) => (m.0, self.mems[m.0 as usize].as_ref().map_or(0, |x| x.generation), 0),
             Object::Untyped(u) => (u, 0, 0),
             Object::Console | Object::Power | Object::PciBus => (0, 0, 0),
@@ -75,7 +75,7 @@ impl Kernel {
         Ok(match kind {
             CapKind::Process => {
                 let p = self.procs.get(i).ok_or(Error::Dead)?;
-                if p.state != ProcState::Alive {
+                if p.state != ProcState::Alive || p.generation != t.generation || self.free_procs.contains(&t.object) {
                     return Err(Error::Dead);
                 }
                 Object::Process(ProcId(t.object))

@@ -52,14 +52,10 @@ fn virtio_blk_driver_reads_the_disk_and_serves_it_over_ipc() {
         "virtio-blk: 8 requests, ",
         "virtio-blk: serving the block protocol",
     ]);
-    // Each request slept on the notification at least once in all (how
-    // often exactly depends on when QEMU completes it).
-    let waits = |line: &str| -> u64 {
-        let w = line.split(", ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok());
-        w.unwrap_or_else(|| panic!("no wait count in {line:?}"))
-    };
-    let i = b.expect_line("virtio-blk: 8 requests, ");
-    assert!(waits(b.lines()[i]) >= 1, "{}", b.lines()[i]);
+    // The device's interrupts reached the driver: it slept on the
+    // notification, or (when QEMU completed a request before the driver
+    // looked, as on a busy host) found the bits they left.
+    b.expect_line("virtio-blk: interrupts delivered: true");
     for check in [
         "read before attach: Some(NotAttached)".to_string(),
         "attach: Some(Ok): disk of 6144 sectors, buffer of 65536 bytes".to_string(),

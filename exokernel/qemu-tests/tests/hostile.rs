@@ -105,3 +105,13 @@ fn one_device_cannot_take_every_interrupt_vector() {
     b.expect_line("hostile irqs: 8 vectors for one device, then kernel table full");
     b.expect_line("root: irqs exited with code 0");
 }
+
+#[test]
+fn processes_let_go_of_are_ended_and_their_entries_reused() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    // 5000 processes from a budget that holds about ten at a time, and
+    // more than the kernel once allowed in its whole life (4096).
+    b.expect_line("hostile cycles: 5000 processes made and let go, then timed out");
+    b.expect_line("root: cycles exited with code 0");
+}

@@ -106,25 +106,41 @@ pub struct Hardware<'a> {
     pub assigned: &'a mut alloc::vec::Vec<u16>,
 }
 
-/// Creates and starts `program`, paid from `untyped`; its endpoints carry
-/// `badge`; `budget` is the budget it gets as its own `untyped` (if its
-/// entry grants one).
+/// Pages for page tables on top of a program's memory in its budget.
+const TABLE_PAGES: u64 = 24;
+/// Kernel memory in every program's budget: its process (with its
+/// capability table), a few threads, mappings and memory records.
+pub const BASE_KERNEL: u64 = 64 * 1024;
+
+/// The pages `program` takes when loaded: segments, heap, stack, and
+/// room for their page tables.
+pub fn pages_needed(image: &exo_bootimg::BootImage, program: &Program) -> Result<u64, StartError> {
+    let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
+    let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
+    let segments: u64 =
+        plan.segments.iter().map(|seg| ((seg.vaddr & (PAGE_SIZE - 1)) + seg.mem_size).div_ceil(PAGE_SIZE)).sum();
+    Ok(segments + program.heap / PAGE_SIZE + STACK_PAGES + TABLE_PAGES)
+}
+
+/// Creates and starts `program`, everything paid from its own `budget`
+/// (which it also gets as its `untyped` capability if its entry grants
+/// that); its endpoints carry `badge`.
 pub fn start(
     image: &exo_bootimg::BootImage,
     program: &Program,
-    untyped: Untyped,
-    budget: Option<Untyped>,
+    budget: Untyped,
     endpoints: &Endpoints,
     badge: u64,
     hardware: Hardware,
 ) -> Result<Process, StartError> {
+    let untyped = budget;
     let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
     let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
     if program.args.len() as u64 > PAGE_SIZE - StartInfo::SIZE as u64 - 64 {
         return Err(StartError::ArgsTooLong);
     }
     let child = untyped.create_process(&program.name, program.label.encode()).map_err(k("create process"))?;
-    let result = build(elf.data, &plan, program, untyped, budget, child)
+    let result = build(elf.data, &plan, program, untyped, child)
         .and_then(|_| connect(program, child, endpoints, badge))
         .and_then(|_| give_devices(program, child, hardware))
         .and_then(|_| child.set_schedule(program.priority, program.weight).map_err(k("set schedule")))
@@ -140,7 +156,6 @@ fn build(
     plan: &exo_elf::LoadPlan,
     program: &Program,
     untyped: Untyped,
-    budget: Option<Untyped>,
     child: Process,
 ) -> Result<(), StartError> {
     for seg in &plan.segments {
@@ -177,7 +192,7 @@ fn build(
         let (s, rights) = match grant {
             CapGrant::Console => (slot::CONSOLE, Rights::WRITE),
             CapGrant::Power => (slot::POWER, Rights::WRITE),
-            CapGrant::Untyped => (budget.ok_or(StartError::NoBudget)?.slot(), Rights::ALL),
+            CapGrant::Untyped => (untyped.slot(), Rights::ALL),
         };
         let dst = match grant {
             CapGrant::Untyped => slot::UNTYPED,

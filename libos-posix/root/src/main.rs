@@ -90,9 +90,11 @@ struct Supervisor {
     devices: Vec<pci::Function>,
     /// Per program (manifest order): the PCI functions it was given.
     assigned: Vec<Vec<u16>>,
-    /// Per program: its own budget, if its entry grants `untyped`; made
-    /// at its first start and given again to each restart (what the dead
-    /// instance held comes back to it as the kernel frees its objects).
+    /// Per program: its own budget, from which it is built and which pays
+    /// for everything it makes the kernel keep (handed to it too if its
+    /// entry grants `untyped`); made at its first start and used again for
+    /// each restart (what the dead instance held comes back to it as the
+    /// kernel frees its objects).
     budgets: Vec<Option<Untyped>>,
 }
 
@@ -101,18 +103,29 @@ impl Supervisor {
     /// `index + 1` every time.
     fn start(&mut self, index: usize) -> Result<Process, loader::StartError> {
         let program = &self.manifest.programs[index];
-        let root = Untyped::from_slot(slot::UNTYPED);
-        if program.caps.contains(&exo_manifest::CapGrant::Untyped) && self.budgets[index].is_none() {
-            let pages = program.memory / PAGE_SIZE;
-            let left = caps::info(slot::UNTYPED).map_or(0, |i| i.pages);
-            if left < pages + loader::RESERVE_PAGES {
-                return Err(loader::StartError::NoBudget);
+        let budget = match self.budgets[index] {
+            Some(b) => b,
+            None => {
+                // Its memory, and the kernel's record of it (a word a page).
+                let mut pages = loader::pages_needed(self.image, program)?;
+                let mut kernel = loader::BASE_KERNEL + pages * 8;
+                if program.caps.contains(&exo_manifest::CapGrant::Untyped) {
+                    pages += program.memory / PAGE_SIZE;
+                    kernel += program.kernel;
+                }
+                let left = caps::info(slot::UNTYPED).map_or(0, |i| i.pages);
+                if left < pages + loader::RESERVE_PAGES {
+                    return Err(loader::StartError::NoBudget);
+                }
+                let root = Untyped::from_slot(slot::UNTYPED);
+                let b = root.split(pages, kernel).map_err(|_| loader::StartError::NoBudget)?;
+                self.budgets[index] = Some(b);
+                b
             }
-            self.budgets[index] = Some(root.split(pages, program.kernel).map_err(|_| loader::StartError::NoBudget)?);
-        }
+        };
         let hardware =
             loader::Hardware { bus: self.bus, functions: &mut self.devices, assigned: &mut self.assigned[index] };
-        loader::start(self.image, program, root, self.budgets[index], &self.endpoints, index as u64 + 1, hardware)
+        loader::start(self.image, program, budget, &self.endpoints, index as u64 + 1, hardware)
     }
 }
 

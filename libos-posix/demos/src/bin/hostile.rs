@@ -18,6 +18,9 @@
 //!   a while, and reports the counts and errors.
 //! - `victim`: waits until the hog is full, then makes one of each from
 //!   its own budget: every one must succeed.
+//! - `cycles`: makes and lets go of 5000 processes from a budget that
+//!   holds about ten: each one let go is ended and paid back, its entry
+//!   reused.
 //! - `irqs`: binds interrupt vectors for its one device until the kernel
 //!   refuses; reports how many it got.
 #![no_std]
@@ -219,6 +222,26 @@ fn victim() -> i32 {
     }
 }
 
+fn cycles() -> i32 {
+    let untyped = Untyped::from_slot(exo_rt::abi::slot::UNTYPED);
+    let (n, e) = exhaust(|i| {
+        if i == 5000 {
+            return Err(exo_rt::abi::Error::Timeout); // enough
+        }
+        let p = untyped.create_process("cycle", exo_manifest::Label::USER.encode())?;
+        exo_rt::caps::delete(p.slot())?;
+        // The kernel ends the orphan on its way out of this call.
+        exo_rt::sys::yield_now();
+        Ok(())
+    });
+    println!("hostile cycles: {n} processes made and let go, then {}", e.name());
+    if n == 5000 {
+        0
+    } else {
+        1
+    }
+}
+
 fn irqs() -> i32 {
     let Ok(f) = exo_rt::caps::PciFunction::from_slot(exo_manifest::DEVICE_SLOT_BASE) else {
         println!("hostile irqs: no device");
@@ -243,6 +266,7 @@ fn main(args: &str) -> i32 {
         "hog" => hog(),
         "victim" => victim(),
         "irqs" => irqs(),
+        "cycles" => cycles(),
         other => {
             println!("hostile: unknown mode `{other}` (flags, top, rsp, umip)");
             2
