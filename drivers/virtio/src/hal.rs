@@ -8,9 +8,9 @@
 
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
 use exo_rt::abi::{map_flags, slot, PAGE_SIZE};
 use exo_rt::caps::{self, Memory, Untyped, SELF};
+use exo_rt::sync::SpinLock;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 /// Where DMA memory is mapped: upwards from 64 GiB.
@@ -41,23 +41,11 @@ struct State {
     next_va: u64,
 }
 
-struct Locked(core::cell::UnsafeCell<State>, AtomicBool);
-// SAFETY: every access goes through `with`, which holds the lock.
-unsafe impl Sync for Locked {}
-
-static STATE: Locked = Locked(
-    core::cell::UnsafeCell::new(State { bars: Vec::new(), dma: Vec::new(), spare: Vec::new(), next_va: DMA_VA }),
-    AtomicBool::new(false),
-);
+static STATE: SpinLock<State> =
+    SpinLock::new(State { bars: Vec::new(), dma: Vec::new(), spare: Vec::new(), next_va: DMA_VA });
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    while STATE.1.swap(true, Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
-    // SAFETY: the flag above gives this caller the only access.
-    let r = f(unsafe { &mut *STATE.0.get() });
-    STATE.1.store(false, Ordering::Release);
-    r
+    STATE.with(f)
 }
 
 /// Maps `mem` (the registers behind BAR `bar`, `pages` pages at physical

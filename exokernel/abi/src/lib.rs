@@ -17,6 +17,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod lattice;
+
 /// System-call numbers.
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

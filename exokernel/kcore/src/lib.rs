@@ -13,7 +13,8 @@ pub mod captable;
 pub mod cdt;
 pub mod fifo;
 pub mod frame;
-pub mod lattice;
+/// The security lattice lives in the ABI (user space names labels too).
+pub use exo_abi::lattice;
 pub mod paging;
 pub mod pci;
 pub mod sched;

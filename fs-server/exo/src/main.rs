@@ -18,13 +18,13 @@ extern crate alloc;
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
 use exo_drivers::block::{self, Request as BlockRequest, Status};
 use exo_fs_core::backend::FileSystem;
 use exo_fs_core::ipc;
 use exo_fs_core::proto::{ErrorKind, Request, Response};
 use exo_rt::abi::{map_flags, slot, FOREVER, PAGE_SIZE};
 use exo_rt::caps::{self, Endpoint, Memory, Message, Untyped, SELF};
+use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 
 exo_rt::entry!(main);
@@ -82,7 +82,7 @@ struct Disk {
     sectors: u64,
     writable: bool,
     /// One request at a time through the one buffer.
-    busy: AtomicBool,
+    busy: SpinLock<()>,
 }
 
 impl Disk {
@@ -98,22 +98,18 @@ impl Disk {
         let info =
             ep.call(BlockRequest::Info.encode(), None, FOREVER).map_err(|_| "the block driver does not answer")?;
         let read_only = info.words[2] != 0;
-        Ok(Disk { ep, sectors: m.words[1], writable: rw && !read_only, busy: AtomicBool::new(false) })
+        Ok(Disk { ep, sectors: m.words[1], writable: rw && !read_only, busy: SpinLock::new(()) })
     }
 
     /// Runs `f` with the shared buffer held.
     fn locked<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        while self.busy.swap(true, Ordering::Acquire) {
-            core::hint::spin_loop();
-        }
+        let _held = self.busy.lock();
         // SAFETY: the buffer is mapped read-write at BLOCK_BUF_VA, and
-        // `busy` gives this caller the only access (the driver writes it
+        // the lock gives this caller the only access (the driver writes it
         // only while we wait in a call).
         let buf =
             unsafe { core::slice::from_raw_parts_mut(BLOCK_BUF_VA as *mut u8, (BLOCK_BUF_PAGES * PAGE_SIZE) as usize) };
-        let r = f(buf);
-        self.busy.store(false, Ordering::Release);
-        r
+        f(buf)
     }
 
     fn transfer(&self, r: BlockRequest) -> rumpglue::Result<()> {

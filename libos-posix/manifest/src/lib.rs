@@ -46,7 +46,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
-pub use exo_kcore::lattice::Label;
+pub use exo_abi::lattice::Label;
 
 /// Slot of the first endpoint a program lists.
 pub const ENDPOINT_SLOT_BASE: u64 = 16;

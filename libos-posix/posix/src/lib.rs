@@ -17,12 +17,11 @@ extern crate alloc;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
 use exo_fs_core::ipc;
 use exo_fs_core::proto::{self, ErrorKind, Kind, Request, Response};
 use exo_rt::abi::{map_flags, slot, FOREVER, PAGE_SIZE};
 use exo_rt::caps::{Endpoint, Untyped, SELF};
+use exo_rt::sync::SpinLock;
 
 /// POSIX error numbers (the Linux values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,19 +140,10 @@ struct State {
     files: Vec<Option<OpenFile>>,
 }
 
-struct Locked(UnsafeCell<State>, AtomicBool);
-// SAFETY: every access goes through `with`, which holds the lock.
-unsafe impl Sync for Locked {}
-static STATE: Locked = Locked(UnsafeCell::new(State { server: None, files: Vec::new() }), AtomicBool::new(false));
+static STATE: SpinLock<State> = SpinLock::new(State { server: None, files: Vec::new() });
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    while STATE.1.swap(true, Ordering::Acquire) {
-        exo_rt::sys::yield_now();
-    }
-    // SAFETY: the flag gives this thread the only access.
-    let r = f(unsafe { &mut *STATE.0.get() });
-    STATE.1.store(false, Ordering::Release);
-    r
+    STATE.with(f)
 }
 
 fn buffer() -> &'static mut [u8] {

@@ -23,11 +23,11 @@ mod pci;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
 use exo_manifest::{Expect, Manifest, OnIdle, Program, Restart};
 use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped, SELF};
+use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 
 exo_rt::entry!(main);
@@ -129,21 +129,11 @@ impl Supervisor {
     }
 }
 
-/// A lock around the supervisor.
-struct Locked(UnsafeCell<Option<Supervisor>>, AtomicBool);
-// SAFETY: every access goes through `with_supervisor`, which holds the lock.
-unsafe impl Sync for Locked {}
-static SUPERVISOR: Locked = Locked(UnsafeCell::new(None), AtomicBool::new(false));
+/// The supervisor, shared by the main thread and the watchers.
+static SUPERVISOR: SpinLock<Option<Supervisor>> = SpinLock::new(None);
 
 fn with_supervisor<R>(f: impl FnOnce(&mut Supervisor) -> R) -> R {
-    while SUPERVISOR.1.swap(true, Ordering::Acquire) {
-        sys::yield_now();
-    }
-    // SAFETY: the flag gives this thread the only access; `run` filled
-    // the cell before any watcher exists.
-    let r = f(unsafe { (*SUPERVISOR.0.get()).as_mut().expect("set up by run") });
-    SUPERVISOR.1.store(false, Ordering::Release);
-    r
+    SUPERVISOR.with(|s| f(s.as_mut().expect("set up by run")))
 }
 
 fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manifest) -> i32 {
@@ -163,8 +153,7 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     let assigned = alloc::vec![Vec::new(); manifest.programs.len()];
     let budgets = alloc::vec![None; manifest.programs.len()];
     let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets };
-    // SAFETY: no watcher thread exists yet; this is the only access.
-    unsafe { *SUPERVISOR.0.get() = Some(supervisor) };
+    *SUPERVISOR.lock() = Some(supervisor);
     // One watcher thread per program, started with it, so each ending is
     // reported when it happens, and a program that never ends holds up no
     // other report. The root task runs above every program it starts

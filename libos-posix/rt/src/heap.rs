@@ -1,31 +1,17 @@
 //! The global allocator over the heap the parent mapped for us, guarded by
 //! a spin lock that yields (threads of one process share it).
 
+use crate::sync::SpinLock;
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
 
-struct Heap {
-    locked: AtomicBool,
-    inner: UnsafeCell<linked_list_allocator::Heap>,
-}
-
-// SAFETY: `inner` is only touched while `locked` is held.
-unsafe impl Sync for Heap {}
+struct Heap(SpinLock<linked_list_allocator::Heap>);
 
 #[global_allocator]
-static HEAP: Heap =
-    Heap { locked: AtomicBool::new(false), inner: UnsafeCell::new(linked_list_allocator::Heap::empty()) };
+static HEAP: Heap = Heap(SpinLock::new(linked_list_allocator::Heap::empty()));
 
 impl Heap {
     fn with<R>(&self, f: impl FnOnce(&mut linked_list_allocator::Heap) -> R) -> R {
-        while self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            crate::sys::yield_now();
-        }
-        // SAFETY: we hold the lock.
-        let r = f(unsafe { &mut *self.inner.get() });
-        self.locked.store(false, Ordering::Release);
-        r
+        self.0.with(f)
     }
 }
 

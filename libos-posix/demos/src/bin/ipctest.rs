@@ -7,7 +7,7 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use exo_kcore::lattice::Label;
+use exo_rt::abi::lattice::Label;
 use exo_rt::abi::{map_flags, slot, Error, Rights, FOREVER, NOTIFY_BADGE};
 use exo_rt::caps::{self, Endpoint, Notification, Untyped, SELF};
 use exo_rt::{sys, thread};

@@ -40,7 +40,7 @@ fn main(_args: &str) -> i32 {
         }
     };
     let b = f.bdf();
-    let at = exo_kcore::pci::Bdf::from_raw(b as u64).expect("16 bits");
+    let at = format_args!("{:02x}:{:02x}.{}", b >> 8, (b >> 3) & 31, b & 7);
     let ids = f.read(0, 4);
     let vendor = ids.map(|v| v & 0xffff);
     c.check("identify", vendor == Ok(0x1af4), format_args!("{at} reads {ids:x?}"));
