@@ -1,4 +1,4 @@
-//! Boot tests: the test image (libos-posix/manifests/test.manifest) runs
+//! Boot tests: the test image (exokernel/qemu-tests/manifests/test.manifest) runs
 //! every demo program once; each test checks one property of that boot.
 //! Separate boots check the failure paths (a failed expectation, a missing
 //! boot image).

@@ -1,4 +1,4 @@
-//! Driver tests: the drivers image (libos-posix/manifests/drivers.manifest)
+//! Driver tests: the drivers image (exokernel/qemu-tests/manifests/drivers.manifest)
 //! runs the virtio-blk driver as a user process against a disk image made
 //! here, with content the test knows, and a client of its block service.
 

@@ -1,5 +1,5 @@
 //! Kernel-hardening tests: the hostile image
-//! (libos-posix/manifests/hostile.manifest) runs attacking programs beside
+//! (exokernel/qemu-tests/manifests/hostile.manifest) runs attacking programs beside
 //! a well-behaved victim. Each attacker ends as its manifest entry expects
 //! (the root task checks), the victim finishes, and the kernel powers off
 //! cleanly instead of panicking.

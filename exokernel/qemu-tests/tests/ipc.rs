@@ -1,4 +1,4 @@
-//! IPC and capability tests: the ipc image (libos-posix/manifests/ipc.manifest)
+//! IPC and capability tests: the ipc image (exokernel/qemu-tests/manifests/ipc.manifest)
 //! runs `ipctest` against three `echo` servers; each test checks one
 //! property of that boot.
 

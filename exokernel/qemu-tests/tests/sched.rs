@@ -1,4 +1,4 @@
-//! Scheduler tests: the sched image (libos-posix/manifests/sched.manifest)
+//! Scheduler tests: the sched image (exokernel/qemu-tests/manifests/sched.manifest)
 //! runs `share` programs that count the work they get in windows of the
 //! boot clock. It runs under `-icount` (one virtual nanosecond per
 //! instruction), so the shares do not depend on how busy the host is.

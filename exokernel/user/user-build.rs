@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    // The crate may sit anywhere in the workspace (libos-posix/demos,
+    // The crate may sit anywhere in the workspace (exokernel/qemu-tests/programs,
     // drivers/virtio-blk ...): find the linker script above it.
     let ld = dir
         .ancestors()
-        .map(|a| a.join("libos-posix/user.ld"))
+        .map(|a| a.join("exokernel/user/user.ld"))
         .find(|p| p.exists())
-        .expect("libos-posix/user.ld above the crate");
+        .expect("exokernel/user/user.ld above the crate");
     println!("cargo:rerun-if-changed={}", ld.display());
     for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096"]
     {
