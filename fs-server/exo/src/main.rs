@@ -12,6 +12,7 @@
 //! it, it serves for ever).
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
@@ -23,7 +24,8 @@ use exo_fs_core::backend::FileSystem;
 use exo_fs_core::ipc;
 use exo_fs_core::proto::{ErrorKind, Request, Response};
 use exo_rt::abi::{map_flags, slot, FOREVER, PAGE_SIZE};
-use exo_rt::caps::{self, Endpoint, Memory, Message, Untyped, SELF};
+use exo_rt::caps::{self, Endpoint, Memory, Message, Untyped};
+use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 
@@ -81,16 +83,16 @@ struct Disk {
     ep: Endpoint,
     sectors: u64,
     writable: bool,
-    /// One request at a time through the one buffer.
-    busy: SpinLock<()>,
+    /// The buffer shared with the driver: one request at a time.
+    buffer: SpinLock<Mapping>,
 }
 
 impl Disk {
     fn attach(ep: Endpoint, rw: bool) -> Result<Disk, &'static str> {
-        let mem = Untyped::from_slot(slot::UNTYPED).alloc(BLOCK_BUF_PAGES).map_err(|_| "no memory for the buffer")?;
-        SELF.map(mem, BLOCK_BUF_VA, map_flags::READ | map_flags::WRITE).map_err(|_| "cannot map the buffer")?;
+        let buffer = Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BLOCK_BUF_PAGES, BLOCK_BUF_VA)
+            .map_err(|_| "no memory for the buffer")?;
         let m = ep
-            .call(BlockRequest::Attach.encode(), Some(mem.slot()), FOREVER)
+            .call(BlockRequest::Attach.encode(), Some(buffer.memory().slot()), FOREVER)
             .map_err(|_| "the block driver does not answer")?;
         if Status::from_word(m.words[0]) != Some(Status::Ok) {
             return Err("the block driver refused the buffer");
@@ -98,18 +100,13 @@ impl Disk {
         let info =
             ep.call(BlockRequest::Info.encode(), None, FOREVER).map_err(|_| "the block driver does not answer")?;
         let read_only = info.words[2] != 0;
-        Ok(Disk { ep, sectors: m.words[1], writable: rw && !read_only, busy: SpinLock::new(()) })
+        Ok(Disk { ep, sectors: m.words[1], writable: rw && !read_only, buffer: SpinLock::new(buffer) })
     }
 
     /// Runs `f` with the shared buffer held.
+    /// (The driver writes the buffer only while we wait in a call.)
     fn locked<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        let _held = self.busy.lock();
-        // SAFETY: the buffer is mapped read-write at BLOCK_BUF_VA, and
-        // the lock gives this caller the only access (the driver writes it
-        // only while we wait in a call).
-        let buf =
-            unsafe { core::slice::from_raw_parts_mut(BLOCK_BUF_VA as *mut u8, (BLOCK_BUF_PAGES * PAGE_SIZE) as usize) };
-        f(buf)
+        f(self.buffer.lock().as_mut_slice())
     }
 
     fn transfer(&self, r: BlockRequest) -> rumpglue::Result<()> {
@@ -212,7 +209,8 @@ impl rumpglue::Clock for Clock {
 /// A client with its buffer mapped.
 struct Client {
     badge: u64,
-    mem: Memory,
+    /// Its buffer, mapped in its window (the capability is ours to drop).
+    buffer: Mapping,
     window: usize,
     bytes: u64,
 }
@@ -269,10 +267,10 @@ fn handle(fs: &dyn FileSystem, attached: &mut Vec<Client>, msg: &Message) -> ([u
             let window = (0..MAX_CLIENTS).find(|w| attached.iter().all(|c| c.window != *w));
             let mapped = window
                 .filter(|_| bytes > 0 && bytes <= CLIENT_WINDOW)
-                .map(|w| (w, SELF.map(mem, window_va(w), map_flags::READ | map_flags::WRITE)));
+                .map(|w| (w, Mapping::new(mem, window_va(w), map_flags::READ | map_flags::WRITE)));
             match mapped {
-                Some((window, Ok(()))) => {
-                    attached.push(Client { badge: msg.badge, mem, window, bytes });
+                Some((window, Ok(buffer))) => {
+                    attached.push(Client { badge: msg.badge, buffer, window, bytes });
                     ([ipc::OK, bytes, 0], false)
                 }
                 _ => {
@@ -289,13 +287,12 @@ fn handle(fs: &dyn FileSystem, attached: &mut Vec<Client>, msg: &Message) -> ([u
             None => ([ipc::NOT_ATTACHED, 0, 0], false),
         },
         [ipc::REQUEST, len, 0] => {
-            let Some(c) = client.map(|i| &attached[i]) else { return ([ipc::NOT_ATTACHED, 0, 0], false) };
+            let Some(c) = client.map(|i| &mut attached[i]) else { return ([ipc::NOT_ATTACHED, 0, 0], false) };
             if len > c.bytes {
                 return ([ipc::BAD_REQUEST, 0, 0], false);
             }
-            // SAFETY: the client's buffer is mapped read-write in its
-            // window for `c.bytes` bytes; the client waits in its call.
-            let buf = unsafe { core::slice::from_raw_parts_mut(window_va(c.window) as *mut u8, c.bytes as usize) };
+            // The client waits in its call while we use its buffer.
+            let buf = &mut c.buffer.as_mut_slice()[..c.bytes as usize];
             let response = match Request::decode(&buf[..len as usize]) {
                 Ok(req) => exo_fs_core::server::handle(fs, req, None),
                 Err(e) => Response::Error(ErrorKind::Invalid, format!("malformed request: {e}")),
@@ -312,6 +309,7 @@ fn handle(fs: &dyn FileSystem, attached: &mut Vec<Client>, msg: &Message) -> ([u
 }
 
 fn drop_client(c: Client) {
-    let _ = SELF.unmap(window_va(c.window));
-    let _ = caps::delete(c.mem.slot());
+    let mem = c.buffer.memory();
+    drop(c.buffer); // unmapped
+    let _ = caps::delete(mem.slot());
 }

@@ -11,6 +11,7 @@
 //! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
 //! file). One file server, mounted at `/`, for now.
 #![no_std]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
@@ -19,8 +20,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use exo_fs_core::ipc;
 use exo_fs_core::proto::{self, ErrorKind, Kind, Request, Response};
-use exo_rt::abi::{map_flags, slot, FOREVER, PAGE_SIZE};
-use exo_rt::caps::{Endpoint, Untyped, SELF};
+use exo_rt::abi::{slot, FOREVER};
+use exo_rt::caps::{Endpoint, Untyped};
+use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 
 /// POSIX error numbers (the Linux values).
@@ -137,19 +139,15 @@ struct OpenFile {
 
 struct State {
     server: Option<Endpoint>,
+    /// The buffer shared with the server (mapped while mounted).
+    buffer: Option<Mapping>,
     files: Vec<Option<OpenFile>>,
 }
 
-static STATE: SpinLock<State> = SpinLock::new(State { server: None, files: Vec::new() });
+static STATE: SpinLock<State> = SpinLock::new(State { server: None, buffer: None, files: Vec::new() });
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(f)
-}
-
-fn buffer() -> &'static mut [u8] {
-    // SAFETY: mapped read-write by `mount` before any request; requests
-    // are made with the state lock held, one at a time.
-    unsafe { core::slice::from_raw_parts_mut(BUF_VA as *mut u8, (BUF_PAGES * PAGE_SIZE) as usize) }
 }
 
 /// Connects to the file server on endpoint slot `slot` and mounts it at
@@ -159,14 +157,14 @@ pub fn mount(endpoint_slot: u64) -> Result<()> {
         if s.server.is_some() {
             return Err(Errno::EINVAL);
         }
-        let mem = Untyped::from_slot(slot::UNTYPED).alloc(BUF_PAGES).map_err(|_| Errno::ENOMEM)?;
-        SELF.map(mem, BUF_VA, map_flags::READ | map_flags::WRITE).map_err(|_| Errno::ENOMEM)?;
+        let buffer = Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENOMEM)?;
         let ep = Endpoint::from_slot(endpoint_slot);
-        let m = ep.call([ipc::ATTACH, 0, 0], Some(mem.slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
+        let m = ep.call([ipc::ATTACH, 0, 0], Some(buffer.memory().slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
         if m.words[0] != ipc::OK {
             return Err(Errno::ENODEV);
         }
         s.server = Some(ep);
+        s.buffer = Some(buffer);
         s.files.clear();
         Ok(())
     })
@@ -179,7 +177,7 @@ pub fn unmount() -> Result<()> {
         let ep = s.server.take().ok_or(Errno::ENODEV)?;
         s.files.clear();
         let _ = ep.call([ipc::DETACH, 0, 0], None, FOREVER);
-        let _ = SELF.unmap(BUF_VA);
+        s.buffer = None; // unmapped
         Ok(())
     })
 }
@@ -197,10 +195,10 @@ fn errno(kind: ErrorKind) -> Errno {
 }
 
 /// One request to the server (state lock held).
-fn ask(s: &State, r: &Request) -> Result<Response> {
+fn ask(s: &mut State, r: &Request) -> Result<Response> {
     let ep = s.server.ok_or(Errno::ENODEV)?;
     let bytes = r.encode();
-    let buf = buffer();
+    let buf = s.buffer.as_mut().ok_or(Errno::ENODEV)?.as_mut_slice();
     if bytes.len() > buf.len() {
         return Err(Errno::EINVAL);
     }
@@ -247,7 +245,7 @@ fn to_stat(st: &proto::Stat) -> Stat {
     Stat { size: st.size, mode: kind | (st.mode & 0o7777), mtime: st.mtime }
 }
 
-fn stat_locked(s: &State, path: &str) -> Result<Stat> {
+fn stat_locked(s: &mut State, path: &str) -> Result<Stat> {
     match ask(s, &Request::Stat(path.to_string()))? {
         Response::Stat(st) => Ok(to_stat(&st)),
         _ => Err(Errno::EIO),

@@ -13,14 +13,17 @@
 //! either, it runs for ever.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_drivers::net::{self, Request, Status};
-use exo_rt::abi::{map_flags, slot, FOREVER};
-use exo_rt::caps::{Endpoint, Notification, Untyped, SELF};
+use exo_rt::abi::{slot, FOREVER};
+use exo_rt::caps::{Endpoint, Notification, Untyped};
+use exo_rt::mem::Mapping;
+use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
@@ -48,11 +51,13 @@ struct Link {
     ep: Endpoint,
 }
 
-fn buffer() -> &'static mut [u8] {
-    // SAFETY: BUF_PAGES pages mapped read-write at BUF_VA by `attach`; the
-    // driver writes them only while we wait in a call, and the tokens below
-    // use them one at a time.
-    unsafe { core::slice::from_raw_parts_mut(BUF_VA as *mut u8, (BUF_PAGES * 4096) as usize) }
+/// The buffer shared with the driver, mapped by `attach`; the driver
+/// writes it only while we wait in a call, and the tokens below use it one
+/// at a time.
+static BUFFER: SpinLock<Option<Mapping>> = SpinLock::new(None);
+
+fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    f(BUFFER.lock().as_mut().expect("attached before any frame moves").as_mut_slice())
 }
 
 struct Rx(usize);
@@ -60,14 +65,14 @@ struct Tx(Endpoint);
 
 impl RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&buffer()[..self.0])
+        with_buffer(|b| f(&b[..self.0]))
     }
 }
 
 impl TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let len = len.min(net::MAX_FRAME);
-        let r = f(&mut buffer()[net::TX_OFFSET..net::TX_OFFSET + len]);
+        let r = with_buffer(|b| f(&mut b[net::TX_OFFSET..net::TX_OFFSET + len]));
         match self.0.call(Request::Send(len).encode(), None, FOREVER) {
             Ok(m) if m.words[0] == Status::Ok as u64 => {
                 FRAMES_OUT.fetch_add(1, Ordering::Relaxed);
@@ -106,8 +111,10 @@ impl Device for Link {
 
 /// Attaches the buffer and subscribes `note`; the MAC address.
 fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
-    let mem = Untyped::from_slot(slot::UNTYPED).alloc(BUF_PAGES).map_err(|_| "no memory for the buffer")?;
-    SELF.map(mem, BUF_VA, map_flags::READ | map_flags::WRITE).map_err(|_| "cannot map the buffer")?;
+    let buffer =
+        Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, BUF_VA).map_err(|_| "no memory for the buffer")?;
+    let mem = buffer.memory();
+    *BUFFER.lock() = Some(buffer);
     let m = ep.call(Request::Attach.encode(), Some(mem.slot()), FOREVER).map_err(|_| "the driver does not answer")?;
     if m.words[0] != Status::Ok as u64 {
         return Err("the driver refused the buffer");
@@ -145,8 +152,7 @@ fn main(args: &str) -> i32 {
     };
     let mut link = Link { ep };
     let mut config = Config::new(EthernetAddress(mac).into());
-    // SAFETY: RDTSC is allowed in user mode; a seed, not a secret.
-    config.random_seed = unsafe { core::arch::x86_64::_rdtsc() };
+    config.random_seed = sys::rdtsc(); // a seed, not a secret
     let mut iface = Interface::new(config, &mut link, now());
 
     let mut sockets = SocketSet::new(vec![]);

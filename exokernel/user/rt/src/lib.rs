@@ -20,6 +20,7 @@ extern crate alloc;
 pub mod caps;
 mod heap;
 pub mod io;
+pub mod mem;
 pub mod sync;
 pub mod sys;
 pub mod thread;

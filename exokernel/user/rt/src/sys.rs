@@ -77,3 +77,11 @@ pub fn thread_exit() -> ! {
     raw(Sys::ThreadExit, [0; 6]);
     unreachable!("thread_exit returned")
 }
+
+/// The time-stamp counter (cycles; under QEMU's `-icount shift=0`, guest
+/// instructions since reset).
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is allowed in user mode (CR4.TSD is clear) and has no
+    // effect but its result.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
