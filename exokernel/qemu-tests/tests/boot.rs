@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 14 programs",
+        "root: manifest lists 15 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -215,9 +215,21 @@ fn crashing_program_is_restarted_with_backoff_until_the_rate_limit() {
 }
 
 #[test]
+fn restart_always_restarts_clean_endings_and_says_they_ended() {
+    let b = test_boot();
+    b.expect_in_order(&[
+        "root: again exited with code 0; restarting it in 10 ms (restart 1 of at most 3 in 10 s)",
+        "root: restarted again",
+        "root: again ended 4 times in 10 s; not restarting it",
+        "root: again exited with code 0",
+    ]);
+    assert!(b.find("again failed").is_none(), "{}", b.serial);
+}
+
+#[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 14 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 15 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

@@ -268,8 +268,11 @@ fn watch(arg: u64) {
                     Err(e) => println!("root: cannot restart {name}: {e}"),
                 }
             } else {
+                // `restart = always` restarts clean endings too: those did
+                // not fail.
+                let ended = if status == ExitStatus::Exited(0) { "ended" } else { "failed" };
                 println!(
-                    "root: {name} failed {} times in {} s; not restarting it",
+                    "root: {name} {ended} {} times in {} s; not restarting it",
                     MAX_RESTARTS + 1,
                     RESTART_WINDOW_NS / 1_000_000_000
                 );
