@@ -13,8 +13,10 @@
 pub use exo_fs_core::{backend, codepage, detect, part, proto};
 
 pub mod client;
+pub mod links;
 pub mod mount;
 pub mod netbsd;
+pub mod output;
 pub mod sandbox;
 pub mod serve;
 pub mod server;

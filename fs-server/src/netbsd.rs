@@ -173,6 +173,7 @@ fn to_stat(s: &nb::netbsd_stat) -> Stat {
         uid: s.st_uid,
         gid: s.st_gid,
         mtime: s.st_mtim.tv_sec,
+        id: s.st_ino,
     }
 }
 

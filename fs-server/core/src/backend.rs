@@ -4,6 +4,8 @@
 
 use crate::codepage::CodePage;
 use crate::detect::{detect, FsType};
+use crate::ext_layout::{self, ExtLayout};
+use crate::fat_layout::{Bits, DirRef, FatLayout, RawEntry};
 use crate::part::partitions;
 use crate::proto::{Entry, ErrorKind, FileResult, Info, Kind, Stat};
 use alloc::boxed::Box;
@@ -116,6 +118,11 @@ impl fatfs::IoError for IoErr {
 }
 
 impl Volume {
+    /// The whole of `dev`.
+    pub fn new(dev: Arc<dyn BlockDevice>) -> Volume {
+        Volume { dev }
+    }
+
     /// Bytes in the volume.
     pub fn len(&self) -> u64 {
         self.dev.size()
@@ -162,7 +169,7 @@ pub fn select_volume<T>(
     choice: Option<usize>,
     probe: impl Fn(&Volume) -> Result<Option<T>, String>,
 ) -> Result<(Volume, String, T), String> {
-    let whole = Volume { dev };
+    let whole = Volume::new(dev);
     if choice.is_none() {
         if let Some(found) = probe(&whole)? {
             return Ok((whole, "whole disk".to_string(), found));
@@ -217,9 +224,15 @@ impl ext4_view::Ext4Read for ExtReader {
     }
 }
 
-/// An ext2/3/4 file system.
+/// An ext2/3/4 file system: names, metadata and block-mapped data
+/// through `ext4-view`; inode numbers and extent-mapped data through
+/// `ext_layout`, which reads unwritten extents as zeros.
 pub struct Ext {
     fs: ext4_view::Ext4,
+    raw: ExtLayout,
+    /// The file read last: its path, size and inode (reads come in
+    /// pieces; the image never changes).
+    open: core::cell::RefCell<Option<(String, u64, ext_layout::Inode)>>,
     info: Info,
 }
 
@@ -237,7 +250,7 @@ fn ext_error(e: ext4_view::Ext4Error) -> (ErrorKind, String) {
     (kind, e.to_string())
 }
 
-fn ext_stat(m: &ext4_view::Metadata) -> Stat {
+fn ext_stat(m: &ext4_view::Metadata, id: u32) -> Stat {
     let t = m.file_type();
     let kind = if t.is_regular_file() {
         Kind::File
@@ -255,15 +268,53 @@ fn ext_stat(m: &ext4_view::Metadata) -> Stat {
         uid: m.uid(),
         gid: m.gid(),
         mtime: m.modified().seconds(),
+        id: u64::from(id),
     }
 }
 
 impl Ext {
     fn open(v: Volume, partition: String, sandbox: String) -> Result<Ext, String> {
         let size = v.len();
-        let fs = ext4_view::Ext4::load(Box::new(ExtReader(v))).map_err(|e| format!("ext4: {e}"))?;
+        let fs = ext4_view::Ext4::load(Box::new(ExtReader(v.clone()))).map_err(|e| format!("ext4: {e}"))?;
+        let raw = ExtLayout::open(v).map_err(|e| format!("ext4: {e}"))?;
         let label = fs.label().to_str().unwrap_or("").to_string();
-        Ok(Ext { fs, info: Info { fs: "ext4".into(), label, partition, size, sandbox } })
+        Ok(Ext { fs, raw, open: Default::default(), info: Info { fs: "ext4".into(), label, partition, size, sandbox } })
+    }
+
+    /// `path` with every symlink resolved, as `ext4-view` resolves it.
+    fn canonical(&self, path: &str) -> FsResult<String> {
+        let c = self.fs.canonicalize(path).map_err(ext_error)?;
+        c.to_str().map(str::to_string).map_err(|_| (ErrorKind::Unsupported, "path is not UTF-8".to_string()))
+    }
+
+    /// The inode number at `path`; a final symlink is followed unless
+    /// `link` (then the link's own inode).
+    fn ino(&self, path: &str, link: bool) -> FsResult<u32> {
+        let trimmed = path.trim_end_matches('/');
+        match trimmed.rsplit_once('/') {
+            Some((parent, name)) if link && !name.is_empty() && name != "." && name != ".." => {
+                let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { "/" } else { parent })?)?;
+                self.raw.child(dir, name)
+            }
+            _ => self.raw.lookup(&self.canonical(path)?),
+        }
+    }
+
+    /// Size and inode of the regular file at `path` (symlinks followed).
+    fn file(&self, path: &str) -> FsResult<(u64, ext_layout::Inode)> {
+        if let Some((p, size, inode)) = self.open.borrow().as_ref() {
+            if p == path {
+                return Ok((*size, inode.clone()));
+            }
+        }
+        // ext4-view says what the path is (and why not a file).
+        let size = self.fs.open(path).map_err(ext_error)?.metadata().len();
+        let inode = self.raw.inode(self.ino(path, false)?)?;
+        if !inode.is_file() || inode.size != size {
+            return Err((ErrorKind::Corrupt, format!("{path}: inode {} is not the file listed", inode.ino)));
+        }
+        *self.open.borrow_mut() = Some((path.to_string(), size, inode.clone()));
+        Ok((size, inode))
     }
 }
 
@@ -272,7 +323,11 @@ impl FileSystem for Ext {
         self.info.clone()
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
-        self.fs.symlink_metadata(path).map(|m| ext_stat(&m)).map_err(ext_error)
+        let m = self.fs.symlink_metadata(path).map_err(ext_error)?;
+        // Without its inode number the answer is still right, only less
+        // telling (a client then cannot see a cycle through this path).
+        let id = self.ino(path, m.is_symlink()).unwrap_or(0);
+        Ok(ext_stat(&m, id))
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
         let mut out = Vec::new();
@@ -283,12 +338,34 @@ impl FileSystem for Ext {
             if name == "." || name == ".." {
                 continue;
             }
-            let stat = ext_stat(&e.metadata().map_err(ext_error)?);
+            let stat = ext_stat(&e.metadata().map_err(ext_error)?, 0);
             out.push(Entry { name: name.to_string(), stat });
         }
+        // Every entry's inode number, from the same directory blocks in
+        // the same order: a client finds directory cycles by them, so a
+        // listing whose entries cannot all be matched is refused.
+        let dir = self.raw.inode(self.ino(path, false)?)?;
+        let unmatched = || (ErrorKind::Corrupt, format!("{path}: the directory's entries cannot be matched to inodes"));
+        self.raw
+            .with_entries(&dir, |raw| {
+                let mut raw = raw.iter().filter(|(n, _)| n != b"." && n != b"..");
+                for e in out.iter_mut() {
+                    match raw.next() {
+                        Some((n, ino)) if n == e.name.as_bytes() => e.stat.id = u64::from(*ino),
+                        _ => return Err(unmatched()),
+                    }
+                }
+                raw.next().map_or(Ok(()), |_| Err(unmatched()))
+            })
+            .and_then(|r| r)?;
         Ok(out)
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        let (size, inode) = self.file(path)?;
+        if inode.uses_extents() {
+            return self.raw.read(&inode, size, offset, buf);
+        }
+        // Block-mapped (ext2/3) files have no unwritten blocks.
         let mut f = self.fs.open(path).map_err(ext_error)?;
         if offset >= f.metadata().len() {
             return Ok(0);
@@ -298,6 +375,15 @@ impl FileSystem for Ext {
         fill(&mut buf[..want], |b| f.read_bytes(b).map_err(ext_error))
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
+        // Targets of up to 59 bytes live in the inode; longer ones in data
+        // blocks, read here when extent-mapped (unwritten ones as zeros).
+        let m = self.fs.symlink_metadata(path).map_err(ext_error)?;
+        if m.is_symlink() && m.len() > 59 {
+            let inode = self.raw.inode(self.ino(path, true)?)?;
+            if inode.uses_extents() {
+                return self.raw.link_target(&inode);
+            }
+        }
         let target = self.fs.read_link(path).map_err(ext_error)?;
         target.to_str().map(str::to_string).map_err(|_| (ErrorKind::Unsupported, "link target is not UTF-8".into()))
     }
@@ -409,11 +495,14 @@ type FatEntry<'a> = fatfs::DirEntry<'a, FatStorage, UtcTime, CodePage>;
 /// length).
 type Run = (u64, u64, u64);
 
-/// A FAT12/16/32 file system.
+/// A FAT12/16/32 file system: names, metadata and changes through
+/// `fatfs`; cluster chains (checked for loops and cross-links) and first
+/// clusters through `fat_layout`.
 pub struct Fat {
     fs: fatfs::FileSystem<FatStorage, UtcTime, CodePage>,
     /// The same volume, for reading file data in long runs.
     volume: Volume,
+    raw: FatLayout,
     /// The layout of the file read last (see `read_into`).
     layout: core::cell::RefCell<Option<(String, u64, Vec<Run>)>>,
     info: Info,
@@ -485,7 +574,7 @@ impl fatfs::TimeProvider for UtcTime {
     }
 }
 
-fn fat_stat(e: &FatEntry) -> Stat {
+fn fat_stat(e: &FatEntry, id: u64) -> Stat {
     let t = e.modified();
     let days = days_from_civil(t.date.year as i64, t.date.month as i64, t.date.day as i64);
     let mtime = days * 86_400 + t.time.hour as i64 * 3600 + t.time.min as i64 * 60 + t.time.sec as i64;
@@ -497,6 +586,7 @@ fn fat_stat(e: &FatEntry) -> Stat {
         uid: 0,
         gid: 0,
         mtime,
+        id,
     }
 }
 
@@ -521,50 +611,46 @@ impl Fat {
             fatfs::FatType::Fat16 => "fat16",
             fatfs::FatType::Fat32 => "fat32",
         };
+        let bits = match fs.fat_type() {
+            fatfs::FatType::Fat12 => Bits::Fat12,
+            fatfs::FatType::Fat16 => Bits::Fat16,
+            fatfs::FatType::Fat32 => Bits::Fat32,
+        };
+        let raw = FatLayout::open(volume.clone(), bits).map_err(|e| format!("FAT: {e}"))?;
         let label = fs.volume_label().trim_end().to_string();
         Ok(Fat {
             fs,
             volume,
+            raw,
             layout: Default::default(),
             info: Info { fs: kind.into(), label, partition, size, sandbox },
         })
     }
 
-    /// Up to `buf.len()` bytes of the file `e` (found at `path`) from
-    /// `offset`.
-    fn read_entry(&self, path: &str, e: &FatEntry<'_>, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
-        let (size, runs) = self.runs(path, e)?;
+    /// Up to `buf.len()` bytes of the file `e` (found at `path`, its
+    /// directory entry `raw`) from `offset`.
+    fn read_entry(&self, path: &str, e: &FatEntry<'_>, raw: &RawEntry, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        let (size, runs) = self.runs(path, e, raw)?;
         self.read_runs(size, &runs, offset, buf)
     }
 
     /// The file's clusters as runs of contiguous on-disk bytes
-    /// `(disk offset, file offset, length)`, and its size.
-    fn runs(&self, path: &str, e: &FatEntry<'_>) -> FsResult<(u64, Vec<Run>)> {
+    /// `(disk offset, file offset, length)`, and its size. Fails if its
+    /// chain loops, ends early, leaves the volume or shares a cluster
+    /// with another file (see `fat_layout`).
+    fn runs(&self, path: &str, e: &FatEntry<'_>, raw: &RawEntry) -> FsResult<(u64, Vec<Run>)> {
         if e.is_dir() {
             return Err((ErrorKind::IsDir, format!("{path} is a directory")));
         }
         let size = e.len();
+        if size > 0 && raw.cluster == 0 {
+            return Err((ErrorKind::Corrupt, "the file has a size but no clusters".to_string()));
+        }
         let mut runs: Vec<Run> = Vec::new();
         let mut pos = 0u64;
-        if size > 0 {
-            for ext in e.to_file().extents() {
-                let ext = ext.map_err(fat_error)?;
-                let len = u64::from(ext.size);
-                if len == 0 {
-                    break;
-                }
-                match runs.last_mut() {
-                    Some((d, _, l)) if *d + *l == ext.offset => *l += len,
-                    _ => runs.push((ext.offset, pos, len)),
-                }
-                pos += len;
-                if pos >= size {
-                    break;
-                }
-            }
-        }
-        if pos < size {
-            return Err((ErrorKind::Corrupt, format!("{path}: the cluster chain ends before the file does")));
+        for (disk, len) in self.raw.file_runs(raw.cluster, size)? {
+            runs.push((disk, pos, len));
+            pos += len;
         }
         Ok((size, runs))
     }
@@ -596,45 +682,85 @@ impl Fat {
         })
     }
 
-    /// The directory at `path` (components), or an error.
-    fn dir(&self, parts: &[&str]) -> FsResult<FatDir<'_>> {
+    /// The directory at `path` (components) and where it lies, or an
+    /// error. Each directory's chain is checked before `fatfs` reads it.
+    fn dir(&self, parts: &[&str]) -> FsResult<(FatDir<'_>, DirRef)> {
         let mut d = self.fs.root_dir();
+        let mut at = DirRef::Root;
+        self.raw.check_dir(at)?;
         for (i, c) in parts.iter().enumerate() {
-            let e = self.find(&d, c)?;
+            let (e, raw) = self.find(&d, at, c)?;
             if !e.is_dir() {
                 return Err((ErrorKind::NotDir, format!("{} is not a directory", parts[..=i].join("/"))));
             }
+            at = raw.dir();
+            self.raw.check_dir(at).map_err(|(k, m)| (k, format!("{}: {m}", parts[..=i].join("/"))))?;
             d = e.to_dir();
         }
-        Ok(d)
+        Ok((d, at))
     }
 
-    fn find<'a>(&'a self, d: &FatDir<'a>, name: &str) -> FsResult<FatEntry<'a>> {
-        for e in d.iter() {
+    /// The entry `name` of directory `d` (which lies at `at`), with its
+    /// raw directory entry.
+    fn find<'a>(&'a self, d: &FatDir<'a>, at: DirRef, name: &str) -> FsResult<(FatEntry<'a>, RawEntry)> {
+        for (i, e) in d.iter().enumerate() {
             let e = e.map_err(fat_error)?;
             if e.file_name().eq_ignore_ascii_case(name) {
-                return Ok(e);
+                let raw = self.raw_entry(at, i, &e)?;
+                return Ok((e, raw));
             }
         }
         Err((ErrorKind::NotFound, format!("{name}: no such file or directory")))
+    }
+
+    /// The raw entry `fatfs` listed `i`th in directory `at` as `e`: the
+    /// same short name and kind, or the directory is refused.
+    fn raw_entry(&self, at: DirRef, i: usize, e: &FatEntry<'_>) -> FsResult<RawEntry> {
+        self.raw
+            .with_entries(at, |raw| {
+                raw.get(i).filter(|r| r.short == e.short_file_name_as_bytes() && r.is_dir() == e.is_dir()).cloned()
+            })?
+            .ok_or_else(|| (ErrorKind::Corrupt, format!("{}: its directory entry cannot be found", e.file_name())))
+    }
+
+    /// The `Stat::id` of the entry `raw`.
+    fn id(&self, raw: &RawEntry) -> u64 {
+        if raw.is_dir() {
+            self.raw.dir_id(raw.dir())
+        } else {
+            u64::from(raw.cluster)
+        }
     }
 
     /// The directory that holds `path`, and the last component.
     fn parent<'p>(&self, path: &'p str) -> FsResult<(FatDir<'_>, &'p str)> {
         let parts = components(path);
         let (last, dirs) = parts.split_last().ok_or((ErrorKind::Invalid, "cannot change /".to_string()))?;
-        Ok((self.dir(dirs)?, last))
+        Ok((self.dir(dirs)?.0, last))
     }
 
-    fn entry(&self, path: &str) -> FsResult<Option<FatEntry<'_>>> {
+    /// The entry at `path` with its raw directory entry (`None` for `/`).
+    fn entry(&self, path: &str) -> FsResult<Option<(FatEntry<'_>, RawEntry)>> {
         let parts = components(path);
         match parts.split_last() {
             None => Ok(None),
             Some((last, dirs)) => {
-                let d = self.dir(dirs)?;
-                self.find(&d, last).map(Some)
+                let (d, at) = self.dir(dirs)?;
+                self.find(&d, at, last).map(Some)
             }
         }
+    }
+
+    /// Runs the change `f` with nothing remembered from before it, and
+    /// forgets what was learnt while it ran: file layouts and what
+    /// `fat_layout` read are of the image as it was.
+    fn changing<R>(&self, f: impl FnOnce() -> FsResult<R>) -> FsResult<R> {
+        self.layout.borrow_mut().take();
+        self.raw.forget();
+        let r = f();
+        self.layout.borrow_mut().take();
+        self.raw.forget();
+        r
     }
 }
 
@@ -644,20 +770,29 @@ impl FileSystem for Fat {
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
         Ok(match self.entry(path)? {
-            Some(e) => fat_stat(&e),
-            None => Stat { kind: Kind::Dir, size: 0, mode: 0o755, uid: 0, gid: 0, mtime: 0 },
+            Some((e, raw)) => fat_stat(&e, self.id(&raw)),
+            None => Stat {
+                kind: Kind::Dir,
+                size: 0,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                id: self.raw.dir_id(DirRef::Root),
+            },
         })
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
-        let d = self.dir(&components(path))?;
+        let (d, at) = self.dir(&components(path))?;
         let mut out = Vec::new();
-        for e in d.iter() {
+        for (i, e) in d.iter().enumerate() {
             let e = e.map_err(fat_error)?;
             let name = e.file_name();
             if name == "." || name == ".." {
                 continue;
             }
-            out.push(Entry { stat: fat_stat(&e), name });
+            let raw = self.raw_entry(at, i, &e)?;
+            out.push(Entry { stat: fat_stat(&e, self.id(&raw)), name });
         }
         Ok(out)
     }
@@ -669,8 +804,8 @@ impl FileSystem for Fat {
                 return self.read_runs(*size, runs, offset, buf);
             }
         }
-        let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
-        let (size, runs) = self.runs(path, &e)?;
+        let (e, raw) = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
+        let (size, runs) = self.runs(path, &e, &raw)?;
         let n = self.read_runs(size, &runs, offset, buf)?;
         *self.layout.borrow_mut() = Some((path.to_string(), size, runs));
         Ok(n)
@@ -684,7 +819,7 @@ impl FileSystem for Fat {
             by_dir.entry(parent).or_default().push(i);
         }
         for (parent, idx) in by_dir {
-            let dir = match self.dir(&components(parent)) {
+            let (dir, at) = match self.dir(&components(parent)) {
                 Ok(d) => d,
                 Err(e) => {
                     for i in idx {
@@ -694,16 +829,20 @@ impl FileSystem for Fat {
                 }
             };
             let name = |i: usize| files[i].0.rsplit('/').next().unwrap_or("");
-            for entry in dir.iter() {
+            for (k, entry) in dir.iter().enumerate() {
                 let Ok(entry) = entry else { break };
                 let fname = entry.file_name();
                 for &i in &idx {
                     if out[i].is_none() && fname.eq_ignore_ascii_case(name(i)) {
                         let mut buf = vec![0u8; files[i].1 as usize];
-                        out[i] = Some(self.read_entry(&files[i].0, &entry, 0, &mut buf).map(|n| {
-                            buf.truncate(n);
-                            buf
-                        }));
+                        out[i] = Some(
+                            self.raw_entry(at, k, &entry)
+                                .and_then(|raw| self.read_entry(&files[i].0, &entry, &raw, 0, &mut buf))
+                                .map(|n| {
+                                    buf.truncate(n);
+                                    buf
+                                }),
+                        );
                     }
                 }
             }
@@ -715,64 +854,70 @@ impl FileSystem for Fat {
         Err((ErrorKind::Invalid, format!("{path}: FAT has no symbolic links")))
     }
     fn create(&self, path: &str) -> FsResult<()> {
-        self.layout.borrow_mut().take();
-        let (dir, name) = self.parent(path)?;
-        let mut f = dir.create_file(name).map_err(fat_error)?;
-        f.truncate().map_err(fat_error)?;
-        fatfs::Write::flush(&mut f).map_err(fat_error)
+        self.changing(|| {
+            let (dir, name) = self.parent(path)?;
+            let mut f = dir.create_file(name).map_err(fat_error)?;
+            f.truncate().map_err(fat_error)?;
+            fatfs::Write::flush(&mut f).map_err(fat_error)
+        })
     }
     fn write(&self, path: &str, offset: u64, data: &[u8]) -> FsResult<()> {
-        self.layout.borrow_mut().take();
-        let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
-        if e.is_dir() {
-            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
-        }
-        let mut f = e.to_file();
-        fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
-        fatfs::Write::write_all(&mut f, data).map_err(fat_error)?;
-        fatfs::Write::flush(&mut f).map_err(fat_error)
+        self.changing(|| {
+            let (e, _) = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
+            if e.is_dir() {
+                return Err((ErrorKind::IsDir, format!("{path} is a directory")));
+            }
+            let mut f = e.to_file();
+            fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(offset)).map_err(fat_error)?;
+            fatfs::Write::write_all(&mut f, data).map_err(fat_error)?;
+            fatfs::Write::flush(&mut f).map_err(fat_error)
+        })
     }
     fn truncate(&self, path: &str, size: u64) -> FsResult<()> {
-        self.layout.borrow_mut().take();
-        let e = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
-        if e.is_dir() {
-            return Err((ErrorKind::IsDir, format!("{path} is a directory")));
-        }
-        if size > u32::MAX as u64 {
-            return Err((ErrorKind::Invalid, format!("{path}: FAT files end at 4 GiB")));
-        }
-        let len = e.len();
-        let mut f = e.to_file();
-        if size <= len {
-            fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(size)).map_err(fat_error)?;
-            f.truncate().map_err(fat_error)?;
-        } else {
-            fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(len)).map_err(fat_error)?;
-            let zeros = [0u8; 4096];
-            let mut left = size - len;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                fatfs::Write::write_all(&mut f, &zeros[..n]).map_err(fat_error)?;
-                left -= n as u64;
+        self.changing(|| {
+            let (e, _) = self.entry(path)?.ok_or((ErrorKind::IsDir, "/ is a directory".to_string()))?;
+            if e.is_dir() {
+                return Err((ErrorKind::IsDir, format!("{path} is a directory")));
             }
-        }
-        fatfs::Write::flush(&mut f).map_err(fat_error)
+            if size > u32::MAX as u64 {
+                return Err((ErrorKind::Invalid, format!("{path}: FAT files end at 4 GiB")));
+            }
+            let len = e.len();
+            let mut f = e.to_file();
+            if size <= len {
+                fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(size)).map_err(fat_error)?;
+                f.truncate().map_err(fat_error)?;
+            } else {
+                fatfs::Seek::seek(&mut f, fatfs::SeekFrom::Start(len)).map_err(fat_error)?;
+                let zeros = [0u8; 4096];
+                let mut left = size - len;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    fatfs::Write::write_all(&mut f, &zeros[..n]).map_err(fat_error)?;
+                    left -= n as u64;
+                }
+            }
+            fatfs::Write::flush(&mut f).map_err(fat_error)
+        })
     }
     fn mkdir(&self, path: &str) -> FsResult<()> {
-        self.layout.borrow_mut().take();
-        let (dir, name) = self.parent(path)?;
-        dir.create_dir(name).map(|_| ()).map_err(fat_error)
+        self.changing(|| {
+            let (dir, name) = self.parent(path)?;
+            dir.create_dir(name).map(|_| ()).map_err(fat_error)
+        })
     }
     fn remove(&self, path: &str) -> FsResult<()> {
-        self.layout.borrow_mut().take();
-        let (dir, name) = self.parent(path)?;
-        dir.remove(name).map_err(fat_error)
+        self.changing(|| {
+            let (dir, name) = self.parent(path)?;
+            dir.remove(name).map_err(fat_error)
+        })
     }
     fn rename(&self, from: &str, to: &str) -> FsResult<()> {
-        self.layout.borrow_mut().take();
-        let (src_dir, src_name) = self.parent(from)?;
-        let (dst_dir, dst_name) = self.parent(to)?;
-        src_dir.rename(src_name, &dst_dir, dst_name).map_err(fat_error)
+        self.changing(|| {
+            let (src_dir, src_name) = self.parent(from)?;
+            let (dst_dir, dst_name) = self.parent(to)?;
+            src_dir.rename(src_name, &dst_dir, dst_name).map_err(fat_error)
+        })
     }
 }
 

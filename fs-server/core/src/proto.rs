@@ -20,6 +20,11 @@ pub const MAX_PATH: usize = 4096;
 pub const MAX_ENTRIES: usize = 1 << 20;
 /// Most files in one `ReadMany`.
 pub const MAX_MANY: usize = 1024;
+/// Bytes of an encoded `Stat`: kind, size, mode, uid, gid, mtime, id.
+const STAT_BYTES: usize = 1 + 8 + 4 + 4 + 4 + 8 + 8;
+/// Fewest bytes of an encoded directory entry: a one-byte name and its
+/// `Stat`.
+const MIN_ENTRY: usize = 4 + 1 + STAT_BYTES;
 
 /// A client's request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +123,13 @@ pub struct Stat {
     pub gid: u32,
     /// Modification time, seconds since 1970.
     pub mtime: i64,
+    /// Which file this is within the image: two entries with the same
+    /// nonzero `id` are the same file (a hard link, or a directory met
+    /// again through a cycle). The inode number on ext2/3/4 and NetBSD;
+    /// on FAT the first cluster (the root directory's own for the root
+    /// and for directory entries that point at cluster 0, as `fatfs`
+    /// reads those). 0 where the server cannot tell (an empty FAT file).
+    pub id: u64,
 }
 
 /// One directory entry.
@@ -242,6 +254,7 @@ impl Writer {
         self.u32(s.uid);
         self.u32(s.gid);
         self.u64(s.mtime as u64);
+        self.u64(s.id);
     }
 }
 
@@ -309,6 +322,7 @@ impl<'a> Reader<'a> {
             uid: self.u32()?,
             gid: self.u32()?,
             mtime: self.u64()? as i64,
+            id: self.u64()?,
         })
     }
     fn end(&self) -> Result<(), ProtoError> {
@@ -516,9 +530,9 @@ impl Response {
             2 => Response::Stat(r.stat()?),
             3 => {
                 let n = r.count(MAX_ENTRIES, "too many entries")?;
-                // Each entry takes at least 33 bytes: bound the allocation
-                // by what is actually there.
-                if n > r.0.len() / 33 {
+                // Each entry takes at least MIN_ENTRY bytes: bound the
+                // allocation by what is actually there.
+                if n > r.0.len() / MIN_ENTRY {
                     return Err(ProtoError("truncated"));
                 }
                 let mut v = Vec::with_capacity(n);
@@ -574,7 +588,7 @@ mod tests {
     use super::*;
 
     fn stat() -> Stat {
-        Stat { kind: Kind::Symlink, size: 5, mode: 0o777, uid: 1, gid: 2, mtime: -3 }
+        Stat { kind: Kind::Symlink, size: 5, mode: 0o777, uid: 1, gid: 2, mtime: -3, id: 7 }
     }
 
     #[test]
