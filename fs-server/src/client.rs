@@ -19,6 +19,9 @@ pub enum ClientError {
     ServerDied(String),
     /// Starting the server failed.
     Start(String),
+    /// The server ran out of memory (its limit, in MiB): the image asked
+    /// for more than it may have.
+    OutOfMemory(u64),
 }
 
 impl std::fmt::Display for ClientError {
@@ -27,6 +30,9 @@ impl std::fmt::Display for ClientError {
             ClientError::Fs(_, m) => f.write_str(m),
             ClientError::ServerDied(m) => write!(f, "file-system server died on this image: {m}"),
             ClientError::Start(m) => write!(f, "cannot start the file-system server: {m}"),
+            ClientError::OutOfMemory(mib) => {
+                write!(f, "file-system server ran out of memory on this image (limit {mib} MiB)")
+            }
         }
     }
 }
@@ -74,22 +80,30 @@ struct Relay {
     /// Disconnected when the thread has passed everything on (the pipe
     /// reached its end: every process of the server has gone).
     done: std::sync::mpsc::Receiver<()>,
+    /// Set when the server's last words said it ran out of memory.
+    oom: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
     fn start(from: std::process::ChildStderr) -> std::io::Result<Relay> {
         let (finished, done) = std::sync::mpsc::channel::<()>();
+        let oom = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = oom.clone();
         std::thread::Builder::new().name("server stderr".into()).spawn(move || {
-            relay(from, &mut std::io::stderr(), RELAY_LIMIT);
+            if relay(from, &mut std::io::stderr(), RELAY_LIMIT) {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             drop(finished);
         })?;
-        Ok(Relay { done })
+        Ok(Relay { done, oom })
     }
 
     /// Waits, at most `bound`, for the server's last messages to be
     /// passed on; call when its processes have ended or been killed.
-    fn drain(self, bound: Duration) {
+    /// Returns whether they said it ran out of memory.
+    fn drain(self, bound: Duration) -> bool {
         let _ = self.done.recv_timeout(bound);
+        self.oom.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -97,8 +111,14 @@ impl Relay {
 /// interleave with the client's own messages, and at most `limit` bytes;
 /// what comes after is counted, dropped, and reported once at the end. A
 /// last line without its newline gets one. Write errors are ignored (the
-/// server must never block on a full pipe).
-fn relay(mut from: impl std::io::Read, to: &mut impl std::io::Write, limit: usize) {
+/// server must never block on a full pipe). Returns whether the last
+/// bytes (dropped or not) hold the server's out-of-memory line
+/// ([`crate::oom`]).
+fn relay(mut from: impl std::io::Read, to: &mut impl std::io::Write, limit: usize) -> bool {
+    // The last bytes that came, passed on or not: a dying server's last
+    // words are there.
+    const TAIL: usize = 256;
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL + 4096);
     let mut pending = Vec::new();
     let (mut passed, mut dropped) = (0usize, 0u64);
     let mut buf = [0u8; 4096];
@@ -109,6 +129,10 @@ fn relay(mut from: impl std::io::Read, to: &mut impl std::io::Write, limit: usiz
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 2 * TAIL {
+            tail.drain(..tail.len() - TAIL);
+        }
         if dropped > 0 {
             dropped += n as u64;
             continue;
@@ -149,6 +173,7 @@ fn relay(mut from: impl std::io::Read, to: &mut impl std::io::Write, limit: usiz
         );
         let _ = to.write_all(note.as_bytes());
     }
+    crate::oom::reported_in(&tail)
 }
 
 /// A connection to a server for one image; a fresh server is started
@@ -216,6 +241,7 @@ impl Client {
             }
             cmd.args(["--codepage", &self.options.codepage.to_string()]);
             cmd.args(["--cpu", &self.options.timeout.as_secs().max(1).to_string()]);
+            cmd.args(["--memory", &crate::serve::MEMORY_MIB.to_string()]);
             if self.options.rw {
                 cmd.arg("--rw");
             }
@@ -260,16 +286,19 @@ impl Client {
         Ok(self.server.as_mut().expect("just started"))
     }
 
-    /// Ends the current server (killing it if needed) and says why it went.
-    fn bury(&mut self, hung: bool) -> String {
-        let Some(mut s) = self.server.take() else { return "no server".into() };
+    /// Ends the current server (killing it if needed) and says why it went:
+    /// `ServerDied`, or `OutOfMemory` if it aborted saying so.
+    fn bury(&mut self, hung: bool) -> ClientError {
+        let Some(mut s) = self.server.take() else { return ClientError::ServerDied("no server".into()) };
         if hung {
             let _ = s.child.kill();
         }
         // A dead server has exited or will in a moment; a live one was killed.
         let mut why = None;
+        let mut aborted = false;
         for _ in 0..50 {
             if let Ok(Some(status)) = s.child.try_wait() {
+                aborted = !hung && status.signal() == Some(libc::SIGABRT);
                 why = Some(if hung {
                     format!("no answer within {:?}", self.options.timeout)
                 } else {
@@ -286,8 +315,10 @@ impl Client {
         });
         // Its last words (a panic message, a kernel's console line) come
         // before the client's report of its end.
-        s.relay.drain(RELAY_DRAIN);
-        why
+        if s.relay.drain(RELAY_DRAIN) && aborted {
+            return ClientError::OutOfMemory(crate::serve::MEMORY_MIB);
+        }
+        ClientError::ServerDied(why)
     }
 
     /// Sends `req` and returns the answer; a server error becomes
@@ -299,12 +330,12 @@ impl Client {
         let result = send(&mut s.stream, &req.encode()).and_then(|_| recv_response(&mut s.stream));
         let msg = match result {
             Ok(Some(m)) => m,
-            Ok(None) => return Err(ClientError::ServerDied(self.bury(false))),
+            Ok(None) => return Err(self.bury(false)),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 let _ = timeout;
-                return Err(ClientError::ServerDied(self.bury(true)));
+                return Err(self.bury(true));
             }
-            Err(_) => return Err(ClientError::ServerDied(self.bury(false))),
+            Err(_) => return Err(self.bury(false)),
         };
         match msg {
             Ok(Response::Error(k, m)) => Err(ClientError::Fs(k, m)),
@@ -469,7 +500,7 @@ impl Client {
         let s = self.start()?;
         let req = Request::ReadShared { path: path.into(), offset, len, at };
         if send(&mut s.stream, &req.encode()).is_err() {
-            return Err(ClientError::ServerDied(self.bury(false)));
+            return Err(self.bury(false));
         }
         Ok(())
     }
@@ -481,11 +512,11 @@ impl Client {
         match recv_response(&mut s.stream) {
             Ok(Some(Ok(Response::Shared(n)))) if n <= asked => Ok(n),
             Ok(Some(Ok(Response::Error(k, m)))) => Err(ClientError::Fs(k, m)),
-            Ok(None) => Err(ClientError::ServerDied(self.bury(false))),
+            Ok(None) => Err(self.bury(false)),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                Err(ClientError::ServerDied(self.bury(true)))
+                Err(self.bury(true))
             }
-            Err(_) => Err(ClientError::ServerDied(self.bury(false))),
+            Err(_) => Err(self.bury(false)),
             Ok(Some(_)) => {
                 let _ = self.bury(true);
                 Err(ClientError::ServerDied("it answered out of turn".into()))
@@ -514,7 +545,7 @@ impl Drop for Client {
         if let Some(mut s) = self.server.take() {
             drop(s.stream);
             let _ = s.child.wait();
-            s.relay.drain(RELAY_DRAIN);
+            let _ = s.relay.drain(RELAY_DRAIN);
         }
     }
 }
@@ -587,6 +618,15 @@ mod tests {
     fn relay_passes_whole_lines_and_ends_the_last() {
         assert_eq!(relayed(b"one\ntwo\nlast words", 1000), "one\ntwo\nlast words\n");
         assert_eq!(relayed(b"", 1000), "");
+    }
+
+    #[test]
+    fn relay_sees_the_out_of_memory_line_even_past_its_limit() {
+        let mut out = Vec::new();
+        let mut input = b"noise\n".repeat(100);
+        assert!(!relay(Trickle(&input), &mut out, 64));
+        input.extend_from_slice(b"exo-fs-server: out of memory (4294967295 bytes)\n");
+        assert!(relay(Trickle(&input), &mut Vec::new(), 64));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod client;
 pub mod links;
 pub mod mount;
 pub mod netbsd;
+pub mod oom;
 pub mod output;
 pub mod sandbox;
 pub mod serve;

@@ -111,7 +111,7 @@ impl ImageFs {
     fn ask(&self, req: Request) -> Result<Response, Errno> {
         let mut c = self.client.lock().expect("client lock");
         c.request(&req).map_err(|e| {
-            if matches!(e, ClientError::ServerDied(_)) {
+            if matches!(e, ClientError::ServerDied(_) | ClientError::OutOfMemory(_)) {
                 eprintln!("exo-img: {e}");
             }
             errno(&e)
@@ -200,7 +200,7 @@ impl Filesystem for ImageFs {
         match c.read(&path, offset, len) {
             Ok(d) => reply.data(&d),
             Err(e) => {
-                if matches!(e, ClientError::ServerDied(_)) {
+                if matches!(e, ClientError::ServerDied(_) | ClientError::OutOfMemory(_)) {
                     eprintln!("exo-img: {e}");
                 }
                 reply.error(errno(&e))
@@ -335,6 +335,11 @@ impl Filesystem for ImageFs {
             let mut all =
                 vec![(ino.0, FileType::Directory, ".".to_string()), (ino.0, FileType::Directory, "..".to_string())];
             for e in entries {
+                // An entry the server cannot serve is left out (and said).
+                if let Some(why) = &e.problem {
+                    eprintln!("exo-img: {}: {why}", join(&path, &e.name));
+                    continue;
+                }
                 let n = inodes.number(&join(&path, &e.name));
                 all.push((n, file_type(e.stat.kind), e.name));
             }

@@ -346,7 +346,7 @@ impl FileSystem for Rump {
             .into_iter()
             .map(|name| {
                 let stat = self.stat(&format!("{base}/{name}"))?;
-                Ok(Entry { name, stat })
+                Ok(Entry { name, stat, problem: None })
             })
             .collect()
     }

@@ -72,6 +72,11 @@ pub const ARG: &str = "--internal-fs-server";
 /// messages.
 pub const NAME: &str = "exo-fs-server";
 
+/// The server's memory limit (address space), in MiB, unless `--memory`
+/// says otherwise. Asking for more aborts it with a report
+/// ([`crate::oom`]).
+pub const MEMORY_MIB: u64 = 1024;
+
 /// Serves, and ends the process, if it was started as the server (its
 /// first argument is [`ARG`]); returns otherwise. Call first in `main`.
 pub fn main_if_asked() {
@@ -89,6 +94,7 @@ pub fn main(args: &[String]) -> i32 {
     // for the working directory, which the sandbox forbids (the crash
     // would then look like a violation).
     std::panic::set_hook(Box::new(|info| eprintln!("exo-fs-server: {info}")));
+    crate::oom::set_server();
     sandbox::set_name(NAME);
     let shm_fd = arg(args, "--shm").and_then(|v| v.parse::<i32>().ok());
     sandbox::close_inherited(shm_fd);
@@ -120,7 +126,7 @@ pub fn main(args: &[String]) -> i32 {
     // With --rw the server may write inside the image, never beyond it.
     let max_write = if rw { std::io::Seek::seek(&mut &image, std::io::SeekFrom::End(0)).unwrap_or(0) } else { 0 };
     let limits =
-        sandbox::Limits { memory: number("--memory", 1024) << 20, cpu_seconds: number("--cpu", 60), max_write };
+        sandbox::Limits { memory: number("--memory", MEMORY_MIB) << 20, cpu_seconds: number("--cpu", 60), max_write };
     let netbsd = arg(args, "--backend").is_some_and(|b| b == "netbsd");
     let fs: Box<dyn FileSystem> = if netbsd {
         // The rump kernel loads its libraries and starts its threads

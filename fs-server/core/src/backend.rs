@@ -7,7 +7,7 @@ use crate::detect::{detect, FsType};
 use crate::ext_layout::{self, ExtLayout};
 use crate::fat_layout::{Bits, DirRef, FatLayout, RawEntry};
 use crate::part::partitions;
-use crate::proto::{Entry, ErrorKind, FileResult, Info, Kind, Stat};
+use crate::proto::{Entry, ErrorKind, FileResult, Info, Kind, Stat, MAX_ENTRIES, MAX_PATH};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -69,6 +69,13 @@ pub trait FileSystem {
     fn rename(&self, from: &str, _to: &str) -> FsResult<()> {
         Err(read_only(from))
     }
+}
+
+/// A directory with more entries than one listing may hold: the image
+/// is inconsistent (a FAT chain that goes round, an ext directory that
+/// claims too much), and listing on would exhaust the server's memory.
+fn too_many(path: &str) -> (ErrorKind, String) {
+    (ErrorKind::Corrupt, format!("{path}: more than {MAX_ENTRIES} entries"))
 }
 
 fn read_only(path: &str) -> (ErrorKind, String) {
@@ -275,8 +282,11 @@ fn ext_stat(m: &ext4_view::Metadata, id: u32) -> Stat {
 impl Ext {
     fn open(v: Volume, partition: String, sandbox: String) -> Result<Ext, String> {
         let size = v.len();
-        let fs = ext4_view::Ext4::load(Box::new(ExtReader(v.clone()))).map_err(|e| format!("ext4: {e}"))?;
-        let raw = ExtLayout::open(v).map_err(|e| format!("ext4: {e}"))?;
+        // ExtLayout checks the superblock first (a block size of at most
+        // 64 KiB among others): `ext4-view` would take blocks of up to
+        // 2 GiB and allocate one.
+        let raw = ExtLayout::open(v.clone()).map_err(|e| format!("ext4: {e}"))?;
+        let fs = ext4_view::Ext4::load(Box::new(ExtReader(v))).map_err(|e| format!("ext4: {e}"))?;
         let label = fs.label().to_str().unwrap_or("").to_string();
         Ok(Ext { fs, raw, open: Default::default(), info: Info { fs: "ext4".into(), label, partition, size, sandbox } })
     }
@@ -330,16 +340,26 @@ impl FileSystem for Ext {
         Ok(ext_stat(&m, id))
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
-        let mut out = Vec::new();
+        // Each entry with its name as the image has it. An entry whose
+        // name is not UTF-8 or whose inode cannot be read is listed as bad
+        // (see `Entry::bad`), and the rest of the directory all the same.
+        let mut out: Vec<(Vec<u8>, Entry)> = Vec::new();
         for e in self.fs.read_dir(path).map_err(ext_error)? {
             let e = e.map_err(ext_error)?;
+            if out.len() >= MAX_ENTRIES {
+                return Err(too_many(path));
+            }
             let name = e.file_name();
-            let name = name.as_str().map_err(|_| (ErrorKind::Unsupported, "file name is not UTF-8".to_string()))?;
-            if name == "." || name == ".." {
+            let raw = name.as_ref().to_vec();
+            if raw == b"." || raw == b".." {
                 continue;
             }
-            let stat = ext_stat(&e.metadata().map_err(ext_error)?, 0);
-            out.push(Entry { name: name.to_string(), stat });
+            let entry = match (name.as_str(), e.metadata()) {
+                (Err(_), _) => Entry::bad(&raw, "the name is not UTF-8".into()),
+                (Ok(_), Err(err)) => Entry::bad(&raw, ext_error(err).1),
+                (Ok(n), Ok(m)) => Entry { name: n.to_string(), stat: ext_stat(&m, 0), problem: None },
+            };
+            out.push((raw, entry));
         }
         // Every entry's inode number, from the same directory blocks in
         // the same order: a client finds directory cycles by them, so a
@@ -349,16 +369,20 @@ impl FileSystem for Ext {
         self.raw
             .with_entries(&dir, |raw| {
                 let mut raw = raw.iter().filter(|(n, _)| n != b"." && n != b"..");
-                for e in out.iter_mut() {
+                for (name, e) in out.iter_mut() {
                     match raw.next() {
-                        Some((n, ino)) if n == e.name.as_bytes() => e.stat.id = u64::from(*ino),
+                        Some((n, ino)) if n == name => {
+                            if e.problem.is_none() {
+                                e.stat.id = u64::from(*ino)
+                            }
+                        }
                         _ => return Err(unmatched()),
                     }
                 }
                 raw.next().map_or(Ok(()), |_| Err(unmatched()))
             })
             .and_then(|r| r)?;
-        Ok(out)
+        Ok(out.into_iter().map(|(_, e)| e).collect())
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         let (size, inode) = self.file(path)?;
@@ -378,6 +402,11 @@ impl FileSystem for Ext {
         // Targets of up to 59 bytes live in the inode; longer ones in data
         // blocks, read here when extent-mapped (unwritten ones as zeros).
         let m = self.fs.symlink_metadata(path).map_err(ext_error)?;
+        // `ext4-view` reads a target whole, in a buffer of the size the
+        // inode claims: a longer one than a path can be is refused first.
+        if m.is_symlink() && m.len() > MAX_PATH as u64 {
+            return Err((ErrorKind::Corrupt, format!("the symlink claims a {}-byte target", m.len())));
+        }
         if m.is_symlink() && m.len() > 59 {
             let inode = self.raw.inode(self.ino(path, true)?)?;
             if inode.uses_extents() {
@@ -787,12 +816,24 @@ impl FileSystem for Fat {
         let mut out = Vec::new();
         for (i, e) in d.iter().enumerate() {
             let e = e.map_err(fat_error)?;
+            if out.len() >= MAX_ENTRIES {
+                return Err(too_many(path));
+            }
             let name = e.file_name();
             if name == "." || name == ".." {
                 continue;
             }
-            let raw = self.raw_entry(at, i, &e)?;
-            out.push(Entry { stat: fat_stat(&e, self.id(&raw)), name });
+            // A name no path can hold, or an entry that does not match
+            // the directory's bytes, is listed as bad (`Entry::bad`); the
+            // rest of the directory all the same.
+            if name.is_empty() || name.contains(['/', '\0']) {
+                out.push(Entry::bad(name.as_bytes(), "the name holds '/' or NUL, or is empty".into()));
+                continue;
+            }
+            match self.raw_entry(at, i, &e) {
+                Ok(raw) => out.push(Entry { stat: fat_stat(&e, self.id(&raw)), name, problem: None }),
+                Err((_, why)) => out.push(Entry::bad(name.as_bytes(), why)),
+            }
         }
         Ok(out)
     }

@@ -22,9 +22,11 @@ pub const MAX_ENTRIES: usize = 1 << 20;
 pub const MAX_MANY: usize = 1024;
 /// Bytes of an encoded `Stat`: kind, size, mode, uid, gid, mtime, id.
 const STAT_BYTES: usize = 1 + 8 + 4 + 4 + 4 + 8 + 8;
-/// Fewest bytes of an encoded directory entry: a one-byte name and its
-/// `Stat`.
-const MIN_ENTRY: usize = 4 + 1 + STAT_BYTES;
+/// Fewest bytes of an encoded directory entry: a one-byte name, its
+/// `Stat` and its problem flag.
+const MIN_ENTRY: usize = 4 + 1 + STAT_BYTES + 1;
+/// Longest problem of an entry.
+const MAX_PROBLEM: usize = 1024;
 
 /// A client's request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,10 +137,63 @@ pub struct Stat {
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Its name (no slashes).
+    /// Its name (no slashes). For an entry with a `problem`, the name
+    /// as [`escape_name`] shows it: for display only, it names no file
+    /// the server can serve.
     pub name: String,
-    /// Its metadata.
+    /// Its metadata (all zero with a `problem`).
     pub stat: Stat,
+    /// Why the server cannot serve this entry (a name no path can hold,
+    /// an unreadable inode, ...), or `None` for a good entry. The rest
+    /// of the directory is listed all the same.
+    pub problem: Option<String>,
+}
+
+impl Entry {
+    /// An entry the server lists but cannot serve: `raw` is its name as
+    /// the image has it (escaped here), `why` the reason.
+    pub fn bad(raw: &[u8], why: String) -> Entry {
+        let stat = Stat { kind: Kind::Other, size: 0, mode: 0, uid: 0, gid: 0, mtime: 0, id: 0 };
+        Entry { name: escape_name(raw), stat, problem: Some(why) }
+    }
+}
+
+/// A name as `ls -b` shows it: printable characters (UTF-8 included) as
+/// they are, a backslash doubled, and every other byte (`/`, NUL,
+/// control characters, bytes that are not UTF-8) as `\xHH`. `.` and
+/// `..` become `\x2e` and `\x2e\x2e`, the empty name `\(empty)`:
+/// the result is never empty, `.` or `..`, and holds no `/` or NUL.
+pub fn escape_name(raw: &[u8]) -> String {
+    use core::fmt::Write as _;
+    let mut out = String::new();
+    match raw {
+        b"" => return "\\(empty)".into(),
+        b"." | b".." => {
+            for _ in raw {
+                out.push_str("\\x2e");
+            }
+            return out;
+        }
+        _ => {}
+    }
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() || c == '/' => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
 }
 
 /// What is in an image.
@@ -475,6 +530,13 @@ impl Response {
                 for e in entries {
                     w.str(&e.name);
                     w.stat(&e.stat);
+                    match &e.problem {
+                        None => w.u8(0),
+                        Some(p) => {
+                            w.u8(1);
+                            w.str(p);
+                        }
+                    }
                 }
             }
             Response::Data(d) => {
@@ -541,7 +603,13 @@ impl Response {
                     if name.is_empty() || name.contains('/') || name.contains('\0') {
                         return Err(ProtoError("bad entry name"));
                     }
-                    v.push(Entry { name, stat: r.stat()? });
+                    let stat = r.stat()?;
+                    let problem = match r.u8()? {
+                        0 => None,
+                        1 => Some(r.str(MAX_PROBLEM)?),
+                        _ => return Err(ProtoError("bad problem flag")),
+                    };
+                    v.push(Entry { name, stat, problem });
                 }
                 Response::Dir(v)
             }
@@ -620,7 +688,10 @@ mod tests {
                 sandbox: "s".into(),
             }),
             Response::Stat(stat()),
-            Response::Dir(vec![Entry { name: "x".into(), stat: stat() }, Entry { name: "ü".into(), stat: stat() }]),
+            Response::Dir(vec![
+                Entry { name: "x".into(), stat: stat(), problem: None },
+                Entry::bad(b"a/b\\\xff", "name holds a slash".into()),
+            ]),
             Response::Data(vec![1, 2, 3]),
             Response::Link("../t".into()),
             Response::Error(ErrorKind::Corrupt, "bad inode".into()),
@@ -631,6 +702,20 @@ mod tests {
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn escaped_names_are_displayable_and_never_paths() {
+        assert_eq!(escape_name(b"a/b"), "a\\x2fb");
+        assert_eq!(escape_name(b"a\0b"), "a\\x00b");
+        assert_eq!(escape_name(b"\\"), "\\\\");
+        assert_eq!(escape_name("ü\n".as_bytes()), "ü\\x0a");
+        assert_eq!(escape_name(b"\xff."), "\\xff.");
+        assert_eq!(escape_name(b".."), "\\x2e\\x2e");
+        for raw in [&b""[..], b".", b"..", b"/", b"\0", b"a/../b"] {
+            let e = escape_name(raw);
+            assert!(!e.is_empty() && e != "." && e != ".." && !e.contains('/') && !e.contains('\0'), "{e:?}");
         }
     }
 
@@ -651,7 +736,7 @@ mod tests {
         let mut dir = vec![3u8];
         dir.extend_from_slice(&1_000_000u32.to_le_bytes());
         assert_eq!(Response::decode(&dir), Err(ProtoError("truncated")));
-        let bad_name = Response::Dir(vec![Entry { name: "a/b".into(), stat: stat() }]).encode();
+        let bad_name = Response::Dir(vec![Entry { name: "a/b".into(), stat: stat(), problem: None }]).encode();
         assert_eq!(Response::decode(&bad_name), Err(ProtoError("bad entry name")));
         assert_eq!(Response::decode(&[6, 99, 0, 0, 0, 0]), Err(ProtoError("unknown error kind")));
         let mut s = Response::Stat(stat()).encode();
@@ -662,7 +747,7 @@ mod tests {
     #[test]
     fn every_truncation_and_byte_flip_is_an_error_not_a_panic() {
         let msgs = [
-            Response::Dir(vec![Entry { name: "x".into(), stat: stat() }]).encode(),
+            Response::Dir(vec![Entry { name: "x".into(), stat: stat(), problem: None }]).encode(),
             Response::Info(Info {
                 fs: "f".into(),
                 label: "".into(),

@@ -168,7 +168,9 @@ fn failure(e: ClientError, what: &str) -> Failure {
         }
         ClientError::Fs(ErrorKind::ReadOnly, m) => Failure(1, format!("{what}: {m}")),
         ClientError::Fs(_, m) => Failure(1, format!("{what}: {m}")),
-        e @ ClientError::ServerDied(_) => Failure(4, format!("{e} (while reading {what})")),
+        e @ (ClientError::ServerDied(_) | ClientError::OutOfMemory(_)) => {
+            Failure(4, format!("{e} (while reading {what})"))
+        }
         e @ ClientError::Start(_) => Failure(3, e.to_string()),
     }
 }
@@ -351,9 +353,14 @@ impl App {
 
     fn ls(&mut self, path: &str, long: bool, recursive: bool, seen: &mut Seen) -> Result<(), Failure> {
         let entries = self.read_dir(path)?;
+        seen.note_bad(path, &entries);
         if self.json {
             for e in &entries {
-                out!("{{\"path\":{},\"stat\":{}}}", json_str(&join(path, &e.name)), stat_json(&e.stat));
+                // Bad entries are told on standard error only: each line
+                // here is a path and its stat.
+                if e.problem.is_none() {
+                    out!("{{\"path\":{},\"stat\":{}}}", json_str(&join(path, &e.name)), stat_json(&e.stat));
+                }
             }
         } else {
             if recursive {
@@ -363,7 +370,9 @@ impl App {
                 out!("{path}:");
             }
             for e in &entries {
-                if long {
+                if long && e.problem.is_some() {
+                    out!("{:<7} {:>4} {:>5} {:>5} {:>12} {:>11} {}", "bad", "?", "?", "?", "?", "?", e.name);
+                } else if long {
                     out!(
                         "{:<7} {:04o} {:>5} {:>5} {:>12} {:>11} {}",
                         kind_name(e.stat.kind),
@@ -393,6 +402,7 @@ impl App {
 
     fn tree(&mut self, path: &str, prefix: &str, seen: &mut Seen) -> Result<(), Failure> {
         let entries = self.read_dir(path)?;
+        seen.note_bad(path, &entries);
         for (i, e) in entries.iter().enumerate() {
             let last = i + 1 == entries.len();
             out!(
@@ -432,6 +442,10 @@ struct Seen {
     skipped: Vec<String>,
     /// Directories listed so far.
     listed: u64,
+    /// Entries listed that the server cannot serve (`Entry::problem`).
+    bad: u64,
+    /// The directory of the first of them.
+    first_bad: Option<String>,
 }
 
 impl Seen {
@@ -451,9 +465,31 @@ impl Seen {
         true
     }
 
-    /// The walk's outcome: an error naming the first directory skipped.
+    /// Says on standard error why each bad entry of directory `path` is
+    /// bad, and counts them.
+    fn note_bad(&mut self, path: &str, entries: &[Entry]) {
+        for e in entries {
+            if let Some(why) = &e.problem {
+                eprintln!("exo-img: {}: bad entry: {why}", join(path, &e.name));
+                self.bad += 1;
+                self.first_bad.get_or_insert_with(|| path.to_string());
+            }
+        }
+    }
+
+    /// The walk's outcome: an error naming the first directory skipped,
+    /// or counting the bad entries met.
     fn outcome(&self) -> Result<(), Failure> {
         match self.skipped.first() {
+            None if self.bad > 0 => Err(Failure(
+                1,
+                format!(
+                    "{}: {} bad entr{} listed (not readable; see above)",
+                    self.first_bad.as_deref().unwrap_or("/"),
+                    self.bad,
+                    if self.bad == 1 { "y" } else { "ies" }
+                ),
+            )),
             None => Ok(()),
             Some(p) => Err(Failure(
                 1,
@@ -650,8 +686,13 @@ impl Extractor {
                 }
                 if !rel.as_os_str().is_empty() {
                     self.budget.charge(ENTRY_COST, src).map_err(|m| Failure(1, m))?;
-                    // mkdir follows no link and fails on anything there.
-                    std::fs::create_dir(&out).map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+                    // mkdir follows no link and fails on anything there
+                    // (then this directory is one error, the rest goes on).
+                    if let Err(e) = std::fs::create_dir(&out) {
+                        self.budget.refund(ENTRY_COST);
+                        self.warn(format!("{}: {e}", out.display()));
+                        return Ok(());
+                    }
                 }
                 let entries = match app.read_dir(src) {
                     Ok(e) => e,
@@ -663,6 +704,24 @@ impl Extractor {
                     }
                     Err(f) => return Err(f),
                 };
+                // Bad entries (the server cannot serve them) and a name met
+                // again in this directory are each one error; the rest is
+                // extracted.
+                let mut names = std::collections::BTreeSet::new();
+                let mut good = Vec::with_capacity(entries.len());
+                for e in entries {
+                    if let Some(why) = &e.problem {
+                        self.warn(format!("{}: bad entry: {why}", join(src, &e.name)));
+                    } else if !names.insert(e.name.clone()) {
+                        self.warn(format!(
+                            "{}: the name is in the directory twice; the first is extracted",
+                            join(src, &e.name)
+                        ));
+                    } else {
+                        good.push(e);
+                    }
+                }
+                let entries = good;
                 // Small files are fetched many per round trip.
                 let mut done = std::collections::BTreeSet::new();
                 let small: Vec<&Entry> = entries
@@ -684,7 +743,15 @@ impl Extractor {
                         let path = join(src, &e.name);
                         self.budget.charge(ENTRY_COST + e.stat.size, &path).map_err(|m| Failure(1, m))?;
                         let out = self.dest.join(&child);
-                        let mut f = create_file(&out).map_err(|er| Failure(1, format!("{}: {er}", out.display())))?;
+                        let mut f = match create_file(&out) {
+                            Ok(f) => f,
+                            Err(er) => {
+                                self.budget.refund(ENTRY_COST + e.stat.size);
+                                self.warn(format!("{}: {er}", out.display()));
+                                done.insert(e.name.clone());
+                                continue;
+                            }
+                        };
                         if let Err(er) = f.write_all(&d) {
                             drop(f);
                             let _ = std::fs::remove_file(&out);
@@ -713,7 +780,14 @@ impl Extractor {
                 if let Err(m) = self.budget.charge(ENTRY_COST + stat.size, src) {
                     return self.too_large(app, src, m);
                 }
-                let mut f = create_file(&out).map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+                let mut f = match create_file(&out) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.budget.refund(ENTRY_COST + stat.size);
+                        self.warn(format!("{}: {e}", out.display()));
+                        return Ok(());
+                    }
+                };
                 let mut written = 0;
                 let budget = &mut self.budget;
                 let r = app.read_file(src, Some(stat.size), |d| {
@@ -741,9 +815,14 @@ impl Extractor {
                 self.report(false);
             }
             Kind::Symlink => {
-                let target = match app.ask(Request::ReadLink(src.into()), src)? {
-                    Response::Link(t) => t,
-                    _ => return Err(Failure(4, "the server answered out of turn".into())),
+                // A link that cannot be read is one error; the rest goes on.
+                let target = match app.ask(Request::ReadLink(src.into()), src) {
+                    Ok(Response::Link(t)) => t,
+                    Ok(_) => return Err(Failure(4, "the server answered out of turn".into())),
+                    Err(f) => {
+                        self.warn(f.1);
+                        return Ok(());
+                    }
                 };
                 self.budget.charge(ENTRY_COST, src).map_err(|m| Failure(1, m))?;
                 // Created last, where it stays inside (fs_server::links).
@@ -928,7 +1007,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 out!("{{\"files\":{},\"bytes\":{},\"errors\":{}}}", x.files, x.bytes, x.errors);
             }
             if x.errors > 0 {
-                Err(Failure(1, format!("{} entries could not be extracted", x.errors)))
+                Err(Failure(
+                    1,
+                    format!("extracted {} files; {} errors ({} entries not extracted)", x.files, x.errors, x.errors),
+                ))
             } else {
                 Ok(())
             }
