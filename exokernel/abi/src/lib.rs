@@ -172,6 +172,13 @@ pub enum Sys {
     /// one (revoking that revokes it). `OutOfMemory` if the source has
     /// not that much left. Needs `WRITE`.
     UntypedSplit = 36,
+    /// `endpoint_close(endpoint_cap)`: closes the endpoint for good: every
+    /// thread waiting on it, and every later send, call or receive on it,
+    /// gets `Gone`. Needs `CONTROL`, which the root task keeps for itself
+    /// (programs get their endpoints without it): it closes the endpoints
+    /// of a program it has given up on, so callers get a definite error
+    /// instead of waiting forever.
+    EndpointClose = 37,
 }
 
 /// The exit code of a process the kernel ended because no other process
@@ -192,7 +199,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 37] = [
+    pub const ALL: [Sys; 38] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -230,6 +237,7 @@ impl Sys {
         Sys::IrqBind,
         Sys::SchedSet,
         Sys::UntypedSplit,
+        Sys::EndpointClose,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -276,11 +284,15 @@ pub enum Error {
     /// A sealed token was refused: forged, altered, or sealed under an
     /// unknown key.
     BadSeal = 16,
+    /// The endpoint was closed for good (`endpoint_close`): the service
+    /// behind it is gone and will not come back (its supervisor gave up on
+    /// it, or it ended for good).
+    Gone = 17,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 16] = [
+    pub const ALL: [Error; 17] = [
         Error::InvalidSyscall,
         Error::InvalidCap,
         Error::WrongType,
@@ -297,6 +309,7 @@ impl Error {
         Error::Timeout,
         Error::NoReply,
         Error::BadSeal,
+        Error::Gone,
     ];
 
     /// Decodes an error code (the positive number); `None` if unknown.
@@ -323,6 +336,7 @@ impl Error {
             Error::Timeout => "timed out",
             Error::NoReply => "no call to reply to",
             Error::BadSeal => "sealed token refused",
+            Error::Gone => "service gone for good",
         }
     }
 }

@@ -96,7 +96,7 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     // memory.
     let partner = if IS_CALL {
         ep.receivers.front()
-    } else if ep.senders.is_empty() && ep.receivers.has_room() {
+    } else if ep.senders.is_empty() && ep.receivers.has_room() && !ep.closed {
         reply_to.map(|o| o.caller)
     } else {
         None
@@ -184,6 +184,9 @@ impl Kernel {
 
     /// `send` or `call` from `t` on endpoint `e`.
     pub fn ipc_send(&mut self, t: ThreadId, e: EpId, msg: Message, timeout: u64) -> Next {
+        if self.endpoint(e).closed {
+            return Next::Return(Err(Error::Gone));
+        }
         while let Some(r) = self.endpoint(e).receivers.pop_front() {
             if !matches!(self.thread(r).map(|th| th.state), Some(ThreadState::Receiving(x, _)) if x == e) {
                 continue; // stale entry
@@ -214,6 +217,9 @@ impl Kernel {
     /// `recv` by `t` on endpoint `e`, optionally also woken by signals on
     /// notification `n`.
     pub fn ipc_recv(&mut self, t: ThreadId, e: EpId, n: Option<NtfnId>, timeout: u64) -> Next {
+        if self.endpoint(e).closed {
+            return Next::Return(Err(Error::Gone));
+        }
         if let Some(n) = n {
             let nt = self.notifications[n.0 as usize].as_mut().expect("live notification");
             if nt.bits != 0 {
@@ -324,10 +330,28 @@ impl Kernel {
         }
     }
 
+    /// `endpoint_close`: closes endpoint `e` for good; every thread
+    /// waiting on it wakes with `Gone`.
+    pub fn endpoint_close(&mut self, e: EpId) {
+        let ep = self.endpoint(e);
+        ep.closed = true;
+        let waiting: alloc::vec::Vec<ThreadId> = ep.senders.iter().chain(ep.receivers.iter()).collect();
+        for t in waiting {
+            self.wake(t, Err(Error::Gone));
+        }
+    }
+
     /// A new endpoint with no references yet.
     pub fn new_endpoint(&mut self, charged: Option<u32>) -> EpId {
         let generation = self.fresh_generation();
-        let ep = Endpoint { senders: Default::default(), receivers: Default::default(), refs: 0, generation, charged };
+        let ep = Endpoint {
+            senders: Default::default(),
+            receivers: Default::default(),
+            refs: 0,
+            generation,
+            charged,
+            closed: false,
+        };
         EpId(crate::kernel::insert_in_free_slot(&mut self.endpoints, ep))
     }
 

@@ -228,6 +228,8 @@ pub struct Endpoint {
     pub generation: u32,
     /// The budget its kernel memory was charged to.
     pub charged: Option<u32>,
+    /// Closed for good (`endpoint_close`): every operation gets `Gone`.
+    pub closed: bool,
 }
 
 /// A notification: a word of pending bits and the threads waiting for any.

@@ -97,6 +97,10 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::IrqBind => ret(crate::pci::irq_bind(k, p, a[0], a[1], a[2], a[3])),
         Sys::SchedSet => ret(sched_set(k, p, a[0], a[1], a[2])),
         Sys::UntypedSplit => ret(untyped_split(k, p, a[0], a[1], a[2])),
+        Sys::EndpointClose => ret(endpoint_of(k, p, a[0], Rights::CONTROL).map(|(e, _)| {
+            k.endpoint_close(e);
+            0
+        })),
     }
 }
 

@@ -115,3 +115,16 @@ fn processes_let_go_of_are_ended_and_their_entries_reused() {
     b.expect_line("hostile cycles: 5000 processes made and let go, then timed out");
     b.expect_line("root: cycles exited with code 0");
 }
+
+#[test]
+fn callers_of_a_server_given_up_on_are_told_gone() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_in_order(&[
+        "root: flaky failed 4 times in 10 s; not restarting it",
+        "root: flaky is gone for good; closed its endpoint svc",
+        "ipcconf patient: call without a timeout: Err(\"service gone for good\")",
+        "ipcconf patient: and the next call: Err(\"service gone for good\")",
+        "root: patient exited with code 0",
+    ]);
+}

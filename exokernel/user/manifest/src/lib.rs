@@ -24,6 +24,7 @@
 //! expect = exit 0           # exit N | fault | fault N
 //! label = user              # place in the security lattice (default user)
 //! endpoints = echo, log      # IPC endpoints, shared by name between programs
+//! serves = echo             # those it receives on (closed when it ends for good)
 //! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
 //! ```
 //!
@@ -202,6 +203,9 @@ pub struct Program {
     pub label: Label,
     /// Names of the endpoints it is connected to, in slot order.
     pub endpoints: Vec<String>,
+    /// The ones among them it serves (receives on): closed for good when
+    /// it ends for good, so their callers get `Gone`.
+    pub serves: Vec<String>,
     /// The devices it drives, in slot order.
     pub devices: Vec<Device>,
 }
@@ -325,6 +329,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             expect: None,
                             label: Label::USER,
                             endpoints: Vec::new(),
+                            serves: Vec::new(),
                             devices: Vec::new(),
                         },
                         Vec::new(),
@@ -368,6 +373,9 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     for (line, p, _) in &programs {
         if p.binary.is_empty() {
             return err(*line, format!("[program {}] has no `binary`", p.name));
+        }
+        if let Some(s) = p.serves.iter().find(|s| !p.endpoints.contains(s)) {
+            return err(*line, format!("[program {}] serves `{s}`, which is not among its endpoints", p.name));
         }
         for a in &p.after {
             if a == &p.name {
@@ -473,6 +481,14 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             }
             if prog.endpoints.len() > MAX_ENDPOINTS {
                 return err(n, format!("more than {MAX_ENDPOINTS} endpoints"));
+            }
+        }
+        "serves" => {
+            for e in list(value) {
+                if prog.serves.iter().any(|x| x == e) {
+                    return err(n, format!("endpoint `{e}` listed twice in serves"));
+                }
+                prog.serves.push(e.to_string());
             }
         }
         "devices" => {

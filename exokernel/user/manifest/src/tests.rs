@@ -113,6 +113,8 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nmemory = 8G\n", 3, "memory must be a size"),
         ("[program p]\nbinary = p\nkernel = 0\n", 3, "kernel must be a size"),
         ("[program p]\nbinary = p\nkernel = 65M\n", 3, "kernel must be a size"),
+        ("[program p]\nbinary = p\nendpoints = a\nserves = b\n", 1, "serves `b`, which is not among its endpoints"),
+        ("[program p]\nbinary = p\nendpoints = a\nserves = a, a\n", 4, "listed twice in serves"),
         ("# nothing\n", 0, "no [program] sections"),
         ("", 0, "no [program] sections"),
     ];

@@ -31,6 +31,9 @@ pub enum StartError {
     NoBudget,
 }
 
+/// What a program may do with an endpoint it is given: all but close it.
+const ENDPOINT_RIGHTS: Rights = Rights(Rights::ALL.0 & !Rights::CONTROL.0);
+
 /// Pages the root task keeps for itself when it hands out budgets: what
 /// restarting programs takes (their memory is paid from it).
 pub const RESERVE_PAGES: u64 = 4096;
@@ -243,13 +246,14 @@ fn give_devices(program: &Program, child: Process, hw: Hardware) -> Result<(), S
 }
 
 /// Gives `child` its endpoints, in manifest order from
-/// `ENDPOINT_SLOT_BASE`, minted with `badge`.
+/// `ENDPOINT_SLOT_BASE`, minted with `badge`, with every right but
+/// `CONTROL` (closing an endpoint is the root task's).
 fn connect(program: &Program, child: Process, endpoints: &Endpoints, badge: u64) -> Result<(), StartError> {
     for (i, name) in program.endpoints.iter().enumerate() {
         let (_, ep) = endpoints.iter().find(|(n, _)| n == name).expect("created for every listed name");
         let dst = exo_manifest::ENDPOINT_SLOT_BASE + i as u64;
         child
-            .give(ep.slot(), Some(dst), Rights::ALL, Some(program.label.encode()), Some(badge))
+            .give(ep.slot(), Some(dst), ENDPOINT_RIGHTS, Some(program.label.encode()), Some(badge))
             .map_err(k("connect endpoint"))?;
     }
     Ok(())

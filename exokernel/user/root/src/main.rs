@@ -278,6 +278,16 @@ fn watch(arg: u64) {
                 );
             }
         }
+        // It ended for good: whoever calls the endpoints it served gets a
+        // definite `Gone`, now and later, instead of waiting forever.
+        for served in &w.program.serves {
+            let closed = with_supervisor(|s| s.endpoints.iter().find(|(n, _)| n == served).map(|(_, ep)| ep.close()));
+            match closed {
+                Some(Ok(())) => println!("root: {name} is gone for good; closed its endpoint {served}"),
+                Some(Err(e)) => println!("root: cannot close endpoint {served}: {}", e.name()),
+                None => {}
+            }
+        }
         if check(w.program.expect.as_ref(), status) {
             println!("root: {name} {outcome}");
         } else {

@@ -155,6 +155,11 @@ impl Endpoint {
     pub fn recv(self, bound: Option<Notification>, timeout: u64) -> Result<Message, Error> {
         message(raw_regs(Sys::Recv, [self.0, bound.map_or(NO_CAP, |n| n.0), timeout, 0, 0, 0]))
     }
+    /// Closes the endpoint for good: every waiter and every later use gets
+    /// `Gone` (needs `CONTROL`, which only the root task has).
+    pub fn close(self) -> Result<(), Error> {
+        call(Sys::EndpointClose, [self.0, 0, 0, 0, 0, 0]).map(|_| ())
+    }
     /// Replies to the last call, then waits for the next message.
     pub fn reply_recv(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<Message, Error> {
         message(raw_regs(Sys::ReplyRecv, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout]))

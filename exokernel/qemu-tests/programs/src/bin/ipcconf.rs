@@ -13,6 +13,10 @@
 //!   dies (exit 3).
 //! - `callers`: two threads call slot 16 with a 5 s timeout; each must be
 //!   told `Dead` (its call abandoned, or its server gone), not time out.
+//! - `crash`: a server that dies before it answers anything (killed by a
+//!   page fault), for the supervisor to give up on.
+//! - `patient`: calls slot 16 with no timeout; must be told `Gone` once
+//!   the supervisor gives up on the server, never wait forever.
 #![no_std]
 #![no_main]
 
@@ -118,6 +122,26 @@ fn callers() -> i32 {
     }
 }
 
+fn crash() -> i32 {
+    // SAFETY: deliberately reads an unmapped address; the kernel kills us.
+    unsafe { core::arch::asm!("mov rax, [{}]", in(reg) 0xdead_0000u64, out("rax") _) };
+    0
+}
+
+fn patient() -> i32 {
+    let start = sys::clock();
+    let r = endpoint(0).call([1, 0, 0], None, FOREVER);
+    let ms = (sys::clock() - start) / MS;
+    println!("ipcconf patient: call without a timeout: {:?} after {ms} ms", r.map(|m| m.words[0]).map_err(Error::name));
+    let again = endpoint(0).call([2, 0, 0], None, FOREVER);
+    println!("ipcconf patient: and the next call: {:?}", again.map(|m| m.words[0]).map_err(Error::name));
+    if r == Err(Error::Gone) && again.is_err_and(|e| e == Error::Gone) {
+        0
+    } else {
+        1
+    }
+}
+
 fn main(args: &str) -> i32 {
     let mut words = args.split_whitespace();
     match (words.next(), words.next().and_then(|w| w.parse::<u64>().ok())) {
@@ -125,6 +149,8 @@ fn main(args: &str) -> i32 {
         (Some("client"), _) => client(),
         (Some("hoarder"), _) => hoarder(),
         (Some("callers"), _) => callers(),
+        (Some("crash"), _) => crash(),
+        (Some("patient"), _) => patient(),
         _ => {
             println!("ipcconf: unknown role `{args}`");
             2
