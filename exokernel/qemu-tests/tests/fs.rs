@@ -106,6 +106,26 @@ fn ext4_image_is_served_read_only_through_driver_and_server() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The driver dies in the middle of a request (test hook) and the
+/// supervisor restarts it: the file server attaches its buffer to the new
+/// instance and retries, and its clients see every check pass.
+#[test]
+fn a_driver_restarted_under_running_io_goes_unnoticed_by_clients() {
+    let (dir, blob) = tree("restart");
+    let img = dir.join("ext.img");
+    run(Command::new("mkfs.ext4").args(["-q", "-L", "EXOEXT", "-d"]).arg(dir.join("tree")).arg(&img).arg("8M"));
+    let b = boot("fs-restart.img", Duration::from_secs(120), &["--disk", img.to_str().unwrap()]);
+    b.expect_in_order(&[
+        "virtio-blk: test hook: dying in the middle of request 60",
+        "root: virtio-blk exited with code 70; restarting it in 10 ms",
+        "root: restarted virtio-blk",
+        "fs-server: the block driver was restarted: buffer attached again, request retried",
+    ]);
+    assert_eq!(b.lines().iter().filter(|l| l.contains("test hook: dying")).count(), 1, "{}", b.serial);
+    common_checks(&b, &blob);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn fat_image_is_served_read_only_through_driver_and_server() {
     let (dir, blob) = tree("fat");

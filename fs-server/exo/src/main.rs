@@ -85,7 +85,12 @@ struct Disk {
     writable: bool,
     /// The buffer shared with the driver: one request at a time.
     buffer: SpinLock<Mapping>,
+    /// Its memory capability, to attach it again to a restarted driver.
+    memory: Memory,
 }
+
+/// How many times one block request is retried on a restarted driver.
+const MAX_REATTACH: u32 = 4;
 
 impl Disk {
     fn attach(ep: Endpoint, rw: bool) -> Result<Disk, &'static str> {
@@ -100,7 +105,8 @@ impl Disk {
         let info =
             ep.call(BlockRequest::Info.encode(), None, FOREVER).map_err(|_| "the block driver does not answer")?;
         let read_only = info.words[2] != 0;
-        Ok(Disk { ep, sectors: m.words[1], writable: rw && !read_only, buffer: SpinLock::new(buffer) })
+        let memory = buffer.memory();
+        Ok(Disk { ep, sectors: m.words[1], writable: rw && !read_only, buffer: SpinLock::new(buffer), memory })
     }
 
     /// Runs `f` with the shared buffer held.
@@ -109,8 +115,32 @@ impl Disk {
         f(self.buffer.lock().as_mut_slice())
     }
 
+    /// One request, retried on a driver the supervisor restarted (as
+    /// MINIX 3's file servers retry block requests): a call the dead
+    /// instance held fails with `Dead`, the new instance answers
+    /// `NotAttached`; either way the buffer (still ours, its contents
+    /// intact) is attached again and the request made again. Reads and
+    /// whole-sector writes are idempotent, so a retry is safe.
     fn transfer(&self, r: BlockRequest) -> rumpglue::Result<()> {
-        let m = self.ep.call(r.encode(), None, FOREVER).map_err(|_| rumpglue::Error::Io(rumpglue::errno::EIO))?;
+        let eio = rumpglue::Error::Io(rumpglue::errno::EIO);
+        let mut tries = 0;
+        let m = loop {
+            let again = match self.ep.call(r.encode(), None, FOREVER) {
+                Ok(m) if Status::from_word(m.words[0]) == Some(Status::NotAttached) => true,
+                Ok(m) => break m,
+                Err(exo_rt::abi::Error::Dead) => true,
+                Err(_) => return Err(eio),
+            };
+            if !again || tries == MAX_REATTACH {
+                return Err(eio);
+            }
+            tries += 1;
+            let attached = self.ep.call(BlockRequest::Attach.encode(), Some(self.memory.slot()), FOREVER);
+            if !attached.is_ok_and(|a| Status::from_word(a.words[0]) == Some(Status::Ok)) {
+                return Err(eio);
+            }
+            println!("fs-server: the block driver was restarted: buffer attached again, request retried");
+        };
         match Status::from_word(m.words[0]) {
             Some(Status::Ok) => Ok(()),
             Some(Status::OutOfRange) => Err(rumpglue::Error::OutOfRange),

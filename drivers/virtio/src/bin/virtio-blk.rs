@@ -74,7 +74,14 @@ fn main(args: &str) -> i32 {
     }
     if words.next() == Some("serve") {
         let clients = words.next().and_then(|n| n.parse().ok());
-        return serve(&mut blk, clients);
+        // Test hook: `crash-after N` dies at the N-th read or write, with
+        // the client waiting in its call (for the supervisor's restart
+        // and the file server's retry).
+        let crash_after = match (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) {
+            (Some("crash-after"), Some(n)) => Some(n),
+            _ => None,
+        };
+        return serve(&mut blk, clients, crash_after);
     }
     0
 }
@@ -180,7 +187,7 @@ struct Client {
 }
 
 /// Serves the block protocol until `clients` clients have come and gone.
-fn serve(blk: &mut Blk, clients: Option<u64>) -> i32 {
+fn serve(blk: &mut Blk, clients: Option<u64>, crash_after: Option<u64>) -> i32 {
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     println!("virtio-blk: serving the block protocol");
     let mut attached: Vec<Client> = Vec::new();
@@ -199,6 +206,12 @@ fn serve(blk: &mut Blk, clients: Option<u64>) -> i32 {
                 return 1;
             }
         };
+        if crash_after.is_some_and(|n| blk.requests + 1 >= n)
+            && matches!(Request::decode(msg.words), Ok(Request::Read { .. } | Request::Write { .. }))
+        {
+            println!("virtio-blk: test hook: dying in the middle of request {}", blk.requests + 1);
+            exo_rt::sys::exit(70);
+        }
         let words = match handle(blk, &mut attached, &mut windows, &msg) {
             Ok((w, detached)) => {
                 gone += detached as u64;
