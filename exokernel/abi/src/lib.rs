@@ -591,16 +591,21 @@ pub struct StartInfo {
     pub args_ptr: u64,
     /// Length of the argument string.
     pub args_len: u64,
+    /// How many times the supervisor has started this program before (0
+    /// for the first instance): a restarted server knows it is one, as
+    /// Hubris's generation numbers tell.
+    pub generation: u64,
 }
 
 impl StartInfo {
     /// Size of the encoded block.
-    pub const SIZE: usize = 32;
+    pub const SIZE: usize = 40;
 
     /// Encodes as little-endian words.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len].iter().enumerate() {
+        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len, self.generation].iter().enumerate()
+        {
             b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
         b
@@ -613,7 +618,7 @@ impl StartInfo {
             a.copy_from_slice(&b[i * 8..i * 8 + 8]);
             u64::from_le_bytes(a)
         };
-        StartInfo { heap_base: w(0), heap_len: w(1), args_ptr: w(2), args_len: w(3) }
+        StartInfo { heap_base: w(0), heap_len: w(1), args_ptr: w(2), args_len: w(3), generation: w(4) }
     }
 }
 
@@ -663,7 +668,7 @@ mod tests {
 
     #[test]
     fn start_info_round_trip() {
-        let s = StartInfo { heap_base: 1, heap_len: 2, args_ptr: 3, args_len: u64::MAX };
+        let s = StartInfo { heap_base: 1, heap_len: 2, args_ptr: 3, args_len: u64::MAX, generation: 7 };
         assert_eq!(StartInfo::from_bytes(&s.to_bytes()), s);
     }
 }

@@ -76,7 +76,13 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
     k.map(p, stack, stack_base, map_flags::READ | map_flags::WRITE, None)
         .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
     let info_va = STACK_TOP - StartInfo::SIZE as u64;
-    let info = StartInfo { heap_base: HEAP_BASE, heap_len: ROOT_HEAP_PAGES * PAGE_SIZE, args_ptr: 0, args_len: 0 };
+    let info = StartInfo {
+        heap_base: HEAP_BASE,
+        heap_len: ROOT_HEAP_PAGES * PAGE_SIZE,
+        args_ptr: 0,
+        args_len: 0,
+        generation: 0,
+    };
     let top_frame = *k.mems[stack.0 as usize].as_ref().expect("new").frames.last().expect("pages");
     copy_to_phys(top_frame + PAGE_SIZE - StartInfo::SIZE as u64, &info.to_bytes());
     k.mem_unref(stack);

@@ -75,3 +75,29 @@ fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
     b.expect_line("root: all 2 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
+
+/// The driver dies while sending a frame in the middle of the transfer
+/// (test hook) and the supervisor restarts it: the network server attaches
+/// to the new instance, and the host's 64 KiB echo still comes back whole
+/// (TCP sends again what was lost in between).
+#[test]
+fn the_network_survives_a_driver_restart_mid_transfer() {
+    let port = free_port();
+    let fwd_tcp = format!("tcp:{port}:7");
+    let fwd_udp = format!("udp:{port}:7");
+    let talker = std::thread::spawn(move || talk(port));
+    let b = boot("net-restart.img", Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp]);
+    let back = talker.join().expect("the talking thread");
+    let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
+    assert!(back == payload, "{} bytes came back, not the 65536 sent\n{}", back.len(), b.serial);
+    b.expect_in_order(&[
+        "virtio-net: test hook: dying in the middle of sending frame 20",
+        "root: virtio-net exited with code 70; restarting it in 10 ms",
+        "root: restarted virtio-net",
+        "net-server: the driver was restarted: buffer and notification attached again",
+        "net-server: TCP 7: connection ended, 65536 bytes echoed",
+    ]);
+    assert_eq!(b.lines().iter().filter(|l| l.contains("test hook: dying")).count(), 1, "{}", b.serial);
+    b.expect_line("root: all 2 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}

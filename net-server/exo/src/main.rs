@@ -21,7 +21,7 @@ use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_drivers::net::{self, Request, Status};
 use exo_rt::abi::{slot, FOREVER};
-use exo_rt::caps::{Endpoint, Notification, Untyped};
+use exo_rt::caps::{Endpoint, Memory, Notification, Untyped};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
@@ -60,6 +60,36 @@ fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     f(BUFFER.lock().as_mut().expect("attached before any frame moves").as_mut_slice())
 }
 
+/// The slots of the buffer's memory and of the notification the driver
+/// signals, to attach them again to a restarted driver.
+static ATTACHED: SpinLock<Option<(Memory, Notification)>> = SpinLock::new(None);
+/// How many times one request is retried on a restarted driver.
+const MAX_REATTACH: u32 = 4;
+
+/// One request to the driver, made again on a driver the supervisor
+/// restarted: a call the dead instance held fails with `Dead`, the new
+/// instance answers `NotAttached`; either way the buffer and the
+/// notification are attached again first. (A frame lost in between is
+/// what a network loses anyway: TCP sends it again.)
+fn driver_call(ep: Endpoint, request: Request) -> Option<exo_rt::caps::Message> {
+    for _ in 0..=MAX_REATTACH {
+        let again = match ep.call(request.encode(), None, FOREVER) {
+            Ok(m) if m.words[0] == Status::NotAttached as u64 => true,
+            Ok(m) => return Some(m),
+            Err(exo_rt::abi::Error::Dead) => true,
+            Err(_) => return None,
+        };
+        if again {
+            let (mem, note) = (*ATTACHED.lock())?;
+            if attach_to(ep, mem, note).is_err() {
+                return None;
+            }
+            println!("net-server: the driver was restarted: buffer and notification attached again");
+        }
+    }
+    None
+}
+
 struct Rx(usize);
 struct Tx(Endpoint);
 
@@ -73,8 +103,8 @@ impl TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let len = len.min(net::MAX_FRAME);
         let r = with_buffer(|b| f(&mut b[net::TX_OFFSET..net::TX_OFFSET + len]));
-        match self.0.call(Request::Send(len).encode(), None, FOREVER) {
-            Ok(m) if m.words[0] == Status::Ok as u64 => {
+        match driver_call(self.0, Request::Send(len)) {
+            Some(m) if m.words[0] == Status::Ok as u64 => {
                 FRAMES_OUT.fetch_add(1, Ordering::Relaxed);
             }
             _ => println!("net-server: the driver did not send a {len}-byte frame"),
@@ -88,7 +118,7 @@ impl Device for Link {
     type TxToken<'a> = Tx;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
-        let m = self.ep.call(Request::Recv.encode(), None, FOREVER).ok()?;
+        let m = driver_call(self.ep, Request::Recv)?;
         if m.words[0] != Status::Ok as u64 {
             return None;
         }
@@ -115,6 +145,13 @@ fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
         Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, BUF_VA).map_err(|_| "no memory for the buffer")?;
     let mem = buffer.memory();
     *BUFFER.lock() = Some(buffer);
+    *ATTACHED.lock() = Some((mem, note));
+    attach_to(ep, mem, note)
+}
+
+/// Hands the driver the buffer `mem` and the notification `note`; the
+/// MAC address.
+fn attach_to(ep: Endpoint, mem: Memory, note: Notification) -> Result<[u8; 6], &'static str> {
     let m = ep.call(Request::Attach.encode(), Some(mem.slot()), FOREVER).map_err(|_| "the driver does not answer")?;
     if m.words[0] != Status::Ok as u64 {
         return Err("the driver refused the buffer");

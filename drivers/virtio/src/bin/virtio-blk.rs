@@ -76,9 +76,9 @@ fn main(args: &str) -> i32 {
         let clients = words.next().and_then(|n| n.parse().ok());
         // Test hook: `crash-after N` dies at the N-th read or write, with
         // the client waiting in its call (for the supervisor's restart
-        // and the file server's retry).
+        // and the file server's retry), in the first instance only.
         let crash_after = match (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) {
-            (Some("crash-after"), Some(n)) => Some(n),
+            (Some("crash-after"), Some(n)) if exo_rt::generation() == 0 => Some(n),
             _ => None,
         };
         return serve(&mut blk, clients, crash_after);

@@ -50,6 +50,13 @@ fn main(args: &str) -> i32 {
         (Some("serve"), Some(n)) => n.parse().ok(),
         _ => None,
     };
+    // Test hook: `crash-after N` dies at the N-th frame sent, with the
+    // client waiting in its call, in the first instance only (restarted
+    // ones know they are: `exo_rt::generation`).
+    let crash_after = match (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) {
+        (Some("crash-after"), Some(n)) if exo_rt::generation() == 0 => Some(n),
+        _ => None,
+    };
     let dev = match Device::open("virtio-net") {
         Ok(d) => d,
         Err(e) => {
@@ -101,6 +108,12 @@ fn main(args: &str) -> i32 {
             nic.ack_interrupt();
             tell_client(&mut nic, &client);
             continue;
+        }
+        if crash_after.is_some_and(|n| frames_out + 1 >= n)
+            && matches!(Request::decode(msg.words), Ok(Request::Send(_)))
+        {
+            println!("virtio-net: test hook: dying in the middle of sending frame {}", frames_out + 1);
+            exo_rt::sys::exit(70);
         }
         let (status, w1, w2) = match handle(&mut nic, &mut client, &msg, mac) {
             Ok((w1, w2)) => (Status::Ok, w1, w2),

@@ -135,6 +135,7 @@ pub fn start(
     endpoints: &Endpoints,
     badge: u64,
     hardware: Hardware,
+    generation: u64,
 ) -> Result<Process, StartError> {
     let untyped = budget;
     let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
@@ -143,7 +144,7 @@ pub fn start(
         return Err(StartError::ArgsTooLong);
     }
     let child = untyped.create_process(&program.name, program.label.encode()).map_err(k("create process"))?;
-    let result = build(elf.data, &plan, program, untyped, child)
+    let result = build(elf.data, &plan, program, untyped, child, generation)
         .and_then(|_| connect(program, child, endpoints, badge))
         .and_then(|_| give_devices(program, child, hardware))
         .and_then(|_| child.set_schedule(program.priority, program.weight).map_err(k("set schedule")))
@@ -160,6 +161,7 @@ fn build(
     program: &Program,
     untyped: Untyped,
     child: Process,
+    generation: u64,
 ) -> Result<(), StartError> {
     for seg in &plan.segments {
         let va = seg.vaddr & !(PAGE_SIZE - 1);
@@ -183,8 +185,13 @@ fn build(
     let args = program.args.as_bytes();
     let info_va = info_va();
     let args_va = args_va(program);
-    let info =
-        StartInfo { heap_base: HEAP_BASE, heap_len: program.heap, args_ptr: args_va, args_len: args.len() as u64 };
+    let info = StartInfo {
+        heap_base: HEAP_BASE,
+        heap_len: program.heap,
+        args_ptr: args_va,
+        args_len: args.len() as u64,
+        generation,
+    };
     place(untyped, child, stack_base, STACK_PAGES, map_flags::READ | map_flags::WRITE, |buf| {
         let off = |va: u64| (va - stack_base) as usize;
         buf[off(info_va)..off(info_va) + StartInfo::SIZE].copy_from_slice(&info.to_bytes());

@@ -96,6 +96,8 @@ struct Supervisor {
     /// each restart (what the dead instance held comes back to it as the
     /// kernel frees its objects).
     budgets: Vec<Option<Untyped>>,
+    /// Per program: how many times it was started.
+    starts: Vec<u64>,
 }
 
 impl Supervisor {
@@ -125,7 +127,9 @@ impl Supervisor {
         };
         let hardware =
             loader::Hardware { bus: self.bus, functions: &mut self.devices, assigned: &mut self.assigned[index] };
-        loader::start(self.image, program, budget, &self.endpoints, index as u64 + 1, hardware)
+        let generation = self.starts[index];
+        self.starts[index] += 1;
+        loader::start(self.image, program, budget, &self.endpoints, index as u64 + 1, hardware, generation)
     }
 }
 
@@ -152,7 +156,8 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     };
     let assigned = alloc::vec![Vec::new(); manifest.programs.len()];
     let budgets = alloc::vec![None; manifest.programs.len()];
-    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets };
+    let starts = alloc::vec![0; manifest.programs.len()];
+    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets, starts };
     *SUPERVISOR.lock() = Some(supervisor);
     // One watcher thread per program, started with it, so each ending is
     // reported when it happens, and a program that never ends holds up no

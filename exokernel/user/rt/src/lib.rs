@@ -48,11 +48,20 @@ extern "Rust" {
     fn __exo_main(args: &str) -> i32;
 }
 
+static GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many times the supervisor started this program before this
+/// instance (0 for the first).
+pub fn generation() -> u64 {
+    GENERATION.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs in the new process with `rdi` = address of its [`StartInfo`].
 extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     // SAFETY: the parent (root task or kernel) wrote the start-up block at
     // this address in our stack before starting us.
     let info = StartInfo::from_bytes(unsafe { &*info });
+    GENERATION.store(info.generation, core::sync::atomic::Ordering::Relaxed);
     heap::init(info.heap_base, info.heap_len);
     let args = if info.args_len == 0 {
         ""
