@@ -121,10 +121,26 @@ fn callers_of_a_server_given_up_on_are_told_gone() {
     let b = hostile_boot();
     kernel_stayed_up(b);
     b.expect_in_order(&[
-        "root: flaky failed 4 times in 10 s; not restarting it",
+        "root: flaky failed 6 times in 60 s; not restarting it",
         "root: flaky is gone for good; closed its endpoint svc",
         "ipcconf patient: call without a timeout: Err(\"service gone for good\")",
         "ipcconf patient: and the next call: Err(\"service gone for good\")",
         "root: patient exited with code 0",
+    ]);
+}
+
+#[test]
+fn an_instance_that_ran_long_enough_resets_the_restart_count() {
+    let b = hostile_boot();
+    kernel_stayed_up(b);
+    b.expect_in_order(&[
+        "hostile steady: instance 0 ran 1.2 s",
+        "root: steady exited with code 1; restarting it in 10 ms (restart 1 of at most 1 in 60 s)",
+        "hostile steady: instance 1 ran 1.2 s",
+        "root: steady exited with code 1; restarting it in 10 ms (restart 1 of at most 1 in 60 s)",
+        "hostile steady: instance 2 ran 1.2 s",
+        "root: steady exited with code 1; restarting it in 10 ms (restart 1 of at most 1 in 60 s)",
+        "hostile steady: instance 3 ran 1.2 s",
+        "root: steady exited with code 0",
     ]);
 }

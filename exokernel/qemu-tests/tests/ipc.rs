@@ -95,7 +95,7 @@ fn killed_server_is_restarted_and_answers_on_the_same_endpoint() {
     let b = ipc_boot();
     b.expect_in_order(&[
         "[kernel] process 3 'doomed' killed",
-        "root: doomed killed by CPU exception 14; restarting it in 10 ms (restart 1 of at most 3 in 10 s)",
+        "root: doomed killed by CPU exception 14; restarting it in 10 ms (restart 1 of at most 5 in 60 s)",
         "root: restarted doomed",
         "ipc: restarted server answers: Ok(42) ok",
         "root: doomed exited with code 0",

@@ -17,6 +17,9 @@
 //! after = hello             # started after these programs
 //! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
 //! restart = never           # never | on-failure | always (the root task's supervisor)
+//! max_restarts = 5          # restarts allowed within restart_window (0-100)
+//! restart_window = 60s      # seconds (1-3600)
+//! stable_after = 10s        # an instance that ran this long resets the count (0: never)
 //! memory = 16M              # with `untyped`: its own budget of pages (K/M/G)
 //! kernel = 256K             # with `untyped`: kernel memory its objects may take
 //! priority = 1              # scheduling level 0-2 (3 is the root task's)
@@ -58,6 +61,14 @@ pub const MAX_ENDPOINTS: usize = 16;
 pub const DEVICE_SLOT_BASE: u64 = 32;
 /// Most devices one program may list.
 pub const MAX_DEVICES: usize = 8;
+
+/// Restarts allowed in the window, unless the entry says otherwise (the
+/// original design's default, as MINIX 3's reincarnation server).
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+/// The window, in seconds.
+pub const DEFAULT_RESTART_WINDOW_S: u32 = 60;
+/// Run time that counts as recovered, in seconds.
+pub const DEFAULT_STABLE_AFTER_S: u32 = 10;
 
 /// Budget of a program given `untyped` that names no `memory`.
 pub const DEFAULT_MEMORY: u64 = 16 * 1024 * 1024;
@@ -186,6 +197,13 @@ pub struct Program {
     pub heap: u64,
     /// Restart policy.
     pub restart: Restart,
+    /// Restarts allowed within [`Program::restart_window_s`].
+    pub max_restarts: u32,
+    /// The window of the restart limit, in seconds.
+    pub restart_window_s: u32,
+    /// Seconds an instance must run to count as recovered (the restart
+    /// count and back-off start again); 0: never.
+    pub stable_after_s: u32,
     /// With the `untyped` capability: bytes of memory in its own budget
     /// (a multiple of 4K).
     pub memory: u64,
@@ -322,6 +340,9 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             after: Vec::new(),
                             heap: DEFAULT_HEAP,
                             restart: Restart::Never,
+                            max_restarts: DEFAULT_MAX_RESTARTS,
+                            restart_window_s: DEFAULT_RESTART_WINDOW_S,
+                            stable_after_s: DEFAULT_STABLE_AFTER_S,
                             memory: DEFAULT_MEMORY,
                             kernel: DEFAULT_KERNEL,
                             priority: DEFAULT_PRIORITY,
@@ -453,6 +474,24 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             prog.weight = match value.parse::<u32>() {
                 Ok(w) if (1..=MAX_WEIGHT).contains(&w) => w,
                 _ => return err(n, format!("weight must be 1 to {MAX_WEIGHT}, not `{value}`")),
+            }
+        }
+        "max_restarts" => {
+            prog.max_restarts = match value.parse::<u32>() {
+                Ok(n) if n <= 100 => n,
+                _ => return err(n, format!("max_restarts must be 0 to 100, not `{value}`")),
+            }
+        }
+        "restart_window" | "stable_after" => {
+            let secs = value.strip_suffix('s').unwrap_or(value).trim().parse::<u32>().ok();
+            let (min, what) = if key == "restart_window" { (1, "restart_window") } else { (0, "stable_after") };
+            let Some(secs) = secs.filter(|s| (min..=3600).contains(s)) else {
+                return err(n, format!("{what} must be {min} to 3600 seconds (e.g. `60s`), not `{value}`"));
+            };
+            if key == "restart_window" {
+                prog.restart_window_s = secs;
+            } else {
+                prog.stable_after_s = secs;
             }
         }
         "restart" => {

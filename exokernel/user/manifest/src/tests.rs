@@ -65,6 +65,11 @@ fn schedule_and_budget() {
     let m = parse("[program x]\nbinary = x\npriority = 2\nweight = 1000\nmemory = 1G\nkernel = 100K\n").unwrap();
     let x = &m.programs[0];
     assert_eq!((x.priority, x.weight, x.memory, x.kernel), (2, 1000, 1 << 30, 100 << 10));
+    let m = parse("[program x]\nbinary = x\nmax_restarts = 0\nrestart_window = 5s\nstable_after = 0\n").unwrap();
+    let x = &m.programs[0];
+    assert_eq!((x.max_restarts, x.restart_window_s, x.stable_after_s), (0, 5, 0));
+    let d = &parse("[program x]\nbinary = x\n").unwrap().programs[0];
+    assert_eq!((d.max_restarts, d.restart_window_s, d.stable_after_s), (5, 60, 10));
 }
 
 fn error(text: &str) -> ManifestError {
@@ -115,6 +120,9 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nkernel = 65M\n", 3, "kernel must be a size"),
         ("[program p]\nbinary = p\nendpoints = a\nserves = b\n", 1, "serves `b`, which is not among its endpoints"),
         ("[program p]\nbinary = p\nendpoints = a\nserves = a, a\n", 4, "listed twice in serves"),
+        ("[program p]\nbinary = p\nmax_restarts = 101\n", 3, "max_restarts must be 0 to 100"),
+        ("[program p]\nbinary = p\nrestart_window = 0s\n", 3, "restart_window must be 1 to 3600 seconds"),
+        ("[program p]\nbinary = p\nstable_after = soon\n", 3, "stable_after must be 0 to 3600 seconds"),
         ("# nothing\n", 0, "no [program] sections"),
         ("", 0, "no [program] sections"),
     ];

@@ -9,8 +9,10 @@
 //! the new instance where they found the old one; a call the old one held
 //! fails with `Dead`), the same devices and the same capabilities, after
 //! a back-off that doubles each time (10 ms up to 1 s), and at most
-//! [`MAX_RESTARTS`] times in [`RESTART_WINDOW_NS`], after which it gives
-//! up and reports the last ending. When every program has ended for good
+//! `max_restarts` times in `restart_window` (manifest; 5 in 60 s by
+//! default), after which it gives up and reports the last ending; an
+//! instance that ran `stable_after` (10 s) counts as recovered: the count
+//! and the back-off start again. When every program has ended for good
 //! it does what `[system] on_idle` says (power off, with success only if
 //! every `expect` held, or halt).
 #![no_std]
@@ -71,11 +73,6 @@ fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
     Ok(unsafe { core::slice::from_raw_parts(IMAGE_VA as *const u8, (pages * PAGE_SIZE) as usize) })
 }
 
-/// Restarts allowed within [`RESTART_WINDOW_NS`] before the root task
-/// gives up on a program.
-const MAX_RESTARTS: usize = 3;
-/// See [`MAX_RESTARTS`]: 10 s.
-const RESTART_WINDOW_NS: u64 = 10_000_000_000;
 /// First back-off before a restart (doubled each time, up to 1 s).
 const FIRST_BACKOFF_NS: u64 = 10_000_000;
 
@@ -237,6 +234,10 @@ fn watch(arg: u64) {
     let mut process = w.process;
     let mut restarts: Vec<u64> = Vec::new(); // when, for the rate limit
     let mut backoff = FIRST_BACKOFF_NS;
+    let policy = &w.program;
+    let (max_restarts, window_s) = (policy.max_restarts as usize, policy.restart_window_s as u64);
+    let window_ns = window_s * 1_000_000_000;
+    let mut started = sys::clock();
     loop {
         let status = match process.wait() {
             Ok(s) => s,
@@ -253,14 +254,18 @@ fn watch(arg: u64) {
         };
         if wants_restart(w.program.restart, status) {
             let now = sys::clock();
-            restarts.retain(|t| now - *t < RESTART_WINDOW_NS);
-            if restarts.len() < MAX_RESTARTS {
+            if policy.stable_after_s > 0 && now - started >= policy.stable_after_s as u64 * 1_000_000_000 {
+                // It ran long enough to count as recovered.
+                restarts.clear();
+                backoff = FIRST_BACKOFF_NS;
+            }
+            restarts.retain(|t| now - *t < window_ns);
+            if restarts.len() < max_restarts {
                 restarts.push(now);
                 println!(
-                    "root: {name} {outcome}; restarting it in {} ms (restart {} of at most {MAX_RESTARTS} in {} s)",
+                    "root: {name} {outcome}; restarting it in {} ms (restart {} of at most {max_restarts} in {window_s} s)",
                     backoff / 1_000_000,
                     restarts.len(),
-                    RESTART_WINDOW_NS / 1_000_000_000
                 );
                 sys::sleep(backoff);
                 backoff = (backoff * 2).min(1_000_000_000);
@@ -268,6 +273,7 @@ fn watch(arg: u64) {
                     Ok(p) => {
                         println!("root: restarted {name}");
                         process = p;
+                        started = sys::clock();
                         continue;
                     }
                     Err(e) => println!("root: cannot restart {name}: {e}"),
@@ -276,11 +282,7 @@ fn watch(arg: u64) {
                 // `restart = always` restarts clean endings too: those did
                 // not fail.
                 let ended = if status == ExitStatus::Exited(0) { "ended" } else { "failed" };
-                println!(
-                    "root: {name} {ended} {} times in {} s; not restarting it",
-                    MAX_RESTARTS + 1,
-                    RESTART_WINDOW_NS / 1_000_000_000
-                );
+                println!("root: {name} {ended} {} times in {window_s} s; not restarting it", max_restarts + 1);
             }
         }
         // It ended for good: whoever calls the endpoints it served gets a

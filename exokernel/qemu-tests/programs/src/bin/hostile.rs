@@ -21,6 +21,9 @@
 //! - `cycles`: makes and lets go of 5000 processes from a budget that
 //!   holds about ten: each one let go is ended and paid back, its entry
 //!   reused.
+//! - `steady`: runs 1.2 s, then fails while it is one of the first three
+//!   instances (`exo_rt::generation`), ends cleanly after: with
+//!   `stable_after = 1s` each failure counts as a first one.
 //! - `irqs`: binds interrupt vectors for its one device until the kernel
 //!   refuses; reports how many it got.
 #![no_std]
@@ -242,6 +245,17 @@ fn cycles() -> i32 {
     }
 }
 
+fn steady() -> i32 {
+    exo_rt::sys::sleep(1_200_000_000);
+    let generation = exo_rt::generation();
+    println!("hostile steady: instance {generation} ran 1.2 s");
+    if generation < 3 {
+        1
+    } else {
+        0
+    }
+}
+
 fn irqs() -> i32 {
     let Ok(f) = exo_rt::caps::PciFunction::from_slot(exo_manifest::DEVICE_SLOT_BASE) else {
         println!("hostile irqs: no device");
@@ -266,6 +280,7 @@ fn main(args: &str) -> i32 {
         "hog" => hog(),
         "victim" => victim(),
         "irqs" => irqs(),
+        "steady" => steady(),
         "cycles" => cycles(),
         other => {
             println!("hostile: unknown mode `{other}` (flags, top, rsp, umip)");
