@@ -224,8 +224,11 @@ pub fn create_links(dest: &Path, links: Vec<Link>) -> Vec<Refused> {
 mod tests {
     use super::*;
 
+    /// A directory of its own for each call (tests run in parallel).
     fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("exo-links-{}-{name}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("exo-links-{}-{name}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(d.join("out/dir/sub")).unwrap();
         d
