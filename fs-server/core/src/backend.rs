@@ -310,6 +310,22 @@ impl Ext {
         }
     }
 
+    /// Size and inode of the regular file at `path` if its last component
+    /// names one directly (no symlink), found through `ext_layout`'s index
+    /// of its directory: reading every file of a directory is then not a
+    /// scan of the directory per file (as `ext4-view`'s lookup in a
+    /// directory without an htree index is). `None` for anything else,
+    /// which [`Ext::file`] resolves the ordinary way (and so reports).
+    fn direct_file(&self, path: &str) -> Option<(u64, ext_layout::Inode)> {
+        let (parent, name) = path.rsplit_once('/')?;
+        if name.is_empty() || name == "." || name == ".." {
+            return None;
+        }
+        let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { "/" } else { parent }).ok()?).ok()?;
+        let inode = self.raw.inode(self.raw.child(dir, name).ok()?).ok()?;
+        inode.is_file().then_some((inode.size, inode))
+    }
+
     /// Size and inode of the regular file at `path` (symlinks followed).
     fn file(&self, path: &str) -> FsResult<(u64, ext_layout::Inode)> {
         if let Some((p, size, inode)) = self.open.borrow().as_ref() {
@@ -317,12 +333,18 @@ impl Ext {
                 return Ok((*size, inode.clone()));
             }
         }
-        // ext4-view says what the path is (and why not a file).
-        let size = self.fs.open(path).map_err(ext_error)?.metadata().len();
-        let inode = self.raw.inode(self.ino(path, false)?)?;
-        if !inode.is_file() || inode.size != size {
-            return Err((ErrorKind::Corrupt, format!("{path}: inode {} is not the file listed", inode.ino)));
-        }
+        let (size, inode) = match self.direct_file(path) {
+            Some(found) => found,
+            None => {
+                // ext4-view says what the path is (and why not a file).
+                let size = self.fs.open(path).map_err(ext_error)?.metadata().len();
+                let inode = self.raw.inode(self.ino(path, false)?)?;
+                if !inode.is_file() || inode.size != size {
+                    return Err((ErrorKind::Corrupt, format!("{path}: inode {} is not the file listed", inode.ino)));
+                }
+                (size, inode)
+            }
+        };
         *self.open.borrow_mut() = Some((path.to_string(), size, inode.clone()));
         Ok((size, inode))
     }

@@ -33,6 +33,9 @@ const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 /// Inode flag: data mapped by an extent tree (else by block map).
 const EXTENTS_FL: u32 = 0x8_0000;
+/// Where an inode keeps the low and high halves of its checksum.
+const CSUM_LO: usize = 0x7c;
+const CSUM_HI: usize = 0x82;
 /// Extent tree node magic.
 const EXTENT_MAGIC: u16 = 0xf30a;
 /// Extent length fields above this mark unwritten extents.
@@ -53,6 +56,10 @@ fn le16(b: &[u8], at: usize) -> u16 {
 
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn not_found(name: &str) -> (ErrorKind, String) {
+    (ErrorKind::NotFound, format!("{name}: no such entry"))
 }
 
 fn corrupt(msg: String) -> (ErrorKind, String) {
@@ -90,6 +97,9 @@ impl Inode {
 /// A directory's entries: `(name, inode)`.
 pub type DirEntries = Vec<(Vec<u8>, u32)>;
 
+/// A directory's names, each with the inode of its first entry.
+type DirIndex = BTreeMap<Vec<u8>, u32>;
+
 /// One extent: `len` blocks from file block `logical` at file-system
 /// block `physical`; an unwritten one reads as zeros.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +127,10 @@ pub struct ExtLayout {
     dirs: RefCell<BTreeMap<String, u32>>,
     /// The entries of the directory scanned last, and its inode.
     last_dir: RefCell<Option<(u32, DirEntries)>>,
+    /// The names of `last_dir`'s directory, each with the inode of its
+    /// first entry: built on the first lookup in it, so looking up every
+    /// file of a large directory is not a scan of it per file.
+    last_index: RefCell<Option<(u32, DirIndex)>>,
 }
 
 /// Reads the journal file's blocks without the journal (as `ext4-view`
@@ -198,6 +212,7 @@ impl ExtLayout {
             journal: JournalMap::new(),
             dirs: RefCell::new(BTreeMap::new()),
             last_dir: RefCell::new(None),
+            last_index: RefCell::new(None),
         };
         if le32(&sb, 0x5c) & COMPAT_HAS_JOURNAL != 0 && incompat & INCOMPAT_RECOVER != 0 {
             let inode = fs.inode(le32(&sb, 0xe0)).map_err(|(_, m)| format!("journal: {m}"))?;
@@ -247,8 +262,25 @@ impl ExtLayout {
         let index = ino.checked_sub(1).ok_or_else(bad)?;
         let table = *self.inode_tables.get((index / self.inodes_per_group) as usize).ok_or_else(bad)?;
         let byte = u64::from(index % self.inodes_per_group) * self.inode_size;
-        let mut d = [0u8; 128];
+        let mut d = vec![0u8; self.inode_size as usize];
         self.read_at(table + byte / self.block_size, byte % self.block_size, &mut d)?;
+        if let Some(seed) = self.csum_seed {
+            // As `ext4-view` checks it: the whole inode, its two checksum
+            // fields taken as zeros.
+            if d.len() < CSUM_HI + 2 {
+                return Err(corrupt(format!("inode {ino} is too small for its checksum")));
+            }
+            let want = u32::from(le16(&d, CSUM_LO)) | u32::from(le16(&d, CSUM_HI)) << 16;
+            let mut c = crc32c(crc32c(seed, &ino.to_le_bytes()), &d[0x64..0x68]);
+            c = crc32c(c, &d[..CSUM_LO]);
+            c = crc32c(c, &[0, 0]);
+            c = crc32c(c, &d[CSUM_LO + 2..CSUM_HI]);
+            c = crc32c(c, &[0, 0]);
+            c = crc32c(c, &d[CSUM_HI + 2..]);
+            if c != want {
+                return Err(corrupt(format!("inode {ino}: checksum mismatch")));
+            }
+        }
         let mut block = [0u8; 60];
         block.copy_from_slice(&d[0x28..0x64]);
         Ok(Inode {
@@ -457,8 +489,21 @@ impl ExtLayout {
         if !d.is_dir() {
             return Err((ErrorKind::NotDir, format!("inode {dir} is not a directory")));
         }
-        self.with_entries(&d, |e| e.iter().find(|(n, _)| n == name.as_bytes()).map(|(_, ino)| *ino))?
-            .ok_or_else(|| (ErrorKind::NotFound, format!("{name}: no such entry")))
+        if let Some((ino, index)) = self.last_index.borrow().as_ref() {
+            if *ino == dir {
+                return index.get(name.as_bytes()).copied().ok_or_else(|| not_found(name));
+            }
+        }
+        let index = self.with_entries(&d, |e| {
+            let mut index = BTreeMap::new();
+            for (n, ino) in e {
+                index.entry(n.clone()).or_insert(*ino);
+            }
+            index
+        })?;
+        let found = index.get(name.as_bytes()).copied();
+        *self.last_index.borrow_mut() = Some((dir, index));
+        found.ok_or_else(|| not_found(name))
     }
 
     /// The inode at `path`, which must be canonical (absolute, without
@@ -550,6 +595,7 @@ mod tests {
             journal: JournalMap::new(),
             dirs: RefCell::new(BTreeMap::new()),
             last_dir: RefCell::new(None),
+            last_index: RefCell::new(None),
         }
     }
 

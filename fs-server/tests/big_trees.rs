@@ -1,0 +1,95 @@
+//! Large valid trees through `exo-img` and its sandboxed server: a
+//! directory of thousands of files is listed and extracted whole and
+//! byte-exact. (How fast is measured by `scripts/bench-hosted`, not
+//! here: a test only proves that nothing is lost or changed.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("exo-big-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tool(cmd: &str, args: &[&str]) {
+    let out =
+        Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
+            panic!("{cmd} not runnable ({e}): scripts/test installs e2fsprogs, dosfstools and mtools")
+        });
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn exo_ok(args: &[&str]) -> Vec<u8> {
+    let o = Command::new(EXO_IMG).args(args).output().expect("run exo-img");
+    assert!(o.status.success(), "exo-img {args:?} failed ({:?}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+/// `n` files of different small sizes and contents in `dir`, named
+/// `f00000.dat` on; returns their names and contents.
+fn many_files(dir: &Path, n: usize) -> Vec<(String, Vec<u8>)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|i| {
+            let len = (i * 37) % 3000 + usize::from(i % 7 == 0); // some empty
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let name = format!("f{i:05}.dat");
+            std::fs::write(dir.join(&name), &data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+/// Extracts all of `img` into `out` and checks that `dir` there holds
+/// exactly `files`.
+fn extract_and_check(img: &Path, out: &Path, dir: &str, files: &[(String, Vec<u8>)]) {
+    exo_ok(&[img.to_str().unwrap(), "extract", "/", out.to_str().unwrap()]);
+    let got = out.join(dir);
+    let names: std::collections::BTreeSet<String> =
+        std::fs::read_dir(&got).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), files.len(), "files extracted from {dir}");
+    for (name, data) in files {
+        assert!(names.contains(name), "{name} not extracted");
+        assert!(std::fs::read(got.join(name)).unwrap() == *data, "{name} differs");
+    }
+}
+
+#[test]
+fn ext4_directory_of_thousands_of_files_extracts_whole() {
+    let d = scratch("ext4-many");
+    let src = d.join("src");
+    let files = many_files(&src.join("many"), 4000);
+    let img = d.join("many.img");
+    tool("truncate", &["-s", "64M", img.to_str().unwrap()]);
+    tool("mkfs.ext4", &["-q", "-d", src.to_str().unwrap(), img.to_str().unwrap()]);
+    let listed = exo_ok(&[img.to_str().unwrap(), "ls", "/many"]);
+    assert_eq!(String::from_utf8(listed).unwrap().lines().count(), files.len());
+    extract_and_check(&img, &d.join("out"), "many", &files);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn fat_directory_of_a_thousand_files_extracts_whole() {
+    let d = scratch("fat-many");
+    let src = d.join("src");
+    // mcopy itself slows down quickly with the size of a directory.
+    let files = many_files(&src.join("many"), 1000);
+    let img = d.join("many.img");
+    tool("truncate", &["-s", "64M", img.to_str().unwrap()]);
+    tool("mkfs.vfat", &["-F", "32", img.to_str().unwrap()]);
+    tool("mcopy", &["-s", "-i", img.to_str().unwrap(), src.join("many").to_str().unwrap(), "::/"]);
+    extract_and_check(&img, &d.join("out"), "many", &files);
+    let _ = std::fs::remove_dir_all(&d);
+}
