@@ -3,25 +3,11 @@
 //! byte-exact. (How fast is measured by `scripts/bench-hosted`, not
 //! here: a test only proves that nothing is lost or changed.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("exo-big-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn tool(cmd: &str, args: &[&str]) {
-    let out =
-        Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
-            panic!("{cmd} not runnable ({e}): scripts/test installs e2fsprogs, dosfstools and mtools")
-        });
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+mod common;
+use common::{scratch, tool, EXO_IMG};
 
 fn exo_ok(args: &[&str]) -> Vec<u8> {
     let o = Command::new(EXO_IMG).args(args).output().expect("run exo-img");

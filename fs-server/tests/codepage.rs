@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
+mod common;
+use common::{scratch, EXO_IMG};
 
 /// 0x82 is `é` in both pages.
 const CAFE: &[u8; 11] = b"CAF\x82    TXT";
@@ -17,13 +18,6 @@ const CAFE: &[u8; 11] = b"CAF\x82    TXT";
 const COST: &[u8; 11] = b"COST\x9B   TXT";
 /// Attributes of a long-name (VFAT) entry.
 const ATTR_LFN: u8 = 0x0F;
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("exo-codepage-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tool(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd)

@@ -9,39 +9,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
-/// What any run here may take: hostile images must not stall `exo-img`.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("exo-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn tool(cmd: &str, args: &[&str]) {
-    let out =
-        Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
-            panic!("{cmd} not runnable ({e}): scripts/test installs e2fsprogs, dosfstools and mtools")
-        });
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Runs exo-img, within `RUN_LIMIT`.
-fn exo(args: &[&str]) -> Output {
-    let start = Instant::now();
-    let o = Command::new(EXO_IMG).args(args).output().expect("run exo-img");
-    assert!(start.elapsed() < RUN_LIMIT, "exo-img {args:?} took {:?}", start.elapsed());
-    o
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{exo, scratch, stderr, tool};
 
 /// An ext4 image (4 KiB blocks) of the tree `fill` makes, then changed by
 /// the debugfs commands `cmds` (see [`debugfs`]).

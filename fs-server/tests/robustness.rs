@@ -6,39 +6,10 @@
 //! the rest of its directory lists and extracts byte-exact.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
-/// What any run here may take.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("exo-robust-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn tool(cmd: &str, args: &[&str]) {
-    let out =
-        Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
-            panic!("{cmd} not runnable ({e}): scripts/test installs e2fsprogs, dosfstools and mtools")
-        });
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Runs exo-img, within `RUN_LIMIT`.
-fn exo(args: &[&str]) -> Output {
-    let start = Instant::now();
-    let o = Command::new(EXO_IMG).args(args).output().expect("run exo-img");
-    assert!(start.elapsed() < RUN_LIMIT, "exo-img {args:?} took {:?}", start.elapsed());
-    o
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{exo, scratch, stderr, tool};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

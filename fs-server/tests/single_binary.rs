@@ -6,14 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("exo-single-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{scratch, EXO_IMG};
 
 fn tool(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd)

@@ -2,7 +2,7 @@
 //! as two ExoV6 processes, reached from the host through QEMU's user
 //! network and its port forwarding (`run-qemu --forward`).
 
-use exo_qemu_tests::boot;
+use exo_qemu_tests::{boot, Boot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -51,16 +51,23 @@ fn talk(port: u16) -> Vec<u8> {
     }
 }
 
-#[test]
-fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
+/// Boots `image` with port 7 forwarded, talks to it from the host, and
+/// checks that all 64 KiB came back over TCP.
+fn echo_through(image: &str) -> Boot {
     let port = free_port();
     let fwd_tcp = format!("tcp:{port}:7");
     let fwd_udp = format!("udp:{port}:7");
     let talker = std::thread::spawn(move || talk(port));
-    let b = boot("net.img", Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp]);
+    let b = boot(image, Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp]);
     let back = talker.join().expect("the talking thread");
     let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
     assert!(back == payload, "{} bytes came back, not the 65536 sent\n{}", back.len(), b.serial);
+    b
+}
+
+#[test]
+fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
+    let b = echo_through("net.img");
     b.expect_in_order(&[
         "virtio-net: 00:03.0: interrupts: MSI-X entry 0, vector 0x40, signalled on a notification",
         "virtio-net: 00:03.0: MAC 52:54:00:12:34:56",
@@ -82,14 +89,7 @@ fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
 /// (TCP sends again what was lost in between).
 #[test]
 fn the_network_survives_a_driver_restart_mid_transfer() {
-    let port = free_port();
-    let fwd_tcp = format!("tcp:{port}:7");
-    let fwd_udp = format!("udp:{port}:7");
-    let talker = std::thread::spawn(move || talk(port));
-    let b = boot("net-restart.img", Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp]);
-    let back = talker.join().expect("the talking thread");
-    let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
-    assert!(back == payload, "{} bytes came back, not the 65536 sent\n{}", back.len(), b.serial);
+    let b = echo_through("net-restart.img");
     b.expect_in_order(&[
         "virtio-net: test hook: dying in the middle of sending frame 20",
         "root: virtio-net exited with code 70; restarting it in 10 ms",

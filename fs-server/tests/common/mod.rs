@@ -1,0 +1,46 @@
+//! What the hosted-mode integration tests share: the `exo-img` under
+//! test, scratch directories, running the Debian tools that build images,
+//! running `exo-img` within a time limit.
+#![allow(dead_code)] // each test file uses its own part of it
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The `exo-img` under test.
+pub const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
+/// What any one run of `exo-img` may take: hostile images must not stall
+/// it.
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// A fresh, empty directory for test `name`, of this test file and
+/// process alone (tests run in parallel).
+pub fn scratch(name: &str) -> PathBuf {
+    let file = env!("CARGO_CRATE_NAME");
+    let d = std::env::temp_dir().join(format!("exo-{file}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs a tool that builds or checks an image; it must succeed.
+pub fn tool(cmd: &str, args: &[&str]) {
+    let out =
+        Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").env("MTOOLS_SKIP_CHECK", "1").output().unwrap_or_else(
+            |e| panic!("{cmd} not runnable ({e}): scripts/test installs e2fsprogs, dosfstools and mtools"),
+        );
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Runs `exo-img` with `args`, within [`RUN_LIMIT`].
+pub fn exo(args: &[&str]) -> Output {
+    let start = Instant::now();
+    let o = Command::new(EXO_IMG).args(args).output().expect("run exo-img");
+    assert!(start.elapsed() < RUN_LIMIT, "exo-img {args:?} took {:?}", start.elapsed());
+    o
+}
+
+/// Its standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
