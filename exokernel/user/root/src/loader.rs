@@ -5,7 +5,8 @@
 use alloc::string::String;
 use exo_abi::{map_flags, slot, Error, Rights, StartInfo, HEAP_BASE, PAGE_SIZE, STACK_TOP, USER_END, USER_START};
 use exo_manifest::{CapGrant, Program};
-use exo_rt::caps::{self, Endpoint, Memory, PciBus, Process, Untyped, SELF};
+use exo_rt::caps::{self, Endpoint, Memory, PciBus, Process, Untyped};
+use exo_rt::mem::Mapping;
 use exo_rt::println;
 
 /// Pages of every program's stack.
@@ -72,12 +73,10 @@ fn place(
 ) -> Result<(), StartError> {
     let mem: Memory = untyped.alloc(pages).map_err(k("allocate memory"))?;
     let result = (|| {
-        SELF.map(mem, SCRATCH_VA, map_flags::READ | map_flags::WRITE).map_err(k("map scratch"))?;
-        // SAFETY: `pages` pages were just mapped read-write at SCRATCH_VA,
-        // and nothing else uses that range; the slice is gone before unmap.
-        let buf = unsafe { core::slice::from_raw_parts_mut(SCRATCH_VA as *mut u8, (pages * PAGE_SIZE) as usize) };
-        fill(buf);
-        SELF.unmap(SCRATCH_VA).map_err(k("unmap scratch"))?;
+        let mut scratch =
+            Mapping::new(mem, SCRATCH_VA, map_flags::READ | map_flags::WRITE).map_err(k("map scratch"))?;
+        fill(scratch.as_mut_slice());
+        drop(scratch); // unmapped; the capability stays ours until below
         child.map(mem, va, flags).map_err(k("map into child"))
     })();
     let _ = caps::delete(mem.slot());

@@ -17,6 +17,7 @@
 //! every `expect` held, or halt).
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
@@ -28,7 +29,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
 use exo_manifest::{Expect, Manifest, OnIdle, Program, Restart};
-use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped, SELF};
+use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped};
+use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 
@@ -38,9 +40,9 @@ exo_rt::entry!(main);
 const IMAGE_VA: u64 = 0x0000_2000_0000_0000;
 
 fn main(_args: &str) -> i32 {
-    // SAFETY: RDTSC is allowed in user mode. Under `-icount shift=0` this
-    // counts guest instructions since reset (scripts/bench reads it).
-    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    // Under `-icount shift=0` the TSC counts guest instructions since
+    // reset (scripts/bench reads it).
+    let tsc = sys::rdtsc();
     println!("root: up at TSC {tsc}");
     let image_mem = Memory::from_slot(slot::BOOT_IMAGE);
     let image = match map_boot_image(image_mem) {
@@ -65,12 +67,9 @@ fn main(_args: &str) -> i32 {
     run(image, manifest)
 }
 
+/// Maps the boot image read-only for the rest of the root task's life.
 fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
-    let pages = mem.pages()?;
-    SELF.map(mem, IMAGE_VA, exo_abi::map_flags::READ)?;
-    // SAFETY: the kernel just mapped `pages` pages read-only at IMAGE_VA,
-    // and the root task never unmaps them.
-    Ok(unsafe { core::slice::from_raw_parts(IMAGE_VA as *const u8, (pages * PAGE_SIZE) as usize) })
+    Ok(Mapping::new(mem, IMAGE_VA, exo_abi::map_flags::READ)?.leak_read_only())
 }
 
 /// First back-off before a restart (doubled each time, up to 1 s).
@@ -174,8 +173,11 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
         };
         println!("root: started {} ({})", program.name, program.binary);
         started += 1;
-        let watched: &'static Watched = Box::leak(Box::new(Watched { index, program, process }));
-        if let Err(e) = exo_rt::thread::spawn(watch, watched as *const Watched as u64) {
+        let slot = WATCHED.with(|w| {
+            w.push(Watched { index, program, process });
+            w.len() - 1
+        });
+        if let Err(e) = exo_rt::thread::spawn(watch, slot as u64) {
             println!("root: cannot watch {}: {}", program.name, e.name());
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
@@ -203,6 +205,7 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
 }
 
 /// A started program the root task watches.
+#[derive(Clone, Copy)]
 struct Watched {
     /// Its place in the manifest.
     index: usize,
@@ -211,6 +214,8 @@ struct Watched {
     process: Process,
 }
 
+/// Every program watched, by the slot its watcher thread is given.
+static WATCHED: SpinLock<Vec<Watched>> = SpinLock::new(Vec::new());
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static FAILURES: AtomicUsize = AtomicUsize::new(0);
 
@@ -226,10 +231,8 @@ fn wants_restart(policy: Restart, status: ExitStatus) -> bool {
 /// Watcher thread: waits for program `i` to end, reports how, restarts it
 /// when its policy says so (within the rate limit), and counts it done
 /// once it has ended for good.
-fn watch(arg: u64) {
-    // SAFETY: `run` passes the address of a leaked `Watched` (it lives
-    // forever and nothing changes it).
-    let w = unsafe { &*(arg as *const Watched) };
+fn watch(slot: u64) {
+    let w = &WATCHED.with(|w| w[slot as usize]);
     let name = &w.program.name;
     let mut process = w.process;
     let mut restarts: Vec<u64> = Vec::new(); // when, for the rate limit
