@@ -11,6 +11,7 @@
 //! replay ending at the first block that is not a journal block, breaks
 //! the sequence or fails its checksum).
 
+use crate::bytes::be32;
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -37,10 +38,6 @@ const TAG_SAME_UUID: u32 = 0x2;
 const TAG_LAST: u32 = 0x8;
 /// Bytes of a journal block header: magic, type, sequence.
 const HEADER: usize = 12;
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 /// CRC32C (Castagnoli) lookup table, reflected.
 const CRC_TABLE: [u32; 256] = {

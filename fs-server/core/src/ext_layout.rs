@@ -14,6 +14,7 @@
 //! the same inodes.
 
 use crate::backend::{FsResult, Volume};
+use crate::bytes::{le16, le32};
 use crate::ext_journal::{self, crc32c, JournalMap, JournalSource};
 use crate::proto::ErrorKind;
 use alloc::collections::BTreeMap;
@@ -49,14 +50,6 @@ const MAX_NODES: u32 = 1 << 16;
 const DIR_CACHE: usize = 1 << 12;
 /// Longest symlink target read here (the protocol's path limit).
 pub const MAX_LINK: u64 = 4096;
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 fn not_found(name: &str) -> (ErrorKind, String) {
     (ErrorKind::NotFound, format!("{name}: no such entry"))

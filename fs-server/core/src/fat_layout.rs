@@ -12,6 +12,7 @@
 //! read), as `fsck.fat` and mtools do.
 
 use crate::backend::{FsResult, Volume};
+use crate::bytes::{le16, le32};
 use crate::proto::ErrorKind;
 use alloc::collections::BTreeSet;
 use alloc::format;
@@ -34,14 +35,6 @@ const ATTR_DIR: u8 = 0x10;
 const FAT_WINDOW: u64 = 64 << 10;
 /// Directories whose chains were found sound, remembered at most.
 const CHECKED_DIRS: usize = 1 << 14;
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 fn corrupt(msg: String) -> (ErrorKind, String) {
     (ErrorKind::Corrupt, msg)

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod backend;
+mod bytes;
 pub mod codepage;
 pub mod detect;
 pub mod ext_journal;

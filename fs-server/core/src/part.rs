@@ -1,5 +1,6 @@
 //! Partition tables: MBR and GPT, parsed with every field checked.
 
+use crate::bytes::{le32, le64};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -38,14 +39,6 @@ impl core::fmt::Display for PartError {
 }
 
 const SECTOR: u64 = 512;
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
 
 /// Finds the partitions of a disk of `disk_len` bytes. `read(offset, buf)`
 /// reads from the disk. Returns an empty list when the first sector holds
