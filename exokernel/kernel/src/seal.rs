@@ -75,7 +75,9 @@ impl Kernel {
         Ok(match kind {
             CapKind::Process => {
                 let p = self.procs.get(i).ok_or(Error::Dead)?;
-                if p.state != ProcState::Alive || p.generation != t.generation || self.free_procs.contains(&t.object) {
+                // A free entry is an ended one (until it is reused, with a
+                // new generation).
+                if p.state != ProcState::Alive || p.generation != t.generation {
                     return Err(Error::Dead);
                 }
                 Object::Process(ProcId(t.object))

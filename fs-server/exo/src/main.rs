@@ -122,25 +122,18 @@ impl Disk {
     /// intact) is attached again and the request made again. Reads and
     /// whole-sector writes are idempotent, so a retry is safe.
     fn transfer(&self, r: BlockRequest) -> rumpglue::Result<()> {
-        let eio = rumpglue::Error::Io(rumpglue::errno::EIO);
-        let mut tries = 0;
-        let m = loop {
-            let again = match self.ep.call(r.encode(), None, FOREVER) {
-                Ok(m) if Status::from_word(m.words[0]) == Some(Status::NotAttached) => true,
-                Ok(m) => break m,
-                Err(exo_rt::abi::Error::Dead) => true,
-                Err(_) => return Err(eio),
-            };
-            if !again || tries == MAX_REATTACH {
-                return Err(eio);
-            }
-            tries += 1;
+        let reattach = || {
             let attached = self.ep.call(BlockRequest::Attach.encode(), Some(self.memory.slot()), FOREVER);
-            if !attached.is_ok_and(|a| Status::from_word(a.words[0]) == Some(Status::Ok)) {
-                return Err(eio);
+            let ok = attached.is_ok_and(|a| Status::from_word(a.words[0]) == Some(Status::Ok));
+            if ok {
+                println!("fs-server: the block driver was restarted: buffer attached again, request retried");
             }
-            println!("fs-server: the block driver was restarted: buffer attached again, request retried");
+            ok
         };
+        let m = self
+            .ep
+            .call_across_restarts(r.encode(), Status::NotAttached as u64, MAX_REATTACH, reattach)
+            .map_err(|_| rumpglue::Error::Io(rumpglue::errno::EIO))?;
         match Status::from_word(m.words[0]) {
             Some(Status::Ok) => Ok(()),
             Some(Status::OutOfRange) => Err(rumpglue::Error::OutOfRange),

@@ -72,22 +72,15 @@ const MAX_REATTACH: u32 = 4;
 /// notification are attached again first. (A frame lost in between is
 /// what a network loses anyway: TCP sends it again.)
 fn driver_call(ep: Endpoint, request: Request) -> Option<exo_rt::caps::Message> {
-    for _ in 0..=MAX_REATTACH {
-        let again = match ep.call(request.encode(), None, FOREVER) {
-            Ok(m) if m.words[0] == Status::NotAttached as u64 => true,
-            Ok(m) => return Some(m),
-            Err(exo_rt::abi::Error::Dead) => true,
-            Err(_) => return None,
-        };
-        if again {
-            let (mem, note) = (*ATTACHED.lock())?;
-            if attach_to(ep, mem, note).is_err() {
-                return None;
-            }
+    let reattach = || {
+        let Some((mem, note)) = *ATTACHED.lock() else { return false };
+        let ok = attach_to(ep, mem, note).is_ok();
+        if ok {
             println!("net-server: the driver was restarted: buffer and notification attached again");
         }
-    }
-    None
+        ok
+    };
+    ep.call_across_restarts(request.encode(), Status::NotAttached as u64, MAX_REATTACH, reattach).ok()
 }
 
 struct Rx(usize);

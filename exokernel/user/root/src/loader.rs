@@ -114,13 +114,17 @@ const TABLE_PAGES: u64 = 24;
 /// capability table), a few threads, mappings and memory records.
 pub const BASE_KERNEL: u64 = 64 * 1024;
 
+/// The pages segment `seg` is mapped in (from the page its start is in).
+fn segment_pages(seg: &exo_elf::Segment) -> u64 {
+    ((seg.vaddr & (PAGE_SIZE - 1)) + seg.mem_size).div_ceil(PAGE_SIZE)
+}
+
 /// The pages `program` takes when loaded: segments, heap, stack, and
 /// room for their page tables.
 pub fn pages_needed(image: &exo_bootimg::BootImage, program: &Program) -> Result<u64, StartError> {
     let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
     let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
-    let segments: u64 =
-        plan.segments.iter().map(|seg| ((seg.vaddr & (PAGE_SIZE - 1)) + seg.mem_size).div_ceil(PAGE_SIZE)).sum();
+    let segments: u64 = plan.segments.iter().map(segment_pages).sum();
     Ok(segments + program.heap / PAGE_SIZE + STACK_PAGES + TABLE_PAGES)
 }
 
@@ -165,7 +169,7 @@ fn build(
     for seg in &plan.segments {
         let va = seg.vaddr & !(PAGE_SIZE - 1);
         let skip = (seg.vaddr - va) as usize;
-        let pages = (skip as u64 + seg.mem_size).div_ceil(PAGE_SIZE);
+        let pages = segment_pages(seg);
         let bytes = &data[seg.file_offset as usize..(seg.file_offset + seg.file_size) as usize];
         let mut flags = map_flags::READ;
         if seg.writable {

@@ -147,6 +147,32 @@ impl Endpoint {
     pub fn call(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<Message, Error> {
         message(raw_regs(Sys::Call, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout]))
     }
+    /// `call` with no time limit that outlives a restart of the server
+    /// behind the endpoint, as a MINIX 3 file server outlives its driver's:
+    /// a call the dead instance held fails with `Dead`, and the new
+    /// instance answers `not_attached` (as word 0) to a client it has not
+    /// met. Either way `reattach` sets the session up again (false if it
+    /// could not) and the call is made again, at most `retries` times.
+    /// `Dead` once the retries are spent or `reattach` fails.
+    pub fn call_across_restarts(
+        self,
+        words: [u64; MSG_WORDS],
+        not_attached: u64,
+        retries: u32,
+        mut reattach: impl FnMut() -> bool,
+    ) -> Result<Message, Error> {
+        for _ in 0..retries {
+            match self.call(words, None, exo_abi::FOREVER) {
+                Ok(m) if m.words[0] == not_attached => {}
+                Err(Error::Dead) => {}
+                other => return other,
+            }
+            if !reattach() {
+                return Err(Error::Dead);
+            }
+        }
+        self.call(words, None, exo_abi::FOREVER)
+    }
     /// Sends without waiting for a reply (blocks until received).
     pub fn send(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<(), Error> {
         message(raw_regs(Sys::Send, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout])).map(|_| ())
