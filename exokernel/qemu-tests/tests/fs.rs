@@ -98,7 +98,7 @@ fn ext4_image_is_served_read_only_through_driver_and_server() {
     let img = dir.join("ext.img");
     run(Command::new("mkfs.ext4").args(["-q", "-L", "EXOEXT", "-d"]).arg(dir.join("tree")).arg(&img).arg("8M"));
     let b = boot("fs.img", Duration::from_secs(120), &["--disk", img.to_str().unwrap()]);
-    b.expect_line("fs-server: ext4 file system \"EXOEXT\" on the whole disk, 8388608 bytes");
+    b.expect_line("fs-server: ext4 (ext4-view) file system \"EXOEXT\" on the whole disk, 8388608 bytes");
     b.expect_line("fscheck: list /: data/ hello.txt lost+found/ ok");
     b.expect_line("fscheck: read-only: Ok(Error(ReadOnly, ");
     b.expect_line("posixcheck: read-only file system: Err(EROFS) ok");

@@ -4,6 +4,7 @@
 
 use crate::codepage::CodePage;
 use crate::detect::{detect, FsType};
+use crate::ext_direct::{self, ExtDirect};
 use crate::ext_layout::{self, ExtLayout};
 use crate::fat_layout::{Bits, DirRef, FatLayout, RawEntry};
 use crate::part::partitions;
@@ -155,18 +156,6 @@ impl Volume {
     }
 }
 
-/// Fills `buf` with `read` (short counts allowed; 0 is the end); how much.
-fn fill(buf: &mut [u8], mut read: impl FnMut(&mut [u8]) -> FsResult<usize>) -> FsResult<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match read(&mut buf[done..])? {
-            0 => break,
-            n => done += n,
-        }
-    }
-    Ok(done)
-}
-
 /// Finds the volume to serve on `dev`: the whole device if `probe` finds
 /// a file system on it, else partition `choice` (1-based, among the
 /// partitions found), or the only partition. Returns the volume, its
@@ -214,7 +203,7 @@ pub fn open(
 ) -> Result<Box<dyn FileSystem>, String> {
     let (volume, partition, fs) = select_volume(dev, choice, probe)?;
     match fs {
-        FsType::Ext => Ext::open(volume, partition, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>),
+        FsType::Ext => Ext::open(volume, partition, sandbox),
         FsType::Fat => {
             Fat::open(volume, partition, codepage, clock, sandbox).map(|f| Box::new(f) as Box<dyn FileSystem>)
         }
@@ -223,11 +212,12 @@ pub fn open(
 
 // ---------------------------------------------------------------- ext
 
-struct ExtReader(Volume);
+/// The image as `ext4-view` reads it: recovered (see [`ext_layout::Mapped`]).
+struct ExtReader(ext_layout::Mapped);
 
 impl ext4_view::Ext4Read for ExtReader {
     fn read(&mut self, start: u64, dst: &mut [u8]) -> Result<(), Box<dyn core::error::Error + Send + Sync + 'static>> {
-        self.0.read_at(start, dst).map_err(|e| Box::new(e) as Box<dyn core::error::Error + Send + Sync>)
+        self.0.read(start, dst).map_err(|e| Box::new(e) as Box<dyn core::error::Error + Send + Sync>)
     }
 }
 
@@ -280,15 +270,24 @@ fn ext_stat(m: &ext4_view::Metadata, id: u32) -> Stat {
 }
 
 impl Ext {
-    fn open(v: Volume, partition: String, sandbox: String) -> Result<Ext, String> {
+    /// Opens the ext file system on `v`: through `ext4-view` when it
+    /// takes the image, else through `ext_layout` alone (`ext_direct`).
+    /// `Info::fs` says which reader serves it, and why.
+    fn open(v: Volume, partition: String, sandbox: String) -> Result<Box<dyn FileSystem>, String> {
         let size = v.len();
         // ExtLayout checks the superblock first (a block size of at most
         // 64 KiB among others): `ext4-view` would take blocks of up to
-        // 2 GiB and allocate one.
-        let raw = ExtLayout::open(v.clone()).map_err(|e| format!("ext4: {e}"))?;
-        let fs = ext4_view::Ext4::load(Box::new(ExtReader(v))).map_err(|e| format!("ext4: {e}"))?;
-        let label = fs.label().to_str().unwrap_or("").to_string();
-        Ok(Ext { fs, raw, open: Default::default(), info: Info { fs: "ext4".into(), label, partition, size, sandbox } })
+        // 2 GiB and allocate one. It also replays the journal.
+        let raw = ExtLayout::open(v).map_err(|e| format!("ext4: {e}"))?;
+        let note = raw.journal_note.as_ref().map(|n| format!("; journal {n}")).unwrap_or_default();
+        let label = raw.label.clone();
+        if let Some(why) = ext_direct::needs_direct(&raw) {
+            let fs = format!("{} (ExoV6 ext reader, as ext4-view lacks {why}{note})", raw.kind());
+            return Ok(Box::new(ExtDirect::new(raw, Info { fs, label, partition, size, sandbox })));
+        }
+        let fs = ext4_view::Ext4::load(Box::new(ExtReader(raw.mapped()))).map_err(|e| format!("ext4: {e}"))?;
+        let info = Info { fs: format!("{} (ext4-view{note})", raw.kind()), label, partition, size, sandbox };
+        Ok(Box::new(Ext { fs, raw, open: Default::default(), info }))
     }
 
     /// `path` with every symlink resolved, as `ext4-view` resolves it.
@@ -304,7 +303,7 @@ impl Ext {
         match trimmed.rsplit_once('/') {
             Some((parent, name)) if link && !name.is_empty() && name != "." && name != ".." => {
                 let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { "/" } else { parent })?)?;
-                self.raw.child(dir, name)
+                self.raw.child(dir, name.as_bytes())
             }
             _ => self.raw.lookup(&self.canonical(path)?),
         }
@@ -322,7 +321,7 @@ impl Ext {
             return None;
         }
         let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { "/" } else { parent }).ok()?).ok()?;
-        let inode = self.raw.inode(self.raw.child(dir, name).ok()?).ok()?;
+        let inode = self.raw.inode(self.raw.child(dir, name.as_bytes()).ok()?).ok()?;
         inode.is_file().then_some((inode.size, inode))
     }
 
@@ -407,18 +406,10 @@ impl FileSystem for Ext {
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        // File data through `ext_layout`, extents and block maps alike
+        // (unwritten extents as zeros).
         let (size, inode) = self.file(path)?;
-        if inode.uses_extents() {
-            return self.raw.read(&inode, size, offset, buf);
-        }
-        // Block-mapped (ext2/3) files have no unwritten blocks.
-        let mut f = self.fs.open(path).map_err(ext_error)?;
-        if offset >= f.metadata().len() {
-            return Ok(0);
-        }
-        f.seek_to(offset).map_err(ext_error)?;
-        let want = (buf.len() as u64).min(f.metadata().len() - offset) as usize;
-        fill(&mut buf[..want], |b| f.read_bytes(b).map_err(ext_error))
+        self.raw.read(&inode, size, offset, buf)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         // Targets of up to 59 bytes live in the inode; longer ones in data

@@ -1,44 +1,67 @@
-//! The ext3/4 journal replayed in memory, as `ext4-view` 1.0 replays it,
-//! for the blocks `ext_layout` reads itself.
+//! The ext3/4 journal (JBD2) replayed in memory, by the rules e2fsck and
+//! the kernel follow (`recovery.c`): the result is the file system
+//! e2fsck would leave, without writing a byte of the image.
 //!
-//! `ext4-view` reads every block through a map from file-system block to
-//! the journal block holding its newest committed copy; the map is built
-//! only when the superblock says the journal needs recovery. `ext_layout`
-//! reads inodes, extent trees and directories next to `ext4-view`, so it
-//! must see the same bytes: this module builds the same map by the same
-//! rules (journal superblock v2 with 64-bit block numbers and checksums
-//! v3, descriptor, revocation and commit blocks, every checksum checked,
-//! replay ending at the first block that is not a journal block, breaks
-//! the sequence or fails its checksum).
+//! Recovery is three passes over the circular log from the superblock's
+//! `s_start`: the first finds the last committed transaction, the second
+//! collects revocations (a block revoked in transaction R is not replayed
+//! from any transaction up to R), the third maps each file-system block
+//! to the journal block holding its newest committed copy. Journal
+//! superblocks v1 and v2, 32- and 64-bit block numbers, no checksums or
+//! checksums v2/v3, escaped blocks and a log that wraps are all read.
+//! What the kernel refuses (an unknown checksum type, a block size that
+//! differs from the file system's) makes the journal [`Unusable`]: the
+//! file system is then read as it is on disk, as debugfs reads it.
+//!
+//! Every pass reads at most one lap of the log, so a hostile journal
+//! cannot keep the reader busy.
 
 use crate::bytes::be32;
 use alloc::collections::BTreeMap;
 use alloc::vec;
-use alloc::vec::Vec;
 
-/// File-system block -> journal block holding its newest committed copy.
-pub type JournalMap = BTreeMap<u64, u64>;
+/// Where the newest committed copy of a file-system block is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copy {
+    /// The file-system block (of the journal file) holding it.
+    pub at: u64,
+    /// Its first four bytes were the journal's magic number, which the
+    /// journal stores as zeros: put the magic number back when reading.
+    pub escaped: bool,
+}
+
+/// File-system block -> its newest committed copy in the journal.
+pub type JournalMap = BTreeMap<u64, Copy>;
 
 /// The magic number that starts every journal block (big-endian).
-const MAGIC: u32 = 0xc03b_3998;
+pub const MAGIC: u32 = 0xc03b_3998;
 /// Journal block types.
 const DESCRIPTOR: u32 = 1;
 const COMMIT: u32 = 2;
+const SUPERBLOCK_V1: u32 = 3;
 const SUPERBLOCK_V2: u32 = 4;
 const REVOCATION: u32 = 5;
-/// Journal features `ext4-view` requires (64-bit block numbers,
-/// checksums v3) and the one more it allows (revocation).
-const FEATURES_REQUIRED: u32 = 0x2 | 0x10;
-const FEATURES_ALLOWED: u32 = FEATURES_REQUIRED | 0x1;
+/// Incompatible journal features.
+const REVOKE: u32 = 0x1;
+const BIT64: u32 = 0x2;
+const ASYNC_COMMIT: u32 = 0x4;
+const CSUM_V2: u32 = 0x8;
+const CSUM_V3: u32 = 0x10;
+const FAST_COMMIT: u32 = 0x20;
+const KNOWN: u32 = REVOKE | BIT64 | ASYNC_COMMIT | CSUM_V2 | CSUM_V3 | FAST_COMMIT;
 /// The journal superblock's checksum type for CRC32C.
 const CRC32C: u8 = 4;
+/// Fast-commit blocks at the end of the log when the superblock gives
+/// no number.
+const DEFAULT_FC_BLOCKS: u32 = 256;
 /// Descriptor tag flags: data block escaped, UUID omitted, last tag.
 const TAG_ESCAPED: u32 = 0x1;
 const TAG_SAME_UUID: u32 = 0x2;
 const TAG_LAST: u32 = 0x8;
 /// Bytes of a journal block header: magic, type, sequence.
 const HEADER: usize = 12;
-
+/// Bytes of a revocation block's header: the block header and a count.
+const REVOKE_HEADER: usize = 16;
 /// CRC32C (Castagnoli) lookup table, reflected.
 const CRC_TABLE: [u32; 256] = {
     let mut t = [0u32; 256];
@@ -78,140 +101,274 @@ pub trait JournalSource {
 }
 
 /// The journal's fixed facts.
-struct Superblock {
+struct Journal<'a> {
+    src: &'a dyn JournalSource,
+    /// First and one-past-last block of the circular log.
+    first: u64,
+    last: u64,
+    /// Where recovery starts, and with which transaction.
+    start: u64,
     sequence: u32,
-    start: u32,
-    uuid: [u8; 16],
+    features: u32,
+    /// `crc32c(!0, uuid)`: where every checksum of v2/v3 starts.
+    csum_seed: Option<u32>,
 }
 
-/// Why the journal cannot be used at all (`ext4-view` refuses such a
-/// file system when it loads it, so in practice this does not happen).
+/// Why the journal cannot be used at all.
 pub type Unusable = &'static str;
 
-fn superblock(src: &dyn JournalSource) -> Result<Superblock, Unusable> {
-    let first = src.journal_block(0).ok_or("the journal is empty")?;
-    let mut b = vec![0u8; src.block_size()];
-    if !src.read_block(first, &mut b) {
-        return Err("cannot read the journal superblock");
+impl Journal<'_> {
+    fn has(&self, feature: u32) -> bool {
+        self.features & feature != 0
     }
-    if b.len() < 1024 || be32(&b, 0) != MAGIC || be32(&b, 4) != SUPERBLOCK_V2 {
-        return Err("no journal superblock v2");
+
+    /// Bytes of a descriptor tag, its UUID not counted.
+    fn tag_bytes(&self) -> usize {
+        if self.has(CSUM_V3) {
+            return 16;
+        }
+        let size = if self.has(CSUM_V2) { 14 } else { 12 };
+        if self.has(BIT64) {
+            size
+        } else {
+            size - 4
+        }
     }
-    let features = be32(&b, 0x28);
-    if features & FEATURES_REQUIRED != FEATURES_REQUIRED || features & !FEATURES_ALLOWED != 0 {
-        return Err("unsupported journal features");
+
+    /// Bytes at the end of descriptor and revocation blocks that hold
+    /// their checksum.
+    fn tail_bytes(&self) -> usize {
+        if self.csum_seed.is_some() {
+            4
+        } else {
+            0
+        }
     }
-    if b[0x50] != CRC32C {
-        return Err("unsupported journal checksum type");
+
+    /// Reads log block `n` (already wrapped) into `buf`.
+    fn read(&self, n: u64, buf: &mut [u8]) -> bool {
+        self.src.journal_block(n).is_some_and(|b| self.src.read_block(b, buf))
     }
-    let mut c = crc32c(!0, &b[..0xfc]);
-    c = crc32c(c, &[0; 4]);
-    c = crc32c(c, &b[0x100..1024]);
-    if c != be32(&b, 0xfc) {
-        return Err("journal superblock checksum mismatch");
+
+    /// The log block after `n`.
+    fn next(&self, n: u64) -> u64 {
+        if n + 1 >= self.last {
+            self.first
+        } else {
+            n + 1
+        }
     }
-    if be32(&b, 0xc) as usize != src.block_size() {
-        return Err("journal block size differs from the file system's");
+
+    /// A descriptor's or revocation block's checksum holds (or there is
+    /// none to check).
+    fn tail_ok(&self, b: &[u8]) -> bool {
+        let Some(seed) = self.csum_seed else { return true };
+        let n = b.len() - 4;
+        crc32c(crc32c(seed, &b[..n]), &[0; 4]) == be32(b, n)
     }
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&b[0x30..0x40]);
-    Ok(Superblock { sequence: be32(&b, 0x18), start: be32(&b, 0x1c), uuid })
+
+    /// A commit block's checksum holds (or there is none to check).
+    fn commit_ok(&self, b: &[u8]) -> bool {
+        let Some(seed) = self.csum_seed else { return true };
+        crc32c(crc32c(crc32c(seed, &b[..16]), &[0; 4]), &b[20..]) == be32(b, 16)
+    }
+
+    /// A tagged data block's checksum holds (or there is none to check).
+    fn data_ok(&self, tag: &[u8], sequence: u32, data: &[u8]) -> bool {
+        let Some(seed) = self.csum_seed else { return true };
+        let c = crc32c(crc32c(seed, &sequence.to_be_bytes()), data);
+        if self.has(CSUM_V3) {
+            be32(tag, 12) == c
+        } else {
+            u32::from(u16::from_be_bytes([tag[4], tag[5]])) == c & 0xffff
+        }
+    }
+
+    /// The tags of a descriptor block: `(target block, flags, the tag's
+    /// bytes)`, up to the last one or the end of the block.
+    fn tags<'b>(&self, b: &'b [u8]) -> impl Iterator<Item = (u64, u32, &'b [u8])> + 'b {
+        let (size, bit64, v3) = (self.tag_bytes(), self.has(BIT64), self.has(CSUM_V3));
+        let end = b.len() - self.tail_bytes();
+        let mut at = HEADER;
+        let mut done = false;
+        core::iter::from_fn(move || {
+            if done || at + size > end {
+                return None;
+            }
+            let tag = &b[at..at + size];
+            let flags = if v3 { be32(tag, 4) } else { u32::from(u16::from_be_bytes([tag[6], tag[7]])) };
+            let hi = if bit64 { u64::from(be32(tag, 8)) } else { 0 };
+            at += size + if flags & TAG_SAME_UUID != 0 { 0 } else { 16 };
+            done = flags & TAG_LAST != 0;
+            Some((hi << 32 | u64::from(be32(tag, 0)), flags, tag))
+        })
+    }
 }
 
-/// Replays the journal: the map of committed block copies. Ends quietly
-/// where `ext4-view` ends (a corrupt or torn transaction is not applied);
-/// fails where `ext4-view` fails to load the file system.
-pub fn replay(src: &dyn JournalSource) -> Result<JournalMap, Unusable> {
-    let sb = superblock(src)?;
+fn superblock(src: &dyn JournalSource) -> Result<Option<Journal<'_>>, Unusable> {
     let bs = src.block_size();
-    let mut map = JournalMap::new();
-    let mut uncommitted = JournalMap::new();
-    let mut revoked: Vec<u64> = Vec::new();
-    let mut sequence = sb.sequence;
-    let mut next = u64::from(sb.start);
+    let mut b = vec![0u8; bs];
+    if bs < 1024 || !src.journal_block(0).is_some_and(|at| src.read_block(at, &mut b)) {
+        return Err("cannot read the journal superblock");
+    }
+    let kind = be32(&b, 4);
+    if be32(&b, 0) != MAGIC || (kind != SUPERBLOCK_V1 && kind != SUPERBLOCK_V2) {
+        return Err("no journal superblock");
+    }
+    if be32(&b, 0xc) as usize != bs {
+        return Err("the journal's block size differs from the file system's");
+    }
+    let features = if kind == SUPERBLOCK_V2 { be32(&b, 0x28) } else { 0 };
+    if features & !KNOWN != 0 {
+        return Err("unknown journal features");
+    }
+    let csum_seed = if features & (CSUM_V2 | CSUM_V3) != 0 {
+        if b[0x50] != CRC32C {
+            return Err("unknown journal checksum type");
+        }
+        let mut c = crc32c(!0, &b[..0xfc]);
+        c = crc32c(c, &[0; 4]);
+        c = crc32c(c, &b[0x100..1024]);
+        if c != be32(&b, 0xfc) {
+            return Err("journal superblock checksum mismatch");
+        }
+        Some(crc32c(!0, &b[0x30..0x40]))
+    } else {
+        None
+    };
+    let mut last = u64::from(be32(&b, 0x10));
+    if features & FAST_COMMIT != 0 {
+        let fc = match be32(&b, 0x54) {
+            0 => DEFAULT_FC_BLOCKS,
+            n => n,
+        };
+        last = last.saturating_sub(u64::from(fc));
+    }
+    let (first, start) = (u64::from(be32(&b, 0x14)), u64::from(be32(&b, 0x1c)));
+    if start == 0 {
+        return Ok(None); // clean: nothing to replay
+    }
+    if first == 0 || first >= last || !(first..last).contains(&start) {
+        return Err("the journal's log bounds are corrupt");
+    }
+    Ok(Some(Journal { src, first, last, start, sequence: be32(&b, 0x18), features, csum_seed }))
+}
+
+/// Which recovery pass is walking the log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Scan,
+    Revoke,
+    Replay,
+}
+
+/// What the passes share: where the log ends, the revocations, the map.
+struct Recovery {
+    /// The first transaction not committed (found by the scan).
+    end: u32,
+    /// Block -> the newest transaction revoking it.
+    revoked: BTreeMap<u64, u32>,
+    map: JournalMap,
+}
+
+/// One pass over the log, from its start to the first block that is not
+/// the next one of the transaction being read (or, after the scan, to
+/// the end the scan found).
+fn pass(j: &Journal, pass: Pass, r: &mut Recovery) {
+    let bs = j.src.block_size();
     let mut block = vec![0u8; bs];
     let mut data = vec![0u8; bs];
-    // A tagged block's checksum: over the UUID, the sequence, the data.
-    let tag_sum = |seq: u32, d: &[u8]| crc32c(crc32c(crc32c(!0, &sb.uuid), &seq.to_be_bytes()), d);
-    // A descriptor's or revocation block's: over all but its tail, the
-    // tail read as zero.
-    let tail_sum = |b: &[u8]| crc32c(crc32c(crc32c(!0, &sb.uuid), &b[..b.len() - 4]), &[0; 4]);
-    while let Some(at) = src.journal_block(next) {
-        next += 1;
-        if !src.read_block(at, &mut block) || be32(&block, 0) != MAGIC {
+    let mut sequence = j.sequence;
+    let mut at = j.start;
+    // At most one lap of the log.
+    let mut budget = j.last - j.first;
+    loop {
+        if pass != Pass::Scan && sequence == r.end {
             break;
         }
-        if be32(&block, 8) != sequence {
+        if budget == 0 || !j.read(at, &mut block) {
+            break;
+        }
+        budget -= 1;
+        at = j.next(at);
+        if be32(&block, 0) != MAGIC || be32(&block, 8) != sequence {
             break;
         }
         match be32(&block, 4) {
             DESCRIPTOR => {
-                if tail_sum(&block) != be32(&block, bs - 4) {
+                if !j.tail_ok(&block) {
+                    // A stale or torn descriptor: the log ends here.
                     break;
                 }
-                let mut tags = &block[HEADER..];
-                let mut ok = true;
-                loop {
-                    if tags.len() < 16 {
-                        ok = false;
+                for (target, flags, tag) in j.tags(&block) {
+                    let copy = at;
+                    if budget == 0 {
                         break;
                     }
-                    let flags = be32(tags, 4);
-                    let size = if flags & TAG_SAME_UUID != 0 { 16 } else { 32 };
-                    if tags.len() < size {
-                        ok = false;
-                        break;
+                    budget -= 1;
+                    at = j.next(at);
+                    if pass != Pass::Replay {
+                        continue;
                     }
-                    if flags & TAG_ESCAPED != 0 {
-                        return Err("escaped journal blocks are not supported");
+                    if r.revoked.get(&target).is_some_and(|&rev| sequence.wrapping_sub(rev) as i32 <= 0) {
+                        continue;
                     }
-                    let target = u64::from(be32(tags, 8)) << 32 | u64::from(be32(tags, 0));
-                    let Some(copy) = src.journal_block(next) else {
-                        ok = false;
-                        break;
-                    };
-                    next += 1;
-                    if !src.read_block(copy, &mut data) || tag_sum(sequence, &data) != be32(tags, 12) {
-                        ok = false;
-                        break;
+                    // A copy that fails its checksum is not replayed (the
+                    // kernel and e2fsck skip it and go on).
+                    if !j.read(copy, &mut data) || !j.data_ok(tag, sequence, &data) {
+                        continue;
                     }
-                    uncommitted.insert(target, copy);
-                    if flags & TAG_LAST != 0 {
-                        break;
-                    }
-                    tags = &tags[size..];
+                    let Some(fs_block) = j.src.journal_block(copy) else { continue };
+                    r.map.insert(target, Copy { at: fs_block, escaped: flags & TAG_ESCAPED != 0 });
                 }
-                if !ok {
-                    break;
-                }
-            }
-            REVOCATION => {
-                if tail_sum(&block) != be32(&block, bs - 4) {
-                    break;
-                }
-                let table = &block[HEADER..bs - 4];
-                let bytes = be32(table, 0) as usize;
-                let entries = table.get(4..).and_then(|t| t.get(..bytes));
-                let Some(entries) = entries.filter(|_| bytes.is_multiple_of(8)) else { break };
-                revoked.extend(entries.chunks_exact(8).map(|e| u64::from_be_bytes(e.try_into().expect("8 bytes"))));
             }
             COMMIT => {
-                let mut c = crc32c(crc32c(!0, &sb.uuid), &block[..16]);
-                c = crc32c(crc32c(c, &[0; 4]), &block[20..]);
-                if c != be32(&block, 16) {
+                if pass == Pass::Scan && !j.commit_ok(&block) && !j.has(ASYNC_COMMIT) {
                     break;
                 }
-                for r in revoked.drain(..) {
-                    uncommitted.remove(&r);
-                }
-                map.append(&mut uncommitted);
-                let Some(s) = sequence.checked_add(1) else { break };
-                sequence = s;
+                sequence = sequence.wrapping_add(1);
             }
-            _ => return Err("unknown journal block type"),
+            REVOCATION => {
+                if pass != Pass::Revoke || !j.tail_ok(&block) {
+                    continue;
+                }
+                let count = be32(&block, HEADER) as usize;
+                if count > bs - j.tail_bytes() {
+                    continue; // the kernel refuses this block's records
+                }
+                let len = if j.has(BIT64) { 8 } else { 4 };
+                let records = block.get(REVOKE_HEADER..count).unwrap_or(&[]);
+                for rec in records.chunks_exact(len) {
+                    let b = if len == 8 {
+                        u64::from(be32(rec, 0)) << 32 | u64::from(be32(rec, 4))
+                    } else {
+                        u64::from(be32(rec, 0))
+                    };
+                    let newest = r.revoked.entry(b).or_insert(sequence);
+                    if (sequence.wrapping_sub(*newest) as i32) > 0 {
+                        *newest = sequence;
+                    }
+                }
+            }
+            _ => break,
         }
     }
-    Ok(map)
+    if pass == Pass::Scan {
+        r.end = sequence;
+    }
+}
+
+/// Replays the journal: the map of committed block copies, empty when
+/// the journal is clean.
+pub fn replay(src: &dyn JournalSource) -> Result<JournalMap, Unusable> {
+    let Some(j) = superblock(src)? else { return Ok(JournalMap::new()) };
+    let mut r = Recovery { end: j.sequence, revoked: BTreeMap::new(), map: JournalMap::new() };
+    pass(&j, Pass::Scan, &mut r);
+    if j.has(REVOKE) {
+        pass(&j, Pass::Revoke, &mut r);
+    }
+    pass(&j, Pass::Replay, &mut r);
+    Ok(r.map)
 }
 
 #[cfg(test)]

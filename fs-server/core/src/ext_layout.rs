@@ -1,17 +1,23 @@
-//! ext2/3/4 inodes, extent trees and directories read directly, for what
-//! `ext4-view` 1.0 does not offer: inode numbers (`Stat::id`, so clients
-//! can see directory cycles) and file data that honours unwritten
-//! extents.
+//! ext2/3/4 read directly: superblock, group descriptors, inodes, block
+//! maps, extent trees, inline data and directories, through the journal
+//! replayed in memory (`ext_journal`).
 //!
-//! `ext4-view` reads an extent whose length field is above 32768 (the
-//! "unwritten" flag fallocate sets, length minus 32768 blocks) as that
-//! many raw blocks: a file fallocated over freed blocks showed their old
-//! contents, and the extents after it moved. Here an unwritten extent
-//! reads as zeros, as Linux reads it. Everything is checked before use
-//! (magic numbers, depths, order, block numbers inside the file system,
-//! extent-block checksums) and every walk is bounded; reads go through
-//! the same journal replay as `ext4-view`'s (`ext_journal`), so both see
-//! the same inodes.
+//! Two readers serve ext images. `ext4-view` serves the ones it takes;
+//! this module gives it what it lacks there: inode numbers (`Stat::id`,
+//! so clients can see directory cycles), a journal replayed the way
+//! e2fsck replays it (`ext4-view` reads the image through [`Mapped`]),
+//! and file data that honours unwritten extents (`ext4-view` 1.0 reads
+//! an extent whose length field is above 32768, the "unwritten" flag
+//! fallocate sets, as that many raw blocks: a file fallocated over freed
+//! blocks showed their old contents). For the images `ext4-view` refuses
+//! (old ext2 without file types in directories, 128-byte inodes with
+//! checksums, inline data, meta block groups, large xattr inodes,
+//! casefolded directories, multi-mount protection), this module is the
+//! whole reader (`ext_direct`).
+//!
+//! Everything is checked before use (magic numbers, depths, order, block
+//! numbers inside the file system, inode and extent-block checksums) and
+//! every walk is bounded.
 
 use crate::backend::{FsResult, Volume};
 use crate::bytes::{le16, le32};
@@ -20,6 +26,7 @@ use crate::proto::ErrorKind;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -28,15 +35,37 @@ use core::cell::RefCell;
 pub const ROOT: u32 = 2;
 /// Superblock feature bits this module looks at.
 const COMPAT_HAS_JOURNAL: u32 = 0x4;
-const INCOMPAT_RECOVER: u32 = 0x4;
+const COMPAT_SPARSE_SUPER2: u32 = 0x200;
+pub(crate) const INCOMPAT_COMPRESSION: u32 = 0x1;
+pub(crate) const INCOMPAT_FILETYPE: u32 = 0x2;
+pub(crate) const INCOMPAT_RECOVER: u32 = 0x4;
+pub(crate) const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
+pub(crate) const INCOMPAT_META_BG: u32 = 0x10;
 const INCOMPAT_64BIT: u32 = 0x80;
+pub(crate) const INCOMPAT_MMP: u32 = 0x100;
+pub(crate) const INCOMPAT_EA_INODE: u32 = 0x400;
+pub(crate) const INCOMPAT_DIRDATA: u32 = 0x1000;
 const INCOMPAT_CSUM_SEED: u32 = 0x2000;
+pub(crate) const INCOMPAT_LARGEDIR: u32 = 0x4000;
+pub(crate) const INCOMPAT_INLINE_DATA: u32 = 0x8000;
+pub(crate) const INCOMPAT_CASEFOLD: u32 = 0x2_0000;
+const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
-/// Inode flag: data mapped by an extent tree (else by block map).
+/// Where the superblock keeps its checksum.
+const SB_CSUM: usize = 0x3fc;
+/// Inode flags: data mapped by an extent tree (else by block map); data
+/// kept in the inode and its `system.data` attribute.
 const EXTENTS_FL: u32 = 0x8_0000;
+const INLINE_DATA_FL: u32 = 0x1000_0000;
 /// Where an inode keeps the low and high halves of its checksum.
 const CSUM_LO: usize = 0x7c;
 const CSUM_HI: usize = 0x82;
+/// Bytes of an inode before its extra fields.
+const GOOD_OLD_INODE: usize = 128;
+/// Magic of the extended attributes kept in an inode.
+const XATTR_MAGIC: u32 = 0xea02_0000;
+/// Extended-attribute name index of `system.` names.
+const XATTR_SYSTEM: u8 = 7;
 /// Extent tree node magic.
 const EXTENT_MAGIC: u16 = 0xf30a;
 /// Extent length fields above this mark unwritten extents.
@@ -50,6 +79,9 @@ const MAX_NODES: u32 = 1 << 16;
 const DIR_CACHE: usize = 1 << 12;
 /// Longest symlink target read here (the protocol's path limit).
 pub const MAX_LINK: u64 = 4096;
+/// Bytes of the inode's block array, where short symlink targets and the
+/// first inline data live.
+const IN_INODE: usize = 60;
 
 fn not_found(name: &str) -> (ErrorKind, String) {
     (ErrorKind::NotFound, format!("{name}: no such entry"))
@@ -59,17 +91,26 @@ fn corrupt(msg: String) -> (ErrorKind, String) {
     (ErrorKind::Corrupt, msg)
 }
 
-/// An inode, as far as this module needs it.
+/// An inode, as far as the readers need it.
 #[derive(Clone)]
 pub struct Inode {
     /// Its number.
     pub ino: u32,
-    mode: u16,
+    /// Type and permission bits.
+    pub mode: u16,
     /// Its size in bytes.
     pub size: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Last modification, in seconds since 1970.
+    pub mtime: i64,
     flags: u32,
     generation: u32,
-    block: [u8; 60],
+    block: [u8; IN_INODE],
+    /// The value of its `system.data` attribute (the rest of inline data).
+    inline_tail: Vec<u8>,
 }
 
 impl Inode {
@@ -81,9 +122,21 @@ impl Inode {
     pub fn is_dir(&self) -> bool {
         self.mode & 0xf000 == 0x4000
     }
+    /// True for a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & 0xf000 == 0xa000
+    }
     /// True if its data is mapped by an extent tree.
     pub fn uses_extents(&self) -> bool {
-        self.flags & EXTENTS_FL != 0
+        self.flags & EXTENTS_FL != 0 && !self.is_inline()
+    }
+    /// True if its data lives in the inode itself.
+    pub fn is_inline(&self) -> bool {
+        self.flags & INLINE_DATA_FL != 0
+    }
+    /// Its inline data: the block array, then `system.data`.
+    fn inline_data(&self) -> impl Iterator<Item = &u8> {
+        self.block.iter().chain(self.inline_tail.iter())
     }
 }
 
@@ -103,20 +156,80 @@ struct Extent {
     unwritten: bool,
 }
 
+/// The volume as the file system is after its journal is replayed: each
+/// block read from its newest committed copy, the superblock without its
+/// "needs recovery" flag (and with a checksum to match). `ext4-view`
+/// reads the image through this, so it never replays the journal itself.
+#[derive(Clone)]
+pub struct Mapped {
+    volume: Volume,
+    block_size: u64,
+    journal: Arc<JournalMap>,
+    /// The superblock as read through the journal, its flag cleared.
+    superblock: Option<Arc<[u8; 1024]>>,
+}
+
+impl Mapped {
+    /// Fills `buf` from byte `at` of the recovered file system.
+    pub fn read(&self, mut at: u64, buf: &mut [u8]) -> rumpglue::Result<()> {
+        let bs = self.block_size;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let (b, within) = (at / bs, at % bs);
+            let n = ((bs - within) as usize).min(buf.len() - done);
+            let out = &mut buf[done..done + n];
+            match self.journal.get(&b) {
+                Some(copy) => {
+                    self.volume.read_at(copy.at * bs + within, out)?;
+                    if copy.escaped && within < 4 {
+                        // The journal stored the block's first four bytes,
+                        // the journal's magic number, as zeros.
+                        let magic = ext_journal::MAGIC.to_be_bytes();
+                        for (i, byte) in out.iter_mut().enumerate().take(4 - within as usize) {
+                            *byte = magic[within as usize + i];
+                        }
+                    }
+                }
+                None => self.volume.read_at(at, out)?,
+            }
+            done += n;
+            at += n as u64;
+        }
+        if let Some(sb) = &self.superblock {
+            // Bytes 1024..2048 of the volume, wherever `buf` meets them.
+            let (start, end) = (at - buf.len() as u64, at);
+            let (lo, hi) = (start.max(1024), end.min(2048));
+            if lo < hi {
+                buf[(lo - start) as usize..(hi - start) as usize]
+                    .copy_from_slice(&sb[(lo - 1024) as usize..(hi - 1024) as usize]);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The file system's geometry and journal, and what was looked up.
 pub struct ExtLayout {
-    volume: Volume,
+    mapped: Mapped,
     block_size: u64,
     blocks_count: u64,
     inodes_per_group: u32,
     inode_size: u64,
+    /// Superblock feature flags.
+    compat: u32,
+    /// Incompatible features (see the `INCOMPAT_` constants).
+    pub incompat: u32,
+    ro_compat: u32,
+    /// The volume label.
+    pub label: String,
     /// First block of each group's inode table.
     inode_tables: Vec<u64>,
     /// Seed of inode checksums, when the file system has metadata
     /// checksums.
     csum_seed: Option<u32>,
-    journal: JournalMap,
-    /// Directory paths (as `ext4-view` canonicalizes them) -> inode.
+    /// What the reader could not do about the journal (read as on disk).
+    pub journal_note: Option<String>,
+    /// Directory paths (canonical) -> inode.
     dirs: RefCell<BTreeMap<String, u32>>,
     /// The entries of the directory scanned last, and its inode.
     last_dir: RefCell<Option<(u32, DirEntries)>>,
@@ -126,8 +239,7 @@ pub struct ExtLayout {
     last_index: RefCell<Option<(u32, DirIndex)>>,
 }
 
-/// Reads the journal file's blocks without the journal (as `ext4-view`
-/// does while it replays).
+/// Reads the journal file's blocks without the journal.
 struct Unjournaled<'a>(&'a ExtLayout, Inode);
 
 impl JournalSource for Unjournaled<'_> {
@@ -145,6 +257,27 @@ impl JournalSource for Unjournaled<'_> {
     }
 }
 
+/// True if group `g` holds a copy of the superblock (and so of the group
+/// descriptors of the classic layout).
+fn has_super(g: u64, compat: u32, ro_compat: u32, backups: [u64; 2]) -> bool {
+    if g == 0 {
+        return true;
+    }
+    if compat & COMPAT_SPARSE_SUPER2 != 0 {
+        return backups.contains(&g);
+    }
+    if ro_compat & RO_COMPAT_SPARSE_SUPER == 0 || g == 1 {
+        return true;
+    }
+    [3u64, 5, 7].iter().any(|&base| {
+        let mut p = base;
+        while p < g {
+            p *= base;
+        }
+        p == g
+    })
+}
+
 impl ExtLayout {
     /// Reads the superblock, group descriptors and (when it needs
     /// recovery) the journal of the ext2/3/4 file system on `volume`.
@@ -159,7 +292,13 @@ impl ExtLayout {
             return Err("bad block size".into());
         }
         let block_size = 1024u64 << log;
-        let incompat = le32(&sb, 0x60);
+        let (compat, incompat, ro_compat) = (le32(&sb, 0x5c), le32(&sb, 0x60), le32(&sb, 0x64));
+        if incompat & INCOMPAT_JOURNAL_DEV != 0 {
+            return Err("this is an external journal, not a file system".into());
+        }
+        if incompat & INCOMPAT_COMPRESSION != 0 {
+            return Err("compressed ext2 (e2compr) is not supported".into());
+        }
         let blocks_hi = if incompat & INCOMPAT_64BIT != 0 { u64::from(le32(&sb, 0x150)) } else { 0 };
         // Blocks past the volume cannot be read anyway: counting only
         // those inside keeps every byte offset below the volume's size.
@@ -167,7 +306,8 @@ impl ExtLayout {
         let first_data_block = u64::from(le32(&sb, 0x14));
         let blocks_per_group = u64::from(le32(&sb, 0x20));
         let inodes_per_group = le32(&sb, 0x28);
-        let inode_size = u64::from(le16(&sb, 0x58));
+        // Revision 0 file systems have 128-byte inodes and no field for it.
+        let inode_size = if le32(&sb, 0x4c) == 0 { 128 } else { u64::from(le16(&sb, 0x58)) };
         if blocks_per_group == 0 || inodes_per_group == 0 || !(128..=block_size).contains(&inode_size) {
             return Err("bad group geometry".into());
         }
@@ -176,10 +316,30 @@ impl ExtLayout {
         if !(32..=block_size).contains(&desc_size) || groups.saturating_mul(desc_size) > volume.len() {
             return Err("bad group descriptors".into());
         }
-        // As ext4-view: the descriptors follow the superblock's block.
-        let table_start = if block_size == 1024 { 2 } else { 1 } * block_size;
+        // Where each block of descriptors is: after the superblock, or
+        // with meta block groups, in the first group (after its backup
+        // superblock, if any) of the groups it describes.
+        let per_block = block_size / desc_size;
+        let first_meta_bg = if incompat & INCOMPAT_META_BG != 0 { u64::from(le32(&sb, 0x104)) } else { u64::MAX };
+        let backups = [u64::from(le32(&sb, 0x24c)), u64::from(le32(&sb, 0x250))];
         let mut descs = vec![0u8; (groups * desc_size) as usize];
-        volume.read_at(table_start, &mut descs).map_err(|e| format!("group descriptors: {e}"))?;
+        // With 1 KiB blocks block 0 is the boot block even where the first
+        // data block is 0 (bigalloc), as e2fsprogs reads it.
+        let adjust = u64::from(first_data_block == 0 && block_size == 1024);
+        for (i, chunk) in descs.chunks_mut(block_size as usize).enumerate() {
+            let i = i as u64;
+            let block = if i < first_meta_bg {
+                first_data_block + adjust + 1 + i
+            } else {
+                let g = i * per_block;
+                let zero = if i == 0 { adjust } else { 0 };
+                first_data_block + g * blocks_per_group + u64::from(has_super(g, compat, ro_compat, backups)) + zero
+            };
+            if block >= blocks_count {
+                return Err("group descriptors lie outside the file system".into());
+            }
+            volume.read_at(block * block_size, chunk).map_err(|e| format!("group descriptors: {e}"))?;
+        }
         let inode_tables = descs
             .chunks_exact(desc_size as usize)
             .map(|d| {
@@ -187,31 +347,86 @@ impl ExtLayout {
                 hi << 32 | u64::from(le32(d, 0x8))
             })
             .collect();
-        let csum_seed = (le32(&sb, 0x64) & RO_COMPAT_METADATA_CSUM != 0).then(|| {
+        let csum_seed = (ro_compat & RO_COMPAT_METADATA_CSUM != 0).then(|| {
             if incompat & INCOMPAT_CSUM_SEED != 0 {
                 le32(&sb, 0x270)
             } else {
                 crc32c(!0, &sb[0x68..0x78])
             }
         });
+        let label = sb[0x78..0x88].split(|&b| b == 0).next().unwrap_or(&[]);
         let mut fs = ExtLayout {
-            volume,
+            mapped: Mapped { volume, block_size, journal: Arc::new(JournalMap::new()), superblock: None },
             block_size,
             blocks_count,
             inodes_per_group,
             inode_size,
+            compat,
+            incompat,
+            ro_compat,
+            label: String::from_utf8_lossy(label).into_owned(),
             inode_tables,
             csum_seed,
-            journal: JournalMap::new(),
+            journal_note: None,
             dirs: RefCell::new(BTreeMap::new()),
             last_dir: RefCell::new(None),
             last_index: RefCell::new(None),
         };
-        if le32(&sb, 0x5c) & COMPAT_HAS_JOURNAL != 0 && incompat & INCOMPAT_RECOVER != 0 {
-            let inode = fs.inode(le32(&sb, 0xe0)).map_err(|(_, m)| format!("journal: {m}"))?;
-            fs.journal = ext_journal::replay(&Unjournaled(&fs, inode))?;
+        if compat & COMPAT_HAS_JOURNAL != 0 && incompat & INCOMPAT_RECOVER != 0 {
+            let journal = le32(&sb, 0xe0);
+            let replayed = if journal == 0 {
+                Err("the journal is on another device".to_string())
+            } else {
+                fs.inode(journal)
+                    .map_err(|(_, m)| m)
+                    .and_then(|inode| ext_journal::replay(&Unjournaled(&fs, inode)).map_err(str::to_string))
+            };
+            match replayed {
+                Ok(map) => fs.mapped.journal = Arc::new(map),
+                Err(why) => fs.journal_note = Some(format!("needs recovery, but {why}: read as it is on disk")),
+            }
+            // Everyone reads the recovered file system: its superblock
+            // (perhaps newer in the journal) no longer needs recovery.
+            let mut now = [0u8; 1024];
+            fs.mapped.read(1024, &mut now).map_err(|e| format!("superblock: {e}"))?;
+            let flags = le32(&now, 0x60) & !INCOMPAT_RECOVER;
+            now[0x60..0x64].copy_from_slice(&flags.to_le_bytes());
+            if ro_compat & RO_COMPAT_METADATA_CSUM != 0 {
+                let c = crc32c(!0, &now[..SB_CSUM]);
+                now[SB_CSUM..].copy_from_slice(&c.to_le_bytes());
+            }
+            fs.mapped.superblock = Some(Arc::new(now));
         }
         Ok(fs)
+    }
+
+    /// The volume as `ext4-view` should read it (see [`Mapped`]).
+    pub fn mapped(&self) -> Mapped {
+        self.mapped.clone()
+    }
+
+    /// `ext2`, `ext3` or `ext4`, as the features say: ext4 has features
+    /// beyond ext3's, ext3 a journal.
+    pub fn kind(&self) -> &'static str {
+        const EXT3_INCOMPAT: u32 = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG;
+        const EXT3_RO_COMPAT: u32 = RO_COMPAT_SPARSE_SUPER | 0x2 | 0x4; // large files, B-tree dirs
+        if self.incompat & !EXT3_INCOMPAT != 0 || self.ro_compat & !EXT3_RO_COMPAT != 0 {
+            "ext4"
+        } else if self.compat & COMPAT_HAS_JOURNAL != 0 {
+            "ext3"
+        } else {
+            "ext2"
+        }
+    }
+
+    /// True if inodes, extent blocks and directories carry checksums.
+    pub fn has_metadata_csum(&self) -> bool {
+        self.ro_compat & RO_COMPAT_METADATA_CSUM != 0
+    }
+
+    /// Bytes per inode.
+    pub fn inode_size(&self) -> u64 {
+        self.inode_size
     }
 
     /// Fills `buf` from block `block` on, each block through the journal.
@@ -228,25 +443,10 @@ impl ExtLayout {
         if block == 0 || last > self.blocks_count {
             return Err(corrupt(format!("block {block} lies outside the file system")));
         }
-        let io = |e: rumpglue::Error| match e {
+        self.mapped.read(block * bs + offset, buf).map_err(|e| match e {
             rumpglue::Error::OutOfRange => corrupt("a block lies outside the volume".into()),
             e => (ErrorKind::Io, format!("reading the image: {e}")),
-        };
-        if self.journal.is_empty() {
-            return self.volume.read_at(block * bs + offset, buf).map_err(io);
-        }
-        let mut done = 0usize;
-        let mut at = block * bs + offset;
-        while done < buf.len() {
-            let b = at / bs;
-            let within = at % bs;
-            let n = ((bs - within) as usize).min(buf.len() - done);
-            let from = self.journal.get(&b).copied().unwrap_or(b);
-            self.volume.read_at(from * bs + within, &mut buf[done..done + n]).map_err(io)?;
-            done += n;
-            at += n as u64;
-        }
-        Ok(())
+        })
     }
 
     /// Reads inode `ino`.
@@ -257,32 +457,53 @@ impl ExtLayout {
         let byte = u64::from(index % self.inodes_per_group) * self.inode_size;
         let mut d = vec![0u8; self.inode_size as usize];
         self.read_at(table + byte / self.block_size, byte % self.block_size, &mut d)?;
+        // The extra fields past the first 128 bytes, as far as they fit.
+        let extra = if d.len() > GOOD_OLD_INODE { usize::from(le16(&d, GOOD_OLD_INODE)) } else { 0 };
+        if GOOD_OLD_INODE + extra > d.len() || extra % 4 != 0 {
+            return Err(corrupt(format!("inode {ino}: bad extra size {extra}")));
+        }
         if let Some(seed) = self.csum_seed {
-            // As `ext4-view` checks it: the whole inode, its two checksum
-            // fields taken as zeros.
-            if d.len() < CSUM_HI + 2 {
-                return Err(corrupt(format!("inode {ino} is too small for its checksum")));
-            }
-            let want = u32::from(le16(&d, CSUM_LO)) | u32::from(le16(&d, CSUM_HI)) << 16;
+            // The whole inode, its checksum fields taken as zeros; the
+            // high half exists only if the extra fields reach it.
+            let has_hi = extra >= CSUM_HI + 2 - GOOD_OLD_INODE;
             let mut c = crc32c(crc32c(seed, &ino.to_le_bytes()), &d[0x64..0x68]);
             c = crc32c(c, &d[..CSUM_LO]);
             c = crc32c(c, &[0, 0]);
-            c = crc32c(c, &d[CSUM_LO + 2..CSUM_HI]);
-            c = crc32c(c, &[0, 0]);
-            c = crc32c(c, &d[CSUM_HI + 2..]);
-            if c != want {
+            if has_hi {
+                c = crc32c(c, &d[CSUM_LO + 2..CSUM_HI]);
+                c = crc32c(c, &[0, 0]);
+                c = crc32c(c, &d[CSUM_HI + 2..]);
+            } else {
+                c = crc32c(c, &d[CSUM_LO + 2..]);
+            }
+            let (want, got) = if has_hi {
+                (u32::from(le16(&d, CSUM_LO)) | u32::from(le16(&d, CSUM_HI)) << 16, c)
+            } else {
+                (u32::from(le16(&d, CSUM_LO)), c & 0xffff)
+            };
+            if got != want {
                 return Err(corrupt(format!("inode {ino}: checksum mismatch")));
             }
         }
-        let mut block = [0u8; 60];
+        let mut block = [0u8; IN_INODE];
         block.copy_from_slice(&d[0x28..0x64]);
+        let flags = le32(&d, 0x20);
+        let inline_tail = if flags & INLINE_DATA_FL != 0 {
+            system_data(&d[GOOD_OLD_INODE + extra..]).ok_or_else(|| corrupt(format!("inode {ino}: bad inline data")))?
+        } else {
+            Vec::new()
+        };
         Ok(Inode {
             ino,
             mode: le16(&d, 0),
             size: u64::from(le32(&d, 0x6c)) << 32 | u64::from(le32(&d, 0x4)),
-            flags: le32(&d, 0x20),
+            uid: u32::from(le16(&d, 0x2)) | u32::from(le16(&d, 0x78)) << 16,
+            gid: u32::from(le16(&d, 0x18)) | u32::from(le16(&d, 0x7a)) << 16,
+            mtime: i64::from(le32(&d, 0x10) as i32),
+            flags,
             generation: le32(&d, 0x64),
             block,
+            inline_tail,
         })
     }
 
@@ -329,6 +550,21 @@ impl ExtLayout {
         self.walk(inode.ino, seed, &inode.block, None, (lo, hi), out, &mut nodes)
     }
 
+    /// The runs of blocks of a block-mapped file that meet file blocks
+    /// `[lo, hi)`, as extents (consecutive blocks in one).
+    fn mapped_runs(&self, inode: &Inode, lo: u64, hi: u64, out: &mut Vec<Extent>) -> FsResult<()> {
+        for n in lo..hi {
+            let Some(b) = self.file_block(inode, n)? else { continue };
+            if b >= self.blocks_count {
+                return Err(corrupt(format!("inode {}: block {b} lies outside the file system", inode.ino)));
+            }
+            match out.last_mut() {
+                Some(x) if x.logical + x.len == n && x.physical + x.len == b => x.len += 1,
+                _ => out.push(Extent { logical: n, len: 1, physical: b, unwritten: false }),
+            }
+        }
+        Ok(())
+    }
     /// Walks the extent node `node`, visiting only children that meet
     /// `[lo, hi)`: a walk reads about as many nodes as the range needs,
     /// whatever the tree claims.
@@ -407,18 +643,35 @@ impl ExtLayout {
         Ok(())
     }
 
-    /// Up to `buf.len()` bytes from `offset` of an extent-mapped file of
-    /// `size` bytes; holes and unwritten extents read as zeros.
+    /// Up to `buf.len()` bytes from `offset` of a file of `size` bytes
+    /// (regular file, directory or symlink; its inode's size unless the
+    /// caller knows better); holes and unwritten extents read as zeros.
     pub fn read(&self, inode: &Inode, size: u64, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         if offset >= size {
             return Ok(0);
         }
         let end = size.min(offset.saturating_add(buf.len() as u64));
+        let want = (end - offset) as usize;
+        if inode.is_inline() {
+            let data = inode.inline_data().skip(offset as usize).take(want);
+            let mut n = 0;
+            for (dst, src) in buf.iter_mut().zip(data) {
+                *dst = *src;
+                n += 1;
+            }
+            buf[n..want].fill(0);
+            return Ok(want);
+        }
         let bs = self.block_size;
-        let mut extents = Vec::new();
-        self.extents(inode, offset / bs, end.div_ceil(bs), &mut extents)?;
+        let (lo, hi) = (offset / bs, end.div_ceil(bs));
+        let mut runs = Vec::new();
+        if inode.uses_extents() {
+            self.extents(inode, lo, hi, &mut runs)?;
+        } else {
+            self.mapped_runs(inode, lo, hi, &mut runs)?;
+        }
         let mut at = offset; // bytes before this are filled
-        for x in extents.iter().filter(|x| !x.unwritten) {
+        for x in runs.iter().filter(|x| !x.unwritten) {
             let (from, to) = ((x.logical * bs).max(offset), ((x.logical + x.len) * bs).min(end));
             if from >= to {
                 continue;
@@ -432,13 +685,14 @@ impl ExtLayout {
             )?;
             at = to;
         }
-        buf[(at - offset) as usize..(end - offset) as usize].fill(0);
-        Ok((end - offset) as usize)
+        buf[(at - offset) as usize..want].fill(0);
+        Ok(want)
     }
 
-    /// Calls `f` with the entries of directory `dir` in on-disk order, as
-    /// `ext4-view` reads them (`.` and `..` included): `(name, inode)`.
-    /// The entries of the directory read last are kept for the next call.
+    /// Calls `f` with the entries of directory `dir` in on-disk order
+    /// (`.` and `..` included, for inline directories too): `(name,
+    /// inode)`. The entries of the directory read last are kept for the
+    /// next call.
     pub fn with_entries<R>(&self, dir: &Inode, f: impl FnOnce(&[(Vec<u8>, u32)]) -> R) -> FsResult<R> {
         if let Some((ino, e)) = self.last_dir.borrow().as_ref() {
             if *ino == dir.ino {
@@ -446,28 +700,27 @@ impl ExtLayout {
             }
         }
         let bad = |what: &str| corrupt(format!("directory inode {}: {what}", dir.ino));
-        let bs = self.block_size as usize;
-        let blocks = dir.size.div_ceil(self.block_size);
-        if blocks > self.blocks_count {
-            return Err(bad("larger than the file system"));
-        }
         let mut out = Vec::new();
-        let mut block = vec![0u8; bs];
-        for n in 0..blocks {
-            let b = self.file_block(dir, n)?.ok_or_else(|| bad("a block is missing"))?;
-            self.read_blocks(b, &mut block)?;
-            let mut at = 0;
-            while at < bs {
-                let e = &block[at..];
-                if e.len() < 8 || le16(e, 4) < 8 {
-                    return Err(bad("bad entry"));
-                }
-                let (ino, name_len) = (le32(e, 0), usize::from(e[6]));
-                if ino != 0 {
-                    let name = e.get(8..8 + name_len).ok_or_else(|| bad("bad entry"))?;
-                    out.push((name.to_vec(), ino));
-                }
-                at += usize::from(le16(e, 4));
+        if dir.is_inline() {
+            // The parent's inode number, then entries in the rest of the
+            // block array and in `system.data`, each area on its own.
+            out.push((b".".to_vec(), dir.ino));
+            out.push((b"..".to_vec(), le32(&dir.block, 0)));
+            entries(&dir.block[4..], &mut out).ok_or_else(|| bad("bad entry"))?;
+            if !dir.inline_tail.is_empty() {
+                entries(&dir.inline_tail, &mut out).ok_or_else(|| bad("bad entry"))?;
+            }
+        } else {
+            let bs = self.block_size as usize;
+            let blocks = dir.size.div_ceil(self.block_size);
+            if blocks > self.blocks_count {
+                return Err(bad("larger than the file system"));
+            }
+            let mut block = vec![0u8; bs];
+            for n in 0..blocks {
+                let b = self.file_block(dir, n)?.ok_or_else(|| bad("a block is missing"))?;
+                self.read_blocks(b, &mut block)?;
+                entries(&block, &mut out).ok_or_else(|| bad("bad entry"))?;
             }
         }
         let r = f(&out);
@@ -477,15 +730,16 @@ impl ExtLayout {
 
     /// The inode of `name` in directory `dir` (the first entry of that
     /// name, as a lookup finds it).
-    pub fn child(&self, dir: u32, name: &str) -> FsResult<u32> {
+    pub fn child(&self, dir: u32, name: &[u8]) -> FsResult<u32> {
+        let shown = || String::from_utf8_lossy(name).into_owned();
+        if let Some((ino, index)) = self.last_index.borrow().as_ref() {
+            if *ino == dir {
+                return index.get(name).copied().ok_or_else(|| not_found(&shown()));
+            }
+        }
         let d = self.inode(dir)?;
         if !d.is_dir() {
             return Err((ErrorKind::NotDir, format!("inode {dir} is not a directory")));
-        }
-        if let Some((ino, index)) = self.last_index.borrow().as_ref() {
-            if *ino == dir {
-                return index.get(name.as_bytes()).copied().ok_or_else(|| not_found(name));
-            }
         }
         let index = self.with_entries(&d, |e| {
             let mut index = BTreeMap::new();
@@ -494,13 +748,13 @@ impl ExtLayout {
             }
             index
         })?;
-        let found = index.get(name.as_bytes()).copied();
+        let found = index.get(name).copied();
         *self.last_index.borrow_mut() = Some((dir, index));
-        found.ok_or_else(|| not_found(name))
+        found.ok_or_else(|| not_found(&shown()))
     }
 
     /// The inode at `path`, which must be canonical (absolute, without
-    /// `.`, `..` or symlinks, as `ext4-view` canonicalizes).
+    /// `.`, `..` or symlinks).
     pub fn lookup(&self, path: &str) -> FsResult<u32> {
         let mut ino = ROOT;
         let mut prefix = String::new();
@@ -511,7 +765,7 @@ impl ExtLayout {
                 ino = known;
                 continue;
             }
-            ino = self.child(ino, c)?;
+            ino = self.child(ino, c.as_bytes())?;
             let mut dirs = self.dirs.borrow_mut();
             if dirs.len() >= DIR_CACHE {
                 dirs.clear();
@@ -521,20 +775,78 @@ impl ExtLayout {
         Ok(ino)
     }
 
-    /// The target of an extent-mapped symlink `inode` stored in data
-    /// blocks (longer than 59 bytes), read as its extents say.
-    pub fn link_target(&self, inode: &Inode) -> FsResult<String> {
+    /// The target of symlink `inode`: in its block array when short, else
+    /// in its inline data or data blocks.
+    pub fn link_bytes(&self, inode: &Inode) -> FsResult<Vec<u8>> {
         if inode.size > MAX_LINK {
             return Err(corrupt(format!("inode {}: symlink target too long", inode.ino)));
         }
-        let mut buf = vec![0u8; inode.size as usize];
-        let n = self.read(inode, inode.size, 0, &mut buf)?;
-        buf.truncate(n);
-        if buf.contains(&0) {
+        let size = inode.size as usize;
+        let target = if !inode.is_inline() && size < IN_INODE {
+            inode.block[..size].to_vec()
+        } else {
+            let mut buf = vec![0u8; size];
+            let n = self.read(inode, inode.size, 0, &mut buf)?;
+            buf.truncate(n);
+            buf
+        };
+        if target.contains(&0) {
             return Err(corrupt(format!("inode {}: symlink target holds a NUL byte", inode.ino)));
         }
-        String::from_utf8(buf).map_err(|_| (ErrorKind::Unsupported, "link target is not UTF-8".to_string()))
+        Ok(target)
     }
+
+    /// The target of symlink `inode`, which must be UTF-8.
+    pub fn link_target(&self, inode: &Inode) -> FsResult<String> {
+        String::from_utf8(self.link_bytes(inode)?)
+            .map_err(|_| (ErrorKind::Unsupported, "link target is not UTF-8".to_string()))
+    }
+}
+
+/// Appends the entries of one directory area (a block, or a piece of
+/// inline data) to `out`; `None` if an entry is malformed.
+fn entries(area: &[u8], out: &mut DirEntries) -> Option<()> {
+    let mut at = 0;
+    while at < area.len() {
+        let e = &area[at..];
+        if e.len() < 8 {
+            return None;
+        }
+        let (ino, rec_len, name_len) = (le32(e, 0), usize::from(le16(e, 4)), usize::from(e[6]));
+        if rec_len < 8 || rec_len > e.len() || 8 + name_len > rec_len {
+            return None;
+        }
+        if ino != 0 {
+            out.push((e[8..8 + name_len].to_vec(), ino));
+        }
+        at += rec_len;
+    }
+    Some(())
+}
+
+/// The value of the `system.data` attribute among the attributes kept in
+/// an inode (`area`: from the end of its extra fields); empty if there
+/// are none. `None` if the attributes are malformed.
+fn system_data(area: &[u8]) -> Option<Vec<u8>> {
+    if area.len() < 4 || le32(area, 0) != XATTR_MAGIC {
+        return Some(Vec::new());
+    }
+    let values = &area[4..];
+    let mut at = 0;
+    while at + 4 <= values.len() && le32(values, at) != 0 {
+        let e = values.get(at..at + 16)?;
+        let (name_len, index) = (usize::from(e[0]), e[1]);
+        let (offset, inum, size) = (usize::from(le16(e, 2)), le32(e, 4), le32(e, 8) as usize);
+        let name = values.get(at + 16..at + 16 + name_len)?;
+        if index == XATTR_SYSTEM && name == b"data" {
+            if inum != 0 {
+                return None; // inline data is never kept in an xattr inode
+            }
+            return values.get(offset..offset.checked_add(size)?).map(<[u8]>::to_vec);
+        }
+        at += (16 + name_len).next_multiple_of(4);
+    }
+    Some(Vec::new())
 }
 
 #[cfg(test)]
@@ -578,14 +890,23 @@ mod tests {
             }
         }
         ExtLayout {
-            volume: Volume::new(alloc::sync::Arc::new(Zero)),
+            mapped: Mapped {
+                volume: Volume::new(alloc::sync::Arc::new(Zero)),
+                block_size: 1024,
+                journal: Arc::new(JournalMap::new()),
+                superblock: None,
+            },
             block_size: 1024,
             blocks_count: 1024,
             inodes_per_group: 8,
             inode_size: 128,
+            compat: 0,
+            incompat: 0,
+            ro_compat: 0,
+            label: String::new(),
             inode_tables: vec![],
             csum_seed: None,
-            journal: JournalMap::new(),
+            journal_note: None,
             dirs: RefCell::new(BTreeMap::new()),
             last_dir: RefCell::new(None),
             last_index: RefCell::new(None),
@@ -593,7 +914,18 @@ mod tests {
     }
 
     fn inode(extents: &[(u32, u16, u32)]) -> Inode {
-        Inode { ino: 12, mode: 0x8000, size: 8 * 1024, flags: EXTENTS_FL, generation: 0, block: root(extents) }
+        Inode {
+            ino: 12,
+            mode: 0x8000,
+            size: 8 * 1024,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            flags: EXTENTS_FL,
+            generation: 0,
+            block: root(extents),
+            inline_tail: Vec::new(),
+        }
     }
 
     #[test]

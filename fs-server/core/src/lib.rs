@@ -14,6 +14,7 @@ pub mod backend;
 mod bytes;
 pub mod codepage;
 pub mod detect;
+pub mod ext_direct;
 pub mod ext_journal;
 pub mod ext_layout;
 pub mod fat_layout;
