@@ -42,8 +42,8 @@ pub struct Link {
     /// Where it goes, relative to the destination (no `.`, `..` or
     /// links in it: the directories extracted).
     pub rel: PathBuf,
-    /// Its target, as in the image.
-    pub target: String,
+    /// Its target, the exact bytes the image holds.
+    pub target: Vec<u8>,
     /// Its path in the image.
     pub src: String,
 }
@@ -100,8 +100,9 @@ impl Linker<'_> {
             Err("it goes through too many symlinks".to_string())
         } else {
             let mut budget = (0, 0);
-            match self.walk(from, link.target.as_bytes(), &mut budget, Some(nesting)) {
-                Ok(_) => std::os::unix::fs::symlink(&link.target, self.dest.join(rel)).map_err(|e| e.to_string()),
+            match self.walk(from, &link.target, &mut budget, Some(nesting)) {
+                Ok(_) => std::os::unix::fs::symlink(OsStr::from_bytes(&link.target), self.dest.join(rel))
+                    .map_err(|e| e.to_string()),
                 Err(Fail::Out(why)) => Err(why.to_string()),
                 Err(Fail::Loop) => Err("it is part of a loop of symlinks".to_string()),
             }
@@ -203,7 +204,7 @@ pub fn create_links(dest: &Path, links: Vec<Link>) -> Vec<Refused> {
         for rel in &all {
             let Some((link, State::Created)) = l.links.get(rel).cloned() else { continue };
             let mut budget = (0, 0);
-            let why = match l.walk(parent_components(rel), link.target.as_bytes(), &mut budget, None) {
+            let why = match l.walk(parent_components(rel), &link.target, &mut budget, None) {
                 Ok(_) => continue,
                 Err(Fail::Out(why)) => why,
                 Err(Fail::Loop) => "it is part of a loop of symlinks",
@@ -235,7 +236,7 @@ mod tests {
     }
 
     fn link(rel: &str, target: &str) -> Link {
-        Link { rel: rel.into(), target: target.into(), src: format!("/{rel}") }
+        Link { rel: rel.into(), target: target.as_bytes().to_vec(), src: format!("/{rel}") }
     }
 
     fn refused(links: &[(&str, &str)]) -> Vec<String> {

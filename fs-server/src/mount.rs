@@ -4,7 +4,7 @@
 //! sees only what the server answers, never the image itself.
 
 use crate::client::{Client, ClientError};
-use crate::proto::{ErrorKind, Kind, Request, Response, Stat};
+use crate::proto::{escape_name, unescape_name, unescape_path, ErrorKind, Kind, Request, Response, Stat};
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyWrite,
@@ -12,6 +12,7 @@ use fuser::{
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::SystemTime;
 use std::time::{Duration, UNIX_EPOCH};
@@ -130,7 +131,7 @@ impl ImageFs {
     }
 
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<String, Errno> {
-        Ok(join(&self.path(parent)?, name.to_str().ok_or(Errno::EINVAL)?))
+        Ok(join(&self.path(parent)?, &escape_name(name.as_bytes())))
     }
 
     /// Sends a request that changes the image.
@@ -152,8 +153,7 @@ impl ImageFs {
 impl Filesystem for ImageFs {
     fn lookup(&self, _req: &FuseRequest, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = (|| {
-            let name = name.to_str().ok_or(Errno::ENOENT)?;
-            let path = join(&self.path(parent)?, name);
+            let path = join(&self.path(parent)?, &escape_name(name.as_bytes()));
             let s = self.stat(&path)?;
             let ino = self.inodes.lock().expect("inode lock").number(&path);
             Ok(attr(ino, &s))
@@ -173,7 +173,10 @@ impl Filesystem for ImageFs {
 
     fn readlink(&self, _req: &FuseRequest, ino: INodeNo, reply: ReplyData) {
         match self.path(ino).and_then(|p| self.ask(Request::ReadLink(p))) {
-            Ok(Response::Link(t)) => reply.data(t.as_bytes()),
+            Ok(Response::Link(t)) => match unescape_path(&t) {
+                Some(raw) => reply.data(&raw),
+                None => reply.error(Errno::EIO),
+            },
             Ok(_) => reply.error(Errno::EIO),
             Err(e) => reply.error(e),
         }
@@ -333,22 +336,24 @@ impl Filesystem for ImageFs {
             };
             let mut inodes = self.inodes.lock().expect("inode lock");
             let mut all =
-                vec![(ino.0, FileType::Directory, ".".to_string()), (ino.0, FileType::Directory, "..".to_string())];
+                vec![(ino.0, FileType::Directory, b".".to_vec()), (ino.0, FileType::Directory, b"..".to_vec())];
             for e in entries {
                 // An entry the server cannot serve is left out (and said).
                 if let Some(why) = &e.problem {
                     eprintln!("exo-img: {}: {why}", join(&path, &e.name));
                     continue;
                 }
+                // The kernel gets the name's exact bytes.
+                let Some(raw) = unescape_name(&e.name) else { continue };
                 let n = inodes.number(&join(&path, &e.name));
-                all.push((n, file_type(e.stat.kind), e.name));
+                all.push((n, file_type(e.stat.kind), raw));
             }
             Ok(all)
         })();
         match r {
             Ok(all) => {
                 for (i, (n, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
-                    if reply.add(INodeNo(n), i as u64 + 1, kind, name) {
+                    if reply.add(INodeNo(n), i as u64 + 1, kind, OsStr::from_bytes(&name)) {
                         break;
                     }
                 }

@@ -17,7 +17,7 @@
 //! as a dependency; nothing of it is called.
 
 use crate::backend::{select_volume, FileSystem, FsResult, Volume};
-use crate::proto::{Entry, ErrorKind, Info, Kind, Stat};
+use crate::proto::{escape_name, escape_path, unescape_path, Entry, ErrorKind, Info, Kind, Stat};
 use netbsd_sys::rump as nb;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
@@ -151,12 +151,16 @@ fn error(path: &str, what: &str, e: i32) -> (ErrorKind, String) {
 /// structure.
 const EFTYPE: i32 = 79;
 
+/// The rump kernel's path for `path`, an escaped path (see
+/// `exo_fs_core::proto`): its exact bytes under the mount point.
 fn cpath(path: &str) -> FsResult<CString> {
-    let rel = path.trim_start_matches('/');
-    if rel.split('/').any(|c| c == "..") {
+    let raw =
+        unescape_path(path).ok_or_else(|| (ErrorKind::NotFound, format!("{path}: a name is not escaped right")))?;
+    let rel: Vec<u8> = raw.iter().copied().skip_while(|&b| b == b'/').collect();
+    if rel.split(|&b| b == b'/').any(|c| c == b"..") {
         return Err((ErrorKind::Invalid, format!("{path}: '..' is not allowed")));
     }
-    CString::new(format!("/mnt/{rel}")).map_err(|_| (ErrorKind::Invalid, format!("{path}: contains NUL")))
+    CString::new([&b"/mnt/"[..], &rel].concat()).map_err(|_| (ErrorKind::Invalid, format!("{path}: contains NUL")))
 }
 
 fn to_stat(s: &nb::netbsd_stat) -> Stat {
@@ -330,10 +334,10 @@ impl FileSystem for Rump {
                     continue;
                 }
                 if raw.is_empty() || raw.contains(&b'/') || raw.contains(&0) {
-                    bad = Some(String::from_utf8_lossy(raw).into_owned());
+                    bad = Some(escape_name(raw));
                     continue;
                 }
-                names.push(String::from_utf8_lossy(raw).into_owned());
+                names.push(escape_name(raw));
             }
         };
         self.close(fd);
@@ -381,6 +385,6 @@ impl FileSystem for Rump {
             return Err(error(path, "readlink", nb_errno()));
         }
         buf.truncate(n as usize);
-        String::from_utf8(buf).map_err(|_| (ErrorKind::Unsupported, format!("{path}: link target is not UTF-8")))
+        Ok(escape_path(&buf))
     }
 }

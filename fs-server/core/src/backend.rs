@@ -8,7 +8,9 @@ use crate::ext_direct::{self, ExtDirect};
 use crate::ext_layout::{self, ExtLayout};
 use crate::fat_layout::{Bits, DirRef, FatLayout, RawEntry};
 use crate::part::partitions;
-use crate::proto::{Entry, ErrorKind, FileResult, Info, Kind, Stat, MAX_ENTRIES, MAX_PATH};
+use crate::proto::{
+    escape_name, escape_path, unescape_name, unescape_path, Entry, ErrorKind, FileResult, Info, Kind, Stat, MAX_ENTRIES,
+};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -291,19 +293,18 @@ impl Ext {
     }
 
     /// `path` with every symlink resolved, as `ext4-view` resolves it.
-    fn canonical(&self, path: &str) -> FsResult<String> {
-        let c = self.fs.canonicalize(path).map_err(ext_error)?;
-        c.to_str().map(str::to_string).map_err(|_| (ErrorKind::Unsupported, "path is not UTF-8".to_string()))
+    fn canonical(&self, path: &[u8]) -> FsResult<Vec<u8>> {
+        Ok(self.fs.canonicalize(path).map_err(ext_error)?.as_ref().to_vec())
     }
 
-    /// The inode number at `path`; a final symlink is followed unless
-    /// `link` (then the link's own inode).
-    fn ino(&self, path: &str, link: bool) -> FsResult<u32> {
-        let trimmed = path.trim_end_matches('/');
-        match trimmed.rsplit_once('/') {
-            Some((parent, name)) if link && !name.is_empty() && name != "." && name != ".." => {
-                let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { "/" } else { parent })?)?;
-                self.raw.child(dir, name.as_bytes())
+    /// The inode number at `path` (bytes); a final symlink is followed
+    /// unless `link` (then the link's own inode).
+    fn ino(&self, path: &[u8], link: bool) -> FsResult<u32> {
+        let trimmed = trim_slashes(path);
+        match split_last(trimmed) {
+            Some((parent, name)) if link && !name.is_empty() && name != b"." && name != b".." => {
+                let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent })?)?;
+                self.raw.child(dir, name)
             }
             _ => self.raw.lookup(&self.canonical(path)?),
         }
@@ -315,13 +316,13 @@ impl Ext {
     /// scan of the directory per file (as `ext4-view`'s lookup in a
     /// directory without an htree index is). `None` for anything else,
     /// which [`Ext::file`] resolves the ordinary way (and so reports).
-    fn direct_file(&self, path: &str) -> Option<(u64, ext_layout::Inode)> {
-        let (parent, name) = path.rsplit_once('/')?;
-        if name.is_empty() || name == "." || name == ".." {
+    fn direct_file(&self, path: &[u8]) -> Option<(u64, ext_layout::Inode)> {
+        let (parent, name) = split_last(path)?;
+        if name.is_empty() || name == b"." || name == b".." {
             return None;
         }
-        let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { "/" } else { parent }).ok()?).ok()?;
-        let inode = self.raw.inode(self.raw.child(dir, name.as_bytes()).ok()?).ok()?;
+        let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent }).ok()?).ok()?;
+        let inode = self.raw.inode(self.raw.child(dir, name).ok()?).ok()?;
         inode.is_file().then_some((inode.size, inode))
     }
 
@@ -332,12 +333,13 @@ impl Ext {
                 return Ok((*size, inode.clone()));
             }
         }
-        let (size, inode) = match self.direct_file(path) {
+        let raw = bytes_of(path)?;
+        let (size, inode) = match self.direct_file(&raw) {
             Some(found) => found,
             None => {
                 // ext4-view says what the path is (and why not a file).
-                let size = self.fs.open(path).map_err(ext_error)?.metadata().len();
-                let inode = self.raw.inode(self.ino(path, false)?)?;
+                let size = self.fs.open(raw.as_slice()).map_err(ext_error)?.metadata().len();
+                let inode = self.raw.inode(self.ino(&raw, false)?)?;
                 if !inode.is_file() || inode.size != size {
                     return Err((ErrorKind::Corrupt, format!("{path}: inode {} is not the file listed", inode.ino)));
                 }
@@ -349,43 +351,64 @@ impl Ext {
     }
 }
 
+/// The bytes of the escaped path a client sent (see `proto`).
+pub(crate) fn bytes_of(path: &str) -> FsResult<Vec<u8>> {
+    unescape_path(path)
+        .ok_or_else(|| (ErrorKind::NotFound, format!("{path}: no such entry (a name is not escaped right)")))
+}
+
+/// `path` without its trailing slashes (`/` stays).
+fn trim_slashes(path: &[u8]) -> &[u8] {
+    let mut p = path;
+    while p.len() > 1 && p.ends_with(b"/") {
+        p = &p[..p.len() - 1];
+    }
+    p
+}
+
+/// `(parent, last name)` of a path with a slash in it.
+fn split_last(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = path.iter().rposition(|&b| b == b'/')?;
+    Some((&path[..i], &path[i + 1..]))
+}
+
 impl FileSystem for Ext {
     fn info(&self) -> Info {
         self.info.clone()
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
-        let m = self.fs.symlink_metadata(path).map_err(ext_error)?;
+        let raw = bytes_of(path)?;
+        let m = self.fs.symlink_metadata(raw.as_slice()).map_err(ext_error)?;
         // Without its inode number the answer is still right, only less
         // telling (a client then cannot see a cycle through this path).
-        let id = self.ino(path, m.is_symlink()).unwrap_or(0);
+        let id = self.ino(&raw, m.is_symlink()).unwrap_or(0);
         Ok(ext_stat(&m, id))
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
-        // Each entry with its name as the image has it. An entry whose
-        // name is not UTF-8 or whose inode cannot be read is listed as bad
-        // (see `Entry::bad`), and the rest of the directory all the same.
+        // Each entry with its name as the image has it, escaped. An entry
+        // whose inode cannot be read is listed as bad (see `Entry::bad`),
+        // and the rest of the directory all the same.
+        let raw_path = bytes_of(path)?;
         let mut out: Vec<(Vec<u8>, Entry)> = Vec::new();
-        for e in self.fs.read_dir(path).map_err(ext_error)? {
+        for e in self.fs.read_dir(raw_path.as_slice()).map_err(ext_error)? {
             let e = e.map_err(ext_error)?;
             if out.len() >= MAX_ENTRIES {
                 return Err(too_many(path));
             }
-            let name = e.file_name();
-            let raw = name.as_ref().to_vec();
+            let raw = e.file_name().as_ref().to_vec();
             if raw == b"." || raw == b".." {
                 continue;
             }
-            let entry = match (name.as_str(), e.metadata()) {
-                (Err(_), _) => Entry::bad(&raw, "the name is not UTF-8".into()),
-                (Ok(_), Err(err)) => Entry::bad(&raw, ext_error(err).1),
-                (Ok(n), Ok(m)) => Entry { name: n.to_string(), stat: ext_stat(&m, 0), problem: None },
+            let entry = match e.metadata() {
+                Err(err) => Entry::bad(&raw, ext_error(err).1),
+                Ok(m) => Entry { name: escape_name(&raw), stat: ext_stat(&m, 0), problem: None },
             };
             out.push((raw, entry));
         }
         // Every entry's inode number, from the same directory blocks in
         // the same order: a client finds directory cycles by them, so a
         // listing whose entries cannot all be matched is refused.
-        let dir = self.raw.inode(self.ino(path, false)?)?;
+        let dir = self.raw.inode(self.ino(&raw_path, false)?)?;
         let unmatched = || (ErrorKind::Corrupt, format!("{path}: the directory's entries cannot be matched to inodes"));
         self.raw
             .with_entries(&dir, |raw| {
@@ -412,22 +435,15 @@ impl FileSystem for Ext {
         self.raw.read(&inode, size, offset, buf)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
-        // Targets of up to 59 bytes live in the inode; longer ones in data
-        // blocks, read here when extent-mapped (unwritten ones as zeros).
-        let m = self.fs.symlink_metadata(path).map_err(ext_error)?;
-        // `ext4-view` reads a target whole, in a buffer of the size the
-        // inode claims: a longer one than a path can be is refused first.
-        if m.is_symlink() && m.len() > MAX_PATH as u64 {
-            return Err((ErrorKind::Corrupt, format!("the symlink claims a {}-byte target", m.len())));
+        let raw = bytes_of(path)?;
+        let m = self.fs.symlink_metadata(raw.as_slice()).map_err(ext_error)?;
+        if !m.is_symlink() {
+            return Err((ErrorKind::Invalid, format!("{path}: not a symbolic link")));
         }
-        if m.is_symlink() && m.len() > 59 {
-            let inode = self.raw.inode(self.ino(path, true)?)?;
-            if inode.uses_extents() {
-                return self.raw.link_target(&inode);
-            }
-        }
-        let target = self.fs.read_link(path).map_err(ext_error)?;
-        target.to_str().map(str::to_string).map_err(|_| (ErrorKind::Unsupported, "link target is not UTF-8".into()))
+        // Read by `ext_layout` (targets in the inode, inline, in blocks;
+        // unwritten extents as zeros), escaped as paths are.
+        let inode = self.raw.inode(self.ino(&raw, true)?)?;
+        Ok(escape_path(&self.raw.link_bytes(&inode)?))
     }
 }
 
@@ -632,8 +648,14 @@ fn fat_stat(e: &FatEntry, id: u64) -> Stat {
     }
 }
 
-fn components(path: &str) -> Vec<&str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+/// The names of an escaped path (see `proto`), as FAT names (text: a
+/// name that is not UTF-8 names no FAT file).
+fn components(path: &str) -> FsResult<Vec<String>> {
+    let raw = bytes_of(path)?;
+    raw.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| String::from_utf8(c.to_vec()).map_err(|_| (ErrorKind::NotFound, format!("{path}: no such entry"))))
+        .collect()
 }
 
 impl Fat {
@@ -726,7 +748,7 @@ impl Fat {
 
     /// The directory at `path` (components) and where it lies, or an
     /// error. Each directory's chain is checked before `fatfs` reads it.
-    fn dir(&self, parts: &[&str]) -> FsResult<(FatDir<'_>, DirRef)> {
+    fn dir(&self, parts: &[String]) -> FsResult<(FatDir<'_>, DirRef)> {
         let mut d = self.fs.root_dir();
         let mut at = DirRef::Root;
         self.raw.check_dir(at)?;
@@ -775,15 +797,15 @@ impl Fat {
     }
 
     /// The directory that holds `path`, and the last component.
-    fn parent<'p>(&self, path: &'p str) -> FsResult<(FatDir<'_>, &'p str)> {
-        let parts = components(path);
-        let (last, dirs) = parts.split_last().ok_or((ErrorKind::Invalid, "cannot change /".to_string()))?;
-        Ok((self.dir(dirs)?.0, last))
+    fn parent(&self, path: &str) -> FsResult<(FatDir<'_>, String)> {
+        let mut parts = components(path)?;
+        let last = parts.pop().ok_or((ErrorKind::Invalid, "cannot change /".to_string()))?;
+        Ok((self.dir(&parts)?.0, last))
     }
 
     /// The entry at `path` with its raw directory entry (`None` for `/`).
     fn entry(&self, path: &str) -> FsResult<Option<(FatEntry<'_>, RawEntry)>> {
-        let parts = components(path);
+        let parts = components(path)?;
         match parts.split_last() {
             None => Ok(None),
             Some((last, dirs)) => {
@@ -825,7 +847,7 @@ impl FileSystem for Fat {
         })
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
-        let (d, at) = self.dir(&components(path))?;
+        let (d, at) = self.dir(&components(path)?)?;
         let mut out = Vec::new();
         for (i, e) in d.iter().enumerate() {
             let e = e.map_err(fat_error)?;
@@ -844,7 +866,11 @@ impl FileSystem for Fat {
                 continue;
             }
             match self.raw_entry(at, i, &e) {
-                Ok(raw) => out.push(Entry { stat: fat_stat(&e, self.id(&raw)), name, problem: None }),
+                Ok(raw) => out.push(Entry {
+                    stat: fat_stat(&e, self.id(&raw)),
+                    name: escape_name(name.as_bytes()),
+                    problem: None,
+                }),
                 Err((_, why)) => out.push(Entry::bad(name.as_bytes(), why)),
             }
         }
@@ -873,7 +899,7 @@ impl FileSystem for Fat {
             by_dir.entry(parent).or_default().push(i);
         }
         for (parent, idx) in by_dir {
-            let (dir, at) = match self.dir(&components(parent)) {
+            let (dir, at) = match components(parent).and_then(|p| self.dir(&p)) {
                 Ok(d) => d,
                 Err(e) => {
                     for i in idx {
@@ -882,12 +908,19 @@ impl FileSystem for Fat {
                     continue;
                 }
             };
-            let name = |i: usize| files[i].0.rsplit('/').next().unwrap_or("");
+            // Each file's name, as FAT names are (unescaped).
+            let names: Vec<Option<String>> = idx
+                .iter()
+                .map(|&i| {
+                    let last = files[i].0.rsplit('/').next().unwrap_or("");
+                    unescape_name(last).and_then(|b| String::from_utf8(b).ok())
+                })
+                .collect();
             for (k, entry) in dir.iter().enumerate() {
                 let Ok(entry) = entry else { break };
                 let fname = entry.file_name();
-                for &i in &idx {
-                    if out[i].is_none() && fname.eq_ignore_ascii_case(name(i)) {
+                for (&i, name) in idx.iter().zip(&names) {
+                    if out[i].is_none() && name.as_deref().is_some_and(|n| fname.eq_ignore_ascii_case(n)) {
                         let mut buf = vec![0u8; files[i].1 as usize];
                         out[i] = Some(
                             self.raw_entry(at, k, &entry)
@@ -910,7 +943,7 @@ impl FileSystem for Fat {
     fn create(&self, path: &str) -> FsResult<()> {
         self.changing(|| {
             let (dir, name) = self.parent(path)?;
-            let mut f = dir.create_file(name).map_err(fat_error)?;
+            let mut f = dir.create_file(&name).map_err(fat_error)?;
             f.truncate().map_err(fat_error)?;
             fatfs::Write::flush(&mut f).map_err(fat_error)
         })
@@ -957,20 +990,20 @@ impl FileSystem for Fat {
     fn mkdir(&self, path: &str) -> FsResult<()> {
         self.changing(|| {
             let (dir, name) = self.parent(path)?;
-            dir.create_dir(name).map(|_| ()).map_err(fat_error)
+            dir.create_dir(&name).map(|_| ()).map_err(fat_error)
         })
     }
     fn remove(&self, path: &str) -> FsResult<()> {
         self.changing(|| {
             let (dir, name) = self.parent(path)?;
-            dir.remove(name).map_err(fat_error)
+            dir.remove(&name).map_err(fat_error)
         })
     }
     fn rename(&self, from: &str, to: &str) -> FsResult<()> {
         self.changing(|| {
             let (src_dir, src_name) = self.parent(from)?;
             let (dst_dir, dst_name) = self.parent(to)?;
-            src_dir.rename(src_name, &dst_dir, dst_name).map_err(fat_error)
+            src_dir.rename(&src_name, &dst_dir, &dst_name).map_err(fat_error)
         })
     }
 }

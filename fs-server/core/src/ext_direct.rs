@@ -11,9 +11,9 @@
 //! followed as the kernel follows them, at most [`MAX_LINKS`]) and serves
 //! the same operations as the `ext4-view` path, with the same errors.
 
-use crate::backend::{FileSystem, FsResult};
+use crate::backend::{bytes_of, FileSystem, FsResult};
 use crate::ext_layout::{self, ExtLayout, Inode, ROOT};
-use crate::proto::{Entry, ErrorKind, Info, Kind, Stat, MAX_ENTRIES};
+use crate::proto::{escape_name, escape_path, Entry, ErrorKind, Info, Kind, Stat, MAX_ENTRIES};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -90,15 +90,19 @@ impl ExtDirect {
     /// The inode at `path`, symlinks in it followed (the last one only if
     /// `follow`), `.` and `..` as the kernel takes them.
     fn resolve(&self, path: &str, follow: bool) -> FsResult<Inode> {
-        // Components still to walk, last first; the directories walked.
-        let mut todo: Vec<String> = path.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string).collect();
+        let raw = bytes_of(path)?;
+        // Names still to walk, last first; the directories walked.
+        let names = |p: &[u8]| -> Vec<Vec<u8>> {
+            p.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev().map(<[u8]>::to_vec).collect()
+        };
+        let mut todo = names(&raw);
         let mut stack: Vec<Inode> = Vec::new();
         let mut links = 0;
         let mut here = self.raw.inode(ROOT)?;
         while let Some(c) = todo.pop() {
-            match c.as_str() {
-                "." => continue,
-                ".." => {
+            match &c[..] {
+                b"." => continue,
+                b".." => {
                     if let Some(up) = stack.pop() {
                         here = up;
                     }
@@ -109,18 +113,18 @@ impl ExtDirect {
             if !here.is_dir() {
                 return Err((ErrorKind::NotDir, format!("{path}: a component is not a directory")));
             }
-            let child = self.raw.inode(self.raw.child(here.ino, c.as_bytes())?)?;
+            let child = self.raw.inode(self.raw.child(here.ino, &c)?)?;
             if child.is_symlink() && (follow || !todo.is_empty()) {
                 links += 1;
                 if links > MAX_LINKS {
                     return Err((ErrorKind::Invalid, format!("{path}: too many levels of symbolic links")));
                 }
-                let target = self.raw.link_target(&child)?;
-                if target.starts_with('/') {
+                let target = self.raw.link_bytes(&child)?;
+                if target.starts_with(b"/") {
                     stack.clear();
                     here = self.raw.inode(ROOT)?;
                 }
-                todo.extend(target.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string));
+                todo.extend(names(&target));
                 continue;
             }
             stack.push(core::mem::replace(&mut here, child));
@@ -165,10 +169,9 @@ impl FileSystem for ExtDirect {
             if out.len() >= MAX_ENTRIES {
                 return Err((ErrorKind::Corrupt, format!("{path}: more than {MAX_ENTRIES} entries")));
             }
-            out.push(match (core::str::from_utf8(&raw), self.raw.inode(ino)) {
-                (Err(_), _) => Entry::bad(&raw, "the name is not UTF-8".into()),
-                (Ok(_), Err((_, why))) => Entry::bad(&raw, why),
-                (Ok(n), Ok(i)) => Entry { name: n.to_string(), stat: stat(&i), problem: None },
+            out.push(match self.raw.inode(ino) {
+                Err((_, why)) => Entry::bad(&raw, why),
+                Ok(i) => Entry { name: escape_name(&raw), stat: stat(&i), problem: None },
             });
         }
         Ok(out)
@@ -182,6 +185,6 @@ impl FileSystem for ExtDirect {
         if !inode.is_symlink() {
             return Err((ErrorKind::Invalid, format!("{path}: not a symbolic link")));
         }
-        self.raw.link_target(&inode)
+        Ok(escape_path(&self.raw.link_bytes(&inode)?))
     }
 }

@@ -230,7 +230,7 @@ pub struct ExtLayout {
     /// What the reader could not do about the journal (read as on disk).
     pub journal_note: Option<String>,
     /// Directory paths (canonical) -> inode.
-    dirs: RefCell<BTreeMap<String, u32>>,
+    dirs: RefCell<BTreeMap<Vec<u8>, u32>>,
     /// The entries of the directory scanned last, and its inode.
     last_dir: RefCell<Option<(u32, DirEntries)>>,
     /// The names of `last_dir`'s directory, each with the inode of its
@@ -755,17 +755,17 @@ impl ExtLayout {
 
     /// The inode at `path`, which must be canonical (absolute, without
     /// `.`, `..` or symlinks).
-    pub fn lookup(&self, path: &str) -> FsResult<u32> {
+    pub fn lookup(&self, path: &[u8]) -> FsResult<u32> {
         let mut ino = ROOT;
-        let mut prefix = String::new();
-        for c in path.split('/').filter(|c| !c.is_empty()) {
-            prefix.push('/');
-            prefix.push_str(c);
+        let mut prefix = Vec::new();
+        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            prefix.push(b'/');
+            prefix.extend_from_slice(c);
             if let Some(&known) = self.dirs.borrow().get(&prefix) {
                 ino = known;
                 continue;
             }
-            ino = self.child(ino, c.as_bytes())?;
+            ino = self.child(ino, c)?;
             let mut dirs = self.dirs.borrow_mut();
             if dirs.len() >= DIR_CACHE {
                 dirs.clear();
@@ -779,7 +779,7 @@ impl ExtLayout {
     /// in its inline data or data blocks.
     pub fn link_bytes(&self, inode: &Inode) -> FsResult<Vec<u8>> {
         if inode.size > MAX_LINK {
-            return Err(corrupt(format!("inode {}: symlink target too long", inode.ino)));
+            return Err(corrupt(format!("inode {}: the symlink claims a {}-byte target", inode.ino, inode.size)));
         }
         let size = inode.size as usize;
         let target = if !inode.is_inline() && size < IN_INODE {
@@ -794,12 +794,6 @@ impl ExtLayout {
             return Err(corrupt(format!("inode {}: symlink target holds a NUL byte", inode.ino)));
         }
         Ok(target)
-    }
-
-    /// The target of symlink `inode`, which must be UTF-8.
-    pub fn link_target(&self, inode: &Inode) -> FsResult<String> {
-        String::from_utf8(self.link_bytes(inode)?)
-            .map_err(|_| (ErrorKind::Unsupported, "link target is not UTF-8".to_string()))
     }
 }
 

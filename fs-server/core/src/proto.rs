@@ -6,6 +6,14 @@
 //! so a broken or hostile peer yields a [`ProtoError`], never a panic or a
 //! huge allocation. On the wire each message is preceded by its u32
 //! length.
+//!
+//! **Names and paths are escaped.** File names on Linux file systems are
+//! bytes, not text: every name a server sends is [`escape_name`] of its
+//! bytes (as `ls -b` shows it: `\\` for a backslash, `\xHH` for a byte
+//! that is not printable UTF-8), and every path a client sends is such
+//! names joined by `/` (see [`unescape_path`]). For the names people
+//! write nothing changes; a name that is not UTF-8 can be listed,
+//! named on a command line and extracted with its exact bytes.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -137,9 +145,10 @@ pub struct Stat {
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Its name (no slashes). For an entry with a `problem`, the name
-    /// as [`escape_name`] shows it: for display only, it names no file
-    /// the server can serve.
+    /// Its name as [`escape_name`] shows it (never empty, `.`, `..`, and
+    /// without `/`): what a client puts in a path to name it. For an
+    /// entry with a `problem`, for display only: it names no file the
+    /// server can serve.
     pub name: String,
     /// Its metadata (all zero with a `problem`).
     pub stat: Stat,
@@ -191,6 +200,70 @@ pub fn escape_name(raw: &[u8]) -> String {
         }
         for byte in chunk.invalid() {
             let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// The bytes of a name [`escape_name`] wrote; `None` if `name` is not
+/// one it writes, or names no file (empty, `.`, `..`, a `/` or NUL).
+pub fn unescape_name(name: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut rest = name.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match rest {
+            [b'\\', tail @ ..] => {
+                out.push(b'\\');
+                rest = tail;
+            }
+            [b'x', h, l, tail @ ..] => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                out.push((hex(*h)? * 16 + hex(*l)?) as u8);
+                rest = tail;
+            }
+            _ => return None,
+        }
+    }
+    let names_a_file = !matches!(&out[..], b"" | b"." | b"..") && !out.contains(&b'/') && !out.contains(&0);
+    names_a_file.then_some(out)
+}
+
+/// A path as bytes, from the escaped names a client joined with `/`
+/// (empty components, `.` and `..` kept as they are, for the server to
+/// resolve); `None` if a name is not escaped as [`escape_name`] does.
+pub fn unescape_path(path: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(path.len());
+    for (i, c) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        match c {
+            "" | "." | ".." => out.extend_from_slice(c.as_bytes()),
+            _ => out.extend(unescape_name(c)?),
+        }
+    }
+    Some(out)
+}
+
+/// A path of bytes (a symlink's target) as a client reads paths: each
+/// name escaped, `/`, `.` and `..` as they are. [`unescape_path`] gives
+/// the bytes back.
+pub fn escape_path(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (i, c) in raw.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match c {
+            b"" => {}
+            b"." => out.push('.'),
+            b".." => out.push_str(".."),
+            _ => out.push_str(&escape_name(c)),
         }
     }
     out
@@ -717,6 +790,22 @@ mod tests {
             let e = escape_name(raw);
             assert!(!e.is_empty() && e != "." && e != ".." && !e.contains('/') && !e.contains('\0'), "{e:?}");
         }
+    }
+
+    #[test]
+    fn escaped_names_and_paths_give_the_exact_bytes_back() {
+        for raw in [&b"plain"[..], b"caf\xe9", b"back\\slash", b"tab\tnew\nline", "ü".as_bytes(), b"\\x41"] {
+            assert_eq!(unescape_name(&escape_name(raw)).as_deref(), Some(raw), "{raw:?}");
+        }
+        // Escapes that name no file, and malformed ones.
+        for bad in ["", ".", "..", "\\x2e", "a\\x2fb", "a\\x00", "a\\", "a\\q", "a\\xg0", "a\\x4"] {
+            assert_eq!(unescape_name(bad), None, "{bad:?}");
+        }
+        let target = b"../a\xff/./b//c\\";
+        assert_eq!(escape_path(target), "../a\\xff/./b//c\\\\");
+        assert_eq!(unescape_path(&escape_path(target)).as_deref(), Some(&target[..]));
+        assert_eq!(unescape_path("/d/caf\\xe9").as_deref(), Some(&b"/d/caf\xe9"[..]));
+        assert_eq!(unescape_path("/d/a\\x2fb"), None);
     }
 
     #[test]

@@ -12,9 +12,13 @@ use clap::{Parser, Subcommand};
 use fs_server::client::{Client, ClientError, InProcess, PipelineError, ServerOptions};
 use fs_server::links::Link;
 use fs_server::output::{default_max_output, parse_size, Budget, ENTRY_COST};
-use fs_server::proto::{Entry, ErrorKind, FileResult, Kind, Request, Response, Stat};
+use fs_server::proto::{
+    escape_path, unescape_name, unescape_path, Entry, ErrorKind, FileResult, Kind, Request, Response, Stat,
+};
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +31,15 @@ enum Backend {
 }
 
 #[derive(Parser)]
-#[command(name = "exo-img", version, about = "Inspect untrusted disk images through a sandboxed file server")]
+#[command(
+    name = "exo-img",
+    version,
+    about = "Inspect untrusted disk images through a sandboxed file server",
+    after_help = "Paths in the image are written as `ls` here lists them: a name that is not UTF-8, or holds a \
+                  control character, shows those bytes as \\xHH and a backslash as \\\\ (as `ls -b` does); \
+                  write them the same way, e.g. exo-img disk.img cat '/caf\\xe9'. `extract` and `mount` give \
+                  such names their exact bytes."
+)]
 struct Cli {
     /// The disk image (ext2/3/4 or FAT; whole disk, MBR or GPT).
     image: PathBuf,
@@ -534,12 +546,16 @@ fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
-/// A safe relative path for `name` under `rel`, or `None` if `name`
-/// could escape (`..`, `.`, empty, absolute, separators).
+/// A safe relative path under `rel` for the entry the server calls
+/// `name` (escaped, see `exo_fs_core::proto`): its exact bytes, or `None`
+/// if it could escape (`..`, `.`, empty, separators, NUL) or is not a
+/// name the server writes.
 fn safe_child(rel: &Path, name: &str) -> Option<PathBuf> {
-    let mut comps = Path::new(name).components();
+    let raw = unescape_name(name)?;
+    let n = OsStr::from_bytes(&raw);
+    let mut comps = Path::new(n).components();
     match (comps.next(), comps.next()) {
-        (Some(Component::Normal(n)), None) if !name.contains('/') && !name.contains('\0') => Some(rel.join(n)),
+        (Some(Component::Normal(c)), None) if c == n => Some(rel.join(c)),
         _ => None,
     }
 }
@@ -826,6 +842,10 @@ impl Extractor {
                 };
                 self.budget.charge(ENTRY_COST, src).map_err(|m| Failure(1, m))?;
                 // Created last, where it stays inside (fs_server::links).
+                let Some(target) = unescape_path(&target) else {
+                    self.warn(format!("{src}: the server sent a malformed link target {target:?}"));
+                    return Ok(());
+                };
                 self.links.push(Link { rel: rel.to_path_buf(), target, src: src.to_string() });
             }
             Kind::Other => self.warn(format!("skipping {src}: not a file, directory or symlink")),
@@ -852,7 +872,7 @@ impl Extractor {
     fn finish_links(&mut self) {
         for r in fs_server::links::create_links(&self.dest, std::mem::take(&mut self.links)) {
             self.budget.refund(ENTRY_COST);
-            self.warn(format!("refusing symlink {} -> {}: {}", r.link.src, r.link.target, r.why));
+            self.warn(format!("refusing symlink {} -> {}: {}", r.link.src, escape_path(&r.link.target), r.why));
         }
     }
 }
@@ -1040,8 +1060,11 @@ mod tests {
     fn names_that_escape_are_refused() {
         let r = Path::new("a");
         assert_eq!(safe_child(r, "b"), Some(PathBuf::from("a/b")));
-        for bad in ["..", ".", "", "/etc", "x/y", "a\0b"] {
+        for bad in ["..", ".", "", "/etc", "x/y", "a\0b", "\\x2e\\x2e", "a\\x2fb", "a\\x00", "a\\q"] {
             assert_eq!(safe_child(r, bad), None, "{bad:?}");
         }
+        // Names that are not UTF-8 come out with their exact bytes.
+        assert_eq!(safe_child(r, "caf\\xe9").unwrap().as_os_str().as_bytes(), b"a/caf\xe9");
+        assert_eq!(safe_child(r, "back\\\\slash"), Some(PathBuf::from("a/back\\slash")));
     }
 }
