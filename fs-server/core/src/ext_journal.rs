@@ -41,6 +41,12 @@ const COMMIT: u32 = 2;
 const SUPERBLOCK_V1: u32 = 3;
 const SUPERBLOCK_V2: u32 = 4;
 const REVOCATION: u32 = 5;
+/// Compatible journal feature: v1 checksums (CRC32 of each
+/// transaction's descriptor and data blocks in its commit block).
+const COMPAT_CHECKSUM: u32 = 0x1;
+/// The commit block's checksum type and size for a v1 CRC32.
+const CRC32_TYPE: u8 = 1;
+const CRC32_SIZE: u8 = 4;
 /// Incompatible journal features.
 const REVOKE: u32 = 0x1;
 const BIT64: u32 = 0x2;
@@ -88,6 +94,19 @@ pub fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
     crc
 }
 
+/// CRC32 (polynomial 0x04c11db7) most significant bit first, without
+/// the final inversion: the kernel's `crc32_be`, which v1 journal
+/// checksums use.
+fn crc32_be(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
 /// What the replay needs of the file system: its block size, the journal
 /// file's block at a journal offset (`None` past its end or in a hole),
 /// and reading one whole block.
@@ -110,6 +129,8 @@ struct Journal<'a> {
     start: u64,
     sequence: u32,
     features: u32,
+    /// Commits carry v1 checksums.
+    v1_checksums: bool,
     /// `crc32c(!0, uuid)`: where every checksum of v2/v3 starts.
     csum_seed: Option<u32>,
 }
@@ -251,7 +272,8 @@ fn superblock(src: &dyn JournalSource) -> Result<Option<Journal<'_>>, Unusable> 
     if first == 0 || first >= last || !(first..last).contains(&start) {
         return Err("the journal's log bounds are corrupt");
     }
-    Ok(Some(Journal { src, first, last, start, sequence: be32(&b, 0x18), features, csum_seed }))
+    let v1_checksums = kind == SUPERBLOCK_V2 && be32(&b, 0x24) & COMPAT_CHECKSUM != 0;
+    Ok(Some(Journal { src, first, last, start, sequence: be32(&b, 0x18), features, v1_checksums, csum_seed }))
 }
 
 /// Which recovery pass is walking the log.
@@ -282,6 +304,8 @@ fn pass(j: &Journal, pass: Pass, r: &mut Recovery) {
     let mut at = j.start;
     // At most one lap of the log.
     let mut budget = j.last - j.first;
+    // The v1 checksum of the transaction read so far (scan only).
+    let mut v1 = !0u32;
     loop {
         if pass != Pass::Scan && sequence == r.end {
             break;
@@ -300,6 +324,9 @@ fn pass(j: &Journal, pass: Pass, r: &mut Recovery) {
                     // A stale or torn descriptor: the log ends here.
                     break;
                 }
+                if pass == Pass::Scan && j.v1_checksums {
+                    v1 = crc32_be(v1, &block);
+                }
                 for (target, flags, tag) in j.tags(&block) {
                     let copy = at;
                     if budget == 0 {
@@ -307,6 +334,12 @@ fn pass(j: &Journal, pass: Pass, r: &mut Recovery) {
                     }
                     budget -= 1;
                     at = j.next(at);
+                    if pass == Pass::Scan && j.v1_checksums {
+                        if !j.read(copy, &mut data) {
+                            break;
+                        }
+                        v1 = crc32_be(v1, &data);
+                    }
                     if pass != Pass::Replay {
                         continue;
                     }
@@ -323,8 +356,18 @@ fn pass(j: &Journal, pass: Pass, r: &mut Recovery) {
                 }
             }
             COMMIT => {
-                if pass == Pass::Scan && !j.commit_ok(&block) && !j.has(ASYNC_COMMIT) {
-                    break;
+                // A commit whose checksum fails ends the log before its
+                // transaction (with asynchronous commits as well: the
+                // kernel replays nothing after it either).
+                if pass == Pass::Scan {
+                    let v1_ok = !j.v1_checksums || {
+                        let (found, kind, size) = (be32(&block, 16), block[12], block[13]);
+                        (found == v1 && kind == CRC32_TYPE && size == CRC32_SIZE) || (found == 0 && kind == 0 && size == 0)
+                    };
+                    v1 = !0;
+                    if !j.commit_ok(&block) || !v1_ok {
+                        break;
+                    }
                 }
                 sequence = sequence.wrapping_add(1);
             }
