@@ -362,7 +362,8 @@ fn pass(j: &Journal, pass: Pass, r: &mut Recovery) {
                 if pass == Pass::Scan {
                     let v1_ok = !j.v1_checksums || {
                         let (found, kind, size) = (be32(&block, 16), block[12], block[13]);
-                        (found == v1 && kind == CRC32_TYPE && size == CRC32_SIZE) || (found == 0 && kind == 0 && size == 0)
+                        (found == v1 && kind == CRC32_TYPE && size == CRC32_SIZE)
+                            || (found == 0 && kind == 0 && size == 0)
                     };
                     v1 = !0;
                     if !j.commit_ok(&block) || !v1_ok {
