@@ -3,7 +3,7 @@
 //! A disk image is parsed only by the logic in `exo-fs-core` (no_std +
 //! alloc, re-exported here): partition tables ([`part`]), file system
 //! detection ([`detect`]) and the file systems themselves ([`backend`]:
-//! ext2/3/4 through `ext4-view`, FAT through `starry-fatfs`). The
+//! ext2/3/4 through `ext4-view` or its own reader, FAT through `starry-fatfs`). The
 //! server speaks the file protocol ([`proto`]), defined once and used by
 //! both ends, over a socket. In hosted mode each image gets its own server
 //! process, sandboxed ([`sandbox`]) before it reads a byte of the image, so
@@ -13,6 +13,7 @@
 pub use exo_fs_core::{backend, codepage, detect, part, proto};
 
 pub mod client;
+pub mod dest;
 pub mod links;
 pub mod mount;
 pub mod netbsd;

@@ -79,3 +79,50 @@ fn fat_directory_of_a_thousand_files_extracts_whole() {
     extract_and_check(&img, &d.join("out"), "many", &files);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_tree_deeper_than_path_max_is_listed_and_extracted_whole() {
+    // 1,200 levels of `dir`: 4,800 bytes of path (beyond the host's
+    // PATH_MAX and ext4-view's limits) with a file every 300 levels and
+    // one at the bottom. mke2fs -d cannot copy such a tree (e2fsprogs
+    // 1.47 aborts), so debugfs builds it one level at a time.
+    const DEPTH: usize = 1200;
+    let d = scratch("deep");
+    let img = d.join("deep.img");
+    tool("mkfs.ext4", &["-q", "-F", img.to_str().unwrap(), "32M"]);
+    let mut script = String::new();
+    for i in 0..DEPTH {
+        script.push_str("mkdir dir\ncd dir\n");
+        if i % 300 == 299 || i == DEPTH - 1 {
+            let f = d.join(format!("level{}", i + 1));
+            std::fs::write(&f, format!("level {}\n", i + 1)).unwrap();
+            script.push_str(&format!("write {} level{}\n", f.display(), i + 1));
+        }
+    }
+    std::fs::write(d.join("script"), script).unwrap();
+    tool("debugfs", &["-w", "-f", d.join("script").to_str().unwrap(), img.to_str().unwrap()]);
+    let i = img.to_str().unwrap();
+
+    // Named on the command line, and listed to the bottom.
+    let bottom = format!("{}/level{DEPTH}", "/dir".repeat(DEPTH));
+    assert_eq!(exo_ok(&[i, "cat", &bottom]), format!("level {DEPTH}\n").as_bytes());
+    let listing = String::from_utf8(exo_ok(&[i, "ls", "-R", "/"])).unwrap();
+    assert!(listing.contains(&format!("level{DEPTH}")), "the listing stops before the bottom");
+
+    // Extracted whole: find walks the result without PATH_MAX limits.
+    let out = d.join("out");
+    exo_ok(&[i, "extract", "/", out.to_str().unwrap()]);
+    let found = Command::new("find")
+        .arg(&out)
+        .args(["-type", "f", "-execdir", "sh", "-c", "printf '%s:' \"$1\"; cat \"$1\"", "sh", "{}", ";"])
+        .output()
+        .unwrap();
+    let mut got: Vec<String> = String::from_utf8(found.stdout).unwrap().lines().map(str::to_string).collect();
+    got.sort();
+    let mut want: Vec<String> = [300, 600, 900, 1200].iter().map(|n| format!("./level{n}:level {n}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+    let dirs = Command::new("find").arg(&out).args(["-type", "d"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&dirs.stdout).lines().count(), DEPTH + 2, "out, lost+found, every level");
+    let _ = Command::new("rm").arg("-rf").arg(&d).status();
+}

@@ -214,6 +214,17 @@ pub fn open(
 
 // ---------------------------------------------------------------- ext
 
+/// The longest path `ext4-view` resolves (4096 bytes, 1000 steps, of
+/// which symlinks it meets take some): longer ones, of trees deeper than
+/// that, are resolved by `ext_direct`.
+const VIEW_MAX_PATH: usize = 4096;
+const VIEW_MAX_NAMES: usize = 500;
+
+/// True if `ext4-view` may not resolve `path` (see [`VIEW_MAX_PATH`]).
+fn too_long_for_view(path: &[u8]) -> bool {
+    path.len() > VIEW_MAX_PATH || path.iter().filter(|&&b| b == b'/').count() > VIEW_MAX_NAMES
+}
+
 /// The image as `ext4-view` reads it: recovered (see [`ext_layout::Mapped`]).
 struct ExtReader(ext_layout::Mapped);
 
@@ -228,7 +239,9 @@ impl ext4_view::Ext4Read for ExtReader {
 /// `ext_layout`, which reads unwritten extents as zeros.
 pub struct Ext {
     fs: ext4_view::Ext4,
-    raw: ExtLayout,
+    /// The same file system through `ext_layout` alone: inode numbers,
+    /// file data, and paths longer than `ext4-view` resolves.
+    direct: ExtDirect,
     /// The file read last: its path, size and inode (reads come in
     /// pieces; the image never changes).
     open: core::cell::RefCell<Option<(String, u64, ext_layout::Inode)>>,
@@ -289,7 +302,8 @@ impl Ext {
         }
         let fs = ext4_view::Ext4::load(Box::new(ExtReader(raw.mapped()))).map_err(|e| format!("ext4: {e}"))?;
         let info = Info { fs: format!("{} (ext4-view{note})", raw.kind()), label, partition, size, sandbox };
-        Ok(Box::new(Ext { fs, raw, open: Default::default(), info }))
+        let direct = ExtDirect::new(raw, info.clone());
+        Ok(Box::new(Ext { fs, direct, open: Default::default(), info }))
     }
 
     /// `path` with every symlink resolved, as `ext4-view` resolves it.
@@ -303,10 +317,10 @@ impl Ext {
         let trimmed = trim_slashes(path);
         match split_last(trimmed) {
             Some((parent, name)) if link && !name.is_empty() && name != b"." && name != b".." => {
-                let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent })?)?;
-                self.raw.child(dir, name)
+                let dir = self.direct.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent })?)?;
+                self.direct.raw.child(dir, name)
             }
-            _ => self.raw.lookup(&self.canonical(path)?),
+            _ => self.direct.raw.lookup(&self.canonical(path)?),
         }
     }
 
@@ -321,8 +335,8 @@ impl Ext {
         if name.is_empty() || name == b"." || name == b".." {
             return None;
         }
-        let dir = self.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent }).ok()?).ok()?;
-        let inode = self.raw.inode(self.raw.child(dir, name).ok()?).ok()?;
+        let dir = self.direct.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent }).ok()?).ok()?;
+        let inode = self.direct.raw.inode(self.direct.raw.child(dir, name).ok()?).ok()?;
         inode.is_file().then_some((inode.size, inode))
     }
 
@@ -334,12 +348,16 @@ impl Ext {
             }
         }
         let raw = bytes_of(path)?;
+        if too_long_for_view(&raw) {
+            let inode = self.direct.file(path)?;
+            return Ok((inode.size, inode));
+        }
         let (size, inode) = match self.direct_file(&raw) {
             Some(found) => found,
             None => {
                 // ext4-view says what the path is (and why not a file).
                 let size = self.fs.open(raw.as_slice()).map_err(ext_error)?.metadata().len();
-                let inode = self.raw.inode(self.ino(&raw, false)?)?;
+                let inode = self.direct.raw.inode(self.ino(&raw, false)?)?;
                 if !inode.is_file() || inode.size != size {
                     return Err((ErrorKind::Corrupt, format!("{path}: inode {} is not the file listed", inode.ino)));
                 }
@@ -378,6 +396,9 @@ impl FileSystem for Ext {
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
         let raw = bytes_of(path)?;
+        if too_long_for_view(&raw) {
+            return self.direct.stat(path);
+        }
         let m = self.fs.symlink_metadata(raw.as_slice()).map_err(ext_error)?;
         // Without its inode number the answer is still right, only less
         // telling (a client then cannot see a cycle through this path).
@@ -389,6 +410,9 @@ impl FileSystem for Ext {
         // whose inode cannot be read is listed as bad (see `Entry::bad`),
         // and the rest of the directory all the same.
         let raw_path = bytes_of(path)?;
+        if too_long_for_view(&raw_path) {
+            return self.direct.read_dir(path);
+        }
         let mut out: Vec<(Vec<u8>, Entry)> = Vec::new();
         for e in self.fs.read_dir(raw_path.as_slice()).map_err(ext_error)? {
             let e = e.map_err(ext_error)?;
@@ -408,9 +432,10 @@ impl FileSystem for Ext {
         // Every entry's inode number, from the same directory blocks in
         // the same order: a client finds directory cycles by them, so a
         // listing whose entries cannot all be matched is refused.
-        let dir = self.raw.inode(self.ino(&raw_path, false)?)?;
+        let dir = self.direct.raw.inode(self.ino(&raw_path, false)?)?;
         let unmatched = || (ErrorKind::Corrupt, format!("{path}: the directory's entries cannot be matched to inodes"));
-        self.raw
+        self.direct
+            .raw
             .with_entries(&dir, |raw| {
                 let mut raw = raw.iter().filter(|(n, _)| n != b"." && n != b"..");
                 for (name, e) in out.iter_mut() {
@@ -432,18 +457,21 @@ impl FileSystem for Ext {
         // File data through `ext_layout`, extents and block maps alike
         // (unwritten extents as zeros).
         let (size, inode) = self.file(path)?;
-        self.raw.read(&inode, size, offset, buf)
+        self.direct.raw.read(&inode, size, offset, buf)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         let raw = bytes_of(path)?;
+        if too_long_for_view(&raw) {
+            return self.direct.read_link(path);
+        }
         let m = self.fs.symlink_metadata(raw.as_slice()).map_err(ext_error)?;
         if !m.is_symlink() {
             return Err((ErrorKind::Invalid, format!("{path}: not a symbolic link")));
         }
         // Read by `ext_layout` (targets in the inode, inline, in blocks;
         // unwritten extents as zeros), escaped as paths are.
-        let inode = self.raw.inode(self.ino(&raw, true)?)?;
-        Ok(escape_path(&self.raw.link_bytes(&inode)?))
+        let inode = self.direct.raw.inode(self.ino(&raw, true)?)?;
+        Ok(escape_path(&self.direct.raw.link_bytes(&inode)?))
     }
 }
 

@@ -51,7 +51,7 @@ pub fn needs_direct(raw: &ExtLayout) -> Option<String> {
 
 /// An ext file system served by `ext_layout` alone.
 pub struct ExtDirect {
-    raw: ExtLayout,
+    pub(crate) raw: ExtLayout,
     info: Info,
     /// The file read last: its path and inode (reads come in pieces).
     open: RefCell<Option<(String, Inode)>>,
@@ -99,10 +99,15 @@ impl ExtDirect {
         let mut stack: Vec<Inode> = Vec::new();
         let mut links = 0;
         let mut here = self.raw.inode(ROOT)?;
+        // The canonical path walked so far, while the walk has met no
+        // symlink or `..`: each of its directories is looked up once,
+        // not once per request (deep trees).
+        let mut prefix = Some(Vec::new());
         while let Some(c) = todo.pop() {
             match &c[..] {
                 b"." => continue,
                 b".." => {
+                    prefix = None;
                     if let Some(up) = stack.pop() {
                         here = up;
                     }
@@ -113,8 +118,24 @@ impl ExtDirect {
             if !here.is_dir() {
                 return Err((ErrorKind::NotDir, format!("{path}: a component is not a directory")));
             }
-            let child = self.raw.inode(self.raw.child(here.ino, &c)?)?;
+            let ino = match prefix.as_mut() {
+                Some(p) => {
+                    p.push(b'/');
+                    p.extend_from_slice(&c);
+                    match self.raw.cached(p) {
+                        Some(ino) => ino,
+                        None => {
+                            let ino = self.raw.child(here.ino, &c)?;
+                            self.raw.remember(p, ino);
+                            ino
+                        }
+                    }
+                }
+                None => self.raw.child(here.ino, &c)?,
+            };
+            let child = self.raw.inode(ino)?;
             if child.is_symlink() && (follow || !todo.is_empty()) {
+                prefix = None;
                 links += 1;
                 if links > MAX_LINKS {
                     return Err((ErrorKind::Invalid, format!("{path}: too many levels of symbolic links")));
@@ -133,7 +154,7 @@ impl ExtDirect {
     }
 
     /// The regular file at `path` (symlinks followed).
-    fn file(&self, path: &str) -> FsResult<Inode> {
+    pub(crate) fn file(&self, path: &str) -> FsResult<Inode> {
         if let Some((p, inode)) = self.open.borrow().as_ref() {
             if p == path {
                 return Ok(inode.clone());

@@ -775,6 +775,20 @@ impl ExtLayout {
         Ok(ino)
     }
 
+    /// The inode remembered for canonical path `prefix`, if any.
+    pub(crate) fn cached(&self, prefix: &[u8]) -> Option<u32> {
+        self.dirs.borrow().get(prefix).copied()
+    }
+
+    /// Remembers that canonical path `prefix` is inode `ino`.
+    pub(crate) fn remember(&self, prefix: &[u8], ino: u32) {
+        let mut dirs = self.dirs.borrow_mut();
+        if dirs.len() >= DIR_CACHE {
+            dirs.clear();
+        }
+        dirs.insert(prefix.to_vec(), ino);
+    }
+
     /// The target of symlink `inode`: in its block array when short, else
     /// in its inline data or data blocks.
     pub fn link_bytes(&self, inode: &Inode) -> FsResult<Vec<u8>> {

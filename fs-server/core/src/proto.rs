@@ -23,7 +23,7 @@ pub const MAX_MESSAGE: usize = 8 << 20;
 /// Largest `Read` a client may ask for.
 pub const MAX_READ: u32 = 4 << 20;
 /// Longest path or name.
-pub const MAX_PATH: usize = 4096;
+pub const MAX_PATH: usize = 64 << 10;
 /// Most entries in one directory listing.
 pub const MAX_ENTRIES: usize = 1 << 20;
 /// Most files in one `ReadMany`.

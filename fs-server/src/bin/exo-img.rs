@@ -10,6 +10,7 @@
 
 use clap::{Parser, Subcommand};
 use fs_server::client::{Client, ClientError, InProcess, PipelineError, ServerOptions};
+use fs_server::dest::Dest;
 use fs_server::links::Link;
 use fs_server::output::{default_max_output, parse_size, Budget, ENTRY_COST};
 use fs_server::proto::{
@@ -19,7 +20,6 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -527,6 +527,8 @@ const SMALL_FILE: u64 = 64 << 10;
 const BATCH: usize = 64;
 struct Extractor {
     dest: PathBuf,
+    /// Where everything is written (relative to directory handles).
+    out: Dest,
     files: u64,
     bytes: u64,
     errors: u32,
@@ -538,12 +540,6 @@ struct Extractor {
     links: Vec<Link>,
     /// What the output may hold, and what it was charged so far.
     budget: Budget,
-}
-
-/// Creates a new file for writing: never one that exists, never through
-/// a symlink.
-fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 /// A safe relative path under `rel` for the entry the server calls
@@ -616,19 +612,19 @@ impl Extractor {
         }
         let Conn::Server(client) = &mut app.conn else { return over.map_or(Ok(()), Err) };
         let files: Vec<(String, u64)> = large.iter().map(|e| (join(src, &e.name), e.stat.size)).collect();
-        let outs: Vec<PathBuf> =
-            large.iter().map(|e| self.dest.join(safe_child(rel, &e.name).expect("filtered above"))).collect();
+        let outs: Vec<PathBuf> = large.iter().map(|e| safe_child(rel, &e.name).expect("filtered above")).collect();
         let mut current: Option<(usize, std::fs::File)> = None;
         let mut opened = vec![false; large.len()];
         let mut written = vec![0u64; large.len()];
         let budget = &mut self.budget;
+        let dest = &mut self.out;
         let r = if files.is_empty() {
             Ok(Vec::new())
         } else {
             client.read_files_pipelined(&files, |i, data| {
                 budget.grow(files[i].1, written[i], data.len(), &files[i].0)?;
                 if current.as_ref().is_none_or(|(c, _)| *c != i) {
-                    let f = create_file(&outs[i])?;
+                    let f = dest.create_file(&outs[i])?;
                     opened[i] = true;
                     current = Some((i, f));
                 }
@@ -649,13 +645,15 @@ impl Extractor {
                         None if opened[i] => self.files += 1,
                         None => {
                             // Listed with a size, but empty now: still a file.
-                            create_file(&outs[i]).map_err(|er| Failure(1, format!("{}: {er}", outs[i].display())))?;
+                            self.out
+                                .create_file(&outs[i])
+                                .map_err(|er| Failure(1, format!("{}: {er}", self.out.display(&outs[i]).display())))?;
                             self.files += 1;
                         }
                         Some(err) => {
                             self.warn(failure(err, &files[i].0).1);
                             if opened[i] {
-                                let _ = std::fs::remove_file(&outs[i]);
+                                let _ = self.out.remove_file(&outs[i]);
                             }
                         }
                     }
@@ -667,7 +665,7 @@ impl Extractor {
             Err(PipelineError::Sink(e)) => {
                 // The file being written is left out whole.
                 if let Some(i) = (0..large.len()).rev().find(|&i| opened[i]) {
-                    let _ = std::fs::remove_file(&outs[i]);
+                    let _ = self.out.remove_file(&outs[i]);
                 }
                 Err(Failure(1, format!("writing {}: {e}", self.dest.display())))
             }
@@ -680,7 +678,7 @@ impl Extractor {
                         done.insert(e.name.clone());
                     } else {
                         if opened[i] {
-                            let _ = std::fs::remove_file(&outs[i]);
+                            let _ = self.out.remove_file(&outs[i]);
                             self.bytes -= written[i];
                         }
                         // Charged again when read one by one.
@@ -693,7 +691,7 @@ impl Extractor {
     }
 
     fn extract(&mut self, app: &mut App, src: &str, rel: &Path, stat: &Stat) -> Result<(), Failure> {
-        let out = self.dest.join(rel);
+        let out = self.out.display(rel);
         match stat.kind {
             Kind::Dir => {
                 if !self.seen.first_visit(src, stat) {
@@ -704,7 +702,7 @@ impl Extractor {
                     self.budget.charge(ENTRY_COST, src).map_err(|m| Failure(1, m))?;
                     // mkdir follows no link and fails on anything there
                     // (then this directory is one error, the rest goes on).
-                    if let Err(e) = std::fs::create_dir(&out) {
+                    if let Err(e) = self.out.create_dir(rel) {
                         self.budget.refund(ENTRY_COST);
                         self.warn(format!("{}: {e}", out.display()));
                         return Ok(());
@@ -758,8 +756,8 @@ impl Extractor {
                         }
                         let path = join(src, &e.name);
                         self.budget.charge(ENTRY_COST + e.stat.size, &path).map_err(|m| Failure(1, m))?;
-                        let out = self.dest.join(&child);
-                        let mut f = match create_file(&out) {
+                        let out = self.out.display(&child);
+                        let mut f = match self.out.create_file(&child) {
                             Ok(f) => f,
                             Err(er) => {
                                 self.budget.refund(ENTRY_COST + e.stat.size);
@@ -770,7 +768,7 @@ impl Extractor {
                         };
                         if let Err(er) = f.write_all(&d) {
                             drop(f);
-                            let _ = std::fs::remove_file(&out);
+                            let _ = self.out.remove_file(&child);
                             return Err(Failure(1, format!("writing {}: {er}", out.display())));
                         }
                         self.bytes += d.len() as u64;
@@ -796,7 +794,7 @@ impl Extractor {
                 if let Err(m) = self.budget.charge(ENTRY_COST + stat.size, src) {
                     return self.too_large(app, src, m);
                 }
-                let mut f = match create_file(&out) {
+                let mut f = match self.out.create_file(rel) {
                     Ok(f) => f,
                     Err(e) => {
                         self.budget.refund(ENTRY_COST + stat.size);
@@ -818,13 +816,13 @@ impl Extractor {
                     Err(fail) if fail.0 == 4 || fail.0 == 3 => {
                         self.warn(fail.1);
                         drop(f);
-                        let _ = std::fs::remove_file(&out);
+                        let _ = self.out.remove_file(rel);
                     }
                     Err(fail) => {
                         // Stopped (the output bound, a full disk): what is
                         // extracted is whole.
                         drop(f);
-                        let _ = std::fs::remove_file(&out);
+                        let _ = self.out.remove_file(rel);
                         return Err(fail);
                     }
                 }
@@ -1009,8 +1007,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             };
             let limit = cli.max_output.unwrap_or_else(|| default_max_output(&cli.image));
+            let out = Dest::open(&dest).map_err(|e| Failure(1, format!("{}: {e}", dest.display())))?;
             let mut x = Extractor {
                 dest,
+                out,
                 files: 0,
                 bytes: 0,
                 errors: 0,
