@@ -23,7 +23,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Charges `n` bytes for `what`, or says why extraction must stop.
+    /// Charges `n` bytes for `what`, or says why they do not fit.
     pub fn charge(&mut self, n: u64, what: &str) -> Result<(), String> {
         match self.used.checked_add(n) {
             Some(total) if total <= self.limit => {
@@ -31,8 +31,8 @@ impl Budget {
                 Ok(())
             }
             _ => Err(format!(
-                "{what}: stopping: its {n} bytes would take the output past {} bytes, the most --max-output \
-                 allows (by default 4 times the image's size and 64 MiB)",
+                "{what}: its {n} bytes would take the output past {} bytes, the most --max-output allows (by \
+                 default 4 times the image's size and 64 MiB)",
                 self.limit
             )),
         }

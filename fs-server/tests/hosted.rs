@@ -510,8 +510,10 @@ fn mutated_images_never_crash_or_hang_the_cli() {
         "mutated images: {ok} listed, {errors} clean errors, {died} server deaths (contained); \
          {stats} stats agreed with their listing, {refused} refused; {cats} files read whole, {unreadable} refused"
     );
-    // The mutations reach both outcomes, and the sample checks ran.
-    assert!(ok > 100 && errors + died > 100, "{ok} listed, {} failed", errors + died);
+    // The mutations reach both outcomes (most images stay readable: the
+    // reader falls back past damage debugfs reads past), and the sample
+    // checks ran.
+    assert!(ok > 100 && errors + died > 10, "{ok} listed, {} failed", errors + died);
     assert!(stats > 500 && cats > 300, "only {stats} entries compared with stat, {cats} files read");
 }
 

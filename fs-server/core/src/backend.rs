@@ -300,7 +300,16 @@ impl Ext {
             let fs = format!("{} (ExoV6 ext reader, as ext4-view lacks {why}{note})", raw.kind());
             return Ok(Box::new(ExtDirect::new(raw, Info { fs, label, partition, size, sandbox })));
         }
-        let fs = ext4_view::Ext4::load(Box::new(ExtReader(raw.mapped()))).map_err(|e| format!("ext4: {e}"))?;
+        let fs = match ext4_view::Ext4::load(Box::new(ExtReader(raw.mapped()))) {
+            Ok(fs) => fs,
+            // Refused (a superblock or group descriptor checksum that does
+            // not match, among others): read as debugfs would, by ExoV6's
+            // reader, which checks what it reads as it reads it.
+            Err(e) => {
+                let fs = format!("{} (ExoV6 ext reader, as ext4-view refused it: {e}{note})", raw.kind());
+                return Ok(Box::new(ExtDirect::new(raw, Info { fs, label, partition, size, sandbox })));
+            }
+        };
         let info = Info { fs: format!("{} (ext4-view{note})", raw.kind()), label, partition, size, sandbox };
         let direct = ExtDirect::new(raw, info.clone());
         Ok(Box::new(Ext { fs, direct, open: Default::default(), info }))
@@ -390,11 +399,49 @@ fn split_last(path: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&path[..i], &path[i + 1..]))
 }
 
+/// An error of `ext4-view` that ExoV6's reader may not share: a
+/// directory block or inode it finds damaged (checksums, fields it
+/// checks strictly). The same request is then answered by `ext_direct`,
+/// which reads what debugfs reads.
+fn view_refused(r: &(ErrorKind, String)) -> bool {
+    r.0 == ErrorKind::Corrupt
+}
+
 impl FileSystem for Ext {
     fn info(&self) -> Info {
         self.info.clone()
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
+        match self.view_stat(path) {
+            Err(e) if view_refused(&e) => self.direct.stat(path),
+            r => r,
+        }
+    }
+    fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
+        match self.view_read_dir(path) {
+            Err(e) if view_refused(&e) => self.direct.read_dir(path),
+            r => r,
+        }
+    }
+    fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
+        // File data through `ext_layout`, extents and block maps alike
+        // (unwritten extents as zeros).
+        let (size, inode) = match self.file(path) {
+            Err(e) if view_refused(&e) => self.direct.file(path).map(|i| (i.size, i))?,
+            r => r?,
+        };
+        self.direct.raw.read(&inode, size, offset, buf)
+    }
+    fn read_link(&self, path: &str) -> FsResult<String> {
+        match self.view_read_link(path) {
+            Err(e) if view_refused(&e) => self.direct.read_link(path),
+            r => r,
+        }
+    }
+}
+
+impl Ext {
+    fn view_stat(&self, path: &str) -> FsResult<Stat> {
         let raw = bytes_of(path)?;
         if too_long_for_view(&raw) {
             return self.direct.stat(path);
@@ -405,7 +452,7 @@ impl FileSystem for Ext {
         let id = self.ino(&raw, m.is_symlink()).unwrap_or(0);
         Ok(ext_stat(&m, id))
     }
-    fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
+    fn view_read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
         // Each entry with its name as the image has it, escaped. An entry
         // whose inode cannot be read is listed as bad (see `Entry::bad`),
         // and the rest of the directory all the same.
@@ -453,13 +500,7 @@ impl FileSystem for Ext {
             .and_then(|r| r)?;
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
-    fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
-        // File data through `ext_layout`, extents and block maps alike
-        // (unwritten extents as zeros).
-        let (size, inode) = self.file(path)?;
-        self.direct.raw.read(&inode, size, offset, buf)
-    }
-    fn read_link(&self, path: &str) -> FsResult<String> {
+    fn view_read_link(&self, path: &str) -> FsResult<String> {
         let raw = bytes_of(path)?;
         if too_long_for_view(&raw) {
             return self.direct.read_link(path);

@@ -190,6 +190,11 @@ impl FileSystem for ExtDirect {
             if out.len() >= MAX_ENTRIES {
                 return Err((ErrorKind::Corrupt, format!("{path}: more than {MAX_ENTRIES} entries")));
             }
+            if ino == ext_layout::DAMAGED {
+                let why = "this directory block is damaged: its entries from here on are lost".into();
+                out.push(Entry::bad(&raw, why));
+                continue;
+            }
             out.push(match self.raw.inode(ino) {
                 Err((_, why)) => Entry::bad(&raw, why),
                 Ok(i) => Entry { name: escape_name(&raw), stat: stat(&i), problem: None },

@@ -140,6 +140,10 @@ impl Inode {
     }
 }
 
+/// The inode of the entry [`ExtLayout::with_entries`] lists where a
+/// directory block's entries are malformed (its name says which block).
+pub const DAMAGED: u32 = 0;
+
 /// A directory's entries: `(name, inode)`.
 pub type DirEntries = Vec<(Vec<u8>, u32)>;
 
@@ -706,9 +710,11 @@ impl ExtLayout {
             // block array and in `system.data`, each area on its own.
             out.push((b".".to_vec(), dir.ino));
             out.push((b"..".to_vec(), le32(&dir.block, 0)));
-            entries(&dir.block[4..], &mut out).ok_or_else(|| bad("bad entry"))?;
-            if !dir.inline_tail.is_empty() {
-                entries(&dir.inline_tail, &mut out).ok_or_else(|| bad("bad entry"))?;
+            if entries(&dir.block[4..], &mut out).is_none() {
+                out.push((b"(damaged inline entries)".to_vec(), DAMAGED));
+            }
+            if !dir.inline_tail.is_empty() && entries(&dir.inline_tail, &mut out).is_none() {
+                out.push((b"(damaged inline entries)".to_vec(), DAMAGED));
             }
         } else {
             let bs = self.block_size as usize;
@@ -720,7 +726,11 @@ impl ExtLayout {
             for n in 0..blocks {
                 let b = self.file_block(dir, n)?.ok_or_else(|| bad("a block is missing"))?;
                 self.read_blocks(b, &mut block)?;
-                entries(&block, &mut out).ok_or_else(|| bad("bad entry"))?;
+                if entries(&block, &mut out).is_none() {
+                    // The entries before the damage stand; the rest of
+                    // this block is lost (as e2fsck would salvage it).
+                    out.push((format!("(damaged block {n})").into_bytes(), DAMAGED));
+                }
             }
         }
         let r = f(&out);
@@ -743,7 +753,7 @@ impl ExtLayout {
         }
         let index = self.with_entries(&d, |e| {
             let mut index = BTreeMap::new();
-            for (n, ino) in e {
+            for (n, ino) in e.iter().filter(|(_, ino)| *ino != DAMAGED) {
                 index.entry(n.clone()).or_insert(*ino);
             }
             index

@@ -852,16 +852,22 @@ impl Extractor {
     }
 
     /// A file that does not fit in what is left of the output bound
-    /// (`why` says so): if the server cannot read it anyway (its chain
-    /// loops, it is corrupt), that is its own error and extraction goes
-    /// on without it; else extraction stops here.
+    /// (`why` says so) is its own error, and extraction goes on without
+    /// it (the bound still holds: nothing of it is written). If the
+    /// server cannot read it anyway (its chain loops, it is corrupt),
+    /// that is the error reported.
     fn too_large(&mut self, app: &mut App, src: &str, why: String) -> Result<(), Failure> {
         match app.ask(Request::Read { path: src.into(), offset: 0, len: 1 }, src) {
             Err(f) => {
                 self.warn(f.1);
                 Ok(())
             }
-            Ok(_) => Err(Failure(1, why)),
+            // Readable, but too large: left out, as its own error; the
+            // smaller files after it still fit.
+            Ok(_) => {
+                self.warn(format!("{why}: left out"));
+                Ok(())
+            }
         }
     }
 
