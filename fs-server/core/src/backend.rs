@@ -225,6 +225,19 @@ fn too_long_for_view(path: &[u8]) -> bool {
     path.len() > VIEW_MAX_PATH || path.iter().filter(|&&b| b == b'/').count() > VIEW_MAX_NAMES
 }
 
+impl Ext {
+    /// True if `ext_direct` should answer for `path`: it is longer than
+    /// `ext4-view` resolves, or it crosses a large directory without an
+    /// htree index (mke2fs -d builds none), where `ext4-view` would scan
+    /// every entry per lookup: with many subdirectories, every request
+    /// below them. The answers are the same (the tests compare both
+    /// readers with debugfs); only the cost differs.
+    fn for_direct(&self, path: &str) -> bool {
+        bytes_of(path).is_ok_and(|raw| too_long_for_view(&raw))
+            || self.direct.resolve_noting(path, false).is_ok_and(|(_, slow)| slow)
+    }
+}
+
 /// The image as `ext4-view` reads it: recovered (see [`ext_layout::Mapped`]).
 struct ExtReader(ext_layout::Mapped);
 
@@ -357,7 +370,7 @@ impl Ext {
             }
         }
         let raw = bytes_of(path)?;
-        if too_long_for_view(&raw) {
+        if self.for_direct(path) {
             let inode = self.direct.file(path)?;
             return Ok((inode.size, inode));
         }
@@ -412,12 +425,18 @@ impl FileSystem for Ext {
         self.info.clone()
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
+        if self.for_direct(path) {
+            return self.direct.stat(path);
+        }
         match self.view_stat(path) {
             Err(e) if view_refused(&e) => self.direct.stat(path),
             r => r,
         }
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
+        if self.for_direct(path) {
+            return self.direct.read_dir(path);
+        }
         match self.view_read_dir(path) {
             Err(e) if view_refused(&e) => self.direct.read_dir(path),
             r => r,
@@ -433,6 +452,9 @@ impl FileSystem for Ext {
         self.direct.raw.read(&inode, size, offset, buf)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
+        if self.for_direct(path) {
+            return self.direct.read_link(path);
+        }
         match self.view_read_link(path) {
             Err(e) if view_refused(&e) => self.direct.read_link(path),
             r => r,

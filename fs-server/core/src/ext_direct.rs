@@ -90,7 +90,15 @@ impl ExtDirect {
     /// The inode at `path`, symlinks in it followed (the last one only if
     /// `follow`), `.` and `..` as the kernel takes them.
     fn resolve(&self, path: &str, follow: bool) -> FsResult<Inode> {
+        self.resolve_noting(path, follow).map(|(inode, _)| inode)
+    }
+
+    /// [`ExtDirect::resolve`], and whether the walk looked a name up in a
+    /// large directory without an htree index (where `ext4-view` scans
+    /// every entry per lookup, and this reader uses the index it builds).
+    pub(crate) fn resolve_noting(&self, path: &str, follow: bool) -> FsResult<(Inode, bool)> {
         let raw = bytes_of(path)?;
+        let mut slow = false;
         // Names still to walk, last first; the directories walked.
         let names = |p: &[u8]| -> Vec<Vec<u8>> {
             p.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev().map(<[u8]>::to_vec).collect()
@@ -118,6 +126,7 @@ impl ExtDirect {
             if !here.is_dir() {
                 return Err((ErrorKind::NotDir, format!("{path}: a component is not a directory")));
             }
+            slow |= here.is_large_unindexed();
             let ino = match prefix.as_mut() {
                 Some(p) => {
                     p.push(b'/');
@@ -150,7 +159,7 @@ impl ExtDirect {
             }
             stack.push(core::mem::replace(&mut here, child));
         }
-        Ok(here)
+        Ok((here, slow))
     }
 
     /// The regular file at `path` (symlinks followed).

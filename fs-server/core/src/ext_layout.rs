@@ -57,6 +57,11 @@ const SB_CSUM: usize = 0x3fc;
 /// kept in the inode and its `system.data` attribute.
 const EXTENTS_FL: u32 = 0x8_0000;
 const INLINE_DATA_FL: u32 = 0x1000_0000;
+/// Inode flag: a directory with an htree index.
+const INDEX_FL: u32 = 0x1000;
+/// Directories larger than this without an index are served by this
+/// reader's own index (see [`Inode::is_large_unindexed`]).
+const LARGE_DIR: u64 = 16 << 10;
 /// Where an inode keeps the low and high halves of its checksum.
 const CSUM_LO: usize = 0x7c;
 const CSUM_HI: usize = 0x82;
@@ -75,6 +80,9 @@ const MAX_DEPTH: u16 = 5;
 /// Most extent-tree blocks one walk may read: far above any real file's
 /// needs for one request, and a bound on hostile trees.
 const MAX_NODES: u32 = 1 << 16;
+/// Most directory indexes kept (the directories looked up in last: a
+/// parent stays while its children are walked).
+const INDEXES: usize = 8;
 /// Most directory paths remembered with their inode.
 const DIR_CACHE: usize = 1 << 12;
 /// Longest symlink target read here (the protocol's path limit).
@@ -130,6 +138,11 @@ impl Inode {
     pub fn uses_extents(&self) -> bool {
         self.flags & EXTENTS_FL != 0 && !self.is_inline()
     }
+    /// True for a directory of more than [`LARGE_DIR`] bytes without an
+    /// htree index: a lookup by name in it reads all of it.
+    pub fn is_large_unindexed(&self) -> bool {
+        self.is_dir() && self.flags & INDEX_FL == 0 && self.size > LARGE_DIR
+    }
     /// True if its data lives in the inode itself.
     pub fn is_inline(&self) -> bool {
         self.flags & INLINE_DATA_FL != 0
@@ -180,9 +193,16 @@ impl Mapped {
         let mut done = 0usize;
         while done < buf.len() {
             let (b, within) = (at / bs, at % bs);
-            let n = ((bs - within) as usize).min(buf.len() - done);
+            // Up to the next block the journal holds a copy of, in one read.
+            let last = (at + (buf.len() - done) as u64).div_ceil(bs);
+            let next_copy = self.journal.range(b..last).next().map(|(&k, _)| k);
+            let n = match next_copy {
+                Some(k) if k == b => ((bs - within) as usize).min(buf.len() - done),
+                Some(k) => ((k * bs - at) as usize).min(buf.len() - done),
+                None => buf.len() - done,
+            };
             let out = &mut buf[done..done + n];
-            match self.journal.get(&b) {
+            match self.journal.get(&b).filter(|_| next_copy == Some(b)) {
                 Some(copy) => {
                     self.volume.read_at(copy.at * bs + within, out)?;
                     if copy.escaped && within < 4 {
@@ -237,10 +257,12 @@ pub struct ExtLayout {
     dirs: RefCell<BTreeMap<Vec<u8>, u32>>,
     /// The entries of the directory scanned last, and its inode.
     last_dir: RefCell<Option<(u32, DirEntries)>>,
-    /// The names of `last_dir`'s directory, each with the inode of its
-    /// first entry: built on the first lookup in it, so looking up every
-    /// file of a large directory is not a scan of it per file.
-    last_index: RefCell<Option<(u32, DirIndex)>>,
+    /// The names of the directories looked up in last (most recent
+    /// first, at most [`INDEXES`]), each with the inode of its first
+    /// entry: built on the first lookup in one, so looking up every file
+    /// of a large directory, or every subdirectory of one, is not a scan
+    /// of it per name.
+    indexes: RefCell<Vec<(u32, DirIndex)>>,
 }
 
 /// Reads the journal file's blocks without the journal.
@@ -374,7 +396,7 @@ impl ExtLayout {
             journal_note: None,
             dirs: RefCell::new(BTreeMap::new()),
             last_dir: RefCell::new(None),
-            last_index: RefCell::new(None),
+            indexes: RefCell::new(Vec::new()),
         };
         if compat & COMPAT_HAS_JOURNAL != 0 && incompat & INCOMPAT_RECOVER != 0 {
             let journal = le32(&sb, 0xe0);
@@ -742,10 +764,13 @@ impl ExtLayout {
     /// name, as a lookup finds it).
     pub fn child(&self, dir: u32, name: &[u8]) -> FsResult<u32> {
         let shown = || String::from_utf8_lossy(name).into_owned();
-        if let Some((ino, index)) = self.last_index.borrow().as_ref() {
-            if *ino == dir {
-                return index.get(name).copied().ok_or_else(|| not_found(&shown()));
-            }
+        let cached = self.indexes.borrow().iter().position(|(ino, _)| *ino == dir);
+        if let Some(i) = cached {
+            let mut all = self.indexes.borrow_mut();
+            let hit = all.remove(i);
+            let found = hit.1.get(name).copied();
+            all.insert(0, hit);
+            return found.ok_or_else(|| not_found(&shown()));
         }
         let d = self.inode(dir)?;
         if !d.is_dir() {
@@ -759,7 +784,9 @@ impl ExtLayout {
             index
         })?;
         let found = index.get(name).copied();
-        *self.last_index.borrow_mut() = Some((dir, index));
+        let mut all = self.indexes.borrow_mut();
+        all.truncate(INDEXES - 1);
+        all.insert(0, (dir, index));
         found.ok_or_else(|| not_found(&shown()))
     }
 
@@ -927,7 +954,7 @@ mod tests {
             journal_note: None,
             dirs: RefCell::new(BTreeMap::new()),
             last_dir: RefCell::new(None),
-            last_index: RefCell::new(None),
+            indexes: RefCell::new(Vec::new()),
         }
     }
 
