@@ -247,17 +247,15 @@ impl ext4_view::Ext4Read for ExtReader {
     }
 }
 
-/// An ext2/3/4 file system: names, metadata and block-mapped data
-/// through `ext4-view`; inode numbers and extent-mapped data through
-/// `ext_layout`, which reads unwritten extents as zeros.
+/// An ext2/3/4 file system: directories, metadata and links through
+/// `ext4-view`; inode numbers and file data through `ext_layout` (which
+/// reads unwritten extents as zeros), and through `ext_direct` whatever
+/// `ext4-view` would resolve slowly or not at all.
 pub struct Ext {
     fs: ext4_view::Ext4,
     /// The same file system through `ext_layout` alone: inode numbers,
-    /// file data, and paths longer than `ext4-view` resolves.
+    /// file data, and paths `ext4-view` resolves slowly or not at all.
     direct: ExtDirect,
-    /// The file read last: its path, size and inode (reads come in
-    /// pieces; the image never changes).
-    open: core::cell::RefCell<Option<(String, u64, ext_layout::Inode)>>,
     info: Info,
 }
 
@@ -325,7 +323,7 @@ impl Ext {
         };
         let info = Info { fs: format!("{} (ext4-view{note})", raw.kind()), label, partition, size, sandbox };
         let direct = ExtDirect::new(raw, info.clone());
-        Ok(Box::new(Ext { fs, direct, open: Default::default(), info }))
+        Ok(Box::new(Ext { fs, direct, info }))
     }
 
     /// `path` with every symlink resolved, as `ext4-view` resolves it.
@@ -344,50 +342,6 @@ impl Ext {
             }
             _ => self.direct.raw.lookup(&self.canonical(path)?),
         }
-    }
-
-    /// Size and inode of the regular file at `path` if its last component
-    /// names one directly (no symlink), found through `ext_layout`'s index
-    /// of its directory: reading every file of a directory is then not a
-    /// scan of the directory per file (as `ext4-view`'s lookup in a
-    /// directory without an htree index is). `None` for anything else,
-    /// which [`Ext::file`] resolves the ordinary way (and so reports).
-    fn direct_file(&self, path: &[u8]) -> Option<(u64, ext_layout::Inode)> {
-        let (parent, name) = split_last(path)?;
-        if name.is_empty() || name == b"." || name == b".." {
-            return None;
-        }
-        let dir = self.direct.raw.lookup(&self.canonical(if parent.is_empty() { b"/" } else { parent }).ok()?).ok()?;
-        let inode = self.direct.raw.inode(self.direct.raw.child(dir, name).ok()?).ok()?;
-        inode.is_file().then_some((inode.size, inode))
-    }
-
-    /// Size and inode of the regular file at `path` (symlinks followed).
-    fn file(&self, path: &str) -> FsResult<(u64, ext_layout::Inode)> {
-        if let Some((p, size, inode)) = self.open.borrow().as_ref() {
-            if p == path {
-                return Ok((*size, inode.clone()));
-            }
-        }
-        let raw = bytes_of(path)?;
-        if self.for_direct(path) {
-            let inode = self.direct.file(path)?;
-            return Ok((inode.size, inode));
-        }
-        let (size, inode) = match self.direct_file(&raw) {
-            Some(found) => found,
-            None => {
-                // ext4-view says what the path is (and why not a file).
-                let size = self.fs.open(raw.as_slice()).map_err(ext_error)?.metadata().len();
-                let inode = self.direct.raw.inode(self.ino(&raw, false)?)?;
-                if !inode.is_file() || inode.size != size {
-                    return Err((ErrorKind::Corrupt, format!("{path}: inode {} is not the file listed", inode.ino)));
-                }
-                (size, inode)
-            }
-        };
-        *self.open.borrow_mut() = Some((path.to_string(), size, inode.clone()));
-        Ok((size, inode))
     }
 }
 
@@ -443,13 +397,12 @@ impl FileSystem for Ext {
         }
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
-        // File data through `ext_layout`, extents and block maps alike
-        // (unwritten extents as zeros).
-        let (size, inode) = match self.file(path) {
-            Err(e) if view_refused(&e) => self.direct.file(path).map(|i| (i.size, i))?,
-            r => r?,
-        };
-        self.direct.raw.read(&inode, size, offset, buf)
+        // Files are found and read by `ext_layout` (extents and block maps
+        // alike, unwritten extents as zeros): its directory indexes make
+        // reading every file of a large directory cheap, and what a file
+        // holds is read there in any case.
+        let inode = self.direct.file(path)?;
+        self.direct.raw.read(&inode, inode.size, offset, buf)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
         if self.for_direct(path) {
