@@ -6,7 +6,7 @@ use crate::codepage::CodePage;
 use crate::detect::{detect, FsType};
 use crate::ext_direct::{self, ExtDirect};
 use crate::ext_layout::{self, ExtLayout};
-use crate::fat_layout::{Bits, DirRef, FatLayout, RawEntry};
+use crate::fat_layout::{self, Bits, DirRef, FatLayout, RawEntry};
 use crate::part::partitions;
 use crate::proto::{
     escape_name, escape_path, unescape_name, unescape_path, Entry, ErrorKind, FileResult, Info, Kind, Stat, MAX_ENTRIES,
@@ -499,6 +499,8 @@ impl Ext {
 /// Writes go straight to the volume and drop any cached copy.
 struct FatIo {
     v: Volume,
+    /// FAT entries read as `fat_layout` says (loops in directories cut).
+    patches: fat_layout::Patches,
     pos: u64,
     cache: Vec<(u64, Vec<u8>)>,
     next_victim: usize,
@@ -508,8 +510,20 @@ const CACHE_BLOCK: u64 = 64 << 10;
 const CACHE_BLOCKS: usize = 8;
 
 impl FatIo {
-    fn new(v: Volume) -> FatIo {
-        FatIo { v, pos: 0, cache: Vec::new(), next_victim: 0 }
+    fn new(v: Volume, patches: fat_layout::Patches) -> FatIo {
+        FatIo { v, patches, pos: 0, cache: Vec::new(), next_victim: 0 }
+    }
+
+    /// Puts the patched FAT bytes into `buf`, just read from `at`.
+    fn patch(&self, at: u64, buf: &mut [u8]) {
+        for (off, bytes) in self.patches.borrow().iter() {
+            for (i, b) in bytes.iter().enumerate() {
+                let o = off + i as u64;
+                if o >= at && o < at + buf.len() as u64 {
+                    buf[(o - at) as usize] = *b;
+                }
+            }
+        }
     }
 
     /// The cached block that starts at `start`, loading it if needed.
@@ -542,6 +556,15 @@ impl fatfs::IoBase for FatIo {
 
 impl Read for FatIo {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoErr> {
+        let at = self.pos;
+        let n = self.read_unpatched(buf)?;
+        self.patch(at, &mut buf[..n]);
+        Ok(n)
+    }
+}
+
+impl FatIo {
+    fn read_unpatched(&mut self, buf: &mut [u8]) -> Result<usize, IoErr> {
         let n = (buf.len() as u64).min(self.v.len().saturating_sub(self.pos)) as usize;
         if n == 0 {
             return Ok(0);
@@ -713,7 +736,8 @@ impl Fat {
         let size = v.len();
         let volume = v.clone();
         let options = fatfs::FsOptions::new().time_provider(UtcTime(clock)).oem_cp_converter(codepage);
-        let fs = fatfs::FileSystem::new(FatIo::new(v), options).map_err(|e| format!("FAT: {e}"))?;
+        let patches = fat_layout::Patches::default();
+        let fs = fatfs::FileSystem::new(FatIo::new(v, patches.clone()), options).map_err(|e| format!("FAT: {e}"))?;
         let kind = match fs.fat_type() {
             fatfs::FatType::Fat12 => "fat12",
             fatfs::FatType::Fat16 => "fat16",
@@ -724,7 +748,7 @@ impl Fat {
             fatfs::FatType::Fat16 => Bits::Fat16,
             fatfs::FatType::Fat32 => Bits::Fat32,
         };
-        let raw = FatLayout::open(volume.clone(), bits).map_err(|e| format!("FAT: {e}"))?;
+        let raw = FatLayout::open(volume.clone(), bits, patches).map_err(|e| format!("FAT: {e}"))?;
         let label = fs.volume_label().trim_end().to_string();
         Ok(Fat {
             fs,
@@ -917,6 +941,11 @@ impl FileSystem for Fat {
                 }),
                 Err((_, why)) => out.push(Entry::bad(name.as_bytes(), why)),
             }
+        }
+        if let Some(c) = self.raw.loop_cut(at) {
+            let why =
+                format!("the directory's cluster chain loops back after cluster {c}: only what comes before is listed");
+            out.push(Entry::bad(b"(cluster chain loop)", why));
         }
         Ok(out)
     }

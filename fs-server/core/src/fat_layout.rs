@@ -14,8 +14,9 @@
 use crate::backend::{FsResult, Volume};
 use crate::bytes::{le16, le32};
 use crate::proto::ErrorKind;
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -138,11 +139,21 @@ pub struct FatLayout {
     /// The entries of the directory read last.
     last_dir: RefCell<Option<(DirRef, Vec<RawEntry>)>>,
     census: RefCell<Option<Census>>,
+    /// Directories whose chain loops, each with the cluster after which
+    /// it is cut (see [`FatLayout::check_dir`]).
+    cut: RefCell<BTreeMap<u32, u32>>,
+    /// The FAT entries of those clusters as `fatfs` must read them (an
+    /// end mark): `(byte offset on the volume, bytes)`.
+    patches: Patches,
 }
+
+/// FAT bytes `fatfs` reads in place of the image's: `(byte offset on the
+/// volume, bytes)`.
+pub type Patches = Rc<RefCell<Vec<(u64, Vec<u8>)>>>;
 
 impl FatLayout {
     /// Reads the boot sector of the FAT volume `fatfs` opened as `bits`.
-    pub fn open(volume: Volume, bits: Bits) -> Result<FatLayout, String> {
+    pub fn open(volume: Volume, bits: Bits, patches: Patches) -> Result<FatLayout, String> {
         let mut b = [0u8; 512];
         volume.read_at(0, &mut b).map_err(|e| format!("boot sector: {e}"))?;
         let bytes_per_sector = u64::from(le16(&b, 0x0b));
@@ -198,6 +209,8 @@ impl FatLayout {
             checked: RefCell::new(BTreeSet::new()),
             last_dir: RefCell::new(None),
             census: RefCell::new(None),
+            cut: RefCell::new(BTreeMap::new()),
+            patches,
         })
     }
 
@@ -237,6 +250,9 @@ impl FatLayout {
     /// The FAT entry of cluster `c`: the next cluster, or `None` at the
     /// chain's end (end mark, free or bad, as `fatfs` ends it).
     fn next(&self, c: u32) -> FsResult<Option<u32>> {
+        if self.cut.borrow().values().any(|&end| end == c) {
+            return Ok(None);
+        }
         let (at, width) = match self.bits {
             Bits::Fat12 => (u64::from(c) + u64::from(c / 2), 2),
             Bits::Fat16 => (u64::from(c) * 2, 2),
@@ -328,7 +344,11 @@ impl FatLayout {
     }
 
     /// Checks that directory `d`'s chain ends without looping (before
-    /// `fatfs` reads it, which would follow a loop forever).
+    /// `fatfs` reads it, which would follow a loop forever). A directory
+    /// whose chain loops back is cut where it loops, on a read-only
+    /// volume: `fatfs` reads an end mark there (see [`Patches`]), so the
+    /// entries before the loop are listed, as mtools lists them, and
+    /// [`FatLayout::loop_cut`] tells where.
     pub fn check_dir(&self, d: DirRef) -> FsResult<()> {
         if self.checked.borrow().contains(&d) {
             return Ok(());
@@ -336,7 +356,13 @@ impl FatLayout {
         match (d, self.root) {
             (DirRef::Root, Ok(_)) => {}
             (DirRef::Root, Err(c)) | (DirRef::Cluster(c), _) => {
-                self.chain(c, None)?;
+                if let Err(e) = self.chain(c, None) {
+                    let closing = self.loop_closing(c)?;
+                    match closing {
+                        Some(end) if !self.volume.device().writable() => self.cut_after(c, end)?,
+                        _ => return Err(e),
+                    }
+                }
             }
         }
         let mut checked = self.checked.borrow_mut();
@@ -344,6 +370,60 @@ impl FatLayout {
             checked.clear();
         }
         checked.insert(d);
+        Ok(())
+    }
+
+    /// Where directory `d`'s chain was cut because it loops: the last
+    /// cluster read.
+    pub fn loop_cut(&self, d: DirRef) -> Option<u32> {
+        let first = match (d, self.root) {
+            (DirRef::Root, Ok(_)) => return None,
+            (DirRef::Root, Err(c)) | (DirRef::Cluster(c), _) => c,
+        };
+        self.cut.borrow().get(&first).copied()
+    }
+
+    /// The cluster of the chain from `first` whose FAT entry leads back
+    /// into the chain, if it loops (`None` if it ends or leaves the
+    /// volume).
+    fn loop_closing(&self, first: u32) -> FsResult<Option<u32>> {
+        let mut seen = BTreeSet::new();
+        let mut c = first;
+        while self.valid(c) && seen.insert(c) {
+            match self.next(c)? {
+                Some(n) if seen.contains(&n) => return Ok(Some(c)),
+                Some(n) => c = n,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends the chain from `first` after cluster `end`, for `fatfs`.
+    fn cut_after(&self, first: u32, end: u32) -> FsResult<()> {
+        let (at, width) = match self.bits {
+            Bits::Fat12 => (u64::from(end) + u64::from(end / 2), 2),
+            Bits::Fat16 => (u64::from(end) * 2, 2),
+            Bits::Fat32 => (u64::from(end) * 4, 4),
+        };
+        let mut b = vec![0u8; width];
+        self.volume
+            .read_at(self.fat_offset + at, &mut b)
+            .map_err(|e| (ErrorKind::Io, format!("reading the FAT: {e}")))?;
+        match self.bits {
+            Bits::Fat12 => {
+                let v = u16::from_le_bytes([b[0], b[1]]);
+                let v = if end & 1 == 0 { (v & 0xf000) | 0x0fff } else { (v & 0x000f) | 0xfff0 };
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+            Bits::Fat16 => b.copy_from_slice(&0xffffu16.to_le_bytes()),
+            Bits::Fat32 => {
+                let v = (le32(&b, 0) & 0xf000_0000) | 0x0fff_ffff;
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        self.patches.borrow_mut().push((self.fat_offset + at, b));
+        self.cut.borrow_mut().insert(first, end);
         Ok(())
     }
 
