@@ -78,10 +78,6 @@ struct Cli {
     /// would write more.
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
     max_output: Option<u64>,
-    /// Benchmark baseline: parse the image in this process, unisolated.
-    /// Never on untrusted images.
-    #[arg(long, hide = true, global = true)]
-    bench_in_process: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -889,7 +885,16 @@ fn need_rw(rw: bool) -> Result<(), Failure> {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+/// Where the image is parsed: in a sandboxed server (what `exo-img` does),
+/// or in this process, unisolated (the benchmark baseline
+/// `exo-img-bench`; never on untrusted images).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Parse {
+    Sandboxed,
+    InProcess,
+}
+
+fn run(cli: Cli, parse: Parse) -> Result<(), Failure> {
     let rump_sysroot = match (cli.backend, &cli.rump_sysroot) {
         (Backend::Native, _) => None,
         (Backend::Netbsd, None) => {
@@ -924,7 +929,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         return fs_server::mount::mount(client, mountpoint, cli.rw)
             .map_err(|e| Failure(3, format!("cannot mount on {}: {e}", mountpoint.display())));
     }
-    let conn = if cli.bench_in_process {
+    let conn = if parse == Parse::InProcess {
         Conn::InProcess(
             InProcess::open(&cli.image, cli.partition, options.codepage).map_err(|e| failure(e, "the image"))?,
         )
@@ -1044,18 +1049,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn main() -> ExitCode {
+/// `exo-img`'s entry, parsing images as `parse` says.
+pub fn entry(parse: Parse) -> ExitCode {
     // Started by a client of its own as the sandboxed server: nothing
     // below (clap included) runs then.
     fs_server::serve::main_if_asked();
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, parse) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, msg)) => {
             eprintln!("exo-img: {msg}");
             ExitCode::from(code)
         }
     }
+}
+
+#[allow(dead_code)] // not the entry when included by exo-img-bench
+fn main() -> ExitCode {
+    entry(Parse::Sandboxed)
 }
 
 #[cfg(test)]
