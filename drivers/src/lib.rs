@@ -10,6 +10,4 @@
 #![no_std]
 #![deny(unsafe_code)]
 
-pub mod block;
 pub mod config;
-pub mod net;

@@ -18,7 +18,8 @@ pub mod ext_direct;
 pub mod ext_journal;
 pub mod ext_layout;
 pub mod fat_layout;
-pub mod ipc;
 pub mod part;
-pub mod proto;
+/// The file protocol, as `exo-protocols` declares it for every client
+/// and server.
+pub use exo_protocols::file as proto;
 pub mod server;

@@ -2,10 +2,11 @@
 //! image can only crash its own server.
 //!
 //! It reaches its disk through a block driver (the block protocol,
-//! `exo_drivers::block`, on its first endpoint), finds the file system
+//! `exo_protocols::block`, on its first endpoint), finds the file system
 //! there with the same code as the hosted server (`exo-fs-core`: ext2/3/4
-//! read-only, FAT read-write with `rw`), and serves the file protocol over
-//! IPC (`exo_fs_core::ipc`) on its second endpoint.
+//! read-only, FAT read-write with `rw`), and serves the file protocol
+//! (`exo_protocols::file`) on its second endpoint, in the session every
+//! service shares (`exo_protocols::session::server`).
 //!
 //! Arguments: `[rw] [serve N]`: `rw` allows changes (FAT only); `serve N`
 //! stops after N clients have attached and detached (for tests; without
@@ -18,12 +19,12 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
-use exo_drivers::block::{self, Request as BlockRequest, Status};
 use exo_fs_core::backend::FileSystem;
-use exo_fs_core::ipc;
-use exo_fs_core::proto::{ErrorKind, Request, Response};
-use exo_rt::abi::{map_flags, slot, FOREVER, PAGE_SIZE};
+use exo_protocols::block::{self, Request as BlockRequest, Status};
+use exo_protocols::file::{self, ErrorKind, Request, Response};
+use exo_protocols::session;
+use exo_protocols::session::server::{self, Ended, Serve, Sessions};
+use exo_rt::abi::{slot, FOREVER, PAGE_SIZE};
 use exo_rt::caps::{self, Endpoint, Memory, Message, Untyped};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
@@ -229,110 +230,51 @@ impl rumpglue::Clock for Clock {
     }
 }
 
-/// A client with its buffer mapped.
-struct Client {
-    badge: u64,
-    /// Its buffer, mapped in its window (the capability is ours to drop).
-    buffer: Mapping,
-    window: usize,
-    bytes: u64,
-}
-
 /// Serves the file protocol on `ep` until `clients` have come and gone.
 fn serve(fs: &dyn FileSystem, ep: Endpoint, clients: Option<u64>) -> i32 {
     println!("fs-server: serving the file protocol");
-    let mut attached: Vec<Client> = Vec::new();
-    let mut gone = 0;
-    let mut answer: Option<[u64; 3]> = None;
-    loop {
-        let msg = match answer.take() {
-            None => ep.recv(None, FOREVER),
-            Some(words) => ep.reply_recv(words, None, FOREVER),
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                println!("fs-server: receive failed: {}", e.name());
-                return 1;
-            }
-        };
-        let (words, detached) = handle(fs, &mut attached, &msg);
-        gone += detached as u64;
-        if clients.is_some_and(|n| gone >= n) {
-            let _ = caps::reply(words, None);
+    let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, PAGE_SIZE);
+    let how = Serve { name: "fs-server", clients, bound: None, timeout: FOREVER, takes_cap: &[] };
+    match server::serve(ep, how, |msg| msg.map(|m| handle(fs, &mut sessions, m))) {
+        Ended::Served(gone) => {
             println!("fs-server: {gone} client(s) served; stopping");
-            return 0;
+            0
         }
-        answer = Some(words);
+        Ended::Failed(_) => 1,
     }
 }
 
-fn window_va(w: usize) -> u64 {
-    CLIENT_VA + w as u64 * CLIENT_WINDOW
-}
-
-/// One message: the answer words, and whether a client detached.
-fn handle(fs: &dyn FileSystem, attached: &mut Vec<Client>, msg: &Message) -> ([u64; 3], bool) {
-    let client = attached.iter().position(|c| c.badge == msg.badge);
-    if msg.words[0] != ipc::ATTACH {
-        if let Some(cap) = msg.cap {
-            let _ = caps::delete(cap); // not asked for: do not keep it
-        }
-    }
+/// One message: the answer words.
+fn handle(fs: &dyn FileSystem, sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
     match msg.words {
-        [ipc::ATTACH, 0, 0] => {
-            let Some(cap) = msg.cap else { return ([ipc::NOT_ATTACHED, 0, 0], false) };
-            let mem = Memory::from_slot(cap);
-            if let Some(i) = client {
-                drop_client(attached.swap_remove(i));
-            }
-            let bytes = caps::info(cap).map(|i| i.pages * PAGE_SIZE).unwrap_or(0);
-            let window = (0..MAX_CLIENTS).find(|w| attached.iter().all(|c| c.window != *w));
-            let mapped = window
-                .filter(|_| bytes > 0 && bytes <= CLIENT_WINDOW)
-                .map(|w| (w, Mapping::new(mem, window_va(w), map_flags::READ | map_flags::WRITE)));
-            match mapped {
-                Some((window, Ok(buffer))) => {
-                    attached.push(Client { badge: msg.badge, buffer, window, bytes });
-                    ([ipc::OK, bytes, 0], false)
-                }
-                _ => {
-                    let _ = caps::delete(cap);
-                    ([ipc::BAD_BUFFER, 0, 0], false)
-                }
-            }
-        }
-        [ipc::DETACH, 0, 0] => match client {
-            Some(i) => {
-                drop_client(attached.swap_remove(i));
-                ([ipc::OK, 0, 0], true)
-            }
-            None => ([ipc::NOT_ATTACHED, 0, 0], false),
-        },
-        [ipc::REQUEST, len, 0] => {
-            let Some(c) = client.map(|i| &mut attached[i]) else { return ([ipc::NOT_ATTACHED, 0, 0], false) };
-            if len > c.bytes {
-                return ([ipc::BAD_REQUEST, 0, 0], false);
+        [file::ATTACH, 0, 0] => session::answer(sessions.attach(msg).map(|s| (s.bytes(), 0))),
+        [file::DETACH, 0, 0] => session::answer(sessions.detach(msg.badge).map(|()| (0, 0))),
+        [file::REQUEST, len, 0] => {
+            let c = match sessions.get(msg.badge) {
+                Ok(c) => c,
+                Err(s) => return [s as u64, 0, 0],
+            };
+            if len > c.bytes() {
+                return [Status::BadRequest as u64, 0, 0];
             }
             // The client waits in its call while we use its buffer.
-            let buf = &mut c.buffer.as_mut_slice()[..c.bytes as usize];
+            let buf = c.buffer();
             let response = match Request::decode(&buf[..len as usize]) {
                 Ok(req) => exo_fs_core::server::handle(fs, req, None),
                 Err(e) => Response::Error(ErrorKind::Invalid, format!("malformed request: {e}")),
             };
             let out = response.encode();
             if out.len() > buf.len() {
-                return ([ipc::TOO_LARGE, out.len() as u64, 0], false);
+                return [Status::TooLarge as u64, out.len() as u64, 0];
             }
             buf[..out.len()].copy_from_slice(&out);
-            ([ipc::OK, out.len() as u64, 0], false)
+            [Status::Ok as u64, out.len() as u64, 0]
         }
-        _ => ([ipc::BAD_REQUEST, 0, 0], false),
+        _ => {
+            if let (Some(cap), file::ATTACH) = (msg.cap, msg.words[0]) {
+                let _ = caps::delete(cap); // a malformed ATTACH
+            }
+            [Status::BadRequest as u64, 0, 0]
+        }
     }
-}
-
-fn drop_client(c: Client) {
-    let mem = c.buffer.memory();
-    drop(c.buffer); // unmapped
-    let _ = caps::delete(mem.slot());
 }

@@ -6,7 +6,7 @@
 //! (`mount`), keeps the file descriptors (which file, where in it, opened
 //! how) in the application's own memory, and turns `open`, `read`,
 //! `write`, `lseek`, `fstat`, `stat`, `readdir`, `mkdir`, `unlink`,
-//! `rename` and `close` into file-protocol requests (`exo_fs_core::proto`)
+//! `rename` and `close` into file-protocol requests (`exo_protocols::file`)
 //! through a buffer shared with the server. Errors are POSIX errno values.
 //! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
 //! file). One file server, mounted at `/`, for now.
@@ -18,8 +18,7 @@ extern crate alloc;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use exo_fs_core::ipc;
-use exo_fs_core::proto::{self, ErrorKind, Kind, Request, Response};
+use exo_protocols::file::{self as proto, ErrorKind, Kind, Request, Response, Status};
 use exo_rt::abi::{slot, FOREVER};
 use exo_rt::caps::{Endpoint, Untyped};
 use exo_rt::mem::Mapping;
@@ -159,8 +158,8 @@ pub fn mount(endpoint_slot: u64) -> Result<()> {
         }
         let buffer = Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENOMEM)?;
         let ep = Endpoint::from_slot(endpoint_slot);
-        let m = ep.call([ipc::ATTACH, 0, 0], Some(buffer.memory().slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
-        if m.words[0] != ipc::OK {
+        let m = ep.call([proto::ATTACH, 0, 0], Some(buffer.memory().slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
+        if m.words[0] != Status::Ok as u64 {
             return Err(Errno::ENODEV);
         }
         s.server = Some(ep);
@@ -176,7 +175,7 @@ pub fn unmount() -> Result<()> {
     with(|s| {
         let ep = s.server.take().ok_or(Errno::ENODEV)?;
         s.files.clear();
-        let _ = ep.call([ipc::DETACH, 0, 0], None, FOREVER);
+        let _ = ep.call([proto::DETACH, 0, 0], None, FOREVER);
         s.buffer = None; // unmapped
         Ok(())
     })
@@ -203,8 +202,8 @@ fn ask(s: &mut State, r: &Request) -> Result<Response> {
         return Err(Errno::EINVAL);
     }
     buf[..bytes.len()].copy_from_slice(&bytes);
-    let m = ep.call([ipc::REQUEST, bytes.len() as u64, 0], None, FOREVER).map_err(|_| Errno::ENODEV)?;
-    if m.words[0] != ipc::OK {
+    let m = ep.call([proto::REQUEST, bytes.len() as u64, 0], None, FOREVER).map_err(|_| Errno::ENODEV)?;
+    if m.words[0] != Status::Ok as u64 {
         return Err(Errno::EIO);
     }
     match Response::decode(&buf[..m.words[1] as usize]) {

@@ -1,5 +1,5 @@
 //! The network server as an ExoV6 process: smoltcp over the frames of a
-//! network driver (`exo_drivers::net`, its first endpoint).
+//! network driver (`exo_protocols::frame`, its first endpoint).
 //!
 //! It takes its address by DHCP, answers pings (smoltcp's automatic echo
 //! replies), and runs an echo service on TCP and UDP port 7. Between its
@@ -19,7 +19,7 @@ extern crate alloc;
 
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use exo_drivers::net::{self, Request, Status};
+use exo_protocols::frame::{self as net, Request, Status};
 use exo_rt::abi::{slot, FOREVER};
 use exo_rt::caps::{Endpoint, Memory, Notification, Untyped};
 use exo_rt::mem::Mapping;

@@ -9,7 +9,7 @@
 //! Arguments, in this order, each optional:
 //! - `check N` reads sectors 0..N and prints their FNV-1a-64 hash and the
 //!   start of sector 0, for the test suite to compare with the disk image;
-//! - `serve [N]` serves the block protocol (`exo_drivers::block`) on its
+//! - `serve [N]` serves the block protocol (`exo_protocols::block`) on its
 //!   first endpoint, until N clients have attached and detached again
 //!   (for ever without N).
 #![no_std]
@@ -18,10 +18,11 @@
 extern crate alloc;
 
 use alloc::vec;
-use alloc::vec::Vec;
-use exo_drivers::block::{self, Request, Status};
-use exo_rt::abi::{map_flags, FOREVER, PAGE_SIZE};
-use exo_rt::caps::{self, Endpoint, Memory, Message, Notification, SELF};
+use exo_protocols::block::{self, Request, Status};
+use exo_protocols::session;
+use exo_protocols::session::server::{self, Ended, Serve, Sessions};
+use exo_rt::abi::{FOREVER, PAGE_SIZE};
+use exo_rt::caps::{self, Endpoint, Message, Notification};
 use exo_rt::println;
 use exo_virtio::device::{self, Device};
 use exo_virtio::hal::{self, ExoHal};
@@ -177,108 +178,54 @@ fn check(blk: &mut Blk, count: u64) -> Result<(), i32> {
 /// Where client buffers are mapped: one 64 MiB window each, from 128 GiB.
 const CLIENT_VA: u64 = 0x20_0000_0000;
 const CLIENT_WINDOW: u64 = 64 << 20;
-
-/// A client with its buffer mapped.
-struct Client {
-    badge: u64,
-    mem: Memory,
-    va: u64,
-    bytes: u64,
-}
+/// Most clients at once.
+const MAX_CLIENTS: usize = 16;
 
 /// Serves the block protocol until `clients` clients have come and gone.
 fn serve(blk: &mut Blk, clients: Option<u64>, crash_after: Option<u64>) -> i32 {
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     println!("virtio-blk: serving the block protocol");
-    let mut attached: Vec<Client> = Vec::new();
-    let mut windows = [false; 16];
-    let mut gone = 0;
-    let mut answer: Option<[u64; 3]> = None;
-    loop {
-        let msg = match answer.take() {
-            None => ep.recv(None, FOREVER),
-            Some(words) => ep.reply_recv(words, None, FOREVER),
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                println!("virtio-blk: receive failed: {}", e.name());
-                return 1;
-            }
-        };
+    let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, PAGE_SIZE);
+    let how = Serve { name: "virtio-blk", clients, bound: None, timeout: FOREVER, takes_cap: &[] };
+    let ended = server::serve(ep, how, |msg| {
+        let msg = msg?;
         if crash_after.is_some_and(|n| blk.requests + 1 >= n)
             && matches!(Request::decode(msg.words), Ok(Request::Read { .. } | Request::Write { .. }))
         {
             println!("virtio-blk: test hook: dying in the middle of request {}", blk.requests + 1);
             exo_rt::sys::exit(70);
         }
-        let words = match handle(blk, &mut attached, &mut windows, &msg) {
-            Ok((w, detached)) => {
-                gone += detached as u64;
-                w
-            }
-            Err(status) => [status as u64, 0, 0],
-        };
-        if clients.is_some_and(|n| gone >= n) {
-            let _ = caps::reply(words, None);
+        Some(session::answer(handle(blk, &mut sessions, msg)))
+    });
+    match ended {
+        Ended::Served(gone) => {
             println!(
                 "virtio-blk: {gone} client(s) served ({} requests, {} waits for an interrupt); stopping",
                 blk.requests, blk.waits
             );
-            return 0;
+            0
         }
-        answer = Some(words);
+        Ended::Failed(_) => 1,
     }
 }
 
-/// One request: the answer, and whether a client detached.
-fn handle(
-    blk: &mut Blk,
-    attached: &mut Vec<Client>,
-    windows: &mut [bool; 16],
-    msg: &Message,
-) -> Result<([u64; 3], bool), Status> {
-    let request = Request::decode(msg.words)?;
-    if request != Request::Attach {
-        if let Some(cap) = msg.cap {
-            let _ = caps::delete(cap); // not asked for: do not keep it
-        }
+/// One request: the answer's words 1 and 2.
+fn handle(blk: &mut Blk, sessions: &mut Sessions, msg: &Message) -> Result<(u64, u64), Status> {
+    let request = Request::decode(msg.words);
+    if let (Err(_), Some(cap)) = (&request, msg.cap) {
+        let _ = caps::delete(cap); // a malformed ATTACH
     }
-    let client = attached.iter().position(|c| c.badge == msg.badge);
+    let request = request?;
     let sectors = blk.blk.capacity();
     match request {
-        Request::Info => Ok(([Status::Ok as u64, sectors, blk.blk.readonly() as u64], false)),
-        Request::Attach => {
-            let mem = Memory::from_slot(msg.cap.ok_or(Status::NotAttached)?);
-            if let Some(i) = client {
-                drop_client(attached.swap_remove(i), windows);
-            }
-            let bytes = caps::info(mem.slot()).map(|i| i.pages * PAGE_SIZE).unwrap_or(0);
-            let Some(w) = windows.iter().position(|used| !used).filter(|_| bytes > 0 && bytes <= CLIENT_WINDOW) else {
-                let _ = caps::delete(mem.slot());
-                return Err(Status::BadBuffer);
-            };
-            let va = CLIENT_VA + w as u64 * CLIENT_WINDOW;
-            if SELF.map(mem, va, map_flags::READ | map_flags::WRITE).is_err() {
-                let _ = caps::delete(mem.slot());
-                return Err(Status::BadBuffer);
-            }
-            windows[w] = true;
-            attached.push(Client { badge: msg.badge, mem, va, bytes });
-            Ok(([Status::Ok as u64, sectors, bytes], false))
-        }
-        Request::Detach => {
-            drop_client(attached.swap_remove(client.ok_or(Status::NotAttached)?), windows);
-            Ok(([Status::Ok as u64, 0, 0], true))
-        }
+        Request::Info => Ok((sectors, blk.blk.readonly() as u64)),
+        Request::Attach => sessions.attach(msg).map(|s| (sectors, s.bytes())),
+        Request::Detach => sessions.detach(msg.badge).map(|()| (0, 0)),
         Request::Read { sector, count } | Request::Write { sector, count } => {
-            let c = &attached[client.ok_or(Status::NotAttached)?];
-            block::check(sector, count, sectors, c.bytes)?;
-            let len = (count * block::SECTOR) as usize;
-            // SAFETY: the client's buffer is mapped read-write at `c.va`
-            // for `c.bytes` bytes (checked above to hold `len`); the client
-            // waits in its call, and we copy through DMA memory anyway.
-            let buf = unsafe { core::slice::from_raw_parts_mut(c.va as *mut u8, len) };
+            let c = sessions.get(msg.badge)?;
+            block::check(sector, count, sectors, c.bytes())?;
+            // The client waits in its call while its buffer is used.
+            let buf = &mut c.buffer()[..(count * block::SECTOR) as usize];
             let done = if matches!(request, Request::Read { .. }) {
                 blk.read(sector, buf)
             } else if blk.blk.readonly() {
@@ -287,15 +234,9 @@ fn handle(
                 blk.write(sector, buf)
             };
             done.map_err(|_| Status::DeviceError)?;
-            Ok(([Status::Ok as u64, count, 0], false))
+            Ok((count, 0))
         }
     }
-}
-
-fn drop_client(c: Client, windows: &mut [bool; 16]) {
-    let _ = SELF.unmap(c.va);
-    let _ = caps::delete(c.mem.slot());
-    windows[((c.va - CLIENT_VA) / CLIENT_WINDOW) as usize] = false;
 }
 
 /// FNV-1a, 64 bits: a check sum the test computes on the host as well.

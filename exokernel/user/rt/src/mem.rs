@@ -33,10 +33,11 @@ impl Mapping {
         Ok(Mapping { mem, va, len, writable: flags & map_flags::WRITE != 0, owns_capability: false })
     }
 
-    /// `pages` fresh zeroed pages from `untyped`, mapped read-write at `va`.
-    pub fn alloc(untyped: Untyped, pages: u64, va: u64) -> Result<Mapping, Error> {
-        let mem = untyped.alloc(pages)?;
-        match Mapping::new(mem, va, map_flags::READ | map_flags::WRITE) {
+    /// Maps all of `mem` at `va` with `flags`, taking the capability: it
+    /// is deleted with the mapping, or at once if mapping fails (a
+    /// capability a client passed, for example).
+    pub fn adopt(mem: Memory, va: u64, flags: u64) -> Result<Mapping, Error> {
+        match Mapping::new(mem, va, flags) {
             Ok(mut m) => {
                 m.owns_capability = true;
                 Ok(m)
@@ -46,6 +47,11 @@ impl Mapping {
                 Err(e)
             }
         }
+    }
+
+    /// `pages` fresh zeroed pages from `untyped`, mapped read-write at `va`.
+    pub fn alloc(untyped: Untyped, pages: u64, va: u64) -> Result<Mapping, Error> {
+        Mapping::adopt(untyped.alloc(pages)?, va, map_flags::READ | map_flags::WRITE)
     }
 
     /// The memory capability behind it (to hand to another process).

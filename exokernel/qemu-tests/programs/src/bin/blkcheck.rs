@@ -1,4 +1,4 @@
-//! A client of the block service (`exo_drivers::block`), as a file
+//! A client of the block service (`exo_protocols::block`), as a file
 //! server will be: attaches a buffer to the driver on its first endpoint,
 //! reads the first 256 sectors through it and prints their FNV-1a-64
 //! hash (the drivers test compares it with the disk image and with what
@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use exo_drivers::block::{Request, Status, SECTOR};
+use exo_protocols::block::{Request, Status, SECTOR};
 use exo_rt::abi::{map_flags, slot, FOREVER};
 use exo_rt::caps::{Endpoint, Untyped, SELF};
 use exo_rt::println;

@@ -1,4 +1,4 @@
-//! A client of a file server process (`exo_fs_core::ipc`), as programs
+//! A client of a file server process (`exo_protocols::file`), as programs
 //! will be through the library OS: attaches a buffer, asks what file
 //! system it serves, lists `/`, reads `/hello.txt` and the whole of
 //! `/data/blob.bin` (printing its FNV-1a-64 hash, which the test compares
@@ -14,8 +14,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use exo_demos::Checks;
-use exo_fs_core::ipc;
-use exo_fs_core::proto::{ErrorKind, Kind, Request, Response};
+use exo_protocols::file::{self as ipc, ErrorKind, Kind, Request, Response, Status};
 use exo_rt::abi::{map_flags, slot, FOREVER};
 use exo_rt::caps::{Endpoint, Untyped, SELF};
 use exo_rt::println;
@@ -48,7 +47,7 @@ impl Server {
     /// A request of `len` bytes already in the buffer.
     fn raw(&self, len: u64) -> Result<Response, u64> {
         let m = self.ep.call([ipc::REQUEST, len, 0], None, FOREVER).map_err(|_| u64::MAX)?;
-        if m.words[0] != ipc::OK {
+        if m.words[0] != Status::Ok as u64 {
             return Err(m.words[0]);
         }
         Response::decode(&self.buf()[..m.words[1] as usize]).map_err(|_| u64::MAX - 1)
@@ -61,7 +60,7 @@ fn main(args: &str) -> i32 {
     let s = Server { ep: Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE) };
 
     let early = s.ep.call([ipc::REQUEST, 1, 0], None, FOREVER).map(|m| m.words[0]);
-    c.check("request before attach", early == Ok(ipc::NOT_ATTACHED), format_args!("status {early:?}"));
+    c.check("request before attach", early == Ok(Status::NotAttached as u64), format_args!("status {early:?}"));
     let Ok(mem) = Untyped::from_slot(slot::UNTYPED).alloc(BUF_PAGES) else {
         println!("fscheck: no memory for the buffer");
         return 1;
@@ -71,7 +70,7 @@ fn main(args: &str) -> i32 {
         return 1;
     }
     let a = s.ep.call([ipc::ATTACH, 0, 0], Some(mem.slot()), FOREVER).map(|m| (m.words[0], m.words[1]));
-    c.check("attach", a == Ok((ipc::OK, BUF_BYTES as u64)), format_args!("{a:?}"));
+    c.check("attach", a == Ok((Status::Ok as u64, BUF_BYTES as u64)), format_args!("{a:?}"));
 
     match s.ask(&Request::Info) {
         Ok(Response::Info(i)) => {
@@ -128,7 +127,7 @@ fn main(args: &str) -> i32 {
         format_args!("{garbage:?}"),
     );
     let too_long = s.raw(BUF_BYTES as u64 + 1);
-    c.check("request longer than the buffer", too_long == Err(ipc::BAD_REQUEST), format_args!("{too_long:?}"));
+    c.check("request longer than the buffer", too_long == Err(Status::BadRequest as u64), format_args!("{too_long:?}"));
     let write = s.ask(&Request::Create("/new.txt".into()));
     if rw {
         let data = b"written inside ExoV6\n".to_vec();
@@ -144,6 +143,6 @@ fn main(args: &str) -> i32 {
     }
 
     let d = s.ep.call([ipc::DETACH, 0, 0], None, FOREVER).map(|m| m.words[0]);
-    c.check("detach", d == Ok(ipc::OK), format_args!("{d:?}"));
+    c.check("detach", d == Ok(Status::Ok as u64), format_args!("{d:?}"));
     c.finish()
 }

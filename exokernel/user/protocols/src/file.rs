@@ -1,5 +1,14 @@
 //! The file protocol: requests and responses, and their checked encoding.
 //!
+//! On ExoV6 it runs in a [`session`](crate::session) with a file server
+//! (`fs-server/exo`): `ATTACH` answers `[OK, buffer bytes, 0]`; each
+//! `call([REQUEST, len, 0])` carries a request encoded in the first `len`
+//! bytes of the buffer, answered `[OK, rlen, 0]` with the encoded response
+//! in the first `rlen` bytes (`TooLarge` with the length needed if it does
+//! not fit). A malformed request gets an encoded error response, as on the
+//! hosted server's socket; only what cannot carry a response gets a bad
+//! status. In hosted mode the same messages go over a socket.
+//!
 //! Each message is a tag byte followed by fields: integers little-endian,
 //! strings and byte strings as a u32 length and the bytes. Decoding checks
 //! every length against the bytes present and against the limits below,
@@ -17,6 +26,11 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+
+pub use crate::session::{Status, ATTACH, DETACH};
+
+/// `[REQUEST, len, 0]`: a request in the buffer. Answer: `[OK, rlen, 0]`.
+pub const REQUEST: u64 = crate::session::FIRST_OP;
 
 /// Largest message (and so largest read) on the wire.
 pub const MAX_MESSAGE: usize = 8 << 20;

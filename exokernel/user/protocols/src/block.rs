@@ -1,28 +1,19 @@
 //! The block service: how a client (a file server) reads and writes
-//! sectors through a block driver, over IPC with one shared buffer.
+//! sectors through a block driver, in a [`session`](crate::session).
 //!
-//! The client attaches first: `call([ATTACH, 0, 0])` passing a memory
-//! capability, which the driver maps as the client's buffer (it gets a
-//! derived copy, so the client can revoke it). After that,
+//! `ATTACH` answers `[OK, sectors, buffer bytes]`. After that,
 //! `call([READ, sector, count])` reads `count` sectors into the start of
 //! the buffer and `call([WRITE, sector, count])` writes them from there;
-//! `INFO` tells the disk's size; `DETACH` gives the buffer back. The driver
-//! tells clients apart by the badge of their endpoint capability. Every
-//! answer's word 0 is a [`Status`]; words 1 and 2 depend on the request.
+//! `INFO` tells the disk's size.
 
-use core::fmt;
+pub use crate::session::{Status, ATTACH, DETACH};
 
-/// Map the passed memory capability as this client's buffer. Answer:
-/// `[OK, sectors, buffer bytes]`.
-pub const ATTACH: u64 = 1;
 /// `[READ, sector, count]`: read into the buffer. Answer: `[OK, count, 0]`.
-pub const READ: u64 = 2;
+pub const READ: u64 = crate::session::FIRST_OP;
 /// `[WRITE, sector, count]`: write from the buffer. Answer: `[OK, count, 0]`.
-pub const WRITE: u64 = 3;
-/// Unmap the buffer. Answer: `[OK, 0, 0]`.
-pub const DETACH: u64 = 4;
+pub const WRITE: u64 = READ + 1;
 /// Answer: `[OK, sectors, 1 if read-only]`.
-pub const INFO: u64 = 5;
+pub const INFO: u64 = READ + 2;
 
 /// Bytes per sector.
 pub const SECTOR: u64 = 512;
@@ -52,53 +43,6 @@ pub enum Request {
     Detach,
     /// See [`INFO`].
     Info,
-}
-
-/// The first word of every answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum Status {
-    /// Done.
-    Ok = 0,
-    /// Unknown operation, or arguments it does not take.
-    BadRequest = 1,
-    /// No buffer attached (or an attach without a memory capability).
-    NotAttached = 2,
-    /// Sectors beyond the end of the disk.
-    OutOfRange = 3,
-    /// More than [`MAX_SECTORS`], or more than the buffer holds.
-    TooLarge = 4,
-    /// The device reported an error.
-    DeviceError = 5,
-    /// A write to a read-only disk.
-    ReadOnly = 6,
-    /// The driver could not map the buffer.
-    BadBuffer = 7,
-}
-
-impl Status {
-    /// Decodes an answer's first word.
-    pub fn from_word(w: u64) -> Option<Status> {
-        use Status::*;
-        [Ok, BadRequest, NotAttached, OutOfRange, TooLarge, DeviceError, ReadOnly, BadBuffer]
-            .into_iter()
-            .find(|s| *s as u64 == w)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Status::Ok => "ok",
-            Status::BadRequest => "bad request",
-            Status::NotAttached => "no buffer attached",
-            Status::OutOfRange => "beyond the end of the disk",
-            Status::TooLarge => "too many sectors for one request or for the buffer",
-            Status::DeviceError => "device error",
-            Status::ReadOnly => "disk is read-only",
-            Status::BadBuffer => "buffer could not be mapped",
-        })
-    }
 }
 
 impl Request {
@@ -156,13 +100,9 @@ mod tests {
         ] {
             assert_eq!(Request::decode(r.encode()), Ok(r));
         }
-        for w in [[0, 0, 0], [6, 0, 0], [ATTACH, 1, 0], [DETACH, 0, 9], [INFO, 1, 1], [u64::MAX, 2, 3]] {
+        for w in [[0, 0, 0], [INFO + 1, 0, 0], [ATTACH, 1, 0], [DETACH, 0, 9], [INFO, 1, 1], [u64::MAX, 2, 3]] {
             assert_eq!(Request::decode(w), Err(Status::BadRequest), "{w:?}");
         }
-        for s in 0..8 {
-            assert_eq!(Status::from_word(s).map(|s| s as u64), Some(s));
-        }
-        assert_eq!(Status::from_word(8), None);
     }
 
     #[test]

@@ -1,26 +1,24 @@
 //! The network frame service: how a network server (smoltcp) sends and
-//! receives Ethernet frames through a network driver, over IPC with one
-//! shared buffer.
+//! receives Ethernet frames through a network driver, in a
+//! [`session`](crate::session).
 //!
-//! The client attaches a buffer first (`ATTACH`, passing a memory
-//! capability of at least two pages): received frames land at its start,
-//! frames to send are put at [`TX_OFFSET`]. It may subscribe a
-//! notification (`SUBSCRIBE`, passing it), which the driver signals with
-//! [`RX_READY`] when frames are waiting, so that the client can sleep on
-//! it between its own timers. `RECV` hands over the next frame (or
-//! `Empty`), `SEND` transmits one. Every answer's word 0 is a [`Status`].
+//! The buffer (`ATTACH`, at least [`MIN_BUFFER`]; answer `[OK, MAC
+//! address (48 bits), MTU]`): received frames land at its start, frames to
+//! send are put at [`TX_OFFSET`]. The client may subscribe a notification
+//! (`SUBSCRIBE`, passing it), which the driver signals with [`RX_READY`]
+//! when frames are waiting, so that it can sleep on it between its own
+//! timers. `RECV` hands over the next frame (or `Empty`), `SEND`
+//! transmits one.
 
-/// Attach the buffer. Answer: `[OK, MAC address (48 bits), MTU]`.
-pub const ATTACH: u64 = 1;
+pub use crate::session::{Status, ATTACH, DETACH};
+
 /// Subscribe the passed notification to "frames waiting". Answer: `[OK, 0, 0]`.
-pub const SUBSCRIBE: u64 = 2;
+pub const SUBSCRIBE: u64 = crate::session::FIRST_OP;
 /// `[SEND, len, 0]`: transmit the `len`-byte frame at [`TX_OFFSET`].
-pub const SEND: u64 = 3;
+pub const SEND: u64 = SUBSCRIBE + 1;
 /// Take the next received frame into the buffer's start. Answer: `[OK,
 /// len, 1 if more are waiting]`, or `[EMPTY, 0, 0]`.
-pub const RECV: u64 = 4;
-/// Give the buffer back. Answer: `[OK, 0, 0]`.
-pub const DETACH: u64 = 5;
+pub const RECV: u64 = SUBSCRIBE + 2;
 
 /// Where frames to send go in the buffer.
 pub const TX_OFFSET: usize = 4096;
@@ -30,34 +28,6 @@ pub const MIN_BUFFER: u64 = 8192;
 pub const MAX_FRAME: usize = 1514;
 /// The notification bit that says frames are waiting.
 pub const RX_READY: u64 = 1;
-
-/// The first word of every answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum Status {
-    /// Done.
-    Ok = 0,
-    /// Unknown operation, or arguments it does not take.
-    BadRequest = 1,
-    /// No buffer attached.
-    NotAttached = 2,
-    /// `RECV`: nothing waiting.
-    Empty = 3,
-    /// A frame longer than [`MAX_FRAME`] (or empty).
-    BadFrame = 4,
-    /// The device refused or failed.
-    DeviceError = 5,
-    /// The buffer is too small or could not be mapped; or no capability came.
-    BadBuffer = 6,
-}
-
-impl Status {
-    /// Decodes an answer's first word.
-    pub fn from_word(w: u64) -> Option<Status> {
-        use Status::*;
-        [Ok, BadRequest, NotAttached, Empty, BadFrame, DeviceError, BadBuffer].into_iter().find(|s| *s as u64 == w)
-    }
-}
 
 /// A decoded request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,13 +98,9 @@ mod tests {
         }
         assert_eq!(Request::decode([SEND, 0, 0]), Err(Status::BadFrame));
         assert_eq!(Request::decode([SEND, MAX_FRAME as u64 + 1, 0]), Err(Status::BadFrame));
-        for w in [[0, 0, 0], [9, 0, 0], [RECV, 1, 0], [ATTACH, 0, 1], [SEND, 60, 1]] {
+        for w in [[0, 0, 0], [RECV + 1, 0, 0], [RECV, 1, 0], [ATTACH, 0, 1], [SEND, 60, 1]] {
             assert_eq!(Request::decode(w), Err(Status::BadRequest), "{w:?}");
         }
-        for s in 0..7 {
-            assert_eq!(Status::from_word(s).map(|s| s as u64), Some(s));
-        }
-        assert_eq!(Status::from_word(7), None);
     }
 
     #[test]
