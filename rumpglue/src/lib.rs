@@ -17,6 +17,8 @@
 extern crate alloc;
 
 pub mod errno;
+#[cfg(feature = "exo")]
+pub mod exo;
 #[cfg(feature = "host")]
 pub mod host;
 #[cfg(feature = "rumpuser")]
