@@ -11,6 +11,7 @@
 //! detached (for tests); without N, serve for ever.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
