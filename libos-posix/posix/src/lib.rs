@@ -19,8 +19,8 @@ extern crate alloc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use exo_protocols::file::{self as proto, ErrorKind, Kind, Request, Response, Status};
-use exo_rt::abi::{slot, FOREVER};
-use exo_rt::caps::{Endpoint, Untyped};
+use exo_protocols::session::client::Attached;
+use exo_rt::caps::Endpoint;
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 
@@ -137,7 +137,7 @@ struct OpenFile {
 }
 
 struct State {
-    server: Option<Endpoint>,
+    server: Option<Attached>,
     /// The buffer shared with the server (mapped while mounted).
     buffer: Option<Mapping>,
     files: Vec<Option<OpenFile>>,
@@ -156,13 +156,9 @@ pub fn mount(endpoint_slot: u64) -> Result<()> {
         if s.server.is_some() {
             return Err(Errno::EINVAL);
         }
-        let buffer = Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENOMEM)?;
-        let ep = Endpoint::from_slot(endpoint_slot);
-        let m = ep.call([proto::ATTACH, 0, 0], Some(buffer.memory().slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
-        if m.words[0] != Status::Ok as u64 {
-            return Err(Errno::ENODEV);
-        }
-        s.server = Some(ep);
+        let (buffer, server, _) =
+            Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENODEV)?;
+        s.server = Some(server);
         s.buffer = Some(buffer);
         s.files.clear();
         Ok(())
@@ -173,9 +169,9 @@ pub fn mount(endpoint_slot: u64) -> Result<()> {
 /// closed.
 pub fn unmount() -> Result<()> {
     with(|s| {
-        let ep = s.server.take().ok_or(Errno::ENODEV)?;
+        let server = s.server.take().ok_or(Errno::ENODEV)?;
         s.files.clear();
-        let _ = ep.call([proto::DETACH, 0, 0], None, FOREVER);
+        server.detach();
         s.buffer = None; // unmapped
         Ok(())
     })
@@ -193,16 +189,34 @@ fn errno(kind: ErrorKind) -> Errno {
     }
 }
 
+/// How many times one request is made again on a restarted file server.
+const MAX_REATTACH: u32 = 4;
+
+/// True for requests that do no harm made twice (reads, and writes of
+/// given bytes at a given place); not for creating, removing or renaming.
+fn idempotent(r: &Request) -> bool {
+    !matches!(r, Request::Create(_) | Request::Mkdir(_) | Request::Remove(_) | Request::Rename { .. })
+}
+
 /// One request to the server (state lock held).
 fn ask(s: &mut State, r: &Request) -> Result<Response> {
-    let ep = s.server.ok_or(Errno::ENODEV)?;
+    let server = s.server.ok_or(Errno::ENODEV)?;
     let bytes = r.encode();
     let buf = s.buffer.as_mut().ok_or(Errno::ENODEV)?.as_mut_slice();
     if bytes.len() > buf.len() {
         return Err(Errno::EINVAL);
     }
     buf[..bytes.len()].copy_from_slice(&bytes);
-    let m = ep.call([proto::REQUEST, bytes.len() as u64, 0], None, FOREVER).map_err(|_| Errno::ENODEV)?;
+    // A file server the supervisor restarted gets the buffer attached
+    // again and the request again (written anew: the dead instance may
+    // have begun its answer), if making it twice does no harm.
+    let tries = if idempotent(r) { MAX_REATTACH } else { 0 };
+    let again = |_: &Attached| {
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        true
+    };
+    let m = server.call([proto::REQUEST, bytes.len() as u64, 0], tries, again).map_err(|_| Errno::ENODEV)?;
+    let buf = s.buffer.as_mut().ok_or(Errno::ENODEV)?.as_mut_slice();
     if m.words[0] != Status::Ok as u64 {
         return Err(Errno::EIO);
     }

@@ -20,8 +20,9 @@ extern crate alloc;
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_protocols::frame::{self as net, Request, Status};
+use exo_protocols::session::client::Attached;
 use exo_rt::abi::{slot, FOREVER};
-use exo_rt::caps::{Endpoint, Memory, Notification, Untyped};
+use exo_rt::caps::{Endpoint, Notification, Untyped};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
@@ -46,10 +47,8 @@ const MAX_SLEEP_NS: u64 = 100_000_000;
 static FRAMES_IN: AtomicU64 = AtomicU64::new(0);
 static FRAMES_OUT: AtomicU64 = AtomicU64::new(0);
 
-/// The driver, as a smoltcp device.
-struct Link {
-    ep: Endpoint,
-}
+/// The driver, as a smoltcp device (through the session in `ATTACHED`).
+struct Link;
 
 /// The buffer shared with the driver, mapped by `attach`; the driver
 /// writes it only while we wait in a call, and the tokens below use it one
@@ -60,9 +59,9 @@ fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     f(BUFFER.lock().as_mut().expect("attached before any frame moves").as_mut_slice())
 }
 
-/// The slots of the buffer's memory and of the notification the driver
-/// signals, to attach them again to a restarted driver.
-static ATTACHED: SpinLock<Option<(Memory, Notification)>> = SpinLock::new(None);
+/// The session with the driver and the notification it signals, to
+/// attach them again to a restarted driver.
+static ATTACHED: SpinLock<Option<(Attached, Notification)>> = SpinLock::new(None);
 /// How many times one request is retried on a restarted driver.
 const MAX_REATTACH: u32 = 4;
 
@@ -71,20 +70,20 @@ const MAX_REATTACH: u32 = 4;
 /// instance answers `NotAttached`; either way the buffer and the
 /// notification are attached again first. (A frame lost in between is
 /// what a network loses anyway: TCP sends it again.)
-fn driver_call(ep: Endpoint, request: Request) -> Option<exo_rt::caps::Message> {
-    let reattach = || {
-        let Some((mem, note)) = *ATTACHED.lock() else { return false };
-        let ok = attach_to(ep, mem, note).is_ok();
+fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
+    let (session, note) = (*ATTACHED.lock())?;
+    let resubscribe = |a: &Attached| {
+        let ok = subscribe(a.endpoint(), note).is_ok();
         if ok {
             println!("net-server: the driver was restarted: buffer and notification attached again");
         }
         ok
     };
-    ep.call_across_restarts(request.encode(), Status::NotAttached as u64, MAX_REATTACH, reattach).ok()
+    session.call(request.encode(), MAX_REATTACH, resubscribe).ok()
 }
 
 struct Rx(usize);
-struct Tx(Endpoint);
+struct Tx;
 
 impl RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -96,7 +95,7 @@ impl TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let len = len.min(net::MAX_FRAME);
         let r = with_buffer(|b| f(&mut b[net::TX_OFFSET..net::TX_OFFSET + len]));
-        match driver_call(self.0, Request::Send(len)) {
+        match driver_call(Request::Send(len)) {
             Some(m) if m.words[0] == Status::Ok as u64 => {
                 FRAMES_OUT.fetch_add(1, Ordering::Relaxed);
             }
@@ -111,16 +110,16 @@ impl Device for Link {
     type TxToken<'a> = Tx;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
-        let m = driver_call(self.ep, Request::Recv)?;
+        let m = driver_call(Request::Recv)?;
         if m.words[0] != Status::Ok as u64 {
             return None;
         }
         FRAMES_IN.fetch_add(1, Ordering::Relaxed);
-        Some((Rx(m.words[1] as usize), Tx(self.ep)))
+        Some((Rx(m.words[1] as usize), Tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
-        Some(Tx(self.ep))
+        Some(Tx)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -134,27 +133,21 @@ impl Device for Link {
 
 /// Attaches the buffer and subscribes `note`; the MAC address.
 fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
-    let buffer =
-        Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, BUF_VA).map_err(|_| "no memory for the buffer")?;
-    let mem = buffer.memory();
+    let (buffer, session, [mac, _]) = Attached::new(ep, BUF_PAGES, BUF_VA)?;
     *BUFFER.lock() = Some(buffer);
-    *ATTACHED.lock() = Some((mem, note));
-    attach_to(ep, mem, note)
+    *ATTACHED.lock() = Some((session, note));
+    subscribe(ep, note)?;
+    Ok(net::mac_from_word(mac))
 }
 
-/// Hands the driver the buffer `mem` and the notification `note`; the
-/// MAC address.
-fn attach_to(ep: Endpoint, mem: Memory, note: Notification) -> Result<[u8; 6], &'static str> {
-    let m = ep.call(Request::Attach.encode(), Some(mem.slot()), FOREVER).map_err(|_| "the driver does not answer")?;
-    if m.words[0] != Status::Ok as u64 {
-        return Err("the driver refused the buffer");
-    }
+/// Subscribes `note` to "frames waiting".
+fn subscribe(ep: Endpoint, note: Notification) -> Result<(), &'static str> {
     let s =
         ep.call(Request::Subscribe.encode(), Some(note.slot()), FOREVER).map_err(|_| "the driver does not answer")?;
     if s.words[0] != Status::Ok as u64 {
         return Err("the driver refused the notification");
     }
-    Ok(net::mac_from_word(m.words[1]))
+    Ok(())
 }
 
 fn now() -> Instant {
@@ -180,7 +173,7 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    let mut link = Link { ep };
+    let mut link = Link;
     let mut config = Config::new(EthernetAddress(mac).into());
     config.random_seed = sys::rdtsc(); // a seed, not a secret
     let mut iface = Interface::new(config, &mut link, now());

@@ -3,8 +3,9 @@
 
 use crate::{errno, Error, Result};
 use exo_protocols::block::{self, Request, Status};
-use exo_rt::abi::{slot, FOREVER, PAGE_SIZE};
-use exo_rt::caps::{Endpoint, Memory, Untyped};
+use exo_protocols::session::client::Attached;
+use exo_rt::abi::{FOREVER, PAGE_SIZE};
+use exo_rt::caps::Endpoint;
 use exo_rt::mem::Mapping;
 use exo_rt::println;
 use exo_rt::sync::SpinLock;
@@ -19,14 +20,13 @@ const MAX_REATTACH: u32 = 4;
 pub struct BlockClient {
     /// Who is asking, for messages.
     name: &'static str,
-    ep: Endpoint,
+    /// The session with the driver.
+    session: Attached,
     sectors: u64,
     writable: bool,
     /// The buffer shared with the driver: one request at a time (the
     /// driver writes it only while we wait in a call).
     buffer: SpinLock<Mapping>,
-    /// Its memory capability, to attach it again to a restarted driver.
-    memory: Memory,
 }
 
 impl BlockClient {
@@ -39,25 +39,10 @@ impl BlockClient {
         writable: bool,
         va: u64,
     ) -> core::result::Result<Self, &'static str> {
-        let buffer =
-            Mapping::alloc(Untyped::from_slot(slot::UNTYPED), BUF_PAGES, va).map_err(|_| "no memory for the buffer")?;
-        let m = ep
-            .call(Request::Attach.encode(), Some(buffer.memory().slot()), FOREVER)
-            .map_err(|_| "the block driver does not answer")?;
-        if Status::from_word(m.words[0]) != Some(Status::Ok) {
-            return Err("the block driver refused the buffer");
-        }
+        let (buffer, session, [sectors, _]) = Attached::new(ep, BUF_PAGES, va)?;
         let info = ep.call(Request::Info.encode(), None, FOREVER).map_err(|_| "the block driver does not answer")?;
         let read_only = info.words[2] != 0;
-        let memory = buffer.memory();
-        Ok(BlockClient {
-            name,
-            ep,
-            sectors: m.words[1],
-            writable: writable && !read_only,
-            buffer: SpinLock::new(buffer),
-            memory,
-        })
+        Ok(BlockClient { name, session, sectors, writable: writable && !read_only, buffer: SpinLock::new(buffer) })
     }
 
     /// Sectors on the disk.
@@ -67,7 +52,7 @@ impl BlockClient {
 
     /// Gives the driver its buffer back.
     pub fn detach(&self) {
-        let _ = self.ep.call(Request::Detach.encode(), None, FOREVER);
+        self.session.detach();
     }
 
     /// One request, retried on a driver the supervisor restarted (as
@@ -77,17 +62,12 @@ impl BlockClient {
     /// intact) is attached again and the request made again. Reads and
     /// whole-sector writes are idempotent, so a retry is safe.
     fn transfer(&self, r: Request) -> Result<()> {
-        let reattach = || {
-            let attached = self.ep.call(Request::Attach.encode(), Some(self.memory.slot()), FOREVER);
-            let ok = attached.is_ok_and(|a| Status::from_word(a.words[0]) == Some(Status::Ok));
-            if ok {
-                println!("{}: the block driver was restarted: buffer attached again, request retried", self.name);
-            }
-            ok
-        };
         let m = self
-            .ep
-            .call_across_restarts(r.encode(), Status::NotAttached as u64, MAX_REATTACH, reattach)
+            .session
+            .call(r.encode(), MAX_REATTACH, |_| {
+                println!("{}: the block driver was restarted: buffer attached again, request retried", self.name);
+                true
+            })
             .map_err(|_| Error::Io(errno::EIO))?;
         match Status::from_word(m.words[0]) {
             Some(Status::Ok) => Ok(()),

@@ -94,6 +94,8 @@ pub fn answer(r: Result<(u64, u64), Status>) -> [u64; 3] {
 }
 
 #[cfg(feature = "exo")]
+pub mod client;
+#[cfg(feature = "exo")]
 pub mod server;
 
 #[cfg(test)]

@@ -1,0 +1,64 @@
+//! The client side of a session on ExoV6, the same for every service: a
+//! buffer attached by capability, calls that survive a restarted server,
+//! and detaching.
+
+use super::{Status, ATTACH, DETACH};
+use exo_rt::abi::{slot, Error, FOREVER};
+use exo_rt::caps::{Endpoint, Memory, Message, Untyped};
+use exo_rt::mem::Mapping;
+
+/// A buffer attached to a service: what it takes to call it and to
+/// attach the same buffer again to a restarted instance.
+#[derive(Clone, Copy)]
+pub struct Attached {
+    ep: Endpoint,
+    memory: Memory,
+}
+
+impl Attached {
+    /// Allocates `pages` pages from the untyped budget, maps them at `va`
+    /// and attaches them to the service on `ep`: the buffer, the handle
+    /// and the answer's words 1 and 2.
+    pub fn new(ep: Endpoint, pages: u64, va: u64) -> Result<(Mapping, Attached, [u64; 2]), &'static str> {
+        let buffer =
+            Mapping::alloc(Untyped::from_slot(slot::UNTYPED), pages, va).map_err(|_| "no memory for the buffer")?;
+        let a = Attached { ep, memory: buffer.memory() };
+        let words = a.attach_again().map_err(|e| match e {
+            None => "the service does not answer",
+            Some(_) => "the service refused the buffer",
+        })?;
+        Ok((buffer, a, words))
+    }
+
+    /// The service's endpoint.
+    pub fn endpoint(&self) -> Endpoint {
+        self.ep
+    }
+
+    /// Attaches the buffer (again): the answer's words 1 and 2; `None`
+    /// if the service does not answer, else its status.
+    pub fn attach_again(&self) -> Result<[u64; 2], Option<Status>> {
+        let m = self.ep.call([ATTACH, 0, 0], Some(self.memory.slot()), FOREVER).map_err(|_| None)?;
+        match Status::from_word(m.words[0]) {
+            Some(Status::Ok) => Ok([m.words[1], m.words[2]]),
+            s => Err(Some(s.unwrap_or(Status::BadRequest))),
+        }
+    }
+
+    /// One call, made again on a service the supervisor restarted (as
+    /// MINIX 3's servers retry): a call the dead instance held fails
+    /// with `Dead`, the new instance answers `NotAttached`; either way
+    /// the buffer (still ours, its contents intact) is attached again,
+    /// `then` runs (subscribing again, saying so) and the call is made
+    /// again, at most `tries` times. Only for requests that may be made
+    /// twice.
+    pub fn call(&self, words: [u64; 3], tries: u32, mut then: impl FnMut(&Attached) -> bool) -> Result<Message, Error> {
+        let reattach = || self.attach_again().is_ok() && then(self);
+        self.ep.call_across_restarts(words, Status::NotAttached as u64, tries, reattach)
+    }
+
+    /// Gives the buffer back.
+    pub fn detach(&self) {
+        let _ = self.ep.call([DETACH, 0, 0], None, FOREVER);
+    }
+}
