@@ -48,6 +48,14 @@ fn main(args: &str) -> i32 {
         (Some("serve"), Some(n)) => n.parse().ok(),
         _ => None,
     };
+    // Test hook: `crash-after N` dies in the middle of the N-th file
+    // request (or the first read after it), with its client waiting in
+    // its call, in the first instance only (restarted ones know they
+    // are: `exo_rt::generation`).
+    let crash_after = match (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) {
+        (Some("crash-after"), Some(n)) if exo_rt::generation() == 0 => Some(n),
+        _ => None,
+    };
     let disk = match BlockClient::attach("fs-server", Endpoint::from_slot(BLOCK_EP), rw, BLOCK_BUF_VA) {
         Ok(d) => d,
         Err(e) => {
@@ -70,7 +78,7 @@ fn main(args: &str) -> i32 {
     };
     let info = fs.info();
     println!("fs-server: {} file system \"{}\" on the {}, {} bytes", info.fs, info.label, info.partition, info.size);
-    let code = serve(&*fs, Endpoint::from_slot(FILES_EP), clients);
+    let code = serve(&*fs, Endpoint::from_slot(FILES_EP), clients, crash_after);
     drop(fs); // flushes what FAT still holds
               // Done with the disk: give the driver its buffer back.
     disk.detach();
@@ -78,17 +86,43 @@ fn main(args: &str) -> i32 {
 }
 
 /// Serves the file protocol on `ep` until `clients` have come and gone.
-fn serve(fs: &dyn FileSystem, ep: Endpoint, clients: Option<u64>) -> i32 {
+fn serve(fs: &dyn FileSystem, ep: Endpoint, clients: Option<u64>, crash_after: Option<u64>) -> i32 {
     println!("fs-server: serving the file protocol");
     let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, PAGE_SIZE);
     let how = Serve { name: "fs-server", clients, bound: None, timeout: FOREVER, takes_cap: &[] };
-    match server::serve(ep, how, |msg| msg.map(|m| handle(fs, &mut sessions, m))) {
+    let mut requests = 0u64;
+    let handler = |msg: Option<&Message>| {
+        let m = msg?;
+        if m.words[0] == file::REQUEST {
+            requests += 1;
+            if crash_after.is_some_and(|n| requests >= n) && is_read(&mut sessions, m) {
+                println!("fs-server: test hook: dying in the middle of request {requests}");
+                exo_rt::sys::exit(70);
+            }
+        }
+        Some(handle(fs, &mut sessions, m))
+    };
+    match server::serve(ep, how, handler) {
         Ended::Served(gone) => {
             println!("fs-server: {gone} client(s) served; stopping");
             0
         }
         Ended::Failed(_) => 1,
     }
+}
+
+/// True if `msg` carries a request that only reads (for the test hook).
+fn is_read(sessions: &mut Sessions, msg: &Message) -> bool {
+    let Ok(c) = sessions.get(msg.badge) else { return false };
+    let len = (msg.words[1] as usize).min(c.buffer().len());
+    matches!(
+        Request::decode(&c.buffer()[..len]),
+        Ok(Request::Read { .. }
+            | Request::ReadShared { .. }
+            | Request::ReadMany(_)
+            | Request::Stat(_)
+            | Request::ReadDir(_))
+    )
 }
 
 /// One message: the answer words.
