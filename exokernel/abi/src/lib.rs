@@ -179,11 +179,21 @@ pub enum Sys {
     /// of a program it has given up on, so callers get a definite error
     /// instead of waiting forever.
     EndpointClose = 37,
+    /// `process_kill(process_cap, code)`: ends the process at once, as if
+    /// it had exited with `code` (its waiters see that status). Needs
+    /// `CONTROL`; a process ends itself with `exit`. The root task's
+    /// supervisor kills a program that stopped answering its heartbeats.
+    /// `Dead` if it has already ended.
+    ProcessKill = 38,
 }
 
 /// The exit code of a process the kernel ended because no other process
 /// held a capability to it any more (its creator ended or let it go).
 pub const ORPHANED_EXIT: u32 = 0xdead;
+
+/// The exit code the root task's supervisor kills a program with when it
+/// stops answering its heartbeats.
+pub const UNRESPONSIVE_EXIT: u32 = 0xdeaf;
 
 /// The MSI message address that reaches the (one) CPU's local APIC; the
 /// message data is the vector `irq_bind` returned (fixed delivery, edge).
@@ -199,7 +209,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 38] = [
+    pub const ALL: [Sys; 39] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -238,6 +248,7 @@ impl Sys {
         Sys::SchedSet,
         Sys::UntypedSplit,
         Sys::EndpointClose,
+        Sys::ProcessKill,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

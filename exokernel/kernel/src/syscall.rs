@@ -101,6 +101,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
             k.endpoint_close(e);
             0
         })),
+        Sys::ProcessKill => ret(process_kill(k, p, a[0], a[1])),
     }
 }
 
@@ -401,6 +402,23 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
             Outcome::Blocked
         }
     }
+}
+
+/// See `Sys::ProcessKill`.
+fn process_kill(k: &mut Kernel, p: ProcId, slot: u64, code: u64) -> SysResult {
+    let target = match lookup(k, p, slot, CapKind::Process, Rights::CONTROL)?.object.object {
+        Object::Process(target) => target,
+        _ => unreachable!("kind checked"),
+    };
+    let code = u32::try_from(code).map_err(|_| Error::InvalidArgument)?;
+    if target == p {
+        return Err(Error::InvalidArgument); // `exit` ends oneself
+    }
+    if k.proc(target).state != ProcState::Alive {
+        return Err(Error::Dead);
+    }
+    k.exit_process(target, ExitStatus::Exited(code));
+    Ok(0)
 }
 
 fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {

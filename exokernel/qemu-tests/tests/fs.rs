@@ -156,6 +156,31 @@ fn a_file_server_restarted_under_a_read_goes_unnoticed_by_posix_applications() {
 }
 
 #[test]
+fn a_file_server_that_stops_answering_is_found_by_its_heartbeat_and_restarted() {
+    // The file server hangs in the middle of posixcheck's reads (test
+    // hook: it neither answers nor ends); two heartbeats go unanswered,
+    // the supervisor kills it and restarts it, and posixcheck, whose call
+    // the dead instance held, reads again from the new one.
+    let (dir, blob) = tree("hang");
+    let img = dir.join("ext.img");
+    run(Command::new("mkfs.ext4").args(["-q", "-L", "EXOEXT", "-d"]).arg(dir.join("tree")).arg(&img).arg("8M"));
+    let b = boot("fs-server-hang.img", Duration::from_secs(120), &["--disk", img.to_str().unwrap()]);
+    b.expect_in_order(&[
+        "fs-server: test hook: hanging in the middle of request 6",
+        "root: fs-server stopped answering (2 heartbeats of 500 ms missed); killed it",
+        "root: fs-server exited with code 57007; restarting it in 10 ms",
+        "root: restarted fs-server",
+        "fs-server: serving the file protocol",
+        "posixcheck: read a large file: ",
+        "fs-server: 1 client(s) served; stopping",
+    ]);
+    posix_checks(&b, &blob);
+    b.expect_line("root: all 3 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn fat_image_is_served_read_only_through_driver_and_server() {
     let (dir, blob) = tree("fat");
     let img = fat_image(&dir);

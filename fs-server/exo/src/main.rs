@@ -48,12 +48,14 @@ fn main(args: &str) -> i32 {
         (Some("serve"), Some(n)) => n.parse().ok(),
         _ => None,
     };
-    // Test hook: `crash-after N` dies in the middle of the N-th file
-    // request (or the first read after it), with its client waiting in
-    // its call, in the first instance only (restarted ones know they
+    // Test hooks: `crash-after N` dies (`hang-after N` stops answering
+    // for good, as a deadlocked server would) in the middle of the N-th
+    // file request (or the first read after it), with its client waiting
+    // in its call, in the first instance only (restarted ones know they
     // are: `exo_rt::generation`).
     let crash_after = match (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) {
-        (Some("crash-after"), Some(n)) if exo_rt::generation() == 0 => Some(n),
+        (Some("crash-after"), Some(n)) if exo_rt::generation() == 0 => Some((n, Hook::Crash)),
+        (Some("hang-after"), Some(n)) if exo_rt::generation() == 0 => Some((n, Hook::Hang)),
         _ => None,
     };
     let disk = match BlockClient::attach("fs-server", Endpoint::from_slot(BLOCK_EP), rw, BLOCK_BUF_VA) {
@@ -86,7 +88,14 @@ fn main(args: &str) -> i32 {
 }
 
 /// Serves the file protocol on `ep` until `clients` have come and gone.
-fn serve(fs: &dyn FileSystem, ep: Endpoint, clients: Option<u64>, crash_after: Option<u64>) -> i32 {
+/// What a test hook does.
+#[derive(Clone, Copy)]
+enum Hook {
+    Crash,
+    Hang,
+}
+
+fn serve(fs: &dyn FileSystem, ep: Endpoint, clients: Option<u64>, crash_after: Option<(u64, Hook)>) -> i32 {
     println!("fs-server: serving the file protocol");
     let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, PAGE_SIZE);
     let how = Serve { name: "fs-server", clients, bound: None, timeout: FOREVER, takes_cap: &[] };
@@ -95,9 +104,20 @@ fn serve(fs: &dyn FileSystem, ep: Endpoint, clients: Option<u64>, crash_after: O
         let m = msg?;
         if m.words[0] == file::REQUEST {
             requests += 1;
-            if crash_after.is_some_and(|n| requests >= n) && is_read(&mut sessions, m) {
-                println!("fs-server: test hook: dying in the middle of request {requests}");
-                exo_rt::sys::exit(70);
+            match crash_after {
+                Some((n, hook)) if requests >= n && is_read(&mut sessions, m) => match hook {
+                    Hook::Crash => {
+                        println!("fs-server: test hook: dying in the middle of request {requests}");
+                        exo_rt::sys::exit(70);
+                    }
+                    Hook::Hang => {
+                        println!("fs-server: test hook: hanging in the middle of request {requests}");
+                        loop {
+                            exo_rt::sys::sleep(u64::MAX);
+                        }
+                    }
+                },
+                _ => {}
             }
         }
         Some(handle(fs, &mut sessions, m))

@@ -28,6 +28,7 @@
 //! label = user              # place in the security lattice (default user)
 //! endpoints = echo, log      # IPC endpoints, shared by name between programs
 //! serves = echo             # those it receives on (closed when it ends for good)
+//! heartbeat = 500ms         # ping what it serves this often; 2 missed: kill, restart per policy
 //! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
 //! ```
 //!
@@ -224,6 +225,10 @@ pub struct Program {
     /// The ones among them it serves (receives on): closed for good when
     /// it ends for good, so their callers get `Gone`.
     pub serves: Vec<String>,
+    /// Milliseconds between heartbeats (the root task pings the first
+    /// endpoint it serves; two unanswered in a row and it is killed and
+    /// restarted per its policy); 0: none.
+    pub heartbeat_ms: u32,
     /// The devices it drives, in slot order.
     pub devices: Vec<Device>,
 }
@@ -351,6 +356,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             label: Label::USER,
                             endpoints: Vec::new(),
                             serves: Vec::new(),
+                            heartbeat_ms: 0,
                             devices: Vec::new(),
                         },
                         Vec::new(),
@@ -397,6 +403,9 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         }
         if let Some(s) = p.serves.iter().find(|s| !p.endpoints.contains(s)) {
             return err(*line, format!("[program {}] serves `{s}`, which is not among its endpoints", p.name));
+        }
+        if p.heartbeat_ms > 0 && p.serves.is_empty() {
+            return err(*line, format!("[program {}] has a heartbeat but serves no endpoint to ping", p.name));
         }
         for a in &p.after {
             if a == &p.name {
@@ -481,6 +490,22 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 Ok(n) if n <= 100 => n,
                 _ => return err(n, format!("max_restarts must be 0 to 100, not `{value}`")),
             }
+        }
+        "heartbeat" => {
+            let ms = match value.strip_suffix("ms") {
+                Some(v) => v.trim().parse::<u32>().ok(),
+                None => value
+                    .strip_suffix('s')
+                    .unwrap_or(value)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|s| s.checked_mul(1000)),
+            };
+            let Some(ms) = ms.filter(|m| *m == 0 || (10..=600_000).contains(m)) else {
+                return err(n, format!("heartbeat must be 10ms to 600s (e.g. `500ms`, `2s`), or 0, not `{value}`"));
+            };
+            prog.heartbeat_ms = ms;
         }
         "restart_window" | "stable_after" => {
             let secs = value.strip_suffix('s').unwrap_or(value).trim().parse::<u32>().ok();

@@ -184,6 +184,16 @@ fn assert_sound(text: &str, r: &Result<Manifest, ManifestError>) {
 }
 
 #[test]
+fn heartbeats_take_milliseconds_or_seconds() {
+    let m = parse("[program a]\nbinary = a\nendpoints = e\nserves = e\nheartbeat = 250ms\n").unwrap();
+    assert_eq!(m.programs[0].heartbeat_ms, 250);
+    let m = parse("[program a]\nbinary = a\nendpoints = e\nserves = e\nheartbeat = 2s\n").unwrap();
+    assert_eq!(m.programs[0].heartbeat_ms, 2000);
+    let m = parse("[program a]\nbinary = a\n").unwrap();
+    assert_eq!(m.programs[0].heartbeat_ms, 0, "none unless asked for");
+}
+
+#[test]
 fn garbage_gets_a_precise_error() {
     let cases: &[(&str, usize, &str)] = &[
         ("[", 1, "section header must end with `]`"),
@@ -194,6 +204,9 @@ fn garbage_gets_a_precise_error() {
         ("\u{0}\u{0}", 1, "expected `key = value`, found `\u{0}\u{0}`"),
         ("[system]\non_idle=", 2, "on_idle must be shutdown or halt, not ``"),
         ("[program a]\nheap = K\n", 2, "invalid heap size `K`"),
+        ("[program a]\nheartbeat = 5ms\n", 2, "heartbeat must be 10ms to 600s"),
+        ("[program a]\nheartbeat = soon\n", 2, "heartbeat must be 10ms to 600s"),
+        ("[program a]\nbinary = a\nheartbeat = 1s\n", 1, "has a heartbeat but serves no endpoint"),
     ];
     for (text, line, needle) in cases {
         let r = parse(text);

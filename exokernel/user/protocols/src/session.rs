@@ -6,15 +6,19 @@
 //! client's buffer, told apart from others' by the badge of the client's
 //! endpoint capability. Requests of the service follow, each `[op, a,
 //! b]` with `op` from [`FIRST_OP`] on. `[DETACH, 0, 0]` unmaps the
-//! buffer. A capability passed with anything that does not take one is
+//! buffer; `[PING, 0, 0]` is answered by every service as long as it is
+//! serving (the supervisor's heartbeat). A capability passed with anything that does not take one is
 //! deleted unread. Every answer is `[status, a, b]`.
 
 /// Map the passed memory capability as this client's buffer.
 pub const ATTACH: u64 = 1;
 /// Unmap the buffer. Answer: `[OK, 0, 0]`.
 pub const DETACH: u64 = 2;
+/// Are you there? Answer: `[OK, 0, 0]`, from the serve loop itself, with
+/// or without a buffer: the root task's heartbeat.
+pub const PING: u64 = 3;
 /// The first operation word a service defines.
-pub const FIRST_OP: u64 = 3;
+pub const FIRST_OP: u64 = 4;
 
 /// The first word of every answer, for every service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

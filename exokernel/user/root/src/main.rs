@@ -12,7 +12,11 @@
 //! `max_restarts` times in `restart_window` (manifest; 5 in 60 s by
 //! default), after which it gives up and reports the last ending; an
 //! instance that ran `stable_after` (10 s) counts as recovered: the count
-//! and the back-off start again. When every program has ended for good
+//! and the back-off start again. A program with a `heartbeat` is pinged
+//! on the first endpoint it serves (`exo_protocols::session::PING`, which
+//! every service's serve loop answers); two pings unanswered in a row and
+//! it is killed (`process_kill`) and treated like a program that failed,
+//! as MINIX 3's reincarnation server treats a driver that stops answering. When every program has ended for good
 //! it does what `[system] on_idle` says (power off, with success only if
 //! every `expect` held, or halt).
 #![no_std]
@@ -27,8 +31,9 @@ mod pci;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use exo_abi::{slot, ExitStatus, PAGE_SIZE};
+use exo_abi::{slot, ExitStatus, PAGE_SIZE, UNRESPONSIVE_EXIT};
 use exo_manifest::{Expect, Manifest, OnIdle, Program, Restart};
+use exo_protocols::session::PING;
 use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
@@ -155,6 +160,7 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     let starts = alloc::vec![0; manifest.programs.len()];
     let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets, starts };
     *SUPERVISOR.lock() = Some(supervisor);
+    *INSTANCES.lock() = alloc::vec![Instance::default(); manifest.programs.len()];
     // One watcher thread per program, started with it, so each ending is
     // reported when it happens, and a program that never ends holds up no
     // other report. The root task runs above every program it starts
@@ -164,7 +170,10 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     let mut started = 0;
     for (index, program) in manifest.programs.iter().enumerate() {
         let process = match with_supervisor(|s| s.start(index)) {
-            Ok(p) => p,
+            Ok(p) => {
+                set_instance(index, |i| i.process = Some(p));
+                p
+            }
             Err(e) => {
                 println!("root: cannot start {}: {e}", program.name);
                 failures += 1;
@@ -181,6 +190,11 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
             println!("root: cannot watch {}: {}", program.name, e.name());
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
+        }
+        if program.heartbeat_ms > 0 {
+            if let Err(e) = exo_rt::thread::spawn(heartbeat, slot as u64) {
+                println!("root: cannot send {} heartbeats: {}", program.name, e.name());
+            }
         }
     }
     while DONE.load(Ordering::SeqCst) < started {
@@ -212,6 +226,73 @@ struct Watched {
     program: &'static Program,
     /// Its first instance (restarts are the watcher's business).
     process: Process,
+}
+
+/// What the heartbeat needs to know of a program's instance now.
+#[derive(Clone, Copy, Default)]
+struct Instance {
+    /// The process, while it runs (`None` between instances).
+    process: Option<Process>,
+    /// Which start this is.
+    generation: u64,
+    /// It has ended for good.
+    ended: bool,
+}
+
+/// Per program (manifest order): its instance now.
+static INSTANCES: SpinLock<Vec<Instance>> = SpinLock::new(Vec::new());
+
+fn set_instance(index: usize, f: impl FnOnce(&mut Instance)) {
+    INSTANCES.with(|v| f(&mut v[index]));
+}
+
+/// Heartbeat thread: pings what program `slot` serves every period; two
+/// pings unanswered in a row (a hung server: it neither answers nor
+/// ends) and the instance is killed, for its watcher to restart per its
+/// policy.
+fn heartbeat(slot: u64) {
+    let w = &WATCHED.with(|w| w[slot as usize]);
+    let name = &w.program.name;
+    let period = u64::from(w.program.heartbeat_ms) * 1_000_000;
+    let served = &w.program.serves[0];
+    let Some(ep) = with_supervisor(|s| s.endpoints.iter().find(|(n, _)| n == served).map(|(_, ep)| *ep)) else {
+        return;
+    };
+    let (mut misses, mut watching) = (0u32, u64::MAX);
+    loop {
+        sys::sleep(period);
+        let now = INSTANCES.with(|v| v[w.index]);
+        if now.ended {
+            return;
+        }
+        if now.process.is_none() {
+            continue; // between instances
+        }
+        if now.generation != watching {
+            (watching, misses) = (now.generation, 0);
+        }
+        match ep.call([PING, 0, 0], None, period) {
+            Ok(_) => misses = 0,
+            Err(exo_abi::Error::Timeout) => misses += 1,
+            Err(_) => {} // ending or gone: its watcher's business
+        }
+        if misses < 2 {
+            continue;
+        }
+        misses = 0;
+        // Only the instance that missed them, if it still runs.
+        let killed = INSTANCES.with(|v| match v[w.index] {
+            Instance { process: Some(p), generation, .. } if generation == watching => Some(p.kill(UNRESPONSIVE_EXIT)),
+            _ => None,
+        });
+        if let Some(r) = killed {
+            let ms = w.program.heartbeat_ms;
+            match r {
+                Ok(()) => println!("root: {name} stopped answering (2 heartbeats of {ms} ms missed); killed it"),
+                Err(e) => println!("root: {name} stopped answering; cannot kill it: {}", e.name()),
+            }
+        }
+    }
 }
 
 /// Every program watched, by the slot its watcher thread is given.
@@ -250,6 +331,8 @@ fn watch(slot: u64) {
                 break;
             }
         };
+        // The heartbeat no longer names it (its slot may be reused).
+        set_instance(w.index, |i| i.process = None);
         let _ = caps::delete(process.slot());
         let outcome = match status {
             ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
@@ -275,6 +358,10 @@ fn watch(slot: u64) {
                 match with_supervisor(|s| s.start(w.index)) {
                     Ok(p) => {
                         println!("root: restarted {name}");
+                        set_instance(w.index, |i| {
+                            i.process = Some(p);
+                            i.generation += 1;
+                        });
                         process = p;
                         started = sys::clock();
                         continue;
@@ -306,6 +393,7 @@ fn watch(slot: u64) {
         }
         break;
     }
+    set_instance(w.index, |i| i.ended = true);
     DONE.fetch_add(1, Ordering::SeqCst);
 }
 

@@ -301,6 +301,10 @@ impl Process {
     pub fn wait(self) -> Result<ExitStatus, Error> {
         call(Sys::ProcessWait, [self.0, 0, 0, 0, 0, 0]).map(ExitStatus::decode)
     }
+    /// Ends the process as if it had exited with `code` (needs `CONTROL`).
+    pub fn kill(self, code: u32) -> Result<(), Error> {
+        call(Sys::ProcessKill, [self.0, u64::from(code), 0, 0, 0, 0]).map(|_| ())
+    }
 }
 
 impl PciBus {

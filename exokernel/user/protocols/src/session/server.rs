@@ -2,7 +2,7 @@
 //! the table of attached clients, each buffer mapped in a window of its
 //! own, and the serve loop.
 
-use super::{Status, ATTACH, DETACH};
+use super::{Status, ATTACH, DETACH, PING};
 use alloc::vec::Vec;
 use exo_rt::abi::{map_flags, Error, PAGE_SIZE};
 use exo_rt::caps::{self, Endpoint, Memory, Message, Notification};
@@ -139,7 +139,8 @@ pub enum Ended {
 /// The serve loop: each message (or `None` when the wait timed out) goes
 /// to `handle`, whose answer is the reply (`None`: no reply, for
 /// notifications). Capabilities passed with operations that take none
-/// are deleted unread. Successful `DETACH`es are counted.
+/// are deleted unread. Successful `DETACH`es are counted; `PING` is
+/// answered here.
 pub fn serve(ep: Endpoint, how: Serve<'_>, mut handle: impl FnMut(Option<&Message>) -> Option<[u64; 3]>) -> Ended {
     let mut pending: Option<[u64; 3]> = None;
     let mut gone = 0;
@@ -167,6 +168,11 @@ pub fn serve(ep: Endpoint, how: Serve<'_>, mut handle: impl FnMut(Option<&Messag
             if msg.words[0] != ATTACH && !how.takes_cap.contains(&msg.words[0]) {
                 let _ = caps::delete(cap); // not asked for: do not keep it
             }
+        }
+        // The heartbeat: answered here, for every service.
+        if msg.words == [PING, 0, 0] && msg.cap.is_none() {
+            pending = Some([Status::Ok as u64, 0, 0]);
+            continue;
         }
         let Some(words) = handle(Some(&msg)) else { continue };
         if msg.words == [DETACH, 0, 0] && words[0] == Status::Ok as u64 {
