@@ -58,6 +58,13 @@ impl Device {
                 *size = Some(info.pages * PAGE_SIZE);
             }
         }
+        // Memory decoding and bus mastering on, whatever an instance
+        // before this one left: one killed while virtio-drivers sized a
+        // BAR (decoding off, between two configuration writes) left the
+        // device's registers unreachable to every later instance.
+        let command = f.read(0x04, 2).map_err(|e| alloc::format!("command register unreadable: {}", e.name()))?;
+        f.write(0x04, 2, command | COMMAND_MEMORY | COMMAND_MASTER)
+            .map_err(|e| alloc::format!("command register not writable: {}", e.name()))?;
         let function = Function { f, sizes };
         let df = function.function();
         let mut root = PciRoot::new(Mediated::new(function));
@@ -66,6 +73,10 @@ impl Device {
         Ok(Device { function: f, df, transport })
     }
 }
+
+/// Command register bits: memory space decoding, bus mastering.
+const COMMAND_MEMORY: u32 = 1 << 1;
+const COMMAND_MASTER: u32 = 1 << 2;
 
 /// The notification bit the device's interrupt sets.
 pub const IRQ_BIT: u64 = 1;

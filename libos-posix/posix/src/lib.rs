@@ -190,7 +190,7 @@ fn errno(kind: ErrorKind) -> Errno {
 }
 
 /// How many times one request is made again on a restarted file server.
-const MAX_REATTACH: u32 = 4;
+const MAX_REATTACH: u32 = 64;
 
 /// True for requests that do no harm made twice (reads, and writes of
 /// given bytes at a given place); not for creating, removing or renaming.

@@ -63,7 +63,7 @@ fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 /// attach them again to a restarted driver.
 static ATTACHED: SpinLock<Option<(Attached, Notification)>> = SpinLock::new(None);
 /// How many times one request is retried on a restarted driver.
-const MAX_REATTACH: u32 = 4;
+const MAX_REATTACH: u32 = 64;
 
 /// One request to the driver, made again on a driver the supervisor
 /// restarted: a call the dead instance held fails with `Dead`, the new

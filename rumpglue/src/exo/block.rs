@@ -14,7 +14,7 @@ use exo_rt::sync::SpinLock;
 /// block request moves.
 const BUF_PAGES: u64 = 32;
 /// How many times one request is retried on a restarted driver.
-const MAX_REATTACH: u32 = 4;
+const MAX_REATTACH: u32 = 64;
 
 /// A disk served by a block driver on `ep`.
 pub struct BlockClient {

@@ -29,6 +29,8 @@
 //! endpoints = echo, log      # IPC endpoints, shared by name between programs
 //! serves = echo             # those it receives on (closed when it ends for good)
 //! heartbeat = 500ms         # ping what it serves this often; 2 missed: kill, restart per policy
+//! max_backoff = 1s          # longest wait before a restart (10ms-60s; doubling from 10 ms)
+//! test_kills = 0            # tests: the root task kills it this many times at random moments
 //! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
 //! ```
 //!
@@ -229,6 +231,12 @@ pub struct Program {
     /// endpoint it serves; two unanswered in a row and it is killed and
     /// restarted per its policy); 0: none.
     pub heartbeat_ms: u32,
+    /// Longest wait before a restart, in milliseconds (the back-off
+    /// doubles from 10 ms up to this).
+    pub max_backoff_ms: u32,
+    /// Tests of recovery: how many times the root task kills this program
+    /// at random moments (each time once the instance runs again).
+    pub test_kills: u32,
     /// The devices it drives, in slot order.
     pub devices: Vec<Device>,
 }
@@ -357,6 +365,8 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             endpoints: Vec::new(),
                             serves: Vec::new(),
                             heartbeat_ms: 0,
+                            max_backoff_ms: 1000,
+                            test_kills: 0,
                             devices: Vec::new(),
                         },
                         Vec::new(),
@@ -418,6 +428,14 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     }
     let programs = start_order(programs.into_iter().map(|(_, p, _)| p).collect())?;
     Ok(Manifest { system, programs })
+}
+
+/// A duration in milliseconds: `250ms` or `2s` (or `2`: seconds).
+fn parse_ms(value: &str) -> Option<u32> {
+    match value.strip_suffix("ms") {
+        Some(v) => v.trim().parse::<u32>().ok(),
+        None => value.strip_suffix('s').unwrap_or(value).trim().parse::<u32>().ok()?.checked_mul(1000),
+    }
 }
 
 fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), ManifestError> {
@@ -491,18 +509,20 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 _ => return err(n, format!("max_restarts must be 0 to 100, not `{value}`")),
             }
         }
-        "heartbeat" => {
-            let ms = match value.strip_suffix("ms") {
-                Some(v) => v.trim().parse::<u32>().ok(),
-                None => value
-                    .strip_suffix('s')
-                    .unwrap_or(value)
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .and_then(|s| s.checked_mul(1000)),
+        "max_backoff" => {
+            prog.max_backoff_ms = match parse_ms(value) {
+                Some(ms) if (10..=60_000).contains(&ms) => ms,
+                _ => return err(n, format!("max_backoff must be 10ms to 60s, not `{value}`")),
             };
-            let Some(ms) = ms.filter(|m| *m == 0 || (10..=600_000).contains(m)) else {
+        }
+        "test_kills" => {
+            prog.test_kills = match value.parse::<u32>() {
+                Ok(k) if k <= 10_000 => k,
+                _ => return err(n, format!("test_kills must be 0 to 10000, not `{value}`")),
+            };
+        }
+        "heartbeat" => {
+            let Some(ms) = parse_ms(value).filter(|m| *m == 0 || (10..=600_000).contains(m)) else {
                 return err(n, format!("heartbeat must be 10ms to 600s (e.g. `500ms`, `2s`), or 0, not `{value}`"));
             };
             prog.heartbeat_ms = ms;

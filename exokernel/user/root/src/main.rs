@@ -191,6 +191,11 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
         }
+        if program.test_kills > 0 {
+            if let Err(e) = exo_rt::thread::spawn(killer, slot as u64) {
+                println!("root: cannot start the test kills of {}: {}", program.name, e.name());
+            }
+        }
         if program.heartbeat_ms > 0 {
             if let Err(e) = exo_rt::thread::spawn(heartbeat, slot as u64) {
                 println!("root: cannot send {} heartbeats: {}", program.name, e.name());
@@ -295,6 +300,43 @@ fn heartbeat(slot: u64) {
     }
 }
 
+/// The exit code of an instance killed by a test of recovery.
+const TEST_KILL_EXIT: u32 = 0x7e57_dead;
+
+/// Tests of recovery (`test_kills`): kills program `slot`'s instance at a
+/// random moment (2 to 40 ms after it is seen running), as many times as
+/// its entry says, each new instance once, until it ends for good. The
+/// seed is printed, so a run can be repeated.
+fn killer(slot: u64) {
+    let w = &WATCHED.with(|w| w[slot as usize]);
+    let name = &w.program.name;
+    let seed = sys::rdtsc() | 1;
+    println!("root: test: killing {name} {} times at random moments (seed {seed})", w.program.test_kills);
+    let mut rng = seed;
+    let (mut killed, mut last) = (0u32, u64::MAX);
+    while killed < w.program.test_kills {
+        // xorshift64
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        sys::sleep(2_000_000 + rng % 38_000_000);
+        let now = INSTANCES.with(|v| match v[w.index] {
+            Instance { ended: true, .. } => Err(()),
+            Instance { process: Some(p), generation, .. } if generation != last => {
+                last = generation;
+                Ok(p.kill(TEST_KILL_EXIT).is_ok())
+            }
+            _ => Ok(false),
+        });
+        match now {
+            Err(()) => break,
+            Ok(true) => killed += 1,
+            Ok(false) => {}
+        }
+    }
+    println!("root: test: killed {name} {killed} times");
+}
+
 /// Every program watched, by the slot its watcher thread is given.
 static WATCHED: SpinLock<Vec<Watched>> = SpinLock::new(Vec::new());
 static DONE: AtomicUsize = AtomicUsize::new(0);
@@ -354,7 +396,7 @@ fn watch(slot: u64) {
                     restarts.len(),
                 );
                 sys::sleep(backoff);
-                backoff = (backoff * 2).min(1_000_000_000);
+                backoff = (backoff * 2).min(u64::from(w.program.max_backoff_ms) * 1_000_000);
                 match with_supervisor(|s| s.start(w.index)) {
                     Ok(p) => {
                         println!("root: restarted {name}");

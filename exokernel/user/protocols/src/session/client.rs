@@ -53,7 +53,18 @@ impl Attached {
     /// again, at most `tries` times. Only for requests that may be made
     /// twice.
     pub fn call(&self, words: [u64; 3], tries: u32, mut then: impl FnMut(&Attached) -> bool) -> Result<Message, Error> {
-        let reattach = || self.attach_again().is_ok() && then(self);
+        // Attaching may meet a dying instance too (`None`: no answer):
+        // then the next one is tried, as many times.
+        let reattach = || {
+            for _ in 0..=tries {
+                match self.attach_again() {
+                    Ok(_) => return then(self),
+                    Err(None) => continue,
+                    Err(Some(_)) => return false,
+                }
+            }
+            false
+        };
         self.ep.call_across_restarts(words, Status::NotAttached as u64, tries, reattach)
     }
 
