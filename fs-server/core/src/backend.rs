@@ -379,22 +379,10 @@ impl FileSystem for Ext {
         self.info.clone()
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
-        if self.for_direct(path) {
-            return self.direct.stat(path);
-        }
-        match self.view_stat(path) {
-            Err(e) if view_refused(&e) => self.direct.stat(path),
-            r => r,
-        }
+        self.either(path, || self.view_stat(path), || self.direct.stat(path))
     }
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
-        if self.for_direct(path) {
-            return self.direct.read_dir(path);
-        }
-        match self.view_read_dir(path) {
-            Err(e) if view_refused(&e) => self.direct.read_dir(path),
-            r => r,
-        }
+        self.either(path, || self.view_read_dir(path), || self.direct.read_dir(path))
     }
     fn read_into(&self, path: &str, offset: u64, buf: &mut [u8]) -> FsResult<usize> {
         // Files are found and read by `ext_layout` (extents and block maps
@@ -405,22 +393,32 @@ impl FileSystem for Ext {
         self.direct.raw.read(&inode, inode.size, offset, buf)
     }
     fn read_link(&self, path: &str) -> FsResult<String> {
-        if self.for_direct(path) {
-            return self.direct.read_link(path);
-        }
-        match self.view_read_link(path) {
-            Err(e) if view_refused(&e) => self.direct.read_link(path),
-            r => r,
-        }
+        self.either(path, || self.view_read_link(path), || self.direct.read_link(path))
     }
 }
 
 impl Ext {
+    /// Answers a request on `path` through `ext4-view` (`view`), or
+    /// through `ext_direct` (`direct`) where [`Ext::for_direct`] says so
+    /// or `ext4-view` refuses the request as corrupt.
+    fn either<T>(
+        &self,
+        path: &str,
+        view: impl FnOnce() -> FsResult<T>,
+        direct: impl FnOnce() -> FsResult<T>,
+    ) -> FsResult<T> {
+        if self.for_direct(path) {
+            return direct();
+        }
+        match view() {
+            Err(e) if view_refused(&e) => direct(),
+            r => r,
+        }
+    }
+
+    // The `view_` requests: paths `ext4-view` resolves (see `either`).
     fn view_stat(&self, path: &str) -> FsResult<Stat> {
         let raw = bytes_of(path)?;
-        if too_long_for_view(&raw) {
-            return self.direct.stat(path);
-        }
         let m = self.fs.symlink_metadata(raw.as_slice()).map_err(ext_error)?;
         // Without its inode number the answer is still right, only less
         // telling (a client then cannot see a cycle through this path).
@@ -432,9 +430,6 @@ impl Ext {
         // whose inode cannot be read is listed as bad (see `Entry::bad`),
         // and the rest of the directory all the same.
         let raw_path = bytes_of(path)?;
-        if too_long_for_view(&raw_path) {
-            return self.direct.read_dir(path);
-        }
         let mut out: Vec<(Vec<u8>, Entry)> = Vec::new();
         for e in self.fs.read_dir(raw_path.as_slice()).map_err(ext_error)? {
             let e = e.map_err(ext_error)?;
@@ -477,9 +472,6 @@ impl Ext {
     }
     fn view_read_link(&self, path: &str) -> FsResult<String> {
         let raw = bytes_of(path)?;
-        if too_long_for_view(&raw) {
-            return self.direct.read_link(path);
-        }
         let m = self.fs.symlink_metadata(raw.as_slice()).map_err(ext_error)?;
         if !m.is_symlink() {
             return Err((ErrorKind::Invalid, format!("{path}: not a symbolic link")));
