@@ -7,12 +7,11 @@
 //! are shared fail for their own files while the rest is extracted.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 mod common;
-use common::{exo, scratch, stderr, tool};
+use common::{debugfs_script, exo, scratch, stderr, tool};
 
 /// An ext4 image (4 KiB blocks) of the tree `fill` makes, then changed by
 /// the debugfs commands `cmds` (see [`debugfs`]).
@@ -30,19 +29,7 @@ fn ext4(dir: &Path, size: &str, fill: impl FnOnce(&Path), cmds: &[&str]) -> Path
 /// Runs `debugfs -w` commands on `img` (symlinks with any target, hard
 /// links to directories, fallocate, inode fields, journal transactions).
 fn debugfs(img: &Path, cmds: &[&str]) {
-    let mut child = Command::new("debugfs")
-        .args(["-w", "-f", "-", img.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("debugfs (Debian package e2fsprogs)");
-    child.stdin.take().unwrap().write_all(cmds.join("\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    // debugfs exits 0 whatever happens; its complaints go to stderr.
-    let complaints: Vec<&str> = err.lines().filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()).collect();
-    assert!(out.status.success() && complaints.is_empty(), "debugfs {cmds:?}: {err}");
+    debugfs_script(img, true, cmds);
 }
 
 /// A destination inside a box that also holds a sentinel file: the box

@@ -7,13 +7,12 @@
 //! uncommitted or corrupt transaction ends the replay).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 mod common;
-use common::{exo, scratch, stderr, tool};
+use common::{debugfs_script, exo, scratch, stderr, tool};
 
 /// A name of 255 bytes, the longest a directory entry holds.
 fn long_name() -> String {
@@ -107,33 +106,9 @@ fn build(name: &str, size: &str, opts: &[&str], many: usize) -> (PathBuf, PathBu
     (d, src, img)
 }
 
-/// Runs debugfs commands on `img` (read-write with `write`), returning
-/// what they printed; debugfs exits 0 whatever happens, so anything on
-/// its standard error but its banner fails the test.
-fn debugfs_run(img: &Path, write: bool, cmds: &[String]) -> Vec<u8> {
-    let mut args = vec!["-f", "-", img.to_str().unwrap()];
-    if write {
-        args.insert(0, "-w");
-    }
-    let mut child = Command::new("debugfs")
-        .args(&args)
-        .env("LC_ALL", "C.UTF-8")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("debugfs (Debian package e2fsprogs)");
-    child.stdin.take().unwrap().write_all(cmds.join("\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let complaints: Vec<&str> = err.lines().filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()).collect();
-    assert!(out.status.success() && complaints.is_empty(), "debugfs {cmds:?}: {err}");
-    out.stdout
-}
-
 /// Runs the debugfs commands `cmds` read-write on `img`.
 fn debugfs_w(img: &Path, cmds: &[String]) {
-    debugfs_run(img, true, cmds);
+    debugfs_script(img, true, cmds);
 }
 
 /// What the one read-only debugfs request `req` prints about `img`.
@@ -364,7 +339,7 @@ fn ea_inode_file_systems_read_like_debugfs() {
     const EA_INODE_FL: u32 = 0x20_0000;
     let used: u32 = header(&img, "Inode count").unwrap().parse::<u32>().unwrap()
         - header(&img, "Free inodes").unwrap().parse::<u32>().unwrap();
-    let stats = debugfs_run(&img, false, &(11..=used + 11).map(|i| format!("stat <{i}>")).collect::<Vec<_>>());
+    let stats = debugfs_script(&img, false, &(11..=used + 11).map(|i| format!("stat <{i}>")).collect::<Vec<_>>());
     let stats = String::from_utf8_lossy(&stats);
     assert!(
         stats.split("Inode: ").skip(1).any(|s| flags(s) & EA_INODE_FL != 0),

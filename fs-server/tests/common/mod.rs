@@ -3,8 +3,9 @@
 //! running `exo-img` within a time limit.
 #![allow(dead_code)] // each test file uses its own part of it
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `exo-img` under test.
@@ -43,4 +44,30 @@ pub fn exo(args: &[&str]) -> Output {
 /// Its standard error, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs the debugfs commands `cmds` on `img` (read-write with `write`:
+/// links with any target, inode fields, journal transactions ...),
+/// returning what they printed. debugfs exits 0 whatever happens, so
+/// anything on its standard error but its banner fails the test.
+pub fn debugfs_script(img: &Path, write: bool, cmds: &[impl AsRef<str>]) -> Vec<u8> {
+    let mut args = vec!["-f", "-", img.to_str().unwrap()];
+    if write {
+        args.insert(0, "-w");
+    }
+    let mut child = Command::new("debugfs")
+        .args(&args)
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("debugfs (Debian package e2fsprogs)");
+    let script: Vec<&str> = cmds.iter().map(AsRef::as_ref).collect();
+    child.stdin.take().unwrap().write_all(script.join("\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = err.lines().filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()).collect();
+    assert!(out.status.success() && complaints.is_empty(), "debugfs {script:?}: {err}");
+    out.stdout
 }
