@@ -33,6 +33,17 @@ pub struct Boot {
 /// Boots `build/<image>` and waits at most `timeout`. Extra arguments go
 /// to `scripts/run-qemu` (e.g. `--icount`).
 pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {
+    boot_watching(image, timeout, extra, |_| {})
+}
+
+/// [`boot`], calling `watch` with each console line (`\r` removed) as it
+/// arrives, for tests that act on what the system says while it runs.
+pub fn boot_watching(
+    image: &str,
+    timeout: Duration,
+    extra: &[&str],
+    mut watch: impl FnMut(&str) + Send + 'static,
+) -> Boot {
     let root = repo_root();
     let image_path = root.join("build").join(image);
     assert!(image_path.exists(), "{} is missing: run scripts/test (or scripts/build) first", image_path.display());
@@ -45,8 +56,14 @@ pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {
     let mut stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
+        let (mut buf, mut seen, mut chunk) = (Vec::new(), 0, [0u8; 4096]);
+        while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf[seen..].iter().position(|b| *b == b'\n') {
+                watch(String::from_utf8_lossy(&buf[seen..seen + end]).trim_end_matches('\r'));
+                seen += end + 1;
+            }
+        }
         let _ = tx.send(buf);
     });
     let status = loop {

@@ -86,8 +86,15 @@ struct Rx(usize);
 struct Tx;
 
 impl RxToken for Rx {
+    /// smoltcp may answer a frame from inside `f` (an ARP reply, an ICMP
+    /// echo reply, the ACK of a segment out of order), sending through a
+    /// `Tx` that takes the buffer too: so `f` gets a copy, with the buffer
+    /// free (holding it across `f` deadlocked the server on such answers).
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        with_buffer(|b| f(&b[..self.0]))
+        let mut frame = [0u8; net::MAX_FRAME];
+        let len = self.0.min(net::MAX_FRAME);
+        with_buffer(|b| frame[..len].copy_from_slice(&b[..len]));
+        f(&frame[..len])
     }
 }
 

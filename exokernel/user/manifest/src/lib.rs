@@ -31,6 +31,8 @@
 //! heartbeat = 500ms         # ping what it serves this often; 2 missed: kill, restart per policy
 //! max_backoff = 1s          # longest wait before a restart (10ms-60s; doubling from 10 ms)
 //! test_kills = 0            # tests: the root task kills it this many times at random moments
+//! test_kill_gap = 20ms       # tests: the mean time between those kills (each wait random, 0.1x-1.9x)
+//! test_kills_after = 0ms     # tests: when the first of those waits starts, after the program starts
 //! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
 //! ```
 //!
@@ -237,6 +239,12 @@ pub struct Program {
     /// Tests of recovery: how many times the root task kills this program
     /// at random moments (each time once the instance runs again).
     pub test_kills: u32,
+    /// Tests of recovery: the mean milliseconds between those kills (each
+    /// wait is random between a tenth of it and 1.9 times it).
+    pub test_kill_gap_ms: u32,
+    /// Tests of recovery: milliseconds after the first start before the
+    /// first of those waits begins.
+    pub test_kills_after_ms: u32,
     /// The devices it drives, in slot order.
     pub devices: Vec<Device>,
 }
@@ -367,6 +375,8 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             heartbeat_ms: 0,
                             max_backoff_ms: 1000,
                             test_kills: 0,
+                            test_kill_gap_ms: 20,
+                            test_kills_after_ms: 0,
                             devices: Vec::new(),
                         },
                         Vec::new(),
@@ -519,6 +529,18 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             prog.test_kills = match value.parse::<u32>() {
                 Ok(k) if k <= 10_000 => k,
                 _ => return err(n, format!("test_kills must be 0 to 10000, not `{value}`")),
+            };
+        }
+        "test_kill_gap" => {
+            prog.test_kill_gap_ms = match parse_ms(value) {
+                Some(ms) if (10..=600_000).contains(&ms) => ms,
+                _ => return err(n, format!("test_kill_gap must be 10ms to 600s, not `{value}`")),
+            };
+        }
+        "test_kills_after" => {
+            prog.test_kills_after_ms = match parse_ms(value) {
+                Some(ms) if ms <= 600_000 => ms,
+                _ => return err(n, format!("test_kills_after must be 0 to 600s, not `{value}`")),
             };
         }
         "heartbeat" => {

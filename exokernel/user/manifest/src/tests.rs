@@ -98,6 +98,8 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nheap = 99999999999999999999K\n", 3, "invalid heap size"),
         ("[program p]\nbinary = p\nheap = 18014398509481984K\n", 3, "invalid heap size"),
         ("[program p]\nbinary = p\nrestart = sometimes\n", 3, "restart must be"),
+        ("[program p]\nbinary = p\ntest_kill_gap = 5ms\n", 3, "test_kill_gap must be 10ms to 600s"),
+        ("[program p]\nbinary = p\ntest_kills_after = soon\n", 3, "test_kills_after must be 0 to 600s"),
         ("[program p]\nbinary = p\nexpect = crash\n", 3, "expect must be"),
         ("[program p]\nbinary = p\nexpect = fault 99\n", 3, "expect must be"),
         ("[program p]\nbinary = p\nexpect = exit 1 2\n", 3, "expect must be"),

@@ -304,9 +304,10 @@ fn heartbeat(slot: u64) {
 const TEST_KILL_EXIT: u32 = 0x7e57_dead;
 
 /// Tests of recovery (`test_kills`): kills program `slot`'s instance at a
-/// random moment (2 to 40 ms after it is seen running), as many times as
-/// its entry says, each new instance once, until it ends for good. The
-/// seed is printed, so a run can be repeated.
+/// random moment (after `test_kills_after`, then a wait of 0.1 to 1.9
+/// times `test_kill_gap`), as
+/// many times as its entry says, each new instance once, until it ends
+/// for good. The seed is printed, so a run can be repeated.
 fn killer(slot: u64) {
     let w = &WATCHED.with(|w| w[slot as usize]);
     let name = &w.program.name;
@@ -314,12 +315,14 @@ fn killer(slot: u64) {
     println!("root: test: killing {name} {} times at random moments (seed {seed})", w.program.test_kills);
     let mut rng = seed;
     let (mut killed, mut last) = (0u32, u64::MAX);
+    sys::sleep(u64::from(w.program.test_kills_after_ms) * 1_000_000);
     while killed < w.program.test_kills {
         // xorshift64
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        sys::sleep(2_000_000 + rng % 38_000_000);
+        let gap = u64::from(w.program.test_kill_gap_ms) * 1_000_000;
+        sys::sleep(gap / 10 + rng % (gap * 18 / 10));
         let now = INSTANCES.with(|v| match v[w.index] {
             Instance { ended: true, .. } => Err(()),
             Instance { process: Some(p), generation, .. } if generation != last => {
