@@ -195,6 +195,25 @@ pub const ORPHANED_EXIT: u32 = 0xdead;
 /// stops answering its heartbeats.
 pub const UNRESPONSIVE_EXIT: u32 = 0xdeaf;
 
+/// The exit code the root task's supervisor stops a program with to start
+/// it again after a program it runs `after` restarted (manifest:
+/// `on_dependency_restart = restart`).
+pub const DEPENDENCY_RESTART_EXIT: u32 = 0xde9e;
+
+/// Most programs one program may depend on (manifest `after`).
+pub const MAX_DEPENDENCIES: usize = 32;
+
+/// The bit the supervisor signals on a program's notification in
+/// [`slot::SUPERVISOR`] when the `i`-th program of its manifest `after`
+/// list was restarted (bits 32 to 63 are the supervisor's; the rest are
+/// the program's to use, for example for a driver's signals).
+pub const fn dependency_bit(i: usize) -> u64 {
+    1 << (32 + i)
+}
+
+/// Every bit [`dependency_bit`] may set.
+pub const DEPENDENCY_BITS: u64 = !0 << 32;
+
 /// The MSI message address that reaches the (one) CPU's local APIC; the
 /// message data is the vector `irq_bind` returned (fixed delivery, edge).
 pub const MSI_ADDRESS: u64 = 0xfee0_0000;
@@ -499,6 +518,9 @@ pub mod slot {
     pub const POWER: u64 = 4;
     /// The PCI bus (root task only, unless granted).
     pub const PCI: u64 = 5;
+    /// A notification of the program's own (read, signal, grant), on which
+    /// the supervisor also signals news: [`super::dependency_bit`].
+    pub const SUPERVISOR: u64 = 6;
     /// First slot that is free for dynamic use.
     pub const FIRST_FREE: u64 = 8;
     /// Number of slots in every capability table.

@@ -213,6 +213,15 @@ fn crashing_program_is_restarted_with_backoff_until_the_rate_limit() {
     ]);
     // Four instances ran and were killed, each reported by the kernel.
     assert_eq!(b.lines().iter().filter(|l| l.contains("'crashy' killed")).count(), 4, "{}", b.serial);
+    // The supervisor's summary says so too.
+    let table = b.expect_line("root: program          starts  last ending");
+    let row = b.lines()[table..].iter().copied().find(|l| l.split_whitespace().take(2).eq(["root:", "crashy"]));
+    assert_eq!(
+        row.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["root:", "crashy", "4", "CPU", "exception", "14"]),
+        "{}",
+        b.serial
+    );
 }
 
 #[test]

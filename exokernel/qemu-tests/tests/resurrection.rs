@@ -7,6 +7,9 @@
 //! and retry, and the file's hash must come out right. An undisturbed
 //! read in the same run is the baseline of the slowdown reported.
 //!
+//! Dependents: programs that run after a restarted one are restarted with
+//! it in dependency order, or told, as their manifest entries ask.
+//!
 //! The network: the host sends 16 MiB through the TCP echo while the
 //! virtio-net driver is killed 5 times; the network server attaches to
 //! each new instance and TCP sends again what was lost, so every byte
@@ -72,6 +75,41 @@ fn reads_come_out_right_while_the_driver_or_the_file_server_is_killed_again_and_
         blk as f64 / base.max(1) as f64,
         fs as f64 / base.max(1) as f64
     );
+
+    // Dependents: the file server and reader-a restart with the driver,
+    // in dependency order; reader-b is told and attaches again.
+    let d = boot("resurrect-deps.img", Duration::from_secs(300), &disk);
+    d.expect_line("root: test: killed virtio-blk 2 times");
+    for _ in 0..2 {
+        d.expect_in_order(&[
+            "root: restarted virtio-blk",
+            "root: stopping reader-a to start it again after virtio-blk",
+            "root: stopping fs-server to start it again after virtio-blk",
+            "root: restarted fs-server after virtio-blk",
+            "root: restarted reader-a after fs-server",
+        ]);
+    }
+    let count = |needle: &str| d.lines().iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("root: restarted fs-server after virtio-blk"), 2, "{}", d.serial);
+    assert_eq!(count("root: restarted reader-a after fs-server"), 2, "{}", d.serial);
+    // The driver's restart is told to no one (its dependent restarts);
+    // the file server's new instances are told to reader-b.
+    assert_eq!(count("root: told reader-b that fs-server restarted"), 2, "{}", d.serial);
+    assert_eq!(count("root: told fs-server"), 0, "{}", d.serial);
+    // Each restart in order: the file server only once the driver runs,
+    // reader-a only once the file server runs.
+    let lines = d.lines();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("root: restarted fs-server after") {
+            let driver = lines[..i].iter().rposition(|l| l.starts_with("root: restarted virtio-blk"));
+            let stopped = lines[..i].iter().rposition(|l| l.starts_with("root: stopping fs-server"));
+            assert!(driver < stopped, "the file server restarted before the driver:\n{}", d.serial);
+        }
+    }
+    let want = format!("readcheck: /big.bin: {SIZE} bytes, fnv1a64 {hash:016x}, ");
+    assert_eq!(count(&want), 2, "both readers read the whole file right:\n{}", d.serial);
+    d.expect_line("root: all 4 programs ended as expected");
+    assert_eq!(d.status, Some(0), "{}", d.serial);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -143,6 +181,17 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
     let to = b.expect_line(&format!("net-server: TCP 7: connection ended, {SIZE} bytes echoed"));
     let during = b.lines()[from..to].iter().filter(|l| l.starts_with("root: restarted virtio-net")).count();
     assert_eq!(during, 5, "{}", b.serial);
+    // Each new instance got the first one's capabilities back from the
+    // supervisor's sealed tokens (console, budget, supervisor notification,
+    // endpoint, device), and the network server was told of each restart.
+    let count = |needle: &str| b.lines().iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("root: virtio-net: 5 capabilities restored from sealed tokens"), 5, "{}", b.serial);
+    assert_eq!(count("root: told net-server that virtio-net restarted"), 5, "{}", b.serial);
+    assert!(
+        count("net-server: told the driver was restarted: buffer and notification attached again") >= 1,
+        "{}",
+        b.serial
+    );
     b.expect_line("root: all 2 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
     eprintln!(

@@ -21,8 +21,8 @@ use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_protocols::frame::{self as net, Request, Status};
 use exo_protocols::session::client::Attached;
-use exo_rt::abi::{slot, FOREVER};
-use exo_rt::caps::{Endpoint, Notification, Untyped};
+use exo_rt::abi::{slot, DEPENDENCY_BITS, FOREVER};
+use exo_rt::caps::{Endpoint, Notification};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
@@ -138,6 +138,15 @@ impl Device for Link {
     }
 }
 
+/// Attaches the buffer and the notification to a driver the supervisor
+/// said it restarted, before any request finds out.
+fn attach_again() {
+    let Some((session, note)) = *ATTACHED.lock() else { return };
+    if session.attach_again().is_ok() && subscribe(session.endpoint(), note).is_ok() {
+        println!("net-server: told the driver was restarted: buffer and notification attached again");
+    }
+}
+
 /// Attaches the buffer and subscribes `note`; the MAC address.
 fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
     let (buffer, session, [mac, _]) = Attached::new(ep, BUF_PAGES, BUF_VA)?;
@@ -169,10 +178,9 @@ fn main(args: &str) -> i32 {
         _ => (None, false),
     };
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
-    let Ok(note) = Untyped::from_slot(slot::UNTYPED).create_notification() else {
-        println!("net-server: no notification");
-        return 1;
-    };
+    // The driver signals frames on the notification the supervisor gave
+    // us, where the supervisor also says when the driver was restarted.
+    let note = Notification::from_slot(slot::SUPERVISOR);
     let mac = match attach(ep, note) {
         Ok(m) => m,
         Err(e) => {
@@ -281,8 +289,8 @@ fn main(args: &str) -> i32 {
         // Sleep until the next timer or a frame.
         let delay =
             iface.poll_delay(now(), &sockets).map_or(MAX_SLEEP_NS, |d| (d.total_micros() * 1000).min(MAX_SLEEP_NS));
-        if delay > 0 {
-            let _ = note.wait(delay);
+        if delay > 0 && note.wait(delay).is_ok_and(|bits| bits & DEPENDENCY_BITS != 0) {
+            attach_again();
         }
     }
     // Let the last segments go out, then give the driver its buffer back.

@@ -17,6 +17,7 @@
 //! after = hello             # started after these programs
 //! heap = 64K                # bytes, K/M suffix, page multiple, <= 64M
 //! restart = never           # never | on-failure | always (the root task's supervisor)
+//! on_dependency_restart = reattach  # when one of `after` restarts: reattach (it is told) | restart
 //! max_restarts = 5          # restarts allowed within restart_window (0-100)
 //! restart_window = 60s      # seconds (1-3600)
 //! stable_after = 10s        # an instance that ran this long resets the count (0: never)
@@ -66,6 +67,9 @@ pub const MAX_ENDPOINTS: usize = 16;
 pub const DEVICE_SLOT_BASE: u64 = 32;
 /// Most devices one program may list.
 pub const MAX_DEVICES: usize = 8;
+/// Most programs one program may run `after` (one supervisor notification
+/// bit each).
+pub const MAX_AFTER: usize = exo_abi::MAX_DEPENDENCIES;
 
 /// Restarts allowed in the window, unless the entry says otherwise (the
 /// original design's default, as MINIX 3's reincarnation server).
@@ -176,6 +180,18 @@ pub enum Restart {
     Always,
 }
 
+/// What the supervisor does with a program when one it runs `after`
+/// restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDependencyRestart {
+    /// Tell it (a bit on its supervisor notification,
+    /// [`exo_abi::dependency_bit`]) and let it attach again.
+    Reattach,
+    /// Stop it and start it again once what it runs after runs again
+    /// (in dependency order, with the programs that run after it).
+    Restart,
+}
+
 /// How a program is expected to end (used by tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -198,6 +214,8 @@ pub struct Program {
     pub caps: Vec<CapGrant>,
     /// Programs to start first.
     pub after: Vec<String>,
+    /// What happens to it when one of `after` restarts.
+    pub on_dependency_restart: OnDependencyRestart,
     /// Heap bytes.
     pub heap: u64,
     /// Restart policy.
@@ -359,6 +377,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             args: String::new(),
                             caps: Vec::new(),
                             after: Vec::new(),
+                            on_dependency_restart: OnDependencyRestart::Reattach,
                             heap: DEFAULT_HEAP,
                             restart: Restart::Never,
                             max_restarts: DEFAULT_MAX_RESTARTS,
@@ -476,6 +495,9 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
                 if prog.after.iter().any(|x| x == a) {
                     return err(n, format!("`{a}` listed twice in after"));
                 }
+                if prog.after.len() == MAX_AFTER {
+                    return err(n, format!("more than {MAX_AFTER} programs in after"));
+                }
                 prog.after.push(a.to_string());
             }
         }
@@ -560,6 +582,13 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             } else {
                 prog.stable_after_s = secs;
             }
+        }
+        "on_dependency_restart" => {
+            prog.on_dependency_restart = match value {
+                "reattach" => OnDependencyRestart::Reattach,
+                "restart" => OnDependencyRestart::Restart,
+                _ => return err(n, format!("on_dependency_restart must be reattach or restart, not `{value}`")),
+            };
         }
         "restart" => {
             prog.restart = match value {

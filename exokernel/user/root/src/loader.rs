@@ -131,6 +131,7 @@ pub fn pages_needed(image: &exo_bootimg::BootImage, program: &Program) -> Result
 /// Creates and starts `program`, everything paid from its own `budget`
 /// (which it also gets as its `untyped` capability if its entry grants
 /// that); its endpoints carry `badge`.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     image: &exo_bootimg::BootImage,
     program: &Program,
@@ -139,6 +140,7 @@ pub fn start(
     badge: u64,
     hardware: Hardware,
     generation: u64,
+    grants: &mut Option<Grants>,
 ) -> Result<Process, StartError> {
     let untyped = budget;
     let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
@@ -146,10 +148,13 @@ pub fn start(
     if program.args.len() as u64 > PAGE_SIZE - StartInfo::SIZE as u64 - 64 {
         return Err(StartError::ArgsTooLong);
     }
+    if grants.is_none() {
+        *grants = Some(first_grants(program, untyped, endpoints, badge, hardware)?);
+    }
+    let grants = grants.as_ref().expect("made above");
     let child = untyped.create_process(&program.name, program.label.encode()).map_err(k("create process"))?;
     let result = build(elf.data, &plan, program, untyped, child, generation)
-        .and_then(|_| connect(program, child, endpoints, badge))
-        .and_then(|_| give_devices(program, child, hardware))
+        .and_then(|_| give_grants(program, child, grants, generation))
         .and_then(|_| child.set_schedule(program.priority, program.weight).map_err(k("set schedule")))
         .and_then(|_| child.spawn_thread(plan.entry, initial_rsp(program), info_va()).map_err(k("start thread")));
     if result.is_err() {
@@ -200,19 +205,6 @@ fn build(
         buf[off(info_va)..off(info_va) + StartInfo::SIZE].copy_from_slice(&info.to_bytes());
         buf[off(args_va)..off(args_va) + args.len()].copy_from_slice(args);
     })?;
-
-    for grant in &program.caps {
-        let (s, rights) = match grant {
-            CapGrant::Console => (slot::CONSOLE, Rights::WRITE),
-            CapGrant::Power => (slot::POWER, Rights::WRITE),
-            CapGrant::Untyped => (untyped.slot(), Rights::ALL),
-        };
-        let dst = match grant {
-            CapGrant::Untyped => slot::UNTYPED,
-            _ => s,
-        };
-        child.give(s, Some(dst), rights, Some(program.label.encode()), None).map_err(k("grant capability"))?;
-    }
     Ok(())
 }
 
@@ -232,11 +224,67 @@ fn initial_rsp(program: &Program) -> u64 {
     args_va(program) & !0xf
 }
 
-/// Gives `child` a capability to one PCI function of each kind it lists,
-/// in manifest order from `DEVICE_SLOT_BASE`: configuration read and
-/// write, no grant. The root task keeps its own copy, from which the
-/// child's is derived (revoking it takes the device back).
-fn give_devices(program: &Program, child: Process, hw: Hardware) -> Result<(), StartError> {
+/// One capability a program is given, kept by the root task as a sealed
+/// token (HMAC-SHA256 under the kernel's boot key) of its own copy: every
+/// restart gets exactly what the first start got, restored from the token,
+/// and a revocation of the root task's original (which removes the copy
+/// the token names) reaches every later instance too: the token then no
+/// longer unseals, and the capability is not given again.
+pub struct Granted {
+    /// Where the program finds it.
+    dst: u64,
+    /// What it may do with it.
+    rights: Rights,
+    /// The root task's copy, sealed.
+    token: caps::SealedToken,
+    /// What it is, for reports.
+    what: String,
+}
+
+/// Everything a program is given, in slot order.
+pub type Grants = alloc::vec::Vec<Granted>;
+
+/// What a program's capabilities are at its first start: its manifest
+/// entry's `caps`, its supervisor notification, its endpoints (minted
+/// with `badge`, every right but `CONTROL`: closing an endpoint is the
+/// root task's) in manifest order from `ENDPOINT_SLOT_BASE`, and one PCI
+/// function of each kind of device it lists from `DEVICE_SLOT_BASE`
+/// (configuration read and write, no grant). Each is derived from the
+/// root task's capability into a slot of its own, with the program's label
+/// (and `GRANT`, which sealing needs; the program gets only `rights`), and
+/// sealed.
+fn first_grants(
+    program: &Program,
+    untyped: Untyped,
+    endpoints: &Endpoints,
+    badge: u64,
+    hw: Hardware,
+) -> Result<Grants, StartError> {
+    let mut out = Grants::new();
+    let label = Some(program.label.encode());
+    let mut keep = |src: u64, dst: u64, rights: Rights, badge: Option<u64>, what: String| {
+        let me = Process::from_slot(slot::SELF);
+        let mine = me.give(src, None, rights.union(Rights::GRANT), label, badge).map_err(k("copy capability"))?;
+        let token = caps::seal(mine, 0, dst).map_err(k("seal capability"))?;
+        out.push(Granted { dst, rights, token, what });
+        Ok::<(), StartError>(())
+    };
+    for grant in &program.caps {
+        match grant {
+            CapGrant::Console => keep(slot::CONSOLE, slot::CONSOLE, Rights::WRITE, None, "console".into())?,
+            CapGrant::Power => keep(slot::POWER, slot::POWER, Rights::WRITE, None, "power".into())?,
+            CapGrant::Untyped => keep(untyped.slot(), slot::UNTYPED, Rights::ALL, None, "budget".into())?,
+        }
+    }
+    let note = untyped.create_notification().map_err(k("create notification"))?;
+    let all_but_control = Rights(Rights::ALL.0 & !Rights::CONTROL.0);
+    keep(note.slot(), slot::SUPERVISOR, all_but_control, None, "supervisor notification".into())?;
+    let _ = caps::delete(note.slot()); // the sealed copy holds it
+    for (i, name) in program.endpoints.iter().enumerate() {
+        let (_, ep) = endpoints.iter().find(|(n, _)| n == name).expect("created for every listed name");
+        let dst = exo_manifest::ENDPOINT_SLOT_BASE + i as u64;
+        keep(ep.slot(), dst, ENDPOINT_RIGHTS, Some(badge), alloc::format!("endpoint {name}"))?;
+    }
     for (i, d) in program.devices.iter().enumerate() {
         let bdf = match hw.assigned.get(i) {
             Some(bdf) => *bdf,
@@ -248,23 +296,47 @@ fn give_devices(program: &Program, child: Process, hw: Hardware) -> Result<(), S
         };
         let f = hw.bus.open(bdf, None).map_err(k("open PCI function"))?;
         let dst = exo_manifest::DEVICE_SLOT_BASE + i as u64;
-        let rights = Rights(Rights::READ.0 | Rights::WRITE.0);
-        child.give(f.slot(), Some(dst), rights, Some(program.label.encode()), None).map_err(k("grant device"))?;
-        println!("root: {} drives {} at {:02x}:{:02x}.{}", program.name, d.name(), bdf >> 8, (bdf >> 3) & 31, bdf & 7);
+        let at = alloc::format!("{} at {:02x}:{:02x}.{}", d.name(), bdf >> 8, (bdf >> 3) & 31, bdf & 7);
+        keep(f.slot(), dst, Rights(Rights::READ.0 | Rights::WRITE.0), None, at)?;
+        let _ = caps::delete(f.slot());
+    }
+    Ok(out)
+}
+
+/// Gives `child` what `grants` record, each unsealed from its token into
+/// a scratch slot, copied with the program's rights and dropped again. A
+/// token that no longer unseals (its capability was revoked) is reported
+/// and skipped: the program runs without it.
+fn give_grants(program: &Program, child: Process, grants: &Grants, generation: u64) -> Result<(), StartError> {
+    let mut restored = 0;
+    for g in grants {
+        let scratch = match caps::unseal(&g.token, None) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("root: {}: its {} was revoked ({}); not given again", program.name, g.what, e.name());
+                continue;
+            }
+        };
+        let given = child.give(scratch, Some(g.dst), g.rights, None, None);
+        let _ = caps::delete(scratch);
+        given.map_err(k("grant capability"))?;
+        restored += 1;
+        if generation == 0 && g.what.contains(" at ") {
+            println!("root: {} drives {}", program.name, g.what);
+        }
+    }
+    if generation > 0 {
+        println!("root: {}: {restored} capabilities restored from sealed tokens", program.name);
     }
     Ok(())
 }
 
-/// Gives `child` its endpoints, in manifest order from
-/// `ENDPOINT_SLOT_BASE`, minted with `badge`, with every right but
-/// `CONTROL` (closing an endpoint is the root task's).
-fn connect(program: &Program, child: Process, endpoints: &Endpoints, badge: u64) -> Result<(), StartError> {
-    for (i, name) in program.endpoints.iter().enumerate() {
-        let (_, ep) = endpoints.iter().find(|(n, _)| n == name).expect("created for every listed name");
-        let dst = exo_manifest::ENDPOINT_SLOT_BASE + i as u64;
-        child
-            .give(ep.slot(), Some(dst), ENDPOINT_RIGHTS, Some(program.label.encode()), Some(badge))
-            .map_err(k("connect endpoint"))?;
-    }
-    Ok(())
+/// Signals `bits` on the supervisor notification recorded in `grants`
+/// (through a scratch slot unsealed from its token).
+pub fn signal_supervisor(grants: &Grants, bits: u64) -> Result<(), Error> {
+    let g = grants.iter().find(|g| g.dst == slot::SUPERVISOR).ok_or(Error::InvalidCap)?;
+    let scratch = caps::unseal(&g.token, None)?;
+    let r = caps::Notification::from_slot(scratch).signal(bits);
+    let _ = caps::delete(scratch);
+    r
 }

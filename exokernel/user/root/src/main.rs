@@ -31,8 +31,8 @@ mod pci;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use exo_abi::{slot, ExitStatus, PAGE_SIZE, UNRESPONSIVE_EXIT};
-use exo_manifest::{Expect, Manifest, OnIdle, Program, Restart};
+use exo_abi::{dependency_bit, slot, ExitStatus, DEPENDENCY_RESTART_EXIT, PAGE_SIZE, UNRESPONSIVE_EXIT};
+use exo_manifest::{Expect, Manifest, OnDependencyRestart, OnIdle, Program, Restart};
 use exo_protocols::session::PING;
 use exo_rt::caps::{self, Memory, PciBus, Power, Process, Untyped};
 use exo_rt::mem::Mapping;
@@ -99,6 +99,9 @@ struct Supervisor {
     budgets: Vec<Option<Untyped>>,
     /// Per program: how many times it was started.
     starts: Vec<u64>,
+    /// Per program: the capabilities it was given at its first start, as
+    /// sealed tokens, for every restart.
+    grants: Vec<Option<loader::Grants>>,
 }
 
 impl Supervisor {
@@ -130,7 +133,8 @@ impl Supervisor {
             loader::Hardware { bus: self.bus, functions: &mut self.devices, assigned: &mut self.assigned[index] };
         let generation = self.starts[index];
         self.starts[index] += 1;
-        loader::start(self.image, program, budget, &self.endpoints, index as u64 + 1, hardware, generation)
+        let grants = &mut self.grants[index];
+        loader::start(self.image, program, budget, &self.endpoints, index as u64 + 1, hardware, generation, grants)
     }
 }
 
@@ -158,7 +162,8 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     let assigned = alloc::vec![Vec::new(); manifest.programs.len()];
     let budgets = alloc::vec![None; manifest.programs.len()];
     let starts = alloc::vec![0; manifest.programs.len()];
-    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets, starts };
+    let grants = (0..manifest.programs.len()).map(|_| None).collect();
+    let supervisor = Supervisor { image, manifest, endpoints, bus, devices, assigned, budgets, starts, grants };
     *SUPERVISOR.lock() = Some(supervisor);
     *INSTANCES.lock() = alloc::vec![Instance::default(); manifest.programs.len()];
     // One watcher thread per program, started with it, so each ending is
@@ -206,6 +211,7 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
         sys::sleep(10_000_000);
     }
     let failures = failures + FAILURES.load(Ordering::SeqCst);
+    report_supervision(manifest);
     if failures == 0 {
         println!("root: all {started} programs ended as expected");
     } else {
@@ -220,6 +226,21 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
         OnIdle::Halt => loop {
             sys::sleep(u64::MAX);
         },
+    }
+}
+
+/// Prints what the supervisor did with each program: how many instances
+/// it started, how the last one ended.
+fn report_supervision(manifest: &Manifest) {
+    println!("root: {:<16} {:>6}  last ending", "program", "starts");
+    let starts = with_supervisor(|s| s.starts.clone());
+    for (i, p) in manifest.programs.iter().enumerate() {
+        let last = match INSTANCES.with(|v| v[i].last) {
+            Some(ExitStatus::Exited(c)) => alloc::format!("exit {c}"),
+            Some(ExitStatus::Faulted(v)) => alloc::format!("CPU exception {v}"),
+            None => "never started".into(),
+        };
+        println!("root: {:<16} {:>6}  {last}", p.name, starts[i]);
     }
 }
 
@@ -242,6 +263,11 @@ struct Instance {
     generation: u64,
     /// It has ended for good.
     ended: bool,
+    /// It was stopped to be started again after a program it runs
+    /// `after` restarted, and is not running again yet.
+    pending: bool,
+    /// How its last instance ended.
+    last: Option<ExitStatus>,
 }
 
 /// Per program (manifest order): its instance now.
@@ -377,8 +403,18 @@ fn watch(slot: u64) {
             }
         };
         // The heartbeat no longer names it (its slot may be reused).
-        set_instance(w.index, |i| i.process = None);
+        set_instance(w.index, |i| {
+            i.process = None;
+            i.last = Some(status);
+        });
         let _ = caps::delete(process.slot());
+        let pending = INSTANCES.with(|v| core::mem::take(&mut v[w.index].pending));
+        if pending && status == ExitStatus::Exited(DEPENDENCY_RESTART_EXIT) {
+            if let Some(p) = restart_after_dependencies(w) {
+                (process, started) = (p, sys::clock());
+                continue;
+            }
+        }
         let outcome = match status {
             ExitStatus::Exited(c) => alloc::format!("exited with code {c}"),
             ExitStatus::Faulted(v) => alloc::format!("killed by CPU exception {v}"),
@@ -409,6 +445,8 @@ fn watch(slot: u64) {
                         });
                         process = p;
                         started = sys::clock();
+                        restart_dependents(w.index);
+                        tell_dependents(w.index);
                         continue;
                     }
                     Err(e) => println!("root: cannot restart {name}: {e}"),
@@ -440,6 +478,83 @@ fn watch(slot: u64) {
     }
     set_instance(w.index, |i| i.ended = true);
     DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// After program `index` restarted: stops every program that runs after
+/// it (directly, or after one of those) and asks to be restarted with it
+/// (`on_dependency_restart = restart`), all at once, last first; each is
+/// started again by its watcher once what it runs after runs again
+/// ([`restart_after_dependencies`]), so they come back in dependency
+/// order. Restarts for a dependency count against no restart limit.
+fn restart_dependents(index: usize) {
+    let programs = &with_supervisor(|s| s.manifest).programs;
+    let mut chosen = alloc::vec![false; programs.len()];
+    chosen[index] = true;
+    for (j, p) in programs.iter().enumerate() {
+        let after_chosen =
+            p.after.iter().any(|a| programs.iter().position(|q| q.name == *a).is_some_and(|d| chosen[d]));
+        if j != index && p.on_dependency_restart == OnDependencyRestart::Restart && after_chosen {
+            chosen[j] = true;
+        }
+    }
+    chosen[index] = false;
+    // The manifest lists programs in dependency order: stop the last first.
+    INSTANCES.with(|v| {
+        for j in (0..programs.len()).rev().filter(|j| chosen[*j]) {
+            if let Some(p) = v[j].process {
+                if p.kill(DEPENDENCY_RESTART_EXIT).is_ok() {
+                    v[j].pending = true;
+                    println!("root: stopping {} to start it again after {}", programs[j].name, programs[index].name);
+                }
+            }
+        }
+    });
+}
+
+/// Tells the programs that run after program `index` and attach again by
+/// themselves (`on_dependency_restart = reattach`) that it restarted: the
+/// bit for its place in their `after` on their supervisor notification.
+fn tell_dependents(index: usize) {
+    let manifest = with_supervisor(|s| s.manifest);
+    let name = &manifest.programs[index].name;
+    for (j, p) in manifest.programs.iter().enumerate() {
+        let Some(pos) = p.after.iter().position(|a| a == name) else { continue };
+        if p.on_dependency_restart != OnDependencyRestart::Reattach || INSTANCES.with(|v| v[j].process.is_none()) {
+            continue;
+        }
+        let told = with_supervisor(|s| s.grants[j].as_ref().map(|g| loader::signal_supervisor(g, dependency_bit(pos))));
+        match told {
+            Some(Ok(())) => println!("root: told {} that {name} restarted", p.name),
+            Some(Err(e)) => println!("root: cannot tell {} that {name} restarted: {}", p.name, e.name()),
+            None => {}
+        }
+    }
+}
+
+/// For a program stopped by [`restart_dependents`]: waits until every
+/// program it runs after runs again (or has ended for good), then starts
+/// it again; the new instance, or `None` if it could not be started.
+fn restart_after_dependencies(w: &Watched) -> Option<Process> {
+    let programs = &with_supervisor(|s| s.manifest).programs;
+    let deps: Vec<usize> = w.program.after.iter().filter_map(|a| programs.iter().position(|p| p.name == *a)).collect();
+    while !INSTANCES.with(|v| deps.iter().all(|d| v[*d].ended || (v[*d].process.is_some() && !v[*d].pending))) {
+        sys::sleep(1_000_000);
+    }
+    match with_supervisor(|s| s.start(w.index)) {
+        Ok(p) => {
+            println!("root: restarted {} after {}", w.program.name, w.program.after.join(", "));
+            set_instance(w.index, |i| {
+                i.process = Some(p);
+                i.generation += 1;
+            });
+            tell_dependents(w.index);
+            Some(p)
+        }
+        Err(e) => {
+            println!("root: cannot restart {}: {e}", w.program.name);
+            None
+        }
+    }
 }
 
 /// Whether `status` is what the manifest expected (no expectation: a clean

@@ -7,6 +7,10 @@ use exo_rt::abi::{slot, Error, FOREVER};
 use exo_rt::caps::{Endpoint, Memory, Message, Untyped};
 use exo_rt::mem::Mapping;
 
+/// How many instances of a service a first attach asks before it gives
+/// up (each one died while attaching).
+pub const FIRST_ATTACH_TRIES: u32 = 64;
+
 /// A buffer attached to a service: what it takes to call it and to
 /// attach the same buffer again to a restarted instance.
 #[derive(Clone, Copy)]
@@ -18,12 +22,21 @@ pub struct Attached {
 impl Attached {
     /// Allocates `pages` pages from the untyped budget, maps them at `va`
     /// and attaches them to the service on `ep`: the buffer, the handle
-    /// and the answer's words 1 and 2.
+    /// and the answer's words 1 and 2. An instance that dies while it
+    /// attaches (the supervisor restarting it) is no failure: the next one
+    /// is asked, up to [`FIRST_ATTACH_TRIES`] times.
     pub fn new(ep: Endpoint, pages: u64, va: u64) -> Result<(Mapping, Attached, [u64; 2]), &'static str> {
         let buffer =
             Mapping::alloc(Untyped::from_slot(slot::UNTYPED), pages, va).map_err(|_| "no memory for the buffer")?;
         let a = Attached { ep, memory: buffer.memory() };
-        let words = a.attach_again().map_err(|e| match e {
+        let mut answer = a.attach_again();
+        for _ in 1..FIRST_ATTACH_TRIES {
+            if answer != Err(None) {
+                break;
+            }
+            answer = a.attach_again();
+        }
+        let words = answer.map_err(|e| match e {
             None => "the service does not answer",
             Some(_) => "the service refused the buffer",
         })?;
