@@ -185,6 +185,11 @@ pub enum Sys {
     /// supervisor kills a program that stopped answering its heartbeats.
     /// `Dead` if it has already ended.
     ProcessKill = 38,
+    /// `thread_set_tls(base)`: sets the calling thread's FS base, which
+    /// the kernel keeps per thread (thread-local storage: x86-64's
+    /// variant II, `%fs:0` pointing at itself). `base` is 0 or a user
+    /// address; `InvalidArgument` otherwise.
+    ThreadSetTls = 39,
 }
 
 /// The exit code of a process the kernel ended because no other process
@@ -228,7 +233,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 39] = [
+    pub const ALL: [Sys; 40] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -268,6 +273,7 @@ impl Sys {
         Sys::UntypedSplit,
         Sys::EndpointClose,
         Sys::ProcessKill,
+        Sys::ThreadSetTls,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -628,17 +634,21 @@ pub struct StartInfo {
     /// for the first instance): a restarted server knows it is one, as
     /// Hubris's generation numbers tell.
     pub generation: u64,
+    /// The thread-local storage template (`PT_TLS`): address, initialised
+    /// bytes, bytes per thread, alignment; all 0 if there is none.
+    pub tls: [u64; 4],
 }
 
 impl StartInfo {
     /// Size of the encoded block.
-    pub const SIZE: usize = 40;
+    pub const SIZE: usize = 72;
 
     /// Encodes as little-endian words.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        for (i, w) in [self.heap_base, self.heap_len, self.args_ptr, self.args_len, self.generation].iter().enumerate()
-        {
+        let [t0, t1, t2, t3] = self.tls;
+        let words = [self.heap_base, self.heap_len, self.args_ptr, self.args_len, self.generation, t0, t1, t2, t3];
+        for (i, w) in words.iter().enumerate() {
             b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
         b
@@ -651,7 +661,14 @@ impl StartInfo {
             a.copy_from_slice(&b[i * 8..i * 8 + 8]);
             u64::from_le_bytes(a)
         };
-        StartInfo { heap_base: w(0), heap_len: w(1), args_ptr: w(2), args_len: w(3), generation: w(4) }
+        StartInfo {
+            heap_base: w(0),
+            heap_len: w(1),
+            args_ptr: w(2),
+            args_len: w(3),
+            generation: w(4),
+            tls: [w(5), w(6), w(7), w(8)],
+        }
     }
 }
 
@@ -701,7 +718,14 @@ mod tests {
 
     #[test]
     fn start_info_round_trip() {
-        let s = StartInfo { heap_base: 1, heap_len: 2, args_ptr: 3, args_len: u64::MAX, generation: 7 };
+        let s = StartInfo {
+            heap_base: 1,
+            heap_len: 2,
+            args_ptr: 3,
+            args_len: u64::MAX,
+            generation: 7,
+            tls: [8, 9, 10, 16],
+        };
         assert_eq!(StartInfo::from_bytes(&s.to_bytes()), s);
     }
 }

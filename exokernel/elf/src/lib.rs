@@ -14,7 +14,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::fmt;
-use elf::abi::{EM_X86_64, ET_EXEC, PF_W, PF_X, PT_INTERP, PT_LOAD};
+use elf::abi::{EM_X86_64, ET_EXEC, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_TLS};
 use elf::endian::AnyEndian;
 use elf::file::Class;
 use elf::ElfBytes;
@@ -45,7 +45,27 @@ pub struct LoadPlan {
     pub entry: u64,
     /// Segments sorted by address.
     pub segments: Vec<Segment>,
+    /// The thread-local storage template, if the program has one.
+    pub tls: Option<Tls>,
 }
+
+/// The thread-local storage template (`PT_TLS`): each thread's block
+/// starts as a copy of its `file_size` bytes at `vaddr`, zeros up to
+/// `mem_size`, aligned to `align`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// Where the initialised part lies in the loaded image.
+    pub vaddr: u64,
+    /// Initialised bytes.
+    pub file_size: u64,
+    /// Bytes of each thread's block.
+    pub mem_size: u64,
+    /// Alignment of the block (a power of two, at most a page).
+    pub align: u64,
+}
+
+/// Largest thread-local block a program may ask for.
+pub const MAX_TLS: u64 = 1 << 20;
 
 /// Why a file cannot be loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +102,10 @@ pub enum ElfError {
     WritableAndExecutable(usize),
     /// The entry point is not in an executable segment.
     BadEntry(u64),
+    /// The thread-local storage template is malformed: more than one,
+    /// larger than [`MAX_TLS`], badly aligned, or not inside a loaded
+    /// segment's file bytes.
+    BadTls,
 }
 
 impl fmt::Display for ElfError {
@@ -113,6 +137,7 @@ impl fmt::Display for ElfError {
             ElfError::BadEntry(e) => {
                 write!(f, "entry point {e:#x} is not in an executable segment")
             }
+            ElfError::BadTls => write!(f, "malformed thread-local storage segment"),
         }
     }
 }
@@ -145,9 +170,19 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
     }
     let table = file.segments().ok_or(ElfError::NoSegments)?;
     let mut segments = Vec::new();
+    let mut tls = None;
     for (i, ph) in table.iter().enumerate() {
         if ph.p_type == PT_INTERP {
             return Err(ElfError::Dynamic);
+        }
+        if ph.p_type == PT_TLS {
+            let align = ph.p_align.max(1);
+            let ok = tls.is_none() && ph.p_filesz <= ph.p_memsz && ph.p_memsz <= MAX_TLS && align.is_power_of_two();
+            if !ok || align > PAGE {
+                return Err(ElfError::BadTls);
+            }
+            tls = Some(Tls { vaddr: ph.p_vaddr, file_size: ph.p_filesz, mem_size: ph.p_memsz, align });
+            continue;
         }
         if ph.p_type != PT_LOAD || ph.p_memsz == 0 {
             continue;
@@ -199,7 +234,15 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
     if !segments.iter().any(|(_, s)| s.executable && entry >= s.vaddr && entry < s.vaddr + s.mem_size) {
         return Err(ElfError::BadEntry(entry));
     }
-    Ok(LoadPlan { entry, segments: segments.into_iter().map(|(_, s)| s).collect() })
+    // The template must lie in the file bytes of a loaded segment (the
+    // runtime copies it from its own memory).
+    if let Some(t) = tls.filter(|t| t.file_size > 0) {
+        let end = t.vaddr.checked_add(t.file_size).ok_or(ElfError::BadTls)?;
+        if !segments.iter().any(|(_, s)| t.vaddr >= s.vaddr && end <= s.vaddr + s.file_size) {
+            return Err(ElfError::BadTls);
+        }
+    }
+    Ok(LoadPlan { entry, segments: segments.into_iter().map(|(_, s)| s).collect(), tls })
 }
 
 #[cfg(test)]

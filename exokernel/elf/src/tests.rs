@@ -261,3 +261,30 @@ fn header_byte_flips_give_sound_answers() {
         }
     }
 }
+
+#[test]
+fn takes_a_thread_local_template_inside_a_loaded_segment() {
+    let rx = (PT_LOAD, RX, 0x1000, 0x40_0000, 0x100, 0x100);
+    let rw = (PT_LOAD, RW, 0x2000, 0x40_1000, 0x80, 0x3000);
+    let with = |tls: &[Ph]| {
+        let mut phs = vec![rx, rw];
+        phs.extend_from_slice(tls);
+        check(&build(0x40_0010, &phs, 0x3000))
+    };
+    let p = with(&[(PT_TLS, 4, 0x2010, 0x40_1010, 0x20, 0x48)]).unwrap();
+    assert_eq!(p.tls, Some(Tls { vaddr: 0x40_1010, file_size: 0x20, mem_size: 0x48, align: PAGE }));
+    assert_eq!(check(&good()).unwrap().tls, None);
+    // Only .tbss: nothing to copy, nothing to check against the segments.
+    assert!(with(&[(PT_TLS, 4, 0, 0, 0, 0x100)]).unwrap().tls.is_some());
+    for bad in [
+        (PT_TLS, 4, 0x2010, 0x40_1010, 0x80, 0x40), // more bytes in the file than in memory
+        (PT_TLS, 4, 0x2010, 0x40_1070, 0x20, 0x20), // runs past the segment's file bytes
+        (PT_TLS, 4, 0x2010, 0x50_0000, 0x20, 0x20), // in no segment
+        (PT_TLS, 4, 0x2010, 0x40_1010, 0x20, MAX_TLS + 1), // too large
+        (PT_TLS, 4, 0x2010, u64::MAX - 8, 0x20, 0x20), // wraps
+    ] {
+        assert_eq!(with(&[bad]), Err(ElfError::BadTls), "{bad:?}");
+    }
+    let twice = (PT_TLS, 4, 0x2010, 0x40_1010, 0x20, 0x48);
+    assert_eq!(with(&[twice, twice]), Err(ElfError::BadTls));
+}

@@ -82,6 +82,7 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
         args_ptr: 0,
         args_len: 0,
         generation: 0,
+        tls: plan.tls.map_or([0; 4], |t| [t.vaddr, t.file_size, t.mem_size, t.align]),
     };
     let top_frame = *k.mems[stack.0 as usize].as_ref().expect("new").frames.last().expect("pages");
     copy_to_phys(top_frame + PAGE_SIZE - StartInfo::SIZE as u64, &info.to_bytes());

@@ -149,6 +149,7 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     other.state = ThreadState::Runnable;
     k.current = Some(partner);
     crate::sched::enter_address_space(other.pml4);
+    crate::sched::enter_tls(other.fs_base);
     trap::enter_context(&other.ctx);
     other
 }

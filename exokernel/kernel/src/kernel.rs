@@ -628,6 +628,7 @@ impl Kernel {
             outgoing: Message::default(),
             reply_to: None,
             charged: budget,
+            fs_base: 0,
         }));
         let id = ThreadId { index: index as u32, generation };
         self.procs[p.0 as usize].threads.push(id);

@@ -273,6 +273,8 @@ pub struct Thread {
     pub reply_to: Option<Owed>,
     /// The budget its kernel memory was charged to (its process's).
     pub charged: Option<u32>,
+    /// Its FS base (thread-local storage), loaded when it runs.
+    pub fs_base: u64,
 }
 
 /// A call a server thread has taken and not yet answered: who made it,

@@ -65,6 +65,20 @@ pub fn enter_address_space(pml4: u64) {
     }
 }
 
+/// The FS base loaded in the CPU (one CPU).
+static LOADED_FS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Loads a thread's FS base unless it is the one loaded (threads without
+/// thread-local storage, 0, cost nothing among themselves).
+#[inline(always)]
+pub fn enter_tls(fs_base: u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if LOADED_FS.load(Relaxed) != fs_base {
+        LOADED_FS.store(fs_base, Relaxed);
+        cpu::write_fs_base(fs_base);
+    }
+}
+
 fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     k.current = Some(t);
     let th = k.thread(t).expect("runnable thread exists");
@@ -80,5 +94,6 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
         schedule(k)
     }
     enter_address_space(th.pml4);
+    enter_tls(th.fs_base);
     trap::return_to_user(&th.ctx)
 }

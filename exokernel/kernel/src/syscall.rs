@@ -102,6 +102,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
             0
         })),
         Sys::ProcessKill => ret(process_kill(k, p, a[0], a[1])),
+        Sys::ThreadSetTls => ret(thread_set_tls(k, t, a[0])),
     }
 }
 
@@ -402,6 +403,16 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
             Outcome::Blocked
         }
     }
+}
+
+/// See `Sys::ThreadSetTls`.
+fn thread_set_tls(k: &mut Kernel, t: ThreadId, base: u64) -> SysResult {
+    if base != 0 && !(exo_abi::USER_START..exo_abi::USER_END).contains(&base) {
+        return Err(Error::InvalidArgument);
+    }
+    k.thread_mut(t).expect("the caller").fs_base = base;
+    crate::sched::enter_tls(base);
+    Ok(0)
 }
 
 /// See `Sys::ProcessKill`.

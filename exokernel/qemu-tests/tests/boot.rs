@@ -129,6 +129,7 @@ fn threads_share_memory_and_all_run() {
         b.expect_line(&format!("threads: worker {i} running"));
     }
     b.expect_line("threads: all 4 workers finished, sum 10");
+    b.expect_line("threads: thread-local storage: 0 of 5 threads wrong, 5 distinct thread numbers");
     b.expect_line("root: threads exited with code 0");
 }
 

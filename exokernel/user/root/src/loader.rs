@@ -199,6 +199,7 @@ fn build(
         args_ptr: args_va,
         args_len: args.len() as u64,
         generation,
+        tls: plan.tls.map_or([0; 4], |t| [t.vaddr, t.file_size, t.mem_size, t.align]),
     };
     place(untyped, child, stack_base, STACK_PAGES, map_flags::READ | map_flags::WRITE, |buf| {
         let off = |va: u64| (va - stack_base) as usize;

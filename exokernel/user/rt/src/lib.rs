@@ -24,6 +24,7 @@ pub mod mem;
 pub mod sync;
 pub mod sys;
 pub mod thread;
+pub mod tls;
 
 pub use exo_abi as abi;
 #[allow(unused_imports)] // linked for memcpy & co.
@@ -63,6 +64,10 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     let info = StartInfo::from_bytes(unsafe { &*info });
     GENERATION.store(info.generation, core::sync::atomic::Ordering::Relaxed);
     heap::init(info.heap_base, info.heap_len);
+    if tls::init(info.tls).is_err() {
+        println!("exo-rt: no memory for the first thread's thread-local storage");
+        sys::exit(101);
+    }
     let args = if info.args_len == 0 {
         ""
     } else {

@@ -18,6 +18,10 @@ struct Start {
 extern "C" fn trampoline(start: *mut Start) -> ! {
     // SAFETY: `spawn` leaked this box for exactly this thread.
     let start = unsafe { Box::from_raw(start) };
+    if crate::tls::enter_new_thread().is_err() {
+        crate::println!("exo-rt: no memory for a new thread's thread-local storage");
+        crate::sys::thread_exit()
+    }
     (start.f)(start.arg);
     crate::sys::thread_exit()
 }

@@ -167,6 +167,14 @@ impl FpuState {
     }
 }
 
+/// Loads the FS base (IA32_FS_BASE) for user code.
+pub fn write_fs_base(base: u64) {
+    // SAFETY: the FS base only changes what user code's `%fs:` operands
+    // reach; the kernel uses no FS-relative addressing. `base` is 0 or a
+    // canonical user address (checked by the caller).
+    unsafe { x86_64::registers::model_specific::Msr::new(0xc000_0100).write(base) };
+}
+
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects; CR4.TSD is clear.

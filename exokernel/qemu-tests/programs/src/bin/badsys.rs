@@ -76,6 +76,16 @@ fn main(_args: &str) -> i32 {
         ),
         ("unmap nothing", call(Sys::Unmap, [slot::SELF, 0x7000_0000, 0, 0, 0, 0]), Err(Error::NotMapped)),
         ("alloc without untyped", call(Sys::MemAlloc, [slot::UNTYPED, 1, 0, 0, 0, 0]), Err(Error::InvalidCap)),
+        (
+            "thread pointer in the kernel",
+            call(Sys::ThreadSetTls, [KERNEL_TEXT, 0, 0, 0, 0, 0]),
+            Err(Error::InvalidArgument),
+        ),
+        (
+            "non-canonical thread pointer",
+            call(Sys::ThreadSetTls, [1 << 63, 0, 0, 0, 0, 0]),
+            Err(Error::InvalidArgument),
+        ),
     ];
     let mut passed = 0;
     for (name, got, want) in checks {
