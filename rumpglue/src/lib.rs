@@ -205,7 +205,7 @@ pub trait Memory: Send + Sync {
 /// Threads and synchronisation: what rumpuser's thread, mutex, rwlock and
 /// condition-variable hypercalls map onto.
 pub trait Threads: Send + Sync {
-    /// Starts `f` on a new thread; returns when it is running.
+    /// Starts `f` on a new thread; returns once the thread exists.
     fn spawn(&self, name: &str, f: alloc::boxed::Box<dyn FnOnce() + Send>) -> Result<ThreadHandle>;
     /// Waits for a thread started by `spawn`.
     fn join(&self, t: ThreadHandle) -> Result<()>;

@@ -190,7 +190,14 @@ pub enum Sys {
     /// variant II, `%fs:0` pointing at itself). `base` is 0 or a user
     /// address; `InvalidArgument` otherwise.
     ThreadSetTls = 39,
+    /// `random(ptr, len)`: fills `len` bytes (at most [`MAX_RANDOM`]) at
+    /// `ptr` from the kernel's random bit generator (HMAC-SHA256 under
+    /// the boot key over a counter, the TSC and RDRAND).
+    Random = 40,
 }
+
+/// Most bytes one `random` call fills.
+pub const MAX_RANDOM: u64 = 256;
 
 /// The exit code of a process the kernel ended because no other process
 /// held a capability to it any more (its creator ended or let it go).
@@ -233,7 +240,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 40] = [
+    pub const ALL: [Sys; 41] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -274,6 +281,7 @@ impl Sys {
         Sys::EndpointClose,
         Sys::ProcessKill,
         Sys::ThreadSetTls,
+        Sys::Random,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

@@ -103,6 +103,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         })),
         Sys::ProcessKill => ret(process_kill(k, p, a[0], a[1])),
         Sys::ThreadSetTls => ret(thread_set_tls(k, t, a[0])),
+        Sys::Random => ret(random(k, p, a[0], a[1])),
     }
 }
 
@@ -403,6 +404,23 @@ fn process_wait(k: &mut Kernel, t: ThreadId, p: ProcId, slot: u64) -> Outcome {
             Outcome::Blocked
         }
     }
+}
+
+/// See `Sys::Random`.
+fn random(k: &mut Kernel, p: ProcId, ptr: u64, len: u64) -> SysResult {
+    if len > exo_abi::MAX_RANDOM {
+        return Err(Error::InvalidArgument);
+    }
+    let pml4 = k.proc(p).pml4;
+    crate::usercopy::user_bytes_mut(pml4, ptr, len)?; // checked before any work
+    let mut filled = 0;
+    while filled < len {
+        let block = k.random_32();
+        let n = (len - filled).min(32);
+        crate::usercopy::user_bytes_mut(pml4, ptr + filled, n)?.copy_from_slice(&block[..n as usize]);
+        filled += n;
+    }
+    Ok(len)
 }
 
 /// See `Sys::ThreadSetTls`.

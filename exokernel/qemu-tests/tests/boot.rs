@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 15 programs",
+        "root: manifest lists 16 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -130,6 +130,10 @@ fn threads_share_memory_and_all_run() {
     }
     b.expect_line("threads: all 4 workers finished, sum 10");
     b.expect_line("threads: thread-local storage: 0 of 5 threads wrong, 5 distinct thread numbers");
+    b.expect_line(
+        "threads: locks: counter 1200 of 1200, 0 overlaps; 400 of 400 items handed over (sum 80200) to 4 consumers; \
+         lonely wait woken false after 20+ ms; blocking true",
+    );
     b.expect_line("root: threads exited with code 0");
 }
 
@@ -238,9 +242,20 @@ fn restart_always_restarts_clean_endings_and_says_they_ended() {
 }
 
 #[test]
+fn rumpglue_exokernel_backend_threads_random_and_clock() {
+    let b = test_boot();
+    b.expect_line("hypercheck: 8 threads started and joined, their sum 36: ok");
+    b.expect_line("hypercheck: joining an unknown thread is an error: ok");
+    b.expect_line("hypercheck: random: two 600-byte fills differ, 100+ distinct byte values: ok");
+    b.expect_line("hypercheck: clock: a 5 ms sleep takes 5 ms or more: ok");
+    b.expect_line("hypercheck: all checks passed");
+    b.expect_line("root: hypercheck exited with code 0");
+}
+
+#[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 15 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 16 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

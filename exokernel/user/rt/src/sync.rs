@@ -1,11 +1,14 @@
-//! A lock for the threads of one process: the only lock user programs
-//! need, so that drivers, servers and the POSIX library hold no `unsafe`
-//! of their own for shared state.
+//! Locks for the threads of one process, so that drivers, servers and the
+//! POSIX library hold no `unsafe` of their own for shared state.
 //!
-//! It spins on an atomic flag and gives the processor away between tries
-//! (`yield`), so a holder that was preempted gets to finish. Threads of a
-//! process share its time slices (the scheduler is fair between
-//! processes, not threads), so waiting costs the process little.
+//! [`SpinLock`] spins on an atomic flag and gives the processor away
+//! between tries (`yield`), so a holder that was preempted gets to
+//! finish: right for short critical sections. [`Mutex`] and [`Condvar`]
+//! block: a waiter parks on a notification of its own (made from the
+//! process's budget the first time it waits) until the holder, or a
+//! notifier, signals it; a signal sent before the wait is kept by the
+//! notification, so no wake-up is lost. A process without a budget to
+//! make notifications from falls back to yielding.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -64,5 +67,194 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+/// Whether the calling thread blocks in [`Mutex`] and [`Condvar`] (it has,
+/// or could make, a notification to park on) rather than yielding.
+pub fn blocks() -> bool {
+    crate::tls::parker().is_some()
+}
+
+/// The calling thread's parking place, and a way to wake it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Parked(Option<crate::caps::Notification>);
+
+impl Parked {
+    fn me() -> Parked {
+        Parked(crate::tls::parker())
+    }
+
+    /// Waits for a wake-up (or `timeout` ns); false if the time ran out.
+    /// May return early: callers look again at what they wait for.
+    fn park(self, timeout: u64) -> bool {
+        match self.0 {
+            Some(n) => n.wait(timeout) != Err(exo_abi::Error::Timeout),
+            None => {
+                crate::sys::yield_now();
+                true
+            }
+        }
+    }
+
+    fn unpark(self) {
+        if let Some(n) = self.0 {
+            let _ = n.signal(1);
+        }
+    }
+}
+
+/// A blocking mutual-exclusion lock around a value; usable in a `static`.
+pub struct Mutex<T> {
+    /// 0: free; 1: held; 2: held, and someone may be parked.
+    state: core::sync::atomic::AtomicU32,
+    waiters: SpinLock<alloc::collections::VecDeque<Parked>>,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: as for SpinLock: one guard at a time reaches the value.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex around `value`.
+    pub const fn new(value: T) -> Self {
+        Mutex {
+            state: core::sync::atomic::AtomicU32::new(0),
+            waiters: SpinLock::new(alloc::collections::VecDeque::new()),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock, parking while another thread holds it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_slow();
+        }
+        MutexGuard { lock: self }
+    }
+
+    fn lock_slow(&self) {
+        let me = Parked::me();
+        loop {
+            self.waiters.lock().push_back(me);
+            // Marking "someone may be parked" and finding it free is taking
+            // it (the unlocker will wake one waiter too many, harmlessly).
+            if self.state.swap(2, Ordering::Acquire) == 0 {
+                self.forget(me);
+                return;
+            }
+            me.park(exo_abi::FOREVER);
+            self.forget(me);
+        }
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| MutexGuard { lock: self })
+    }
+
+    /// Takes `me` off the waiters (if an unlocker has not already).
+    fn forget(&self, me: Parked) {
+        let mut w = self.waiters.lock();
+        if let Some(i) = w.iter().position(|p| *p == me) {
+            w.remove(i);
+        }
+    }
+
+    fn unlock(&self) {
+        if self.state.swap(0, Ordering::Release) == 2 {
+            let next = self.waiters.lock().pop_front();
+            if let Some(p) = next {
+                p.unpark();
+            }
+        }
+    }
+}
+
+/// Access to a value behind a [`Mutex`]; unlocks when dropped.
+pub struct MutexGuard<'a, T> {
+    lock: &'a Mutex<T>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while this thread holds the lock.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`; `&mut self` makes this the only borrow.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.unlock();
+    }
+}
+
+/// A condition variable for [`Mutex`]: waiters park until notified.
+pub struct Condvar {
+    waiters: SpinLock<alloc::collections::VecDeque<Parked>>,
+}
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Condvar {
+    /// A condition variable nobody waits on.
+    pub const fn new() -> Self {
+        Condvar { waiters: SpinLock::new(alloc::collections::VecDeque::new()) }
+    }
+
+    /// Releases `guard`'s lock, waits for a notification (or `timeout`
+    /// ns; `FOREVER` for none) and takes the lock again; false if the
+    /// time ran out. May wake early: callers check their condition in a
+    /// loop, as with every condition variable.
+    pub fn wait_timeout<'a, T>(&self, guard: MutexGuard<'a, T>, timeout: u64) -> (MutexGuard<'a, T>, bool) {
+        let me = Parked::me();
+        self.waiters.lock().push_back(me);
+        let lock = guard.lock;
+        drop(guard);
+        let woken = me.park(timeout);
+        // Still queued: nobody notified us (a timeout, or an early return).
+        let mut w = self.waiters.lock();
+        let notified = match w.iter().position(|p| *p == me) {
+            Some(i) => {
+                w.remove(i);
+                false
+            }
+            None => true,
+        };
+        drop(w);
+        (lock.lock(), woken || notified)
+    }
+
+    /// [`Condvar::wait_timeout`] without a time limit.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.wait_timeout(guard, exo_abi::FOREVER).0
+    }
+
+    /// Wakes the longest waiter.
+    pub fn notify_one(&self) {
+        let next = self.waiters.lock().pop_front();
+        if let Some(p) = next {
+            p.unpark();
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        let all: alloc::collections::VecDeque<Parked> = core::mem::take(&mut *self.waiters.lock());
+        for p in all {
+            p.unpark();
+        }
     }
 }

@@ -85,3 +85,11 @@ pub fn rdtsc() -> u64 {
     // effect but its result.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Fills `buf` from the kernel's random bit generator.
+pub fn random(buf: &mut [u8]) -> Result<(), Error> {
+    for chunk in buf.chunks_mut(exo_abi::MAX_RANDOM as usize) {
+        call(Sys::Random, [chunk.as_mut_ptr() as u64, chunk.len() as u64, 0, 0, 0, 0])?;
+    }
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! Threads in the calling process, with stacks taken from the heap.
 
 use crate::caps::SELF;
+use crate::sync::{Condvar, Mutex};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use exo_abi::Error;
 
 /// Stack size of threads started by [`spawn`].
@@ -38,4 +40,55 @@ pub fn spawn(f: fn(u64), arg: u64) -> Result<u64, Error> {
         // SAFETY: the thread was not created, so we still own the box.
         drop(unsafe { Box::from_raw(start) });
     })
+}
+
+/// What a joinable thread and its [`JoinHandle`] share: whether it ended.
+struct Done {
+    ended: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// A thread started by [`spawn_joinable`].
+pub struct JoinHandle {
+    done: Arc<Done>,
+    id: u64,
+}
+
+impl JoinHandle {
+    /// The kernel's number for the thread.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits (blocking) until the thread's function has returned.
+    pub fn join(self) {
+        let mut ended = self.done.ended.lock();
+        while !*ended {
+            ended = self.done.cv.wait(ended);
+        }
+    }
+}
+
+type Job = (Box<dyn FnOnce() + Send>, Arc<Done>);
+
+fn run_joinable(arg: u64) {
+    // SAFETY: `spawn_joinable` leaked this box for exactly this thread.
+    let (f, done) = *unsafe { Box::from_raw(arg as *mut Job) };
+    f();
+    *done.ended.lock() = true;
+    done.cv.notify_all();
+}
+
+/// Starts the closure `f` on a new thread that can be waited for.
+pub fn spawn_joinable(f: Box<dyn FnOnce() + Send>) -> Result<JoinHandle, Error> {
+    let done = Arc::new(Done { ended: Mutex::new(false), cv: Condvar::new() });
+    let job: *mut Job = Box::into_raw(Box::new((f, done.clone())));
+    match spawn(run_joinable, job as u64) {
+        Ok(id) => Ok(JoinHandle { done, id }),
+        Err(e) => {
+            // SAFETY: the thread was not created, so the box is still ours.
+            drop(unsafe { Box::from_raw(job) });
+            Err(e)
+        }
+    }
 }

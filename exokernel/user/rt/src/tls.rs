@@ -26,6 +26,45 @@ struct Tcb {
     self_ptr: u64,
     /// The thread's number in this process.
     id: u64,
+    /// The notification the thread parks on (its slot + 1; 0: not made
+    /// yet; `u64::MAX`: none can be made, so parking yields).
+    parker: u64,
+    /// Words the program keeps per thread ([`local`], [`set_local`]).
+    words: [u64; LOCAL_WORDS],
+}
+
+/// How many words [`local`] offers.
+pub const LOCAL_WORDS: usize = 4;
+
+/// The calling thread's control block.
+fn tcb() -> *mut Tcb {
+    thread_pointer() as *mut Tcb
+}
+
+/// Word `i` of the calling thread's own words (0 until set); what a
+/// Rust `thread_local!` would be, for the few the runtime's users need
+/// (rumpglue's current lwp, say).
+pub fn local(i: usize) -> u64 {
+    // SAFETY: the calling thread's own control block, which only it uses.
+    unsafe { (*tcb()).words[i] }
+}
+
+/// Sets word `i` of the calling thread's own words.
+pub fn set_local(i: usize, v: u64) {
+    // SAFETY: as in `local`.
+    unsafe { (*tcb()).words[i] = v };
+}
+
+/// The notification the calling thread parks on, made from the
+/// process's budget the first time (`None` if it has none to give).
+pub(crate) fn parker() -> Option<crate::caps::Notification> {
+    // SAFETY: as in `local`.
+    let t = unsafe { &mut *tcb() };
+    if t.parker == 0 {
+        let made = crate::caps::Untyped::from_slot(exo_abi::slot::UNTYPED).create_notification();
+        t.parker = made.map_or(u64::MAX, |n| n.slot() + 1);
+    }
+    (t.parker != u64::MAX).then(|| crate::caps::Notification::from_slot(t.parker - 1))
 }
 
 /// Records the template and gives the first thread its block.
@@ -61,7 +100,8 @@ pub(crate) fn enter_new_thread() -> Result<(), Error> {
     // the allocation, which nothing else uses.
     unsafe {
         core::ptr::copy_nonoverlapping(vaddr as *const u8, block, file_size as usize);
-        (tp as *mut Tcb).write(Tcb { self_ptr: tp, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) });
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        (tp as *mut Tcb).write(Tcb { self_ptr: tp, id, parker: 0, words: [0; LOCAL_WORDS] });
     }
     crate::sys::call(Sys::ThreadSetTls, [tp, 0, 0, 0, 0, 0]).map(|_| ())
 }

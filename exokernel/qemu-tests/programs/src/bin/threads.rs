@@ -6,10 +6,21 @@
 //! (`__thread`, local-exec: `%fs:sym@tpoff`): two variables in `.tdata`
 //! (one 64-byte aligned) and one in `.tbss`, each thread's copy starting
 //! from the template, kept apart from the others' across switches.
+//!
+//! And the blocking locks: threads joined by handle add to a counter under
+//! a `Mutex` while yielding inside it (so others must wait), a producer
+//! hands items to consumers through a `Condvar`, and a wait with a time
+//! limit and no notifier times out.
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use exo_rt::sync::{Condvar, Mutex};
 use exo_rt::{println, sys, thread, tls};
 
 exo_rt::entry!(main);
@@ -117,11 +128,108 @@ fn main(args: &str) -> i32 {
     }
     let sum = SUM.load(Ordering::SeqCst);
     println!("threads: all {n} workers finished, sum {sum}");
+    let locks_ok = check_locks(n);
     let (bad, ids) = (TLS_BAD.load(Ordering::SeqCst) + u64::from(!main_ok), IDS.load(Ordering::SeqCst).count_ones());
     println!("threads: thread-local storage: {bad} of {} threads wrong, {ids} distinct thread numbers", n + 1);
-    if sum == n * (n + 1) / 2 && bad == 0 && u64::from(ids) == n + 1 {
+    if sum == n * (n + 1) / 2 && bad == 0 && u64::from(ids) == n + 1 && locks_ok {
         0
     } else {
         1
     }
+}
+
+static COUNTER: Mutex<u64> = Mutex::new(0);
+/// Threads inside COUNTER's critical section at once (must stay 1).
+static INSIDE: AtomicU64 = AtomicU64::new(0);
+static OVERLAPS: AtomicU64 = AtomicU64::new(0);
+static QUEUE: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
+static READY: Condvar = Condvar::new();
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+static TAKEN_SUM: AtomicU64 = AtomicU64::new(0);
+const ROUNDS: u64 = 300;
+const ITEMS: u64 = 400;
+
+fn add_under_lock() {
+    for _ in 0..ROUNDS {
+        let mut c = COUNTER.lock();
+        if INSIDE.fetch_add(1, Ordering::SeqCst) != 0 {
+            OVERLAPS.fetch_add(1, Ordering::SeqCst);
+        }
+        let v = *c;
+        sys::yield_now(); // let the others find the lock taken
+        *c = v + 1;
+        INSIDE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn consume() {
+    loop {
+        let mut q = QUEUE.lock();
+        while q.is_empty() {
+            q = READY.wait(q);
+        }
+        let item = q.pop_front().expect("not empty");
+        drop(q);
+        if item == u64::MAX {
+            return; // the end marker
+        }
+        TAKEN.fetch_add(1, Ordering::SeqCst);
+        TAKEN_SUM.fetch_add(item, Ordering::SeqCst);
+    }
+}
+
+/// The blocking locks, with `n` threads at a time; prints one line.
+fn check_locks(n: u64) -> bool {
+    let adders: Vec<_> = (0..n).map(|_| thread::spawn_joinable(Box::new(add_under_lock))).collect();
+    for a in adders {
+        match a {
+            Ok(h) => h.join(),
+            Err(e) => {
+                println!("threads: spawn failed: {}", e.name());
+                return false;
+            }
+        }
+    }
+    let count = *COUNTER.lock();
+    let overlaps = OVERLAPS.load(Ordering::SeqCst);
+
+    let consumers: Vec<_> = (0..n).filter_map(|_| thread::spawn_joinable(Box::new(consume)).ok()).collect();
+    for i in 1..=ITEMS {
+        QUEUE.lock().push_back(i);
+        READY.notify_one();
+        if i % 50 == 0 {
+            sys::yield_now();
+        }
+    }
+    for _ in 0..consumers.len() {
+        QUEUE.lock().push_back(u64::MAX);
+    }
+    READY.notify_all();
+    let joined = consumers.len() as u64;
+    for c in consumers {
+        c.join();
+    }
+    let (taken, taken_sum) = (TAKEN.load(Ordering::SeqCst), TAKEN_SUM.load(Ordering::SeqCst));
+
+    // Nobody notifies: the wait must time out, after about 20 ms.
+    let lonely = Condvar::new();
+    let m = Mutex::new(());
+    let t0 = sys::clock();
+    let (_g, woken) = lonely.wait_timeout(m.lock(), 20_000_000);
+    let waited_ms = (sys::clock() - t0) / 1_000_000;
+
+    println!(
+        "threads: locks: counter {count} of {}, {overlaps} overlaps; {taken} of {ITEMS} items handed over \
+         (sum {taken_sum}) to {joined} consumers; lonely wait woken {woken} after {} ms; blocking {}",
+        n * ROUNDS,
+        if waited_ms >= 20 { "20+" } else { "under 20" },
+        exo_rt::sync::blocks()
+    );
+    count == n * ROUNDS
+        && overlaps == 0
+        && taken == ITEMS
+        && taken_sum == ITEMS * (ITEMS + 1) / 2
+        && joined == n
+        && !woken
+        && waited_ms >= 20
 }
