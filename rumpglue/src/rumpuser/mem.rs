@@ -1,8 +1,9 @@
-//! Memory: the kernel's allocator backing store and anonymous mappings.
+//! Memory: the kernel's allocator backing store and anonymous mappings,
+//! from the platform (`sys`).
 
-use crate::errno::{self, EINVAL, ENOMEM};
+use super::sys;
+use crate::errno::{EINVAL, ENOMEM};
 use core::ffi::{c_int, c_void};
-use core::ptr;
 
 /// Allocates `len` bytes aligned to `alignment` (0: the C default).
 ///
@@ -14,30 +15,29 @@ pub unsafe extern "C" fn rumpuser_malloc(len: usize, alignment: c_int, memp: *mu
         return EINVAL;
     }
     let align = (alignment as usize).max(core::mem::size_of::<*mut c_void>());
-    let mut p = ptr::null_mut();
-    // SAFETY: `align` is a power of two and a multiple of the pointer
-    // size, as posix_memalign requires.
-    let rv = unsafe { libc::posix_memalign(&mut p, align, len.max(1)) };
-    if rv != 0 {
+    let p = sys::alloc(len, align);
+    if p.is_null() {
         return ENOMEM;
     }
-    // SAFETY: the caller passes a valid out-pointer.
+    // SAFETY: the caller's promise.
     unsafe { *memp = p };
     0
 }
 
-/// Frees what `rumpuser_malloc` gave.
+/// Frees what `rumpuser_malloc` returned.
 ///
 /// # Safety
-/// `mem` came from `rumpuser_malloc` and is not used any more.
+/// `mem` came from `rumpuser_malloc` and is not used again.
 #[no_mangle]
 pub unsafe extern "C" fn rumpuser_free(mem: *mut c_void, _len: usize) {
-    // SAFETY: the caller's promise.
-    unsafe { libc::free(mem) };
+    if !mem.is_null() {
+        // SAFETY: the caller's promise.
+        unsafe { sys::free(mem) };
+    }
 }
 
-/// Maps `size` bytes of zeroed anonymous memory aligned to 2^`alignbit`
-/// (0: a page), executable if `exec`, near `prefaddr` if possible.
+/// Maps `size` bytes of fresh zeroed memory aligned to `1 << alignbit`
+/// (at least a page), near `prefaddr` if the platform can.
 ///
 /// # Safety
 /// `memp` is valid for a write.
@@ -52,42 +52,25 @@ pub unsafe extern "C" fn rumpuser_anonmmap(
     if size == 0 || !(0..48).contains(&alignbit) {
         return EINVAL;
     }
-    let page = 4096usize;
-    let align = (1usize << alignbit).max(page);
-    let prot = libc::PROT_READ | libc::PROT_WRITE | if exec != 0 { libc::PROT_EXEC } else { 0 };
-    // Over-map by the alignment, then trim both ends.
-    let Some(total) = size.checked_add(align - page) else { return ENOMEM };
-    // SAFETY: a fresh private anonymous mapping; the address is a hint.
-    let p = unsafe { libc::mmap(prefaddr, total, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
-    if p == libc::MAP_FAILED {
-        return errno::last();
-    }
-    let start = p as usize;
-    let aligned = (start + align - 1) & !(align - 1);
-    let len = size.div_ceil(page) * page;
-    // SAFETY: both trimmed pieces lie inside the mapping just made and
-    // outside the part handed out.
-    unsafe {
-        if aligned > start {
-            libc::munmap(p, aligned - start);
+    let align = (1usize << alignbit).max(4096);
+    match sys::anon_map(prefaddr, size, align, exec != 0) {
+        Ok(p) => {
+            // SAFETY: the caller's promise.
+            unsafe { *memp = p };
+            0
         }
-        let end = aligned + len;
-        if start + total > end {
-            libc::munmap(end as *mut c_void, start + total - end);
-        }
-        *memp = aligned as *mut c_void;
+        Err(e) => e,
     }
-    0
 }
 
-/// Unmaps what `rumpuser_anonmmap` gave.
+/// Unmaps what `rumpuser_anonmmap` mapped.
 ///
 /// # Safety
-/// The range came from `rumpuser_anonmmap` and is not used any more.
+/// The range came from `rumpuser_anonmmap` and is not used again.
 #[no_mangle]
 pub unsafe extern "C" fn rumpuser_unmap(addr: *mut c_void, len: usize) {
     // SAFETY: the caller's promise.
-    if unsafe { libc::munmap(addr, len) } != 0 {
-        super::sys::fatal("rumpuser_unmap of a range that was not mapped");
+    if !unsafe { sys::unmap(addr, len) } {
+        sys::fatal("rumpuser_unmap of a range that was not mapped");
     }
 }

@@ -2,12 +2,13 @@
 //! randomness.
 
 use super::{sched, sys};
-use crate::errno::{self, EAGAIN, EINVAL, ENOENT, EPROGMISMATCH, ERANGE, ESRCH};
+use crate::errno::{EINVAL, ENOENT, EPROGMISMATCH, ERANGE, ESRCH};
 use crate::Console;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
 use core::ffi::{c_char, c_int, c_long, c_void, CStr};
 use netbsd_sys::rumpuser as h;
-use std::collections::BTreeMap;
-use std::sync::{Mutex, RwLock};
 
 /// Starts the hypercall layer for a rump kernel speaking `version`,
 /// keeping its upcalls.
@@ -36,10 +37,12 @@ pub unsafe extern "C" fn rumpuser_init(version: c_int, hyp: *const h::rumpuser_h
     }
 }
 
-fn host_clock(clock: c_int) -> Option<libc::clockid_t> {
+/// Whether `clock` is the monotonic clock (false: the wall clock);
+/// `None` for an unknown clock.
+fn is_monotonic(clock: c_int) -> Option<bool> {
     match clock as u32 {
-        h::rumpclock_RUMPUSER_CLOCK_RELWALL => Some(libc::CLOCK_REALTIME),
-        h::rumpclock_RUMPUSER_CLOCK_ABSMONO => Some(libc::CLOCK_MONOTONIC),
+        h::rumpclock_RUMPUSER_CLOCK_RELWALL => Some(false),
+        h::rumpclock_RUMPUSER_CLOCK_ABSMONO => Some(true),
         _ => None,
     }
 }
@@ -51,8 +54,13 @@ fn host_clock(clock: c_int) -> Option<libc::clockid_t> {
 /// `sec` and `nsec` are valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn rumpuser_clock_gettime(clock: c_int, sec: *mut i64, nsec: *mut c_long) -> c_int {
-    let Some(id) = host_clock(clock) else { return EINVAL };
-    let (s, ns) = sys::clock(id);
+    let Some(mono) = is_monotonic(clock) else { return EINVAL };
+    let (s, ns) = if mono {
+        let t = sys::monotonic_ns();
+        ((t / 1_000_000_000) as i64, (t % 1_000_000_000) as i64)
+    } else {
+        sys::wall_clock()
+    };
     // SAFETY: the caller's promise.
     unsafe {
         *sec = s;
@@ -64,40 +72,26 @@ pub unsafe extern "C" fn rumpuser_clock_gettime(clock: c_int, sec: *mut i64, nse
 /// Sleeps for (RELWALL) or until (ABSMONO) the given time, without the CPU.
 #[no_mangle]
 pub extern "C" fn rumpuser_clock_sleep(clock: c_int, sec: i64, nsec: c_long) -> c_int {
-    let Some(id) = host_clock(clock) else { return EINVAL };
+    let Some(mono) = is_monotonic(clock) else { return EINVAL };
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return EINVAL;
     }
-    let flags = if id == libc::CLOCK_MONOTONIC { libc::TIMER_ABSTIME } else { 0 };
-    sched::blocking(|| {
-        let mut req = libc::timespec { tv_sec: sec as _, tv_nsec: nsec as _ };
-        loop {
-            let mut rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: valid timespecs.
-            match unsafe { libc::clock_nanosleep(id, flags, &req, &mut rem) } {
-                0 => return 0,
-                libc::EINTR if flags == 0 => req = rem,
-                libc::EINTR => {}
-                e => return errno::from_linux(e),
-            }
-        }
-    })
+    sched::blocking(|| sys::sleep(mono, sec, nsec as i64))
 }
 
-fn params() -> std::sync::MutexGuard<'static, BTreeMap<String, String>> {
-    static PARAMS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-    PARAMS.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Parameters set by the program, ahead of the platform's (the
+/// environment on Linux).
+static PARAMS: sys::Locked<BTreeMap<String, String>> = sys::Locked::new(BTreeMap::new());
 
 /// Sets a parameter for `rumpuser_getparam`, ahead of the environment
 /// (RUMP_NCPU, RUMP_MEMLIMIT, RUMP_VERBOSE, ...). A sandboxed server
 /// passes its rump kernel's settings this way.
 pub fn set_param(name: &str, value: &str) {
-    params().insert(name.into(), value.into());
+    PARAMS.with(|p| p.insert(name.into(), value.into()));
 }
 
 fn lookup(name: &str) -> Option<String> {
-    params().get(name).cloned().or_else(|| std::env::var(name).ok())
+    PARAMS.with(|p| p.get(name).cloned()).or_else(|| sys::env(name))
 }
 
 fn param(name: &str) -> Result<String, c_int> {
@@ -106,12 +100,12 @@ fn param(name: &str) -> Result<String, c_int> {
         // host CPU).
         return Ok(match lookup("RUMP_NCPU").as_deref() {
             None => "1".into(),
-            Some("host") => std::thread::available_parallelism().map_or(1, |n| n.get()).to_string(),
+            Some("host") => sys::host_cpus().to_string(),
             Some(n) => n.into(),
         });
     }
     if name == "_RUMPUSER_HOSTNAME" {
-        return Ok(format!("rump-{:05}.exov6", std::process::id()));
+        return Ok(format!("rump-{:05}.exov6", sys::process_id()));
     }
     if name.starts_with('_') {
         // Reserved for the interface; unknown to this version.
@@ -151,50 +145,12 @@ pub unsafe extern "C" fn rumpuser_getparam(name: *const c_char, buf: *mut c_void
 /// failed `rump_sys_*` call).
 #[no_mangle]
 pub extern "C" fn rumpuser_seterrno(error: c_int) {
-    // SAFETY: the thread's own errno location.
-    unsafe { *libc::__errno_location() = error };
+    sys::set_errno(error);
 }
 
 /// The process itself, for `rumpuser_kill` (a cast in the header, which
 /// bindgen does not carry over).
 const RUMPUSER_PID_SELF: i64 = -1;
-
-/// The host's number for a NetBSD signal.
-fn host_signal(sig: c_int) -> Option<c_int> {
-    Some(match sig {
-        1 => libc::SIGHUP,
-        2 => libc::SIGINT,
-        3 => libc::SIGQUIT,
-        4 => libc::SIGILL,
-        5 => libc::SIGTRAP,
-        6 => libc::SIGABRT,
-        8 => libc::SIGFPE,
-        9 => libc::SIGKILL,
-        10 => libc::SIGBUS,
-        11 => libc::SIGSEGV,
-        12 => libc::SIGSYS,
-        13 => libc::SIGPIPE,
-        14 => libc::SIGALRM,
-        15 => libc::SIGTERM,
-        16 => libc::SIGURG,
-        17 => libc::SIGSTOP,
-        18 => libc::SIGTSTP,
-        19 => libc::SIGCONT,
-        20 => libc::SIGCHLD,
-        21 => libc::SIGTTIN,
-        22 => libc::SIGTTOU,
-        23 => libc::SIGIO,
-        24 => libc::SIGXCPU,
-        25 => libc::SIGXFSZ,
-        26 => libc::SIGVTALRM,
-        27 => libc::SIGPROF,
-        28 => libc::SIGWINCH,
-        30 => libc::SIGUSR1,
-        31 => libc::SIGUSR2,
-        32 => libc::SIGPWR,
-        _ => return None,
-    })
-}
 
 /// Raises NetBSD signal `sig` in this process (the only one a rump kernel
 /// may signal: RUMPUSER_PID_SELF).
@@ -206,12 +162,7 @@ pub extern "C" fn rumpuser_kill(pid: i64, sig: c_int) -> c_int {
     if sig == 0 {
         return 0;
     }
-    let Some(s) = host_signal(sig) else { return EINVAL };
-    // SAFETY: raising a signal in our own process.
-    if unsafe { libc::raise(s) } != 0 {
-        return errno::last();
-    }
-    0
+    sys::raise(sig)
 }
 
 /// Ends the process: with `value` as its status, or by abort() for
@@ -220,21 +171,21 @@ pub extern "C" fn rumpuser_kill(pid: i64, sig: c_int) -> c_int {
 pub extern "C" fn rumpuser_exit(value: c_int) {
     if value == h::RUMPUSER_PANIC {
         console_write(b"rump kernel panic: halted\n");
-        std::process::abort();
+        sys::abort();
     }
     console_write(b"rump kernel halted\n");
-    std::process::exit(value)
+    sys::exit(value)
 }
 
-static CONSOLE: RwLock<&'static dyn Console> = RwLock::new(&crate::host::HostConsole);
+static CONSOLE: sys::Locked<Option<&'static dyn Console>> = sys::Locked::new(None);
 
 /// Where the rump kernel's console output goes (default: standard error).
 pub fn set_console(console: &'static dyn Console) {
-    *CONSOLE.write().unwrap_or_else(|e| e.into_inner()) = console;
+    CONSOLE.with(|c| *c = Some(console));
 }
 
 pub(crate) fn console_write(bytes: &[u8]) {
-    CONSOLE.read().unwrap_or_else(|e| e.into_inner()).write(bytes);
+    CONSOLE.with(|c| *c).unwrap_or(sys::DEFAULT_CONSOLE).write(bytes);
 }
 
 /// For the C shim's `rumpuser_dprintf`.
@@ -266,24 +217,9 @@ pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, buflen: usize, fla
         return EINVAL;
     }
     let nowait = flags as u32 & h::RUMPUSER_RANDOM_NOWAIT != 0;
-    let fill = || {
-        let mut done = 0;
-        while done < buflen {
-            let gflags = if nowait { libc::GRND_NONBLOCK } else { 0 };
-            // SAFETY: `buf` has `buflen` bytes, we write past `done` only.
-            let n = unsafe { libc::getrandom(buf.cast::<u8>().add(done).cast(), buflen - done, gflags) };
-            if n < 0 {
-                match errno::last() {
-                    errno::EINTR => continue,
-                    EAGAIN if done > 0 => break,
-                    e => return Err(e),
-                }
-            }
-            done += n as usize;
-        }
-        Ok(done)
-    };
-    let r = if nowait { fill() } else { sched::blocking(fill) };
+    // SAFETY: the caller's promise: `buf` has `buflen` bytes.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), buflen) };
+    let r = if nowait { sys::random(buf, nowait) } else { sched::blocking(|| sys::random(buf, nowait)) };
     match r {
         Ok(n) => {
             // SAFETY: the caller's promise.

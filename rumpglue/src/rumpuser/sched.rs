@@ -1,6 +1,8 @@
 //! The rump kernel's upcalls (`struct rumpuser_hyperup`) and the one rule
 //! built on them: give the virtual CPU back while blocking.
 
+use alloc::boxed::Box;
+use alloc::format;
 use core::ffi::{c_int, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};

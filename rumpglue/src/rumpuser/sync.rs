@@ -10,6 +10,8 @@ use super::sched;
 use super::sys::{fatal, monotonic_ns, RawCond, RawMutex};
 use super::thread::rumpuser_curlwp;
 use crate::errno::{EBUSY, EINVAL, ETIMEDOUT};
+use alloc::boxed::Box;
+use alloc::format;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void};
 use core::ptr;

@@ -104,33 +104,34 @@ impl Parked {
     }
 }
 
-/// A blocking mutual-exclusion lock around a value; usable in a `static`.
-pub struct Mutex<T> {
+/// A blocking lock without a value, for code that pairs locking and
+/// unlocking itself (a C interface, say); [`Mutex`] is the safe form.
+pub struct RawMutex {
     /// 0: free; 1: held; 2: held, and someone may be parked.
     state: core::sync::atomic::AtomicU32,
     waiters: SpinLock<alloc::collections::VecDeque<Parked>>,
-    value: UnsafeCell<T>,
 }
 
-// SAFETY: as for SpinLock: one guard at a time reaches the value.
-unsafe impl<T: Send> Sync for Mutex<T> {}
+impl Default for RawMutex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
-impl<T> Mutex<T> {
-    /// An unlocked mutex around `value`.
-    pub const fn new(value: T) -> Self {
-        Mutex {
+impl RawMutex {
+    /// A free lock.
+    pub const fn new() -> Self {
+        RawMutex {
             state: core::sync::atomic::AtomicU32::new(0),
             waiters: SpinLock::new(alloc::collections::VecDeque::new()),
-            value: UnsafeCell::new(value),
         }
     }
 
     /// Takes the lock, parking while another thread holds it.
-    pub fn lock(&self) -> MutexGuard<'_, T> {
+    pub fn lock(&self) {
         if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_slow();
         }
-        MutexGuard { lock: self }
     }
 
     fn lock_slow(&self) {
@@ -149,8 +150,13 @@ impl<T> Mutex<T> {
     }
 
     /// Takes the lock if it is free.
-    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| MutexGuard { lock: self })
+    pub fn try_lock(&self) -> bool {
+        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// Whether some thread holds the lock.
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != 0
     }
 
     /// Takes `me` off the waiters (if an unlocker has not already).
@@ -161,13 +167,41 @@ impl<T> Mutex<T> {
         }
     }
 
-    fn unlock(&self) {
+    /// Lets the lock go, waking one waiter. The caller holds it.
+    pub fn unlock(&self) {
         if self.state.swap(0, Ordering::Release) == 2 {
             let next = self.waiters.lock().pop_front();
             if let Some(p) = next {
                 p.unpark();
             }
         }
+    }
+}
+
+/// A blocking mutual-exclusion lock around a value; usable in a `static`.
+pub struct Mutex<T> {
+    raw: RawMutex,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: as for SpinLock: one guard at a time reaches the value.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex around `value`.
+    pub const fn new(value: T) -> Self {
+        Mutex { raw: RawMutex::new(), value: UnsafeCell::new(value) }
+    }
+
+    /// Takes the lock, parking while another thread holds it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.raw.lock();
+        MutexGuard { lock: self }
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.raw.try_lock().then_some(MutexGuard { lock: self })
     }
 }
 
@@ -193,7 +227,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.unlock();
+        self.lock.raw.unlock();
     }
 }
 
@@ -219,10 +253,17 @@ impl Condvar {
     /// time ran out. May wake early: callers check their condition in a
     /// loop, as with every condition variable.
     pub fn wait_timeout<'a, T>(&self, guard: MutexGuard<'a, T>, timeout: u64) -> (MutexGuard<'a, T>, bool) {
+        let lock = guard.lock;
+        core::mem::forget(guard); // unlocked and locked again by wait_raw
+        let woken = self.wait_raw(&lock.raw, timeout);
+        (MutexGuard { lock }, woken)
+    }
+
+    /// [`Condvar::wait_timeout`] for a [`RawMutex`] the caller holds.
+    pub fn wait_raw(&self, lock: &RawMutex, timeout: u64) -> bool {
         let me = Parked::me();
         self.waiters.lock().push_back(me);
-        let lock = guard.lock;
-        drop(guard);
+        lock.unlock();
         let woken = me.park(timeout);
         // Still queued: nobody notified us (a timeout, or an early return).
         let mut w = self.waiters.lock();
@@ -234,7 +275,13 @@ impl Condvar {
             None => true,
         };
         drop(w);
-        (lock.lock(), woken || notified)
+        lock.lock();
+        woken || notified
+    }
+
+    /// Whether any thread waits.
+    pub fn has_waiters(&self) -> bool {
+        !self.waiters.lock().is_empty()
     }
 
     /// [`Condvar::wait_timeout`] without a time limit.
