@@ -76,7 +76,7 @@ pub extern "C" fn rumpuser_clock_sleep(clock: c_int, sec: i64, nsec: c_long) -> 
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return EINVAL;
     }
-    sched::blocking(|| sys::sleep(mono, sec, nsec as i64))
+    sched::blocking(|| sys::sleep(mono, sec, nsec))
 }
 
 /// Parameters set by the program, ahead of the platform's (the
