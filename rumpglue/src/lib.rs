@@ -21,7 +21,7 @@ pub mod errno;
 pub mod exo;
 #[cfg(feature = "host")]
 pub mod host;
-#[cfg(feature = "rumpuser")]
+#[cfg(any(feature = "rumpuser", feature = "rumpuser-exo"))]
 pub mod rumpuser;
 
 use core::fmt;

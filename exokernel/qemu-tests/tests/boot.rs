@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 16 programs",
+        "root: manifest lists 17 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -252,10 +252,25 @@ fn rumpglue_exokernel_backend_threads_random_and_clock() {
     b.expect_line("root: hypercheck exited with code 0");
 }
 
+/// rumpuser(3) on ExoV6: every check of rumpcheck (see its source) passes.
+#[test]
+fn netbsd_rumpuser_hypercalls_work_on_the_exokernel_platform() {
+    let b = test_boot();
+    let checks: Vec<&str> =
+        b.lines().into_iter().filter(|l| l.starts_with("rumpcheck: ") && l.contains(": ")).collect();
+    let failed: Vec<&&str> =
+        checks.iter().filter(|l| !l.ends_with(": ok") && !l.ends_with("all checks passed")).collect();
+    assert!(checks.len() >= 20 && failed.is_empty(), "{failed:?}\n{}", b.serial);
+    b.expect_line("rumpcheck: 4 threads add 100 each under a contended mutex: 400: ok");
+    b.expect_line("rumpcheck: a waiter signalled wakes, and is joined after rumpuser_thread_exit: ok");
+    b.expect_line("rumpcheck: all checks passed");
+    b.expect_line("root: rumpcheck exited with code 0");
+}
+
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 16 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 17 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

@@ -21,18 +21,26 @@
 //! The system-call proxy (`rumpuser_sp_*`) serves remote clients, which
 //! ExoV6 does not offer: those calls answer `EOPNOTSUPP`.
 
+#[cfg(feature = "host")]
 mod dl;
+#[cfg(feature = "host")]
 mod file;
 mod mem;
 mod misc;
 mod sched;
 mod sync;
+#[cfg(feature = "host")]
+mod sys;
+#[cfg(not(feature = "host"))]
+#[path = "sys_exo.rs"]
 mod sys;
 mod thread;
 
+#[cfg(feature = "host")]
 pub use file::{register_device, set_host_files, unregister_device};
 pub use misc::{set_console, set_param};
 
+#[cfg(feature = "host")]
 use core::ffi::c_void;
 
 /// Every hypercall of version 17, so that a program that only reaches
@@ -40,6 +48,7 @@ use core::ffi::c_void;
 /// (hold a reference to this table, e.g. with `std::hint::black_box`).
 /// `rumpuser_dprintf` and `rumpuser_thread_exit` are in the C shim and
 /// linked with the crate.
+#[cfg(feature = "host")]
 pub static HYPERCALLS: Hypercalls = Hypercalls([
     misc::rumpuser_init as *const c_void,
     mem::rumpuser_malloc as *const c_void,
@@ -102,13 +111,15 @@ pub static HYPERCALLS: Hypercalls = Hypercalls([
 ]);
 
 /// The addresses of the hypercalls (see [`HYPERCALLS`]).
+#[cfg(feature = "host")]
 pub struct Hypercalls(pub [*const c_void; 58]);
 
 // SAFETY: the table is immutable and holds function addresses, which are
 // never called through it.
+#[cfg(feature = "host")]
 unsafe impl Sync for Hypercalls {}
 
-#[cfg(test)]
+#[cfg(all(test, feature = "host"))]
 mod tests {
     use super::*;
     use netbsd_sys::rumpuser as h;

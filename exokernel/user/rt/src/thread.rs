@@ -32,7 +32,23 @@ extern "C" fn trampoline(start: *mut Start) -> ! {
 /// never freed: a thread cannot free the stack it runs on.
 pub fn spawn(f: fn(u64), arg: u64) -> Result<u64, Error> {
     let stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
-    let top = stack.0.as_ptr() as u64 + STACK_SIZE as u64;
+    start(f, arg, stack.0.as_ptr() as u64 + STACK_SIZE as u64)
+}
+
+/// [`spawn`] with a stack of `stack_bytes` (rounded up to 16 bytes), for
+/// code that needs more than 16 KiB (a rump kernel's threads, say).
+pub fn spawn_with_stack(f: fn(u64), arg: u64, stack_bytes: usize) -> Result<u64, Error> {
+    let bytes = stack_bytes.max(STACK_SIZE).next_multiple_of(16);
+    let layout = core::alloc::Layout::from_size_align(bytes, 16).map_err(|_| Error::InvalidArgument)?;
+    // SAFETY: a non-zero size.
+    let base = unsafe { alloc::alloc::alloc(layout) };
+    if base.is_null() {
+        return Err(Error::OutOfMemory);
+    }
+    start(f, arg, base as u64 + bytes as u64)
+}
+
+fn start(f: fn(u64), arg: u64, top: u64) -> Result<u64, Error> {
     let start = Box::into_raw(Box::new(Start { f, arg }));
     // `trampoline` is a C function: it expects rsp % 16 == 8, as if a
     // return address had been pushed.
