@@ -81,12 +81,15 @@ fn main(_args: &str) -> i32 {
         println!("rumpcheck: {what}: {}", if ok { "ok" } else { "FAILED" });
         failed += u32::from(!ok);
     };
-    // SAFETY (whole function): every hypercall is called as the rumpuser(3)
-    // contract asks, with objects made by the matching init calls.
+    let hyp = h::rumpuser_hyperup {
+        hyp_backend_unschedule: Some(backend_unschedule),
+        hyp_backend_schedule: Some(backend_schedule),
+        ..Default::default()
+    };
+    // SAFETY: every hypercall below is called as the rumpuser(3) contract
+    // asks, with objects made by the matching init calls, and pointers to
+    // live locals.
     unsafe {
-        let mut hyp = h::rumpuser_hyperup::default();
-        hyp.hyp_backend_unschedule = Some(backend_unschedule);
-        hyp.hyp_backend_schedule = Some(backend_schedule);
         check("init refuses hypercall version 16", h::rumpuser_init(16, &hyp) == EPROGMISMATCH);
         check("init takes version 17", h::rumpuser_init(h::RUMPUSER_VERSION as c_int, &hyp) == 0);
 
@@ -192,7 +195,7 @@ fn main(_args: &str) -> i32 {
         for align in [0, 16, 64, 4096] {
             let mut p: *mut c_void = ptr::null_mut();
             ok &= h::rumpuser_malloc(1000, align, &mut p) == 0 && !p.is_null();
-            ok &= align == 0 || p as usize % align as usize == 0;
+            ok &= align == 0 || (p as usize).is_multiple_of(align as usize);
             if !p.is_null() {
                 ptr::write_bytes(p.cast::<u8>(), 0xa5, 1000);
                 h::rumpuser_free(p, 1000);
@@ -202,7 +205,7 @@ fn main(_args: &str) -> i32 {
         let mut a: *mut c_void = ptr::null_mut();
         let mapped = h::rumpuser_anonmmap(ptr::null_mut(), 65536, 16, 0, &mut a) == 0;
         let zeroed = mapped && core::slice::from_raw_parts(a.cast::<u8>(), 65536).iter().all(|b| *b == 0);
-        check("anonmmap: 64 KiB, 64 KiB aligned, zeroed", zeroed && a as usize % 65536 == 0);
+        check("anonmmap: 64 KiB, 64 KiB aligned, zeroed", zeroed && (a as usize).is_multiple_of(65536));
         if mapped {
             h::rumpuser_unmap(a, 65536);
         }
