@@ -18,11 +18,11 @@
 extern crate alloc;
 
 use alloc::vec;
-use exo_protocols::block::{self, Request, Status};
+use exo_protocols::block::{self, Request};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_rt::abi::{FOREVER, PAGE_SIZE};
-use exo_rt::caps::{self, Endpoint, Message, Notification};
+use exo_rt::caps::{Endpoint, Notification};
 use exo_rt::println;
 use exo_virtio::device::{self, Device};
 use exo_virtio::hal::{self, ExoHal};
@@ -195,7 +195,7 @@ fn serve(blk: &mut Blk, clients: Option<u64>, crash_after: Option<u64>) -> i32 {
             println!("virtio-blk: test hook: dying in the middle of request {}", blk.requests + 1);
             exo_rt::sys::exit(70);
         }
-        Some(session::answer(handle(blk, &mut sessions, msg)))
+        Some(session::answer(block::handle(blk, &mut sessions, msg)))
     });
     match ended {
         Ended::Served(gone) => {
@@ -209,33 +209,18 @@ fn serve(blk: &mut Blk, clients: Option<u64>, crash_after: Option<u64>) -> i32 {
     }
 }
 
-/// One request: the answer's words 1 and 2.
-fn handle(blk: &mut Blk, sessions: &mut Sessions, msg: &Message) -> Result<(u64, u64), Status> {
-    let request = Request::decode(msg.words);
-    if let (Err(_), Some(cap)) = (&request, msg.cap) {
-        let _ = caps::delete(cap); // a malformed ATTACH
+impl block::Disk for Disk {
+    fn sectors(&self) -> u64 {
+        self.blk.capacity()
     }
-    let request = request?;
-    let sectors = blk.blk.capacity();
-    match request {
-        Request::Info => Ok((sectors, blk.blk.readonly() as u64)),
-        Request::Attach => sessions.attach(msg).map(|s| (sectors, s.bytes())),
-        Request::Detach => sessions.detach(msg.badge).map(|()| (0, 0)),
-        Request::Read { sector, count } | Request::Write { sector, count } => {
-            let c = sessions.get(msg.badge)?;
-            block::check(sector, count, sectors, c.bytes())?;
-            // The client waits in its call while its buffer is used.
-            let buf = &mut c.buffer()[..(count * block::SECTOR) as usize];
-            let done = if matches!(request, Request::Read { .. }) {
-                blk.read(sector, buf)
-            } else if blk.blk.readonly() {
-                return Err(Status::ReadOnly);
-            } else {
-                blk.write(sector, buf)
-            };
-            done.map_err(|_| Status::DeviceError)?;
-            Ok((count, 0))
-        }
+    fn readonly(&self) -> bool {
+        self.blk.readonly()
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), ()> {
+        Disk::read(self, sector, buf).map_err(|_| ())
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), ()> {
+        Disk::write(self, sector, buf).map_err(|_| ())
     }
 }
 

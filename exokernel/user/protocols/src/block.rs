@@ -85,6 +85,55 @@ pub fn check(sector: u64, count: u64, sectors: u64, buffer: u64) -> Result<(), S
     }
 }
 
+/// A disk a block server serves: sectors of [`SECTOR`] bytes.
+pub trait Disk {
+    /// Its size in sectors.
+    fn sectors(&self) -> u64;
+    /// Whether writes are refused.
+    fn readonly(&self) -> bool;
+    /// Reads `buf.len() / SECTOR` sectors from `sector`.
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), ()>;
+    /// Writes `buf.len() / SECTOR` sectors at `sector`.
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), ()>;
+}
+
+/// One request of the block protocol to `disk`, for a server's
+/// [`serve`](crate::session::server::serve) loop: the answer's words 1
+/// and 2 (the loop answers `PING`).
+#[cfg(feature = "exo")]
+pub fn handle(
+    disk: &mut impl Disk,
+    sessions: &mut crate::session::server::Sessions,
+    msg: &exo_rt::caps::Message,
+) -> Result<(u64, u64), Status> {
+    let request = Request::decode(msg.words);
+    if let (Err(_), Some(cap)) = (&request, msg.cap) {
+        let _ = exo_rt::caps::delete(cap); // a malformed ATTACH
+    }
+    let request = request?;
+    let sectors = disk.sectors();
+    match request {
+        Request::Info => Ok((sectors, disk.readonly() as u64)),
+        Request::Attach => sessions.attach(msg).map(|s| (sectors, s.bytes())),
+        Request::Detach => sessions.detach(msg.badge).map(|()| (0, 0)),
+        Request::Read { sector, count } | Request::Write { sector, count } => {
+            let c = sessions.get(msg.badge)?;
+            check(sector, count, sectors, c.bytes())?;
+            // The client waits in its call while its buffer is used.
+            let buf = &mut c.buffer()[..(count * SECTOR) as usize];
+            let done = if matches!(request, Request::Read { .. }) {
+                disk.read(sector, buf)
+            } else if disk.readonly() {
+                return Err(Status::ReadOnly);
+            } else {
+                disk.write(sector, buf)
+            };
+            done.map_err(|_| Status::DeviceError)?;
+            Ok((count, 0))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
