@@ -9,10 +9,21 @@
 //! interface ExoV6's file servers read from. The test formats a FAT file
 //! system with the host's tools, writes it through the driver, and reads
 //! it back through `exo-fs-core`, the same code the file server runs.
+//!
+//! The crate builds for Linux (feature `host`, the default) and for
+//! ExoV6 (feature `exo`, rumpglue's rumpuser(3) on the exokernel
+//! backend): the glue waits for completions with rumpuser's own mutex and
+//! condition variable, so it needs nothing of the platform either.
+//! `drivers/rump-md/exo` is the ExoV6 program.
+#![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
+use alloc::vec;
 use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicBool, Ordering};
+use netbsd_sys::rumpuser as h;
 use rumpglue::{BlockDevice, Error, Result};
-use std::sync::{Condvar, Mutex};
 
 /// Block size of the driver.
 pub const BSIZE: u64 = 512;
@@ -46,19 +57,58 @@ extern "C" {
     fn md_detach(sc: *mut MdSoftc);
 }
 
-/// One request's completion, signalled by the driver's thread.
-#[derive(Default)]
+/// One request's completion, signalled by the driver's thread through
+/// rumpuser's mutex and condition variable.
 struct Completion {
-    done: Mutex<bool>,
-    cv: Condvar,
+    done: AtomicBool,
+    mtx: *mut h::rumpuser_mtx,
+    cv: *mut h::rumpuser_cv,
+}
+
+impl Completion {
+    fn new() -> Completion {
+        let (mut mtx, mut cv) = (core::ptr::null_mut(), core::ptr::null_mut());
+        // SAFETY: valid out-pointers.
+        unsafe {
+            h::rumpuser_mutex_init(&mut mtx, 0);
+            h::rumpuser_cv_init(&mut cv);
+        }
+        Completion { done: AtomicBool::new(false), mtx, cv }
+    }
+
+    /// Waits until `iodone` has run.
+    fn wait(&self) {
+        // SAFETY: the mutex and condition variable made in `new`.
+        unsafe {
+            h::rumpuser_mutex_enter(self.mtx);
+            while !self.done.load(Ordering::Acquire) {
+                h::rumpuser_cv_wait(self.cv, self.mtx);
+            }
+            h::rumpuser_mutex_exit(self.mtx);
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        // SAFETY: made in `new`, nobody waits any more.
+        unsafe {
+            h::rumpuser_cv_destroy(self.cv);
+            h::rumpuser_mutex_destroy(self.mtx);
+        }
+    }
 }
 
 unsafe extern "C" fn iodone(bp: *mut MdBuf) {
     // SAFETY: b_private is the Completion the submitter waits on, alive
-    // until it has seen `done`.
-    let c = unsafe { &*((*bp).b_private as *const Completion) };
-    *c.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-    c.cv.notify_all();
+    // until it has seen `done`, which is set under its mutex.
+    unsafe {
+        let c = &*((*bp).b_private as *const Completion);
+        h::rumpuser_mutex_enter(c.mtx);
+        c.done.store(true, Ordering::Release);
+        h::rumpuser_cv_broadcast(c.cv);
+        h::rumpuser_mutex_exit(c.mtx);
+    }
 }
 
 /// An attached md disk.
@@ -92,9 +142,21 @@ impl MdDisk {
         unsafe { md_completed(self.sc) }
     }
 
+    /// Reads whole blocks from block `blkno` into `buf`.
+    pub fn read_blocks(&self, blkno: u64, buf: &mut [u8]) -> Result<()> {
+        self.strategy(true, i64::try_from(blkno).map_err(|_| Error::OutOfRange)?, buf.as_mut_ptr(), buf.len())
+    }
+
+    /// Writes whole blocks at block `blkno` from `buf` (the driver does
+    /// not write through the pointer it is given).
+    pub fn write_blocks(&self, blkno: u64, buf: &[u8]) -> Result<()> {
+        let blkno = i64::try_from(blkno).map_err(|_| Error::OutOfRange)?;
+        self.strategy(false, blkno, buf.as_ptr().cast_mut(), buf.len())
+    }
+
     /// Whole-block transfer through the driver's strategy routine.
     fn strategy(&self, read: bool, blkno: i64, buf: *mut u8, len: usize) -> Result<()> {
-        let c = Completion::default();
+        let c = Completion::new();
         let mut bp = MdBuf {
             b_flags: if read { B_READ } else { B_WRITE },
             b_data: buf.cast(),
@@ -109,11 +171,7 @@ impl MdDisk {
         // SAFETY: `bp`, its buffer and `c` live until iodone has run,
         // which we wait for below.
         unsafe { md_strategy(self.sc, &mut bp) };
-        let mut done = c.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            done = c.cv.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
-        drop(done);
+        c.wait();
         match (bp.b_error, bp.b_resid) {
             (0, 0) => Ok(()),
             (22, _) => Err(Error::OutOfRange),
@@ -149,7 +207,7 @@ impl BlockDevice for MdDisk {
 
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<()> {
         let n = buf.len();
-        let mut staged = None;
+        let mut staged: Option<alloc::vec::Vec<u8>> = None;
         // Read the covering blocks, change the bytes, write them back.
         self.transfer(offset, n, |b, skip| {
             b[skip..skip + n].copy_from_slice(buf);

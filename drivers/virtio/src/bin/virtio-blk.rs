@@ -18,7 +18,7 @@
 extern crate alloc;
 
 use alloc::vec;
-use exo_protocols::block::{self, Request};
+use exo_protocols::block::{self, Request, Status};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_rt::abi::{FOREVER, PAGE_SIZE};
@@ -216,11 +216,11 @@ impl block::Disk for Disk {
     fn readonly(&self) -> bool {
         self.blk.readonly()
     }
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), ()> {
-        Disk::read(self, sector, buf).map_err(|_| ())
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), Status> {
+        Disk::read(self, sector, buf).map_err(|_| Status::DeviceError)
     }
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), ()> {
-        Disk::write(self, sector, buf).map_err(|_| ())
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), Status> {
+        Disk::write(self, sector, buf).map_err(|_| Status::DeviceError)
     }
 }
 

@@ -91,10 +91,11 @@ pub trait Disk {
     fn sectors(&self) -> u64;
     /// Whether writes are refused.
     fn readonly(&self) -> bool;
-    /// Reads `buf.len() / SECTOR` sectors from `sector`.
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), ()>;
+    /// Reads `buf.len() / SECTOR` sectors from `sector`
+    /// (`Status::DeviceError` when the device fails).
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), Status>;
     /// Writes `buf.len() / SECTOR` sectors at `sector`.
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), ()>;
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), Status>;
 }
 
 /// One request of the block protocol to `disk`, for a server's
@@ -128,7 +129,7 @@ pub fn handle(
             } else {
                 disk.write(sector, buf)
             };
-            done.map_err(|_| Status::DeviceError)?;
+            done?;
             Ok((count, 0))
         }
     }
