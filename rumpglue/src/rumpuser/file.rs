@@ -11,21 +11,30 @@
 //! Descriptors are this module's own, not the host's.
 
 use super::sched;
-use super::sys::{fatal, RawCond, RawMutex};
-use crate::errno::{self, EBADF, EEXIST, EINVAL, ENOENT, ENOSPC, EROFS};
+use super::sys::{self, fatal, Locked, RawCond, RawMutex};
+#[cfg(feature = "host")]
+use crate::errno;
+use crate::errno::{EBADF, EEXIST, EINVAL, ENOENT, ENOSPC, EROFS};
 use crate::BlockDevice;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ffi::{c_char, c_int, c_void, CStr};
+use core::sync::atomic::{AtomicBool, Ordering};
 use netbsd_sys::rumpuser as h;
-use std::collections::{BTreeMap, VecDeque};
+#[cfg(feature = "host")]
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 type Device = Arc<dyn BlockDevice>;
 
-fn devices() -> MutexGuard<'static, BTreeMap<String, Device>> {
-    static DEVICES: Mutex<BTreeMap<String, Device>> = Mutex::new(BTreeMap::new());
-    DEVICES.lock().unwrap_or_else(|e| e.into_inner())
+/// The registered devices, by name.
+static DEVICES: Locked<BTreeMap<String, Device>> = Locked::new(BTreeMap::new());
+
+fn device(name: &str) -> Option<Device> {
+    DEVICES.with(|d| d.get(name).cloned())
 }
 
 static HOST_FILES: AtomicBool = AtomicBool::new(true);
@@ -34,16 +43,16 @@ static HOST_FILES: AtomicBool = AtomicBool::new(true);
 /// `rumpuser_open` and `rumpuser_getfileinfo`, i.e. the host path given
 /// to `rump_pub_etfs_register`). Replaces an earlier device of that name.
 pub fn register_device(name: &str, dev: Device) {
-    devices().insert(name.into(), dev);
+    DEVICES.with(|d| d.insert(name.into(), dev));
 }
 
 /// Stops serving `name`; open descriptors keep working.
 pub fn unregister_device(name: &str) -> Option<Device> {
-    devices().remove(name)
+    DEVICES.with(|d| d.remove(name))
 }
 
 /// Whether names that are not registered devices may open host files
-/// (default: yes). A sandboxed server says no, so that a request for any
+/// (default: yes; ExoV6 has none: only registered devices open there). A sandboxed server says no, so that a request for any
 /// other file fails with ENOENT instead of tripping the sandbox.
 pub fn set_host_files(allowed: bool) {
     HOST_FILES.store(allowed, Ordering::Relaxed);
@@ -51,6 +60,7 @@ pub fn set_host_files(allowed: bool) {
 
 enum Backing {
     Device(Device),
+    #[cfg(feature = "host")]
     Host(std::fs::File),
 }
 
@@ -59,7 +69,7 @@ struct Open {
     read: bool,
     write: bool,
     /// Position for RUMPUSER_IOV_NOSEEK transfers.
-    pos: Mutex<u64>,
+    pos: Locked<u64>,
 }
 
 impl Open {
@@ -74,6 +84,7 @@ impl Open {
                 d.read_at(off, &mut buf[..n]).map_err(|e| e.errno())?;
                 Ok(n)
             }
+            #[cfg(feature = "host")]
             Backing::Host(f) => {
                 let mut done = 0;
                 while done < buf.len() {
@@ -103,6 +114,7 @@ impl Open {
                 d.write_at(off, buf).map_err(|e| e.errno())?;
                 Ok(buf.len())
             }
+            #[cfg(feature = "host")]
             Backing::Host(f) => f.write_all_at(buf, off).map(|_| buf.len()).map_err(|e| errno::from_io(&e)),
         }
     }
@@ -110,19 +122,19 @@ impl Open {
     fn sync(&self) -> Result<(), i32> {
         match &self.backing {
             Backing::Device(d) => d.flush().map_err(|e| e.errno()),
+            #[cfg(feature = "host")]
             Backing::Host(f) if self.write => f.sync_data().map_err(|e| errno::from_io(&e)),
+            #[cfg(feature = "host")]
             Backing::Host(_) => Ok(()),
         }
     }
 }
 
-fn table() -> MutexGuard<'static, Vec<Option<Arc<Open>>>> {
-    static FDS: Mutex<Vec<Option<Arc<Open>>>> = Mutex::new(Vec::new());
-    FDS.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// The open descriptors, by number.
+static FDS: Locked<Vec<Option<Arc<Open>>>> = Locked::new(Vec::new());
 
 fn get(fd: c_int) -> Result<Arc<Open>, i32> {
-    usize::try_from(fd).ok().and_then(|i| table().get(i).cloned().flatten()).ok_or(EBADF)
+    usize::try_from(fd).ok().and_then(|i| FDS.with(|t| t.get(i).cloned().flatten())).ok_or(EBADF)
 }
 
 /// # Safety
@@ -148,8 +160,8 @@ fn open(path: &str, mode: c_int) -> Result<Open, i32> {
     };
     let create = mode as u32 & h::RUMPUSER_OPEN_CREATE != 0;
     let excl = mode as u32 & h::RUMPUSER_OPEN_EXCL != 0;
-    let pos = Mutex::new(0);
-    if let Some(dev) = devices().get(path).cloned() {
+    let pos = Locked::new(0);
+    if let Some(dev) = device(path) {
         if create && excl {
             return Err(EEXIST);
         }
@@ -158,9 +170,19 @@ fn open(path: &str, mode: c_int) -> Result<Open, i32> {
         }
         return Ok(Open { backing: Backing::Device(dev), read, write, pos });
     }
-    if !HOST_FILES.load(Ordering::Relaxed) {
+    if !HOST_FILES.load(Ordering::Relaxed) || cfg!(not(feature = "host")) {
         return Err(ENOENT);
     }
+    open_host(path, read, write, create, excl, pos)
+}
+
+#[cfg(not(feature = "host"))]
+fn open_host(_: &str, _: bool, _: bool, _: bool, _: bool, _: Locked<u64>) -> Result<Open, i32> {
+    Err(ENOENT)
+}
+
+#[cfg(feature = "host")]
+fn open_host(path: &str, read: bool, write: bool, create: bool, excl: bool, pos: Locked<u64>) -> Result<Open, i32> {
     let mut o = std::fs::OpenOptions::new();
     o.read(read).write(write).custom_flags(libc::O_CLOEXEC);
     if create && excl {
@@ -192,8 +214,7 @@ pub unsafe extern "C" fn rumpuser_open(name_: *const c_char, mode: c_int, fdp: *
         Ok(f) => Arc::new(f),
         Err(e) => return e,
     };
-    let mut t = table();
-    let fd = match t.iter().position(Option::is_none) {
+    let fd = FDS.with(|t| match t.iter().position(Option::is_none) {
         Some(i) => {
             t[i] = Some(file);
             i
@@ -202,7 +223,7 @@ pub unsafe extern "C" fn rumpuser_open(name_: *const c_char, mode: c_int, fdp: *
             t.push(Some(file));
             t.len() - 1
         }
-    };
+    });
     // SAFETY: the caller's promise.
     unsafe { *fdp = fd as c_int };
     0
@@ -211,8 +232,8 @@ pub unsafe extern "C" fn rumpuser_open(name_: *const c_char, mode: c_int, fdp: *
 /// Closes a descriptor from `rumpuser_open`.
 #[no_mangle]
 pub extern "C" fn rumpuser_close(fd: c_int) -> c_int {
-    let mut t = table();
-    match usize::try_from(fd).ok().and_then(|i| t.get_mut(i)).and_then(Option::take) {
+    let closed = FDS.with(|t| usize::try_from(fd).ok().and_then(|i| t.get_mut(i)).and_then(Option::take));
+    match closed {
         Some(_) => 0,
         None => EBADF,
     }
@@ -229,9 +250,9 @@ pub unsafe extern "C" fn rumpuser_getfileinfo(name_: *const c_char, size: *mut u
         Ok(p) => p,
         Err(e) => return e,
     };
-    let info = if let Some(dev) = devices().get(path).cloned() {
+    let info = if let Some(dev) = device(path) {
         Ok((dev.size(), h::RUMPUSER_FT_BLK))
-    } else if !HOST_FILES.load(Ordering::Relaxed) {
+    } else if !HOST_FILES.load(Ordering::Relaxed) || cfg!(not(feature = "host")) {
         Err(ENOENT)
     } else {
         sched::blocking(|| host_info(path))
@@ -253,6 +274,12 @@ pub unsafe extern "C" fn rumpuser_getfileinfo(name_: *const c_char, size: *mut u
     }
 }
 
+#[cfg(not(feature = "host"))]
+fn host_info(_: &str) -> Result<(u64, u32), i32> {
+    Err(ENOENT)
+}
+
+#[cfg(feature = "host")]
 fn host_info(path: &str) -> Result<(u64, u32), i32> {
     let m = std::fs::metadata(path).map_err(|e| errno::from_io(&e))?;
     let t = m.file_type();
@@ -297,7 +324,7 @@ const WORKERS: usize = 4;
 struct BioQueue {
     lock: Box<RawMutex>,
     cv: Box<RawCond>,
-    q: std::cell::UnsafeCell<VecDeque<Bio>>,
+    q: core::cell::UnsafeCell<VecDeque<Bio>>,
 }
 
 // SAFETY: `q` is only touched with `lock` held.
@@ -306,16 +333,24 @@ unsafe impl Sync for BioQueue {}
 unsafe impl Send for BioQueue {}
 
 fn bio_queue() -> &'static BioQueue {
-    static Q: OnceLock<BioQueue> = OnceLock::new();
-    Q.get_or_init(|| {
+    static Q: Locked<Option<&'static BioQueue>> = Locked::new(None);
+    let (q, new) = Q.with(|q| match *q {
+        Some(q) => (q, false),
+        None => {
+            let made: &'static BioQueue =
+                Box::leak(Box::new(BioQueue { lock: RawMutex::new(), cv: RawCond::new(), q: Default::default() }));
+            *q = Some(made);
+            (made, true)
+        }
+    });
+    if new {
+        // Started outside the lock: each worker asks for the queue first.
         for i in 0..WORKERS {
-            std::thread::Builder::new()
-                .name(format!("rumpuser-bio{i}"))
-                .spawn(bio_worker)
+            sys::spawn_worker(&format!("rumpuser-bio{i}"), bio_worker)
                 .unwrap_or_else(|e| fatal(&format!("cannot start a bio worker: {e}")));
         }
-        BioQueue { lock: RawMutex::new(), cv: RawCond::new(), q: Default::default() }
-    })
+    }
+    q
 }
 
 fn bio_worker() {
@@ -428,21 +463,22 @@ fn transfer(
     if !seek && off < 0 {
         return Err(EINVAL);
     }
-    let mut pos = file.pos.lock().unwrap_or_else(|e| e.into_inner());
-    let mut at = if seek { *pos } else { off as u64 };
-    let mut total = 0;
-    for v in iov {
-        let n = sched::blocking(|| each(&file, at, v))?;
-        total += n;
-        at += n as u64;
-        if n < v.iov_len {
-            break;
+    file.pos.with(|pos| {
+        let mut at = if seek { *pos } else { off as u64 };
+        let mut total = 0;
+        for v in iov {
+            let n = sched::blocking(|| each(&file, at, v))?;
+            total += n;
+            at += n as u64;
+            if n < v.iov_len {
+                break;
+            }
         }
-    }
-    if seek {
-        *pos = at;
-    }
-    Ok(total)
+        if seek {
+            *pos = at;
+        }
+        Ok(total)
+    })
 }
 
 /// Scatter read at `off` (RUMPUSER_IOV_NOSEEK: at the descriptor's position).

@@ -23,7 +23,6 @@
 
 #[cfg(feature = "host")]
 mod dl;
-#[cfg(feature = "host")]
 mod file;
 mod mem;
 mod misc;
@@ -36,7 +35,6 @@ mod sys;
 mod sys;
 mod thread;
 
-#[cfg(feature = "host")]
 pub use file::{register_device, set_host_files, unregister_device};
 pub use misc::{set_console, set_param};
 

@@ -54,7 +54,6 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Makes the calling host thread (a hypercall worker) known to the rump
 /// kernel with an lwp of its own, as the kernel requires of threads that
 /// call back into it.
-#[cfg_attr(not(feature = "host"), allow(dead_code))] // bio workers: host only so far
 pub(crate) fn adopt_worker() {
     if let Some(h) = hyp() {
         // SAFETY: the kernel's upcalls, in the order its contract asks:

@@ -411,3 +411,8 @@ impl<T> Locked<T> {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
+
+/// Starts a hypercall worker thread (block I/O) running `f`.
+pub(crate) fn spawn_worker(name: &str, f: fn()) -> Result<(), String> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map(|_| ()).map_err(|e| e.to_string())
+}

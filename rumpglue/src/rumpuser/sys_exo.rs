@@ -363,3 +363,19 @@ impl<T> Locked<T> {
         f(&mut self.0.lock())
     }
 }
+
+/// Starts a hypercall worker thread (block I/O) running `f` (unnamed:
+/// ExoV6 threads have no names).
+pub(crate) fn spawn_worker(_name: &str, f: fn()) -> Result<(), String> {
+    fn run(arg: u64) {
+        // SAFETY: `spawn_worker` leaked this box for exactly this thread.
+        let f = unsafe { Box::from_raw(arg as *mut fn()) };
+        f();
+    }
+    let arg = Box::into_raw(Box::new(f));
+    exo_rt::thread::spawn_with_stack(run, arg as u64, THREAD_STACK).map(|_| ()).map_err(|e| {
+        // SAFETY: no thread took it.
+        drop(unsafe { Box::from_raw(arg) });
+        alloc::string::ToString::to_string(e.name())
+    })
+}
