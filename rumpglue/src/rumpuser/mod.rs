@@ -23,10 +23,14 @@
 
 #[cfg(feature = "host")]
 mod dl;
+#[cfg(not(feature = "host"))]
+#[path = "dl_exo.rs"]
+mod dl;
 mod file;
 mod mem;
 mod misc;
 mod sched;
+mod sp;
 mod sync;
 #[cfg(feature = "host")]
 mod sys;
@@ -98,14 +102,14 @@ pub static HYPERCALLS: Hypercalls = Hypercalls([
     dl::rumpuser_dl_bootstrap as *const c_void,
     dl::rumpuser_daemonize_begin as *const c_void,
     dl::rumpuser_daemonize_done as *const c_void,
-    dl::rumpuser_sp_init as *const c_void,
-    dl::rumpuser_sp_copyin as *const c_void,
-    dl::rumpuser_sp_copyinstr as *const c_void,
-    dl::rumpuser_sp_copyout as *const c_void,
-    dl::rumpuser_sp_copyoutstr as *const c_void,
-    dl::rumpuser_sp_anonmmap as *const c_void,
-    dl::rumpuser_sp_raise as *const c_void,
-    dl::rumpuser_sp_fini as *const c_void,
+    sp::rumpuser_sp_init as *const c_void,
+    sp::rumpuser_sp_copyin as *const c_void,
+    sp::rumpuser_sp_copyinstr as *const c_void,
+    sp::rumpuser_sp_copyout as *const c_void,
+    sp::rumpuser_sp_copyoutstr as *const c_void,
+    sp::rumpuser_sp_anonmmap as *const c_void,
+    sp::rumpuser_sp_raise as *const c_void,
+    sp::rumpuser_sp_fini as *const c_void,
 ]);
 
 /// The addresses of the hypercalls (see [`HYPERCALLS`]).
@@ -185,14 +189,14 @@ mod tests {
         same_sig!(dl::rumpuser_dl_bootstrap(_, _, _));
         same_sig!(dl::rumpuser_daemonize_begin());
         same_sig!(dl::rumpuser_daemonize_done(_));
-        same_sig!(dl::rumpuser_sp_init(_, _, _, _));
-        same_sig!(dl::rumpuser_sp_copyin(_, _, _, _));
-        same_sig!(dl::rumpuser_sp_copyinstr(_, _, _, _));
-        same_sig!(dl::rumpuser_sp_copyout(_, _, _, _));
-        same_sig!(dl::rumpuser_sp_copyoutstr(_, _, _, _));
-        same_sig!(dl::rumpuser_sp_anonmmap(_, _, _));
-        same_sig!(dl::rumpuser_sp_raise(_, _));
-        same_sig!(dl::rumpuser_sp_fini(_));
+        same_sig!(sp::rumpuser_sp_init(_, _, _, _));
+        same_sig!(sp::rumpuser_sp_copyin(_, _, _, _));
+        same_sig!(sp::rumpuser_sp_copyinstr(_, _, _, _));
+        same_sig!(sp::rumpuser_sp_copyout(_, _, _, _));
+        same_sig!(sp::rumpuser_sp_copyoutstr(_, _, _, _));
+        same_sig!(sp::rumpuser_sp_anonmmap(_, _, _));
+        same_sig!(sp::rumpuser_sp_raise(_, _));
+        same_sig!(sp::rumpuser_sp_fini(_));
         same_sig!(misc::rumpuser_exit(_));
     }
 

@@ -350,6 +350,28 @@ fn main(_args: &str) -> i32 {
         let bad = wait_bios(1) && BIO_RESULT[BIOS].load(Ordering::SeqCst) == rumpglue::errno::EBADF as u64 + 1;
         check("a bio on a descriptor never opened completes with EBADF", bad);
         check("close", h::rumpuser_close(fd) == 0 && h::rumpuser_close(fd) == rumpglue::errno::EBADF);
+
+        // The variadic console hypercall (the test reads the line).
+        h::rumpuser_dprintf(
+            c"rumpcheck: dprintf: %d %u %x %lX %05d|%-4s|%3c %s %lld %%\n".as_ptr(),
+            -42 as c_int,
+            42u32,
+            0xbeefu32,
+            0xdead_beef_cafe_u64,
+            -7 as c_int,
+            c"ab".as_ptr(),
+            b'z' as c_int,
+            ptr::null::<u8>(),
+            i64::MIN,
+        );
+        let mut dl_calls = 0;
+        h::rumpuser_dl_bootstrap(None, None, None);
+        dl_calls += h::rumpuser_daemonize_begin() + h::rumpuser_daemonize_done(0);
+        let sp = h::rumpuser_sp_init(ptr::null(), ptr::null(), ptr::null(), ptr::null());
+        check(
+            "static link: dl_bootstrap and daemonize do nothing, the syscall proxy is EOPNOTSUPP",
+            dl_calls == 0 && sp == rumpglue::errno::EOPNOTSUPP,
+        );
     }
     if failed == 0 {
         println!("rumpcheck: all checks passed");
