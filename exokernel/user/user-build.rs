@@ -2,7 +2,7 @@
 //! package's binaries as static ELF executables with `user.ld`.
 use std::path::PathBuf;
 
-fn main() {
+pub fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     // The crate may sit anywhere in the workspace (exokernel/qemu-tests/programs,
     // drivers/virtio-blk ...): find the linker script above it.

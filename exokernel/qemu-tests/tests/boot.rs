@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 17 programs",
+        "root: manifest lists 18 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -271,10 +271,36 @@ fn netbsd_rumpuser_hypercalls_work_on_the_exokernel_platform() {
     b.expect_line("root: rumpcheck exited with code 0");
 }
 
+/// The rumpuser(3) C conformance suite, the same file as on Linux, runs
+/// inside ExoV6 on rumpglue's exokernel backend (rumpglue/conformance/exo).
+#[test]
+fn the_rumpuser_conformance_suite_passes_inside_exov6() {
+    let b = test_boot();
+    for case in [
+        "init_checks_the_version",
+        "mutex_enter_unschedules",
+        "cv_timedwait",
+        "getparam",
+        "clocks",
+        "sp_unsupported",
+        "threads",
+        "nowrap_keeps_the_cpu",
+        "rwlock",
+        "cv_broadcast",
+        "curlwp",
+        "memory",
+    ] {
+        b.expect_line(&format!("rumpconf: {case}: ok"));
+    }
+    b.expect_line("x=42 s=ok");
+    b.expect_line("rumpconf: all 12 cases passed");
+    b.expect_line("root: rumpconf exited with code 0");
+}
+
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 17 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 18 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

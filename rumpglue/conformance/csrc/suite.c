@@ -4,6 +4,13 @@
  * built only from the _nowrap hypercalls (which never call back), and
  * per-thread counters that let the cases check the scheduling contract.
  * No pthreads: the same file is meant to run against other backends.
+ *
+ * It runs on Linux (tests/conformance.rs) and inside ExoV6 (exo/, with a
+ * few C library functions of its own, compiled with __EXOV6__). Cases
+ * about host files, signals, fork and shared objects are Linux-only:
+ * ExoV6 has none of those (its block I/O is on registered devices, which
+ * rumpcheck checks); ExoV6 has no real-time clock yet, so the wall clock
+ * is not checked against the calendar there.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -228,6 +235,7 @@ conf_cv_timedwait(char *msg, size_t len)
 	return 0;
 }
 
+#ifndef __EXOV6__
 /* Block I/O completes asynchronously, on a worker holding the CPU. */
 #define NBIO 64
 static volatile int bio_done_n, bio_bad;
@@ -289,6 +297,8 @@ conf_bio_async(char *msg, size_t len)
 	return 0;
 }
 
+#endif /* !__EXOV6__ */
+
 int
 conf_getparam(char *msg, size_t len)
 {
@@ -312,7 +322,11 @@ conf_clocks(char *msg, size_t len)
 	long ns;
 	int i;
 
+#ifdef __EXOV6__
+	CHECK(rumpuser_clock_gettime(RUMPUSER_CLOCK_RELWALL, &s, &ns) == 0 && s >= 946684800);
+#else
 	CHECK(rumpuser_clock_gettime(RUMPUSER_CLOCK_RELWALL, &s, &ns) == 0 && s > 1600000000);
+#endif
 	CHECK(rumpuser_clock_gettime(7, &s, &ns) == 22);
 	for (i = 0; i < 10000; i++) {
 		t = now_ns();
@@ -670,6 +684,7 @@ conf_memory(char *msg, size_t len)
 	return 0;
 }
 
+#ifndef __EXOV6__
 /* ---------------------------------------------------------------- files */
 
 int
@@ -709,6 +724,9 @@ conf_iov(char *msg, size_t len)
 	return 0;
 }
 
+#endif /* !__EXOV6__ */
+
+#ifndef __EXOV6__
 /* ---------------------------------------------------------------- misc */
 
 #include <errno.h>
@@ -828,3 +846,4 @@ conf_dl_bootstrap(char *msg, size_t len)
 	CHECKV(comps_seen == 2, comps_seen);
 	return 0;
 }
+#endif /* !__EXOV6__ */

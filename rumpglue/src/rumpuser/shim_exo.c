@@ -2,10 +2,12 @@
  * The one hypercall Rust cannot define on stable, for ExoV6: the variadic
  * rumpuser_dprintf. ExoV6 programs have no C library, so this file carries
  * a small formatter of its own (freestanding: no headers but the
- * compiler's). It knows what rump kernels' debug output uses: %d %i %u
- * %x %X %o %p %s %c %%, the length modifiers hh h l ll z j t, a width (or
- * *), a precision for strings, and the flags - 0 + space #. Output goes to
- * the console in pieces of up to 256 bytes, never truncated.
+ * compiler's), also offered to C code in ExoV6 programs as
+ * rumpglue_vformat (a C library's vsnprintf is built on it). It knows
+ * what rump kernels' debug output uses: %d %i %u %x %X %o %p %s %c %%,
+ * the length modifiers hh h l ll z j t, a width (or *), a precision for
+ * strings, and the flags - 0 + space #. dprintf's output goes to the
+ * console in pieces of up to 256 bytes, never truncated.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,16 +15,22 @@
 
 void rumpglue_console_write(const char *buf, size_t len);
 
+/* Where formatted characters go: `sink(ctx, buf, n)` takes them in
+ * pieces. */
+typedef void (*rumpglue_sink)(void *ctx, const char *buf, size_t n);
+
 struct out {
 	char buf[256];
 	size_t n;
+	rumpglue_sink sink;
+	void *ctx;
 };
 
 static void
 flush(struct out *o)
 {
 	if (o->n > 0)
-		rumpglue_console_write(o->buf, o->n);
+		o->sink(o->ctx, o->buf, o->n);
 	o->n = 0;
 }
 
@@ -198,15 +206,32 @@ format(struct out *o, const char *fmt, va_list ap)
 	}
 }
 
+/* Formats `fmt` with `ap` into `sink`. */
+void
+rumpglue_vformat(rumpglue_sink sink, void *ctx, const char *fmt, va_list ap)
+{
+	struct out o;
+
+	o.n = 0;
+	o.sink = sink;
+	o.ctx = ctx;
+	format(&o, fmt, ap);
+	flush(&o);
+}
+
+static void
+to_console(void *ctx, const char *buf, size_t n)
+{
+	(void)ctx;
+	rumpglue_console_write(buf, n);
+}
+
 void
 rumpuser_dprintf(const char *fmt, ...)
 {
-	struct out o;
 	va_list ap;
 
-	o.n = 0;
 	va_start(ap, fmt);
-	format(&o, fmt, ap);
+	rumpglue_vformat(to_console, NULL, fmt, ap);
 	va_end(ap);
-	flush(&o);
 }

@@ -1,0 +1,94 @@
+//! The rumpuser(3) conformance suite inside ExoV6: the C cases of
+//! `rumpglue/conformance/csrc/suite.c` (those that do not need host files,
+//! signals, fork or shared objects), calling the hypercalls as a rump
+//! kernel does through their fake kernel's upcalls, on rumpglue's
+//! exokernel backend. Their `_Thread_local` counters live in ExoV6's
+//! thread-local storage. One line per case (`rumpconf: NAME: ok`, or the
+//! failed check); exits 0 if all pass.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::ffi::{c_char, c_int, CStr};
+use exo_rt::println;
+
+exo_rt::entry!(main);
+
+type Case = unsafe extern "C" fn(*mut c_char, usize) -> c_int;
+
+extern "C" {
+    fn conf_setup() -> c_int;
+    fn conf_init_version(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_mutex_enter_unschedules(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_cv_timedwait(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_getparam(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_clocks(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_sp_unsupported(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_dprintf();
+    fn conf_threads(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_nowrap_keeps_the_cpu(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_rwlock(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_cv_broadcast(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_curlwp(msg: *mut c_char, len: usize) -> c_int;
+    fn conf_memory(msg: *mut c_char, len: usize) -> c_int;
+}
+
+/// `setenv` for the suite's C library: ExoV6 has no environment, so a
+/// parameter goes to rumpglue directly.
+///
+/// # Safety
+/// Both are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn rumpconf_set_param(name: *const c_char, value: *const c_char) {
+    // SAFETY: the caller's promise.
+    let (name, value) = unsafe { (CStr::from_ptr(name), CStr::from_ptr(value)) };
+    if let (Ok(n), Ok(v)) = (name.to_str(), value.to_str()) {
+        rumpglue::rumpuser::set_param(n, v);
+    }
+}
+
+fn main(_args: &str) -> i32 {
+    // SAFETY: the suite's set-up.
+    if unsafe { conf_setup() } != 0 {
+        println!("rumpconf: rumpuser_init failed");
+        return 1;
+    }
+    let cases: [(&str, Case); 12] = [
+        ("init_checks_the_version", conf_init_version),
+        ("mutex_enter_unschedules", conf_mutex_enter_unschedules),
+        ("cv_timedwait", conf_cv_timedwait),
+        ("getparam", conf_getparam),
+        ("clocks", conf_clocks),
+        ("sp_unsupported", conf_sp_unsupported),
+        ("threads", conf_threads),
+        ("nowrap_keeps_the_cpu", conf_nowrap_keeps_the_cpu),
+        ("rwlock", conf_rwlock),
+        ("cv_broadcast", conf_cv_broadcast),
+        ("curlwp", conf_curlwp),
+        ("memory", conf_memory),
+    ];
+    let mut failed = 0;
+    for (name, case) in cases {
+        let mut msg = [0u8; 512];
+        // SAFETY: a case with a message buffer of its size.
+        let rv = unsafe { case(msg.as_mut_ptr().cast(), msg.len()) };
+        if rv == 0 {
+            println!("rumpconf: {name}: ok");
+        } else {
+            let text = CStr::from_bytes_until_nul(&msg).map_or("?", |c| c.to_str().unwrap_or("?"));
+            println!("rumpconf: {name}: FAILED: {text}");
+            failed += 1;
+        }
+    }
+    // SAFETY: prints through rumpuser_dprintf and rumpuser_putchar.
+    unsafe { conf_dprintf() };
+    println!();
+    if failed == 0 {
+        println!("rumpconf: all {} cases passed", cases.len());
+        0
+    } else {
+        println!("rumpconf: {failed} of {} cases failed", cases.len());
+        1
+    }
+}
