@@ -293,6 +293,7 @@ fn the_rumpuser_conformance_suite_passes_inside_exov6() {
         b.expect_line(&format!("rumpconf: {case}: ok"));
     }
     b.expect_line("x=42 s=ok");
+    b.expect_line("rumpconf: C constructors ran before main: ok");
     b.expect_line("rumpconf: all 12 cases passed");
     b.expect_line("root: rumpconf exited with code 0");
 }

@@ -68,6 +68,7 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
         println!("exo-rt: no memory for the first thread's thread-local storage");
         sys::exit(101);
     }
+    run_constructors();
     let args = if info.args_len == 0 {
         ""
     } else {
@@ -79,6 +80,26 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     // SAFETY: `entry!` defines `__exo_main` with this signature.
     let code = unsafe { __exo_main(args) };
     sys::exit(code as u32)
+}
+
+extern "C" {
+    /// The bounds of `.init_array` (user.ld).
+    static __init_array_start: [Option<extern "C" fn()>; 0];
+    static __init_array_end: [Option<extern "C" fn()>; 0];
+}
+
+/// Calls the program's constructors (`.init_array`, in link order), as a
+/// C runtime does before `main`: C code's `__attribute__((constructor))`
+/// functions, a rump kernel's module constructors.
+fn run_constructors() {
+    // SAFETY: user.ld places both symbols around `.init_array`, an array
+    // of function pointers the linker filled.
+    let (start, end) = unsafe { (__init_array_start.as_ptr(), __init_array_end.as_ptr()) };
+    let n = (end as usize - start as usize) / core::mem::size_of::<Option<extern "C" fn()>>();
+    // SAFETY: `n` entries lie between the bounds.
+    for f in unsafe { core::slice::from_raw_parts(start, n) }.iter().flatten() {
+        f();
+    }
 }
 
 /// Declares the program's main function: `fn main(args: &str) -> i32`.

@@ -151,3 +151,13 @@ strncmp(const char *a, const char *b, size_t n)
 			return (unsigned char)*a - (unsigned char)*b;
 	return 0;
 }
+
+/* Set by a constructor: exo-rt runs .init_array before main, as a rump
+ * kernel's module constructors need. */
+int rumpconf_constructed;
+
+__attribute__((constructor)) static void
+rumpconf_construct(void)
+{
+	rumpconf_constructed = 42;
+}

@@ -18,6 +18,8 @@ exo_rt::entry!(main);
 type Case = unsafe extern "C" fn(*mut c_char, usize) -> c_int;
 
 extern "C" {
+    /// Set to 42 by a C constructor (csrc/libc.c).
+    static rumpconf_constructed: c_int;
     fn conf_setup() -> c_int;
     fn conf_init_version(msg: *mut c_char, len: usize) -> c_int;
     fn conf_mutex_enter_unschedules(msg: *mut c_char, len: usize) -> c_int;
@@ -49,6 +51,9 @@ pub unsafe extern "C" fn rumpconf_set_param(name: *const c_char, value: *const c
 }
 
 fn main(_args: &str) -> i32 {
+    // SAFETY: written once, by the constructor, before main.
+    let constructed = unsafe { rumpconf_constructed };
+    println!("rumpconf: C constructors ran before main: {}", if constructed == 42 { "ok" } else { "FAILED" });
     // SAFETY: the suite's set-up.
     if unsafe { conf_setup() } != 0 {
         println!("rumpconf: rumpuser_init failed");
@@ -68,7 +73,7 @@ fn main(_args: &str) -> i32 {
         ("curlwp", conf_curlwp),
         ("memory", conf_memory),
     ];
-    let mut failed = 0;
+    let mut failed = u32::from(constructed != 42);
     for (name, case) in cases {
         let mut msg = [0u8; 512];
         // SAFETY: a case with a message buffer of its size.
