@@ -194,6 +194,9 @@ pub enum Sys {
     /// `ptr` from the kernel's random bit generator (HMAC-SHA256 under
     /// the boot key over a counter, the TSC and RDRAND).
     Random = 40,
+    /// `wall_clock() -> ns`: nanoseconds since 1970-01-01 UTC, from the
+    /// real-time clock read at boot and the monotonic clock since.
+    WallClock = 41,
 }
 
 /// Most bytes one `random` call fills.
@@ -240,7 +243,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 41] = [
+    pub const ALL: [Sys; 42] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -282,6 +285,7 @@ impl Sys {
         Sys::ProcessKill,
         Sys::ThreadSetTls,
         Sys::Random,
+        Sys::WallClock,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

@@ -18,3 +18,4 @@ pub use exo_abi::lattice;
 pub mod paging;
 pub mod pci;
 pub mod sched;
+pub mod time;

@@ -78,6 +78,9 @@ pub struct Clock {
     pub tsc0: u64,
     /// TSC ticks per second.
     pub tsc_hz: u64,
+    /// Nanoseconds since 1970-01-01 UTC at `tsc0` (from the real-time
+    /// clock at boot).
+    pub wall0: u64,
 }
 
 impl Clock {
@@ -85,6 +88,11 @@ impl Clock {
     pub fn now(&self) -> u64 {
         let ticks = cpu::rdtsc().wrapping_sub(self.tsc0) as u128;
         (ticks * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
+    }
+
+    /// Nanoseconds since 1970-01-01 UTC.
+    pub fn wall(&self) -> u64 {
+        self.wall0 + self.now()
     }
 }
 

@@ -136,7 +136,26 @@ extern "C" fn kmain(start_info: u64) -> ! {
     } else {
         kprintln!("sealing key: no RDRAND on this CPU; derived from TSC jitter (weak: predictable to whoever can replay this boot)");
     }
-    let clock = Clock { tsc0: cpu::rdtsc(), tsc_hz: cal.tsc_hz };
+    let tsc0 = cpu::rdtsc();
+    let wall0 = match crate::arch::rtc::now() {
+        Some(t) => {
+            kprintln!(
+                "wall clock: {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC from the CMOS real-time clock",
+                t.year,
+                t.month,
+                t.day,
+                t.hour,
+                t.minute,
+                t.second
+            );
+            t.unix_seconds() * 1_000_000_000
+        }
+        None => {
+            kprintln!("wall clock: no real-time clock answers; counting from 2000-01-01");
+            946_684_800 * 1_000_000_000
+        }
+    };
+    let clock = Clock { tsc0, tsc_hz: cal.tsc_hz, wall0 };
     // SAFETY: single initialisation before any entry point can run.
     unsafe {
         *KERNEL.0.get() = Some(Kernel {

@@ -57,6 +57,7 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
             ret(Ok(0))
         }
         Sys::Clock => ret(Ok(k.clock.now())),
+        Sys::WallClock => ret(Ok(k.clock.wall())),
         Sys::Sleep => sleep(k, t, a[0]),
         Sys::ThreadCreate => ret(thread_create(k, p, a[0], a[1], a[2], a[3])),
         Sys::ThreadExit => {

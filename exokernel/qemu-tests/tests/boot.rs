@@ -298,6 +298,21 @@ fn the_rumpuser_conformance_suite_passes_inside_exov6() {
     b.expect_line("root: rumpconf exited with code 0");
 }
 
+/// The kernel reads the CMOS real-time clock at boot (QEMU's shows the
+/// host's UTC time): the wall clock it reports is the host's, give or take
+/// the time the test took.
+#[test]
+fn the_wall_clock_comes_from_the_real_time_clock() {
+    let b = test_boot();
+    let i = b.expect_line("[kernel] wall clock: ");
+    let line = b.lines()[i];
+    let stamp = line.split("wall clock: ").nth(1).and_then(|r| r.split(" UTC").next()).expect("a date");
+    let out = std::process::Command::new("date").args(["-u", "-d", stamp, "+%s"]).output().expect("date");
+    let guest: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{line}"));
+    let host = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((host - guest).abs() < 600, "guest {stamp} ({guest}) vs host {host}\n{}", b.serial);
+}
+
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();

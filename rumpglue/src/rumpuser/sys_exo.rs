@@ -11,8 +11,8 @@
 //! - The current lwp and errno: words of exo-rt's thread-local storage.
 //! - Memory: the process's heap; anonymous mappings are zeroed, aligned
 //!   heap blocks (never executable: the heap is not, W^X).
-//! - Clocks: the kernel's; wall time counts from 2000-01-01 (ExoV6 has no
-//!   wall clock yet). Randomness: the kernel's `random` system call.
+//! - Clocks: the kernel's monotonic and wall clocks. Randomness: the
+//!   kernel's `random` system call.
 //! - No environment: parameters come from `rumpglue::rumpuser::set_param`.
 //! - Exit and signals end the process (a signal `s` as exit code 128 + s).
 

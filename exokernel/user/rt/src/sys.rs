@@ -93,3 +93,9 @@ pub fn random(buf: &mut [u8]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Nanoseconds since 1970-01-01 UTC (the real-time clock read at boot, then
+/// the monotonic clock).
+pub fn wall_clock() -> u64 {
+    raw(Sys::WallClock, [0; 6])
+}

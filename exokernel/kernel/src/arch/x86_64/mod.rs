@@ -3,5 +3,6 @@ pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod pci;
+pub mod rtc;
 pub mod serial;
 pub mod trap;
