@@ -109,7 +109,9 @@ impl DateTime {
 mod tests {
     use super::*;
 
-    fn regs(s: u8, mi: u8, h: u8, d: u8, mo: u8, y: u8, c: u8, b: u8) -> CmosRegisters {
+    /// Registers from `[seconds, minutes, hours, day, month, year,
+    /// century, status B]`.
+    fn regs([s, mi, h, d, mo, y, c, b]: [u8; 8]) -> CmosRegisters {
         CmosRegisters { seconds: s, minutes: mi, hours: h, day: d, month: mo, year: y, century: c, status_b: b }
     }
 
@@ -126,25 +128,25 @@ mod tests {
     #[test]
     fn bcd_and_binary_and_twelve_hour_clocks_decode_alike() {
         // 2026-11-27 23:58:07 in BCD, 24-hour, century register 0x20.
-        let bcd = regs(0x07, 0x58, 0x23, 0x27, 0x11, 0x26, 0x20, 0x02).decode().unwrap();
-        let bin = regs(7, 58, 23, 27, 11, 26, 20, 0x06).decode().unwrap();
+        let bcd = regs([0x07, 0x58, 0x23, 0x27, 0x11, 0x26, 0x20, 0x02]).decode().unwrap();
+        let bin = regs([7, 58, 23, 27, 11, 26, 20, 0x06]).decode().unwrap();
         // 11 PM on a 12-hour BCD clock, no century register.
-        let pm = regs(0x07, 0x58, 0x80 | 0x11, 0x27, 0x11, 0x26, 0, 0x00).decode().unwrap();
+        let pm = regs([0x07, 0x58, 0x80 | 0x11, 0x27, 0x11, 0x26, 0, 0x00]).decode().unwrap();
         assert_eq!(bcd, bin);
         assert_eq!(bcd, pm);
         assert_eq!(bcd.unix_seconds(), 1_795_823_887);
         // 12 AM is midnight, 12 PM noon.
-        assert_eq!(regs(0, 0, 0x12, 1, 1, 0x26, 0, 0).decode().unwrap().hour, 0);
-        assert_eq!(regs(0, 0, 0x80 | 0x12, 1, 1, 0x26, 0, 0).decode().unwrap().hour, 12);
+        assert_eq!(regs([0, 0, 0x12, 1, 1, 0x26, 0, 0]).decode().unwrap().hour, 0);
+        assert_eq!(regs([0, 0, 0x80 | 0x12, 1, 1, 0x26, 0, 0]).decode().unwrap().hour, 12);
     }
 
     #[test]
     fn nonsense_is_refused() {
-        assert_eq!(regs(0x7a, 0, 0, 1, 1, 0x26, 0, 0x02).decode(), None, "not BCD");
-        assert_eq!(regs(0, 0, 0x24, 1, 1, 0x26, 0, 0x02).decode(), None, "hour 24");
-        assert_eq!(regs(0, 0, 0, 0, 1, 0x26, 0, 0x02).decode(), None, "day 0");
-        assert_eq!(regs(0, 0, 0, 1, 0x13, 0x26, 0, 0x02).decode(), None, "month 13");
-        assert_eq!(regs(0, 0, 0x13, 1, 1, 0x26, 0, 0x00).decode(), None, "hour 13 on a 12-hour clock");
-        assert_eq!(regs(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff).decode(), None, "no clock");
+        assert_eq!(regs([0x7a, 0, 0, 1, 1, 0x26, 0, 0x02]).decode(), None, "not BCD");
+        assert_eq!(regs([0, 0, 0x24, 1, 1, 0x26, 0, 0x02]).decode(), None, "hour 24");
+        assert_eq!(regs([0, 0, 0, 0, 1, 0x26, 0, 0x02]).decode(), None, "day 0");
+        assert_eq!(regs([0, 0, 0, 1, 0x13, 0x26, 0, 0x02]).decode(), None, "month 13");
+        assert_eq!(regs([0, 0, 0x13, 1, 1, 0x26, 0, 0x00]).decode(), None, "hour 13 on a 12-hour clock");
+        assert_eq!(regs([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).decode(), None, "no clock");
     }
 }
