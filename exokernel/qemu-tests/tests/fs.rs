@@ -229,13 +229,22 @@ fn fat_image_is_served_through_the_c_md_driver_in_its_own_process() {
 fn fat_image_is_changed_read_write_and_stays_consistent() {
     let (dir, blob) = tree("fat-rw");
     let img = fat_image(&dir);
+    let today = || String::from_utf8(Command::new("date").args(["-u", "+%F"]).output().unwrap().stdout).unwrap();
+    let before = today();
     let b = boot("fs-rw.img", Duration::from_secs(120), &["--disk-rw", img.to_str().unwrap()]);
+    let after = today();
     b.expect_line("fscheck: info: fat12 \"EXOTEST\" on the whole disk: ExoV6 process: disk through a block driver (16384 sectors), read-write ok");
     b.expect_line("fscheck: create, write, read back: Ok(Done), Ok(Done) ok");
     b.expect_line("posixcheck: create, write, rename, mkdir, unlink: wrote Ok(32), renamed Ok(32), mkdir Ok(true), after unlink Err(ENOENT) ok");
     common_checks(&b, &blob);
     let out = Command::new("mtype").args(["-i", img.to_str().unwrap(), "::/new.txt"]).output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "written inside ExoV6\n");
+    // Its timestamp is today's (UTC): ExoV6's wall clock comes from the
+    // real-time clock, which QEMU sets from the host.
+    let listing = Command::new("mdir").args(["-i", img.to_str().unwrap(), "::/new.txt"]).output().expect("mdir");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let line = listing.lines().find(|l| l.ends_with("new.txt")).unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.contains(before.trim()) || line.contains(after.trim()), "{line} is not dated {before} or {after}");
     // posixcheck's directory is there; its renamed and removed file is not.
     let dir_listing = Command::new("mdir").args(["-b", "-i", img.to_str().unwrap(), "::/"]).output().expect("mdir");
     let listing = String::from_utf8_lossy(&dir_listing.stdout);
