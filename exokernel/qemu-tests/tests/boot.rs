@@ -313,6 +313,16 @@ fn the_wall_clock_comes_from_the_real_time_clock() {
     assert!((host - guest).abs() < 600, "guest {stamp} ({guest}) vs host {host}\n{}", b.serial);
 }
 
+/// What the README's `scripts/run-qemu` boots (the demo manifest) ends
+/// with every program as expected and powers off with success.
+#[test]
+fn the_readme_demo_boot_ends_well() {
+    let b = boot("demo.img", TIMEOUT, &[]);
+    b.expect_line("root: manifest lists 8 programs");
+    b.expect_line("root: all 8 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();

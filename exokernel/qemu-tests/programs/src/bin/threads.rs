@@ -225,11 +225,14 @@ fn check_locks(n: u64) -> bool {
         if waited_ms >= 20 { "20+" } else { "under 20" },
         exo_rt::sync::blocks()
     );
+    // Without a budget for notifications the locks yield instead of
+    // blocking, and a timed wait may return early (as condition variables
+    // may): the lonely wait is checked only where threads block.
+    let lonely_ok = !exo_rt::sync::blocks() || (!woken && waited_ms >= 20);
     count == n * ROUNDS
         && overlaps == 0
         && taken == ITEMS
         && taken_sum == ITEMS * (ITEMS + 1) / 2
         && joined == n
-        && !woken
-        && waited_ms >= 20
+        && lonely_ok
 }
