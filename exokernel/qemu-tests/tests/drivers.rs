@@ -73,3 +73,20 @@ fn virtio_blk_driver_reads_the_disk_and_serves_it_over_ipc() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
+
+/// NetBSD's PCI hypercalls (`rumpcomp_pci_*`) on ExoV6: a bus scan finds
+/// exactly the one function the manifest gave the process, its memory BARs
+/// map, DMA memory's physical addresses are found again, interrupts map to
+/// the process's own function (establishing them says it is not there
+/// yet).
+#[test]
+fn netbsd_pci_hypercalls_see_only_the_granted_function() {
+    let b = boot("rumpcomp-pci.img", Duration::from_secs(60), &[]);
+    b.expect_in_order(&[
+        "root: rumpconf drives virtio-blk at 00:02.0",
+        "rumpuser: rumpcomp_pci_irq_establish (cookie 7): interrupts for NetBSD PCI drivers are not implemented",
+        "rumpconf: rumpcomp_pci: ok",
+        "root: all 1 programs ended as expected",
+    ]);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}

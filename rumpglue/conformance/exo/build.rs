@@ -8,12 +8,15 @@ mod user;
 fn main() {
     user::main();
     let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    for f in ["../csrc/suite.c", "csrc/libc.c", "include/stdio.h", "include/stdlib.h", "include/string.h"] {
+    for f in
+        ["../csrc/suite.c", "csrc/libc.c", "csrc/pcicheck.c", "include/stdio.h", "include/stdlib.h", "include/string.h"]
+    {
         println!("cargo:rerun-if-changed={}", dir.join(f).display());
     }
     cc::Build::new()
         .file(dir.join("../csrc/suite.c"))
         .file(dir.join("csrc/libc.c"))
+        .file(dir.join("csrc/pcicheck.c"))
         .include(dir.join("include"))
         .include(dir.join("../../../netbsd-sys/include"))
         .define("__EXOV6__", None)

@@ -42,6 +42,16 @@ impl Dma {
             .with(|s| s.used.iter().find(|r| r.phys == phys).map(|r| (r.mapping.va() as *mut u8, r.mapping.len())))
     }
 
+    /// The physical address of the in-use DMA memory at virtual `va`.
+    pub fn phys_of(&self, va: u64) -> Option<u64> {
+        self.state.with(|s| {
+            s.used.iter().find_map(|r| {
+                let start = r.mapping.va();
+                (start..start + r.mapping.len() as u64).contains(&va).then(|| r.phys + (va - start))
+            })
+        })
+    }
+
     /// Pages in use and kept spare (for reports).
     pub fn pages(&self) -> (u64, u64) {
         self.state.with(|s| {

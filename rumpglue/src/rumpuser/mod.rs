@@ -29,6 +29,8 @@ mod dl;
 mod file;
 mod mem;
 mod misc;
+#[cfg(not(feature = "host"))]
+mod pci_exo;
 mod sched;
 mod sp;
 mod sync;

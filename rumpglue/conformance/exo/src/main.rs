@@ -4,7 +4,9 @@
 //! kernel does through their fake kernel's upcalls, on rumpglue's
 //! exokernel backend. Their `_Thread_local` counters live in ExoV6's
 //! thread-local storage. One line per case (`rumpconf: NAME: ok`, or the
-//! failed check); exits 0 if all pass.
+//! failed check); exits 0 if all pass. With the argument `pci` it checks
+//! NetBSD's PCI hypercalls (`rumpcomp_pci_*`, csrc/pcicheck.c) on the
+//! virtio-blk function its manifest entry gives it instead.
 #![no_std]
 #![no_main]
 
@@ -34,6 +36,7 @@ extern "C" {
     fn conf_cv_broadcast(msg: *mut c_char, len: usize) -> c_int;
     fn conf_curlwp(msg: *mut c_char, len: usize) -> c_int;
     fn conf_memory(msg: *mut c_char, len: usize) -> c_int;
+    fn pci_check(msg: *mut c_char, len: usize) -> c_int;
 }
 
 /// `setenv` for the suite's C library: ExoV6 has no environment, so a
@@ -50,7 +53,24 @@ pub unsafe extern "C" fn rumpconf_set_param(name: *const c_char, value: *const c
     }
 }
 
-fn main(_args: &str) -> i32 {
+/// `pci`: NetBSD's PCI hypercalls on the device the manifest gave us.
+fn pci() -> i32 {
+    let mut msg = [0u8; 512];
+    // SAFETY: a check with a message buffer of its size.
+    if unsafe { pci_check(msg.as_mut_ptr().cast(), msg.len()) } == 0 {
+        println!("rumpconf: rumpcomp_pci: ok");
+        0
+    } else {
+        let text = CStr::from_bytes_until_nul(&msg).map_or("?", |c| c.to_str().unwrap_or("?"));
+        println!("rumpconf: rumpcomp_pci: FAILED: {text}");
+        1
+    }
+}
+
+fn main(args: &str) -> i32 {
+    if args.trim() == "pci" {
+        return pci();
+    }
     // SAFETY: written once, by the constructor, before main.
     let constructed = unsafe { rumpconf_constructed };
     println!("rumpconf: C constructors ran before main: {}", if constructed == 42 { "ok" } else { "FAILED" });
