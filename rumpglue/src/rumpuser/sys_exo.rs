@@ -24,7 +24,7 @@ use core::alloc::Layout;
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_rt::abi::FOREVER;
-use exo_rt::sync::{Condvar, Mutex, RawMutex as ExoMutex};
+use exo_rt::sync::{Condvar, Event, Mutex, RawMutex as ExoMutex};
 use exo_rt::tls;
 use netbsd_sys::rumpuser::lwp;
 
@@ -140,16 +140,11 @@ pub(crate) fn sleep(absolute: bool, sec: i64, nsec: i64) -> c_int {
     0
 }
 
-/// What a joinable thread and its joiner share.
-struct Done {
-    ended: Mutex<bool>,
-    cv: Condvar,
-}
-
 /// What a new thread is handed.
 struct Begin {
     start: Box<super::thread::Start>,
-    done: Option<Arc<Done>>,
+    /// Set when the thread ends, for a joinable one.
+    done: Option<Arc<Event>>,
 }
 
 fn begin(arg: u64) {
@@ -170,9 +165,7 @@ fn finish_thread() -> ! {
     if p != 0 {
         tls::set_local(LOCAL_DONE, 0);
         // SAFETY: `begin` stored a pointer from Arc::into_raw here.
-        let done = unsafe { Arc::from_raw(p as *const Done) };
-        *done.ended.lock() = true;
-        done.cv.notify_all();
+        unsafe { Arc::from_raw(p as *const Event) }.set();
     }
     exo_rt::sys::thread_exit()
 }
@@ -186,7 +179,7 @@ pub extern "C" fn rumpuser_thread_exit() -> ! {
 /// Starts a thread on `start`; for a joinable one, the cookie `join`
 /// takes.
 pub(crate) fn spawn(start: Box<super::thread::Start>, joinable: bool) -> Result<*mut c_void, c_int> {
-    let done = joinable.then(|| Arc::new(Done { ended: Mutex::new(false), cv: Condvar::new() }));
+    let done = joinable.then(|| Arc::new(Event::new()));
     let cookie = done.as_ref().map_or(core::ptr::null_mut(), |d| Arc::into_raw(d.clone()) as *mut c_void);
     let b = Box::into_raw(Box::new(Begin { start, done }));
     match exo_rt::thread::spawn_with_stack(begin, b as u64, THREAD_STACK) {
@@ -196,7 +189,7 @@ pub(crate) fn spawn(start: Box<super::thread::Start>, joinable: bool) -> Result<
             drop(unsafe { Box::from_raw(b) });
             if !cookie.is_null() {
                 // SAFETY: made by Arc::into_raw above.
-                drop(unsafe { Arc::from_raw(cookie as *const Done) });
+                drop(unsafe { Arc::from_raw(cookie as *const Event) });
             }
             Err(crate::errno::EAGAIN)
         }
@@ -209,11 +202,7 @@ pub(crate) fn spawn(start: Box<super::thread::Start>, joinable: bool) -> Result<
 /// `cookie` came from `spawn` of a joinable thread and is joined once.
 pub(crate) unsafe fn join(cookie: *mut c_void) -> c_int {
     // SAFETY: the caller's promise: made by Arc::into_raw in `spawn`.
-    let done = unsafe { Arc::from_raw(cookie as *const Done) };
-    let mut ended = done.ended.lock();
-    while !*ended {
-        ended = done.cv.wait(ended);
-    }
+    unsafe { Arc::from_raw(cookie as *const Event) }.wait();
     0
 }
 

@@ -305,3 +305,37 @@ impl Condvar {
         }
     }
 }
+
+/// Something that happens once (a thread ended, a request completed):
+/// [`Event::wait`] blocks until [`Event::set`] has been called.
+pub struct Event {
+    happened: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Event {
+    /// An event that has not happened.
+    pub const fn new() -> Self {
+        Event { happened: Mutex::new(false), cv: Condvar::new() }
+    }
+
+    /// Marks it happened, waking every waiter.
+    pub fn set(&self) {
+        *self.happened.lock() = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until it has happened.
+    pub fn wait(&self) {
+        let mut happened = self.happened.lock();
+        while !*happened {
+            happened = self.cv.wait(happened);
+        }
+    }
+}

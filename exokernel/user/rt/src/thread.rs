@@ -1,7 +1,7 @@
 //! Threads in the calling process, with stacks taken from the heap.
 
 use crate::caps::SELF;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::Event;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use exo_abi::Error;
@@ -58,15 +58,10 @@ fn start(f: fn(u64), arg: u64, top: u64) -> Result<u64, Error> {
     })
 }
 
-/// What a joinable thread and its [`JoinHandle`] share: whether it ended.
-struct Done {
-    ended: Mutex<bool>,
-    cv: Condvar,
-}
-
 /// A thread started by [`spawn_joinable`].
 pub struct JoinHandle {
-    done: Arc<Done>,
+    /// Set when the thread's function has returned.
+    done: Arc<Event>,
     id: u64,
 }
 
@@ -78,26 +73,22 @@ impl JoinHandle {
 
     /// Waits (blocking) until the thread's function has returned.
     pub fn join(self) {
-        let mut ended = self.done.ended.lock();
-        while !*ended {
-            ended = self.done.cv.wait(ended);
-        }
+        self.done.wait();
     }
 }
 
-type Job = (Box<dyn FnOnce() + Send>, Arc<Done>);
+type Job = (Box<dyn FnOnce() + Send>, Arc<Event>);
 
 fn run_joinable(arg: u64) {
     // SAFETY: `spawn_joinable` leaked this box for exactly this thread.
     let (f, done) = *unsafe { Box::from_raw(arg as *mut Job) };
     f();
-    *done.ended.lock() = true;
-    done.cv.notify_all();
+    done.set();
 }
 
 /// Starts the closure `f` on a new thread that can be waited for.
 pub fn spawn_joinable(f: Box<dyn FnOnce() + Send>) -> Result<JoinHandle, Error> {
-    let done = Arc::new(Done { ended: Mutex::new(false), cv: Condvar::new() });
+    let done = Arc::new(Event::new());
     let job: *mut Job = Box::into_raw(Box::new((f, done.clone())));
     match spawn(run_joinable, job as u64) {
         Ok(id) => Ok(JoinHandle { done, id }),
