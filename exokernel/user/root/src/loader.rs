@@ -298,6 +298,7 @@ fn first_grants(
         let f = hw.bus.open(bdf, None).map_err(k("open PCI function"))?;
         let dst = exo_manifest::DEVICE_SLOT_BASE + i as u64;
         let at = alloc::format!("{} at {:02x}:{:02x}.{}", d.name(), bdf >> 8, (bdf >> 3) & 31, bdf & 7);
+        println!("root: {} drives {at}", program.name);
         keep(f.slot(), dst, Rights(Rights::READ.0 | Rights::WRITE.0), None, at)?;
         let _ = caps::delete(f.slot());
     }
@@ -322,9 +323,6 @@ fn give_grants(program: &Program, child: Process, grants: &Grants, generation: u
         let _ = caps::delete(scratch);
         given.map_err(k("grant capability"))?;
         restored += 1;
-        if generation == 0 && g.what.contains(" at ") {
-            println!("root: {} drives {}", program.name, g.what);
-        }
     }
     if generation > 0 {
         println!("root: {}: {restored} capabilities restored from sealed tokens", program.name);
