@@ -18,6 +18,26 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
+/// FNV-1a, 64 bits: the hash the test programs print (readcheck,
+/// fscheck, posixcheck, virtio-blk's check), computed here to compare.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// `len` bytes from xorshift64 seeded with `seed`, the low byte of each
+/// step: test data that is the same in every run.
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// What one boot produced.
 #[derive(Debug)]
 pub struct Boot {

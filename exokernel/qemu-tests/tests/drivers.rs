@@ -2,14 +2,10 @@
 //! runs the virtio-blk driver as a user process against a disk image made
 //! here, with content the test knows, and a client of its block service.
 
-use exo_qemu_tests::boot;
+use exo_qemu_tests::{boot, fnv1a64};
 use std::time::Duration;
 
 /// FNV-1a, 64 bits, as the driver computes it.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
 /// A 3 MiB disk: a text line, then bytes from a simple generator (seeded,
 /// so a failure is reproducible), different in every sector.
 fn make_disk(path: &std::path::Path) -> Vec<u8> {

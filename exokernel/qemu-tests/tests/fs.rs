@@ -5,14 +5,10 @@
 //! (the protocol itself) and `posixcheck` (an application on the POSIX
 //! library OS).
 
-use exo_qemu_tests::{boot, Boot};
+use exo_qemu_tests::{boot, fnv1a64, seeded_bytes, Boot};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the tools)"));
@@ -26,15 +22,7 @@ fn tree(name: &str) -> (PathBuf, Vec<u8>) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("tree/data")).unwrap();
     std::fs::write(dir.join("tree/hello.txt"), "Hello from the test's image\n").unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let blob: Vec<u8> = (0..300_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let blob = seeded_bytes(0x9e37_79b9_7f4a_7c15, 300_000);
     std::fs::write(dir.join("tree/data/blob.bin"), &blob).unwrap();
     (dir, blob)
 }

@@ -15,15 +15,11 @@
 //! each new instance and TCP sends again what was lost, so every byte
 //! comes back.
 
-use exo_qemu_tests::{boot, boot_watching, Boot};
+use exo_qemu_tests::{boot, boot_watching, fnv1a64, seeded_bytes, Boot};
 use std::process::Command;
 use std::time::Duration;
 
 const SIZE: usize = 64 << 20;
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
-}
 
 /// The milliseconds readcheck reports, after checking its line.
 fn read_ok(b: &Boot, hash: u64) -> u64 {
@@ -118,15 +114,7 @@ fn reads_come_out_right_while_the_driver_or_the_file_server_is_killed_again_and_
 /// answers) and returns what was sent and what came back.
 fn echo_from_the_host(port: u16, size: usize, up: std::sync::mpsc::Receiver<()>) -> (Vec<u8>, Vec<u8>) {
     use std::io::{Read, Write};
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let payload: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let payload = seeded_bytes(0x9e37_79b9_7f4a_7c15, size);
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     let _ = up.recv_timeout(Duration::from_secs(60));
     loop {
