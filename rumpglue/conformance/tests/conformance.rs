@@ -4,33 +4,12 @@
 //! stalling CI.
 
 use rumpglue_conformance as _;
-use std::ffi::{c_char, c_int};
 use std::sync::Mutex;
 use std::time::Duration;
 
-type Case = unsafe extern "C" fn(*mut c_char, usize) -> c_int;
-
-extern "C" {
-    fn conf_setup() -> c_int;
-    fn conf_init_version(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_mutex_enter_unschedules(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_cv_timedwait(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_bio_async(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_getparam(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_clocks(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_sp_unsupported(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_dprintf();
-    fn conf_threads(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_nowrap_keeps_the_cpu(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_rwlock(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_cv_broadcast(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_curlwp(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_memory(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_iov(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_random_errno_kill(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_daemonize(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_dl_bootstrap(msg: *mut c_char, len: usize) -> c_int;
-}
+#[path = "../src/cases.rs"]
+mod cases;
+use cases::*;
 
 static LOCK: Mutex<()> = Mutex::new(());
 

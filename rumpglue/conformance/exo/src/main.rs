@@ -17,25 +17,13 @@ use exo_rt::println;
 
 exo_rt::entry!(main);
 
-type Case = unsafe extern "C" fn(*mut c_char, usize) -> c_int;
+#[path = "../../src/cases.rs"]
+mod cases;
+use cases::*;
 
 extern "C" {
     /// Set to 42 by a C constructor (csrc/libc.c).
     static rumpconf_constructed: c_int;
-    fn conf_setup() -> c_int;
-    fn conf_init_version(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_mutex_enter_unschedules(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_cv_timedwait(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_getparam(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_clocks(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_sp_unsupported(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_dprintf();
-    fn conf_threads(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_nowrap_keeps_the_cpu(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_rwlock(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_cv_broadcast(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_curlwp(msg: *mut c_char, len: usize) -> c_int;
-    fn conf_memory(msg: *mut c_char, len: usize) -> c_int;
     fn pci_check(msg: *mut c_char, len: usize) -> c_int;
 }
 
