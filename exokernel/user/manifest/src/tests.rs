@@ -99,6 +99,7 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nheap = 18014398509481984K\n", 3, "invalid heap size"),
         ("[program p]\nbinary = p\nrestart = sometimes\n", 3, "restart must be"),
         ("[program p]\nbinary = p\ntest_kill_gap = 5ms\n", 3, "test_kill_gap must be 10ms to 600s"),
+        ("[program p]\nbinary = p\non_dependency_restart = later\n", 3, "on_dependency_restart must be reattach or restart"),
         ("[program p]\nbinary = p\ntest_kills_after = soon\n", 3, "test_kills_after must be 0 to 600s"),
         ("[program p]\nbinary = p\nexpect = crash\n", 3, "expect must be"),
         ("[program p]\nbinary = p\nexpect = fault 99\n", 3, "expect must be"),
@@ -243,4 +244,20 @@ fn mutated_manifests_give_sound_answers() {
     // Comments, values like args and some cuts still give manifests:
     // the checks of accepted manifests above ran.
     assert!(accepted > 50, "only {accepted} mutants parsed");
+}
+
+#[test]
+fn dependency_policy_and_the_after_limit() {
+    let m = parse("[program a]\nbinary = a\n[program b]\nbinary = b\nafter = a\non_dependency_restart = restart\n")
+        .unwrap();
+    assert_eq!(m.programs[0].on_dependency_restart, OnDependencyRestart::Reattach, "the default");
+    assert_eq!(m.programs[1].on_dependency_restart, OnDependencyRestart::Restart);
+    // One supervisor notification bit per program in `after`: at most 32.
+    let mut text = String::new();
+    for i in 0..33 {
+        text.push_str(&format!("[program p{i}]\nbinary = p\n"));
+    }
+    let all: Vec<String> = (0..33).map(|i| format!("p{i}")).collect();
+    text.push_str(&format!("[program last]\nbinary = l\nafter = {}\n", all.join(", ")));
+    assert!(error(&text).message.contains("more than 32 programs in after"), "{}", error(&text));
 }
