@@ -63,6 +63,34 @@ need_tools() {
     fi
 }
 
+# free_mb DIR: megabytes free on the file system that holds DIR (or its
+# nearest existing parent).
+free_mb() {
+    local d="$1"
+    while [ ! -e "$d" ]; do d="$(dirname "$d")"; done
+    df -Pm "$d" | awk 'NR == 2 { print $4 }'
+}
+
+# need_space BUILD_MB SCRATCH_MB - stops early, saying so, when the disk
+# cannot hold what the build (in $TARGET) and the tests' scratch images
+# (in $TMPDIR) need: a full disk otherwise shows up much later as some
+# test's "No space left on device".
+need_space() {
+    local tmp="${TMPDIR:-/tmp}" build_mb="$1" scratch_mb="$2"
+    local at_target at_tmp
+    at_target="$(free_mb "$TARGET")"; at_tmp="$(free_mb "$tmp")"
+    local fs_target fs_tmp d="$TARGET"
+    while [ ! -e "$d" ]; do d="$(dirname "$d")"; done
+    fs_target="$(df -P "$d" | awk 'NR == 2 { print $1 }')"; fs_tmp="$(df -P "$tmp" | awk 'NR == 2 { print $1 }')"
+    if [ "$fs_target" = "$fs_tmp" ]; then
+        [ "$at_target" -ge $((build_mb + scratch_mb)) ] ||
+            die "only ${at_target} MB free for the build ($TARGET) and the tests' scratch images ($tmp): they need about $((build_mb + scratch_mb)) MB"
+    else
+        [ "$at_target" -ge "$build_mb" ] || die "only ${at_target} MB free for the build in $TARGET: it needs about ${build_mb} MB"
+        [ "$at_tmp" -ge "$scratch_mb" ] || die "only ${at_tmp} MB free in $tmp for the tests' scratch images: they need about ${scratch_mb} MB"
+    fi
+}
+
 need_rust() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install stable Rust (rustup, or Debian's cargo) and run again"
 }

@@ -124,5 +124,5 @@ fn a_tree_deeper_than_path_max_is_listed_and_extracted_whole() {
     assert_eq!(got, want);
     let dirs = Command::new("find").arg(&out).args(["-type", "d"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&dirs.stdout).lines().count(), DEPTH + 2, "out, lost+found, every level");
-    let _ = Command::new("rm").arg("-rf").arg(&d).status();
+    let _ = Command::new("rm").arg("-rf").arg(&*d).status();
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{debugfs_script, exo, scratch, stderr, tool};
+use common::{debugfs_script, exo, scratch, stderr, tool, Scratch};
 
 /// A name of 255 bytes, the longest a directory entry holds.
 fn long_name() -> String {
@@ -97,7 +97,7 @@ fn mkfs(img: &Path, size: &str, opts: &[&str], src: &Path) {
 
 /// A scratch directory holding `src` (the source tree, with `many` files
 /// in `many/`) and `img`, made from it by mke2fs with `opts`.
-fn build(name: &str, size: &str, opts: &[&str], many: usize) -> (PathBuf, PathBuf, PathBuf) {
+fn build(name: &str, size: &str, opts: &[&str], many: usize) -> (Scratch, PathBuf, PathBuf) {
     let d = scratch(name);
     let src = d.join("src");
     source_tree(&src, many);
@@ -415,7 +415,7 @@ fn casefold_directories_look_up_exact_names_and_read_like_debugfs() {
 /// only, so the file system is made without a journal and given the
 /// device's UUID and a device number, as mke2fs would; e2fsck -j accepts
 /// the pair.
-fn with_external_journal(name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+fn with_external_journal(name: &str) -> (Scratch, PathBuf, PathBuf, PathBuf) {
     let (d, src, img) = build(name, "64M", &["-t", "ext4", "-b", "4096", "-O", "^has_journal"], 20);
     let jdev = d.join("journal.img");
     tool("truncate", &["-s", "8M", jdev.to_str().unwrap()]);

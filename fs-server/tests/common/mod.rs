@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of it
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,14 +14,40 @@ pub const EXO_IMG: &str = env!("CARGO_BIN_EXE_exo-img");
 /// it.
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-/// A fresh, empty directory for test `name`, of this test file and
-/// process alone (tests run in parallel).
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh, empty directory for one test, of this test file and process
+/// alone (tests run in parallel). It is removed when the test passes and
+/// kept, its path printed, when the test fails: a suite run thousands of
+/// times must not fill the disk with images.
+pub struct Scratch(Option<tempfile::TempDir>);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.as_ref().expect("scratch directory").path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.0.take() {
+                eprintln!("scratch directory kept for the failed test: {}", d.keep().display());
+            }
+        }
+    }
+}
+
+/// A [`Scratch`] directory for test `name`.
+pub fn scratch(name: &str) -> Scratch {
     let file = env!("CARGO_CRATE_NAME");
-    let d = std::env::temp_dir().join(format!("exo-{file}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    let d = tempfile::Builder::new().prefix(&format!("exo-{file}-{name}-")).tempdir().expect("scratch directory");
+    Scratch(Some(d))
 }
 
 /// Runs a tool that builds or checks an image; it must succeed.
