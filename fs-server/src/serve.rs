@@ -136,7 +136,7 @@ pub fn main(args: &[String]) -> i32 {
             (None, _) => Err("--backend netbsd needs --rump-sysroot".to_string()),
             (_, Err(e)) => Err(format!("cannot use the image: {e}")),
             (Some(root), Ok(dev)) => {
-                crate::netbsd::Rump::open(std::path::Path::new(&root), std::sync::Arc::new(dev), partition)
+                crate::netbsd::open(std::path::Path::new(&root), std::sync::Arc::new(dev), partition)
             }
         };
         let description = confined(sandbox::confine(limits, true)).map(|d| format!("{ns}, {d}"));

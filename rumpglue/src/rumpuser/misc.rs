@@ -148,6 +148,13 @@ pub extern "C" fn rumpuser_seterrno(error: c_int) {
     sys::set_errno(error);
 }
 
+/// The calling thread's errno: the NetBSD error number the rump kernel
+/// set (through `rumpuser_seterrno`) when its last `rump_sys_*` call
+/// failed.
+pub fn errno() -> c_int {
+    sys::errno()
+}
+
 /// The process itself, for `rumpuser_kill` (a cast in the header, which
 /// bindgen does not carry over).
 const RUMPUSER_PID_SELF: i64 = -1;

@@ -42,7 +42,7 @@ mod sys;
 mod thread;
 
 pub use file::{register_device, set_host_files, unregister_device};
-pub use misc::{set_console, set_param};
+pub use misc::{errno, set_console, set_param};
 
 #[cfg(feature = "host")]
 use core::ffi::c_void;

@@ -318,6 +318,13 @@ pub(crate) fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// The calling thread's errno: the NetBSD error of its last failed
+/// `rump_sys_*` call.
+pub(crate) fn errno() -> c_int {
+    // SAFETY: the calling thread's errno location.
+    unsafe { *libc::__errno_location() }
+}
+
 /// Sends NetBSD signal `sig` to this process; 0 or an errno.
 pub(crate) fn raise(sig: c_int) -> c_int {
     let Some(s) = host_signal(sig) else { return crate::errno::EINVAL };

@@ -315,6 +315,11 @@ pub(crate) fn set_errno(e: c_int) {
     tls::set_local(LOCAL_ERRNO, e as u32 as u64);
 }
 
+/// The calling thread's errno, as `rumpuser_seterrno` left it.
+pub(crate) fn errno() -> c_int {
+    tls::local(LOCAL_ERRNO) as u32 as c_int
+}
+
 /// Ends the process for NetBSD signal `sig` (exit code 128 + sig).
 pub(crate) fn raise(sig: c_int) -> c_int {
     super::misc::console_write(alloc::format!("rumpuser: signal {sig}: ending the process\n").as_bytes());
