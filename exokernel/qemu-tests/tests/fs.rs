@@ -324,3 +324,63 @@ fn fs_rump_without_a_rump_kernel_says_how_to_build_one() {
     b.expect_line("root: posixcheck exited with code 1");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hostile FFS images against the NetBSD file server: whatever NetBSD's
+/// code does with them (an error, an endless loop, a CPU exception), only
+/// `fs-rump` suffers. Its clients get definite errors, the driver under
+/// it stops once no client is left, the kernel is untouched and the
+/// machine powers off. Damage: a directory entry of length 0 (NetBSD
+/// hands it on unchanged; the server reports it rather than asking
+/// again for ever), an absurd number of cylinder groups, a root directory
+/// of 2^60 bytes.
+#[test]
+#[cfg_attr(
+    not(rump_kernel),
+    ignore = "needs RUMP_SYSROOT naming a rump kernel built with buildrump.sh (static archives) when scripts/test runs: docs/porting.md"
+)]
+fn hostile_ffs_images_harm_only_the_netbsd_file_server() {
+    let (dir, _) = tree("rump-hostile");
+    let good = dir.join("ffs2.img");
+    run(Command::new("makefs").args(["-t", "ffs", "-s", "8m", "-o", "version=2"]).arg(&good).arg(dir.join("tree")));
+    let image = std::fs::read(&good).unwrap();
+    let le32 = |b: &[u8], at: usize| i32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    // The UFS2 superblock: at 8 KiB or 64 KiB, its magic 1372 bytes in.
+    let sb = [8192usize, 65536].into_iter().find(|sb| le32(&image, sb + 1372) == 0x1954_0119).expect("a UFS2 image");
+    let (iblkno, fsize) = (le32(&image, sb + 16) as usize, le32(&image, sb + 52) as usize);
+    let root_inode = iblkno * fsize + 2 * 256; // UFS2 inodes are 256 bytes
+    let root_block = i64::from_le_bytes(image[root_inode + 112..root_inode + 120].try_into().unwrap()) as usize * fsize;
+    let damaged = |name: &str, damage: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = image.clone();
+        damage(&mut b);
+        let p = dir.join(name);
+        std::fs::write(&p, &b).unwrap();
+        p
+    };
+    let reclen0 = damaged("reclen0.img", &|b| b[root_block + 4..root_block + 6].copy_from_slice(&[0, 0]));
+    let ncg = damaged("ncg.img", &|b| b[sb + 44..sb + 48].copy_from_slice(&i32::MAX.to_le_bytes()));
+    let huge =
+        damaged("huge.img", &|b| b[root_inode + 16..root_inode + 24].copy_from_slice(&(1u64 << 60).to_le_bytes()));
+    for img in [&reclen0, &ncg, &huge] {
+        let b = boot("rump-fs.img", Duration::from_secs(240), &["--disk", img.to_str().unwrap()]);
+        let context = format!("{}:\n{}", img.display(), b.serial);
+        assert!(b.status.is_some(), "the machine did not power off: {context}");
+        assert!(!b.serial.contains("[kernel] panic"), "{context}");
+        for line in [
+            "root: virtio-blk exited with code 0",
+            "root: fscheck exited with code ",
+            "root: posixcheck exited with code ",
+        ] {
+            assert!(b.serial.contains(line), "no {line:?}: {context}");
+        }
+        if img == &reclen0 {
+            b.expect_line("fscheck: list /: Ok(Error(Corrupt, \"/: the directory holds a damaged entry\")) FAILED");
+            b.expect_line("root: fs-rump exited with code 0");
+        } else {
+            // Killed for not answering, killed by the CPU, or a refused
+            // mount: each ends the server, never the system.
+            assert!(b.serial.contains("root: fs-rump "), "{context}");
+            assert!(!b.serial.contains("fscheck: 11/11 checks passed"), "{context}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -269,6 +269,57 @@ impl Rump {
     }
 }
 
+/// The names of a directory, from what getdents returns.
+#[derive(Default)]
+struct Records {
+    names: Vec<String>,
+    /// An impossible name seen (empty, or holding '/' or NUL).
+    bad: Option<String>,
+}
+
+impl Records {
+    /// Takes the `struct dirent` records of one getdents answer. A record
+    /// that does not fit (a damaged directory: ufs hands on an on-disk
+    /// record length of 0 as a record of length 0 and does not move on)
+    /// ends the listing with an error rather than asking again for ever.
+    fn take(&mut self, buf: &[u8], path: &str) -> FsResult<()> {
+        let fixed = core::mem::offset_of!(nb::netbsd_dirent, d_name);
+        let mut at = 0usize;
+        while at < buf.len() {
+            let rec = &buf[at..];
+            let fits = rec.len() >= fixed && {
+                let reclen = u16::from_ne_bytes([rec[8], rec[9]]) as usize;
+                let namlen = u16::from_ne_bytes([rec[10], rec[11]]) as usize;
+                reclen >= fixed && reclen <= rec.len() && fixed + namlen <= reclen
+            };
+            if !fits {
+                return Err((ErrorKind::Corrupt, format!("{path}: the directory holds a damaged entry")));
+            }
+            let reclen = u16::from_ne_bytes([rec[8], rec[9]]) as usize;
+            let namlen = u16::from_ne_bytes([rec[10], rec[11]]) as usize;
+            let ino = u64::from_ne_bytes(rec[..8].try_into().expect("8 bytes"));
+            let raw = &rec[fixed..fixed + namlen];
+            at += reclen;
+            // Unused slots (inode 0), as readdir(3) skips them.
+            if ino == 0 || raw == b"." || raw == b".." {
+                continue;
+            }
+            if raw.is_empty() || raw.contains(&b'/') || raw.contains(&0) {
+                self.bad = Some(escape_name(raw));
+                continue;
+            }
+            if self.names.len() >= exo_fs_core::proto::MAX_ENTRIES {
+                return Err((
+                    ErrorKind::Corrupt,
+                    format!("{path}: more than {} entries", exo_fs_core::proto::MAX_ENTRIES),
+                ));
+            }
+            self.names.push(escape_name(raw));
+        }
+        Ok(())
+    }
+}
+
 impl FileSystem for Rump {
     fn info(&self) -> Info {
         self.info.clone()
@@ -287,9 +338,8 @@ impl FileSystem for Rump {
 
     fn read_dir(&self, path: &str) -> FsResult<Vec<Entry>> {
         let fd = self.open_fd(path, nb::NETBSD_O_RDONLY | nb::NETBSD_O_DIRECTORY)?;
-        let mut names = Vec::new();
-        let mut bad = None;
         let mut buf = vec![0u8; 64 * 1024];
+        let mut records = Records::default();
         let r = loop {
             // SAFETY: a buffer of buf.len() bytes.
             let n = unsafe { (self.calls.getdents)(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -299,36 +349,18 @@ impl FileSystem for Rump {
             if n == 0 {
                 break Ok(());
             }
-            let mut at = 0usize;
-            let fixed = core::mem::offset_of!(nb::netbsd_dirent, d_name);
-            while at + fixed <= n as usize {
-                let rec = &buf[at..n as usize];
-                let reclen = u16::from_ne_bytes([rec[8], rec[9]]) as usize;
-                let namlen = u16::from_ne_bytes([rec[10], rec[11]]) as usize;
-                if reclen < fixed || reclen > rec.len() || fixed + namlen > reclen {
-                    break;
-                }
-                let ino = u64::from_ne_bytes(rec[..8].try_into().expect("8 bytes"));
-                let raw = &rec[fixed..fixed + namlen];
-                at += reclen;
-                // Unused slots (inode 0), as readdir(3) skips them.
-                if ino == 0 || raw == b"." || raw == b".." {
-                    continue;
-                }
-                if raw.is_empty() || raw.contains(&b'/') || raw.contains(&0) {
-                    bad = Some(escape_name(raw));
-                    continue;
-                }
-                names.push(escape_name(raw));
+            if let Err(e) = records.take(&buf[..n as usize], path) {
+                break Err(e);
             }
         };
         self.close(fd);
         r?;
-        if let Some(b) = bad {
+        if let Some(b) = records.bad {
             return Err((ErrorKind::Corrupt, format!("{path}: the directory holds an impossible name {b:?}")));
         }
         let base = path.trim_end_matches('/');
-        names
+        records
+            .names
             .into_iter()
             .map(|name| {
                 let stat = self.stat(&format!("{base}/{name}"))?;
@@ -382,6 +414,41 @@ mod tests {
         assert_eq!(cpath("/").unwrap(), b"/mnt/\0");
         assert_eq!(cpath("/a/../../etc").unwrap_err().0, ErrorKind::Invalid);
         assert_eq!(cpath("/..").unwrap_err().0, ErrorKind::Invalid);
+    }
+
+    /// A `struct dirent` record as NetBSD/amd64 lays it out.
+    fn dirent(ino: u64, reclen: u16, name: &[u8]) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&ino.to_ne_bytes());
+        r.extend_from_slice(&reclen.to_ne_bytes());
+        r.extend_from_slice(&(name.len() as u16).to_ne_bytes());
+        r.push(8); // d_type
+        r.extend_from_slice(name);
+        r.resize(reclen as usize, 0);
+        r
+    }
+
+    #[test]
+    fn directory_records_are_read_and_damaged_ones_end_the_listing() {
+        let mut ok = Records::default();
+        let buf =
+            [dirent(2, 24, b"."), dirent(2, 24, b".."), dirent(0, 24, b"gone"), dirent(5, 32, b"hello.txt")].concat();
+        ok.take(&buf, "/").unwrap();
+        assert_eq!(ok.names, ["hello.txt"]);
+        // ufs hands on a record length of 0 and stays where it is: asking
+        // again would loop for ever.
+        let mut zero = Records::default();
+        let buf = [dirent(5, 32, b"hello.txt"), vec![0; 24]].concat();
+        assert_eq!(zero.take(&buf, "/").unwrap_err().0, ErrorKind::Corrupt);
+        let mut long = Records::default();
+        let mut rec = dirent(5, 24, b"a");
+        rec[10] = 200; // a name longer than its record
+        assert_eq!(long.take(&rec, "/").unwrap_err().0, ErrorKind::Corrupt);
+        let mut short = Records::default();
+        assert_eq!(short.take(&[1, 2, 3], "/").unwrap_err().0, ErrorKind::Corrupt);
+        let mut slash = Records::default();
+        slash.take(&dirent(5, 24, b"a/b"), "/").unwrap();
+        assert!(slash.bad.is_some());
     }
 
     #[test]

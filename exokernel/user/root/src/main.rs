@@ -477,7 +477,53 @@ fn watch(slot: u64) {
         break;
     }
     set_instance(w.index, |i| i.ended = true);
+    close_orphaned_endpoints();
     DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Endpoints closed because their clients had all ended for good.
+static ORPHANED: SpinLock<Vec<&'static str>> = SpinLock::new(Vec::new());
+
+/// Closes each endpoint whose clients (the programs that hold it without
+/// serving it) have all ended for good while its server still runs: the
+/// server's wait then ends with `Gone` and it stops, instead of waiting
+/// for ever for a client that cannot come (a driver whose file server
+/// was given up on, say). An endpoint no program is a client of (served
+/// to the outside world) is left alone.
+fn close_orphaned_endpoints() {
+    let programs = &with_supervisor(|s| s.manifest).programs;
+    let ended: Vec<bool> = INSTANCES.with(|v| v.iter().map(|i| i.ended).collect());
+    for (si, server) in programs.iter().enumerate().filter(|(si, _)| !ended[*si]) {
+        for served in &server.serves {
+            let mut clients = programs
+                .iter()
+                .enumerate()
+                .filter(|(j, p)| *j != si && p.endpoints.contains(served) && !p.serves.contains(served))
+                .peekable();
+            if clients.peek().is_none() || !clients.all(|(j, _)| ended[j]) {
+                continue;
+            }
+            let first = ORPHANED.with(|o| {
+                let new = !o.contains(&served.as_str());
+                if new {
+                    o.push(served.as_str());
+                }
+                new
+            });
+            if !first {
+                continue;
+            }
+            let closed = with_supervisor(|s| s.endpoints.iter().find(|(n, _)| n == served).map(|(_, ep)| ep.close()));
+            match closed {
+                Some(Ok(())) => println!(
+                    "root: every client of {served} has ended for good; closed it, so that {} stops waiting",
+                    server.name
+                ),
+                Some(Err(e)) => println!("root: cannot close endpoint {served}: {}", e.name()),
+                None => {}
+            }
+        }
+    }
 }
 
 /// After program `index` restarted: stops every program that runs after

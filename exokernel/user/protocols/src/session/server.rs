@@ -140,7 +140,8 @@ pub enum Ended {
 /// to `handle`, whose answer is the reply (`None`: no reply, for
 /// notifications). Capabilities passed with operations that take none
 /// are deleted unread. Successful `DETACH`es are counted; `PING` is
-/// answered here.
+/// answered here. When the supervisor closes the endpoint (no client is
+/// left), it returns [`Ended::Served`] with the count so far.
 pub fn serve(ep: Endpoint, how: Serve<'_>, mut handle: impl FnMut(Option<&Message>) -> Option<[u64; 3]>) -> Ended {
     let mut pending: Option<[u64; 3]> = None;
     let mut gone = 0;
@@ -158,6 +159,12 @@ pub fn serve(ep: Endpoint, how: Serve<'_>, mut handle: impl FnMut(Option<&Messag
             Err(Error::Timeout) => {
                 handle(None);
                 continue;
+            }
+            // The supervisor closed the endpoint: every client this
+            // service could have has ended for good.
+            Err(Error::Gone) => {
+                println!("{}: every client has ended for good (endpoint closed); stopping", how.name);
+                return Ended::Served(gone);
             }
             Err(e) => {
                 println!("{}: receive failed: {}", how.name, e.name());
