@@ -384,3 +384,26 @@ fn hostile_ffs_images_harm_only_the_netbsd_file_server() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file twice the rump kernel's memory limit (half of fs-rump's 64 MiB
+/// heap) reads right through NetBSD's ext2fs: its page daemon frees the
+/// page cache as it goes. (Without the limit the cache took the whole
+/// heap and the kernel then waited for memory for ever.)
+#[test]
+#[cfg_attr(
+    not(rump_kernel),
+    ignore = "needs RUMP_SYSROOT naming a rump kernel built with buildrump.sh (static archives) when scripts/test runs: docs/porting.md"
+)]
+fn a_file_larger_than_the_rump_kernels_memory_reads_right() {
+    const SIZE: usize = 64 << 20;
+    let (dir, _) = tree("rump-big");
+    let data = seeded_bytes(0x2545_f491_4f6c_dd1d, SIZE);
+    std::fs::write(dir.join("tree/big.bin"), &data).unwrap();
+    let img = dir.join("ext2.img");
+    run(Command::new("mkfs.ext2").args(["-q", "-d"]).arg(dir.join("tree")).arg(&img).arg("96M"));
+    let b = boot("rump-read.img", Duration::from_secs(300), &["--disk", img.to_str().unwrap()]);
+    b.expect_line(&format!("readcheck: /big.bin: {SIZE} bytes, fnv1a64 {:016x}, ", fnv1a64(&data)));
+    b.expect_line("root: fs-rump exited with code 0");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}

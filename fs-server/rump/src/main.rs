@@ -95,6 +95,12 @@ fn run(clients: Option<u64>, hook: Option<(u64, exo_fs_native::Hook)>, verbose: 
     if !verbose {
         rumpglue::rumpuser::set_param("RUMP_VERBOSE", "0");
     }
+    // The kernel's page cache grows until its memory limit, then its page
+    // daemon frees pages. Without a limit it would take the whole heap and
+    // then wait for ever for memory: half the heap, the rest for the
+    // kernel's own allocations and this program.
+    let limit_kib = exo_rt::heap_size() / 2 / 1024;
+    rumpglue::rumpuser::set_param("RUMP_MEMLIMIT", &format!("{limit_kib}k"));
     let calls = Calls {
         init: kernel::rump_init,
         etfs_register: kernel::rump_pub_etfs_register,

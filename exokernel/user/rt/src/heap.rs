@@ -25,6 +25,11 @@ pub fn init(base: u64, len: u64) {
     HEAP.with(|h| unsafe { h.init(base as *mut u8, len as usize) });
 }
 
+/// The heap's size in bytes (the manifest's `heap`).
+pub fn size() -> usize {
+    HEAP.with(|h| h.size())
+}
+
 // SAFETY: `linked_list_allocator::Heap` hands out aligned, disjoint blocks;
 // the lock serialises access.
 unsafe impl GlobalAlloc for Heap {
