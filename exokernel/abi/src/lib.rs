@@ -197,6 +197,71 @@ pub enum Sys {
     /// `wall_clock() -> ns`: nanoseconds since 1970-01-01 UTC, from the
     /// real-time clock read at boot and the monotonic clock since.
     WallClock = 41,
+    /// `ioports_open(platform_cap, first, count, dst_slot | NO_CAP) ->
+    /// slot`: a capability to the I/O ports `[first, first + count)`,
+    /// derived from the platform capability (root task; revoking it
+    /// revokes this). Only ports of legacy devices a driver may own are
+    /// handed out ([`ioports_allowed`]: the serial ports and the PS/2
+    /// controller's data and status ports); `InvalidArgument` otherwise.
+    IoPortsOpen = 42,
+    /// `port_in(ioports_cap, port, width) -> value`: reads 1, 2 or 4 bytes
+    /// from `port`, which the capability must cover whole. Needs `READ`.
+    PortIn = 43,
+    /// `port_out(ioports_cap, port, width, value)`: writes, as for
+    /// `port_in`. Needs `WRITE`.
+    PortOut = 44,
+    /// `irq_line_open(platform_cap, line, dst_slot | NO_CAP) -> slot`: a
+    /// capability to interrupt line `line` of the I/O APIC (0 to
+    /// [`IRQ_LINE_LAST`]; ISA lines are numbered as ISA IRQs), derived
+    /// from the platform capability. Lines the kernel keeps (0, the PIT;
+    /// 2, the cascade; 8, the RTC; 13) are refused: `InvalidArgument`.
+    IrqLineOpen = 45,
+    /// `irq_line_bind(line_cap, notification_cap, bits, flags)`: routes
+    /// the line to a free vector whose interrupts signal `bits` on the
+    /// notification (`WRITE` on both). `flags`: [`IRQ_LEVEL`],
+    /// [`IRQ_ACTIVE_LOW`] (ISA devices: 0, edge and active high). Each
+    /// interrupt masks the line until `irq_ack`. One binding per line
+    /// (`SlotInUse` beyond); it lasts as long as the line capability used
+    /// here.
+    IrqLineBind = 46,
+    /// `irq_ack(line_cap)`: unmasks the line after an interrupt was
+    /// handled (level lines: after the device stopped asserting it).
+    /// Needs `WRITE`; `InvalidArgument` if the line is not bound.
+    IrqAck = 47,
+}
+
+/// `irq_line_bind` flag: the line is level-triggered (else edge).
+pub const IRQ_LEVEL: u64 = 1;
+/// `irq_line_bind` flag: the line is active low (else high).
+pub const IRQ_ACTIVE_LOW: u64 = 2;
+/// The last I/O APIC input line (24 lines: 16 ISA, 8 PCI).
+pub const IRQ_LINE_LAST: u64 = 23;
+
+/// The I/O port ranges `ioports_open` hands out: legacy devices a user
+/// driver may own. COM1 is shared with the kernel's log, which only ever
+/// writes its transmit register.
+pub const IOPORT_RANGES: &[(u16, u16)] = &[
+    (0x3f8, 8), // COM1
+    (0x2f8, 8), // COM2
+    (0x3e8, 8), // COM3
+    (0x2e8, 8), // COM4
+    (0x60, 1),  // PS/2 data
+    (0x64, 1),  // PS/2 status and command
+];
+
+/// True if ports `[first, first + count)` lie inside one of
+/// [`IOPORT_RANGES`] (and `count` is not 0).
+pub fn ioports_allowed(first: u64, count: u64) -> bool {
+    count > 0
+        && IOPORT_RANGES.iter().any(|&(base, len)| {
+            let (base, end) = (base as u64, base as u64 + len as u64);
+            first >= base && first.checked_add(count).is_some_and(|e| e <= end)
+        })
+}
+
+/// True if `irq_line_open` hands out line `line`.
+pub fn irq_line_allowed(line: u64) -> bool {
+    line <= IRQ_LINE_LAST && !matches!(line, 0 | 2 | 8 | 13)
 }
 
 /// Most bytes one `random` call fills.
@@ -243,7 +308,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 42] = [
+    pub const ALL: [Sys; 48] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -286,6 +351,12 @@ impl Sys {
         Sys::ThreadSetTls,
         Sys::Random,
         Sys::WallClock,
+        Sys::IoPortsOpen,
+        Sys::PortIn,
+        Sys::PortOut,
+        Sys::IrqLineOpen,
+        Sys::IrqLineBind,
+        Sys::IrqAck,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.
@@ -479,6 +550,13 @@ pub enum CapKind {
     PciBus = 8,
     /// One PCI function's configuration space.
     PciFunction = 9,
+    /// Legacy I/O ports and interrupt lines: what `ioports_open` and
+    /// `irq_line_open` derive from (root task).
+    Platform = 10,
+    /// A range of I/O ports.
+    IoPorts = 11,
+    /// One interrupt line of the I/O APIC.
+    IrqLine = 12,
 }
 
 impl CapKind {
@@ -494,6 +572,9 @@ impl CapKind {
             CapKind::Notification,
             CapKind::PciBus,
             CapKind::PciFunction,
+            CapKind::Platform,
+            CapKind::IoPorts,
+            CapKind::IrqLine,
         ]
         .into_iter()
         .find(|k| *k as u32 == v)
@@ -539,6 +620,8 @@ pub mod slot {
     /// A notification of the program's own (read, signal, grant), on which
     /// the supervisor also signals news: [`super::dependency_bit`].
     pub const SUPERVISOR: u64 = 6;
+    /// Legacy I/O ports and interrupt lines (root task only).
+    pub const PLATFORM: u64 = 7;
     /// First slot that is free for dynamic use.
     pub const FIRST_FREE: u64 = 8;
     /// Number of slots in every capability table.
@@ -695,6 +778,23 @@ mod tests {
             assert_eq!(Sys::from_number(i as u64), Some(*s));
         }
         assert_eq!(Sys::from_number(Sys::ALL.len() as u64), None);
+    }
+
+    #[test]
+    fn only_legacy_device_ports_and_free_lines_are_handed_out() {
+        assert!(ioports_allowed(0x3f8, 8));
+        assert!(ioports_allowed(0x3fd, 1));
+        assert!(ioports_allowed(0x60, 1) && ioports_allowed(0x64, 1));
+        for (first, count) in
+            [(0x3f8, 9), (0x3f7, 2), (0x3f8, 0), (0xcf8, 4), (0x40, 4), (0x70, 2), (0x61, 1), (0x60, 5)]
+        {
+            assert!(!ioports_allowed(first, count), "{first:#x}+{count}");
+        }
+        assert!(!ioports_allowed(u64::MAX, 2));
+        assert!(irq_line_allowed(4) && irq_line_allowed(11) && irq_line_allowed(23));
+        for line in [0, 2, 8, 13, 24, u64::MAX] {
+            assert!(!irq_line_allowed(line), "{line}");
+        }
         assert_eq!(Sys::from_number(u64::MAX), None);
     }
 

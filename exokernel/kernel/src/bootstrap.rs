@@ -98,6 +98,7 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
         (slot::BOOT_IMAGE, Object::Memory(image_mem), Rights(Rights::READ.0 | Rights::GRANT.0)),
         (slot::POWER, Object::Power, Rights::ALL),
         (slot::PCI, Object::PciBus, Rights::ALL),
+        (slot::PLATFORM, Object::Platform, Rights::ALL),
     ];
     for (s, object, rights) in caps {
         k.install_cap(p, Some(s), object, rights, Label::ROOT, None).expect("fresh table");

@@ -34,6 +34,7 @@ mod kernel;
 mod mm;
 mod object;
 mod pci;
+mod platform;
 mod pvh;
 mod sched;
 mod seal;
@@ -110,6 +111,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
     }
     trap::init_idt();
     let cal = apic::init(sched::TICK_NS);
+    match arch::ioapic::init() {
+        0 => kprintln!("I/O APIC: none answers at 0xfec00000 (no interrupt lines for drivers)"),
+        n => kprintln!("I/O APIC: {n} interrupt lines, all masked until a driver binds one"),
+    }
     kprintln!(
         "timer: TSC {} MHz, APIC timer {} kHz, tick {} ms",
         cal.tsc_hz / 1_000_000,

@@ -53,6 +53,21 @@ pub enum Object {
     PciBus,
     /// Configuration space of one PCI function.
     PciFunction(Bdf),
+    /// Legacy I/O ports and interrupt lines (root task).
+    Platform,
+    /// I/O ports `[first, first + count)`.
+    IoPorts(u16, u16),
+    /// One I/O APIC interrupt line.
+    IrqLine(u8),
+}
+
+/// What raises a bound interrupt vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqSource {
+    /// A PCI function's MSI or MSI-X message.
+    Msi(Bdf),
+    /// An I/O APIC input line, masked from each interrupt until `irq_ack`.
+    Line(u8),
 }
 
 /// Index of an endpoint; reused only after every capability is gone.
@@ -91,6 +106,9 @@ impl Object {
             Object::Notification(_) => CapKind::Notification,
             Object::PciBus => CapKind::PciBus,
             Object::PciFunction(_) => CapKind::PciFunction,
+            Object::Platform => CapKind::Platform,
+            Object::IoPorts(..) => CapKind::IoPorts,
+            Object::IrqLine(_) => CapKind::IrqLine,
         }
     }
 }
@@ -291,8 +309,8 @@ pub struct Owed {
 /// A device interrupt vector bound to a notification (`irq_bind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IrqBinding {
-    /// The PCI function it was bound for.
-    pub function: Bdf,
+    /// What raises it.
+    pub source: IrqSource,
     /// Signalled when the vector fires (the binding holds a reference).
     pub notification: NtfnId,
     /// The bits it signals.

@@ -153,22 +153,28 @@ pub fn irq_bind(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, ntfn_slot: u64, 
         return Err(Error::InvalidArgument);
     }
     // One device cannot take every vector from the others.
-    if k.irqs.iter().flatten().filter(|b| b.function == function).count() >= exo_abi::MAX_VECTORS_PER_FUNCTION {
+    if k.irqs.iter().flatten().filter(|b| b.source == IrqSource::Msi(function)).count()
+        >= exo_abi::MAX_VECTORS_PER_FUNCTION
+    {
         return Err(Error::Exhausted);
     }
     let first = exo_abi::DEVICE_VECTOR_FIRST as usize;
     let last = exo_abi::DEVICE_VECTOR_LAST as usize;
     let vector = (first..=last).find(|v| k.irqs[*v].is_none()).ok_or(Error::Exhausted)?;
     k.took_cap(Object::Notification(notification)); // the binding's reference
-    k.irqs[vector] = Some(IrqBinding { function, notification, bits, via, count: 0 });
+    k.irqs[vector] = Some(IrqBinding { source: IrqSource::Msi(function), notification, bits, via, count: 0 });
     Ok(vector as u64)
 }
 
 impl Kernel {
-    /// Device vector `v` fired: signal its notification, if bound.
+    /// Device vector `v` fired: signal its notification, if bound (an
+    /// I/O APIC line stays masked until its driver acknowledges).
     pub fn device_interrupt(&mut self, v: usize) {
         let Some(b) = self.irqs.get_mut(v).and_then(|b| b.as_mut()) else { return };
         b.count += 1;
+        if let IrqSource::Line(line) = b.source {
+            crate::arch::ioapic::mask(line);
+        }
         let (n, bits) = (b.notification, b.bits);
         self.signal(n, bits);
     }
@@ -179,6 +185,9 @@ impl Kernel {
         for v in 0..self.irqs.len() {
             if self.irqs[v].is_some_and(|b| b.via == node) {
                 let b = self.irqs[v].take().expect("checked");
+                if let IrqSource::Line(line) = b.source {
+                    crate::arch::ioapic::release(line);
+                }
                 self.drop_cap(Object::Notification(b.notification));
             }
         }

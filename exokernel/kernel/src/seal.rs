@@ -58,8 +58,10 @@ impl Kernel {
             Object::Process(p) => (p.0, self.procs[p.0 as usize].generation, 0),
             Object::Memory(m) => (m.0, self.mems[m.0 as usize].as_ref().map_or(0, |x| x.generation), 0),
             Object::Untyped(u) => (u, 0, 0),
-            Object::Console | Object::Power | Object::PciBus => (0, 0, 0),
+            Object::Console | Object::Power | Object::PciBus | Object::Platform => (0, 0, 0),
             Object::PciFunction(f) => (f.raw() as u32, 0, 0),
+            Object::IoPorts(first, count) => (u32::from(first) | u32::from(count) << 16, 0, 0),
+            Object::IrqLine(line) => (u32::from(line), 0, 0),
             Object::Endpoint(e, badge) => {
                 (e.0, self.endpoints[e.0 as usize].as_ref().map_or(0, |x| x.generation), badge)
             }
@@ -100,6 +102,16 @@ impl Kernel {
             CapKind::Power => Object::Power,
             CapKind::PciBus => Object::PciBus,
             CapKind::PciFunction => Object::PciFunction(Bdf::from_raw(t.object as u64).ok_or(Error::BadSeal)?),
+            CapKind::Platform => Object::Platform,
+            CapKind::IoPorts => {
+                let (first, count) = (t.object & 0xffff, t.object >> 16);
+                if !exo_abi::ioports_allowed(first.into(), count.into()) {
+                    return Err(Error::BadSeal);
+                }
+                Object::IoPorts(first as u16, count as u16)
+            }
+            CapKind::IrqLine if exo_abi::irq_line_allowed(t.object.into()) => Object::IrqLine(t.object as u8),
+            CapKind::IrqLine => return Err(Error::BadSeal),
         })
     }
 

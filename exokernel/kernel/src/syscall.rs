@@ -96,6 +96,12 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::PciBar => ret(crate::pci::bar(k, p, a[0], a[1], a[2], a[3])),
         Sys::MemPhys => ret(mem_phys(k, p, a[0], a[1])),
         Sys::IrqBind => ret(crate::pci::irq_bind(k, p, a[0], a[1], a[2], a[3])),
+        Sys::IoPortsOpen => ret(crate::platform::ioports_open(k, p, a[0], a[1], a[2], a[3])),
+        Sys::PortIn => ret(crate::platform::port_in(k, p, a[0], a[1], a[2])),
+        Sys::PortOut => ret(crate::platform::port_out(k, p, a[0], a[1], a[2], a[3])),
+        Sys::IrqLineOpen => ret(crate::platform::irq_line_open(k, p, a[0], a[1], a[2])),
+        Sys::IrqLineBind => ret(crate::platform::irq_line_bind(k, p, a[0], a[1], a[2], a[3])),
+        Sys::IrqAck => ret(crate::platform::irq_ack(k, p, a[0])),
         Sys::SchedSet => ret(sched_set(k, p, a[0], a[1], a[2])),
         Sys::UntypedSplit => ret(untyped_split(k, p, a[0], a[1], a[2])),
         Sys::EndpointClose => ret(endpoint_of(k, p, a[0], Rights::CONTROL).map(|(e, _)| {
@@ -459,6 +465,9 @@ fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
         Object::Untyped(u) => k.untyped.get(u as usize).map_or(0, |b| b.remaining.min((1 << 24) - 1)),
         // Which function (`bdf`), so a driver need not be told.
         Object::PciFunction(f) => f.raw() as u64,
+        // Which ports (first | count << 16), which line.
+        Object::IoPorts(first, count) => u64::from(first) | u64::from(count) << 16,
+        Object::IrqLine(line) => u64::from(line),
         _ => 0,
     };
     Ok((pages << 40) | ((cap.object.object.kind() as u64) << 32) | cap.rights.0 as u64)

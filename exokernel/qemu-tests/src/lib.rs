@@ -58,21 +58,48 @@ pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {
 
 /// [`boot`], calling `watch` with each console line (`\r` removed) as it
 /// arrives, for tests that act on what the system says while it runs.
-pub fn boot_watching(
+pub fn boot_watching(image: &str, timeout: Duration, extra: &[&str], watch: impl FnMut(&str) + Send + 'static) -> Boot {
+    boot_inner(image, timeout, extra, None, watch)
+}
+
+/// [`boot`] with a keyboard: each step waits for a console line that
+/// contains its text, then types its bytes on QEMU's standard input (the
+/// serial port's receive side), in order.
+pub fn boot_typing(image: &str, timeout: Duration, extra: &[&str], steps: &[(&str, &[u8])]) -> Boot {
+    let steps = steps.iter().map(|(after, keys)| (after.to_string(), keys.to_vec())).collect();
+    boot_inner(image, timeout, extra, Some(steps), |_| {})
+}
+
+fn boot_inner(
     image: &str,
     timeout: Duration,
     extra: &[&str],
-    mut watch: impl FnMut(&str) + Send + 'static,
+    typing: Option<Vec<(String, Vec<u8>)>>,
+    watch: impl FnMut(&str) + Send + 'static,
 ) -> Boot {
+    let mut watch: Box<dyn FnMut(&str) + Send> = Box::new(watch);
     let root = repo_root();
     let image_path = root.join("build").join(image);
     assert!(image_path.exists(), "{} is missing: run scripts/test (or scripts/build) first", image_path.display());
     let mut cmd = Command::new(root.join("scripts/run-qemu"));
     cmd.args(["--no-build", "--headless", "--image"]).arg(&image_path).args(extra);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    let stdin = if typing.is_some() { Stdio::piped() } else { Stdio::null() };
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(stdin);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let start = Instant::now();
     let mut child = cmd.spawn().expect("start scripts/run-qemu");
+    if let (Some(steps), Some(mut keyboard)) = (typing, child.stdin.take()) {
+        let mut steps = std::collections::VecDeque::from(steps);
+        let mut outer = watch;
+        watch = Box::new(move |line: &str| {
+            outer(line);
+            if steps.front().is_some_and(|(after, _)| line.contains(after.as_str())) {
+                let (_, keys) = steps.pop_front().expect("checked");
+                let _ =
+                    std::io::Write::write_all(&mut keyboard, &keys).and_then(|()| std::io::Write::flush(&mut keyboard));
+            }
+        });
+    }
     let mut stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

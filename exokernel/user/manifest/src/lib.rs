@@ -35,6 +35,7 @@
 //! test_kill_gap = 20ms       # tests: the mean time between those kills (each wait random, 0.1x-1.9x)
 //! test_kills_after = 0ms     # tests: when the first of those waits starts, after the program starts
 //! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
+//! legacy = com1             # legacy devices it drives: com1, com2 (ports and interrupt line)
 //! ```
 //!
 //! Endpoints are how the root task wires programs together: every program
@@ -45,7 +46,10 @@
 //! Devices are how a driver gets its hardware: the root task gives each
 //! program a capability to one PCI function of every kind it lists (the
 //! next one not yet given to another program), at slot
-//! [`DEVICE_SLOT_BASE`] + its position in the list.
+//! [`DEVICE_SLOT_BASE`] + its position in the list. A legacy device's I/O
+//! ports and interrupt line come at [`LEGACY_SLOT_BASE`] + twice its
+//! position in the list, and the slot after; one program at a time has
+//! each.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -67,6 +71,38 @@ pub const MAX_ENDPOINTS: usize = 16;
 pub const DEVICE_SLOT_BASE: u64 = 32;
 /// Most devices one program may list.
 pub const MAX_DEVICES: usize = 8;
+/// Slot of the I/O ports of the first legacy device a program lists (its
+/// interrupt line: the next slot).
+pub const LEGACY_SLOT_BASE: u64 = 40;
+
+/// A legacy (ISA) device a driver can be given: its I/O ports and its
+/// interrupt line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legacy {
+    /// The first serial port (16550 UART): ports 0x3f8-0x3ff, line 4. The
+    /// kernel's log writes its transmit register too.
+    Com1,
+    /// The second serial port: ports 0x2f8-0x2ff, line 3.
+    Com2,
+}
+
+impl Legacy {
+    /// Every kind, with its manifest name.
+    pub const ALL: [(&'static str, Legacy); 2] = [("com1", Legacy::Com1), ("com2", Legacy::Com2)];
+
+    /// Its manifest name.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, d)| *d == self).map(|(n, _)| *n).expect("listed")
+    }
+
+    /// Its I/O ports (first, count) and interrupt line.
+    pub fn resources(self) -> (u16, u16, u8) {
+        match self {
+            Legacy::Com1 => (0x3f8, 8, 4),
+            Legacy::Com2 => (0x2f8, 8, 3),
+        }
+    }
+}
 /// Most programs one program may run `after` (one supervisor notification
 /// bit each).
 pub const MAX_AFTER: usize = exo_abi::MAX_DEPENDENCIES;
@@ -265,6 +301,8 @@ pub struct Program {
     pub test_kills_after_ms: u32,
     /// The devices it drives, in slot order.
     pub devices: Vec<Device>,
+    /// The legacy devices it drives, in slot order.
+    pub legacy: Vec<Legacy>,
 }
 
 /// A manifest error with the line it was found on (0: whole file).
@@ -397,6 +435,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                             test_kill_gap_ms: 20,
                             test_kills_after_ms: 0,
                             devices: Vec::new(),
+                            legacy: Vec::new(),
                         },
                         Vec::new(),
                     ));
@@ -445,6 +484,14 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         }
         if p.heartbeat_ms > 0 && p.serves.is_empty() {
             return err(*line, format!("[program {}] has a heartbeat but serves no endpoint to ping", p.name));
+        }
+        for d in &p.legacy {
+            if let Some((_, other, _)) = programs.iter().find(|(_, q, _)| q.name != p.name && q.legacy.contains(d)) {
+                return err(
+                    *line,
+                    format!("[program {}] and [program {}] both list `{}`", p.name, other.name, d.name()),
+                );
+            }
         }
         for a in &p.after {
             if a == &p.name {
@@ -636,6 +683,18 @@ fn set_key(n: usize, prog: &mut Program, key: &str, value: &str) -> Result<(), M
             }
             if prog.devices.len() > MAX_DEVICES {
                 return err(n, format!("more than {MAX_DEVICES} devices"));
+            }
+        }
+        "legacy" => {
+            for d in list(value) {
+                let Some((_, device)) = Legacy::ALL.iter().find(|(n, _)| *n == d) else {
+                    let names: Vec<&str> = Legacy::ALL.iter().map(|(n, _)| *n).collect();
+                    return err(n, format!("unknown legacy device `{d}` (one of {})", names.join(", ")));
+                };
+                if prog.legacy.contains(device) {
+                    return err(n, format!("legacy device `{d}` listed twice"));
+                }
+                prog.legacy.push(*device);
             }
         }
         "label" => {

@@ -210,6 +210,13 @@ fn garbage_gets_a_precise_error() {
         ("[program a]\nheartbeat = 5ms\n", 2, "heartbeat must be 10ms to 600s"),
         ("[program a]\nheartbeat = soon\n", 2, "heartbeat must be 10ms to 600s"),
         ("[program a]\nbinary = a\nheartbeat = 1s\n", 1, "has a heartbeat but serves no endpoint"),
+        ("[program a]\nlegacy = com9\n", 2, "unknown legacy device `com9` (one of com1, com2)"),
+        ("[program a]\nlegacy = com1, com1\n", 2, "legacy device `com1` listed twice"),
+        (
+            "[program a]\nbinary = a\nlegacy = com1\n[program b]\nbinary = b\nlegacy = com2, com1\n",
+            1,
+            "[program a] and [program b] both list `com1`",
+        ),
     ];
     for (text, line, needle) in cases {
         let r = parse(text);
@@ -260,4 +267,13 @@ fn dependency_policy_and_the_after_limit() {
     let all: Vec<String> = (0..33).map(|i| format!("p{i}")).collect();
     text.push_str(&format!("[program last]\nbinary = l\nafter = {}\n", all.join(", ")));
     assert!(error(&text).message.contains("more than 32 programs in after"), "{}", error(&text));
+}
+
+#[test]
+fn legacy_devices_are_listed_in_slot_order() {
+    let m = parse("[program console]\nbinary = console\nlegacy = com2, com1\n").unwrap();
+    assert_eq!(m.programs[0].legacy, [Legacy::Com2, Legacy::Com1]);
+    assert_eq!(Legacy::Com1.resources(), (0x3f8, 8, 4));
+    assert!(exo_abi::ioports_allowed(0x3f8, 8) && exo_abi::irq_line_allowed(4));
+    assert!(exo_abi::ioports_allowed(0x2f8, 8) && exo_abi::irq_line_allowed(3));
 }

@@ -302,6 +302,25 @@ fn first_grants(
         keep(f.slot(), dst, Rights(Rights::READ.0 | Rights::WRITE.0), None, at)?;
         let _ = caps::delete(f.slot());
     }
+    let platform = caps::Platform::from_slot(slot::PLATFORM);
+    for (i, d) in program.legacy.iter().enumerate() {
+        let (first, count, line) = d.resources();
+        let base = exo_manifest::LEGACY_SLOT_BASE + 2 * i as u64;
+        let rw = Rights(Rights::READ.0 | Rights::WRITE.0);
+        let ports = platform.ioports(first, count, None).map_err(k("open I/O ports"))?;
+        let what = alloc::format!("{} ports {first:#x}-{:#x}", d.name(), first + count - 1);
+        keep(ports.slot(), base, rw, None, what)?;
+        let _ = caps::delete(ports.slot());
+        let irq = platform.irq_line(line, None).map_err(k("open interrupt line"))?;
+        keep(irq.slot(), base + 1, rw, None, alloc::format!("{} interrupt line {line}", d.name()))?;
+        let _ = caps::delete(irq.slot());
+        println!(
+            "root: {} drives {} (ports {first:#x}-{:#x}, interrupt line {line})",
+            program.name,
+            d.name(),
+            first + count - 1
+        );
+    }
     Ok(out)
 }
 

@@ -307,6 +307,56 @@ impl Process {
     }
 }
 
+handle!(
+    /// Legacy I/O ports and interrupt lines (root task): what I/O-port and
+    /// interrupt-line capabilities are derived from.
+    Platform
+);
+handle!(
+    /// A range of I/O ports.
+    IoPorts
+);
+handle!(
+    /// One I/O APIC interrupt line.
+    IrqLine
+);
+
+impl Platform {
+    /// A capability to ports `[first, first + count)` in slot `dst` (or a
+    /// free one); only legacy devices' ports (`exo_abi::IOPORT_RANGES`).
+    pub fn ioports(self, first: u16, count: u16, dst: Option<u64>) -> Result<IoPorts, Error> {
+        call(Sys::IoPortsOpen, [self.0, first as u64, count as u64, dst.unwrap_or(NO_CAP), 0, 0]).map(IoPorts)
+    }
+    /// A capability to interrupt line `line` in slot `dst` (or a free one).
+    pub fn irq_line(self, line: u8, dst: Option<u64>) -> Result<IrqLine, Error> {
+        call(Sys::IrqLineOpen, [self.0, line as u64, dst.unwrap_or(NO_CAP), 0, 0, 0]).map(IrqLine)
+    }
+}
+
+impl IoPorts {
+    /// Reads the byte at `port`.
+    pub fn read8(self, port: u16) -> Result<u8, Error> {
+        call(Sys::PortIn, [self.0, port as u64, 1, 0, 0, 0]).map(|v| v as u8)
+    }
+    /// Writes the byte at `port`.
+    pub fn write8(self, port: u16, value: u8) -> Result<(), Error> {
+        call(Sys::PortOut, [self.0, port as u64, 1, value as u64, 0, 0]).map(|_| ())
+    }
+}
+
+impl IrqLine {
+    /// Routes the line to a vector whose interrupts signal `bits` on
+    /// `note`; `flags`: `exo_abi::IRQ_LEVEL`, `exo_abi::IRQ_ACTIVE_LOW`.
+    /// Each interrupt masks the line until [`IrqLine::ack`].
+    pub fn bind(self, note: Notification, bits: u64, flags: u64) -> Result<u64, Error> {
+        call(Sys::IrqLineBind, [self.0, note.0, bits, flags, 0, 0])
+    }
+    /// Unmasks the line after an interrupt was handled.
+    pub fn ack(self) -> Result<(), Error> {
+        call(Sys::IrqAck, [self.0, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
+
 impl PciBus {
     /// A capability to the function at `bdf` (`bus << 8 | device << 3 |
     /// function`) in slot `dst` (or a free one).

@@ -2,6 +2,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod ioapic;
 pub mod pci;
 pub mod rtc;
 pub mod serial;
