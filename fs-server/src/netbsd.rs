@@ -47,10 +47,13 @@ fn dlerror() -> String {
 
 fn load(sysroot: &Path) -> Result<(), String> {
     let lib = sysroot.join("lib");
-    // librump names librumpuser.so.0 as a dependency; loading it first
-    // (privately) satisfies that without letting it provide a symbol.
+    // A full buildrump.sh installation's librump names librumpuser.so.0
+    // as a dependency; loading it first (privately) satisfies that
+    // without letting it provide a symbol. A kernel-only one (`-k`) has
+    // none, and needs none.
     let deps = [("librumpuser.so.0", libc::RTLD_NOW | libc::RTLD_LOCAL)];
-    let all = deps.into_iter().chain(LIBRARIES.iter().map(|l| (*l, libc::RTLD_NOW | libc::RTLD_GLOBAL)));
+    let deps = deps.into_iter().filter(|(name, _)| lib.join(name).exists());
+    let all = deps.chain(LIBRARIES.iter().map(|l| (*l, libc::RTLD_NOW | libc::RTLD_GLOBAL)));
     for (name, flags) in all {
         let path = lib.join(name);
         let c = CString::new(path.to_string_lossy().as_bytes()).map_err(|_| "bad path".to_string())?;

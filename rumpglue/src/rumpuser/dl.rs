@@ -173,8 +173,36 @@ fn link_set(o: &Object, handle: *mut c_void, name: &str) -> Option<(usize, usize
         let p = unsafe { libc::dlsym(handle, c.as_ptr()) } as usize;
         (p != 0).then_some(p)
     };
-    let (start, stop) = (sym("start")?, sym("stop")?);
-    (o.contains(start) && stop >= start).then_some((start, stop))
+    let found = sym("start").zip(sym("stop")).filter(|&(start, stop)| o.contains(start) && stop >= start);
+    found.or_else(|| section(o, &format!("link_set_{name}")))
+}
+
+/// The loaded [start, end) of section `name` of object `o`, from the
+/// section headers of its file: a linker defines `__start_`/`__stop_`
+/// symbols only for sections the object itself refers to by them, so a
+/// component library's own link sets often have none (binutils 2.40).
+fn section(o: &Object, name: &str) -> Option<(usize, usize)> {
+    let elf = std::fs::read(&o.name).ok()?;
+    let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |at: usize| elf.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+    let u64_at = |at: usize| elf.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    if elf.get(..5) != Some(b"\x7fELF\x02") {
+        return None;
+    }
+    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28)?, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
+    let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
+    let names = u64_at(header(shstrndx)? + 0x18)?;
+    (0..shnum).find_map(|i| {
+        let h = header(i)?;
+        let at = names.checked_add(u32_at(h)?)?;
+        let end = at + elf.get(at..)?.iter().position(|&b| b == 0)?;
+        if &elf[at..end] != name.as_bytes() {
+            return None;
+        }
+        let (addr, size) = (u64_at(h + 0x10)?, u64_at(h + 0x20)?);
+        let start = o.base.checked_add(addr)?;
+        (o.contains(start) && size > 0).then_some((start, start + size))
+    })
 }
 
 fn kernel_object(objects: &[Object]) -> Option<usize> {
