@@ -7,22 +7,28 @@
 //!
 //! Lines are edited as a terminal would: printable characters echo,
 //! backspace (DEL or ^H) rubs out, ^U clears the line, ^C drops it, Enter
-//! ends it, ^D on an empty line ends the input. Each finished line is
-//! printed as `console: line N: TEXT` (the shell, which is to read them
-//! through a console protocol, comes next). The kernel's log keeps
-//! writing COM1's transmit register; this driver never touches the line
-//! settings.
+//! ends it, ^D on an empty line ends the input. Finished lines are served
+//! to clients with the console protocol (`exo_protocols::console`) on
+//! the program's first endpoint: a client (the shell) subscribes a
+//! notification, is signalled when a line waits or ^C is typed, and reads
+//! the line. The kernel's log keeps writing COM1's transmit register;
+//! this driver never touches the line settings.
 //!
-//! Arguments: `lines N` ends after N lines (for tests).
+//! Arguments: `lines N`: no clients; each line is printed as `console:
+//! line N: TEXT` and the driver ends after N lines (for tests).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
-use exo_rt::abi::{slot, FOREVER};
-use exo_rt::caps::{IoPorts, IrqLine, Notification};
+use exo_protocols::console::{self, Request, Status};
+use exo_protocols::session;
+use exo_protocols::session::server::{self, Ended, Serve, Sessions};
+use exo_rt::abi::{slot, FOREVER, NOTIFY_BADGE};
+use exo_rt::caps::{self, Endpoint, IoPorts, IrqLine, Message, Notification};
 use exo_rt::{print, println};
 
 exo_rt::entry!(main);
@@ -39,7 +45,13 @@ const RECEIVED: u8 = 0x01;
 /// MCR: DTR, RTS and OUT2 (which gates the UART's interrupt on PCs).
 const MCR_ON: u8 = 0x0b;
 /// Most bytes one line holds.
-const MAX_LINE: usize = 256;
+const MAX_LINE: usize = console::MAX_LINE;
+/// Most finished lines kept for clients.
+const MAX_QUEUED: usize = 64;
+/// Where clients' buffers are mapped, one window each.
+const CLIENT_VA: u64 = 0x20_0000_0000;
+const CLIENT_WINDOW: u64 = 64 << 10;
+const MAX_CLIENTS: usize = 8;
 /// The notification bit the interrupt line signals.
 const IRQ_BIT: u64 = 1;
 
@@ -47,6 +59,7 @@ const IRQ_BIT: u64 = 1;
 enum Edit {
     Go,
     Line(String),
+    Interrupt,
     End,
 }
 
@@ -73,7 +86,7 @@ fn edit(line: &mut String, c: u8) -> Edit {
         0x03 => {
             println!("^C");
             line.clear();
-            Edit::Go
+            Edit::Interrupt
         }
         0x04 if line.is_empty() => Edit::End,
         0x20..=0x7e if line.len() < MAX_LINE => {
@@ -85,6 +98,38 @@ fn edit(line: &mut String, c: u8) -> Edit {
     }
 }
 
+/// COM1, its line, and the line being typed.
+struct Uart {
+    ports: IoPorts,
+    irq: IrqLine,
+    line: String,
+    interrupts: u64,
+}
+
+impl Uart {
+    fn reg(&self, r: u16) -> Result<u8, exo_rt::abi::Error> {
+        self.ports.read8(BASE + r)
+    }
+
+    /// After an interrupt: acknowledges it, then edits with every byte
+    /// the UART holds (a byte that arrives meanwhile raises the line
+    /// again); what the keys finished.
+    fn keys(&mut self, mut each: impl FnMut(Edit)) {
+        self.interrupts += 1;
+        let _ = self.irq.ack();
+        while let Ok(status) = self.reg(LSR) {
+            if status & DATA_READY == 0 {
+                break;
+            }
+            let Ok(c) = self.reg(RBR) else { break };
+            each(edit(&mut self.line, c));
+        }
+    }
+}
+
+/// COM1's first port.
+const BASE: u16 = 0x3f8;
+
 fn main(args: &str) -> i32 {
     let limit = match args.split_whitespace().collect::<alloc::vec::Vec<_>>()[..] {
         ["lines", n] => n.parse::<u64>().ok(),
@@ -93,7 +138,6 @@ fn main(args: &str) -> i32 {
     let ports = IoPorts::from_slot(exo_manifest::LEGACY_SLOT_BASE);
     let irq = IrqLine::from_slot(exo_manifest::LEGACY_SLOT_BASE + 1);
     let note = Notification::from_slot(slot::SUPERVISOR);
-    let base = 0x3f8;
     let vector = match irq.bind(note, IRQ_BIT, 0) {
         Ok(v) => v,
         Err(e) => {
@@ -101,48 +145,141 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    let reg = |r: u16| ports.read8(base + r);
+    let uart = Uart { ports, irq, line: String::new(), interrupts: 0 };
     // Bytes typed before now are dropped; then interrupts on.
-    while reg(LSR).is_ok_and(|s| s & DATA_READY != 0) {
-        let _ = reg(RBR);
+    while uart.reg(LSR).is_ok_and(|s| s & DATA_READY != 0) {
+        let _ = uart.reg(RBR);
     }
-    if ports.write8(base + IER, RECEIVED).and_then(|()| ports.write8(base + MCR, MCR_ON)).is_err() {
+    if ports.write8(BASE + IER, RECEIVED).and_then(|()| ports.write8(BASE + MCR, MCR_ON)).is_err() {
         println!("console: cannot program COM1");
         return 1;
     }
     println!("console: COM1 input on interrupt line 4 (vector {vector:#x}): type a line");
-    let (mut line, mut lines, mut interrupts) = (String::new(), 0u64, 0u64);
+    match limit {
+        Some(n) => print_lines(uart, note, n),
+        None => serve(uart, note),
+    }
+}
+
+/// Test mode: prints each line, ends after `limit`.
+fn print_lines(mut uart: Uart, note: Notification, limit: u64) -> i32 {
+    let mut lines = 0u64;
     loop {
         match note.wait(FOREVER) {
-            Ok(bits) if bits & IRQ_BIT != 0 => interrupts += 1,
+            Ok(bits) if bits & IRQ_BIT != 0 => {}
             Ok(_) => continue,
             Err(e) => {
                 println!("console: wait failed: {}", e.name());
                 return 1;
             }
         }
-        // Acknowledge first, then drain: a byte that arrives meanwhile
-        // raises the line again.
-        let _ = irq.ack();
-        while let Ok(status) = reg(LSR) {
-            if status & DATA_READY == 0 {
-                break;
+        let mut end = false;
+        uart.keys(|e| match e {
+            Edit::Line(text) if !end => {
+                lines += 1;
+                println!("console: line {lines}: {text}");
+                end = lines >= limit;
             }
-            let Ok(c) = reg(RBR) else { break };
-            match edit(&mut line, c) {
-                Edit::Go => {}
-                Edit::Line(text) => {
-                    lines += 1;
-                    println!("console: line {lines}: {text}");
-                    if limit.is_some_and(|n| lines >= n) {
-                        println!("console: {lines} lines in {interrupts} interrupts; stopping");
-                        return 0;
+            Edit::End => end = true,
+            _ => {}
+        });
+        if end {
+            println!("console: {lines} lines in {} interrupts; stopping", uart.interrupts);
+            return 0;
+        }
+    }
+}
+
+/// Serves finished lines to clients.
+fn serve(mut uart: Uart, note: Notification) -> i32 {
+    let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
+    let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, console::MIN_BUFFER);
+    let (mut queue, mut ended) = (VecDeque::<String>::new(), false);
+    let how =
+        Serve { name: "console", clients: None, bound: Some(note), timeout: FOREVER, takes_cap: &[console::SUBSCRIBE] };
+    let r = server::serve(ep, how, |msg| {
+        let msg = msg?;
+        if msg.badge == NOTIFY_BADGE {
+            if msg.words[0] & IRQ_BIT != 0 {
+                let mut bits = 0;
+                uart.keys(|e| match e {
+                    Edit::Line(text) if queue.len() < MAX_QUEUED => {
+                        queue.push_back(text);
+                        bits |= console::LINE_READY;
+                    }
+                    Edit::Line(_) => println!("console: {MAX_QUEUED} lines wait unread; this one is dropped"),
+                    Edit::Interrupt => bits |= console::INTERRUPT,
+                    Edit::End => {
+                        ended = true;
+                        bits |= console::LINE_READY;
+                    }
+                    Edit::Go => {}
+                });
+                if bits != 0 {
+                    for s in sessions.iter_mut() {
+                        if let Some(n) = s.note {
+                            let _ = n.signal(bits);
+                        }
                     }
                 }
-                Edit::End => {
-                    println!("console: end of input after {lines} lines");
-                    return 0;
+            }
+            return None;
+        }
+        Some(handle(&mut sessions, &mut queue, &mut ended, msg))
+    });
+    match r {
+        Ended::Served(_) => 0,
+        Ended::Failed(_) => 1,
+    }
+}
+
+/// One client message: the answer words.
+fn handle(sessions: &mut Sessions, queue: &mut VecDeque<String>, ended: &mut bool, msg: &Message) -> [u64; 3] {
+    let request = match Request::decode(msg.words) {
+        Ok(r) => r,
+        Err(s) => {
+            if let Some(cap) = msg.cap {
+                let _ = caps::delete(cap);
+            }
+            return [s as u64, 0, 0];
+        }
+    };
+    match request {
+        Request::Attach => session::answer(sessions.attach(msg).map(|s| (s.bytes(), 0))),
+        Request::Detach => session::answer(sessions.detach(msg.badge).map(|()| (0, 0))),
+        Request::Subscribe => {
+            let Some(cap) = msg.cap else { return [Status::BadRequest as u64, 0, 0] };
+            match sessions.get(msg.badge) {
+                Ok(s) => {
+                    let note = Notification::from_slot(cap);
+                    s.subscribe(note);
+                    if !queue.is_empty() || *ended {
+                        let _ = note.signal(console::LINE_READY);
+                    }
+                    [Status::Ok as u64, 0, 0]
                 }
+                Err(e) => {
+                    let _ = caps::delete(cap);
+                    [e as u64, 0, 0]
+                }
+            }
+        }
+        Request::Read => {
+            let s = match sessions.get(msg.badge) {
+                Ok(s) => s,
+                Err(e) => return [e as u64, 0, 0],
+            };
+            match queue.pop_front() {
+                Some(line) => {
+                    let n = line.len().min(s.buffer().len());
+                    s.buffer()[..n].copy_from_slice(&line.as_bytes()[..n]);
+                    [Status::Ok as u64, n as u64, 0]
+                }
+                None if *ended => {
+                    *ended = false; // said once; the next ^D says it again
+                    [Status::Ok as u64, 0, console::END_OF_INPUT]
+                }
+                None => [Status::Empty as u64, 0, 0],
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Console input: the console driver (`drivers/console`) holds COM1's I/O
+//! Console input and the shell. The console driver (`drivers/console`) holds COM1's I/O
 //! ports and interrupt line (manifest `legacy = com1`) and nothing else;
 //! keys typed on QEMU's standard input arrive through the I/O APIC as
 //! signals on its notification, and it edits and reports lines.
@@ -42,4 +42,111 @@ fn typed_lines_arrive_through_the_uart_interrupt_edited() {
     let n: u64 = b.lines()[i]["console: 3 lines in ".len()..].split(' ').next().unwrap().parse().unwrap();
     assert!((1..=70).contains(&n), "{n} interrupts: {}", b.serial);
     assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+/// Images and a scratch directory for the shell tests.
+fn disk(name: &str, fat: bool) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("exo-shell-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tree/data")).unwrap();
+    std::fs::write(dir.join("tree/hello.txt"), "Hello from the test's image\n").unwrap();
+    let blob = exo_qemu_tests::seeded_bytes(0x5eed, 3 << 20);
+    std::fs::write(dir.join("tree/data/blob.bin"), &blob).unwrap();
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the tools)"));
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let img = dir.join(if fat { "fat.img" } else { "ext.img" });
+    if fat {
+        let i = img.to_str().unwrap();
+        run(std::process::Command::new("mkfs.vfat").args(["-C", "-n", "EXOSH", i, "16384"]));
+        run(std::process::Command::new("mcopy")
+            .args(["-s", "-i", i])
+            .arg(dir.join("tree/hello.txt"))
+            .arg(dir.join("tree/data"))
+            .arg("::/"));
+    } else {
+        run(std::process::Command::new("mkfs.ext4").args(["-q", "-d"]).arg(dir.join("tree")).arg(&img).arg("16M"));
+    }
+    (dir, img, blob)
+}
+
+/// The shell on the console (`exokernel/user/shell.manifest`): typed
+/// commands list, read and count the files of an ext4 disk made here;
+/// errors set `$?`; ^C drops a line; `poweroff` ends ExoV6.
+#[test]
+fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
+    let (dir, img, blob) = disk("ext4", false);
+    let lines = blob.iter().filter(|&&b| b == b'\n').count();
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(120),
+        &["--disk", img.to_str().unwrap()],
+        &[
+            ("exo-sh: the ExoV6 shell (files of the disk at /)", b"ls -l /\r"),
+            (" hello.txt", b"cat /hello.txt\r"),
+            ("Hello from the test's image", b"cd data\rpwd\r"),
+            ("/data", b"wc blob.bin\r"),
+            ("/data/blob.bin", b"nosuch\recho $?\r"),
+            ("127", b"half a line\x03echo after ^C\r"),
+            ("after ^C", b"cat /no/such/file\recho status $?\r"),
+            ("status 1", b"poweroff\r"),
+        ],
+    );
+    // Keys typed ahead echo before the prompt they answer: the checks
+    // look at what commands print.
+    b.expect_in_order(&[
+        "-rw-r--r--         28 hello.txt",
+        "Hello from the test's image",
+        &format!(" {} /data/blob.bin", blob.len()),
+        "exo-sh: nosuch: command not found",
+        "127",
+        "half a line^C",
+        "after ^C",
+        "cat: /no/such/file: ENOENT",
+        "status 1",
+        "exo-sh: powering off",
+    ]);
+    // pwd's answer, after its prompt or on a line of its own.
+    assert!(b.lines().iter().any(|l| *l == "/data" || l.ends_with("$ /data")), "{}", b.serial);
+    let wc = b.lines()[b.expect_line(" /data/blob.bin")].to_string();
+    assert!(wc.trim_start().starts_with(&format!("{lines} ")), "{wc}: {lines} lines");
+    assert!(b.serial.contains("drwxr-xr-x") && b.serial.contains(" data"), "{}", b.serial);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On a writable FAT disk the shell's mkdir, mv and rm change the image:
+/// mtools on the host sees the changes afterwards and fsck.fat finds the
+/// file system clean. ^D leaves the shell; the console driver, file
+/// server and block driver then stop, each once its last client has
+/// gone, and ExoV6 powers off by itself.
+#[test]
+fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
+    let (dir, img, _) = disk("fat", true);
+    let i = img.to_str().unwrap();
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(120),
+        &["--disk-rw", i],
+        &[
+            // Typed ahead: the console driver keeps the lines until the
+            // shell reads them.
+            (
+                "exo-sh: the ExoV6 shell (files of the disk at /)",
+                b"mkdir /made\rmv /hello.txt /made/moved.txt\rrm /data/blob.bin\rls /made /data\recho done $?\r",
+            ),
+            ("done 0", b"\x04"),
+        ],
+    );
+    b.expect_in_order(&["moved.txt", "done 0", "exo-sh: bye"]);
+    b.expect_line("root: every client of console has ended for good; closed it, so that console stops waiting");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let out = std::process::Command::new("mtype").args(["-i", i, "::/made/moved.txt"]).output().expect("mtype");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from the test's image\n");
+    let listing = std::process::Command::new("mdir").args(["-b", "-i", i, "::/data"]).output().expect("mdir");
+    assert!(!String::from_utf8_lossy(&listing.stdout).to_lowercase().contains("blob.bin"), "{listing:?}");
+    let fsck = std::process::Command::new("fsck.fat").args(["-n", i]).output().expect("fsck.fat");
+    assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
 }

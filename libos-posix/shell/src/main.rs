@@ -1,0 +1,355 @@
+//! exo-sh, the ExoV6 shell: reads lines from the console driver (console
+//! protocol on its first endpoint), works on files through the POSIX
+//! library OS (the file server on its second endpoint, mounted at `/`).
+//!
+//! Built-in commands: `help`, `echo`, `pwd`, `cd`, `ls [-l] [PATH...]`,
+//! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
+//! 256 bytes), `mkdir`, `rm`, `mv` (on a writable file system), `uptime`,
+//! `date`, `exit` and `poweroff`. `$?` is the last command's status
+//! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
+//! typed; ^D on an empty line leaves. Running programs from the boot
+//! image, pipes and redirection need the process manager (to come).
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use exo_posix::{self as posix, Errno};
+use exo_protocols::console::{self, Status};
+use exo_protocols::session::client::Attached;
+use exo_rt::abi::{slot, FOREVER};
+use exo_rt::caps::{Endpoint, Notification, Power};
+use exo_rt::mem::Mapping;
+use exo_rt::{print, println, sys};
+
+exo_rt::entry!(main);
+
+/// Where the buffer shared with the console driver is mapped.
+const CONSOLE_VA: u64 = 0x30_0000_0000;
+
+/// The console, as a client sees it.
+struct Console {
+    buffer: Mapping,
+    attached: Attached,
+    note: Notification,
+}
+
+/// What reading a line gave.
+enum Input {
+    Line(String),
+    End,
+}
+
+impl Console {
+    fn open(ep: Endpoint) -> Result<Console, String> {
+        let (buffer, attached, _) = Attached::new(ep, 1, CONSOLE_VA).map_err(|e| format!("console: {e}"))?;
+        let note = Notification::from_slot(slot::SUPERVISOR);
+        let answer =
+            ep.call([console::SUBSCRIBE, 0, 0], Some(note.slot()), FOREVER).map_err(|e| e.name().to_string())?;
+        if answer.words[0] != Status::Ok as u64 {
+            return Err("the console refused the subscription".into());
+        }
+        Ok(Console { buffer, attached, note })
+    }
+
+    /// The next line; sleeps on the notification until one is typed.
+    fn read_line(&mut self) -> Result<Input, String> {
+        loop {
+            let m = self.attached.call([console::READ, 0, 0], 3, |_| true).map_err(|e| e.name().to_string())?;
+            match Status::from_word(m.words[0]) {
+                Some(Status::Ok) if m.words[2] & console::END_OF_INPUT != 0 => return Ok(Input::End),
+                Some(Status::Ok) => {
+                    let n = (m.words[1] as usize).min(self.buffer.len());
+                    return Ok(Input::Line(String::from_utf8_lossy(&self.buffer.as_mut_slice()[..n]).into_owned()));
+                }
+                Some(Status::Empty) => {
+                    self.note.wait(FOREVER).map_err(|e| e.name().to_string())?;
+                }
+                other => return Err(format!("the console answered {other:?}")),
+            }
+        }
+    }
+}
+
+/// The shell's state.
+struct Shell {
+    cwd: String,
+    status: i32,
+    files: bool,
+}
+
+/// `path` made absolute against `cwd`, `.` and `..` resolved.
+fn absolute(cwd: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = if path.starts_with('/') { Vec::new() } else { cwd.split('/').collect() };
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let parts: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+fn mode_string(st: &posix::Stat) -> String {
+    let kind = match st.mode & 0o170000 {
+        0o040000 => 'd',
+        0o120000 => 'l',
+        _ => '-',
+    };
+    let mut s = String::from(kind);
+    for shift in [6, 3, 0] {
+        let bits = (st.mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// Reads all of file `path`, in chunks, giving each to `f`.
+fn each_chunk(path: &str, mut f: impl FnMut(&[u8])) -> Result<(), Errno> {
+    let fd = posix::open(path, posix::flags::O_RDONLY)?;
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    let r = loop {
+        match posix::read(fd, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => f(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = posix::close(fd);
+    r
+}
+
+impl Shell {
+    fn fail(&self, what: &str, e: Errno) -> i32 {
+        println!("{what}: {e:?}");
+        1
+    }
+
+    fn need_files(&self, cmd: &str) -> bool {
+        if !self.files {
+            println!("{cmd}: no file system is mounted");
+        }
+        self.files
+    }
+
+    /// Runs one command line; its status.
+    fn run(&mut self, line: &str) -> Option<i32> {
+        let words: Vec<String> =
+            line.split_whitespace().map(|w| if w == "$?" { self.status.to_string() } else { w.to_string() }).collect();
+        let Some(cmd) = words.first() else { return Some(self.status) };
+        let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+        let path = |p: &str| absolute(&self.cwd, p);
+        Some(match cmd.as_str() {
+            "help" => {
+                println!(
+                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm mv uptime date exit poweroff"
+                );
+                println!("$? is the last status; ^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
+                0
+            }
+            "echo" => {
+                println!("{}", args.join(" "));
+                0
+            }
+            "pwd" => {
+                println!("{}", self.cwd);
+                0
+            }
+            "cd" => {
+                let to = path(args.first().copied().unwrap_or("/"));
+                match posix::stat(&to) {
+                    Ok(st) if st.is_dir() => {
+                        self.cwd = to;
+                        0
+                    }
+                    Ok(_) => self.fail(&format!("cd: {to}"), Errno::ENOTDIR),
+                    Err(e) => self.fail(&format!("cd: {to}"), e),
+                }
+            }
+            "ls" => {
+                if !self.need_files("ls") {
+                    return Some(1);
+                }
+                let long = args.first() == Some(&"-l");
+                let targets: Vec<&str> = args.iter().copied().filter(|a| *a != "-l").collect();
+                let targets = if targets.is_empty() { alloc::vec![self.cwd.as_str()] } else { targets };
+                let mut status = 0;
+                for t in targets {
+                    let p = path(t);
+                    match posix::stat(&p) {
+                        Ok(st) if st.is_dir() => match posix::readdir(&p) {
+                            Ok(entries) => {
+                                for e in entries {
+                                    if long {
+                                        println!("{} {:>10} {}", mode_string(&e.stat), e.stat.size, e.name);
+                                    } else {
+                                        println!("{}{}", e.name, if e.stat.is_dir() { "/" } else { "" });
+                                    }
+                                }
+                            }
+                            Err(e) => status = self.fail(&format!("ls: {p}"), e),
+                        },
+                        Ok(st) => println!("{} {:>10} {p}", mode_string(&st), st.size),
+                        Err(e) => status = self.fail(&format!("ls: {p}"), e),
+                    }
+                }
+                status
+            }
+            "cat" | "wc" | "hexdump" | "stat" if args.is_empty() => {
+                println!("{cmd}: which file?");
+                2
+            }
+            "cat" => {
+                let mut status = 0;
+                for a in &args {
+                    let p = path(a);
+                    let mut out = String::new();
+                    let r = each_chunk(&p, |b| out.push_str(&String::from_utf8_lossy(b)));
+                    print!("{out}");
+                    if let Err(e) = r {
+                        status = self.fail(&format!("cat: {p}"), e);
+                    }
+                }
+                status
+            }
+            "wc" => {
+                let mut status = 0;
+                for a in &args {
+                    let p = path(a);
+                    let (mut lines, mut words, mut bytes, mut in_word) = (0u64, 0u64, 0u64, false);
+                    let r = each_chunk(&p, |b| {
+                        bytes += b.len() as u64;
+                        for &c in b {
+                            lines += u64::from(c == b'\n');
+                            let space = c.is_ascii_whitespace();
+                            words += u64::from(!space && !in_word);
+                            in_word = !space;
+                        }
+                    });
+                    match r {
+                        Ok(()) => println!("{lines:>8} {words:>8} {bytes:>10} {p}"),
+                        Err(e) => status = self.fail(&format!("wc: {p}"), e),
+                    }
+                }
+                status
+            }
+            "hexdump" => {
+                let p = path(args[0]);
+                let mut first = Vec::new();
+                let r = each_chunk(&p, |b| {
+                    let room = 256usize.saturating_sub(first.len());
+                    first.extend_from_slice(&b[..b.len().min(room)]);
+                });
+                for (i, row) in first.chunks(16).enumerate() {
+                    let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+                    let text: String =
+                        row.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
+                    println!("{:08x}  {:<47}  |{text}|", i * 16, hex.join(" "));
+                }
+                match r {
+                    Ok(()) => 0,
+                    Err(e) => self.fail(&format!("hexdump: {p}"), e),
+                }
+            }
+            "stat" => {
+                let mut status = 0;
+                for a in &args {
+                    let p = path(a);
+                    match posix::stat(&p) {
+                        Ok(st) => {
+                            println!("{p}: {} size {} mode {:o} mtime {}", mode_string(&st), st.size, st.mode, st.mtime)
+                        }
+                        Err(e) => status = self.fail(&format!("stat: {p}"), e),
+                    }
+                }
+                status
+            }
+            "mkdir" | "rm" if args.is_empty() => {
+                println!("{cmd}: which path?");
+                2
+            }
+            "mkdir" => {
+                let p = path(args[0]);
+                posix::mkdir(&p).map_or_else(|e| self.fail(&format!("mkdir: {p}"), e), |()| 0)
+            }
+            "rm" => {
+                let p = path(args[0]);
+                posix::unlink(&p).map_or_else(|e| self.fail(&format!("rm: {p}"), e), |()| 0)
+            }
+            "mv" if args.len() != 2 => {
+                println!("mv: mv FROM TO");
+                2
+            }
+            "mv" => {
+                let (from, to) = (path(args[0]), path(args[1]));
+                posix::rename(&from, &to).map_or_else(|e| self.fail(&format!("mv: {from}"), e), |()| 0)
+            }
+            "uptime" => {
+                let ms = sys::clock() / 1_000_000;
+                println!("up {}.{:03} s", ms / 1000, ms % 1000);
+                0
+            }
+            "date" => {
+                let s = sys::wall_clock() / 1_000_000_000;
+                println!("{s} seconds since 1970-01-01 UTC");
+                0
+            }
+            "exit" => return None,
+            "poweroff" => {
+                println!("exo-sh: powering off");
+                let e = Power::from_slot(slot::POWER).shutdown(0);
+                println!("poweroff: {}", e.name());
+                1
+            }
+            other => {
+                println!("exo-sh: {other}: command not found (help lists the commands)");
+                127
+            }
+        })
+    }
+}
+
+fn main(_: &str) -> i32 {
+    let mut console = match Console::open(Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE)) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("exo-sh: no console input: {e}");
+            return 1;
+        }
+    };
+    let files = posix::mount(exo_manifest::ENDPOINT_SLOT_BASE + 1).is_ok();
+    println!(
+        "exo-sh: the ExoV6 shell ({}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6",
+        if files { "files of the disk at /" } else { "no file system" }
+    );
+    let mut sh = Shell { cwd: "/".into(), status: 0, files };
+    loop {
+        print!("exo:{}$ ", sh.cwd);
+        match console.read_line() {
+            Ok(Input::Line(line)) => match sh.run(&line) {
+                Some(status) => sh.status = status,
+                None => break,
+            },
+            Ok(Input::End) => break,
+            Err(e) => {
+                println!("exo-sh: reading the console failed: {e}");
+                return 1;
+            }
+        }
+    }
+    println!("exo-sh: bye");
+    if files {
+        let _ = posix::unmount();
+    }
+    sh.status
+}
