@@ -5,7 +5,7 @@
 //! Built-in commands: `help`, `echo`, `pwd`, `cd`, `ls [-l] [PATH...]`,
 //! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
 //! 256 bytes), `mkdir`, `rm`, `mv` (on a writable file system), `uptime`,
-//! `date`, `exit` and `poweroff`. `$?` is the last command's status
+//! `date`, `exit` and `poweroff [N]`. `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
 //! typed; ^D on an empty line leaves. Running programs from the boot
 //! image, pipes and redirection need the process manager (to come).
@@ -306,8 +306,14 @@ impl Shell {
             }
             "exit" => return None,
             "poweroff" => {
+                // `poweroff N`: ExoV6's exit code (scripts/run-qemu -c
+                // passes the last command's status on this way).
+                let Some(code) = args.first().map_or(Some(0), |a| a.parse::<u8>().ok()) else {
+                    println!("poweroff: the code is a number from 0 to 255");
+                    return Some(2);
+                };
                 println!("exo-sh: powering off");
-                let e = Power::from_slot(slot::POWER).shutdown(0);
+                let e = Power::from_slot(slot::POWER).shutdown(u64::from(code));
                 println!("poweroff: {}", e.name());
                 1
             }
