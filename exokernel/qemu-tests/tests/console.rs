@@ -184,3 +184,40 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     assert!(out.contains("Hello from the test's image") && out.contains("cat: /no/such/file: ENOENT"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Programs from the boot image, run by the shell through the root
+/// task's process service: arguments reach them, a crash gives a message
+/// and 128 + the exception vector in `$?`, ^C stops a program that would
+/// run for half a minute (130), and a POSIX application started this way
+/// reads the disk through the shell's file server.
+#[test]
+fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
+    let (dir, img, blob) = disk("programs", false);
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(120),
+        &["--disk", img.to_str().unwrap()],
+        &[
+            ("exo-sh: the ExoV6 shell (files of the disk at /)", b"hello from the shell\r"),
+            ("hello: hello from user space", b"fault pf\r"),
+            ("exo-sh: fault: killed by CPU exception 14", b"echo crash $?\r"),
+            ("crash 142", b"spin x 1000\r"),
+            ("spin x: round 2/1000", b"\x03"),
+            ("^C", b"echo stopped $?\r"),
+            ("stopped 130", b"readcheck /data/blob.bin\r"),
+            ("readcheck: /data/blob.bin", b"poweroff\r"),
+        ],
+    );
+    b.expect_in_order(&[
+        "hello: hello from user space (args: \"from the shell\")",
+        "exo-sh: fault: killed by CPU exception 14",
+        "crash 142",
+        "spin x: round 2/1000",
+        "stopped 130",
+        &format!("readcheck: /data/blob.bin: {} bytes, fnv1a64 {:016x}, ", blob.len(), exo_qemu_tests::fnv1a64(&blob)),
+        "exo-sh: powering off",
+    ]);
+    assert!(!b.serial.contains("spin x: round 1000/1000"), "{}", b.serial);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}

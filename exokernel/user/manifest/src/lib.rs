@@ -205,6 +205,43 @@ impl Device {
     }
 }
 
+impl Program {
+    /// A program named `name` with every default: no binary, arguments,
+    /// capabilities or endpoints, the default heap, budget and schedule,
+    /// never restarted. (The root task's process service starts programs
+    /// from the boot image this way, then fills in what it gives them.)
+    pub fn new(name: &str) -> Program {
+        Program {
+            name: name.to_string(),
+            binary: String::new(),
+            args: String::new(),
+            caps: Vec::new(),
+            after: Vec::new(),
+            on_dependency_restart: OnDependencyRestart::Reattach,
+            heap: DEFAULT_HEAP,
+            restart: Restart::Never,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            restart_window_s: DEFAULT_RESTART_WINDOW_S,
+            stable_after_s: DEFAULT_STABLE_AFTER_S,
+            memory: DEFAULT_MEMORY,
+            kernel: DEFAULT_KERNEL,
+            priority: DEFAULT_PRIORITY,
+            weight: DEFAULT_WEIGHT,
+            expect: None,
+            label: Label::USER,
+            endpoints: Vec::new(),
+            serves: Vec::new(),
+            heartbeat_ms: 0,
+            max_backoff_ms: 1000,
+            test_kills: 0,
+            test_kill_gap_ms: 20,
+            test_kills_after_ms: 0,
+            devices: Vec::new(),
+            legacy: Vec::new(),
+        }
+    }
+}
+
 /// What the supervisor does when the program ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
@@ -407,38 +444,7 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
                     if programs.iter().any(|p| p.1.name == name) {
                         return err(n, format!("program `{name}` is defined twice"));
                     }
-                    programs.push((
-                        n,
-                        Program {
-                            name: name.to_string(),
-                            binary: String::new(),
-                            args: String::new(),
-                            caps: Vec::new(),
-                            after: Vec::new(),
-                            on_dependency_restart: OnDependencyRestart::Reattach,
-                            heap: DEFAULT_HEAP,
-                            restart: Restart::Never,
-                            max_restarts: DEFAULT_MAX_RESTARTS,
-                            restart_window_s: DEFAULT_RESTART_WINDOW_S,
-                            stable_after_s: DEFAULT_STABLE_AFTER_S,
-                            memory: DEFAULT_MEMORY,
-                            kernel: DEFAULT_KERNEL,
-                            priority: DEFAULT_PRIORITY,
-                            weight: DEFAULT_WEIGHT,
-                            expect: None,
-                            label: Label::USER,
-                            endpoints: Vec::new(),
-                            serves: Vec::new(),
-                            heartbeat_ms: 0,
-                            max_backoff_ms: 1000,
-                            test_kills: 0,
-                            test_kill_gap_ms: 20,
-                            test_kills_after_ms: 0,
-                            devices: Vec::new(),
-                            legacy: Vec::new(),
-                        },
-                        Vec::new(),
-                    ));
+                    programs.push((n, Program::new(name), Vec::new()));
                     Section::Program(programs.len() - 1)
                 }
                 (Some("program"), None, _) => return err(n, "[program] needs a name: [program NAME]"),

@@ -24,4 +24,5 @@ pub mod block;
 pub mod console;
 pub mod file;
 pub mod frame;
+pub mod process;
 pub mod session;

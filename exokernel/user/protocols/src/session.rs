@@ -44,11 +44,13 @@ pub enum Status {
     Empty = 8,
     /// A frame that is empty or longer than the largest.
     BadFrame = 9,
+    /// No such program (in the boot image, or among the client's).
+    NoSuchProgram = 10,
 }
 
 impl Status {
     /// Every status, in word order.
-    pub const ALL: [Status; 10] = [
+    pub const ALL: [Status; 11] = [
         Status::Ok,
         Status::BadRequest,
         Status::NotAttached,
@@ -59,6 +61,7 @@ impl Status {
         Status::ReadOnly,
         Status::Empty,
         Status::BadFrame,
+        Status::NoSuchProgram,
     ];
 
     /// Decodes an answer's first word.
@@ -79,6 +82,7 @@ impl Status {
             Status::ReadOnly => "read-only",
             Status::Empty => "nothing waiting",
             Status::BadFrame => "frame empty or too long",
+            Status::NoSuchProgram => "no such program",
         }
     }
 }

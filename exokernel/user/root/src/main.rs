@@ -27,6 +27,7 @@ extern crate alloc;
 
 mod loader;
 mod pci;
+mod procs;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -171,6 +172,12 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     // other report. The root task runs above every program it starts
     // (kernel priority 3, programs 0-2), so a watcher runs the moment its
     // program ends, however busy the programs keep the processor.
+    // The process service, if a program may call it.
+    if let Some(ep) = with_supervisor(|s| s.endpoints.iter().find(|(n, _)| n == "procs").map(|(_, ep)| ep.slot())) {
+        if let Err(e) = exo_rt::thread::spawn(procs::serve, ep) {
+            println!("root: cannot serve the process service: {}", e.name());
+        }
+    }
     let mut failures = 0;
     let mut started = 0;
     for (index, program) in manifest.programs.iter().enumerate() {

@@ -1,0 +1,100 @@
+//! The process service: the root task starts programs of the boot image
+//! for a client (the shell), reports how they ended and stops them, in a
+//! [`session`](crate::session). A program lists the endpoint `procs` in
+//! its manifest entry to reach it.
+//!
+//! `SPAWN` takes the command line (`BINARY ARGS...`) from the buffer: the
+//! program runs with the console, a budget of its own, and the caller's
+//! endpoints (it may delegate what it holds, nothing more). The answer is
+//! `[OK, pid, 0]`, or `[NO_SUCH_PROGRAM, 0, 0]`. The client subscribes a
+//! notification (`SUBSCRIBE`), signalled with [`ENDED`] when one of its
+//! programs ends; `WAIT pid` then answers `[OK, status, 0]` (an
+//! `ExitStatus` encoded, and the pid is forgotten) or `[EMPTY, 0, 0]`
+//! while it runs; `KILL pid` ends it (exit code [`KILLED_EXIT`]).
+
+pub use crate::session::{Status, ATTACH, DETACH};
+
+/// Subscribe the passed notification. Answer: `[OK, 0, 0]`.
+pub const SUBSCRIBE: u64 = crate::session::FIRST_OP;
+/// `[SPAWN, len, 0]`: start the `len`-byte command line in the buffer.
+pub const SPAWN: u64 = SUBSCRIBE + 1;
+/// `[WAIT, pid, 0]`: how program `pid` ended, if it has.
+pub const WAIT: u64 = SUBSCRIBE + 2;
+/// `[KILL, pid, 0]`: end program `pid`.
+pub const KILL: u64 = SUBSCRIBE + 3;
+
+/// Notification bit: a program the client started has ended.
+pub const ENDED: u64 = 4;
+/// The exit code of a program ended by `KILL`.
+pub const KILLED_EXIT: u32 = 130;
+/// The longest command line.
+pub const MAX_COMMAND: usize = 1024;
+/// Most programs one client may have running or unwaited at once.
+pub const MAX_CHILDREN: usize = 16;
+
+/// A decoded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// See [`ATTACH`].
+    Attach,
+    /// See [`SUBSCRIBE`].
+    Subscribe,
+    /// See [`SPAWN`].
+    Spawn(usize),
+    /// See [`WAIT`].
+    Wait(u64),
+    /// See [`KILL`].
+    Kill(u64),
+    /// See [`DETACH`].
+    Detach,
+}
+
+impl Request {
+    /// The message words.
+    pub fn encode(self) -> [u64; 3] {
+        match self {
+            Request::Attach => [ATTACH, 0, 0],
+            Request::Subscribe => [SUBSCRIBE, 0, 0],
+            Request::Spawn(len) => [SPAWN, len as u64, 0],
+            Request::Wait(pid) => [WAIT, pid, 0],
+            Request::Kill(pid) => [KILL, pid, 0],
+            Request::Detach => [DETACH, 0, 0],
+        }
+    }
+
+    /// Decodes message words, checking a command line's length.
+    pub fn decode(w: [u64; 3]) -> Result<Request, Status> {
+        Ok(match w {
+            [ATTACH, 0, 0] => Request::Attach,
+            [SUBSCRIBE, 0, 0] => Request::Subscribe,
+            [SPAWN, len, 0] if (1..=MAX_COMMAND as u64).contains(&len) => Request::Spawn(len as usize),
+            [SPAWN, _, 0] => return Err(Status::TooLarge),
+            [WAIT, pid, 0] => Request::Wait(pid),
+            [KILL, pid, 0] => Request::Kill(pid),
+            [DETACH, 0, 0] => Request::Detach,
+            _ => return Err(Status::BadRequest),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_bad_lengths_are_refused() {
+        for r in [
+            Request::Attach,
+            Request::Subscribe,
+            Request::Spawn(5),
+            Request::Wait(3),
+            Request::Kill(1),
+            Request::Detach,
+        ] {
+            assert_eq!(Request::decode(r.encode()), Ok(r));
+        }
+        assert_eq!(Request::decode([SPAWN, 0, 0]), Err(Status::TooLarge));
+        assert_eq!(Request::decode([SPAWN, MAX_COMMAND as u64 + 1, 0]), Err(Status::TooLarge));
+        assert_eq!(Request::decode([WAIT, 1, 1]), Err(Status::BadRequest));
+    }
+}

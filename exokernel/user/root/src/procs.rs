@@ -1,0 +1,195 @@
+//! The process service (`exo_protocols::process`), on the endpoint named
+//! `procs` when a manifest lists it: the root task starts programs of the
+//! boot image for its clients (the shell), tells them when those end, and
+//! stops them on request. Mechanism as the supervisor's: the same loader,
+//! a budget of the program's own split from the root task's, the console
+//! and the caller's endpoints (what it may delegate), a badge of its own
+//! so that servers tell it from its caller. Policy stays with the client.
+
+use crate::{with_supervisor, Supervisor};
+use alloc::string::String;
+use alloc::vec::Vec;
+use exo_abi::{slot, ExitStatus, PAGE_SIZE};
+use exo_manifest::{CapGrant, Program};
+use exo_protocols::process::{self, Request, Status};
+use exo_protocols::session;
+use exo_protocols::session::server::{self, Serve, Sessions};
+use exo_rt::abi::FOREVER;
+use exo_rt::caps::{self, Endpoint, Message, Notification, Process, Untyped};
+use exo_rt::println;
+use exo_rt::sync::SpinLock;
+
+/// Where clients' buffers are mapped in the root task.
+const CLIENT_VA: u64 = 0x70_0000_0000;
+const CLIENT_WINDOW: u64 = 64 << 10;
+const MAX_CLIENTS: usize = 8;
+/// Badges of started programs: this plus their pid (manifest programs
+/// have 1 to their count).
+const BADGE_BASE: u64 = 0x1_0000;
+/// What a started program gets besides its binary's needs.
+const HEAP: u64 = 1 << 20;
+const MEMORY: u64 = 16 << 20;
+const KERNEL: u64 = 256 << 10;
+
+/// A program started for a client.
+struct Child {
+    owner: u64,
+    name: String,
+    process: Process,
+    budget: Untyped,
+    status: Option<ExitStatus>,
+}
+
+static CHILDREN: SpinLock<Vec<Option<Child>>> = SpinLock::new(Vec::new());
+/// Each client's subscribed notification, by badge.
+static NOTES: SpinLock<Vec<(u64, Notification)>> = SpinLock::new(Vec::new());
+
+/// Serves the process service on `ep` for ever (a thread of its own).
+pub fn serve(ep: u64) {
+    let ep = Endpoint::from_slot(ep);
+    let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, PAGE_SIZE);
+    let how =
+        Serve { name: "root (procs)", clients: None, bound: None, timeout: FOREVER, takes_cap: &[process::SUBSCRIBE] };
+    let _ = server::serve(ep, how, |msg| Some(handle(&mut sessions, msg?)));
+}
+
+fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
+    let request = match Request::decode(msg.words) {
+        Ok(r) => r,
+        Err(s) => {
+            if let Some(cap) = msg.cap {
+                let _ = caps::delete(cap);
+            }
+            return [s as u64, 0, 0];
+        }
+    };
+    let badge = msg.badge;
+    match request {
+        Request::Attach => session::answer(sessions.attach(msg).map(|s| (s.bytes(), 0))),
+        Request::Detach => session::answer(sessions.detach(badge).map(|()| (0, 0))),
+        Request::Subscribe => {
+            let Some(cap) = msg.cap else { return [Status::BadRequest as u64, 0, 0] };
+            if sessions.get(badge).is_err() {
+                let _ = caps::delete(cap);
+                return [Status::NotAttached as u64, 0, 0];
+            }
+            NOTES.with(|n| {
+                if let Some(old) = n.iter().position(|(b, _)| *b == badge) {
+                    let _ = caps::delete(n.remove(old).1.slot());
+                }
+                n.push((badge, Notification::from_slot(cap)));
+            });
+            [Status::Ok as u64, 0, 0]
+        }
+        Request::Spawn(len) => {
+            let line = match sessions.get(badge) {
+                Ok(s) if len as u64 <= s.bytes() => String::from_utf8_lossy(&s.buffer()[..len]).into_owned(),
+                Ok(_) => return [Status::TooLarge as u64, 0, 0],
+                Err(e) => return [e as u64, 0, 0],
+            };
+            spawn(badge, &line)
+        }
+        Request::Wait(pid) => CHILDREN.with(|c| match c.get_mut(pid as usize) {
+            Some(slot @ Some(Child { status: Some(_), .. })) if slot.as_ref().is_some_and(|ch| ch.owner == badge) => {
+                let child = slot.take().expect("checked");
+                let _ = caps::delete(child.process.slot());
+                let _ = caps::delete(child.budget.slot()); // its memory back to the root task
+                [Status::Ok as u64, child.status.expect("checked").encode(), 0]
+            }
+            Some(Some(child)) if child.owner == badge => [Status::Empty as u64, 0, 0],
+            _ => [Status::NoSuchProgram as u64, 0, 0],
+        }),
+        Request::Kill(pid) => CHILDREN.with(|c| match c.get(pid as usize) {
+            Some(Some(child)) if child.owner == badge => {
+                let _ = child.process.kill(process::KILLED_EXIT); // `Dead` if it just ended
+                [Status::Ok as u64, 0, 0]
+            }
+            _ => [Status::NoSuchProgram as u64, 0, 0],
+        }),
+    }
+}
+
+/// Starts command `line` for the client with `badge`: `[OK, pid, 0]`.
+fn spawn(badge: u64, line: &str) -> [u64; 3] {
+    let mut words = line.split_whitespace();
+    let Some(binary) = words.next() else { return [Status::BadRequest as u64, 0, 0] };
+    let args: Vec<&str> = words.collect();
+    let running = CHILDREN.with(|c| c.iter().flatten().filter(|ch| ch.owner == badge).count());
+    if running >= process::MAX_CHILDREN {
+        return [Status::TooLarge as u64, 0, 0];
+    }
+    let pid = CHILDREN.with(|c| match c.iter().position(Option::is_none) {
+        Some(i) => i,
+        None => {
+            c.push(None);
+            c.len() - 1
+        }
+    });
+    let started = with_supervisor(|s| start(s, badge, pid as u64, binary, &args.join(" ")));
+    match started {
+        Ok((process, budget)) => {
+            CHILDREN
+                .with(|c| c[pid] = Some(Child { owner: badge, name: binary.into(), process, budget, status: None }));
+            if let Err(e) = exo_rt::thread::spawn(watch, pid as u64) {
+                println!("root: cannot watch {binary}: {}", e.name());
+            }
+            [Status::Ok as u64, pid as u64, 0]
+        }
+        Err(status) => [status as u64, 0, 0],
+    }
+}
+
+/// Loads `binary` with `args` for the client with `badge`.
+fn start(s: &mut Supervisor, badge: u64, pid: u64, binary: &str, args: &str) -> Result<(Process, Untyped), Status> {
+    if s.image.find(binary).is_none() {
+        return Err(Status::NoSuchProgram);
+    }
+    // The caller: a manifest program (badge = its index + 1).
+    let caller = badge.checked_sub(1).and_then(|i| s.manifest.programs.get(i as usize)).ok_or(Status::BadRequest)?;
+    let mut program = Program::new(binary);
+    program.binary = binary.into();
+    program.args = args.into();
+    program.caps = alloc::vec![CapGrant::Console, CapGrant::Untyped];
+    program.endpoints = caller.endpoints.clone();
+    program.label = caller.label;
+    program.priority = caller.priority;
+    (program.heap, program.memory, program.kernel) = (HEAP, MEMORY, KERNEL);
+    let pages = crate::loader::pages_needed(s.image, &program).map_err(|_| Status::BadRequest)? + MEMORY / PAGE_SIZE;
+    let kernel = crate::loader::BASE_KERNEL + pages * 8 + KERNEL;
+    let left = caps::info(slot::UNTYPED).map_or(0, |i| i.pages);
+    if left < pages + crate::loader::RESERVE_PAGES {
+        return Err(Status::TooLarge);
+    }
+    let budget = Untyped::from_slot(slot::UNTYPED).split(pages, kernel).map_err(|_| Status::TooLarge)?;
+    let mut none = Vec::new();
+    let hardware = crate::loader::Hardware { bus: s.bus, functions: &mut s.devices, assigned: &mut none };
+    let mut grants = None;
+    match crate::loader::start(s.image, &program, budget, &s.endpoints, BADGE_BASE + pid, hardware, 0, &mut grants) {
+        Ok(p) => Ok((p, budget)),
+        Err(e) => {
+            println!("root: cannot start {binary} for a client: {e}");
+            let _ = caps::delete(budget.slot());
+            Err(Status::BadRequest)
+        }
+    }
+}
+
+/// Waits for started program `pid` to end, records how, and tells its
+/// client.
+fn watch(pid: u64) {
+    let Some((process, owner)) = CHILDREN.with(|c| c[pid as usize].as_ref().map(|ch| (ch.process, ch.owner))) else {
+        return;
+    };
+    let status = process.wait().unwrap_or(ExitStatus::Exited(u32::MAX));
+    CHILDREN.with(|c| {
+        if let Some(ch) = c[pid as usize].as_mut() {
+            ch.status = Some(status);
+            if let ExitStatus::Faulted(v) = status {
+                println!("root: {} (started for a client) was killed by CPU exception {v}", ch.name);
+            }
+        }
+    });
+    if let Some(note) = NOTES.with(|n| n.iter().find(|(b, _)| *b == owner).map(|(_, n)| *n)) {
+        let _ = note.signal(process::ENDED);
+    }
+}
