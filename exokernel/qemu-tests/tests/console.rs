@@ -124,14 +124,14 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// On a writable FAT disk the shell's mkdir, mv and rm change the image:
+/// On a writable FAT disk the shell's mkdir, cp, mv and rm change the image:
 /// mtools on the host sees the changes afterwards and fsck.fat finds the
 /// file system clean. ^D leaves the shell; the console driver, file
 /// server and block driver then stop, each once its last client has
 /// gone, and ExoV6 powers off by itself.
 #[test]
 fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
-    let (dir, img, _) = disk("fat", true);
+    let (dir, img, blob) = disk("fat", true);
     let i = img.to_str().unwrap();
     let b = boot_typing(
         "shell.img",
@@ -142,7 +142,7 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
             // shell reads them.
             (
                 "exo-sh: the ExoV6 shell (files of the disk at /)",
-                b"mkdir /made\rmv /hello.txt /made/moved.txt\rrm /data/blob.bin\rls /made /data\recho done $?\r",
+                b"mkdir /made\rcp /data/blob.bin /made\rmv /hello.txt /made/moved.txt\rrm /data/blob.bin\rls /made /data\recho done $?\r",
             ),
             ("done 0", b"\x04"),
         ],
@@ -152,6 +152,8 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let out = std::process::Command::new("mtype").args(["-i", i, "::/made/moved.txt"]).output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from the test's image\n");
+    let copied = std::process::Command::new("mtype").args(["-i", i, "::/made/blob.bin"]).output().expect("mtype");
+    assert!(copied.stdout == blob, "cp: {} bytes of {}", copied.stdout.len(), blob.len());
     let listing = std::process::Command::new("mdir").args(["-b", "-i", i, "::/data"]).output().expect("mdir");
     assert!(!String::from_utf8_lossy(&listing.stdout).to_lowercase().contains("blob.bin"), "{listing:?}");
     let fsck = std::process::Command::new("fsck.fat").args(["-n", i]).output().expect("fsck.fat");

@@ -4,7 +4,7 @@
 //!
 //! Built-in commands: `help`, `echo`, `pwd`, `cd`, `ls [-l] [PATH...]`,
 //! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
-//! 256 bytes), `mkdir`, `rm`, `mv` (on a writable file system), `uptime`,
+//! 256 bytes), `mkdir`, `rm`, `cp`, `mv` (on a writable file system), `uptime`,
 //! `date`, `exit` and `poweroff [N]`. `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
 //! typed; ^D on an empty line leaves. Running programs from the boot
@@ -203,6 +203,27 @@ fn each_chunk(path: &str, mut f: impl FnMut(&[u8])) -> Result<(), Errno> {
     r
 }
 
+/// Copies file `from` to `to` (created or cut to nothing first); what
+/// failed, and how.
+fn copy(from: &str, to: &str) -> Result<(), (String, Errno)> {
+    use posix::flags::{O_CREAT, O_TRUNC, O_WRONLY};
+    let out = posix::open(to, O_WRONLY | O_CREAT | O_TRUNC).map_err(|e| (to.to_string(), e))?;
+    let mut failed = None;
+    let r = each_chunk(from, |b| {
+        if failed.is_none() {
+            if let Err(e) = posix::write(out, b) {
+                failed = Some(e);
+            }
+        }
+    });
+    let closed = posix::close(out);
+    r.map_err(|e| (from.to_string(), e))?;
+    if let Some(e) = failed {
+        return Err((to.to_string(), e));
+    }
+    closed.map_err(|e| (to.to_string(), e))
+}
+
 impl Shell {
     fn fail(&self, what: &str, e: Errno) -> i32 {
         println!("{what}: {e:?}");
@@ -226,7 +247,7 @@ impl Shell {
         Some(match cmd.as_str() {
             "help" => {
                 println!(
-                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm mv uptime date exit poweroff"
+                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv uptime date exit poweroff"
                 );
                 println!("$? is the last status; ^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
                 0
@@ -359,6 +380,20 @@ impl Shell {
             "rm" => {
                 let p = path(args[0]);
                 posix::unlink(&p).map_or_else(|e| self.fail(&format!("rm: {p}"), e), |()| 0)
+            }
+            "cp" if args.len() != 2 => {
+                println!("cp: cp FROM TO");
+                2
+            }
+            "cp" => {
+                let (from, mut to) = (path(args[0]), path(args[1]));
+                if posix::stat(&to).is_ok_and(|st| st.is_dir()) {
+                    to = absolute(&to, from.rsplit('/').next().unwrap_or(""));
+                }
+                match copy(&from, &to) {
+                    Ok(()) => 0,
+                    Err((what, e)) => self.fail(&format!("cp: {what}"), e),
+                }
             }
             "mv" if args.len() != 2 => {
                 println!("mv: mv FROM TO");
