@@ -84,7 +84,9 @@ impl Kernel {
         let parent = self.cdt.parent(cap.object.node);
         self.cdt.remove(cap.object.node);
         self.reassign_mappings(cap.object.node, parent);
-        self.release_irqs(cap.object.node);
+        if cap.object.object.may_bind_irqs() {
+            self.release_irqs(cap.object.node);
+        }
         self.drop_cap(cap.object.object);
         Ok(())
     }
@@ -96,9 +98,11 @@ impl Kernel {
         let gone = self.cdt.revoke(node);
         for (n, (q, s)) in &gone {
             self.unmap_via(*n);
-            self.release_irqs(*n);
             if let Ok(cap) = self.proc_mut(*q).caps.remove(*s) {
                 debug_assert_eq!(cap.object.node, *n);
+                if cap.object.object.may_bind_irqs() {
+                    self.release_irqs(*n);
+                }
                 self.drop_cap(cap.object.object);
             }
         }

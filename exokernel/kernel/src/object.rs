@@ -94,6 +94,12 @@ pub struct KCap {
 pub type CapLocation = (ProcId, u64);
 
 impl Object {
+    /// True for the kinds interrupts are bound through (`irq_bind`,
+    /// `irq_line_bind`): only deleting one of those can end a binding.
+    pub fn may_bind_irqs(&self) -> bool {
+        matches!(self, Object::PciFunction(_) | Object::PciBus | Object::IrqLine(_))
+    }
+
     /// The kind reported to user space.
     pub fn kind(&self) -> CapKind {
         match self {
