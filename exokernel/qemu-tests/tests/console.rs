@@ -223,3 +223,24 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The console driver killed once: the restarted instance gets COM1's
+/// ports and interrupt line back from their sealed tokens, binds the
+/// line again (the binding ended with the dead instance's capability)
+/// and reads what is typed.
+#[test]
+fn a_restarted_console_driver_gets_its_port_and_line_back() {
+    let b = boot_typing(
+        "console-restart.img",
+        Duration::from_secs(120),
+        &[],
+        &[("root: console: 4 capabilities restored from sealed tokens", b""), (READY, b"after the restart\r")],
+    );
+    b.expect_in_order(&[
+        "root: console: 4 capabilities restored from sealed tokens",
+        READY,
+        "console: line 1: after the restart",
+        "root: all 1 programs ended as expected",
+    ]);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}
