@@ -207,7 +207,9 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
             ("spin x: round 2/1000", b"\x03"),
             ("^C", b"echo stopped $?\r"),
             ("stopped 130", b"readcheck /data/blob.bin\r"),
-            ("readcheck: /data/blob.bin", b"poweroff\r"),
+            ("readcheck: /data/blob.bin", b"sha256sum /data/blob.bin /hello.txt\r"),
+            ("  /hello.txt", b"sleep 200\recho slept $?\r"),
+            ("slept 0", b"poweroff\r"),
         ],
     );
     b.expect_in_order(&[
@@ -220,6 +222,16 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
         "exo-sh: powering off",
     ]);
     assert!(!b.serial.contains("spin x: round 1000/1000"), "{}", b.serial);
+    // sha256sum, a program on the POSIX library, agrees with the host's.
+    let host = std::process::Command::new("sha256sum")
+        .arg(dir.join("tree/data/blob.bin"))
+        .arg(dir.join("tree/hello.txt"))
+        .output()
+        .expect("sha256sum on the host");
+    for (line, path) in String::from_utf8_lossy(&host.stdout).lines().zip(["/data/blob.bin", "/hello.txt"]) {
+        let hash = line.split_whitespace().next().unwrap();
+        b.expect_line(&format!("{hash}  {path}"));
+    }
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let _ = std::fs::remove_dir_all(&dir);
 }
