@@ -9,12 +9,16 @@
 //! `rename` and `close` into file-protocol requests (`exo_protocols::file`)
 //! through a buffer shared with the server. Errors are POSIX errno values.
 //! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
-//! file). One file server, mounted at `/`, for now.
+//! file). One file server, mounted at `/`, for now. Programs of the boot
+//! image are started, waited for and stopped through the root task's
+//! process service ([`process`]).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
+
+pub mod process;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -54,6 +58,10 @@ pub enum Errno {
     ENOSYS = 38,
     /// Nothing mounted, or the server went away.
     ENODEV = 19,
+    /// No such process.
+    ESRCH = 3,
+    /// No child process of that number.
+    ECHILD = 10,
 }
 
 /// Results of this library.

@@ -9,7 +9,8 @@
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
 //! typed; ^D on an empty line leaves. Running programs from the boot
 //! Any other command runs the program of that name from the boot image
-//! through the root task's process service (`procs`), with the shell's
+//! through the library OS's process calls (`exo_posix::process`, the
+//! root task's process service `procs` underneath), with the shell's
 //! endpoints; the shell waits for it (^C stops it) and `$?` tells how it
 //! ended (128 + the exception vector for a program the CPU killed).
 //! Pipes and redirection are not there yet.
@@ -25,9 +26,9 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use exo_posix::process::Waited;
 use exo_posix::{self as posix, Errno};
 use exo_protocols::console::{self, Status};
-use exo_protocols::process;
 use exo_protocols::session::client::Attached;
 use exo_rt::abi::ExitStatus;
 use exo_rt::abi::{slot, FOREVER};
@@ -39,8 +40,6 @@ exo_rt::entry!(main);
 
 /// Where the buffer shared with the console driver is mapped.
 const CONSOLE_VA: u64 = 0x30_0000_0000;
-/// Where the buffer shared with the process service is mapped.
-const PROCS_VA: u64 = 0x30_1000_0000;
 /// The endpoints, by their place in the manifest entry.
 const FILES_EP: u64 = exo_manifest::ENDPOINT_SLOT_BASE;
 const CONSOLE_EP: u64 = exo_manifest::ENDPOINT_SLOT_BASE + 1;
@@ -90,61 +89,39 @@ impl Console {
     }
 }
 
-/// The root task's process service, as the shell uses it.
-struct Procs {
-    buffer: Mapping,
-    attached: Attached,
-}
-
-impl Procs {
-    fn open(note: Notification) -> Option<Procs> {
-        let ep = Endpoint::from_slot(PROCS_EP);
-        let (buffer, attached, _) = Attached::new(ep, 1, PROCS_VA).ok()?;
-        let m = ep.call([process::SUBSCRIBE, 0, 0], Some(note.slot()), FOREVER).ok()?;
-        (m.words[0] == Status::Ok as u64).then_some(Procs { buffer, attached })
-    }
-
-    fn call(&self, words: [u64; 3]) -> Result<(Status, u64), String> {
-        let m = self.attached.call(words, 0, |_| false).map_err(|e| e.name().to_string())?;
-        Ok((Status::from_word(m.words[0]).unwrap_or(Status::BadRequest), m.words[1]))
-    }
-
-    /// Runs command `line` and waits for it (^C on the console stops it);
-    /// its status, or None if there is no such program.
-    fn run(&mut self, line: &str, note: Notification) -> Result<Option<i32>, String> {
-        let n = line.len().min(process::MAX_COMMAND).min(self.buffer.len());
-        self.buffer.as_mut_slice()[..n].copy_from_slice(&line.as_bytes()[..n]);
-        let pid = match self.call([process::SPAWN, n as u64, 0])? {
-            (Status::Ok, pid) => pid,
-            (Status::NoSuchProgram, _) => return Ok(None),
-            (s, _) => return Err(format!("cannot start it: {s}")),
-        };
-        loop {
-            match self.call([process::WAIT, pid, 0])? {
-                (Status::Ok, status) => {
-                    return Ok(Some(match ExitStatus::decode(status) {
-                        ExitStatus::Exited(c) => c.min(255) as i32,
-                        ExitStatus::Faulted(v) => {
-                            println!("exo-sh: {}: killed by CPU exception {v}", line.split(' ').next().unwrap_or(""));
-                            128 + i32::from(v)
-                        }
-                    }));
+/// Runs command `line` through the library's process calls and waits
+/// for it (^C on the console stops it); its status, or None if there is
+/// no such program.
+fn run_program(line: &str) -> Result<Option<i32>, Errno> {
+    let pid = match posix::process::spawn(line) {
+        Ok(pid) => pid,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut lines_waiting = false;
+    let status = loop {
+        match posix::process::wait(pid)? {
+            Waited::Ended(status) => break status,
+            Waited::Interrupted(bits) => {
+                if bits & console::INTERRUPT != 0 {
+                    posix::process::kill(pid)?;
                 }
-                (Status::Empty, _) => {
-                    let bits = note.wait(FOREVER).map_err(|e| e.name().to_string())?;
-                    if bits & console::INTERRUPT != 0 {
-                        self.call([process::KILL, pid, 0])?;
-                    }
-                    // Lines typed meanwhile stay with the console driver:
-                    // say so to the next read.
-                    if bits & console::LINE_READY != 0 {
-                        let _ = note.signal(console::LINE_READY);
-                    }
-                }
-                (s, _) => return Err(format!("waiting for it: {s}")),
+                lines_waiting |= bits & console::LINE_READY != 0;
             }
         }
+    };
+    // Lines typed meanwhile wait with the console driver: the next read
+    // is to know.
+    if lines_waiting {
+        let _ = Notification::from_slot(slot::SUPERVISOR).signal(console::LINE_READY);
     }
+    Ok(Some(match status {
+        ExitStatus::Exited(c) => c.min(255) as i32,
+        ExitStatus::Faulted(v) => {
+            println!("exo-sh: {}: killed by CPU exception {v}", line.split(' ').next().unwrap_or(""));
+            128 + i32::from(v)
+        }
+    }))
 }
 
 /// The shell's state.
@@ -152,8 +129,7 @@ struct Shell {
     cwd: String,
     status: i32,
     files: bool,
-    procs: Option<Procs>,
-    note: Notification,
+    procs: bool,
 }
 
 /// `path` made absolute against `cwd`, `.` and `..` resolved.
@@ -428,11 +404,10 @@ impl Shell {
             }
             other => {
                 let line = words.join(" ");
-                let note = self.note;
-                match self.procs.as_mut().map(|p| p.run(&line, note)) {
+                match self.procs.then(|| run_program(&line)) {
                     Some(Ok(Some(status))) => status,
                     Some(Err(e)) => {
-                        println!("exo-sh: {other}: {e}");
+                        println!("exo-sh: {other}: {e:?}");
                         126
                     }
                     Some(Ok(None)) | None => {
@@ -454,12 +429,12 @@ fn main(_: &str) -> i32 {
         }
     };
     let files = posix::mount(FILES_EP).is_ok();
-    let procs = Procs::open(console.note);
+    let procs = posix::process::attach(PROCS_EP, console.note).is_ok();
     println!(
         "exo-sh: the ExoV6 shell ({}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6",
         if files { "files of the disk at /" } else { "no file system" }
     );
-    let mut sh = Shell { cwd: "/".into(), status: 0, files, procs, note: console.note };
+    let mut sh = Shell { cwd: "/".into(), status: 0, files, procs };
     loop {
         print!("exo:{}$ ", sh.cwd);
         match console.read_line() {
