@@ -243,8 +243,15 @@ fn normalize(path: &str) -> Result<String> {
     if path.len() > proto::MAX_PATH {
         return Err(Errno::ENAMETOOLONG);
     }
+    Ok(join_path("/", path))
+}
+
+/// `path` taken from directory `cwd` when relative, made absolute and
+/// tidy: `.` and `..` resolved (`..` of `/` is `/`), no doubled `/`.
+pub fn join_path(cwd: &str, path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
+    let from = if path.starts_with('/') { "" } else { cwd };
+    for p in from.split('/').chain(path.split('/')) {
         match p {
             "" | "." => {}
             ".." => {
@@ -253,7 +260,7 @@ fn normalize(path: &str) -> Result<String> {
             p => parts.push(p),
         }
     }
-    Ok(alloc::format!("/{}", parts.join("/")))
+    alloc::format!("/{}", parts.join("/"))
 }
 
 fn to_stat(st: &proto::Stat) -> Stat {

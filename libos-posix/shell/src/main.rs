@@ -132,22 +132,6 @@ struct Shell {
     procs: bool,
 }
 
-/// `path` made absolute against `cwd`, `.` and `..` resolved.
-fn absolute(cwd: &str, path: &str) -> String {
-    let mut parts: Vec<&str> = if path.starts_with('/') { Vec::new() } else { cwd.split('/').collect() };
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    let parts: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
-    format!("/{}", parts.join("/"))
-}
-
 fn mode_string(st: &posix::Stat) -> String {
     let kind = match st.mode & 0o170000 {
         0o040000 => 'd',
@@ -219,7 +203,7 @@ impl Shell {
             line.split_whitespace().map(|w| if w == "$?" { self.status.to_string() } else { w.to_string() }).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-        let path = |p: &str| absolute(&self.cwd, p);
+        let path = |p: &str| posix::join_path(&self.cwd, p);
         Some(match cmd.as_str() {
             "help" => {
                 println!(
@@ -364,7 +348,7 @@ impl Shell {
             "cp" => {
                 let (from, mut to) = (path(args[0]), path(args[1]));
                 if posix::stat(&to).is_ok_and(|st| st.is_dir()) {
-                    to = absolute(&to, from.rsplit('/').next().unwrap_or(""));
+                    to = posix::join_path(&to, from.rsplit('/').next().unwrap_or(""));
                 }
                 match copy(&from, &to) {
                     Ok(()) => 0,
