@@ -28,7 +28,7 @@ use exo_protocols::console::{self, Request, Status};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_rt::abi::{slot, FOREVER, NOTIFY_BADGE};
-use exo_rt::caps::{self, Endpoint, IoPorts, IrqLine, Message, Notification};
+use exo_rt::caps::{Endpoint, IoPorts, IrqLine, Message, Notification};
 use exo_rt::{print, println};
 
 exo_rt::entry!(main);
@@ -238,9 +238,7 @@ fn handle(sessions: &mut Sessions, queue: &mut VecDeque<String>, ended: &mut boo
     let request = match Request::decode(msg.words) {
         Ok(r) => r,
         Err(s) => {
-            if let Some(cap) = msg.cap {
-                let _ = caps::delete(cap);
-            }
+            server::drop_passed_cap(msg);
             return [s as u64, 0, 0];
         }
     };
@@ -249,19 +247,14 @@ fn handle(sessions: &mut Sessions, queue: &mut VecDeque<String>, ended: &mut boo
         Request::Detach => session::answer(sessions.detach(msg.badge).map(|()| (0, 0))),
         Request::Subscribe => {
             let Some(cap) = msg.cap else { return [Status::BadRequest as u64, 0, 0] };
-            match sessions.get(msg.badge) {
-                Ok(s) => {
-                    let note = Notification::from_slot(cap);
-                    s.subscribe(note);
+            match sessions.subscribe(msg.badge, cap) {
+                Ok(note) => {
                     if !queue.is_empty() || *ended {
                         let _ = note.signal(console::LINE_READY);
                     }
                     [Status::Ok as u64, 0, 0]
                 }
-                Err(e) => {
-                    let _ = caps::delete(cap);
-                    [e as u64, 0, 0]
-                }
+                Err(e) => [e as u64, 0, 0],
             }
         }
         Request::Read => {

@@ -19,7 +19,7 @@ use exo_protocols::frame::{self, Request, Status};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_rt::abi::{FOREVER, NOTIFY_BADGE};
-use exo_rt::caps::{self, Endpoint, Message, Notification};
+use exo_rt::caps::{Endpoint, Message};
 use exo_rt::println;
 use exo_virtio::device::{self, Device};
 use exo_virtio::hal::ExoHal;
@@ -140,20 +140,14 @@ fn tell_client(nic: &mut Net, sessions: &mut Sessions) {
 /// One request: the answer's words 1 and 2.
 fn handle(nic: &mut Net, sessions: &mut Sessions, msg: &Message, mac: [u8; 6]) -> Result<(u64, u64), Status> {
     let request = Request::decode(msg.words);
-    if let (Err(_), Some(cap)) = (&request, msg.cap) {
-        let _ = caps::delete(cap); // a malformed SUBSCRIBE
+    if request.is_err() {
+        server::drop_passed_cap(msg); // a malformed SUBSCRIBE
     }
     match request? {
         Request::Attach => sessions.attach(msg).map(|_| (frame::mac_to_word(mac), 1500)),
         Request::Subscribe => {
             let cap = msg.cap.ok_or(Status::BadBuffer)?;
-            match sessions.get(msg.badge) {
-                Ok(c) => c.subscribe(Notification::from_slot(cap)),
-                Err(e) => {
-                    let _ = caps::delete(cap);
-                    return Err(e);
-                }
-            }
+            sessions.subscribe(msg.badge, cap)?;
             tell_client(nic, sessions);
             Ok((0, 0))
         }

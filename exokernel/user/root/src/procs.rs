@@ -57,9 +57,7 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
     let request = match Request::decode(msg.words) {
         Ok(r) => r,
         Err(s) => {
-            if let Some(cap) = msg.cap {
-                let _ = caps::delete(cap);
-            }
+            server::drop_passed_cap(msg);
             return [s as u64, 0, 0];
         }
     };

@@ -100,6 +100,23 @@ impl Sessions {
         Ok(())
     }
 
+    /// `SUBSCRIBE`: `badge`'s session keeps notification `cap` (passed
+    /// with the request) in place of any before; if `badge` is not
+    /// attached, the capability is deleted and the status returned.
+    pub fn subscribe(&mut self, badge: u64, cap: u64) -> Result<Notification, Status> {
+        match self.get(badge) {
+            Ok(s) => {
+                let note = Notification::from_slot(cap);
+                s.subscribe(note);
+                Ok(note)
+            }
+            Err(e) => {
+                let _ = caps::delete(cap);
+                Err(e)
+            }
+        }
+    }
+
     /// The session of `badge`.
     pub fn get(&mut self, badge: u64) -> Result<&mut Session, Status> {
         let i = self.position(badge).ok_or(Status::NotAttached)?;
@@ -109,6 +126,14 @@ impl Sessions {
     /// Every attached client.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Session> {
         self.clients.iter_mut()
+    }
+}
+
+/// Deletes the capability that came with `msg`, if any: for a request a
+/// service refuses (malformed), which keeps nothing it was passed.
+pub fn drop_passed_cap(msg: &Message) {
+    if let Some(cap) = msg.cap {
+        let _ = caps::delete(cap);
     }
 }
 
