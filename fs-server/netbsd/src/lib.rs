@@ -203,37 +203,23 @@ impl Rump {
             if (calls.mkdir)(c"/mnt".as_ptr(), 0o755) != 0 {
                 return Err(format!("mkdir /mnt in the rump kernel failed: errno {}", errno()));
             }
-            let rv = match fstype {
+            // The mount arguments, by file system: NetBSD's own layouts.
+            let mut msdos: nb::netbsd_msdosfs_args = core::mem::zeroed();
+            let mut ufs = nb::netbsd_ufs_args { fspec: DEVICE.as_ptr().cast_mut() };
+            let (args, len): (*mut c_void, usize) = match fstype {
                 "msdos" => {
-                    let mut a: nb::netbsd_msdosfs_args = core::mem::zeroed();
-                    a.fspec = DEVICE.as_ptr().cast_mut();
-                    a.version = nb::NETBSD_MSDOSFSMNT_VERSION as c_int;
-                    a.flags = (nb::NETBSD_MSDOSFSMNT_LONGNAME
+                    msdos.fspec = DEVICE.as_ptr().cast_mut();
+                    msdos.version = nb::NETBSD_MSDOSFSMNT_VERSION as c_int;
+                    msdos.flags = (nb::NETBSD_MSDOSFSMNT_LONGNAME
                         | nb::NETBSD_MSDOSFSMNT_VERSIONED
                         | nb::NETBSD_MSDOSFSMNT_UTF8) as c_int;
-                    a.mask = 0o755;
-                    a.dirmask = 0o755;
-                    let len = core::mem::size_of_val(&a);
-                    (calls.mount)(
-                        ty.as_ptr().cast(),
-                        c"/mnt".as_ptr(),
-                        nb::NETBSD_MNT_RDONLY as c_int,
-                        (&raw mut a).cast(),
-                        len,
-                    )
+                    msdos.mask = 0o755;
+                    msdos.dirmask = 0o755;
+                    ((&raw mut msdos).cast(), core::mem::size_of_val(&msdos))
                 }
-                _ => {
-                    let mut a = nb::netbsd_ufs_args { fspec: DEVICE.as_ptr().cast_mut() };
-                    let len = core::mem::size_of_val(&a);
-                    (calls.mount)(
-                        ty.as_ptr().cast(),
-                        c"/mnt".as_ptr(),
-                        nb::NETBSD_MNT_RDONLY as c_int,
-                        (&raw mut a).cast(),
-                        len,
-                    )
-                }
+                _ => ((&raw mut ufs).cast(), core::mem::size_of_val(&ufs)),
             };
+            let rv = (calls.mount)(ty.as_ptr().cast(), c"/mnt".as_ptr(), nb::NETBSD_MNT_RDONLY as c_int, args, len);
             if rv != 0 {
                 return Err(format!("the NetBSD kernel cannot mount this {fstype} file system: errno {}", errno()));
             }
