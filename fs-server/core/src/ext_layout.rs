@@ -939,28 +939,14 @@ mod tests {
     }
 
     fn layout() -> ExtLayout {
-        struct Zero;
-        impl rumpglue::BlockDevice for Zero {
-            fn size(&self) -> u64 {
-                1 << 20
-            }
-            fn read_at(&self, _off: u64, buf: &mut [u8]) -> rumpglue::Result<()> {
-                buf.fill(0xaa);
-                Ok(())
-            }
-            fn write_at(&self, _off: u64, _buf: &[u8]) -> rumpglue::Result<()> {
-                Err(rumpglue::Error::ReadOnly)
-            }
-            fn writable(&self) -> bool {
-                false
-            }
-            fn flush(&self) -> rumpglue::Result<()> {
-                Ok(())
-            }
-        }
+        layout_on(alloc::sync::Arc::new(Counted(vec![0xaa; 1 << 20], Default::default())))
+    }
+
+    /// A layout of 1 KiB blocks over `dev`.
+    fn layout_on(dev: alloc::sync::Arc<dyn rumpglue::BlockDevice>) -> ExtLayout {
         ExtLayout {
             mapped: Mapped {
-                volume: Volume::new(alloc::sync::Arc::new(Zero)),
+                volume: Volume::new(dev),
                 block_size: 1024,
                 journal: Arc::new(JournalMap::new()),
                 superblock: None,
@@ -997,7 +983,7 @@ mod tests {
         }
     }
 
-    /// A 1 MiB image of 1 KiB blocks whose reads are counted.
+    /// An image whose reads are counted.
     struct Counted(Vec<u8>, core::sync::atomic::AtomicUsize);
     impl rumpglue::BlockDevice for Counted {
         fn size(&self) -> u64 {
@@ -1048,8 +1034,7 @@ mod tests {
             put(&mut img, b, 0, b);
         }
         let dev = alloc::sync::Arc::new(Counted(img, Default::default()));
-        let mut fs = layout();
-        fs.mapped.volume = Volume::new(dev.clone());
+        let fs = layout_on(dev.clone());
         let mut ino = inode(&[]);
         (ino.flags, ino.block) = (0, map);
         let size = blocks.len() as u64 * 1024;
