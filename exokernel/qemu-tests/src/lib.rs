@@ -50,6 +50,13 @@ pub struct Boot {
     pub elapsed: Duration,
 }
 
+/// Runs a host tool that makes or checks an image (mkfs, mtools ...);
+/// it must succeed.
+pub fn run_tool(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the tools)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Boots `build/<image>` and waits at most `timeout`. Extra arguments go
 /// to `scripts/run-qemu` (e.g. `--icount`).
 pub fn boot(image: &str, timeout: Duration, extra: &[&str]) -> Boot {

@@ -60,10 +60,7 @@ fn disk(name: &str, fat: bool) -> (std::path::PathBuf, std::path::PathBuf, Vec<u
     std::fs::write(dir.join("tree/hello.txt"), "Hello from the test's image\n").unwrap();
     let blob = exo_qemu_tests::seeded_bytes(0x5eed, 3 << 20);
     std::fs::write(dir.join("tree/data/blob.bin"), &blob).unwrap();
-    let run = |cmd: &mut std::process::Command| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the tools)"));
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let run = exo_qemu_tests::run_tool;
     let img = dir.join(if fat { "fat.img" } else { "ext.img" });
     if fat {
         let i = img.to_str().unwrap();

@@ -5,15 +5,10 @@
 //! (the protocol itself) and `posixcheck` (an application on the POSIX
 //! library OS).
 
-use exo_qemu_tests::{boot, fnv1a64, seeded_bytes, Boot};
+use exo_qemu_tests::{boot, fnv1a64, run_tool as run, seeded_bytes, Boot};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the tools)"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A directory of its own, and the test files: `hello.txt` and a 300 KB
 /// `data/blob.bin` from a seeded generator. Returns the blob.
