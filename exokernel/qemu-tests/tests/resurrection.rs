@@ -111,8 +111,10 @@ fn reads_come_out_right_while_the_driver_or_the_file_server_is_killed_again_and_
 
 /// Sends `size` seeded bytes through the TCP echo on `port` once `up`
 /// says the service has its address (retrying the connection until it
-/// answers) and returns what was sent and what came back.
-fn echo_from_the_host(port: u16, size: usize, up: std::sync::mpsc::Receiver<()>) -> (Vec<u8>, Vec<u8>) {
+/// answers) and returns what was sent and what came back. The sending is
+/// spread over at least `pace`, so the connection stays open through the
+/// kills however fast the machine moves the bytes.
+fn echo_from_the_host(port: u16, size: usize, pace: Duration, up: std::sync::mpsc::Receiver<()>) -> (Vec<u8>, Vec<u8>) {
     use std::io::{Read, Write};
     let payload = seeded_bytes(0x9e37_79b9_7f4a_7c15, size);
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
@@ -124,7 +126,18 @@ fn echo_from_the_host(port: u16, size: usize, up: std::sync::mpsc::Receiver<()>)
                 let mut w = s.try_clone().unwrap();
                 let data = payload.clone();
                 std::thread::spawn(move || {
-                    let _ = w.write_all(&data);
+                    const CHUNK: usize = 64 << 10;
+                    let start = std::time::Instant::now();
+                    let chunks = data.len().div_ceil(CHUNK).max(1) as u32;
+                    for (i, chunk) in data.chunks(CHUNK).enumerate() {
+                        if w.write_all(chunk).is_err() {
+                            return;
+                        }
+                        let due = pace * (i as u32 + 1) / chunks;
+                        if let Some(wait) = due.checked_sub(start.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     let _ = w.shutdown(std::net::Shutdown::Write);
                 })
             };
@@ -148,7 +161,7 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
     // Connect as soon as the server has its address (before then QEMU
     // holds the connection for seconds): the kills start 2 s after boot.
     let (up_tx, up) = std::sync::mpsc::channel();
-    let talker = std::thread::spawn(move || echo_from_the_host(port, SIZE, up));
+    let talker = std::thread::spawn(move || echo_from_the_host(port, SIZE, Duration::from_secs(9), up));
     let watch = move |line: &str| {
         if line.starts_with("net-server: DHCP: address") {
             let _ = up_tx.send(());
