@@ -1,6 +1,7 @@
-//! Network tests: the virtio-net driver and the network server (smoltcp)
-//! as two ExoV6 processes, reached from the host through QEMU's user
-//! network and its port forwarding (`run-qemu --forward`).
+//! Network tests: the virtio-net driver, the network server (smoltcp)
+//! and `echod` (a POSIX program on the network server's sockets) as three
+//! ExoV6 processes, reached from the host through QEMU's user network and
+//! its port forwarding (`run-qemu --forward`).
 
 use exo_qemu_tests::{boot, Boot};
 use std::io::{Read, Write};
@@ -73,13 +74,17 @@ fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
         "virtio-net: 00:03.0: MAC 52:54:00:12:34:56",
         "net-server: up on MAC 52:54:00:12:34:56; asking for an address by DHCP",
         "net-server: DHCP: address 10.0.2.15/24",
-        "net-server: TCP 7: connection from 10.0.2.2:",
-        "net-server: TCP 7: connection ended, 65536 bytes echoed",
-        "net-server: 1 connection(s) served",
+        "net-server: serving sockets (TCP and UDP)",
+        "echod: echo on TCP and UDP port 7",
+        "echod: TCP 7: connection from 10.0.2.2:",
+        "echod: TCP 7: connection ended, 65536 bytes echoed",
+        "echod: 1 connection(s) served",
+        "root: every client of sockets has ended for good",
+        "net-server: every client has ended for good",
     ]);
-    b.expect_line("net-server: UDP 7: 20 bytes from 10.0.2.2:");
+    b.expect_line("echod: UDP 7: 20 bytes from 10.0.2.2:");
     b.expect_line("virtio-net: 1 client(s) served");
-    b.expect_line("root: all 2 programs ended as expected");
+    b.expect_line("root: all 3 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 
@@ -95,9 +100,9 @@ fn the_network_survives_a_driver_restart_mid_transfer() {
         "root: virtio-net exited with code 70; restarting it in 10 ms",
         "root: restarted virtio-net",
         "net-server: the driver was restarted: buffer and notification attached again",
-        "net-server: TCP 7: connection ended, 65536 bytes echoed",
+        "echod: TCP 7: connection ended, 65536 bytes echoed",
     ]);
     assert_eq!(b.lines().iter().filter(|l| l.contains("test hook: dying")).count(), 1, "{}", b.serial);
-    b.expect_line("root: all 2 programs ended as expected");
+    b.expect_line("root: all 3 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }

@@ -159,11 +159,11 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let fwd = format!("tcp:{port}:7");
     // Connect as soon as the server has its address (before then QEMU
-    // holds the connection for seconds): the kills start 2 s after boot.
+    // holds the connection for seconds): the kills start 3 s after boot.
     let (up_tx, up) = std::sync::mpsc::channel();
     let talker = std::thread::spawn(move || echo_from_the_host(port, SIZE, Duration::from_secs(9), up));
     let watch = move |line: &str| {
-        if line.starts_with("net-server: DHCP: address") {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
             let _ = up_tx.send(());
         }
     };
@@ -178,8 +178,8 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
     );
     b.expect_line("root: test: killed virtio-net 5 times");
     // All five while the connection was open.
-    let from = b.expect_line("net-server: TCP 7: connection from 10.0.2.2:");
-    let to = b.expect_line(&format!("net-server: TCP 7: connection ended, {SIZE} bytes echoed"));
+    let from = b.expect_line("echod: TCP 7: connection from 10.0.2.2:");
+    let to = b.expect_line(&format!("echod: TCP 7: connection ended, {SIZE} bytes echoed"));
     let during = b.lines()[from..to].iter().filter(|l| l.starts_with("root: restarted virtio-net")).count();
     assert_eq!(during, 5, "{}", b.serial);
     // Each new instance got the first one's capabilities back from the
@@ -193,7 +193,7 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
         "{}",
         b.serial
     );
-    b.expect_line("root: all 2 programs ended as expected");
+    b.expect_line("root: all 3 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
     eprintln!(
         "resurrection: 16 MiB echoed through TCP in {:.1} s with the network driver killed 5 times",

@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+pub mod net;
 pub mod process;
 
 use alloc::string::{String, ToString};
@@ -40,6 +41,8 @@ pub enum Errno {
     EBADF = 9,
     /// Out of memory.
     ENOMEM = 12,
+    /// Illegal seek (or a file operation on a socket).
+    ESPIPE = 29,
     /// File exists.
     EEXIST = 17,
     /// Not a directory.
@@ -62,6 +65,30 @@ pub enum Errno {
     ESRCH = 3,
     /// No child process of that number.
     ECHILD = 10,
+    /// Try again: a non-blocking socket would have to wait.
+    EAGAIN = 11,
+    /// Broken pipe: this end was shut down for writing.
+    EPIPE = 32,
+    /// Not a socket.
+    ENOTSOCK = 88,
+    /// Message too long (a datagram beyond the largest carried).
+    EMSGSIZE = 90,
+    /// Address family not supported (IPv4 only).
+    EAFNOSUPPORT = 97,
+    /// Address in use.
+    EADDRINUSE = 98,
+    /// The network server is gone.
+    ENETDOWN = 100,
+    /// Connection reset (by the peer, or the network server lost it).
+    ECONNRESET = 104,
+    /// Already connected.
+    EISCONN = 106,
+    /// Not connected.
+    ENOTCONN = 107,
+    /// Timed out.
+    ETIMEDOUT = 110,
+    /// Connection refused.
+    ECONNREFUSED = 111,
 }
 
 /// Results of this library.
@@ -144,11 +171,18 @@ struct OpenFile {
     dir: bool,
 }
 
+/// What a descriptor names.
+enum Desc {
+    File(OpenFile),
+    /// A socket of the network server ([`net`]).
+    Socket(net::Sock),
+}
+
 struct State {
     server: Option<Attached>,
     /// The buffer shared with the server (mapped while mounted).
     buffer: Option<Mapping>,
-    files: Vec<Option<OpenFile>>,
+    files: Vec<Option<Desc>>,
 }
 
 static STATE: SpinLock<State> = SpinLock::new(State { server: None, buffer: None, files: Vec::new() });
@@ -168,17 +202,25 @@ pub fn mount(endpoint_slot: u64) -> Result<()> {
             Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENODEV)?;
         s.server = Some(server);
         s.buffer = Some(buffer);
-        s.files.clear();
+        forget_files(s);
         Ok(())
     })
 }
 
-/// Detaches from the file server; every descriptor but the console's is
-/// closed.
+/// Closes every file's descriptor (sockets stay).
+fn forget_files(s: &mut State) {
+    for d in s.files.iter_mut() {
+        if matches!(d, Some(Desc::File(_))) {
+            *d = None;
+        }
+    }
+}
+
+/// Detaches from the file server; every file's descriptor is closed.
 pub fn unmount() -> Result<()> {
     with(|s| {
         let server = s.server.take().ok_or(Errno::ENODEV)?;
-        s.files.clear();
+        forget_files(s);
         server.detach();
         s.buffer = None; // unmapped
         Ok(())
@@ -315,32 +357,56 @@ pub fn open(path: &str, oflags: u32) -> Result<Fd> {
                 _ => return Err(Errno::EIO),
             }
         }
-        let i = match s.files.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if s.files.len() < MAX_FILES => {
-                s.files.push(None);
-                s.files.len() - 1
-            }
-            None => return Err(Errno::EMFILE),
-        };
         let append = oflags & flags::O_APPEND != 0;
-        s.files[i] = Some(OpenFile { path, offset: 0, read, write, append, dir });
-        Ok(i as Fd + FIRST_FD)
+        new_desc(s, Desc::File(OpenFile { path, offset: 0, read, write, append, dir }))
     })
+}
+
+/// The lowest free descriptor, now naming `d`.
+fn new_desc(s: &mut State, d: Desc) -> Result<Fd> {
+    let i = match s.files.iter().position(Option::is_none) {
+        Some(i) => i,
+        None if s.files.len() < MAX_FILES => {
+            s.files.push(None);
+            s.files.len() - 1
+        }
+        None => return Err(Errno::EMFILE),
+    };
+    s.files[i] = Some(d);
+    Ok(i as Fd + FIRST_FD)
+}
+
+/// The socket descriptor `fd` names: `ENOTSOCK` for a file, `EBADF` for
+/// nothing.
+fn socket_of(fd: Fd) -> Result<net::Sock> {
+    with(|s| match desc(s, fd)? {
+        Desc::Socket(k) => Ok(*k),
+        Desc::File(_) => Err(Errno::ENOTSOCK),
+    })
+}
+
+fn desc(s: &mut State, fd: Fd) -> Result<&mut Desc> {
+    usize::try_from(fd - FIRST_FD).ok().and_then(|i| s.files.get_mut(i)).and_then(|f| f.as_mut()).ok_or(Errno::EBADF)
 }
 
 /// Descriptors below this are the console's.
 const FIRST_FD: Fd = 3;
 
 fn file(s: &mut State, fd: Fd) -> Result<&mut OpenFile> {
-    usize::try_from(fd - FIRST_FD).ok().and_then(|i| s.files.get_mut(i)).and_then(|f| f.as_mut()).ok_or(Errno::EBADF)
+    match desc(s, fd)? {
+        Desc::File(f) => Ok(f),
+        Desc::Socket(_) => Err(Errno::ESPIPE),
+    }
 }
 
 /// Reads up to `buf.len()` bytes at the descriptor's position; 0 at the
-/// end of the file.
+/// end of the file. On a socket: [`net::recv`].
 pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     if (0..3).contains(&fd) {
         return if fd == 0 { Ok(0) } else { Err(Errno::EBADF) };
+    }
+    if let Ok(k) = socket_of(fd) {
+        return net::recv_on(k, buf).map(|(n, _)| n);
     }
     with(|s| {
         let f = file(s, fd)?;
@@ -363,10 +429,13 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 }
 
 /// Writes `data` at the descriptor's position (or the end, with
-/// `O_APPEND`); how many bytes were written.
+/// `O_APPEND`); how many bytes were written. On a socket: [`net::send`].
 pub fn write(fd: Fd, data: &[u8]) -> Result<usize> {
     if fd == 1 || fd == 2 {
         return exo_rt::caps::CONSOLE.write(data).map(|n| n as usize).map_err(|_| Errno::EIO);
+    }
+    if let Ok(k) = socket_of(fd) {
+        return net::send_on(k, data, None);
     }
     with(|s| {
         let f = file(s, fd)?;
@@ -411,13 +480,17 @@ pub fn fstat(fd: Fd) -> Result<Stat> {
     })
 }
 
-/// Closes a descriptor.
+/// Closes a descriptor (a socket's connection ends: data queued still
+/// goes out, then the end of the stream).
 pub fn close(fd: Fd) -> Result<()> {
-    with(|s| {
-        file(s, fd)?;
-        s.files[(fd - FIRST_FD) as usize] = None;
-        Ok(())
-    })
+    let d = with(|s| {
+        desc(s, fd)?;
+        Ok(s.files[(fd - FIRST_FD) as usize].take())
+    })?;
+    match d {
+        Some(Desc::Socket(k)) => net::close_sock(k),
+        _ => Ok(()),
+    }
 }
 
 /// The entries of directory `path` (without `.` and `..`).

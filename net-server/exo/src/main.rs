@@ -1,36 +1,48 @@
 //! The network server as an ExoV6 process: smoltcp over the frames of a
-//! network driver (`exo_protocols::frame`, its first endpoint).
+//! network driver (`exo_protocols::frame`, its first endpoint), and TCP
+//! and UDP sockets for applications (`exo_protocols::socket`, on its
+//! second endpoint; the POSIX library's sockets).
 //!
 //! It takes its address by DHCP, answers pings (smoltcp's automatic echo
-//! replies), and runs an echo service on TCP and UDP port 7. Between its
-//! own timers it sleeps on a notification the driver signals when frames
-//! arrive. The socket interface for applications (the library OS's
-//! sockets) comes later; for now the echo service is what the tests
-//! reach from the host through QEMU's port forwarding.
+//! replies), reassembles and fragments IP datagrams, and serves its
+//! clients' sockets ([`sockets`]). It is one event loop: it waits on its
+//! socket endpoint with the notification the driver signals when frames
+//! arrive bound to the wait, until smoltcp's next timer; every request,
+//! frame or timer polls the interface, and clients whose sockets became
+//! ready are signalled. No request waits: one that cannot go on answers
+//! `Empty` and the client sleeps on its notification.
 //!
-//! Arguments: `serve N` stops after N TCP echo connections have ended
-//! (for tests); `dhcp` stops once it has an address (the demo); without
-//! either, it runs for ever.
+//! Arguments: `dhcp` stops once it has an address (the demo); otherwise
+//! it serves until every client has ended for good (the supervisor then
+//! closes the socket endpoint).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+mod sockets;
+
+use alloc::boxed::Box;
 use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_protocols::frame::{self as net, Request, Status};
 use exo_protocols::session::client::Attached;
-use exo_rt::abi::{slot, DEPENDENCY_BITS, FOREVER};
-use exo_rt::caps::{Endpoint, Notification};
+use exo_protocols::session::server::{self, Ended, Serve, Sessions};
+use exo_protocols::session::{self, Status as Answer};
+use exo_protocols::socket::{self as proto, Request as SocketRequest};
+use exo_rt::abi::{slot, DEPENDENCY_BITS, FOREVER, NOTIFY_BADGE};
+use exo_rt::caps::{Endpoint, Message, Notification};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
-use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, IpCidr, IpListenEndpoint};
+use smoltcp::wire::{EthernetAddress, IpCidr};
 
 exo_rt::entry!(main);
 
@@ -38,10 +50,16 @@ exo_rt::entry!(main);
 /// to send at `net::TX_OFFSET`.
 const BUF_VA: u64 = 0x50_0000_0000;
 const BUF_PAGES: u64 = 2;
-/// The echo service's port.
-const ECHO_PORT: u16 = 7;
+/// Where clients' buffers are mapped: one window each.
+const CLIENT_VA: u64 = 0x60_0000_0000;
+const CLIENT_WINDOW: u64 = 256 * 1024;
+const MAX_CLIENTS: usize = 64;
 /// Longest sleep between looks at the timers.
-const MAX_SLEEP_NS: u64 = 100_000_000;
+const MAX_SLEEP_NS: u64 = 1_000_000_000;
+/// How long to wait for a DHCP address before serving without one.
+const DHCP_WAIT_NS: u64 = 10_000_000_000;
+/// How often clients are looked at to find those that ended.
+const SWEEP_NS: u64 = 1_000_000_000;
 
 /// Frames exchanged with the driver (for the report).
 static FRAMES_IN: AtomicU64 = AtomicU64::new(0);
@@ -170,13 +188,158 @@ fn now() -> Instant {
     Instant::from_micros((sys::clock() / 1000) as i64)
 }
 
+/// Everything the event loop works on.
+struct Net {
+    link: Link,
+    iface: Box<Interface>,
+    sockets: SocketSet<'static>,
+    dhcp: smoltcp::iface::SocketHandle,
+    have_address: bool,
+    table: sockets::Table,
+    clients: Sessions,
+    last_sweep: u64,
+}
+
+impl Net {
+    /// Polls the interface, follows DHCP, and signals the clients whose
+    /// sockets became ready.
+    fn poll(&mut self, verbose_dhcp: bool) {
+        self.iface.poll(now(), &mut self.link, &mut self.sockets);
+        match self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll() {
+            Some(dhcpv4::Event::Configured(c)) => {
+                self.iface.update_ip_addrs(|a| {
+                    a.clear();
+                    let _ = a.push(IpCidr::Ipv4(c.address));
+                });
+                match c.router {
+                    Some(r) => {
+                        let _ = self.iface.routes_mut().add_default_ipv4_route(r);
+                    }
+                    None => {
+                        self.iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+                let router = c.router.map(|r| alloc::format!("{r}")).unwrap_or_else(|| "none".into());
+                if verbose_dhcp || !self.have_address {
+                    println!("net-server: DHCP: address {}, router {router}", c.address);
+                }
+                self.have_address = true;
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                if core::mem::take(&mut self.have_address) {
+                    println!("net-server: DHCP: address lost");
+                }
+                self.iface.update_ip_addrs(|a| a.clear());
+                let _ = self.iface.routes_mut().remove_default_ipv4_route();
+            }
+            None => {}
+        }
+        for owner in self.table.update(&mut self.sockets) {
+            if let Ok(s) = self.clients.get(owner) {
+                if let Some(n) = s.note {
+                    let _ = n.signal(proto::READY);
+                }
+            }
+        }
+        // Segments the update queued (a listener's new sockets, a reset)
+        // go out now, not at the next event.
+        self.iface.poll(now(), &mut self.link, &mut self.sockets);
+        let t = sys::clock();
+        if t.saturating_sub(self.last_sweep) >= SWEEP_NS {
+            self.last_sweep = t;
+            self.sweep();
+        }
+    }
+
+    /// Lets go of clients that ended: their buffer or notification
+    /// capability no longer names anything (their budget was taken back).
+    fn sweep(&mut self) {
+        let gone: Vec<u64> = self.clients.iter_mut().filter(|s| !s.alive()).map(|s| s.badge).collect();
+        for badge in gone {
+            let n = self.table.close_all(&mut self.sockets, badge);
+            let _ = self.clients.detach(badge);
+            println!("net-server: client {badge:#x} ended; {n} socket(s) closed");
+        }
+    }
+
+    /// How long to sleep: until smoltcp's next timer, at most a second.
+    fn delay(&mut self) -> u64 {
+        self.iface
+            .poll_delay(now(), &self.sockets)
+            .map_or(MAX_SLEEP_NS, |d| (d.total_micros() * 1000).min(MAX_SLEEP_NS))
+    }
+
+    /// One client request: the answer words.
+    fn request(&mut self, msg: &Message) -> [u64; 3] {
+        let request = match SocketRequest::decode(msg.words) {
+            Ok(r) => r,
+            Err(s) => {
+                server::drop_passed_cap(msg);
+                return [s as u64, 0, 0];
+            }
+        };
+        let owner = msg.badge;
+        let t = &mut self.table;
+        let sockets = &mut self.sockets;
+        let answer = match request {
+            SocketRequest::Attach => {
+                // A client attaching again starts afresh.
+                t.close_all(sockets, owner);
+                return session::answer(self.clients.attach(msg).map(|s| (s.bytes(), 0)));
+            }
+            SocketRequest::Detach => {
+                t.close_all(sockets, owner);
+                return session::answer(self.clients.detach(owner).map(|()| (0, 0)));
+            }
+            SocketRequest::Subscribe => {
+                let Some(cap) = msg.cap else { return [Answer::BadRequest as u64, 0, 0] };
+                return session::answer(self.clients.subscribe(owner, cap).map(|_| (0, 0)));
+            }
+            // Every other request needs the client attached.
+            _ if self.clients.get(owner).is_err() => return [Answer::NotAttached as u64, 0, 0],
+            SocketRequest::Open { udp } => t.open(sockets, owner, udp).map(|h| (u64::from(h), 0)),
+            SocketRequest::Bind(h, to) => t.bind(sockets, owner, h, to).map(|a| (a, 0)),
+            SocketRequest::Listen(h, backlog) => t.listen(sockets, owner, h, backlog).map(|()| (0, 0)),
+            SocketRequest::Accept(h) => t.accept(sockets, owner, h),
+            SocketRequest::Connect(h, to) => t.connect(self.iface.context(), sockets, owner, h, to).map(|()| (0, 0)),
+            SocketRequest::Send(h, len, to) => {
+                let buf = self.clients.get(owner).expect("attached").buffer();
+                match buf.get(..len as usize) {
+                    Some(data) => t.send(sockets, owner, h, data, to).map(|n| (n, 0)),
+                    None => Err(Answer::TooLarge),
+                }
+            }
+            SocketRequest::Recv(h, len) => {
+                let buf = self.clients.get(owner).expect("attached").buffer();
+                let n = buf.len().min(len as usize);
+                t.recv(sockets, owner, h, &mut buf[..n])
+            }
+            SocketRequest::Poll(count) => {
+                let buf = self.clients.get(owner).expect("attached").buffer();
+                match buf.get_mut(..count as usize * 4) {
+                    Some(list) => {
+                        let mut ready = 0;
+                        for word in list.chunks_exact_mut(4) {
+                            let h = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+                            let f = t.poll(sockets, owner, h);
+                            ready += u64::from(f & !proto::CONNECTED != 0);
+                            word.copy_from_slice(&f.to_le_bytes());
+                        }
+                        Ok((ready, 0))
+                    }
+                    None => Err(Answer::TooLarge),
+                }
+            }
+            SocketRequest::Shutdown(h) => t.shutdown(sockets, owner, h).map(|()| (0, 0)),
+            SocketRequest::Close(h) => t.close(sockets, owner, h, false).map(|()| (0, 0)),
+            SocketRequest::Names(h) => t.names(sockets, owner, h),
+        };
+        session::answer(answer)
+    }
+}
+
 fn main(args: &str) -> i32 {
-    let mut words = args.split_whitespace();
-    let (stop_after, dhcp_only): (Option<u64>, bool) = match (words.next(), words.next()) {
-        (Some("serve"), Some(n)) => (n.parse().ok(), false),
-        (Some("dhcp"), None) => (None, true),
-        _ => (None, false),
-    };
+    let dhcp_only = args.split_whitespace().next() == Some("dhcp");
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     // The driver signals frames on the notification the supervisor gave
     // us, where the supervisor also says when the driver was restarted.
@@ -191,118 +354,83 @@ fn main(args: &str) -> i32 {
     let mut link = Link;
     let mut config = Config::new(EthernetAddress(mac).into());
     config.random_seed = sys::rdtsc(); // a seed, not a secret
-    let mut iface = Interface::new(config, &mut link, now());
-
+    let iface = Box::new(Interface::new(config, &mut link, now()));
     let mut sockets = SocketSet::new(vec![]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
-    let tcp_socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 8192]), tcp::SocketBuffer::new(vec![0; 8192]));
-    let tcp = sockets.add(tcp_socket);
-    let udp_socket = udp::Socket::new(
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 8192]),
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 8192]),
-    );
-    let udp = sockets.add(udp_socket);
-    if sockets.get_mut::<udp::Socket>(udp).bind(IpListenEndpoint { addr: None, port: ECHO_PORT }).is_err() {
-        println!("net-server: cannot bind UDP port {ECHO_PORT}");
-        return 1;
-    }
     println!(
         "net-server: up on MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}; asking for an address by DHCP",
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     );
+    let mut net = Net {
+        link,
+        iface,
+        sockets,
+        dhcp,
+        have_address: false,
+        table: sockets::Table::new(sys::rdtsc()),
+        clients: Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, proto::MIN_BUFFER),
+        last_sweep: sys::clock(),
+    };
 
-    let (mut served, mut echoed, mut was_active, mut have_address) = (0u64, 0u64, false, false);
-    loop {
-        let t = now();
-        iface.poll(t, &mut link, &mut sockets);
-
-        match sockets.get_mut::<dhcpv4::Socket>(dhcp).poll() {
-            Some(dhcpv4::Event::Configured(c)) => {
-                iface.update_ip_addrs(|a| {
-                    a.clear();
-                    let _ = a.push(IpCidr::Ipv4(c.address));
-                });
-                match c.router {
-                    Some(r) => {
-                        let _ = iface.routes_mut().add_default_ipv4_route(r);
-                    }
-                    None => {
-                        iface.routes_mut().remove_default_ipv4_route();
-                    }
-                }
-                let router = c.router.map(|r| alloc::format!("{r}")).unwrap_or_else(|| "none".into());
-                let service = if dhcp_only { "" } else { "; echo on TCP and UDP port 7" };
-                println!("net-server: DHCP: address {}, router {router}{service}", c.address);
-                have_address = true;
-                if dhcp_only {
-                    break;
-                }
-            }
-            Some(dhcpv4::Event::Deconfigured) => {
-                if core::mem::take(&mut have_address) {
-                    println!("net-server: DHCP: address lost");
-                }
-                iface.update_ip_addrs(|a| a.clear());
-                let _ = iface.routes_mut().remove_default_ipv4_route();
-            }
-            None => {}
-        }
-
-        // TCP echo: one connection at a time.
-        let s = sockets.get_mut::<tcp::Socket>(tcp);
-        if !s.is_open() && s.listen(ECHO_PORT).is_err() {
-            println!("net-server: cannot listen on TCP port {ECHO_PORT}");
-            return 1;
-        }
-        if s.is_active() && !was_active {
-            if let Some(peer) = s.remote_endpoint() {
-                println!("net-server: TCP {ECHO_PORT}: connection from {peer}");
-            }
-        }
-        if s.can_recv() && s.can_send() {
-            let mut chunk = [0u8; 2048];
-            let n = s.recv_slice(&mut chunk).unwrap_or(0);
-            let sent = s.send_slice(&chunk[..n]).unwrap_or(0);
-            echoed += sent as u64;
-        }
-        if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
-            s.close(); // the peer is done and everything went back
-        }
-        if was_active && !s.is_active() {
-            served += 1;
-            println!("net-server: TCP {ECHO_PORT}: connection ended, {echoed} bytes echoed");
-            echoed = 0;
-            if stop_after.is_some_and(|n| served >= n) {
-                break;
-            }
-        }
-        was_active = s.is_active();
-
-        // UDP echo.
-        let u = sockets.get_mut::<udp::Socket>(udp);
-        let mut dgram = [0u8; 1500];
-        while let Ok((n, meta)) = u.recv_slice(&mut dgram) {
-            let _ = u.send_slice(&dgram[..n], meta.endpoint);
-            println!("net-server: UDP {ECHO_PORT}: {n} bytes from {} echoed", meta.endpoint);
-        }
-
-        // Sleep until the next timer or a frame.
-        let delay =
-            iface.poll_delay(now(), &sockets).map_or(MAX_SLEEP_NS, |d| (d.total_micros() * 1000).min(MAX_SLEEP_NS));
-        if delay > 0 && note.wait(delay).is_ok_and(|bits| bits & DEPENDENCY_BITS != 0) {
+    // The address first (clients calling meanwhile wait for it), for a
+    // while: without one the sockets are served anyway.
+    let start = sys::clock();
+    while !net.have_address && sys::clock() - start < DHCP_WAIT_NS {
+        net.poll(true);
+        let delay = net.delay().max(1);
+        if note.wait(delay).is_ok_and(|bits| bits & DEPENDENCY_BITS != 0) {
             attach_again();
         }
     }
+    if !net.have_address {
+        println!(
+            "net-server: no DHCP answer in {} s; serving sockets without an address",
+            DHCP_WAIT_NS / 1_000_000_000
+        );
+    }
+    let ended = if dhcp_only {
+        None
+    } else {
+        println!("net-server: serving sockets (TCP and UDP)");
+        let sockets_ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE + 1);
+        let timeout = Cell::new(net.delay());
+        let how = Serve {
+            name: "net-server",
+            clients: None,
+            bound: Some(note),
+            timeout: FOREVER,
+            takes_cap: &[proto::SUBSCRIBE],
+        };
+        Some(server::serve_timed(sockets_ep, how, &timeout, |msg| {
+            let answer = match msg {
+                Some(m) if m.badge == NOTIFY_BADGE => {
+                    if m.words[0] & DEPENDENCY_BITS != 0 {
+                        attach_again();
+                    }
+                    None
+                }
+                Some(m) => Some(net.request(m)),
+                None => None,
+            };
+            net.poll(false);
+            timeout.set(net.delay());
+            answer
+        }))
+    };
     // Let the last segments go out, then give the driver its buffer back.
     for _ in 0..20 {
-        iface.poll(now(), &mut link, &mut sockets);
+        net.poll(false);
         sys::sleep(1_000_000);
     }
     let _ = ep.call(Request::Detach.encode(), None, FOREVER);
+    let (open, connections) = net.table.counts();
     println!(
-        "net-server: {served} connection(s) served, {} frames in, {} out; stopping",
+        "net-server: {} frames in, {} out; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
         FRAMES_IN.load(Ordering::Relaxed),
         FRAMES_OUT.load(Ordering::Relaxed)
     );
-    0
+    match ended {
+        Some(Ended::Failed(_)) => 1,
+        _ => 0,
+    }
 }

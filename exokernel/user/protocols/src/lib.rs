@@ -6,7 +6,8 @@
 //! sends requests of three words that refer to that buffer, and gives it
 //! back (`DETACH`); every answer's first word is a [`session::Status`].
 //! What differs is in one module each: [`block`] (sectors), [`frame`]
-//! (Ethernet frames) and [`file`] (the file protocol, whose requests and
+//! (Ethernet frames), [`socket`] (TCP and UDP sockets of the network
+//! server) and [`file`] (the file protocol, whose requests and
 //! responses are encoded in the buffer; the hosted `exo-img` speaks the
 //! same encoding over a socket).
 //!
@@ -26,3 +27,4 @@ pub mod file;
 pub mod frame;
 pub mod process;
 pub mod session;
+pub mod socket;

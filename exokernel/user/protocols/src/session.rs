@@ -46,11 +46,21 @@ pub enum Status {
     BadFrame = 9,
     /// No such program (in the boot image, or among the client's).
     NoSuchProgram = 10,
+    /// No such socket (never opened, closed, or another client's).
+    NoSuchSocket = 11,
+    /// The address (port) is taken.
+    AddressInUse = 12,
+    /// Not connected (or not listening, or of the wrong kind for this).
+    NotConnected = 13,
+    /// The connection was refused, reset or timed out.
+    ConnectionFailed = 14,
+    /// Too many (sockets, clients).
+    TooMany = 15,
 }
 
 impl Status {
     /// Every status, in word order.
-    pub const ALL: [Status; 11] = [
+    pub const ALL: [Status; 16] = [
         Status::Ok,
         Status::BadRequest,
         Status::NotAttached,
@@ -62,6 +72,11 @@ impl Status {
         Status::Empty,
         Status::BadFrame,
         Status::NoSuchProgram,
+        Status::NoSuchSocket,
+        Status::AddressInUse,
+        Status::NotConnected,
+        Status::ConnectionFailed,
+        Status::TooMany,
     ];
 
     /// Decodes an answer's first word.
@@ -83,6 +98,11 @@ impl Status {
             Status::Empty => "nothing waiting",
             Status::BadFrame => "frame empty or too long",
             Status::NoSuchProgram => "no such program",
+            Status::NoSuchSocket => "no such socket",
+            Status::AddressInUse => "address in use",
+            Status::NotConnected => "not connected",
+            Status::ConnectionFailed => "connection refused, reset or timed out",
+            Status::TooMany => "too many",
         }
     }
 }

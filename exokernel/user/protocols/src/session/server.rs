@@ -4,6 +4,7 @@
 
 use super::{Status, ATTACH, DETACH, PING};
 use alloc::vec::Vec;
+use core::cell::Cell;
 use exo_rt::abi::{map_flags, Error, PAGE_SIZE};
 use exo_rt::caps::{self, Endpoint, Memory, Message, Notification};
 use exo_rt::mem::Mapping;
@@ -30,6 +31,13 @@ impl Session {
     /// Bytes in its buffer.
     pub fn bytes(&self) -> u64 {
         self.buffer.len() as u64
+    }
+
+    /// Whether the client may still be there: false once its buffer's or
+    /// its notification's capability names nothing (revoked with the
+    /// budget they came from, when the client ended).
+    pub fn alive(&self) -> bool {
+        caps::info(self.buffer.memory().slot()).is_ok() && self.note.is_none_or(|n| caps::info(n.slot()).is_ok())
     }
 
     /// Keeps `note` as the notification to signal, deleting the one
@@ -167,17 +175,31 @@ pub enum Ended {
 /// are deleted unread. Successful `DETACH`es are counted; `PING` is
 /// answered here. When the supervisor closes the endpoint (no client is
 /// left), it returns [`Ended::Served`] with the count so far.
-pub fn serve(ep: Endpoint, how: Serve<'_>, mut handle: impl FnMut(Option<&Message>) -> Option<[u64; 3]>) -> Ended {
+pub fn serve(ep: Endpoint, how: Serve<'_>, handle: impl FnMut(Option<&Message>) -> Option<[u64; 3]>) -> Ended {
+    let timeout = Cell::new(how.timeout);
+    serve_timed(ep, how, &timeout, handle)
+}
+
+/// [`serve`], waiting each time as long as `timeout` says then (the
+/// handler may change it: a network stack's next timer). `how.timeout`
+/// is not used.
+pub fn serve_timed(
+    ep: Endpoint,
+    how: Serve<'_>,
+    timeout: &Cell<u64>,
+    mut handle: impl FnMut(Option<&Message>) -> Option<[u64; 3]>,
+) -> Ended {
     let mut pending: Option<[u64; 3]> = None;
     let mut gone = 0;
     loop {
+        let wait = timeout.get();
         let received = match (pending.take(), how.bound) {
-            (Some(words), None) => ep.reply_recv(words, None, how.timeout),
+            (Some(words), None) => ep.reply_recv(words, None, wait),
             (Some(words), Some(bound)) => {
                 let _ = caps::reply(words, None);
-                ep.recv(Some(bound), how.timeout)
+                ep.recv(Some(bound), wait)
             }
-            (None, bound) => ep.recv(bound, how.timeout),
+            (None, bound) => ep.recv(bound, wait),
         };
         let msg = match received {
             Ok(m) => m,

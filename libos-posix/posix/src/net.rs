@@ -1,0 +1,512 @@
+//! Sockets: TCP and UDP over IPv4, served by the network server
+//! (`exo_protocols::socket`), as file descriptors of this library.
+//!
+//! [`attach`] connects to the network server on an endpoint slot: a
+//! buffer is attached and a notification of this process's own (from its
+//! budget) subscribed. Every request is answered at once; a blocking
+//! socket that gets "nothing yet" sleeps on the notification, which the
+//! server signals when one of this process's sockets changes, and asks
+//! again. Sockets made non-blocking ([`set_nonblocking`]) get `EAGAIN`
+//! instead, and [`poll`] waits for any of several descriptors, as
+//! `poll(2)` does. `read`, `write` and `close` of the library work on
+//! socket descriptors.
+//!
+//! Names are numeric only ([`getaddrinfo`] parses `a.b.c.d` and a port):
+//! there is no resolver yet. If the network server is restarted it has
+//! lost every socket: operations on the old ones fail with `ECONNRESET`,
+//! new sockets work (the buffer is attached to the new instance).
+//! A process's sockets are used by one thread at a time.
+
+use crate::{new_desc, socket_of, with, Desc, Errno, Fd, Result};
+use exo_protocols::session::client::Attached;
+use exo_protocols::session::Status;
+use exo_protocols::socket::{self as proto, addr, Request};
+use exo_rt::abi::{slot, FOREVER};
+use exo_rt::caps::{Endpoint, Notification, Untyped};
+use exo_rt::mem::Mapping;
+use exo_rt::sync::SpinLock;
+
+/// An IPv4 address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketAddr {
+    /// The address, `[a, b, c, d]`.
+    pub ip: [u8; 4],
+    /// The port.
+    pub port: u16,
+}
+
+impl SocketAddr {
+    /// `ip:port`.
+    pub const fn new(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr { ip, port }
+    }
+
+    fn from_word(w: u64) -> SocketAddr {
+        let (ip, port) = addr::decode(w).unwrap_or(([0; 4], 0));
+        SocketAddr { ip, port }
+    }
+}
+
+impl core::fmt::Display for SocketAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d] = self.ip;
+        write!(f, "{a}.{b}.{c}.{d}:{}", self.port)
+    }
+}
+
+/// Which kind of socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// TCP (`SOCK_STREAM`).
+    Stream,
+    /// UDP (`SOCK_DGRAM`).
+    Datagram,
+}
+
+/// A socket descriptor's state in this process.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sock {
+    handle: u32,
+    kind: Kind,
+    nonblocking: bool,
+    /// Connected (or accepted) once: a failure is then a reset.
+    connected: bool,
+    /// Which attachment made it: one of an earlier instance of the server
+    /// is gone.
+    epoch: u64,
+}
+
+/// Where the buffer shared with the network server is mapped, and its
+/// size: the most bytes one request moves.
+const BUF_VA: u64 = 0x0000_4100_0000_0000;
+const BUF_PAGES: u64 = 16;
+const CHUNK: usize = (BUF_PAGES * 4096) as usize;
+
+struct Net {
+    server: Attached,
+    buffer: Mapping,
+    note: Notification,
+    epoch: u64,
+}
+
+static NET: SpinLock<Option<Net>> = SpinLock::new(None);
+
+/// Connects to the network server on endpoint `endpoint_slot`.
+pub fn attach(endpoint_slot: u64) -> Result<()> {
+    if NET.lock().is_some() {
+        return Err(Errno::EISCONN);
+    }
+    let untyped = Untyped::from_slot(slot::UNTYPED);
+    let note = untyped.create_notification().map_err(|_| Errno::ENOMEM)?;
+    let (buffer, server, _) =
+        Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENETDOWN)?;
+    let net = Net { server, buffer, note, epoch: 1 };
+    subscribe(&net)?;
+    *NET.lock() = Some(net);
+    Ok(())
+}
+
+fn subscribe(net: &Net) -> Result<()> {
+    let m = net
+        .server
+        .endpoint()
+        .call(Request::Subscribe.encode(), Some(net.note.slot()), FOREVER)
+        .map_err(|_| Errno::ENETDOWN)?;
+    match Status::from_word(m.words[0]) {
+        Some(Status::Ok) => Ok(()),
+        _ => Err(Errno::ENETDOWN),
+    }
+}
+
+/// What a refusal means for a socket that was (or was not) connected.
+fn errno(s: Status, connected: bool) -> Errno {
+    match s {
+        Status::Empty => Errno::EAGAIN,
+        Status::NoSuchSocket => Errno::EBADF,
+        Status::AddressInUse => Errno::EADDRINUSE,
+        Status::NotConnected => Errno::ENOTCONN,
+        Status::ConnectionFailed if connected => Errno::ECONNRESET,
+        Status::ConnectionFailed => Errno::ECONNREFUSED,
+        Status::TooMany => Errno::EMFILE,
+        Status::TooLarge => Errno::EMSGSIZE,
+        _ => Errno::EINVAL,
+    }
+}
+
+/// One request; `fill` writes the buffer first, `take` reads it after a
+/// successful answer. A server restarted meanwhile (it answers
+/// `NotAttached`) gets this process's buffer again, and the socket the
+/// request named is reported reset.
+fn request<R>(
+    sock: Option<&Sock>,
+    r: Request,
+    fill: impl FnOnce(&mut [u8]),
+    take: impl FnOnce(&[u8], [u64; 2]) -> R,
+) -> Result<R> {
+    let mut guard = NET.lock();
+    let net = guard.as_mut().ok_or(Errno::ENETDOWN)?;
+    if sock.is_some_and(|k| k.epoch != net.epoch) {
+        return Err(Errno::ECONNRESET);
+    }
+    fill(net.buffer.as_mut_slice());
+    let m = net.server.endpoint().call(r.encode(), None, FOREVER).map_err(|_| Errno::ENETDOWN)?;
+    match Status::from_word(m.words[0]) {
+        Some(Status::Ok) => Ok(take(net.buffer.as_mut_slice(), [m.words[1], m.words[2]])),
+        Some(Status::NotAttached) => {
+            // A new instance: it knows none of our sockets.
+            net.server.attach_again().map_err(|_| Errno::ENETDOWN)?;
+            subscribe(net)?;
+            net.epoch += 1;
+            Err(if sock.is_some() { Errno::ECONNRESET } else { Errno::EAGAIN })
+        }
+        Some(s) => Err(errno(s, sock.is_some_and(|k| k.connected))),
+        None => Err(Errno::EIO),
+    }
+}
+
+/// Sleeps until the server signals a change (at most `timeout` ns).
+fn wait(timeout: u64) -> Result<()> {
+    let note = NET.lock().as_ref().ok_or(Errno::ENETDOWN)?.note;
+    match note.wait(timeout) {
+        Ok(_) | Err(exo_rt::abi::Error::Timeout) => Ok(()),
+        Err(_) => Err(Errno::ENETDOWN),
+    }
+}
+
+/// Makes `op` blocking unless the socket is non-blocking: "nothing yet"
+/// sleeps until the server signals, then asks again.
+fn blocking<R>(sock: &Sock, mut op: impl FnMut() -> Result<R>) -> Result<R> {
+    loop {
+        match op() {
+            Err(Errno::EAGAIN) if !sock.nonblocking => wait(FOREVER)?,
+            r => return r,
+        }
+    }
+}
+
+fn set(fd: Fd, sock: Sock) -> Result<()> {
+    with(|s| match crate::desc(s, fd)? {
+        Desc::Socket(k) => {
+            *k = sock;
+            Ok(())
+        }
+        Desc::File(_) => Err(Errno::ENOTSOCK),
+    })
+}
+
+/// A new socket (`socket(AF_INET, SOCK_STREAM or SOCK_DGRAM, 0)`).
+pub fn socket(kind: Kind) -> Result<Fd> {
+    let open = Request::Open { udp: kind == Kind::Datagram };
+    let open_once = || request(None, open, |_| {}, |_, [h, _]| h as u32);
+    // A restarted server is attached again on the way: once more.
+    let handle = match open_once() {
+        Err(Errno::EAGAIN) => open_once()?,
+        r => r?,
+    };
+    let epoch = NET.lock().as_ref().map_or(0, |n| n.epoch);
+    let sock = Sock { handle, kind, nonblocking: false, connected: false, epoch };
+    match with(|s| new_desc(s, Desc::Socket(sock))) {
+        Ok(fd) => Ok(fd),
+        Err(e) => {
+            let _ = request(Some(&sock), Request::Close(handle), |_| {}, |_, _| ());
+            Err(e)
+        }
+    }
+}
+
+/// Makes the socket's operations return `EAGAIN` instead of waiting
+/// (`O_NONBLOCK`), or wait again.
+pub fn set_nonblocking(fd: Fd, on: bool) -> Result<()> {
+    let mut k = socket_of(fd)?;
+    k.nonblocking = on;
+    set(fd, k)
+}
+
+/// Binds the socket to a local address (port 0: one the server picks);
+/// the address bound.
+pub fn bind(fd: Fd, to: SocketAddr) -> Result<SocketAddr> {
+    let k = socket_of(fd)?;
+    request(Some(&k), Request::Bind(k.handle, (to.ip, to.port)), |_| {}, |_, [a, _]| SocketAddr::from_word(a))
+}
+
+/// Listens on a bound TCP socket, with at most `backlog` connections
+/// waiting to be accepted (0: the server's default).
+pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
+    let k = socket_of(fd)?;
+    request(Some(&k), Request::Listen(k.handle, backlog), |_| {}, |_, _| ())
+}
+
+/// Accepts a connection: its descriptor (blocking, whatever the
+/// listener is) and its peer.
+pub fn accept(fd: Fd) -> Result<(Fd, SocketAddr)> {
+    let k = socket_of(fd)?;
+    let (handle, peer) =
+        blocking(&k, || request(Some(&k), Request::Accept(k.handle), |_| {}, |_, [h, p]| (h as u32, p)))?;
+    let sock = Sock { handle, kind: Kind::Stream, nonblocking: false, connected: true, epoch: k.epoch };
+    match with(|s| new_desc(s, Desc::Socket(sock))) {
+        Ok(new) => Ok((new, SocketAddr::from_word(peer))),
+        Err(e) => {
+            let _ = close_sock(sock);
+            Err(e)
+        }
+    }
+}
+
+/// Connects: TCP waits for the handshake (a non-blocking socket does not:
+/// [`poll`] for writable); UDP sets the peer.
+pub fn connect(fd: Fd, to: SocketAddr) -> Result<()> {
+    let mut k = socket_of(fd)?;
+    if k.connected {
+        return Err(Errno::EISCONN);
+    }
+    request(Some(&k), Request::Connect(k.handle, (to.ip, to.port)), |_| {}, |_, _| ())?;
+    if k.kind == Kind::Datagram {
+        return Ok(());
+    }
+    let r = if k.nonblocking {
+        Ok(())
+    } else {
+        blocking(&k, || {
+            let f = flags(&k)?;
+            if f & proto::FAILED != 0 {
+                Err(Errno::ECONNREFUSED)
+            } else if f & proto::CONNECTED != 0 {
+                Ok(())
+            } else {
+                Err(Errno::EAGAIN)
+            }
+        })
+    };
+    // Connected from now on (a later failure is a reset), even while a
+    // non-blocking handshake goes on.
+    k.connected = r.is_ok();
+    set(fd, k)?;
+    r
+}
+
+/// The poll flags of one socket.
+fn flags(k: &Sock) -> Result<u32> {
+    request(
+        Some(k),
+        Request::Poll(1),
+        |b| b[..4].copy_from_slice(&k.handle.to_le_bytes()),
+        |b, _| u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
+    )
+}
+
+/// Sends `data` (TCP: all of it, unless non-blocking, when as much as
+/// fits; UDP: one datagram, to `to` or the connected peer); bytes sent.
+pub fn sendto(fd: Fd, data: &[u8], to: Option<SocketAddr>) -> Result<usize> {
+    send_on(socket_of(fd)?, data, to)
+}
+
+/// Sends `data` on a connected socket.
+pub fn send(fd: Fd, data: &[u8]) -> Result<usize> {
+    sendto(fd, data, None)
+}
+
+pub(crate) fn send_on(k: Sock, data: &[u8], to: Option<SocketAddr>) -> Result<usize> {
+    let to = to.map(|a| (a.ip, a.port));
+    if k.kind == Kind::Datagram {
+        if data.len() > proto::MAX_DATAGRAM {
+            return Err(Errno::EMSGSIZE);
+        }
+        return blocking(&k, || {
+            request(
+                Some(&k),
+                Request::Send(k.handle, data.len() as u32, to),
+                |b| b[..data.len()].copy_from_slice(data),
+                |_, [n, _]| n as usize,
+            )
+        });
+    }
+    let mut sent = 0;
+    while sent < data.len() || data.is_empty() {
+        let chunk = &data[sent..(sent + CHUNK).min(data.len())];
+        let once = || {
+            request(
+                Some(&k),
+                Request::Send(k.handle, chunk.len() as u32, None),
+                |b| b[..chunk.len()].copy_from_slice(chunk),
+                |_, [n, _]| n as usize,
+            )
+        };
+        match once() {
+            Ok(n) => sent += n,
+            Err(Errno::EAGAIN) if k.nonblocking && sent > 0 => break,
+            Err(Errno::EAGAIN) if !k.nonblocking => wait(FOREVER)?,
+            Err(Errno::ECONNREFUSED | Errno::ECONNRESET | Errno::ENOTCONN) if sent > 0 => break,
+            Err(Errno::ENOTCONN) if k.connected => return Err(Errno::EPIPE),
+            Err(e) => return Err(e),
+        }
+        if data.is_empty() {
+            break;
+        }
+    }
+    Ok(sent)
+}
+
+/// Receives into `buf`: bytes (TCP: 0 at the end of the stream; UDP: one
+/// datagram, cut to `buf`) and the sender.
+pub fn recvfrom(fd: Fd, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+    recv_on(socket_of(fd)?, buf)
+}
+
+/// Receives into `buf`; 0 at the end of a TCP stream.
+pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    recvfrom(fd, buf).map(|(n, _)| n)
+}
+
+pub(crate) fn recv_on(k: Sock, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+    let want = buf.len().min(CHUNK);
+    blocking(&k, || {
+        request(
+            Some(&k),
+            Request::Recv(k.handle, want as u32),
+            |_| {},
+            |b, [n, peer]| {
+                let n = (n as usize).min(want);
+                buf[..n].copy_from_slice(&b[..n]);
+                (n, SocketAddr::from_word(peer))
+            },
+        )
+    })
+}
+
+/// No more sending on the socket: the peer reads the end of the stream.
+pub fn shutdown(fd: Fd) -> Result<()> {
+    let k = socket_of(fd)?;
+    request(Some(&k), Request::Shutdown(k.handle), |_| {}, |_, _| ())
+}
+
+pub(crate) fn close_sock(k: Sock) -> Result<()> {
+    match request(Some(&k), Request::Close(k.handle), |_| {}, |_, _| ()) {
+        // The server that had it is gone: nothing left to close.
+        Err(Errno::ECONNRESET) => Ok(()),
+        r => r,
+    }
+}
+
+/// The socket's own address (`getsockname`).
+pub fn local_addr(fd: Fd) -> Result<SocketAddr> {
+    let k = socket_of(fd)?;
+    request(Some(&k), Request::Names(k.handle), |_| {}, |_, [a, _]| SocketAddr::from_word(a))
+}
+
+/// The connected peer's address (`getpeername`).
+pub fn peer_addr(fd: Fd) -> Result<SocketAddr> {
+    let k = socket_of(fd)?;
+    match request(Some(&k), Request::Names(k.handle), |_| {}, |_, [_, p]| p)? {
+        0 => Err(Errno::ENOTCONN),
+        p => Ok(SocketAddr::from_word(p)),
+    }
+}
+
+/// `poll` events (the Linux values).
+pub mod events {
+    /// Something to read (or accept, or the end of the stream).
+    pub const POLLIN: i16 = 0x1;
+    /// Room to write.
+    pub const POLLOUT: i16 = 0x4;
+    /// The connection failed.
+    pub const POLLERR: i16 = 0x8;
+    /// The peer ended its stream.
+    pub const POLLHUP: i16 = 0x10;
+    /// Not an open descriptor.
+    pub const POLLNVAL: i16 = 0x20;
+}
+
+/// One descriptor of a [`poll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollFd {
+    /// The descriptor.
+    pub fd: Fd,
+    /// What to wait for ([`events`]).
+    pub events: i16,
+    /// What happened (filled in).
+    pub revents: i16,
+}
+
+impl PollFd {
+    /// Waits on `fd` for `events`.
+    pub const fn new(fd: Fd, events: i16) -> PollFd {
+        PollFd { fd, events, revents: 0 }
+    }
+}
+
+/// Waits until one of `fds` has what it waits for (or an error or end),
+/// at most `timeout_ns` (`None`: for ever); how many have something.
+/// Files are always ready.
+pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
+    use events::*;
+    let deadline = timeout_ns.map(|t| exo_rt::sys::clock().saturating_add(t));
+    let socks: alloc::vec::Vec<Option<Sock>> = fds.iter().map(|p| socket_of(p.fd).ok()).collect();
+    if fds.len() * 4 > CHUNK {
+        return Err(Errno::EINVAL);
+    }
+    loop {
+        let handles: alloc::vec::Vec<u32> = socks.iter().map(|k| k.map_or(0, |k| k.handle)).collect();
+        let any_socket = socks.iter().any(Option::is_some);
+        let flags: alloc::vec::Vec<u32> = if any_socket {
+            request(
+                None,
+                Request::Poll(handles.len() as u32),
+                |b| {
+                    for (i, h) in handles.iter().enumerate() {
+                        b[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
+                    }
+                },
+                |b, _| {
+                    (0..handles.len()).map(|i| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().expect("4"))).collect()
+                },
+            )?
+        } else {
+            alloc::vec![0; fds.len()]
+        };
+        let mut ready = 0;
+        for ((p, k), f) in fds.iter_mut().zip(&socks).zip(&flags) {
+            p.revents = match k {
+                // A file: always ready; nothing: invalid.
+                None if socket_of(p.fd).err() == Some(Errno::ENOTSOCK) => p.events & (POLLIN | POLLOUT),
+                None => POLLNVAL,
+                Some(k) if k.epoch != NET.lock().as_ref().map_or(0, |n| n.epoch) => POLLERR,
+                Some(_) => {
+                    let mut r = 0;
+                    if f & proto::READABLE != 0 {
+                        r |= POLLIN;
+                    }
+                    if f & proto::WRITABLE != 0 {
+                        r |= POLLOUT;
+                    }
+                    if f & proto::PEER_CLOSED != 0 {
+                        r |= POLLHUP;
+                    }
+                    if f & proto::FAILED != 0 {
+                        r |= POLLERR;
+                    }
+                    if f & proto::INVALID != 0 {
+                        r = POLLNVAL;
+                    }
+                    r & (p.events | POLLERR | POLLHUP | POLLNVAL)
+                }
+            };
+            ready += usize::from(p.revents != 0);
+        }
+        if ready > 0 {
+            return Ok(ready);
+        }
+        let now = exo_rt::sys::clock();
+        match deadline {
+            Some(d) if now >= d => return Ok(0),
+            Some(d) => wait(d - now)?,
+            None => wait(FOREVER)?,
+        }
+    }
+}
+
+/// `getaddrinfo` for numeric names: `a.b.c.d` (or `localhost`) and a
+/// port number; any other name is `EAFNOSUPPORT` (no resolver yet).
+pub fn getaddrinfo(host: &str, port: &str) -> Result<SocketAddr> {
+    let (ip, port) = addr::parse(host, port).ok_or(Errno::EAFNOSUPPORT)?;
+    Ok(SocketAddr { ip, port })
+}

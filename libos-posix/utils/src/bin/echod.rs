@@ -1,0 +1,198 @@
+//! `echod [PORT] [serve N]`: the echo service (RFC 862) on TCP and UDP
+//! port 7 (or PORT), an application of the POSIX library's sockets: one
+//! event loop over `poll`, many connections at once, each one's bytes
+//! sent back as they come (a connection that stops reading is not read
+//! either: TCP's flow control pushes back on its sender). `serve N` ends
+//! after N TCP connections have ended (for tests). The network server is
+//! its first endpoint.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use exo_posix::net::{self, events::*, Kind, PollFd, SocketAddr};
+use exo_posix::{self as posix, Errno, Fd};
+use exo_rt::println;
+
+exo_rt::entry!(main);
+
+/// Datagrams logged one by one; the rest are counted.
+const LOGGED_DATAGRAMS: u64 = 5;
+
+struct Conn {
+    fd: Fd,
+    peer: SocketAddr,
+    /// Bytes read and not yet sent back, from `sent` on.
+    pending: Vec<u8>,
+    sent: usize,
+    echoed: u64,
+    /// The peer ended its stream.
+    ended: bool,
+}
+
+fn main(args: &str) -> i32 {
+    let mut port = 7u16;
+    let mut stop_after: Option<u64> = None;
+    let mut words = args.split_whitespace();
+    while let Some(w) = words.next() {
+        match (w, w.parse::<u16>()) {
+            ("serve", _) => match words.next().and_then(|n| n.parse().ok()) {
+                Some(n) => stop_after = Some(n),
+                None => return usage(),
+            },
+            (_, Ok(p)) if p != 0 => port = p,
+            _ => return usage(),
+        }
+    }
+    if let Err(e) = net::attach(exo_manifest::ENDPOINT_SLOT_BASE) {
+        println!("echod: no network server: {e:?}");
+        return 1;
+    }
+    let (listener, udp) = match listen(port) {
+        Ok(fds) => fds,
+        Err(e) => {
+            println!("echod: cannot serve port {port}: {e:?}");
+            return 1;
+        }
+    };
+    println!("echod: echo on TCP and UDP port {port}");
+    let mut conns: Vec<Conn> = Vec::new();
+    let (mut served, mut datagrams) = (0u64, 0u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut fds: Vec<PollFd> = Vec::new();
+    while stop_after.is_none_or(|n| served < n) {
+        fds.clear();
+        fds.push(PollFd::new(listener, POLLIN));
+        fds.push(PollFd::new(udp, POLLIN));
+        for c in &conns {
+            fds.push(PollFd::new(c.fd, if c.sent < c.pending.len() { POLLOUT } else { POLLIN }));
+        }
+        if let Err(e) = net::poll(&mut fds, None) {
+            println!("echod: poll: {e:?}");
+            return 1;
+        }
+        if fds[0].revents != 0 {
+            accept_all(listener, port, &mut conns);
+        }
+        if fds[1].revents != 0 {
+            datagrams += echo_datagrams(udp, port, &mut buf, datagrams);
+        }
+        for (c, p) in conns.iter_mut().zip(&fds[2..]) {
+            if p.revents != 0 {
+                serve(c, &mut buf);
+            }
+        }
+        conns.retain(|c| {
+            let done = c.ended && c.sent == c.pending.len();
+            if done {
+                let _ = posix::close(c.fd);
+                println!("echod: TCP {port}: connection ended, {} bytes echoed ({})", c.echoed, c.peer);
+                served += 1;
+            }
+            !done
+        });
+    }
+    println!("echod: {served} connection(s) served, {datagrams} datagram(s) echoed; stopping");
+    0
+}
+
+fn usage() -> i32 {
+    println!("echod: usage: echod [PORT] [serve N]");
+    2
+}
+
+/// The TCP listener and the UDP socket on `port`, both non-blocking.
+fn listen(port: u16) -> Result<(Fd, Fd), Errno> {
+    let any = SocketAddr::new([0; 4], port);
+    let tcp = net::socket(Kind::Stream)?;
+    net::bind(tcp, any)?;
+    net::listen(tcp, 32)?;
+    net::set_nonblocking(tcp, true)?;
+    let udp = net::socket(Kind::Datagram)?;
+    net::bind(udp, any)?;
+    net::set_nonblocking(udp, true)?;
+    Ok((tcp, udp))
+}
+
+/// Accepts every connection waiting.
+fn accept_all(listener: Fd, port: u16, conns: &mut Vec<Conn>) {
+    loop {
+        match net::accept(listener) {
+            Ok((fd, peer)) => {
+                let _ = net::set_nonblocking(fd, true);
+                println!("echod: TCP {port}: connection from {peer}");
+                conns.push(Conn { fd, peer, pending: Vec::new(), sent: 0, echoed: 0, ended: false });
+            }
+            Err(Errno::EAGAIN) => return,
+            Err(e) => {
+                println!("echod: accept: {e:?}");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends every datagram waiting back where it came from; how many.
+fn echo_datagrams(udp: Fd, port: u16, buf: &mut [u8], before: u64) -> u64 {
+    let mut n = 0;
+    loop {
+        match net::recvfrom(udp, buf) {
+            Ok((len, from)) => {
+                match net::sendto(udp, &buf[..len], Some(from)) {
+                    Ok(_) if before + n < LOGGED_DATAGRAMS => {
+                        println!("echod: UDP {port}: {len} bytes from {from} echoed");
+                    }
+                    Ok(_) => {}
+                    Err(e) => println!("echod: UDP {port}: {len} bytes from {from} not echoed: {e:?}"),
+                }
+                n += 1;
+            }
+            Err(Errno::EAGAIN) => return n,
+            Err(e) => {
+                println!("echod: UDP {port}: {e:?}");
+                return n;
+            }
+        }
+    }
+}
+
+/// Moves one connection's bytes along: sends what is pending, else reads.
+fn serve(c: &mut Conn, buf: &mut [u8]) {
+    if c.sent == c.pending.len() && !c.ended {
+        match net::recv(c.fd, buf) {
+            Ok(0) => c.ended = true,
+            Ok(n) => {
+                c.pending.clear();
+                c.pending.extend_from_slice(&buf[..n]);
+                c.sent = 0;
+            }
+            Err(Errno::EAGAIN) => {}
+            Err(e) => {
+                println!("echod: connection from {}: {e:?}", c.peer);
+                c.ended = true;
+                c.pending.clear();
+                c.sent = 0;
+                return;
+            }
+        }
+    }
+    while c.sent < c.pending.len() {
+        match net::send(c.fd, &c.pending[c.sent..]) {
+            Ok(n) => {
+                c.sent += n;
+                c.echoed += n as u64;
+            }
+            Err(Errno::EAGAIN) => return,
+            Err(e) => {
+                println!("echod: connection from {}: {e:?}", c.peer);
+                c.ended = true;
+                c.pending.clear();
+                c.sent = 0;
+                return;
+            }
+        }
+    }
+}
