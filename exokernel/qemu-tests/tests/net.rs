@@ -3,7 +3,7 @@
 //! ExoV6 processes, reached from the host through QEMU's user network and
 //! its port forwarding (`run-qemu --forward`).
 
-use exo_qemu_tests::{boot, Boot};
+use exo_qemu_tests::{boot_watching, Boot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -13,14 +13,15 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Talks to the echo service until the boot in `handle` ends: a UDP
-/// datagram (QEMU's restricted user network takes it in, but lets no
-/// answer out to the host, so only the server's log shows the echo), then
+/// Talks to the echo service once `up` says it listens: a UDP datagram
+/// (only echod's log is checked for it), then
 /// a TCP connection carrying 64 KiB, which must all come back. Returns the
 /// bytes that came back over TCP.
-fn talk(port: u16) -> Vec<u8> {
+fn talk(port: u16, up: std::sync::mpsc::Receiver<()>) -> Vec<u8> {
     let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
     let deadline = Instant::now() + Duration::from_secs(90);
+    // Until echod listens, QEMU holds connections and datagrams are lost.
+    let _ = up.recv_timeout(Duration::from_secs(60));
     // The service is up once DHCP is done; until then QEMU resets us.
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -58,8 +59,14 @@ fn echo_through(image: &str) -> Boot {
     let port = free_port();
     let fwd_tcp = format!("tcp:{port}:7");
     let fwd_udp = format!("udp:{port}:7");
-    let talker = std::thread::spawn(move || talk(port));
-    let b = boot(image, Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp]);
+    let (up_tx, up) = std::sync::mpsc::channel();
+    let talker = std::thread::spawn(move || talk(port, up));
+    let watch = move |line: &str| {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
+            let _ = up_tx.send(());
+        }
+    };
+    let b = boot_watching(image, Duration::from_secs(120), &["--forward", &fwd_tcp, "--forward", &fwd_udp], watch);
     let back = talker.join().expect("the talking thread");
     let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
     assert!(back == payload, "{} bytes came back, not the 65536 sent\n{}", back.len(), b.serial);
@@ -105,4 +112,107 @@ fn the_network_survives_a_driver_restart_mid_transfer() {
     assert_eq!(b.lines().iter().filter(|l| l.contains("test hook: dying")).count(), 1, "{}", b.serial);
     b.expect_line("root: all 3 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+/// Echoes `payload` through one TCP connection to `port` (writing and
+/// reading at once); what came back.
+fn echo_once(port: u16, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let writer = {
+        let mut w = s.try_clone()?;
+        let data = payload.to_vec();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+            let _ = w.shutdown(Shutdown::Write);
+        })
+    };
+    let mut back = Vec::new();
+    let r = s.read_to_end(&mut back);
+    let _ = writer.join();
+    r.map(|_| back)
+}
+
+/// The POSIX library's sockets under load, from the host: 20 TCP clients
+/// at once each echo 1 MiB through `echod`; 100 UDP datagrams of 1 KiB
+/// and 100 of 4000 bytes (fragmented on the wire, reassembled by the
+/// network server) each come back, none lost; 200 clients that connect
+/// and vanish leave echod serving, which a last client checks.
+#[test]
+fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
+    let port = free_port();
+    let fwd_tcp = format!("tcp:{port}:7");
+    let fwd_udp = format!("udp:{port}:7");
+    let (up_tx, up) = std::sync::mpsc::channel();
+    let watch = move |line: &str| {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
+            let _ = up_tx.send(());
+        }
+    };
+    let host = std::thread::spawn(move || -> Result<String, String> {
+        up.recv_timeout(Duration::from_secs(120)).map_err(|_| "echod never came up".to_string())?;
+        // QEMU forwards a connection before the guest has accepted it;
+        // wait until one really echoes.
+        let probe = b"are you there?".to_vec();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while echo_once(port, &probe).ok().as_deref() != Some(&probe[..]) {
+            if Instant::now() > deadline {
+                return Err("the first echo never came back".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let t0 = Instant::now();
+        let clients: Vec<_> = (0..20u64)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let payload = exo_qemu_tests::seeded_bytes(0x5eed_0000 + i, 1 << 20);
+                    match echo_once(port, &payload) {
+                        Ok(back) if back == payload => Ok(()),
+                        Ok(back) => Err(format!("client {i}: {} bytes came back, not the same 1 MiB", back.len())),
+                        Err(e) => Err(format!("client {i}: {e}")),
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().map_err(|_| "a client thread panicked".to_string())??;
+        }
+        let t_tcp = t0.elapsed();
+        let udp = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        udp.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        let mut back = vec![0u8; 65536];
+        for size in [1024usize, 4000] {
+            for i in 0..100u64 {
+                let d = exo_qemu_tests::seeded_bytes(size as u64 * 1000 + i, size);
+                udp.send_to(&d, ("127.0.0.1", port)).map_err(|e| e.to_string())?;
+                let n = udp.recv(&mut back).map_err(|e| format!("datagram {i} of {size} bytes lost: {e}"))?;
+                if back[..n] != d[..] {
+                    return Err(format!("datagram {i} of {size} bytes came back as {n} other bytes"));
+                }
+            }
+        }
+        let t_udp = t0.elapsed() - t_tcp;
+        for _ in 0..200 {
+            drop(TcpStream::connect(("127.0.0.1", port)));
+        }
+        let t_vanish = t0.elapsed() - t_tcp - t_udp;
+        eprintln!("sockets: TCP {t_tcp:?}, UDP {t_udp:?}, vanishing {t_vanish:?}");
+        let last = exo_qemu_tests::seeded_bytes(42, 65536);
+        match echo_once(port, &last) {
+            Ok(b) if b == last => Ok("ok".into()),
+            Ok(b) => Err(format!("after the vanishing clients, {} bytes came back of 65536", b.len())),
+            Err(e) => Err(format!("after the vanishing clients: {e}")),
+        }
+    });
+    let b =
+        boot_watching("sockets.img", Duration::from_secs(300), &["--forward", &fwd_tcp, "--forward", &fwd_udp], watch);
+    let verdict = host.join().expect("the host side");
+    assert_eq!(verdict, Ok("ok".to_string()), "{}", b.serial);
+    let served =
+        b.lines().iter().filter(|l| l.contains("echod: TCP 7: connection ended, 1048576 bytes echoed")).count();
+    assert_eq!(served, 20, "{}", b.serial);
+    b.expect_line("echod: 22 connection(s) served");
+    b.expect_line("root: all 3 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    eprintln!("sockets: 20 x 1 MiB TCP, 200 UDP datagrams, 200 vanishing clients in {:.1} s", b.elapsed.as_secs_f64());
 }
