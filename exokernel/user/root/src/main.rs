@@ -333,6 +333,27 @@ fn heartbeat(slot: u64) {
     }
 }
 
+/// Restarts under way (from the decision to restart a program until its
+/// dependents are stopped or told): tests of recovery kill only when
+/// there are none.
+static RECOVERING: AtomicUsize = AtomicUsize::new(0);
+
+/// One restart under way, for [`RECOVERING`], while it lives.
+struct Round;
+
+impl Round {
+    fn begin() -> Round {
+        RECOVERING.fetch_add(1, Ordering::SeqCst);
+        Round
+    }
+}
+
+impl Drop for Round {
+    fn drop(&mut self) {
+        RECOVERING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The exit code of an instance killed by a test of recovery.
 const TEST_KILL_EXIT: u32 = 0x7e57_dead;
 
@@ -362,7 +383,11 @@ fn killer(slot: u64) {
             // and not started again, a program not yet started): each kill
             // then meets a settled system, so every kill is one whole
             // round of recovery, however fast the machine.
-            _ if !v.iter().all(|i| i.ended || (i.process.is_some() && !i.pending)) => Ok(false),
+            _ if RECOVERING.load(Ordering::SeqCst) > 0
+                || !v.iter().all(|i| i.ended || (i.process.is_some() && !i.pending)) =>
+            {
+                Ok(false)
+            }
             Instance { process: Some(p), generation, .. } if generation != last => {
                 last = generation;
                 Ok(p.kill(TEST_KILL_EXIT).is_ok())
@@ -446,6 +471,7 @@ fn watch(slot: u64) {
                     backoff / 1_000_000,
                     restarts.len(),
                 );
+                let _round = Round::begin();
                 sys::sleep(backoff);
                 backoff = (backoff * 2).min(u64::from(w.program.max_backoff_ms) * 1_000_000);
                 match with_supervisor(|s| s.start(w.index)) {
