@@ -13,7 +13,8 @@
 //! The network: the host sends 16 MiB through the TCP echo while the
 //! virtio-net driver is killed 5 times; the network server attaches to
 //! each new instance and TCP sends again what was lost, so every byte
-//! comes back.
+//! comes back. A killed network server itself loses its sockets: its
+//! clients get `ECONNRESET`, not a hang, and new sockets work.
 
 use exo_qemu_tests::{boot, boot_watching, fnv1a64, seeded_bytes, Boot};
 use std::process::Command;
@@ -206,4 +207,75 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
         "resurrection: 16 MiB echoed through TCP in {:.1} s with the network driver killed 5 times",
         b.elapsed.as_secs_f64()
     );
+}
+
+/// A restarted network server keeps no state: the host's connection
+/// through echod fails (reset, or cut short), echod's own sockets fail
+/// with `ECONNRESET` instead of hanging, it listens again on the new
+/// instance, and the host's next connection is echoed whole.
+#[test]
+fn a_restarted_network_server_fails_its_sockets_clearly_and_serves_new_ones() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let fwd = format!("tcp:{port}:7");
+    let (up_tx, up) = std::sync::mpsc::channel();
+    // The first transfer, paced over 12 s, spans the kill (5 s after boot).
+    let first = std::thread::spawn(move || echo_from_the_host(port, 4 << 20, Duration::from_secs(12), up));
+    let (relisten_tx, relisten) = std::sync::mpsc::channel();
+    let watch = move |line: &str| {
+        if line.starts_with("echod: the network server lost its sockets; listening again") {
+            let _ = relisten_tx.send(());
+        }
+    };
+    let second = std::thread::spawn(move || -> Result<(), String> {
+        relisten.recv_timeout(Duration::from_secs(120)).map_err(|_| "echod never listened again".to_string())?;
+        let payload = seeded_bytes(7, 64 << 10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+            s.write_all(&payload).map_err(|e| e.to_string())?;
+            s.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
+            let mut back = Vec::new();
+            let _ = s.read_to_end(&mut back);
+            if back == payload {
+                return Ok(());
+            }
+            // QEMU answers for the guest until it listens: try again.
+            if std::time::Instant::now() > deadline {
+                return Err(format!("after the restart, {} bytes came back of {}", back.len(), payload.len()));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let watch_up = {
+        let watch = std::sync::Mutex::new(watch);
+        let up_tx = std::sync::Mutex::new(Some(up_tx));
+        move |line: &str| {
+            if line.starts_with("echod: echo on TCP and UDP port 7") {
+                if let Some(tx) = up_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+            }
+            (watch.lock().unwrap())(line);
+        }
+    };
+    let b = boot_watching("resurrect-netserver.img", Duration::from_secs(300), &["--forward", &fwd], watch_up);
+    let (sent, back) = first.join().expect("the first transfer");
+    assert!(back.len() < sent.len(), "the first transfer came back whole across the restart:\n{}", b.serial);
+    assert!(sent.starts_with(&back), "what came back of the first transfer is not what was sent:\n{}", b.serial);
+    assert_eq!(second.join().expect("the second transfer"), Ok(()), "{}", b.serial);
+    b.expect_in_order(&[
+        "echod: TCP 7: connection from 10.0.2.2:",
+        "root: net-server exited with code",
+        "root: restarted net-server",
+        "echod: the network server lost its sockets; listening again on port 7",
+        "echod: TCP 7: connection ended, 65536 bytes echoed",
+        "echod: 2 connection(s) served",
+    ]);
+    // The connection open across the restart failed with a clear error.
+    let reset = b.expect_line(": ECONNRESET");
+    assert!(b.lines()[reset].starts_with("echod: connection from 10.0.2.2:"), "{}", b.serial);
+    b.expect_line("root: all 3 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
 }

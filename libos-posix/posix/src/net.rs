@@ -13,7 +13,8 @@
 //!
 //! Names are numeric only ([`getaddrinfo`] parses `a.b.c.d` and a port):
 //! there is no resolver yet. If the network server is restarted it has
-//! lost every socket: operations on the old ones fail with `ECONNRESET`,
+//! lost every socket: operations on the old ones fail with `ECONNRESET`
+//! (a blocked call asks again at least once a second, so it notices),
 //! new sockets work (the buffer is attached to the new instance).
 //! A process's sockets are used by one thread at a time.
 
@@ -149,25 +150,38 @@ fn request<R>(
         return Err(Errno::ECONNRESET);
     }
     fill(net.buffer.as_mut_slice());
-    let m = net.server.endpoint().call(r.encode(), None, FOREVER).map_err(|_| Errno::ENETDOWN)?;
-    match Status::from_word(m.words[0]) {
-        Some(Status::Ok) => Ok(take(net.buffer.as_mut_slice(), [m.words[1], m.words[2]])),
-        Some(Status::NotAttached) => {
-            // A new instance: it knows none of our sockets.
+    // A call the dead instance held fails with `Dead`; a new instance
+    // answers `NotAttached`.
+    let status = match net.server.endpoint().call(r.encode(), None, FOREVER) {
+        Ok(m) => Status::from_word(m.words[0]).map(|s| (s, [m.words[1], m.words[2]])),
+        Err(exo_rt::abi::Error::Dead) => Some((Status::NotAttached, [0, 0])),
+        Err(_) => return Err(Errno::ENETDOWN),
+    };
+    match status {
+        Some((Status::Ok, words)) => Ok(take(net.buffer.as_mut_slice(), words)),
+        Some((Status::NotAttached, _)) => {
+            // A new instance (the supervisor restarted the server): it
+            // knows none of our sockets. Attach to it for the next ones.
             net.server.attach_again().map_err(|_| Errno::ENETDOWN)?;
             subscribe(net)?;
             net.epoch += 1;
             Err(if sock.is_some() { Errno::ECONNRESET } else { Errno::EAGAIN })
         }
-        Some(s) => Err(errno(s, sock.is_some_and(|k| k.connected))),
+        Some((s, _)) => Err(errno(s, sock.is_some_and(|k| k.connected))),
         None => Err(Errno::EIO),
     }
 }
 
-/// Sleeps until the server signals a change (at most `timeout` ns).
+/// The longest a blocked call sleeps before it asks the server again: a
+/// restarted server knows nothing of this process and never signals it,
+/// so that is how it is noticed.
+const LOOK_AGAIN_NS: u64 = 1_000_000_000;
+
+/// Sleeps until the server signals a change (at most `timeout` ns, and
+/// [`LOOK_AGAIN_NS`]).
 fn wait(timeout: u64) -> Result<()> {
     let note = NET.lock().as_ref().ok_or(Errno::ENETDOWN)?.note;
-    match note.wait(timeout) {
+    match note.wait(timeout.min(LOOK_AGAIN_NS)) {
         Ok(_) | Err(exo_rt::abi::Error::Timeout) => Ok(()),
         Err(_) => Err(Errno::ENETDOWN),
     }
@@ -447,7 +461,7 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
     loop {
         let handles: alloc::vec::Vec<u32> = socks.iter().map(|k| k.map_or(0, |k| k.handle)).collect();
         let any_socket = socks.iter().any(Option::is_some);
-        let flags: alloc::vec::Vec<u32> = if any_socket {
+        let asked = if any_socket {
             request(
                 None,
                 Request::Poll(handles.len() as u32),
@@ -459,9 +473,15 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
                 |b, _| {
                     (0..handles.len()).map(|i| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().expect("4"))).collect()
                 },
-            )?
+            )
         } else {
-            alloc::vec![0; fds.len()]
+            Ok(alloc::vec![0; fds.len()])
+        };
+        let flags: alloc::vec::Vec<u32> = match asked {
+            // Attached to a restarted server on the way: look again (the
+            // old sockets now report POLLERR).
+            Err(Errno::EAGAIN) => continue,
+            r => r?,
         };
         let mut ready = 0;
         for ((p, k), f) in fds.iter_mut().zip(&socks).zip(&flags) {

@@ -2,7 +2,9 @@
 //! port 7 (or PORT), an application of the POSIX library's sockets: one
 //! event loop over `poll`, many connections at once, each one's bytes
 //! sent back as they come (a connection that stops reading is not read
-//! either: TCP's flow control pushes back on its sender). `serve N` ends
+//! either: TCP's flow control pushes back on its sender). If the network
+//! server is restarted, its connections end with `ECONNRESET` and it
+//! listens again. `serve N` ends
 //! after N TCP connections that carried data have ended (for tests; a
 //! peer that connects and goes away without a byte is not counted). The network server is
 //! its first endpoint.
@@ -52,7 +54,7 @@ fn main(args: &str) -> i32 {
         println!("echod: no network server: {e:?}");
         return 1;
     }
-    let (listener, udp) = match listen(port) {
+    let (mut listener, mut udp) = match listen(port) {
         Ok(fds) => fds,
         Err(e) => {
             println!("echod: cannot serve port {port}: {e:?}");
@@ -74,6 +76,22 @@ fn main(args: &str) -> i32 {
         if let Err(e) = net::poll(&mut fds, None) {
             println!("echod: poll: {e:?}");
             return 1;
+        }
+        if (fds[0].revents | fds[1].revents) & (POLLERR | POLLNVAL) != 0 {
+            // The network server was restarted and lost every socket (the
+            // connections' own errors end them below): listen again.
+            let _ = posix::close(listener);
+            let _ = posix::close(udp);
+            match listen(port) {
+                Ok((l, u)) => (listener, udp) = (l, u),
+                Err(e) => {
+                    println!("echod: the network server lost its sockets, and listening again failed: {e:?}");
+                    return 1;
+                }
+            }
+            println!("echod: the network server lost its sockets; listening again on port {port}");
+            fds[0].revents = 0;
+            fds[1].revents = 0;
         }
         if fds[0].revents != 0 {
             accept_all(listener, port, &mut conns);
