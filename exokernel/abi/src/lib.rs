@@ -624,6 +624,10 @@ pub mod slot {
     pub const PLATFORM: u64 = 7;
     /// First slot that is free for dynamic use.
     pub const FIRST_FREE: u64 = 8;
+    /// The endpoints a program is given by name (its manifest entry's
+    /// `endpoints`), in order from here; the start-up text names them
+    /// (see [`super::StartInfo`]).
+    pub const FIRST_ENDPOINT: u64 = 16;
     /// Number of slots in every capability table.
     pub const COUNT: u64 = 256;
 }
@@ -721,7 +725,9 @@ pub struct StartInfo {
     pub heap_base: u64,
     /// Heap size in bytes.
     pub heap_len: u64,
-    /// Address of the argument string (UTF-8).
+    /// Address of the start-up text (UTF-8): the arguments, then, if the
+    /// program is given endpoints, a NUL and their names separated by
+    /// commas (the first at [`slot::FIRST_ENDPOINT`]).
     pub args_ptr: u64,
     /// Length of the argument string.
     pub args_len: u64,

@@ -31,6 +31,9 @@ const MAX_BACKLOG: usize = 64;
 /// How long a closed connection may take to say goodbye before it is
 /// reset (nanoseconds).
 const LINGER_NS: u64 = 30_000_000_000;
+/// How long a connection waits for its peer to acknowledge anything (its
+/// SYN-ACK, data) before it is given up.
+const HANDSHAKE_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
 /// Ports the server picks from.
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
 
@@ -257,16 +260,33 @@ impl Table {
         Ok(())
     }
 
-    /// Keeps a listener's pool full: enough sockets listening that a burst
-    /// of `backlog` connections finds one each.
+    /// Keeps a listener's pool full: `backlog` sockets listening, so that
+    /// a burst of that many connections finds one each, as long as fewer
+    /// than `backlog` connections wait to be accepted (beyond that, new
+    /// ones are refused). Handshakes that never finish (a peer that sent
+    /// its SYN and vanished) take no listening socket's place: past
+    /// `backlog` of them, the oldest is given up.
     fn refill(sockets: &mut SocketSet<'static>, kind: &mut Kind) {
         let Kind::Listener { port, backlog, pool, ready } = kind else { return };
-        while pool.len() + ready.len() < *backlog {
-            let mut s = new_tcp();
-            if s.listen(*port).is_err() {
-                return;
+        let state = |sockets: &SocketSet, h: SocketHandle| sockets.get::<tcp::Socket>(h).state();
+        let mut half_open: Vec<SocketHandle> =
+            pool.iter().copied().filter(|h| state(sockets, *h) == tcp::State::SynReceived).collect();
+        while half_open.len() > *backlog {
+            let oldest = half_open.remove(0);
+            let s = sockets.get_mut::<tcp::Socket>(oldest);
+            s.abort();
+            let _ = s.listen(*port); // listens again (the vanished peer is sent nothing)
+        }
+        let listening = pool.len() - half_open.len();
+        if ready.len() < *backlog {
+            for _ in listening..*backlog {
+                let mut s = new_tcp();
+                s.set_timeout(Some(HANDSHAKE_TIMEOUT));
+                if s.listen(*port).is_err() {
+                    return;
+                }
+                pool.push(sockets.add(s));
             }
-            pool.push(sockets.add(s));
         }
     }
 

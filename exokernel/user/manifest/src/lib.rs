@@ -63,7 +63,7 @@ use core::fmt;
 pub use exo_abi::lattice::Label;
 
 /// Slot of the first endpoint a program lists.
-pub const ENDPOINT_SLOT_BASE: u64 = 16;
+pub const ENDPOINT_SLOT_BASE: u64 = exo_abi::slot::FIRST_ENDPOINT;
 /// Most endpoints one program may list.
 pub const MAX_ENDPOINTS: usize = 16;
 

@@ -145,7 +145,7 @@ pub fn start(
     let untyped = budget;
     let elf = image.find(&program.binary).ok_or_else(|| StartError::NoBinary(program.binary.clone()))?;
     let plan = exo_elf::plan(elf.data, USER_START, USER_END).map_err(StartError::BadElf)?;
-    if program.args.len() as u64 > PAGE_SIZE - StartInfo::SIZE as u64 - 64 {
+    if start_text(program).len() as u64 > PAGE_SIZE - StartInfo::SIZE as u64 - 64 {
         return Err(StartError::ArgsTooLong);
     }
     if grants.is_none() {
@@ -190,7 +190,8 @@ fn build(
 
     // Stack: the args and the start-up block sit in the top page.
     let stack_base = STACK_TOP - STACK_PAGES * PAGE_SIZE;
-    let args = program.args.as_bytes();
+    let text = start_text(program);
+    let args = text.as_bytes();
     let info_va = info_va();
     let args_va = args_va(program);
     let info = StartInfo {
@@ -214,9 +215,19 @@ fn info_va() -> u64 {
     STACK_TOP - StartInfo::SIZE as u64
 }
 
-/// Where the argument text sits: just below the start-up block.
+/// What the program reads at start: its arguments, and after a NUL the
+/// names of its endpoints (`exo_rt::endpoint` finds one by name).
+fn start_text(program: &Program) -> alloc::string::String {
+    if program.endpoints.is_empty() {
+        program.args.clone()
+    } else {
+        alloc::format!("{}\0{}", program.args, program.endpoints.join(","))
+    }
+}
+
+/// Where the start-up text sits: just below the start-up block.
 fn args_va(program: &Program) -> u64 {
-    (info_va() - program.args.len() as u64) & !0xf
+    (info_va() - start_text(program).len() as u64) & !0xf
 }
 
 /// The first thread's stack pointer: 16-byte aligned below the arguments,

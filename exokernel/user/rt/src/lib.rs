@@ -58,6 +58,19 @@ pub fn generation() -> u64 {
     GENERATION.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// The names of the endpoints this program was given, comma-separated,
+/// the first at [`abi::slot::FIRST_ENDPOINT`] (from the start-up text; it
+/// stays in the top page of the first stack for the process's life).
+static ENDPOINT_NAMES: sync::SpinLock<&'static str> = sync::SpinLock::new("");
+
+/// The endpoint this program was given under `name` (its manifest
+/// entry's `endpoints`, or those a process service passed on), if any.
+pub fn endpoint(name: &str) -> Option<caps::Endpoint> {
+    let names = *ENDPOINT_NAMES.lock();
+    let i = names.split(',').position(|n| !n.is_empty() && n == name)?;
+    Some(caps::Endpoint::from_slot(abi::slot::FIRST_ENDPOINT + i as u64))
+}
+
 /// Runs in the new process with `rdi` = address of its [`StartInfo`].
 extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     // SAFETY: the parent (root task or kernel) wrote the start-up block at
@@ -77,6 +90,14 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
         // in our stack; invalid UTF-8 is replaced below.
         let bytes = unsafe { core::slice::from_raw_parts(info.args_ptr as *const u8, info.args_len as usize) };
         core::str::from_utf8(bytes).unwrap_or("")
+    };
+    // After a NUL: the names of the endpoints the program was given.
+    let args = match args.split_once('\0') {
+        Some((args, names)) => {
+            *ENDPOINT_NAMES.lock() = names;
+            args
+        }
+        None => args,
     };
     // SAFETY: `entry!` defines `__exo_main` with this signature.
     let code = unsafe { __exo_main(args) };

@@ -4,10 +4,10 @@
 //! sent back as they come (a connection that stops reading is not read
 //! either: TCP's flow control pushes back on its sender). If the network
 //! server is restarted, its connections end with `ECONNRESET` and it
-//! listens again. `serve N` ends
-//! after N TCP connections that carried data have ended (for tests; a
-//! peer that connects and goes away without a byte is not counted). The network server is
-//! its first endpoint.
+//! listens again. `serve N` ends after N TCP connections that carried
+//! data have ended (for tests; a peer that connects and goes away without
+//! a byte is not counted). The network server is its endpoint named
+//! `sockets`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -50,7 +50,11 @@ fn main(args: &str) -> i32 {
             _ => return usage(),
         }
     }
-    if let Err(e) = net::attach(exo_manifest::ENDPOINT_SLOT_BASE) {
+    let Some(ep) = exo_rt::endpoint("sockets") else {
+        println!("echod: given no endpoint named sockets (the network server's)");
+        return 1;
+    };
+    if let Err(e) = net::attach(ep.slot()) {
         println!("echod: no network server: {e:?}");
         return 1;
     }
