@@ -73,11 +73,23 @@ fn every_caller_of_a_server_that_answers_none_is_told_dead() {
     let b = hostile_boot();
     kernel_stayed_up(b);
     // The first call is abandoned when the hoarder takes the second one
-    // (it can only answer the last), the second when it dies.
-    let first = b.expect_line("ipcconf caller 1: told Dead after ");
+    // (it can only answer the last), the second when it dies. Which
+    // caller's call came first is up to the scheduler (caller 1's thread
+    // is given 20 ms to call before caller 2 does, which a busy machine
+    // may not give it), so the hoarder's lines say (word = caller).
+    let caller_taken = |call: u32| -> u64 {
+        let i = b.expect_line(&format!("ipcconf hoarder: took call {call} (word "));
+        let line = b.lines()[i];
+        let word = line.split("(word ").nth(1).and_then(|w| w.strip_suffix(')'));
+        word.and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("no caller in {line:?}"))
+    };
+    let (first, second) = (caller_taken(1), caller_taken(2));
+    assert!(first != second && [first, second].iter().all(|c| (1..=2).contains(c)), "{}", b.serial);
+    let abandoned = b.expect_line(&format!("ipcconf caller {first}: told Dead after "));
     let dying = b.expect_line("ipcconf hoarder: dying with both calls unanswered");
-    assert!(first < dying, "caller 1 was told only when the hoarder died:\n{}", b.serial);
-    b.expect_line("ipcconf caller 2: told Dead after ");
+    let orphaned = b.expect_line(&format!("ipcconf caller {second}: told Dead after "));
+    assert!(abandoned < dying, "caller {first} was told only when the hoarder died:\n{}", b.serial);
+    assert!(orphaned > dying, "caller {second} was told before the hoarder died:\n{}", b.serial);
     b.expect_line("ipcconf callers: 2 of 2 told Dead");
     b.expect_line("root: hoarder exited with code 3");
 }

@@ -26,6 +26,7 @@ static int cpu_busy;
 static _Thread_local int on_cpu;
 static _Thread_local int unscheds, scheds;
 static _Thread_local int biglocks = 3;	/* handed out and checked back */
+static int unscheds_all;	/* every thread's, so a case sees another's */
 static int lwp_ids;
 
 #define CHECK(c) do { if (!(c)) { snprintf(msg, len, "line %d: %s", __LINE__, #c); return 1; } } while (0)
@@ -60,6 +61,7 @@ static void
 hyp_backend_unschedule(int nlocks, int *countp, void *interlock)
 {
 	unscheds++;
+	__atomic_add_fetch(&unscheds_all, 1, __ATOMIC_SEQ_CST);
 	*countp = biglocks;
 	hyp_unschedule();
 }
@@ -179,7 +181,7 @@ conf_mutex_enter_unschedules(char *msg, size_t len)
 {
 	void *cookie;
 	struct lwp *owner;
-	int n;
+	int n, all, b_unscheds = 0, i;
 
 	hyp_schedule();
 	hyp_newlwp(0);
@@ -188,9 +190,17 @@ conf_mutex_enter_unschedules(char *msg, size_t len)
 	rumpuser_mutex_owner(m, &owner);
 	CHECK(owner == rumpuser_curlwp() && owner != NULL);
 	CHECK(rumpuser_thread_create(contender, NULL, "contender", 1, 0, -1, &cookie) == 0);
+	/* B takes the CPU while main sleeps and blocks on m, giving it back.
+	 * How soon B gets there depends on the machine, so wait until it has
+	 * (up to 1 s): what main's own sleeps do not account for is B's. */
 	n = unscheds;
-	rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 50000000);	/* B takes the CPU, blocks on m */
-	CHECK(unscheds == n + 1);
+	all = __atomic_load_n(&unscheds_all, __ATOMIC_SEQ_CST);
+	for (i = 0; i < 200 && b_unscheds == 0; i++) {
+		rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 5000000);
+		b_unscheds = __atomic_load_n(&unscheds_all, __ATOMIC_SEQ_CST) - all - (unscheds - n);
+	}
+	CHECKV(b_unscheds >= 1, b_unscheds);
+	CHECKV(unscheds == n + i, unscheds - n);	/* once per sleep */
 	CHECK(b_got == 0);
 	rumpuser_mutex_exit(m);		/* only reached if B gave the CPU back */
 	CHECK(rumpuser_thread_join(cookie) == 0);
@@ -489,7 +499,7 @@ int
 conf_rwlock(char *msg, size_t len)
 {
 	void *cookie;
-	int held, i;
+	int held, i, rv = 0;
 
 	hyp_schedule();
 	hyp_newlwp(0);
@@ -524,11 +534,18 @@ conf_rwlock(char *msg, size_t len)
 	CHECK(rumpuser_rw_tryupgrade(rw) == 16);
 	rumpuser_rw_exit(rw);
 
-	/* A waiting writer keeps new readers out, and gets in at last. */
+	/* A waiting writer keeps new readers out, and gets in at last. The
+	 * writer waits once it has had the CPU while main sleeps; how soon
+	 * depends on the machine, so main tries as a second reader (which
+	 * costs no thread, and came in freely above) until it is refused, up
+	 * to 1 s; then a reader of another thread must be refused too. */
 	rw_writer_in = 0;
 	CHECK(rumpuser_thread_create(rw_blocking_writer, NULL, "writer", 1, 0, -1, &cookie) == 0);
-	for (i = 0; i < 10; i++)
-		rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 10000000);
+	for (i = 0; i < 200 && (rv = rumpuser_rw_tryenter(RUMPUSER_RW_READER, rw)) == 0; i++) {
+		rumpuser_rw_exit(rw);
+		rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 5000000);
+	}
+	CHECKV(rv == 16, rv);
 	CHECK(rw_writer_in == 0);
 	CHECK(rw_try_from_another_thread(RUMPUSER_RW_READER) == 16);
 	rumpuser_rw_exit(rw);
