@@ -88,11 +88,11 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
         Duration::from_secs(120),
         &["--disk", img.to_str().unwrap()],
         &[
-            ("exo-sh: the ExoV6 shell (files of the disk at /)", b"ls -l /\r"),
-            (" hello.txt", b"cat /hello.txt\r"),
+            ("exo-sh: the ExoV6 shell (the disk's files at /d0)", b"ls /\rls -l\r"),
+            (" hello.txt", b"cat /d0/hello.txt\r"),
             ("Hello from the test's image", b"cd data\rpwd\r"),
-            ("/data", b"wc blob.bin\r"),
-            ("/data/blob.bin", b"nosuch\recho $?\r"),
+            ("/d0/data", b"wc blob.bin\r"),
+            ("/d0/data/blob.bin", b"nosuch\recho $?\r"),
             ("127", b"half a line\x03echo after ^C\r"),
             ("after ^C", b"cat /no/such/file\recho status $?\r"),
             ("status 1", b"poweroff\r"),
@@ -103,7 +103,7 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
     b.expect_in_order(&[
         "-rw-r--r--         28 hello.txt",
         "Hello from the test's image",
-        &format!(" {} /data/blob.bin", blob.len()),
+        &format!(" {} /d0/data/blob.bin", blob.len()),
         "exo-sh: nosuch: command not found",
         "127",
         "half a line^C",
@@ -112,9 +112,11 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
         "status 1",
         "exo-sh: powering off",
     ]);
-    // pwd's answer, after its prompt or on a line of its own.
-    assert!(b.lines().iter().any(|l| *l == "/data" || l.ends_with("$ /data")), "{}", b.serial);
-    let wc = b.lines()[b.expect_line(" /data/blob.bin")].to_string();
+    // `ls /`: the mount point; pwd's answer, after its prompt or on a
+    // line of its own.
+    assert!(b.lines().iter().any(|l| *l == "d0/" || l.ends_with("$ d0/")), "{}", b.serial);
+    assert!(b.lines().iter().any(|l| *l == "/d0/data" || l.ends_with("$ /d0/data")), "{}", b.serial);
+    let wc = b.lines()[b.expect_line(" /d0/data/blob.bin")].to_string();
     assert!(wc.trim_start().starts_with(&format!("{lines} ")), "{wc}: {lines} lines");
     assert!(b.serial.contains("drwxr-xr-x") && b.serial.contains(" data"), "{}", b.serial);
     assert_eq!(b.status, Some(0), "{}", b.serial);
@@ -138,17 +140,25 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
             // Typed ahead: the console driver keeps the lines until the
             // shell reads them.
             (
-                "exo-sh: the ExoV6 shell (files of the disk at /)",
-                b"mkdir /made\rcp /data/blob.bin /made\rmv /hello.txt /made/moved.txt\rrm /data/blob.bin\rls /made /data\recho done $?\r",
+                "exo-sh: the ExoV6 shell (the disk's files at /d0)",
+                b"mkdir /d0/made\rcp data/blob.bin made\rmv /d0/hello.txt /d0/made/moved.txt\rrm data/blob.bin\rls made data\r\
+                  echo first line > made/out.txt\recho second line >>/d0/made/out.txt\rls made >> made/out.txt\r\
+                  cat made/out.txt\rwc made/out.txt\rsha256sum made/out.txt > x\recho redirected $?\recho done $?\r",
             ),
             ("done 0", b"\x04"),
         ],
     );
     b.expect_in_order(&["moved.txt", "done 0", "exo-sh: bye"]);
+    // Built-in commands' output goes to the file, made anew or added to;
+    // a program's cannot be sent yet, and the shell says so.
+    b.expect_line("exo-sh: sha256sum: a program's output cannot be sent to a file yet");
+    b.expect_line("redirected 2");
     b.expect_line("root: every client of console has ended for good; closed it, so that console stops waiting");
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let out = std::process::Command::new("mtype").args(["-i", i, "::/made/moved.txt"]).output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from the test's image\n");
+    let out = std::process::Command::new("mtype").args(["-i", i, "::/made/out.txt"]).output().expect("mtype");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first line\nsecond line\nblob.bin\nmoved.txt\nout.txt\n");
     let copied = std::process::Command::new("mtype").args(["-i", i, "::/made/blob.bin"]).output().expect("mtype");
     assert!(copied.stdout == blob, "cp: {} bytes of {}", copied.stdout.len(), blob.len());
     let listing = std::process::Command::new("mdir").args(["-b", "-i", i, "::/data"]).output().expect("mdir");
@@ -174,11 +184,11 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
             .expect("scripts/run-qemu");
         (out.status.code(), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
     };
-    let (status, out) = run("ls -l /; wc /data/blob.bin");
+    let (status, out) = run("ls -l; wc /d0/data/blob.bin");
     assert_eq!(status, Some(0), "{out}");
     assert!(out.contains("-rw-r--r--         28 hello.txt"), "{out}");
-    assert!(out.contains(&format!(" {} /data/blob.bin", blob.len())), "{out}");
-    let (status, out) = run("cat /hello.txt; cat /no/such/file");
+    assert!(out.contains(&format!(" {} /d0/data/blob.bin", blob.len())), "{out}");
+    let (status, out) = run("cat /d0/hello.txt; cat /no/such/file");
     assert_eq!(status, Some(1), "{out}");
     assert!(out.contains("Hello from the test's image") && out.contains("cat: /no/such/file: ENOENT"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -197,15 +207,16 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
         Duration::from_secs(120),
         &["--disk", img.to_str().unwrap()],
         &[
-            ("exo-sh: the ExoV6 shell (files of the disk at /)", b"hello from the shell\r"),
+            ("exo-sh: the ExoV6 shell (the disk's files at /d0)", b"hello from the shell\r"),
             ("hello: hello from user space", b"fault pf\r"),
             ("exo-sh: fault: killed by CPU exception 14", b"echo crash $?\r"),
             ("crash 142", b"spin x 1000\r"),
             ("spin x: round 2/1000", b"\x03"),
             ("^C", b"echo stopped $?\r"),
+            // readcheck, a test program, mounts the file server at / itself.
             ("stopped 130", b"readcheck /data/blob.bin\r"),
-            ("readcheck: /data/blob.bin", b"sha256sum /data/blob.bin /hello.txt\r"),
-            ("  /hello.txt", b"sleep 200\recho slept $?\r"),
+            ("readcheck: /data/blob.bin", b"sha256sum /d0/data/blob.bin /d0/hello.txt\r"),
+            ("  /d0/hello.txt", b"sleep 200\recho slept $?\r"),
             ("slept 0", b"poweroff\r"),
         ],
     );
@@ -225,7 +236,7 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
         .arg(dir.join("tree/hello.txt"))
         .output()
         .expect("sha256sum on the host");
-    for (line, path) in String::from_utf8_lossy(&host.stdout).lines().zip(["/data/blob.bin", "/hello.txt"]) {
+    for (line, path) in String::from_utf8_lossy(&host.stdout).lines().zip(["/d0/data/blob.bin", "/d0/hello.txt"]) {
         let hash = line.split_whitespace().next().unwrap();
         b.expect_line(&format!("{hash}  {path}"));
     }
@@ -252,4 +263,43 @@ fn a_restarted_console_driver_gets_its_port_and_line_back() {
         "root: all 1 programs ended as expected",
     ]);
     assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+/// Two disks at once: `scripts/run-qemu -c` with an ext4 disk and a
+/// writable FAT disk gives each its own driver and file server (a
+/// manifest it makes); the shell finds their files at /d0 and /d1, `/`
+/// lists both, and a file copied from one to the other is what the host
+/// finds on the FAT image, which fsck.fat finds clean. The ext4 disk's
+/// server refuses writes.
+#[test]
+fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
+    let (dir0, ext4, blob) = disk("two-ext4", false);
+    let (dir1, fat, _) = disk("two-fat", true);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new(root.join("scripts/run-qemu"))
+        .args(["--no-build", "--disk"])
+        .arg(&ext4)
+        .arg("--disk-rw")
+        .arg(&fat)
+        .args([
+            "-c",
+            "ls /; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /d1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/run-qemu");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("exo-sh: the ExoV6 shell (2 disks' files at /d0, /d1)"), "{text}");
+    assert!(text.contains("root: started fs-server0") && text.contains("root: started fs-server1"), "{text}");
+    assert!(text.lines().any(|l| l.ends_with("d0/")) && text.lines().any(|l| l == "d1/"), "{text}");
+    assert!(text.contains("Hello from the test's image"), "{text}");
+    assert!(text.contains("mkdir: /d0/nope: EROFS") && text.contains("ro 1"), "{text}");
+    assert!(text.contains(&format!("{:>10} copied.bin", blob.len())), "{text}");
+    let copied = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/copied.bin").output().expect("mtype");
+    assert!(copied.stdout == blob, "copied: {} bytes of {}", copied.stdout.len(), blob.len());
+    let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(&fat).output().expect("fsck.fat");
+    assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+    let _ = std::fs::remove_dir_all(&dir0);
+    let _ = std::fs::remove_dir_all(&dir1);
 }

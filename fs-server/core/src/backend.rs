@@ -72,6 +72,12 @@ pub trait FileSystem {
     fn rename(&self, from: &str, _to: &str) -> FsResult<()> {
         Err(read_only(from))
     }
+    /// Leaves the image consistent on disk as it stands, as unmounting
+    /// would (the server is idle: no client attached); the next change
+    /// marks it in use again. Nothing to do for read-only ones.
+    fn sync(&self) -> FsResult<()> {
+        Ok(())
+    }
 }
 
 /// A directory with more entries than one listing may hold: the image
@@ -493,6 +499,8 @@ struct FatIo {
     v: Volume,
     /// FAT entries read as `fat_layout` says (loops in directories cut).
     patches: fat_layout::Patches,
+    /// The volume's "in use" (dirty) flag, kept right across syncs.
+    dirty: DirtyFlag,
     pos: u64,
     cache: Vec<(u64, Vec<u8>)>,
     next_victim: usize,
@@ -501,9 +509,18 @@ struct FatIo {
 const CACHE_BLOCK: u64 = 64 << 10;
 const CACHE_BLOCKS: usize = 8;
 
+/// The FAT "in use" flag (bit 0 of the boot sector's status byte):
+/// `fatfs` sets it on disk at its first write and clears it only when
+/// unmounted, which a server does at its end. [`Fat::sync`] clears it on
+/// disk while the server is idle and leaves here where the byte is and its
+/// clean value; the next write (which `fatfs`, believing the volume still
+/// in use, makes without setting it) sets it again first.
+#[derive(Clone, Default)]
+struct DirtyFlag(alloc::rc::Rc<core::cell::Cell<Option<(u64, u8)>>>);
+
 impl FatIo {
-    fn new(v: Volume, patches: fat_layout::Patches) -> FatIo {
-        FatIo { v, patches, pos: 0, cache: Vec::new(), next_victim: 0 }
+    fn new(v: Volume, patches: fat_layout::Patches, dirty: DirtyFlag) -> FatIo {
+        FatIo { v, patches, dirty, pos: 0, cache: Vec::new(), next_victim: 0 }
     }
 
     /// Puts the patched FAT bytes into `buf`, just read from `at`.
@@ -580,6 +597,13 @@ impl FatIo {
 
 impl Write for FatIo {
     fn write(&mut self, buf: &[u8]) -> Result<usize, IoErr> {
+        if let Some((at, clean)) = self.dirty.0.take() {
+            // In use again from this write on (see `DirtyFlag`).
+            if let Err(e) = self.v.write_at(at, &[clean | 1]) {
+                self.dirty.0.set(Some((at, clean)));
+                return Err(IoErr::Block(e));
+            }
+        }
         self.v.write_at(self.pos, buf).map_err(IoErr::Block)?;
         let (lo, hi) = (self.pos, self.pos + buf.len() as u64);
         self.cache.retain(|(s, d)| *s + d.len() as u64 <= lo || *s >= hi);
@@ -617,6 +641,8 @@ type Run = (u64, u64, u64);
 /// clusters through `fat_layout`.
 pub struct Fat {
     fs: fatfs::FileSystem<FatStorage, UtcTime, CodePage>,
+    /// The "in use" flag, shared with the `FatIo` under `fs`.
+    dirty: DirtyFlag,
     /// The same volume, for reading file data in long runs.
     volume: Volume,
     raw: FatLayout,
@@ -729,7 +755,9 @@ impl Fat {
         let volume = v.clone();
         let options = fatfs::FsOptions::new().time_provider(UtcTime(clock)).oem_cp_converter(codepage);
         let patches = fat_layout::Patches::default();
-        let fs = fatfs::FileSystem::new(FatIo::new(v, patches.clone()), options).map_err(|e| format!("FAT: {e}"))?;
+        let dirty = DirtyFlag::default();
+        let fs = fatfs::FileSystem::new(FatIo::new(v, patches.clone(), dirty.clone()), options)
+            .map_err(|e| format!("FAT: {e}"))?;
         let kind = match fs.fat_type() {
             fatfs::FatType::Fat12 => "fat12",
             fatfs::FatType::Fat16 => "fat16",
@@ -744,6 +772,7 @@ impl Fat {
         let label = fs.volume_label().trim_end().to_string();
         Ok(Fat {
             fs,
+            dirty,
             volume,
             raw,
             layout: Default::default(),
@@ -891,6 +920,24 @@ impl Fat {
 impl FileSystem for Fat {
     fn info(&self) -> Info {
         self.info.clone()
+    }
+    fn sync(&self) -> FsResult<()> {
+        // Writes go straight to the volume: only the flag is left, and
+        // FAT32's free-cluster hint, which is only a hint.
+        let at = if self.fs.fat_type() == fatfs::FatType::Fat32 { 0x41 } else { 0x25 };
+        let mut byte = [0u8];
+        self.volume.read_at(at, &mut byte).map_err(|e| (ErrorKind::Io, format!("reading the status byte: {e}")))?;
+        if byte[0] & 1 == 0 {
+            return Ok(()); // clean already (or never written)
+        }
+        match self.volume.write_at(at, &[byte[0] & !1]) {
+            Ok(()) => {
+                self.dirty.0.set(Some((at, byte[0] & !1)));
+                Ok(())
+            }
+            Err(rumpglue::Error::ReadOnly) => Ok(()),
+            Err(e) => Err((ErrorKind::Io, format!("clearing the in-use flag: {e}"))),
+        }
     }
     fn stat(&self, path: &str) -> FsResult<Stat> {
         Ok(match self.entry(path)? {

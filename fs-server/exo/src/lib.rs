@@ -77,7 +77,15 @@ pub fn serve(
                 _ => {}
             }
         }
-        Some(handle(fs, &mut sessions, m))
+        let answer = handle(fs, &mut sessions, m);
+        // The last client gone: leave the image as unmounting would
+        // (a machine powered off now finds it clean), before answering.
+        if m.words[0] == exo_protocols::session::DETACH && sessions.iter_mut().next().is_none() {
+            if let Err((_, e)) = fs.sync() {
+                println!("{name}: {e}");
+            }
+        }
+        Some(answer)
     };
     match server::serve(ep, how, handler) {
         Ended::Served(gone) => {

@@ -9,7 +9,9 @@
 //! `rename` and `close` into file-protocol requests (`exo_protocols::file`)
 //! through a buffer shared with the server. Errors are POSIX errno values.
 //! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
-//! file). One file server, mounted at `/`, for now. Programs of the boot
+//! file). File servers are mounted at `/` or at directories (`/d0`,
+//! `/d1` ... one per disk), each request going to the one whose
+//! directory holds its path. Programs of the boot
 //! image are started, waited for and stopped through the root task's
 //! process service ([`process`]).
 #![no_std]
@@ -51,8 +53,12 @@ pub enum Errno {
     EISDIR = 21,
     /// Invalid argument.
     EINVAL = 22,
-    /// Too many open files.
+    /// Too many open files (or mounts).
     EMFILE = 24,
+    /// Busy: something is mounted there already.
+    EBUSY = 16,
+    /// A rename across two mounts.
+    EXDEV = 18,
     /// Read-only file system.
     EROFS = 30,
     /// File name too long.
@@ -178,14 +184,26 @@ enum Desc {
     Socket(net::Sock),
 }
 
+/// A file server mounted at a directory.
+struct Mount {
+    /// Where: `/`, or a directory such as `/d0`.
+    at: String,
+    server: Attached,
+    /// The buffer shared with the server.
+    buffer: Mapping,
+    /// Which buffer window it is mapped in.
+    window: u64,
+}
+
 struct State {
-    server: Option<Attached>,
-    /// The buffer shared with the server (mapped while mounted).
-    buffer: Option<Mapping>,
+    mounts: Vec<Mount>,
     files: Vec<Option<Desc>>,
 }
 
-static STATE: SpinLock<State> = SpinLock::new(State { server: None, buffer: None, files: Vec::new() });
+static STATE: SpinLock<State> = SpinLock::new(State { mounts: Vec::new(), files: Vec::new() });
+
+/// Most file servers mounted at once.
+const MAX_MOUNTS: u64 = 16;
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(f)
@@ -194,17 +212,55 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
 /// Connects to the file server on endpoint slot `slot` and mounts it at
 /// `/`: a buffer from the untyped budget is mapped and attached.
 pub fn mount(endpoint_slot: u64) -> Result<()> {
+    mount_at(endpoint_slot, "/")
+}
+
+/// Connects to the file server on endpoint slot `slot` and mounts it at
+/// directory `at` (`/d0`, say): paths under `at` are its. Directories
+/// above mount points that no server has (`/` with disks at `/d0` and
+/// `/d1`) list the mount points.
+pub fn mount_at(endpoint_slot: u64, at: &str) -> Result<()> {
+    let at = normalize(at)?;
     with(|s| {
-        if s.server.is_some() {
-            return Err(Errno::EINVAL);
+        if s.mounts.iter().any(|m| m.at == at) {
+            return Err(Errno::EBUSY);
         }
+        let window = (0..MAX_MOUNTS).find(|w| s.mounts.iter().all(|m| m.window != *w)).ok_or(Errno::EMFILE)?;
+        let va = BUF_VA + window * BUF_PAGES * 4096;
         let (buffer, server, _) =
-            Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENODEV)?;
-        s.server = Some(server);
-        s.buffer = Some(buffer);
-        forget_files(s);
+            Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, va).map_err(|_| Errno::ENODEV)?;
+        s.mounts.push(Mount { at, server, buffer, window });
         Ok(())
     })
+}
+
+/// Mounts the file server of each disk this program was given: the
+/// endpoint named `files` (or `files0`) at `/d0`, `files1` at `/d1` ...
+/// Where they were mounted, in order; those that failed are left out.
+pub fn mount_disks() -> Vec<String> {
+    let mut done = Vec::new();
+    for name in exo_rt::endpoint_names() {
+        let n = match name.strip_prefix("files") {
+            Some("") => 0,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => continue,
+            },
+            None => continue,
+        };
+        let at = alloc::format!("/d{n}");
+        let Some(ep) = exo_rt::endpoint(name) else { continue };
+        if mount_at(ep.slot(), &at).is_ok() {
+            done.push(at);
+        }
+    }
+    done.sort();
+    done
+}
+
+/// Where file servers are mounted.
+pub fn mounts() -> Vec<String> {
+    with(|s| s.mounts.iter().map(|m| m.at.clone()).collect())
 }
 
 /// Closes every file's descriptor (sockets stay).
@@ -216,15 +272,46 @@ fn forget_files(s: &mut State) {
     }
 }
 
-/// Detaches from the file server; every file's descriptor is closed.
+/// Detaches from every file server; every file's descriptor is closed.
 pub fn unmount() -> Result<()> {
     with(|s| {
-        let server = s.server.take().ok_or(Errno::ENODEV)?;
+        if s.mounts.is_empty() {
+            return Err(Errno::ENODEV);
+        }
         forget_files(s);
-        server.detach();
-        s.buffer = None; // unmapped
+        for m in s.mounts.drain(..) {
+            m.server.detach();
+        } // buffers unmapped
         Ok(())
     })
+}
+
+/// The mount that serves `path` (the deepest whose directory holds it)
+/// and the path within it.
+fn route(s: &State, path: &str) -> Option<(usize, String)> {
+    let (i, m) = s
+        .mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.at == "/" || path == m.at || path.starts_with(&alloc::format!("{}/", m.at)))
+        .max_by_key(|(_, m)| m.at.len())?;
+    let inner = if m.at == "/" { path } else { &path[m.at.len()..] };
+    Some((i, if inner.is_empty() { "/".to_string() } else { inner.to_string() }))
+}
+
+/// The names directly under `dir` on the way to mount points, if `dir`
+/// is a directory above some (and served by none).
+fn mount_children(s: &State, dir: &str) -> Option<Vec<String>> {
+    let prefix = if dir == "/" { "/".to_string() } else { alloc::format!("{dir}/") };
+    let mut names: Vec<String> = s
+        .mounts
+        .iter()
+        .filter_map(|m| m.at.strip_prefix(prefix.as_str()))
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+        .collect();
+    names.dedup();
+    (!names.is_empty()).then_some(names)
 }
 
 fn errno(kind: ErrorKind) -> Errno {
@@ -248,11 +335,47 @@ fn idempotent(r: &Request) -> bool {
     !matches!(r, Request::Create(_) | Request::Mkdir(_) | Request::Remove(_) | Request::Rename { .. })
 }
 
-/// One request to the server (state lock held).
+/// The request with its path(s) taken into the mount that serves them:
+/// which mount, and the request as that server sees it.
+fn routed(s: &State, r: &Request) -> Result<(usize, Request)> {
+    let one = |p: &String| route(s, p).ok_or(if s.mounts.is_empty() { Errno::ENODEV } else { Errno::ENOENT });
+    let (i, r) = match r {
+        Request::Stat(p) => one(p).map(|(i, p)| (i, Request::Stat(p)))?,
+        Request::ReadDir(p) => one(p).map(|(i, p)| (i, Request::ReadDir(p)))?,
+        Request::ReadLink(p) => one(p).map(|(i, p)| (i, Request::ReadLink(p)))?,
+        Request::Create(p) => one(p).map(|(i, p)| (i, Request::Create(p)))?,
+        Request::Mkdir(p) => one(p).map(|(i, p)| (i, Request::Mkdir(p)))?,
+        Request::Remove(p) => one(p).map(|(i, p)| (i, Request::Remove(p)))?,
+        Request::Read { path, offset, len } => {
+            one(path).map(|(i, path)| (i, Request::Read { path, offset: *offset, len: *len }))?
+        }
+        Request::Write { path, offset, data } => {
+            one(path).map(|(i, path)| (i, Request::Write { path, offset: *offset, data: data.clone() }))?
+        }
+        Request::Truncate { path, size } => one(path).map(|(i, path)| (i, Request::Truncate { path, size: *size }))?,
+        Request::Rename { from, to } => {
+            let ((i, from), (j, to)) = (one(from)?, one(to)?);
+            if i != j {
+                return Err(Errno::EXDEV);
+            }
+            (i, Request::Rename { from, to })
+        }
+        other => (0, other.clone()),
+    };
+    if i >= s.mounts.len() {
+        return Err(Errno::ENODEV);
+    }
+    Ok((i, r))
+}
+
+/// One request to the server that holds its path (state lock held).
 fn ask(s: &mut State, r: &Request) -> Result<Response> {
-    let server = s.server.ok_or(Errno::ENODEV)?;
+    let (i, r) = routed(s, r)?;
+    let r = &r;
+    let m = &mut s.mounts[i];
+    let server = m.server;
     let bytes = r.encode();
-    let buf = s.buffer.as_mut().ok_or(Errno::ENODEV)?.as_mut_slice();
+    let buf = m.buffer.as_mut_slice();
     if bytes.len() > buf.len() {
         return Err(Errno::EINVAL);
     }
@@ -265,12 +388,12 @@ fn ask(s: &mut State, r: &Request) -> Result<Response> {
         buf[..bytes.len()].copy_from_slice(&bytes);
         true
     };
-    let m = server.call([proto::REQUEST, bytes.len() as u64, 0], tries, again).map_err(|_| Errno::ENODEV)?;
-    let buf = s.buffer.as_mut().ok_or(Errno::ENODEV)?.as_mut_slice();
-    if m.words[0] != Status::Ok as u64 {
+    let answer = server.call([proto::REQUEST, bytes.len() as u64, 0], tries, again).map_err(|_| Errno::ENODEV)?;
+    let buf = m.buffer.as_mut_slice();
+    if answer.words[0] != Status::Ok as u64 {
         return Err(Errno::EIO);
     }
-    match Response::decode(&buf[..m.words[1] as usize]) {
+    match Response::decode(&buf[..answer.words[1] as usize]) {
         Ok(Response::Error(kind, _)) => Err(errno(kind)),
         Ok(r) => Ok(r),
         Err(_) => Err(Errno::EIO),
@@ -316,6 +439,9 @@ fn to_stat(st: &proto::Stat) -> Stat {
 }
 
 fn stat_locked(s: &mut State, path: &str) -> Result<Stat> {
+    if route(s, path).is_none() && mount_children(s, path).is_some() {
+        return Ok(Stat { size: 0, mode: 0o040555, mtime: 0 }); // above mount points
+    }
     match ask(s, &Request::Stat(path.to_string()))? {
         Response::Stat(st) => Ok(to_stat(&st)),
         _ => Err(Errno::EIO),
@@ -496,11 +622,20 @@ pub fn close(fd: Fd) -> Result<()> {
 /// The entries of directory `path` (without `.` and `..`).
 pub fn readdir(path: &str) -> Result<Vec<DirEntry>> {
     let path = normalize(path)?;
-    with(|s| match ask(s, &Request::ReadDir(path))? {
-        Response::Dir(entries) => {
-            Ok(entries.into_iter().map(|e| DirEntry { stat: to_stat(&e.stat), name: e.name }).collect())
+    with(|s| match ask(s, &Request::ReadDir(path.clone())) {
+        Err(Errno::ENOENT | Errno::ENODEV) if route(s, &path).is_none() => {
+            let names = mount_children(s, &path).ok_or(Errno::ENOENT)?;
+            Ok(names
+                .into_iter()
+                .map(|name| DirEntry { name, stat: Stat { size: 0, mode: 0o040555, mtime: 0 } })
+                .collect())
         }
-        _ => Err(Errno::EIO),
+        r => match r? {
+            Response::Dir(entries) => {
+                Ok(entries.into_iter().map(|e| DirEntry { stat: to_stat(&e.stat), name: e.name }).collect())
+            }
+            _ => Err(Errno::EIO),
+        },
     })
 }
 

@@ -1,6 +1,7 @@
 //! exo-sh, the ExoV6 shell: reads lines from the console driver (console
-//! protocol on its first endpoint), works on files through the POSIX
-//! library OS (the file server on its second endpoint, mounted at `/`).
+//! protocol, its endpoint named `console`), works on files through the
+//! POSIX library OS: the file server of each disk (endpoints `files` or
+//! `files0`, `files1` ...) mounted at `/d0`, `/d1` ..., starting in `/d0`.
 //!
 //! Built-in commands: `help`, `echo`, `pwd`, `cd`, `ls [-l] [PATH...]`,
 //! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
@@ -13,10 +14,13 @@
 //! root task's process service `procs` underneath), with the shell's
 //! endpoints; the shell waits for it (^C stops it) and `$?` tells how it
 //! ended (128 + the exception vector for a program the CPU killed).
-//! Pipes and redirection are not there yet.
+//! `> FILE` and `>> FILE` send a built-in command's output to a file;
+//! programs write to the console themselves, so theirs cannot be sent
+//! yet, and there are no pipes (the library has no descriptors to hand a
+//! child yet).
 //!
-//! Endpoints, in manifest order: `files`, `console`, `procs` (a program
-//! the shell starts finds the file server first, as any program does).
+//! Endpoints, by name: `files` (or `files0` ...), `console`, `procs`; a
+//! program the shell starts gets them all, under the same names.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -40,10 +44,6 @@ exo_rt::entry!(main);
 
 /// Where the buffer shared with the console driver is mapped.
 const CONSOLE_VA: u64 = 0x30_0000_0000;
-/// The endpoints, by their place in the manifest entry.
-const FILES_EP: u64 = exo_manifest::ENDPOINT_SLOT_BASE;
-const CONSOLE_EP: u64 = exo_manifest::ENDPOINT_SLOT_BASE + 1;
-const PROCS_EP: u64 = exo_manifest::ENDPOINT_SLOT_BASE + 2;
 
 /// The console, as a client sees it.
 struct Console {
@@ -184,6 +184,47 @@ fn copy(from: &str, to: &str) -> Result<(), (String, Errno)> {
     closed.map_err(|e| (to.to_string(), e))
 }
 
+/// Where a built-in command's output goes: the console, or a text
+/// collected for a file (`> FILE`).
+struct Out(Option<String>);
+
+impl Out {
+    fn put(&mut self, text: &str) {
+        match &mut self.0 {
+            Some(t) => t.push_str(text),
+            None => print!("{text}"),
+        }
+    }
+}
+
+/// `println!` to an [`Out`].
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        let mut line = alloc::format!($($arg)*);
+        line.push('\n');
+        $out.put(&line);
+    }};
+}
+
+/// Writes `data` to file `path`, made anew (or added to its end).
+fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
+    use posix::flags::{O_APPEND, O_CREAT, O_TRUNC, O_WRONLY};
+    let fd = posix::open(path, O_WRONLY | O_CREAT | if append { O_APPEND } else { O_TRUNC })?;
+    let mut done = 0;
+    let r = loop {
+        if done == data.len() {
+            break Ok(());
+        }
+        match posix::write(fd, &data[done..]) {
+            Ok(0) => break Err(Errno::EIO),
+            Ok(n) => done += n,
+            Err(e) => break Err(e),
+        }
+    };
+    let closed = posix::close(fd);
+    r.and(closed)
+}
+
 impl Shell {
     fn fail(&self, what: &str, e: Errno) -> i32 {
         println!("{what}: {e:?}");
@@ -197,8 +238,37 @@ impl Shell {
         self.files
     }
 
-    /// Runs one command line; its status.
+    /// Runs one command line; its status (`None`: leave). `> FILE` or
+    /// `>> FILE` at its end sends a built-in command's output to FILE
+    /// (made anew, or added to); messages about failures still go to the
+    /// console.
     fn run(&mut self, line: &str) -> Option<i32> {
+        let (line, redirect) = match line.split_once('>') {
+            None => (line, None),
+            Some((cmd, rest)) => {
+                let (append, target) = match rest.strip_prefix('>') {
+                    Some(t) => (true, t.trim()),
+                    None => (false, rest.trim()),
+                };
+                if target.is_empty() || target.contains(char::is_whitespace) || target.contains('>') {
+                    println!("exo-sh: > wants one file name after it");
+                    return Some(2);
+                }
+                (cmd, Some((posix::join_path(&self.cwd, target), append)))
+            }
+        };
+        let mut out = Out(redirect.as_ref().map(|_| String::new()));
+        let status = self.command(line, &mut out, redirect.is_some())?;
+        let Some((target, append)) = redirect else { return Some(status) };
+        let text = out.0.unwrap_or_default();
+        match write_file(&target, text.as_bytes(), append) {
+            Ok(()) => Some(status),
+            Err(e) => Some(self.fail(&format!("exo-sh: {target}"), e)),
+        }
+    }
+
+    /// Runs one command (its output to `out`); its status.
+    fn command(&mut self, line: &str, out: &mut Out, redirected: bool) -> Option<i32> {
         let words: Vec<String> =
             line.split_whitespace().map(|w| if w == "$?" { self.status.to_string() } else { w.to_string() }).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
@@ -206,18 +276,20 @@ impl Shell {
         let path = |p: &str| posix::join_path(&self.cwd, p);
         Some(match cmd.as_str() {
             "help" => {
-                println!(
+                say!(
+                    out,
                     "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv uptime date exit poweroff"
                 );
-                println!("$? is the last status; ^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
+                say!(out, "$? is the last status; > FILE or >> FILE after a built-in command sends its output there;");
+                say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
                 0
             }
             "echo" => {
-                println!("{}", args.join(" "));
+                say!(out, "{}", args.join(" "));
                 0
             }
             "pwd" => {
-                println!("{}", self.cwd);
+                say!(out, "{}", self.cwd);
                 0
             }
             "cd" => {
@@ -246,15 +318,15 @@ impl Shell {
                             Ok(entries) => {
                                 for e in entries {
                                     if long {
-                                        println!("{} {:>10} {}", mode_string(&e.stat), e.stat.size, e.name);
+                                        say!(out, "{} {:>10} {}", mode_string(&e.stat), e.stat.size, e.name);
                                     } else {
-                                        println!("{}{}", e.name, if e.stat.is_dir() { "/" } else { "" });
+                                        say!(out, "{}{}", e.name, if e.stat.is_dir() { "/" } else { "" });
                                     }
                                 }
                             }
                             Err(e) => status = self.fail(&format!("ls: {p}"), e),
                         },
-                        Ok(st) => println!("{} {:>10} {p}", mode_string(&st), st.size),
+                        Ok(st) => say!(out, "{} {:>10} {p}", mode_string(&st), st.size),
                         Err(e) => status = self.fail(&format!("ls: {p}"), e),
                     }
                 }
@@ -268,9 +340,9 @@ impl Shell {
                 let mut status = 0;
                 for a in &args {
                     let p = path(a);
-                    let mut out = String::new();
-                    let r = each_chunk(&p, |b| out.push_str(&String::from_utf8_lossy(b)));
-                    print!("{out}");
+                    let mut text = String::new();
+                    let r = each_chunk(&p, |b| text.push_str(&String::from_utf8_lossy(b)));
+                    out.put(&text);
                     if let Err(e) = r {
                         status = self.fail(&format!("cat: {p}"), e);
                     }
@@ -292,7 +364,7 @@ impl Shell {
                         }
                     });
                     match r {
-                        Ok(()) => println!("{lines:>8} {words:>8} {bytes:>10} {p}"),
+                        Ok(()) => say!(out, "{lines:>8} {words:>8} {bytes:>10} {p}"),
                         Err(e) => status = self.fail(&format!("wc: {p}"), e),
                     }
                 }
@@ -309,7 +381,7 @@ impl Shell {
                     let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
                     let text: String =
                         row.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
-                    println!("{:08x}  {:<47}  |{text}|", i * 16, hex.join(" "));
+                    say!(out, "{:08x}  {:<47}  |{text}|", i * 16, hex.join(" "));
                 }
                 match r {
                     Ok(()) => 0,
@@ -322,7 +394,14 @@ impl Shell {
                     let p = path(a);
                     match posix::stat(&p) {
                         Ok(st) => {
-                            println!("{p}: {} size {} mode {:o} mtime {}", mode_string(&st), st.size, st.mode, st.mtime)
+                            say!(
+                                out,
+                                "{p}: {} size {} mode {:o} mtime {}",
+                                mode_string(&st),
+                                st.size,
+                                st.mode,
+                                st.mtime
+                            )
                         }
                         Err(e) => status = self.fail(&format!("stat: {p}"), e),
                     }
@@ -365,12 +444,12 @@ impl Shell {
             }
             "uptime" => {
                 let ms = sys::clock() / 1_000_000;
-                println!("up {}.{:03} s", ms / 1000, ms % 1000);
+                say!(out, "up {}.{:03} s", ms / 1000, ms % 1000);
                 0
             }
             "date" => {
                 let s = sys::wall_clock() / 1_000_000_000;
-                println!("{s} seconds since 1970-01-01 UTC");
+                say!(out, "{s} seconds since 1970-01-01 UTC");
                 0
             }
             "exit" => return None,
@@ -382,9 +461,19 @@ impl Shell {
                     return Some(2);
                 };
                 println!("exo-sh: powering off");
+                // Detached first: each file server, idle, leaves its image
+                // as unmounting would.
+                if self.files {
+                    let _ = posix::unmount();
+                    self.files = false;
+                }
                 let e = Power::from_slot(slot::POWER).shutdown(u64::from(code));
                 println!("poweroff: {}", e.name());
                 1
+            }
+            other if redirected => {
+                println!("exo-sh: {other}: a program's output cannot be sent to a file yet (it writes to the console)");
+                2
             }
             other => {
                 let line = words.join(" ");
@@ -405,20 +494,28 @@ impl Shell {
 }
 
 fn main(_: &str) -> i32 {
-    let mut console = match Console::open(Endpoint::from_slot(CONSOLE_EP)) {
+    let Some(console_ep) = exo_rt::endpoint("console") else {
+        println!("exo-sh: given no endpoint named console");
+        return 1;
+    };
+    let mut console = match Console::open(console_ep) {
         Ok(c) => c,
         Err(e) => {
             println!("exo-sh: no console input: {e}");
             return 1;
         }
     };
-    let files = posix::mount(FILES_EP).is_ok();
-    let procs = posix::process::attach(PROCS_EP, console.note).is_ok();
-    println!(
-        "exo-sh: the ExoV6 shell ({}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6",
-        if files { "files of the disk at /" } else { "no file system" }
-    );
-    let mut sh = Shell { cwd: "/".into(), status: 0, files, procs };
+    let disks = posix::mount_disks();
+    let files = !disks.is_empty();
+    let procs = exo_rt::endpoint("procs").is_some_and(|ep| posix::process::attach(ep.slot(), console.note).is_ok());
+    let at = match disks.len() {
+        0 => "no file system".to_string(),
+        1 => "the disk's files at /d0".to_string(),
+        n => format!("{n} disks' files at {}", disks.join(", ")),
+    };
+    println!("exo-sh: the ExoV6 shell ({at}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6");
+    let cwd = disks.first().cloned().unwrap_or_else(|| "/".into());
+    let mut sh = Shell { cwd, status: 0, files, procs };
     loop {
         print!("exo:{}$ ", sh.cwd);
         match console.read_line() {

@@ -71,6 +71,12 @@ pub fn endpoint(name: &str) -> Option<caps::Endpoint> {
     Some(caps::Endpoint::from_slot(abi::slot::FIRST_ENDPOINT + i as u64))
 }
 
+/// The names of every endpoint this program was given, in slot order.
+pub fn endpoint_names() -> impl Iterator<Item = &'static str> {
+    let names = *ENDPOINT_NAMES.lock();
+    names.split(',').filter(|n| !n.is_empty())
+}
+
 /// Runs in the new process with `rdi` = address of its [`StartInfo`].
 extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     // SAFETY: the parent (root task or kernel) wrote the start-up block at
