@@ -201,7 +201,20 @@ impl Kernel {
         Ok(())
     }
 
+    /// The budget credits to `u` go to: `u`, or the budget it went back
+    /// to (see [`Untyped`]).
+    fn live_budget(&self, mut u: u32) -> u32 {
+        while let Some(b) = self.untyped.get(u as usize) {
+            match b.parent {
+                Some(parent) if b.merged() => u = parent,
+                _ => break,
+            }
+        }
+        u
+    }
+
     fn credit(&mut self, u: u32, pages: u64) {
+        let u = self.live_budget(u);
         if let Some(b) = self.untyped.get_mut(u as usize) {
             b.remaining += pages;
         }
@@ -221,6 +234,7 @@ impl Kernel {
 
     /// Gives `bytes` of kernel memory back to budget `u`.
     pub fn credit_kernel(&mut self, u: Option<u32>, bytes: u64) {
+        let u = u.map(|u| self.live_budget(u));
         if let Some(b) = u.and_then(|u| self.untyped.get_mut(u as usize)) {
             b.kernel += bytes;
         }
@@ -319,6 +333,19 @@ impl Kernel {
     /// with `Dead`.
     pub fn drop_cap(&mut self, obj: Object) {
         match obj {
+            Object::Untyped(u) => {
+                let b = &mut self.untyped[u as usize];
+                b.refs -= 1;
+                if b.merged() {
+                    // Its last capability went: what it has left goes back
+                    // to the budget it came from (with what the split
+                    // cost), and later credits follow (`live_budget`).
+                    let (pages, bytes) = (core::mem::take(&mut b.remaining), core::mem::take(&mut b.kernel));
+                    let parent = b.parent.expect("merged");
+                    self.credit(parent, pages);
+                    self.credit_kernel(Some(parent), bytes + cost::UNTYPED);
+                }
+            }
             Object::Process(p) => {
                 self.proc_mut(p).refs -= 1;
                 if self.proc(p).state == ProcState::Alive && self.orphaned(p) && !self.orphans.contains(&p) {
@@ -362,6 +389,7 @@ impl Kernel {
             Object::Memory(m) => self.mem_ref(m),
             Object::Endpoint(e, _) => self.endpoints[e.0 as usize].as_mut().expect("live").refs += 1,
             Object::Notification(n) => self.notifications[n.0 as usize].as_mut().expect("live").refs += 1,
+            Object::Untyped(u) => self.untyped[u as usize].refs += 1,
             _ => {}
         }
     }

@@ -171,7 +171,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             threads: Vec::new(),
             thread_gens: Vec::new(),
             mems: Vec::new(),
-            untyped: alloc::vec![Untyped { remaining: budget, kernel: kernel_budget }],
+            untyped: alloc::vec![Untyped::new(budget, kernel_budget, None)],
             sched: exo_kcore::sched::Scheduler::new(),
             timed: Vec::new(),
             endpoints: Vec::new(),

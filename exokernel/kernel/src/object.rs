@@ -144,11 +144,32 @@ pub struct MemObject {
 /// causes is paid from a budget it was given, so no program can exhaust
 /// the kernel, only its own budget (seL4 gets the same from retyping
 /// untyped memory into kernel objects).
+///
+/// A budget split from another (`parent`) goes back to it when its last
+/// capability goes: what it has left at once, what its objects still
+/// hold as they are freed. So a supervisor that starts and reaps programs
+/// (the shell's) gets its memory back each time.
 pub struct Untyped {
     /// Pages still available.
     pub remaining: u64,
     /// Kernel-memory bytes still available.
     pub kernel: u64,
+    /// Capabilities that name it.
+    pub refs: u32,
+    /// The budget it was split from.
+    pub parent: Option<u32>,
+}
+
+impl Untyped {
+    /// A budget of `pages` and `kernel` bytes, split from `parent`.
+    pub fn new(remaining: u64, kernel: u64, parent: Option<u32>) -> Untyped {
+        Untyped { remaining, kernel, refs: 0, parent }
+    }
+
+    /// Gone back to its parent: credits go there.
+    pub fn merged(&self) -> bool {
+        self.refs == 0 && self.parent.is_some()
+    }
 }
 
 /// A mapped memory object in a process.

@@ -360,7 +360,7 @@ fn untyped_split(k: &mut Kernel, p: ProcId, slot: u64, pages: u64, kernel_bytes:
     k.untyped[u as usize].remaining -= pages;
     k.untyped[u as usize].kernel -= kernel_bytes + cost;
     let new = k.untyped.len() as u32;
-    k.untyped.push(Untyped { remaining: pages, kernel: kernel_bytes });
+    k.untyped.push(Untyped::new(pages, kernel_bytes, Some(u)));
     k.install_cap(p, None, Object::Untyped(new), rights, label, Some(node)).inspect_err(|_| {
         k.untyped.pop();
         k.untyped[u as usize].remaining += pages;

@@ -303,3 +303,101 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     let _ = std::fs::remove_dir_all(&dir0);
     let _ = std::fs::remove_dir_all(&dir1);
 }
+
+/// The network from the shell: `echod` and `nc`, programs on the POSIX
+/// library's sockets, started by the shell (they find the network server
+/// by the name of the shell's endpoint `sockets`), reached from the host
+/// through `run-qemu --forward`; `nc` as a client gets echod's echo.
+#[test]
+fn the_shells_programs_serve_and_reach_the_network() {
+    use std::io::{BufRead, Read, Write};
+    let (dir, img, _) = disk("net", false);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (echo_port, nc_port, closed) = (free(), free(), free());
+    let mut child = std::process::Command::new(root.join("scripts/run-qemu"))
+        .args(["--no-build", "--image"])
+        .arg(root.join("build/shell.img"))
+        .args(["--disk", img.to_str().unwrap()])
+        .args(["--forward", &format!("tcp:{echo_port}:7"), "--forward", &format!("tcp:{nc_port}:8")])
+        // A UDP forward lets the guest reach the host (unrestricted).
+        .args(["--forward", &format!("udp:{closed}:9")])
+        .args([
+            "-c",
+            &format!("echod serve 1; echo echod $?; nc -l 8; echo nc $?; nc 10.0.2.2 {closed} x; echo refused $?"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/run-qemu");
+    let connect = |port: u16, data: &[u8]| -> Vec<u8> {
+        // QEMU holds a connection until the guest answers: try until the
+        // guest's side took it.
+        for _ in 0..50 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let _ = s.write_all(data);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let mut back = Vec::new();
+                let _ = s.read_to_end(&mut back);
+                return back;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Vec::new()
+    };
+    let (mut text, mut echoed) = (String::new(), Vec::new());
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        let line = line.replace('\r', "");
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("echod: echo on TCP and UDP port 7") {
+            echoed = connect(echo_port, b"through echod\n");
+        }
+        if line.contains("nc: listening on TCP port 8") {
+            connect(nc_port, b"from the host to nc\n");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+    }
+    let status = child.wait().expect("run-qemu");
+    assert_eq!(echoed, b"through echod\n", "{text}");
+    assert!(text.contains("echod: 1 connection(s) served") && text.contains("echod 0"), "{text}");
+    assert!(text.contains("nc: connection from 10.0.2.2:") && text.contains("from the host to nc"), "{text}");
+    assert!(text.contains("nc 0"), "{text}");
+    // Nothing listens on that port of the host: refused, a clear error
+    // and status 1.
+    assert!(text.contains("nc: connect: ECONNREFUSED") && text.contains("refused 1"), "{text}");
+    assert_eq!(status.code(), Some(0), "the last command's status (echo):\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each program the shell starts gets a budget split from the root
+/// task's; when it has ended and been waited for, that budget's memory
+/// goes back (the kernel merges a split budget into its parent when its
+/// last capability goes). Forty programs of 17 MiB budget each, more
+/// than the machine has, all start.
+#[test]
+fn programs_started_one_after_another_give_their_memory_back() {
+    let (dir, img, _) = disk("many", false);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let commands: Vec<String> = (0..40).map(|i| format!("hello {i}")).collect();
+    let out = std::process::Command::new(root.join("scripts/run-qemu"))
+        .args(["--no-build", "--image"])
+        .arg(root.join("build/shell.img"))
+        .args(["--disk", img.to_str().unwrap(), "-c", &commands.join("; ")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/run-qemu");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for i in 0..40 {
+        assert!(text.contains(&format!("hello: hello from user space (args: \"{i}\")")), "program {i}:\n{text}");
+    }
+    assert!(!text.contains("ENOMEM"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -325,6 +325,7 @@ impl Table {
             Kind::Tcp { port } => {
                 let port = if port == 0 { self.pick_port(sockets, false)? } else { port };
                 let mut s = new_tcp();
+                s.set_timeout(Some(HANDSHAKE_TIMEOUT));
                 s.connect(cx, remote, port).map_err(|_| Status::BadRequest)?;
                 self.entry(i).kind = Kind::Stream { h: sockets.add(s), shut: false };
                 Ok(())

@@ -249,12 +249,23 @@ pub struct Granted {
     rights: Rights,
     /// The root task's copy, sealed.
     token: caps::SealedToken,
+    /// Where the root task holds that copy (the token names it).
+    held: u64,
     /// What it is, for reports.
     what: String,
 }
 
 /// Everything a program is given, in slot order.
 pub type Grants = alloc::vec::Vec<Granted>;
+
+/// Lets go of the root task's copies behind `grants` (a program that will
+/// not be started again): their slots are free, and what they held (a
+/// budget split for the program) can go back.
+pub fn release(grants: Grants) {
+    for g in grants {
+        let _ = caps::delete(g.held);
+    }
+}
 
 /// What a program's capabilities are at its first start: its manifest
 /// entry's `caps`, its supervisor notification, its endpoints (minted
@@ -278,7 +289,7 @@ fn first_grants(
         let me = Process::from_slot(slot::SELF);
         let mine = me.give(src, None, rights.union(Rights::GRANT), label, badge).map_err(k("copy capability"))?;
         let token = caps::seal(mine, 0, dst).map_err(k("seal capability"))?;
-        out.push(Granted { dst, rights, token, what });
+        out.push(Granted { dst, rights, token, held: mine, what });
         Ok::<(), StartError>(())
     };
     for grant in &program.caps {

@@ -37,6 +37,8 @@ struct Child {
     name: String,
     process: Process,
     budget: Untyped,
+    /// The root task's sealed copies of what it was given.
+    grants: crate::loader::Grants,
     status: Option<ExitStatus>,
 }
 
@@ -91,7 +93,10 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             Some(slot @ Some(Child { status: Some(_), .. })) if slot.as_ref().is_some_and(|ch| ch.owner == badge) => {
                 let child = slot.take().expect("checked");
                 let _ = caps::delete(child.process.slot());
-                let _ = caps::delete(child.budget.slot()); // its memory back to the root task
+                // Every capability to its budget gone, the kernel gives
+                // the budget's memory back to the root task's.
+                crate::loader::release(child.grants);
+                let _ = caps::delete(child.budget.slot());
                 [Status::Ok as u64, child.status.expect("checked").encode(), 0]
             }
             Some(Some(child)) if child.owner == badge => [Status::Empty as u64, 0, 0],
@@ -125,9 +130,10 @@ fn spawn(badge: u64, line: &str) -> [u64; 3] {
     });
     let started = with_supervisor(|s| start(s, badge, pid as u64, binary, &args.join(" ")));
     match started {
-        Ok((process, budget)) => {
-            CHILDREN
-                .with(|c| c[pid] = Some(Child { owner: badge, name: binary.into(), process, budget, status: None }));
+        Ok((process, budget, grants)) => {
+            CHILDREN.with(|c| {
+                c[pid] = Some(Child { owner: badge, name: binary.into(), process, budget, grants, status: None })
+            });
             if let Err(e) = exo_rt::thread::spawn(watch, pid as u64) {
                 println!("root: cannot watch {binary}: {}", e.name());
             }
@@ -138,7 +144,13 @@ fn spawn(badge: u64, line: &str) -> [u64; 3] {
 }
 
 /// Loads `binary` with `args` for the client with `badge`.
-fn start(s: &mut Supervisor, badge: u64, pid: u64, binary: &str, args: &str) -> Result<(Process, Untyped), Status> {
+fn start(
+    s: &mut Supervisor,
+    badge: u64,
+    pid: u64,
+    binary: &str,
+    args: &str,
+) -> Result<(Process, Untyped, crate::loader::Grants), Status> {
     if s.image.find(binary).is_none() {
         return Err(Status::NoSuchProgram);
     }
@@ -163,9 +175,10 @@ fn start(s: &mut Supervisor, badge: u64, pid: u64, binary: &str, args: &str) -> 
     let hardware = crate::loader::Hardware { bus: s.bus, functions: &mut s.devices, assigned: &mut none };
     let mut grants = None;
     match crate::loader::start(s.image, &program, budget, &s.endpoints, BADGE_BASE + pid, hardware, 0, &mut grants) {
-        Ok(p) => Ok((p, budget)),
+        Ok(p) => Ok((p, budget, grants.unwrap_or_default())),
         Err(e) => {
             println!("root: cannot start {binary} for a client: {e}");
+            crate::loader::release(grants.unwrap_or_default());
             let _ = caps::delete(budget.slot());
             Err(Status::BadRequest)
         }

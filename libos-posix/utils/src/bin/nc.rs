@@ -1,0 +1,153 @@
+//! `nc`: TCP and UDP from the command line, on the POSIX library's
+//! sockets (the network server is the endpoint named `sockets`).
+//!
+//! - `nc HOST PORT [TEXT...]`: connects over TCP, sends TEXT and a
+//!   newline (if given), ends its side, and prints all that comes back
+//!   until the peer ends.
+//! - `nc -u HOST PORT TEXT...`: sends TEXT as one datagram and prints the
+//!   answer (waiting up to 5 s for it).
+//! - `nc -l PORT`: accepts one TCP connection and prints all it sends
+//!   until it ends; `nc -l -u PORT`: prints one datagram.
+//!
+//! HOST is numeric (`10.0.2.2`) or `localhost`: there is no resolver.
+//! Status 0 on success, 1 when the network fails, 2 for bad arguments.
+//! Input from the console is not read: the shell holds it.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use exo_posix::net::{self, events, Kind, PollFd, SocketAddr};
+use exo_posix::{self as posix, Errno, Fd};
+use exo_rt::{print, println};
+
+exo_rt::entry!(main);
+
+/// How long a UDP client waits for its answer.
+const ANSWER_NS: u64 = 5_000_000_000;
+
+fn main(args: &str) -> i32 {
+    let mut words: Vec<&str> = args.split_whitespace().collect();
+    let listen = take_flag(&mut words, "-l");
+    let udp = take_flag(&mut words, "-u");
+    let kind = if udp { Kind::Datagram } else { Kind::Stream };
+    let Some(ep) = exo_rt::endpoint("sockets") else {
+        println!("nc: given no endpoint named sockets (no network server)");
+        return 1;
+    };
+    if let Err(e) = net::attach(ep.slot()) {
+        println!("nc: no network server: {e:?}");
+        return 1;
+    }
+    let r = match (listen, words.as_slice()) {
+        (true, [port]) => match port.parse::<u16>() {
+            Ok(p) if p != 0 => serve_once(kind, p),
+            _ => return usage(),
+        },
+        (false, [host, port, text @ ..]) => match net::getaddrinfo(host, port) {
+            Ok(to) if !(udp && text.is_empty()) => talk(kind, to, &text.join(" ")),
+            Ok(_) => return usage(),
+            Err(e) => {
+                println!("nc: {host}:{port}: not a numeric address and port ({e:?})");
+                return 2;
+            }
+        },
+        _ => return usage(),
+    };
+    match r {
+        Ok(()) => 0,
+        Err((what, e)) => {
+            println!("nc: {what}: {e:?}");
+            1
+        }
+    }
+}
+
+fn usage() -> i32 {
+    println!("nc: usage: nc [-u] HOST PORT [TEXT...] | nc -l [-u] PORT");
+    2
+}
+
+fn take_flag(words: &mut Vec<&str>, flag: &str) -> bool {
+    let before = words.len();
+    words.retain(|w| *w != flag);
+    words.len() != before
+}
+
+type Failed = (&'static str, Errno);
+
+/// Prints `bytes` as text (what is not UTF-8 shown replaced).
+fn show(bytes: &[u8]) {
+    print!("{}", String::from_utf8_lossy(bytes));
+}
+
+/// The client: sends `text` to `to` and prints the answer.
+fn talk(kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed> {
+    let fd = net::socket(kind).map_err(|e| ("socket", e))?;
+    let r = talk_on(fd, kind, to, text);
+    let _ = posix::close(fd);
+    r
+}
+
+fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed> {
+    net::connect(fd, to).map_err(|e| ("connect", e))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    if kind == Kind::Datagram {
+        net::send(fd, text.as_bytes()).map_err(|e| ("send", e))?;
+        let mut p = [PollFd::new(fd, events::POLLIN)];
+        if net::poll(&mut p, Some(ANSWER_NS)).map_err(|e| ("poll", e))? == 0 {
+            return Err(("no answer in 5 s", Errno::ETIMEDOUT));
+        }
+        let n = net::recv(fd, &mut buf).map_err(|e| ("recv", e))?;
+        show(&buf[..n]);
+        if !buf[..n].ends_with(b"\n") {
+            println!();
+        }
+        return Ok(());
+    }
+    if !text.is_empty() {
+        let mut line = String::from(text);
+        line.push('\n');
+        net::send(fd, line.as_bytes()).map_err(|e| ("send", e))?;
+    }
+    net::shutdown(fd).map_err(|e| ("shutdown", e))?;
+    loop {
+        match net::recv(fd, &mut buf).map_err(|e| ("recv", e))? {
+            0 => return Ok(()),
+            n => show(&buf[..n]),
+        }
+    }
+}
+
+/// The listener: prints one connection's bytes (or one datagram).
+fn serve_once(kind: Kind, port: u16) -> Result<(), Failed> {
+    let fd = net::socket(kind).map_err(|e| ("socket", e))?;
+    net::bind(fd, SocketAddr::new([0; 4], port)).map_err(|e| ("bind", e))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    if kind == Kind::Datagram {
+        println!("nc: waiting for a datagram on UDP port {port}");
+        let (n, from) = net::recvfrom(fd, &mut buf).map_err(|e| ("recv", e))?;
+        println!("nc: {n} bytes from {from}:");
+        show(&buf[..n]);
+        let _ = posix::close(fd);
+        return Ok(());
+    }
+    net::listen(fd, 1).map_err(|e| ("listen", e))?;
+    println!("nc: listening on TCP port {port}");
+    let (conn, peer) = net::accept(fd).map_err(|e| ("accept", e))?;
+    let _ = posix::close(fd);
+    println!("nc: connection from {peer}");
+    let r = loop {
+        match net::recv(conn, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => show(&buf[..n]),
+            Err(e) => break Err(("recv", e)),
+        }
+    };
+    let _ = posix::close(conn);
+    r
+}
