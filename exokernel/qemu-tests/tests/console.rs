@@ -216,7 +216,9 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
             // readcheck, a test program, mounts the file server at / itself.
             ("stopped 130", b"readcheck /data/blob.bin\r"),
             ("readcheck: /data/blob.bin", b"sha256sum /d0/data/blob.bin /d0/hello.txt\r"),
-            ("  /d0/hello.txt", b"sleep 200\recho slept $?\r"),
+            // A program starts in the shell's directory.
+            ("  /d0/hello.txt", b"cd data\rsha256sum blob.bin ../hello.txt\r"),
+            ("  ../hello.txt", b"sleep 200\recho slept $?\r"),
             ("slept 0", b"poweroff\r"),
         ],
     );
@@ -236,9 +238,15 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
         .arg(dir.join("tree/hello.txt"))
         .output()
         .expect("sha256sum on the host");
-    for (line, path) in String::from_utf8_lossy(&host.stdout).lines().zip(["/d0/data/blob.bin", "/d0/hello.txt"]) {
-        let hash = line.split_whitespace().next().unwrap();
+    let hashes: Vec<String> = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    for (hash, path) in hashes.iter().zip(["/d0/data/blob.bin", "/d0/hello.txt"]) {
         b.expect_line(&format!("{hash}  {path}"));
+    }
+    for (hash, path) in hashes.iter().zip(["blob.bin", "../hello.txt"]) {
+        assert!(b.lines().iter().any(|l| l.ends_with(&format!("{hash}  {path}"))), "{path}:\n{}", b.serial);
     }
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let _ = std::fs::remove_dir_all(&dir);

@@ -400,7 +400,27 @@ fn ask(s: &mut State, r: &Request) -> Result<Response> {
     }
 }
 
-/// `path` made absolute and tidy (`.` and `..` resolved, no doubled `/`).
+/// The working directory (`None`: the one the program started in).
+static CWD: SpinLock<Option<String>> = SpinLock::new(None);
+
+/// The working directory: relative paths start there. At first the one
+/// the program was started in (the shell's, for a program it starts).
+pub fn getcwd() -> String {
+    CWD.with(|c| c.get_or_insert_with(|| exo_rt::start_dir().to_string()).clone())
+}
+
+/// Changes the working directory to `path` (a directory).
+pub fn chdir(path: &str) -> Result<()> {
+    let to = normalize(path)?;
+    if !stat(&to)?.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    CWD.with(|c| *c = Some(to));
+    Ok(())
+}
+
+/// `path` made absolute (from the working directory when relative) and
+/// tidy (`.` and `..` resolved, no doubled `/`).
 fn normalize(path: &str) -> Result<String> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -408,7 +428,7 @@ fn normalize(path: &str) -> Result<String> {
     if path.len() > proto::MAX_PATH {
         return Err(Errno::ENAMETOOLONG);
     }
-    Ok(join_path("/", path))
+    Ok(join_path(&getcwd(), path))
 }
 
 /// `path` taken from directory `cwd` when relative, made absolute and

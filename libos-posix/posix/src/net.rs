@@ -79,7 +79,7 @@ pub(crate) struct Sock {
 
 /// Where the buffer shared with the network server is mapped, and its
 /// size: the most bytes one request moves.
-const BUF_VA: u64 = 0x0000_4100_0000_0000;
+const BUF_VA: u64 = 0x0000_4200_0000_0000;
 const BUF_PAGES: u64 = 16;
 const CHUNK: usize = (BUF_PAGES * 4096) as usize;
 

@@ -70,15 +70,22 @@ pub fn spawn(command: &str) -> Result<Pid> {
     if n == 0 || n > proto::MAX_COMMAND {
         return Err(Errno::EINVAL);
     }
+    // It starts in our working directory.
+    let dir = crate::getcwd();
+    let d = dir.len();
+    if d > proto::MAX_DIR {
+        return Err(Errno::ENAMETOOLONG);
+    }
     SERVICE.with(|s| {
         let s = s.as_mut().ok_or(Errno::ENOSYS)?;
-        if n > s.buffer.len() {
+        if n + d > s.buffer.len() {
             return Err(Errno::EINVAL);
         }
         s.buffer.as_mut_slice()[..n].copy_from_slice(command.as_bytes());
+        s.buffer.as_mut_slice()[n..n + d].copy_from_slice(dir.as_bytes());
         Ok(())
     })?;
-    match call([proto::SPAWN, n as u64, 0])? {
+    match call([proto::SPAWN, n as u64, d as u64])? {
         (Status::Ok, pid) => Ok(pid),
         (Status::NoSuchProgram, _) => Err(Errno::ENOENT),
         (Status::TooLarge, _) => Err(Errno::ENOMEM),

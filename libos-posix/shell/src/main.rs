@@ -296,6 +296,9 @@ impl Shell {
                 let to = path(args.first().copied().unwrap_or("/"));
                 match posix::stat(&to) {
                     Ok(st) if st.is_dir() => {
+                        // The library's too: programs started from here
+                        // start here.
+                        let _ = posix::chdir(&to);
                         self.cwd = to;
                         0
                     }
@@ -515,6 +518,7 @@ fn main(_: &str) -> i32 {
     };
     println!("exo-sh: the ExoV6 shell ({at}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6");
     let cwd = disks.first().cloned().unwrap_or_else(|| "/".into());
+    let _ = posix::chdir(&cwd);
     let mut sh = Shell { cwd, status: 0, files, procs };
     loop {
         print!("exo:{}$ ", sh.cwd);

@@ -215,6 +215,7 @@ impl Program {
             name: name.to_string(),
             binary: String::new(),
             args: String::new(),
+            cwd: String::new(),
             caps: Vec::new(),
             after: Vec::new(),
             on_dependency_restart: OnDependencyRestart::Reattach,
@@ -283,6 +284,9 @@ pub struct Program {
     pub binary: String,
     /// Argument text.
     pub args: String,
+    /// The directory it starts in (empty: `/`); not from manifests: the
+    /// process service sets it for the programs it starts.
+    pub cwd: String,
     /// Granted capabilities.
     pub caps: Vec<CapGrant>,
     /// Programs to start first.

@@ -3,7 +3,8 @@
 //! [`session`](crate::session). A program lists the endpoint `procs` in
 //! its manifest entry to reach it.
 //!
-//! `SPAWN` takes the command line (`BINARY ARGS...`) from the buffer: the
+//! `SPAWN` takes the command line (`BINARY ARGS...`) from the buffer, and
+//! after it the working directory the program starts in (empty: `/`): the
 //! program runs with the console, a budget of its own, and the caller's
 //! endpoints (it may delegate what it holds, nothing more). The answer is
 //! `[OK, pid, 0]`, or `[NO_SUCH_PROGRAM, 0, 0]`. The client subscribes a
@@ -16,7 +17,8 @@ pub use crate::session::{Status, ATTACH, DETACH};
 
 /// Subscribe the passed notification. Answer: `[OK, 0, 0]`.
 pub const SUBSCRIBE: u64 = crate::session::FIRST_OP;
-/// `[SPAWN, len, 0]`: start the `len`-byte command line in the buffer.
+/// `[SPAWN, len, dir_len]`: start the `len`-byte command line at the
+/// buffer's start, in the `dir_len`-byte directory right after it.
 pub const SPAWN: u64 = SUBSCRIBE + 1;
 /// `[WAIT, pid, 0]`: how program `pid` ended, if it has.
 pub const WAIT: u64 = SUBSCRIBE + 2;
@@ -29,6 +31,8 @@ pub const ENDED: u64 = 4;
 pub const KILLED_EXIT: u32 = 130;
 /// The longest command line.
 pub const MAX_COMMAND: usize = 1024;
+/// The longest working directory.
+pub const MAX_DIR: usize = 1024;
 /// Most programs one client may have running or unwaited at once.
 pub const MAX_CHILDREN: usize = 16;
 
@@ -39,8 +43,8 @@ pub enum Request {
     Attach,
     /// See [`SUBSCRIBE`].
     Subscribe,
-    /// See [`SPAWN`].
-    Spawn(usize),
+    /// See [`SPAWN`]: the command line's length, the directory's.
+    Spawn(usize, usize),
     /// See [`WAIT`].
     Wait(u64),
     /// See [`KILL`].
@@ -55,7 +59,7 @@ impl Request {
         match self {
             Request::Attach => [ATTACH, 0, 0],
             Request::Subscribe => [SUBSCRIBE, 0, 0],
-            Request::Spawn(len) => [SPAWN, len as u64, 0],
+            Request::Spawn(len, dir) => [SPAWN, len as u64, dir as u64],
             Request::Wait(pid) => [WAIT, pid, 0],
             Request::Kill(pid) => [KILL, pid, 0],
             Request::Detach => [DETACH, 0, 0],
@@ -67,8 +71,10 @@ impl Request {
         Ok(match w {
             [ATTACH, 0, 0] => Request::Attach,
             [SUBSCRIBE, 0, 0] => Request::Subscribe,
-            [SPAWN, len, 0] if (1..=MAX_COMMAND as u64).contains(&len) => Request::Spawn(len as usize),
-            [SPAWN, _, 0] => return Err(Status::TooLarge),
+            [SPAWN, len, dir] if (1..=MAX_COMMAND as u64).contains(&len) && dir <= MAX_DIR as u64 => {
+                Request::Spawn(len as usize, dir as usize)
+            }
+            [SPAWN, _, _] => return Err(Status::TooLarge),
             [WAIT, pid, 0] => Request::Wait(pid),
             [KILL, pid, 0] => Request::Kill(pid),
             [DETACH, 0, 0] => Request::Detach,
@@ -86,7 +92,8 @@ mod tests {
         for r in [
             Request::Attach,
             Request::Subscribe,
-            Request::Spawn(5),
+            Request::Spawn(5, 0),
+            Request::Spawn(5, 9),
             Request::Wait(3),
             Request::Kill(1),
             Request::Detach,
@@ -95,6 +102,7 @@ mod tests {
         }
         assert_eq!(Request::decode([SPAWN, 0, 0]), Err(Status::TooLarge));
         assert_eq!(Request::decode([SPAWN, MAX_COMMAND as u64 + 1, 0]), Err(Status::TooLarge));
+        assert_eq!(Request::decode([SPAWN, 5, MAX_DIR as u64 + 1]), Err(Status::TooLarge));
         assert_eq!(Request::decode([WAIT, 1, 1]), Err(Status::BadRequest));
     }
 }

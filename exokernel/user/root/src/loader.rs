@@ -215,13 +215,14 @@ fn info_va() -> u64 {
     STACK_TOP - StartInfo::SIZE as u64
 }
 
-/// What the program reads at start: its arguments, and after a NUL the
-/// names of its endpoints (`exo_rt::endpoint` finds one by name).
+/// What the program reads at start: its arguments, after a NUL the
+/// names of its endpoints (`exo_rt::endpoint` finds one by name), and
+/// after another its working directory, if it was given one.
 fn start_text(program: &Program) -> alloc::string::String {
-    if program.endpoints.is_empty() {
-        program.args.clone()
-    } else {
-        alloc::format!("{}\0{}", program.args, program.endpoints.join(","))
+    match (program.endpoints.is_empty(), program.cwd.is_empty()) {
+        (true, true) => program.args.clone(),
+        (_, true) => alloc::format!("{}\0{}", program.args, program.endpoints.join(",")),
+        (_, false) => alloc::format!("{}\0{}\0{}", program.args, program.endpoints.join(","), program.cwd),
     }
 }
 

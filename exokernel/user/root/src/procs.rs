@@ -81,13 +81,24 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             });
             [Status::Ok as u64, 0, 0]
         }
-        Request::Spawn(len) => {
-            let line = match sessions.get(badge) {
-                Ok(s) if len as u64 <= s.bytes() => String::from_utf8_lossy(&s.buffer()[..len]).into_owned(),
+        Request::Spawn(len, dir) => {
+            let (line, cwd) = match sessions.get(badge) {
+                Ok(s) if (len + dir) as u64 <= s.bytes() => {
+                    let b = s.buffer();
+                    (
+                        String::from_utf8_lossy(&b[..len]).into_owned(),
+                        String::from_utf8_lossy(&b[len..len + dir]).into_owned(),
+                    )
+                }
                 Ok(_) => return [Status::TooLarge as u64, 0, 0],
                 Err(e) => return [e as u64, 0, 0],
             };
-            spawn(badge, &line)
+            // A directory is absolute, without NULs (they end the start-up
+            // text's parts).
+            if !(cwd.is_empty() || cwd.starts_with('/')) || cwd.contains('\0') || line.contains('\0') {
+                return [Status::BadRequest as u64, 0, 0];
+            }
+            spawn(badge, &line, &cwd)
         }
         Request::Wait(pid) => CHILDREN.with(|c| match c.get_mut(pid as usize) {
             Some(slot @ Some(Child { status: Some(_), .. })) if slot.as_ref().is_some_and(|ch| ch.owner == badge) => {
@@ -112,8 +123,9 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
     }
 }
 
-/// Starts command `line` for the client with `badge`: `[OK, pid, 0]`.
-fn spawn(badge: u64, line: &str) -> [u64; 3] {
+/// Starts command `line` in directory `cwd` for the client with `badge`:
+/// `[OK, pid, 0]`.
+fn spawn(badge: u64, line: &str, cwd: &str) -> [u64; 3] {
     let mut words = line.split_whitespace();
     let Some(binary) = words.next() else { return [Status::BadRequest as u64, 0, 0] };
     let args: Vec<&str> = words.collect();
@@ -128,7 +140,7 @@ fn spawn(badge: u64, line: &str) -> [u64; 3] {
             c.len() - 1
         }
     });
-    let started = with_supervisor(|s| start(s, badge, pid as u64, binary, &args.join(" ")));
+    let started = with_supervisor(|s| start(s, badge, pid as u64, binary, &args.join(" "), cwd));
     match started {
         Ok((process, budget, grants)) => {
             CHILDREN.with(|c| {
@@ -150,6 +162,7 @@ fn start(
     pid: u64,
     binary: &str,
     args: &str,
+    cwd: &str,
 ) -> Result<(Process, Untyped, crate::loader::Grants), Status> {
     if s.image.find(binary).is_none() {
         return Err(Status::NoSuchProgram);
@@ -159,6 +172,7 @@ fn start(
     let mut program = Program::new(binary);
     program.binary = binary.into();
     program.args = args.into();
+    program.cwd = cwd.into();
     program.caps = alloc::vec![CapGrant::Console, CapGrant::Untyped];
     program.endpoints = caller.endpoints.clone();
     program.label = caller.label;

@@ -63,6 +63,16 @@ pub fn generation() -> u64 {
 /// stays in the top page of the first stack for the process's life).
 static ENDPOINT_NAMES: sync::SpinLock<&'static str> = sync::SpinLock::new("");
 
+/// The directory this program was started in (`/` unless the one who
+/// started it said).
+static CWD: sync::SpinLock<&'static str> = sync::SpinLock::new("/");
+
+/// The directory this program was started in: `/` unless the process
+/// service was given one (the shell gives its own).
+pub fn start_dir() -> &'static str {
+    *CWD.lock()
+}
+
 /// The endpoint this program was given under `name` (its manifest
 /// entry's `endpoints`, or those a process service passed on), if any.
 pub fn endpoint(name: &str) -> Option<caps::Endpoint> {
@@ -97,14 +107,12 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
         let bytes = unsafe { core::slice::from_raw_parts(info.args_ptr as *const u8, info.args_len as usize) };
         core::str::from_utf8(bytes).unwrap_or("")
     };
-    // After a NUL: the names of the endpoints the program was given.
-    let args = match args.split_once('\0') {
-        Some((args, names)) => {
-            *ENDPOINT_NAMES.lock() = names;
-            args
-        }
-        None => args,
-    };
+    // After a NUL: the names of the endpoints the program was given;
+    // after another, its working directory.
+    let mut parts = args.split('\0');
+    let args = parts.next().unwrap_or("");
+    *ENDPOINT_NAMES.lock() = parts.next().unwrap_or("");
+    *CWD.lock() = parts.next().filter(|d| d.starts_with('/')).unwrap_or("/");
     // SAFETY: `entry!` defines `__exo_main` with this signature.
     let code = unsafe { __exo_main(args) };
     sys::exit(code as u32)

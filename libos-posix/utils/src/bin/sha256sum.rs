@@ -1,7 +1,7 @@
 //! `sha256sum FILE...`: the SHA-256 of each file, read through the POSIX
 //! library from the disks' file servers (at `/d0` ...), printed as
-//! coreutils does (`HASH  FILE`). Paths are absolute (a program the shell
-//! starts is not told the shell's directory yet). Exit status 1 if any
+//! coreutils does (`HASH  FILE`); relative paths from the directory it
+//! was started in (the shell's). Exit status 1 if any
 //! file could not be read.
 #![no_std]
 #![no_main]
