@@ -291,7 +291,7 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
         .arg(&fat)
         .args([
             "-c",
-            "ls /; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /d1",
+            "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
         .output()
@@ -302,6 +302,9 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     assert!(text.contains("root: started fs-server0") && text.contains("root: started fs-server1"), "{text}");
     assert!(text.lines().any(|l| l.ends_with("d0/")) && text.lines().any(|l| l == "d1/"), "{text}");
     assert!(text.contains("Hello from the test's image"), "{text}");
+    // `mount`: which server serves which disk, as each says.
+    assert!(text.contains("/d0: ext4") && text.contains("read-only)"), "{text}");
+    assert!(text.contains("/d1: fat") && text.contains("read-write)"), "{text}");
     assert!(text.contains("mkdir: /d0/nope: EROFS") && text.contains("ro 1"), "{text}");
     assert!(text.contains(&format!("{:>10} copied.bin", blob.len())), "{text}");
     let copied = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/copied.bin").output().expect("mtype");

@@ -258,6 +258,19 @@ pub fn mount_disks() -> Vec<String> {
     done
 }
 
+/// What the file server mounted at `at` serves, as it says: file system
+/// type, label, partition, bytes, and how it is confined.
+pub fn mount_info(at: &str) -> Result<proto::Info> {
+    let at = normalize(at)?;
+    with(|s| {
+        let i = s.mounts.iter().position(|m| m.at == at).ok_or(Errno::ENOENT)?;
+        match ask_mount(s, i, &Request::Info)? {
+            Response::Info(info) => Ok(info),
+            _ => Err(Errno::EIO),
+        }
+    })
+}
+
 /// Where file servers are mounted.
 pub fn mounts() -> Vec<String> {
     with(|s| s.mounts.iter().map(|m| m.at.clone()).collect())
@@ -371,7 +384,11 @@ fn routed(s: &State, r: &Request) -> Result<(usize, Request)> {
 /// One request to the server that holds its path (state lock held).
 fn ask(s: &mut State, r: &Request) -> Result<Response> {
     let (i, r) = routed(s, r)?;
-    let r = &r;
+    ask_mount(s, i, &r)
+}
+
+/// One request to the server of mount `i` (state lock held).
+fn ask_mount(s: &mut State, i: usize, r: &Request) -> Result<Response> {
     let m = &mut s.mounts[i];
     let server = m.server;
     let bytes = r.encode();

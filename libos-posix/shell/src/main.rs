@@ -5,7 +5,8 @@
 //!
 //! Built-in commands: `help`, `echo`, `pwd`, `cd`, `ls [-l] [PATH...]`,
 //! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
-//! 256 bytes), `mkdir`, `rm`, `cp`, `mv` (on a writable file system), `uptime`,
+//! 256 bytes), `mkdir`, `rm`, `cp`, `mv` (on a writable file system),
+//! `mount` (or `disks`: which file server serves which disk), `uptime`,
 //! `date`, `exit` and `poweroff [N]`. `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
 //! typed; ^D on an empty line leaves. Running programs from the boot
@@ -278,7 +279,7 @@ impl Shell {
             "help" => {
                 say!(
                     out,
-                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv uptime date exit poweroff"
+                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv mount uptime date exit poweroff"
                 );
                 say!(out, "$? is the last status; > FILE or >> FILE after a built-in command sends its output there;");
                 say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
@@ -444,6 +445,20 @@ impl Shell {
             "mv" => {
                 let (from, to) = (path(args[0]), path(args[1]));
                 posix::rename(&from, &to).map_or_else(|e| self.fail(&format!("mv: {from}"), e), |()| 0)
+            }
+            "mount" | "disks" => {
+                // Which server serves which disk, as each says.
+                let mut status = 0;
+                for at in posix::mounts() {
+                    match posix::mount_info(&at) {
+                        Ok(i) => {
+                            let label = if i.label.is_empty() { String::new() } else { format!(" \"{}\"", i.label) };
+                            say!(out, "{at}: {}{label} on the {}, {} bytes ({})", i.fs, i.partition, i.size, i.sandbox);
+                        }
+                        Err(e) => status = self.fail(&format!("{cmd}: {at}"), e),
+                    }
+                }
+                status
             }
             "uptime" => {
                 let ms = sys::clock() / 1_000_000;
