@@ -50,6 +50,27 @@ pub struct Boot {
     pub elapsed: Duration,
 }
 
+/// Sends `payload` through one TCP connection to 127.0.0.1:`port`
+/// (writing while reading, then ending its side) and returns all that
+/// came back until the peer ended (waiting at most 60 s for each read).
+pub fn echo_over_tcp(port: u16, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let writer = {
+        let mut w = s.try_clone()?;
+        let data = payload.to_vec();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        })
+    };
+    let mut back = Vec::new();
+    let r = s.read_to_end(&mut back);
+    let _ = writer.join();
+    r.map(|_| back)
+}
+
 /// Runs a host tool that makes or checks an image (mkfs, mtools ...);
 /// it must succeed.
 pub fn run_tool(cmd: &mut Command) {

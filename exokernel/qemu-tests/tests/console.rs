@@ -321,7 +321,7 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
 /// through `run-qemu --forward`; `nc` as a client gets echod's echo.
 #[test]
 fn the_shells_programs_serve_and_reach_the_network() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::BufRead;
     let (dir, img, _) = disk("net", false);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -345,12 +345,7 @@ fn the_shells_programs_serve_and_reach_the_network() {
         // QEMU holds a connection until the guest answers: try until the
         // guest's side took it.
         for _ in 0..50 {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                let _ = s.write_all(data);
-                let _ = s.shutdown(std::net::Shutdown::Write);
-                let mut back = Vec::new();
-                let _ = s.read_to_end(&mut back);
+            if let Ok(back) = exo_qemu_tests::echo_over_tcp(port, data) {
                 return back;
             }
             std::thread::sleep(Duration::from_millis(200));

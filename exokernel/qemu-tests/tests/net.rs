@@ -3,7 +3,7 @@
 //! ExoV6 processes, reached from the host through QEMU's user network and
 //! its port forwarding (`run-qemu --forward`).
 
-use exo_qemu_tests::{boot_watching, Boot};
+use exo_qemu_tests::{boot_watching, echo_over_tcp, Boot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -114,25 +114,6 @@ fn the_network_survives_a_driver_restart_mid_transfer() {
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 
-/// Echoes `payload` through one TCP connection to `port` (writing and
-/// reading at once); what came back.
-fn echo_once(port: u16, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let writer = {
-        let mut w = s.try_clone()?;
-        let data = payload.to_vec();
-        std::thread::spawn(move || {
-            let _ = w.write_all(&data);
-            let _ = w.shutdown(Shutdown::Write);
-        })
-    };
-    let mut back = Vec::new();
-    let r = s.read_to_end(&mut back);
-    let _ = writer.join();
-    r.map(|_| back)
-}
-
 /// Echoes `payload` through a connection to `port` made while holding
 /// `gate` (until the first bytes came back), sent once every client
 /// waiting at `all` is connected.
@@ -194,7 +175,7 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
         // wait until one really echoes.
         let probe = b"are you there?".to_vec();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while echo_once(port, &probe).ok().as_deref() != Some(&probe[..]) {
+        while echo_over_tcp(port, &probe).ok().as_deref() != Some(&probe[..]) {
             if Instant::now() > deadline {
                 return Err("the first echo never came back".into());
             }
@@ -249,7 +230,7 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
         let last = exo_qemu_tests::seeded_bytes(42, 65536);
         let mut outcome = Err("no try".to_string());
         for _ in 0..5 {
-            outcome = match echo_once(port, &last) {
+            outcome = match echo_over_tcp(port, &last) {
                 Ok(b) if b == last => return Ok("ok".into()),
                 Ok(b) => Err(format!("after the vanishing clients, {} bytes came back of 65536", b.len())),
                 Err(e) => Err(format!("after the vanishing clients: {e}")),

@@ -16,7 +16,7 @@
 //! comes back. A killed network server itself loses its sockets: its
 //! clients get `ECONNRESET`, not a hang, and new sockets work.
 
-use exo_qemu_tests::{boot, boot_watching, fnv1a64, seeded_bytes, Boot};
+use exo_qemu_tests::{boot, boot_watching, echo_over_tcp, fnv1a64, seeded_bytes, Boot};
 use std::process::Command;
 use std::time::Duration;
 
@@ -215,7 +215,6 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
 /// instance, and the host's next connection is echoed whole.
 #[test]
 fn a_restarted_network_server_fails_its_sockets_clearly_and_serves_new_ones() {
-    use std::io::{Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let fwd = format!("tcp:{port}:7");
     let (up_tx, up) = std::sync::mpsc::channel();
@@ -232,18 +231,14 @@ fn a_restarted_network_server_fails_its_sockets_clearly_and_serves_new_ones() {
         let payload = seeded_bytes(7, 64 << 10);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-            s.write_all(&payload).map_err(|e| e.to_string())?;
-            s.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
-            let mut back = Vec::new();
-            let _ = s.read_to_end(&mut back);
-            if back == payload {
-                return Ok(());
-            }
+            let outcome = match echo_over_tcp(port, &payload) {
+                Ok(back) if back == payload => return Ok(()),
+                Ok(back) => format!("{} bytes came back of {}", back.len(), payload.len()),
+                Err(e) => e.to_string(),
+            };
             // QEMU answers for the guest until it listens: try again.
             if std::time::Instant::now() > deadline {
-                return Err(format!("after the restart, {} bytes came back of {}", back.len(), payload.len()));
+                return Err(format!("after the restart: {outcome}"));
             }
             std::thread::sleep(Duration::from_millis(300));
         }

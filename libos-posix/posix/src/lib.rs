@@ -312,6 +312,9 @@ fn route(s: &State, path: &str) -> Option<(usize, String)> {
     Some((i, if inner.is_empty() { "/".to_string() } else { inner.to_string() }))
 }
 
+/// What `stat` says of a directory above mount points (no server has it).
+const ABOVE_MOUNTS: Stat = Stat { size: 0, mode: 0o040555, mtime: 0 };
+
 /// The names directly under `dir` on the way to mount points, if `dir`
 /// is a directory above some (and served by none).
 fn mount_children(s: &State, dir: &str) -> Option<Vec<String>> {
@@ -477,7 +480,7 @@ fn to_stat(st: &proto::Stat) -> Stat {
 
 fn stat_locked(s: &mut State, path: &str) -> Result<Stat> {
     if route(s, path).is_none() && mount_children(s, path).is_some() {
-        return Ok(Stat { size: 0, mode: 0o040555, mtime: 0 }); // above mount points
+        return Ok(ABOVE_MOUNTS);
     }
     match ask(s, &Request::Stat(path.to_string()))? {
         Response::Stat(st) => Ok(to_stat(&st)),
@@ -662,10 +665,7 @@ pub fn readdir(path: &str) -> Result<Vec<DirEntry>> {
     with(|s| match ask(s, &Request::ReadDir(path.clone())) {
         Err(Errno::ENOENT | Errno::ENODEV) if route(s, &path).is_none() => {
             let names = mount_children(s, &path).ok_or(Errno::ENOENT)?;
-            Ok(names
-                .into_iter()
-                .map(|name| DirEntry { name, stat: Stat { size: 0, mode: 0o040555, mtime: 0 } })
-                .collect())
+            Ok(names.into_iter().map(|name| DirEntry { name, stat: ABOVE_MOUNTS }).collect())
         }
         r => match r? {
             Response::Dir(entries) => {

@@ -107,6 +107,12 @@ pub fn attach(endpoint_slot: u64) -> Result<()> {
     Ok(())
 }
 
+/// Connects to the network server this program was given: its endpoint
+/// named `sockets` (`ENOENT` if it has none).
+pub fn attach_given() -> Result<()> {
+    attach(exo_rt::endpoint("sockets").ok_or(Errno::ENOENT)?.slot())
+}
+
 fn subscribe(net: &Net) -> Result<()> {
     let m = net
         .server
@@ -218,14 +224,14 @@ pub fn socket(kind: Kind) -> Result<Fd> {
         r => r?,
     };
     let epoch = NET.lock().as_ref().map_or(0, |n| n.epoch);
-    let sock = Sock { handle, kind, nonblocking: false, connected: false, epoch };
-    match with(|s| new_desc(s, Desc::Socket(sock))) {
-        Ok(fd) => Ok(fd),
-        Err(e) => {
-            let _ = request(Some(&sock), Request::Close(handle), |_| {}, |_, _| ());
-            Err(e)
-        }
-    }
+    descriptor(Sock { handle, kind, nonblocking: false, connected: false, epoch })
+}
+
+/// A descriptor for `sock` (closed again if there is none free).
+fn descriptor(sock: Sock) -> Result<Fd> {
+    with(|s| new_desc(s, Desc::Socket(sock))).inspect_err(|_| {
+        let _ = close_sock(sock);
+    })
 }
 
 /// Makes the socket's operations return `EAGAIN` instead of waiting
@@ -257,13 +263,7 @@ pub fn accept(fd: Fd) -> Result<(Fd, SocketAddr)> {
     let (handle, peer) =
         blocking(&k, || request(Some(&k), Request::Accept(k.handle), |_| {}, |_, [h, p]| (h as u32, p)))?;
     let sock = Sock { handle, kind: Kind::Stream, nonblocking: false, connected: true, epoch: k.epoch };
-    match with(|s| new_desc(s, Desc::Socket(sock))) {
-        Ok(new) => Ok((new, SocketAddr::from_word(peer))),
-        Err(e) => {
-            let _ = close_sock(sock);
-            Err(e)
-        }
-    }
+    Ok((descriptor(sock)?, SocketAddr::from_word(peer)))
 }
 
 /// Connects: TCP waits for the handshake (a non-blocking socket does not:

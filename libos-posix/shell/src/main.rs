@@ -172,9 +172,7 @@ fn copy(from: &str, to: &str) -> Result<(), (String, Errno)> {
     let mut failed = None;
     let r = each_chunk(from, |b| {
         if failed.is_none() {
-            if let Err(e) = posix::write(out, b) {
-                failed = Some(e);
-            }
+            failed = write_all(out, b).err();
         }
     });
     let closed = posix::close(out);
@@ -211,19 +209,20 @@ macro_rules! say {
 fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
     use posix::flags::{O_APPEND, O_CREAT, O_TRUNC, O_WRONLY};
     let fd = posix::open(path, O_WRONLY | O_CREAT | if append { O_APPEND } else { O_TRUNC })?;
-    let mut done = 0;
-    let r = loop {
-        if done == data.len() {
-            break Ok(());
-        }
-        match posix::write(fd, &data[done..]) {
-            Ok(0) => break Err(Errno::EIO),
-            Ok(n) => done += n,
-            Err(e) => break Err(e),
-        }
-    };
+    let r = write_all(fd, data);
     let closed = posix::close(fd);
     r.and(closed)
+}
+
+/// Writes all of `data` to `fd` (a write may take less than it is given).
+fn write_all(fd: posix::Fd, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match posix::write(fd, data)? {
+            0 => return Err(Errno::EIO),
+            n => data = &data[n..],
+        }
+    }
+    Ok(())
 }
 
 impl Shell {

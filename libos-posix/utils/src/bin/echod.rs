@@ -50,12 +50,8 @@ fn main(args: &str) -> i32 {
             _ => return usage(),
         }
     }
-    let Some(ep) = exo_rt::endpoint("sockets") else {
-        println!("echod: given no endpoint named sockets (the network server's)");
-        return 1;
-    };
-    if let Err(e) = net::attach(ep.slot()) {
-        println!("echod: no network server: {e:?}");
+    if let Err(e) = net::attach_given() {
+        println!("echod: no network server (an endpoint named sockets): {e:?}");
         return 1;
     }
     let (mut listener, mut udp) = match listen(port) {
@@ -182,6 +178,16 @@ fn echo_datagrams(udp: Fd, port: u16, buf: &mut [u8], before: u64) -> u64 {
     }
 }
 
+impl Conn {
+    /// The connection failed: it ends, with nothing more to send.
+    fn fail(&mut self, e: Errno) {
+        println!("echod: connection from {}: {e:?}", self.peer);
+        self.ended = true;
+        self.pending.clear();
+        self.sent = 0;
+    }
+}
+
 /// Moves one connection's bytes along: sends what is pending, else reads.
 fn serve(c: &mut Conn, buf: &mut [u8]) {
     if c.sent == c.pending.len() && !c.ended {
@@ -193,13 +199,7 @@ fn serve(c: &mut Conn, buf: &mut [u8]) {
                 c.sent = 0;
             }
             Err(Errno::EAGAIN) => {}
-            Err(e) => {
-                println!("echod: connection from {}: {e:?}", c.peer);
-                c.ended = true;
-                c.pending.clear();
-                c.sent = 0;
-                return;
-            }
+            Err(e) => return c.fail(e),
         }
     }
     while c.sent < c.pending.len() {
@@ -209,13 +209,7 @@ fn serve(c: &mut Conn, buf: &mut [u8]) {
                 c.echoed += n as u64;
             }
             Err(Errno::EAGAIN) => return,
-            Err(e) => {
-                println!("echod: connection from {}: {e:?}", c.peer);
-                c.ended = true;
-                c.pending.clear();
-                c.sent = 0;
-                return;
-            }
+            Err(e) => return c.fail(e),
         }
     }
 }

@@ -35,12 +35,8 @@ fn main(args: &str) -> i32 {
     let listen = take_flag(&mut words, "-l");
     let udp = take_flag(&mut words, "-u");
     let kind = if udp { Kind::Datagram } else { Kind::Stream };
-    let Some(ep) = exo_rt::endpoint("sockets") else {
-        println!("nc: given no endpoint named sockets (no network server)");
-        return 1;
-    };
-    if let Err(e) = net::attach(ep.slot()) {
-        println!("nc: no network server: {e:?}");
+    if let Err(e) = net::attach_given() {
+        println!("nc: no network server (an endpoint named sockets): {e:?}");
         return 1;
     }
     let r = match (listen, words.as_slice()) {
