@@ -221,7 +221,13 @@ fn a_restarted_network_server_fails_its_sockets_clearly_and_serves_new_ones() {
     // The first transfer, paced over 12 s, spans the kill (5 s after boot).
     let first = std::thread::spawn(move || echo_from_the_host(port, 4 << 20, Duration::from_secs(12), up));
     let (relisten_tx, relisten) = std::sync::mpsc::channel();
+    let mut up_tx = Some(up_tx);
     let watch = move |line: &str| {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
+            if let Some(tx) = up_tx.take() {
+                let _ = tx.send(());
+            }
+        }
         if line.starts_with("echod: the network server lost its sockets; listening again") {
             let _ = relisten_tx.send(());
         }
@@ -243,19 +249,7 @@ fn a_restarted_network_server_fails_its_sockets_clearly_and_serves_new_ones() {
             std::thread::sleep(Duration::from_millis(300));
         }
     });
-    let watch_up = {
-        let watch = std::sync::Mutex::new(watch);
-        let up_tx = std::sync::Mutex::new(Some(up_tx));
-        move |line: &str| {
-            if line.starts_with("echod: echo on TCP and UDP port 7") {
-                if let Some(tx) = up_tx.lock().unwrap().take() {
-                    let _ = tx.send(());
-                }
-            }
-            (watch.lock().unwrap())(line);
-        }
-    };
-    let b = boot_watching("resurrect-netserver.img", Duration::from_secs(300), &["--forward", &fwd], watch_up);
+    let b = boot_watching("resurrect-netserver.img", Duration::from_secs(300), &["--forward", &fwd], watch);
     let (sent, back) = first.join().expect("the first transfer");
     assert!(back.len() < sent.len(), "the first transfer came back whole across the restart:\n{}", b.serial);
     assert!(sent.starts_with(&back), "what came back of the first transfer is not what was sent:\n{}", b.serial);
