@@ -95,7 +95,7 @@ fn real_rump(root: &Path, out: &Path) {
     let text = "#include <stdint.h>\n#include <sys/types.h>\n#include <rump/rump.h>\n#include <rump/rump_syscalls.h>\n";
     std::fs::write(&header, text).expect("write prelude");
     let allow = Allow {
-        functions: "rump_init|rump_pub_etfs_register|rump_pub_etfs_register_withsize|rump_pub_etfs_remove|rump_sys_(open|close|read|pread|pwrite|stat|lstat|fstat|getdents|readlink|mkdir|unlink|rmdir|rename|fsync|mount|unmount)",
+        functions: "rump_init|rump_pub_etfs_register|rump_pub_etfs_register_withsize|rump_pub_etfs_remove|rump_sys_(open|close|read|pread|pwrite|stat|lstat|fstat|getdents|readlink|mkdir|unlink|rmdir|rename|fsync|mount|unmount|ioctl)",
         types: "rump_etfs_type",
         vars: "RUMP_ETFS_.*|RUMP_E[A-Z0-9]+",
     };

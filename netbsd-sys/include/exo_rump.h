@@ -23,6 +23,7 @@ typedef int64_t netbsd_off_t;
 typedef int64_t netbsd_blkcnt_t;
 typedef int32_t netbsd_blksize_t;
 typedef int64_t netbsd_time_t;
+typedef unsigned long netbsd_u_long;
 typedef int64_t netbsd_ssize_t;
 
 struct netbsd_timespec {
@@ -258,5 +259,10 @@ int rump_sys_fsync(int fd) __asm__("rump___sysimpl_fsync");
 int rump_sys_mount(const char *type, const char *path, int flags, void *data, size_t data_len)
 	__asm__("rump___sysimpl_mount50");
 int rump_sys_unmount(const char *path, int flags) __asm__("rump___sysimpl_unmount");
+int rump_sys_ioctl(int fd, netbsd_u_long com, ...) __asm__("rump___sysimpl_ioctl");
+
+/* Disk ioctls (sys/dkio.h): _IOR('d', 132, off_t), _IOR('d', 133, u_int). */
+#define NETBSD_DIOCGMEDIASIZE   0x40086484UL
+#define NETBSD_DIOCGSECTORSIZE  0x40046485UL
 
 #endif /* EXO_RUMP_H */

@@ -228,7 +228,37 @@ pub enum Sys {
     /// handled (level lines: after the device stopped asserting it).
     /// Needs `WRITE`; `InvalidArgument` if the line is not bound.
     IrqAck = 47,
+    /// `pci_io_bar(pci_cap, bdf, bar, dst_slot | NO_CAP) -> slot`: an
+    /// I/O-port capability to the ports behind I/O BAR `bar` (0-5) of the
+    /// function (a legacy virtio device's registers, say). Needs `READ`
+    /// and `WRITE`; `WrongType` for a memory BAR; `InvalidArgument` for
+    /// an unimplemented BAR or one that would reach ports the kernel keeps
+    /// (every port below [`PCI_IO_FIRST`]).
+    PciIoBar = 48,
+    /// `ioports_map(ioports_cap)`: lets the process's threads use `in` and
+    /// `out` on the capability's ports directly (the CPU's I/O permission
+    /// bitmap, loaded when one of its threads runs), for as long as the
+    /// capability lasts: deleting or revoking it ends the access. For
+    /// drivers whose code does port I/O itself, as NetBSD's does. Needs
+    /// `READ` and `WRITE`; mapping the same capability twice is
+    /// `SlotInUse`; at most [`MAX_IO_MAPS`] ranges per process.
+    IoPortsMap = 49,
+    /// `pci_irq_line(pci_cap, bdf, dst_slot | NO_CAP) -> slot`: an
+    /// interrupt-line capability to the I/O APIC line the firmware routed
+    /// the function's legacy interrupt (INTx) to: the interrupt line
+    /// register, which no configuration write may change. Bind it
+    /// level-triggered (PCI interrupts are level). Needs `WRITE`;
+    /// `InvalidArgument` if the function has no interrupt pin or no routed
+    /// line.
+    PciIrqLine = 50,
 }
+
+/// The lowest port an I/O BAR may reach through `pci_io_bar`: the
+/// kernel's own devices (PIT, PICs, RTC, PCI configuration) and the legacy
+/// ones all lie below.
+pub const PCI_IO_FIRST: u64 = 0x1000;
+/// Most port ranges one process may have mapped (`ioports_map`).
+pub const MAX_IO_MAPS: usize = 8;
 
 /// `irq_line_bind` flag: the line is level-triggered (else edge).
 pub const IRQ_LEVEL: u64 = 1;
@@ -308,7 +338,7 @@ pub const MAX_VECTORS_PER_FUNCTION: usize = 8;
 
 impl Sys {
     /// Every system call, in number order.
-    pub const ALL: [Sys; 48] = [
+    pub const ALL: [Sys; 51] = [
         Sys::ConsoleWrite,
         Sys::Exit,
         Sys::Yield,
@@ -357,6 +387,9 @@ impl Sys {
         Sys::IrqLineOpen,
         Sys::IrqLineBind,
         Sys::IrqAck,
+        Sys::PciIoBar,
+        Sys::IoPortsMap,
+        Sys::PciIrqLine,
     ];
 
     /// Decodes a system-call number; `None` for an unknown one.

@@ -76,19 +76,20 @@ pub fn check_access(offset: u64, width: u64) -> Result<(u8, u8), Error> {
     Ok((offset as u8, width as u8))
 }
 
-/// Header bytes a write may not touch: from the first BAR (0x10) up to
-/// the interrupt line (0x3c), and from 0x3e to the end of the header
+/// Header bytes a write may not touch: from the first BAR (0x10) through
+/// the interrupt line (0x3c: `pci_irq_line` hands out the line it names),
+/// and from 0x3e to the end of the header
 /// (0x40). In a type 0 header that is the six BARs, the CardBus pointer,
 /// the subsystem IDs, the expansion ROM BAR, the capability pointer and
 /// the reserved bytes; in a bridge (type 1) the BARs, bus numbers, I/O and
 /// memory windows, its ROM BAR and the bridge control register.
-const LOCKED: [(u8, u8); 2] = [(0x10, 0x3c), (0x3e, 0x40)];
+const LOCKED: [(u8, u8); 2] = [(0x10, 0x3d), (0x3e, 0x40)];
 
 /// Header bytes the device defines as read-only (IDs, class, interrupt
 /// pin), and BIST (0x0f), which
 /// starts a self-test: writes are refused as well, so that nothing but
-/// the command and status registers, the cache line size, the latency
-/// timer and the interrupt line can change in the header.
+/// the command and status registers, the cache line size and the latency
+/// timer can change in the header.
 const READ_ONLY: [(u8, u8); 3] = [(0x00, 0x04), (0x08, 0x0c), (0x3d, 0x3e)];
 
 /// Whether a write of `width` bytes at `offset` (already checked by
@@ -146,12 +147,12 @@ mod tests {
         assert_eq!(write_allowed(0x04, 4), Ok(())); // command + status
         assert_eq!(write_allowed(0x06, 2), Ok(())); // status (write 1 to clear)
         assert_eq!(write_allowed(0x0c, 2), Ok(())); // cache line size, latency
-        assert_eq!(write_allowed(0x3c, 1), Ok(())); // interrupt line
+        assert_eq!(write_allowed(0x3c, 1), Err(Error::NoRights)); // interrupt line
         for offset in (0x40..0x100).step_by(4) {
             assert_eq!(write_allowed(offset as u8, 4), Ok(()), "{offset:#x}"); // capabilities
         }
         // Every single byte either way: exactly the listed ones are open.
         let open: Vec<u8> = (0..0x40u8).filter(|o| write_allowed(*o, 1).is_ok()).collect();
-        assert_eq!(open, [0x04, 0x05, 0x06, 0x07, 0x0c, 0x0d, 0x3c]);
+        assert_eq!(open, [0x04, 0x05, 0x06, 0x07, 0x0c, 0x0d]);
     }
 }

@@ -124,6 +124,11 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     // frame, so SYSRET can take it back: RIP follows a SYSCALL instruction
     // in user space, so it is canonical (at most `USER_END`).
     debug_assert!(other.ctx.frame.vector == SYSCALL_VECTOR && other.ctx.frame.returnable());
+    // Port ranges open in the I/O bitmap must be the partner's own: a
+    // driver that maps ports goes the general way, which loads them.
+    if k.procs.get(other.process.0 as usize).is_none_or(|q| q.io_maps != k.io_loaded) {
+        return null();
+    }
     // The current thread is Runnable, the partner is not: distinct.
     debug_assert!(!core::ptr::eq(me, other));
     // Committed: nothing below can fail.

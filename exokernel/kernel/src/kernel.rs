@@ -148,6 +148,9 @@ pub struct Kernel {
     /// Set by the timer (`current` has used up its time slice), by a
     /// yield, and by a wake-up of a thread above `current`'s priority.
     pub need_resched: bool,
+    /// The port ranges open to user mode in the CPU's I/O permission
+    /// bitmap: those of the process that ran last, if it mapped any.
+    pub io_loaded: Vec<IoMap>,
     /// Calls made so far (numbers the replies must match).
     pub calls: u64,
     /// Timer ticks since boot.
@@ -614,6 +617,7 @@ impl Kernel {
             table_pages: 0,
             refs: 0,
             generation,
+            io_maps: Vec::new(),
         };
         let id = match self.free_procs.pop() {
             Some(i) => {
@@ -736,6 +740,7 @@ impl Kernel {
         // stays charged until no capability names the process.
         self.credit_kernel(budget, cost::PROCESS - cost::PROCESS_RECORD);
         self.free_seal_keys_of(p);
+        self.proc_mut(p).io_maps.clear();
         self.proc_mut(p).state = ProcState::Exited(status);
         self.delete_all_caps(p);
         let proc = self.proc_mut(p);

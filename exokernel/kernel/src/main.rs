@@ -182,6 +182,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             drbg_counter: 0,
             current: None,
             need_resched: false,
+            io_loaded: Vec::new(),
             ticks: 0,
             calls: 0,
             clock,

@@ -97,7 +97,7 @@ impl Object {
     /// True for the kinds interrupts are bound through (`irq_bind`,
     /// `irq_line_bind`): only deleting one of those can end a binding.
     pub fn may_bind_irqs(&self) -> bool {
-        matches!(self, Object::PciFunction(_) | Object::PciBus | Object::IrqLine(_))
+        matches!(self, Object::PciFunction(_) | Object::PciBus | Object::IrqLine(_) | Object::IoPorts(..))
     }
 
     /// The kind reported to user space.
@@ -225,6 +225,17 @@ pub struct Process {
     /// Distinguishes it from earlier and later processes in the same entry
     /// (for sealed tokens).
     pub generation: u32,
+    /// Port ranges its threads may use directly (`ioports_map`).
+    pub io_maps: Vec<IoMap>,
+}
+
+/// Ports `[first, first + count)` a process may use with `in`/`out`, for
+/// as long as the capability `via` lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoMap {
+    pub first: u16,
+    pub count: u16,
+    pub via: exo_kcore::cdt::CapId,
 }
 
 /// Why a thread is not running.

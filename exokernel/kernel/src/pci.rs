@@ -138,6 +138,52 @@ pub fn bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -
     r
 }
 
+/// `pci_io_bar`: an I/O-port capability to the ports behind I/O BAR `bar`
+/// of the function, sized by the standard probe (decoding off meanwhile).
+pub fn io_bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -> Result<u64, Error> {
+    let rw = Rights(Rights::READ.0 | Rights::WRITE.0);
+    let f = target(k, p, slot, bdf, rw)?;
+    let cap = k.proc(p).caps.get(slot)?;
+    let bar = u8::try_from(bar).ok().filter(|b| *b <= 5).ok_or(Error::InvalidArgument)?;
+    let at = 0x10 + 4 * bar;
+    let old = pci::read(f, at, 4);
+    if old & 1 == 0 {
+        return Err(Error::WrongType); // a memory BAR
+    }
+    let command = pci::read(f, 0x04, 2);
+    pci::write(f, 0x04, 2, command & !0b11);
+    pci::write(f, at, 4, 0xffff_ffff);
+    let mask = pci::read(f, at, 4) & 0xffff & !3;
+    pci::write(f, at, 4, old);
+    pci::write(f, 0x04, 2, command);
+    let base = u64::from(old & 0xffff & !3);
+    let size = u64::from((!mask).wrapping_add(1) & 0xffff);
+    // Ports above 64 KiB do not exist on x86; a BAR the firmware left at 0
+    // or below the kernel's own ports is never handed out.
+    if mask == 0 || old >> 16 != 0 || base < exo_abi::PCI_IO_FIRST || base + size > 0x1_0000 || size == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let rights = cap.rights.intersect(Rights(rw.0 | Rights::GRANT.0));
+    let dst = (dst != NO_CAP).then_some(dst);
+    let (label, node) = (cap.object.label, cap.object.node);
+    k.install_cap(p, dst, Object::IoPorts(base as u16, size as u16), rights, label, Some(node))
+}
+
+/// `pci_irq_line`: a capability to the I/O APIC line of the function's
+/// legacy interrupt, as the firmware routed it.
+pub fn irq_line(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, dst: u64) -> Result<u64, Error> {
+    let f = target(k, p, slot, bdf, Rights::WRITE)?;
+    let cap = k.proc(p).caps.get(slot)?;
+    let (line, pin) = (pci::read(f, 0x3c, 1), pci::read(f, 0x3d, 1));
+    let line = u64::from(line);
+    if pin == 0 || !exo_abi::irq_line_allowed(line) || !crate::arch::ioapic::has(line as u8) {
+        return Err(Error::InvalidArgument);
+    }
+    let dst = (dst != NO_CAP).then_some(dst);
+    let (rights, label, node) = (cap.rights, cap.object.label, cap.object.node);
+    k.install_cap(p, dst, Object::IrqLine(line as u8), rights, label, Some(node))
+}
+
 /// `irq_bind`: a free device vector that signals `bits` on the
 /// notification in `ntfn_slot`, for as long as the PCI capability in
 /// `slot` lasts.
@@ -182,6 +228,7 @@ impl Kernel {
     /// Ends the interrupt bindings made through capability `node` (it is
     /// being deleted or revoked).
     pub fn release_irqs(&mut self, node: exo_kcore::cdt::CapId) {
+        self.release_io_maps(node);
         for v in 0..self.irqs.len() {
             if self.irqs[v].is_some_and(|b| b.via == node) {
                 let b = self.irqs[v].take().expect("checked");

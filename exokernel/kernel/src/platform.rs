@@ -76,6 +76,35 @@ pub fn port_out(k: &Kernel, p: ProcId, slot: u64, port: u64, width: u64, value: 
     Ok(0)
 }
 
+/// `ioports_map`: opens the capability's ports to the process's threads.
+pub fn ioports_map(k: &mut Kernel, p: ProcId, slot: u64) -> Result<u64, Error> {
+    let cap = k.proc(p).caps.get(slot)?;
+    let Object::IoPorts(first, count) = cap.object.object else { return Err(Error::WrongType) };
+    if !cap.rights.contains(Rights(Rights::READ.0 | Rights::WRITE.0)) {
+        return Err(Error::NoRights);
+    }
+    let via = cap.object.node;
+    let maps = &mut k.proc_mut(p).io_maps;
+    if maps.iter().any(|m| m.via == via) {
+        return Err(Error::SlotInUse);
+    }
+    if maps.len() >= exo_abi::MAX_IO_MAPS {
+        return Err(Error::Exhausted);
+    }
+    maps.push(IoMap { first, count, via });
+    Ok(0)
+}
+
+impl Kernel {
+    /// Ends the port access granted through capability `node` (it is being
+    /// deleted or revoked); the bitmap follows when a thread next runs.
+    pub fn release_io_maps(&mut self, node: exo_kcore::cdt::CapId) {
+        for proc in self.procs.iter_mut() {
+            proc.io_maps.retain(|m| m.via != node);
+        }
+    }
+}
+
 /// `irq_line_open`.
 pub fn irq_line_open(k: &mut Kernel, p: ProcId, slot: u64, line: u64, dst: u64) -> Result<u64, Error> {
     let (rights, label, node) = platform(k, p, slot)?;

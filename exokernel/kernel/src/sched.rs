@@ -79,6 +79,20 @@ pub fn enter_tls(fs_base: u64) {
     }
 }
 
+/// Loads process `p`'s port ranges into the I/O permission bitmap in
+/// place of the ones loaded (processes that mapped none cost nothing among
+/// themselves).
+#[cold]
+fn enter_io_maps(k: &mut Kernel, p: crate::object::ProcId) {
+    for m in &k.io_loaded {
+        cpu::ioports_allow(m.first, m.count, false);
+    }
+    k.io_loaded.clone_from(&k.procs[p.0 as usize].io_maps);
+    for m in &k.io_loaded {
+        cpu::ioports_allow(m.first, m.count, true);
+    }
+}
+
 fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     k.current = Some(t);
     let th = k.thread(t).expect("runnable thread exists");
@@ -95,5 +109,10 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     }
     enter_address_space(th.pml4);
     enter_tls(th.fs_base);
+    let p = th.process;
+    if k.io_loaded != k.proc(p).io_maps {
+        enter_io_maps(k, p);
+    }
+    let th = k.thread(t).expect("runnable thread exists");
     trap::return_to_user(&th.ctx)
 }

@@ -102,6 +102,9 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
         Sys::IrqLineOpen => ret(crate::platform::irq_line_open(k, p, a[0], a[1], a[2])),
         Sys::IrqLineBind => ret(crate::platform::irq_line_bind(k, p, a[0], a[1], a[2], a[3])),
         Sys::IrqAck => ret(crate::platform::irq_ack(k, p, a[0])),
+        Sys::PciIoBar => ret(crate::pci::io_bar(k, p, a[0], a[1], a[2], a[3])),
+        Sys::IoPortsMap => ret(crate::platform::ioports_map(k, p, a[0])),
+        Sys::PciIrqLine => ret(crate::pci::irq_line(k, p, a[0], a[1], a[2])),
         Sys::SchedSet => ret(sched_set(k, p, a[0], a[1], a[2])),
         Sys::UntypedSplit => ret(untyped_split(k, p, a[0], a[1], a[2])),
         Sys::EndpointClose => ret(endpoint_of(k, p, a[0], Rights::CONTROL).map(|(e, _)| {

@@ -30,7 +30,12 @@ fn typed_lines_arrive_through_the_uart_interrupt_edited() {
         "console: line 3: a third line, then the limit",
         "console: 3 lines in ",
     ]);
-    b.expect_line("portcheck: 15/15 checks passed");
+    b.expect_line("portcheck: 21/21 checks passed");
+    // Mapped ports close with their capability.
+    b.expect_in_order(&[
+        "portcheck: capability deleted: Ok(()); reading again must fault",
+        "root: portcheck killed by CPU exception 13",
+    ]);
     b.expect_line("root: all 2 programs ended as expected");
     // The keys were echoed as typed, rubbed-out ones rubbed out on the
     // screen too, ^C shown (portcheck's lines, printed meanwhile, taken

@@ -39,11 +39,11 @@ fn common_checks(b: &Boot, blob: &[u8]) {
 
 /// [`common_checks`] for a manifest of `programs` programs.
 fn common_checks_of(b: &Boot, blob: &[u8], programs: usize) {
-    common_checks_by(b, blob, programs, "fs-server");
+    common_checks_by(b, blob, programs, ["fs-server", "virtio-blk"]);
 }
 
-/// [`common_checks_of`] for the file server `server`.
-fn common_checks_by(b: &Boot, blob: &[u8], programs: usize, server: &str) {
+/// [`common_checks_of`] for a file server and the block driver under it.
+fn common_checks_by(b: &Boot, blob: &[u8], programs: usize, [server, driver]: [&str; 2]) {
     for check in [
         "request before attach: status Ok(2)".to_string(),
         "attach: Ok((0, 65536))".to_string(),
@@ -61,7 +61,7 @@ fn common_checks_by(b: &Boot, blob: &[u8], programs: usize, server: &str) {
     // The processes print in whatever order they run.
     for line in [
         &format!("{server}: 2 client(s) served; stopping"),
-        "virtio-blk: 1 client(s) served",
+        &format!("{driver}: 1 client(s) served"),
         "fscheck: 11/11 checks passed",
         &format!("root: all {programs} programs ended as expected"),
     ] {
@@ -221,10 +221,62 @@ fn fat_image_is_changed_read_write_and_stays_consistent() {
     let before = today();
     let b = boot("fs-rw.img", Duration::from_secs(120), &["--disk-rw", img.to_str().unwrap()]);
     let after = today();
+    fat_rw_checks(&b, &img, &blob, [before, after], "virtio-blk");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NetBSD's own virtio block driver, unmodified, as an ExoV6 driver
+/// process: `rump-ld` links a rump kernel with NetBSD's PCI bus, virtio
+/// bus and `ld` driver, which find the one function the manifest granted,
+/// drive it through its I/O BAR (mapped for `in`/`out`), its INTx line
+/// (a notification and a thread) and DMA memory, and serve the block
+/// protocol; the native file server reads and writes the FAT file system
+/// through it, with the same checks as with the Rust driver.
+#[test]
+#[cfg_attr(
+    not(rump_pci),
+    ignore = "needs RUMP_SYSROOT naming a rump kernel built with buildrump.sh (static archives) and its PCI components (scripts/build-rump-pci) when scripts/test runs: docs/porting.md"
+)]
+fn netbsd_ld_driver_at_virtio_serves_the_block_protocol_in_its_own_process() {
+    let (dir, blob) = tree("rump-ld");
+    let img = fat_image(&dir);
+    let today = || String::from_utf8(Command::new("date").args(["-u", "+%F"]).output().unwrap().stdout).unwrap();
+    let before = today();
+    let b = boot("rump-ld.img", Duration::from_secs(180), &["--disk-rw", img.to_str().unwrap()]);
+    let after = today();
+    b.expect_in_order(&[
+        "rump-ld: NetBSD's ld0 at virtio: 8388608 bytes, attached in ",
+        "fs-server: fat12 file system \"EXOTEST\" on the whole disk, 8388608 bytes",
+    ]);
+    fat_rw_checks(&b, &img, &blob, [before, after], "rump-ld");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Built without the PCI components, `rump-ld` says how to get them and
+/// ends; the file server above it is told the disk is gone.
+#[test]
+#[cfg_attr(rump_pci, ignore = "rump-ld was built with a rump kernel and its PCI components (RUMP_SYSROOT)")]
+fn rump_ld_without_a_rump_kernel_says_how_to_build_one() {
+    let (dir, _) = tree("nold");
+    let img = fat_image(&dir);
+    let b = boot("rump-ld.img", Duration::from_secs(30), &["--disk", img.to_str().unwrap()]);
+    b.expect_in_order(&[
+        "rump-ld: built without a rump kernel: build NetBSD's rump kernel (buildrump.sh, static archives) and its PCI components (scripts/build-rump-pci), then run RUMP_SYSROOT=<its installation> scripts/build <manifest> (docs/porting.md)",
+        "root: rump-ld exited with code 3",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a read-write run of fs-rw.manifest's clients on `fat_image` leaves:
+/// their lines, and the image as the host's mtools and fsck.fat see it
+/// (the new file dated `dates`, the day before or after the run), under
+/// the block driver `driver`.
+fn fat_rw_checks(b: &Boot, img: &Path, blob: &[u8], dates: [String; 2], driver: &str) {
+    let [before, after] = dates;
     b.expect_line("fscheck: info: fat12 \"EXOTEST\" on the whole disk: ExoV6 process: disk through a block driver (16384 sectors), read-write ok");
     b.expect_line("fscheck: create, write, read back: Ok(Done), Ok(Done) ok");
     b.expect_line("posixcheck: create, write, rename, mkdir, unlink: wrote Ok(32), renamed Ok(32), mkdir Ok(true), after unlink Err(ENOENT) ok");
-    common_checks(&b, &blob);
+    common_checks_by(b, blob, 4, ["fs-server", driver]);
     let out = Command::new("mtype").args(["-i", img.to_str().unwrap(), "::/new.txt"]).output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "written inside ExoV6\n");
     // Its timestamp is today's (UTC): ExoV6's wall clock comes from the
@@ -238,14 +290,13 @@ fn fat_image_is_changed_read_write_and_stays_consistent() {
     let listing = String::from_utf8_lossy(&dir_listing.stdout);
     assert!(listing.contains("NEWDIR") || listing.contains("newdir"), "{listing}");
     assert!(!listing.to_lowercase().contains("renamed"), "{listing}");
-    let fsck = Command::new("fsck.fat").args(["-n"]).arg(&img).output().expect("fsck.fat");
+    let fsck = Command::new("fsck.fat").args(["-n"]).arg(img).output().expect("fsck.fat");
     assert!(
         fsck.status.success(),
         "fsck.fat: {}{}",
         String::from_utf8_lossy(&fsck.stdout),
         String::from_utf8_lossy(&fsck.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// NetBSD's own file systems in an ExoV6 process: `fs-rump` links a rump
@@ -274,7 +325,7 @@ fn netbsd_file_systems_in_a_rump_kernel_process_serve_every_file() {
         b.expect_line(&format!("fscheck: list /: {listing} ok"));
         b.expect_line("fscheck: read-only: Ok(Error(ReadOnly, ");
         b.expect_line("posixcheck: read-only file system: Err(EROFS) ok");
-        common_checks_by(&b, &blob, 4, "fs-rump");
+        common_checks_by(&b, &blob, 4, ["fs-rump", "virtio-blk"]);
     }
     // msdosfs shows 8.3 names as NetBSD does, in capitals (it ignores the
     // lower-case flags mtools sets), and finds them in any case: the one

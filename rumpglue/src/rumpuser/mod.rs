@@ -43,6 +43,8 @@ mod thread;
 
 pub use file::{register_device, set_host_files, unregister_device};
 pub use misc::{errno, set_console, set_param};
+#[cfg(not(feature = "host"))]
+pub use sys::device_memory;
 
 #[cfg(feature = "host")]
 use core::ffi::c_void;

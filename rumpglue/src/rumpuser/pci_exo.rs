@@ -10,16 +10,22 @@
 //!   that contains the physical address (once; later calls reuse it).
 //! - DMA: contiguous memory from the process's budget (rumpglue's `DMA`),
 //!   with its physical address; `virt_to_mach` finds it again.
-//! - Interrupts: `irq_map` records which function a cookie names;
-//!   `irq_establish` is not there yet (it must program the device's MSI or
-//!   MSI-X entry with a vector from `irq_bind`): it says so on the console
-//!   and returns NULL, which a NetBSD driver reports as an attach failure.
+//! - I/O space: NetBSD's bus_space does port I/O with inline `in`/`out`;
+//!   `rumpcomp_pci_iospace_init` asks the kernel for each held function's
+//!   I/O BARs (`pci_io_bar`) and maps them into the process's I/O
+//!   permission bitmap (`ioports_map`). No other port opens.
+//! - Interrupts: the legacy line (INTx) the firmware routed the function
+//!   to (`pci_irq_line`), bound level-triggered to a notification; a
+//!   thread with an lwp of its own waits on it, runs the driver's handler
+//!   on a virtual CPU and unmasks the line. (NetBSD's rump PCI glue offers
+//!   drivers no MSI, so INTx it is.)
 
 use crate::Memory as _;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_uint, c_ulong, c_void};
-use exo_rt::abi::{map_flags, CapKind, PAGE_SIZE};
-use exo_rt::caps::{self, PciFunction, SELF};
+use exo_rt::abi::{map_flags, slot, CapKind, FOREVER, IRQ_LEVEL, PAGE_SIZE};
+use exo_rt::caps::{self, IrqLine, Notification, PciFunction, Untyped, SELF};
 
 use super::sys::Locked;
 
@@ -146,23 +152,110 @@ pub extern "C" fn rumpcomp_pci_irq_map(
     }
 }
 
-/// Not there yet (see the module documentation): NULL.
+/// An established interrupt: the driver's handler, run by a thread of its
+/// own each time the line fires.
+struct Intr {
+    handler: unsafe extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+    line: IrqLine,
+    note: Notification,
+}
+
+/// The interrupt thread: an lwp of its own in the rump kernel; waits on
+/// the notification the line signals, runs the handler on a virtual CPU,
+/// then unmasks the line (the handler has made the device stop asserting
+/// it: virtio's reads its ISR register).
+fn interrupt_thread(arg: u64) {
+    // SAFETY: `rumpcomp_pci_irq_establish` leaked this box for this thread.
+    let i = unsafe { Box::from_raw(arg as *mut Intr) };
+    super::sched::adopt_worker();
+    let hyp = super::sched::hyp();
+    loop {
+        if i.note.wait(FOREVER).is_err() {
+            super::sys::fatal("rumpcomp_pci: the interrupt notification is gone");
+        }
+        // SAFETY: the kernel's upcalls around a call into it, as its
+        // interrupt contract asks; the handler and argument are the ones the
+        // driver established.
+        unsafe {
+            if let Some(s) = hyp.and_then(|h| h.hyp_schedule) {
+                s();
+            }
+            (i.handler)(i.arg);
+            if let Some(u) = hyp.and_then(|h| h.hyp_unschedule) {
+                u();
+            }
+        }
+        if i.line.ack().is_err() {
+            super::sys::fatal("rumpcomp_pci: cannot unmask the interrupt line");
+        }
+    }
+}
+
+/// Establishes `handler(arg)` for interrupt `cookie` (from `irq_map`):
+/// the function's legacy interrupt line (`pci_irq_line`), bound
+/// level-triggered to a new notification, served by a thread of its own.
+/// NULL, with the reason on the console, if any step fails.
 #[no_mangle]
 pub extern "C" fn rumpcomp_pci_irq_establish(
     cookie: c_uint,
-    _handler: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
-    _arg: *mut c_void,
+    handler: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    arg: *mut c_void,
 ) -> *mut c_void {
-    let known = IRQS.with(|v| v.iter().any(|(c, _)| *c == cookie));
-    super::misc::console_write(
-        alloc::format!(
-            "rumpuser: rumpcomp_pci_irq_establish (cookie {cookie}{}): interrupts for NetBSD PCI drivers are not \
-             implemented on ExoV6 yet\n",
-            if known { "" } else { ", never mapped" }
-        )
-        .as_bytes(),
-    );
-    core::ptr::null_mut()
+    let fail = |why: &str| {
+        super::misc::console_write(
+            alloc::format!("rumpuser: rumpcomp_pci_irq_establish (cookie {cookie}): {why}\n").as_bytes(),
+        );
+        core::ptr::null_mut()
+    };
+    let Some(handler) = handler else { return fail("no handler") };
+    let Some(bdf) = IRQS.with(|v| v.iter().find(|(c, _)| *c == cookie).map(|(_, b)| *b)) else {
+        return fail("never mapped");
+    };
+    let Some(f) = functions().into_iter().find(|f| f.bdf() == bdf) else { return fail("function not held") };
+    let line = match f.irq_line() {
+        Ok(l) => l,
+        Err(e) => return fail(&alloc::format!("no interrupt line for the function: {}", e.name())),
+    };
+    let note = match Untyped::from_slot(slot::UNTYPED).create_notification() {
+        Ok(n) => n,
+        Err(e) => return fail(&alloc::format!("no notification: {}", e.name())),
+    };
+    if let Err(e) = line.bind(note, 1, IRQ_LEVEL) {
+        return fail(&alloc::format!("cannot bind the line: {}", e.name()));
+    }
+    let intr = Box::into_raw(Box::new(Intr { handler, arg, line, note }));
+    match exo_rt::thread::spawn_with_stack(interrupt_thread, intr as u64, 64 * 1024) {
+        Ok(_) => intr.cast(),
+        Err(e) => {
+            // SAFETY: no thread took it.
+            drop(unsafe { Box::from_raw(intr) });
+            fail(&alloc::format!("no interrupt thread: {}", e.name()))
+        }
+    }
+}
+
+/// Opens the I/O BARs of every held function to this process's `in` and
+/// `out` instructions (`pci_io_bar`, then `ioports_map`): NetBSD's
+/// bus_space does port I/O inline. 0, or an errno if a BAR cannot be
+/// mapped.
+#[no_mangle]
+pub extern "C" fn rumpcomp_pci_iospace_init() -> c_int {
+    for f in functions() {
+        for bar in 0..6u8 {
+            let ports = match f.io_bar(bar) {
+                Ok(p) => p,
+                Err(_) => continue, // a memory BAR, or none
+            };
+            if let Err(e) = ports.map() {
+                super::misc::console_write(
+                    alloc::format!("rumpuser: cannot open I/O BAR {bar} to the driver: {}\n", e.name()).as_bytes(),
+                );
+                return crate::errno::EACCES;
+            }
+        }
+    }
+    0
 }
 
 /// Allocates `size` bytes of DMA memory aligned to `align` (at most a
@@ -236,8 +329,17 @@ pub unsafe extern "C" fn rumpcomp_pci_dmamem_map(
     0
 }
 
-/// The physical address of `va` inside DMA memory (0 outside it).
+/// The physical address of `va` inside DMA memory; outside it the process
+/// ends with the reason.
 #[no_mangle]
 pub extern "C" fn rumpcomp_pci_virt_to_mach(va: *mut c_void) -> c_ulong {
-    crate::exo::DMA.phys_of(va as u64).unwrap_or(0)
+    match crate::exo::DMA.phys_of(va as u64) {
+        Some(pa) => pa,
+        // Any address handed to the device would be wrong: it would write
+        // somewhere else. Stop this process rather than do that (callers
+        // hand drivers DMA memory: rump-ld reads through a bounce buffer).
+        None => super::sys::fatal(&alloc::format!(
+            "rumpcomp_pci_virt_to_mach: {va:p} is not DMA memory (rumpcomp_pci_dmalloc); a device cannot reach it"
+        )),
+    }
 }

@@ -220,13 +220,74 @@ pub(crate) fn set_curlwp(l: *mut lwp) {
 const HEADER: usize = 16;
 
 /// `len` bytes aligned to `align` (a power of two), or NULL.
+/// Memory a device can reach: one physically contiguous DMA region, with
+/// its own allocator, once [`device_memory`] set it up.
+struct Arena {
+    start: usize,
+    end: usize,
+    heap: linked_list_allocator::Heap,
+}
+
+// SAFETY: the arena's memory is this process's, used only under the lock.
+unsafe impl Send for Arena {}
+
+static ARENA: Locked<Option<Arena>> = Locked::new(None);
+
+/// From now on the rump kernel's memory (`rumpuser_malloc`,
+/// `rumpuser_anonmmap`) comes from `bytes` of physically contiguous DMA
+/// memory, so that its device drivers may hand any kernel buffer to a
+/// device: NetBSD's bus_dma takes the bus address of kernel memory
+/// (`rumpcomp_pci_virt_to_mach`), which only DMA memory has on ExoV6. When
+/// the region is full, allocations fall back to the heap (a device given
+/// such memory ends the process with the reason). Call before `rump_init`.
+pub fn device_memory(bytes: usize) -> crate::Result<()> {
+    use crate::Memory as _;
+    let region = crate::exo::DMA.alloc_dma(bytes.div_ceil(4096))?;
+    let mut heap = linked_list_allocator::Heap::empty();
+    // SAFETY: the region is mapped read-write for this process, owned by
+    // nothing else, and kept (never freed) from here on.
+    unsafe { heap.init(region.virt, region.len) };
+    let start = region.virt as usize;
+    ARENA.with(|a| *a = Some(Arena { start, end: start + region.len, heap }));
+    Ok(())
+}
+
+/// Allocates `layout` from the device arena if there is one and it has
+/// room, else from the heap.
+fn raw_alloc(layout: Layout) -> *mut u8 {
+    let from_arena = ARENA.with(|a| a.as_mut().and_then(|a| a.heap.allocate_first_fit(layout).ok()));
+    match from_arena {
+        Some(p) => p.as_ptr(),
+        // SAFETY: a non-zero size (callers add a header or round up).
+        None => unsafe { alloc::alloc::alloc(layout) },
+    }
+}
+
+/// Frees what `raw_alloc` returned.
+///
+/// # Safety
+/// `p` came from `raw_alloc(layout)` and is not used again.
+unsafe fn raw_dealloc(p: *mut u8, layout: Layout) {
+    let in_arena = ARENA.with(|a| match a.as_mut() {
+        Some(a) if (a.start..a.end).contains(&(p as usize)) => {
+            // SAFETY: allocated from this arena with `layout`.
+            unsafe { a.heap.deallocate(core::ptr::NonNull::new_unchecked(p), layout) };
+            true
+        }
+        _ => false,
+    });
+    if !in_arena {
+        // SAFETY: the caller's promise: from the heap, with `layout`.
+        unsafe { alloc::alloc::dealloc(p, layout) };
+    }
+}
+
 pub(crate) fn alloc(len: usize, align: usize) -> *mut c_void {
     let a = align.max(HEADER);
     let Some(layout) = len.checked_add(a).and_then(|total| Layout::from_size_align(total, a).ok()) else {
         return core::ptr::null_mut();
     };
-    // SAFETY: a non-zero size.
-    let base = unsafe { alloc::alloc::alloc(layout) };
+    let base = raw_alloc(layout);
     if base.is_null() {
         return core::ptr::null_mut();
     }
@@ -249,7 +310,7 @@ pub(crate) unsafe fn free(p: *mut c_void) {
     unsafe {
         let size = p.cast::<usize>().sub(2).read();
         let a = p.cast::<usize>().sub(1).read();
-        alloc::alloc::dealloc(p.cast::<u8>().sub(a), Layout::from_size_align_unchecked(size, a));
+        raw_dealloc(p.cast::<u8>().sub(a), Layout::from_size_align_unchecked(size, a));
     }
 }
 
@@ -264,11 +325,12 @@ pub(crate) fn anon_map(_hint: *mut c_void, size: usize, align: usize, exec: bool
     }
     let len = size.div_ceil(4096) * 4096;
     let layout = Layout::from_size_align(len, align).map_err(|_| crate::errno::EINVAL)?;
-    // SAFETY: a non-zero size (size > 0 is checked by the caller).
-    let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    let p = raw_alloc(layout);
     if p.is_null() {
         return Err(crate::errno::ENOMEM);
     }
+    // SAFETY: `len` bytes just allocated.
+    unsafe { p.write_bytes(0, len) };
     MAPPED.with(|m| m.insert(p as usize, layout));
     Ok(p.cast())
 }
@@ -286,7 +348,7 @@ pub(crate) unsafe fn unmap(addr: *mut c_void, len: usize) -> bool {
     match layout {
         Some(l) => {
             // SAFETY: allocated by `anon_map` with this layout.
-            unsafe { alloc::alloc::dealloc(addr.cast(), l) };
+            unsafe { raw_dealloc(addr.cast(), l) };
             true
         }
         None => false,

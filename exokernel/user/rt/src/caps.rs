@@ -334,6 +334,19 @@ impl Platform {
 }
 
 impl IoPorts {
+    /// The first port and how many the capability covers.
+    pub fn range(self) -> Result<(u16, u16), Error> {
+        let i = info(self.0)?;
+        if i.kind != Some(CapKind::IoPorts) {
+            return Err(Error::WrongType);
+        }
+        Ok((i.pages as u16, (i.pages >> 16) as u16))
+    }
+    /// Lets this process's threads use `in` and `out` on the ports
+    /// directly, for as long as the capability lasts.
+    pub fn map(self) -> Result<(), Error> {
+        call(Sys::IoPortsMap, [self.0, 0, 0, 0, 0, 0]).map(|_| ())
+    }
     /// Reads the byte at `port`.
     pub fn read8(self, port: u16) -> Result<u8, Error> {
         call(Sys::PortIn, [self.0, port as u64, 1, 0, 0, 0]).map(|v| v as u8)
@@ -403,6 +416,17 @@ impl PciFunction {
     /// accesses.
     pub fn bar(self, bar: u8) -> Result<Memory, Error> {
         call(Sys::PciBar, [self.slot, self.bdf as u64, bar as u64, NO_CAP, 0, 0]).map(Memory)
+    }
+
+    /// An I/O-port capability to the ports behind I/O BAR `bar` (0-5).
+    pub fn io_bar(self, bar: u8) -> Result<IoPorts, Error> {
+        call(Sys::PciIoBar, [self.slot, self.bdf as u64, bar as u64, NO_CAP, 0, 0]).map(IoPorts)
+    }
+
+    /// An interrupt-line capability to the I/O APIC line the function's
+    /// legacy interrupt (INTx) is routed to; bind it level-triggered.
+    pub fn irq_line(self) -> Result<IrqLine, Error> {
+        call(Sys::PciIrqLine, [self.slot, self.bdf as u64, NO_CAP, 0, 0, 0]).map(IrqLine)
     }
 
     /// A free interrupt vector whose interrupts signal `bits` on `note`,

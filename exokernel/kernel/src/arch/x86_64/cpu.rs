@@ -58,7 +58,37 @@ unsafe impl<T> Sync for BootCell<T> {}
 /// The TSS. Its RSP0 is the end of the running thread's frame, where the
 /// CPU starts pushing on an interrupt from user mode and the SYSCALL
 /// entry starts saving.
-pub static TSS: BootCell<TaskStateSegment> = BootCell(UnsafeCell::new(TaskStateSegment::new()));
+pub static TSS: BootCell<TssWithIoMap> =
+    BootCell(UnsafeCell::new(TssWithIoMap { tss: TaskStateSegment::new(), iomap: [0xff; IOMAP_BYTES + 1] }));
+
+/// Bytes of the I/O permission bitmap: one bit per port, 65536 ports.
+const IOMAP_BYTES: usize = 8192;
+
+/// The TSS and, right behind it, the I/O permission bitmap: a clear bit
+/// lets user mode use that port with `in`/`out`, a set one faults (#GP).
+/// All set but for the ports of the running process's mapped I/O-port
+/// capabilities (`ioports_allow`). The byte after the bitmap must stay
+/// 0xff.
+#[repr(C)]
+pub struct TssWithIoMap {
+    tss: TaskStateSegment,
+    iomap: [u8; IOMAP_BYTES + 1],
+}
+
+/// Opens (`allow`) or closes ports `[first, first + count)` to user mode.
+pub fn ioports_allow(first: u16, count: u16, allow: bool) {
+    // SAFETY: one CPU with interrupts off in the kernel; the CPU reads the
+    // bitmap only on a user-mode `in`/`out`, after this store.
+    let map = unsafe { &mut (*TSS.0.get()).iomap };
+    for port in first as usize..(first as usize + count as usize).min(IOMAP_BYTES * 8) {
+        let (byte, bit) = (port / 8, port % 8);
+        if allow {
+            map[byte] &= !(1 << bit);
+        } else {
+            map[byte] |= 1 << bit;
+        }
+    }
+}
 static GDT: BootCell<GlobalDescriptorTable> = BootCell(UnsafeCell::new(GlobalDescriptorTable::new()));
 
 /// Offset of RSP0 in the TSS.
@@ -72,7 +102,7 @@ pub fn set_rsp0(v: u64) {
     // SAFETY: one CPU with interrupts off; the CPU reads RSP0 only when an
     // interrupt arrives in user mode, after this store. A kernel address
     // is canonical as it is.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(v) };
+    unsafe { (*TSS.0.get()).tss.privilege_stack_table[0] = VirtAddr::new_unsafe(v) };
 }
 
 /// IST index (1-based in the IDT gate, 0-based in the TSS) for double faults.
@@ -81,7 +111,9 @@ pub const DOUBLE_FAULT_IST: u16 = 1;
 /// Loads the GDT and TSS and sets up SYSCALL/SYSRET. Call once at boot.
 pub fn init(syscall_entry: u64) {
     // SAFETY: single-threaded boot; nothing else references TSS/GDT yet.
-    let (tss, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
+    let (both, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
+    let tss = &mut both.tss;
+    tss.iomap_base = core::mem::offset_of!(TssWithIoMap, iomap) as u16;
     tss.privilege_stack_table[0] = VirtAddr::new(KERNEL_STACK.top());
     tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] = VirtAddr::new(DOUBLE_FAULT_STACK.top());
 
@@ -90,7 +122,8 @@ pub fn init(syscall_entry: u64) {
     let udata = gdt.append(Descriptor::user_data_segment());
     let ucode = gdt.append(Descriptor::user_code_segment());
     // SAFETY: TSS is a static that lives forever and is not moved.
-    let tss_sel = gdt.append(Descriptor::tss_segment(unsafe { &*TSS.0.get() }));
+    let both = unsafe { &*TSS.0.get() };
+    let tss_sel = gdt.append(Descriptor::tss_segment_with_iomap(&both.tss, &both.iomap).expect("I/O bitmap"));
     assert_eq!(code.0, selector::KERNEL_CODE);
     assert_eq!(data.0, selector::KERNEL_DATA);
     assert_eq!(udata.0, selector::USER_DATA);

@@ -3,7 +3,10 @@
 //! checks that the kernel keeps it to them: other ports, bad widths and
 //! values, a second binding, an acknowledgement before any, and the
 //! wrong kinds of capability are refused with precise errors; its own
-//! ports work.
+//! ports work, through system calls and, once mapped (`ioports_map`),
+//! through `in`/`out` directly. With the argument `unmapped` it then
+//! deletes the capability and uses `in` again: that must fault (#GP), the
+//! bitmap closed with the capability.
 #![no_std]
 #![no_main]
 
@@ -21,12 +24,20 @@ fn raw(n: Sys, a: [u64; 6]) -> Result<u64, Error> {
 /// What is checked, what the kernel said, what it must say.
 type Check = (&'static str, Result<u64, Error>, Result<u64, Error>);
 
-fn main(_: &str) -> i32 {
+/// `in al, dx` from user mode: allowed only by the I/O permission bitmap.
+fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: reads a port; faults (#GP) unless the kernel opened it.
+    unsafe { core::arch::asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack)) };
+    v
+}
+
+fn main(args: &str) -> i32 {
     let ports = IoPorts::from_slot(exo_manifest::LEGACY_SLOT_BASE);
     let line = IrqLine::from_slot(exo_manifest::LEGACY_SLOT_BASE + 1);
     let note = Notification::from_slot(slot::SUPERVISOR);
     let (p, l) = (ports.slot(), line.slot());
-    let checks: [Check; 14] = [
+    let checks: [Check; 20] = [
         ("COM2's line status register reads", ports.read8(0x2fd).map(|_| 0), Ok(0)),
         // (QEMU has no second UART unless asked: these ports read 0xff.)
         ("a byte written to its scratch register", ports.write8(0x2ff, 0x5a).map(|()| 0), Ok(0)),
@@ -46,6 +57,21 @@ fn main(_: &str) -> i32 {
         ("bind with no bits", raw(Sys::IrqLineBind, [l, note.slot(), 0, 0, 0, 0]), Err(Error::InvalidArgument)),
         ("bind the line", line.bind(note, 1, IRQ_LEVEL).map(|v| u64::from(v >= 0x40)), Ok(1)),
         ("bind it twice", line.bind(note, 2, 0), Err(Error::SlotInUse)),
+        ("map its ports for in/out", ports.map().map(|()| 0), Ok(0)),
+        // (Unmapped, this read would fault: see `unmapped`.)
+        ("in reads what port_in reads", Ok(u64::from(Ok(inb(0x2fd)) == ports.read8(0x2fd))), Ok(1)),
+        ("map them twice", ports.map().map(|()| 0), Err(Error::SlotInUse)),
+        ("map the line capability", raw(Sys::IoPortsMap, [l, 0, 0, 0, 0, 0]), Err(Error::WrongType)),
+        (
+            "a PCI I/O BAR through a port capability",
+            raw(Sys::PciIoBar, [p, 0x10, 0, NO_CAP, 0, 0]),
+            Err(Error::WrongType),
+        ),
+        (
+            "a PCI line through the line capability",
+            raw(Sys::PciIrqLine, [l, 0x10, NO_CAP, 0, 0, 0]),
+            Err(Error::WrongType),
+        ),
     ];
     let mut passed = 0;
     for (what, got, want) in &checks {
@@ -57,9 +83,15 @@ fn main(_: &str) -> i32 {
     println!("portcheck: acknowledge once bound: {acked:?} {}", if acked.is_ok() { "ok" } else { "FAILED" });
     passed += usize::from(acked.is_ok());
     println!("portcheck: {passed}/{} checks passed", checks.len() + 1);
-    if passed == checks.len() + 1 {
-        0
-    } else {
-        1
+    if passed != checks.len() + 1 {
+        return 1;
     }
+    if args.trim() == "unmapped" {
+        let deleted = exo_rt::caps::delete(ports.slot());
+        println!("portcheck: capability deleted: {deleted:?}; reading again must fault");
+        let v = inb(0x2fd);
+        println!("portcheck: read {v:#x} with no capability: FAILED");
+        return 1;
+    }
+    0
 }
