@@ -350,6 +350,36 @@ fn netbsd_file_systems_in_a_rump_kernel_process_serve_every_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// NetBSD's own `panic()` inside the rump file server (a test hook in its
+/// third file request) ends that process only: the root task reports it
+/// and restarts it, the driver under it and the reader above it run on,
+/// and the reader's reads, retried against the new instance, come out
+/// right. The kernel is untouched.
+#[test]
+#[cfg_attr(
+    not(rump_kernel),
+    ignore = "needs RUMP_SYSROOT naming a rump kernel built with buildrump.sh (static archives) when scripts/test runs: docs/porting.md"
+)]
+fn a_netbsd_panic_ends_only_the_rump_file_server_which_is_restarted() {
+    let (dir, blob) = tree("rump-panic");
+    let img = fat_image(&dir);
+    let b = boot("rump-panic.img", Duration::from_secs(180), &["--disk", img.to_str().unwrap()]);
+    b.expect_in_order(&[
+        "fs-rump: test hook: a NetBSD panic in the middle of request 3",
+        "panic: fs-rump test hook: a NetBSD panic",
+        "rump kernel panic: halted",
+        "root: fs-rump exited with code 134; restarting it",
+        "root: restarted fs-rump",
+        "fs-rump: msdos (NetBSD rump kernel) on the whole disk, 8388608 bytes, mounted in ",
+    ]);
+    let read = format!("readcheck: /data/blob.bin: 300000 bytes, fnv1a64 {:016x}, ", fnv1a64(&blob));
+    assert_eq!(b.lines().iter().filter(|l| l.starts_with(&read)).count(), 3, "{}", b.serial);
+    b.expect_in_order(&["root: virtio-blk exited with code 0", "root: all 3 programs ended as expected"]);
+    assert!(!b.serial.contains("[kernel] panic"), "{}", b.serial);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Built without a rump kernel, `fs-rump` says how to get one and ends;
 /// its clients get a definite error, not a hang. (The driver under it
 /// then waits for ever for the one client its test arguments name, so

@@ -30,6 +30,8 @@ pub enum Hook {
     Crash,
     /// Stop answering for good, as a deadlocked server would.
     Hang,
+    /// Call this (a server's own way of failing, named for the report).
+    Call(&'static str, fn()),
 }
 
 /// The test hook of a server's arguments after its own: `crash-after N`
@@ -72,6 +74,10 @@ pub fn serve(
                         loop {
                             exo_rt::sys::sleep(u64::MAX);
                         }
+                    }
+                    Hook::Call(what, f) => {
+                        println!("{name}: test hook: {what} in the middle of request {requests}");
+                        f();
                     }
                 },
                 _ => {}

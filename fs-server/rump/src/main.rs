@@ -13,8 +13,10 @@
 //! read-only; `exo-fs-netbsd` (shared with the hosted server) turns file
 //! requests into `rump_sys_*` calls.
 //!
-//! Arguments: `[serve N] [crash-after N | hang-after N] [verbose]`:
-//! `serve N` stops after N clients have come and gone (for tests);
+//! Arguments: `[serve N] [crash-after N | hang-after N |
+//! netbsd-panic-after N] [verbose]`: `serve N` stops after N clients have
+//! come and gone (for tests); the hooks fail in the N-th request (the last
+//! by NetBSD's own `panic()`);
 //! `verbose` lets the rump kernel print its boot messages.
 #![no_std]
 #![no_main]
@@ -53,9 +55,34 @@ fn main(args: &str) -> i32 {
         None => None,
     };
     let verbose = args.split_whitespace().any(|w| w == "verbose");
-    let hook = exo_fs_native::hook(words.filter(|w| *w != "verbose"));
+    let mut rest = words.filter(|w| *w != "verbose").peekable();
+    let hook = match rest.next_if_eq(&"netbsd-panic-after").and_then(|_| rest.next()) {
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if exo_rt::generation() == 0 => Some((n, exo_fs_native::Hook::Call("a NetBSD panic", netbsd_panic))),
+            Ok(_) => None,
+            Err(_) => {
+                println!("fs-rump: netbsd-panic-after takes a number of requests, not {n:?}");
+                return 2;
+            }
+        },
+        None => exo_fs_native::hook(rest),
+    };
     run(clients, hook, verbose)
 }
+
+/// The test hook `netbsd-panic-after N`: NetBSD's own `panic()`, called
+/// on a virtual CPU of the rump kernel as its code would call it.
+#[cfg(rump_kernel)]
+fn netbsd_panic() {
+    // SAFETY: the kernel's entry points; panic does not return.
+    unsafe {
+        kernel::rump_schedule();
+        kernel::rumpns_panic(c"fs-rump test hook: a NetBSD panic".as_ptr());
+    }
+}
+
+#[cfg(not(rump_kernel))]
+fn netbsd_panic() {}
 
 #[cfg(not(rump_kernel))]
 fn run(_: Option<u64>, _: Option<(u64, exo_fs_native::Hook)>, _: bool) -> i32 {
@@ -150,6 +177,8 @@ mod kernel {
 
     extern "C" {
         pub fn rump_init() -> c_int;
+        pub fn rump_schedule();
+        pub fn rumpns_panic(fmt: *const c_char, ...) -> !;
         pub fn rump_pub_etfs_register(key: *const c_char, host: *const c_char, ty: nb::rump_etfs_type) -> c_int;
         pub fn rump___sysimpl_mkdir(path: *const c_char, mode: nb::netbsd_mode_t) -> c_int;
         pub fn rump___sysimpl_mount50(
