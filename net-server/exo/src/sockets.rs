@@ -86,7 +86,12 @@ fn listen_word(e: IpListenEndpoint) -> u64 {
 }
 
 fn new_tcp() -> tcp::Socket<'static> {
-    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_RX]), tcp::SocketBuffer::new(vec![0; TCP_TX]))
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_RX]), tcp::SocketBuffer::new(vec![0; TCP_TX]));
+    // Acknowledge at once: a delayed ACK costs a timer wake-up per segment
+    // when nothing flows back (a sink), and QEMU's user network then sends
+    // one segment per ACK.
+    s.set_ack_delay(None);
+    s
 }
 
 fn new_udp() -> udp::Socket<'static> {

@@ -1,5 +1,7 @@
-//! `echod [PORT] [serve N]`: the echo service (RFC 862) on TCP and UDP
-//! port 7 (or PORT), an application of the POSIX library's sockets: one
+//! `echod [PORT] [discard] [serve N]`: the echo service (RFC 862) on TCP
+//! and UDP port 7 (or PORT), or with `discard` the discard service (RFC
+//! 863: bytes read and dropped, the sink of the network benchmark), an
+//! application of the POSIX library's sockets: one
 //! event loop over `poll`, many connections at once, each one's bytes
 //! sent back as they come (a connection that stops reading is not read
 //! either: TCP's flow control pushes back on its sender). If the network
@@ -31,6 +33,7 @@ struct Conn {
     /// Bytes read and not yet sent back, from `sent` on.
     pending: Vec<u8>,
     sent: usize,
+    /// Bytes echoed (or discarded).
     echoed: u64,
     /// The peer ended its stream.
     ended: bool,
@@ -39,9 +42,11 @@ struct Conn {
 fn main(args: &str) -> i32 {
     let mut port = 7u16;
     let mut stop_after: Option<u64> = None;
+    let mut discard = false;
     let mut words = args.split_whitespace();
     while let Some(w) = words.next() {
         match (w, w.parse::<u16>()) {
+            ("discard", _) => discard = true,
             ("serve", _) => match words.next().and_then(|n| n.parse().ok()) {
                 Some(n) => stop_after = Some(n),
                 None => return usage(),
@@ -61,7 +66,8 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    println!("echod: echo on TCP and UDP port {port}");
+    let (service, verb) = if discard { ("discard", "discarded") } else { ("echo", "echoed") };
+    println!("echod: {service} on TCP and UDP port {port}");
     let mut conns: Vec<Conn> = Vec::new();
     let (mut served, mut datagrams) = (0u64, 0u64);
     let mut buf = vec![0u8; 64 * 1024];
@@ -97,29 +103,29 @@ fn main(args: &str) -> i32 {
             accept_all(listener, port, &mut conns);
         }
         if fds[1].revents != 0 {
-            datagrams += echo_datagrams(udp, port, &mut buf, datagrams);
+            datagrams += echo_datagrams(udp, port, &mut buf, datagrams, discard);
         }
         for (c, p) in conns.iter_mut().zip(&fds[2..]) {
             if p.revents != 0 {
-                serve(c, &mut buf);
+                serve(c, &mut buf, discard);
             }
         }
         conns.retain(|c| {
             let done = c.ended && c.sent == c.pending.len();
             if done {
                 let _ = posix::close(c.fd);
-                println!("echod: TCP {port}: connection ended, {} bytes echoed ({})", c.echoed, c.peer);
+                println!("echod: TCP {port}: connection ended, {} bytes {verb} ({})", c.echoed, c.peer);
                 served += u64::from(c.echoed > 0);
             }
             !done
         });
     }
-    println!("echod: {served} connection(s) served, {datagrams} datagram(s) echoed; stopping");
+    println!("echod: {served} connection(s) served, {datagrams} datagram(s) {verb}; stopping");
     0
 }
 
 fn usage() -> i32 {
-    println!("echod: usage: echod [PORT] [serve N]");
+    println!("echod: usage: echod [PORT] [discard] [serve N]");
     2
 }
 
@@ -154,11 +160,13 @@ fn accept_all(listener: Fd, port: u16, conns: &mut Vec<Conn>) {
     }
 }
 
-/// Sends every datagram waiting back where it came from; how many.
-fn echo_datagrams(udp: Fd, port: u16, buf: &mut [u8], before: u64) -> u64 {
+/// Sends every datagram waiting back where it came from (or drops it, to
+/// `discard`); how many.
+fn echo_datagrams(udp: Fd, port: u16, buf: &mut [u8], before: u64, discard: bool) -> u64 {
     let mut n = 0;
     loop {
         match net::recvfrom(udp, buf) {
+            Ok(_) if discard => n += 1,
             Ok((len, from)) => {
                 match net::sendto(udp, &buf[..len], Some(from)) {
                     Ok(_) if before + n < LOGGED_DATAGRAMS => {
@@ -188,11 +196,13 @@ impl Conn {
     }
 }
 
-/// Moves one connection's bytes along: sends what is pending, else reads.
-fn serve(c: &mut Conn, buf: &mut [u8]) {
+/// Moves one connection's bytes along: sends what is pending, else reads
+/// (and, to `discard`, drops what it read).
+fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
     if c.sent == c.pending.len() && !c.ended {
         match net::recv(c.fd, buf) {
             Ok(0) => c.ended = true,
+            Ok(n) if discard => c.echoed += n as u64,
             Ok(n) => {
                 c.pending.clear();
                 c.pending.extend_from_slice(&buf[..n]);
