@@ -140,10 +140,10 @@ fn threads_share_memory_and_all_run() {
 #[test]
 fn sleep_blocks_for_the_time_asked() {
     let b = test_boot();
-    let start = b.expect_line("sleep: sleeping 120 ms");
-    let i = b.expect_line("sleep: asked for 120 ms, clock advanced ");
+    let start = b.expect_line("sleepcheck: sleeping 120 ms");
+    let i = b.expect_line("sleepcheck: asked for 120 ms, clock advanced ");
     assert!(b.lines()[i].ends_with(": ok"), "{}", b.lines()[i]);
-    b.expect_line("root: sleep exited with code 0");
+    b.expect_line("root: sleepcheck exited with code 0");
     // While it slept, the others ran: some other program printed between
     // its two lines. Which one is up to the scheduler (the spinners may be
     // done by then on a slow machine, or not yet through a round), so any
@@ -151,7 +151,7 @@ fn sleep_blocks_for_the_time_asked() {
     // whether the sleeper blocks or not, nor the kernel.
     let ran = b.lines()[start + 1..i]
         .iter()
-        .any(|l| !l.starts_with("sleep:") && !l.starts_with("root:") && !l.starts_with("[kernel]"));
+        .any(|l| !l.starts_with("sleepcheck:") && !l.starts_with("root:") && !l.starts_with("[kernel]"));
     assert!(ran, "no other program ran during the sleep:\n{}", b.serial);
 }
 

@@ -223,7 +223,7 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
             ("readcheck: /data/blob.bin", b"sha256sum /d0/data/blob.bin /d0/hello.txt\r"),
             // A program starts in the shell's directory.
             ("  /d0/hello.txt", b"cd data\rsha256sum blob.bin ../hello.txt\r"),
-            ("  ../hello.txt", b"sleep 200\recho slept $?\r"),
+            ("  ../hello.txt", b"sleep 0.2\recho slept $?\r"),
             ("slept 0", b"poweroff\r"),
         ],
     );
@@ -253,6 +253,61 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
     for (hash, path) in hashes.iter().zip(["blob.bin", "../hello.txt"]) {
         assert!(b.lines().iter().any(|l| l.ends_with(&format!("{hash}  {path}"))), "{path}:\n{}", b.serial);
     }
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Programs in the background: `COMMAND &` starts one and shows its pid,
+/// `ps` lists the system's programs and the shell's with their states,
+/// the shell says when a background program has ended (before its next
+/// prompt), `kill` stops one of its own (and refuses other pids), and
+/// `wait` waits for the rest.
+#[test]
+fn the_shell_runs_programs_in_the_background_lists_and_kills_them() {
+    let (dir, img, _) = disk("jobs", false);
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(120),
+        &["--disk", img.to_str().unwrap()],
+        &[
+            ("exo-sh: the ExoV6 shell (the disk's files at /d0)", b"sleep 30 &\r"),
+            ("[1] sleep 30", b"sleep 0.2 &\r"),
+            ("[2] sleep 0.2", b"ps\r"),
+            ("    2  running", b"sleep 0.5\recho after $?\r"),
+            ("after 0", b"kill 1\r"),
+            ("[1] done, killed (exit 130): sleep 30", b"kill 1\r"),
+            ("kill: 1: no program of this shell has that pid", b"kill x\r"),
+            ("kill: x: not a pid", b"wait 7\r"),
+            ("wait: 7: not a background program of this shell", b"sleep 0.3 &\r"),
+            ("[4] sleep 0.3", b"wait\recho waited $?\r"),
+            ("waited 0", b"ps\recho listed\r"),
+            ("listed", b"poweroff\r"),
+        ],
+    );
+    b.expect_in_order(&[
+        "  PID  STATE        STARTS  COMMAND",
+        "    1  running           1  sleep 30",
+        "    2  running           1  sleep 0.2",
+        "[2] done, exit 0: sleep 0.2",
+        "after 0",
+        "[1] done, killed (exit 130): sleep 30",
+        "[4] done, exit 0: sleep 0.3",
+        "waited 0",
+        "exo-sh: powering off",
+    ]);
+    // The system's programs are listed without a pid: not the shell's to stop.
+    for program in ["console", "sh", "net-server", "fs-server rw serve"] {
+        let row = format!("    -  running           1  {program}");
+        assert!(b.lines().iter().any(|l| l.ends_with(&row)), "no {row:?}:\n{}", b.serial);
+    }
+    // Nothing of the shell's is left running at the last ps.
+    let last_ps = b.lines().iter().rposition(|l| l.ends_with("  PID  STATE        STARTS  COMMAND")).unwrap();
+    let listed = b.lines().iter().rposition(|l| l.ends_with("listed") && !l.contains("echo")).unwrap();
+    assert!(
+        b.lines()[last_ps..listed].iter().all(|l| !l.contains("sleep")),
+        "{}",
+        b.lines()[last_ps..listed].join("\n")
+    );
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -118,6 +118,47 @@ pub fn wait(pid: Pid) -> Result<Waited> {
     }
 }
 
+/// One program the root task runs, as [`list`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// The pid, for the caller's own programs (`None`: the system's).
+    pub pid: Option<Pid>,
+    /// `running`, `restarting`, `waiting`, `exited:N` or `faulted:N`.
+    pub state: alloc::string::String,
+    /// Instances started.
+    pub starts: u64,
+    /// The program and its arguments.
+    pub command: alloc::string::String,
+}
+
+/// The programs the root task runs (`ps`): the system's, then the
+/// caller's own.
+pub fn list() -> Result<alloc::vec::Vec<ProcInfo>> {
+    let (bytes, _) = match call([proto::LIST, 0, 0])? {
+        (Status::Ok, bytes) => (bytes as usize, ()),
+        _ => return Err(Errno::EIO),
+    };
+    let text = SERVICE.with(|s| {
+        let s = s.as_ref().ok_or(Errno::ENOSYS)?;
+        let b = s.buffer.as_slice();
+        Ok(alloc::string::String::from_utf8_lossy(&b[..bytes.min(b.len())]).into_owned())
+    })?;
+    Ok(text.lines().filter_map(parse_line).collect())
+}
+
+/// One line of the service's `LIST` text; `None` if malformed.
+fn parse_line(line: &str) -> Option<ProcInfo> {
+    let mut f = line.splitn(4, ' ');
+    let pid = match f.next()? {
+        "-" => None,
+        p => Some(p.parse().ok()?),
+    };
+    let state = f.next()?.into();
+    let starts = f.next()?.parse().ok()?;
+    let command = f.next()?.into();
+    Some(ProcInfo { pid, state, starts, command })
+}
+
 /// Stops `pid` (it ends with exit code [`proto::KILLED_EXIT`]).
 pub fn kill(pid: Pid) -> Result<()> {
     match call([proto::KILL, pid, 0])? {

@@ -7,7 +7,9 @@
 //! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
 //! 256 bytes), `mkdir`, `rm`, `cp`, `mv` (on a writable file system),
 //! `mount` (or `disks`: which file server serves which disk), `uptime`,
-//! `date`, `exit` and `poweroff [N]`. `$?` is the last command's status
+//! `date`, `ps` (the system's programs and the shell's, from the process
+//! service), `jobs`, `kill PID...`, `wait [PID...]`, `exit` and
+//! `poweroff [N]`. `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
 //! typed; ^D on an empty line leaves. Running programs from the boot
 //! Any other command runs the program of that name from the boot image
@@ -15,6 +17,10 @@
 //! root task's process service `procs` underneath), with the shell's
 //! endpoints; the shell waits for it (^C stops it) and `$?` tells how it
 //! ended (128 + the exception vector for a program the CPU killed).
+//! `COMMAND &` starts a program without waiting: the shell prints
+//! `[PID] COMMAND`, and before a later prompt `[PID] done, HOW: COMMAND`
+//! once it has ended; `wait` waits for such programs (^C stops waiting,
+//! not them).
 //! `> FILE` and `>> FILE` send a built-in command's output to a file;
 //! programs write to the console themselves, so theirs cannot be sent
 //! yet, and there are no pipes (the library has no descriptors to hand a
@@ -99,15 +105,26 @@ fn run_program(line: &str) -> Result<Option<i32>, Errno> {
         Err(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
+    let status = wait_program(pid, true)?.expect("^C kills, and the wait goes on");
+    Ok(Some(exit_code(line.split(' ').next().unwrap_or(""), status)))
+}
+
+/// Waits for program `pid` to end. ^C on the console kills it if `kill`,
+/// else stops the wait (`None`). Lines typed meanwhile are left for the
+/// next read.
+fn wait_program(pid: posix::process::Pid, kill: bool) -> Result<Option<ExitStatus>, Errno> {
     let mut lines_waiting = false;
     let status = loop {
         match posix::process::wait(pid)? {
-            Waited::Ended(status) => break status,
+            Waited::Ended(status) => break Some(status),
             Waited::Interrupted(bits) => {
+                lines_waiting |= bits & console::LINE_READY != 0;
                 if bits & console::INTERRUPT != 0 {
+                    if !kill {
+                        break None;
+                    }
                     posix::process::kill(pid)?;
                 }
-                lines_waiting |= bits & console::LINE_READY != 0;
             }
         }
     };
@@ -116,14 +133,34 @@ fn run_program(line: &str) -> Result<Option<i32>, Errno> {
     if lines_waiting {
         let _ = Notification::from_slot(slot::SUPERVISOR).signal(console::LINE_READY);
     }
-    Ok(Some(match status {
+    Ok(status)
+}
+
+/// `$?` for a program that ended so (a message if the CPU killed it).
+fn exit_code(name: &str, status: ExitStatus) -> i32 {
+    match status {
         ExitStatus::Exited(c) => c.min(255) as i32,
         ExitStatus::Faulted(v) => {
-            println!("exo-sh: {}: killed by CPU exception {v}", line.split(' ').next().unwrap_or(""));
+            println!("exo-sh: {name}: killed by CPU exception {v}");
             128 + i32::from(v)
         }
-    }))
+    }
 }
+
+/// How a background program ended, in words.
+fn ended_how(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Exited(c) if c == exo_protocols::process::KILLED_EXIT => format!("killed (exit {c})"),
+        ExitStatus::Exited(c) => format!("exit {c}"),
+        ExitStatus::Faulted(v) => format!("killed by CPU exception {v}"),
+    }
+}
+
+/// The built-in commands (`&` runs programs only).
+const BUILTINS: &[&str] = &[
+    "help", "echo", "pwd", "cd", "ls", "cat", "stat", "wc", "hexdump", "mkdir", "rm", "cp", "mv", "mount", "disks",
+    "uptime", "date", "ps", "jobs", "kill", "wait", "exit", "poweroff",
+];
 
 /// The shell's state.
 struct Shell {
@@ -131,6 +168,8 @@ struct Shell {
     status: i32,
     files: bool,
     procs: bool,
+    /// Programs started with `&`, not yet seen to end: pid, command.
+    jobs: Vec<(posix::process::Pid, String)>,
 }
 
 fn mode_string(st: &posix::Stat) -> String {
@@ -243,6 +282,13 @@ impl Shell {
     /// (made anew, or added to); messages about failures still go to the
     /// console.
     fn run(&mut self, line: &str) -> Option<i32> {
+        let (line, background) = match line.trim_end().strip_suffix('&') {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        if background {
+            return Some(self.start_job(line));
+        }
         let (line, redirect) = match line.split_once('>') {
             None => (line, None),
             Some((cmd, rest)) => {
@@ -267,6 +313,48 @@ impl Shell {
         }
     }
 
+    /// `COMMAND &`: starts a program without waiting for it.
+    fn start_job(&mut self, line: &str) -> i32 {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(cmd) = words.first() else {
+            println!("exo-sh: & wants a program before it");
+            return 2;
+        };
+        if BUILTINS.contains(cmd) || line.contains('>') {
+            println!("exo-sh: & runs programs only (without > FILE), and {cmd} is a built-in command");
+            return 2;
+        }
+        if !self.procs {
+            println!("exo-sh: {cmd}: no process service to start programs with");
+            return 127;
+        }
+        let line = words.join(" ");
+        match posix::process::spawn(&line) {
+            Ok(pid) => {
+                println!("[{pid}] {line}");
+                self.jobs.push((pid, line));
+                0
+            }
+            Err(Errno::ENOENT) => {
+                println!("exo-sh: {cmd}: command not found (help lists the commands)");
+                127
+            }
+            Err(e) => self.fail(&format!("exo-sh: {cmd}"), e),
+        }
+    }
+
+    /// Says which background programs have ended, and forgets them.
+    fn reap(&mut self) {
+        self.jobs.retain(|(pid, line)| match posix::process::try_wait(*pid) {
+            Ok(Some(status)) => {
+                println!("[{pid}] done, {}: {line}", ended_how(status));
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        });
+    }
+
     /// Runs one command (its output to `out`); its status.
     fn command(&mut self, line: &str, out: &mut Out, redirected: bool) -> Option<i32> {
         let words: Vec<String> =
@@ -278,7 +366,11 @@ impl Shell {
             "help" => {
                 say!(
                     out,
-                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv mount uptime date exit poweroff"
+                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv mount uptime date ps jobs kill wait exit poweroff"
+                );
+                say!(
+                    out,
+                    "any other command runs that program; COMMAND & runs it without waiting ([pid] shown, ps lists it)"
                 );
                 say!(out, "$? is the last status; > FILE or >> FILE after a built-in command sends its output there;");
                 say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
@@ -469,6 +561,93 @@ impl Shell {
                 say!(out, "{s} seconds since 1970-01-01 UTC");
                 0
             }
+            "ps" => {
+                let programs = match posix::process::list() {
+                    Ok(p) => p,
+                    Err(e) => return Some(self.fail("ps", e)),
+                };
+                say!(out, "{:>5}  {:<12} {:>6}  COMMAND", "PID", "STATE", "STARTS");
+                for p in programs {
+                    let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
+                    say!(out, "{pid:>5}  {:<12} {:>6}  {}", p.state, p.starts, p.command);
+                }
+                0
+            }
+            "jobs" => {
+                for (pid, line) in &self.jobs {
+                    say!(out, "[{pid}] {line}");
+                }
+                0
+            }
+            "kill" => {
+                if args.is_empty() {
+                    println!("kill: kill PID... (ps or jobs lists them)");
+                    return Some(2);
+                }
+                let mut status = 0;
+                for a in &args {
+                    match a.parse::<u64>().map_err(|_| Errno::EINVAL).and_then(|p| posix::process::kill(p).map(|()| p))
+                    {
+                        // One of the background programs: seen to its end
+                        // at once, so that its pid is free when this says
+                        // so.
+                        Ok(pid) => {
+                            if let Some(i) = self.jobs.iter().position(|(p, _)| *p == pid) {
+                                if let Ok(Some(s)) = wait_program(pid, false) {
+                                    let (_, line) = self.jobs.remove(i);
+                                    println!("[{pid}] done, {}: {line}", ended_how(s));
+                                }
+                            }
+                        }
+                        Err(Errno::EINVAL) => {
+                            println!("kill: {a}: not a pid");
+                            status = 2;
+                        }
+                        Err(_) => {
+                            println!("kill: {a}: no program of this shell has that pid");
+                            status = 1;
+                        }
+                    }
+                }
+                status
+            }
+            "wait" => {
+                // `wait [PID...]`: for those background programs (all
+                // without), until they end or ^C stops the wait; `$?` is
+                // the last one's.
+                let pids: Vec<u64> = if args.is_empty() {
+                    self.jobs.iter().map(|(p, _)| *p).collect()
+                } else {
+                    match args.iter().map(|a| a.parse::<u64>()).collect::<Result<Vec<_>, _>>() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            println!("wait: wait [PID...]");
+                            return Some(2);
+                        }
+                    }
+                };
+                let mut status = 0;
+                for pid in pids {
+                    let Some(i) = self.jobs.iter().position(|(p, _)| *p == pid) else {
+                        println!("wait: {pid}: not a background program of this shell");
+                        status = 127;
+                        continue;
+                    };
+                    match wait_program(pid, false) {
+                        Ok(Some(s)) => {
+                            let (_, line) = self.jobs.remove(i);
+                            println!("[{pid}] done, {}: {line}", ended_how(s));
+                            status = exit_code(line.split(' ').next().unwrap_or(""), s);
+                        }
+                        Ok(None) => {
+                            println!("wait: interrupted");
+                            return Some(130);
+                        }
+                        Err(e) => status = self.fail("wait", e),
+                    }
+                }
+                status
+            }
             "exit" => return None,
             "poweroff" => {
                 // `poweroff N`: ExoV6's exit code (scripts/run-qemu -c
@@ -533,8 +712,9 @@ fn main(_: &str) -> i32 {
     println!("exo-sh: the ExoV6 shell ({at}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6");
     let cwd = disks.first().cloned().unwrap_or_else(|| "/".into());
     let _ = posix::chdir(&cwd);
-    let mut sh = Shell { cwd, status: 0, files, procs };
+    let mut sh = Shell { cwd, status: 0, files, procs, jobs: Vec::new() };
     loop {
+        sh.reap();
         print!("exo:{}$ ", sh.cwd);
         match console.read_line() {
             Ok(Input::Line(line)) => match sh.run(&line) {

@@ -12,6 +12,15 @@
 //! programs ends; `WAIT pid` then answers `[OK, status, 0]` (an
 //! `ExitStatus` encoded, and the pid is forgotten) or `[EMPTY, 0, 0]`
 //! while it runs; `KILL pid` ends it (exit code [`KILLED_EXIT`]).
+//!
+//! `LIST` writes into the buffer one line of text per program the root
+//! task runs: the manifest's, then the caller's own. Each line is
+//! `PID STATE STARTS COMMAND`: PID is `-` for the manifest's programs (no
+//! client may stop those) and the pid for the caller's; STATE is
+//! `running`, `restarting` (between two instances), `waiting` (not started
+//! yet), `exited:N` or `faulted:N` (CPU exception N); STARTS is how many
+//! instances were started; COMMAND the program and its arguments. The
+//! answer is `[OK, bytes, lines]`; lines that do not fit are left out.
 
 pub use crate::session::{Status, ATTACH, DETACH};
 
@@ -24,6 +33,8 @@ pub const SPAWN: u64 = SUBSCRIBE + 1;
 pub const WAIT: u64 = SUBSCRIBE + 2;
 /// `[KILL, pid, 0]`: end program `pid`.
 pub const KILL: u64 = SUBSCRIBE + 3;
+/// `[LIST, 0, 0]`: the programs, as lines of text in the buffer.
+pub const LIST: u64 = SUBSCRIBE + 4;
 
 /// Notification bit: a program the client started has ended.
 pub const ENDED: u64 = 4;
@@ -49,6 +60,8 @@ pub enum Request {
     Wait(u64),
     /// See [`KILL`].
     Kill(u64),
+    /// See [`LIST`].
+    List,
     /// See [`DETACH`].
     Detach,
 }
@@ -62,6 +75,7 @@ impl Request {
             Request::Spawn(len, dir) => [SPAWN, len as u64, dir as u64],
             Request::Wait(pid) => [WAIT, pid, 0],
             Request::Kill(pid) => [KILL, pid, 0],
+            Request::List => [LIST, 0, 0],
             Request::Detach => [DETACH, 0, 0],
         }
     }
@@ -77,6 +91,7 @@ impl Request {
             [SPAWN, _, _] => return Err(Status::TooLarge),
             [WAIT, pid, 0] => Request::Wait(pid),
             [KILL, pid, 0] => Request::Kill(pid),
+            [LIST, 0, 0] => Request::List,
             [DETACH, 0, 0] => Request::Detach,
             _ => return Err(Status::BadRequest),
         })
@@ -96,6 +111,7 @@ mod tests {
             Request::Spawn(5, 9),
             Request::Wait(3),
             Request::Kill(1),
+            Request::List,
             Request::Detach,
         ] {
             assert_eq!(Request::decode(r.encode()), Ok(r));
@@ -104,5 +120,6 @@ mod tests {
         assert_eq!(Request::decode([SPAWN, MAX_COMMAND as u64 + 1, 0]), Err(Status::TooLarge));
         assert_eq!(Request::decode([SPAWN, 5, MAX_DIR as u64 + 1]), Err(Status::TooLarge));
         assert_eq!(Request::decode([WAIT, 1, 1]), Err(Status::BadRequest));
+        assert_eq!(Request::decode([LIST, 1, 0]), Err(Status::BadRequest));
     }
 }

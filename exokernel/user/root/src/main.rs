@@ -280,6 +280,31 @@ struct Instance {
 /// Per program (manifest order): its instance now.
 static INSTANCES: SpinLock<Vec<Instance>> = SpinLock::new(Vec::new());
 
+/// The manifest's programs for the process service's `LIST`: each one's
+/// command line, state word and number of starts.
+fn program_table() -> Vec<(alloc::string::String, alloc::string::String, u64)> {
+    let (manifest, starts) = with_supervisor(|s| (s.manifest, s.starts.clone()));
+    let instances = INSTANCES.with(|v| v.clone());
+    manifest
+        .programs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let inst = instances.get(i).copied().unwrap_or_default();
+            let state = match (inst.process, inst.ended, inst.last) {
+                (Some(_), _, _) if !inst.pending => "running".into(),
+                (_, true, Some(ExitStatus::Exited(c))) => alloc::format!("exited:{c}"),
+                (_, true, Some(ExitStatus::Faulted(v))) => alloc::format!("faulted:{v}"),
+                (_, _, Some(_)) => "restarting".into(),
+                _ if inst.pending => "restarting".into(),
+                _ => "waiting".into(),
+            };
+            let command = if p.args.is_empty() { p.name.clone() } else { alloc::format!("{} {}", p.name, p.args) };
+            (command, state, starts.get(i).copied().unwrap_or(0))
+        })
+        .collect()
+}
+
 fn set_instance(index: usize, f: impl FnOnce(&mut Instance)) {
     INSTANCES.with(|v| f(&mut v[index]));
 }

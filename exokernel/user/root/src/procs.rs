@@ -33,8 +33,12 @@ const KERNEL: u64 = 256 << 10;
 
 /// A program started for a client.
 struct Child {
+    /// What the client knows it by: 1, 2, 3 ..., never used again.
+    pid: u64,
     owner: u64,
     name: String,
+    /// The command line it was started with (for `LIST`).
+    command: String,
     process: Process,
     budget: Untyped,
     /// The root task's sealed copies of what it was given.
@@ -100,7 +104,7 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             }
             spawn(badge, &line, &cwd)
         }
-        Request::Wait(pid) => CHILDREN.with(|c| match c.get_mut(pid as usize) {
+        Request::Wait(pid) => CHILDREN.with(|c| match index(c, pid).and_then(|i| c.get_mut(i)) {
             Some(slot @ Some(Child { status: Some(_), .. })) if slot.as_ref().is_some_and(|ch| ch.owner == badge) => {
                 let child = slot.take().expect("checked");
                 let _ = caps::delete(child.process.slot());
@@ -113,7 +117,14 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             Some(Some(child)) if child.owner == badge => [Status::Empty as u64, 0, 0],
             _ => [Status::NoSuchProgram as u64, 0, 0],
         }),
-        Request::Kill(pid) => CHILDREN.with(|c| match c.get(pid as usize) {
+        Request::List => match sessions.get(badge) {
+            Ok(s) => {
+                let (bytes, lines) = list(badge, s.buffer());
+                [Status::Ok as u64, bytes as u64, lines as u64]
+            }
+            Err(e) => [e as u64, 0, 0],
+        },
+        Request::Kill(pid) => CHILDREN.with(|c| match index(c, pid).and_then(|i| c.get(i)) {
             Some(Some(child)) if child.owner == badge => {
                 let _ = child.process.kill(process::KILLED_EXIT); // `Dead` if it just ended
                 [Status::Ok as u64, 0, 0]
@@ -121,6 +132,44 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             _ => [Status::NoSuchProgram as u64, 0, 0],
         }),
     }
+}
+
+/// The last pid handed out.
+static LAST_PID: SpinLock<u64> = SpinLock::new(0);
+
+/// The place in `children` of the program a client knows as `pid`.
+fn index(children: &[Option<Child>], pid: u64) -> Option<usize> {
+    children.iter().position(|c| c.as_ref().is_some_and(|c| c.pid == pid))
+}
+
+/// Writes `LIST`'s lines for the client with `badge` into `buf`: how many
+/// bytes and lines fit.
+fn list(badge: u64, buf: &mut [u8]) -> (usize, usize) {
+    let mut lines: Vec<String> = crate::program_table()
+        .into_iter()
+        .map(|(command, state, starts)| alloc::format!("- {state} {starts} {command}\n"))
+        .collect();
+    CHILDREN.with(|c| {
+        for ch in c.iter() {
+            let Some(ch) = ch.as_ref().filter(|ch| ch.owner == badge) else { continue };
+            let state = match ch.status {
+                None => "running".into(),
+                Some(ExitStatus::Exited(code)) => alloc::format!("exited:{code}"),
+                Some(ExitStatus::Faulted(v)) => alloc::format!("faulted:{v}"),
+            };
+            lines.push(alloc::format!("{} {state} 1 {}\n", ch.pid, ch.command));
+        }
+    });
+    let (mut at, mut count) = (0, 0);
+    for l in lines {
+        if at + l.len() > buf.len() {
+            break;
+        }
+        buf[at..at + l.len()].copy_from_slice(l.as_bytes());
+        at += l.len();
+        count += 1;
+    }
+    (at, count)
 }
 
 /// Starts command `line` in directory `cwd` for the client with `badge`:
@@ -133,23 +182,38 @@ fn spawn(badge: u64, line: &str, cwd: &str) -> [u64; 3] {
     if running >= process::MAX_CHILDREN {
         return [Status::TooLarge as u64, 0, 0];
     }
-    let pid = CHILDREN.with(|c| match c.iter().position(Option::is_none) {
+    // Its place in the table (its badge's too), free once it is waited for.
+    let slot = CHILDREN.with(|c| match c.iter().position(Option::is_none) {
         Some(i) => i,
         None => {
             c.push(None);
             c.len() - 1
         }
     });
-    let started = with_supervisor(|s| start(s, badge, pid as u64, binary, &args.join(" "), cwd));
+    let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd));
     match started {
         Ok((process, budget, grants)) => {
-            CHILDREN.with(|c| {
-                c[pid] = Some(Child { owner: badge, name: binary.into(), process, budget, grants, status: None })
+            let command = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            let pid = LAST_PID.with(|p| {
+                *p += 1;
+                *p
             });
-            if let Err(e) = exo_rt::thread::spawn(watch, pid as u64) {
+            CHILDREN.with(|c| {
+                c[slot] = Some(Child {
+                    pid,
+                    owner: badge,
+                    name: binary.into(),
+                    command,
+                    process,
+                    budget,
+                    grants,
+                    status: None,
+                })
+            });
+            if let Err(e) = exo_rt::thread::spawn(watch, slot as u64) {
                 println!("root: cannot watch {binary}: {}", e.name());
             }
-            [Status::Ok as u64, pid as u64, 0]
+            [Status::Ok as u64, pid, 0]
         }
         Err(status) => [status as u64, 0, 0],
     }
@@ -199,15 +263,15 @@ fn start(
     }
 }
 
-/// Waits for started program `pid` to end, records how, and tells its
-/// client.
-fn watch(pid: u64) {
-    let Some((process, owner)) = CHILDREN.with(|c| c[pid as usize].as_ref().map(|ch| (ch.process, ch.owner))) else {
+/// Waits for the started program in `slot` to end, records how, and
+/// tells its client.
+fn watch(slot: u64) {
+    let Some((process, owner)) = CHILDREN.with(|c| c[slot as usize].as_ref().map(|ch| (ch.process, ch.owner))) else {
         return;
     };
     let status = process.wait().unwrap_or(ExitStatus::Exited(u32::MAX));
     CHILDREN.with(|c| {
-        if let Some(ch) = c[pid as usize].as_mut() {
+        if let Some(ch) = c[slot as usize].as_mut() {
             ch.status = Some(status);
             if let ExitStatus::Faulted(v) = status {
                 println!("root: {} (started for a client) was killed by CPU exception {v}", ch.name);

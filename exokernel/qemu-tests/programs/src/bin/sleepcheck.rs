@@ -9,13 +9,13 @@ exo_rt::entry!(main);
 
 fn main(args: &str) -> i32 {
     let ms: u64 = args.trim().parse().unwrap_or(50);
-    println!("sleep: sleeping {ms} ms");
+    println!("sleepcheck: sleeping {ms} ms");
     let start = sys::clock();
     sys::sleep(ms * 1_000_000);
     let slept = sys::clock() - start;
     let ok = slept >= ms * 1_000_000;
     println!(
-        "sleep: asked for {ms} ms, clock advanced {} ms: {}",
+        "sleepcheck: asked for {ms} ms, clock advanced {} ms: {}",
         slept / 1_000_000,
         if ok { "ok" } else { "TOO SHORT" }
     );
