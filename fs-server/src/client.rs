@@ -53,6 +53,9 @@ pub struct ServerOptions {
     /// Serve the image with NetBSD's file systems from the rump kernel
     /// installed here (`--backend netbsd`), instead of the built-in ones.
     pub rump_sysroot: Option<PathBuf>,
+    /// Serve it from ExoV6 in QEMU (`--isolation vm`, [`crate::vm`])
+    /// instead of a sandboxed process.
+    pub vm: bool,
 }
 
 struct Running {
@@ -60,6 +63,8 @@ struct Running {
     stream: UnixStream,
     /// Passes the server's standard error on to ours.
     relay: Relay,
+    /// In vm mode: the appliance's socket and console log.
+    vm: Option<crate::vm::Scratch>,
 }
 
 /// At most this much of one server's standard error reaches ours; the
@@ -205,7 +210,7 @@ impl Client {
     /// `main` must begin with [`crate::serve::main_if_asked`].
     pub fn new(image: PathBuf, options: ServerOptions) -> Client {
         // Two halves: the server fills one while the client empties the other.
-        let shared = crate::shm::SharedBuf::create(crate::shm::SIZE).ok();
+        let shared = if options.vm { None } else { crate::shm::SharedBuf::create(crate::shm::SIZE).ok() };
         Client { image, options, server: None, shared }
     }
 
@@ -223,6 +228,20 @@ impl Client {
     }
 
     fn start(&mut self) -> Result<&mut Running, ClientError> {
+        if self.server.is_none() && self.options.vm {
+            let crate::vm::Appliance { mut child, stream, scratch } =
+                crate::vm::start(&self.image, self.options.rw).map_err(ClientError::Start)?;
+            let relay = child.stderr.take().ok_or_else(|| std::io::Error::other("no pipe")).and_then(Relay::start);
+            let relay = match relay.and_then(|r| stream.set_read_timeout(Some(self.options.timeout)).map(|()| r)) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ClientError::Start(e.to_string()));
+                }
+            };
+            self.server = Some(Running { child, stream, relay, vm: Some(scratch) });
+        }
         if self.server.is_none() {
             let image = std::fs::OpenOptions::new()
                 .read(true)
@@ -281,7 +300,7 @@ impl Client {
                     return Err(ClientError::Start(e.to_string()));
                 }
             };
-            self.server = Some(Running { child, stream: ours, relay });
+            self.server = Some(Running { child, stream: ours, relay, vm: None });
         }
         Ok(self.server.as_mut().expect("just started"))
     }
@@ -314,7 +333,10 @@ impl Client {
             "stopped answering".into()
         });
         // Its last words (a panic message, a kernel's console line) come
-        // before the client's report of its end.
+        // before the client's report of its end: in vm mode, ExoV6's.
+        if let Some(scratch) = &s.vm {
+            eprintln!("exo-img: the appliance's last console lines:\n{}", scratch.console_tail(12));
+        }
         if s.relay.drain(RELAY_DRAIN) && aborted {
             return ClientError::OutOfMemory(crate::serve::MEMORY_MIB);
         }
@@ -339,6 +361,10 @@ impl Client {
         };
         match msg {
             Ok(Response::Error(k, m)) => Err(ClientError::Fs(k, m)),
+            Ok(Response::Info(mut i)) if self.options.vm => {
+                i.sandbox = crate::vm::describe(&i.sandbox);
+                Ok(Response::Info(i))
+            }
             Ok(r) => Ok(r),
             Err(e) => {
                 let _ = self.bury(true);
@@ -543,6 +569,9 @@ impl From<ClientError> for PipelineError {
 impl Drop for Client {
     fn drop(&mut self) {
         if let Some(mut s) = self.server.take() {
+            if s.vm.is_some() {
+                crate::vm::stop(&mut s.child, &mut s.stream, Duration::from_secs(10));
+            }
             drop(s.stream);
             let _ = s.child.wait();
             let _ = s.relay.drain(RELAY_DRAIN);

@@ -23,4 +23,5 @@ pub mod sandbox;
 pub mod serve;
 pub mod server;
 pub mod shm;
+pub mod vm;
 pub mod wire;

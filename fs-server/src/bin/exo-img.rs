@@ -30,6 +30,14 @@ enum Backend {
     Netbsd,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Isolation {
+    /// A server process in namespaces, seccomp and resource limits.
+    Sandbox,
+    /// ExoV6 in QEMU: its driver and file server parse the image.
+    Vm,
+}
+
 #[derive(Parser)]
 #[command(
     name = "exo-img",
@@ -64,6 +72,13 @@ struct Cli {
     /// rump kernel you installed; see --rump-sysroot).
     #[arg(long, global = true, value_enum, default_value_t = Backend::Native)]
     backend: Backend,
+    /// What confines the code that parses the image: `sandbox` (a server
+    /// process in namespaces and seccomp; the default) or `vm` (ExoV6 in
+    /// QEMU, its virtio driver and file server each a process; needs
+    /// qemu-system-x86_64 and the appliance built by scripts/build, see
+    /// EXO_IMG_VM_DIR).
+    #[arg(long, global = true, value_enum, default_value_t = Isolation::Sandbox)]
+    isolation: Isolation,
     /// Where the NetBSD rump kernel is installed (its lib/ holds
     /// librump.so, librumpvfs.so, librumpfs_ffs.so, ...).
     #[arg(long, global = true, env = "RUMP_SYSROOT")]
@@ -916,7 +931,28 @@ fn run(cli: Cli, parse: Parse) -> Result<(), Failure> {
         }
         (Backend::Netbsd, Some(root)) => Some(root.clone()),
     };
+    let vm = cli.isolation == Isolation::Vm;
+    if vm {
+        let unsupported = [
+            (cli.backend == Backend::Netbsd, "--backend netbsd"),
+            (cli.partition.is_some(), "--partition"),
+            (cli.codepage.is_some(), "--codepage"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
+            return Err(Failure(
+                2,
+                format!(
+                    "{what} does not work with --isolation vm yet (the appliance's file server takes the first \
+                     usable volume, native file systems only); use --isolation sandbox"
+                ),
+            ));
+        }
+        if parse == Parse::InProcess {
+            return Err(Failure(2, "--isolation vm has no in-process baseline".into()));
+        }
+    }
     let options = ServerOptions {
+        vm,
         partition: cli.partition,
         codepage: cli.codepage.unwrap_or_default(),
         timeout: Duration::from_secs(cli.timeout.max(1)),

@@ -21,6 +21,7 @@ pub mod caps;
 mod heap;
 pub mod io;
 pub mod mem;
+pub mod port;
 pub mod sync;
 pub mod sys;
 pub mod thread;

@@ -25,12 +25,7 @@ fn raw(n: Sys, a: [u64; 6]) -> Result<u64, Error> {
 type Check = (&'static str, Result<u64, Error>, Result<u64, Error>);
 
 /// `in al, dx` from user mode: allowed only by the I/O permission bitmap.
-fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: reads a port; faults (#GP) unless the kernel opened it.
-    unsafe { core::arch::asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack)) };
-    v
-}
+use exo_rt::port::inb;
 
 fn main(args: &str) -> i32 {
     let ports = IoPorts::from_slot(exo_manifest::LEGACY_SLOT_BASE);
