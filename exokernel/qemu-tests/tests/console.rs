@@ -312,6 +312,37 @@ fn the_shell_runs_programs_in_the_background_lists_and_kills_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The environment: `export` sets variables, `$NAME` expands them (unset:
+/// empty), `env` lists them, and a program the shell starts gets them
+/// (`printenv`, on `exo_posix::getenv`); `unset` removes one; a bad name
+/// is refused.
+#[test]
+fn the_shell_passes_its_environment_to_programs() {
+    let (dir, img, _) = disk("env", false);
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(60),
+        &["--disk", img.to_str().unwrap()],
+        &[
+            (
+                "exo-sh: the ExoV6 shell (the disk's files at /d0)",
+                b"export GREETING=bonjour-42 NAME=exo\recho [$GREETING] [$NAME] [$UNSET] $?\r",
+            ),
+            ("[bonjour-42] [exo] [] 0", b"printenv\recho listed\r"),
+            ("listed", b"unset NAME\rprintenv NAME\recho status $?\r"),
+            ("status 1", b"export 1x=2\r"),
+            ("export: \"1x\" is not a variable name", b"poweroff\r"),
+        ],
+    );
+    let i = b.lines().iter().position(|l| l.ends_with("[bonjour-42] [exo] [] 0")).unwrap();
+    let rest = &b.lines()[i..];
+    for want in ["GREETING=bonjour-42", "NAME=exo"] {
+        assert!(rest.iter().any(|l| l.ends_with(want) && !l.contains("export")), "no {want}:\n{}", b.serial);
+    }
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The console driver killed once: the restarted instance gets COM1's
 /// ports and interrupt line back from their sealed tokens, binds the
 /// line again (the binding ended with the dead instance's capability)

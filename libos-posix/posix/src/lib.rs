@@ -39,6 +39,8 @@ pub enum Errno {
     ENOENT = 2,
     /// I/O error (the server or the disk failed).
     EIO = 5,
+    /// Argument list (here: environment) too long.
+    E2BIG = 7,
     /// Bad file descriptor (or one not open for this).
     EBADF = 9,
     /// Out of memory.
@@ -418,6 +420,49 @@ fn ask_mount(s: &mut State, i: usize, r: &Request) -> Result<Response> {
         Ok(r) => Ok(r),
         Err(_) => Err(Errno::EIO),
     }
+}
+
+/// The environment (`None`: the one the program started with), in the
+/// order names were first set.
+static ENV: SpinLock<Option<Vec<(String, String)>>> = SpinLock::new(None);
+
+fn with_env<R>(f: impl FnOnce(&mut Vec<(String, String)>) -> R) -> R {
+    ENV.with(|e| f(e.get_or_insert_with(|| exo_rt::start_env().map(|(n, v)| (n.to_string(), v.to_string())).collect())))
+}
+
+/// The value of environment variable `name`, if set (`getenv`).
+pub fn getenv(name: &str) -> Option<String> {
+    with_env(|e| e.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+}
+
+/// Sets environment variable `name` to `value` (`setenv`): `EINVAL` for
+/// an empty name or one holding `=`, and for a newline or NUL in either
+/// (the environment travels as lines).
+pub fn setenv(name: &str, value: &str) -> Result<()> {
+    let bad = |t: &str| t.contains(['\n', '\0']);
+    if name.is_empty() || name.contains('=') || bad(name) || bad(value) {
+        return Err(Errno::EINVAL);
+    }
+    with_env(|e| match e.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => *v = value.to_string(),
+        None => e.push((name.to_string(), value.to_string())),
+    });
+    Ok(())
+}
+
+/// Removes environment variable `name` (`unsetenv`).
+pub fn unsetenv(name: &str) {
+    with_env(|e| e.retain(|(n, _)| n != name));
+}
+
+/// The whole environment, as `(NAME, VALUE)` pairs (`environ`).
+pub fn environ() -> Vec<(String, String)> {
+    with_env(|e| e.clone())
+}
+
+/// The environment as programs get it: `NAME=VALUE` lines.
+pub(crate) fn environ_text() -> String {
+    with_env(|e| e.iter().map(|(n, v)| alloc::format!("{n}={v}\n")).collect())
 }
 
 /// The working directory (`None`: the one the program started in).

@@ -70,22 +70,29 @@ pub fn spawn(command: &str) -> Result<Pid> {
     if n == 0 || n > proto::MAX_COMMAND {
         return Err(Errno::EINVAL);
     }
-    // It starts in our working directory.
+    // It starts in our working directory, with our environment.
     let dir = crate::getcwd();
     let d = dir.len();
     if d > proto::MAX_DIR {
         return Err(Errno::ENAMETOOLONG);
     }
+    let env = crate::environ_text();
+    let e = env.len();
+    if e > proto::MAX_ENV {
+        return Err(Errno::E2BIG);
+    }
     SERVICE.with(|s| {
         let s = s.as_mut().ok_or(Errno::ENOSYS)?;
-        if n + d > s.buffer.len() {
+        if n + d + e > s.buffer.len() {
             return Err(Errno::EINVAL);
         }
-        s.buffer.as_mut_slice()[..n].copy_from_slice(command.as_bytes());
-        s.buffer.as_mut_slice()[n..n + d].copy_from_slice(dir.as_bytes());
+        let b = s.buffer.as_mut_slice();
+        b[..n].copy_from_slice(command.as_bytes());
+        b[n..n + d].copy_from_slice(dir.as_bytes());
+        b[n + d..n + d + e].copy_from_slice(env.as_bytes());
         Ok(())
     })?;
-    match call([proto::SPAWN, n as u64, d as u64])? {
+    match call([proto::SPAWN, n as u64, d as u64 | (e as u64) << 32])? {
         (Status::Ok, pid) => Ok(pid),
         (Status::NoSuchProgram, _) => Err(Errno::ENOENT),
         (Status::TooLarge, _) => Err(Errno::ENOMEM),

@@ -8,8 +8,10 @@
 //! 256 bytes), `mkdir`, `rm`, `cp`, `mv` (on a writable file system),
 //! `mount` (or `disks`: which file server serves which disk), `uptime`,
 //! `date`, `ps` (the system's programs and the shell's, from the process
-//! service), `jobs`, `kill PID...`, `wait [PID...]`, `exit` and
-//! `poweroff [N]`. `$?` is the last command's status
+//! service), `jobs`, `kill PID...`, `wait [PID...]`, `export
+//! NAME=VALUE`, `unset NAME`, `env`, `exit` and `poweroff [N]`. `$NAME`
+//! is an environment variable's value; programs the shell starts get the
+//! environment (`exo_posix::getenv`). `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
 //! typed; ^D on an empty line leaves. Running programs from the boot
 //! Any other command runs the program of that name from the boot image
@@ -159,7 +161,7 @@ fn ended_how(status: ExitStatus) -> String {
 /// The built-in commands (`&` runs programs only).
 const BUILTINS: &[&str] = &[
     "help", "echo", "pwd", "cd", "ls", "cat", "stat", "wc", "hexdump", "mkdir", "rm", "cp", "mv", "mount", "disks",
-    "uptime", "date", "ps", "jobs", "kill", "wait", "exit", "poweroff",
+    "uptime", "date", "ps", "jobs", "kill", "wait", "export", "unset", "env", "exit", "poweroff",
 ];
 
 /// The shell's state.
@@ -313,6 +315,34 @@ impl Shell {
         }
     }
 
+    /// `word` with `$?` and `$NAME` (environment variables; unset ones are
+    /// empty) replaced.
+    fn expand(&self, word: &str) -> String {
+        let mut out = String::new();
+        let mut rest = word;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(r) = after.strip_prefix('?') {
+                out.push_str(&self.status.to_string());
+                rest = r;
+                continue;
+            }
+            let len = after
+                .char_indices()
+                .find(|&(i, c)| !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
+                .map_or(after.len(), |(i, _)| i);
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(&posix::getenv(&after[..len]).unwrap_or_default());
+            }
+            rest = &after[len..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     /// `COMMAND &`: starts a program without waiting for it.
     fn start_job(&mut self, line: &str) -> i32 {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -357,8 +387,7 @@ impl Shell {
 
     /// Runs one command (its output to `out`); its status.
     fn command(&mut self, line: &str, out: &mut Out, redirected: bool) -> Option<i32> {
-        let words: Vec<String> =
-            line.split_whitespace().map(|w| if w == "$?" { self.status.to_string() } else { w.to_string() }).collect();
+        let words: Vec<String> = line.split_whitespace().map(|w| self.expand(w)).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let path = |p: &str| posix::join_path(&self.cwd, p);
@@ -366,7 +395,7 @@ impl Shell {
             "help" => {
                 say!(
                     out,
-                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv mount uptime date ps jobs kill wait exit poweroff"
+                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv mount uptime date ps jobs kill wait export unset env exit poweroff"
                 );
                 say!(
                     out,
@@ -570,6 +599,41 @@ impl Shell {
                 for p in programs {
                     let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
                     say!(out, "{pid:>5}  {:<12} {:>6}  {}", p.state, p.starts, p.command);
+                }
+                0
+            }
+            "export" => {
+                // `export NAME=VALUE...`: set for this shell and the
+                // programs it starts.
+                let mut status = 0;
+                for a in &args {
+                    let Some((name, value)) = a.split_once('=') else {
+                        if posix::getenv(a).is_none() {
+                            println!("export: {a}: not set (export NAME=VALUE)");
+                            status = 1;
+                        }
+                        continue;
+                    };
+                    let valid = name
+                        .chars()
+                        .enumerate()
+                        .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+                    if !valid || posix::setenv(name, value).is_err() {
+                        println!("export: {name:?} is not a variable name");
+                        status = 2;
+                    }
+                }
+                status
+            }
+            "unset" => {
+                for a in &args {
+                    posix::unsetenv(a);
+                }
+                0
+            }
+            "env" => {
+                for (n, v) in posix::environ() {
+                    say!(out, "{n}={v}");
                 }
                 0
             }

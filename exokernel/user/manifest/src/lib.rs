@@ -216,6 +216,7 @@ impl Program {
             binary: String::new(),
             args: String::new(),
             cwd: String::new(),
+            env: String::new(),
             caps: Vec::new(),
             after: Vec::new(),
             on_dependency_restart: OnDependencyRestart::Reattach,
@@ -287,6 +288,9 @@ pub struct Program {
     /// The directory it starts in (empty: `/`); not from manifests: the
     /// process service sets it for the programs it starts.
     pub cwd: String,
+    /// Its environment (`NAME=VALUE` lines; empty: none); not from
+    /// manifests: the process service passes its client's on.
+    pub env: String,
     /// Granted capabilities.
     pub caps: Vec<CapGrant>,
     /// Programs to start first.

@@ -26,8 +26,10 @@ pub use crate::session::{Status, ATTACH, DETACH};
 
 /// Subscribe the passed notification. Answer: `[OK, 0, 0]`.
 pub const SUBSCRIBE: u64 = crate::session::FIRST_OP;
-/// `[SPAWN, len, dir_len]`: start the `len`-byte command line at the
-/// buffer's start, in the `dir_len`-byte directory right after it.
+/// `[SPAWN, len, dir_len | env_len << 32]`: start the `len`-byte command
+/// line at the buffer's start, in the `dir_len`-byte directory right after
+/// it, with the `env_len`-byte environment after that (`NAME=VALUE`
+/// lines, each ended by a newline).
 pub const SPAWN: u64 = SUBSCRIBE + 1;
 /// `[WAIT, pid, 0]`: how program `pid` ended, if it has.
 pub const WAIT: u64 = SUBSCRIBE + 2;
@@ -44,6 +46,8 @@ pub const KILLED_EXIT: u32 = 130;
 pub const MAX_COMMAND: usize = 1024;
 /// The longest working directory.
 pub const MAX_DIR: usize = 1024;
+/// The longest environment.
+pub const MAX_ENV: usize = 4096;
 /// Most programs one client may have running or unwaited at once.
 pub const MAX_CHILDREN: usize = 16;
 
@@ -54,8 +58,9 @@ pub enum Request {
     Attach,
     /// See [`SUBSCRIBE`].
     Subscribe,
-    /// See [`SPAWN`]: the command line's length, the directory's.
-    Spawn(usize, usize),
+    /// See [`SPAWN`]: the command line's length, the directory's, the
+    /// environment's.
+    Spawn(usize, usize, usize),
     /// See [`WAIT`].
     Wait(u64),
     /// See [`KILL`].
@@ -72,7 +77,7 @@ impl Request {
         match self {
             Request::Attach => [ATTACH, 0, 0],
             Request::Subscribe => [SUBSCRIBE, 0, 0],
-            Request::Spawn(len, dir) => [SPAWN, len as u64, dir as u64],
+            Request::Spawn(len, dir, env) => [SPAWN, len as u64, dir as u64 | (env as u64) << 32],
             Request::Wait(pid) => [WAIT, pid, 0],
             Request::Kill(pid) => [KILL, pid, 0],
             Request::List => [LIST, 0, 0],
@@ -85,8 +90,12 @@ impl Request {
         Ok(match w {
             [ATTACH, 0, 0] => Request::Attach,
             [SUBSCRIBE, 0, 0] => Request::Subscribe,
-            [SPAWN, len, dir] if (1..=MAX_COMMAND as u64).contains(&len) && dir <= MAX_DIR as u64 => {
-                Request::Spawn(len as usize, dir as usize)
+            [SPAWN, len, w]
+                if (1..=MAX_COMMAND as u64).contains(&len)
+                    && w & 0xffff_ffff <= MAX_DIR as u64
+                    && w >> 32 <= MAX_ENV as u64 =>
+            {
+                Request::Spawn(len as usize, (w & 0xffff_ffff) as usize, (w >> 32) as usize)
             }
             [SPAWN, _, _] => return Err(Status::TooLarge),
             [WAIT, pid, 0] => Request::Wait(pid),
@@ -107,8 +116,9 @@ mod tests {
         for r in [
             Request::Attach,
             Request::Subscribe,
-            Request::Spawn(5, 0),
-            Request::Spawn(5, 9),
+            Request::Spawn(5, 0, 0),
+            Request::Spawn(5, 9, 0),
+            Request::Spawn(5, 9, 12),
             Request::Wait(3),
             Request::Kill(1),
             Request::List,
@@ -119,6 +129,7 @@ mod tests {
         assert_eq!(Request::decode([SPAWN, 0, 0]), Err(Status::TooLarge));
         assert_eq!(Request::decode([SPAWN, MAX_COMMAND as u64 + 1, 0]), Err(Status::TooLarge));
         assert_eq!(Request::decode([SPAWN, 5, MAX_DIR as u64 + 1]), Err(Status::TooLarge));
+        assert_eq!(Request::decode([SPAWN, 5, (MAX_ENV as u64 + 1) << 32]), Err(Status::TooLarge));
         assert_eq!(Request::decode([WAIT, 1, 1]), Err(Status::BadRequest));
         assert_eq!(Request::decode([LIST, 1, 0]), Err(Status::BadRequest));
     }

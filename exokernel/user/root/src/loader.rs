@@ -216,13 +216,18 @@ fn info_va() -> u64 {
 }
 
 /// What the program reads at start: its arguments, after a NUL the
-/// names of its endpoints (`exo_rt::endpoint` finds one by name), and
-/// after another its working directory, if it was given one.
+/// names of its endpoints (`exo_rt::endpoint` finds one by name), after
+/// another its working directory, and after another its environment, if
+/// it was given them.
 fn start_text(program: &Program) -> alloc::string::String {
-    match (program.endpoints.is_empty(), program.cwd.is_empty()) {
-        (true, true) => program.args.clone(),
-        (_, true) => alloc::format!("{}\0{}", program.args, program.endpoints.join(",")),
-        (_, false) => alloc::format!("{}\0{}\0{}", program.args, program.endpoints.join(","), program.cwd),
+    let cwd = if program.cwd.is_empty() { "/" } else { &program.cwd };
+    match (program.endpoints.is_empty(), program.cwd.is_empty(), program.env.is_empty()) {
+        (true, true, true) => program.args.clone(),
+        (_, true, true) => alloc::format!("{}\0{}", program.args, program.endpoints.join(",")),
+        (_, _, true) => alloc::format!("{}\0{}\0{cwd}", program.args, program.endpoints.join(",")),
+        (_, _, false) => {
+            alloc::format!("{}\0{}\0{cwd}\0{}", program.args, program.endpoints.join(","), program.env)
+        }
     }
 }
 

@@ -85,24 +85,26 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             });
             [Status::Ok as u64, 0, 0]
         }
-        Request::Spawn(len, dir) => {
-            let (line, cwd) = match sessions.get(badge) {
-                Ok(s) if (len + dir) as u64 <= s.bytes() => {
+        Request::Spawn(len, dir, env) => {
+            let (line, cwd, env) = match sessions.get(badge) {
+                Ok(s) if (len + dir + env) as u64 <= s.bytes() => {
                     let b = s.buffer();
-                    (
-                        String::from_utf8_lossy(&b[..len]).into_owned(),
-                        String::from_utf8_lossy(&b[len..len + dir]).into_owned(),
-                    )
+                    let text = |r: core::ops::Range<usize>| String::from_utf8_lossy(&b[r]).into_owned();
+                    (text(0..len), text(len..len + dir), text(len + dir..len + dir + env))
                 }
                 Ok(_) => return [Status::TooLarge as u64, 0, 0],
                 Err(e) => return [e as u64, 0, 0],
             };
             // A directory is absolute, without NULs (they end the start-up
             // text's parts).
-            if !(cwd.is_empty() || cwd.starts_with('/')) || cwd.contains('\0') || line.contains('\0') {
+            // and the environment is lines of NAME=VALUE.
+            if !(cwd.is_empty() || cwd.starts_with('/'))
+                || [&line, &cwd, &env].iter().any(|t| t.contains('\0'))
+                || !env.lines().all(|l| l.split_once('=').is_some_and(|(n, _)| !n.is_empty()))
+            {
                 return [Status::BadRequest as u64, 0, 0];
             }
-            spawn(badge, &line, &cwd)
+            spawn(badge, &line, &cwd, &env)
         }
         Request::Wait(pid) => CHILDREN.with(|c| match index(c, pid).and_then(|i| c.get_mut(i)) {
             Some(slot @ Some(Child { status: Some(_), .. })) if slot.as_ref().is_some_and(|ch| ch.owner == badge) => {
@@ -172,9 +174,9 @@ fn list(badge: u64, buf: &mut [u8]) -> (usize, usize) {
     (at, count)
 }
 
-/// Starts command `line` in directory `cwd` for the client with `badge`:
+/// Starts command `line` in directory `cwd` with environment `env` for the client with `badge`:
 /// `[OK, pid, 0]`.
-fn spawn(badge: u64, line: &str, cwd: &str) -> [u64; 3] {
+fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
     let mut words = line.split_whitespace();
     let Some(binary) = words.next() else { return [Status::BadRequest as u64, 0, 0] };
     let args: Vec<&str> = words.collect();
@@ -190,7 +192,7 @@ fn spawn(badge: u64, line: &str, cwd: &str) -> [u64; 3] {
             c.len() - 1
         }
     });
-    let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd));
+    let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd, env));
     match started {
         Ok((process, budget, grants)) => {
             let command = line.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -227,6 +229,7 @@ fn start(
     binary: &str,
     args: &str,
     cwd: &str,
+    env: &str,
 ) -> Result<(Process, Untyped, crate::loader::Grants), Status> {
     if s.image.find(binary).is_none() {
         return Err(Status::NoSuchProgram);
@@ -237,6 +240,7 @@ fn start(
     program.binary = binary.into();
     program.args = args.into();
     program.cwd = cwd.into();
+    program.env = env.into();
     program.caps = alloc::vec![CapGrant::Console, CapGrant::Untyped];
     program.endpoints = caller.endpoints.clone();
     program.label = caller.label;

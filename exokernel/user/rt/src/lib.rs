@@ -68,6 +68,16 @@ static ENDPOINT_NAMES: sync::SpinLock<&'static str> = sync::SpinLock::new("");
 /// started it said).
 static CWD: sync::SpinLock<&'static str> = sync::SpinLock::new("/");
 
+/// The environment this program was started with (`NAME=VALUE` lines).
+static ENV: sync::SpinLock<&'static str> = sync::SpinLock::new("");
+
+/// The environment this program was started with: `(NAME, VALUE)` pairs
+/// (from the process service; manifest programs have none).
+pub fn start_env() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let env = *ENV.lock();
+    env.lines().filter_map(|l| l.split_once('=')).filter(|(n, _)| !n.is_empty())
+}
+
 /// The directory this program was started in: `/` unless the process
 /// service was given one (the shell gives its own).
 pub fn start_dir() -> &'static str {
@@ -109,11 +119,13 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
         core::str::from_utf8(bytes).unwrap_or("")
     };
     // After a NUL: the names of the endpoints the program was given;
-    // after another, its working directory.
+    // after another, its working directory; after another, its
+    // environment.
     let mut parts = args.split('\0');
     let args = parts.next().unwrap_or("");
     *ENDPOINT_NAMES.lock() = parts.next().unwrap_or("");
     *CWD.lock() = parts.next().filter(|d| d.starts_with('/')).unwrap_or("/");
+    *ENV.lock() = parts.next().unwrap_or("");
     // SAFETY: `entry!` defines `__exo_main` with this signature.
     let code = unsafe { __exo_main(args) };
     sys::exit(code as u32)
