@@ -183,11 +183,17 @@ pub enum Device {
     VirtioBlk,
     /// A virtio network device (vendor 0x1af4, device 0x1000 or 0x1041).
     VirtioNet,
+    /// A virtio console (vendor 0x1af4, device 0x1003 or 0x1043).
+    VirtioConsole,
 }
 
 impl Device {
     /// Every kind, with its manifest name.
-    pub const ALL: [(&'static str, Device); 2] = [("virtio-blk", Device::VirtioBlk), ("virtio-net", Device::VirtioNet)];
+    pub const ALL: [(&'static str, Device); 3] = [
+        ("virtio-blk", Device::VirtioBlk),
+        ("virtio-net", Device::VirtioNet),
+        ("virtio-console", Device::VirtioConsole),
+    ];
 
     /// Its manifest name.
     pub fn name(self) -> &'static str {
@@ -201,6 +207,7 @@ impl Device {
             && match self {
                 Device::VirtioBlk => matches!(device, 0x1001 | 0x1042),
                 Device::VirtioNet => matches!(device, 0x1000 | 0x1041),
+                Device::VirtioConsole => matches!(device, 0x1003 | 0x1043),
             }
     }
 }

@@ -112,7 +112,7 @@ fn every_error_names_its_line() {
         ("[program p]\nbinary = p\nthis is not a pair\n", 3, "expected `key = value`"),
         ("[program p]\nbinary = a/b\n", 2, "invalid binary name"),
         ("[program p]\nbinary = p\nlabel = admin\n", 3, "unknown label `admin` (one of root, system"),
-        ("[program p]\nbinary = p\ndevices = e1000\n", 3, "unknown device `e1000` (one of virtio-blk, virtio-net)"),
+        ("[program p]\nbinary = p\ndevices = e1000\n", 3, "unknown device `e1000` (one of virtio-blk, virtio-net, virtio-console)"),
         ("[program p]\nbinary = p\ndevices = virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk, virtio-blk\n", 3, "more than 8 devices"),
         ("[program p]\nbinary = p\npriority = 3\n", 3, "priority must be 0 to 2"),
         ("[program p]\nbinary = p\nweight = 0\n", 3, "weight must be 1 to 1000"),
@@ -143,6 +143,8 @@ fn devices_match_transitional_and_modern_ids() {
     assert!(Device::VirtioNet.matches(0x1af4, 0x1000) && Device::VirtioNet.matches(0x1af4, 0x1041));
     assert!(!Device::VirtioBlk.matches(0x1af4, 0x1000) && !Device::VirtioNet.matches(0x8086, 0x1000));
     assert_eq!(Device::VirtioNet.name(), "virtio-net");
+    assert!(Device::VirtioConsole.matches(0x1af4, 0x1003) && Device::VirtioConsole.matches(0x1af4, 0x1043));
+    assert_eq!(Device::VirtioConsole.name(), "virtio-console");
 }
 
 #[test]
