@@ -34,7 +34,7 @@
 //! test_kills = 0            # tests: the root task kills it this many times at random moments
 //! test_kill_gap = 20ms       # tests: the mean time between those kills (each wait random, 0.1x-1.9x)
 //! test_kills_after = 0ms     # tests: when the first of those waits starts, after the program starts
-//! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net
+//! devices = virtio-blk      # PCI functions it drives: virtio-blk, virtio-net, virtio-console
 //! legacy = com1             # legacy devices it drives: com1, com2 (ports and interrupt line)
 //! ```
 //!
