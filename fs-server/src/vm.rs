@@ -1,10 +1,10 @@
 //! `--isolation vm`: ExoV6 in QEMU as the file server. The untrusted image
 //! is the VM's virtio disk, parsed by ExoV6's native file server in its
 //! own process over ExoV6's virtio-blk driver; `fs-bridge` relays the file
-//! protocol between the VM's virtio console and that server, so the
+//! protocol between the VM's second serial port and that server, so the
 //! host's client ([`crate::client::Client`]) talks to the VM exactly as
 //! it talks to a sandboxed server process: the same length-prefixed
-//! messages on a Unix socket, here QEMU's end of the virtio console.
+//! messages on a Unix socket, here QEMU's end of COM2.
 //!
 //! QEMU runs as the calling user in its own process group, with no
 //! network, no display, the image (read-only unless `--rw`), ExoV6's
@@ -27,7 +27,7 @@ pub const IMAGE_RO: &str = "exo-img-vm.img";
 /// The boot image for `--rw` (a writable FAT file server).
 pub const IMAGE_RW: &str = "exo-img-vm-rw.img";
 
-/// What `fs-bridge` says on the console once it listens: the host sends nothing
+/// What `fs-bridge` says on COM2 once it listens: the host sends nothing
 /// before.
 pub const READY: &[u8] = b"exo-bridge-ready\n";
 /// How long the appliance may take to boot to its bridge.
@@ -92,7 +92,7 @@ impl Drop for Scratch {
     }
 }
 
-/// A running appliance: QEMU, the client's end of its console, the scratch
+/// A running appliance: QEMU, the client's end of COM2, the scratch
 /// directory.
 pub struct Appliance {
     /// QEMU.
@@ -121,7 +121,7 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
     }
     let image = std::fs::canonicalize(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let scratch = Scratch::new().map_err(|e| format!("a private temporary directory: {e}"))?;
-    let sock = scratch.0.join("bridge.sock");
+    let sock = scratch.0.join("com2.sock");
     let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -144,7 +144,7 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
         .arg(format!("file:{}", qemu_value(&scratch.0.join("console.log"))))
         .arg("-chardev")
         .arg(format!("socket,id=bridge,path={}", qemu_value(&sock)))
-        .args(["-device", "virtio-serial-pci", "-device", "virtconsole,chardev=bridge", "-no-reboot"])
+        .args(["-serial", "chardev:bridge", "-no-reboot"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

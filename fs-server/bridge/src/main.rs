@@ -1,22 +1,22 @@
 //! fs-bridge: the file protocol between the host and a file server in
-//! ExoV6, over a virtio console. It is what makes ExoV6 the appliance
-//! behind `exo-img --isolation vm`: the host's client writes the same
-//! length-prefixed messages it writes to its sandboxed server's socket
-//! (`fs-server/src/wire.rs`) into QEMU's virtio console, and this program
+//! ExoV6, over the second serial port (COM2). It is what makes ExoV6 the
+//! appliance behind `exo-img --isolation vm`: the host's client writes the
+//! same length-prefixed messages it writes to its sandboxed server's
+//! socket (`fs-server/src/wire.rs`) into QEMU's COM2, and this program
 //! hands each request to the file server (the endpoint named `files`, a
 //! session buffer) and writes the server's response back the same way.
 //! It understands nothing of the messages but their length: the file
 //! server decodes and checks them, as it does for every client.
 //!
-//! The console is a virtio device (manifest `devices = virtio-console`),
-//! driven with the virtio-drivers crate like the block and network
-//! drivers: its queues' interrupts come as a notification this program
-//! sleeps on, and data crosses in buffers, not bytes. Once set up it sends
-//! `exo-bridge-ready\n`, and the host starts sending only then. A frame of
-//! length 0 is the host's goodbye: the bridge detaches (a writable file
-//! server then leaves its image clean), ends, and ExoV6 powers off. A
-//! frame over the buffer ends the program with a message: the host then
-//! sees the appliance stop answering and reports it, as for a dead server.
+//! COM2's ports (manifest `legacy = com2`) are mapped for `in`/`out`
+//! (`ioports_map`): a byte costs an instruction, not a system call. A
+//! byte arriving raises COM2's interrupt line, bound to a notification
+//! this program sleeps on. Once set up it sends `exo-bridge-ready\n`,
+//! and the host starts sending only then. A frame of length 0 is the
+//! host's goodbye: the bridge detaches (a writable file server then
+//! leaves its image clean), ends, and ExoV6 powers off. A frame over the
+//! buffer ends the program with a message: the host then sees the
+//! appliance stop answering and reports it, as for a dead server.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -26,13 +26,9 @@ extern crate alloc;
 use exo_protocols::file;
 use exo_protocols::session::client::Attached;
 use exo_protocols::session::Status;
-use exo_rt::abi::{FOREVER, PAGE_SIZE};
-use exo_rt::caps::Notification;
+use exo_rt::abi::{slot, PAGE_SIZE};
+use exo_rt::caps::{IoPorts, IrqLine, Notification};
 use exo_rt::println;
-use exo_virtio::device::{self, Device};
-use exo_virtio::hal::ExoHal;
-use virtio_drivers::device::console::VirtIOConsole;
-use virtio_drivers::transport::pci::PciTransport;
 
 exo_rt::entry!(main);
 
@@ -40,70 +36,98 @@ exo_rt::entry!(main);
 const BUF_VA: u64 = 0x50_0000_0000;
 /// Its size: the largest message and its length prefix, rounded up.
 const BUF_BYTES: u64 = file::MAX_MESSAGE as u64 + PAGE_SIZE;
-/// What the bridge says once it listens (the host's
+
+/// COM2's registers, from its base port.
+const RBR: u16 = 0; // receive buffer (read), transmit holding (write)
+const IER: u16 = 1; // interrupt enable
+const FCR: u16 = 2; // FIFO control
+const LCR: u16 = 3; // line control
+const MCR: u16 = 4; // modem control
+const LSR: u16 = 5; // line status
+/// LSR: a byte is waiting; the transmitter holds nothing.
+const DATA_READY: u8 = 0x01;
+const THR_EMPTY: u8 = 0x20;
+/// The notification bit COM2's interrupt signals.
+const IRQ_BIT: u64 = 1;
+/// What the bridge says on COM2 once it listens (the host's
 /// `fs_server::vm::READY`).
 const READY: &[u8] = b"exo-bridge-ready\n";
-/// Bytes sent to the device at once.
-const TX_CHUNK: usize = 64 << 10;
-/// How long to sleep between looks when the device has no interrupts.
-const POLL_NS: u64 = 1_000_000;
+/// Bytes the transmit FIFO takes at once.
+const TX_FIFO: usize = 16;
 
-/// The virtio console, as a byte stream.
-struct Link {
-    con: VirtIOConsole<ExoHal, PciTransport>,
-    note: Option<Notification>,
+/// COM2, reached with `in`/`out` once its ports are mapped.
+struct Uart {
+    base: u16,
+    line: IrqLine,
+    note: Notification,
 }
 
-impl Link {
-    /// Fills `buf` with the next bytes from the host, sleeping on the
-    /// interrupt while none come.
-    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), virtio_drivers::Error> {
-        for b in buf.iter_mut() {
-            *b = loop {
-                if let Some(c) = self.con.recv(true)? {
-                    break c;
-                }
-                match self.note {
-                    Some(n) => {
-                        let _ = n.wait(FOREVER);
-                    }
-                    None => exo_rt::sys::sleep(POLL_NS),
-                }
-            };
-        }
-        Ok(())
+impl Uart {
+    fn reg(&self, r: u16) -> u8 {
+        exo_rt::port::inb(self.base + r)
     }
 
-    /// Writes `bytes` to the host.
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), virtio_drivers::Error> {
-        bytes.chunks(TX_CHUNK).try_for_each(|c| self.con.send_bytes(c))
+    fn set(&self, r: u16, v: u8) {
+        exo_rt::port::outb(self.base + r, v)
+    }
+
+    /// Fills `buf` with the next bytes from the host, sleeping on the
+    /// interrupt while none come.
+    fn read_exact(&mut self, buf: &mut [u8]) {
+        let mut at = 0;
+        while at < buf.len() {
+            if self.reg(LSR) & DATA_READY != 0 {
+                buf[at] = self.reg(RBR);
+                at += 1;
+                continue;
+            }
+            // Nothing waiting: unmask the line, look once more (a byte
+            // that came meanwhile raised no edge we would see), then sleep.
+            let _ = self.line.ack();
+            if self.reg(LSR) & DATA_READY == 0 {
+                let _ = self.note.wait(exo_rt::abi::FOREVER);
+            }
+        }
+    }
+
+    /// Writes `bytes` to the host, a FIFO's worth at a time.
+    fn write_all(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(TX_FIFO) {
+            while self.reg(LSR) & THR_EMPTY == 0 {
+                core::hint::spin_loop();
+            }
+            for b in chunk {
+                self.set(RBR, *b);
+            }
+        }
     }
 }
 
 fn main(_: &str) -> i32 {
-    let dev = match Device::open("virtio-console") {
-        Ok(d) => d,
-        Err(e) => {
-            println!("fs-bridge: {e}");
-            return 1;
-        }
+    let ports = IoPorts::from_slot(exo_manifest::LEGACY_SLOT_BASE);
+    let line = IrqLine::from_slot(exo_manifest::LEGACY_SLOT_BASE + 1);
+    let Ok((base, 8)) = ports.range() else {
+        println!("fs-bridge: given no serial port (manifest: legacy = com2)");
+        return 1;
     };
-    let df = dev.df;
-    let con = match VirtIOConsole::<ExoHal, _>::new(dev.transport) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("fs-bridge: {df}: the console did not start: {e}");
-            return 1;
-        }
-    };
-    let note = match device::enable_interrupts(dev.function, &[0, 1]) {
-        Ok((note, _)) => Some(note),
-        Err(why) => {
-            println!("fs-bridge: {df}: no interrupts ({why}); polling");
-            None
-        }
-    };
-    let mut link = Link { con, note };
+    if let Err(e) = ports.map() {
+        println!("fs-bridge: cannot map COM2's ports: {}", e.name());
+        return 1;
+    }
+    let note = Notification::from_slot(slot::SUPERVISOR);
+    if let Err(e) = line.bind(note, IRQ_BIT, 0) {
+        println!("fs-bridge: cannot bind COM2's interrupt line: {}", e.name());
+        return 1;
+    }
+    let mut uart = Uart { base, line, note };
+    uart.set(IER, 0);
+    uart.set(LCR, 0x80); // divisor latch: 115200 baud (QEMU sends at its own pace)
+    uart.set(RBR, 1);
+    uart.set(IER, 0);
+    uart.set(LCR, 0x03); // 8 bits, no parity, 1 stop bit
+    uart.set(FCR, 0xc7); // FIFOs on and cleared, interrupt at 14 bytes
+    uart.set(MCR, 0x0b); // DTR, RTS, OUT2 (gates the interrupt)
+    uart.set(IER, 0x01); // interrupt when bytes arrive
     let Some(ep) = exo_rt::endpoint("files") else {
         println!("fs-bridge: given no file server (an endpoint named files)");
         return 1;
@@ -115,19 +139,14 @@ fn main(_: &str) -> i32 {
             return 1;
         }
     };
-    println!("fs-bridge: relaying the file protocol between the virtio console at {df} and the file server");
-    // The host sends nothing before this.
-    if link.write_all(READY).is_err() {
-        println!("fs-bridge: the console does not take data");
-        return 1;
-    }
+    println!("fs-bridge: relaying the file protocol between COM2 ({base:#x}) and the file server");
+    // The host sends nothing before this: bytes that came while the UART
+    // was being set up would have been lost with its FIFOs.
+    uart.write_all(READY);
     let mut requests = 0u64;
     loop {
         let mut len = [0u8; 4];
-        if let Err(e) = link.read_exact(&mut len) {
-            println!("fs-bridge: reading the console: {e}");
-            return 1;
-        }
+        uart.read_exact(&mut len);
         let n = u32::from_le_bytes(len) as usize;
         if n == 0 {
             // The host is done: detach (a writable file server then leaves
@@ -142,10 +161,7 @@ fn main(_: &str) -> i32 {
             return 1;
         }
         let buf = buffer.as_mut_slice();
-        if let Err(e) = link.read_exact(&mut buf[..n]) {
-            println!("fs-bridge: reading the console: {e}");
-            return 1;
-        }
+        uart.read_exact(&mut buf[..n]);
         requests += 1;
         let answer = files.call([file::REQUEST, n as u64, 0], 3, |_| true);
         let rlen = match answer {
@@ -159,10 +175,8 @@ fn main(_: &str) -> i32 {
                 r.len()
             }
         };
+        uart.write_all(&(rlen as u32).to_le_bytes());
         let buf = buffer.as_mut_slice();
-        if link.write_all(&(rlen as u32).to_le_bytes()).and_then(|()| link.write_all(&buf[..rlen])).is_err() {
-            println!("fs-bridge: writing the console failed after {requests} requests");
-            return 1;
-        }
+        uart.write_all(&buf[..rlen]);
     }
 }
