@@ -362,7 +362,9 @@ impl Client {
         match msg {
             Ok(Response::Error(k, m)) => Err(ClientError::Fs(k, m)),
             Ok(Response::Info(mut i)) if self.options.vm => {
-                i.sandbox = crate::vm::describe(&i.sandbox);
+                if let Some(scratch) = self.server.as_ref().and_then(|s| s.vm.as_ref()) {
+                    i.sandbox = scratch.describe(&i.sandbox);
+                }
                 Ok(Response::Info(i))
             }
             Ok(r) => Ok(r),

@@ -63,16 +63,16 @@ pub fn appliance_dir() -> Result<PathBuf, String> {
 }
 
 /// A private directory for the socket and the console log, removed with
-/// the appliance.
-pub struct Scratch(PathBuf);
+/// the appliance; and whether that appliance runs on KVM.
+pub struct Scratch(PathBuf, bool);
 
 impl Scratch {
-    fn new() -> std::io::Result<Scratch> {
+    fn new(kvm: bool) -> std::io::Result<Scratch> {
         use std::os::unix::fs::DirBuilderExt;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let dir = std::env::temp_dir().join(format!("exo-img-vm-{}-{nanos}", std::process::id()));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        Ok(Scratch(dir))
+        Ok(Scratch(dir, kvm))
     }
 
     /// ExoV6's console output so far: its last `lines` lines.
@@ -108,8 +108,42 @@ fn qemu_value(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
+/// How long a boot on KVM may take to reach the bridge before KVM is
+/// taken for broken (on some hosts /dev/kvm exists but guests hang).
+const KVM_PROBE: Duration = Duration::from_secs(5);
+
+/// The file whose presence says KVM failed here before: later runs go
+/// straight to TCG (delete it to try KVM again).
+fn kvm_verdict() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("exo-img").join("kvm-failed"))
+}
+
+/// Whether to try KVM: `EXO_IMG_ACCEL` is `kvm`, or `auto` (the default)
+/// with /dev/kvm usable and no earlier failure recorded (nor a place to
+/// record one missing).
+fn try_kvm() -> bool {
+    match std::env::var("EXO_IMG_ACCEL").as_deref() {
+        Ok("tcg") => false,
+        Ok("kvm") => true,
+        // Only where a failure can be remembered: else a broken KVM
+        // would cost every run the probe's bound.
+        _ => {
+            let Some(verdict) = kvm_verdict() else { return false };
+            let remembered = verdict.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok());
+            remembered
+                && !verdict.exists()
+                && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+        }
+    }
+}
+
 /// Boots the appliance on `image` (writable if `rw`): QEMU connects to a
-/// socket here, which becomes the stream.
+/// socket here, which becomes the stream. On KVM when it works (probed by
+/// a boot that must reach the bridge within [`KVM_PROBE`]; a failure is
+/// remembered), else on TCG.
 pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
     let dir = appliance_dir()?;
     let boot = dir.join(if rw { IMAGE_RW } else { IMAGE_RO });
@@ -120,21 +154,47 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
         ));
     }
     let image = std::fs::canonicalize(image).map_err(|e| format!("{}: {e}", image.display()))?;
-    let scratch = Scratch::new().map_err(|e| format!("a private temporary directory: {e}"))?;
+    if try_kvm() {
+        match start_on(&dir, &boot, &image, rw, "kvm", KVM_PROBE) {
+            Ok(a) => return Ok(a),
+            Err(_) => {
+                if let Some(f) = kvm_verdict() {
+                    let _ = std::fs::create_dir_all(f.parent().unwrap_or(Path::new(".")));
+                    let _ =
+                        std::fs::write(&f, "the ExoV6 appliance did not boot on KVM here; delete this to try again\n");
+                }
+            }
+        }
+    }
+    start_on(&dir, &boot, &image, rw, "tcg", BOOT)
+}
+
+/// [`start`] on accelerator `accel` (`kvm` or `tcg`), the bridge's word
+/// awaited at most `ready` after QEMU connects.
+fn start_on(
+    dir: &Path,
+    boot: &Path,
+    image: &Path,
+    rw: bool,
+    accel: &'static str,
+    ready: Duration,
+) -> Result<Appliance, String> {
+    let cpu = if accel == "kvm" { "host" } else { "qemu64,+rdrand,+umip" };
+    let scratch = Scratch::new(accel == "kvm").map_err(|e| format!("a private temporary directory: {e}"))?;
     let sock = scratch.0.join("com2.sock");
     let listener = UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "q35", "-cpu", "qemu64,+rdrand,+umip", "-m", "256M", "-smp", "1", "-accel", "tcg"])
+    cmd.args(["-machine", "q35", "-cpu", cpu, "-m", "256M", "-smp", "1", "-accel", accel])
         .args(["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
         .arg("-kernel")
         .arg(dir.join(KERNEL))
         .arg("-initrd")
-        .arg(&boot)
+        .arg(boot)
         .arg("-drive")
         .arg(format!(
             "file={},format=raw,if=none,id=disk,{}",
-            qemu_value(&image),
+            qemu_value(image),
             if rw { "readonly=off" } else { "readonly=on" }
         ))
         .args(["-device", "virtio-blk-pci,drive=disk", "-nic", "none", "-display", "none", "-monitor", "none"])
@@ -180,7 +240,7 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
     let _ = std::fs::remove_file(&sock);
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     let mut stream = stream;
-    if let Err(e) = wait_ready(&mut stream) {
+    if let Err(e) = wait_ready(&mut stream, ready) {
         let _ = child.kill();
         let _ = child.wait();
         return Err(format!("the appliance did not start: {e}; its console:\n{}", scratch.console_tail(20)));
@@ -188,12 +248,12 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
     Ok(Appliance { child, stream, scratch })
 }
 
-/// Reads the bridge's [`READY`] line, within [`BOOT`].
-fn wait_ready(stream: &mut UnixStream) -> Result<(), String> {
-    stream.set_read_timeout(Some(BOOT)).map_err(|e| e.to_string())?;
+/// Reads the bridge's [`READY`] line, within `bound`.
+fn wait_ready(stream: &mut UnixStream, bound: Duration) -> Result<(), String> {
+    stream.set_read_timeout(Some(bound)).map_err(|e| e.to_string())?;
     let mut got = [0u8; READY.len()];
     stream.read_exact(&mut got).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => format!("no word from it in {BOOT:?}"),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => format!("no word from it in {bound:?}"),
         _ => format!("its serial line: {e}"),
     })?;
     if got != READY {
@@ -220,8 +280,11 @@ pub fn stop(child: &mut Child, stream: &mut UnixStream, bound: Duration) {
     let _ = child.wait();
 }
 
-/// What `info` says of the confinement in vm mode, around what the file
-/// server in the appliance says of itself.
-pub fn describe(inner: &str) -> String {
-    format!("QEMU VM (TCG, no network, QEMU's seccomp sandbox): {inner}")
+impl Scratch {
+    /// What `info` says of the confinement in vm mode, around what the
+    /// file server in the appliance says of itself.
+    pub fn describe(&self, inner: &str) -> String {
+        let accel = if self.1 { "KVM" } else { "TCG" };
+        format!("QEMU VM ({accel}, no network, QEMU's seccomp sandbox): {inner}")
+    }
 }
