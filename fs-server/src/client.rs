@@ -67,6 +67,28 @@ struct Running {
     vm: Option<crate::vm::Scratch>,
 }
 
+impl Running {
+    /// A started server (a process, or the appliance's QEMU) talking on
+    /// `stream`: its standard error relayed, `timeout` set on its answers.
+    /// On failure the child is killed and reaped.
+    fn new(
+        mut child: Child,
+        stream: UnixStream,
+        vm: Option<crate::vm::Scratch>,
+        timeout: Duration,
+    ) -> Result<Running, ClientError> {
+        let relay = child.stderr.take().ok_or_else(|| std::io::Error::other("no pipe")).and_then(Relay::start);
+        match relay.and_then(|r| stream.set_read_timeout(Some(timeout)).map(|()| r)) {
+            Ok(relay) => Ok(Running { child, stream, relay, vm }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(ClientError::Start(e.to_string()))
+            }
+        }
+    }
+}
+
 /// At most this much of one server's standard error reaches ours; the
 /// rest is counted and dropped (a hostile image could make its server
 /// print without end).
@@ -229,18 +251,9 @@ impl Client {
 
     fn start(&mut self) -> Result<&mut Running, ClientError> {
         if self.server.is_none() && self.options.vm {
-            let crate::vm::Appliance { mut child, stream, scratch } =
+            let crate::vm::Appliance { child, stream, scratch } =
                 crate::vm::start(&self.image, self.options.rw).map_err(ClientError::Start)?;
-            let relay = child.stderr.take().ok_or_else(|| std::io::Error::other("no pipe")).and_then(Relay::start);
-            let relay = match relay.and_then(|r| stream.set_read_timeout(Some(self.options.timeout)).map(|()| r)) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(ClientError::Start(e.to_string()));
-                }
-            };
-            self.server = Some(Running { child, stream, relay, vm: Some(scratch) });
+            self.server = Some(Running::new(child, stream, Some(scratch), self.options.timeout)?);
         }
         if self.server.is_none() {
             let image = std::fs::OpenOptions::new()
@@ -289,18 +302,9 @@ impl Client {
             cmd.stdin(Stdio::from(image))
                 .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
                 .stderr(Stdio::piped());
-            let mut child =
+            let child =
                 cmd.spawn().map_err(|e| ClientError::Start(format!("{}: {e}", Self::server_binary().display())))?;
-            let relay = child.stderr.take().ok_or_else(|| std::io::Error::other("no pipe")).and_then(Relay::start);
-            let relay = match relay.and_then(|r| ours.set_read_timeout(Some(self.options.timeout)).map(|()| r)) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(ClientError::Start(e.to_string()));
-                }
-            };
-            self.server = Some(Running { child, stream: ours, relay, vm: None });
+            self.server = Some(Running::new(child, ours, None, self.options.timeout)?);
         }
         Ok(self.server.as_mut().expect("just started"))
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::{scratch, tool, EXO_IMG};
+use common::{scratch, tool, xorshift, EXO_IMG};
 
 fn exo_ok(args: &[&str]) -> Vec<u8> {
     let o = Command::new(EXO_IMG).args(args).output().expect("run exo-img");
@@ -19,18 +19,11 @@ fn exo_ok(args: &[&str]) -> Vec<u8> {
 /// `f00000.dat` on; returns their names and contents.
 fn many_files(dir: &Path, n: usize) -> Vec<(String, Vec<u8>)> {
     std::fs::create_dir_all(dir).unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     (0..n)
         .map(|i| {
             let len = (i * 37) % 3000 + usize::from(i % 7 == 0); // some empty
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let name = format!("f{i:05}.dat");
             std::fs::write(dir.join(&name), &data).unwrap();
             (name, data)

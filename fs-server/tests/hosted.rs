@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{scratch, EXO_IMG};
+use common::{scratch, xorshift, EXO_IMG};
 
 fn tool(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
@@ -35,14 +35,8 @@ fn make_tree(root: &Path, symlinks: bool) {
     std::fs::write(deep.join("deep.txt"), b"at the bottom\n").unwrap();
     std::fs::write(root.join("a file with a rather long name indeed.txt"), b"long\n").unwrap();
     std::fs::write(root.join("ünïcödé-名前.txt"), "unicode ✓\n").unwrap();
-    let mut big = vec![0u8; 3 << 20];
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for b in big.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let big: Vec<u8> = (0..3 << 20).map(|_| next() as u8).collect();
     std::fs::write(root.join("a/big.bin"), &big).unwrap();
     let sparse = std::fs::File::create(root.join("a/b/sparse.img")).unwrap();
     sparse.set_len(5 << 20).unwrap();
@@ -391,14 +385,6 @@ fn mutated_images_never_crash_or_hang_the_cli() {
                 (std::fs::read(&img).unwrap(), work, fat)
             })
             .collect();
-    let xorshift = |mut x: u64| {
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
-    };
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64 ^ 20240601);
     // Which entries are checked has its own sequence: the mutations stay
     // those of the seed whatever the listings hold.
@@ -410,7 +396,7 @@ fn mutated_images_never_crash_or_hang_the_cli() {
         let file = std::fs::OpenOptions::new().write(true).open(img).unwrap();
         // Metadata lives near the start: superblocks, group descriptors,
         // inode tables, FAT and root directory.
-        let hot = pristine.len().min(if next() % 2 == 0 { 64 << 10 } else { 1 << 20 });
+        let hot = pristine.len().min(if next().is_multiple_of(2) { 64 << 10 } else { 1 << 20 });
         let mut touched = Vec::new();
         for _ in 0..1 + next() % 24 {
             let at = (next() as usize) % hot;

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{scratch, tool, EXO_IMG};
+use common::{scratch, tool, xorshift, EXO_IMG};
 
 const NEEDS: &str = "needs QEMU and the ExoV6 appliance: scripts/test builds it and runs these with --ignored";
 
@@ -42,15 +42,8 @@ fn make_tree(root: &Path) {
     std::fs::write(root.join("hello.txt"), b"hello from the test\n").unwrap();
     std::fs::write(root.join("ünïcödé.txt"), "unicode ✓\n").unwrap();
     std::fs::write(root.join("empty"), b"").unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let big: Vec<u8> = (0..1 << 20).map(|_| next() as u8).collect();
     std::fs::write(root.join("a/big.bin"), big).unwrap();
 }
 
@@ -214,13 +207,7 @@ fn vm_mode_survives_mutated_images() {
     let src = d.join("src");
     make_tree(&src);
     let pristine = [ext4_image(&d, &src), fat_image(&d, "fat.img", &src, "8M", false)];
-    let mut x = 0x2545_f491_4f6c_dd1du64 ^ 2026;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1du64 ^ 2026);
     let mut codes = [0usize; 5];
     for round in 0..100 {
         let from = &pristine[round % 2];

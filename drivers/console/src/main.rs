@@ -33,17 +33,8 @@ use exo_rt::{print, println};
 
 exo_rt::entry!(main);
 
-/// The UART's registers, from its first port.
-const RBR: u16 = 0; // receive buffer (read)
-const IER: u16 = 1; // interrupt enable
-const MCR: u16 = 4; // modem control
-const LSR: u16 = 5; // line status
-/// LSR: a received byte waits.
-const DATA_READY: u8 = 0x01;
-/// IER: interrupt when a byte arrives.
-const RECEIVED: u8 = 0x01;
-/// MCR: DTR, RTS and OUT2 (which gates the UART's interrupt on PCs).
-const MCR_ON: u8 = 0x0b;
+/// The UART's registers and bits.
+use exo_rt::port::uart::{DATA_READY, IER, LSR, MCR, MCR_ON, RBR, RECEIVED};
 /// Most bytes one line holds.
 const MAX_LINE: usize = console::MAX_LINE;
 /// Most finished lines kept for clients.

@@ -84,8 +84,8 @@ impl Kernel {
         let parent = self.cdt.parent(cap.object.node);
         self.cdt.remove(cap.object.node);
         self.reassign_mappings(cap.object.node, parent);
-        if cap.object.object.may_bind_irqs() {
-            self.release_irqs(cap.object.node);
+        if cap.object.object.may_bind_hardware() {
+            self.release_bindings(cap.object.node);
         }
         self.drop_cap(cap.object.object);
         Ok(())
@@ -100,8 +100,8 @@ impl Kernel {
             self.unmap_via(*n);
             if let Ok(cap) = self.proc_mut(*q).caps.remove(*s) {
                 debug_assert_eq!(cap.object.node, *n);
-                if cap.object.object.may_bind_irqs() {
-                    self.release_irqs(*n);
+                if cap.object.object.may_bind_hardware() {
+                    self.release_bindings(*n);
                 }
                 self.drop_cap(cap.object.object);
             }

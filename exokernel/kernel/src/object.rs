@@ -94,9 +94,10 @@ pub struct KCap {
 pub type CapLocation = (ProcId, u64);
 
 impl Object {
-    /// True for the kinds interrupts are bound through (`irq_bind`,
-    /// `irq_line_bind`): only deleting one of those can end a binding.
-    pub fn may_bind_irqs(&self) -> bool {
+    /// True for the kinds hardware is bound through (interrupts by
+    /// `irq_bind` and `irq_line_bind`, ports by `ioports_map`): only
+    /// deleting one of those can end a binding.
+    pub fn may_bind_hardware(&self) -> bool {
         matches!(self, Object::PciFunction(_) | Object::PciBus | Object::IrqLine(_) | Object::IoPorts(..))
     }
 

@@ -225,9 +225,9 @@ impl Kernel {
         self.signal(n, bits);
     }
 
-    /// Ends the interrupt bindings made through capability `node` (it is
-    /// being deleted or revoked).
-    pub fn release_irqs(&mut self, node: exo_kcore::cdt::CapId) {
+    /// Ends the interrupt bindings and port mappings made through
+    /// capability `node` (it is being deleted or revoked).
+    pub fn release_bindings(&mut self, node: exo_kcore::cdt::CapId) {
         self.release_io_maps(node);
         for v in 0..self.irqs.len() {
             if self.irqs[v].is_some_and(|b| b.via == node) {

@@ -37,16 +37,8 @@ const BUF_VA: u64 = 0x50_0000_0000;
 /// Its size: the largest message and its length prefix, rounded up.
 const BUF_BYTES: u64 = file::MAX_MESSAGE as u64 + PAGE_SIZE;
 
-/// COM2's registers, from its base port.
-const RBR: u16 = 0; // receive buffer (read), transmit holding (write)
-const IER: u16 = 1; // interrupt enable
-const FCR: u16 = 2; // FIFO control
-const LCR: u16 = 3; // line control
-const MCR: u16 = 4; // modem control
-const LSR: u16 = 5; // line status
-/// LSR: a byte is waiting; the transmitter holds nothing.
-const DATA_READY: u8 = 0x01;
-const THR_EMPTY: u8 = 0x20;
+/// COM2's registers and bits.
+use exo_rt::port::uart::{DATA_READY, FCR, IER, LCR, LSR, MCR, MCR_ON, RBR, RECEIVED, THR_EMPTY};
 /// The notification bit COM2's interrupt signals.
 const IRQ_BIT: u64 = 1;
 /// What the bridge says on COM2 once it listens (the host's
@@ -126,8 +118,8 @@ fn main(_: &str) -> i32 {
     uart.set(IER, 0);
     uart.set(LCR, 0x03); // 8 bits, no parity, 1 stop bit
     uart.set(FCR, 0xc7); // FIFOs on and cleared, interrupt at 14 bytes
-    uart.set(MCR, 0x0b); // DTR, RTS, OUT2 (gates the interrupt)
-    uart.set(IER, 0x01); // interrupt when bytes arrive
+    uart.set(MCR, MCR_ON);
+    uart.set(IER, RECEIVED);
     let Some(ep) = exo_rt::endpoint("files") else {
         println!("fs-bridge: given no file server (an endpoint named files)");
         return 1;

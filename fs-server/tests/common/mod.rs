@@ -43,6 +43,17 @@ impl Drop for Scratch {
     }
 }
 
+/// A xorshift64 generator started at `seed`: the tests' seeded bytes and
+/// choices, the same on every run.
+pub fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// A [`Scratch`] directory for test `name`.
 pub fn scratch(name: &str) -> Scratch {
     let file = env!("CARGO_CRATE_NAME");
