@@ -2,7 +2,8 @@
 //! rumpglue (`rumpglue::exo::DMA`: the driver's untyped budget,
 //! physically contiguous), device registers from the BAR capabilities
 //! mapped at start, and bounce buffers for what the crate shares with the
-//! device.
+//! device, unless it lies in the driver's DMA memory already (the network
+//! driver's frame slots), which the device then uses as it is.
 //!
 //! The driver is one thread, but the state sits behind a lock anyway so
 //! that nothing here depends on that.
@@ -48,6 +49,9 @@ pub fn bar(bar: u8) -> Option<(u64, u64)> {
     BARS.with(|bars| bars.iter().find(|b| b.bar == bar).map(|b| (b.va, b.pages * PAGE_SIZE)))
 }
 
+/// Bounce regions handed to the device, by physical address.
+static BOUNCES: SpinLock<Vec<u64>> = SpinLock::new(Vec::new());
+
 /// DMA memory now in use and kept spare, in pages (for reports).
 pub fn dma_pages() -> (u64, u64) {
     DMA.pages()
@@ -72,7 +76,8 @@ pub struct ExoHal;
 // SAFETY: DMA memory is zeroed, page aligned, physically contiguous and
 // used by nothing else until freed; MMIO addresses are translated only
 // inside BARs the kernel gave us; shared buffers are copied through DMA
-// memory (bounce buffers), so the device never sees other memory.
+// memory (bounce buffers) unless they lie in DMA memory already, so the
+// device never sees other memory.
 unsafe impl Hal for ExoHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let r = alloc(pages as u64);
@@ -96,7 +101,13 @@ unsafe impl Hal for ExoHal {
 
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         let len = buffer.len();
+        // A buffer in the driver's own DMA memory (the network driver's
+        // frame slots) goes to the device as it is.
+        if let Some(phys) = DMA.phys_of_range(buffer.as_ptr() as *const u8 as u64, len) {
+            return phys;
+        }
         let r = alloc((len as u64).div_ceil(PAGE_SIZE).max(1));
+        BOUNCES.lock().push(r.phys);
         if direction != BufferDirection::DeviceToDriver {
             // SAFETY: the caller's buffer is valid for `len` bytes; the
             // bounce region holds at least that many.
@@ -106,6 +117,10 @@ unsafe impl Hal for ExoHal {
     }
 
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
+        let bounced = BOUNCES.with(|b| b.iter().position(|p| *p == paddr).map(|i| b.swap_remove(i))).is_some();
+        if !bounced {
+            return; // shared as it was: the device used the driver's DMA memory
+        }
         if direction != BufferDirection::DriverToDevice {
             let (va, _) = DMA.find(paddr).expect("shared before");
             // SAFETY: as in `share`, the other way.

@@ -46,10 +46,10 @@ use smoltcp::wire::{EthernetAddress, IpCidr};
 
 exo_rt::entry!(main);
 
-/// The buffer shared with the driver: received frames at the start, frames
-/// to send at `net::TX_OFFSET`.
+/// The buffer shared with the driver: receive slots in its first half,
+/// send slots in its second (`net::Layout`).
 const BUF_VA: u64 = 0x50_0000_0000;
-const BUF_PAGES: u64 = 2;
+const BUF_PAGES: u64 = 32;
 /// Where clients' buffers are mapped: one window each.
 const CLIENT_VA: u64 = 0x60_0000_0000;
 const CLIENT_WINDOW: u64 = 256 * 1024;
@@ -77,6 +77,42 @@ fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     f(BUFFER.lock().as_mut().expect("attached before any frame moves").as_mut_slice())
 }
 
+/// Frames in the slots: those received and not yet handed to smoltcp,
+/// those smoltcp sent and not yet passed to the driver.
+struct Slots {
+    layout: net::Layout,
+    /// Receive slots filled by the last `RECV`, and the next to hand out.
+    received: usize,
+    next: usize,
+    /// Whether the driver may have frames: its notification came, or the
+    /// last `RECV` said more were waiting, or a timer woke us.
+    more: bool,
+    /// Send slots filled.
+    queued: usize,
+}
+
+static SLOTS: SpinLock<Slots> =
+    SpinLock::new(Slots { layout: net::Layout { slots: 0 }, received: 0, next: 0, more: true, queued: 0 });
+
+/// Says the driver may have frames (its notification, or a timer).
+fn frames_may_wait() {
+    SLOTS.lock().more = true;
+}
+
+/// Passes the queued frames to the driver, in one call.
+fn flush() {
+    let n = core::mem::take(&mut SLOTS.lock().queued);
+    if n == 0 {
+        return;
+    }
+    match driver_call(Request::Send(n)) {
+        Some(m) if m.words[0] == Status::Ok as u64 => {
+            FRAMES_OUT.fetch_add(m.words[1], Ordering::Relaxed);
+        }
+        _ => println!("net-server: the driver did not send {n} frame(s)"),
+    }
+}
+
 /// The session with the driver and the notification it signals, to
 /// attach them again to a restarted driver.
 static ATTACHED: SpinLock<Option<(Attached, Notification)>> = SpinLock::new(None);
@@ -100,6 +136,7 @@ fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
     session.call(request.encode(), MAX_REATTACH, resubscribe).ok()
 }
 
+/// A received frame: the byte offset of its slot.
 struct Rx(usize);
 struct Tx;
 
@@ -110,23 +147,34 @@ impl RxToken for Rx {
     /// free (holding it across `f` deadlocked the server on such answers).
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let mut frame = [0u8; net::MAX_FRAME];
-        let len = self.0.min(net::MAX_FRAME);
-        with_buffer(|b| frame[..len].copy_from_slice(&b[..len]));
+        let len = with_buffer(|b| {
+            let got = net::get(&b[self.0..]).unwrap_or(&[]);
+            frame[..got.len()].copy_from_slice(got);
+            got.len()
+        });
         f(&frame[..len])
     }
 }
 
 impl TxToken for Tx {
+    /// Puts the frame in the next send slot; `flush` passes them on after
+    /// each poll of the interface, or here when the slots are full.
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let len = len.min(net::MAX_FRAME);
-        let r = with_buffer(|b| f(&mut b[net::TX_OFFSET..net::TX_OFFSET + len]));
-        match driver_call(Request::Send(len)) {
-            Some(m) if m.words[0] == Status::Ok as u64 => {
-                FRAMES_OUT.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => println!("net-server: the driver did not send a {len}-byte frame"),
+        let full = SLOTS.with(|s| s.queued == s.layout.slots);
+        if full {
+            flush();
         }
-        r
+        let at = {
+            let mut s = SLOTS.lock();
+            s.queued += 1;
+            s.layout.tx(s.queued - 1)
+        };
+        with_buffer(|b| {
+            let slot = &mut b[at..];
+            slot[..net::FRAME_AT].copy_from_slice(&(len as u16).to_le_bytes());
+            f(&mut slot[net::FRAME_AT..net::FRAME_AT + len])
+        })
     }
 }
 
@@ -135,12 +183,30 @@ impl Device for Link {
     type TxToken<'a> = Tx;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
-        let m = driver_call(Request::Recv)?;
-        if m.words[0] != Status::Ok as u64 {
-            return None;
+        let mut s = SLOTS.lock();
+        if s.next == s.received {
+            if !s.more {
+                return None;
+            }
+            drop(s);
+            // The frames smoltcp answered so far go first.
+            flush();
+            let m = driver_call(Request::Recv);
+            s = SLOTS.lock();
+            let (received, more) = match m {
+                Some(m) if m.words[0] == Status::Ok as u64 => {
+                    (usize::try_from(m.words[1]).unwrap_or(0).min(s.layout.slots), m.words[2] != 0)
+                }
+                _ => (0, false),
+            };
+            FRAMES_IN.fetch_add(received as u64, Ordering::Relaxed);
+            (s.received, s.next, s.more) = (received, 0, more);
+            if received == 0 {
+                return None;
+            }
         }
-        FRAMES_IN.fetch_add(1, Ordering::Relaxed);
-        Some((Rx(m.words[1] as usize), Tx))
+        s.next += 1;
+        Some((Rx(s.layout.rx(s.next - 1)), Tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
@@ -151,7 +217,10 @@ impl Device for Link {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = net::MAX_FRAME;
-        caps.max_burst_size = Some(1);
+        // The driver keeps 64 receive buffers with the device, and QEMU
+        // holds frames back while they are full: the whole TCP window may
+        // come in one burst.
+        caps.max_burst_size = None;
         caps
     }
 }
@@ -168,6 +237,7 @@ fn attach_again() {
 /// Attaches the buffer and subscribes `note`; the MAC address.
 fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
     let (buffer, session, [mac, _]) = Attached::new(ep, BUF_PAGES, BUF_VA)?;
+    SLOTS.lock().layout = net::Layout::of(buffer.len());
     *BUFFER.lock() = Some(buffer);
     *ATTACHED.lock() = Some((session, note));
     subscribe(ep, note)?;
@@ -205,6 +275,7 @@ impl Net {
     /// sockets became ready.
     fn poll(&mut self, verbose_dhcp: bool) {
         self.iface.poll(now(), &mut self.link, &mut self.sockets);
+        flush();
         match self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll() {
             Some(dhcpv4::Event::Configured(c)) => {
                 self.iface.update_ip_addrs(|a| {
@@ -244,6 +315,7 @@ impl Net {
         // Segments the update queued (a listener's new sockets, a reset)
         // go out now, not at the next event.
         self.iface.poll(now(), &mut self.link, &mut self.sockets);
+        flush();
         let t = sys::clock();
         if t.saturating_sub(self.last_sweep) >= SWEEP_NS {
             self.last_sweep = t;
@@ -378,6 +450,7 @@ fn main(args: &str) -> i32 {
     while !net.have_address && sys::clock() - start < DHCP_WAIT_NS {
         net.poll(true);
         let delay = net.delay().max(1);
+        frames_may_wait(); // a notification or the timer: look
         if note.wait(delay).is_ok_and(|bits| bits & DEPENDENCY_BITS != 0) {
             attach_again();
         }
@@ -407,10 +480,14 @@ fn main(args: &str) -> i32 {
                     if m.words[0] & DEPENDENCY_BITS != 0 {
                         attach_again();
                     }
+                    frames_may_wait();
                     None
                 }
                 Some(m) => Some(net.request(m)),
-                None => None,
+                None => {
+                    frames_may_wait(); // a timer: look at the driver too
+                    None
+                }
             };
             net.poll(false);
             timeout.set(net.delay());

@@ -52,6 +52,18 @@ impl Dma {
         })
     }
 
+    /// The physical address of `len` bytes at virtual `va`, if they lie
+    /// inside one in-use DMA region (a buffer the device may use as it is).
+    pub fn phys_of_range(&self, va: u64, len: usize) -> Option<u64> {
+        self.state.with(|s| {
+            s.used.iter().find_map(|r| {
+                let start = r.mapping.va();
+                let end = start + r.mapping.len() as u64;
+                (va >= start && va.checked_add(len as u64)? <= end).then(|| r.phys + (va - start))
+            })
+        })
+    }
+
     /// Pages in use and kept spare (for reports).
     pub fn pages(&self) -> (u64, u64) {
         self.state.with(|s| {

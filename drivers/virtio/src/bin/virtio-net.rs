@@ -6,6 +6,8 @@
 //! attaches a buffer and subscribes a notification; the driver waits on its
 //! endpoint with the device's interrupt notification bound, so a received
 //! frame wakes it, and it passes the news on to the server's notification.
+//! Frames move many a call, through the buffer's slots, and sending does
+//! not wait for the device (`exo_virtio::net`).
 //!
 //! Arguments: `serve [N]`: stop after N clients have attached and
 //! detached (for tests); without N, serve for ever.
@@ -15,29 +17,21 @@
 
 extern crate alloc;
 
-use exo_protocols::frame::{self, Request, Status};
+use exo_protocols::frame::{self, Layout, Request, Status};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_rt::abi::{FOREVER, NOTIFY_BADGE};
 use exo_rt::caps::{Endpoint, Message};
 use exo_rt::println;
 use exo_virtio::device::{self, Device};
-use exo_virtio::hal::ExoHal;
-use virtio_drivers::device::net::VirtIONet;
-use virtio_drivers::transport::pci::PciTransport;
+use exo_virtio::net::Nic;
 
 exo_rt::entry!(main);
 
-/// Receive buffers the device holds.
-const QUEUE: usize = 16;
-/// Size of each (a frame and the virtio header, rounded up).
-const RX_BUFFER: usize = 2048;
 /// Where the client's buffer is mapped.
 const CLIENT_VA: u64 = 0x20_0000_0000;
 /// How long to sleep between looks at the device when it has no interrupts.
 const POLL_NS: u64 = 2_000_000;
-
-type Net = VirtIONet<ExoHal, PciTransport, QUEUE>;
 
 fn main(args: &str) -> i32 {
     let mut words = args.split_whitespace();
@@ -60,14 +54,14 @@ fn main(args: &str) -> i32 {
         }
     };
     let df = dev.df;
-    let mut nic: Net = match VirtIONet::new(dev.transport, RX_BUFFER) {
+    let mut nic = match Nic::new(dev.transport) {
         Ok(n) => n,
         Err(e) => {
             println!("virtio-net: {df}: initialisation failed: {e}");
             return 1;
         }
     };
-    // Received frames interrupt; sending waits for the device itself.
+    // Received frames interrupt; sent ones are taken back on later calls.
     let irq = match device::enable_interrupts(dev.function, &[0]) {
         Ok((note, vector)) => {
             println!("virtio-net: {df}: interrupts: MSI-X entry 0, vector {vector:#x}, signalled on a notification");
@@ -103,16 +97,17 @@ fn main(args: &str) -> i32 {
             tell_client(&mut nic, &mut sessions);
             return None;
         };
-        if crash_after.is_some_and(|n| frames_out + 1 >= n)
-            && matches!(Request::decode(msg.words), Ok(Request::Send(_)))
-        {
-            println!("virtio-net: test hook: dying in the middle of sending frame {}", frames_out + 1);
-            exo_rt::sys::exit(70);
+        let request = Request::decode(msg.words);
+        if let (Some(n), Ok(Request::Send(frames))) = (crash_after, request) {
+            if frames_out + frames as u64 >= n {
+                println!("virtio-net: test hook: dying in the middle of sending frame {n}");
+                exo_rt::sys::exit(70);
+            }
         }
         let r = handle(&mut nic, &mut sessions, msg, mac);
-        match Request::decode(msg.words) {
-            Ok(Request::Recv) if r.is_ok() => frames_in += 1,
-            Ok(Request::Send(_)) if r.is_ok() => frames_out += 1,
+        match (request, r) {
+            (Ok(Request::Recv), Ok((n, _))) => frames_in += n,
+            (Ok(Request::Send(_)), Ok((n, _))) => frames_out += n,
             _ => {}
         }
         Some(session::answer(r))
@@ -127,7 +122,7 @@ fn main(args: &str) -> i32 {
 }
 
 /// Signals the client's notification if frames are waiting.
-fn tell_client(nic: &mut Net, sessions: &mut Sessions) {
+fn tell_client(nic: &mut Nic, sessions: &mut Sessions) {
     for c in sessions.iter_mut() {
         if let Some(note) = c.note {
             if nic.can_recv() {
@@ -138,7 +133,7 @@ fn tell_client(nic: &mut Net, sessions: &mut Sessions) {
 }
 
 /// One request: the answer's words 1 and 2.
-fn handle(nic: &mut Net, sessions: &mut Sessions, msg: &Message, mac: [u8; 6]) -> Result<(u64, u64), Status> {
+fn handle(nic: &mut Nic, sessions: &mut Sessions, msg: &Message, mac: [u8; 6]) -> Result<(u64, u64), Status> {
     let request = Request::decode(msg.words);
     if request.is_err() {
         server::drop_passed_cap(msg); // a malformed SUBSCRIBE
@@ -153,27 +148,43 @@ fn handle(nic: &mut Net, sessions: &mut Sessions, msg: &Message, mac: [u8; 6]) -
         }
         Request::Detach => sessions.detach(msg.badge).map(|()| (0, 0)),
         Request::Recv => {
-            let c = sessions.get(msg.badge)?;
-            let rx = match nic.receive() {
-                Ok(rx) => rx,
-                Err(virtio_drivers::Error::NotReady) => return Err(Status::Empty),
-                Err(_) => return Err(Status::DeviceError),
-            };
-            let packet = rx.packet();
-            // The buffer holds at least MIN_BUFFER, so TX_OFFSET fits.
-            let len = packet.len().min(frame::TX_OFFSET);
-            c.buffer()[..len].copy_from_slice(&packet[..len]);
-            nic.recycle_rx_buffer(rx).map_err(|_| Status::DeviceError)?;
-            Ok((len as u64, nic.can_recv() as u64))
+            let buffer = sessions.get(msg.badge)?.buffer();
+            let layout = Layout::of(buffer.len());
+            let mut frame = [0u8; frame::MAX_FRAME];
+            let mut got = 0;
+            while got < layout.slots {
+                match nic.recv(&mut frame) {
+                    Ok(Some(len)) => {
+                        frame::put(&mut buffer[layout.rx(got)..], &frame[..len]);
+                        got += 1;
+                    }
+                    Ok(None) => break,
+                    // Longer than offered: dropped, as a network would.
+                    Err(virtio_drivers::Error::InvalidParam) => {}
+                    Err(_) => return Err(Status::DeviceError),
+                }
+            }
+            if got == 0 {
+                return Err(Status::Empty);
+            }
+            Ok((got as u64, nic.can_recv() as u64))
         }
-        Request::Send(len) => {
-            let c = sessions.get(msg.badge)?;
-            let mut tx = nic.new_tx_buffer(len);
-            // `TX_OFFSET + len` is inside the buffer (len <= MAX_FRAME,
-            // buffer >= MIN_BUFFER).
-            tx.packet_mut().copy_from_slice(&c.buffer()[frame::TX_OFFSET..frame::TX_OFFSET + len]);
-            nic.send(tx).map_err(|_| Status::DeviceError)?;
-            Ok((0, 0))
+        Request::Send(n) => {
+            let buffer = sessions.get(msg.badge)?.buffer();
+            let layout = Layout::of(buffer.len());
+            if n > layout.slots {
+                return Err(Status::TooLarge);
+            }
+            // Every length checked before anything goes out.
+            if (0..n).any(|i| frame::get(&buffer[layout.tx(i)..]).is_none()) {
+                return Err(Status::BadFrame);
+            }
+            for i in 0..n {
+                // (A client that rewrites a length meanwhile loses the rest.)
+                let f = frame::get(&buffer[layout.tx(i)..]).ok_or(Status::BadFrame)?;
+                nic.send(f).map_err(|_| Status::DeviceError)?;
+            }
+            Ok((n as u64, 0))
         }
     }
 }
