@@ -88,6 +88,37 @@ const QUEUE_MSIX_VECTOR: u64 = 0x1a;
 /// "No vector" in the virtio MSI-X registers.
 const NO_VECTOR: u16 = 0xffff;
 
+/// Points MSI-X table entry 0 (which [`enable_interrupts`] set up) at a
+/// new vector that signals `bits` on `note`: a client's notification, so
+/// that the device's interrupts wake the client without waking the
+/// driver. The vector bound before stays bound (the kernel frees vectors
+/// with the function capability); the kernel allows a function a few, and
+/// when none is left the entry is pointed at `fallback` (the driver's own
+/// vector) and the error returned.
+pub fn redirect_interrupts(f: PciFunction, note: Notification, bits: u64, fallback: u64) -> Result<u64, &'static str> {
+    let read = |o: u8| f.read(o, 4).ok();
+    let (msix, _) = config::capabilities(read).find(|(_, id)| *id == config::CAP_MSIX).ok_or("no MSI-X capability")?;
+    let table = f.read(msix + 4, 4).map_err(|_| "MSI-X table unreadable")?;
+    let (table_bar, table_offset) = ((table & 7) as u8, (table & !7) as u64);
+    let (table_va, table_size) = hal::bar(table_bar).ok_or("MSI-X table in a BAR we do not have")?;
+    if table_offset + 16 > table_size {
+        return Err("MSI-X table outside its BAR");
+    }
+    let bound = f.irq_bind(note, bits);
+    let vector = *bound.as_ref().unwrap_or(&fallback);
+    let entry = (table_va + table_offset) as *mut u32;
+    // SAFETY: entry 0 of the MSI-X table, inside a BAR mapped read-write
+    // (checked above); device registers take volatile accesses only. The
+    // entry is masked while its data changes (an interrupt meanwhile is
+    // held pending by the device and sent with the new data).
+    unsafe {
+        entry.add(3).write_volatile(1);
+        entry.add(2).write_volatile(vector as u32);
+        entry.add(3).write_volatile(0);
+    }
+    bound.map_err(|_| "no interrupt vector left for the function")
+}
+
 /// Routes the interrupts of the device's `queues` to a new notification
 /// (bit [`IRQ_BIT`]): a vector from the kernel (`irq_bind`), MSI-X table
 /// entry 0 pointed at it and MSI-X enabled, then each queue told to use

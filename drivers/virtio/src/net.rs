@@ -1,32 +1,60 @@
-//! The network device without waiting: virtio-drivers' `VirtIONetRaw`
-//! over frame slots in the driver's DMA memory, which the device reads
-//! and fills as they are (no bounce buffers, no allocation per frame).
+//! The network device, driven on virtio-drivers' queues directly: frame
+//! slots in the driver's DMA memory, which the device reads and fills as
+//! they are (no bounce buffers, no allocation per frame), and the device
+//! told of new buffers once a batch, not once a frame.
 //!
-//! Every receive slot is with the device until a frame lands in it; a
-//! frame is copied out and the slot given back at once. Frames to send
-//! are copied into a free send slot and queued, and the call returns:
-//! slots the device is done with are taken back on later calls. Only
-//! when all are in flight does sending wait, for the oldest.
+//! Why not `VirtIONetRaw`: it notifies the device after every buffer, and
+//! with `VIRTIO_F_EVENT_IDX` it does so whether the device asked or not;
+//! each notification is a trap into the hypervisor. Here the event index
+//! is not negotiated: the device says with its `NO_NOTIFY` flag whether
+//! it wants to hear, and once a batch of receive slots has been given back
+//! (or frames queued) it is told at most once.
 //!
-//! This is the one place where the driver hands memory to the device, so
-//! the unsafe calls of the raw driver are kept here, each with the slot
+//! Interrupts, as NAPI does it: the first received frame interrupts, and
+//! a receive that finds frames turns the receive interrupt off until a
+//! receive finds the queue empty, when it is turned on again and the queue
+//! looked at once more (a frame that came in between is not missed).
+//!
+//! Sending does not wait: a frame is copied into a free send slot and
+//! queued; slots the device is done with are taken back on later calls.
+//! Only when all are in flight does sending wait, for the oldest.
+//!
+//! The unsafe calls of the queues are all here, each with the slot
 //! bookkeeping that makes it sound.
 
 use crate::hal::ExoHal;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use rumpglue::exo::DMA;
 use rumpglue::{DmaRegion, Memory as _};
-use virtio_drivers::device::net::VirtIONetRaw;
+use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::Transport;
 use virtio_drivers::Error;
 
 /// Descriptors in each queue, and so slots each way.
 pub const QUEUE: usize = 64;
 /// Bytes of a slot: the virtio header and the largest frame fit.
 const SLOT: usize = 2048;
+/// The largest frame the device may hand us (Ethernet, no offloads).
+const MAX_FRAME: usize = 1514;
 /// How many looks at the send queue before a device that takes no frame
 /// is called broken.
 const SEND_SPINS: u32 = 50_000_000;
+/// Queue numbers.
+const RX: u16 = 0;
+const TX: u16 = 1;
+
+bitflags! {
+    /// The features this driver takes (virtio 1.x, 5.1.3).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Features: u64 {
+        /// The device has a MAC address in its configuration.
+        const MAC = 1 << 5;
+        /// Virtio 1.x (the header has `num_buffers`).
+        const VERSION_1 = 1 << 32;
+    }
+}
 
 /// `QUEUE` slots in one physically contiguous DMA region.
 struct Slots {
@@ -44,8 +72,8 @@ impl Slots {
     ///
     /// # Safety
     ///
-    /// The device must not own slot `i` (between `*_begin` and
-    /// `*_complete` of it), and no other reference to it may live.
+    /// The device must not hold slot `i` (between `add` and `pop_used` of
+    /// it), and no other reference to it may live.
     unsafe fn slot(&mut self, i: usize) -> &mut [u8] {
         assert!(i < QUEUE);
         // SAFETY: the region is QUEUE * SLOT bytes of memory mapped for
@@ -55,13 +83,20 @@ impl Slots {
     }
 }
 
-/// The device, its slots and which of them it holds.
+/// The device, its queues, its slots and which of them it holds.
 pub struct Nic {
-    raw: VirtIONetRaw<ExoHal, PciTransport, QUEUE>,
-    rx: Slots,
-    tx: Slots,
+    transport: PciTransport,
+    rx: VirtQueue<ExoHal, QUEUE>,
+    tx: VirtQueue<ExoHal, QUEUE>,
+    rx_slots: Slots,
+    tx_slots: Slots,
+    /// Bytes of the virtio header before each frame.
+    header: usize,
+    mac: [u8; 6],
     /// By descriptor token: the receive slot the device fills.
     rx_slot: [Option<usize>; QUEUE],
+    /// Receive slots emptied and not yet given back.
+    rx_free: Vec<usize>,
     /// By descriptor token: the send slot and its length, in flight.
     tx_slot: [Option<(usize, usize)>; QUEUE],
     /// Send slots not in flight.
@@ -70,114 +105,183 @@ pub struct Nic {
 
 impl Nic {
     /// Brings the device up with every receive slot given to it.
-    pub fn new(transport: PciTransport) -> Result<Nic, Error> {
-        let raw = VirtIONetRaw::new(transport)?;
+    pub fn new(mut transport: PciTransport) -> Result<Nic, Error> {
+        let features = transport.begin_init(Features::MAC | Features::VERSION_1);
+        let mut mac = [0u8; 6];
+        for (i, b) in mac.iter_mut().enumerate() {
+            *b = transport.read_config_space::<u8>(i)?;
+        }
+        let rx = VirtQueue::new(&mut transport, RX, false, false)?;
+        let mut tx = VirtQueue::new(&mut transport, TX, false, false)?;
+        transport.finish_init();
+        // Sent frames are taken back when we next send: no interrupts.
+        tx.set_dev_notify(false);
+        // virtio_net_hdr: 10 bytes, 12 with num_buffers (virtio 1.x).
+        let header = if features.contains(Features::VERSION_1) { 12 } else { 10 };
         let mut nic = Nic {
-            raw,
-            rx: Slots::new()?,
-            tx: Slots::new()?,
+            transport,
+            rx,
+            tx,
+            rx_slots: Slots::new()?,
+            tx_slots: Slots::new()?,
+            header,
+            mac,
             rx_slot: [None; QUEUE],
+            rx_free: (0..QUEUE).collect(),
             tx_slot: [None; QUEUE],
             tx_free: (0..QUEUE).rev().collect(),
         };
-        for i in 0..QUEUE {
-            nic.give_rx(i)?;
-        }
+        nic.refill()?;
         Ok(nic)
     }
 
-    /// Hands receive slot `i` (not the device's) to the device.
-    fn give_rx(&mut self, i: usize) -> Result<(), Error> {
-        // SAFETY: slot `i` is ours (fresh, or just completed) and from now
-        // on only the device touches it: `rx_slot` records it under its
-        // token until `receive_complete`.
-        let token = unsafe { self.raw.receive_begin(self.rx.slot(i))? };
-        *self.rx_slot.get_mut(token as usize).ok_or(Error::WrongToken)? = Some(i);
+    /// Gives the emptied receive slots back to the device, and tells it
+    /// once if it wants to hear.
+    fn refill(&mut self) -> Result<(), Error> {
+        let given = !self.rx_free.is_empty();
+        while let Some(i) = self.rx_free.pop() {
+            // SAFETY: slot `i` is ours (fresh, or emptied by `recv`); from
+            // now on only the device touches it, and `rx_slot` records it
+            // under its token until `pop_used`.
+            let token = unsafe { self.rx.add(&[], &mut [self.rx_slots.slot(i)]) };
+            let token = match token {
+                Ok(t) => t,
+                Err(e) => {
+                    self.rx_free.push(i);
+                    return Err(e);
+                }
+            };
+            *self.rx_slot.get_mut(token as usize).ok_or(Error::WrongToken)? = Some(i);
+        }
+        if given && self.rx.should_notify() {
+            self.transport.notify(RX);
+        }
         Ok(())
     }
 
     /// The MAC address.
     pub fn mac_address(&self) -> [u8; 6] {
-        self.raw.mac_address()
-    }
-
-    /// Acknowledges the device's interrupt.
-    pub fn ack_interrupt(&mut self) {
-        self.raw.ack_interrupt();
+        self.mac
     }
 
     /// Whether a received frame is waiting.
     pub fn can_recv(&self) -> bool {
-        self.raw.poll_receive().is_some()
+        self.rx.can_pop()
     }
 
-    /// The next received frame copied into `out` (its length), `Ok(None)`
-    /// when none is waiting. A frame longer than `out` is dropped
-    /// (`Error::InvalidParam`): the device was not offered larger ones.
-    pub fn recv(&mut self, out: &mut [u8]) -> Result<Option<usize>, Error> {
-        let Some(token) = self.raw.poll_receive() else { return Ok(None) };
-        let i = self.rx_slot.get_mut(token as usize).and_then(Option::take).ok_or(Error::WrongToken)?;
-        // SAFETY: the device is done with slot `i` (it used the descriptor
-        // chain `token`, which holds exactly that slot).
-        let got = unsafe { self.raw.receive_complete(token, self.rx.slot(i)) };
-        // SAFETY: completed above; the reference ends before `give_rx`.
-        let slot = unsafe { self.rx.slot(i) };
-        let copied = got.and_then(|(header, len)| {
-            let frame = slot.get(header..header + len).ok_or(Error::IoError)?;
-            let dst = out.get_mut(..len).ok_or(Error::InvalidParam)?;
-            dst.copy_from_slice(frame);
-            Ok(len)
-        });
-        self.give_rx(i)?;
-        copied.map(Some)
+    /// Turns the receive interrupt off, until a receive empties the queue.
+    pub fn quiet(&mut self) {
+        self.rx.set_dev_notify(false);
+    }
+
+    /// Starts the receive interrupt: on until frames come, as at the end
+    /// of a receive that emptied the queue.
+    pub fn listen(&mut self) {
+        self.rx.set_dev_notify(true);
+    }
+
+    /// Hands received frames to `take`, in order, while it returns true
+    /// and frames are waiting; gives their slots back to the device at
+    /// the end. When the queue is found empty the receive interrupt is
+    /// turned on again. Whether more frames are waiting.
+    pub fn recv(&mut self, mut take: impl FnMut(&[u8]) -> bool) -> Result<bool, Error> {
+        if self.rx.can_pop() {
+            self.quiet(); // the client is here: no interrupts while it drains
+        }
+        let result = loop {
+            let Some(token) = self.rx.peek_used() else {
+                // Empty: interrupts on, then one more look, for a frame
+                // that came before the device saw them on.
+                self.listen();
+                if self.rx.can_pop() {
+                    self.quiet();
+                    continue;
+                }
+                break Ok(false);
+            };
+            let Some(i) = self.rx_slot.get_mut(token as usize).and_then(Option::take) else {
+                break Err(Error::WrongToken);
+            };
+            // SAFETY: the device is done with slot `i`: it used the chain
+            // `token`, which holds exactly that slot, given by `refill`.
+            let len = unsafe { self.rx.pop_used(token, &[], &mut [self.rx_slots.slot(i)]) };
+            self.rx_free.push(i);
+            let len = match len {
+                Ok(len) => len as usize,
+                Err(e) => break Err(e),
+            };
+            // SAFETY: popped above; the reference ends before `refill`.
+            let slot = unsafe { self.rx_slots.slot(i) };
+            // A frame longer than offered (or shorter than its header) is
+            // dropped, as a network would.
+            if len > self.header && len - self.header <= MAX_FRAME && !take(&slot[self.header..len]) {
+                break Ok(true);
+            }
+        };
+        self.refill()?;
+        result
     }
 
     /// Takes back the send slots the device is done with.
     fn reclaim(&mut self) -> Result<(), Error> {
-        while let Some(token) = self.raw.poll_transmit() {
+        while let Some(token) = self.tx.peek_used() {
             let (i, len) = self.tx_slot.get_mut(token as usize).and_then(Option::take).ok_or(Error::WrongToken)?;
             // SAFETY: the device used chain `token`: slot `i`'s first
-            // `len` bytes, as handed over by `send`.
-            unsafe { self.raw.transmit_complete(token, &self.tx.slot(i)[..len])? };
+            // `len` bytes, as `send` handed them over.
+            unsafe { self.tx.pop_used(token, &[&self.tx_slots.slot(i)[..len]], &mut [])? };
             self.tx_free.push(i);
         }
         Ok(())
     }
 
-    /// Queues `frame` for sending and returns; waits only while every
-    /// send slot is in flight.
-    pub fn send(&mut self, frame: &[u8]) -> Result<(), Error> {
-        self.reclaim()?;
-        let mut spins = 0;
-        while self.tx_free.is_empty() {
-            spins += 1;
-            if spins > SEND_SPINS {
-                return Err(Error::IoError);
+    /// Queues `frames` for sending, tells the device once, and returns;
+    /// waits only while every send slot is in flight.
+    pub fn send<'a>(&mut self, frames: impl IntoIterator<Item = &'a [u8]>) -> Result<(), Error> {
+        let mut queued = false;
+        let result = (|| {
+            for frame in frames {
+                if frame.len() > MAX_FRAME {
+                    return Err(Error::InvalidParam);
+                }
+                self.reclaim()?;
+                let mut spins = 0;
+                while self.tx_free.is_empty() {
+                    if queued && self.tx.should_notify() {
+                        self.transport.notify(TX);
+                        queued = false;
+                    }
+                    spins += 1;
+                    if spins > SEND_SPINS {
+                        return Err(Error::IoError);
+                    }
+                    core::hint::spin_loop();
+                    self.reclaim()?;
+                }
+                let i = self.tx_free.pop().expect("a free slot");
+                let len = self.header + frame.len();
+                // SAFETY: slot `i` was free: the device does not hold it.
+                let buf = unsafe { self.tx_slots.slot(i) };
+                buf[..self.header].fill(0); // no offloads asked
+                buf[self.header..len].copy_from_slice(frame);
+                // SAFETY: slot `i` now belongs to the device until
+                // `reclaim` sees its token used; `tx_slot` remembers it and
+                // its length.
+                match unsafe { self.tx.add(&[&buf[..len]], &mut []) } {
+                    Ok(token) => {
+                        *self.tx_slot.get_mut(token as usize).ok_or(Error::WrongToken)? = Some((i, len));
+                        queued = true;
+                    }
+                    Err(e) => {
+                        self.tx_free.push(i);
+                        return Err(e);
+                    }
+                }
             }
-            core::hint::spin_loop();
-            self.reclaim()?;
+            Ok(())
+        })();
+        if queued && self.tx.should_notify() {
+            self.transport.notify(TX);
         }
-        let i = self.tx_free.pop().expect("a free slot");
-        // SAFETY: slot `i` was free: the device does not hold it.
-        let buf = unsafe { self.tx.slot(i) };
-        let header = self.raw.fill_buffer_header(buf)?;
-        let len = header + frame.len();
-        let Some(dst) = buf.get_mut(header..len) else {
-            self.tx_free.push(i);
-            return Err(Error::InvalidParam);
-        };
-        dst.copy_from_slice(frame);
-        // SAFETY: slot `i` now belongs to the device until `reclaim` sees
-        // its token completed; `tx_slot` remembers it and its length.
-        match unsafe { self.raw.transmit_begin(&buf[..len]) } {
-            Ok(token) => {
-                *self.tx_slot.get_mut(token as usize).ok_or(Error::WrongToken)? = Some((i, len));
-                Ok(())
-            }
-            Err(e) => {
-                self.tx_free.push(i);
-                Err(e)
-            }
-        }
+        result
     }
 }

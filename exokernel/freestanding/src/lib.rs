@@ -3,9 +3,17 @@
 //! The precompiled `core` for `x86_64-unknown-linux-gnu` expects libc to
 //! provide `memcpy` and friends, and `rust_eh_personality` to exist even
 //! with `panic = "abort"`. The kernel and every bare-metal user program
-//! link this crate instead of libc. The copies use `rep movsb`/`rep stosb`
-//! in inline assembly so that the compiler cannot turn them back into
-//! calls to themselves.
+//! link this crate instead of libc. The copies and fills move 64 bytes a
+//! loop step through four SSE registers, then eight bytes a step (`rep
+//! movsq`/`rep stosq`), then the odd bytes (`rep movsb`/`rep stosb`), in
+//! inline assembly so that the compiler cannot turn them back into calls
+//! to themselves. Not `rep movsb` alone, which hardware with fast string
+//! instructions would like: QEMU's TCG runs a `rep` string instruction
+//! one step at a time, and byte steps made the copies of the network path
+//! its bottleneck (16 MiB to a sink: 20 MB/s with byte steps, 60 with
+//! quadwords, more with the SSE loop). The kernel may use SSE registers
+//! here: it saves user FPU state wherever it switches process
+//! (DESIGN.md, rules of ring 0).
 #![no_std]
 
 use core::arch::asm;
@@ -17,11 +25,40 @@ use core::arch::asm;
 /// writes, and the two ranges must not overlap.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid and disjoint;
-    // `rep movsb` copies forward (DF is clear per the SysV ABI).
+    // SAFETY: the caller guarantees both ranges are valid and disjoint.
+    // Each 64-byte step loads its block before storing it and the string
+    // instructions copy forward (DF is clear per the SysV ABI), so a
+    // destination below an overlapping source (`memmove`'s forward case)
+    // comes out right too.
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
-             options(nostack, preserves_flags));
+        asm!(
+            "2:",
+            "cmp {n}, 64",
+            "jb 3f",
+            "movdqu xmm0, [rsi]",
+            "movdqu xmm1, [rsi + 16]",
+            "movdqu xmm2, [rsi + 32]",
+            "movdqu xmm3, [rsi + 48]",
+            "movdqu [rdi], xmm0",
+            "movdqu [rdi + 16], xmm1",
+            "movdqu [rdi + 32], xmm2",
+            "movdqu [rdi + 48], xmm3",
+            "add rsi, 64",
+            "add rdi, 64",
+            "sub {n}, 64",
+            "jmp 2b",
+            "3:",
+            "mov rcx, {n}",
+            "shr rcx, 3",
+            "rep movsq",
+            "mov rcx, {n}",
+            "and rcx, 7",
+            "rep movsb",
+            n = inout(reg) n => _,
+            out("rcx") _, inout("rdi") dst => _, inout("rsi") src => _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            options(nostack),
+        );
     }
     dst
 }
@@ -38,11 +75,14 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
         // ranges are disjoint; validity is the caller's guarantee.
         unsafe { memcpy(dst, src, n) }
     } else {
-        // SAFETY: copy backwards with DF set, from the last byte; DF is
-        // cleared again before leaving the block as the ABI requires.
+        // SAFETY: `dst` lies above `src` inside its range (so `n > 0`):
+        // copy backwards with DF set, the odd bytes at the end first, then
+        // the quadwords, each from the highest; DF is cleared again before
+        // leaving the block as the ABI requires.
         unsafe {
-            asm!("std", "rep movsb", "cld",
-                 inout("rcx") n => _, inout("rdi") dst.add(n - 1) => _,
+            asm!("std", "rep movsb", "sub rdi, 7", "sub rsi, 7", "mov rcx, {words}", "rep movsq", "cld",
+                 words = in(reg) n / 8,
+                 inout("rcx") n % 8 => _, inout("rdi") dst.add(n - 1) => _,
                  inout("rsi") src.add(n - 1) => _, options(nostack));
         }
         dst
@@ -55,10 +95,36 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// `dst` must be valid for `n` bytes of writes.
 #[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees `dst` is valid for `n` bytes.
+    let byte = c as u8 as u64;
+    // SAFETY: the caller guarantees `dst` is valid for `n` bytes; 64-byte
+    // steps, then quadwords, then the odd bytes (the low byte of rax is
+    // the byte itself; xmm0 holds it sixteen times).
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
-             options(nostack, preserves_flags));
+        asm!(
+            "movq xmm0, rax",
+            "punpcklqdq xmm0, xmm0",
+            "2:",
+            "cmp {n}, 64",
+            "jb 3f",
+            "movdqu [rdi], xmm0",
+            "movdqu [rdi + 16], xmm0",
+            "movdqu [rdi + 32], xmm0",
+            "movdqu [rdi + 48], xmm0",
+            "add rdi, 64",
+            "sub {n}, 64",
+            "jmp 2b",
+            "3:",
+            "mov rcx, {n}",
+            "shr rcx, 3",
+            "rep stosq",
+            "mov rcx, {n}",
+            "and rcx, 7",
+            "rep stosb",
+            n = inout(reg) n => _,
+            out("rcx") _, inout("rdi") dst => _, in("rax") byte * 0x0101_0101_0101_0101,
+            out("xmm0") _,
+            options(nostack),
+        );
     }
     dst
 }
@@ -106,15 +172,63 @@ pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
 }
 
 /// Referenced by the precompiled `core` even with `panic = "abort"`; never
-/// called because nothing unwinds.
+/// called because nothing unwinds. (Not in the unit tests, which link std.)
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
 
 /// Referenced by the precompiled `alloc` (built with unwinding); never
 /// called because `panic = "abort"` means nothing unwinds.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn _Unwind_Resume() -> ! {
     loop {
         core::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pattern no two nearby bytes of which are equal.
+    fn pattern(n: usize) -> [u8; 300] {
+        core::array::from_fn(|i| (i * 7 + n) as u8 ^ 0x5a)
+    }
+
+    #[test]
+    fn copies_and_fills_are_exact_at_every_length_and_alignment() {
+        for len in 0..270 {
+            for (from, to) in [(0, 0), (1, 0), (0, 3), (5, 2), (7, 9), (8, 8)] {
+                let src = pattern(len);
+                let mut dst = [0xeeu8; 300];
+                // SAFETY: both ranges lie inside their arrays (9 + 269 < 300).
+                unsafe { memcpy(dst.as_mut_ptr().add(to), src.as_ptr().add(from), len) };
+                assert_eq!(&dst[to..to + len], &src[from..from + len], "memcpy {len} {from}->{to}");
+                assert!(dst[..to].iter().chain(&dst[to + len..]).all(|b| *b == 0xee), "memcpy wrote outside");
+
+                let mut buf = [0u8; 300];
+                // SAFETY: inside the array.
+                unsafe { memset(buf.as_mut_ptr().add(to), 0x1ab, len) };
+                assert!(buf[to..to + len].iter().all(|b| *b == 0xab), "memset {len} at {to}");
+                assert!(buf[..to].iter().chain(&buf[to + len..]).all(|b| *b == 0), "memset wrote outside");
+            }
+        }
+    }
+
+    #[test]
+    fn overlapping_moves_go_either_way() {
+        for len in 0..270 {
+            for (from, to) in [(0, 1), (1, 0), (0, 8), (8, 0), (3, 20), (20, 3), (5, 5), (0, 30), (30, 0)] {
+                let mut buf = pattern(len);
+                // The expected bytes, each chosen on its own (no copy
+                // routine under test computes them).
+                let want: [u8; 300] =
+                    core::array::from_fn(|i| if (to..to + len).contains(&i) { buf[from + i - to] } else { buf[i] });
+                // SAFETY: both ranges lie inside the array (30 + 269 < 300).
+                unsafe { memmove(buf.as_mut_ptr().add(to), buf.as_ptr().add(from), len) };
+                assert_eq!(buf, want, "memmove {len} {from}->{to}");
+            }
+        }
     }
 }

@@ -49,7 +49,7 @@ exo_rt::entry!(main);
 /// The buffer shared with the driver: receive slots in its first half,
 /// send slots in its second (`net::Layout`).
 const BUF_VA: u64 = 0x50_0000_0000;
-const BUF_PAGES: u64 = 32;
+const BUF_PAGES: u64 = 64;
 /// Where clients' buffers are mapped: one window each.
 const CLIENT_VA: u64 = 0x60_0000_0000;
 const CLIENT_WINDOW: u64 = 256 * 1024;
@@ -58,12 +58,17 @@ const MAX_CLIENTS: usize = 64;
 const MAX_SLEEP_NS: u64 = 1_000_000_000;
 /// How long to wait for a DHCP address before serving without one.
 const DHCP_WAIT_NS: u64 = 10_000_000_000;
+/// Rounds of polling the interface in one go while frames keep coming.
+const PUMP_ROUNDS: usize = 4;
 /// How often clients are looked at to find those that ended.
 const SWEEP_NS: u64 = 1_000_000_000;
 
 /// Frames exchanged with the driver (for the report).
 static FRAMES_IN: AtomicU64 = AtomicU64::new(0);
 static FRAMES_OUT: AtomicU64 = AtomicU64::new(0);
+/// Calls that moved them, and client requests (for the report).
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// The driver, as a smoltcp device (through the session in `ATTACHED`).
 struct Link;
@@ -99,18 +104,56 @@ fn frames_may_wait() {
     SLOTS.lock().more = true;
 }
 
-/// Passes the queued frames to the driver, in one call.
+/// Passes the queued frames to the driver in one call, which also takes
+/// the frames waiting when every received one has been handed to smoltcp.
 fn flush() {
-    let n = core::mem::take(&mut SLOTS.lock().queued);
-    if n == 0 {
-        return;
-    }
-    match driver_call(Request::Send(n)) {
-        Some(m) if m.words[0] == Status::Ok as u64 => {
-            FRAMES_OUT.fetch_add(m.words[1], Ordering::Relaxed);
+    let (queued, consumed, more) = SLOTS.with(|s| (s.queued, s.next == s.received, s.more));
+    if consumed && (queued > 0 || more) {
+        exchange();
+    } else if queued > 0 {
+        SLOTS.lock().queued = 0;
+        match driver_call(Request::Send(queued)) {
+            Some(m) if m.words[0] == Status::Ok as u64 => {
+                count(&FRAMES_OUT, queued);
+                CALLS.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => println!("net-server: the driver did not send {queued} frame(s)"),
         }
-        _ => println!("net-server: the driver did not send {n} frame(s)"),
     }
+}
+
+/// `RECV n`: the queued frames go out and the waiting ones come in (into
+/// receive slots smoltcp is done with); whether any came.
+fn exchange() -> bool {
+    let queued = core::mem::take(&mut SLOTS.lock().queued);
+    let m = driver_call(Request::Recv(queued));
+    let mut s = SLOTS.lock();
+    let (received, more) = match m {
+        Some(m) if m.words[0] == Status::Ok as u64 => {
+            (usize::try_from(m.words[1]).unwrap_or(0).min(s.layout.slots), m.words[2] != 0)
+        }
+        Some(m) if m.words[0] == Status::Empty as u64 => (0, false),
+        _ => {
+            if queued > 0 {
+                println!("net-server: the driver did not send {queued} frame(s)");
+            }
+            return false;
+        }
+    };
+    count(&FRAMES_OUT, queued);
+    count(&FRAMES_IN, received);
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    (s.received, s.next, s.more) = (received, 0, more);
+    received > 0
+}
+
+fn count(c: &AtomicU64, n: usize) {
+    c.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Whether received frames wait for smoltcp, here or in the driver.
+fn frames_waiting() -> bool {
+    SLOTS.with(|s| s.next < s.received || s.more)
 }
 
 /// The session with the driver and the notification it signals, to
@@ -183,30 +226,20 @@ impl Device for Link {
     type TxToken<'a> = Tx;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
-        let mut s = SLOTS.lock();
-        if s.next == s.received {
-            if !s.more {
-                return None;
-            }
-            drop(s);
-            // The frames smoltcp answered so far go first.
-            flush();
-            let m = driver_call(Request::Recv);
-            s = SLOTS.lock();
-            let (received, more) = match m {
-                Some(m) if m.words[0] == Status::Ok as u64 => {
-                    (usize::try_from(m.words[1]).unwrap_or(0).min(s.layout.slots), m.words[2] != 0)
-                }
-                _ => (0, false),
-            };
-            FRAMES_IN.fetch_add(received as u64, Ordering::Relaxed);
-            (s.received, s.next, s.more) = (received, 0, more);
-            if received == 0 {
-                return None;
-            }
+        let more = SLOTS.with(|s| s.next == s.received && s.more);
+        // Every received frame handed out: the driver's, with the frames
+        // smoltcp answered so far going out in the same call.
+        if more && !exchange() {
+            return None;
         }
-        s.next += 1;
-        Some((Rx(s.layout.rx(s.next - 1)), Tx))
+        // (The token copies its frame out before anything else can call
+        // the driver and refill the slot.)
+        SLOTS.with(|s| {
+            (s.next < s.received).then(|| {
+                s.next += 1;
+                (Rx(s.layout.rx(s.next - 1)), Tx)
+            })
+        })
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
@@ -274,8 +307,7 @@ impl Net {
     /// Polls the interface, follows DHCP, and signals the clients whose
     /// sockets became ready.
     fn poll(&mut self, verbose_dhcp: bool) {
-        self.iface.poll(now(), &mut self.link, &mut self.sockets);
-        flush();
+        self.pump();
         match self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll() {
             Some(dhcpv4::Event::Configured(c)) => {
                 self.iface.update_ip_addrs(|a| {
@@ -314,12 +346,23 @@ impl Net {
         }
         // Segments the update queued (a listener's new sockets, a reset)
         // go out now, not at the next event.
-        self.iface.poll(now(), &mut self.link, &mut self.sockets);
-        flush();
+        self.pump();
         let t = sys::clock();
         if t.saturating_sub(self.last_sweep) >= SWEEP_NS {
             self.last_sweep = t;
             self.sweep();
+        }
+    }
+
+    /// Polls the interface, passing what it sent to the driver, while
+    /// frames keep coming, for a few rounds (then clients get a turn).
+    fn pump(&mut self) {
+        for _ in 0..PUMP_ROUNDS {
+            self.iface.poll(now(), &mut self.link, &mut self.sockets);
+            flush();
+            if !frames_waiting() {
+                break;
+            }
         }
     }
 
@@ -334,8 +377,12 @@ impl Net {
         }
     }
 
-    /// How long to sleep: until smoltcp's next timer, at most a second.
+    /// How long to sleep: not at all while frames wait, else until
+    /// smoltcp's next timer, at most a second.
     fn delay(&mut self) -> u64 {
+        if frames_waiting() {
+            return 0;
+        }
         self.iface
             .poll_delay(now(), &self.sockets)
             .map_or(MAX_SLEEP_NS, |d| (d.total_micros() * 1000).min(MAX_SLEEP_NS))
@@ -343,6 +390,7 @@ impl Net {
 
     /// One client request: the answer words.
     fn request(&mut self, msg: &Message) -> [u64; 3] {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
         let request = match SocketRequest::decode(msg.words) {
             Ok(r) => r,
             Err(s) => {
@@ -501,10 +549,13 @@ fn main(args: &str) -> i32 {
     }
     let _ = ep.call(Request::Detach.encode(), None, FOREVER);
     let (open, connections) = net.table.counts();
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "net-server: {} frames in, {} out; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
-        FRAMES_IN.load(Ordering::Relaxed),
-        FRAMES_OUT.load(Ordering::Relaxed)
+        "net-server: {} frames in, {} out, in {} calls to the driver; {} client requests; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
+        n(&FRAMES_IN),
+        n(&FRAMES_OUT),
+        n(&CALLS),
+        n(&REQUESTS)
     );
     match ended {
         Some(Ended::Failed(_)) => 1,

@@ -17,7 +17,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 /// Bytes a TCP connection buffers each way.
-const TCP_RX: usize = 64 * 1024;
+const TCP_RX: usize = 256 * 1024;
 const TCP_TX: usize = 32 * 1024;
 /// Datagrams and bytes a UDP socket buffers each way.
 const UDP_PACKETS: usize = 32;

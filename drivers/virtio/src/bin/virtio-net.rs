@@ -65,7 +65,7 @@ fn main(args: &str) -> i32 {
     let irq = match device::enable_interrupts(dev.function, &[0]) {
         Ok((note, vector)) => {
             println!("virtio-net: {df}: interrupts: MSI-X entry 0, vector {vector:#x}, signalled on a notification");
-            Some(note)
+            Some((note, vector))
         }
         Err(why) => {
             println!("virtio-net: {df}: no interrupts ({why}); polling");
@@ -77,6 +77,7 @@ fn main(args: &str) -> i32 {
         "virtio-net: {df}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     );
+    let how_irq = Irq { function: dev.function, own: irq.map(|(_, vector)| vector), mac };
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     // One client: the network server.
     let mut sessions = Sessions::new(CLIENT_VA, 1 << 20, 1, frame::MIN_BUFFER);
@@ -84,7 +85,7 @@ fn main(args: &str) -> i32 {
     let how = Serve {
         name: "virtio-net",
         clients,
-        bound: irq,
+        bound: irq.map(|(note, _)| note),
         timeout: if irq.is_some() { FOREVER } else { POLL_NS },
         takes_cap: &[frame::SUBSCRIBE],
     };
@@ -92,24 +93,26 @@ fn main(args: &str) -> i32 {
         let Some(msg) = msg.filter(|m| m.badge != NOTIFY_BADGE) else {
             // Frames came in (an interrupt), or it is time to look.
             if msg.is_some() {
-                nic.ack_interrupt();
+                // (MSI-X: no interrupt status to read.) No more interrupts
+                // until the client has taken the frames.
+                if nic.can_recv() {
+                    nic.quiet();
+                }
             }
             tell_client(&mut nic, &mut sessions);
             return None;
         };
         let request = Request::decode(msg.words);
-        if let (Some(n), Ok(Request::Send(frames))) = (crash_after, request) {
-            if frames_out + frames as u64 >= n {
+        if let (Some(n), Ok(Request::Send(frames) | Request::Recv(frames))) = (crash_after, request) {
+            if frames > 0 && frames_out + frames as u64 >= n {
                 println!("virtio-net: test hook: dying in the middle of sending frame {n}");
                 exo_rt::sys::exit(70);
             }
         }
-        let r = handle(&mut nic, &mut sessions, msg, mac);
-        match (request, r) {
-            (Ok(Request::Recv), Ok((n, _))) => frames_in += n,
-            (Ok(Request::Send(_)), Ok((n, _))) => frames_out += n,
-            _ => {}
-        }
+        let mut counts = (0, 0);
+        let r = handle(&mut nic, &mut sessions, msg, &how_irq, &mut counts);
+        frames_in += counts.0;
+        frames_out += counts.1;
         Some(session::answer(r))
     });
     match ended {
@@ -132,59 +135,84 @@ fn tell_client(nic: &mut Nic, sessions: &mut Sessions) {
     }
 }
 
-/// One request: the answer's words 1 and 2.
-fn handle(nic: &mut Nic, sessions: &mut Sessions, msg: &Message, mac: [u8; 6]) -> Result<(u64, u64), Status> {
+/// What a subscription needs to route the device's interrupts.
+struct Irq {
+    function: exo_rt::caps::PciFunction,
+    /// The driver's own MSI-X vector, if interrupts work.
+    own: Option<u64>,
+    mac: [u8; 6],
+}
+
+/// One request: the answer's words 1 and 2; `counts` gets the frames
+/// received and sent.
+fn handle(
+    nic: &mut Nic,
+    sessions: &mut Sessions,
+    msg: &Message,
+    irq: &Irq,
+    counts: &mut (u64, u64),
+) -> Result<(u64, u64), Status> {
     let request = Request::decode(msg.words);
     if request.is_err() {
         server::drop_passed_cap(msg); // a malformed SUBSCRIBE
     }
     match request? {
-        Request::Attach => sessions.attach(msg).map(|_| (frame::mac_to_word(mac), 1500)),
+        Request::Attach => sessions.attach(msg).map(|_| (frame::mac_to_word(irq.mac), 1500)),
         Request::Subscribe => {
             let cap = msg.cap.ok_or(Status::BadBuffer)?;
-            sessions.subscribe(msg.badge, cap)?;
+            let note = sessions.subscribe(msg.badge, cap)?;
+            // The device's interrupts go to the client itself: a received
+            // frame wakes the network server, not the driver and then it.
+            if let Some(own) = irq.own {
+                match device::redirect_interrupts(irq.function, note, frame::RX_READY, own) {
+                    Ok(v) => println!("virtio-net: interrupts now signal the client's notification (vector {v:#x})"),
+                    Err(why) => println!("virtio-net: {why}: interrupts stay with the driver"),
+                }
+            }
             tell_client(nic, sessions);
             Ok((0, 0))
         }
         Request::Detach => sessions.detach(msg.badge).map(|()| (0, 0)),
-        Request::Recv => {
+        Request::Recv(n) => {
             let buffer = sessions.get(msg.badge)?.buffer();
             let layout = Layout::of(buffer.len());
-            let mut frame = [0u8; frame::MAX_FRAME];
-            let mut got = 0;
-            while got < layout.slots {
-                match nic.recv(&mut frame) {
-                    Ok(Some(len)) => {
-                        frame::put(&mut buffer[layout.rx(got)..], &frame[..len]);
-                        got += 1;
-                    }
-                    Ok(None) => break,
-                    // Longer than offered: dropped, as a network would.
-                    Err(virtio_drivers::Error::InvalidParam) => {}
-                    Err(_) => return Err(Status::DeviceError),
-                }
+            if layout.slots == 0 {
+                return Err(Status::BadBuffer);
             }
+            counts.1 += send(nic, buffer, layout, n)?;
+            let mut got = 0;
+            let more = nic
+                .recv(|f| {
+                    frame::put(&mut buffer[layout.rx(got)..], f);
+                    got += 1;
+                    got < layout.slots
+                })
+                .map_err(|_| Status::DeviceError)?;
+            counts.0 += got as u64;
             if got == 0 {
                 return Err(Status::Empty);
             }
-            Ok((got as u64, nic.can_recv() as u64))
+            Ok((got as u64, more as u64))
         }
         Request::Send(n) => {
             let buffer = sessions.get(msg.badge)?.buffer();
-            let layout = Layout::of(buffer.len());
-            if n > layout.slots {
-                return Err(Status::TooLarge);
-            }
-            // Every length checked before anything goes out.
-            if (0..n).any(|i| frame::get(&buffer[layout.tx(i)..]).is_none()) {
-                return Err(Status::BadFrame);
-            }
-            for i in 0..n {
-                // (A client that rewrites a length meanwhile loses the rest.)
-                let f = frame::get(&buffer[layout.tx(i)..]).ok_or(Status::BadFrame)?;
-                nic.send(f).map_err(|_| Status::DeviceError)?;
-            }
+            counts.1 += send(nic, buffer, Layout::of(buffer.len()), n)?;
             Ok((n as u64, 0))
         }
     }
+}
+
+/// Sends the frames in the first `n` send slots of `buffer`: how many.
+fn send(nic: &mut Nic, buffer: &[u8], layout: Layout, n: usize) -> Result<u64, Status> {
+    if n > layout.slots {
+        return Err(Status::TooLarge);
+    }
+    // Every length checked before anything goes out.
+    if (0..n).any(|i| frame::get(&buffer[layout.tx(i)..]).is_none()) {
+        return Err(Status::BadFrame);
+    }
+    // (A client that rewrites a length meanwhile loses the rest.)
+    let frames = (0..n).map_while(|i| frame::get(&buffer[layout.tx(i)..]));
+    nic.send(frames).map_err(|_| Status::DeviceError)?;
+    Ok(n as u64)
 }

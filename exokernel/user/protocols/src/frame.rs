@@ -9,9 +9,11 @@
 //! and the frame from byte [`FRAME_AT`] on. The client may subscribe a
 //! notification (`SUBSCRIBE`, passing it), which the driver signals with
 //! [`RX_READY`] when frames are waiting, so that it can sleep on it
-//! between its own timers. `RECV` fills receive slots from the first with
-//! the frames waiting (or answers `Empty`); `SEND n` transmits the frames
-//! in the first `n` send slots, in order, after checking every length.
+//! between its own timers. `SEND n` transmits the frames in the first `n`
+//! send slots, in order, after checking every length; `RECV n` does the
+//! same (n may be 0), then fills receive slots from the first with the
+//! frames waiting: a network server sends what it has and takes what came
+//! in one call.
 
 pub use crate::session::{Status, ATTACH, DETACH};
 
@@ -21,8 +23,9 @@ pub const SUBSCRIBE: u64 = crate::session::FIRST_OP;
 /// Answer: `[OK, n, 0]`; `BadFrame` (nothing sent) if a slot's length is
 /// 0 or over [`MAX_FRAME`]; `TooLarge` if the buffer has fewer slots.
 pub const SEND: u64 = SUBSCRIBE + 1;
-/// Fill the receive slots with waiting frames. Answer: `[OK, frames, 1
-/// if more are waiting]`, or `[EMPTY, 0, 0]`.
+/// `[RECV, n, 0]`: transmit the frames in the first `n` send slots (as
+/// `SEND`; none if 0), then fill the receive slots with waiting frames.
+/// Answer: `[OK, frames, 1 if more are waiting]`, or `[EMPTY, 0, 0]`.
 pub const RECV: u64 = SUBSCRIBE + 2;
 
 /// Bytes of a slot.
@@ -84,8 +87,8 @@ pub enum Request {
     Subscribe,
     /// See [`SEND`]: how many frames.
     Send(usize),
-    /// See [`RECV`].
-    Recv,
+    /// See [`RECV`]: how many frames to send first.
+    Recv(usize),
     /// See [`DETACH`].
     Detach,
 }
@@ -97,7 +100,7 @@ impl Request {
             Request::Attach => [ATTACH, 0, 0],
             Request::Subscribe => [SUBSCRIBE, 0, 0],
             Request::Send(n) => [SEND, n as u64, 0],
-            Request::Recv => [RECV, 0, 0],
+            Request::Recv(n) => [RECV, n as u64, 0],
             Request::Detach => [DETACH, 0, 0],
         }
     }
@@ -109,7 +112,7 @@ impl Request {
             [SUBSCRIBE, 0, 0] => Request::Subscribe,
             [SEND, n, 0] if n >= 1 => Request::Send(usize::try_from(n).map_err(|_| Status::TooLarge)?),
             [SEND, _, 0] => return Err(Status::BadFrame),
-            [RECV, 0, 0] => Request::Recv,
+            [RECV, n, 0] => Request::Recv(usize::try_from(n).map_err(|_| Status::TooLarge)?),
             [DETACH, 0, 0] => Request::Detach,
             _ => return Err(Status::BadRequest),
         })
@@ -132,13 +135,19 @@ mod tests {
 
     #[test]
     fn requests_round_trip_and_sends_carry_frames() {
-        for r in
-            [Request::Attach, Request::Subscribe, Request::Send(1), Request::Send(64), Request::Recv, Request::Detach]
-        {
+        for r in [
+            Request::Attach,
+            Request::Subscribe,
+            Request::Send(1),
+            Request::Send(64),
+            Request::Recv(0),
+            Request::Recv(3),
+            Request::Detach,
+        ] {
             assert_eq!(Request::decode(r.encode()), Ok(r));
         }
         assert_eq!(Request::decode([SEND, 0, 0]), Err(Status::BadFrame));
-        for w in [[0, 0, 0], [RECV + 1, 0, 0], [RECV, 1, 0], [ATTACH, 0, 1], [SEND, 60, 1]] {
+        for w in [[0, 0, 0], [RECV + 1, 0, 0], [RECV, 1, 1], [ATTACH, 0, 1], [SEND, 60, 1]] {
             assert_eq!(Request::decode(w), Err(Status::BadRequest), "{w:?}");
         }
     }
