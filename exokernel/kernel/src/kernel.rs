@@ -76,18 +76,26 @@ pub fn insert_in_free_slot<T>(table: &mut Vec<Option<T>>, value: T) -> u32 {
 pub struct Clock {
     /// TSC at boot.
     pub tsc0: u64,
-    /// TSC ticks per second.
-    pub tsc_hz: u64,
+    /// Nanoseconds per tick in 32.32 fixed point: a reading is one
+    /// multiplication, not a 128-bit division (a library routine, slow
+    /// under QEMU's TCG, and the clock is read at every network poll).
+    ns_per_tick: u64,
     /// Nanoseconds since 1970-01-01 UTC at `tsc0` (from the real-time
     /// clock at boot).
     pub wall0: u64,
 }
 
 impl Clock {
+    /// The clock of a TSC that read `tsc0` at boot and counts `tsc_hz`.
+    pub fn new(tsc0: u64, tsc_hz: u64, wall0: u64) -> Clock {
+        let ns_per_tick = ((1_000_000_000u128 << 32) / tsc_hz.max(1) as u128).min(u64::MAX as u128) as u64;
+        Clock { tsc0, ns_per_tick, wall0 }
+    }
+
     /// Nanoseconds since boot.
     pub fn now(&self) -> u64 {
         let ticks = cpu::rdtsc().wrapping_sub(self.tsc0) as u128;
-        (ticks * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
+        ((ticks * self.ns_per_tick as u128) >> 32) as u64
     }
 
     /// Nanoseconds since 1970-01-01 UTC.

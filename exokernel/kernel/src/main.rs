@@ -160,7 +160,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             946_684_800 * 1_000_000_000
         }
     };
-    let clock = Clock { tsc0, tsc_hz: cal.tsc_hz, wall0 };
+    let clock = Clock::new(tsc0, cal.tsc_hz, wall0);
     // SAFETY: single initialisation before any entry point can run.
     unsafe {
         *KERNEL.0.get() = Some(Kernel {

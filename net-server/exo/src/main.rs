@@ -35,7 +35,6 @@ use exo_protocols::session::{self, Status as Answer};
 use exo_protocols::socket::{self as proto, Request as SocketRequest};
 use exo_rt::abi::{slot, DEPENDENCY_BITS, FOREVER, NOTIFY_BADGE};
 use exo_rt::caps::{Endpoint, Message, Notification};
-use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -73,14 +72,13 @@ static REQUESTS: AtomicU64 = AtomicU64::new(0);
 /// The driver, as a smoltcp device (through the session in `ATTACHED`).
 struct Link;
 
-/// The buffer shared with the driver, mapped by `attach`; the driver
-/// writes it only while we wait in a call, and the tokens below use it one
-/// at a time.
-static BUFFER: SpinLock<Option<Mapping>> = SpinLock::new(None);
-
-fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    f(BUFFER.lock().as_mut().expect("attached before any frame moves").as_mut_slice())
-}
+/// The two halves of the buffer shared with the driver (mapped by
+/// `attach` for the life of the process): receive slots, send slots. The
+/// driver writes the receive half only in a `RECV`, which is never made
+/// while a frame of it is being handed to smoltcp (`Slots::consuming`),
+/// and reads the send half only while we wait in a call.
+static RX_AREA: SpinLock<Option<&'static mut [u8]>> = SpinLock::new(None);
+static TX_AREA: SpinLock<Option<&'static mut [u8]>> = SpinLock::new(None);
 
 /// Frames in the slots: those received and not yet handed to smoltcp,
 /// those smoltcp sent and not yet passed to the driver.
@@ -94,10 +92,19 @@ struct Slots {
     more: bool,
     /// Send slots filled.
     queued: usize,
+    /// A received frame is being handed to smoltcp (which may send, and
+    /// so flush, meanwhile): its slot must not be filled again yet.
+    consuming: bool,
 }
 
-static SLOTS: SpinLock<Slots> =
-    SpinLock::new(Slots { layout: net::Layout { slots: 0 }, received: 0, next: 0, more: true, queued: 0 });
+static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
+    layout: net::Layout { slots: 0 },
+    received: 0,
+    next: 0,
+    more: true,
+    queued: 0,
+    consuming: false,
+});
 
 /// Says the driver may have frames (its notification, or a timer).
 fn frames_may_wait() {
@@ -107,7 +114,7 @@ fn frames_may_wait() {
 /// Passes the queued frames to the driver in one call, which also takes
 /// the frames waiting when every received one has been handed to smoltcp.
 fn flush() {
-    let (queued, consumed, more) = SLOTS.with(|s| (s.queued, s.next == s.received, s.more));
+    let (queued, consumed, more) = SLOTS.with(|s| (s.queued, s.next == s.received && !s.consuming, s.more));
     if consumed && (queued > 0 || more) {
         exchange();
     } else if queued > 0 {
@@ -179,23 +186,23 @@ fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
     session.call(request.encode(), MAX_REATTACH, resubscribe).ok()
 }
 
-/// A received frame: the byte offset of its slot.
+/// A received frame: the byte offset of its slot in the receive half.
 struct Rx(usize);
 struct Tx;
 
 impl RxToken for Rx {
-    /// smoltcp may answer a frame from inside `f` (an ARP reply, an ICMP
-    /// echo reply, the ACK of a segment out of order), sending through a
-    /// `Tx` that takes the buffer too: so `f` gets a copy, with the buffer
-    /// free (holding it across `f` deadlocked the server on such answers).
+    /// `f` reads the frame where the driver put it. smoltcp may answer it
+    /// from inside `f` (an ARP reply, an ICMP echo reply, the ACK of a
+    /// segment out of order) through a `Tx`, which takes the other half
+    /// and may flush: only sending then, the receive slots stay as they
+    /// are until `f` is done.
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let mut frame = [0u8; net::MAX_FRAME];
-        let len = with_buffer(|b| {
-            let got = net::get(&b[self.0..]).unwrap_or(&[]);
-            frame[..got.len()].copy_from_slice(got);
-            got.len()
-        });
-        f(&frame[..len])
+        let area = RX_AREA.lock();
+        SLOTS.lock().consuming = true;
+        let frame = area.as_deref().and_then(|a| net::get(a.get(self.0..)?)).unwrap_or(&[]);
+        let r = f(frame);
+        SLOTS.lock().consuming = false;
+        r
     }
 }
 
@@ -211,13 +218,12 @@ impl TxToken for Tx {
         let at = {
             let mut s = SLOTS.lock();
             s.queued += 1;
-            s.layout.tx(s.queued - 1)
+            s.layout.tx(s.queued - 1) - s.layout.tx(0)
         };
-        with_buffer(|b| {
-            let slot = &mut b[at..];
-            slot[..net::FRAME_AT].copy_from_slice(&(len as u16).to_le_bytes());
-            f(&mut slot[net::FRAME_AT..net::FRAME_AT + len])
-        })
+        let mut area = TX_AREA.lock();
+        let slot = &mut area.as_deref_mut().expect("attached before any frame moves")[at..];
+        slot[..net::FRAME_AT].copy_from_slice(&(len as u16).to_le_bytes());
+        f(&mut slot[net::FRAME_AT..net::FRAME_AT + len])
     }
 }
 
@@ -270,8 +276,12 @@ fn attach_again() {
 /// Attaches the buffer and subscribes `note`; the MAC address.
 fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
     let (buffer, session, [mac, _]) = Attached::new(ep, BUF_PAGES, BUF_VA)?;
-    SLOTS.lock().layout = net::Layout::of(buffer.len());
-    *BUFFER.lock() = Some(buffer);
+    let layout = net::Layout::of(buffer.len());
+    SLOTS.lock().layout = layout;
+    // Mapped for good: the halves are borrowed for the life of the process.
+    let (rx, tx) = Box::leak(Box::new(buffer)).as_mut_slice().split_at_mut(layout.tx(0));
+    *RX_AREA.lock() = Some(rx);
+    *TX_AREA.lock() = Some(tx);
     *ATTACHED.lock() = Some((session, note));
     subscribe(ep, note)?;
     Ok(net::mac_from_word(mac))
@@ -301,12 +311,15 @@ struct Net {
     table: sockets::Table,
     clients: Sessions,
     last_sweep: u64,
+    /// The time of this poll (one clock reading serves all its rounds).
+    now: Instant,
 }
 
 impl Net {
     /// Polls the interface, follows DHCP, and signals the clients whose
     /// sockets became ready.
     fn poll(&mut self, verbose_dhcp: bool) {
+        self.now = now();
         self.pump();
         match self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll() {
             Some(dhcpv4::Event::Configured(c)) => {
@@ -337,7 +350,8 @@ impl Net {
             }
             None => {}
         }
-        for owner in self.table.update(&mut self.sockets) {
+        let ns = self.now.total_micros() as u64 * 1000;
+        for owner in self.table.update(&mut self.sockets, ns) {
             if let Ok(s) = self.clients.get(owner) {
                 if let Some(n) = s.note {
                     let _ = n.signal(proto::READY);
@@ -347,9 +361,8 @@ impl Net {
         // Segments the update queued (a listener's new sockets, a reset)
         // go out now, not at the next event.
         self.pump();
-        let t = sys::clock();
-        if t.saturating_sub(self.last_sweep) >= SWEEP_NS {
-            self.last_sweep = t;
+        if ns.saturating_sub(self.last_sweep) >= SWEEP_NS {
+            self.last_sweep = ns;
             self.sweep();
         }
     }
@@ -358,7 +371,7 @@ impl Net {
     /// frames keep coming, for a few rounds (then clients get a turn).
     fn pump(&mut self) {
         for _ in 0..PUMP_ROUNDS {
-            self.iface.poll(now(), &mut self.link, &mut self.sockets);
+            self.iface.poll(self.now, &mut self.link, &mut self.sockets);
             flush();
             if !frames_waiting() {
                 break;
@@ -384,7 +397,7 @@ impl Net {
             return 0;
         }
         self.iface
-            .poll_delay(now(), &self.sockets)
+            .poll_delay(self.now, &self.sockets)
             .map_or(MAX_SLEEP_NS, |d| (d.total_micros() * 1000).min(MAX_SLEEP_NS))
     }
 
@@ -490,6 +503,7 @@ fn main(args: &str) -> i32 {
         table: sockets::Table::new(sys::rdtsc()),
         clients: Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, proto::MIN_BUFFER),
         last_sweep: sys::clock(),
+        now: now(),
     };
 
     // The address first (clients calling meanwhile wait for it), for a

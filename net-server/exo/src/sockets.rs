@@ -17,7 +17,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 /// Bytes a TCP connection buffers each way.
-const TCP_RX: usize = 256 * 1024;
+const TCP_RX: usize = 64 * 1024;
 const TCP_TX: usize = 32 * 1024;
 /// Datagrams and bytes a UDP socket buffers each way.
 const UDP_PACKETS: usize = 32;
@@ -556,10 +556,10 @@ impl Table {
     /// After a poll of the interface: connections made move to their
     /// listener's queue, listeners are refilled, closed connections that
     /// are done are let go; the owners (badges) whose sockets gained a flag
-    /// since they were last told, each once.
-    pub fn update(&mut self, sockets: &mut SocketSet<'static>) -> Vec<u64> {
+    /// since they were last told, each once. `now`: the poll's time (ns
+    /// since boot), for lingering connections' deadlines.
+    pub fn update(&mut self, sockets: &mut SocketSet<'static>, now: u64) -> Vec<u64> {
         use tcp::State::*;
-        let now = exo_rt::sys::clock();
         self.lingering.retain(|&(h, until)| {
             let state = sockets.get::<tcp::Socket>(h).state();
             let done = matches!(state, Closed | TimeWait);
