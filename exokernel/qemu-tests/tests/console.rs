@@ -148,22 +148,33 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
                 "exo-sh: the ExoV6 shell (the disk's files at /d0)",
                 b"mkdir /d0/made\rcp data/blob.bin made\rmv /d0/hello.txt /d0/made/moved.txt\rrm data/blob.bin\rls made data\r\
                   echo first line > made/out.txt\recho second line >>/d0/made/out.txt\rls made >> made/out.txt\r\
-                  cat made/out.txt\rwc made/out.txt\rsha256sum made/out.txt > x\recho redirected $?\recho done $?\r",
+                  cat made/out.txt\rwc made/out.txt\rsha256sum made/out.txt > made/sum.txt\recho redirected $?\r\
+                  sha256sum < made/out.txt >>made/sum.txt\recho appended $?\rsha256sum made/out.txt | wc\recho piped $?\r\
+                  sha256sum < made/none.txt\recho missing $?\recho done $?\r",
             ),
             ("done 0", b"\x04"),
         ],
     );
     b.expect_in_order(&["moved.txt", "done 0", "exo-sh: bye"]);
-    // Built-in commands' output goes to the file, made anew or added to;
-    // a program's cannot be sent yet, and the shell says so.
-    b.expect_line("exo-sh: sha256sum: a program's output cannot be sent to a file yet");
-    b.expect_line("redirected 2");
+    // Output goes to the file, made anew or added to, a built-in
+    // command's and a program's alike; a program reads < FILE; there are
+    // no pipes, and the shell says so.
+    b.expect_line("redirected 0");
+    b.expect_line("appended 0");
+    b.expect_line("exo-sh: no pipes yet: the POSIX library has no pipe object to give two programs");
+    b.expect_line("piped 2");
+    b.expect_line("exo-sh: /d0/made/none.txt: ENOENT");
+    b.expect_line("missing 1");
     b.expect_line("root: every client of console has ended for good; closed it, so that console stops waiting");
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let out = std::process::Command::new("mtype").args(["-i", i, "::/made/moved.txt"]).output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from the test's image\n");
     let out = std::process::Command::new("mtype").args(["-i", i, "::/made/out.txt"]).output().expect("mtype");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "first line\nsecond line\nblob.bin\nmoved.txt\nout.txt\n");
+    let want = "first line\nsecond line\nblob.bin\nmoved.txt\nout.txt\n";
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let sum = sha256_hex(want.as_bytes());
+    let out = std::process::Command::new("mtype").args(["-i", i, "::/made/sum.txt"]).output().expect("mtype");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{sum}  made/out.txt\n{sum}  -\n"));
     let copied = std::process::Command::new("mtype").args(["-i", i, "::/made/blob.bin"]).output().expect("mtype");
     assert!(copied.stdout == blob, "cp: {} bytes of {}", copied.stdout.len(), blob.len());
     let listing = std::process::Command::new("mdir").args(["-b", "-i", i, "::/data"]).output().expect("mdir");
@@ -497,4 +508,17 @@ fn programs_started_one_after_another_give_their_memory_back() {
     }
     assert!(!text.contains("ENOMEM"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The SHA-256 of `data` in hexadecimal, by the host's `sha256sum`.
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum on the host");
+    child.stdin.take().expect("piped").write_all(data).expect("to sha256sum");
+    let out = child.wait_with_output().expect("sha256sum on the host");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a hash").to_string()
 }

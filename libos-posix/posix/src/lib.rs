@@ -9,7 +9,13 @@
 //! `rename` and `close` into file-protocol requests (`exo_protocols::file`)
 //! through a buffer shared with the server. Errors are POSIX errno values.
 //! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
-//! file). File servers are mounted at `/` or at directories (`/d0`,
+//! file), unless the program was started with its output or input sent
+//! to a file: a program whose [`entry!`] is this library's opens the file
+//! named by `EXO_STDOUT` (added to) as descriptor 1 and sends `print!` and
+//! `println!` there, and the file named by `EXO_STDIN` as descriptor 0
+//! (the shell's `> FILE`, `>> FILE` and `< FILE`; it makes or cuts the
+//! file first, so that its errors are its own). Descriptor 2 stays the
+//! console, as do `eprintln!` and panics. File servers are mounted at `/` or at directories (`/d0`,
 //! `/d1` ... one per disk), each request going to the one whose
 //! directory holds its path. Programs of the boot
 //! image are started, waited for and stopped through the root task's
@@ -252,7 +258,8 @@ pub fn mount_disks() -> Vec<String> {
         };
         let at = alloc::format!("/d{n}");
         let Some(ep) = exo_rt::endpoint(name) else { continue };
-        if mount_at(ep.slot(), &at).is_ok() {
+        // (Mounted already, by `start` say, counts.)
+        if matches!(mount_at(ep.slot(), &at), Ok(()) | Err(Errno::EBUSY)) {
             done.push(at);
         }
     }
@@ -610,11 +617,117 @@ fn file(s: &mut State, fd: Fd) -> Result<&mut OpenFile> {
     }
 }
 
+/// The files descriptors 0 and 1 stand for, when the program was started
+/// with them sent to files ([`start`]).
+static STDIO: SpinLock<[Option<Fd>; 2]> = SpinLock::new([None; 2]);
+
+/// Whether descriptor 0 reads a file (`< FILE`) rather than the console
+/// (which programs cannot read: the shell holds it).
+pub fn stdin_redirected() -> bool {
+    redirected(0).is_some()
+}
+
+/// What standard descriptor `fd` (0 or 1) stands for, if a file.
+fn redirected(fd: Fd) -> Option<Fd> {
+    STDIO.lock().get(usize::try_from(fd).ok()?).copied().flatten()
+}
+
+/// The environment variables that send a program's input and output to
+/// files (absolute paths; the output is added to the file's end).
+pub const STDIN_VAR: &str = "EXO_STDIN";
+/// See [`STDIN_VAR`].
+pub const STDOUT_VAR: &str = "EXO_STDOUT";
+
+/// Sets up a program's standard descriptors from its environment: the
+/// file in `EXO_STDOUT` opened to add to as descriptor 1, where `print!`
+/// and `println!` then go; the file in `EXO_STDIN` as descriptor 0. The
+/// disks are mounted first if either is set. What failed, and how.
+pub fn start() -> core::result::Result<(), (String, Errno)> {
+    let (input, output) = (getenv(STDIN_VAR), getenv(STDOUT_VAR));
+    if input.is_none() && output.is_none() {
+        return Ok(());
+    }
+    mount_disks();
+    if let Some(path) = input {
+        let fd = open(&path, flags::O_RDONLY).map_err(|e| (path, e))?;
+        STDIO.lock()[0] = Some(fd);
+    }
+    if let Some(path) = output {
+        let fd = open(&path, flags::O_WRONLY | flags::O_APPEND).map_err(|e| (path, e))?;
+        STDIO.lock()[1] = Some(fd);
+        exo_rt::io::set_output(Some(print_to_stdout));
+    }
+    Ok(())
+}
+
+/// `print!`'s bytes, to descriptor 1's file (failures told on the
+/// console, once a line).
+fn print_to_stdout(bytes: &[u8]) {
+    if let Err(e) = write_all(1, bytes) {
+        exo_rt::eprintln!("standard output: {e:?}");
+    }
+}
+
+/// Writes all of `data` to `fd` (a write may take less than it is
+/// given).
+pub fn write_all(fd: Fd, mut data: &[u8]) -> Result<()> {
+    while !data.is_empty() {
+        match write(fd, data)? {
+            0 => return Err(Errno::EIO),
+            n => data = &data[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Ends what [`start`] set up: output to the console again, the files
+/// closed.
+pub fn finish() {
+    exo_rt::io::set_output(None);
+    let files = core::mem::take(&mut *STDIO.lock());
+    for fd in files.into_iter().flatten() {
+        let _ = close(fd);
+    }
+}
+
+/// Runs a program's `main` between [`start`] and [`finish`] (what
+/// [`entry!`] does); a standard file that cannot be opened ends it with
+/// status 1 and says why on the console.
+pub fn run(args: &str, main: fn(&str) -> i32) -> i32 {
+    if let Err((path, e)) = start() {
+        exo_rt::eprintln!("{path}: {e:?}");
+        finish();
+        return 1;
+    }
+    let status = main(args);
+    finish();
+    status
+}
+
+/// A program's entry point, as `exo_rt::entry!`, with its standard
+/// descriptors set up from its environment ([`run`]).
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        $crate::__rt::entry!(__exo_posix_main);
+        fn __exo_posix_main(args: &str) -> i32 {
+            $crate::run(args, $main)
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use exo_rt as __rt;
+
 /// Reads up to `buf.len()` bytes at the descriptor's position; 0 at the
 /// end of the file. On a socket: [`net::recv`].
 pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     if (0..3).contains(&fd) {
-        return if fd == 0 { Ok(0) } else { Err(Errno::EBADF) };
+        return match (fd, redirected(fd)) {
+            (_, Some(file)) => read(file, buf),
+            (0, None) => Ok(0),
+            _ => Err(Errno::EBADF),
+        };
     }
     if let Ok(k) = socket_of(fd) {
         return net::recv_on(k, buf).map(|(n, _)| n);
@@ -643,6 +756,9 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 /// `O_APPEND`); how many bytes were written. On a socket: [`net::send`].
 pub fn write(fd: Fd, data: &[u8]) -> Result<usize> {
     if fd == 1 || fd == 2 {
+        if let Some(file) = redirected(fd) {
+            return write(file, data);
+        }
         return exo_rt::caps::CONSOLE.write(data).map(|n| n as usize).map_err(|_| Errno::EIO);
     }
     if let Ok(k) = socket_of(fd) {

@@ -23,10 +23,13 @@
 //! `[PID] COMMAND`, and before a later prompt `[PID] done, HOW: COMMAND`
 //! once it has ended; `wait` waits for such programs (^C stops waiting,
 //! not them).
-//! `> FILE` and `>> FILE` send a built-in command's output to a file;
-//! programs write to the console themselves, so theirs cannot be sent
-//! yet, and there are no pipes (the library has no descriptors to hand a
-//! child yet).
+//! `> FILE` and `>> FILE` send a command's output to a file (made anew,
+//! or added to), `< FILE` gives a program a file as its input: a built-in
+//! command's output is collected by the shell; a program gets the files
+//! through its environment (`EXO_STDOUT`, `EXO_STDIN`), which the POSIX
+//! library's entry point opens as its descriptors 1 and 0 (its messages
+//! still go to the console). There are no pipes: the library has no pipe
+//! object yet to give two programs, and the shell says so.
 //!
 //! Endpoints, by name: `files` (or `files0` ...), `console`, `procs`; a
 //! program the shell starts gets them all, under the same names.
@@ -213,7 +216,7 @@ fn copy(from: &str, to: &str) -> Result<(), (String, Errno)> {
     let mut failed = None;
     let r = each_chunk(from, |b| {
         if failed.is_none() {
-            failed = write_all(out, b).err();
+            failed = posix::write_all(out, b).err();
         }
     });
     let closed = posix::close(out);
@@ -246,24 +249,54 @@ macro_rules! say {
     }};
 }
 
+/// A command line's redirections, as written.
+#[derive(Default)]
+struct Redirects {
+    /// `> FILE` (false) or `>> FILE` (true).
+    out: Option<(String, bool)>,
+    /// `< FILE`.
+    input: Option<String>,
+}
+
+/// Splits `> FILE`, `>> FILE` and `< FILE` (at most one output and one
+/// input, anywhere after the command) off a command line.
+fn redirections(line: &str) -> Result<(String, Redirects), &'static str> {
+    let mut command = String::new();
+    let mut r = Redirects::default();
+    let mut rest = line;
+    while let Some(at) = rest.find(['>', '<']) {
+        command.push_str(&rest[..at]);
+        command.push(' ');
+        let op = &rest[at..];
+        let (output, append, after) = match (op.strip_prefix(">>"), op.strip_prefix('>')) {
+            (Some(a), _) => (true, true, a),
+            (None, Some(a)) => (true, false, a),
+            (None, None) => (false, false, &op[1..]),
+        };
+        let after = after.trim_start();
+        let end = after.find(|c: char| c.is_whitespace() || c == '>' || c == '<').unwrap_or(after.len());
+        let target = &after[..end];
+        if target.is_empty() {
+            return Err(if output { "> wants a file name after it" } else { "< wants a file name after it" });
+        }
+        match output {
+            true if r.out.is_none() => r.out = Some((target.into(), append)),
+            false if r.input.is_none() => r.input = Some(target.into()),
+            _ => return Err("one > FILE and one < FILE at most"),
+        }
+        rest = &after[end..];
+    }
+    command.push_str(rest);
+    Ok((command, r))
+}
+
 /// Writes `data` to file `path`, made anew (or added to its end).
 fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
     use posix::flags::{O_APPEND, O_CREAT, O_TRUNC, O_WRONLY};
     let fd = posix::open(path, O_WRONLY | O_CREAT | if append { O_APPEND } else { O_TRUNC })?;
-    let r = write_all(fd, data);
+    let r = posix::write_all(fd, data);
     let closed = posix::close(fd);
     r.and(closed)
-}
-
-/// Writes all of `data` to `fd` (a write may take less than it is given).
-fn write_all(fd: posix::Fd, mut data: &[u8]) -> Result<(), Errno> {
-    while !data.is_empty() {
-        match posix::write(fd, data)? {
-            0 => return Err(Errno::EIO),
-            n => data = &data[n..],
-        }
-    }
-    Ok(())
 }
 
 impl Shell {
@@ -280,39 +313,80 @@ impl Shell {
     }
 
     /// Runs one command line; its status (`None`: leave). `> FILE` or
-    /// `>> FILE` at its end sends a built-in command's output to FILE
-    /// (made anew, or added to); messages about failures still go to the
-    /// console.
+    /// `>> FILE` sends the command's output to FILE (made anew, or added
+    /// to), `< FILE` gives a program FILE as its input; messages about
+    /// failures still go to the console. `COMMAND &` starts a program
+    /// without waiting.
     fn run(&mut self, line: &str) -> Option<i32> {
         let (line, background) = match line.trim_end().strip_suffix('&') {
             Some(l) => (l, true),
             None => (line, false),
         };
-        if background {
-            return Some(self.start_job(line));
+        if line.contains('|') {
+            println!(
+                "exo-sh: no pipes yet: the POSIX library has no pipe object to give two programs (send the first's \
+                 output to a file with > FILE, and give it to the second with < FILE)"
+            );
+            return Some(2);
         }
-        let (line, redirect) = match line.split_once('>') {
-            None => (line, None),
-            Some((cmd, rest)) => {
-                let (append, target) = match rest.strip_prefix('>') {
-                    Some(t) => (true, t.trim()),
-                    None => (false, rest.trim()),
-                };
-                if target.is_empty() || target.contains(char::is_whitespace) || target.contains('>') {
-                    println!("exo-sh: > wants one file name after it");
-                    return Some(2);
-                }
-                (cmd, Some((posix::join_path(&self.cwd, target), append)))
+        let (line, redirects) = match redirections(line) {
+            Ok(r) => r,
+            Err(why) => {
+                println!("exo-sh: {why}");
+                return Some(2);
             }
         };
-        let mut out = Out(redirect.as_ref().map(|_| String::new()));
-        let status = self.command(line, &mut out, redirect.is_some())?;
-        let Some((target, append)) = redirect else { return Some(status) };
-        let text = out.0.unwrap_or_default();
-        match write_file(&target, text.as_bytes(), append) {
-            Ok(()) => Some(status),
-            Err(e) => Some(self.fail(&format!("exo-sh: {target}"), e)),
+        let out = redirects.out.map(|(target, append)| (posix::join_path(&self.cwd, &self.expand(&target)), append));
+        let input = redirects.input.map(|target| posix::join_path(&self.cwd, &self.expand(&target)));
+        let builtin = line.split_whitespace().next().is_some_and(|cmd| BUILTINS.contains(&cmd));
+        if builtin && background {
+            println!("exo-sh: & runs programs only, and {} is a built-in command", line.trim());
+            return Some(2);
         }
+        if builtin {
+            if input.is_some() {
+                println!("exo-sh: < FILE is for programs (built-in commands take files as arguments)");
+                return Some(2);
+            }
+            let mut to = Out(out.as_ref().map(|_| String::new()));
+            let status = self.command(&line, &mut to)?;
+            let Some((target, append)) = out else { return Some(status) };
+            let text = to.0.unwrap_or_default();
+            return match write_file(&target, text.as_bytes(), append) {
+                Ok(()) => Some(status),
+                Err(e) => Some(self.fail(&format!("exo-sh: {target}"), e)),
+            };
+        }
+        // A program: the shell makes (or cuts) its output file and checks
+        // its input file, so that those errors are the shell's; the
+        // program opens them through its environment (exo_posix::start).
+        if let Some((target, append)) = &out {
+            if let Err(e) = write_file(target, b"", *append) {
+                return Some(self.fail(&format!("exo-sh: {target}"), e));
+            }
+        }
+        if let Some(target) = &input {
+            match posix::stat(target) {
+                Ok(st) if st.is_dir() => return Some(self.fail(&format!("exo-sh: {target}"), Errno::EISDIR)),
+                Ok(_) => {}
+                Err(e) => return Some(self.fail(&format!("exo-sh: {target}"), e)),
+            }
+        }
+        let saved = [posix::getenv(posix::STDOUT_VAR), posix::getenv(posix::STDIN_VAR)];
+        let set = |name: &str, value: Option<&str>| match value {
+            Some(v) => {
+                let _ = posix::setenv(name, v);
+            }
+            None => {
+                posix::unsetenv(name);
+            }
+        };
+        set(posix::STDOUT_VAR, out.as_ref().map(|(t, _)| t.as_str()));
+        set(posix::STDIN_VAR, input.as_deref());
+        let status = if background { Some(self.start_job(&line)) } else { self.command(&line, &mut Out(None)) };
+        set(posix::STDOUT_VAR, saved[0].as_deref());
+        set(posix::STDIN_VAR, saved[1].as_deref());
+        status
     }
 
     /// `word` with `$?` and `$NAME` (environment variables; unset ones are
@@ -350,10 +424,6 @@ impl Shell {
             println!("exo-sh: & wants a program before it");
             return 2;
         };
-        if BUILTINS.contains(cmd) || line.contains('>') {
-            println!("exo-sh: & runs programs only (without > FILE), and {cmd} is a built-in command");
-            return 2;
-        }
         if !self.procs {
             println!("exo-sh: {cmd}: no process service to start programs with");
             return 127;
@@ -386,7 +456,7 @@ impl Shell {
     }
 
     /// Runs one command (its output to `out`); its status.
-    fn command(&mut self, line: &str, out: &mut Out, redirected: bool) -> Option<i32> {
+    fn command(&mut self, line: &str, out: &mut Out) -> Option<i32> {
         let words: Vec<String> = line.split_whitespace().map(|w| self.expand(w)).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
@@ -401,7 +471,7 @@ impl Shell {
                     out,
                     "any other command runs that program; COMMAND & runs it without waiting ([pid] shown, ps lists it)"
                 );
-                say!(out, "$? is the last status; > FILE or >> FILE after a built-in command sends its output there;");
+                say!(out, "$? is the last status; > FILE or >> FILE sends a command's output there, < FILE gives a program its input;");
                 say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
                 0
             }
@@ -730,10 +800,6 @@ impl Shell {
                 let e = Power::from_slot(slot::POWER).shutdown(u64::from(code));
                 println!("poweroff: {}", e.name());
                 1
-            }
-            other if redirected => {
-                println!("exo-sh: {other}: a program's output cannot be sent to a file yet (it writes to the console)");
-                2
             }
             other => {
                 let line = words.join(" ");

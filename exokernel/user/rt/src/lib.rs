@@ -165,6 +165,6 @@ macro_rules! entry {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    println!("panic: {}", info);
+    eprintln!("panic: {}", info);
     sys::exit(101)
 }

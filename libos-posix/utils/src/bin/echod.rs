@@ -20,9 +20,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use exo_posix::net::{self, events::*, Kind, PollFd, SocketAddr};
 use exo_posix::{self as posix, Errno, Fd};
-use exo_rt::println;
+use exo_rt::{eprintln, println};
 
-exo_rt::entry!(main);
+exo_posix::entry!(main);
 
 /// Datagrams logged one by one; the rest are counted.
 const LOGGED_DATAGRAMS: u64 = 5;
@@ -56,13 +56,13 @@ fn main(args: &str) -> i32 {
         }
     }
     if let Err(e) = net::attach_given() {
-        println!("echod: no network server (an endpoint named sockets): {e:?}");
+        eprintln!("echod: no network server (an endpoint named sockets): {e:?}");
         return 1;
     }
     let (mut listener, mut udp) = match listen(port) {
         Ok(fds) => fds,
         Err(e) => {
-            println!("echod: cannot serve port {port}: {e:?}");
+            eprintln!("echod: cannot serve port {port}: {e:?}");
             return 1;
         }
     };
@@ -80,7 +80,7 @@ fn main(args: &str) -> i32 {
             fds.push(PollFd::new(c.fd, if c.sent < c.pending.len() { POLLOUT } else { POLLIN }));
         }
         if let Err(e) = net::poll(&mut fds, None) {
-            println!("echod: poll: {e:?}");
+            eprintln!("echod: poll: {e:?}");
             return 1;
         }
         if (fds[0].revents | fds[1].revents) & (POLLERR | POLLNVAL) != 0 {
@@ -91,7 +91,7 @@ fn main(args: &str) -> i32 {
             match listen(port) {
                 Ok((l, u)) => (listener, udp) = (l, u),
                 Err(e) => {
-                    println!("echod: the network server lost its sockets, and listening again failed: {e:?}");
+                    eprintln!("echod: the network server lost its sockets, and listening again failed: {e:?}");
                     return 1;
                 }
             }
@@ -125,7 +125,7 @@ fn main(args: &str) -> i32 {
 }
 
 fn usage() -> i32 {
-    println!("echod: usage: echod [PORT] [discard] [serve N]");
+    eprintln!("echod: usage: echod [PORT] [discard] [serve N]");
     2
 }
 

@@ -2,8 +2,8 @@
 //! sockets (the network server is the endpoint named `sockets`).
 //!
 //! - `nc HOST PORT [TEXT...]`: connects over TCP, sends TEXT and a
-//!   newline (if given), ends its side, and prints all that comes back
-//!   until the peer ends.
+//!   newline (if given) and then, with `< FILE`, the file; ends its side,
+//!   and prints all that comes back until the peer ends.
 //! - `nc -u HOST PORT TEXT...`: sends TEXT as one datagram and prints the
 //!   answer (waiting up to 5 s for it).
 //! - `nc -l PORT`: accepts one TCP connection and prints all it sends
@@ -23,9 +23,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use exo_posix::net::{self, events, Kind, PollFd, SocketAddr};
 use exo_posix::{self as posix, Errno, Fd};
-use exo_rt::{print, println};
+use exo_rt::{eprintln, print, println};
 
-exo_rt::entry!(main);
+exo_posix::entry!(main);
 
 /// How long a UDP client waits for its answer.
 const ANSWER_NS: u64 = 5_000_000_000;
@@ -36,7 +36,7 @@ fn main(args: &str) -> i32 {
     let udp = take_flag(&mut words, "-u");
     let kind = if udp { Kind::Datagram } else { Kind::Stream };
     if let Err(e) = net::attach_given() {
-        println!("nc: no network server (an endpoint named sockets): {e:?}");
+        eprintln!("nc: no network server (an endpoint named sockets): {e:?}");
         return 1;
     }
     let r = match (listen, words.as_slice()) {
@@ -48,7 +48,7 @@ fn main(args: &str) -> i32 {
             Ok(to) if !(udp && text.is_empty()) => talk(kind, to, &text.join(" ")),
             Ok(_) => return usage(),
             Err(e) => {
-                println!("nc: {host}:{port}: not a numeric address and port ({e:?})");
+                eprintln!("nc: {host}:{port}: not a numeric address and port ({e:?})");
                 return 2;
             }
         },
@@ -57,14 +57,14 @@ fn main(args: &str) -> i32 {
     match r {
         Ok(()) => 0,
         Err((what, e)) => {
-            println!("nc: {what}: {e:?}");
+            eprintln!("nc: {what}: {e:?}");
             1
         }
     }
 }
 
 fn usage() -> i32 {
-    println!("nc: usage: nc [-u] HOST PORT [TEXT...] | nc -l [-u] PORT");
+    eprintln!("nc: usage: nc [-u] HOST PORT [TEXT...] | nc -l [-u] PORT");
     2
 }
 
@@ -108,7 +108,16 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
     if !text.is_empty() {
         let mut line = String::from(text);
         line.push('\n');
-        net::send(fd, line.as_bytes()).map_err(|e| ("send", e))?;
+        send_all(fd, line.as_bytes())?;
+    }
+    // `nc HOST PORT < FILE`: the file follows.
+    if posix::stdin_redirected() {
+        loop {
+            match posix::read(0, &mut buf).map_err(|e| ("standard input", e))? {
+                0 => break,
+                n => send_all(fd, &buf[..n])?,
+            }
+        }
     }
     net::shutdown(fd).map_err(|e| ("shutdown", e))?;
     loop {
@@ -117,6 +126,17 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
             n => show(&buf[..n]),
         }
     }
+}
+
+/// Sends all of `data` (a send may take less than it is given).
+fn send_all(fd: Fd, mut data: &[u8]) -> Result<(), Failed> {
+    while !data.is_empty() {
+        match net::send(fd, data).map_err(|e| ("send", e))? {
+            0 => return Err(("send", Errno::EPIPE)),
+            n => data = &data[n..],
+        }
+    }
+    Ok(())
 }
 
 /// The listener: prints one connection's bytes (or one datagram).

@@ -9,7 +9,7 @@
 use exo_posix as posix;
 use exo_rt::println;
 
-exo_rt::entry!(main);
+exo_posix::entry!(main);
 
 fn main(args: &str) -> i32 {
     let names: alloc::vec::Vec<&str> = args.split_whitespace().collect();

@@ -1,8 +1,9 @@
 //! `sha256sum FILE...`: the SHA-256 of each file, read through the POSIX
 //! library from the disks' file servers (at `/d0` ...), printed as
 //! coreutils does (`HASH  FILE`); relative paths from the directory it
-//! was started in (the shell's). Exit status 1 if any
-//! file could not be read.
+//! was started in (the shell's). Without files, the SHA-256 of what its
+//! standard input reads when that is a file (`sha256sum < FILE`, printed
+//! as `HASH  -`). Exit status 1 if any file could not be read.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -10,49 +11,64 @@
 extern crate alloc;
 
 use exo_posix as posix;
-use exo_rt::println;
+use exo_rt::{eprintln, println};
 use sha2::{Digest, Sha256};
 
-exo_rt::entry!(main);
+exo_posix::entry!(main);
 
 fn main(args: &str) -> i32 {
     if args.split_whitespace().next().is_none() {
-        println!("sha256sum: which files?");
-        return 2;
+        if !posix::stdin_redirected() {
+            eprintln!("sha256sum: which files? (or sha256sum < FILE)");
+            return 2;
+        }
+        return match hash(0) {
+            Ok(digest) => {
+                println!("{}  -", hex(&digest));
+                0
+            }
+            Err(e) => {
+                eprintln!("sha256sum: standard input: {e:?}");
+                1
+            }
+        };
     }
     if posix::mount_disks().is_empty() {
-        println!("sha256sum: given no file server (an endpoint named files)");
+        eprintln!("sha256sum: given no file server (an endpoint named files)");
         return 1;
     }
-    let mut buf = alloc::vec![0u8; 64 * 1024];
     let mut status = 0;
     for path in args.split_whitespace() {
         let hashed = posix::open(path, posix::flags::O_RDONLY).and_then(|fd| {
-            let mut h = Sha256::new();
-            let r = loop {
-                match posix::read(fd, &mut buf) {
-                    Ok(0) => break Ok(h.finalize()),
-                    Ok(n) => h.update(&buf[..n]),
-                    Err(e) => break Err(e),
-                }
-            };
+            let r = hash(fd);
             let _ = posix::close(fd);
             r
         });
         match hashed {
-            Ok(digest) => {
-                let mut hex = alloc::string::String::new();
-                for b in digest.iter() {
-                    hex.push_str(&alloc::format!("{b:02x}"));
-                }
-                println!("{hex}  {path}");
-            }
+            Ok(digest) => println!("{}  {path}", hex(&digest)),
             Err(e) => {
-                println!("sha256sum: {path}: {e:?}");
+                eprintln!("sha256sum: {path}: {e:?}");
                 status = 1;
             }
         }
     }
     let _ = posix::unmount();
     status
+}
+
+/// The SHA-256 of what `fd` reads, to its end.
+fn hash(fd: posix::Fd) -> Result<[u8; 32], posix::Errno> {
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    let mut h = Sha256::new();
+    loop {
+        match posix::read(fd, &mut buf)? {
+            0 => return Ok(h.finalize().into()),
+            n => h.update(&buf[..n]),
+        }
+    }
+}
+
+/// Lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> alloc::string::String {
+    bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()
 }

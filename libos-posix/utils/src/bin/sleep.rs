@@ -5,9 +5,9 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_rt::println;
+use exo_rt::eprintln;
 
-exo_rt::entry!(main);
+exo_posix::entry!(main);
 
 /// `SECONDS[.FRACTION]` in nanoseconds; `None` if malformed or over a
 /// year.
@@ -31,11 +31,11 @@ fn parse(text: &str) -> Option<u64> {
 fn main(args: &str) -> i32 {
     let mut words = args.split_whitespace();
     let (Some(d), None) = (words.next(), words.next()) else {
-        println!("sleep: sleep SECONDS");
+        eprintln!("sleep: sleep SECONDS");
         return 2;
     };
     let Some(ns) = parse(d) else {
-        println!("sleep: {d:?} is not a number of seconds (up to a year, nanoseconds at most)");
+        eprintln!("sleep: {d:?} is not a number of seconds (up to a year, nanoseconds at most)");
         return 2;
     };
     let until = exo_rt::sys::clock().saturating_add(ns);
