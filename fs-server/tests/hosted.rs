@@ -2,13 +2,12 @@
 //! (mkfs.ext4 -d, mkfs.vfat + mtools, sfdisk), read through `exo-img` and
 //! its sandboxed server, compared with the host's own view of the files.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{scratch, xorshift, EXO_IMG};
+use common::{host_view, scratch, xorshift, EXO_IMG};
 
 fn tool(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).env("LC_ALL", "C.UTF-8").output().unwrap_or_else(|e| {
@@ -46,26 +45,6 @@ fn make_tree(root: &Path, symlinks: bool) {
         std::os::unix::fs::symlink("a/big.bin", root.join("link-in")).unwrap();
         std::os::unix::fs::symlink("../../../../etc/passwd", root.join("a/escape")).unwrap();
     }
-}
-
-/// The host's view: relative path -> (is_dir, contents for files).
-fn host_view(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let rel = format!("/{}", e.path().strip_prefix(root).unwrap().display());
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                out.insert(rel, None);
-                walk(root, &e.path(), out);
-            } else if t.is_file() {
-                out.insert(rel, Some(std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 /// Compares every file and directory of `src` with what exo-img reports.

@@ -239,3 +239,40 @@ fn vm_mode_survives_mutated_images() {
     }
     eprintln!("vm mode on 100 mutated images: exit 0: {}, 1: {}, 3: {}, 4: {}", codes[0], codes[1], codes[3], codes[4]);
 }
+
+/// `mount` through FUSE works in vm mode as in sandbox mode: the host
+/// reads the same tree through the mount point, writes are refused, and
+/// unmounting ends the appliance and the command with status 0.
+#[test]
+#[ignore = "needs QEMU and the ExoV6 appliance: scripts/test builds it and runs these with --ignored"]
+fn vm_mode_mounts_an_image_through_fuse() {
+    assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: FUSE mounts cannot be tested here");
+    let dir = scratch("vm-fuse");
+    let src = dir.join("src");
+    make_tree(&src);
+    let img = ext4_image(&dir, &src);
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut child = Command::new(EXO_IMG)
+        .args(["--isolation", "vm", img.to_str().unwrap(), "mount", mnt.to_str().unwrap()])
+        .spawn()
+        .expect("run exo-img");
+    let start = Instant::now();
+    while !mnt.join("hello.txt").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the mount did not appear in 60 s");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("exo-img --isolation vm mount ended early: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = common::host_view(&mnt);
+    let write = std::fs::write(mnt.join("new"), b"x");
+    let unmounted = Command::new("fusermount3").args(["-u", mnt.to_str().unwrap()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(unmounted.success(), "fusermount3 -u failed");
+    assert!(status.success(), "exo-img --isolation vm mount ended with {status:?}");
+    let mut want = common::host_view(&src);
+    want.insert("/lost+found".into(), None);
+    assert_eq!(seen, want, "the mounted tree differs from the source");
+    assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS), "a write was not refused as EROFS");
+}

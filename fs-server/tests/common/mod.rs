@@ -3,6 +3,7 @@
 //! running `exo-img` within a time limit.
 #![allow(dead_code)] // each test file uses its own part of it
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -107,4 +108,24 @@ pub fn debugfs_script(img: &Path, write: bool, cmds: &[impl AsRef<str>]) -> Vec<
     let complaints: Vec<&str> = err.lines().filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty()).collect();
     assert!(out.status.success() && complaints.is_empty(), "debugfs {script:?}: {err}");
     out.stdout
+}
+
+/// The host's view: relative path -> (is_dir, contents for files).
+pub fn host_view(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let rel = format!("/{}", e.path().strip_prefix(root).unwrap().display());
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                out.insert(rel, None);
+                walk(root, &e.path(), out);
+            } else if t.is_file() {
+                out.insert(rel, Some(std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
 }
