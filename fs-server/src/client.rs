@@ -252,7 +252,8 @@ impl Client {
     fn start(&mut self) -> Result<&mut Running, ClientError> {
         if self.server.is_none() && self.options.vm {
             let crate::vm::Appliance { child, stream, scratch } =
-                crate::vm::start(&self.image, self.options.rw).map_err(ClientError::Start)?;
+                crate::vm::start(&self.image, self.options.rw, (self.options.partition, self.options.codepage))
+                    .map_err(ClientError::Start)?;
             self.server = Some(Running::new(child, stream, Some(scratch), self.options.timeout)?);
         }
         if self.server.is_none() {

@@ -13,6 +13,7 @@
 //! to a file in a private temporary directory; its last lines are shown
 //! when the appliance dies.
 
+use crate::codepage::CodePage;
 use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -143,8 +144,11 @@ fn try_kvm() -> bool {
 /// Boots the appliance on `image` (writable if `rw`): QEMU connects to a
 /// socket here, which becomes the stream. On KVM when it works (probed by
 /// a boot that must reach the bridge within [`KVM_PROBE`]; a failure is
-/// remembered), else on TCG.
-pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
+/// remembered), else on TCG. `volume`: the partition and code page the
+/// appliance's file server is to use, which reach it on the kernel
+/// command line (`fs-server+=partition N codepage N`, which the root task
+/// adds to the manifest's arguments).
+pub fn start(image: &Path, rw: bool, volume: (Option<usize>, CodePage)) -> Result<Appliance, String> {
     let dir = appliance_dir()?;
     let boot = dir.join(if rw { IMAGE_RW } else { IMAGE_RO });
     if !boot.is_file() {
@@ -155,7 +159,7 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
     }
     let image = std::fs::canonicalize(image).map_err(|e| format!("{}: {e}", image.display()))?;
     if try_kvm() {
-        match start_on(&dir, &boot, &image, rw, "kvm", KVM_PROBE) {
+        match start_on(&dir, &boot, &image, rw, volume, "kvm", KVM_PROBE) {
             Ok(a) => return Ok(a),
             Err(_) => {
                 if let Some(f) = kvm_verdict() {
@@ -166,7 +170,16 @@ pub fn start(image: &Path, rw: bool) -> Result<Appliance, String> {
             }
         }
     }
-    start_on(&dir, &boot, &image, rw, "tcg", BOOT)
+    start_on(&dir, &boot, &image, rw, volume, "tcg", BOOT)
+}
+
+/// The boot line that gives the appliance's file server `volume`.
+fn boot_line((partition, codepage): (Option<usize>, CodePage)) -> String {
+    let mut words = format!("codepage {}", codepage.number());
+    if let Some(p) = partition {
+        words.push_str(&format!(" partition {p}"));
+    }
+    format!("fs-server+={words}")
 }
 
 /// [`start`] on accelerator `accel` (`kvm` or `tcg`), the bridge's word
@@ -176,6 +189,7 @@ fn start_on(
     boot: &Path,
     image: &Path,
     rw: bool,
+    volume: (Option<usize>, CodePage),
     accel: &'static str,
     ready: Duration,
 ) -> Result<Appliance, String> {
@@ -191,6 +205,8 @@ fn start_on(
         .arg(dir.join(KERNEL))
         .arg("-initrd")
         .arg(boot)
+        .arg("-append")
+        .arg(boot_line(volume))
         .arg("-drive")
         .arg(format!(
             "file={},format=raw,if=none,id=disk,{}",

@@ -79,28 +79,43 @@ fn fill_fat(img: &Path, offset: u64, src: &Path) {
 
 /// A GPT disk whose one partition holds a FAT file system with `src`.
 fn gpt_image(dir: &Path, src: &Path) -> PathBuf {
-    let img = dir.join("gpt.img");
-    tool("truncate", &["-s", "40M", img.to_str().unwrap()]);
+    gpt_disk(dir, "gpt.img", &[(src, 69632, true)])
+}
+
+/// A GPT disk with a FAT partition for each `(tree, sectors, FAT32)`, one
+/// after the other from sector 2048.
+fn gpt_disk(dir: &Path, name: &str, parts: &[(&Path, u64, bool)]) -> PathBuf {
+    let img = dir.join(name);
+    let total: u64 = 2048 + parts.iter().map(|p| p.1).sum::<u64>() + 2048;
+    tool("truncate", &["-s", &(total * 512).to_string(), img.to_str().unwrap()]);
+    let mut script = String::new();
+    let mut start = 2048;
+    for (_, sectors, _) in parts {
+        script.push_str(&format!("start={start}, size={sectors}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n"));
+        start += sectors;
+    }
     let mut sfdisk = Command::new("sfdisk")
         .args(["-q", "--label", "gpt", img.to_str().unwrap()])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("sfdisk (scripts/test installs fdisk)");
     use std::io::Write;
-    sfdisk
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"start=2048, size=69632, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n")
-        .unwrap();
+    sfdisk.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
     assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
-    let part = dir.join("part.img");
-    tool("truncate", &["-s", &(69632 * 512).to_string(), part.to_str().unwrap()]);
-    tool("mkfs.vfat", &["-F", "32", "-n", "EXOVM", part.to_str().unwrap()]);
-    fill_fat(&part, 0, src);
-    let bytes = std::fs::read(&part).unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&f, &bytes, 2048 * 512).unwrap();
+    let mut start = 2048;
+    for (i, (src, sectors, fat32)) in parts.iter().enumerate() {
+        let part = dir.join(format!("part{i}.img"));
+        tool("truncate", &["-s", &(sectors * 512).to_string(), part.to_str().unwrap()]);
+        let mut mkfs = vec!["-n", "EXOVM", part.to_str().unwrap()];
+        if *fat32 {
+            mkfs.splice(0..0, ["-F", "32"]);
+        }
+        tool("mkfs.vfat", &mkfs);
+        fill_fat(&part, 0, src);
+        std::os::unix::fs::FileExt::write_all_at(&f, &std::fs::read(&part).unwrap(), start * 512).unwrap();
+        start += sectors;
+    }
     img
 }
 
@@ -275,4 +290,38 @@ fn vm_mode_mounts_an_image_through_fuse() {
     want.insert("/lost+found".into(), None);
     assert_eq!(seen, want, "the mounted tree differs from the source");
     assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS), "a write was not refused as EROFS");
+}
+
+/// `--partition` and `--codepage` reach the appliance's file server (on
+/// the kernel command line) and choose as in sandbox mode: the second
+/// partition of a GPT disk, its FAT short name with byte 0x9B read as
+/// `¢` in code page 437 and as `ø` in 850; a partition that is not there
+/// fails alike in both modes.
+#[test]
+#[ignore = "needs QEMU and the ExoV6 appliance: scripts/test builds it and runs these with --ignored"]
+fn vm_mode_takes_the_partition_and_code_page_asked_for() {
+    let dir = scratch("vm-volume");
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    make_tree(&first);
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(second.join("second.txt"), b"on the second partition\n").unwrap();
+    std::fs::write(second.join("COSTX.TXT"), b"a short name only\n").unwrap();
+    let img = gpt_disk(&dir, "two.img", &[(&first, 69632, true), (&second, 32768, false)]);
+    // The short name's fifth byte becomes 0x9B, in the image itself.
+    let mut bytes = std::fs::read(&img).unwrap();
+    let at = bytes.windows(11).position(|w| w == b"COSTX   TXT").expect("the short name in the image");
+    bytes[at + 4] = 0x9b;
+    std::fs::write(&img, bytes).unwrap();
+    let second_ls = String::from_utf8(same(&img, &["--partition", "2", "ls", "-l", "-R", "/"])).unwrap();
+    assert!(second_ls.contains("second.txt") && second_ls.contains("COST¢.TXT"), "{second_ls}");
+    same(&img, &["--partition", "2", "cat", "/second.txt"]);
+    let first_ls = String::from_utf8(same(&img, &["--partition", "1", "ls", "-R", "/"])).unwrap();
+    assert!(first_ls.contains("big.bin") && !first_ls.contains("second.txt"), "{first_ls}");
+    let cp850 = String::from_utf8(same(&img, &["--partition", "2", "--codepage", "850", "ls", "/"])).unwrap();
+    assert!(cp850.contains("COSTø.TXT"), "{cp850}");
+    same(&img, &["--partition", "2", "--codepage", "850", "cat", "/COSTø.TXT"]);
+    let (vm, sandbox) =
+        (exo("vm", &img, &["--partition", "3", "ls", "/"]), exo("sandbox", &img, &["--partition", "3", "ls", "/"]));
+    assert!(!sandbox.status.success(), "partition 3 of 2 listed in sandbox mode");
+    assert_eq!(vm.status.code(), sandbox.status.code(), "vm mode: {}", String::from_utf8_lossy(&vm.stderr));
 }

@@ -2,7 +2,8 @@
 //!
 //! The kernel reads just enough of the boot image to find the program
 //! named `root` and load it; the manifest and every other program are the
-//! root task's business.
+//! root task's business. The kernel command line (QEMU's `-append`) is
+//! the root task's argument string.
 
 use crate::arch::trap::TrapFrame;
 use crate::kernel::Kernel;
@@ -31,8 +32,15 @@ fn pages_for(bytes: u64) -> u64 {
 }
 
 /// Loads `root` from the boot image at physical `[start, start + size)`
-/// and gives it the initial capabilities. Errors are fatal boot errors.
-pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u64) -> Result<ProcId, String> {
+/// and gives it the initial capabilities; `cmdline` becomes its argument
+/// string. Errors are fatal boot errors.
+pub fn start_root(
+    k: &mut Kernel,
+    untyped: u32,
+    image_start: u64,
+    image_size: u64,
+    cmdline: &[u8],
+) -> Result<ProcId, String> {
     if !image_start.is_multiple_of(PAGE_SIZE) {
         return Err(alloc::format!("boot image at {image_start:#x} is not page aligned"));
     }
@@ -76,16 +84,22 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
     k.map(p, stack, stack_base, map_flags::READ | map_flags::WRITE, None)
         .map_err(|e| alloc::format!("root stack map: {e:?}"))?;
     let info_va = STACK_TOP - StartInfo::SIZE as u64;
+    // The command line just below the start-up block, in the same (top)
+    // page: it is at most CMDLINE_MAX bytes, and UTF-8 is the root task's
+    // to check.
+    const _: () = assert!(crate::pvh::CMDLINE_MAX + StartInfo::SIZE <= PAGE_SIZE as usize);
+    let args_va = (info_va - cmdline.len() as u64) & !0xf;
     let info = StartInfo {
         heap_base: HEAP_BASE,
         heap_len: ROOT_HEAP_PAGES * PAGE_SIZE,
-        args_ptr: 0,
-        args_len: 0,
+        args_ptr: if cmdline.is_empty() { 0 } else { args_va },
+        args_len: cmdline.len() as u64,
         generation: 0,
         tls: plan.tls.map_or([0; 4], |t| [t.vaddr, t.file_size, t.mem_size, t.align]),
     };
     let top_frame = *k.mems[stack.0 as usize].as_ref().expect("new").frames.last().expect("pages");
     copy_to_phys(top_frame + PAGE_SIZE - StartInfo::SIZE as u64, &info.to_bytes());
+    copy_to_phys(top_frame + PAGE_SIZE - (STACK_TOP - args_va), cmdline);
     k.mem_unref(stack);
 
     // The boot image as a read-only memory object the kernel does not own.
@@ -105,7 +119,7 @@ pub fn start_root(k: &mut Kernel, untyped: u32, image_start: u64, image_size: u6
     }
 
     // `_start` expects a 16-byte aligned stack (as at ELF process entry).
-    let rsp = info_va & !0xf;
+    let rsp = args_va & !0xf;
     k.create_thread(p, TrapFrame::new_user(plan.entry, rsp, info_va))
         .map_err(|e| alloc::format!("root thread: {e:?}"))?;
     Ok(p)

@@ -198,7 +198,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
     let Some((image_start, image_size)) = info.module else {
         panic!("no boot image: start QEMU with -initrd <boot image> (scripts/run-qemu does)")
     };
-    match bootstrap::start_root(k, 0, image_start, image_size) {
+    match bootstrap::start_root(k, 0, image_start, image_size, info.cmdline()) {
         Ok(_) => kprintln!(
             "root task started from boot image ({} KiB), untyped budget {} MiB and {} KiB of kernel memory",
             image_size >> 10,

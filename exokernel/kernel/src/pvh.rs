@@ -31,6 +31,21 @@ pub struct BootInfo {
     pub module: Option<(u64, u64)>,
     /// Physical address and size of the start-info block itself.
     pub start_info: (u64, u64),
+    /// The kernel command line (QEMU's `-append`), copied; at most
+    /// [`CMDLINE_MAX`] bytes are kept.
+    pub cmdline: [u8; CMDLINE_MAX],
+    /// Its length.
+    pub cmdline_len: usize,
+}
+
+/// The longest kernel command line kept (the rest is cut off).
+pub const CMDLINE_MAX: usize = 1024;
+
+impl BootInfo {
+    /// The kernel command line as given (empty without one).
+    pub fn cmdline(&self) -> &[u8] {
+        &self.cmdline[..self.cmdline_len]
+    }
 }
 
 fn read<T: Copy>(phys: u64) -> T {
@@ -62,7 +77,22 @@ pub fn parse(phys: u64) -> Result<BootInfo, &'static str> {
         region_count: entries.min(MAX_REGIONS),
         module: None,
         start_info: (phys, 56),
+        cmdline: [0; CMDLINE_MAX],
+        cmdline_len: 0,
     };
+    // The command line, up to its NUL (or the most we keep), copied now:
+    // the frames it lies in are not reserved.
+    let cmdline = read::<u64>(phys + 24);
+    if cmdline != 0 && cmdline < crate::arch::boot::HHDM_SIZE - CMDLINE_MAX as u64 {
+        while info.cmdline_len < CMDLINE_MAX {
+            let b = read::<u8>(cmdline + info.cmdline_len as u64);
+            if b == 0 {
+                break;
+            }
+            info.cmdline[info.cmdline_len] = b;
+            info.cmdline_len += 1;
+        }
+    }
     if memmap == 0 || entries == 0 {
         return Err("PVH memory map is empty");
     }

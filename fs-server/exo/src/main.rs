@@ -10,7 +10,10 @@
 //!
 //! Arguments: `[rw] [serve N]`: `rw` allows changes (FAT only); `serve N`
 //! stops after N clients have attached and detached (for tests; without
-//! it, it serves for ever).
+//! it, it serves for ever). Anywhere among them: `partition N` (the N-th
+//! partition of an MBR or GPT disk, from 1; else the first usable volume)
+//! and `codepage N` (the OEM code page of FAT short names, 437 unless
+//! given), as `exo-img --partition` and `--codepage` give them.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -19,6 +22,8 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use exo_fs_core::codepage::CodePage;
 use exo_rt::caps::Endpoint;
 use exo_rt::println;
 use rumpglue::exo::{self, BlockClient};
@@ -33,7 +38,31 @@ const FILES_EP: u64 = exo_manifest::ENDPOINT_SLOT_BASE + 1;
 const BLOCK_BUF_VA: u64 = 0x50_0000_0000;
 
 fn main(args: &str) -> i32 {
-    let mut words = args.split_whitespace().peekable();
+    // `partition N` and `codepage N` may come anywhere (the root task adds
+    // them from the boot line for exo-img's appliance); the rest is read in
+    // order.
+    let mut all: Vec<&str> = args.split_whitespace().collect();
+    let mut option = |name: &str| {
+        let at = all.iter().position(|w| *w == name)?;
+        let value = all.get(at + 1).copied();
+        all.drain(at..(at + 2).min(all.len()));
+        Some(value.and_then(|v| v.parse::<u16>().ok()))
+    };
+    let (partition, codepage) = (option("partition"), option("codepage"));
+    let partition = match partition {
+        None => None,
+        Some(Some(p)) => Some(p as usize),
+        Some(None) => return usage("partition wants a number"),
+    };
+    let codepage = match codepage {
+        None => Default::default(),
+        Some(Some(c)) => match CodePage::new(c) {
+            Some(c) => c,
+            None => return usage("that code page is not known"),
+        },
+        Some(None) => return usage("codepage wants a number"),
+    };
+    let mut words = all.into_iter().peekable();
     let rw = words.next_if_eq(&"rw").is_some();
     let clients = match (words.next(), words.next()) {
         (Some("serve"), Some(n)) => n.parse().ok(),
@@ -54,7 +83,7 @@ fn main(args: &str) -> i32 {
         if rw { "read-write" } else { "read-only" }
     );
     let disk = Arc::new(disk);
-    let fs = match exo_fs_core::backend::open(disk.clone(), None, Default::default(), &exo::CLOCK, sandbox) {
+    let fs = match exo_fs_core::backend::open(disk.clone(), partition, codepage, &exo::CLOCK, sandbox) {
         Ok(fs) => fs,
         Err(e) => {
             println!("fs-server: {e}");
@@ -68,4 +97,10 @@ fn main(args: &str) -> i32 {
               // Done with the disk: give the driver its buffer back.
     disk.detach();
     code
+}
+
+/// Says what is wrong with the arguments; exit status 2.
+fn usage(why: &str) -> i32 {
+    println!("fs-server: {why} (arguments: [rw] [serve N] [partition N] [codepage N])");
+    2
 }

@@ -933,18 +933,12 @@ fn run(cli: Cli, parse: Parse) -> Result<(), Failure> {
     };
     let vm = cli.isolation == Isolation::Vm;
     if vm {
-        let unsupported = [
-            (cli.backend == Backend::Netbsd, "--backend netbsd"),
-            (cli.partition.is_some(), "--partition"),
-            (cli.codepage.is_some(), "--codepage"),
-        ];
-        if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
+        if cli.backend == Backend::Netbsd {
             return Err(Failure(
                 2,
-                format!(
-                    "{what} does not work with --isolation vm yet (the appliance's file server takes the first \
-                     usable volume, native file systems only); use --isolation sandbox"
-                ),
+                "--backend netbsd does not work with --isolation vm yet (the appliance runs the native file \
+                 server); use --isolation sandbox"
+                    .into(),
             ));
         }
         if parse == Parse::InProcess {

@@ -45,7 +45,32 @@ exo_rt::entry!(main);
 /// Where the root task maps the boot image in its own address space.
 const IMAGE_VA: u64 = 0x0000_2000_0000_0000;
 
-fn main(_args: &str) -> i32 {
+/// Applies the kernel command line (our argument string, QEMU's
+/// `-append`): items separated by `;`, each `PROGRAM+=WORDS`, adding
+/// WORDS to the arguments the manifest gives PROGRAM (how `exo-img
+/// --isolation vm` picks a partition in the appliance). Items that name no
+/// program, or are not of that form, are said and left out.
+fn boot_line(line: &str, manifest: &mut Manifest) {
+    for item in line.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((name, words)) = item.split_once("+=") else {
+            println!("root: boot line: `{item}` is not PROGRAM+=WORDS; left out");
+            continue;
+        };
+        let (name, words) = (name.trim(), words.trim());
+        match manifest.programs.iter_mut().find(|p| p.name == name) {
+            Some(p) => {
+                if !p.args.is_empty() {
+                    p.args.push(' ');
+                }
+                p.args.push_str(words);
+                println!("root: boot line: {name} runs with `{}`", p.args);
+            }
+            None => println!("root: boot line: the manifest has no program `{name}`; `{item}` left out"),
+        }
+    }
+}
+
+fn main(args: &str) -> i32 {
     // Under `-icount shift=0` the TSC counts guest instructions since
     // reset (scripts/bench reads it).
     let tsc = sys::rdtsc();
@@ -65,10 +90,12 @@ fn main(_args: &str) -> i32 {
     let Ok(text) = core::str::from_utf8(text.data) else {
         return fatal("manifest is not UTF-8");
     };
-    let manifest: &'static Manifest = match exo_manifest::parse(text) {
-        Ok(m) => Box::leak(Box::new(m)),
+    let mut manifest = match exo_manifest::parse(text) {
+        Ok(m) => m,
         Err(e) => return fatal(&alloc::format!("{e}")),
     };
+    boot_line(args, &mut manifest);
+    let manifest: &'static Manifest = Box::leak(Box::new(manifest));
     println!("root: manifest lists {} programs", manifest.programs.len());
     run(image, manifest)
 }
