@@ -56,6 +56,9 @@ pub struct ServerOptions {
     /// Serve it from ExoV6 in QEMU (`--isolation vm`, [`crate::vm`])
     /// instead of a sandboxed process.
     pub vm: bool,
+    /// In vm mode, NetBSD's file systems (the appliance with `fs-rump`,
+    /// whose rump kernel was linked in when it was built).
+    pub netbsd: bool,
 }
 
 struct Running {
@@ -251,9 +254,16 @@ impl Client {
 
     fn start(&mut self) -> Result<&mut Running, ClientError> {
         if self.server.is_none() && self.options.vm {
-            let crate::vm::Appliance { child, stream, scratch } =
-                crate::vm::start(&self.image, self.options.rw, (self.options.partition, self.options.codepage))
-                    .map_err(ClientError::Start)?;
+            let crate::vm::Appliance { child, stream, scratch } = crate::vm::start(
+                &self.image,
+                self.options.rw,
+                crate::vm::Volume {
+                    partition: self.options.partition,
+                    codepage: self.options.codepage,
+                    netbsd: self.options.netbsd,
+                },
+            )
+            .map_err(ClientError::Start)?;
             self.server = Some(Running::new(child, stream, Some(scratch), self.options.timeout)?);
         }
         if self.server.is_none() {

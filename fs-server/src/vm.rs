@@ -27,6 +27,20 @@ pub const KERNEL: &str = "exokernel.elf";
 pub const IMAGE_RO: &str = "exo-img-vm.img";
 /// The boot image for `--rw` (a writable FAT file server).
 pub const IMAGE_RW: &str = "exo-img-vm-rw.img";
+/// The boot image for `--backend netbsd` (NetBSD's file systems in a rump
+/// kernel, `fs-rump`; built only with a rump kernel at hand).
+pub const IMAGE_NETBSD: &str = "exo-img-vm-netbsd.img";
+
+/// What the appliance's file server is to read, and with what.
+#[derive(Clone, Copy, Debug)]
+pub struct Volume {
+    /// The partition (`--partition`), else the first usable volume.
+    pub partition: Option<usize>,
+    /// FAT short names' code page (`--codepage`; native server only).
+    pub codepage: CodePage,
+    /// NetBSD's file systems (`--backend netbsd`) instead of the native server.
+    pub netbsd: bool,
+}
 
 /// What `fs-bridge` says on COM2 once it listens: the host sends nothing
 /// before.
@@ -144,18 +158,23 @@ fn try_kvm() -> bool {
 /// Boots the appliance on `image` (writable if `rw`): QEMU connects to a
 /// socket here, which becomes the stream. On KVM when it works (probed by
 /// a boot that must reach the bridge within [`KVM_PROBE`]; a failure is
-/// remembered), else on TCG. `volume`: the partition and code page the
-/// appliance's file server is to use, which reach it on the kernel
-/// command line (`fs-server+=partition N codepage N`, which the root task
-/// adds to the manifest's arguments).
-pub fn start(image: &Path, rw: bool, volume: (Option<usize>, CodePage)) -> Result<Appliance, String> {
+/// remembered), else on TCG. `volume` chooses the boot image (native or
+/// NetBSD file server) and reaches that server on the kernel command line
+/// (`fs-server+=codepage N partition N`, which the root task adds to the
+/// manifest's arguments).
+pub fn start(image: &Path, rw: bool, volume: Volume) -> Result<Appliance, String> {
     let dir = appliance_dir()?;
-    let boot = dir.join(if rw { IMAGE_RW } else { IMAGE_RO });
+    let (name, how) = match (volume.netbsd, rw) {
+        (true, _) => (
+            IMAGE_NETBSD,
+            "RUMP_SYSROOT=<a rump kernel> scripts/build exokernel/user/exo-img-vm-netbsd.manifest (docs/porting.md)",
+        ),
+        (false, true) => (IMAGE_RW, "scripts/build exokernel/user/exo-img-vm-rw.manifest"),
+        (false, false) => (IMAGE_RO, "scripts/build exokernel/user/exo-img-vm.manifest"),
+    };
+    let boot = dir.join(name);
     if !boot.is_file() {
-        return Err(format!(
-            "{} is not built: run scripts/build exokernel/user/exo-img-vm-rw.manifest",
-            boot.display()
-        ));
+        return Err(format!("{} is not built: run {how}", boot.display()));
     }
     let image = std::fs::canonicalize(image).map_err(|e| format!("{}: {e}", image.display()))?;
     if try_kvm() {
@@ -174,12 +193,13 @@ pub fn start(image: &Path, rw: bool, volume: (Option<usize>, CodePage)) -> Resul
 }
 
 /// The boot line that gives the appliance's file server `volume`.
-fn boot_line((partition, codepage): (Option<usize>, CodePage)) -> String {
-    let mut words = format!("codepage {}", codepage.number());
-    if let Some(p) = partition {
-        words.push_str(&format!(" partition {p}"));
+fn boot_line(volume: Volume) -> String {
+    let partition = volume.partition.map(|p| format!(" partition {p}")).unwrap_or_default();
+    if volume.netbsd {
+        format!("fs-rump+={}", partition.trim_start())
+    } else {
+        format!("fs-server+=codepage {}{partition}", volume.codepage.number())
     }
-    format!("fs-server+={words}")
 }
 
 /// [`start`] on accelerator `accel` (`kvm` or `tcg`), the bridge's word
@@ -189,7 +209,7 @@ fn start_on(
     boot: &Path,
     image: &Path,
     rw: bool,
-    volume: (Option<usize>, CodePage),
+    volume: Volume,
     accel: &'static str,
     ready: Duration,
 ) -> Result<Appliance, String> {

@@ -325,3 +325,42 @@ fn vm_mode_takes_the_partition_and_code_page_asked_for() {
     assert!(!sandbox.status.success(), "partition 3 of 2 listed in sandbox mode");
     assert_eq!(vm.status.code(), sandbox.status.code(), "vm mode: {}", String::from_utf8_lossy(&vm.stderr));
 }
+
+/// `--backend netbsd` in vm mode: NetBSD's ext2fs, in a rump kernel
+/// process inside the appliance (`exo-img-vm-netbsd.manifest`, which
+/// scripts/test builds when RUMP_SYSROOT names a rump kernel), reads every
+/// file of the host's tree; NetBSD's msdosfs reads the partition asked
+/// for.
+#[cfg(rump_appliance)]
+#[test]
+#[ignore = "needs QEMU and the ExoV6 appliance: scripts/test builds it and runs these with --ignored"]
+fn vm_mode_serves_images_with_netbsd_file_systems() {
+    let dir = scratch("vm-netbsd");
+    let src = dir.join("src");
+    make_tree(&src);
+    let img = dir.join("ext2.img");
+    tool("truncate", &["-s", "16M", img.to_str().unwrap()]);
+    tool("mkfs.ext2", &["-q", "-d", src.to_str().unwrap(), img.to_str().unwrap()]);
+    let netbsd = |img: &Path, args: &[&str]| {
+        let o = exo("vm", img, &[&["--backend", "netbsd"], args].concat());
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let info = String::from_utf8(netbsd(&img, &["info"])).unwrap();
+    assert!(info.contains("NetBSD rump kernel") && info.contains("QEMU VM"), "{info}");
+    let listing = String::from_utf8(netbsd(&img, &["ls", "-R", "/"])).unwrap();
+    for (path, content) in common::host_view(&src) {
+        let name = path.rsplit('/').next().unwrap();
+        assert!(listing.contains(name), "{name} not listed:\n{listing}");
+        if let Some(bytes) = content {
+            assert!(netbsd(&img, &["cat", &path]) == bytes, "{path}: other bytes");
+        }
+    }
+    let second = dir.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(second.join("second.txt"), b"on the second partition\n").unwrap();
+    let gpt = gpt_disk(&dir, "two.img", &[(&src, 69632, true), (&second, 32768, false)]);
+    // (NetBSD's msdosfs shows the 8.3 names mtools wrote for these.)
+    let root = String::from_utf8(netbsd(&gpt, &["--partition", "2", "ls", "/"])).unwrap().to_lowercase();
+    assert!(root.contains("second.txt") && !root.contains("hello.txt"), "{root}");
+}

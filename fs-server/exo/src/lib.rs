@@ -34,6 +34,16 @@ pub enum Hook {
     Call(&'static str, fn()),
 }
 
+/// Takes `NAME N` out of `words`, wherever it is (the root task may add
+/// it from the boot line): `None` if it is not there, `Some(None)` if N is
+/// missing or not a number.
+pub fn take_option(words: &mut alloc::vec::Vec<&str>, name: &str) -> Option<Option<u16>> {
+    let at = words.iter().position(|w| *w == name)?;
+    let value = words.get(at + 1).and_then(|v| v.parse().ok());
+    words.drain(at..(at + 2).min(words.len()));
+    Some(value)
+}
+
 /// The test hook of a server's arguments after its own: `crash-after N`
 /// or `hang-after N` (in the middle of the N-th file request, or the
 /// first read after it), in the first instance only (restarted ones know

@@ -42,13 +42,8 @@ fn main(args: &str) -> i32 {
     // them from the boot line for exo-img's appliance); the rest is read in
     // order.
     let mut all: Vec<&str> = args.split_whitespace().collect();
-    let mut option = |name: &str| {
-        let at = all.iter().position(|w| *w == name)?;
-        let value = all.get(at + 1).copied();
-        all.drain(at..(at + 2).min(all.len()));
-        Some(value.and_then(|v| v.parse::<u16>().ok()))
-    };
-    let (partition, codepage) = (option("partition"), option("codepage"));
+    let partition = exo_fs_native::take_option(&mut all, "partition");
+    let codepage = exo_fs_native::take_option(&mut all, "codepage");
     let partition = match partition {
         None => None,
         Some(Some(p)) => Some(p as usize),

@@ -14,7 +14,8 @@
 //! requests into `rump_sys_*` calls.
 //!
 //! Arguments: `[serve N] [crash-after N | hang-after N |
-//! netbsd-panic-after N] [verbose]`: `serve N` stops after N clients have
+//! netbsd-panic-after N] [verbose]`, and `partition N` anywhere (the N-th
+//! partition of an MBR or GPT disk; else the first usable volume): `serve N` stops after N clients have
 //! come and gone (for tests); the hooks fail in the N-th request (the last
 //! by NetBSD's own `panic()`);
 //! `verbose` lets the rump kernel print its boot messages.
@@ -43,7 +44,18 @@ const BLOCK_BUF_VA: u64 = 0x50_0000_0000;
 const DISK: &str = "/exo/disk";
 
 fn main(args: &str) -> i32 {
-    let mut words = args.split_whitespace().peekable();
+    // `partition N` anywhere (exo-img's appliance gives it on the boot
+    // line); the rest in order.
+    let mut all: alloc::vec::Vec<&str> = args.split_whitespace().collect();
+    let partition = match exo_fs_native::take_option(&mut all, "partition") {
+        None => None,
+        Some(Some(p)) => Some(p as usize),
+        Some(None) => {
+            println!("fs-rump: partition takes a number");
+            return 2;
+        }
+    };
+    let mut words = all.into_iter().peekable();
     let clients = match words.next_if_eq(&"serve").and_then(|_| words.next()) {
         Some(n) => match n.parse::<u64>() {
             Ok(n) => Some(n),
@@ -67,7 +79,7 @@ fn main(args: &str) -> i32 {
         },
         None => exo_fs_native::hook(rest),
     };
-    run(clients, hook, verbose)
+    run(clients, hook, verbose, partition)
 }
 
 /// The test hook `netbsd-panic-after N`: NetBSD's own `panic()`, called
@@ -85,7 +97,7 @@ fn netbsd_panic() {
 fn netbsd_panic() {}
 
 #[cfg(not(rump_kernel))]
-fn run(_: Option<u64>, _: Option<(u64, exo_fs_native::Hook)>, _: bool) -> i32 {
+fn run(_: Option<u64>, _: Option<(u64, exo_fs_native::Hook)>, _: bool, _: Option<usize>) -> i32 {
     println!(
         "fs-rump: built without a rump kernel: build NetBSD's rump kernel (buildrump.sh, static archives) and \
          run RUMP_SYSROOT=<its installation> scripts/build <manifest> (docs/porting.md)"
@@ -94,7 +106,7 @@ fn run(_: Option<u64>, _: Option<(u64, exo_fs_native::Hook)>, _: bool) -> i32 {
 }
 
 #[cfg(rump_kernel)]
-fn run(clients: Option<u64>, hook: Option<(u64, exo_fs_native::Hook)>, verbose: bool) -> i32 {
+fn run(clients: Option<u64>, hook: Option<(u64, exo_fs_native::Hook)>, verbose: bool, choice: Option<usize>) -> i32 {
     use alloc::format;
     use alloc::sync::Arc;
     use exo_fs_core::backend::FileSystem;
@@ -111,7 +123,7 @@ fn run(clients: Option<u64>, hook: Option<(u64, exo_fs_native::Hook)>, verbose: 
     };
     let sectors = disk.sectors();
     let (volume, partition, fstype) =
-        match exo_fs_core::backend::select_volume(disk.clone(), None, exo_fs_netbsd::probe) {
+        match exo_fs_core::backend::select_volume(disk.clone(), choice, exo_fs_netbsd::probe) {
             Ok(found) => found,
             Err(e) => {
                 println!("fs-rump: {e}");

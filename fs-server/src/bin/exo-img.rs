@@ -910,8 +910,18 @@ pub enum Parse {
 }
 
 fn run(cli: Cli, parse: Parse) -> Result<(), Failure> {
+    let vm = cli.isolation == Isolation::Vm;
     let rump_sysroot = match (cli.backend, &cli.rump_sysroot) {
         (Backend::Native, _) => None,
+        (Backend::Netbsd, _) if cli.rw => {
+            return Err(Failure(2, "--backend netbsd serves images read-only; drop --rw".into()))
+        }
+        (Backend::Netbsd, _) if cli.codepage.is_some() => {
+            return Err(Failure(2, "--codepage is for the native backend; drop it with --backend netbsd".into()))
+        }
+        // In vm mode the rump kernel is in the appliance, linked when it
+        // was built.
+        (Backend::Netbsd, _) if vm => None,
         (Backend::Netbsd, None) => {
             return Err(Failure(
                 2,
@@ -920,33 +930,17 @@ fn run(cli: Cli, parse: Parse) -> Result<(), Failure> {
                     .into(),
             ))
         }
-        (Backend::Netbsd, Some(_)) if cli.rw => {
-            return Err(Failure(2, "--backend netbsd serves images read-only; drop --rw".into()))
-        }
-        (Backend::Netbsd, Some(_)) if cli.codepage.is_some() => {
-            return Err(Failure(2, "--codepage is for the native backend; drop it with --backend netbsd".into()))
-        }
         (Backend::Netbsd, Some(root)) if !root.join("lib/librump.so").exists() => {
             return Err(Failure(2, format!("{}: no lib/librump.so here", root.display())))
         }
         (Backend::Netbsd, Some(root)) => Some(root.clone()),
     };
-    let vm = cli.isolation == Isolation::Vm;
-    if vm {
-        if cli.backend == Backend::Netbsd {
-            return Err(Failure(
-                2,
-                "--backend netbsd does not work with --isolation vm yet (the appliance runs the native file \
-                 server); use --isolation sandbox"
-                    .into(),
-            ));
-        }
-        if parse == Parse::InProcess {
-            return Err(Failure(2, "--isolation vm has no in-process baseline".into()));
-        }
+    if vm && parse == Parse::InProcess {
+        return Err(Failure(2, "--isolation vm has no in-process baseline".into()));
     }
     let options = ServerOptions {
         vm,
+        netbsd: vm && cli.backend == Backend::Netbsd,
         partition: cli.partition,
         codepage: cli.codepage.unwrap_or_default(),
         timeout: Duration::from_secs(cli.timeout.max(1)),
