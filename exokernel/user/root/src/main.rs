@@ -19,6 +19,11 @@
 //! as MINIX 3's reincarnation server treats a driver that stops answering. When every program has ended for good
 //! it does what `[system] on_idle` says (power off, with success only if
 //! every `expect` held, or halt).
+//!
+//! Its argument string is the kernel command line (QEMU's `-append`):
+//! items `PROGRAM+=WORDS`, separated by `;`, add WORDS to that program's
+//! arguments from the manifest ([`boot_line`]; `exo-img --isolation vm`
+//! picks the appliance's partition and code page so).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]

@@ -28,7 +28,14 @@ impl XorShift {
     }
 }
 
-static mut BUFFER: [u8; 8192] = [0; 8192];
+/// Where pointer arguments aim: its first 8 KiB, followed by room for
+/// the longest write the kernel makes to a user buffer (64 KiB), so that
+/// the kernel, writing where it is told, never reaches past it into this
+/// program's other statics (a write off its end once set the lock of
+/// `exo_rt`'s output hook, and the report's `println!` waited for ever).
+static mut BUFFER: [u8; AIMED + 64 * 1024] = [0; AIMED + 64 * 1024];
+/// The part of [`BUFFER`] pointers aim at.
+const AIMED: usize = 8192;
 
 fn argument(rng: &mut XorShift) -> u64 {
     // SAFETY: only the address is taken; the kernel reads or writes it.
@@ -37,7 +44,7 @@ fn argument(rng: &mut XorShift) -> u64 {
         0 => 0,
         1 => rng.next() % 20,
         2 => rng.next() % 300,
-        3 => buf + rng.next() % 8192,
+        3 => buf + rng.next() % AIMED as u64,
         4 => 0xffff_8000_0000_0000 + (rng.next() % (1 << 32)),
         5 => 0xffff_ffff_8000_0000 + (rng.next() % (1 << 24)),
         6 => rng.next() % 0x0000_8000_0000_0000,
