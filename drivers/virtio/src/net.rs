@@ -238,50 +238,64 @@ impl Nic {
     /// waits only while every send slot is in flight.
     pub fn send<'a>(&mut self, frames: impl IntoIterator<Item = &'a [u8]>) -> Result<(), Error> {
         let mut queued = false;
-        let result = (|| {
-            for frame in frames {
-                if frame.len() > MAX_FRAME {
-                    return Err(Error::InvalidParam);
-                }
-                self.reclaim()?;
-                let mut spins = 0;
-                while self.tx_free.is_empty() {
-                    if queued && self.tx.should_notify() {
-                        self.transport.notify(TX);
-                        queued = false;
-                    }
-                    spins += 1;
-                    if spins > SEND_SPINS {
-                        return Err(Error::IoError);
-                    }
-                    core::hint::spin_loop();
-                    self.reclaim()?;
-                }
-                let i = self.tx_free.pop().expect("a free slot");
-                let len = self.header + frame.len();
-                // SAFETY: slot `i` was free: the device does not hold it.
-                let buf = unsafe { self.tx_slots.slot(i) };
-                buf[..self.header].fill(0); // no offloads asked
-                buf[self.header..len].copy_from_slice(frame);
-                // SAFETY: slot `i` now belongs to the device until
-                // `reclaim` sees its token used; `tx_slot` remembers it and
-                // its length.
-                match unsafe { self.tx.add(&[&buf[..len]], &mut []) } {
-                    Ok(token) => {
-                        *self.tx_slot.get_mut(token as usize).ok_or(Error::WrongToken)? = Some((i, len));
-                        queued = true;
-                    }
-                    Err(e) => {
-                        self.tx_free.push(i);
-                        return Err(e);
-                    }
-                }
+        let mut result = Ok(());
+        for frame in frames {
+            if let Err(e) = self.queue(frame, queued) {
+                result = Err(e);
+                break;
             }
-            Ok(())
-        })();
-        if queued && self.tx.should_notify() {
-            self.transport.notify(TX);
+            queued = true;
+        }
+        if queued {
+            self.kick();
         }
         result
+    }
+
+    /// Puts `frame` in a free send slot and hands it to the device, once a
+    /// slot is free (the device told of the frames already `queued`, so
+    /// that one comes free).
+    fn queue(&mut self, frame: &[u8], queued: bool) -> Result<(), Error> {
+        if frame.len() > MAX_FRAME {
+            return Err(Error::InvalidParam);
+        }
+        self.reclaim()?;
+        if self.tx_free.is_empty() && queued {
+            self.kick();
+        }
+        let mut spins = 0;
+        while self.tx_free.is_empty() {
+            spins += 1;
+            if spins > SEND_SPINS {
+                return Err(Error::IoError);
+            }
+            core::hint::spin_loop();
+            self.reclaim()?;
+        }
+        let i = self.tx_free.pop().expect("a free slot");
+        let len = self.header + frame.len();
+        // SAFETY: slot `i` was free: the device does not hold it.
+        let buf = unsafe { self.tx_slots.slot(i) };
+        buf[..self.header].fill(0); // no offloads asked
+        buf[self.header..len].copy_from_slice(frame);
+        // SAFETY: slot `i` now belongs to the device until `reclaim` sees
+        // its token used; `tx_slot` remembers it and its length.
+        match unsafe { self.tx.add(&[&buf[..len]], &mut []) } {
+            Ok(token) => {
+                *self.tx_slot.get_mut(token as usize).ok_or(Error::WrongToken)? = Some((i, len));
+                Ok(())
+            }
+            Err(e) => {
+                self.tx_free.push(i);
+                Err(e)
+            }
+        }
+    }
+
+    /// Tells the device of the frames queued, if it wants to hear.
+    fn kick(&mut self) {
+        if self.tx.should_notify() {
+            self.transport.notify(TX);
+        }
     }
 }

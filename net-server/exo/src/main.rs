@@ -221,9 +221,7 @@ impl TxToken for Tx {
             s.layout.tx(s.queued - 1) - s.layout.tx(0)
         };
         let mut area = TX_AREA.lock();
-        let slot = &mut area.as_deref_mut().expect("attached before any frame moves")[at..];
-        slot[..net::FRAME_AT].copy_from_slice(&(len as u16).to_le_bytes());
-        f(&mut slot[net::FRAME_AT..net::FRAME_AT + len])
+        f(net::frame_of(&mut area.as_deref_mut().expect("attached before any frame moves")[at..], len))
     }
 }
 

@@ -65,8 +65,14 @@ impl Layout {
 
 /// Puts `frame` (at most [`MAX_FRAME`] bytes) in the slot at `slot`.
 pub fn put(slot: &mut [u8], frame: &[u8]) {
-    slot[..FRAME_AT].copy_from_slice(&(frame.len() as u16).to_le_bytes());
-    slot[FRAME_AT..FRAME_AT + frame.len()].copy_from_slice(frame);
+    frame_of(slot, frame.len()).copy_from_slice(frame);
+}
+
+/// Writes the length `len` (at most [`MAX_FRAME`]) into the slot at
+/// `slot`: where the frame's bytes go.
+pub fn frame_of(slot: &mut [u8], len: usize) -> &mut [u8] {
+    slot[..FRAME_AT].copy_from_slice(&(len as u16).to_le_bytes());
+    &mut slot[FRAME_AT..FRAME_AT + len]
 }
 
 /// The frame in the slot at `slot`, if its length is a frame's.

@@ -108,14 +108,14 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
     if !text.is_empty() {
         let mut line = String::from(text);
         line.push('\n');
-        send_all(fd, line.as_bytes())?;
+        posix::write_all(fd, line.as_bytes()).map_err(|e| ("send", e))?;
     }
     // `nc HOST PORT < FILE`: the file follows.
     if posix::stdin_redirected() {
         loop {
             match posix::read(0, &mut buf).map_err(|e| ("standard input", e))? {
                 0 => break,
-                n => send_all(fd, &buf[..n])?,
+                n => posix::write_all(fd, &buf[..n]).map_err(|e| ("send", e))?,
             }
         }
     }
@@ -126,17 +126,6 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
             n => show(&buf[..n]),
         }
     }
-}
-
-/// Sends all of `data` (a send may take less than it is given).
-fn send_all(fd: Fd, mut data: &[u8]) -> Result<(), Failed> {
-    while !data.is_empty() {
-        match net::send(fd, data).map_err(|e| ("send", e))? {
-            0 => return Err(("send", Errno::EPIPE)),
-            n => data = &data[n..],
-        }
-    }
-    Ok(())
 }
 
 /// The listener: prints one connection's bytes (or one datagram).
