@@ -38,10 +38,11 @@ fn typed_lines_arrive_through_the_uart_interrupt_edited() {
     ]);
     b.expect_line("root: all 2 programs ended as expected");
     // The keys were echoed as typed, rubbed-out ones rubbed out on the
-    // screen too, ^C shown (portcheck's lines, printed meanwhile, taken
-    // out: each is whole, but may fall inside the echo).
+    // screen too, ^C shown (portcheck's lines and the kernel's report of
+    // its end, printed meanwhile, taken out: each is whole, but may fall
+    // inside the echo).
     let mut echo = b.serial.clone();
-    for marker in ["portcheck: ", "root: portcheck", "root: started portcheck"] {
+    for marker in ["portcheck: ", "root: portcheck", "root: started portcheck", "[kernel] process "] {
         while let Some(at) = echo.find(marker) {
             let end = echo[at..].find('\n').map_or(echo.len(), |n| at + n + 1);
             echo.replace_range(at..end, "");
