@@ -37,8 +37,9 @@ exo_rt::entry!(main);
 use exo_rt::port::uart::{DATA_READY, IER, LSR, MCR, MCR_ON, RBR, RECEIVED};
 /// Most bytes one line holds.
 const MAX_LINE: usize = console::MAX_LINE;
-/// Most finished lines kept for clients.
-const MAX_QUEUED: usize = 64;
+/// Most bytes of finished lines kept for clients (a script typed ahead,
+/// `scripts/run-qemu -c`, may hold many lines).
+const MAX_QUEUED: usize = 64 << 10;
 /// Where clients' buffers are mapped, one window each.
 const CLIENT_VA: u64 = 0x20_0000_0000;
 const CLIENT_WINDOW: u64 = 64 << 10;
@@ -194,11 +195,13 @@ fn serve(mut uart: Uart, note: Notification) -> i32 {
             if msg.words[0] & IRQ_BIT != 0 {
                 let mut bits = 0;
                 uart.keys(|e| match e {
-                    Edit::Line(text) if queue.len() < MAX_QUEUED => {
+                    Edit::Line(text) if queue.iter().map(|l| l.len() + 1).sum::<usize>() + text.len() < MAX_QUEUED => {
                         queue.push_back(text);
                         bits |= console::LINE_READY;
                     }
-                    Edit::Line(_) => println!("console: {MAX_QUEUED} lines wait unread; this one is dropped"),
+                    Edit::Line(_) => {
+                        println!("console: {} KiB of lines wait unread; this one is dropped", MAX_QUEUED >> 10)
+                    }
                     Edit::Interrupt => bits |= console::INTERRUPT,
                     Edit::End => {
                         ended = true;

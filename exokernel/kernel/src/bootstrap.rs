@@ -25,7 +25,7 @@ const SUPERVISOR: Params = Params { priority: SUPERVISOR_PRIORITY, weight: DEFAU
 /// Stack of the root task.
 const ROOT_STACK_PAGES: u64 = 16;
 /// Initial heap of the root task.
-const ROOT_HEAP_PAGES: u64 = 256;
+const ROOT_HEAP_PAGES: u64 = 1024;
 
 fn pages_for(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE_SIZE)

@@ -94,7 +94,7 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
         Duration::from_secs(120),
         &["--disk", img.to_str().unwrap()],
         &[
-            ("exo-sh: the ExoV6 shell (the disk's files at /d0)", b"ls /\rls -l\r"),
+            ("exo-sh: the ExoV6 shell (the disk's files at /d0)", b"ls /\rls -l\rls -l -R /d0\r"),
             (" hello.txt", b"cat /d0/hello.txt\r"),
             ("Hello from the test's image", b"cd data\rpwd\r"),
             ("/d0/data", b"wc blob.bin\r"),
@@ -125,6 +125,73 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
     let wc = b.lines()[b.expect_line(" /d0/data/blob.bin")].to_string();
     assert!(wc.trim_start().starts_with(&format!("{lines} ")), "{wc}: {lines} lines");
     assert!(b.serial.contains("drwxr-xr-x") && b.serial.contains(" data"), "{}", b.serial);
+    // `ls -l -R`: each directory under a line of its name, after its
+    // parent's entries.
+    b.expect_in_order(&["/d0:", "/d0/data:", &format!("-rw-r--r-- {:>10} blob.bin", blob.len())]);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Pipes: `A | B | C` runs the programs at once, each one's output the
+/// next one's input through pipes the root task's process service keeps.
+/// Three MiB pass intact (the hash equals the host's); a reader that
+/// stops early ends the writer (as SIGPIPE would) and the pipeline
+/// still ends; a writer that crashes gives its reader the end of its
+/// input; a printing built-in may start a pipe, a shell-changing one may
+/// not; ^C stops every program of a pipe; and hundreds of pipelines in a
+/// row leave nothing behind (`ps`).
+#[test]
+fn pipes_carry_one_programs_output_to_the_next() {
+    let (dir, img, blob) = disk("pipes", false);
+    let hex: Vec<String> = blob[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let first_row = format!("00000000  {}  {}", hex[..8].join(" "), hex[8..].join(" "));
+    let many = format!("{}ps\recho listed $?\rpoweroff\r", "echo x | cat | wc\r".repeat(100));
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(240),
+        &["--disk", img.to_str().unwrap()],
+        &[
+            (
+                "exo-sh: the ExoV6 shell (the disk's files at /d0)",
+                b"cat data/blob.bin | sha256sum\rcat hello.txt | cat | cat | wc\recho one two three | wc\r\
+                  cat data/blob.bin | hexdump -n 32\recho early $?\rfault pf | wc\recho crashed $?\r\
+                  cat hello.txt | nosuch\recho missing $?\rcd / | cat\recho refused $?\r\
+                  wc < hello.txt | cat\recho typed $?\r",
+            ),
+            // cat prints what hexdump writes into the pipe, as it comes;
+            // the whole dump would take a while.
+            ("typed 0", b"hexdump data/blob.bin | cat\r"),
+            ("00001000  ", b"\x03"),
+            ("^C", b"echo stopped $?\r"),
+            ("stopped 130", many.as_bytes()),
+        ],
+    );
+    let host = sha256_hex(&blob);
+    b.expect_in_order(&[
+        &format!("{host}  -"),
+        "       1        5         28",
+        "       1        3         14",
+        &first_row,
+        "00000020",
+        "early 0",
+        "root: fault (started for a client) was killed by CPU exception 14",
+    ]);
+    // The crashed writer's reader saw the end of its input at once.
+    b.expect_in_order(&["       0        0          0", "crashed 0"]);
+    b.expect_in_order(&["exo-sh: nosuch: command not found", "missing 127"]);
+    b.expect_in_order(&["exo-sh: cd is built into the shell and works on the shell itself", "refused 2"]);
+    b.expect_in_order(&["       1        5         28", "typed 0", "00001000  ", "stopped 130"]);
+    assert!(!b.serial.contains(&format!("{:08x}", blob.len())), "the dump went to its end despite ^C");
+    // A hundred pipelines, each with its own pipes and three programs:
+    // all gave their answer, and none is left behind.
+    // (Keys typed ahead echo wherever they fall: lines are matched by
+    // what they contain.)
+    let answers = b.lines().iter().filter(|l| l.contains("       1        1          2")).count();
+    assert_eq!(answers, 100, "{}", b.serial);
+    let ps = b.lines().iter().rposition(|l| l.contains("  PID  STATE        STARTS  COMMAND")).unwrap();
+    let listed = b.lines().iter().rposition(|l| l.contains("listed 0")).unwrap();
+    let shells = |l: &&&str| l.split_whitespace().next().is_some_and(|w| w.parse::<u64>().is_ok());
+    assert!(b.lines()[ps + 1..listed].iter().filter(shells).count() == 0, "{}", b.lines()[ps..=listed].join("\n"));
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -158,12 +225,11 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
     );
     b.expect_in_order(&["moved.txt", "done 0", "exo-sh: bye"]);
     // Output goes to the file, made anew or added to, a built-in
-    // command's and a program's alike; a program reads < FILE; there are
-    // no pipes, and the shell says so.
+    // command's and a program's alike; a program reads < FILE, or what
+    // the one before it in a pipe wrote (the line `HASH  made/out.txt`).
     b.expect_line("redirected 0");
     b.expect_line("appended 0");
-    b.expect_line("exo-sh: no pipes yet: the POSIX library has no pipe object to give two programs");
-    b.expect_line("piped 2");
+    b.expect_in_order(&["       1        2         79", "piped 0"]);
     b.expect_line("exo-sh: /d0/made/none.txt: ENOENT");
     b.expect_line("missing 1");
     b.expect_line("root: every client of console has ended for good; closed it, so that console stops waiting");

@@ -190,6 +190,9 @@ enum Desc {
     File(OpenFile),
     /// A socket of the network server ([`net`]).
     Socket(net::Sock),
+    /// An end of a pipe of the process service ([`process`]): its id, and
+    /// whether it is the write end.
+    Pipe(u64, bool),
 }
 
 /// A file server mounted at a directory.
@@ -599,7 +602,7 @@ fn new_desc(s: &mut State, d: Desc) -> Result<Fd> {
 fn socket_of(fd: Fd) -> Result<net::Sock> {
     with(|s| match desc(s, fd)? {
         Desc::Socket(k) => Ok(*k),
-        Desc::File(_) => Err(Errno::ENOTSOCK),
+        Desc::File(_) | Desc::Pipe(..) => Err(Errno::ENOTSOCK),
     })
 }
 
@@ -613,15 +616,23 @@ const FIRST_FD: Fd = 3;
 fn file(s: &mut State, fd: Fd) -> Result<&mut OpenFile> {
     match desc(s, fd)? {
         Desc::File(f) => Ok(f),
-        Desc::Socket(_) => Err(Errno::ESPIPE),
+        Desc::Socket(_) | Desc::Pipe(..) => Err(Errno::ESPIPE),
     }
+}
+
+/// The pipe end descriptor `fd` names, if it names one.
+fn pipe_of(fd: Fd) -> Option<(u64, bool)> {
+    with(|s| match desc(s, fd) {
+        Ok(Desc::Pipe(id, write)) => Some((*id, *write)),
+        _ => None,
+    })
 }
 
 /// The files descriptors 0 and 1 stand for, when the program was started
 /// with them sent to files ([`start`]).
 static STDIO: SpinLock<[Option<Fd>; 2]> = SpinLock::new([None; 2]);
 
-/// Whether descriptor 0 reads a file (`< FILE`) rather than the console
+/// Whether descriptor 0 reads a file (`< FILE`) or a pipe rather than the console
 /// (which programs cannot read: the shell holds it).
 pub fn stdin_redirected() -> bool {
     redirected(0).is_some()
@@ -632,29 +643,48 @@ fn redirected(fd: Fd) -> Option<Fd> {
     STDIO.lock().get(usize::try_from(fd).ok()?).copied().flatten()
 }
 
-/// The environment variables that send a program's input and output to
-/// files (absolute paths; the output is added to the file's end).
-pub const STDIN_VAR: &str = "EXO_STDIN";
-/// See [`STDIN_VAR`].
-pub const STDOUT_VAR: &str = "EXO_STDOUT";
+/// The environment variables that give a program its standard input
+/// and output: an absolute file name (the output is added to the file's
+/// end), or `pipe:ID`, an end of a pipe the shell made
+/// ([`process::pipe`]).
+pub use exo_protocols::process::{STDIN_VAR, STDOUT_VAR};
 
-/// Sets up a program's standard descriptors from its environment: the
-/// file in `EXO_STDOUT` opened to add to as descriptor 1, where `print!`
-/// and `println!` then go; the file in `EXO_STDIN` as descriptor 0. The
-/// disks are mounted first if either is set. What failed, and how.
+/// Sets up a program's standard descriptors from its environment
+/// ([`STDIN_VAR`], [`STDOUT_VAR`]): descriptor 1 adds to the file or
+/// writes to the pipe named, and `print!` and `println!` then go there;
+/// descriptor 0 reads the file or pipe named. The disks are mounted first
+/// for a file, the process service attached for a pipe. What failed, and
+/// how.
 pub fn start() -> core::result::Result<(), (String, Errno)> {
+    use exo_protocols::process::pipe_named;
     let (input, output) = (getenv(STDIN_VAR), getenv(STDOUT_VAR));
     if input.is_none() && output.is_none() {
         return Ok(());
     }
-    mount_disks();
+    let named = [&input, &output].map(|v| v.as_deref().and_then(pipe_named));
+    if [&input, &output].iter().zip(named).any(|(v, p)| v.is_some() && p.is_none()) {
+        mount_disks();
+    }
+    if named.iter().any(Option::is_some) {
+        let procs = exo_rt::endpoint("procs").ok_or_else(|| ("procs".into(), Errno::ENODEV))?;
+        let note = exo_rt::caps::Untyped::from_slot(exo_rt::abi::slot::UNTYPED)
+            .create_notification()
+            .map_err(|_| ("procs".into(), Errno::ENOMEM))?;
+        process::attach(procs.slot(), note).map_err(|e| ("procs".into(), e))?;
+    }
     if let Some(path) = input {
-        let fd = open(&path, flags::O_RDONLY).map_err(|e| (path, e))?;
-        STDIO.lock()[0] = Some(fd);
+        let fd = match named[0] {
+            Some(id) => with(|s| new_desc(s, Desc::Pipe(id, false))),
+            None => open(&path, flags::O_RDONLY),
+        };
+        STDIO.lock()[0] = Some(fd.map_err(|e| (path, e))?);
     }
     if let Some(path) = output {
-        let fd = open(&path, flags::O_WRONLY | flags::O_APPEND).map_err(|e| (path, e))?;
-        STDIO.lock()[1] = Some(fd);
+        let fd = match named[1] {
+            Some(id) => with(|s| new_desc(s, Desc::Pipe(id, true))),
+            None => open(&path, flags::O_WRONLY | flags::O_APPEND),
+        };
+        STDIO.lock()[1] = Some(fd.map_err(|e| (path, e))?);
         exo_rt::io::set_output(Some(print_to_stdout));
     }
     Ok(())
@@ -663,8 +693,12 @@ pub fn start() -> core::result::Result<(), (String, Errno)> {
 /// `print!`'s bytes, to descriptor 1's file (failures told on the
 /// console, once a line).
 fn print_to_stdout(bytes: &[u8]) {
-    if let Err(e) = write_all(1, bytes) {
-        exo_rt::eprintln!("standard output: {e:?}");
+    match write_all(1, bytes) {
+        Ok(()) => {}
+        // Nobody reads the pipe any more: the program ends, as SIGPIPE
+        // ends it on Unix (status 128 + 13), quietly.
+        Err(Errno::EPIPE) => exo_rt::sys::exit(141),
+        Err(e) => exo_rt::eprintln!("standard output: {e:?}"),
     }
 }
 
@@ -732,6 +766,9 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     if let Ok(k) = socket_of(fd) {
         return net::recv_on(k, buf).map(|(n, _)| n);
     }
+    if let Some((id, write)) = pipe_of(fd) {
+        return if write { Err(Errno::EBADF) } else { process::pipe_read(id, buf) };
+    }
     with(|s| {
         let f = file(s, fd)?;
         if f.dir {
@@ -763,6 +800,9 @@ pub fn write(fd: Fd, data: &[u8]) -> Result<usize> {
     }
     if let Ok(k) = socket_of(fd) {
         return net::send_on(k, data, None);
+    }
+    if let Some((id, write)) = pipe_of(fd) {
+        return if write { process::pipe_write(id, data) } else { Err(Errno::EBADF) };
     }
     with(|s| {
         let f = file(s, fd)?;
@@ -816,6 +856,7 @@ pub fn close(fd: Fd) -> Result<()> {
     })?;
     match d {
         Some(Desc::Socket(k)) => net::close_sock(k),
+        Some(Desc::Pipe(id, write)) => process::pipe_close(id, write),
         _ => Ok(()),
     }
 }

@@ -8,6 +8,14 @@
 //! may carry other news (the console's "line ready" and "^C"): `wait`
 //! hands such bits back to the caller instead of swallowing them, as a
 //! signal interrupts `waitpid` with `EINTR`.
+//!
+//! Pipes are the service's too (the root task keeps their bytes): the
+//! shell makes one with [`pipe`] and names its ends in the environment of
+//! the programs it starts (`EXO_STDOUT=pipe:ID`, `EXO_STDIN=pipe:ID`),
+//! which the library's entry point opens as descriptors 1 and 0
+//! ([`crate::start`]). [`pipe_try_read`] and [`pipe_try_write`] never
+//! wait; [`pipe_read`] and [`pipe_write`] wait on the notification for
+//! [`proto::PIPE_READY`].
 
 use super::{Errno, Result};
 use exo_protocols::process::{self as proto, Status};
@@ -22,6 +30,8 @@ pub type Pid = u64;
 
 /// Where the buffer shared with the process service is mapped.
 const BUF_VA: u64 = 0x0000_4100_0000_0000;
+/// Its pages: the most bytes one pipe read or write moves.
+const BUF_PAGES: u64 = 4;
 
 struct Service {
     buffer: Mapping,
@@ -45,7 +55,7 @@ pub enum Waited {
 /// when programs end ([`proto::ENDED`]).
 pub fn attach(endpoint_slot: u64, note: Notification) -> Result<()> {
     let ep = Endpoint::from_slot(endpoint_slot);
-    let (buffer, attached, _) = Attached::new(ep, 1, BUF_VA).map_err(|_| Errno::ENODEV)?;
+    let (buffer, attached, _) = Attached::new(ep, BUF_PAGES, BUF_VA).map_err(|_| Errno::ENODEV)?;
     let m = ep.call([proto::SUBSCRIBE, 0, 0], Some(note.slot()), FOREVER).map_err(|_| Errno::ENODEV)?;
     if m.words[0] != Status::Ok as u64 {
         return Err(Errno::ENODEV);
@@ -171,5 +181,98 @@ pub fn kill(pid: Pid) -> Result<()> {
     match call([proto::KILL, pid, 0])? {
         (Status::Ok, _) => Ok(()),
         _ => Err(Errno::ESRCH),
+    }
+}
+
+/// Makes a pipe, both ends held by the caller: its id.
+pub fn pipe() -> Result<u64> {
+    match call([proto::PIPE, 0, 0])? {
+        (Status::Ok, id) => Ok(id),
+        (Status::TooMany, _) => Err(Errno::EMFILE),
+        _ => Err(Errno::EIO),
+    }
+}
+
+/// Reads what pipe `id` holds, up to `buf.len()` bytes, without waiting:
+/// `Some(0)` at its end (no writer left), `None` if nothing is there yet.
+pub fn pipe_try_read(id: u64, buf: &mut [u8]) -> Result<Option<usize>> {
+    SERVICE.with(|s| {
+        let s = s.as_mut().ok_or(Errno::ENOSYS)?;
+        let want = buf.len().min(s.buffer.len()) as u64;
+        let m = s.attached.call([proto::PIPE_READ, id, want], 0, |_| false).map_err(|_| Errno::EIO)?;
+        match Status::from_word(m.words[0]) {
+            Some(Status::Ok) => {
+                let n = (m.words[1] as usize).min(want as usize);
+                buf[..n].copy_from_slice(&s.buffer.as_slice()[..n]);
+                Ok(Some(n))
+            }
+            Some(Status::Empty) => Ok(None),
+            _ => Err(Errno::EBADF),
+        }
+    })
+}
+
+/// Writes what pipe `id` has room for of `data` without waiting: how many
+/// bytes (`None`: no room yet); `EPIPE` if no reader is left.
+pub fn pipe_try_write(id: u64, data: &[u8]) -> Result<Option<usize>> {
+    SERVICE.with(|s| {
+        let s = s.as_mut().ok_or(Errno::ENOSYS)?;
+        let n = data.len().min(s.buffer.len());
+        s.buffer.as_mut_slice()[..n].copy_from_slice(&data[..n]);
+        let m = s.attached.call([proto::PIPE_WRITE, id, n as u64], 0, |_| false).map_err(|_| Errno::EIO)?;
+        match Status::from_word(m.words[0]) {
+            Some(Status::Ok) => Ok(Some((m.words[1] as usize).min(n))),
+            Some(Status::Empty) => Ok(None),
+            Some(Status::NotConnected) => Err(Errno::EPIPE),
+            _ => Err(Errno::EBADF),
+        }
+    })
+}
+
+/// Runs `attempt` until it gives an answer, waiting for
+/// [`proto::PIPE_READY`] between tries; other bits that arrive meanwhile
+/// are signalled again afterwards, for whoever waits for them.
+fn waiting<T>(mut attempt: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let note = SERVICE.with(|s| s.as_ref().map(|s| s.note)).ok_or(Errno::ENOSYS)?;
+    let mut others = 0;
+    let r = loop {
+        match attempt() {
+            Ok(Some(v)) => break Ok(v),
+            Ok(None) => match note.wait(FOREVER) {
+                Ok(bits) => others |= bits & !proto::PIPE_READY,
+                Err(_) => break Err(Errno::EIO),
+            },
+            Err(e) => break Err(e),
+        }
+    };
+    if others != 0 {
+        let _ = note.signal(others);
+    }
+    r
+}
+
+/// Reads from pipe `id`, waiting until it holds something or has ended:
+/// how many bytes (0 at its end).
+pub fn pipe_read(id: u64, buf: &mut [u8]) -> Result<usize> {
+    waiting(|| pipe_try_read(id, buf))
+}
+
+/// Writes to pipe `id`, waiting until it has room: how many bytes were
+/// taken (at least 1 for a non-empty `data`); `EPIPE` if no reader is
+/// left.
+pub fn pipe_write(id: u64, data: &[u8]) -> Result<usize> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    waiting(|| pipe_try_write(id, data))
+}
+
+/// Lets go of the caller's hold of pipe `id`'s read end (`write` false)
+/// or write end.
+pub fn pipe_close(id: u64, write: bool) -> Result<()> {
+    let end = if write { proto::WRITE_END } else { proto::READ_END };
+    match call([proto::PIPE_CLOSE, id, end])? {
+        (Status::Ok, _) => Ok(()),
+        _ => Err(Errno::EBADF),
     }
 }

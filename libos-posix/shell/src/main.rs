@@ -3,33 +3,35 @@
 //! POSIX library OS: the file server of each disk (endpoints `files` or
 //! `files0`, `files1` ...) mounted at `/d0`, `/d1` ..., starting in `/d0`.
 //!
-//! Built-in commands: `help`, `echo`, `pwd`, `cd`, `ls [-l] [PATH...]`,
-//! `cat PATH...`, `stat PATH...`, `wc PATH...`, `hexdump PATH` (its first
-//! 256 bytes), `mkdir`, `rm`, `cp`, `mv` (on a writable file system),
-//! `mount` (or `disks`: which file server serves which disk), `uptime`,
-//! `date`, `ps` (the system's programs and the shell's, from the process
-//! service), `jobs`, `kill PID...`, `wait [PID...]`, `export
+//! Built-in commands, those that work on the shell itself: `help`,
+//! `echo`, `pwd`, `cd`, `ps` (the system's programs and the shell's, from
+//! the process service), `jobs`, `kill PID...`, `wait [PID...]`, `export
 //! NAME=VALUE`, `unset NAME`, `env`, `exit` and `poweroff [N]`. `$NAME`
 //! is an environment variable's value; programs the shell starts get the
 //! environment (`exo_posix::getenv`). `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
-//! typed; ^D on an empty line leaves. Running programs from the boot
+//! typed; ^D on an empty line leaves.
+//!
 //! Any other command runs the program of that name from the boot image
-//! through the library OS's process calls (`exo_posix::process`, the
-//! root task's process service `procs` underneath), with the shell's
-//! endpoints; the shell waits for it (^C stops it) and `$?` tells how it
-//! ended (128 + the exception vector for a program the CPU killed).
+//! (`ls`, `cat`, `cp` ... are programs of `exo-utils`) through the
+//! library OS's process calls (`exo_posix::process`, the root task's
+//! process service `procs` underneath), with the shell's endpoints, in
+//! its directory; the shell waits for it (^C stops it) and `$?` tells how
+//! it ended (128 + the exception vector for a program the CPU killed).
 //! `COMMAND &` starts a program without waiting: the shell prints
 //! `[PID] COMMAND`, and before a later prompt `[PID] done, HOW: COMMAND`
 //! once it has ended; `wait` waits for such programs (^C stops waiting,
 //! not them).
+//!
 //! `> FILE` and `>> FILE` send a command's output to a file (made anew,
 //! or added to), `< FILE` gives a program a file as its input: a built-in
 //! command's output is collected by the shell; a program gets the files
 //! through its environment (`EXO_STDOUT`, `EXO_STDIN`), which the POSIX
 //! library's entry point opens as its descriptors 1 and 0 (its messages
-//! still go to the console). There are no pipes: the library has no pipe
-//! object yet to give two programs, and the shell says so.
+//! still go to the console). `A | B | C` runs the programs at once, each
+//! one's output the next one's input through pipes of the process
+//! service, named in the same variables (`pipe:ID`); a built-in command
+//! that only prints may start a pipe, the shell writing what it printed.
 //!
 //! Endpoints, by name: `files` (or `files0` ...), `console`, `procs`; a
 //! program the shell starts gets them all, under the same names.
@@ -50,7 +52,7 @@ use exo_rt::abi::ExitStatus;
 use exo_rt::abi::{slot, FOREVER};
 use exo_rt::caps::{Endpoint, Notification, Power};
 use exo_rt::mem::Mapping;
-use exo_rt::{print, println, sys};
+use exo_rt::{print, println};
 
 exo_rt::entry!(main);
 
@@ -141,6 +143,68 @@ fn wait_program(pid: posix::process::Pid, kill: bool) -> Result<Option<ExitStatu
     Ok(status)
 }
 
+/// Waits for a pipeline's programs to end (those that started), writing
+/// `feed`'s bytes into its pipe meanwhile as the first program reads
+/// them; ^C on the console stops them all. How each ended.
+fn wait_pipeline(
+    programs: &[(Option<posix::process::Pid>, &str)],
+    mut feed: Option<(u64, Vec<u8>)>,
+) -> Vec<Option<ExitStatus>> {
+    let note = Notification::from_slot(slot::SUPERVISOR);
+    let mut ended: Vec<Option<ExitStatus>> = alloc::vec![None; programs.len()];
+    let mut fed = 0;
+    let mut lines_waiting = false;
+    loop {
+        // Write what the pipe takes now; let go of it when all is in, or
+        // when nobody reads it any more.
+        if let Some((id, bytes)) = &feed {
+            let done = loop {
+                if fed == bytes.len() {
+                    break true;
+                }
+                match posix::process::pipe_try_write(*id, &bytes[fed..]) {
+                    Ok(Some(n)) => fed += n,
+                    Ok(None) => break false,
+                    Err(_) => break true,
+                }
+            };
+            if done {
+                let _ = posix::process::pipe_close(*id, true);
+                feed = None;
+            }
+        }
+        for (i, (pid, _)) in programs.iter().enumerate() {
+            if let (Some(pid), None) = (pid, ended[i]) {
+                match posix::process::try_wait(*pid) {
+                    Ok(Some(status)) => ended[i] = Some(status),
+                    Ok(None) => {}
+                    Err(_) => ended[i] = Some(ExitStatus::Exited(u32::MAX)),
+                }
+            }
+        }
+        let running = programs.iter().zip(&ended).any(|((pid, _), e)| pid.is_some() && e.is_none());
+        if !running {
+            break;
+        }
+        let Ok(bits) = note.wait(FOREVER) else { break };
+        lines_waiting |= bits & console::LINE_READY != 0;
+        if bits & console::INTERRUPT != 0 {
+            for ((pid, _), e) in programs.iter().zip(&ended) {
+                if let (Some(pid), None) = (pid, e) {
+                    let _ = posix::process::kill(*pid);
+                }
+            }
+        }
+    }
+    if let Some((id, _)) = feed {
+        let _ = posix::process::pipe_close(id, true);
+    }
+    if lines_waiting {
+        let _ = note.signal(console::LINE_READY);
+    }
+    ended
+}
+
 /// `$?` for a program that ended so (a message if the CPU killed it).
 fn exit_code(name: &str, status: ExitStatus) -> i32 {
     match status {
@@ -161,11 +225,14 @@ fn ended_how(status: ExitStatus) -> String {
     }
 }
 
-/// The built-in commands (`&` runs programs only).
-const BUILTINS: &[&str] = &[
-    "help", "echo", "pwd", "cd", "ls", "cat", "stat", "wc", "hexdump", "mkdir", "rm", "cp", "mv", "mount", "disks",
-    "uptime", "date", "ps", "jobs", "kill", "wait", "export", "unset", "env", "exit", "poweroff",
-];
+/// The built-in commands: those that work on the shell itself, and
+/// `echo` (`&` runs programs only).
+const BUILTINS: &[&str] =
+    &["help", "echo", "pwd", "cd", "ps", "jobs", "kill", "wait", "export", "unset", "env", "exit", "poweroff"];
+
+/// Built-in commands that only print, and so may start a pipe: the shell
+/// writes what they print into it.
+const PRINTING_BUILTINS: &[&str] = &["help", "echo", "pwd", "ps", "jobs", "env"];
 
 /// The shell's state.
 struct Shell {
@@ -175,56 +242,6 @@ struct Shell {
     procs: bool,
     /// Programs started with `&`, not yet seen to end: pid, command.
     jobs: Vec<(posix::process::Pid, String)>,
-}
-
-fn mode_string(st: &posix::Stat) -> String {
-    let kind = match st.mode & 0o170000 {
-        0o040000 => 'd',
-        0o120000 => 'l',
-        _ => '-',
-    };
-    let mut s = String::from(kind);
-    for shift in [6, 3, 0] {
-        let bits = (st.mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    s
-}
-
-/// Reads all of file `path`, in chunks, giving each to `f`.
-fn each_chunk(path: &str, mut f: impl FnMut(&[u8])) -> Result<(), Errno> {
-    let fd = posix::open(path, posix::flags::O_RDONLY)?;
-    let mut buf = alloc::vec![0u8; 64 * 1024];
-    let r = loop {
-        match posix::read(fd, &mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => f(&buf[..n]),
-            Err(e) => break Err(e),
-        }
-    };
-    let _ = posix::close(fd);
-    r
-}
-
-/// Copies file `from` to `to` (created or cut to nothing first); what
-/// failed, and how.
-fn copy(from: &str, to: &str) -> Result<(), (String, Errno)> {
-    use posix::flags::{O_CREAT, O_TRUNC, O_WRONLY};
-    let out = posix::open(to, O_WRONLY | O_CREAT | O_TRUNC).map_err(|e| (to.to_string(), e))?;
-    let mut failed = None;
-    let r = each_chunk(from, |b| {
-        if failed.is_none() {
-            failed = posix::write_all(out, b).err();
-        }
-    });
-    let closed = posix::close(out);
-    r.map_err(|e| (from.to_string(), e))?;
-    if let Some(e) = failed {
-        return Err((to.to_string(), e));
-    }
-    closed.map_err(|e| (to.to_string(), e))
 }
 
 /// Where a built-in command's output goes: the console, or a text
@@ -305,13 +322,6 @@ impl Shell {
         1
     }
 
-    fn need_files(&self, cmd: &str) -> bool {
-        if !self.files {
-            println!("{cmd}: no file system is mounted");
-        }
-        self.files
-    }
-
     /// Runs one command line; its status (`None`: leave). `> FILE` or
     /// `>> FILE` sends the command's output to FILE (made anew, or added
     /// to), `< FILE` gives a program FILE as its input; messages about
@@ -323,11 +333,7 @@ impl Shell {
             None => (line, false),
         };
         if line.contains('|') {
-            println!(
-                "exo-sh: no pipes yet: the POSIX library has no pipe object to give two programs (send the first's \
-                 output to a file with > FILE, and give it to the second with < FILE)"
-            );
-            return Some(2);
+            return Some(self.pipeline(line, background));
         }
         let (line, redirects) = match redirections(line) {
             Ok(r) => r,
@@ -443,6 +449,155 @@ impl Shell {
         }
     }
 
+    /// `A | B | C`: the programs run at once, each one's output the next
+    /// one's input through a pipe of the process service; `< FILE` may go
+    /// with the first, `> FILE` with the last. A built-in command that
+    /// only prints may come first: the shell writes what it printed into
+    /// the pipe. The status is the last program's; ^C stops them all.
+    fn pipeline(&mut self, line: &str, background: bool) -> i32 {
+        let stages: Vec<&str> = line.split('|').collect();
+        let last = stages.len() - 1;
+        let mut commands = Vec::new();
+        let (mut input, mut out) = (None, None);
+        for (i, stage) in stages.iter().enumerate() {
+            let (command, r) = match redirections(stage) {
+                Ok(r) => r,
+                Err(why) => {
+                    println!("exo-sh: {why}");
+                    return 2;
+                }
+            };
+            let words: Vec<String> = command.split_whitespace().map(|w| self.expand(w)).collect();
+            if words.is_empty() {
+                println!("exo-sh: a | wants a command on each side");
+                return 2;
+            }
+            if r.input.is_some() && i > 0 {
+                println!("exo-sh: < FILE goes with the first command of a pipe");
+                return 2;
+            }
+            if r.out.is_some() && i < last {
+                println!("exo-sh: > FILE goes with the last command of a pipe");
+                return 2;
+            }
+            input = input.or(r.input.map(|t| posix::join_path(&self.cwd, &self.expand(&t))));
+            out = out.or(r.out.map(|(t, append)| (posix::join_path(&self.cwd, &self.expand(&t)), append)));
+            let name = words[0].as_str();
+            if BUILTINS.contains(&name) {
+                let why = if i > 0 {
+                    "does not read its input, and cannot follow a |"
+                } else if !PRINTING_BUILTINS.contains(&name) {
+                    "works on the shell itself, and cannot be in a pipe"
+                } else if background {
+                    "cannot start a pipe run with & (the shell feeds it)"
+                } else if input.is_some() {
+                    "takes no < FILE"
+                } else {
+                    ""
+                };
+                if !why.is_empty() {
+                    println!("exo-sh: {name} is built into the shell and {why}");
+                    return 2;
+                }
+            }
+            commands.push(words.join(" "));
+        }
+        if !self.procs {
+            println!("exo-sh: no process service to start programs with");
+            return 127;
+        }
+        if let Some((target, append)) = &out {
+            if let Err(e) = write_file(target, b"", *append) {
+                return self.fail(&format!("exo-sh: {target}"), e);
+            }
+        }
+        if let Some(target) = &input {
+            if let Err(e) = posix::stat(target).and_then(|st| if st.is_dir() { Err(Errno::EISDIR) } else { Ok(()) }) {
+                return self.fail(&format!("exo-sh: {target}"), e);
+            }
+        }
+        // What a printing built-in at the start prints, for the shell to
+        // write into the first pipe.
+        let first = commands[0].split(' ').next().unwrap_or("");
+        let fed = BUILTINS.contains(&first).then(|| {
+            let mut text = Out(Some(String::new()));
+            let _ = self.command(&commands[0], &mut text);
+            text.0.unwrap_or_default()
+        });
+        let mut pipes = Vec::new();
+        for _ in 0..last {
+            match posix::process::pipe() {
+                Ok(id) => pipes.push(id),
+                Err(e) => {
+                    for id in pipes {
+                        let _ = posix::process::pipe_close(id, false);
+                        let _ = posix::process::pipe_close(id, true);
+                    }
+                    return self.fail("exo-sh: a pipe", e);
+                }
+            }
+        }
+        // Each program, its input and output named in its environment.
+        let saved = [posix::getenv(posix::STDOUT_VAR), posix::getenv(posix::STDIN_VAR)];
+        let set = |name: &str, value: Option<String>| match value {
+            Some(v) => {
+                let _ = posix::setenv(name, &v);
+            }
+            None => posix::unsetenv(name),
+        };
+        let pipe = |i: usize| Some(format!("{}{}", exo_protocols::process::PIPE_PREFIX, pipes[i]));
+        let mut started: Vec<(Option<posix::process::Pid>, &str)> = Vec::new();
+        for (i, command) in commands.iter().enumerate() {
+            if i == 0 && fed.is_some() {
+                continue;
+            }
+            set(posix::STDIN_VAR, if i == 0 { input.clone() } else { pipe(i - 1) });
+            set(posix::STDOUT_VAR, if i == last { out.as_ref().map(|(t, _)| t.clone()) } else { pipe(i) });
+            let name = command.split(' ').next().unwrap_or("");
+            let pid = match posix::process::spawn(command) {
+                Ok(pid) => Some(pid),
+                Err(Errno::ENOENT) => {
+                    println!("exo-sh: {name}: command not found (help lists the commands)");
+                    None
+                }
+                Err(e) => {
+                    self.fail(&format!("exo-sh: {name}"), e);
+                    None
+                }
+            };
+            started.push((pid, command));
+        }
+        set(posix::STDOUT_VAR, saved[0].clone());
+        set(posix::STDIN_VAR, saved[1].clone());
+        // The programs hold their ends now; the shell lets go of its own
+        // (but for the one it feeds), so that each sees the end of its
+        // input when the one before it ends.
+        for (i, id) in pipes.iter().enumerate() {
+            let _ = posix::process::pipe_close(*id, false);
+            if !(i == 0 && fed.is_some()) {
+                let _ = posix::process::pipe_close(*id, true);
+            }
+        }
+        if background {
+            for (pid, command) in started {
+                if let Some(pid) = pid {
+                    println!("[{pid}] {command}");
+                    self.jobs.push((pid, command.to_string()));
+                }
+            }
+            return 0;
+        }
+        let feed = fed.map(|text| (pipes[0], text.into_bytes()));
+        let statuses = wait_pipeline(&started, feed);
+        // The last program's status, as POSIX shells give.
+        match (started.last(), statuses.last()) {
+            (Some((Some(_), command)), Some(Some(status))) => {
+                exit_code(command.split(' ').next().unwrap_or(""), *status)
+            }
+            _ => 127,
+        }
+    }
+
     /// Says which background programs have ended, and forgets them.
     fn reap(&mut self) {
         self.jobs.retain(|(pid, line)| match posix::process::try_wait(*pid) {
@@ -463,14 +618,16 @@ impl Shell {
         let path = |p: &str| posix::join_path(&self.cwd, p);
         Some(match cmd.as_str() {
             "help" => {
+                say!(out, "built into the shell: help echo pwd cd ps jobs kill wait export unset env exit poweroff");
                 say!(
                     out,
-                    "commands: help echo pwd cd ls [-l] cat stat wc hexdump mkdir rm cp mv mount uptime date ps jobs kill wait export unset env exit poweroff"
+                    "programs: ls [-l] [-R] cat wc hexdump stat mkdir [-p] rm [-r] [-f] cp mv mount (disks) uptime date sha256sum sleep printenv nc echod"
                 );
                 say!(
                     out,
                     "any other command runs that program; COMMAND & runs it without waiting ([pid] shown, ps lists it)"
                 );
+                say!(out, "A | B | C runs programs with each one's output the next one's input (a printing built-in may start it);");
                 say!(out, "$? is the last status; > FILE or >> FILE sends a command's output there, < FILE gives a program its input;");
                 say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
                 0
@@ -496,169 +653,6 @@ impl Shell {
                     Ok(_) => self.fail(&format!("cd: {to}"), Errno::ENOTDIR),
                     Err(e) => self.fail(&format!("cd: {to}"), e),
                 }
-            }
-            "ls" => {
-                if !self.need_files("ls") {
-                    return Some(1);
-                }
-                let long = args.first() == Some(&"-l");
-                let targets: Vec<&str> = args.iter().copied().filter(|a| *a != "-l").collect();
-                let targets = if targets.is_empty() { alloc::vec![self.cwd.as_str()] } else { targets };
-                let mut status = 0;
-                for t in targets {
-                    let p = path(t);
-                    match posix::stat(&p) {
-                        Ok(st) if st.is_dir() => match posix::readdir(&p) {
-                            Ok(entries) => {
-                                for e in entries {
-                                    if long {
-                                        say!(out, "{} {:>10} {}", mode_string(&e.stat), e.stat.size, e.name);
-                                    } else {
-                                        say!(out, "{}{}", e.name, if e.stat.is_dir() { "/" } else { "" });
-                                    }
-                                }
-                            }
-                            Err(e) => status = self.fail(&format!("ls: {p}"), e),
-                        },
-                        Ok(st) => say!(out, "{} {:>10} {p}", mode_string(&st), st.size),
-                        Err(e) => status = self.fail(&format!("ls: {p}"), e),
-                    }
-                }
-                status
-            }
-            "cat" | "wc" | "hexdump" | "stat" if args.is_empty() => {
-                println!("{cmd}: which file?");
-                2
-            }
-            "cat" => {
-                let mut status = 0;
-                for a in &args {
-                    let p = path(a);
-                    let mut text = String::new();
-                    let r = each_chunk(&p, |b| text.push_str(&String::from_utf8_lossy(b)));
-                    out.put(&text);
-                    if let Err(e) = r {
-                        status = self.fail(&format!("cat: {p}"), e);
-                    }
-                }
-                status
-            }
-            "wc" => {
-                let mut status = 0;
-                for a in &args {
-                    let p = path(a);
-                    let (mut lines, mut words, mut bytes, mut in_word) = (0u64, 0u64, 0u64, false);
-                    let r = each_chunk(&p, |b| {
-                        bytes += b.len() as u64;
-                        for &c in b {
-                            lines += u64::from(c == b'\n');
-                            let space = c.is_ascii_whitespace();
-                            words += u64::from(!space && !in_word);
-                            in_word = !space;
-                        }
-                    });
-                    match r {
-                        Ok(()) => say!(out, "{lines:>8} {words:>8} {bytes:>10} {p}"),
-                        Err(e) => status = self.fail(&format!("wc: {p}"), e),
-                    }
-                }
-                status
-            }
-            "hexdump" => {
-                let p = path(args[0]);
-                let mut first = Vec::new();
-                let r = each_chunk(&p, |b| {
-                    let room = 256usize.saturating_sub(first.len());
-                    first.extend_from_slice(&b[..b.len().min(room)]);
-                });
-                for (i, row) in first.chunks(16).enumerate() {
-                    let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
-                    let text: String =
-                        row.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
-                    say!(out, "{:08x}  {:<47}  |{text}|", i * 16, hex.join(" "));
-                }
-                match r {
-                    Ok(()) => 0,
-                    Err(e) => self.fail(&format!("hexdump: {p}"), e),
-                }
-            }
-            "stat" => {
-                let mut status = 0;
-                for a in &args {
-                    let p = path(a);
-                    match posix::stat(&p) {
-                        Ok(st) => {
-                            say!(
-                                out,
-                                "{p}: {} size {} mode {:o} mtime {}",
-                                mode_string(&st),
-                                st.size,
-                                st.mode,
-                                st.mtime
-                            )
-                        }
-                        Err(e) => status = self.fail(&format!("stat: {p}"), e),
-                    }
-                }
-                status
-            }
-            "mkdir" | "rm" if args.is_empty() => {
-                println!("{cmd}: which path?");
-                2
-            }
-            "mkdir" => {
-                let p = path(args[0]);
-                posix::mkdir(&p).map_or_else(|e| self.fail(&format!("mkdir: {p}"), e), |()| 0)
-            }
-            "rm" => {
-                let p = path(args[0]);
-                posix::unlink(&p).map_or_else(|e| self.fail(&format!("rm: {p}"), e), |()| 0)
-            }
-            "cp" if args.len() != 2 => {
-                println!("cp: cp FROM TO");
-                2
-            }
-            "cp" => {
-                let (from, mut to) = (path(args[0]), path(args[1]));
-                if posix::stat(&to).is_ok_and(|st| st.is_dir()) {
-                    to = posix::join_path(&to, from.rsplit('/').next().unwrap_or(""));
-                }
-                match copy(&from, &to) {
-                    Ok(()) => 0,
-                    Err((what, e)) => self.fail(&format!("cp: {what}"), e),
-                }
-            }
-            "mv" if args.len() != 2 => {
-                println!("mv: mv FROM TO");
-                2
-            }
-            "mv" => {
-                let (from, to) = (path(args[0]), path(args[1]));
-                posix::rename(&from, &to).map_or_else(|e| self.fail(&format!("mv: {from}"), e), |()| 0)
-            }
-            "mount" | "disks" => {
-                // Which server serves which disk, as each says.
-                let mut status = 0;
-                for at in posix::mounts() {
-                    match posix::mount_info(&at) {
-                        Ok(i) => {
-                            let label = if i.label.is_empty() { String::new() } else { format!(" \"{}\"", i.label) };
-                            say!(out, "{at}: {}{label} on the {}, {} bytes ({})", i.fs, i.partition, i.size, i.sandbox);
-                        }
-                        Err(e) => status = self.fail(&format!("{cmd}: {at}"), e),
-                    }
-                }
-                status
-            }
-            "uptime" => {
-                let ms = sys::clock() / 1_000_000;
-                say!(out, "up {}.{:03} s", ms / 1000, ms % 1000);
-                0
-            }
-            "date" => {
-                let s = sys::wall_clock() / 1_000_000_000;
-                say!(out, "{s} seconds since 1970-01-01 UTC");
-                0
             }
             "ps" => {
                 let programs = match posix::process::list() {

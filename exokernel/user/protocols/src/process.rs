@@ -21,6 +21,18 @@
 //! yet), `exited:N` or `faulted:N` (CPU exception N); STARTS is how many
 //! instances were started; COMMAND the program and its arguments. The
 //! answer is `[OK, bytes, lines]`; lines that do not fit are left out.
+//!
+//! Pipes: `PIPE` makes one, a byte queue of [`PIPE_BYTES`] the root task
+//! keeps, and the caller holds both its ends. A program started with
+//! [`STDIN_VAR`] or [`STDOUT_VAR`] set to `pipe:ID` holds that end as
+//! well (the caller must hold it), until it closes it (`PIPE_CLOSE`) or
+//! ends: the service lets go of an ended program's ends itself, as a
+//! kernel closes a dead process's descriptors. Reading an empty pipe
+//! whose write ends are all gone is the end of file; writing to one
+//! whose read ends are all gone is refused (`EPIPE`). Reads and writes
+//! never block the service: `[EMPTY, 0, 0]` means "not now", and
+//! [`PIPE_READY`] is signalled on every holder's subscribed notification
+//! when the other side has read, written or let go.
 
 pub use crate::session::{Status, ATTACH, DETACH};
 
@@ -38,8 +50,45 @@ pub const KILL: u64 = SUBSCRIBE + 3;
 /// `[LIST, 0, 0]`: the programs, as lines of text in the buffer.
 pub const LIST: u64 = SUBSCRIBE + 4;
 
+/// `[PIPE, 0, 0]`: make a pipe; `[OK, id, 0]`, or `[TOO_MANY, 0, 0]`.
+pub const PIPE: u64 = SUBSCRIBE + 5;
+/// `[PIPE_READ, id, max]`: up to `max` bytes (and the buffer's size) into
+/// the buffer: `[OK, n, 0]`, n = 0 at the end (empty, no writer left);
+/// `[EMPTY, 0, 0]`: nothing yet.
+pub const PIPE_READ: u64 = SUBSCRIBE + 6;
+/// `[PIPE_WRITE, id, n]`: the buffer's first n bytes: `[OK, taken, 0]`
+/// (taken at least 1); `[EMPTY, 0, 0]`: no room yet;
+/// `[NOT_CONNECTED, 0, 0]`: no reader left.
+pub const PIPE_WRITE: u64 = SUBSCRIBE + 7;
+/// `[PIPE_CLOSE, id, end]`: let go of the caller's hold of the read end
+/// ([`READ_END`]) or the write end ([`WRITE_END`]).
+pub const PIPE_CLOSE: u64 = SUBSCRIBE + 8;
+/// A pipe's read end.
+pub const READ_END: u64 = 0;
+/// A pipe's write end.
+pub const WRITE_END: u64 = 1;
+
 /// Notification bit: a program the client started has ended.
 pub const ENDED: u64 = 4;
+/// Notification bit: a pipe the client holds an end of was read, written
+/// or let go of.
+pub const PIPE_READY: u64 = 8;
+/// Bytes a pipe holds.
+pub const PIPE_BYTES: usize = 32 << 10;
+/// Most pipe ends one client or program may hold.
+pub const MAX_PIPE_ENDS: usize = 32;
+/// The environment variables that give a program its standard input and
+/// output: an absolute file name, or `pipe:ID` (see [`PIPE_PREFIX`]).
+pub const STDIN_VAR: &str = "EXO_STDIN";
+/// See [`STDIN_VAR`].
+pub const STDOUT_VAR: &str = "EXO_STDOUT";
+/// A standard variable's value that names a pipe: `pipe:ID`.
+pub const PIPE_PREFIX: &str = "pipe:";
+
+/// The pipe a standard variable's value names, if it names one.
+pub fn pipe_named(value: &str) -> Option<u64> {
+    value.strip_prefix(PIPE_PREFIX)?.parse().ok()
+}
 /// The exit code of a program ended by `KILL`.
 pub const KILLED_EXIT: u32 = 130;
 /// The longest command line.
@@ -67,6 +116,14 @@ pub enum Request {
     Kill(u64),
     /// See [`LIST`].
     List,
+    /// See [`PIPE`].
+    Pipe,
+    /// See [`PIPE_READ`]: the pipe, the most bytes.
+    PipeRead(u64, u64),
+    /// See [`PIPE_WRITE`]: the pipe, the bytes.
+    PipeWrite(u64, u64),
+    /// See [`PIPE_CLOSE`]: the pipe, the end.
+    PipeClose(u64, u64),
     /// See [`DETACH`].
     Detach,
 }
@@ -81,6 +138,10 @@ impl Request {
             Request::Wait(pid) => [WAIT, pid, 0],
             Request::Kill(pid) => [KILL, pid, 0],
             Request::List => [LIST, 0, 0],
+            Request::Pipe => [PIPE, 0, 0],
+            Request::PipeRead(id, max) => [PIPE_READ, id, max],
+            Request::PipeWrite(id, n) => [PIPE_WRITE, id, n],
+            Request::PipeClose(id, end) => [PIPE_CLOSE, id, end],
             Request::Detach => [DETACH, 0, 0],
         }
     }
@@ -101,6 +162,10 @@ impl Request {
             [WAIT, pid, 0] => Request::Wait(pid),
             [KILL, pid, 0] => Request::Kill(pid),
             [LIST, 0, 0] => Request::List,
+            [PIPE, 0, 0] => Request::Pipe,
+            [PIPE_READ, id, max] => Request::PipeRead(id, max),
+            [PIPE_WRITE, id, n] => Request::PipeWrite(id, n),
+            [PIPE_CLOSE, id, end @ (READ_END | WRITE_END)] => Request::PipeClose(id, end),
             [DETACH, 0, 0] => Request::Detach,
             _ => return Err(Status::BadRequest),
         })
@@ -122,6 +187,11 @@ mod tests {
             Request::Wait(3),
             Request::Kill(1),
             Request::List,
+            Request::Pipe,
+            Request::PipeRead(1, 4096),
+            Request::PipeWrite(2, 10),
+            Request::PipeClose(3, READ_END),
+            Request::PipeClose(3, WRITE_END),
             Request::Detach,
         ] {
             assert_eq!(Request::decode(r.encode()), Ok(r));
@@ -132,5 +202,15 @@ mod tests {
         assert_eq!(Request::decode([SPAWN, 5, (MAX_ENV as u64 + 1) << 32]), Err(Status::TooLarge));
         assert_eq!(Request::decode([WAIT, 1, 1]), Err(Status::BadRequest));
         assert_eq!(Request::decode([LIST, 1, 0]), Err(Status::BadRequest));
+        assert_eq!(Request::decode([PIPE_CLOSE, 1, 2]), Err(Status::BadRequest));
+        assert_eq!(Request::decode([PIPE, 1, 0]), Err(Status::BadRequest));
+    }
+
+    #[test]
+    fn standard_variables_name_pipes_by_number() {
+        assert_eq!(pipe_named("pipe:7"), Some(7));
+        assert_eq!(pipe_named("/d0/out.txt"), None);
+        assert_eq!(pipe_named("pipe:"), None);
+        assert_eq!(pipe_named("pipe:x"), None);
     }
 }

@@ -32,6 +32,7 @@ extern crate alloc;
 
 mod loader;
 mod pci;
+mod pipes;
 mod procs;
 
 use alloc::boxed::Box;

@@ -17,12 +17,13 @@ use exo_protocols::session::server::{self, Serve, Sessions};
 use exo_rt::abi::FOREVER;
 use exo_rt::caps::{self, Endpoint, Message, Notification, Process, Untyped};
 use exo_rt::println;
-use exo_rt::sync::SpinLock;
+use exo_rt::sync::{Condvar, Mutex, SpinLock};
 
 /// Where clients' buffers are mapped in the root task.
 const CLIENT_VA: u64 = 0x70_0000_0000;
 const CLIENT_WINDOW: u64 = 64 << 10;
-const MAX_CLIENTS: usize = 8;
+/// The shell and the programs it starts that use pipes.
+const MAX_CLIENTS: usize = 24;
 /// Badges of started programs: this plus their pid (manifest programs
 /// have 1 to their count).
 const BADGE_BASE: u64 = 0x1_0000;
@@ -49,6 +50,14 @@ struct Child {
 static CHILDREN: SpinLock<Vec<Option<Child>>> = SpinLock::new(Vec::new());
 /// Each client's subscribed notification, by badge.
 static NOTES: SpinLock<Vec<(u64, Notification)>> = SpinLock::new(Vec::new());
+/// Badges of started programs that have ended, whose sessions the
+/// service has still to end.
+static GONE: SpinLock<Vec<u64>> = SpinLock::new(Vec::new());
+
+/// The notification the client (or program) with `badge` subscribed.
+pub fn note_of(badge: u64) -> Option<Notification> {
+    NOTES.with(|n| n.iter().find(|(b, _)| *b == badge).map(|(_, n)| *n))
+}
 
 /// Serves the process service on `ep` for ever (a thread of its own).
 pub fn serve(ep: u64) {
@@ -60,6 +69,11 @@ pub fn serve(ep: u64) {
 }
 
 fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
+    // Programs that ended: their buffers unmapped before their budgets go
+    // (`WAIT`), and their badges free for the next program in their place.
+    for badge in GONE.with(core::mem::take) {
+        let _ = sessions.detach(badge);
+    }
     let request = match Request::decode(msg.words) {
         Ok(r) => r,
         Err(s) => {
@@ -70,7 +84,10 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
     let badge = msg.badge;
     match request {
         Request::Attach => session::answer(sessions.attach(msg).map(|s| (s.bytes(), 0))),
-        Request::Detach => session::answer(sessions.detach(badge).map(|()| (0, 0))),
+        Request::Detach => {
+            crate::pipes::drop_all(badge);
+            session::answer(sessions.detach(badge).map(|()| (0, 0)))
+        }
         Request::Subscribe => {
             let Some(cap) = msg.cap else { return [Status::BadRequest as u64, 0, 0] };
             if sessions.get(badge).is_err() {
@@ -126,6 +143,20 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             }
             Err(e) => [e as u64, 0, 0],
         },
+        Request::Pipe => match sessions.get(badge) {
+            Ok(_) => crate::pipes::create(badge),
+            Err(e) => [e as u64, 0, 0],
+        },
+        Request::PipeRead(id, max) => match sessions.get(badge) {
+            Ok(s) => crate::pipes::read(badge, id, max, s.buffer()),
+            Err(e) => [e as u64, 0, 0],
+        },
+        Request::PipeWrite(id, n) => match sessions.get(badge) {
+            Ok(s) if n <= s.bytes() => crate::pipes::write(badge, id, &s.buffer()[..n as usize]),
+            Ok(_) => [Status::TooLarge as u64, 0, 0],
+            Err(e) => [e as u64, 0, 0],
+        },
+        Request::PipeClose(id, end) => crate::pipes::close(badge, id, end),
         Request::Kill(pid) => CHILDREN.with(|c| match index(c, pid).and_then(|i| c.get(i)) {
             Some(Some(child)) if child.owner == badge => {
                 let _ = child.process.kill(process::KILLED_EXIT); // `Dead` if it just ended
@@ -192,7 +223,15 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
             c.len() - 1
         }
     });
+    // The pipe ends its standard variables name are its from the start.
+    let child = BADGE_BASE + slot as u64;
+    if let Err(e) = crate::pipes::give(badge, child, env) {
+        return [e as u64, 0, 0];
+    }
     let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd, env));
+    if started.is_err() {
+        crate::pipes::drop_all(child);
+    }
     match started {
         Ok((process, budget, grants)) => {
             let command = line.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -212,7 +251,7 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
                     status: None,
                 })
             });
-            if let Err(e) = exo_rt::thread::spawn(watch, slot as u64) {
+            if let Err(e) = watch_soon(slot as u64) {
                 println!("root: cannot watch {binary}: {}", e.name());
             }
             [Status::Ok as u64, pid, 0]
@@ -267,6 +306,46 @@ fn start(
     }
 }
 
+/// Programs waiting for a watcher thread, and how many watchers wait
+/// for work.
+static WATCH: Mutex<(Vec<u64>, usize)> = Mutex::new((Vec::new(), 0));
+static WATCH_WAKE: Condvar = Condvar::new();
+
+/// Has the started program in `slot` watched ([`watch`]): by an idle
+/// watcher thread, or a new one when none is idle. Watchers are kept, not
+/// ended: a thread's stack cannot be given back by the thread itself, and
+/// a shell starts programs without end.
+fn watch_soon(slot: u64) -> Result<(), exo_rt::abi::Error> {
+    let mut w = WATCH.lock();
+    w.0.push(slot);
+    if w.1 >= w.0.len() {
+        WATCH_WAKE.notify_one();
+        return Ok(());
+    }
+    drop(w);
+    exo_rt::thread::spawn(watcher, 0).map(|_| ()).inspect_err(|_| {
+        WATCH.lock().0.retain(|s| *s != slot);
+    })
+}
+
+/// A watcher thread: watches one program after another.
+fn watcher(_: u64) {
+    loop {
+        let slot = {
+            let mut w = WATCH.lock();
+            loop {
+                if let Some(slot) = w.0.pop() {
+                    break slot;
+                }
+                w.1 += 1;
+                w = WATCH_WAKE.wait(w);
+                w.1 -= 1;
+            }
+        };
+        watch(slot);
+    }
+}
+
 /// Waits for the started program in `slot` to end, records how, and
 /// tells its client.
 fn watch(slot: u64) {
@@ -282,7 +361,17 @@ fn watch(slot: u64) {
             }
         }
     });
-    if let Some(note) = NOTES.with(|n| n.iter().find(|(b, _)| *b == owner).map(|(_, n)| *n)) {
+    // What it held goes, as a kernel closes a dead process's descriptors:
+    // its pipes' other ends hear of it, its session ends.
+    let badge = BADGE_BASE + slot;
+    crate::pipes::drop_all(badge);
+    NOTES.with(|n| {
+        if let Some(i) = n.iter().position(|(b, _)| *b == badge) {
+            let _ = caps::delete(n.remove(i).1.slot());
+        }
+    });
+    GONE.with(|g| g.push(badge));
+    if let Some(note) = note_of(owner) {
         let _ = note.signal(process::ENDED);
     }
 }

@@ -1,0 +1,54 @@
+//! `rm [-r] [-f] PATH...`: removes each file (or empty directory); `-r`
+//! removes directories with everything in them, `-f` says nothing of
+//! paths that are not there. Exit status 1 if one could not be removed.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use exo_posix::{self as posix, Errno};
+use exo_rt::eprintln;
+use exo_utils::{fail, path, Args};
+
+exo_posix::entry!(main);
+
+fn main(args: &str) -> i32 {
+    let a = match Args::parse("rm", args, "rf", "rm [-r] [-f] PATH...") {
+        Ok(a) => a,
+        Err(s) => return s,
+    };
+    if a.operands.is_empty() {
+        eprintln!("rm: which path? usage: rm [-r] [-f] PATH...");
+        return 2;
+    }
+    if !exo_utils::disks("rm") {
+        return 1;
+    }
+    let mut status = 0;
+    for o in &a.operands {
+        let p = path(o);
+        if p.split('/').all(str::is_empty) || posix::mounts().contains(&p) {
+            eprintln!("rm: {p}: a mount point stays");
+            status = 1;
+            continue;
+        }
+        match remove(&p, a.has('r')) {
+            Ok(()) => {}
+            Err((_, Errno::ENOENT)) if a.has('f') => {}
+            Err((what, e)) => status = fail("rm", &what, e),
+        }
+    }
+    status
+}
+
+/// Removes `p` (and, if `recursive`, what a directory holds first).
+fn remove(p: &str, recursive: bool) -> Result<(), (alloc::string::String, Errno)> {
+    let st = posix::stat(p).map_err(|e| (p.into(), e))?;
+    if st.is_dir() && recursive {
+        for e in posix::readdir(p).map_err(|e| (p.into(), e))? {
+            remove(&posix::join_path(p, &e.name), true)?;
+        }
+    }
+    posix::unlink(p).map_err(|e| (p.into(), e))
+}
