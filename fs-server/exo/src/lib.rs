@@ -96,7 +96,11 @@ pub fn serve(
         let answer = handle(fs, &mut sessions, m);
         // The last client gone: leave the image as unmounting would
         // (a machine powered off now finds it clean), before answering.
-        if m.words[0] == exo_protocols::session::DETACH && sessions.iter_mut().next().is_none() {
+        // Programs that ended without detaching do not count.
+        if m.words[0] == exo_protocols::session::DETACH && {
+            sessions.prune_dead();
+            sessions.iter_mut().next().is_none()
+        } {
             if let Err((_, e)) = fs.sync() {
                 println!("{name}: {e}");
             }

@@ -715,12 +715,17 @@ pub fn write_all(fd: Fd, mut data: &[u8]) -> Result<()> {
 }
 
 /// Ends what [`start`] set up: output to the console again, the files
-/// closed.
+/// closed; and detaches from the file servers, as a program's end does
+/// (a writable file system's server leaves its image clean when its last
+/// client has gone).
 pub fn finish() {
     exo_rt::io::set_output(None);
     let files = core::mem::take(&mut *STDIO.lock());
     for fd in files.into_iter().flatten() {
         let _ = close(fd);
+    }
+    if !mounts().is_empty() {
+        let _ = unmount();
     }
 }
 

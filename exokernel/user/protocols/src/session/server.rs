@@ -89,6 +89,10 @@ impl Sessions {
             drop(self.clients.swap_remove(i));
         }
         let bytes = caps::info(cap).map(|i| i.pages * PAGE_SIZE).unwrap_or(0);
+        if self.clients.len() >= self.max {
+            // Room made by clients that ended without detaching.
+            self.prune_dead();
+        }
         let free = (0..self.max).find(|w| self.clients.iter().all(|c| c.window != *w));
         let Some(window) = free.filter(|_| (self.min..=self.window).contains(&bytes)) else {
             let _ = caps::delete(cap);
@@ -129,6 +133,14 @@ impl Sessions {
     pub fn get(&mut self, badge: u64) -> Result<&mut Session, Status> {
         let i = self.position(badge).ok_or(Status::NotAttached)?;
         Ok(&mut self.clients[i])
+    }
+
+    /// Forgets the clients that are gone ([`Session::alive`] false: a
+    /// program that ended without detaching); how many.
+    pub fn prune_dead(&mut self) -> usize {
+        let before = self.clients.len();
+        self.clients.retain(Session::alive);
+        before - self.clients.len()
     }
 
     /// Every attached client.
