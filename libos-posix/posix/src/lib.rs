@@ -695,11 +695,19 @@ pub fn start() -> core::result::Result<(), (String, Errno)> {
 fn print_to_stdout(bytes: &[u8]) {
     match write_all(1, bytes) {
         Ok(()) => {}
-        // Nobody reads the pipe any more: the program ends, as SIGPIPE
-        // ends it on Unix (status 128 + 13), quietly.
-        Err(Errno::EPIPE) => exo_rt::sys::exit(141),
+        Err(Errno::EPIPE) => broken_pipe(),
         Err(e) => exo_rt::eprintln!("standard output: {e:?}"),
     }
+}
+
+/// Ends the program whose output nobody reads any more (its pipe's
+/// readers are gone), quietly, as SIGPIPE ends it on Unix: status 141
+/// (128 + 13), after detaching from the file servers.
+pub fn broken_pipe() -> ! {
+    if !mounts().is_empty() {
+        let _ = unmount();
+    }
+    exo_rt::sys::exit(141)
 }
 
 /// Writes all of `data` to `fd` (a write may take less than it is

@@ -457,7 +457,8 @@ impl Shell {
     fn pipeline(&mut self, line: &str, background: bool) -> i32 {
         let stages: Vec<&str> = line.split('|').collect();
         let last = stages.len() - 1;
-        let mut commands = Vec::new();
+        // As typed (a built-in expands its own words), and expanded.
+        let (mut typed, mut commands) = (Vec::new(), Vec::new());
         let (mut input, mut out) = (None, None);
         for (i, stage) in stages.iter().enumerate() {
             let (command, r) = match redirections(stage) {
@@ -500,6 +501,7 @@ impl Shell {
                     return 2;
                 }
             }
+            typed.push(command);
             commands.push(words.join(" "));
         }
         if !self.procs {
@@ -521,7 +523,7 @@ impl Shell {
         let first = commands[0].split(' ').next().unwrap_or("");
         let fed = BUILTINS.contains(&first).then(|| {
             let mut text = Out(Some(String::new()));
-            let _ = self.command(&commands[0], &mut text);
+            let _ = self.command(&typed[0], &mut text);
             text.0.unwrap_or_default()
         });
         let mut pipes = Vec::new();

@@ -168,7 +168,7 @@ pub fn inputs<'a>(name: &str, operands: &[&'a str]) -> Result<Vec<&'a str>, i32>
 /// program quietly (status 141, as SIGPIPE does on Unix).
 pub fn out(data: &[u8]) -> Result<(), Errno> {
     match posix::write_all(1, data) {
-        Err(Errno::EPIPE) => exo_rt::sys::exit(141),
+        Err(Errno::EPIPE) => posix::broken_pipe(),
         r => r,
     }
 }

@@ -502,6 +502,9 @@ fn watch(slot: u64) {
             i.process = None;
             i.last = Some(status);
         });
+        // What it held of the process service goes with it: its pipe
+        // ends, and the programs it started (which no later instance knows).
+        procs::client_ended(w.index as u64 + 1);
         let _ = caps::delete(process.slot());
         let pending = INSTANCES.with(|v| core::mem::take(&mut v[w.index].pending));
         if pending && status == ExitStatus::Exited(DEPENDENCY_RESTART_EXIT) {

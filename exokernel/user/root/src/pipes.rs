@@ -33,9 +33,7 @@ const MAX_PIPES: usize = 32;
 /// Signals `badges` (their subscribed notifications) that a pipe changed.
 fn tell(badges: &[u64]) {
     for b in badges {
-        if let Some(note) = crate::procs::note_of(*b) {
-            let _ = note.signal(process::PIPE_READY);
-        }
+        crate::procs::tell(*b, process::PIPE_READY);
     }
 }
 
@@ -65,6 +63,9 @@ pub fn read(badge: u64, id: u64, max: u64, buf: &mut [u8]) -> [u64; 3] {
         let Some(p) = pipes.iter_mut().find(|p| p.id == id && p.holds(badge, READ_END)) else {
             return ([Status::BadRequest as u64, 0, 0], Vec::new());
         };
+        if max == 0 {
+            return ([Status::Ok as u64, 0, 0], Vec::new());
+        }
         if p.data.is_empty() {
             let done = p.ends[WRITE_END as usize].is_empty();
             return ([if done { Status::Ok } else { Status::Empty } as u64, 0, 0], Vec::new());

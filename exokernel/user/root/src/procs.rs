@@ -7,6 +7,7 @@
 //! so that servers tell it from its caller. Policy stays with the client.
 
 use crate::{with_supervisor, Supervisor};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use exo_abi::{slot, ExitStatus, PAGE_SIZE};
@@ -54,9 +55,26 @@ static NOTES: SpinLock<Vec<(u64, Notification)>> = SpinLock::new(Vec::new());
 /// service has still to end.
 static GONE: SpinLock<Vec<u64>> = SpinLock::new(Vec::new());
 
-/// The notification the client (or program) with `badge` subscribed.
-pub fn note_of(badge: u64) -> Option<Notification> {
-    NOTES.with(|n| n.iter().find(|(b, _)| *b == badge).map(|(_, n)| *n))
+/// Signals `bits` on the notification the client (or program) with
+/// `badge` subscribed, if any (under the table's lock: the capability
+/// cannot be deleted, and its slot reused, meanwhile).
+pub fn tell(badge: u64, bits: u64) {
+    NOTES.with(|n| {
+        if let Some((_, note)) = n.iter().find(|(b, _)| *b == badge) {
+            let _ = note.signal(bits);
+        }
+    });
+}
+
+/// A manifest program that used the service has ended (`badge`): its
+/// pipe ends are let go of, and the programs it started are stopped.
+pub fn client_ended(badge: u64) {
+    crate::pipes::drop_all(badge);
+    CHILDREN.with(|c| {
+        for ch in c.iter().flatten().filter(|ch| ch.owner == badge && ch.status.is_none()) {
+            let _ = ch.process.kill(process::KILLED_EXIT);
+        }
+    });
 }
 
 /// Serves the process service on `ep` for ever (a thread of its own).
@@ -143,6 +161,8 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             }
             Err(e) => [e as u64, 0, 0],
         },
+        // Pipes are for clients that start programs, not for the programs.
+        Request::Pipe if badge >= BADGE_BASE => [Status::BadRequest as u64, 0, 0],
         Request::Pipe => match sessions.get(badge) {
             Ok(_) => crate::pipes::create(badge),
             Err(e) => [e as u64, 0, 0],
@@ -223,6 +243,12 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
             c.len() - 1
         }
     });
+    // A watcher for it before it runs: a program nobody watches would
+    // never be seen to end.
+    if let Err(e) = reserve_watcher() {
+        println!("root: no thread to watch {binary} with: {}", e.name());
+        return [Status::TooLarge as u64, 0, 0];
+    }
     // The pipe ends its standard variables name are its from the start.
     let child = BADGE_BASE + slot as u64;
     if let Err(e) = crate::pipes::give(badge, child, env) {
@@ -251,9 +277,7 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
                     status: None,
                 })
             });
-            if let Err(e) = watch_soon(slot as u64) {
-                println!("root: cannot watch {binary}: {}", e.name());
-            }
+            watch_soon(slot as u64);
             [Status::Ok as u64, pid, 0]
         }
         Err(status) => [status as u64, 0, 0],
@@ -306,40 +330,54 @@ fn start(
     }
 }
 
-/// Programs waiting for a watcher thread, and how many watchers wait
-/// for work.
-static WATCH: Mutex<(Vec<u64>, usize)> = Mutex::new((Vec::new(), 0));
+/// Watching: programs waiting for a watcher thread (first come, first
+/// watched), watchers waiting for work, and watchers started that have
+/// not come to wait yet.
+struct Watchers {
+    queue: VecDeque<u64>,
+    idle: usize,
+    starting: usize,
+}
+
+static WATCH: Mutex<Watchers> = Mutex::new(Watchers { queue: VecDeque::new(), idle: 0, starting: 0 });
 static WATCH_WAKE: Condvar = Condvar::new();
 
-/// Has the started program in `slot` watched ([`watch`]): by an idle
-/// watcher thread, or a new one when none is idle. Watchers are kept, not
-/// ended: a thread's stack cannot be given back by the thread itself, and
-/// a shell starts programs without end.
-fn watch_soon(slot: u64) -> Result<(), exo_rt::abi::Error> {
+/// Makes sure a watcher will be free for one more program: one idle (or
+/// on its way) beyond those the queue already claims, or a new thread.
+/// Watchers are kept, not ended: a thread cannot give back its own
+/// stack, and a shell starts programs without end. Only the service's
+/// thread starts programs, so what this finds stays true until
+/// [`watch_soon`].
+fn reserve_watcher() -> Result<(), exo_rt::abi::Error> {
     let mut w = WATCH.lock();
-    w.0.push(slot);
-    if w.1 >= w.0.len() {
-        WATCH_WAKE.notify_one();
+    if w.idle + w.starting > w.queue.len() {
         return Ok(());
     }
-    drop(w);
-    exo_rt::thread::spawn(watcher, 0).map(|_| ()).inspect_err(|_| {
-        WATCH.lock().0.retain(|s| *s != slot);
-    })
+    exo_rt::thread::spawn(watcher, 0)?;
+    w.starting += 1;
+    Ok(())
+}
+
+/// Has the started program in `slot` watched ([`watch`]) by the watcher
+/// [`reserve_watcher`] made sure of.
+fn watch_soon(slot: u64) {
+    WATCH.lock().queue.push_back(slot);
+    WATCH_WAKE.notify_one();
 }
 
 /// A watcher thread: watches one program after another.
 fn watcher(_: u64) {
+    WATCH.lock().starting -= 1;
     loop {
         let slot = {
             let mut w = WATCH.lock();
             loop {
-                if let Some(slot) = w.0.pop() {
+                if let Some(slot) = w.queue.pop_front() {
                     break slot;
                 }
-                w.1 += 1;
+                w.idle += 1;
                 w = WATCH_WAKE.wait(w);
-                w.1 -= 1;
+                w.idle -= 1;
             }
         };
         watch(slot);
@@ -353,16 +391,10 @@ fn watch(slot: u64) {
         return;
     };
     let status = process.wait().unwrap_or(ExitStatus::Exited(u32::MAX));
-    CHILDREN.with(|c| {
-        if let Some(ch) = c[slot as usize].as_mut() {
-            ch.status = Some(status);
-            if let ExitStatus::Faulted(v) = status {
-                println!("root: {} (started for a client) was killed by CPU exception {v}", ch.name);
-            }
-        }
-    });
-    // What it held goes, as a kernel closes a dead process's descriptors:
-    // its pipes' other ends hear of it, its session ends.
+    // What it held goes first, as a kernel closes a dead process's
+    // descriptors: its pipes' other ends hear of it, its notification and
+    // session go. Only then is its status there for `WAIT`, which frees
+    // its place (and badge) for the next program.
     let badge = BADGE_BASE + slot;
     crate::pipes::drop_all(badge);
     NOTES.with(|n| {
@@ -371,7 +403,13 @@ fn watch(slot: u64) {
         }
     });
     GONE.with(|g| g.push(badge));
-    if let Some(note) = note_of(owner) {
-        let _ = note.signal(process::ENDED);
-    }
+    CHILDREN.with(|c| {
+        if let Some(ch) = c[slot as usize].as_mut() {
+            ch.status = Some(status);
+            if let ExitStatus::Faulted(v) = status {
+                println!("root: {} (started for a client) was killed by CPU exception {v}", ch.name);
+            }
+        }
+    });
+    tell(owner, process::ENDED);
 }

@@ -1,4 +1,4 @@
-//! `hexdump [-n BYTES] [FILE]`: a file's bytes (or standard input's) as
+//! `hexdump [-C] [-n BYTES] [FILE]`: a file's bytes (or standard input's) as
 //! `hexdump -C` shows them: offset, 16 bytes in hexadecimal, the same as
 //! text (`.` for what does not print), a `*` for lines repeating the one
 //! before, and the length at the end. `-n` stops after that many bytes.
@@ -17,21 +17,29 @@ use exo_utils::{fail, inputs, Input};
 exo_posix::entry!(main);
 
 fn main(args: &str) -> i32 {
-    let mut words = args.split_whitespace().peekable();
+    // `-n BYTES` anywhere; `-C`, the only format, taken and ignored.
     let mut limit = u64::MAX;
-    if words.peek() == Some(&"-n") {
-        words.next();
-        match words.next().and_then(|n| n.parse().ok()) {
-            Some(n) => limit = n,
-            None => {
-                eprintln!("hexdump: -n wants a number of bytes; usage: hexdump [-n BYTES] [FILE]");
+    let mut operands: Vec<&str> = Vec::new();
+    let mut words = args.split_whitespace();
+    while let Some(w) = words.next() {
+        match w {
+            "-C" => {}
+            "-n" => match words.next().and_then(|n| n.parse().ok()) {
+                Some(n) => limit = n,
+                None => {
+                    eprintln!("hexdump: -n wants a number of bytes; usage: hexdump [-C] [-n BYTES] [FILE]");
+                    return 2;
+                }
+            },
+            o if o.starts_with('-') && o != "-" => {
+                eprintln!("hexdump: no option {o}; usage: hexdump [-C] [-n BYTES] [FILE]");
                 return 2;
             }
+            o => operands.push(o),
         }
     }
-    let operands: Vec<&str> = words.collect();
     if operands.len() > 1 {
-        eprintln!("hexdump: one file at a time; usage: hexdump [-n BYTES] [FILE]");
+        eprintln!("hexdump: one file at a time; usage: hexdump [-C] [-n BYTES] [FILE]");
         return 2;
     }
     let operands = match inputs("hexdump", &operands) {

@@ -1,8 +1,10 @@
-//! `ls [-l] [-R] [PATH...]`: the entries of each directory (the current
-//! one without operands), sorted by name, directories marked with `/`;
-//! `-l` adds the mode and size, `-R` goes into subdirectories, each
-//! listed after a `PATH:` line. A file operand is listed as
-//! `MODE SIZE PATH`. Exit status 1 if a path could not be listed.
+//! `ls [-l] [-R] [-a] [PATH...]`: the entries of each directory (the
+//! current one without operands), sorted by name, directories marked
+//! with `/`, names starting with `.` left out unless `-a`; `-l` adds the
+//! mode and size, `-R` goes into subdirectories, each listed after a
+//! `PATH:` line (as typed, or below it). A file operand is listed by its
+//! name as typed (`-l`: `MODE SIZE NAME`). Exit status 1 if a path could
+//! not be listed.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -18,24 +20,32 @@ use exo_utils::{fail, mode_string, path, Args};
 exo_posix::entry!(main);
 
 fn main(args: &str) -> i32 {
-    let a = match Args::parse("ls", args, "lR", "ls [-l] [-R] [PATH...]") {
+    let a = match Args::parse("ls", args, "lRa", "ls [-l] [-R] [-a] [PATH...]") {
         Ok(a) => a,
         Err(s) => return s,
     };
     if !exo_utils::disks("ls") {
         return 1;
     }
-    let (long, recursive) = (a.has('l'), a.has('R'));
-    let targets: Vec<String> =
-        if a.operands.is_empty() { alloc::vec![posix::getcwd()] } else { a.operands.iter().map(|o| path(o)).collect() };
-    let headers = recursive || targets.len() > 1;
+    let how = How { long: a.has('l'), recursive: a.has('R'), all: a.has('a') };
+    // Each operand as typed (for what is printed) and as a path.
+    let targets: Vec<(String, String)> = if a.operands.is_empty() {
+        alloc::vec![(".".into(), posix::getcwd())]
+    } else {
+        a.operands.iter().map(|o| (String::from(*o), path(o))).collect()
+    };
+    let headers = how.recursive || targets.len() > 1;
     let mut status = 0;
     let mut first = true;
-    for p in &targets {
+    for (shown, p) in &targets {
         match posix::stat(p) {
-            Ok(st) if st.is_dir() => status |= list(p, long, recursive, headers, &mut first),
-            Ok(st) => {
-                println!("{} {:>10} {p}", mode_string(&st), st.size);
+            Ok(st) if st.is_dir() => status |= list(shown, p, &how, headers, &mut first),
+            Ok(st) if how.long => {
+                println!("{} {:>10} {shown}", mode_string(&st), st.size);
+                first = false;
+            }
+            Ok(_) => {
+                println!("{shown}");
                 first = false;
             }
             Err(e) => status = fail("ls", p, e),
@@ -44,32 +54,41 @@ fn main(args: &str) -> i32 {
     status
 }
 
-/// Lists directory `dir` (and below it, if `recursive`); 1 if something
-/// could not be listed.
-fn list(dir: &str, long: bool, recursive: bool, header: bool, first: &mut bool) -> i32 {
+/// What was asked for.
+struct How {
+    long: bool,
+    recursive: bool,
+    all: bool,
+}
+
+/// Lists directory `dir` (printed as `shown`), and below it if asked; 1
+/// if something could not be listed.
+fn list(shown: &str, dir: &str, how: &How, header: bool, first: &mut bool) -> i32 {
     if header {
         if !*first {
             println!();
         }
-        println!("{dir}:");
+        println!("{shown}:");
     }
     *first = false;
     let mut entries = match posix::readdir(dir) {
         Ok(e) => e,
         Err(e) => return fail("ls", dir, e),
     };
+    entries.retain(|e| how.all || !e.name.starts_with('.'));
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     for e in &entries {
-        if long {
+        if how.long {
             println!("{} {:>10} {}", mode_string(&e.stat), e.stat.size, e.name);
         } else {
             println!("{}{}", e.name, if e.stat.is_dir() { "/" } else { "" });
         }
     }
     let mut status = 0;
-    if recursive {
+    if how.recursive {
         for e in entries.iter().filter(|e| e.stat.is_dir()) {
-            status |= list(&posix::join_path(dir, &e.name), long, true, true, first);
+            let below = alloc::format!("{}/{}", shown.trim_end_matches('/'), e.name);
+            status |= list(&below, &posix::join_path(dir, &e.name), how, true, first);
         }
     }
     status

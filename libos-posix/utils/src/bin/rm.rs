@@ -1,6 +1,7 @@
-//! `rm [-r] [-f] PATH...`: removes each file (or empty directory); `-r`
-//! removes directories with everything in them, `-f` says nothing of
-//! paths that are not there. Exit status 1 if one could not be removed.
+//! `rm [-r] [-f] PATH...`: removes each file; `-r` removes directories
+//! with everything in them (without it a directory is refused), `-f`
+//! says nothing of paths that are not there. Exit status 1 if one could
+//! not be removed.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -19,6 +20,9 @@ fn main(args: &str) -> i32 {
         Err(s) => return s,
     };
     if a.operands.is_empty() {
+        if a.has('f') {
+            return 0;
+        }
         eprintln!("rm: which path? usage: rm [-r] [-f] PATH...");
         return 2;
     }
@@ -45,7 +49,10 @@ fn main(args: &str) -> i32 {
 /// Removes `p` (and, if `recursive`, what a directory holds first).
 fn remove(p: &str, recursive: bool) -> Result<(), (alloc::string::String, Errno)> {
     let st = posix::stat(p).map_err(|e| (p.into(), e))?;
-    if st.is_dir() && recursive {
+    if st.is_dir() && !recursive {
+        return Err((alloc::format!("{p} (a directory: rm -r)"), Errno::EISDIR));
+    }
+    if st.is_dir() {
         for e in posix::readdir(p).map_err(|e| (p.into(), e))? {
             remove(&posix::join_path(p, &e.name), true)?;
         }

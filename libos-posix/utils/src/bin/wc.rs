@@ -1,24 +1,38 @@
-//! `wc [FILE...]`: lines, words and bytes of each file (`LINES WORDS
-//! BYTES PATH`, and a `total` line for several); without operands (or
-//! `-`), of standard input, a file or a pipe. Exit status 1 if a file
-//! could not be read.
+//! `wc [-l] [-w] [-c] [FILE...]`: lines, words and bytes of each file
+//! (`LINES WORDS BYTES PATH`, and a `total` line for several), or only
+//! the counts asked for; without operands (or `-`), of standard input, a
+//! file or a pipe. Exit status 1 if a file could not be read.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use exo_rt::println;
 use exo_utils::{each_chunk, fail, inputs, Args, Input};
 
 exo_posix::entry!(main);
 
 fn main(args: &str) -> i32 {
-    let a = match Args::parse("wc", args, "", "wc [FILE...]") {
+    let a = match Args::parse("wc", args, "lwc", "wc [-l] [-w] [-c] [FILE...]") {
         Ok(a) => a,
         Err(s) => return s,
     };
     let operands = match inputs("wc", &a.operands) {
         Ok(o) => o,
         Err(s) => return s,
+    };
+    // The columns asked for (all three when none is).
+    let asked = ['l', 'w', 'c'].map(|f| a.has(f));
+    let shown = if asked.contains(&true) { asked } else { [true; 3] };
+    let columns = |counts: [u64; 3]| {
+        let widths = [8, 8, 10];
+        let cols: Vec<String> =
+            (0..3).filter(|i| shown[*i]).map(|i| format!("{:>w$}", counts[i], w = widths[i])).collect();
+        cols.join(" ")
     };
     let mut status = 0;
     let mut total = [0u64; 3];
@@ -39,8 +53,8 @@ fn main(args: &str) -> i32 {
             .map_err(|e| (i.name(), e))
         });
         match r {
-            Ok(name) if name == "-" && operands.len() == 1 => println!("{lines:>8} {words:>8} {bytes:>10}"),
-            Ok(name) => println!("{lines:>8} {words:>8} {bytes:>10} {name}"),
+            Ok(name) if name == "-" && operands.len() == 1 => println!("{}", columns([lines, words, bytes])),
+            Ok(name) => println!("{} {name}", columns([lines, words, bytes])),
             Err((what, e)) => status = fail("wc", &what, e),
         }
         for (t, n) in total.iter_mut().zip([lines, words, bytes]) {
@@ -48,7 +62,7 @@ fn main(args: &str) -> i32 {
         }
     }
     if operands.len() > 1 {
-        println!("{:>8} {:>8} {:>10} total", total[0], total[1], total[2]);
+        println!("{} total", columns(total));
     }
     status
 }
