@@ -417,7 +417,9 @@ fn the_shell_passes_its_environment_to_programs() {
     );
     let i = b.lines().iter().position(|l| l.ends_with("[bonjour-42] [exo] [] 0")).unwrap();
     let rest = &b.lines()[i..];
-    for want in ["GREETING=bonjour-42", "NAME=exo"] {
+    // The process service adds the program's pid (`exo_posix::getpid`):
+    // printenv was the shell's first program.
+    for want in ["GREETING=bonjour-42", "NAME=exo", "EXO_PID=1"] {
         assert!(rest.iter().any(|l| l.ends_with(want) && !l.contains("export")), "no {want}:\n{}", b.serial);
     }
     assert_eq!(b.status, Some(0), "{}", b.serial);

@@ -28,6 +28,7 @@ extern crate alloc;
 
 pub mod net;
 pub mod process;
+pub use process::{getpid, posix_spawn, waitpid};
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -43,6 +44,8 @@ use exo_rt::sync::SpinLock;
 pub enum Errno {
     /// No such file or directory.
     ENOENT = 2,
+    /// Interrupted (a wait, by other news on the notification).
+    EINTR = 4,
     /// I/O error (the server or the disk failed).
     EIO = 5,
     /// Argument list (here: environment) too long.

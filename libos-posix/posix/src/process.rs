@@ -110,6 +110,50 @@ pub fn spawn(command: &str) -> Result<Pid> {
     }
 }
 
+/// `posix_spawn`: starts program `program` of the boot image with
+/// arguments `args` (words without spaces), in this program's directory
+/// and with its environment; its pid. As [`spawn`].
+pub fn posix_spawn(program: &str, args: &[&str]) -> Result<Pid> {
+    if program.is_empty()
+        || program.contains(char::is_whitespace)
+        || args.iter().any(|a| a.contains(char::is_whitespace))
+    {
+        return Err(Errno::EINVAL);
+    }
+    let mut line = alloc::string::String::from(program);
+    for a in args.iter().filter(|a| !a.is_empty()) {
+        line.push(' ');
+        line.push_str(a);
+    }
+    spawn(&line)
+}
+
+/// `waitpid`: how program `pid` ended, waiting for it unless `nohang`
+/// (`WNOHANG`: `None` while it runs). Bits other than the service's that
+/// arrive on the notification meanwhile give `EINTR` (they are signalled
+/// again for whoever waits for them).
+pub fn waitpid(pid: Pid, nohang: bool) -> Result<Option<ExitStatus>> {
+    if nohang {
+        return try_wait(pid);
+    }
+    match wait(pid)? {
+        Waited::Ended(status) => Ok(Some(status)),
+        Waited::Interrupted(bits) => {
+            if let Some(note) = SERVICE.with(|s| s.as_ref().map(|s| s.note)) {
+                let _ = note.signal(bits);
+            }
+            Err(Errno::EINTR)
+        }
+    }
+}
+
+/// `getpid`: this program's pid, as the process service knows it (the
+/// one `ps` shows and `kill` takes); 0 for a program the boot manifest
+/// started, which has none.
+pub fn getpid() -> Pid {
+    crate::getenv(proto::PID_VAR).and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
 /// How `pid` ended, if it has (`waitpid` with `WNOHANG`); the pid is
 /// then forgotten.
 pub fn try_wait(pid: Pid) -> Result<Option<ExitStatus>> {

@@ -82,6 +82,9 @@ pub const MAX_PIPE_ENDS: usize = 32;
 pub const STDIN_VAR: &str = "EXO_STDIN";
 /// See [`STDIN_VAR`].
 pub const STDOUT_VAR: &str = "EXO_STDOUT";
+/// The environment variable in which a started program finds its pid
+/// (the service sets it).
+pub const PID_VAR: &str = "EXO_PID";
 /// A standard variable's value that names a pipe: `pipe:ID`.
 pub const PIPE_PREFIX: &str = "pipe:";
 

@@ -254,17 +254,24 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
     if let Err(e) = crate::pipes::give(badge, child, env) {
         return [e as u64, 0, 0];
     }
-    let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd, env));
+    // Its pid, in its environment too (`getpid`).
+    let pid = LAST_PID.with(|p| {
+        *p += 1;
+        *p
+    });
+    let mut env: String = env
+        .lines()
+        .filter(|l| l.split_once('=').is_none_or(|(n, _)| n != process::PID_VAR))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    env.push_str(&alloc::format!("{}={pid}\n", process::PID_VAR));
+    let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd, &env));
     if started.is_err() {
         crate::pipes::drop_all(child);
     }
     match started {
         Ok((process, budget, grants)) => {
             let command = line.split_whitespace().collect::<Vec<_>>().join(" ");
-            let pid = LAST_PID.with(|p| {
-                *p += 1;
-                *p
-            });
             CHILDREN.with(|c| {
                 c[slot] = Some(Child {
                     pid,
