@@ -156,7 +156,8 @@ fn pipes_carry_one_programs_output_to_the_next() {
                 b"cat data/blob.bin | sha256sum\rcat hello.txt | cat | cat | wc\recho one two three | wc\r\
                   cat data/blob.bin | hexdump -n 32\recho early $?\rfault pf | wc\recho crashed $?\r\
                   cat hello.txt | nosuch\recho missing $?\rcd / | cat\recho refused $?\r\
-                  ls -R /d0 | wc -l\rwc < hello.txt | cat\recho typed $?\r",
+                  ls -R /d0 | wc -l\rcat hello.txt > /dev/null\recho nulled $?\rwc -c < /dev/null\r\
+                  wc < hello.txt | cat\recho typed $?\r",
             ),
             // cat prints what hexdump writes into the pipe, as it comes;
             // the whole dump would take a while.
@@ -181,6 +182,9 @@ fn pipes_carry_one_programs_output_to_the_next() {
     b.expect_in_order(&["exo-sh: nosuch: command not found", "missing 127"]);
     b.expect_in_order(&["exo-sh: cd is built into the shell and works on the shell itself", "refused 2"]);
     b.expect_in_order(&["       1        5         28", "typed 0", "00001000  ", "stopped 130"]);
+    // /dev/null takes everything and gives nothing.
+    b.expect_line("nulled 0");
+    assert!(b.lines().iter().any(|l| *l == "         0" || l.ends_with("$          0")), "{}", b.serial);
     // `ls -R` gave nine lines: `/d0:`, its three entries, a blank line,
     // `/d0/data:`, blob.bin, a blank line and `/d0/lost+found:`.
     assert!(b.lines().iter().any(|l| *l == "       9" || l.ends_with("$        9")), "{}", b.serial);

@@ -196,7 +196,15 @@ enum Desc {
     /// An end of a pipe of the process service ([`process`]): its id, and
     /// whether it is the write end.
     Pipe(u64, bool),
+    /// [`DEV_NULL`]: reads find the end, writes vanish.
+    Null,
 }
+
+/// The one device file: reads find the end at once, writes are taken and
+/// dropped (`> /dev/null`).
+pub const DEV_NULL: &str = "/dev/null";
+/// What `stat` says of it: a character device anyone may read and write.
+const NULL_STAT: Stat = Stat { size: 0, mode: 0o020666, mtime: 0 };
 
 /// A file server mounted at a directory.
 struct Mount {
@@ -549,12 +557,18 @@ fn stat_locked(s: &mut State, path: &str) -> Result<Stat> {
 /// Metadata of `path`.
 pub fn stat(path: &str) -> Result<Stat> {
     let path = normalize(path)?;
+    if path == DEV_NULL {
+        return Ok(NULL_STAT);
+    }
     with(|s| stat_locked(s, &path))
 }
 
 /// Opens `path` with `flags` (see [`flags`]); the lowest free descriptor.
 pub fn open(path: &str, oflags: u32) -> Result<Fd> {
     let path = normalize(path)?;
+    if path == DEV_NULL {
+        return with(|s| new_desc(s, Desc::Null));
+    }
     let access = oflags & 3;
     let (read, write) = match access {
         flags::O_RDONLY => (true, false),
@@ -605,7 +619,7 @@ fn new_desc(s: &mut State, d: Desc) -> Result<Fd> {
 fn socket_of(fd: Fd) -> Result<net::Sock> {
     with(|s| match desc(s, fd)? {
         Desc::Socket(k) => Ok(*k),
-        Desc::File(_) | Desc::Pipe(..) => Err(Errno::ENOTSOCK),
+        Desc::File(_) | Desc::Pipe(..) | Desc::Null => Err(Errno::ENOTSOCK),
     })
 }
 
@@ -619,8 +633,13 @@ const FIRST_FD: Fd = 3;
 fn file(s: &mut State, fd: Fd) -> Result<&mut OpenFile> {
     match desc(s, fd)? {
         Desc::File(f) => Ok(f),
-        Desc::Socket(_) | Desc::Pipe(..) => Err(Errno::ESPIPE),
+        Desc::Socket(_) | Desc::Pipe(..) | Desc::Null => Err(Errno::ESPIPE),
     }
+}
+
+/// Whether descriptor `fd` names [`DEV_NULL`].
+fn is_null(fd: Fd) -> bool {
+    with(|s| matches!(desc(s, fd), Ok(Desc::Null)))
 }
 
 /// The pipe end descriptor `fd` names, if it names one.
@@ -785,6 +804,9 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     if let Some((id, write)) = pipe_of(fd) {
         return if write { Err(Errno::EBADF) } else { process::pipe_read(id, buf) };
     }
+    if is_null(fd) {
+        return Ok(0);
+    }
     with(|s| {
         let f = file(s, fd)?;
         if f.dir {
@@ -819,6 +841,9 @@ pub fn write(fd: Fd, data: &[u8]) -> Result<usize> {
     }
     if let Some((id, write)) = pipe_of(fd) {
         return if write { process::pipe_write(id, data) } else { Err(Errno::EBADF) };
+    }
+    if is_null(fd) {
+        return Ok(data.len());
     }
     with(|s| {
         let f = file(s, fd)?;
