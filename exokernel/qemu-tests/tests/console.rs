@@ -157,6 +157,7 @@ fn pipes_carry_one_programs_output_to_the_next() {
                   cat data/blob.bin | hexdump -n 32\recho early $?\rfault pf | wc\recho crashed $?\r\
                   cat hello.txt | nosuch\recho missing $?\rcd / | cat\recho refused $?\r\
                   ls -R /d0 | wc -l\rcat hello.txt > /dev/null\recho nulled $?\rwc -c < /dev/null\r\
+                  cat /nope && echo and-yes || echo or-no; echo seq $?\rcd data && pwd; cd ..\r\
                   wc < hello.txt | cat\recho typed $?\r",
             ),
             // cat prints what hexdump writes into the pipe, as it comes;
@@ -182,6 +183,9 @@ fn pipes_carry_one_programs_output_to_the_next() {
     b.expect_in_order(&["exo-sh: nosuch: command not found", "missing 127"]);
     b.expect_in_order(&["exo-sh: cd is built into the shell and works on the shell itself", "refused 2"]);
     b.expect_in_order(&["       1        5         28", "typed 0", "00001000  ", "stopped 130"]);
+    // ;, && and || on one line.
+    b.expect_in_order(&["cat: /nope: ENOENT", "or-no", "seq 0", "/d0/data", "typed 0"]);
+    assert!(!b.lines().iter().any(|l| l.contains("and-yes") && !l.contains("echo")), "{}", b.serial);
     // /dev/null takes everything and gives nothing.
     b.expect_line("nulled 0");
     assert!(b.lines().iter().any(|l| *l == "         0" || l.ends_with("$          0")), "{}", b.serial);

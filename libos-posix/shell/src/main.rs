@@ -23,6 +23,9 @@
 //! once it has ended; `wait` waits for such programs (^C stops waiting,
 //! not them).
 //!
+//! `A; B` runs one command after the other, `A && B` runs B if A
+//! succeeded, `A || B` if it failed.
+//!
 //! `> FILE` and `>> FILE` send a command's output to a file (made anew,
 //! or added to), `< FILE` gives a program a file as its input: a built-in
 //! command's output is collected by the shell; a program gets the files
@@ -307,6 +310,62 @@ fn redirections(line: &str) -> Result<(String, Redirects), &'static str> {
     Ok((command, r))
 }
 
+/// What joins a command to the next on a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Joint {
+    /// `;`, or `&` (the command keeps its `&`).
+    Then,
+    /// `&&`.
+    And,
+    /// `||`.
+    Or,
+    /// The end of the line.
+    End,
+}
+
+impl Joint {
+    fn text(self) -> &'static str {
+        match self {
+            Joint::Then => ";",
+            Joint::And => "&&",
+            Joint::Or => "||",
+            Joint::End => "the end",
+        }
+    }
+}
+
+/// Splits a line at `;`, `&&`, `||` and a lone `&` (which stays with its
+/// command: it runs in the background); a lone `|` is a pipe and stays.
+fn split_list(line: &str) -> Vec<(String, Joint)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let joint = match (c, chars.peek()) {
+            (';', _) => Joint::Then,
+            ('&', Some('&')) => {
+                chars.next();
+                Joint::And
+            }
+            ('|', Some('|')) => {
+                chars.next();
+                Joint::Or
+            }
+            ('&', _) => {
+                current.push('&');
+                Joint::Then
+            }
+            _ => {
+                current.push(c);
+                continue;
+            }
+        };
+        out.push((core::mem::take(&mut current), joint));
+    }
+    out.push((current, Joint::End));
+    out
+}
+
 /// Writes `data` to file `path`, made anew (or added to its end).
 fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
     use posix::flags::{O_APPEND, O_CREAT, O_TRUNC, O_WRONLY};
@@ -320,6 +379,29 @@ impl Shell {
     fn fail(&self, what: &str, e: Errno) -> i32 {
         println!("{what}: {e:?}");
         1
+    }
+
+    /// Runs a line of commands joined by `;` (one after the other), `&&`
+    /// (the next if this one succeeded), `||` (the next if it failed) or
+    /// `&` (this one in the background, then the next); `$?` is the last
+    /// one run's. `None`: leave.
+    fn run_list(&mut self, line: &str) -> Option<()> {
+        let mut run_next = true;
+        for (command, joint) in split_list(line) {
+            if run_next && !command.trim().is_empty() {
+                self.status = self.run(&command)?;
+            } else if run_next && joint != Joint::End {
+                println!("exo-sh: a command is missing before {}", joint.text());
+                self.status = 2;
+                return Some(());
+            }
+            run_next = match joint {
+                Joint::And => self.status == 0,
+                Joint::Or => self.status != 0,
+                Joint::Then | Joint::End => true,
+            };
+        }
+        Some(())
     }
 
     /// Runs one command line; its status (`None`: leave). `> FILE` or
@@ -629,6 +711,7 @@ impl Shell {
                     out,
                     "any other command runs that program; COMMAND & runs it without waiting ([pid] shown, ps lists it)"
                 );
+                say!(out, "A; B runs one after the other, A && B runs B if A succeeded, A || B if it failed;");
                 say!(out, "A | B | C runs programs with each one's output the next one's input (a printing built-in may start it);");
                 say!(out, "$? is the last status; > FILE or >> FILE sends a command's output there, < FILE gives a program its input;");
                 say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
@@ -843,10 +926,11 @@ fn main(_: &str) -> i32 {
         sh.reap();
         print!("exo:{}$ ", sh.cwd);
         match console.read_line() {
-            Ok(Input::Line(line)) => match sh.run(&line) {
-                Some(status) => sh.status = status,
-                None => break,
-            },
+            Ok(Input::Line(line)) => {
+                if sh.run_list(&line).is_none() {
+                    break;
+                }
+            }
             Ok(Input::End) => break,
             Err(e) => {
                 println!("exo-sh: reading the console failed: {e}");
