@@ -8,8 +8,17 @@ use exo_rt::caps::{Endpoint, Memory, Message, Untyped};
 use exo_rt::mem::Mapping;
 
 /// How many instances of a service a first attach asks before it gives
-/// up (each one died while attaching).
+/// up (each one died while attaching, or none was there), pausing
+/// between tries ([`pause`]): about six seconds in all.
 pub const FIRST_ATTACH_TRIES: u32 = 64;
+
+/// The pause before try `n` (from 1) to reach a service that did not
+/// answer: 1 ms, doubling up to 100 ms. A supervisor restarting it backs
+/// off too, and a loaded machine stretches that: trying again at once
+/// would use every try before the next instance is up.
+fn pause(n: u32) {
+    exo_rt::sys::sleep((1_000_000u64 << n.saturating_sub(1).min(7)).min(100_000_000));
+}
 
 /// A buffer attached to a service: what it takes to call it and to
 /// attach the same buffer again to a restarted instance.
@@ -30,10 +39,11 @@ impl Attached {
             Mapping::alloc(Untyped::from_slot(slot::UNTYPED), pages, va).map_err(|_| "no memory for the buffer")?;
         let a = Attached { ep, memory: buffer.memory() };
         let mut answer = a.attach_again();
-        for _ in 1..FIRST_ATTACH_TRIES {
+        for n in 1..FIRST_ATTACH_TRIES {
             if answer != Err(None) {
                 break;
             }
+            pause(n);
             answer = a.attach_again();
         }
         let words = answer.map_err(|e| match e {
@@ -69,7 +79,10 @@ impl Attached {
         // Attaching may meet a dying instance too (`None`: no answer):
         // then the next one is tried, as many times.
         let reattach = || {
-            for _ in 0..=tries {
+            for n in 0..=tries {
+                if n > 0 {
+                    pause(n);
+                }
                 match self.attach_again() {
                     Ok(_) => return then(self),
                     Err(None) => continue,
