@@ -165,7 +165,11 @@ fn pipes_carry_one_programs_output_to_the_next() {
             ("typed 0", b"hexdump data/blob.bin | cat\r"),
             ("00001000  ", b"\x03"),
             ("^C", b"echo stopped $?\r"),
-            ("stopped 130", many.as_bytes()),
+            // /dev/zero never ends (hexdump folds its rows into `*`).
+            ("stopped 130", b"hexdump -n 16 /dev/urandom | wc -l\rhexdump /dev/zero\r"),
+            ("*", b"\x03"),
+            ("^C", b"echo zero $?\r"),
+            ("zero 130", many.as_bytes()),
         ],
     );
     let host = sha256_hex(&blob);
@@ -186,6 +190,10 @@ fn pipes_carry_one_programs_output_to_the_next() {
     // ;, && and || on one line.
     b.expect_in_order(&["cat: /nope: ENOENT", "or-no", "seq 0", "/d0/data", "typed 0"]);
     assert!(!b.lines().iter().any(|l| l.contains("and-yes") && !l.contains("echo")), "{}", b.serial);
+    // /dev/urandom gives what is asked (two rows of hexdump), /dev/zero
+    // zeros until ^C.
+    b.expect_in_order(&["stopped 130", "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00", "*", "zero 130"]);
+    assert!(b.lines().iter().any(|l| *l == "       2" || l.ends_with("$        2")), "{}", b.serial);
     // /dev/null takes everything and gives nothing.
     b.expect_line("nulled 0");
     assert!(b.lines().iter().any(|l| *l == "         0" || l.ends_with("$          0")), "{}", b.serial);

@@ -196,15 +196,39 @@ enum Desc {
     /// An end of a pipe of the process service ([`process`]): its id, and
     /// whether it is the write end.
     Pipe(u64, bool),
-    /// [`DEV_NULL`]: reads find the end, writes vanish.
-    Null,
+    /// A device file ([`DEVICES`]).
+    Device(Device),
 }
 
-/// The one device file: reads find the end at once, writes are taken and
-/// dropped (`> /dev/null`).
-pub const DEV_NULL: &str = "/dev/null";
-/// What `stat` says of it: a character device anyone may read and write.
-const NULL_STAT: Stat = Stat { size: 0, mode: 0o020666, mtime: 0 };
+/// The device files the library itself provides, under `/dev`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// `/dev/null`: reads find the end at once, writes are taken and
+    /// dropped (`> /dev/null`).
+    Null,
+    /// `/dev/zero`: reads give zeros without end, writes are dropped.
+    Zero,
+    /// `/dev/urandom` (and `/dev/random`): reads give the kernel's random
+    /// bytes (RDRAND), writes are dropped.
+    Random,
+}
+
+/// The device files, by path.
+pub const DEVICES: [(&str, Device); 4] = [
+    ("/dev/null", Device::Null),
+    ("/dev/zero", Device::Zero),
+    ("/dev/urandom", Device::Random),
+    ("/dev/random", Device::Random),
+];
+
+/// What `stat` says of a device file: a character device anyone may read
+/// and write.
+const DEVICE_STAT: Stat = Stat { size: 0, mode: 0o020666, mtime: 0 };
+
+/// The device file at `path`, if it is one.
+fn device_at(path: &str) -> Option<Device> {
+    DEVICES.iter().find(|(p, _)| *p == path).map(|(_, d)| *d)
+}
 
 /// A file server mounted at a directory.
 struct Mount {
@@ -557,8 +581,8 @@ fn stat_locked(s: &mut State, path: &str) -> Result<Stat> {
 /// Metadata of `path`.
 pub fn stat(path: &str) -> Result<Stat> {
     let path = normalize(path)?;
-    if path == DEV_NULL {
-        return Ok(NULL_STAT);
+    if device_at(&path).is_some() {
+        return Ok(DEVICE_STAT);
     }
     with(|s| stat_locked(s, &path))
 }
@@ -566,8 +590,8 @@ pub fn stat(path: &str) -> Result<Stat> {
 /// Opens `path` with `flags` (see [`flags`]); the lowest free descriptor.
 pub fn open(path: &str, oflags: u32) -> Result<Fd> {
     let path = normalize(path)?;
-    if path == DEV_NULL {
-        return with(|s| new_desc(s, Desc::Null));
+    if let Some(d) = device_at(&path) {
+        return with(|s| new_desc(s, Desc::Device(d)));
     }
     let access = oflags & 3;
     let (read, write) = match access {
@@ -619,7 +643,7 @@ fn new_desc(s: &mut State, d: Desc) -> Result<Fd> {
 fn socket_of(fd: Fd) -> Result<net::Sock> {
     with(|s| match desc(s, fd)? {
         Desc::Socket(k) => Ok(*k),
-        Desc::File(_) | Desc::Pipe(..) | Desc::Null => Err(Errno::ENOTSOCK),
+        Desc::File(_) | Desc::Pipe(..) | Desc::Device(_) => Err(Errno::ENOTSOCK),
     })
 }
 
@@ -633,13 +657,16 @@ const FIRST_FD: Fd = 3;
 fn file(s: &mut State, fd: Fd) -> Result<&mut OpenFile> {
     match desc(s, fd)? {
         Desc::File(f) => Ok(f),
-        Desc::Socket(_) | Desc::Pipe(..) | Desc::Null => Err(Errno::ESPIPE),
+        Desc::Socket(_) | Desc::Pipe(..) | Desc::Device(_) => Err(Errno::ESPIPE),
     }
 }
 
-/// Whether descriptor `fd` names [`DEV_NULL`].
-fn is_null(fd: Fd) -> bool {
-    with(|s| matches!(desc(s, fd), Ok(Desc::Null)))
+/// The device file descriptor `fd` names, if it names one.
+fn device_of(fd: Fd) -> Option<Device> {
+    with(|s| match desc(s, fd) {
+        Ok(Desc::Device(d)) => Some(*d),
+        _ => None,
+    })
 }
 
 /// The pipe end descriptor `fd` names, if it names one.
@@ -804,8 +831,16 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     if let Some((id, write)) = pipe_of(fd) {
         return if write { Err(Errno::EBADF) } else { process::pipe_read(id, buf) };
     }
-    if is_null(fd) {
-        return Ok(0);
+    match device_of(fd) {
+        Some(Device::Null) => return Ok(0),
+        Some(Device::Zero) => {
+            buf.fill(0);
+            return Ok(buf.len());
+        }
+        Some(Device::Random) => {
+            return exo_rt::sys::random(buf).map(|()| buf.len()).map_err(|_| Errno::EIO);
+        }
+        None => {}
     }
     with(|s| {
         let f = file(s, fd)?;
@@ -842,7 +877,7 @@ pub fn write(fd: Fd, data: &[u8]) -> Result<usize> {
     if let Some((id, write)) = pipe_of(fd) {
         return if write { process::pipe_write(id, data) } else { Err(Errno::EBADF) };
     }
-    if is_null(fd) {
+    if device_of(fd).is_some() {
         return Ok(data.len());
     }
     with(|s| {

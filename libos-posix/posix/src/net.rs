@@ -210,7 +210,7 @@ fn set(fd: Fd, sock: Sock) -> Result<()> {
             *k = sock;
             Ok(())
         }
-        Desc::File(_) | Desc::Pipe(..) | Desc::Null => Err(Errno::ENOTSOCK),
+        Desc::File(_) | Desc::Pipe(..) | Desc::Device(_) => Err(Errno::ENOTSOCK),
     })
 }
 
