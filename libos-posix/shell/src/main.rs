@@ -87,6 +87,19 @@ impl Console {
         Ok(Console { buffer, attached, note })
     }
 
+    /// A ^C typed while the shell itself was reading (or running a
+    /// built-in command) was the shell's, as SIGINT then goes to the shell
+    /// on Unix: it must not stop the next program. Pending news other than
+    /// ^C is kept.
+    fn forget_stale_interrupt(&self) {
+        if let Ok(bits) = self.note.wait(0) {
+            let keep = bits & !console::INTERRUPT;
+            if keep != 0 {
+                let _ = self.note.signal(keep);
+            }
+        }
+    }
+
     /// The next line; sleeps on the notification until one is typed.
     fn read_line(&mut self) -> Result<Input, String> {
         loop {
@@ -94,6 +107,7 @@ impl Console {
             match Status::from_word(m.words[0]) {
                 Some(Status::Ok) if m.words[2] & console::END_OF_INPUT != 0 => return Ok(Input::End),
                 Some(Status::Ok) => {
+                    self.forget_stale_interrupt();
                     let n = (m.words[1] as usize).min(self.buffer.len());
                     return Ok(Input::Line(String::from_utf8_lossy(&self.buffer.as_mut_slice()[..n]).into_owned()));
                 }
