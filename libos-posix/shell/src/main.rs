@@ -380,6 +380,16 @@ fn split_list(line: &str) -> Vec<(String, Joint)> {
     out
 }
 
+/// Sets environment variable `name` to `value`, or unsets it.
+fn set_var(name: &str, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            let _ = posix::setenv(name, v);
+        }
+        None => posix::unsetenv(name),
+    }
+}
+
 /// Writes `data` to file `path`, made anew (or added to its end).
 fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
     use posix::flags::{O_APPEND, O_CREAT, O_TRUNC, O_WRONLY};
@@ -438,8 +448,8 @@ impl Shell {
                 return Some(2);
             }
         };
-        let out = redirects.out.map(|(target, append)| (posix::join_path(&self.cwd, &self.expand(&target)), append));
-        let input = redirects.input.map(|target| posix::join_path(&self.cwd, &self.expand(&target)));
+        let out = redirects.out.map(|(target, append)| (self.target(&target), append));
+        let input = redirects.input.map(|target| self.target(&target));
         let builtin = line.split_whitespace().next().is_some_and(|cmd| BUILTINS.contains(&cmd));
         if builtin && background {
             println!("exo-sh: & runs programs only, and {} is a built-in command", line.trim());
@@ -459,36 +469,38 @@ impl Shell {
                 Err(e) => Some(self.fail(&format!("exo-sh: {target}"), e)),
             };
         }
-        // A program: the shell makes (or cuts) its output file and checks
-        // its input file, so that those errors are the shell's; the
-        // program opens them through its environment (exo_posix::start).
-        if let Some((target, append)) = &out {
-            if let Err(e) = write_file(target, b"", *append) {
-                return Some(self.fail(&format!("exo-sh: {target}"), e));
-            }
-        }
-        if let Some(target) = &input {
-            match posix::stat(target) {
-                Ok(st) if st.is_dir() => return Some(self.fail(&format!("exo-sh: {target}"), Errno::EISDIR)),
-                Ok(_) => {}
-                Err(e) => return Some(self.fail(&format!("exo-sh: {target}"), e)),
-            }
+        if let Err(status) = self.prepare_files(&out, &input) {
+            return Some(status);
         }
         let saved = [posix::getenv(posix::STDOUT_VAR), posix::getenv(posix::STDIN_VAR)];
-        let set = |name: &str, value: Option<&str>| match value {
-            Some(v) => {
-                let _ = posix::setenv(name, v);
-            }
-            None => {
-                posix::unsetenv(name);
-            }
-        };
-        set(posix::STDOUT_VAR, out.as_ref().map(|(t, _)| t.as_str()));
-        set(posix::STDIN_VAR, input.as_deref());
+        set_var(posix::STDOUT_VAR, out.as_ref().map(|(t, _)| t.as_str()));
+        set_var(posix::STDIN_VAR, input.as_deref());
         let status = if background { Some(self.start_job(&line)) } else { self.command(&line, &mut Out(None)) };
-        set(posix::STDOUT_VAR, saved[0].as_deref());
-        set(posix::STDIN_VAR, saved[1].as_deref());
+        set_var(posix::STDOUT_VAR, saved[0].as_deref());
+        set_var(posix::STDIN_VAR, saved[1].as_deref());
         status
+    }
+
+    /// A redirection's file as written (`> FILE`): expanded, and absolute
+    /// from the shell's directory.
+    fn target(&self, written: &str) -> String {
+        posix::join_path(&self.cwd, &self.expand(written))
+    }
+
+    /// For programs: makes (or cuts) the output file and checks the input
+    /// file, so that those errors are the shell's (the program opens them
+    /// through its environment, exo_posix::start). The status if one
+    /// fails.
+    fn prepare_files(&self, out: &Option<(String, bool)>, input: &Option<String>) -> Result<(), i32> {
+        if let Some((target, append)) = out {
+            write_file(target, b"", *append).map_err(|e| self.fail(&format!("exo-sh: {target}"), e))?;
+        }
+        if let Some(target) = input {
+            posix::stat(target)
+                .and_then(|st| if st.is_dir() { Err(Errno::EISDIR) } else { Ok(()) })
+                .map_err(|e| self.fail(&format!("exo-sh: {target}"), e))?;
+        }
+        Ok(())
     }
 
     /// `word` with `$?` and `$NAME` (environment variables; unset ones are
@@ -577,8 +589,8 @@ impl Shell {
                 println!("exo-sh: > FILE goes with the last command of a pipe");
                 return 2;
             }
-            input = input.or(r.input.map(|t| posix::join_path(&self.cwd, &self.expand(&t))));
-            out = out.or(r.out.map(|(t, append)| (posix::join_path(&self.cwd, &self.expand(&t)), append)));
+            input = input.or(r.input.map(|t| self.target(&t)));
+            out = out.or(r.out.map(|(t, append)| (self.target(&t), append)));
             let name = words[0].as_str();
             if BUILTINS.contains(&name) {
                 let why = if i > 0 {
@@ -604,15 +616,8 @@ impl Shell {
             println!("exo-sh: no process service to start programs with");
             return 127;
         }
-        if let Some((target, append)) = &out {
-            if let Err(e) = write_file(target, b"", *append) {
-                return self.fail(&format!("exo-sh: {target}"), e);
-            }
-        }
-        if let Some(target) = &input {
-            if let Err(e) = posix::stat(target).and_then(|st| if st.is_dir() { Err(Errno::EISDIR) } else { Ok(()) }) {
-                return self.fail(&format!("exo-sh: {target}"), e);
-            }
+        if let Err(status) = self.prepare_files(&out, &input) {
+            return status;
         }
         // What a printing built-in at the start prints, for the shell to
         // write into the first pipe.
@@ -637,20 +642,16 @@ impl Shell {
         }
         // Each program, its input and output named in its environment.
         let saved = [posix::getenv(posix::STDOUT_VAR), posix::getenv(posix::STDIN_VAR)];
-        let set = |name: &str, value: Option<String>| match value {
-            Some(v) => {
-                let _ = posix::setenv(name, &v);
-            }
-            None => posix::unsetenv(name),
-        };
         let pipe = |i: usize| Some(format!("{}{}", exo_protocols::process::PIPE_PREFIX, pipes[i]));
         let mut started: Vec<(Option<posix::process::Pid>, &str)> = Vec::new();
         for (i, command) in commands.iter().enumerate() {
             if i == 0 && fed.is_some() {
                 continue;
             }
-            set(posix::STDIN_VAR, if i == 0 { input.clone() } else { pipe(i - 1) });
-            set(posix::STDOUT_VAR, if i == last { out.as_ref().map(|(t, _)| t.clone()) } else { pipe(i) });
+            let stdin = if i == 0 { input.clone() } else { pipe(i - 1) };
+            let stdout = if i == last { out.as_ref().map(|(t, _)| t.clone()) } else { pipe(i) };
+            set_var(posix::STDIN_VAR, stdin.as_deref());
+            set_var(posix::STDOUT_VAR, stdout.as_deref());
             let name = command.split(' ').next().unwrap_or("");
             let pid = match posix::process::spawn(command) {
                 Ok(pid) => Some(pid),
@@ -665,8 +666,8 @@ impl Shell {
             };
             started.push((pid, command));
         }
-        set(posix::STDOUT_VAR, saved[0].clone());
-        set(posix::STDIN_VAR, saved[1].clone());
+        set_var(posix::STDOUT_VAR, saved[0].as_deref());
+        set_var(posix::STDIN_VAR, saved[1].as_deref());
         // The programs hold their ends now; the shell lets go of its own
         // (but for the one it feeds), so that each sees the end of its
         // input when the one before it ends.

@@ -67,6 +67,33 @@ pub fn disks(name: &str) -> bool {
     true
 }
 
+/// `FROM TO` or `FROM... DIR` (`cp`, `mv`): each source with where it
+/// goes, both absolute; a directory as the last operand takes the
+/// sources under their own names. Disks are mounted first; `Err(status)`
+/// after saying why on the console.
+pub fn destinations(name: &str, operands: &[&str]) -> Result<Vec<(String, String)>, i32> {
+    let Some((to, from)) = operands.split_last().filter(|(_, f)| !f.is_empty()) else {
+        eprintln!("{name}: usage: {name} FROM TO, or {name} FROM... DIR");
+        return Err(2);
+    };
+    if !disks(name) {
+        return Err(1);
+    }
+    let to = path(to);
+    let into = posix::stat(&to).is_ok_and(|st| st.is_dir());
+    if from.len() > 1 && !into {
+        return Err(fail(name, &to, Errno::ENOTDIR));
+    }
+    Ok(from
+        .iter()
+        .map(|f| {
+            let f = path(f);
+            let target = if into { posix::join_path(&to, f.rsplit('/').next().unwrap_or("")) } else { to.clone() };
+            (f, target)
+        })
+        .collect())
+}
+
 /// `ls -l`'s mode column: type, then rwx for owner, group, others.
 pub fn mode_string(st: &posix::Stat) -> String {
     let kind = match st.mode & 0o170000 {

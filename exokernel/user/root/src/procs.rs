@@ -66,6 +66,13 @@ pub fn tell(badge: u64, bits: u64) {
     });
 }
 
+/// Deletes the notification `badge` subscribed, if any, from `notes`.
+fn forget_note(notes: &mut Vec<(u64, Notification)>, badge: u64) {
+    if let Some(i) = notes.iter().position(|(b, _)| *b == badge) {
+        let _ = caps::delete(notes.remove(i).1.slot());
+    }
+}
+
 /// A manifest program that used the service has ended (`badge`): its
 /// pipe ends are let go of, and the programs it started are stopped.
 pub fn client_ended(badge: u64) {
@@ -113,9 +120,7 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
                 return [Status::NotAttached as u64, 0, 0];
             }
             NOTES.with(|n| {
-                if let Some(old) = n.iter().position(|(b, _)| *b == badge) {
-                    let _ = caps::delete(n.remove(old).1.slot());
-                }
+                forget_note(n, badge);
                 n.push((badge, Notification::from_slot(cap)));
             });
             [Status::Ok as u64, 0, 0]
@@ -404,11 +409,7 @@ fn watch(slot: u64) {
     // its place (and badge) for the next program.
     let badge = BADGE_BASE + slot;
     crate::pipes::drop_all(badge);
-    NOTES.with(|n| {
-        if let Some(i) = n.iter().position(|(b, _)| *b == badge) {
-            let _ = caps::delete(n.remove(i).1.slot());
-        }
-    });
+    NOTES.with(|n| forget_note(n, badge));
     GONE.with(|g| g.push(badge));
     CHILDREN.with(|c| {
         if let Some(ch) = c[slot as usize].as_mut() {

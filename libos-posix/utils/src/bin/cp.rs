@@ -10,7 +10,7 @@ extern crate alloc;
 use alloc::string::{String, ToString};
 use exo_posix::{self as posix, Errno};
 use exo_rt::eprintln;
-use exo_utils::{each_chunk, fail, path, Args};
+use exo_utils::{each_chunk, fail, Args};
 
 exo_posix::entry!(main);
 
@@ -19,22 +19,12 @@ fn main(args: &str) -> i32 {
         Ok(a) => a,
         Err(s) => return s,
     };
-    let Some((to, from)) = a.operands.split_last().filter(|(_, f)| !f.is_empty()) else {
-        eprintln!("cp: usage: cp FROM TO, or cp FROM... DIR");
-        return 2;
+    let moves = match exo_utils::destinations("cp", &a.operands) {
+        Ok(m) => m,
+        Err(s) => return s,
     };
-    if !exo_utils::disks("cp") {
-        return 1;
-    }
-    let to = path(to);
-    let into = posix::stat(&to).is_ok_and(|st| st.is_dir());
-    if from.len() > 1 && !into {
-        return fail("cp", &to, Errno::ENOTDIR);
-    }
     let mut status = 0;
-    for f in from {
-        let f = path(f);
-        let target = if into { posix::join_path(&to, f.rsplit('/').next().unwrap_or("")) } else { to.clone() };
+    for (f, target) in moves {
         if target == f {
             eprintln!("cp: {f} and {target} are the same file");
             status = 1;

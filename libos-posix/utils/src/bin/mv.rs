@@ -5,9 +5,8 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_posix::{self as posix, Errno};
-use exo_rt::eprintln;
-use exo_utils::{fail, path, Args};
+use exo_posix as posix;
+use exo_utils::{fail, Args};
 
 exo_posix::entry!(main);
 
@@ -16,22 +15,12 @@ fn main(args: &str) -> i32 {
         Ok(a) => a,
         Err(s) => return s,
     };
-    let Some((to, from)) = a.operands.split_last().filter(|(_, f)| !f.is_empty()) else {
-        eprintln!("mv: usage: mv FROM TO, or mv FROM... DIR");
-        return 2;
+    let moves = match exo_utils::destinations("mv", &a.operands) {
+        Ok(m) => m,
+        Err(s) => return s,
     };
-    if !exo_utils::disks("mv") {
-        return 1;
-    }
-    let to = path(to);
-    let into = posix::stat(&to).is_ok_and(|st| st.is_dir());
-    if from.len() > 1 && !into {
-        return fail("mv", &to, Errno::ENOTDIR);
-    }
     let mut status = 0;
-    for f in from {
-        let f = path(f);
-        let target = if into { posix::join_path(&to, f.rsplit('/').next().unwrap_or("")) } else { to.clone() };
+    for (f, target) in moves {
         if let Err(e) = posix::rename(&f, &target) {
             status = fail("mv", &f, e);
         }

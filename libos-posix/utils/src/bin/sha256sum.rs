@@ -33,8 +33,7 @@ fn main(args: &str) -> i32 {
             }
         };
     }
-    if posix::mount_disks().is_empty() {
-        eprintln!("sha256sum: given no file server (an endpoint named files)");
+    if !exo_utils::disks("sha256sum") {
         return 1;
     }
     let mut status = 0;
@@ -52,7 +51,6 @@ fn main(args: &str) -> i32 {
             }
         }
     }
-    let _ = posix::unmount();
     status
 }
 
