@@ -138,7 +138,7 @@ fn the_shell_lists_reads_and_counts_the_files_of_a_disk() {
 /// stops early ends the writer (as SIGPIPE would) and the pipeline
 /// still ends; a writer that crashes gives its reader the end of its
 /// input; a printing built-in may start a pipe, a shell-changing one may
-/// not; ^C stops every program of a pipe; and hundreds of pipelines in a
+/// not; a hostile client's requests are refused (`pipecheck`); ^C stops every program of a pipe; and hundreds of pipelines in a
 /// row leave nothing behind (`ps`).
 #[test]
 fn pipes_carry_one_programs_output_to_the_next() {
@@ -158,6 +158,7 @@ fn pipes_carry_one_programs_output_to_the_next() {
                   cat hello.txt | nosuch\recho missing $?\rcd / | cat\recho refused $?\r\
                   ls -R /d0 | wc -l\rcat hello.txt > /dev/null\recho nulled $?\rwc -c < /dev/null\r\
                   cat /nope && echo and-yes || echo or-no; echo seq $?\rcd data && pwd; cd ..\r\
+                  pipecheck\recho hostile $?\recho hi | pipecheck\r\
                   wc < hello.txt | cat\recho typed $?\r",
             ),
             // cat prints what hexdump writes into the pipe, as it comes;
@@ -190,6 +191,9 @@ fn pipes_carry_one_programs_output_to_the_next() {
     // ;, && and || on one line.
     b.expect_in_order(&["cat: /nope: ENOENT", "or-no", "seq 0", "/d0/data", "typed 0"]);
     assert!(!b.lines().iter().any(|l| l.contains("and-yes") && !l.contains("echo")), "{}", b.serial);
+    // A hostile client of the pipes is refused request by request, and
+    // the service goes on (the pipes after it work).
+    b.expect_in_order(&["pipecheck: 8/8 checks passed", "hostile 0", "pipecheck: 10/10 checks passed", "typed 0"]);
     // /dev/urandom gives what is asked (two rows of hexdump), /dev/zero
     // zeros until ^C.
     b.expect_in_order(&["stopped 130", "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00", "*", "zero 130"]);
