@@ -78,10 +78,12 @@ pub(crate) struct Sock {
 }
 
 /// Where the buffer shared with the network server is mapped, and its
-/// size: the most bytes one request moves.
+/// size: the most bytes one request moves, then the status page, where
+/// the server keeps each socket's flags (`proto::status`).
 const BUF_VA: u64 = 0x0000_4200_0000_0000;
-const BUF_PAGES: u64 = 16;
-const CHUNK: usize = (BUF_PAGES * 4096) as usize;
+const DATA_PAGES: u64 = 16;
+const BUF_PAGES: u64 = DATA_PAGES + 1;
+const CHUNK: usize = (DATA_PAGES * 4096) as usize;
 
 struct Net {
     server: Attached,
@@ -171,6 +173,9 @@ fn request<R>(
             net.server.attach_again().map_err(|_| Errno::ENETDOWN)?;
             subscribe(net)?;
             net.epoch += 1;
+            if let (_, Some(page)) = proto::status::split(net.buffer.as_mut_slice()) {
+                page.fill(0);
+            }
             Err(if sock.is_some() { Errno::ECONNRESET } else { Errno::EAGAIN })
         }
         Some((s, _)) => Err(errno(s, sock.is_some_and(|k| k.connected))),
@@ -186,9 +191,15 @@ const LOOK_AGAIN_NS: u64 = 1_000_000_000;
 /// Sleeps until the server signals a change (at most `timeout` ns, and
 /// [`LOOK_AGAIN_NS`]).
 fn wait(timeout: u64) -> Result<()> {
+    signalled(timeout).map(|_| ())
+}
+
+/// [`wait`]: whether the server signalled (else the time ran out).
+fn signalled(timeout: u64) -> Result<bool> {
     let note = NET.lock().as_ref().ok_or(Errno::ENETDOWN)?.note;
     match note.wait(timeout.min(LOOK_AGAIN_NS)) {
-        Ok(_) | Err(exo_rt::abi::Error::Timeout) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(exo_rt::abi::Error::Timeout) => Ok(false),
         Err(_) => Err(Errno::ENETDOWN),
     }
 }
@@ -202,6 +213,17 @@ fn blocking<R>(sock: &Sock, mut op: impl FnMut() -> Result<R>) -> Result<R> {
             r => return r,
         }
     }
+}
+
+/// [`blocking`] for an operation that needs `flag` (`READABLE` to receive
+/// or accept): when the status page says the socket lacks it, sleeps
+/// first instead of asking to hear "nothing yet" (the server signals
+/// when it rises).
+fn blocking_for<R>(sock: &Sock, flag: u32, op: impl FnMut() -> Result<R>) -> Result<R> {
+    if !sock.nonblocking && told(sock).is_some_and(|f| f & flag == 0) {
+        wait(FOREVER)?;
+    }
+    blocking(sock, op)
 }
 
 fn set(fd: Fd, sock: Sock) -> Result<()> {
@@ -260,8 +282,9 @@ pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
 /// listener is) and its peer.
 pub fn accept(fd: Fd) -> Result<(Fd, SocketAddr)> {
     let k = socket_of(fd)?;
-    let (handle, peer) =
-        blocking(&k, || request(Some(&k), Request::Accept(k.handle), |_| {}, |_, [h, p]| (h as u32, p)))?;
+    let (handle, peer) = blocking_for(&k, proto::READABLE, || {
+        request(Some(&k), Request::Accept(k.handle), |_| {}, |_, [h, p]| (h as u32, p))
+    })?;
     let sock = Sock { handle, kind: Kind::Stream, nonblocking: false, connected: true, epoch: k.epoch };
     Ok((descriptor(sock)?, SocketAddr::from_word(peer)))
 }
@@ -296,6 +319,14 @@ pub fn connect(fd: Fd, to: SocketAddr) -> Result<()> {
     k.connected = r.is_ok();
     set(fd, k)?;
     r
+}
+
+/// The flags the server last told of `k`, from the status page, if it
+/// has them (`None`: ask it).
+fn told(k: &Sock) -> Option<u32> {
+    let guard = NET.lock();
+    let net = guard.as_ref().filter(|n| n.epoch == k.epoch)?;
+    proto::status::read(proto::status::page(net.buffer.as_slice())?, k.handle)
 }
 
 /// The poll flags of one socket.
@@ -373,7 +404,7 @@ pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 
 pub(crate) fn recv_on(k: Sock, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
     let want = buf.len().min(CHUNK);
-    blocking(&k, || {
+    blocking_for(&k, proto::READABLE, || {
         request(
             Some(&k),
             Request::Recv(k.handle, want as u32),
@@ -458,11 +489,18 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
     if fds.len() * 4 > CHUNK {
         return Err(Errno::EINVAL);
     }
+    // The flags come from the status page; the server is asked when it
+    // lacks a socket's, and after a wait it did not end (a restarted
+    // server knows nothing of this process and never signals).
+    let mut ask = false;
     loop {
         let handles: alloc::vec::Vec<u32> = socks.iter().map(|k| k.map_or(0, |k| k.handle)).collect();
         let any_socket = socks.iter().any(Option::is_some);
-        let asked = if any_socket {
-            request(
+        let known: Option<alloc::vec::Vec<u32>> =
+            if ask { None } else { socks.iter().map(|k| k.as_ref().map_or(Some(0), told)).collect() };
+        let asked = match known {
+            Some(flags) => Ok(flags),
+            None if any_socket => request(
                 None,
                 Request::Poll(handles.len() as u32),
                 |b| {
@@ -473,9 +511,8 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
                 |b, _| {
                     (0..handles.len()).map(|i| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().expect("4"))).collect()
                 },
-            )
-        } else {
-            Ok(alloc::vec![0; fds.len()])
+            ),
+            None => Ok(alloc::vec![0; fds.len()]),
         };
         let flags: alloc::vec::Vec<u32> = match asked {
             // Attached to a restarted server on the way: look again (the
@@ -516,11 +553,11 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
             return Ok(ready);
         }
         let now = exo_rt::sys::clock();
-        match deadline {
+        ask = !match deadline {
             Some(d) if now >= d => return Ok(0),
-            Some(d) => wait(d - now)?,
-            None => wait(FOREVER)?,
-        }
+            Some(d) => signalled(d - now)?,
+            None => signalled(FOREVER)?,
+        };
     }
 }
 

@@ -32,13 +32,13 @@ use exo_protocols::frame::{self as net, Request, Status};
 use exo_protocols::session::client::Attached;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_protocols::session::{self, Status as Answer};
-use exo_protocols::socket::{self as proto, Request as SocketRequest};
+use exo_protocols::socket::{self as proto, status, Request as SocketRequest};
 use exo_rt::abi::{slot, DEPENDENCY_BITS, FOREVER, NOTIFY_BADGE};
 use exo_rt::caps::{Endpoint, Message, Notification};
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr};
@@ -68,6 +68,8 @@ static FRAMES_OUT: AtomicU64 = AtomicU64::new(0);
 /// Calls that moved them, and client requests (for the report).
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// TCP segments dropped for a wrong checksum (for the report).
+static BAD_CHECKSUMS: AtomicU64 = AtomicU64::new(0);
 
 /// The driver, as a smoltcp device (through the session in `ATTACHED`).
 struct Link;
@@ -95,6 +97,8 @@ struct Slots {
     /// A received frame is being handed to smoltcp (which may send, and
     /// so flush, meanwhile): its slot must not be filled again yet.
     consuming: bool,
+    /// smoltcp is polling the interface: frames may go out, none come in.
+    polling: bool,
 }
 
 static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
@@ -104,6 +108,7 @@ static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
     more: true,
     queued: 0,
     consuming: false,
+    polling: false,
 });
 
 /// Says the driver may have frames (its notification, or a timer).
@@ -112,10 +117,13 @@ fn frames_may_wait() {
 }
 
 /// Passes the queued frames to the driver in one call, which also takes
-/// the frames waiting when every received one has been handed to smoltcp.
+/// the frames waiting when every received one has been handed to smoltcp
+/// (not inside a poll of the interface: received frames are looked at
+/// before smoltcp sees them, `Net::pump`).
 fn flush() {
-    let (queued, consumed, more) = SLOTS.with(|s| (s.queued, s.next == s.received && !s.consuming, s.more));
-    if consumed && (queued > 0 || more) {
+    let (queued, consumed, more, polling) =
+        SLOTS.with(|s| (s.queued, s.next == s.received && !s.consuming, s.more, s.polling));
+    if consumed && !polling && (queued > 0 || more) {
         exchange();
     } else if queued > 0 {
         SLOTS.lock().queued = 0;
@@ -129,8 +137,10 @@ fn flush() {
     }
 }
 
-/// `RECV n`: the queued frames go out and the waiting ones come in (into
-/// receive slots smoltcp is done with); whether any came.
+/// Ports of the connections the frames received since the last call
+/// open (SYNs), for `Table::expect_connections`.
+static SYNS: SpinLock<Vec<u16>> = SpinLock::new(Vec::new());
+
 fn exchange() -> bool {
     let queued = core::mem::take(&mut SLOTS.lock().queued);
     let m = driver_call(Request::Recv(queued));
@@ -151,6 +161,16 @@ fn exchange() -> bool {
     count(&FRAMES_IN, received);
     CALLS.fetch_add(1, Ordering::Relaxed);
     (s.received, s.next, s.more) = (received, 0, more);
+    let layout = s.layout;
+    drop(s);
+    if let Some(area) = RX_AREA.lock().as_deref() {
+        let mut syns = SYNS.lock();
+        for i in 0..received {
+            if let Some(port) = area.get(layout.rx(i)..).and_then(net::get).and_then(net::syn_to) {
+                syns.push(port);
+            }
+        }
+    }
     received > 0
 }
 
@@ -199,7 +219,13 @@ impl RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let area = RX_AREA.lock();
         SLOTS.lock().consuming = true;
-        let frame = area.as_deref().and_then(|a| net::get(a.get(self.0..)?)).unwrap_or(&[]);
+        let mut frame = area.as_deref().and_then(|a| net::get(a.get(self.0..)?)).unwrap_or(&[]);
+        // TCP checksums are checked here (smoltcp is told not to:
+        // `capabilities`); a wrong one drops the frame, as smoltcp would.
+        if net::checksum::tcp_ok(frame) == Some(false) {
+            BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
+            frame = &[];
+        }
         let r = f(frame);
         SLOTS.lock().consuming = false;
         r
@@ -229,14 +255,10 @@ impl Device for Link {
     type RxToken<'a> = Rx;
     type TxToken<'a> = Tx;
 
+    /// The frames received before this poll, one by one (`Net::pump`
+    /// takes more from the driver between polls).
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
-        let more = SLOTS.with(|s| s.next == s.received && s.more);
-        // Every received frame handed out: the driver's, with the frames
-        // smoltcp answered so far going out in the same call.
-        if more && !exchange() {
-            return None;
-        }
-        // (The token copies its frame out before anything else can call
+        // (The token hands its frame to smoltcp before anything can call
         // the driver and refill the slot.)
         SLOTS.with(|s| {
             (s.next < s.received).then(|| {
@@ -258,6 +280,11 @@ impl Device for Link {
         // holds frames back while they are full: the whole TCP window may
         // come in one burst.
         caps.max_burst_size = None;
+        // Received TCP segments are checked by `Rx::consume`, eight bytes a
+        // step (smoltcp takes two). Those that came in fragments are then
+        // not checked at all: QEMU's user network and TCP senders that
+        // mind their path's MTU never fragment them.
+        caps.checksum.tcp = Checksum::Tx;
         caps
     }
 }
@@ -349,13 +376,8 @@ impl Net {
             None => {}
         }
         let ns = self.now.total_micros() as u64 * 1000;
-        for owner in self.table.update(&mut self.sockets, ns) {
-            if let Ok(s) = self.clients.get(owner) {
-                if let Some(n) = s.note {
-                    let _ = n.signal(proto::READY);
-                }
-            }
-        }
+        self.table.update(&mut self.sockets, ns);
+        self.publish();
         // Segments the update queued (a listener's new sockets, a reset)
         // go out now, not at the next event.
         self.pump();
@@ -365,11 +387,42 @@ impl Net {
         }
     }
 
+    /// Writes the flags told since the last time into their owners' status
+    /// pages, then signals the owners whose sockets gained a flag.
+    fn publish(&mut self) {
+        let (told, rising) = self.table.take_told();
+        for (owner, handle, flags) in told {
+            if let Ok(s) = self.clients.get(owner) {
+                if let (_, Some(page)) = status::split(s.buffer()) {
+                    status::publish(page, handle, flags);
+                }
+            }
+        }
+        for owner in rising {
+            if let Some(n) = self.clients.get(owner).ok().and_then(|s| s.note) {
+                let _ = n.signal(proto::READY);
+            }
+        }
+    }
+
     /// Polls the interface, passing what it sent to the driver, while
     /// frames keep coming, for a few rounds (then clients get a turn).
+    ///
+    /// Frames come in between polls (with the frames smoltcp sent going
+    /// out in the same call), and their SYNs are given listening sockets
+    /// before smoltcp sees them.
     fn pump(&mut self) {
         for _ in 0..PUMP_ROUNDS {
+            if SLOTS.with(|s| s.next == s.received && s.more) {
+                exchange();
+            }
+            let syns = core::mem::take(&mut *SYNS.lock());
+            if !syns.is_empty() {
+                self.table.expect_connections(&mut self.sockets, &syns);
+            }
+            SLOTS.lock().polling = true;
             self.iface.poll(self.now, &mut self.link, &mut self.sockets);
+            SLOTS.lock().polling = false;
             flush();
             if !frames_waiting() {
                 break;
@@ -414,9 +467,15 @@ impl Net {
         let sockets = &mut self.sockets;
         let answer = match request {
             SocketRequest::Attach => {
-                // A client attaching again starts afresh.
+                // A client attaching again starts afresh, and so does its
+                // status page.
                 t.close_all(sockets, owner);
-                return session::answer(self.clients.attach(msg).map(|s| (s.bytes(), 0)));
+                return session::answer(self.clients.attach(msg).map(|s| {
+                    if let (_, Some(page)) = status::split(s.buffer()) {
+                        page.fill(0);
+                    }
+                    (s.bytes(), 0)
+                }));
             }
             SocketRequest::Detach => {
                 t.close_all(sockets, owner);
@@ -434,19 +493,19 @@ impl Net {
             SocketRequest::Accept(h) => t.accept(sockets, owner, h),
             SocketRequest::Connect(h, to) => t.connect(self.iface.context(), sockets, owner, h, to).map(|()| (0, 0)),
             SocketRequest::Send(h, len, to) => {
-                let buf = self.clients.get(owner).expect("attached").buffer();
+                let buf = status::split(self.clients.get(owner).expect("attached").buffer()).0;
                 match buf.get(..len as usize) {
                     Some(data) => t.send(sockets, owner, h, data, to).map(|n| (n, 0)),
                     None => Err(Answer::TooLarge),
                 }
             }
             SocketRequest::Recv(h, len) => {
-                let buf = self.clients.get(owner).expect("attached").buffer();
+                let buf = status::split(self.clients.get(owner).expect("attached").buffer()).0;
                 let n = buf.len().min(len as usize);
                 t.recv(sockets, owner, h, &mut buf[..n])
             }
             SocketRequest::Poll(count) => {
-                let buf = self.clients.get(owner).expect("attached").buffer();
+                let buf = status::split(self.clients.get(owner).expect("attached").buffer()).0;
                 match buf.get_mut(..count as usize * 4) {
                     Some(list) => {
                         let mut ready = 0;
@@ -563,11 +622,12 @@ fn main(args: &str) -> i32 {
     let (open, connections) = net.table.counts();
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "net-server: {} frames in, {} out, in {} calls to the driver; {} client requests; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
+        "net-server: {} frames in, {} out, in {} calls to the driver; {} client requests; {} TCP segment(s) with a wrong checksum dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
         n(&FRAMES_IN),
         n(&FRAMES_OUT),
         n(&CALLS),
-        n(&REQUESTS)
+        n(&REQUESTS),
+        n(&BAD_CHECKSUMS)
     );
     match ended {
         Some(Ended::Failed(_)) => 1,

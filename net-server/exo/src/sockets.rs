@@ -3,9 +3,10 @@
 //! their backlog, and what each client was last told.
 //!
 //! Nothing here waits: an operation that cannot go on answers `Empty`,
-//! and [`Table::update`] (after every poll of the interface) says which
-//! clients have a socket that became readable, writable, connected or
-//! closed, so the server signals them.
+//! and [`Table::take_told`] (after every poll of the interface and every
+//! request) says which flags changed, for the clients' status pages, and
+//! which clients have a socket that became readable, writable, connected
+//! or closed, so the server signals them.
 
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -25,6 +26,9 @@ const UDP_BYTES: usize = 64 * 1024;
 /// Sockets at once, of all clients, and of one client.
 const MAX_SOCKETS: usize = 256;
 const MAX_PER_CLIENT: usize = 64;
+/// Sockets a listener keeps listening between bursts of connections (more
+/// are made for the SYNs of each batch of frames: `expect_connections`).
+const LISTENING: usize = 2;
 /// Backlog of a listener when the client gives 0, and the most.
 const DEFAULT_BACKLOG: usize = 16;
 const MAX_BACKLOG: usize = 64;
@@ -64,6 +68,10 @@ pub struct Table {
     next_port: u16,
     /// Closed connections still sending their last bytes: until when.
     lingering: Vec<(SocketHandle, u64)>,
+    /// Flags told since [`Table::take_told`]: owner, handle, flags (for
+    /// the clients' status pages); owners with a flag that rose.
+    told: Vec<(u64, u32, u32)>,
+    rising: Vec<u64>,
 }
 
 /// An address word as smoltcp's endpoint.
@@ -134,7 +142,33 @@ impl Table {
             generation: 1,
             next_port: EPHEMERAL.start() + (seed % span) as u16,
             lingering: Vec::new(),
+            told: Vec::new(),
+            rising: Vec::new(),
         }
+    }
+
+    /// Records that the owner of entry `i` knows its flags are `f`; a flag
+    /// that rose makes it one to signal.
+    fn tell(&mut self, i: usize, f: u32) {
+        let handle = self.handle(i);
+        let e = self.entry(i);
+        if e.told == f {
+            return;
+        }
+        let (owner, rose) = (e.owner, f & !e.told != 0);
+        e.told = f;
+        self.told.push((owner, handle, f));
+        if rose && !self.rising.contains(&owner) {
+            self.rising.push(owner);
+        }
+    }
+
+    /// What was told since the last call: each change (owner, handle,
+    /// flags) for the owners' status pages
+    /// (`exo_protocols::socket::status`), then the owners to signal (a
+    /// flag of theirs rose), each once.
+    pub fn take_told(&mut self) -> (Vec<(u64, u32, u32)>, Vec<u64>) {
+        (core::mem::take(&mut self.told), core::mem::take(&mut self.rising))
     }
 
     fn handle(&self, i: usize) -> u32 {
@@ -173,7 +207,9 @@ impl Table {
                 self.entries.len() - 1
             }
         };
-        Ok(self.handle(i))
+        let handle = self.handle(i);
+        self.told.push((owner, handle, 0));
+        Ok(handle)
     }
 
     /// Whether a TCP (or UDP) socket of anyone's has `port`.
@@ -261,36 +297,57 @@ impl Table {
             b => b.min(MAX_BACKLOG),
         };
         self.entry(i).kind = Kind::Listener { port, backlog, pool: Vec::new(), ready: VecDeque::new() };
-        Self::refill(sockets, &mut self.entry(i).kind);
+        Self::refill(sockets, &mut self.entry(i).kind, 0);
         Ok(())
     }
 
-    /// Keeps a listener's pool full: `backlog` sockets listening, so that
-    /// a burst of that many connections finds one each, as long as fewer
-    /// than `backlog` connections wait to be accepted (beyond that, new
-    /// ones are refused). Handshakes that never finish (a peer that sent
-    /// its SYN and vanished) take no listening socket's place: past
-    /// `backlog` of them, the oldest is given up.
-    fn refill(sockets: &mut SocketSet<'static>, kind: &mut Kind) {
+    /// Keeps a listener's pool: `wanted` sockets listening (at least
+    /// [`LISTENING`], at most `backlog`), as long as fewer than `backlog`
+    /// connections wait to be accepted (beyond that, new ones are
+    /// refused). Handshakes that never finish (a peer that sent its SYN and
+    /// vanished) take no listening socket's place: past `backlog` of them,
+    /// the oldest is given up.
+    fn refill(sockets: &mut SocketSet<'static>, kind: &mut Kind, wanted: usize) {
         let Kind::Listener { port, backlog, pool, ready } = kind else { return };
         let state = |sockets: &SocketSet, h: SocketHandle| sockets.get::<tcp::Socket>(h).state();
-        let mut half_open: Vec<SocketHandle> =
-            pool.iter().copied().filter(|h| state(sockets, *h) == tcp::State::SynReceived).collect();
-        while half_open.len() > *backlog {
-            let oldest = half_open.remove(0);
-            let s = sockets.get_mut::<tcp::Socket>(oldest);
-            s.abort();
-            let _ = s.listen(*port); // listens again (the vanished peer is sent nothing)
+        let half_open = pool.iter().filter(|h| state(sockets, **h) == tcp::State::SynReceived).count();
+        if half_open > *backlog {
+            let mut excess = half_open - *backlog;
+            for &h in pool.iter() {
+                if excess > 0 && state(sockets, h) == tcp::State::SynReceived {
+                    let s = sockets.get_mut::<tcp::Socket>(h);
+                    s.abort();
+                    let _ = s.listen(*port); // listens again (the vanished peer is sent nothing)
+                    excess -= 1;
+                }
+            }
         }
-        let listening = pool.len() - half_open.len();
+        let listening = pool.iter().filter(|h| state(sockets, **h) == tcp::State::Listen).count();
         if ready.len() < *backlog {
-            for _ in listening..*backlog {
+            for _ in listening..wanted.max(LISTENING).min(*backlog) {
                 let mut s = new_tcp();
                 s.set_timeout(Some(HANDSHAKE_TIMEOUT));
                 if s.listen(*port).is_err() {
                     return;
                 }
                 pool.push(sockets.add(s));
+            }
+        }
+    }
+
+    /// Before smoltcp sees a batch of received frames: `syns` holds the
+    /// port of each connection they open, and each finds a socket
+    /// listening on its port (within the listener's backlog). smoltcp
+    /// answers a SYN that finds none with a reset; listeners keep only
+    /// [`LISTENING`] sockets between bursts, since every poll of the
+    /// interface walks every socket.
+    pub fn expect_connections(&mut self, sockets: &mut SocketSet<'static>, syns: &[u16]) {
+        for e in self.entries.iter_mut().flatten() {
+            if let Kind::Listener { port, .. } = e.kind {
+                let wanted = syns.iter().filter(|p| **p == port).count();
+                if wanted > 0 {
+                    Self::refill(sockets, &mut e.kind, wanted);
+                }
             }
         }
     }
@@ -303,7 +360,7 @@ impl Table {
         match self.insert(owner, Kind::Stream { h, shut: false }) {
             Ok(new) => {
                 let peer = sockets.get::<tcp::Socket>(h).remote_endpoint().map_or(0, word);
-                Self::refill(sockets, &mut self.entry(i).kind);
+                Self::refill(sockets, &mut self.entry(i).kind, 0);
                 Ok((u64::from(new), peer))
             }
             Err(_) => {
@@ -449,7 +506,7 @@ impl Table {
     /// answered).
     fn note_told(&mut self, sockets: &SocketSet, i: usize) {
         let f = self.flags_of(sockets, i);
-        self.entry(i).told = f;
+        self.tell(i, f);
     }
 
     fn flags_of(&self, sockets: &SocketSet, i: usize) -> u32 {
@@ -555,10 +612,11 @@ impl Table {
 
     /// After a poll of the interface: connections made move to their
     /// listener's queue, listeners are refilled, closed connections that
-    /// are done are let go; the owners (badges) whose sockets gained a flag
-    /// since they were last told, each once. `now`: the poll's time (ns
-    /// since boot), for lingering connections' deadlines.
-    pub fn update(&mut self, sockets: &mut SocketSet<'static>, now: u64) -> Vec<u64> {
+    /// are done are let go; every socket's flags are told (owners whose
+    /// sockets gained a flag are to be signalled: [`Table::take_told`]).
+    /// `now`: the poll's time (ns since boot), for lingering connections'
+    /// deadlines.
+    pub fn update(&mut self, sockets: &mut SocketSet<'static>, now: u64) {
         use tcp::State::*;
         self.lingering.retain(|&(h, until)| {
             let state = sockets.get::<tcp::Socket>(h).state();
@@ -570,7 +628,6 @@ impl Table {
             }
             !done
         });
-        let mut wake = Vec::new();
         for i in 0..self.entries.len() {
             let Some(e) = self.entries[i].as_mut() else { continue };
             if let Kind::Listener { port, pool, ready, .. } = &mut e.kind {
@@ -591,16 +648,11 @@ impl Table {
                         }
                     }
                 });
-                Self::refill(sockets, &mut e.kind);
+                Self::refill(sockets, &mut e.kind, 0);
             }
             let f = self.flags_of(sockets, i);
-            let e = self.entry(i);
-            if f & !e.told != 0 && !wake.contains(&e.owner) {
-                wake.push(e.owner);
-            }
-            e.told = f;
+            self.tell(i, f);
         }
-        wake
     }
 
     /// How many sockets are open, and how many connections.

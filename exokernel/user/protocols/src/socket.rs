@@ -19,6 +19,13 @@
 //!
 //! A client that detaches, attaches again, or ends (its notification
 //! dies with it) loses its sockets: connections are reset.
+//!
+//! A buffer of two pages or more ends in a status page ([`status`]): the
+//! server writes there, for each of the client's sockets, the flags it
+//! last told the client, whenever they change. A client reads them there
+//! instead of asking `POLL`, and sleeps on its notification when nothing
+//! it waits for is set: a flag that rises afterwards is signalled, as
+//! for a `POLL` answer. Data then goes through the pages before it.
 
 pub use crate::session::{Status, ATTACH, DETACH};
 
@@ -118,6 +125,56 @@ pub mod addr {
             return None;
         }
         Some((((w >> 16) as u32).to_be_bytes(), w as u16))
+    }
+}
+
+/// The status page: one word per socket, `handle << 32 | flags`, at the
+/// index of the handle's low 9 bits. A word whose handle is not the one
+/// asked about says nothing about it (a socket opened since, or one
+/// whose index it shares): the client asks `POLL` then. The server writes
+/// each word whole (one aligned 8-byte store), so a reader on another
+/// CPU sees an old word or a new one.
+pub mod status {
+    /// Bytes of the status page.
+    pub const BYTES: usize = 4096;
+    /// Words in it.
+    pub const WORDS: usize = BYTES / 8;
+
+    /// The data area and the status page of a client's buffer: the last
+    /// page is the status page when the buffer has two pages or more.
+    pub fn split(buffer: &mut [u8]) -> (&mut [u8], Option<&mut [u8]>) {
+        if buffer.len() < 2 * BYTES {
+            return (buffer, None);
+        }
+        let at = buffer.len() - BYTES;
+        let (data, page) = buffer.split_at_mut(at);
+        (data, Some(page))
+    }
+
+    /// The status page of a client's buffer, as [`split`] finds it.
+    pub fn page(buffer: &[u8]) -> Option<&[u8]> {
+        (buffer.len() >= 2 * BYTES).then(|| &buffer[buffer.len() - BYTES..])
+    }
+
+    /// Where `handle`'s word is in the page (in bytes).
+    pub fn offset(handle: u32) -> usize {
+        (handle as usize % WORDS) * 8
+    }
+
+    /// Writes `handle`'s flags into `page`.
+    pub fn publish(page: &mut [u8], handle: u32, flags: u32) {
+        let word = u64::from(handle) << 32 | u64::from(flags);
+        let at = offset(handle);
+        if let Some(slot) = page.get_mut(at..at + 8) {
+            slot.copy_from_slice(&word.to_le_bytes());
+        }
+    }
+
+    /// `handle`'s flags as `page` has them, if its word is `handle`'s.
+    pub fn read(page: &[u8], handle: u32) -> Option<u32> {
+        let at = offset(handle);
+        let word = u64::from_le_bytes(page.get(at..at + 8)?.try_into().ok()?);
+        (word >> 32 == u64::from(handle)).then_some(word as u32)
     }
 }
 
@@ -262,6 +319,29 @@ mod tests {
         ] {
             assert_eq!(Request::decode(w), Err(Status::BadRequest), "{w:?}");
         }
+    }
+
+    #[test]
+    fn the_status_page_holds_each_sockets_last_flags() {
+        let mut buffer = [0u8; 3 * status::BYTES];
+        let (data, page) = status::split(&mut buffer);
+        assert_eq!(data.len(), 2 * status::BYTES);
+        let page = page.expect("a status page");
+        page[0] = 1;
+        assert_eq!(status::page(&buffer).map(|p| p[0]), Some(1), "the same page");
+        let (_, page) = status::split(&mut buffer);
+        let page = page.expect("a status page");
+        assert_eq!(status::read(page, 0x0005_0003), None, "nothing written yet");
+        status::publish(page, 0x0005_0003, READABLE | CONNECTED);
+        assert_eq!(status::read(page, 0x0005_0003), Some(READABLE | CONNECTED));
+        assert_eq!(status::read(page, 0x0006_0003), None, "another socket with the same index");
+        // A handle sharing the index takes the word over.
+        status::publish(page, 0x0003 + status::WORDS as u32, WRITABLE);
+        assert_eq!(status::read(page, 0x0005_0003), None);
+        assert_eq!(status::read(page, 0x0003 + status::WORDS as u32), Some(WRITABLE));
+        let mut small = [0u8; status::BYTES + 100];
+        let (data, page) = status::split(&mut small);
+        assert_eq!((data.len(), page.is_none()), (status::BYTES + 100, true), "one page: no status");
     }
 
     #[test]

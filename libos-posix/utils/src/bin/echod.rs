@@ -30,8 +30,10 @@ const LOGGED_DATAGRAMS: u64 = 5;
 struct Conn {
     fd: Fd,
     peer: SocketAddr,
-    /// Bytes read and not yet sent back, from `sent` on.
+    /// Where bytes to echo are received (empty until the first), the
+    /// bytes read into it, and how many of those were sent back.
     pending: Vec<u8>,
+    filled: usize,
     sent: usize,
     /// Bytes echoed (or discarded).
     echoed: u64,
@@ -77,7 +79,7 @@ fn main(args: &str) -> i32 {
         fds.push(PollFd::new(listener, POLLIN));
         fds.push(PollFd::new(udp, POLLIN));
         for c in &conns {
-            fds.push(PollFd::new(c.fd, if c.sent < c.pending.len() { POLLOUT } else { POLLIN }));
+            fds.push(PollFd::new(c.fd, if c.sent < c.filled { POLLOUT } else { POLLIN }));
         }
         if let Err(e) = net::poll(&mut fds, None) {
             eprintln!("echod: poll: {e:?}");
@@ -111,7 +113,7 @@ fn main(args: &str) -> i32 {
             }
         }
         conns.retain(|c| {
-            let done = c.ended && c.sent == c.pending.len();
+            let done = c.ended && c.sent == c.filled;
             if done {
                 let _ = posix::close(c.fd);
                 println!("echod: TCP {port}: connection ended, {} bytes {verb} ({})", c.echoed, c.peer);
@@ -149,7 +151,7 @@ fn accept_all(listener: Fd, port: u16, conns: &mut Vec<Conn>) {
             Ok((fd, peer)) => {
                 let _ = net::set_nonblocking(fd, true);
                 println!("echod: TCP {port}: connection from {peer}");
-                conns.push(Conn { fd, peer, pending: Vec::new(), sent: 0, echoed: 0, ended: false });
+                conns.push(Conn { fd, peer, pending: Vec::new(), filled: 0, sent: 0, echoed: 0, ended: false });
             }
             Err(Errno::EAGAIN) => return,
             Err(e) => {
@@ -191,29 +193,35 @@ impl Conn {
     fn fail(&mut self, e: Errno) {
         println!("echod: connection from {}: {e:?}", self.peer);
         self.ended = true;
-        self.pending.clear();
-        self.sent = 0;
+        (self.filled, self.sent) = (0, 0);
     }
 }
 
 /// Moves one connection's bytes along: sends what is pending, else reads
 /// (and, to `discard`, drops what it read).
 fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
-    if c.sent == c.pending.len() && !c.ended {
-        match net::recv(c.fd, buf) {
+    if c.sent == c.filled && !c.ended {
+        // Bytes to echo are received straight into `pending`, to be sent
+        // back from there.
+        let into = if discard {
+            buf
+        } else {
+            if c.pending.is_empty() {
+                c.pending = vec![0; buf.len()];
+            }
+            &mut c.pending[..]
+        };
+        (c.filled, c.sent) = (0, 0);
+        match net::recv(c.fd, into) {
             Ok(0) => c.ended = true,
             Ok(n) if discard => c.echoed += n as u64,
-            Ok(n) => {
-                c.pending.clear();
-                c.pending.extend_from_slice(&buf[..n]);
-                c.sent = 0;
-            }
+            Ok(n) => c.filled = n,
             Err(Errno::EAGAIN) => {}
             Err(e) => return c.fail(e),
         }
     }
-    while c.sent < c.pending.len() {
-        match net::send(c.fd, &c.pending[c.sent..]) {
+    while c.sent < c.filled {
+        match net::send(c.fd, &c.pending[c.sent..c.filled]) {
             Ok(n) => {
                 c.sent += n;
                 c.echoed += n as u64;
