@@ -15,6 +15,11 @@
 //! receive finds the queue empty, when it is turned on again and the queue
 //! looked at once more (a frame that came in between is not missed).
 //!
+//! Received frames are copied out of their slots, or lent: the client
+//! reads them where the device put them (through a read-only mapping of
+//! the slots) and their slots go back to the device when it asks for the
+//! next frames ([`Nic::recv_lent`]).
+//!
 //! Sending does not wait: a frame is copied into a free send slot and
 //! queued; slots the device is done with are taken back on later calls.
 //! Only when all are in flight does sending wait, for the oldest.
@@ -97,6 +102,8 @@ pub struct Nic {
     rx_slot: [Option<usize>; QUEUE],
     /// Receive slots emptied and not yet given back.
     rx_free: Vec<usize>,
+    /// Receive slots whose frames are lent to the client.
+    rx_lent: Vec<usize>,
     /// By descriptor token: the send slot and its length, in flight.
     tx_slot: [Option<(usize, usize)>; QUEUE],
     /// Send slots not in flight.
@@ -128,6 +135,7 @@ impl Nic {
             mac,
             rx_slot: [None; QUEUE],
             rx_free: (0..QUEUE).collect(),
+            rx_lent: Vec::new(),
             tx_slot: [None; QUEUE],
             tx_free: (0..QUEUE).rev().collect(),
         };
@@ -185,6 +193,34 @@ impl Nic {
     /// the end. When the queue is found empty the receive interrupt is
     /// turned on again. Whether more frames are waiting.
     pub fn recv(&mut self, mut take: impl FnMut(&[u8]) -> bool) -> Result<bool, Error> {
+        self.receive(false, |frame, _| take(frame))
+    }
+
+    /// As [`Nic::recv`], but lends the frames: `take` gets where each lies
+    /// in the receive memory ([`Nic::rx_memory`]) and its length, and the
+    /// slots stay out of the device's reach until the next call (or
+    /// [`Nic::give_back`]). The frames lent before are given back first.
+    pub fn recv_lent(&mut self, mut take: impl FnMut(u32, u16) -> bool) -> Result<bool, Error> {
+        self.give_back();
+        self.receive(true, |frame, offset| take(offset, frame.len() as u16))
+    }
+
+    /// Gives the slots of lent frames back (to the device at the next
+    /// receive): the client will not read them again.
+    pub fn give_back(&mut self) {
+        self.rx_free.append(&mut self.rx_lent);
+    }
+
+    /// The receive memory (every slot; frames lent lie in it), and its
+    /// length.
+    pub fn rx_memory(&self) -> Option<(exo_rt::caps::Memory, usize)> {
+        DMA.memory(self.rx_slots.region.phys).map(|m| (m, self.rx_slots.region.len))
+    }
+
+    /// The receive loop of [`Nic::recv`] and [`Nic::recv_lent`]: `take`
+    /// gets each frame and its offset in the receive memory; its slot is
+    /// emptied, or `lend`s.
+    fn receive(&mut self, lend: bool, mut take: impl FnMut(&[u8], u32) -> bool) -> Result<bool, Error> {
         if self.rx.can_pop() {
             self.quiet(); // the client is here: no interrupts while it drains
         }
@@ -205,16 +241,23 @@ impl Nic {
             // SAFETY: the device is done with slot `i`: it used the chain
             // `token`, which holds exactly that slot, given by `refill`.
             let len = unsafe { self.rx.pop_used(token, &[], &mut [self.rx_slots.slot(i)]) };
-            self.rx_free.push(i);
+            if lend {
+                self.rx_lent.push(i);
+            } else {
+                self.rx_free.push(i);
+            }
             let len = match len {
                 Ok(len) => len as usize,
                 Err(e) => break Err(e),
             };
-            // SAFETY: popped above; the reference ends before `refill`.
+            // SAFETY: popped above; the reference ends before `refill`,
+            // and a lent slot is not given to the device again before
+            // `give_back`.
             let slot = unsafe { self.rx_slots.slot(i) };
             // A frame longer than offered (or shorter than its header) is
             // dropped, as a network would.
-            if len > self.header && len - self.header <= MAX_FRAME && !take(&slot[self.header..len]) {
+            let offset = (i * SLOT + self.header) as u32;
+            if len > self.header && len - self.header <= MAX_FRAME && !take(&slot[self.header..len], offset) {
                 break Ok(true);
             }
         };

@@ -79,6 +79,8 @@ fn echo_over_tcp_from_the_host_through_driver_and_smoltcp() {
     b.expect_in_order(&[
         "virtio-net: 00:03.0: interrupts: MSI-X entry 0, vector 0x40, signalled on a notification",
         "virtio-net: 00:03.0: MAC 52:54:00:12:34:56",
+        // Received frames are read in the driver's memory, not copied.
+        "net-server: the driver lends received frames",
         "net-server: up on MAC 52:54:00:12:34:56; asking for an address by DHCP",
         "net-server: DHCP: address 10.0.2.15/24",
         "net-server: serving sockets (TCP and UDP)",
@@ -107,6 +109,8 @@ fn the_network_survives_a_driver_restart_mid_transfer() {
         "root: virtio-net exited with code 70; restarting it in 10 ms",
         "root: restarted virtio-net",
         "net-server: the driver was restarted: buffer and notification attached again",
+        // The new instance lends its received frames too.
+        "net-server: the driver lends received frames",
         "echod: TCP 7: connection ended, 65536 bytes echoed",
     ]);
     assert_eq!(b.lines().iter().filter(|l| l.contains("test hook: dying")).count(), 1, "{}", b.serial);

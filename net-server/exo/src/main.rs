@@ -27,14 +27,15 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use exo_protocols::frame::{self as net, Request, Status};
 use exo_protocols::session::client::Attached;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_protocols::session::{self, Status as Answer};
 use exo_protocols::socket::{self as proto, status, Request as SocketRequest};
-use exo_rt::abi::{slot, DEPENDENCY_BITS, FOREVER, NOTIFY_BADGE};
-use exo_rt::caps::{Endpoint, Message, Notification};
+use exo_rt::abi::{map_flags, slot, DEPENDENCY_BITS, FOREVER, NOTIFY_BADGE};
+use exo_rt::caps::{self as caps, Endpoint, Memory, Message, Notification};
+use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
 use smoltcp::iface::{Config, Interface, SocketSet};
@@ -51,6 +52,8 @@ const BUF_VA: u64 = 0x50_0000_0000;
 const BUF_PAGES: u64 = 64;
 /// Where clients' buffers are mapped: one window each.
 const CLIENT_VA: u64 = 0x60_0000_0000;
+/// Where the driver's receive memory is mapped (read-only).
+const LENT_VA: u64 = 0x58_0000_0000;
 const CLIENT_WINDOW: u64 = 256 * 1024;
 const MAX_CLIENTS: usize = 64;
 /// Longest sleep between looks at the timers.
@@ -99,6 +102,8 @@ struct Slots {
     consuming: bool,
     /// smoltcp is polling the interface: frames may go out, none come in.
     polling: bool,
+    /// The last `RECV` lent its frames (they lie in [`LENT`]).
+    lent: bool,
 }
 
 static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
@@ -109,7 +114,59 @@ static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
     queued: 0,
     consuming: false,
     polling: false,
+    lent: false,
 });
+
+/// The driver's receive memory, mapped read-only, where lent frames lie
+/// (`exo_protocols::frame::lent`).
+static LENT: SpinLock<Option<Mapping>> = SpinLock::new(None);
+/// The driver was restarted: ask it to lend frames again (at the next
+/// exchange, when no frame of the old one is being read).
+static LEND_AGAIN: AtomicBool = AtomicBool::new(false);
+
+/// Asks the driver to lend received frames, and maps its receive memory
+/// in place of the last one's; copied frames otherwise. Never while a
+/// lent frame is being read.
+fn lend(ep: Endpoint) {
+    let mut lent = LENT.lock();
+    *lent = None; // unmapped: the memory of a driver that was restarted
+    let answer = ep.call(Request::Lend.encode(), None, FOREVER);
+    let Ok(m) = answer else { return };
+    let Some(cap) = m.cap else { return };
+    let memory = Memory::from_slot(cap);
+    if m.words[0] != Status::Ok as u64 {
+        let _ = caps::delete(cap);
+        return;
+    }
+    match Mapping::adopt(memory, LENT_VA, map_flags::READ) {
+        Ok(mapping) => {
+            *lent = Some(mapping);
+            println!("net-server: the driver lends received frames: read where the device put them, not copied");
+        }
+        Err(_) => {
+            // The driver lends, but its frames cannot be read here:
+            // attaching again makes it copy them.
+            println!("net-server: the driver's receive memory cannot be mapped; its frames are copied");
+            let attached = *ATTACHED.lock();
+            if let Some((session, note)) = attached {
+                if session.attach_again().is_ok() {
+                    let _ = subscribe(ep, note);
+                }
+            }
+        }
+    }
+}
+
+/// The received frame in receive slot `i` (in `area`, the receive half):
+/// there, or where it lies in the driver's memory when it was lent.
+fn received_frame<'a>(area: &'a [u8], lent: Option<&'a Mapping>, layout: net::Layout, i: usize) -> Option<&'a [u8]> {
+    let slot = area.get(layout.rx(i)..)?;
+    if SLOTS.with(|s| s.lent) {
+        net::lent::get(slot, lent?.as_slice())
+    } else {
+        net::get(slot)
+    }
+}
 
 /// Says the driver may have frames (its notification, or a timer).
 fn frames_may_wait() {
@@ -141,13 +198,22 @@ fn flush() {
 /// open (SYNs), for `Table::expect_connections`.
 static SYNS: SpinLock<Vec<u16>> = SpinLock::new(Vec::new());
 
+/// `RECV n`: the queued frames go out and the waiting ones come in (into
+/// receive slots smoltcp is done with); whether any came.
 fn exchange() -> bool {
+    if LEND_AGAIN.swap(false, Ordering::Relaxed) {
+        let session = ATTACHED.lock().map(|(session, _)| session);
+        if let Some(session) = session {
+            lend(session.endpoint());
+        }
+    }
     let queued = core::mem::take(&mut SLOTS.lock().queued);
     let m = driver_call(Request::Recv(queued));
     let mut s = SLOTS.lock();
     let (received, more) = match m {
         Some(m) if m.words[0] == Status::Ok as u64 => {
-            (usize::try_from(m.words[1]).unwrap_or(0).min(s.layout.slots), m.words[2] != 0)
+            s.lent = m.words[2] & net::LENT != 0;
+            (usize::try_from(m.words[1]).unwrap_or(0).min(s.layout.slots), m.words[2] & net::MORE != 0)
         }
         Some(m) if m.words[0] == Status::Empty as u64 => (0, false),
         _ => {
@@ -164,9 +230,10 @@ fn exchange() -> bool {
     let layout = s.layout;
     drop(s);
     if let Some(area) = RX_AREA.lock().as_deref() {
+        let lent = LENT.lock();
         let mut syns = SYNS.lock();
         for i in 0..received {
-            if let Some(port) = area.get(layout.rx(i)..).and_then(net::get).and_then(net::syn_to) {
+            if let Some(port) = received_frame(area, lent.as_ref(), layout, i).and_then(net::syn_to) {
                 syns.push(port);
             }
         }
@@ -200,13 +267,14 @@ fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
         let ok = subscribe(a.endpoint(), note).is_ok();
         if ok {
             println!("net-server: the driver was restarted: buffer and notification attached again");
+            LEND_AGAIN.store(true, Ordering::Relaxed);
         }
         ok
     };
     session.call(request.encode(), MAX_REATTACH, resubscribe).ok()
 }
 
-/// A received frame: the byte offset of its slot in the receive half.
+/// A received frame: its receive slot.
 struct Rx(usize);
 struct Tx;
 
@@ -218,8 +286,12 @@ impl RxToken for Rx {
     /// are until `f` is done.
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let area = RX_AREA.lock();
-        SLOTS.lock().consuming = true;
-        let mut frame = area.as_deref().and_then(|a| net::get(a.get(self.0..)?)).unwrap_or(&[]);
+        let lent = LENT.lock();
+        let layout = SLOTS.with(|s| {
+            s.consuming = true;
+            s.layout
+        });
+        let mut frame = area.as_deref().and_then(|a| received_frame(a, lent.as_ref(), layout, self.0)).unwrap_or(&[]);
         // TCP checksums are checked here (smoltcp is told not to:
         // `capabilities`); a wrong one drops the frame, as smoltcp would.
         if net::checksum::tcp_ok(frame) == Some(false) {
@@ -263,7 +335,7 @@ impl Device for Link {
         SLOTS.with(|s| {
             (s.next < s.received).then(|| {
                 s.next += 1;
-                (Rx(s.layout.rx(s.next - 1)), Tx)
+                (Rx(s.next - 1), Tx)
             })
         })
     }
@@ -295,6 +367,7 @@ fn attach_again() {
     let Some((session, note)) = *ATTACHED.lock() else { return };
     if session.attach_again().is_ok() && subscribe(session.endpoint(), note).is_ok() {
         println!("net-server: told the driver was restarted: buffer and notification attached again");
+        LEND_AGAIN.store(true, Ordering::Relaxed);
     }
 }
 
@@ -309,6 +382,10 @@ fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
     *TX_AREA.lock() = Some(tx);
     *ATTACHED.lock() = Some((session, note));
     subscribe(ep, note)?;
+    lend(ep);
+    if LENT.lock().is_none() {
+        println!("net-server: the driver does not lend received frames; they are copied");
+    }
     Ok(net::mac_from_word(mac))
 }
 

@@ -42,6 +42,12 @@ impl Dma {
             .with(|s| s.used.iter().find(|r| r.phys == phys).map(|r| (r.mapping.va() as *mut u8, r.mapping.len())))
     }
 
+    /// The memory capability of the in-use region the device sees at
+    /// `phys` (to share it: a driver lends received frames read-only).
+    pub fn memory(&self, phys: u64) -> Option<exo_rt::caps::Memory> {
+        self.state.with(|s| s.used.iter().find(|r| r.phys == phys).map(|r| r.mapping.memory()))
+    }
+
     /// The physical address of the in-use DMA memory at virtual `va`.
     pub fn phys_of(&self, va: u64) -> Option<u64> {
         self.state.with(|s| {

@@ -7,7 +7,9 @@
 //! endpoint with the device's interrupt notification bound, so a received
 //! frame wakes it, and it passes the news on to the server's notification.
 //! Frames move many a call, through the buffer's slots, and sending does
-//! not wait for the device (`exo_virtio::net`).
+//! not wait for the device (`exo_virtio::net`). A client that asks
+//! `LEND` reads received frames where the device put them, through a
+//! read-only capability to the receive memory: no copy.
 //!
 //! Arguments: `serve [N]`: stop after N clients have attached and
 //! detached (for tests); without N, serve for ever.
@@ -20,8 +22,8 @@ extern crate alloc;
 use exo_protocols::frame::{self, Layout, Request, Status};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
-use exo_rt::abi::{FOREVER, NOTIFY_BADGE};
-use exo_rt::caps::{Endpoint, Message};
+use exo_rt::abi::{Rights, FOREVER, NOTIFY_BADGE};
+use exo_rt::caps::{self, Endpoint, Message, SELF};
 use exo_rt::println;
 use exo_virtio::device::{self, Device};
 use exo_virtio::net::Nic;
@@ -82,6 +84,8 @@ fn main(args: &str) -> i32 {
     // One client: the network server.
     let mut sessions = Sessions::new(CLIENT_VA, 1 << 20, 1, frame::MIN_BUFFER);
     let (mut frames_in, mut frames_out) = (0u64, 0u64);
+    // Whether the client borrows received frames (`LEND`).
+    let mut lending = false;
     let how = Serve {
         name: "virtio-net",
         clients,
@@ -109,8 +113,18 @@ fn main(args: &str) -> i32 {
                 exo_rt::sys::exit(70);
             }
         }
+        match request {
+            Ok(Request::Lend) => return lend(&nic, &mut sessions, msg.badge).map(|()| lending = true).err(),
+            // A client that attaches again or leaves reads no lent frame
+            // again.
+            Ok(Request::Attach | Request::Detach) => {
+                nic.give_back();
+                lending = false;
+            }
+            _ => {}
+        }
         let mut counts = (0, 0);
-        let r = handle(&mut nic, &mut sessions, msg, &how_irq, &mut counts);
+        let r = handle(&mut nic, &mut sessions, msg, &how_irq, lending, &mut counts);
         frames_in += counts.0;
         frames_out += counts.1;
         Some(session::answer(r))
@@ -143,13 +157,34 @@ struct Irq {
     mac: [u8; 6],
 }
 
+/// `LEND`: answers (here: with a capability) a read-only capability to
+/// the receive memory; the answer words of a refusal.
+fn lend(nic: &Nic, sessions: &mut Sessions, client: u64) -> Result<(), [u64; 3]> {
+    let refuse = |s: Status| [s as u64, 0, 0];
+    sessions.get(client).map_err(refuse)?;
+    let (memory, bytes) = nic.rx_memory().ok_or(refuse(Status::DeviceError))?;
+    // Read-only; passing it on takes the right to grant it.
+    let rights = Rights::READ.union(Rights::GRANT);
+    let read_only = SELF.give(memory.slot(), None, rights, None, None).map_err(|e| {
+        println!("virtio-net: cannot lend received frames: {}", e.name());
+        refuse(Status::DeviceError)
+    })?;
+    let answered = caps::reply([Status::Ok as u64, bytes as u64, 0], Some(read_only));
+    let _ = caps::delete(read_only); // the client has its own copy now
+    answered.map_err(|e| {
+        println!("virtio-net: cannot lend received frames: {}", e.name());
+        refuse(Status::DeviceError)
+    })
+}
+
 /// One request: the answer's words 1 and 2; `counts` gets the frames
-/// received and sent.
+/// received and sent. `lending`: received frames are lent, not copied.
 fn handle(
     nic: &mut Nic,
     sessions: &mut Sessions,
     msg: &Message,
     irq: &Irq,
+    lending: bool,
     counts: &mut (u64, u64),
 ) -> Result<(u64, u64), Status> {
     let request = Request::decode(msg.words);
@@ -173,6 +208,7 @@ fn handle(
             Ok((0, 0))
         }
         Request::Detach => sessions.detach(msg.badge).map(|()| (0, 0)),
+        Request::Lend => Err(Status::BadRequest), // answered by `lend`
         Request::Recv(n) => {
             let buffer = sessions.get(msg.badge)?.buffer();
             let layout = Layout::of(buffer.len());
@@ -181,18 +217,26 @@ fn handle(
             }
             counts.1 += send(nic, buffer, layout, n)?;
             let mut got = 0;
-            let more = nic
-                .recv(|f| {
+            let more = if lending {
+                nic.recv_lent(|offset, len| {
+                    frame::lent::put(&mut buffer[layout.rx(got)..], offset, len);
+                    got += 1;
+                    got < layout.slots
+                })
+            } else {
+                nic.recv(|f| {
                     frame::put(&mut buffer[layout.rx(got)..], f);
                     got += 1;
                     got < layout.slots
                 })
-                .map_err(|_| Status::DeviceError)?;
+            }
+            .map_err(|_| Status::DeviceError)?;
             counts.0 += got as u64;
             if got == 0 {
                 return Err(Status::Empty);
             }
-            Ok((got as u64, more as u64))
+            let lent = if lending { frame::LENT } else { 0 };
+            Ok((got as u64, lent | if more { frame::MORE } else { 0 }))
         }
         Request::Send(n) => {
             let buffer = sessions.get(msg.badge)?.buffer();

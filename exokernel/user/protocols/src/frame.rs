@@ -14,6 +14,14 @@
 //! same (n may be 0), then fills receive slots from the first with the
 //! frames waiting: a network server sends what it has and takes what came
 //! in one call.
+//!
+//! Received frames need not be copied: a client that asks `LEND` gets a
+//! read-only capability to the driver's receive memory, where the device
+//! puts frames, and from then on `RECV` fills its receive slots with
+//! where each frame lies there ([`lent`]) instead of the frame. Lent
+//! frames stay as they are until the client's next `RECV` (or `DETACH`),
+//! when the driver gives their memory back to the device: the client
+//! reads them before it asks again.
 
 pub use crate::session::{Status, ATTACH, DETACH};
 
@@ -25,8 +33,17 @@ pub const SUBSCRIBE: u64 = crate::session::FIRST_OP;
 pub const SEND: u64 = SUBSCRIBE + 1;
 /// `[RECV, n, 0]`: transmit the frames in the first `n` send slots (as
 /// `SEND`; none if 0), then fill the receive slots with waiting frames.
-/// Answer: `[OK, frames, 1 if more are waiting]`, or `[EMPTY, 0, 0]`.
+/// Answer: `[OK, frames, flags]` ([`MORE`], [`LENT`]), or `[EMPTY, 0, 0]`.
 pub const RECV: u64 = SUBSCRIBE + 2;
+/// `RECV` answer flag: more frames are waiting.
+pub const MORE: u64 = 1;
+/// `RECV` answer flag: the receive slots say where the frames lie in the
+/// receive memory ([`lent`]) rather than hold them.
+pub const LENT: u64 = 2;
+
+/// `[LEND, 0, 0]`: lend received frames from now on. Answer: `[OK, bytes
+/// of the receive memory, 0]` with a read-only capability to it.
+pub const LEND: u64 = SUBSCRIBE + 3;
 
 /// Bytes of a slot.
 pub const SLOT: usize = 2048;
@@ -95,6 +112,8 @@ pub enum Request {
     Send(usize),
     /// See [`RECV`]: how many frames to send first.
     Recv(usize),
+    /// See [`LEND`].
+    Lend,
     /// See [`DETACH`].
     Detach,
 }
@@ -107,6 +126,7 @@ impl Request {
             Request::Subscribe => [SUBSCRIBE, 0, 0],
             Request::Send(n) => [SEND, n as u64, 0],
             Request::Recv(n) => [RECV, n as u64, 0],
+            Request::Lend => [LEND, 0, 0],
             Request::Detach => [DETACH, 0, 0],
         }
     }
@@ -119,6 +139,7 @@ impl Request {
             [SEND, n, 0] if n >= 1 => Request::Send(usize::try_from(n).map_err(|_| Status::TooLarge)?),
             [SEND, _, 0] => return Err(Status::BadFrame),
             [RECV, n, 0] => Request::Recv(usize::try_from(n).map_err(|_| Status::TooLarge)?),
+            [LEND, 0, 0] => Request::Lend,
             [DETACH, 0, 0] => Request::Detach,
             _ => return Err(Status::BadRequest),
         })
@@ -133,6 +154,30 @@ pub fn mac_to_word(mac: [u8; 6]) -> u64 {
 /// See [`mac_to_word`].
 pub fn mac_from_word(w: u64) -> [u8; 6] {
     core::array::from_fn(|i| (w >> (8 * (5 - i))) as u8)
+}
+
+/// Lent frames: a receive slot says where its frame lies in the driver's
+/// receive memory, as the offset (four bytes, little-endian) and the
+/// length (two bytes).
+pub mod lent {
+    use super::MAX_FRAME;
+
+    /// Writes where a frame lies into `slot`.
+    pub fn put(slot: &mut [u8], offset: u32, len: u16) {
+        slot[..4].copy_from_slice(&offset.to_le_bytes());
+        slot[4..6].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// The frame `slot` names in `memory`, if its length is a frame's and
+    /// it lies inside.
+    pub fn get<'a>(slot: &[u8], memory: &'a [u8]) -> Option<&'a [u8]> {
+        let offset = u32::from_le_bytes(slot.get(..4)?.try_into().ok()?) as usize;
+        let len = usize::from(u16::from_le_bytes(slot.get(4..6)?.try_into().ok()?));
+        if !(1..=MAX_FRAME).contains(&len) {
+            return None;
+        }
+        memory.get(offset..offset.checked_add(len)?)
+    }
 }
 
 /// The TCP checksum of a received frame, eight bytes a step.
@@ -249,6 +294,21 @@ mod tests {
     }
 
     #[test]
+    fn lent_slots_name_frames_inside_the_memory_only() {
+        let memory: Vec<u8> = (0..8192u32).map(|i| i as u8).collect();
+        let mut slot = [0u8; SLOT];
+        lent::put(&mut slot, 2060, 60);
+        assert_eq!(lent::get(&slot, &memory), Some(&memory[2060..2120]));
+        lent::put(&mut slot, 8192 - 60, 60);
+        assert_eq!(lent::get(&slot, &memory).map(<[u8]>::len), Some(60), "up to the end");
+        for (offset, len) in [(8192 - 59, 60), (u32::MAX, 60), (0, 0), (0, MAX_FRAME as u16 + 1)] {
+            lent::put(&mut slot, offset, len);
+            assert_eq!(lent::get(&slot, &memory), None, "offset {offset}, length {len}");
+        }
+        assert_eq!(lent::get(&slot[..5], &memory), None, "a cut slot");
+    }
+
+    #[test]
     fn connection_openings_are_recognised() {
         let mut f = tcp_frame(b"");
         assert_eq!(syn_to(&f), None, "PSH ACK");
@@ -321,12 +381,13 @@ mod tests {
             Request::Send(64),
             Request::Recv(0),
             Request::Recv(3),
+            Request::Lend,
             Request::Detach,
         ] {
             assert_eq!(Request::decode(r.encode()), Ok(r));
         }
         assert_eq!(Request::decode([SEND, 0, 0]), Err(Status::BadFrame));
-        for w in [[0, 0, 0], [RECV + 1, 0, 0], [RECV, 1, 1], [ATTACH, 0, 1], [SEND, 60, 1]] {
+        for w in [[0, 0, 0], [LEND + 1, 0, 0], [LEND, 1, 0], [RECV, 1, 1], [ATTACH, 0, 1], [SEND, 60, 1]] {
             assert_eq!(Request::decode(w), Err(Status::BadRequest), "{w:?}");
         }
     }
