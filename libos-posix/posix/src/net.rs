@@ -78,11 +78,13 @@ pub(crate) struct Sock {
 }
 
 /// Where the buffer shared with the network server is mapped, and its
-/// size: the most bytes one request moves, then the status page, where
-/// the server keeps each socket's flags (`proto::status`).
+/// size: the most bytes one request moves, then the push area, where the
+/// server puts what a connection received unasked (`proto::push`), then
+/// the status page, where it keeps each socket's flags (`proto::status`).
 const BUF_VA: u64 = 0x0000_4200_0000_0000;
 const DATA_PAGES: u64 = 16;
-const BUF_PAGES: u64 = DATA_PAGES + 1;
+const PUSH_PAGES: u64 = 16;
+const BUF_PAGES: u64 = DATA_PAGES + PUSH_PAGES + 1;
 const CHUNK: usize = (DATA_PAGES * 4096) as usize;
 
 struct Net {
@@ -90,6 +92,11 @@ struct Net {
     buffer: Mapping,
     note: Notification,
     epoch: u64,
+    /// The server pushes received stream data (it took `PUSH`).
+    pushing: bool,
+    /// The lot in the push area being read: its number, and the bytes of
+    /// it already taken.
+    lot: (u64, usize),
 }
 
 static NET: SpinLock<Option<Net>> = SpinLock::new(None);
@@ -103,10 +110,52 @@ pub fn attach(endpoint_slot: u64) -> Result<()> {
     let note = untyped.create_notification().map_err(|_| Errno::ENOMEM)?;
     let (buffer, server, _) =
         Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENETDOWN)?;
-    let net = Net { server, buffer, note, epoch: 1 };
+    let mut net = Net { server, buffer, note, epoch: 1, pushing: false, lot: (0, 0) };
     subscribe(&net)?;
+    net.pushing = ask_push(&net);
     *NET.lock() = Some(net);
     Ok(())
+}
+
+/// Asks the server to push received stream data: whether it will.
+fn ask_push(net: &Net) -> bool {
+    let r = net.server.endpoint().call(Request::Push(PUSH_PAGES as u32).encode(), None, FOREVER);
+    r.is_ok_and(|m| Status::from_word(m.words[0]) == Some(Status::Ok))
+}
+
+/// Takes into `buf` what the push area holds for connection `k`: how many
+/// bytes, or `None` if no lot of its waits there.
+fn take_pushed(k: &Sock, buf: &mut [u8]) -> Option<usize> {
+    let mut guard = NET.lock();
+    let net = guard.as_mut().filter(|n| n.pushing && n.epoch == k.epoch)?;
+    let (_, area, _) = proto::push::split(net.buffer.as_mut_slice(), PUSH_PAGES as usize)?;
+    let (seq, len, n) = {
+        let (seq, handle, data) = proto::push::waiting(area)?;
+        if handle != k.handle {
+            return None;
+        }
+        if net.lot.0 != seq {
+            net.lot = (seq, 0);
+        }
+        let from = net.lot.1.min(data.len());
+        let n = (data.len() - from).min(buf.len());
+        buf[..n].copy_from_slice(&data[from..from + n]);
+        (seq, data.len(), n)
+    };
+    net.lot.1 += n;
+    if net.lot.1 >= len {
+        proto::push::take(area, seq);
+    }
+    Some(n)
+}
+
+/// Whether a pushed lot of connection `k`'s waits.
+fn lot_for(k: &Sock) -> bool {
+    let mut guard = NET.lock();
+    let Some(net) = guard.as_mut().filter(|n| n.pushing && n.epoch == k.epoch) else { return false };
+    proto::push::split(net.buffer.as_mut_slice(), PUSH_PAGES as usize)
+        .and_then(|(_, area, _)| proto::push::waiting(area))
+        .is_some_and(|(_, handle, _)| handle == k.handle)
 }
 
 /// Connects to the network server this program was given: its endpoint
@@ -176,6 +225,8 @@ fn request<R>(
             if let (_, Some(page)) = proto::status::split(net.buffer.as_mut_slice()) {
                 page.fill(0);
             }
+            net.pushing = ask_push(net);
+            net.lot = (0, 0);
             Err(if sock.is_some() { Errno::ECONNRESET } else { Errno::EAGAIN })
         }
         Some((s, _)) => Err(errno(s, sock.is_some_and(|k| k.connected))),
@@ -220,7 +271,7 @@ fn blocking<R>(sock: &Sock, mut op: impl FnMut() -> Result<R>) -> Result<R> {
 /// first instead of asking to hear "nothing yet" (the server signals
 /// when it rises).
 fn blocking_for<R>(sock: &Sock, flag: u32, op: impl FnMut() -> Result<R>) -> Result<R> {
-    if !sock.nonblocking && told(sock).is_some_and(|f| f & flag == 0) {
+    if !sock.nonblocking && told(sock).is_some_and(|f| f & flag == 0) && !lot_for(sock) {
         wait(FOREVER)?;
     }
     blocking(sock, op)
@@ -405,6 +456,13 @@ pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 pub(crate) fn recv_on(k: Sock, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
     let want = buf.len().min(CHUNK);
     blocking_for(&k, proto::READABLE, || {
+        // Pushed data first, without a request (a connection's peer is
+        // not reported with them: `getpeername` has it).
+        if k.kind == Kind::Stream && !buf.is_empty() {
+            if let Some(n) = take_pushed(&k, buf) {
+                return Ok((n, SocketAddr::from_word(0)));
+            }
+        }
         request(
             Some(&k),
             Request::Recv(k.handle, want as u32),
@@ -527,9 +585,9 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
                 None if socket_of(p.fd).err() == Some(Errno::ENOTSOCK) => p.events & (POLLIN | POLLOUT),
                 None => POLLNVAL,
                 Some(k) if k.epoch != NET.lock().as_ref().map_or(0, |n| n.epoch) => POLLERR,
-                Some(_) => {
+                Some(k) => {
                     let mut r = 0;
-                    if f & proto::READABLE != 0 {
+                    if f & proto::READABLE != 0 || lot_for(k) {
                         r |= POLLIN;
                     }
                     if f & proto::WRITABLE != 0 {

@@ -24,6 +24,7 @@ extern crate alloc;
 mod sockets;
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
@@ -32,7 +33,7 @@ use exo_protocols::frame::{self as net, Request, Status};
 use exo_protocols::session::client::Attached;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
 use exo_protocols::session::{self, Status as Answer};
-use exo_protocols::socket::{self as proto, status, Request as SocketRequest};
+use exo_protocols::socket::{self as proto, push, status, Request as SocketRequest};
 use exo_rt::abi::{map_flags, slot, DEPENDENCY_BITS, FOREVER, NOTIFY_BADGE};
 use exo_rt::caps::{self as caps, Endpoint, Memory, Message, Notification};
 use exo_rt::mem::Mapping;
@@ -412,9 +413,36 @@ struct Net {
     have_address: bool,
     table: sockets::Table,
     clients: Sessions,
+    /// Clients that asked for pushed data (`PUSH`): by badge, the pages of
+    /// their push area and the connection they last received from.
+    pushes: BTreeMap<u64, Push>,
+    /// Clients a lot was pushed to since they were last signalled.
+    pushed: Vec<u64>,
     last_sweep: u64,
     /// The time of this poll (one clock reading serves all its rounds).
     now: Instant,
+}
+
+/// A client's push area (`exo_protocols::socket::push`).
+struct Push {
+    pages: usize,
+    /// The connection whose data go there.
+    target: Option<u32>,
+}
+
+/// A client's buffer: its data area, its push area (if it has `pages`
+/// of one) and its status page (if it is two pages or more).
+fn areas(buffer: &mut [u8], push: Option<usize>) -> (&mut [u8], Option<&mut [u8]>, Option<&mut [u8]>) {
+    match push {
+        Some(pages) if push::split(buffer, pages).is_some() => {
+            let (data, area, status) = push::split(buffer, pages).expect("checked");
+            (data, Some(area), Some(status))
+        }
+        _ => {
+            let (data, status) = status::split(buffer);
+            (data, None, status)
+        }
+    }
 }
 
 impl Net {
@@ -454,6 +482,7 @@ impl Net {
         }
         let ns = self.now.total_micros() as u64 * 1000;
         self.table.update(&mut self.sockets, ns);
+        self.push();
         self.publish();
         // Segments the update queued (a listener's new sockets, a reset)
         // go out now, not at the next event.
@@ -464,18 +493,43 @@ impl Net {
         }
     }
 
+    /// Moves what each pushing client's connection received into its push
+    /// area, once it took the last lot.
+    fn push(&mut self) {
+        for (&owner, p) in &self.pushes {
+            let Some(handle) = p.target else { continue };
+            let Ok(s) = self.clients.get(owner) else { continue };
+            let (_, Some(area), _) = areas(s.buffer(), Some(p.pages)) else { continue };
+            if !push::taken(area) {
+                continue;
+            }
+            let n = self.table.push_into(&mut self.sockets, owner, handle, push::room(area));
+            if n > 0 {
+                push::pushed(area, handle, n);
+                self.pushed.push(owner);
+            }
+        }
+    }
+
     /// Writes the flags told since the last time into their owners' status
-    /// pages, then signals the owners whose sockets gained a flag.
+    /// pages, then signals the owners whose sockets gained a flag or who
+    /// were pushed a lot.
     fn publish(&mut self) {
-        let (told, rising) = self.table.take_told();
+        let (told, mut signal) = self.table.take_told();
         for (owner, handle, flags) in told {
+            let pages = self.pushes.get(&owner).map(|p| p.pages);
             if let Ok(s) = self.clients.get(owner) {
-                if let (_, Some(page)) = status::split(s.buffer()) {
+                if let (_, _, Some(page)) = areas(s.buffer(), pages) {
                     status::publish(page, handle, flags);
                 }
             }
         }
-        for owner in rising {
+        for owner in self.pushed.drain(..) {
+            if !signal.contains(&owner) {
+                signal.push(owner);
+            }
+        }
+        for owner in signal {
             if let Some(n) = self.clients.get(owner).ok().and_then(|s| s.note) {
                 let _ = n.signal(proto::READY);
             }
@@ -514,6 +568,7 @@ impl Net {
         for badge in gone {
             let n = self.table.close_all(&mut self.sockets, badge);
             let _ = self.clients.detach(badge);
+            self.pushes.remove(&badge);
             println!("net-server: client {badge:#x} ended; {n} socket(s) closed");
         }
     }
@@ -542,13 +597,15 @@ impl Net {
         let owner = msg.badge;
         let t = &mut self.table;
         let sockets = &mut self.sockets;
+        let push = self.pushes.get(&owner).map(|p| p.pages);
         let answer = match request {
             SocketRequest::Attach => {
-                // A client attaching again starts afresh, and so does its
-                // status page.
+                // A client attaching again starts afresh, and so do its
+                // status page and pushes.
                 t.close_all(sockets, owner);
+                self.pushes.remove(&owner);
                 return session::answer(self.clients.attach(msg).map(|s| {
-                    if let (_, Some(page)) = status::split(s.buffer()) {
+                    if let (_, _, Some(page)) = areas(s.buffer(), None) {
                         page.fill(0);
                     }
                     (s.bytes(), 0)
@@ -556,6 +613,7 @@ impl Net {
             }
             SocketRequest::Detach => {
                 t.close_all(sockets, owner);
+                self.pushes.remove(&owner);
                 return session::answer(self.clients.detach(owner).map(|()| (0, 0)));
             }
             SocketRequest::Subscribe => {
@@ -570,19 +628,28 @@ impl Net {
             SocketRequest::Accept(h) => t.accept(sockets, owner, h),
             SocketRequest::Connect(h, to) => t.connect(self.iface.context(), sockets, owner, h, to).map(|()| (0, 0)),
             SocketRequest::Send(h, len, to) => {
-                let buf = status::split(self.clients.get(owner).expect("attached").buffer()).0;
+                let buf = areas(self.clients.get(owner).expect("attached").buffer(), push).0;
                 match buf.get(..len as usize) {
                     Some(data) => t.send(sockets, owner, h, data, to).map(|n| (n, 0)),
                     None => Err(Answer::TooLarge),
                 }
             }
             SocketRequest::Recv(h, len) => {
-                let buf = status::split(self.clients.get(owner).expect("attached").buffer()).0;
-                let n = buf.len().min(len as usize);
-                t.recv(sockets, owner, h, &mut buf[..n])
+                let (buf, area, _) = areas(self.clients.get(owner).expect("attached").buffer(), push);
+                // What comes next on this connection goes to the push
+                // area; a lot of it still waiting there comes first.
+                if let Some(p) = self.pushes.get_mut(&owner) {
+                    p.target = Some(h);
+                }
+                if area.is_some_and(|a| push::waiting(a).is_some_and(|(_, waiting, _)| waiting == h)) {
+                    Err(Answer::Empty)
+                } else {
+                    let n = buf.len().min(len as usize);
+                    t.recv(sockets, owner, h, &mut buf[..n])
+                }
             }
             SocketRequest::Poll(count) => {
-                let buf = status::split(self.clients.get(owner).expect("attached").buffer()).0;
+                let buf = areas(self.clients.get(owner).expect("attached").buffer(), push).0;
                 match buf.get_mut(..count as usize * 4) {
                     Some(list) => {
                         let mut ready = 0;
@@ -597,8 +664,31 @@ impl Net {
                     None => Err(Answer::TooLarge),
                 }
             }
+            SocketRequest::Push(pages) => {
+                let buffer = self.clients.get(owner).expect("attached").buffer();
+                match push::split(buffer, pages as usize) {
+                    Some((_, area, _)) => {
+                        push::clear(area);
+                        self.pushes.insert(owner, Push { pages: pages as usize, target: None });
+                        Ok((0, 0))
+                    }
+                    None => Err(Answer::TooLarge),
+                }
+            }
             SocketRequest::Shutdown(h) => t.shutdown(sockets, owner, h).map(|()| (0, 0)),
-            SocketRequest::Close(h) => t.close(sockets, owner, h, false).map(|()| (0, 0)),
+            SocketRequest::Close(h) => {
+                // Its lot, if one waits, is dropped; no more go its way.
+                if let Some(p) = self.pushes.get_mut(&owner) {
+                    if p.target == Some(h) {
+                        p.target = None;
+                    }
+                    let buffer = self.clients.get(owner).expect("attached").buffer();
+                    if let (_, Some(area), _) = areas(buffer, Some(p.pages)) {
+                        push::drop_lot(area, h);
+                    }
+                }
+                t.close(sockets, owner, h, false).map(|()| (0, 0))
+            }
             SocketRequest::Names(h) => t.names(sockets, owner, h),
         };
         session::answer(answer)
@@ -636,6 +726,8 @@ fn main(args: &str) -> i32 {
         have_address: false,
         table: sockets::Table::new(sys::rdtsc()),
         clients: Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, proto::MIN_BUFFER),
+        pushes: BTreeMap::new(),
+        pushed: Vec::new(),
         last_sweep: sys::clock(),
         now: now(),
     };

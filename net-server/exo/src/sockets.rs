@@ -540,6 +540,20 @@ impl Table {
         }
     }
 
+    /// Moves what `owner`'s connection `handle` received into `room` (its
+    /// push area): how many bytes (0 if none, or not a connection).
+    pub fn push_into(&mut self, sockets: &mut SocketSet, owner: u64, handle: u32, room: &mut [u8]) -> usize {
+        let Ok(i) = self.find(owner, handle) else { return 0 };
+        let Kind::Stream { h, .. } = self.entry(i).kind else { return 0 };
+        let s = sockets.get_mut::<tcp::Socket>(h);
+        if !s.can_recv() {
+            return 0;
+        }
+        let n = s.recv_slice(room).unwrap_or(0);
+        self.note_told(sockets, i);
+        n
+    }
+
     /// `SHUTDOWN`.
     pub fn shutdown(&mut self, sockets: &mut SocketSet, owner: u64, handle: u32) -> Result<(), Status> {
         let i = self.find(owner, handle)?;

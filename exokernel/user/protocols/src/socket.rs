@@ -26,6 +26,12 @@
 //! instead of asking `POLL`, and sleeps on its notification when nothing
 //! it waits for is set: a flag that rises afterwards is signalled, as
 //! for a `POLL` answer. Data then goes through the pages before it.
+//!
+//! A client may also ask the server to push received stream data
+//! (`PUSH`): the pages before the status page become the push area
+//! ([`push`]), where the server puts, whenever the client has taken the
+//! last lot, what arrived on the connection the client last received
+//! from, and signals. The client reads it there without a request.
 
 pub use crate::session::{Status, ATTACH, DETACH};
 
@@ -67,6 +73,11 @@ pub const CLOSE: u64 = SUBSCRIBE + 10;
 /// `[NAMES, handle, 0]`. Answer: `[OK, local addr, peer addr]` (0 where
 /// there is none).
 pub const NAMES: u64 = SUBSCRIBE + 11;
+
+/// `[PUSH, pages, 0]`: push received stream data into the last `pages`
+/// pages before the status page (at least 2; the buffer keeps a page of
+/// data area before them). Answer: `[OK, 0, 0]`.
+pub const PUSH: u64 = SUBSCRIBE + 12;
 
 /// Socket kind: a TCP stream.
 pub const TCP: u64 = 1;
@@ -178,6 +189,95 @@ pub mod status {
     }
 }
 
+/// The push area: a header of four words, then the data. The server
+/// writes `len` bytes of data for `handle`, then the header's `seq` (one
+/// more than the last); the client reads them and, when it has taken all,
+/// writes `seq` into `taken`. The server pushes again only when `taken`
+/// equals `seq`, and reads nothing else of the area.
+pub mod push {
+    /// Bytes of the header.
+    pub const HEADER: usize = 32;
+    const SEQ: usize = 0;
+    const HANDLE: usize = 8;
+    const LEN: usize = 16;
+    const TAKEN: usize = 24;
+
+    fn word(area: &[u8], at: usize) -> u64 {
+        area.get(at..at + 8).map_or(0, |w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+    }
+
+    fn set(area: &mut [u8], at: usize, value: u64) {
+        if let Some(w) = area.get_mut(at..at + 8) {
+            w.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// The data area, the push area (`pages` pages) and the status page
+    /// of a client's buffer; `None` if it is too small for them.
+    pub fn split(buffer: &mut [u8], pages: usize) -> Option<(&mut [u8], &mut [u8], &mut [u8])> {
+        let page = super::status::BYTES;
+        let push = pages.checked_mul(page)?;
+        if pages < 2 || buffer.len() < push.checked_add(2 * page)? {
+            return None;
+        }
+        let (rest, status) = buffer.split_at_mut(buffer.len() - page);
+        let at = rest.len() - push;
+        let (data, area) = rest.split_at_mut(at);
+        Some((data, area, status))
+    }
+
+    /// Server: whether the client took the last lot.
+    pub fn taken(area: &[u8]) -> bool {
+        word(area, TAKEN) == word(area, SEQ)
+    }
+
+    /// Server: where the next lot goes.
+    pub fn room(area: &mut [u8]) -> &mut [u8] {
+        area.get_mut(HEADER..).unwrap_or_default()
+    }
+
+    /// Server: `len` bytes of `handle` were written into [`room`]; the
+    /// lot's number.
+    pub fn pushed(area: &mut [u8], handle: u32, len: usize) -> u64 {
+        let seq = word(area, SEQ).wrapping_add(1);
+        set(area, HANDLE, u64::from(handle));
+        set(area, LEN, len as u64);
+        set(area, SEQ, seq);
+        seq
+    }
+
+    /// Client: the lot waiting, if any: its number, handle and data.
+    pub fn waiting(area: &[u8]) -> Option<(u64, u32, &[u8])> {
+        let seq = word(area, SEQ);
+        if seq == word(area, TAKEN) {
+            return None;
+        }
+        let len = usize::try_from(word(area, LEN)).ok()?;
+        let data = area.get(HEADER..HEADER.checked_add(len)?)?;
+        Some((seq, word(area, HANDLE) as u32, data))
+    }
+
+    /// Client: lot `seq` is taken.
+    pub fn take(area: &mut [u8], seq: u64) {
+        set(area, TAKEN, seq);
+    }
+
+    /// Both: no lot (a fresh session).
+    pub fn clear(area: &mut [u8]) {
+        area[..HEADER].fill(0);
+    }
+
+    /// Server: the socket of the lot waiting (its data are not read any
+    /// more: the socket was closed), which is dropped.
+    pub fn drop_lot(area: &mut [u8], handle: u32) {
+        if let Some((seq, h, _)) = waiting(area) {
+            if h == handle {
+                take(area, seq);
+            }
+        }
+    }
+}
+
 /// One word for a handle and a length: handle in the low 32 bits.
 pub fn handle_len(handle: u32, len: u32) -> u64 {
     u64::from(len) << 32 | u64::from(handle)
@@ -215,6 +315,8 @@ pub enum Request {
     Close(u32),
     /// See [`NAMES`].
     Names(u32),
+    /// See [`PUSH`]: pages.
+    Push(u32),
     /// See [`DETACH`].
     Detach,
 }
@@ -237,6 +339,7 @@ impl Request {
             Request::Shutdown(h) => [SHUTDOWN, u64::from(h), 0],
             Request::Close(h) => [CLOSE, u64::from(h), 0],
             Request::Names(h) => [NAMES, u64::from(h), 0],
+            Request::Push(pages) => [PUSH, u64::from(pages), 0],
             Request::Detach => [DETACH, 0, 0],
         }
     }
@@ -274,6 +377,7 @@ impl Request {
             [SHUTDOWN, h, 0] => Request::Shutdown(handle(h)?),
             [CLOSE, h, 0] => Request::Close(handle(h)?),
             [NAMES, h, 0] => Request::Names(handle(h)?),
+            [PUSH, pages, 0] => Request::Push(u32::try_from(pages).map_err(|_| bad)?),
             [DETACH, 0, 0] => Request::Detach,
             _ => return Err(bad),
         })
@@ -303,6 +407,7 @@ mod tests {
             Request::Shutdown(6),
             Request::Close(6),
             Request::Names(6),
+            Request::Push(16),
             Request::Detach,
         ] {
             assert_eq!(Request::decode(r.encode()), Ok(r), "{r:?}");
@@ -342,6 +447,29 @@ mod tests {
         let mut small = [0u8; status::BYTES + 100];
         let (data, page) = status::split(&mut small);
         assert_eq!((data.len(), page.is_none()), (status::BYTES + 100, true), "one page: no status");
+    }
+
+    #[test]
+    fn pushed_lots_wait_until_taken() {
+        let page = status::BYTES;
+        let mut buffer = vec![0u8; 20 * page];
+        assert!(push::split(&mut buffer, 1).is_none(), "one page is too few");
+        assert!(push::split(&mut buffer, 19).is_none(), "no data page left");
+        let (data, area, status) = push::split(&mut buffer, 18).expect("fits");
+        assert_eq!((data.len(), area.len(), status.len()), (page, 18 * page, page));
+        let (_, area, _) = push::split(&mut buffer, 16).expect("fits");
+        push::clear(area);
+        assert!(push::taken(area) && push::waiting(area).is_none(), "nothing yet");
+        push::room(area)[..5].copy_from_slice(b"hello");
+        let seq = push::pushed(area, 0x0002_0001, 5);
+        assert!(!push::taken(area));
+        assert_eq!(push::waiting(area), Some((seq, 0x0002_0001, &b"hello"[..])));
+        push::take(area, seq);
+        assert!(push::taken(area) && push::waiting(area).is_none());
+        // A length beyond the area is no lot.
+        let seq = push::pushed(area, 1, 16 * page);
+        assert_eq!(push::waiting(area), None);
+        push::take(area, seq);
     }
 
     #[test]
