@@ -638,7 +638,7 @@ impl Net {
                 let (buf, area, _) = areas(self.clients.get(owner).expect("attached").buffer(), push);
                 // What comes next on this connection goes to the push
                 // area; a lot of it still waiting there comes first.
-                if let Some(p) = self.pushes.get_mut(&owner) {
+                if let Some(p) = self.pushes.get_mut(&owner).filter(|_| t.is_stream(owner, h)) {
                     p.target = Some(h);
                 }
                 if area.is_some_and(|a| push::waiting(a).is_some_and(|(_, waiting, _)| waiting == h)) {

@@ -540,6 +540,12 @@ impl Table {
         }
     }
 
+    /// Whether `owner`'s `handle` is a TCP connection.
+    pub fn is_stream(&self, owner: u64, handle: u32) -> bool {
+        self.find(owner, handle)
+            .is_ok_and(|i| matches!(self.entries[i].as_ref().map(|e| &e.kind), Some(Kind::Stream { .. })))
+    }
+
     /// Moves what `owner`'s connection `handle` received into `room` (its
     /// push area): how many bytes (0 if none, or not a connection).
     pub fn push_into(&mut self, sockets: &mut SocketSet, owner: u64, handle: u32, room: &mut [u8]) -> usize {
