@@ -485,7 +485,7 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
         .arg(&fat)
         .args([
             "-c",
-            "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /d1",
+            "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
         .output()
@@ -495,6 +495,11 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     assert!(text.contains("exo-sh: the ExoV6 shell (2 disks' files at /d0, /d1)"), "{text}");
     assert!(text.contains("root: started fs-server0") && text.contains("root: started fs-server1"), "{text}");
     assert!(text.lines().any(|l| l.ends_with("d0/")) && text.lines().any(|l| l == "d1/"), "{text}");
+    // The POSIX library's device files are listed where they are opened.
+    assert!(text.lines().any(|l| l == "dev/"), "{text}");
+    for dev in ["null", "zero", "random", "urandom"] {
+        assert!(text.lines().any(|l| l.contains("crw-rw-rw-") && l.ends_with(&format!(" {dev}"))), "{dev}: {text}");
+    }
     assert!(text.contains("Hello from the test's image"), "{text}");
     // `mount`: which server serves which disk, as each says.
     assert!(text.contains("/d0: ext4") && text.contains("read-only)"), "{text}");

@@ -230,6 +230,16 @@ fn device_at(path: &str) -> Option<Device> {
     DEVICES.iter().find(|(p, _)| *p == path).map(|(_, d)| *d)
 }
 
+/// The directory of the device files (the library's, whatever a file
+/// server mounted at `/` holds).
+const DEV: &str = "/dev";
+
+/// The entries of [`DEV`].
+fn device_entries() -> Vec<DirEntry> {
+    let names = DEVICES.iter().filter_map(|(p, _)| p.strip_prefix("/dev/"));
+    names.map(|name| DirEntry { name: name.to_string(), stat: DEVICE_STAT }).collect()
+}
+
 /// A file server mounted at a directory.
 struct Mount {
     /// Where: `/`, or a directory such as `/d0`.
@@ -583,6 +593,9 @@ pub fn stat(path: &str) -> Result<Stat> {
     let path = normalize(path)?;
     if device_at(&path).is_some() {
         return Ok(DEVICE_STAT);
+    }
+    if path == DEV {
+        return Ok(ABOVE_MOUNTS);
     }
     with(|s| stat_locked(s, &path))
 }
@@ -940,9 +953,18 @@ pub fn close(fd: Fd) -> Result<()> {
 /// The entries of directory `path` (without `.` and `..`).
 pub fn readdir(path: &str) -> Result<Vec<DirEntry>> {
     let path = normalize(path)?;
+    if path == DEV {
+        return Ok(device_entries());
+    }
     with(|s| match ask(s, &Request::ReadDir(path.clone())) {
         Err(Errno::ENOENT | Errno::ENODEV) if route(s, &path).is_none() => {
-            let names = mount_children(s, &path).ok_or(Errno::ENOENT)?;
+            let mut names = mount_children(s, &path).unwrap_or_default();
+            if path == "/" {
+                names.push("dev".to_string());
+            }
+            if names.is_empty() {
+                return Err(Errno::ENOENT);
+            }
             Ok(names.into_iter().map(|name| DirEntry { name, stat: ABOVE_MOUNTS }).collect())
         }
         r => match r? {

@@ -99,6 +99,7 @@ pub fn mode_string(st: &posix::Stat) -> String {
     let kind = match st.mode & 0o170000 {
         0o040000 => 'd',
         0o120000 => 'l',
+        0o020000 => 'c',
         _ => '-',
     };
     let mut s = String::from(kind);
