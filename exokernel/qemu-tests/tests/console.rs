@@ -485,7 +485,8 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
         .arg(&fat)
         .args([
             "-c",
-            "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; ls -l /d1",
+            "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; \
+             cp /d0/data /d1/x; echo dir $?; cp -r /d0/data /d1/tree; cp -r /d1/tree /d1/tree/in; echo into $?; ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
         .output()
@@ -508,6 +509,12 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     assert!(text.contains(&format!("{:>10} copied.bin", blob.len())), "{text}");
     let copied = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/copied.bin").output().expect("mtype");
     assert!(copied.stdout == blob, "copied: {} bytes of {}", copied.stdout.len(), blob.len());
+    // A directory needs -r; with it, the tree comes along (but not into
+    // itself).
+    assert!(text.contains("cp: /d0/data: EISDIR") && text.contains("dir 1"), "{text}");
+    assert!(text.contains("cp: cannot copy /d1/tree into itself") && text.contains("into 1"), "{text}");
+    let tree = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/tree/blob.bin").output().expect("mtype");
+    assert!(tree.stdout == blob, "copied with -r: {} bytes of {}", tree.stdout.len(), blob.len());
     let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(&fat).output().expect("fsck.fat");
     assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
     let _ = std::fs::remove_dir_all(&dir0);
