@@ -241,23 +241,30 @@ impl Nic {
             // SAFETY: the device is done with slot `i`: it used the chain
             // `token`, which holds exactly that slot, given by `refill`.
             let len = unsafe { self.rx.pop_used(token, &[], &mut [self.rx_slots.slot(i)]) };
+            let len = match len {
+                Ok(len) => len as usize,
+                Err(e) => {
+                    self.rx_free.push(i);
+                    break Err(e);
+                }
+            };
+            // A frame longer than offered (or shorter than its header) is
+            // dropped, as a network would, and its slot goes back.
+            if len <= self.header || len - self.header > MAX_FRAME {
+                self.rx_free.push(i);
+                continue;
+            }
             if lend {
                 self.rx_lent.push(i);
             } else {
                 self.rx_free.push(i);
             }
-            let len = match len {
-                Ok(len) => len as usize,
-                Err(e) => break Err(e),
-            };
             // SAFETY: popped above; the reference ends before `refill`,
             // and a lent slot is not given to the device again before
             // `give_back`.
             let slot = unsafe { self.rx_slots.slot(i) };
-            // A frame longer than offered (or shorter than its header) is
-            // dropped, as a network would.
             let offset = (i * SLOT + self.header) as u32;
-            if len > self.header && len - self.header <= MAX_FRAME && !take(&slot[self.header..len], offset) {
+            if !take(&slot[self.header..len], offset) {
                 break Ok(true);
             }
         };

@@ -266,12 +266,14 @@ fn blocking<R>(sock: &Sock, mut op: impl FnMut() -> Result<R>) -> Result<R> {
     }
 }
 
-/// [`blocking`] for an operation that needs `flag` (`READABLE` to receive
-/// or accept): when the status page says the socket lacks it, sleeps
-/// first instead of asking to hear "nothing yet" (the server signals
-/// when it rises).
-fn blocking_for<R>(sock: &Sock, flag: u32, op: impl FnMut() -> Result<R>) -> Result<R> {
-    if !sock.nonblocking && told(sock).is_some_and(|f| f & flag == 0) && !lot_for(sock) {
+/// [`blocking`] for a receive on a connection: when the status page says
+/// it is connected and has nothing to read (and no lot of its waits),
+/// sleeps first instead of asking to hear "nothing yet" (the server
+/// signals when that changes). Anything else asks at once, so that a
+/// socket that cannot receive hears so at once.
+fn blocking_recv<R>(sock: &Sock, op: impl FnMut() -> Result<R>) -> Result<R> {
+    let idle = |f: u32| f & proto::CONNECTED != 0 && f & proto::READABLE == 0;
+    if !sock.nonblocking && sock.kind == Kind::Stream && told(sock).is_some_and(idle) && !lot_for(sock) {
         wait(FOREVER)?;
     }
     blocking(sock, op)
@@ -333,9 +335,8 @@ pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
 /// listener is) and its peer.
 pub fn accept(fd: Fd) -> Result<(Fd, SocketAddr)> {
     let k = socket_of(fd)?;
-    let (handle, peer) = blocking_for(&k, proto::READABLE, || {
-        request(Some(&k), Request::Accept(k.handle), |_| {}, |_, [h, p]| (h as u32, p))
-    })?;
+    let (handle, peer) =
+        blocking(&k, || request(Some(&k), Request::Accept(k.handle), |_| {}, |_, [h, p]| (h as u32, p)))?;
     let sock = Sock { handle, kind: Kind::Stream, nonblocking: false, connected: true, epoch: k.epoch };
     Ok((descriptor(sock)?, SocketAddr::from_word(peer)))
 }
@@ -455,10 +456,13 @@ pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 
 pub(crate) fn recv_on(k: Sock, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
     let want = buf.len().min(CHUNK);
-    blocking_for(&k, proto::READABLE, || {
+    if k.kind == Kind::Stream && buf.is_empty() {
+        return Ok((0, SocketAddr::from_word(0)));
+    }
+    blocking_recv(&k, || {
         // Pushed data first, without a request (a connection's peer is
         // not reported with them: `getpeername` has it).
-        if k.kind == Kind::Stream && !buf.is_empty() {
+        if k.kind == Kind::Stream {
             if let Some(n) = take_pushed(&k, buf) {
                 return Ok((n, SocketAddr::from_word(0)));
             }

@@ -214,6 +214,10 @@ fn exchange() -> bool {
     let (received, more) = match m {
         Some(m) if m.words[0] == Status::Ok as u64 => {
             s.lent = m.words[2] & net::LENT != 0;
+            if s.lent && LENT.lock().is_none() {
+                // Lent frames this server cannot read: ask (and map) again.
+                LEND_AGAIN.store(true, Ordering::Relaxed);
+            }
             (usize::try_from(m.words[1]).unwrap_or(0).min(s.layout.slots), m.words[2] & net::MORE != 0)
         }
         Some(m) if m.words[0] == Status::Empty as u64 => (0, false),
@@ -369,6 +373,11 @@ fn attach_again() {
     if session.attach_again().is_ok() && subscribe(session.endpoint(), note).is_ok() {
         println!("net-server: told the driver was restarted: buffer and notification attached again");
         LEND_AGAIN.store(true, Ordering::Relaxed);
+        // A driver attached anew no longer lends the frames it lent (they
+        // may be the device's again): those not yet handed to smoltcp
+        // are dropped, as a network would.
+        SLOTS.with(|s| (s.next, s.more) = (s.received, true));
+        SYNS.lock().clear();
     }
 }
 

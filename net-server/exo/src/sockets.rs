@@ -311,7 +311,9 @@ impl Table {
         let Kind::Listener { port, backlog, pool, ready } = kind else { return };
         let state = |sockets: &SocketSet, h: SocketHandle| sockets.get::<tcp::Socket>(h).state();
         let half_open = pool.iter().filter(|h| state(sockets, **h) == tcp::State::SynReceived).count();
-        if half_open > *backlog {
+        // (Only after a poll: before one, the last ACK of a handshake may
+        // be in the batch about to be looked at.)
+        if half_open > *backlog && wanted == 0 {
             let mut excess = half_open - *backlog;
             for &h in pool.iter() {
                 if excess > 0 && state(sockets, h) == tcp::State::SynReceived {

@@ -195,6 +195,8 @@ pub mod status {
 /// writes `seq` into `taken`. The server pushes again only when `taken`
 /// equals `seq`, and reads nothing else of the area.
 pub mod push {
+    use core::sync::atomic::{fence, Ordering};
+
     /// Bytes of the header.
     pub const HEADER: usize = 32;
     const SEQ: usize = 0;
@@ -226,9 +228,16 @@ pub mod push {
         Some((data, area, status))
     }
 
+    // The other side runs at the same time (another CPU, or after a
+    // preemption): the fences keep the compiler (and a CPU weaker than
+    // x86's) from moving the header's reads and writes across each
+    // other: the data and `len` are written before `seq`, and read after.
+
     /// Server: whether the client took the last lot.
     pub fn taken(area: &[u8]) -> bool {
-        word(area, TAKEN) == word(area, SEQ)
+        let taken = word(area, TAKEN) == word(area, SEQ);
+        fence(Ordering::Acquire); // the client's reads of the lot are done
+        taken
     }
 
     /// Server: where the next lot goes.
@@ -242,6 +251,7 @@ pub mod push {
         let seq = word(area, SEQ).wrapping_add(1);
         set(area, HANDLE, u64::from(handle));
         set(area, LEN, len as u64);
+        fence(Ordering::Release); // the data and length before the number
         set(area, SEQ, seq);
         seq
     }
@@ -252,6 +262,7 @@ pub mod push {
         if seq == word(area, TAKEN) {
             return None;
         }
+        fence(Ordering::Acquire); // the number before the length and data
         let len = usize::try_from(word(area, LEN)).ok()?;
         let data = area.get(HEADER..HEADER.checked_add(len)?)?;
         Some((seq, word(area, HANDLE) as u32, data))
@@ -259,6 +270,7 @@ pub mod push {
 
     /// Client: lot `seq` is taken.
     pub fn take(area: &mut [u8], seq: u64) {
+        fence(Ordering::Release); // its data read before it is given back
         set(area, TAKEN, seq);
     }
 
