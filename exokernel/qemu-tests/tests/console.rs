@@ -159,6 +159,7 @@ fn pipes_carry_one_programs_output_to_the_next() {
                   ls -R /d0 | wc -l\rcat hello.txt > /dev/null\recho nulled $?\rwc -c < /dev/null\r\
                   cat /nope && echo and-yes || echo or-no; echo seq $?\rcd data && pwd; cd ..\r\
                   pipecheck\recho hostile $?\recho hi | pipecheck\r\
+                  echo \"unclosed\recho quote $?\r\
                   wc < hello.txt | cat\recho typed $?\r",
             ),
             // cat prints what hexdump writes into the pipe, as it comes;
@@ -200,6 +201,8 @@ fn pipes_carry_one_programs_output_to_the_next() {
     assert!(b.lines().iter().any(|l| *l == "       2" || l.ends_with("$        2")), "{}", b.serial);
     // /dev/null takes everything and gives nothing.
     b.expect_line("nulled 0");
+    b.expect_line("exo-sh: a quote is not closed");
+    b.expect_line("quote 2");
     assert!(b.lines().iter().any(|l| *l == "         0" || l.ends_with("$          0")), "{}", b.serial);
     // `ls -R` gave nine lines: `/d0:`, its three entries, a blank line,
     // `/d0/data:`, blob.bin, a blank line and `/d0/lost+found:`.
@@ -486,7 +489,9 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
         .args([
             "-c",
             "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; \
-             cp /d0/data /d1/x; echo dir $?; cp -r /d0/data /d1/tree; cp -r /d1/tree /d1/tree/in; echo into $?; ls -l /d1",
+             cp /d0/data /d1/x; echo dir $?; cp -r /d0/data /d1/tree; cp -r /d1/tree /d1/tree/in; echo into $?; \
+             export G=gv; echo \"one  two;three | x\" > \"/d1/x y.txt\"; cat '/d1/x y.txt'; \
+             echo 'lit $G' \"exp $G\" \\; end; ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
         .output()
@@ -515,6 +520,13 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     assert!(text.contains("cp: cannot copy /d1/tree into itself") && text.contains("into 1"), "{text}");
     let tree = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/tree/blob.bin").output().expect("mtype");
     assert!(tree.stdout == blob, "copied with -r: {} bytes of {}", tree.stdout.len(), blob.len());
+    // Quotes: a file name with a space, a line with the shell's own
+    // characters, '...' taken as it is, "..." with $NAME replaced, \;.
+    let spaced = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/x y.txt").output().expect("mtype");
+    assert_eq!(String::from_utf8_lossy(&spaced.stdout), "one  two;three | x\n", "{text}");
+    assert!(text.lines().any(|l| l.ends_with("one  two;three | x")), "{text}");
+    assert!(text.lines().any(|l| l.ends_with("lit $G exp gv ; end")), "{text}");
+    assert!(text.lines().any(|l| l.ends_with(" x y.txt")), "{text}");
     let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(&fat).output().expect("fsck.fat");
     assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
     let _ = std::fs::remove_dir_all(&dir0);

@@ -26,6 +26,8 @@
 
 extern crate alloc;
 
+/// How the shell passes a program its words (quoted ones included).
+pub use exo_protocols::argv;
 pub mod net;
 pub mod process;
 pub use process::{getpid, posix_spawn, waitpid};

@@ -47,6 +47,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use exo_posix::argv;
 use exo_posix::process::Waited;
 use exo_posix::{self as posix, Errno};
 use exo_protocols::console::{self, Status};
@@ -348,6 +349,44 @@ impl Joint {
     }
 }
 
+/// The line with its quotes taken out: what `'...'` holds is taken as it
+/// is, what `"..."` holds too except that `$NAME` is replaced (and `\"`,
+/// `\\`, `\$` are the character), and `\` outside quotes makes the next
+/// character plain. Spaces and the shell's characters so quoted travel
+/// escaped (`exo_posix::argv`), so that nothing splits or acts on them,
+/// and are turned back in the words built-in commands and programs get.
+fn quoted(line: &str) -> Result<String, &'static str> {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '\'') | (None, '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    out.push(argv::escape(n));
+                }
+            }
+            (Some('"'), '\\') => match chars.next() {
+                Some(n @ ('"' | '\\' | '$')) => out.push(argv::escape(n)),
+                Some(n) => {
+                    out.push(argv::escape('\\'));
+                    out.push(argv::escape(n));
+                }
+                None => return Err("a quote is not closed"),
+            },
+            (Some('"'), '$') => out.push('$'),
+            (Some(_), c) => out.push(argv::escape(c)),
+            (None, c) => out.push(c),
+        }
+    }
+    match quote {
+        Some(_) => Err("a quote is not closed"),
+        None => Ok(out),
+    }
+}
+
 /// Splits a line at `;`, `&&`, `||` and a lone `&` (which stays with its
 /// command: it runs in the background); a lone `|` is a pipe and stays.
 fn split_list(line: &str) -> Vec<(String, Joint)> {
@@ -410,8 +449,16 @@ impl Shell {
     /// `&` (this one in the background, then the next); `$?` is the last
     /// one run's. `None`: leave.
     fn run_list(&mut self, line: &str) -> Option<()> {
+        let line = match quoted(line) {
+            Ok(l) => l,
+            Err(why) => {
+                println!("exo-sh: {why}");
+                self.status = 2;
+                return Some(());
+            }
+        };
         let mut run_next = true;
-        for (command, joint) in split_list(line) {
+        for (command, joint) in split_list(&line) {
             if run_next && !command.trim().is_empty() {
                 self.status = self.run(&command)?;
             } else if run_next && joint != Joint::End {
@@ -484,7 +531,7 @@ impl Shell {
     /// A redirection's file as written (`> FILE`): expanded, and absolute
     /// from the shell's directory.
     fn target(&self, written: &str) -> String {
-        posix::join_path(&self.cwd, &self.expand(written))
+        posix::join_path(&self.cwd, &argv::unescape(&self.expand(written)))
     }
 
     /// For programs: makes (or cuts) the output file and checks the input
@@ -533,7 +580,7 @@ impl Shell {
 
     /// `COMMAND &`: starts a program without waiting for it.
     fn start_job(&mut self, line: &str) -> i32 {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let words: Vec<String> = line.split_whitespace().map(|w| argv::word(&argv::unescape(w))).collect();
         let Some(cmd) = words.first() else {
             println!("exo-sh: & wants a program before it");
             return 2;
@@ -545,8 +592,9 @@ impl Shell {
         let line = words.join(" ");
         match posix::process::spawn(&line) {
             Ok(pid) => {
-                println!("[{pid}] {line}");
-                self.jobs.push((pid, line));
+                let shown = argv::unescape(&line);
+                println!("[{pid}] {shown}");
+                self.jobs.push((pid, shown));
                 0
             }
             Err(Errno::ENOENT) => {
@@ -576,7 +624,8 @@ impl Shell {
                     return 2;
                 }
             };
-            let words: Vec<String> = command.split_whitespace().map(|w| self.expand(w)).collect();
+            let words: Vec<String> =
+                command.split_whitespace().map(|w| argv::word(&argv::unescape(&self.expand(w)))).collect();
             if words.is_empty() {
                 println!("exo-sh: a | wants a command on each side");
                 return 2;
@@ -711,7 +760,7 @@ impl Shell {
 
     /// Runs one command (its output to `out`); its status.
     fn command(&mut self, line: &str, out: &mut Out) -> Option<i32> {
-        let words: Vec<String> = line.split_whitespace().map(|w| self.expand(w)).collect();
+        let words: Vec<String> = line.split_whitespace().map(|w| argv::unescape(&self.expand(w))).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let path = |p: &str| posix::join_path(&self.cwd, p);
@@ -729,6 +778,10 @@ impl Shell {
                 say!(out, "A; B runs one after the other, A && B runs B if A succeeded, A || B if it failed;");
                 say!(out, "A | B | C runs programs with each one's output the next one's input (a printing built-in may start it);");
                 say!(out, "$? is the last status; > FILE or >> FILE sends a command's output there, < FILE gives a program its input;");
+                say!(
+                    out,
+                    "'...' takes anything as it is, \"...\" too but replaces $NAME, \\ makes the next character plain;"
+                );
                 say!(out, "^C drops the line; ^D or exit leaves; poweroff ends ExoV6");
                 0
             }
@@ -896,7 +949,8 @@ impl Shell {
                 1
             }
             other => {
-                let line = words.join(" ");
+                let line: Vec<String> = words.iter().map(|w| argv::word(w)).collect();
+                let line = line.join(" ");
                 match self.procs.then(|| run_program(&line)) {
                     Some(Ok(Some(status))) => status,
                     Some(Err(e)) => {

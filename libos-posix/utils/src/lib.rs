@@ -17,18 +17,19 @@ use exo_rt::eprintln;
 /// A command's flags (single letters, `-lR` or `-l -R`) and operands; a
 /// flag not in `allowed` is refused with a usage message (status 2).
 /// `--` ends the flags.
-pub struct Args<'a> {
+pub struct Args {
     flags: Vec<char>,
-    /// The operands, in order.
-    pub operands: Vec<&'a str>,
+    /// The operands, in order (quoted ones as the user meant them:
+    /// `exo_posix::argv`).
+    pub operands: Vec<String>,
 }
 
-impl<'a> Args<'a> {
+impl Args {
     /// Splits `args`; `Err(2)` after telling `usage` on the console.
-    pub fn parse(name: &str, args: &'a str, allowed: &str, usage: &str) -> Result<Args<'a>, i32> {
+    pub fn parse(name: &str, args: &str, allowed: &str, usage: &str) -> Result<Args, i32> {
         let mut a = Args { flags: Vec::new(), operands: Vec::new() };
         let mut flags_done = false;
-        for w in args.split_whitespace() {
+        for w in posix::argv::words(args) {
             match w.strip_prefix('-') {
                 Some("-") if !flags_done => flags_done = true,
                 Some(f) if !flags_done && !f.is_empty() => {
@@ -40,7 +41,7 @@ impl<'a> Args<'a> {
                         a.flags.push(c);
                     }
                 }
-                _ => a.operands.push(w),
+                _ => a.operands.push(w.clone()),
             }
         }
         Ok(a)
@@ -71,7 +72,7 @@ pub fn disks(name: &str) -> bool {
 /// goes, both absolute; a directory as the last operand takes the
 /// sources under their own names. Disks are mounted first; `Err(status)`
 /// after saying why on the console.
-pub fn destinations(name: &str, operands: &[&str]) -> Result<Vec<(String, String)>, i32> {
+pub fn destinations(name: &str, operands: &[String]) -> Result<Vec<(String, String)>, i32> {
     let Some((to, from)) = operands.split_last().filter(|(_, f)| !f.is_empty()) else {
         eprintln!("{name}: usage: {name} FROM TO, or {name} FROM... DIR");
         return Err(2);
@@ -178,7 +179,7 @@ impl Drop for Input {
 /// The operands to read: those given, or `-` (standard input) when there
 /// are none. Disks are mounted if a file is named; `Err(status)` after a
 /// message when there is nothing to read.
-pub fn inputs<'a>(name: &str, operands: &[&'a str]) -> Result<Vec<&'a str>, i32> {
+pub fn inputs<'a>(name: &str, operands: &'a [String]) -> Result<Vec<&'a str>, i32> {
     if operands.is_empty() {
         if !posix::stdin_redirected() {
             eprintln!("{name}: which file? (or give it input: < FILE, or after a |)");
@@ -186,10 +187,10 @@ pub fn inputs<'a>(name: &str, operands: &[&'a str]) -> Result<Vec<&'a str>, i32>
         }
         return Ok(alloc::vec!["-"]);
     }
-    if operands.iter().any(|o| *o != "-") && !disks(name) {
+    if operands.iter().any(|o| o != "-") && !disks(name) {
         return Err(1);
     }
-    Ok(operands.to_vec())
+    Ok(operands.iter().map(String::as_str).collect())
 }
 
 /// Writes `data` to standard output; a reader that went away ends the

@@ -21,6 +21,7 @@
 
 extern crate alloc;
 
+pub mod argv;
 pub mod block;
 pub mod console;
 pub mod file;

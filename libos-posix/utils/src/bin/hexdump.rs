@@ -11,6 +11,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
+use exo_posix as posix;
 use exo_rt::{eprintln, println};
 use exo_utils::{fail, inputs, Input};
 
@@ -19,8 +20,9 @@ exo_posix::entry!(main);
 fn main(args: &str) -> i32 {
     // `-n BYTES` anywhere; `-C`, the only format, taken and ignored.
     let mut limit = u64::MAX;
-    let mut operands: Vec<&str> = Vec::new();
-    let mut words = args.split_whitespace();
+    let mut operands: Vec<String> = Vec::new();
+    let words = posix::argv::words(args);
+    let mut words = words.iter().map(String::as_str);
     while let Some(w) = words.next() {
         match w {
             "-C" => {}
@@ -35,7 +37,7 @@ fn main(args: &str) -> i32 {
                 eprintln!("hexdump: no option {o}; usage: hexdump [-C] [-n BYTES] [FILE]");
                 return 2;
             }
-            o => operands.push(o),
+            o => operands.push(o.into()),
         }
     }
     if operands.len() > 1 {

@@ -32,7 +32,7 @@ fn main(args: &str) -> i32 {
     let targets: Vec<(String, String)> = if a.operands.is_empty() {
         alloc::vec![(".".into(), posix::getcwd())]
     } else {
-        a.operands.iter().map(|o| (String::from(*o), path(o))).collect()
+        a.operands.iter().map(|o| (o.clone(), path(o))).collect()
     };
     let headers = how.recursive || targets.len() > 1;
     let mut status = 0;

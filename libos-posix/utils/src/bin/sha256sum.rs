@@ -37,7 +37,8 @@ fn main(args: &str) -> i32 {
         return 1;
     }
     let mut status = 0;
-    for path in args.split_whitespace() {
+    for path in posix::argv::words(args) {
+        let path = path.as_str();
         let hashed = posix::open(path, posix::flags::O_RDONLY).and_then(|fd| {
             let r = hash(fd);
             let _ = posix::close(fd);

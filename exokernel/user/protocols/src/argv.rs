@@ -1,0 +1,59 @@
+//! Arguments as the shell passes them to a program (the process
+//! service's `SPAWN` line after the program's name): one string, its words
+//! split by whitespace. A word the user quoted may hold spaces and the
+//! shell's own characters (`;`, `|`, `>` ...); within the string each such
+//! ASCII character travels as the private-use character U+E000 plus its
+//! code, so that no one splits or acts on it, and [`words`] turns it back.
+
+/// Where the escaped characters start.
+const BASE: u32 = 0xE000;
+
+/// `c` as it travels inside a quoted word: ASCII punctuation and
+/// whitespace escaped, anything else as it is.
+pub fn escape(c: char) -> char {
+    if c.is_ascii() && !c.is_ascii_alphanumeric() {
+        char::from_u32(BASE + c as u32).unwrap_or(c)
+    } else {
+        c
+    }
+}
+
+/// `word` with its escaped characters turned back.
+pub fn unescape(word: &str) -> alloc::string::String {
+    word.chars()
+        .map(|c| match u32::from(c).checked_sub(BASE) {
+            Some(code) if code < 0x80 => char::from(code as u8),
+            _ => c,
+        })
+        .collect()
+}
+
+/// `word` as one word of an argument string: its whitespace escaped (the
+/// rest as it is, for programs that split on whitespace alone).
+pub fn word(word: &str) -> alloc::string::String {
+    word.chars().map(|c| if c.is_whitespace() { escape(c) } else { c }).collect()
+}
+
+/// The words of `args`, as the user meant them.
+pub fn words(args: &str) -> alloc::vec::Vec<alloc::string::String> {
+    args.split_whitespace().map(unescape).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_words_travel_whole() {
+        let quoted: alloc::string::String = "a b;c|d>e".chars().map(escape).collect();
+        assert!(!quoted.contains([' ', ';', '|', '>']), "{quoted:?}");
+        let line = alloc::format!("cat {quoted}  x");
+        assert_eq!(words(&line), ["cat", "a b;c|d>e", "x"]);
+        assert_eq!(unescape("plain é"), "plain é");
+        assert_eq!(escape('é'), 'é');
+        assert_eq!(escape('7'), '7');
+        let line = alloc::format!("nc {} -l {}", word("a b"), word("10.0.2.2"));
+        assert_eq!(line.split_whitespace().nth(2), Some("-l"), "only whitespace escaped");
+        assert_eq!(words(&line), ["nc", "a b", "-l", "10.0.2.2"]);
+    }
+}
