@@ -127,23 +127,22 @@ fn ask_push(net: &Net) -> bool {
 /// bytes, or `None` if no lot of its waits there.
 fn take_pushed(k: &Sock, buf: &mut [u8]) -> Option<usize> {
     let mut guard = NET.lock();
-    let net = guard.as_mut().filter(|n| n.pushing && n.epoch == k.epoch)?;
-    let (_, area, _) = proto::push::split(net.buffer.as_mut_slice(), PUSH_PAGES as usize)?;
+    let (area, lot) = push_area(&mut guard, k)?;
     let (seq, len, n) = {
         let (seq, handle, data) = proto::push::waiting(area)?;
         if handle != k.handle {
             return None;
         }
-        if net.lot.0 != seq {
-            net.lot = (seq, 0);
+        if lot.0 != seq {
+            *lot = (seq, 0);
         }
-        let from = net.lot.1.min(data.len());
+        let from = lot.1.min(data.len());
         let n = (data.len() - from).min(buf.len());
         buf[..n].copy_from_slice(&data[from..from + n]);
         (seq, data.len(), n)
     };
-    net.lot.1 += n;
-    if net.lot.1 >= len {
+    lot.1 += n;
+    if lot.1 >= len {
         proto::push::take(area, seq);
     }
     Some(n)
@@ -152,10 +151,18 @@ fn take_pushed(k: &Sock, buf: &mut [u8]) -> Option<usize> {
 /// Whether a pushed lot of connection `k`'s waits.
 fn lot_for(k: &Sock) -> bool {
     let mut guard = NET.lock();
-    let Some(net) = guard.as_mut().filter(|n| n.pushing && n.epoch == k.epoch) else { return false };
-    proto::push::split(net.buffer.as_mut_slice(), PUSH_PAGES as usize)
-        .and_then(|(_, area, _)| proto::push::waiting(area))
+    push_area(&mut guard, k)
+        .and_then(|(area, _)| proto::push::waiting(area))
         .is_some_and(|(_, handle, _)| handle == k.handle)
+}
+
+/// The push area `k`'s lots come in, and how far the one being read was
+/// taken; `None` if the server does not push, or `k` is of an earlier
+/// attachment.
+fn push_area<'a>(net: &'a mut Option<Net>, k: &Sock) -> Option<(&'a mut [u8], &'a mut (u64, usize))> {
+    let net = net.as_mut().filter(|n| n.pushing && n.epoch == k.epoch)?;
+    let (_, area, _) = proto::push::split(net.buffer.as_mut_slice(), PUSH_PAGES as usize)?;
+    Some((area, &mut net.lot))
 }
 
 /// Connects to the network server this program was given: its endpoint

@@ -443,8 +443,8 @@ struct Push {
 /// of one) and its status page (if it is two pages or more).
 fn areas(buffer: &mut [u8], push: Option<usize>) -> (&mut [u8], Option<&mut [u8]>, Option<&mut [u8]>) {
     match push {
-        Some(pages) if push::split(buffer, pages).is_some() => {
-            let (data, area, status) = push::split(buffer, pages).expect("checked");
+        Some(pages) if push::fits(buffer.len(), pages) => {
+            let (data, area, status) = push::split(buffer, pages).expect("it fits");
             (data, Some(area), Some(status))
         }
         _ => {

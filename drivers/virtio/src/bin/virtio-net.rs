@@ -163,18 +163,16 @@ fn lend(nic: &Nic, sessions: &mut Sessions, client: u64) -> Result<(), [u64; 3]>
     let refuse = |s: Status| [s as u64, 0, 0];
     sessions.get(client).map_err(refuse)?;
     let (memory, bytes) = nic.rx_memory().ok_or(refuse(Status::DeviceError))?;
+    let failed = |e: exo_rt::abi::Error| {
+        println!("virtio-net: cannot lend received frames: {}", e.name());
+        refuse(Status::DeviceError)
+    };
     // Read-only; passing it on takes the right to grant it.
     let rights = Rights::READ.union(Rights::GRANT);
-    let read_only = SELF.give(memory.slot(), None, rights, None, None).map_err(|e| {
-        println!("virtio-net: cannot lend received frames: {}", e.name());
-        refuse(Status::DeviceError)
-    })?;
+    let read_only = SELF.give(memory.slot(), None, rights, None, None).map_err(failed)?;
     let answered = caps::reply([Status::Ok as u64, bytes as u64, 0], Some(read_only));
     let _ = caps::delete(read_only); // the client has its own copy now
-    answered.map_err(|e| {
-        println!("virtio-net: cannot lend received frames: {}", e.name());
-        refuse(Status::DeviceError)
-    })
+    answered.map_err(failed)
 }
 
 /// One request: the answer's words 1 and 2; `counts` gets the frames

@@ -214,14 +214,21 @@ pub mod push {
         }
     }
 
+    /// Whether a buffer of `bytes` holds a push area of `pages` pages
+    /// (at least 2), a page of data area before it and the status page.
+    pub fn fits(bytes: usize, pages: usize) -> bool {
+        let page = super::status::BYTES;
+        let need = pages.checked_mul(page).and_then(|push| push.checked_add(2 * page));
+        pages >= 2 && need.is_some_and(|need| bytes >= need)
+    }
+
     /// The data area, the push area (`pages` pages) and the status page
     /// of a client's buffer; `None` if it is too small for them.
     pub fn split(buffer: &mut [u8], pages: usize) -> Option<(&mut [u8], &mut [u8], &mut [u8])> {
-        let page = super::status::BYTES;
-        let push = pages.checked_mul(page)?;
-        if pages < 2 || buffer.len() < push.checked_add(2 * page)? {
+        if !fits(buffer.len(), pages) {
             return None;
         }
+        let (page, push) = (super::status::BYTES, pages * super::status::BYTES);
         let (rest, status) = buffer.split_at_mut(buffer.len() - page);
         let at = rest.len() - push;
         let (data, area) = rest.split_at_mut(at);
