@@ -89,8 +89,10 @@ pub enum Sys {
     /// `reply(w0, w1, w2, cap_slot | NO_CAP)`: answers the last call
     /// received (one-shot).
     Reply = 20,
-    /// `reply_recv(endpoint_cap, w0, w1, w2, cap_slot | NO_CAP, timeout)`:
-    /// reply, then receive.
+    /// `reply_recv(slots, w0, w1, w2, cap_slot | NO_CAP, timeout)`: reply,
+    /// then receive; `slots` ([`reply_recv_slots`]) names the endpoint and,
+    /// as `recv`'s second argument does, a notification whose signals end
+    /// the receive too.
     ReplyRecv = 21,
     /// `send(endpoint_cap, w0, w1, w2, cap_slot | NO_CAP, timeout_ns)`:
     /// one-way; blocks until a receiver takes the message.
@@ -704,6 +706,26 @@ pub const FOREVER: u64 = u64::MAX;
 /// a message; word 0 then holds the signalled bits.
 pub const NOTIFY_BADGE: u64 = u64::MAX;
 
+/// The first argument of `reply_recv`: the endpoint's slot in the low 32
+/// bits and, if a notification is bound to the receive, its slot plus one
+/// in the high 32 bits (0: none). Slots at or above `u32::MAX` are named
+/// by no argument (every slot number in use is far below).
+pub const fn reply_recv_slots(endpoint: u64, bound: Option<u64>) -> u64 {
+    let high = match bound {
+        Some(n) if n < u32::MAX as u64 => n + 1,
+        _ => 0,
+    };
+    let low = if endpoint < u32::MAX as u64 { endpoint } else { u32::MAX as u64 };
+    low | high << 32
+}
+
+/// The endpoint slot and the bound notification's slot (or [`NO_CAP`])
+/// named by a `reply_recv` first argument ([`reply_recv_slots`]).
+pub const fn split_reply_recv_slots(slots: u64) -> (u64, u64) {
+    let high = slots >> 32;
+    (slots & u32::MAX as u64, if high == 0 { NO_CAP } else { high - 1 })
+}
+
 /// Bytes of a sealed capability token.
 pub const SEALED_TOKEN_LEN: usize = 80;
 /// Bytes of an ML-KEM-768 encapsulation key.
@@ -817,6 +839,20 @@ mod tests {
             assert_eq!(Sys::from_number(i as u64), Some(*s));
         }
         assert_eq!(Sys::from_number(Sys::ALL.len() as u64), None);
+    }
+
+    #[test]
+    fn reply_recv_slots_round_trip() {
+        for ep in [0, 1, 16, 4095, u32::MAX as u64 - 1] {
+            assert_eq!(split_reply_recv_slots(reply_recv_slots(ep, None)), (ep, NO_CAP));
+            for n in [0, 7, u32::MAX as u64 - 1] {
+                assert_eq!(split_reply_recv_slots(reply_recv_slots(ep, Some(n))), (ep, n));
+            }
+        }
+        // The plain endpoint slot of earlier callers means the same.
+        assert_eq!(split_reply_recv_slots(16), (16, NO_CAP));
+        // Slots no argument can name come out as ones no table holds.
+        assert_eq!(split_reply_recv_slots(reply_recv_slots(NO_CAP, Some(NO_CAP))), (u32::MAX as u64, NO_CAP));
     }
 
     #[test]

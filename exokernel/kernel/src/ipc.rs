@@ -23,7 +23,10 @@ pub enum Next {
 
 /// The common case of `call` and `reply_recv`, done in the fewest
 /// instructions (seL4 has the same split): no capability passed, no
-/// timeout, the partner already waiting without a deadline. The SYSCALL
+/// timeout, the partner already waiting without a deadline. A server whose
+/// receive also waits for a notification (a driver's interrupts, say)
+/// stays on it: a call takes it off that notification's waiters, a
+/// `reply_recv` puts it on, unless bits are pending there. The SYSCALL
 /// entry calls this before anything else. It reads the arguments straight
 /// from the caller's saved registers, moves the words, blocks the caller,
 /// makes the partner current in its address space, and leaves into it
@@ -66,10 +69,12 @@ pub unsafe extern "C" fn fastpath(frame: *mut TrapFrame) -> ! {
 #[inline(always)]
 unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     // SAFETY: the caller's promise: a live, saved frame.
-    let (slot, words) = unsafe {
+    let (slots, words) = unsafe {
         let f = &*frame;
         (f.rdi, [f.rsi, f.rdx, f.r10])
     };
+    // A reply_recv names a bound notification too.
+    let (slot, bound_slot) = if IS_CALL { (slots, NO_CAP) } else { exo_abi::split_reply_recv_slots(slots) };
     // SAFETY: an entry from user mode.
     let k = unsafe { crate::kernel_unchecked() };
     // SAFETY: a system call comes from the current thread.
@@ -89,6 +94,21 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     if !cap.rights.contains(if IS_CALL { Rights::WRITE } else { Rights::READ }) {
         return null();
     }
+    // The notification a reply_recv binds: read by the replier, and with
+    // no bits pending (else the receive ends at once: the general path).
+    let bound = if bound_slot == NO_CAP {
+        None
+    } else {
+        let Some(Some(cap)) = caps.get(bound_slot as usize) else { return null() };
+        let Object::Notification(n) = cap.object.object else { return null() };
+        if !cap.rights.contains(Rights::READ) {
+            return null();
+        }
+        match k.notifications.get(n.0 as usize) {
+            Some(Some(nt)) if nt.bits == 0 && nt.waiters.has_room() => Some(n),
+            _ => return null(),
+        }
+    };
     let Some(Some(ep)) = k.endpoints.get_mut(e.0 as usize) else { return null() };
     // A call goes to the first receiver; a reply goes to the caller owed
     // one, unless senders are queued (then the receive half has work the
@@ -108,7 +128,7 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     // abandons that call); a reply must find its caller waiting for
     // exactly the call it answers.
     let waiting = if IS_CALL {
-        matches!(other.state, ThreadState::Receiving(x, None) if x == e) && other.reply_to.is_none()
+        matches!(other.state, ThreadState::Receiving(x, _) if x == e) && other.reply_to.is_none()
     } else {
         matches!((other.state, reply_to), (ThreadState::AwaitingReply(c), Some(o)) if c == o.call)
     };
@@ -129,6 +149,16 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     if k.procs.get(other.process.0 as usize).is_none_or(|q| q.io_maps != k.io_loaded) {
         return null();
     }
+    // A receiver called while it also waits for a notification leaves that
+    // notification's waiters: found at their front here (anything else
+    // goes the general way, which looks through them).
+    let unbind = match other.state {
+        ThreadState::Receiving(_, Some(n)) if IS_CALL => match k.notifications.get_mut(n.0 as usize) {
+            Some(Some(nt)) if nt.waiters.front() == Some(partner) => Some(nt),
+            _ => return null(),
+        },
+        _ => None,
+    };
     // The current thread is Runnable, the partner is not: distinct.
     debug_assert!(!core::ptr::eq(me, other));
     // Committed: nothing below can fail.
@@ -137,15 +167,21 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     let me = unsafe { &mut *me };
     if IS_CALL {
         ep.receivers.drop_front(); // the partner, seen at the front above
+        if let Some(nt) = unbind {
+            nt.waiters.drop_front(); // the partner too
+        }
         other.ctx.frame.r9 = badge;
         k.calls += 1;
         other.reply_to = Some(Owed { caller: me_id, call: k.calls });
         me.state = ThreadState::AwaitingReply(k.calls);
     } else {
         let _ = ep.receivers.push_back_in_place(me_id); // room checked above
+        if let Some(Some(nt)) = bound.and_then(|n| k.notifications.get_mut(n.0 as usize)) {
+            let _ = nt.waiters.push_back_in_place(me_id); // room checked above
+        }
         other.ctx.frame.r9 = 0;
         me.reply_to = None;
-        me.state = ThreadState::Receiving(e, None);
+        me.state = ThreadState::Receiving(e, bound);
     }
     let o = &mut other.ctx.frame;
     o.rax = 0;

@@ -83,7 +83,8 @@ pub fn dispatch(k: &mut Kernel, t: ThreadId, args: &Args) -> Outcome {
             // As in seL4, a failed reply (the caller gave up) does not stop
             // the receive.
             let _ = reply(k, t, [a[1], a[2], a[3]], a[4]);
-            recv(k, t, p, a[0], NO_CAP, a[5])
+            let (ep, bound) = exo_abi::split_reply_recv_slots(a[0]);
+            recv(k, t, p, ep, bound, a[5])
         }
         Sys::Signal => ret(signal(k, p, a[0], a[1])),
         Sys::Wait => wait(k, t, p, a[0], a[1]),

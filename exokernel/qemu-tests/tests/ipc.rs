@@ -67,6 +67,16 @@ fn timeouts_and_notifications() {
     }
 }
 
+/// A server whose receive (and reply-and-receive) also waits for a
+/// notification, as a driver's waits for its interrupts: 200 calls, each
+/// answered, and 10 signals between them, each ending a receive with its
+/// bit.
+#[test]
+fn calls_and_signals_reach_a_server_with_a_bound_notification() {
+    let line = check_ok(ipc_boot(), "calls and signals to a bound receiver");
+    assert!(line.contains("200/200 calls answered; signals seen and their bits: Ok((a, 3ff))"), "{line}");
+}
+
 /// The call and its reply both take the kernel's fast path, which swaps
 /// FPU state and registers itself: the caller gets back its own SSE and
 /// callee-saved registers though the server filled its own with another
@@ -114,7 +124,7 @@ fn page_tables_are_charged_to_the_budget() {
 fn all_checks_pass_and_system_powers_off() {
     let b = ipc_boot();
     assert!(b.find("FAILED").is_none(), "{}", b.serial);
-    b.expect_in_order(&["ipc: 16/16 checks passed", "root: all 5 programs ended as expected"]);
+    b.expect_in_order(&["ipc: 17/17 checks passed", "root: all 5 programs ended as expected"]);
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 

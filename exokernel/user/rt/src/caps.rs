@@ -186,9 +186,17 @@ impl Endpoint {
     pub fn close(self) -> Result<(), Error> {
         call(Sys::EndpointClose, [self.0, 0, 0, 0, 0, 0]).map(|_| ())
     }
-    /// Replies to the last call, then waits for the next message.
-    pub fn reply_recv(self, words: [u64; MSG_WORDS], cap: Option<u64>, timeout: u64) -> Result<Message, Error> {
-        message(raw_regs(Sys::ReplyRecv, [self.0, words[0], words[1], words[2], cap_arg(cap), timeout]))
+    /// Replies to the last call, then waits for the next message (or, as
+    /// in [`Endpoint::recv`], a signal of `bound`).
+    pub fn reply_recv(
+        self,
+        words: [u64; MSG_WORDS],
+        cap: Option<u64>,
+        bound: Option<Notification>,
+        timeout: u64,
+    ) -> Result<Message, Error> {
+        let slots = crate::abi::reply_recv_slots(self.0, bound.map(|n| n.0));
+        message(raw_regs(Sys::ReplyRecv, [slots, words[0], words[1], words[2], cap_arg(cap), timeout]))
     }
 }
 

@@ -6,12 +6,15 @@
 //! its first `word1` bytes, 3 report whether that capability and mapping
 //! still work, 4 die without replying, 5 reply and exit, 6 overwrite every
 //! SSE register and r12-r15 with `word1`, then reply `word1` (so the
-//! caller can check that none of it reached its own registers).
+//! caller can check that none of it reached its own registers), 7 bind
+//! the passed notification capability to every later receive (as a
+//! driver binds its interrupts), 8 reply how many signals of it ended a
+//! receive and the bits they brought.
 #![no_std]
 #![no_main]
 
-use exo_rt::abi::{map_flags, Error, FOREVER};
-use exo_rt::caps::{self, Endpoint, Memory, SELF};
+use exo_rt::abi::{map_flags, Error, FOREVER, NOTIFY_BADGE};
+use exo_rt::caps::{self, Endpoint, Memory, Notification, SELF};
 use exo_rt::println;
 
 exo_rt::entry!(main);
@@ -24,10 +27,12 @@ fn main(args: &str) -> i32 {
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     let mut granted: Option<Memory> = None;
     let mut reply = None;
+    let mut bound: Option<Notification> = None;
+    let (mut signals, mut bits) = (0u64, 0u64);
     loop {
         let msg = match reply.take() {
-            None => ep.recv(None, FOREVER),
-            Some(words) => ep.reply_recv(words, None, FOREVER),
+            None => ep.recv(bound, FOREVER),
+            Some(words) => ep.reply_recv(words, None, bound, FOREVER),
         };
         let msg = match msg {
             Ok(m) => m,
@@ -36,6 +41,11 @@ fn main(args: &str) -> i32 {
                 return 1;
             }
         };
+        if msg.badge == NOTIFY_BADGE {
+            signals += 1;
+            bits |= msg.words[0];
+            continue;
+        }
         reply = Some(match msg.words[0] {
             1 => [msg.words[1] + 1, msg.badge, 0],
             2 => match msg.cap.map(Memory::from_slot) {
@@ -84,6 +94,11 @@ fn main(args: &str) -> i32 {
                 scribble(msg.words[1]);
                 [msg.words[1], 0, 0]
             }
+            7 => {
+                bound = msg.cap.map(Notification::from_slot);
+                [bound.is_some() as u64, 0, 0]
+            }
+            8 => [signals, bits, 0],
             op => [u64::MAX, op, 0],
         });
     }

@@ -35,7 +35,7 @@ fn endpoint(i: u64) -> Endpoint {
 
 fn late(ms: u64) -> i32 {
     let ep = endpoint(0);
-    if let Err(e) = ep.recv(None, FOREVER).and_then(|_| ep.reply_recv([0, 0, 0], None, FOREVER)) {
+    if let Err(e) = ep.recv(None, FOREVER).and_then(|_| ep.reply_recv([0, 0, 0], None, None, FOREVER)) {
         println!("ipcconf late {ms}: recv failed: {}", e.name());
         return 1;
     }

@@ -205,13 +205,9 @@ pub fn serve_timed(
     let mut gone = 0;
     loop {
         let wait = timeout.get();
-        let received = match (pending.take(), how.bound) {
-            (Some(words), None) => ep.reply_recv(words, None, wait),
-            (Some(words), Some(bound)) => {
-                let _ = caps::reply(words, None);
-                ep.recv(Some(bound), wait)
-            }
-            (None, bound) => ep.recv(bound, wait),
+        let received = match pending.take() {
+            Some(words) => ep.reply_recv(words, None, how.bound, wait),
+            None => ep.recv(how.bound, wait),
         };
         let msg = match received {
             Ok(m) => m,
