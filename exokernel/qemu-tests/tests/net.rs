@@ -157,24 +157,58 @@ fn echo_at_once(
     r.map(|_| back)
 }
 
+/// echod's StreamSum, written again from its definition: over the
+/// little-endian 64-bit words of `data` (the last padded with zeros), `a`
+/// adds the words and `b` the values of `a`, modulo 2^64; the sum is `b`.
+fn stream_sum(data: &[u8]) -> u64 {
+    let (mut a, mut b) = (0u64, 0u64);
+    for chunk in data.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        a = a.wrapping_add(u64::from_le_bytes(w));
+        b = b.wrapping_add(a);
+    }
+    b
+}
+
+/// Sends `data` to the discard service on `port` and waits for the guest
+/// to close the connection.
+fn discard_through(port: u16, data: &[u8]) -> std::io::Result<()> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.write_all(data)?;
+    s.shutdown(Shutdown::Write)?;
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)?;
+    Ok(())
+}
+
 /// The POSIX library's sockets under load, from the host: 20 TCP clients
 /// at once each echo 1 MiB through `echod`; 100 UDP datagrams of 1 KiB
 /// and 100 of 4000 bytes (fragmented on the wire, reassembled by the
-/// network server) each come back, none lost; 200 clients that connect
-/// and vanish leave echod serving, which a last client checks.
+/// network server) each come back, none lost; 4 MiB (and 3 bytes) sent
+/// to the discard service, which reads them in place, arrive with the
+/// sum the host computes; 200 clients that connect and vanish leave
+/// echod serving, which a last client checks.
 #[test]
 fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
     let port = free_port();
+    let sink_port = free_port();
     let fwd_tcp = format!("tcp:{port}:7");
     let fwd_udp = format!("udp:{port}:7");
+    let fwd_sink = format!("tcp:{sink_port}:9");
+    let discarded = exo_qemu_tests::seeded_bytes(0xd15c, (4 << 20) + 3);
+    let want_sum = format!("{} bytes discarded, sum {:016x} ", discarded.len(), stream_sum(&discarded));
     let (up_tx, up) = std::sync::mpsc::channel();
     let watch = move |line: &str| {
-        if line.starts_with("echod: echo on TCP and UDP port 7") {
+        if line.starts_with("echod: echo on TCP and UDP port 7") || line.starts_with("echod: discard on TCP") {
             let _ = up_tx.send(());
         }
     };
     let host = std::thread::spawn(move || -> Result<String, String> {
-        up.recv_timeout(Duration::from_secs(120)).map_err(|_| "echod never came up".to_string())?;
+        for _ in 0..2 {
+            up.recv_timeout(Duration::from_secs(120)).map_err(|_| "echod never came up".to_string())?;
+        }
         // QEMU forwards a connection before the guest has accepted it;
         // wait until one really echoes.
         let probe = b"are you there?".to_vec();
@@ -224,6 +258,7 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
             }
         }
         let t_udp = t0.elapsed() - t_tcp;
+        discard_through(sink_port, &discarded).map_err(|e| format!("the discard service: {e}"))?;
         for _ in 0..200 {
             drop(TcpStream::connect(("127.0.0.1", port)));
         }
@@ -243,18 +278,21 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
         }
         outcome
     });
-    let b =
-        boot_watching("sockets.img", Duration::from_secs(300), &["--forward", &fwd_tcp, "--forward", &fwd_udp], watch);
+    let forwards = ["--forward", &fwd_tcp, "--forward", &fwd_udp, "--forward", &fwd_sink];
+    let b = boot_watching("sockets.img", Duration::from_secs(300), &forwards, watch);
     let verdict = host.join().expect("the host side");
     assert_eq!(verdict, Ok("ok".to_string()), "{}", b.serial);
     let served =
         b.lines().iter().filter(|l| l.contains("echod: TCP 7: connection ended, 1048576 bytes echoed")).count();
     assert_eq!(served, 20, "{}", b.serial);
     b.expect_line("echod: 22 connection(s) served");
+    // The sink read the bytes where the network server put them, each
+    // once and in order.
+    b.expect_line(&format!("echod: TCP 9: connection ended, {want_sum}"));
     // The hostile client's requests were each refused, and the server went
     // on serving (all of the above).
     b.expect_line("sockcheck: 21/21 checks passed");
-    b.expect_line("root: all 4 programs ended as expected");
+    b.expect_line("root: all 5 programs ended as expected");
     assert_eq!(b.status, Some(0), "{}", b.serial);
     eprintln!("sockets: 20 x 1 MiB TCP, 200 UDP datagrams, 200 vanishing clients in {:.1} s", b.elapsed.as_secs_f64());
 }

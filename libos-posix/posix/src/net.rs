@@ -123,9 +123,10 @@ fn ask_push(net: &Net) -> bool {
     r.is_ok_and(|m| Status::from_word(m.words[0]) == Some(Status::Ok))
 }
 
-/// Takes into `buf` what the push area holds for connection `k`: how many
-/// bytes, or `None` if no lot of its waits there.
-fn take_pushed(k: &Sock, buf: &mut [u8]) -> Option<usize> {
+/// Hands `f` at most `max` of the bytes the push area holds for
+/// connection `k`, where they lie (the library's lock held): how many, or
+/// `None` if no lot of its waits there.
+fn take_pushed(k: &Sock, max: usize, f: impl FnOnce(&[u8])) -> Option<usize> {
     let mut guard = NET.lock();
     let (area, lot) = push_area(&mut guard, k)?;
     let (seq, len, n) = {
@@ -137,8 +138,8 @@ fn take_pushed(k: &Sock, buf: &mut [u8]) -> Option<usize> {
             *lot = (seq, 0);
         }
         let from = lot.1.min(data.len());
-        let n = (data.len() - from).min(buf.len());
-        buf[..n].copy_from_slice(&data[from..from + n]);
+        let n = (data.len() - from).min(max);
+        f(&data[from..from + n]);
         (seq, data.len(), n)
     };
     lot.1 += n;
@@ -462,15 +463,36 @@ pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 }
 
 pub(crate) fn recv_on(k: Sock, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
-    let want = buf.len().min(CHUNK);
-    if k.kind == Kind::Stream && buf.is_empty() {
+    received(k, buf.len(), |data| buf[..data.len()].copy_from_slice(data))
+}
+
+/// Receives at most `max` bytes on a connected socket and hands them to
+/// `f` where they lie in the buffer shared with the network server (a
+/// pushed lot, or what a request put in the data area), without copying
+/// them out: how many (0 at the end of a TCP stream, when `f` is not
+/// called). `f` runs with this library's lock held: it must not use the
+/// network. Blocks as `recv` does.
+pub fn recv_in_place(fd: Fd, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
+    received(socket_of(fd)?, max, |data| {
+        if !data.is_empty() {
+            f(data)
+        }
+    })
+    .map(|(n, _)| n)
+}
+
+/// [`recv_on`] and [`recv_in_place`]: at most `max` bytes (a datagram
+/// longer is cut), handed to `f`; how many, and from whom.
+fn received(k: Sock, max: usize, mut f: impl FnMut(&[u8])) -> Result<(usize, SocketAddr)> {
+    let want = max.min(CHUNK);
+    if k.kind == Kind::Stream && max == 0 {
         return Ok((0, SocketAddr::from_word(0)));
     }
     blocking_recv(&k, || {
         // Pushed data first, without a request (a connection's peer is
         // not reported with them: `getpeername` has it).
         if k.kind == Kind::Stream {
-            if let Some(n) = take_pushed(&k, buf) {
+            if let Some(n) = take_pushed(&k, want, &mut f) {
                 return Ok((n, SocketAddr::from_word(0)));
             }
         }
@@ -480,7 +502,7 @@ pub(crate) fn recv_on(k: Sock, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
             |_| {},
             |b, [n, peer]| {
                 let n = (n as usize).min(want);
-                buf[..n].copy_from_slice(&b[..n]);
+                f(&b[..n]);
                 (n, SocketAddr::from_word(peer))
             },
         )
@@ -563,40 +585,42 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
     // server knows nothing of this process and never signals).
     let mut ask = false;
     loop {
-        let handles: alloc::vec::Vec<u32> = socks.iter().map(|k| k.map_or(0, |k| k.handle)).collect();
-        let any_socket = socks.iter().any(Option::is_some);
-        let known: Option<alloc::vec::Vec<u32>> =
-            if ask { None } else { socks.iter().map(|k| k.as_ref().map_or(Some(0), told)).collect() };
-        let asked = match known {
-            Some(flags) => Ok(flags),
-            None if any_socket => request(
+        // Asked only when needed: the common case allocates nothing here.
+        let known = |k: &Option<Sock>| k.as_ref().map_or(Some(0), told);
+        let asked: Option<alloc::vec::Vec<u32>> = if !socks.iter().any(Option::is_some) {
+            None
+        } else if ask || socks.iter().any(|k| known(k).is_none()) {
+            let r = request(
                 None,
-                Request::Poll(handles.len() as u32),
+                Request::Poll(socks.len() as u32),
                 |b| {
-                    for (i, h) in handles.iter().enumerate() {
-                        b[i * 4..i * 4 + 4].copy_from_slice(&h.to_le_bytes());
+                    for (i, k) in socks.iter().enumerate() {
+                        b[i * 4..i * 4 + 4].copy_from_slice(&k.map_or(0, |k| k.handle).to_le_bytes());
                     }
                 },
                 |b, _| {
-                    (0..handles.len()).map(|i| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().expect("4"))).collect()
+                    (0..socks.len()).map(|i| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().expect("4"))).collect()
                 },
-            ),
-            None => Ok(alloc::vec![0; fds.len()]),
+            );
+            match r {
+                // Attached to a restarted server on the way: look again
+                // (the old sockets now report POLLERR).
+                Err(Errno::EAGAIN) => continue,
+                r => Some(r?),
+            }
+        } else {
+            None
         };
-        let flags: alloc::vec::Vec<u32> = match asked {
-            // Attached to a restarted server on the way: look again (the
-            // old sockets now report POLLERR).
-            Err(Errno::EAGAIN) => continue,
-            r => r?,
-        };
+        let flag = |i: usize| asked.as_ref().map_or_else(|| known(&socks[i]).unwrap_or(0), |a| a[i]);
         let mut ready = 0;
-        for ((p, k), f) in fds.iter_mut().zip(&socks).zip(&flags) {
+        for (i, (p, k)) in fds.iter_mut().zip(&socks).enumerate() {
             p.revents = match k {
                 // A file: always ready; nothing: invalid.
                 None if socket_of(p.fd).err() == Some(Errno::ENOTSOCK) => p.events & (POLLIN | POLLOUT),
                 None => POLLNVAL,
                 Some(k) if k.epoch != NET.lock().as_ref().map_or(0, |n| n.epoch) => POLLERR,
                 Some(k) => {
+                    let f = flag(i);
                     let mut r = 0;
                     if f & proto::READABLE != 0 || lot_for(k) {
                         r |= POLLIN;

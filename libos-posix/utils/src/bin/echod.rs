@@ -10,6 +10,11 @@
 //! data have ended (for tests; a peer that connects and goes away without
 //! a byte is not counted). The network server is its endpoint named
 //! `sockets`.
+//!
+//! The discard service reads each connection's bytes where the network
+//! server put them (`net::recv_in_place`, no copy) and sums them as it
+//! goes: the line that ends a connection gives the sum, which whoever sent
+//! the bytes can check ([`StreamSum`]).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -37,6 +42,8 @@ struct Conn {
     sent: usize,
     /// Bytes echoed (or discarded).
     echoed: u64,
+    /// The sum of the bytes discarded.
+    sum: StreamSum,
     /// The peer ended its stream.
     ended: bool,
 }
@@ -116,7 +123,16 @@ fn main(args: &str) -> i32 {
             let done = c.ended && c.sent == c.filled;
             if done {
                 let _ = posix::close(c.fd);
-                println!("echod: TCP {port}: connection ended, {} bytes {verb} ({})", c.echoed, c.peer);
+                if discard {
+                    println!(
+                        "echod: TCP {port}: connection ended, {} bytes {verb}, sum {:016x} ({})",
+                        c.echoed,
+                        c.sum.value(),
+                        c.peer
+                    );
+                } else {
+                    println!("echod: TCP {port}: connection ended, {} bytes {verb} ({})", c.echoed, c.peer);
+                }
                 served += u64::from(c.echoed > 0);
             }
             !done
@@ -151,7 +167,16 @@ fn accept_all(listener: Fd, port: u16, conns: &mut Vec<Conn>) {
             Ok((fd, peer)) => {
                 let _ = net::set_nonblocking(fd, true);
                 println!("echod: TCP {port}: connection from {peer}");
-                conns.push(Conn { fd, peer, pending: Vec::new(), filled: 0, sent: 0, echoed: 0, ended: false });
+                conns.push(Conn {
+                    fd,
+                    peer,
+                    pending: Vec::new(),
+                    filled: 0,
+                    sent: 0,
+                    echoed: 0,
+                    sum: StreamSum::default(),
+                    ended: false,
+                });
             }
             Err(Errno::EAGAIN) => return,
             Err(e) => {
@@ -200,21 +225,26 @@ impl Conn {
 /// Moves one connection's bytes along: sends what is pending, else reads
 /// (and, to `discard`, drops what it read).
 fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
+    if discard && !c.ended {
+        // Read where they lie, summed, dropped.
+        let sum = &mut c.sum;
+        match net::recv_in_place(c.fd, buf.len(), |data| sum.update(data)) {
+            Ok(0) => c.ended = true,
+            Ok(n) => c.echoed += n as u64,
+            Err(Errno::EAGAIN) => {}
+            Err(e) => c.fail(e),
+        }
+        return;
+    }
     if c.sent == c.filled && !c.ended {
         // Bytes to echo are received straight into `pending`, to be sent
         // back from there.
-        let into = if discard {
-            buf
-        } else {
-            if c.pending.is_empty() {
-                c.pending = vec![0; buf.len()];
-            }
-            &mut c.pending[..]
-        };
+        if c.pending.is_empty() {
+            c.pending = vec![0; buf.len()];
+        }
         (c.filled, c.sent) = (0, 0);
-        match net::recv(c.fd, into) {
+        match net::recv(c.fd, &mut c.pending) {
             Ok(0) => c.ended = true,
-            Ok(n) if discard => c.echoed += n as u64,
             Ok(n) => c.filled = n,
             Err(Errno::EAGAIN) => {}
             Err(e) => return c.fail(e),
@@ -229,5 +259,58 @@ fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
             Err(Errno::EAGAIN) => return,
             Err(e) => return c.fail(e),
         }
+    }
+}
+
+/// A position-dependent sum of a byte stream, cheap enough to take at the
+/// speed bytes arrive: the stream is read as little-endian 64-bit words
+/// (the last one padded with zeros) and, as in Fletcher's checksum, `a`
+/// adds up the words and `b` adds up the successive values of `a`, both
+/// modulo 2^64; the sum is `b`. A byte changed, lost or moved to another
+/// place in its word, or a word moved, changes it.
+#[derive(Default)]
+struct StreamSum {
+    a: u64,
+    b: u64,
+    /// The bytes of an unfinished word, and how many.
+    partial: [u8; 8],
+    filled: usize,
+}
+
+impl StreamSum {
+    fn word(&mut self, w: u64) {
+        self.a = self.a.wrapping_add(w);
+        self.b = self.b.wrapping_add(self.a);
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        if self.filled > 0 {
+            let n = (8 - self.filled).min(data.len());
+            self.partial[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled < 8 {
+                return;
+            }
+            self.filled = 0;
+            self.word(u64::from_le_bytes(self.partial));
+        }
+        let words = data.chunks_exact(8);
+        let rest = words.remainder();
+        for w in words {
+            self.word(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        self.partial[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    /// The sum of the stream so far (an unfinished word padded).
+    fn value(&self) -> u64 {
+        if self.filled == 0 {
+            return self.b;
+        }
+        let mut last = [0u8; 8];
+        last[..self.filled].copy_from_slice(&self.partial[..self.filled]);
+        self.b.wrapping_add(self.a.wrapping_add(u64::from_le_bytes(last)))
     }
 }
