@@ -296,3 +296,18 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
     assert_eq!(b.status, Some(0), "{}", b.serial);
     eprintln!("sockets: 20 x 1 MiB TCP, 200 UDP datagrams, 200 vanishing clients in {:.1} s", b.elapsed.as_secs_f64());
 }
+
+/// A client that opens sockets until the network server's heap cannot
+/// hold another's buffers is refused (`TooMany`) before its own limit of
+/// 64, the server does not crash, and once the sockets are closed one
+/// opens again.
+#[test]
+fn a_full_heap_refuses_sockets_and_the_server_goes_on() {
+    let b = exo_qemu_tests::boot("sockets-heap.img", Duration::from_secs(120), &[]);
+    let i = b.expect_line("sockcheck: sockets until the heap is full: ");
+    assert!(b.lines()[i].ends_with(", then Ok(Some(TooMany)) ok"), "{}", b.serial);
+    b.expect_line("sockcheck: a socket after closing them: closed: true, then Ok(Some(Ok)) ok");
+    b.expect_line("sockcheck: 2/2 checks passed");
+    b.expect_line("root: all 3 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}

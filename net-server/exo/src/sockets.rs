@@ -9,7 +9,6 @@
 //! or closed, so the server signals them.
 
 use alloc::collections::VecDeque;
-use alloc::vec;
 use alloc::vec::Vec;
 use exo_protocols::session::Status;
 use exo_protocols::socket::{addr, CONNECTED, FAILED, INVALID, MAX_DATAGRAM, PEER_CLOSED, READABLE, WRITABLE};
@@ -19,7 +18,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 /// Bytes a TCP connection buffers each way.
 const TCP_RX: usize = 64 * 1024;
-const TCP_TX: usize = 32 * 1024;
+const TCP_TX: usize = 64 * 1024;
 /// Datagrams and bytes a UDP socket buffers each way.
 const UDP_PACKETS: usize = 32;
 const UDP_BYTES: usize = 64 * 1024;
@@ -93,18 +92,41 @@ fn listen_word(e: IpListenEndpoint) -> u64 {
     }
 }
 
-fn new_tcp() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_RX]), tcp::SocketBuffer::new(vec![0; TCP_TX]));
+/// Heap kept free when socket buffers are allocated: what the rest of the
+/// server allocates as it goes (smoltcp's socket list, reassembly, the
+/// client table) must never find the heap exhausted.
+const HEAP_HEADROOM: usize = 1 << 20;
+
+/// `n` zero bytes, if the heap has them and its headroom to spare.
+fn buffer<T: Clone>(n: usize, zero: T) -> Option<Vec<T>> {
+    let bytes = n * core::mem::size_of::<T>();
+    if exo_rt::heap_free() < bytes + HEAP_HEADROOM {
+        return None;
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, zero);
+    Some(v)
+}
+
+/// A TCP socket with its buffers; `None` when the heap cannot hold them
+/// (the request is refused with `TooMany`, never a crash).
+fn new_tcp() -> Option<tcp::Socket<'static>> {
+    let mut s =
+        tcp::Socket::new(tcp::SocketBuffer::new(buffer(TCP_RX, 0u8)?), tcp::SocketBuffer::new(buffer(TCP_TX, 0u8)?));
     // Acknowledge at once: a delayed ACK costs a timer wake-up per segment
     // when nothing flows back (a sink), and QEMU's user network then sends
     // one segment per ACK.
     s.set_ack_delay(None);
-    s
+    Some(s)
 }
 
-fn new_udp() -> udp::Socket<'static> {
-    let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]);
-    udp::Socket::new(buffer(), buffer())
+/// A UDP socket with its buffers; `None` as for [`new_tcp`].
+fn new_udp() -> Option<udp::Socket<'static>> {
+    let buffer =
+        || Some(udp::PacketBuffer::new(buffer(UDP_PACKETS, udp::PacketMetadata::EMPTY)?, buffer(UDP_BYTES, 0u8)?));
+    let rx = buffer()?;
+    Some(udp::Socket::new(rx, buffer()?))
 }
 
 /// The flags of a TCP connection.
@@ -237,7 +259,11 @@ impl Table {
 
     /// `OPEN`.
     pub fn open(&mut self, sockets: &mut SocketSet<'static>, owner: u64, udp: bool) -> Result<u32, Status> {
-        let kind = if udp { Kind::Udp { h: sockets.add(new_udp()), peer: None } } else { Kind::Tcp { port: 0 } };
+        let kind = if udp {
+            Kind::Udp { h: sockets.add(new_udp().ok_or(Status::TooMany)?), peer: None }
+        } else {
+            Kind::Tcp { port: 0 }
+        };
         self.insert(owner, kind).map_err(|kind| {
             if let Kind::Udp { h, .. } = kind {
                 sockets.remove(h);
@@ -327,7 +353,8 @@ impl Table {
         let listening = pool.iter().filter(|h| state(sockets, **h) == tcp::State::Listen).count();
         if ready.len() < *backlog {
             for _ in listening..wanted.max(LISTENING).min(*backlog) {
-                let mut s = new_tcp();
+                // No memory for another: the SYN is answered with a reset.
+                let Some(mut s) = new_tcp() else { return };
                 s.set_timeout(Some(HANDSHAKE_TIMEOUT));
                 if s.listen(*port).is_err() {
                     return;
@@ -388,7 +415,7 @@ impl Table {
         match self.entry(i).kind {
             Kind::Tcp { port } => {
                 let port = if port == 0 { self.pick_port(sockets, false)? } else { port };
-                let mut s = new_tcp();
+                let mut s = new_tcp().ok_or(Status::TooMany)?;
                 s.set_timeout(Some(HANDSHAKE_TIMEOUT));
                 s.connect(cx, remote, port).map_err(|_| Status::BadRequest)?;
                 self.entry(i).kind = Kind::Stream { h: sockets.add(s), shut: false };

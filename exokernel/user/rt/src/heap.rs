@@ -30,6 +30,11 @@ pub fn size() -> usize {
     HEAP.with(|h| h.size())
 }
 
+/// Bytes of the heap not allocated (perhaps not in one piece).
+pub fn free() -> usize {
+    HEAP.with(|h| h.free())
+}
+
 // SAFETY: `linked_list_allocator::Heap` hands out aligned, disjoint blocks;
 // the lock serialises access.
 unsafe impl GlobalAlloc for Heap {

@@ -30,6 +30,7 @@ pub mod tls;
 pub use exo_abi as abi;
 #[allow(unused_imports)] // linked for memcpy & co.
 use exo_freestanding as _;
+pub use heap::free as heap_free;
 pub use heap::size as heap_size;
 
 use exo_abi::StartInfo;

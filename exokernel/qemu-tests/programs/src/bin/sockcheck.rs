@@ -7,8 +7,14 @@
 //! client is served nothing. The server must answer every request and go
 //! on serving (the test's 20 clients show it). One line per check; exits
 //! 0 if all pass.
+//!
+//! `sockcheck exhaust` instead opens UDP sockets until the server refuses
+//! one (run against a server with a small heap: the buffers of a socket
+//! more would not fit), closes them, and opens one again.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
 
 use exo_demos::Checks;
 use exo_protocols::session::client::Attached;
@@ -21,12 +27,15 @@ const BUF_VA: u64 = 0x0000_4400_0000_0000;
 const SMALL_VA: u64 = 0x0000_4500_0000_0000;
 const PAGE: usize = status::BYTES;
 
-fn main(_: &str) -> i32 {
+fn main(args: &str) -> i32 {
     let mut c = Checks::new("sockcheck");
     let Some(ep) = exo_rt::endpoint("sockets") else {
         exo_rt::println!("sockcheck: given no endpoint named sockets");
         return 1;
     };
+    if args.trim() == "exhaust" {
+        return exhaust(ep, c);
+    }
     let status_of = |m: Result<exo_rt::caps::Message, exo_rt::abi::Error>| m.map(|m| Status::from_word(m.words[0]));
     let got = status_of(ep.call(Request::Open { udp: false }.encode(), None, FOREVER));
     c.check("a socket before attaching", got == Ok(Some(Status::NotAttached)), format_args!("{got:?}"));
@@ -125,5 +134,38 @@ fn main(_: &str) -> i32 {
     attached.detach();
     let got = status_of(ep.call(Request::Recv(udp, 10).encode(), None, FOREVER));
     c.check("receiving after detaching", got == Ok(Some(Status::NotAttached)), format_args!("{got:?}"));
+    c.finish()
+}
+
+/// Opens UDP sockets (each with its buffers in the server's heap) until
+/// the server refuses one: it must refuse with `TooMany` before this
+/// client's limit of 64 (the heap is what runs out) and go on serving:
+/// once they are closed, a socket opens again.
+fn exhaust(ep: exo_rt::caps::Endpoint, mut c: Checks) -> i32 {
+    let Ok((_buffer, attached, _)) = Attached::new(ep, 4, BUF_VA) else {
+        exo_rt::println!("sockcheck: cannot attach to sockets");
+        return 1;
+    };
+    let ask = |r: Request| attached.call(r.encode(), 0, |_| false).map(|m| (Status::from_word(m.words[0]), m.words[1]));
+    let mut open = alloc::vec::Vec::new();
+    let refused = loop {
+        match ask(Request::Open { udp: true }) {
+            Ok((Some(Status::Ok), h)) if open.len() < 64 => open.push(h as u32),
+            other => break other.map(|(s, _)| s),
+        }
+    };
+    c.check(
+        "sockets until the heap is full",
+        refused == Ok(Some(Status::TooMany)) && !open.is_empty() && open.len() < 64,
+        format_args!("{} opened, then {refused:?}", open.len()),
+    );
+    let closed = open.iter().all(|h| ask(Request::Close(*h)).is_ok_and(|(s, _)| s == Some(Status::Ok)));
+    let again = ask(Request::Open { udp: true }).map(|(s, _)| s);
+    c.check(
+        "a socket after closing them",
+        closed && again == Ok(Some(Status::Ok)),
+        format_args!("closed: {closed}, then {again:?}"),
+    );
+    attached.detach();
     c.finish()
 }
