@@ -46,7 +46,7 @@ fn root_task_starts_from_boot_image() {
     let b = test_boot();
     b.expect_in_order(&[
         "[kernel] root task started from boot image",
-        "root: manifest lists 18 programs",
+        "root: manifest lists 19 programs",
         "root: started hello (hello)",
     ]);
     b.expect_line("hello: hello from user space (args: \"first boot\")");
@@ -84,6 +84,11 @@ fn faulting_processes_are_killed_and_reported() {
     b.expect_line("read of 0xdead0000, not mapped");
     b.expect_line("'fault-wx' killed: page fault (#PF)");
     b.expect_line("write of 0x4");
+    // A thread's stack overflow ends on the unmapped pages below its
+    // stack (exo-rt maps thread stacks from 0x7e00_0000_0000 up).
+    let i = b.expect_line("'fault-stack' killed: page fault (#PF)");
+    assert!(b.lines()[i].contains("write of 0x7e0") && b.lines()[i].contains("not mapped"), "{}", b.lines()[i]);
+    b.expect_line("root: fault-stack killed by CPU exception");
     for name in ["fault-pf", "fault-ud", "fault-de", "fault-wx"] {
         b.expect_line(&format!("root: {name} killed by CPU exception"));
         assert!(b.find("fault: survived").is_none(), "a fault was survived:\n{}", b.serial);
@@ -332,7 +337,7 @@ fn the_readme_demo_boot_ends_well() {
 #[test]
 fn system_shuts_down_with_success() {
     let b = test_boot();
-    b.expect_in_order(&["root: all 18 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
+    b.expect_in_order(&["root: all 19 programs ended as expected", "[kernel] shutdown requested by 'root' (code 0)"]);
     assert_eq!(b.status, Some(0), "run-qemu status (0 = success), console:\n{}", b.serial);
     assert!(b.find("PANIC").is_none(), "{}", b.serial);
 }

@@ -491,7 +491,7 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
             "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; \
              cp /d0/data /d1/x; echo dir $?; cp -r /d0/data /d1/tree; cp -r /d1/tree /d1/tree/in; echo into $?; \
              export G=gv; echo \"one  two;three | x\" > \"/d1/x y.txt\"; cat '/d1/x y.txt'; \
-             echo 'lit $G' \"exp $G\" \\; end; ls -l /d1",
+             echo 'lit $G' \"exp $G\" \\; end; echo e \"\" f ''; ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
         .output()
@@ -526,6 +526,8 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     assert_eq!(String::from_utf8_lossy(&spaced.stdout), "one  two;three | x\n", "{text}");
     assert!(text.lines().any(|l| l.ends_with("one  two;three | x")), "{text}");
     assert!(text.lines().any(|l| l.ends_with("lit $G exp gv ; end")), "{text}");
+    // Empty quoted words keep their places.
+    assert!(text.lines().any(|l| l.ends_with("e  f ")), "{text}");
     assert!(text.lines().any(|l| l.ends_with(" x y.txt")), "{text}");
     let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(&fat).output().expect("fsck.fat");
     assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));

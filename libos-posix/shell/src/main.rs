@@ -355,6 +355,7 @@ impl Joint {
 /// character plain. Spaces and the shell's characters so quoted travel
 /// escaped (`exo_posix::argv`), so that nothing splits or acts on them,
 /// and are turned back in the words built-in commands and programs get.
+/// A quoted empty word (`""`) keeps its place (`argv::EMPTY`).
 fn quoted(line: &str) -> Result<String, &'static str> {
     let mut out = String::new();
     let mut chars = line.chars();
@@ -362,7 +363,12 @@ fn quoted(line: &str) -> Result<String, &'static str> {
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, '\'') | (None, '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
+            (Some(q), c) if c == q => {
+                quote = None;
+                if out.chars().next_back().is_none_or(char::is_whitespace) {
+                    out.push(argv::EMPTY);
+                }
+            }
             (None, '\\') => {
                 if let Some(n) = chars.next() {
                     out.push(argv::escape(n));

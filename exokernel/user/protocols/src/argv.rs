@@ -8,6 +8,11 @@
 /// Where the escaped characters start.
 const BASE: u32 = 0xE000;
 
+/// An empty quoted word (`""`, `''`) as it travels: the escaped NUL,
+/// which stands for nothing, so that the word keeps its place; a word of
+/// it alone is the empty word.
+pub const EMPTY: char = '\u{E000}';
+
 /// `c` as it travels inside a quoted word: ASCII punctuation and
 /// whitespace escaped, anything else as it is.
 pub fn escape(c: char) -> char {
@@ -18,9 +23,11 @@ pub fn escape(c: char) -> char {
     }
 }
 
-/// `word` with its escaped characters turned back.
+/// `word` with its escaped characters turned back ([`EMPTY`] to
+/// nothing).
 pub fn unescape(word: &str) -> alloc::string::String {
     word.chars()
+        .filter(|c| *c != EMPTY)
         .map(|c| match u32::from(c).checked_sub(BASE) {
             Some(code) if code < 0x80 => char::from(code as u8),
             _ => c,
@@ -55,5 +62,11 @@ mod tests {
         let line = alloc::format!("nc {} -l {}", word("a b"), word("10.0.2.2"));
         assert_eq!(line.split_whitespace().nth(2), Some("-l"), "only whitespace escaped");
         assert_eq!(words(&line), ["nc", "a b", "-l", "10.0.2.2"]);
+    }
+
+    #[test]
+    fn an_empty_quoted_word_keeps_its_place() {
+        let line = alloc::format!("echo a {EMPTY} b {EMPTY}{EMPTY} c{EMPTY}");
+        assert_eq!(words(&line), ["echo", "a", "", "b", "", "c"]);
     }
 }

@@ -111,6 +111,11 @@ fn map_boot_image(mem: Memory) -> Result<&'static [u8], exo_abi::Error> {
     Ok(Mapping::new(mem, IMAGE_VA, exo_abi::map_flags::READ)?.leak_read_only())
 }
 
+/// Stack of each of the root task's threads: starting a program (ELF
+/// plan, start-up text, grants) takes more than exo-rt's 16 KiB default,
+/// and the process service and the watchers start programs.
+pub(crate) const THREAD_STACK: usize = 128 * 1024;
+
 /// First back-off before a restart (doubled each time, up to 1 s).
 const FIRST_BACKOFF_NS: u64 = 10_000_000;
 
@@ -207,7 +212,7 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
     // program ends, however busy the programs keep the processor.
     // The process service, if a program may call it.
     if let Some(ep) = with_supervisor(|s| s.endpoints.iter().find(|(n, _)| n == "procs").map(|(_, ep)| ep.slot())) {
-        if let Err(e) = exo_rt::thread::spawn(procs::serve, ep) {
+        if let Err(e) = exo_rt::thread::spawn_with_stack(procs::serve, ep, THREAD_STACK) {
             println!("root: cannot serve the process service: {}", e.name());
         }
     }
@@ -231,18 +236,18 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
             w.push(Watched { index, program, process });
             w.len() - 1
         });
-        if let Err(e) = exo_rt::thread::spawn(watch, slot as u64) {
+        if let Err(e) = exo_rt::thread::spawn_with_stack(watch, slot as u64, THREAD_STACK) {
             println!("root: cannot watch {}: {}", program.name, e.name());
             FAILURES.fetch_add(1, Ordering::SeqCst);
             DONE.fetch_add(1, Ordering::SeqCst);
         }
         if program.test_kills > 0 {
-            if let Err(e) = exo_rt::thread::spawn(killer, slot as u64) {
+            if let Err(e) = exo_rt::thread::spawn_with_stack(killer, slot as u64, THREAD_STACK) {
                 println!("root: cannot start the test kills of {}: {}", program.name, e.name());
             }
         }
         if program.heartbeat_ms > 0 {
-            if let Err(e) = exo_rt::thread::spawn(heartbeat, slot as u64) {
+            if let Err(e) = exo_rt::thread::spawn_with_stack(heartbeat, slot as u64, THREAD_STACK) {
                 println!("root: cannot send {} heartbeats: {}", program.name, e.name());
             }
         }

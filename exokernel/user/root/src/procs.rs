@@ -365,7 +365,7 @@ fn reserve_watcher() -> Result<(), exo_rt::abi::Error> {
     if w.idle + w.starting > w.queue.len() {
         return Ok(());
     }
-    exo_rt::thread::spawn(watcher, 0)?;
+    exo_rt::thread::spawn_with_stack(watcher, 0, crate::THREAD_STACK)?;
     w.starting += 1;
     Ok(())
 }

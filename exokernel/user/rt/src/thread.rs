@@ -1,16 +1,89 @@
-//! Threads in the calling process, with stacks taken from the heap.
+//! Threads in the calling process. Each stack is memory of the
+//! process's budget mapped at a place of its own, with unmapped pages
+//! below it: a thread that overflows its stack faults (and the process
+//! ends, saying so) instead of writing over whatever lies below. A
+//! process without a budget to map from gets stacks from its heap.
 
-use crate::caps::SELF;
+use crate::caps::{self, Untyped, SELF};
 use crate::sync::Event;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use exo_abi::Error;
+use core::sync::atomic::{AtomicU64, Ordering};
+use exo_abi::{map_flags, slot, Error, PAGE_SIZE};
 
 /// Stack size of threads started by [`spawn`].
 pub const STACK_SIZE: usize = 16 * 1024;
 
-#[repr(C, align(16))]
-struct Stack([u8; STACK_SIZE]);
+/// Where thread stacks are mapped, one after the other, each above
+/// [`GUARD_PAGES`] pages left unmapped.
+const STACKS_VA: u64 = 0x0000_7e00_0000_0000;
+const STACKS_END: u64 = 0x0000_7f00_0000_0000;
+const GUARD_PAGES: u64 = 4;
+/// Where the next stack's guard starts.
+static NEXT_STACK: AtomicU64 = AtomicU64::new(STACKS_VA);
+
+/// The top of a new stack of `bytes` mapped from the budget above its
+/// guard, if the process has a budget (and address space) for one.
+fn guarded_stack(bytes: usize) -> Option<u64> {
+    let pages = (bytes as u64).div_ceil(PAGE_SIZE);
+    let span = pages.checked_add(GUARD_PAGES)?.checked_mul(PAGE_SIZE)?;
+    let guard = NEXT_STACK.fetch_add(span, Ordering::Relaxed);
+    let top = guard.checked_add(span).filter(|t| *t <= STACKS_END)?;
+    let mem = Untyped::from_slot(slot::UNTYPED).alloc(pages).ok()?;
+    let mapped = SELF.map(mem, top - pages * PAGE_SIZE, map_flags::READ | map_flags::WRITE);
+    // The mapping keeps the memory; the capability is not needed again.
+    let _ = caps::delete(mem.slot());
+    mapped.ok().map(|()| top)
+}
+
+/// A new thread's stack: mapped with a guard, or from the heap.
+enum Stack {
+    Guarded { top: u64, bytes: usize },
+    Heap { base: *mut u8, layout: core::alloc::Layout },
+}
+
+impl Stack {
+    /// A stack of `bytes` (a multiple of 16): guarded, or else from the
+    /// heap. Never freed once a thread runs on it (a thread cannot free
+    /// the stack it runs on).
+    fn new(bytes: usize) -> Result<Stack, Error> {
+        if let Some(top) = guarded_stack(bytes) {
+            return Ok(Stack::Guarded { top, bytes });
+        }
+        let layout = core::alloc::Layout::from_size_align(bytes, 16).map_err(|_| Error::InvalidArgument)?;
+        // SAFETY: a non-zero size.
+        let base = unsafe { alloc::alloc::alloc(layout) };
+        if base.is_null() {
+            return Err(Error::OutOfMemory);
+        }
+        Ok(Stack::Heap { base, layout })
+    }
+
+    fn top(&self) -> u64 {
+        match self {
+            Stack::Guarded { top, .. } => *top,
+            Stack::Heap { base, layout } => *base as u64 + layout.size() as u64,
+        }
+    }
+
+    /// Gives back the stack of a thread that was not created.
+    fn release(self) {
+        match self {
+            Stack::Guarded { top, bytes } => {
+                let _ = SELF.unmap(top - (bytes as u64).div_ceil(PAGE_SIZE) * PAGE_SIZE);
+            }
+            // SAFETY: allocated by `new` with this layout, and no thread
+            // ran on it.
+            Stack::Heap { base, layout } => unsafe { alloc::alloc::dealloc(base, layout) },
+        }
+    }
+}
+
+/// Starts `f(arg)` on a new thread with a stack of `bytes`.
+fn spawn_on(f: fn(u64), arg: u64, bytes: usize) -> Result<u64, Error> {
+    let stack = Stack::new(bytes)?;
+    start(f, arg, stack.top()).inspect_err(|_| stack.release())
+}
 
 struct Start {
     f: fn(u64),
@@ -28,24 +101,16 @@ extern "C" fn trampoline(start: *mut Start) -> ! {
     crate::sys::thread_exit()
 }
 
-/// Starts `f(arg)` on a new thread of this process. The stack (16 KiB) is
-/// never freed: a thread cannot free the stack it runs on.
+/// Starts `f(arg)` on a new thread of this process, with a stack of
+/// [`STACK_SIZE`] bytes.
 pub fn spawn(f: fn(u64), arg: u64) -> Result<u64, Error> {
-    let stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
-    start(f, arg, stack.0.as_ptr() as u64 + STACK_SIZE as u64)
+    spawn_on(f, arg, STACK_SIZE)
 }
 
 /// [`spawn`] with a stack of `stack_bytes` (rounded up to 16 bytes), for
-/// code that needs more than 16 KiB (a rump kernel's threads, say).
+/// code that needs more than [`STACK_SIZE`] (a rump kernel's threads, say).
 pub fn spawn_with_stack(f: fn(u64), arg: u64, stack_bytes: usize) -> Result<u64, Error> {
-    let bytes = stack_bytes.max(STACK_SIZE).next_multiple_of(16);
-    let layout = core::alloc::Layout::from_size_align(bytes, 16).map_err(|_| Error::InvalidArgument)?;
-    // SAFETY: a non-zero size.
-    let base = unsafe { alloc::alloc::alloc(layout) };
-    if base.is_null() {
-        return Err(Error::OutOfMemory);
-    }
-    start(f, arg, base as u64 + bytes as u64)
+    spawn_on(f, arg, stack_bytes.max(STACK_SIZE).next_multiple_of(16))
 }
 
 fn start(f: fn(u64), arg: u64, top: u64) -> Result<u64, Error> {
