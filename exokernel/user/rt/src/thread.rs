@@ -22,23 +22,25 @@ const GUARD_PAGES: u64 = 4;
 /// Where the next stack's guard starts.
 static NEXT_STACK: AtomicU64 = AtomicU64::new(STACKS_VA);
 
-/// The top of a new stack of `bytes` mapped from the budget above its
-/// guard, if the process has a budget (and address space) for one.
-fn guarded_stack(bytes: usize) -> Option<u64> {
+/// A new stack of `bytes` mapped from the budget above its guard (its
+/// base and top), if the process has a budget (and address space) for
+/// one.
+fn guarded_stack(bytes: usize) -> Option<(u64, u64)> {
     let pages = (bytes as u64).div_ceil(PAGE_SIZE);
     let span = pages.checked_add(GUARD_PAGES)?.checked_mul(PAGE_SIZE)?;
     let guard = NEXT_STACK.fetch_add(span, Ordering::Relaxed);
     let top = guard.checked_add(span).filter(|t| *t <= STACKS_END)?;
+    let base = top - pages * PAGE_SIZE;
     let mem = Untyped::from_slot(slot::UNTYPED).alloc(pages).ok()?;
-    let mapped = SELF.map(mem, top - pages * PAGE_SIZE, map_flags::READ | map_flags::WRITE);
+    let mapped = SELF.map(mem, base, map_flags::READ | map_flags::WRITE);
     // The mapping keeps the memory; the capability is not needed again.
     let _ = caps::delete(mem.slot());
-    mapped.ok().map(|()| top)
+    mapped.ok().map(|()| (base, top))
 }
 
 /// A new thread's stack: mapped with a guard, or from the heap.
 enum Stack {
-    Guarded { top: u64, bytes: usize },
+    Guarded { base: u64, top: u64 },
     Heap { base: *mut u8, layout: core::alloc::Layout },
 }
 
@@ -47,8 +49,8 @@ impl Stack {
     /// heap. Never freed once a thread runs on it (a thread cannot free
     /// the stack it runs on).
     fn new(bytes: usize) -> Result<Stack, Error> {
-        if let Some(top) = guarded_stack(bytes) {
-            return Ok(Stack::Guarded { top, bytes });
+        if let Some((base, top)) = guarded_stack(bytes) {
+            return Ok(Stack::Guarded { base, top });
         }
         let layout = core::alloc::Layout::from_size_align(bytes, 16).map_err(|_| Error::InvalidArgument)?;
         // SAFETY: a non-zero size.
@@ -69,8 +71,8 @@ impl Stack {
     /// Gives back the stack of a thread that was not created.
     fn release(self) {
         match self {
-            Stack::Guarded { top, bytes } => {
-                let _ = SELF.unmap(top - (bytes as u64).div_ceil(PAGE_SIZE) * PAGE_SIZE);
+            Stack::Guarded { base, .. } => {
+                let _ = SELF.unmap(base);
             }
             // SAFETY: allocated by `new` with this layout, and no thread
             // ran on it.
