@@ -300,6 +300,15 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     let (status, out) = run("cat /d0/hello.txt; cat /no/such/file");
     assert_eq!(status, Some(1), "{out}");
     assert!(out.contains("Hello from the test's image") && out.contains("cat: /no/such/file: ENOENT"), "{out}");
+    // A disk with no file system: its server gives up, the supervisor
+    // closes its endpoint for good, and the shell comes up without it
+    // (told so, not waiting on a service that will not come back).
+    std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
+    let (status, out) = run("echo u''p; ls /d0"); // ('up' only as the output)
+    assert_eq!(status, Some(1), "{out}");
+    let gone = out.find("root: fs-server is gone for good").expect(&out);
+    let shell = out.find("exo-sh: the ExoV6 shell (no file system)").expect(&out);
+    assert!(gone < shell && out.contains("up") && out.contains("ls: no file server answers"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

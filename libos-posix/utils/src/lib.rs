@@ -62,7 +62,11 @@ pub fn path(arg: &str) -> String {
 /// if there are none.
 pub fn disks(name: &str) -> bool {
     if posix::mount_disks().is_empty() {
-        eprintln!("{name}: given no file server (an endpoint named files)");
+        if exo_rt::endpoint_names().any(|n| n.starts_with("files")) {
+            eprintln!("{name}: no file server answers (it gave up on its disk, or is gone)");
+        } else {
+            eprintln!("{name}: given no file server (an endpoint named files)");
+        }
         return false;
     }
     true

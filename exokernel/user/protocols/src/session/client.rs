@@ -20,6 +20,16 @@ fn pause(n: u32) {
     exo_rt::sys::sleep((1_000_000u64 << n.saturating_sub(1).min(7)).min(100_000_000));
 }
 
+/// Why an attach did not succeed.
+enum Refused {
+    /// No answer: the instance died while attaching, or none is there yet.
+    NoAnswer,
+    /// The endpoint was closed for good: no instance will come again.
+    Gone,
+    /// The service answered with this status.
+    Status(Status),
+}
+
 /// A buffer attached to a service: what it takes to call it and to
 /// attach the same buffer again to a restarted instance.
 #[derive(Clone, Copy)]
@@ -38,17 +48,18 @@ impl Attached {
         let buffer =
             Mapping::alloc(Untyped::from_slot(slot::UNTYPED), pages, va).map_err(|_| "no memory for the buffer")?;
         let a = Attached { ep, memory: buffer.memory() };
-        let mut answer = a.attach_again();
+        let mut answer = a.attach();
         for n in 1..FIRST_ATTACH_TRIES {
-            if answer != Err(None) {
+            if !matches!(answer, Err(Refused::NoAnswer)) {
                 break;
             }
             pause(n);
-            answer = a.attach_again();
+            answer = a.attach();
         }
         let words = answer.map_err(|e| match e {
-            None => "the service does not answer",
-            Some(_) => "the service refused the buffer",
+            Refused::NoAnswer => "the service does not answer",
+            Refused::Gone => "the service is gone for good",
+            Refused::Status(_) => "the service refused the buffer",
         })?;
         Ok((buffer, a, words))
     }
@@ -61,10 +72,23 @@ impl Attached {
     /// Attaches the buffer (again): the answer's words 1 and 2; `None`
     /// if the service does not answer, else its status.
     pub fn attach_again(&self) -> Result<[u64; 2], Option<Status>> {
-        let m = self.ep.call([ATTACH, 0, 0], Some(self.memory.slot()), FOREVER).map_err(|_| None)?;
+        self.attach().map_err(|e| match e {
+            Refused::Status(s) => Some(s),
+            Refused::NoAnswer | Refused::Gone => None,
+        })
+    }
+
+    /// One attach; an endpoint closed for good (`Gone`) is told apart
+    /// from one whose instance died, so that nobody waits for a service
+    /// its supervisor gave up on.
+    fn attach(&self) -> Result<[u64; 2], Refused> {
+        let m = self.ep.call([ATTACH, 0, 0], Some(self.memory.slot()), FOREVER).map_err(|e| match e {
+            Error::Gone => Refused::Gone,
+            _ => Refused::NoAnswer,
+        })?;
         match Status::from_word(m.words[0]) {
             Some(Status::Ok) => Ok([m.words[1], m.words[2]]),
-            s => Err(Some(s.unwrap_or(Status::BadRequest))),
+            s => Err(Refused::Status(s.unwrap_or(Status::BadRequest))),
         }
     }
 
@@ -83,10 +107,10 @@ impl Attached {
                 if n > 0 {
                     pause(n);
                 }
-                match self.attach_again() {
+                match self.attach() {
                     Ok(_) => return then(self),
-                    Err(None) => continue,
-                    Err(Some(_)) => return false,
+                    Err(Refused::NoAnswer) => continue,
+                    Err(Refused::Gone | Refused::Status(_)) => return false,
                 }
             }
             false
