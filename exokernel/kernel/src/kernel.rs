@@ -98,6 +98,11 @@ impl Clock {
         ((ticks * self.ns_per_tick as u128) >> 32) as u64
     }
 
+    /// `ticks` TSC ticks in nanoseconds.
+    pub fn ticks_ns(&self, ticks: u64) -> u64 {
+        ((ticks as u128 * self.ns_per_tick as u128) >> 32) as u64
+    }
+
     /// Nanoseconds since 1970-01-01 UTC.
     pub fn wall(&self) -> u64 {
         self.wall0 + self.now()

@@ -252,6 +252,7 @@ extern "C" fn trap_from_kernel(frame: &TrapFrame) -> ! {
     if frame.vector < 32 {
         fault::kernel_exception(frame);
     }
+    sched::idle_ended();
     let k = kernel();
     handle_interrupt(k, frame);
     sched::schedule(k)

@@ -50,8 +50,27 @@ pub fn schedule(k: &mut Kernel) -> ! {
         Some((_, t)) => resume(k, t),
         None => {
             k.current = None;
+            IDLE_SINCE.store(cpu::rdtsc(), core::sync::atomic::Ordering::Relaxed);
             trap::enter_idle()
         }
+    }
+}
+
+/// Address-space switches since boot (CR3 loads; each one empties TLBs,
+/// and QEMU's TCG its translation caches too: reported at shutdown).
+pub static SWITCHES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// TSC ticks spent idle since boot, and when the CPU last went idle
+/// (reported at shutdown, with [`SWITCHES`]).
+pub static IDLE_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static IDLE_SINCE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Counts the time since the idle loop was entered (an interrupt ended it).
+pub fn idle_ended() {
+    use core::sync::atomic::Ordering::Relaxed;
+    let since = IDLE_SINCE.swap(0, Relaxed);
+    if since != 0 {
+        IDLE_TICKS.fetch_add(cpu::rdtsc().saturating_sub(since), Relaxed);
     }
 }
 
@@ -59,6 +78,7 @@ pub fn schedule(k: &mut Kernel) -> ! {
 #[inline(always)]
 pub fn enter_address_space(pml4: u64) {
     if cpu::cr3() != pml4 {
+        SWITCHES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         // SAFETY: every process table maps the kernel half like the
         // kernel's own (copied at creation, never changed).
         unsafe { cpu::write_cr3(pml4) };

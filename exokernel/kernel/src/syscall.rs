@@ -479,6 +479,11 @@ fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
 
 fn shutdown(k: &mut Kernel, p: ProcId, slot: u64, code: u64) -> SysResult {
     lookup(k, p, slot, CapKind::Power, Rights::WRITE)?;
-    crate::kprintln!("shutdown requested by '{}' (code {code})", k.proc(p).name);
+    crate::kprintln!(
+        "shutdown requested by '{}' (code {code}); since boot: {} address-space switches, idle {} ms",
+        k.proc(p).name,
+        crate::sched::SWITCHES.load(core::sync::atomic::Ordering::Relaxed),
+        k.clock.ticks_ns(crate::sched::IDLE_TICKS.load(core::sync::atomic::Ordering::Relaxed)) / 1_000_000
+    );
     crate::power_off(code)
 }

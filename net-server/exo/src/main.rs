@@ -72,6 +72,8 @@ static FRAMES_OUT: AtomicU64 = AtomicU64::new(0);
 /// Calls that moved them, and client requests (for the report).
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Calls that brought no frame in (most only sent an acknowledgement).
+static EMPTY_CALLS: AtomicU64 = AtomicU64::new(0);
 /// TCP segments dropped for a wrong checksum (for the report).
 static BAD_CHECKSUMS: AtomicU64 = AtomicU64::new(0);
 
@@ -231,6 +233,9 @@ fn exchange() -> bool {
     count(&FRAMES_OUT, queued);
     count(&FRAMES_IN, received);
     CALLS.fetch_add(1, Ordering::Relaxed);
+    if received == 0 {
+        EMPTY_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
     (s.received, s.next, s.more) = (received, 0, more);
     let layout = s.layout;
     drop(s);
@@ -800,10 +805,11 @@ fn main(args: &str) -> i32 {
     let (open, connections) = net.table.counts();
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "net-server: {} frames in, {} out, in {} calls to the driver; {} client requests; {} TCP segment(s) with a wrong checksum dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
+        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} client requests; {} TCP segment(s) with a wrong checksum dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
         n(&FRAMES_IN),
         n(&FRAMES_OUT),
         n(&CALLS),
+        n(&EMPTY_CALLS),
         n(&REQUESTS),
         n(&BAD_CHECKSUMS)
     );
