@@ -428,7 +428,7 @@ fn the_shell_runs_programs_in_the_background_lists_and_kills_them() {
 /// The environment: `export` sets variables, `$NAME` expands them (unset:
 /// empty), `env` lists them, and a program the shell starts gets them
 /// (`printenv`, on `exo_posix::getenv`); `unset` removes one; a bad name
-/// is refused.
+/// is refused; `$UNSET` vanishes and `"$UNSET"` is an empty word.
 #[test]
 fn the_shell_passes_its_environment_to_programs() {
     let (dir, img, _) = disk("env", false);
@@ -444,7 +444,15 @@ fn the_shell_passes_its_environment_to_programs() {
             ("[bonjour-42] [exo] [] 0", b"printenv\recho listed\r"),
             ("listed", b"unset NAME\rprintenv NAME\recho status $?\r"),
             ("status 1", b"export 1x=2\r"),
-            ("export: \"1x\" is not a variable name", b"poweroff\r"),
+            // An unquoted expansion that comes to nothing is no word; a
+            // quoted one is the empty word, for built-in commands and
+            // programs alike.
+            ("export: \"1x\" is not a variable name", b"echo [a $UNSET b \"$UNSET\" c]\r"),
+            ("[a b  c]", b"sleep $UNSET\r"),
+            ("sleep: sleep SECONDS", b"sleep \"$UNSET\"\r"),
+            ("sleep: \"\" is not a number of seconds", b"echo x 2>err; echo status $?\r"),
+            // `2>` is refused, not taken as an argument `2`.
+            ("status 2", b"poweroff\r"),
         ],
     );
     let i = b.lines().iter().position(|l| l.ends_with("[bonjour-42] [exo] [] 0")).unwrap();
@@ -454,6 +462,7 @@ fn the_shell_passes_its_environment_to_programs() {
     for want in ["GREETING=bonjour-42", "NAME=exo", "EXO_PID=1"] {
         assert!(rest.iter().any(|l| l.ends_with(want) && !l.contains("export")), "no {want}:\n{}", b.serial);
     }
+    assert!(b.serial.contains("exo-sh: only standard output (> FILE, >> FILE) and input (< FILE) can be redirected"));
     assert_eq!(b.status, Some(0), "{}", b.serial);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -300,6 +300,14 @@ fn redirections(line: &str) -> Result<(String, Redirects), &'static str> {
     let mut r = Redirects::default();
     let mut rest = line;
     while let Some(at) = rest.find(['>', '<']) {
+        // `2> FILE`, `2>&1`: a descriptor's number right before (as a word
+        // of its own) would otherwise pass as an argument.
+        let before = rest[..at].trim_end_matches(|c: char| c.is_ascii_digit());
+        if before.len() < at && before.chars().next_back().is_none_or(char::is_whitespace) {
+            return Err(
+                "only standard output (> FILE, >> FILE) and input (< FILE) can be redirected; errors go to the console",
+            );
+        }
         command.push_str(&rest[..at]);
         command.push(' ');
         let op = &rest[at..];
@@ -355,17 +363,19 @@ impl Joint {
 /// character plain. Spaces and the shell's characters so quoted travel
 /// escaped (`exo_posix::argv`), so that nothing splits or acts on them,
 /// and are turned back in the words built-in commands and programs get.
-/// A quoted empty word (`""`) keeps its place (`argv::EMPTY`).
+/// A quoted empty word (`""`) keeps its place (`argv::EMPTY`), and so
+/// does a word with a `"$NAME"` that turns out empty.
 fn quoted(line: &str) -> Result<String, &'static str> {
     let mut out = String::new();
     let mut chars = line.chars();
     let mut quote: Option<char> = None;
+    let mut expands = false;
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, '\'') | (None, '"') => quote = Some(c),
             (Some(q), c) if c == q => {
                 quote = None;
-                if out.chars().next_back().is_none_or(char::is_whitespace) {
+                if core::mem::take(&mut expands) || out.chars().next_back().is_none_or(char::is_whitespace) {
                     out.push(argv::EMPTY);
                 }
             }
@@ -382,7 +392,10 @@ fn quoted(line: &str) -> Result<String, &'static str> {
                 }
                 None => return Err("a quote is not closed"),
             },
-            (Some('"'), '$') => out.push('$'),
+            (Some('"'), '$') => {
+                out.push('$');
+                expands = true;
+            }
             (Some(_), c) => out.push(argv::escape(c)),
             (None, c) => out.push(c),
         }
@@ -390,6 +403,16 @@ fn quoted(line: &str) -> Result<String, &'static str> {
     match quote {
         Some(_) => Err("a quote is not closed"),
         None => Ok(out),
+    }
+}
+
+/// A word as a program gets it ([`argv::words`]): its whitespace escaped,
+/// and the empty word kept in its place.
+fn program_word(w: &str) -> String {
+    if w.is_empty() {
+        argv::EMPTY.to_string()
+    } else {
+        argv::word(w)
     }
 }
 
@@ -556,6 +579,15 @@ impl Shell {
         Ok(())
     }
 
+    /// `word` expanded ([`Shell::expand`]) and unescaped: none if it came
+    /// to nothing unquoted (`$UNSET`), as in POSIX shells; a quoted empty
+    /// word (`""`, `"$UNSET"`) is the empty word.
+    fn expand_word(&self, word: &str) -> Option<String> {
+        let expanded = self.expand(word);
+        let w = argv::unescape(&expanded);
+        (!w.is_empty() || expanded.contains(argv::EMPTY)).then_some(w)
+    }
+
     /// `word` with `$?` and `$NAME` (environment variables; unset ones are
     /// empty) replaced.
     fn expand(&self, word: &str) -> String {
@@ -586,7 +618,8 @@ impl Shell {
 
     /// `COMMAND &`: starts a program without waiting for it.
     fn start_job(&mut self, line: &str) -> i32 {
-        let words: Vec<String> = line.split_whitespace().map(|w| argv::word(&argv::unescape(w))).collect();
+        let words: Vec<String> =
+            line.split_whitespace().filter_map(|w| self.expand_word(w)).map(|w| program_word(&w)).collect();
         let Some(cmd) = words.first() else {
             println!("exo-sh: & wants a program before it");
             return 2;
@@ -631,7 +664,7 @@ impl Shell {
                 }
             };
             let words: Vec<String> =
-                command.split_whitespace().map(|w| argv::word(&argv::unescape(&self.expand(w)))).collect();
+                command.split_whitespace().filter_map(|w| self.expand_word(w)).map(|w| program_word(&w)).collect();
             if words.is_empty() {
                 println!("exo-sh: a | wants a command on each side");
                 return 2;
@@ -766,7 +799,7 @@ impl Shell {
 
     /// Runs one command (its output to `out`); its status.
     fn command(&mut self, line: &str, out: &mut Out) -> Option<i32> {
-        let words: Vec<String> = line.split_whitespace().map(|w| argv::unescape(&self.expand(w))).collect();
+        let words: Vec<String> = line.split_whitespace().filter_map(|w| self.expand_word(w)).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let path = |p: &str| posix::join_path(&self.cwd, p);
@@ -955,7 +988,7 @@ impl Shell {
                 1
             }
             other => {
-                let line: Vec<String> = words.iter().map(|w| argv::word(w)).collect();
+                let line: Vec<String> = words.iter().map(|w| program_word(w)).collect();
                 let line = line.join(" ");
                 match self.procs.then(|| run_program(&line)) {
                     Some(Ok(Some(status))) => status,

@@ -12,7 +12,7 @@ use exo_rt::println;
 exo_posix::entry!(main);
 
 fn main(args: &str) -> i32 {
-    let names: alloc::vec::Vec<&str> = args.split_whitespace().collect();
+    let names = posix::argv::words(args);
     if names.is_empty() {
         for (n, v) in posix::environ() {
             println!("{n}={v}");
@@ -21,7 +21,7 @@ fn main(args: &str) -> i32 {
     }
     let mut status = 0;
     for n in names {
-        match posix::getenv(n) {
+        match posix::getenv(&n) {
             Some(v) => println!("{v}"),
             None => status = 1,
         }

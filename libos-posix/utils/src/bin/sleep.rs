@@ -29,8 +29,8 @@ fn parse(text: &str) -> Option<u64> {
 }
 
 fn main(args: &str) -> i32 {
-    let mut words = args.split_whitespace();
-    let (Some(d), None) = (words.next(), words.next()) else {
+    let words = exo_posix::argv::words(args);
+    let [d] = words.as_slice() else {
         eprintln!("sleep: sleep SECONDS");
         return 2;
     };
