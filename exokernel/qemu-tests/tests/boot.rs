@@ -350,6 +350,24 @@ fn failed_expectation_gives_failure_status() {
     assert_eq!(b.status, Some(exo_abi::qemu_exit_status(1)), "console:\n{}", b.serial);
 }
 
+/// A program that cannot start (no room for its budget) counts as ended
+/// for good: the network server it alone was a client of is told (its
+/// endpoint closed) and stops, then its driver, and ExoV6 ends with a
+/// failure instead of waiting for ever.
+#[test]
+fn a_program_that_cannot_start_leaves_no_server_waiting_for_it() {
+    let b = boot("nostart.img", TIMEOUT, &[]);
+    b.expect_in_order(&[
+        "root: cannot start sink: no room for its budget",
+        "root: every client of sockets has ended for good; closed it, so that net-server stops waiting",
+        "root: net-server exited with code 0",
+        "root: virtio-net exited with code 0",
+        "root: sink                  0  never started",
+        "root: 1 program(s) failed or ended unexpectedly",
+    ]);
+    assert_eq!(b.status, Some(exo_abi::qemu_exit_status(1)), "console:\n{}", b.serial);
+}
+
 #[test]
 fn kernel_with_garbage_boot_image_panics_clearly() {
     // Random bytes are not a boot image: the kernel must say so and fail.

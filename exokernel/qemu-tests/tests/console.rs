@@ -488,36 +488,44 @@ fn a_restarted_console_driver_gets_its_port_and_line_back() {
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 
-/// Two disks at once: `scripts/run-qemu -c` with an ext4 disk and a
-/// writable FAT disk gives each its own driver and file server (a
-/// manifest it makes); the shell finds their files at /d0 and /d1, `/`
-/// lists both, and a file copied from one to the other is what the host
-/// finds on the FAT image, which fsck.fat finds clean. The ext4 disk's
-/// server refuses writes.
+/// Several disks at once: `scripts/run-qemu -c` with an ext4 disk and
+/// two writable FAT disks gives each its own driver and file server (a
+/// manifest it makes); the shell finds their files at /d0, /d1 and /d2,
+/// `/` lists them, and a file copied from one to the other is what the
+/// host finds on the FAT image, which fsck.fat finds clean. The ext4
+/// disk's server refuses writes. `mv` across disks copies, then removes
+/// the source, and leaves a source it could not copy where it was.
 #[test]
 fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     let (dir0, ext4, blob) = disk("two-ext4", false);
     let (dir1, fat, _) = disk("two-fat", true);
+    let (dir2, fat2, _) = disk("two-fat2", true);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = std::process::Command::new(root.join("scripts/run-qemu"))
         .args(["--no-build", "--disk"])
         .arg(&ext4)
         .arg("--disk-rw")
         .arg(&fat)
+        .arg("--disk-rw")
+        .arg(&fat2)
         .args([
             "-c",
             "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; \
              cp /d0/data /d1/x; echo dir $?; cp -r /d0/data /d1/tree; cp -r /d1/tree /d1/tree/in; echo into $?; \
              export G=gv; echo \"one  two;three | x\" > \"/d1/x y.txt\"; cat '/d1/x y.txt'; \
-             echo 'lit $G' \"exp $G\" \\; end; echo e \"\" f ''; ls -l /d1",
+             echo 'lit $G' \"exp $G\" \\; end; echo e \"\" f ''; \
+             mv /d2/data /d1/moved; echo mv $?; mv /d1/copied.bin /d0/; echo back $?; mv /d0/hello.txt /d1/h.txt; echo ro-src $?; \
+             ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("scripts/run-qemu");
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("exo-sh: the ExoV6 shell (2 disks' files at /d0, /d1)"), "{text}");
-    assert!(text.contains("root: started fs-server0") && text.contains("root: started fs-server1"), "{text}");
+    assert!(text.contains("exo-sh: the ExoV6 shell (3 disks' files at /d0, /d1, /d2)"), "{text}");
+    for i in 0..3 {
+        assert!(text.contains(&format!("root: started fs-server{i}")), "{text}");
+    }
     assert!(text.lines().any(|l| l.ends_with("d0/")) && text.lines().any(|l| l == "d1/"), "{text}");
     // The POSIX library's device files are listed where they are opened.
     assert!(text.lines().any(|l| l == "dev/"), "{text}");
@@ -547,10 +555,27 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     // Empty quoted words keep their places.
     assert!(text.lines().any(|l| l.ends_with("e  f ")), "{text}");
     assert!(text.lines().any(|l| l.ends_with(" x y.txt")), "{text}");
-    let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(&fat).output().expect("fsck.fat");
-    assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+    // mv across disks: the tree moved from /d2 to /d1 whole, and is gone
+    // from /d2; a file whose copy failed (/d0 is read-only) stayed; one
+    // copied from the read-only disk is there, its source too.
+    assert!(text.lines().any(|l| l.ends_with("mv 0")), "{text}");
+    let moved =
+        std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/moved/blob.bin").output().expect("mtype");
+    assert!(moved.stdout == blob, "moved: {} bytes of {}", moved.stdout.len(), blob.len());
+    let gone = std::process::Command::new("mdir").arg("-i").arg(&fat2).arg("::/data").output().expect("mdir");
+    assert!(!gone.status.success(), "/d2/data is still there: {}", String::from_utf8_lossy(&gone.stdout));
+    assert!(text.contains("mv: /d1/copied.bin was not all copied to /d0/copied.bin: it stays where it was"), "{text}");
+    assert!(text.lines().any(|l| l.ends_with("back 1")), "{text}");
+    assert!(text.contains("mv: /d0/hello.txt: EROFS") && text.lines().any(|l| l.ends_with("ro-src 1")), "{text}");
+    let h = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/h.txt").output().expect("mtype");
+    assert_eq!(String::from_utf8_lossy(&h.stdout), "Hello from the test's image\n");
+    for image in [&fat, &fat2] {
+        let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(image).output().expect("fsck.fat");
+        assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+    }
     let _ = std::fs::remove_dir_all(&dir0);
     let _ = std::fs::remove_dir_all(&dir1);
+    let _ = std::fs::remove_dir_all(&dir2);
 }
 
 /// The network from the shell: `echod` and `nc`, programs on the POSIX

@@ -212,6 +212,86 @@ pub fn fail(name: &str, what: &str, e: Errno) -> i32 {
     1
 }
 
+/// Copies directory `from` to `to` (made if it is not there) with
+/// everything in it, going on past what fails (each failure told as
+/// `name`'s); whether all was copied.
+pub fn copy_tree(name: &str, from: &str, to: &str) -> bool {
+    match posix::mkdir(to) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) if posix::stat(to).is_ok_and(|st| st.is_dir()) => {}
+        Err(e) => {
+            fail(name, to, e);
+            return false;
+        }
+    }
+    let entries = match posix::readdir(from) {
+        Ok(e) => e,
+        Err(e) => {
+            fail(name, from, e);
+            return false;
+        }
+    };
+    let mut all = true;
+    for e in entries {
+        let (f, t) = (posix::join_path(from, &e.name), posix::join_path(to, &e.name));
+        if e.stat.is_dir() {
+            all &= copy_tree(name, &f, &t);
+        } else if let Err((what, err)) = copy(&f, &t) {
+            fail(name, &what, err);
+            all = false;
+        }
+    }
+    all
+}
+
+/// Copies file `from` to `to` (made anew, or cut to nothing); what
+/// failed, and how.
+pub fn copy(from: &str, to: &str) -> Result<(), (String, Errno)> {
+    use posix::flags::{O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY};
+    let input = posix::open(from, O_RDONLY).map_err(|e| (from.to_string(), e))?;
+    if posix::fstat(input).is_ok_and(|st| st.is_dir()) {
+        let _ = posix::close(input);
+        return Err((from.to_string(), Errno::EISDIR));
+    }
+    let output = match posix::open(to, O_WRONLY | O_CREAT | O_TRUNC) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = posix::close(input);
+            return Err((to.to_string(), e));
+        }
+    };
+    let mut wrote = Ok(());
+    let read = each_chunk(input, |b| {
+        wrote = posix::write_all(output, b);
+        wrote.map_err(|_| Errno::EIO)
+    });
+    let _ = posix::close(input);
+    let closed = posix::close(output);
+    wrote.map_err(|e| (to.to_string(), e))?;
+    read.map_err(|e| (from.to_string(), e))?;
+    closed.map_err(|e| (to.to_string(), e))
+}
+
+/// Removes `p` (and, if `recursive`, what a directory holds first); what
+/// failed, and how.
+pub fn remove(p: &str, recursive: bool) -> Result<(), (String, Errno)> {
+    let st = posix::stat(p).map_err(|e| (p.into(), e))?;
+    if st.is_dir() && !recursive {
+        return Err((alloc::format!("{p} (a directory: rm -r)"), Errno::EISDIR));
+    }
+    if st.is_dir() {
+        for e in posix::readdir(p).map_err(|e| (p.into(), e))? {
+            remove(&posix::join_path(p, &e.name), true)?;
+        }
+    }
+    posix::unlink(p).map_err(|e| (p.into(), e))
+}
+
+/// Whether `inner` is `dir` or lies inside it (both absolute).
+pub fn inside(inner: &str, dir: &str) -> bool {
+    inner == dir || inner.starts_with(dir) && inner.as_bytes().get(dir.len()) == Some(&b'/')
+}
+
 /// `mount` and `disks` (the same program under two names): which file
 /// server serves which disk, as each says; the exit status.
 pub fn list_mounts(name: &str, args: &str) -> i32 {

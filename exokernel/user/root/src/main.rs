@@ -227,6 +227,9 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
             Err(e) => {
                 println!("root: cannot start {}: {e}", program.name);
                 failures += 1;
+                // Ended for good before it began: servers it alone was a
+                // client of stop (below), rather than wait for it for ever.
+                set_instance(index, |i| i.ended = true);
                 continue;
             }
         };
@@ -251,6 +254,9 @@ fn run(image: &'static exo_bootimg::BootImage<'static>, manifest: &'static Manif
                 println!("root: cannot send {} heartbeats: {}", program.name, e.name());
             }
         }
+    }
+    if failures > 0 {
+        close_orphaned_endpoints();
     }
     while DONE.load(Ordering::SeqCst) < started {
         sys::sleep(10_000_000);

@@ -1,12 +1,15 @@
 //! `mv FROM TO` or `mv FROM... DIR`: renames (into a directory under the
-//! same name), within one file system. Exit status 1 if one could not be
-//! moved.
+//! same name). Across file systems (another disk: `EXDEV`) it copies,
+//! a directory with everything in it, and removes the source only once
+//! all of it was copied; what could not be copied stays where it was.
+//! Exit status 1 if one could not be moved.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use exo_posix as posix;
-use exo_utils::{fail, Args};
+use exo_posix::{self as posix, Errno};
+use exo_rt::eprintln;
+use exo_utils::{copy, copy_tree, fail, inside, remove, Args};
 
 exo_posix::entry!(main);
 
@@ -21,9 +24,51 @@ fn main(args: &str) -> i32 {
     };
     let mut status = 0;
     for (f, target) in moves {
-        if let Err(e) = posix::rename(&f, &target) {
-            status = fail("mv", &f, e);
+        match posix::rename(&f, &target) {
+            Ok(()) => {}
+            Err(Errno::EXDEV) => {
+                if !across(&f, &target) {
+                    status = 1;
+                }
+            }
+            Err(e) => status = fail("mv", &f, e),
         }
     }
     status
+}
+
+/// Moves `from` to `to` on another file system: a copy, then the source
+/// removed; whether it moved.
+fn across(from: &str, to: &str) -> bool {
+    if posix::mounts().iter().any(|m| m == from) {
+        eprintln!("mv: {from}: a mount point stays");
+        return false;
+    }
+    let dir = match posix::stat(from) {
+        Ok(st) => st.is_dir(),
+        Err(e) => {
+            fail("mv", from, e);
+            return false;
+        }
+    };
+    let copied = if dir {
+        if inside(to, from) {
+            eprintln!("mv: cannot move {from} into itself ({to})");
+            return false;
+        }
+        copy_tree("mv", from, to)
+    } else {
+        copy(from, to).map_err(|(what, e)| fail("mv", &what, e)).is_ok()
+    };
+    if !copied {
+        eprintln!("mv: {from} was not all copied to {to}: it stays where it was");
+        return false;
+    }
+    match remove(from, true) {
+        Ok(()) => true,
+        Err((what, e)) => {
+            fail("mv", &what, e);
+            false
+        }
+    }
 }

@@ -10,7 +10,7 @@ extern crate alloc;
 
 use exo_posix::{self as posix, Errno};
 use exo_rt::eprintln;
-use exo_utils::{fail, path, Args};
+use exo_utils::{fail, path, remove, Args};
 
 exo_posix::entry!(main);
 
@@ -44,18 +44,4 @@ fn main(args: &str) -> i32 {
         }
     }
     status
-}
-
-/// Removes `p` (and, if `recursive`, what a directory holds first).
-fn remove(p: &str, recursive: bool) -> Result<(), (alloc::string::String, Errno)> {
-    let st = posix::stat(p).map_err(|e| (p.into(), e))?;
-    if st.is_dir() && !recursive {
-        return Err((alloc::format!("{p} (a directory: rm -r)"), Errno::EISDIR));
-    }
-    if st.is_dir() {
-        for e in posix::readdir(p).map_err(|e| (p.into(), e))? {
-            remove(&posix::join_path(p, &e.name), true)?;
-        }
-    }
-    posix::unlink(p).map_err(|e| (p.into(), e))
 }
