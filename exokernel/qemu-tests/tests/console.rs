@@ -515,6 +515,7 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
              export G=gv; echo \"one  two;three | x\" > \"/d1/x y.txt\"; cat '/d1/x y.txt'; \
              echo 'lit $G' \"exp $G\" \\; end; echo e \"\" f ''; \
              mv /d2/data /d1/moved; echo mv $?; mv /d1/copied.bin /d0/; echo back $?; mv /d0/hello.txt /d1/h.txt; echo ro-src $?; \
+             echo /d0/d*/*.bin '*' \"*.x\" /d0/no*match; echo h?llo.* d*; \
              ls -l /d1",
         ])
         .stdin(std::process::Stdio::null())
@@ -569,6 +570,10 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
     assert!(text.contains("mv: /d0/hello.txt: EROFS") && text.lines().any(|l| l.ends_with("ro-src 1")), "{text}");
     let h = std::process::Command::new("mtype").arg("-i").arg(&fat).arg("::/h.txt").output().expect("mtype");
     assert_eq!(String::from_utf8_lossy(&h.stdout), "Hello from the test's image\n");
+    // Wildcards: unquoted ones match (relative from /d0, where the shell
+    // starts), quoted ones and ones that match nothing stay as written.
+    assert!(text.lines().any(|l| l.ends_with("/d0/data/blob.bin * *.x /d0/no*match")), "{text}");
+    assert!(text.lines().any(|l| l.ends_with("hello.txt data")), "{text}");
     for image in [&fat, &fat2] {
         let fsck = std::process::Command::new("fsck.fat").arg("-n").arg(image).output().expect("fsck.fat");
         assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));

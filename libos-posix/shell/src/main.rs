@@ -406,6 +406,50 @@ fn quoted(line: &str) -> Result<String, &'static str> {
     }
 }
 
+/// The paths `pattern` matches (relative ones from `cwd`), as written
+/// (relative stays relative), sorted: an unquoted `*` in a name matches
+/// any run of characters, `?` any one (quoted ones, escaped by
+/// [`quoted`], are plain); a name starting with `.` is matched only by a
+/// pattern starting with one, as in sh. None if nothing matches (the
+/// word then stays as it was written).
+fn glob(cwd: &str, pattern: &str) -> Vec<String> {
+    // Candidates as (written form, absolute path).
+    let absolute = pattern.starts_with('/');
+    let mut found: Vec<(String, String)> = alloc::vec![(
+        if absolute { "/".into() } else { String::new() },
+        if absolute { "/".into() } else { cwd.into() }
+    )];
+    for part in pattern.split('/').filter(|p| !p.is_empty()) {
+        let mut next = Vec::new();
+        for (written, path) in &found {
+            let join = |name: &str| {
+                let w = if written.is_empty() || written.ends_with('/') {
+                    alloc::format!("{written}{name}")
+                } else {
+                    alloc::format!("{written}/{name}")
+                };
+                (w, posix::join_path(path, name))
+            };
+            if !part.contains(['*', '?']) {
+                next.push(join(&argv::unescape(part)));
+                continue;
+            }
+            let Ok(entries) = posix::readdir(path) else { continue };
+            let mut names: Vec<String> = entries
+                .into_iter()
+                .map(|e| e.name)
+                .filter(|n| n != "." && n != ".." && (!n.starts_with('.') || argv::unescape(part).starts_with('.')))
+                .filter(|n| argv::matches(part, n))
+                .collect();
+            names.sort();
+            next.extend(names.iter().map(|n| join(n)));
+        }
+        found = next;
+    }
+    // Plain parts were taken on trust: keep what is there.
+    found.into_iter().filter(|(_, path)| posix::stat(path).is_ok()).map(|(w, _)| w).collect()
+}
+
 /// A word as a program gets it ([`argv::words`]): its whitespace escaped,
 /// and the empty word kept in its place.
 fn program_word(w: &str) -> String {
@@ -579,13 +623,24 @@ impl Shell {
         Ok(())
     }
 
-    /// `word` expanded ([`Shell::expand`]) and unescaped: none if it came
-    /// to nothing unquoted (`$UNSET`), as in POSIX shells; a quoted empty
-    /// word (`""`, `"$UNSET"`) is the empty word.
-    fn expand_word(&self, word: &str) -> Option<String> {
+    /// The words `word` stands for: expanded ([`Shell::expand`]) and
+    /// unescaped; none if it came to nothing unquoted (`$UNSET`), as in
+    /// POSIX shells, while a quoted empty word (`""`, `"$UNSET"`) is the
+    /// empty word; with an unquoted `*` or `?`, the paths it matches, in
+    /// order (itself if none: [`glob`]).
+    fn expand_words(&self, word: &str) -> Vec<String> {
         let expanded = self.expand(word);
+        if word.contains(['*', '?']) {
+            let found = glob(&self.cwd, &expanded);
+            if !found.is_empty() {
+                return found;
+            }
+        }
         let w = argv::unescape(&expanded);
-        (!w.is_empty() || expanded.contains(argv::EMPTY)).then_some(w)
+        if w.is_empty() && !expanded.contains(argv::EMPTY) {
+            return Vec::new();
+        }
+        alloc::vec![w]
     }
 
     /// `word` with `$?` and `$NAME` (environment variables; unset ones are
@@ -619,7 +674,7 @@ impl Shell {
     /// `COMMAND &`: starts a program without waiting for it.
     fn start_job(&mut self, line: &str) -> i32 {
         let words: Vec<String> =
-            line.split_whitespace().filter_map(|w| self.expand_word(w)).map(|w| program_word(&w)).collect();
+            line.split_whitespace().flat_map(|w| self.expand_words(w)).map(|w| program_word(&w)).collect();
         let Some(cmd) = words.first() else {
             println!("exo-sh: & wants a program before it");
             return 2;
@@ -664,7 +719,7 @@ impl Shell {
                 }
             };
             let words: Vec<String> =
-                command.split_whitespace().filter_map(|w| self.expand_word(w)).map(|w| program_word(&w)).collect();
+                command.split_whitespace().flat_map(|w| self.expand_words(w)).map(|w| program_word(&w)).collect();
             if words.is_empty() {
                 println!("exo-sh: a | wants a command on each side");
                 return 2;
@@ -799,7 +854,7 @@ impl Shell {
 
     /// Runs one command (its output to `out`); its status.
     fn command(&mut self, line: &str, out: &mut Out) -> Option<i32> {
-        let words: Vec<String> = line.split_whitespace().filter_map(|w| self.expand_word(w)).collect();
+        let words: Vec<String> = line.split_whitespace().flat_map(|w| self.expand_words(w)).collect();
         let Some(cmd) = words.first() else { return Some(self.status) };
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let path = |p: &str| posix::join_path(&self.cwd, p);

@@ -46,6 +46,40 @@ pub fn words(args: &str) -> alloc::vec::Vec<alloc::string::String> {
     args.split_whitespace().map(unescape).collect()
 }
 
+/// Whether `name` matches `pattern`, one path component as the shell
+/// has it after quoting: an unescaped `*` matches any run of characters,
+/// an unescaped `?` any one character, and every other character (an
+/// escaped one turned back) itself; [`EMPTY`] stands for nothing.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let p: alloc::vec::Vec<char> = pattern.chars().filter(|c| *c != EMPTY).collect();
+    let n: alloc::vec::Vec<char> = name.chars().collect();
+    let literal = |c: char| match u32::from(c).checked_sub(BASE) {
+        Some(code) if code < 0x80 => char::from(code as u8),
+        _ => c,
+    };
+    // The last `*` seen, and where in `name` its run ends so far: on a
+    // mismatch the run takes one more character and matching goes on
+    // from there (linear in practice, never exponential).
+    let (mut i, mut j, mut star, mut resume) = (0, 0, None, 0);
+    while j < n.len() {
+        if p.get(i) == Some(&'*') {
+            star = Some(i);
+            resume = j;
+            i += 1;
+        } else if p.get(i).is_some_and(|&c| c == '?' || literal(c) == n[j]) {
+            i += 1;
+            j += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            resume += 1;
+            j = resume;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +96,33 @@ mod tests {
         let line = alloc::format!("nc {} -l {}", word("a b"), word("10.0.2.2"));
         assert_eq!(line.split_whitespace().nth(2), Some("-l"), "only whitespace escaped");
         assert_eq!(words(&line), ["nc", "a b", "-l", "10.0.2.2"]);
+    }
+
+    #[test]
+    fn wildcards_match_names_and_quoted_ones_are_plain() {
+        for (pattern, name, want) in [
+            ("*", "anything", true),
+            ("*", "", true),
+            ("*.txt", "a.txt", true),
+            ("*.txt", "a.txt.bak", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "abcbc", true),
+            ("a*b*c", "acb", false),
+            ("?", "x", true),
+            ("?", "xy", false),
+            ("h?llo", "hello", true),
+            ("**a", "bba", true),
+            ("exact", "exact", true),
+            ("exact", "exacT", false),
+        ] {
+            assert_eq!(matches(pattern, name), want, "{pattern} ~ {name}");
+        }
+        // Quoted (escaped) wildcards are themselves.
+        let quoted: alloc::string::String = ['a', escape('*')].into_iter().collect();
+        assert!(matches(&quoted, "a*"));
+        assert!(!matches(&quoted, "ab"));
+        let q = alloc::format!("{}{EMPTY}", escape('?'));
+        assert!(matches(&q, "?") && !matches(&q, "x"));
     }
 
     #[test]
