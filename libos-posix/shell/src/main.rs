@@ -435,10 +435,11 @@ fn glob(cwd: &str, pattern: &str) -> Vec<String> {
                 continue;
             }
             let Ok(entries) = posix::readdir(path) else { continue };
+            let dots = argv::unescape(part).starts_with('.');
             let mut names: Vec<String> = entries
                 .into_iter()
                 .map(|e| e.name)
-                .filter(|n| n != "." && n != ".." && (!n.starts_with('.') || argv::unescape(part).starts_with('.')))
+                .filter(|n| n != "." && n != ".." && (!n.starts_with('.') || dots))
                 .filter(|n| argv::matches(part, n))
                 .collect();
             names.sort();
@@ -630,7 +631,8 @@ impl Shell {
     /// order (itself if none: [`glob`]).
     fn expand_words(&self, word: &str) -> Vec<String> {
         let expanded = self.expand(word);
-        if word.contains(['*', '?']) {
+        // (The `?` of `$?` is no wildcard.)
+        if word.replace("$?", "").contains(['*', '?']) {
             let found = glob(&self.cwd, &expanded);
             if !found.is_empty() {
                 return found;

@@ -287,6 +287,12 @@ pub fn remove(p: &str, recursive: bool) -> Result<(), (String, Errno)> {
     posix::unlink(p).map_err(|e| (p.into(), e))
 }
 
+/// Whether absolute path `p` is `/` or where a disk is mounted: what
+/// `rm` and `mv` leave in place.
+pub fn mount_point(p: &str) -> bool {
+    p.split('/').all(str::is_empty) || posix::mounts().iter().any(|m| m == p)
+}
+
 /// Whether `inner` is `dir` or lies inside it (both absolute).
 pub fn inside(inner: &str, dir: &str) -> bool {
     inner == dir || inner.starts_with(dir) && inner.as_bytes().get(dir.len()) == Some(&b'/')

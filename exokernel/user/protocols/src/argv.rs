@@ -26,13 +26,15 @@ pub fn escape(c: char) -> char {
 /// `word` with its escaped characters turned back ([`EMPTY`] to
 /// nothing).
 pub fn unescape(word: &str) -> alloc::string::String {
-    word.chars()
-        .filter(|c| *c != EMPTY)
-        .map(|c| match u32::from(c).checked_sub(BASE) {
-            Some(code) if code < 0x80 => char::from(code as u8),
-            _ => c,
-        })
-        .collect()
+    word.chars().filter(|c| *c != EMPTY).map(unescape_char).collect()
+}
+
+/// One character turned back (see [`escape`]).
+fn unescape_char(c: char) -> char {
+    match u32::from(c).checked_sub(BASE) {
+        Some(code) if code < 0x80 => char::from(code as u8),
+        _ => c,
+    }
 }
 
 /// `word` as one word of an argument string: its whitespace escaped (the
@@ -53,10 +55,6 @@ pub fn words(args: &str) -> alloc::vec::Vec<alloc::string::String> {
 pub fn matches(pattern: &str, name: &str) -> bool {
     let p: alloc::vec::Vec<char> = pattern.chars().filter(|c| *c != EMPTY).collect();
     let n: alloc::vec::Vec<char> = name.chars().collect();
-    let literal = |c: char| match u32::from(c).checked_sub(BASE) {
-        Some(code) if code < 0x80 => char::from(code as u8),
-        _ => c,
-    };
     // The last `*` seen, and where in `name` its run ends so far: on a
     // mismatch the run takes one more character and matching goes on
     // from there (linear in practice, never exponential).
@@ -66,7 +64,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
             star = Some(i);
             resume = j;
             i += 1;
-        } else if p.get(i).is_some_and(|&c| c == '?' || literal(c) == n[j]) {
+        } else if p.get(i).is_some_and(|&c| c == '?' || unescape_char(c) == n[j]) {
             i += 1;
             j += 1;
         } else if let Some(s) = star {

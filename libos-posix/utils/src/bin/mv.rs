@@ -9,7 +9,7 @@
 
 use exo_posix::{self as posix, Errno};
 use exo_rt::eprintln;
-use exo_utils::{copy, copy_tree, fail, inside, remove, Args};
+use exo_utils::{copy, copy_tree, fail, inside, mount_point, remove, Args};
 
 exo_posix::entry!(main);
 
@@ -40,7 +40,7 @@ fn main(args: &str) -> i32 {
 /// Moves `from` to `to` on another file system: a copy, then the source
 /// removed; whether it moved.
 fn across(from: &str, to: &str) -> bool {
-    if posix::mounts().iter().any(|m| m == from) {
+    if mount_point(from) {
         eprintln!("mv: {from}: a mount point stays");
         return false;
     }

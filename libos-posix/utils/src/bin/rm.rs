@@ -8,9 +8,9 @@
 
 extern crate alloc;
 
-use exo_posix::{self as posix, Errno};
+use exo_posix::Errno;
 use exo_rt::eprintln;
-use exo_utils::{fail, path, remove, Args};
+use exo_utils::{fail, mount_point, path, remove, Args};
 
 exo_posix::entry!(main);
 
@@ -32,7 +32,7 @@ fn main(args: &str) -> i32 {
     let mut status = 0;
     for o in &a.operands {
         let p = path(o);
-        if p.split('/').all(str::is_empty) || posix::mounts().contains(&p) {
+        if mount_point(&p) {
             eprintln!("rm: {p}: a mount point stays");
             status = 1;
             continue;
