@@ -4,7 +4,7 @@
 use crate::{errno, Error, Result};
 use exo_protocols::block::{self, Request, Status};
 use exo_protocols::session::client::Attached;
-use exo_rt::abi::{FOREVER, PAGE_SIZE};
+use exo_rt::abi::PAGE_SIZE;
 use exo_rt::caps::Endpoint;
 use exo_rt::mem::Mapping;
 use exo_rt::println;
@@ -40,7 +40,11 @@ impl BlockClient {
         va: u64,
     ) -> core::result::Result<Self, &'static str> {
         let (buffer, session, [sectors, _]) = Attached::new(ep, BUF_PAGES, va)?;
-        let info = ep.call(Request::Info.encode(), None, FOREVER).map_err(|_| "the block driver does not answer")?;
+        // Retried on a restarted driver, as every request is (`transfer`):
+        // a driver killed between the attach and this call is no failure.
+        let info = session
+            .call(Request::Info.encode(), MAX_REATTACH, |_| true)
+            .map_err(|_| "the block driver does not answer")?;
         let read_only = info.words[2] != 0;
         Ok(BlockClient { name, session, sectors, writable: writable && !read_only, buffer: SpinLock::new(buffer) })
     }
