@@ -39,7 +39,7 @@ use exo_rt::caps::{self as caps, Endpoint, Memory, Message, Notification};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 use exo_rt::{println, sys};
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketSet};
 use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
@@ -160,14 +160,13 @@ fn lend(ep: Endpoint) {
     }
 }
 
-/// The received frame in receive slot `i` (in `area`, the receive half):
-/// there, or where it lies in the driver's memory when it was lent.
+/// The received frame `i` (in `area`, the receive half): in its slot, or
+/// where its entry says it lies in the driver's memory when it was lent.
 fn received_frame<'a>(area: &'a [u8], lent: Option<&'a Mapping>, layout: net::Layout, i: usize) -> Option<&'a [u8]> {
-    let slot = area.get(layout.rx(i)..)?;
     if SLOTS.with(|s| s.lent) {
-        net::lent::get(slot, lent?.as_slice())
+        net::lent::get(area.get(layout.lent(i)..)?, lent?.as_slice())
     } else {
-        net::get(slot)
+        net::get(area.get(layout.rx(i)..)?)
     }
 }
 
@@ -566,7 +565,15 @@ impl Net {
                 self.table.expect_connections(&mut self.sockets, &syns);
             }
             SLOTS.lock().polling = true;
-            self.iface.poll(self.now, &mut self.link, &mut self.sockets);
+            self.iface.poll_maintenance(self.now);
+            while self.iface.poll_ingress_single(self.now, &mut self.link, &mut self.sockets)
+                != PollIngressSingleResult::None
+            {}
+            // What came in goes to the clients that take pushes before
+            // smoltcp answers: its acknowledgement then opens the window
+            // again, instead of closing it and a window update following.
+            self.push();
+            while self.iface.poll_egress(self.now, &mut self.link, &mut self.sockets) != PollResult::None {}
             SLOTS.lock().polling = false;
             flush();
             if !frames_waiting() {

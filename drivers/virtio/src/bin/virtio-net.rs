@@ -217,7 +217,7 @@ fn handle(
             let mut got = 0;
             let more = if lending {
                 nic.recv_lent(|offset, len| {
-                    frame::lent::put(&mut buffer[layout.rx(got)..], offset, len);
+                    frame::lent::put(&mut buffer[layout.lent(got)..], offset, len);
                     got += 1;
                     got < layout.slots
                 })

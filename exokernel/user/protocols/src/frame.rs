@@ -17,8 +17,12 @@
 //!
 //! Received frames need not be copied: a client that asks `LEND` gets a
 //! read-only capability to the driver's receive memory, where the device
-//! puts frames, and from then on `RECV` fills its receive slots with
-//! where each frame lies there ([`lent`]) instead of the frame. Lent
+//! puts frames, and from then on `RECV` writes where each frame lies
+//! there ([`lent`]) instead of the frame: one entry of [`lent::ENTRY`]
+//! bytes a frame, packed from the start of the receive half
+//! ([`Layout::lent`]), so that a whole batch is read from one page rather
+//! than one slot each (under emulation every page touched after an
+//! address-space switch costs a TLB refill). Lent
 //! frames stay as they are until the client's next `RECV` (or `DETACH`),
 //! when the driver gives their memory back to the device: the client
 //! reads them before it asks again.
@@ -37,8 +41,8 @@ pub const SEND: u64 = SUBSCRIBE + 1;
 pub const RECV: u64 = SUBSCRIBE + 2;
 /// `RECV` answer flag: more frames are waiting.
 pub const MORE: u64 = 1;
-/// `RECV` answer flag: the receive slots say where the frames lie in the
-/// receive memory ([`lent`]) rather than hold them.
+/// `RECV` answer flag: the receive half holds where the frames lie in the
+/// receive memory ([`lent`], [`Layout::lent`]) rather than the frames.
 pub const LENT: u64 = 2;
 
 /// `[LEND, 0, 0]`: lend received frames from now on. Answer: `[OK, bytes
@@ -72,6 +76,12 @@ impl Layout {
     /// Byte offset of receive slot `i`.
     pub fn rx(self, i: usize) -> usize {
         i * SLOT
+    }
+
+    /// Byte offset of the entry of lent frame `i` ([`lent`]): packed,
+    /// [`lent::ENTRY`] bytes each, from the start of the receive half.
+    pub fn lent(self, i: usize) -> usize {
+        i * lent::ENTRY
     }
 
     /// Byte offset of send slot `i`.
@@ -162,14 +172,19 @@ pub fn mac_from_word(w: u64) -> [u8; 6] {
 pub mod lent {
     use super::MAX_FRAME;
 
-    /// Writes where a frame lies into `slot`.
+    /// Bytes of an entry: the frame's offset (four bytes, little-endian),
+    /// its length (two) and two unused. A receive half holds one for each
+    /// of its slots, since `SLOT` is larger.
+    pub const ENTRY: usize = 8;
+
+    /// Writes where a frame lies into the entry at `slot`.
     pub fn put(slot: &mut [u8], offset: u32, len: u16) {
         slot[..4].copy_from_slice(&offset.to_le_bytes());
         slot[4..6].copy_from_slice(&len.to_le_bytes());
     }
 
-    /// The frame `slot` names in `memory`, if its length is a frame's and
-    /// it lies inside.
+    /// The frame the entry at `slot` names in `memory`, if its length is
+    /// a frame's and it lies inside.
     pub fn get<'a>(slot: &[u8], memory: &'a [u8]) -> Option<&'a [u8]> {
         let offset = u32::from_le_bytes(slot.get(..4)?.try_into().ok()?) as usize;
         let len = usize::from(u16::from_le_bytes(slot.get(4..6)?.try_into().ok()?));
@@ -306,6 +321,24 @@ mod tests {
             assert_eq!(lent::get(&slot, &memory), None, "offset {offset}, length {len}");
         }
         assert_eq!(lent::get(&slot[..5], &memory), None, "a cut slot");
+    }
+
+    #[test]
+    fn lent_entries_are_packed_and_fit_the_receive_half() {
+        let memory: Vec<u8> = (0..8192u32).map(|i| i as u8).collect();
+        for bytes in [MIN_BUFFER as usize, 64 * 4096, 64 * 4096 + 100] {
+            let layout = Layout::of(bytes);
+            let mut buffer = vec![0u8; bytes];
+            for i in 0..layout.slots {
+                lent::put(&mut buffer[layout.lent(i)..], i as u32 * 100, 60);
+            }
+            assert!(layout.lent(layout.slots) <= layout.tx(0), "{bytes} bytes: entries spill into the send half");
+            for i in 0..layout.slots {
+                let at = i * 100;
+                assert_eq!(lent::get(&buffer[layout.lent(i)..], &memory), Some(&memory[at..at + 60]), "entry {i}");
+            }
+        }
+        assert_eq!(Layout::of(64 * 4096).lent(63) + lent::ENTRY, 512, "64 entries in one page");
     }
 
     #[test]
