@@ -283,16 +283,28 @@ fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
     session.call(request.encode(), MAX_REATTACH, resubscribe).ok()
 }
 
-/// A received frame: its receive slot.
-struct Rx(usize);
+/// Received frames for smoltcp: the first's receive slot, and how many
+/// (more than one: TCP segments of one connection that follow each other,
+/// checksums checked, handed to smoltcp joined into one segment).
+struct Rx {
+    first: usize,
+    count: usize,
+}
 struct Tx;
 
+/// Where joined segments are made (`Rx::consume`).
+static JOINED: SpinLock<Vec<u8>> = SpinLock::new(Vec::new());
+/// Frames handed to smoltcp joined, and the segments they made (for the
+/// report).
+static JOINED_FRAMES: AtomicU64 = AtomicU64::new(0);
+static JOINS: AtomicU64 = AtomicU64::new(0);
+
 impl RxToken for Rx {
-    /// `f` reads the frame where the driver put it. smoltcp may answer it
-    /// from inside `f` (an ARP reply, an ICMP echo reply, the ACK of a
-    /// segment out of order) through a `Tx`, which takes the other half
-    /// and may flush: only sending then, the receive slots stay as they
-    /// are until `f` is done.
+    /// `f` reads the frame where the driver put it (or the segment joined
+    /// from the frames). smoltcp may answer it from inside `f` (an ARP
+    /// reply, an ICMP echo reply, the ACK of a segment out of order)
+    /// through a `Tx`, which takes the other half and may flush: only
+    /// sending then, the receive slots stay as they are until `f` is done.
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let area = RX_AREA.lock();
         let lent = LENT.lock();
@@ -300,17 +312,64 @@ impl RxToken for Rx {
             s.consuming = true;
             s.layout
         });
-        let mut frame = area.as_deref().and_then(|a| received_frame(a, lent.as_ref(), layout, self.0)).unwrap_or(&[]);
-        // TCP checksums are checked here (smoltcp is told not to:
-        // `capabilities`); a wrong one drops the frame, as smoltcp would.
-        if net::checksum::tcp_ok(frame) == Some(false) {
-            BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
-            frame = &[];
-        }
-        let r = f(frame);
+        let frame_at =
+            |i: usize| area.as_deref().and_then(|a| received_frame(a, lent.as_ref(), layout, i)).unwrap_or(&[]);
+        let r = if self.count > 1 {
+            // Every checksum was checked by `Link::receive`.
+            let mut joined = JOINED.lock();
+            joined.clear();
+            for i in self.first..self.first + self.count {
+                net::coalesce::add(&mut joined, frame_at(i));
+            }
+            net::coalesce::finish(&mut joined);
+            count(&JOINED_FRAMES, self.count);
+            JOINS.fetch_add(1, Ordering::Relaxed);
+            f(&joined)
+        } else {
+            let mut frame = frame_at(self.first);
+            // TCP checksums are checked here (smoltcp is told not to:
+            // `capabilities`); a wrong one drops the frame, as smoltcp
+            // would.
+            if net::checksum::tcp_ok(frame) == Some(false) {
+                BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
+                frame = &[];
+            }
+            f(frame)
+        };
         SLOTS.lock().consuming = false;
         r
     }
+}
+
+/// How many received frames from slot `first` on (of the `received`) go
+/// to smoltcp as one: the first, and those that follow it in its TCP
+/// connection with right checksums ([`net::coalesce`]), as long as they
+/// fit in one segment.
+fn joinable_run(first: usize, received: usize) -> usize {
+    let area = RX_AREA.lock();
+    let lent = LENT.lock();
+    let layout = SLOTS.with(|s| s.layout);
+    let Some(area) = area.as_deref() else { return 1 };
+    let frame_at = |i: usize| received_frame(area, lent.as_ref(), layout, i).unwrap_or(&[]);
+    let mut prev = frame_at(first);
+    if net::checksum::tcp_ok(prev) != Some(true) {
+        return 1;
+    }
+    let mut bytes = prev.len();
+    let mut n = 1;
+    while first + n < received {
+        let next = frame_at(first + n);
+        bytes += next.len().saturating_sub(54);
+        if bytes > net::coalesce::MAX
+            || !net::coalesce::follows(prev, next)
+            || net::checksum::tcp_ok(next) != Some(true)
+        {
+            break;
+        }
+        prev = next;
+        n += 1;
+    }
+    n
 }
 
 impl TxToken for Tx {
@@ -336,17 +395,19 @@ impl Device for Link {
     type RxToken<'a> = Rx;
     type TxToken<'a> = Tx;
 
-    /// The frames received before this poll, one by one (`Net::pump`
-    /// takes more from the driver between polls).
+    /// The frames received before this poll, one by one, or those that
+    /// join into one TCP segment together (`joinable_run`); `Net::pump`
+    /// takes more from the driver between polls.
     fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
         // (The token hands its frame to smoltcp before anything can call
         // the driver and refill the slot.)
-        SLOTS.with(|s| {
-            (s.next < s.received).then(|| {
-                s.next += 1;
-                (Rx(s.next - 1), Tx)
-            })
-        })
+        let (first, received) = SLOTS.with(|s| (s.next, s.received));
+        if first >= received {
+            return None;
+        }
+        let count = joinable_run(first, received);
+        SLOTS.with(|s| s.next = first + count);
+        Some((Rx { first, count }, Tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
@@ -812,11 +873,13 @@ fn main(args: &str) -> i32 {
     let (open, connections) = net.table.counts();
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} client requests; {} TCP segment(s) with a wrong checksum dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
+        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} received frames joined into {} TCP segments; {} client requests; {} TCP segment(s) with a wrong checksum dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
         n(&FRAMES_IN),
         n(&FRAMES_OUT),
         n(&CALLS),
         n(&EMPTY_CALLS),
+        n(&JOINED_FRAMES),
+        n(&JOINS),
         n(&REQUESTS),
         n(&BAD_CHECKSUMS)
     );

@@ -263,6 +263,79 @@ fn tcp_segment(frame: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&ip[..ihl], &ip[ihl..total]))
 }
 
+/// Received TCP segments of one connection joined into one, as Linux's
+/// GRO does: a stack that takes a whole window as one segment walks its
+/// headers once instead of once a frame (under emulation, most of what a
+/// full-sized segment costs besides its copy).
+///
+/// Only what joins without loss: IPv4 without options or fragments, TCP
+/// without options, flags ACK (and PSH) only, each segment's bytes right
+/// after the one before's, same addresses and ports. The joined segment
+/// has the first's headers with the last's acknowledgement and window,
+/// PSH if any had it, and every payload in order; its IPv4 checksum is made
+/// again, its TCP checksum is not (each segment's was checked before).
+pub mod coalesce {
+    use super::{checksum, tcp_segment};
+
+    /// The longest joined frame: an Ethernet header and what an IPv4 total
+    /// length can say.
+    pub const MAX: usize = 14 + 65535;
+
+    const ACK: u8 = 0x10;
+    const PSH: u8 = 0x08;
+
+    /// A segment that may be joined: its sequence number and its payload.
+    fn joinable(frame: &[u8]) -> Option<(u32, &[u8])> {
+        let (ip, tcp) = tcp_segment(frame)?;
+        if ip.len() != 20 || tcp.len() <= 20 || tcp[12] >> 4 != 5 || tcp[13] & !PSH != ACK {
+            return None;
+        }
+        Some((u32::from_be_bytes(tcp[4..8].try_into().ok()?), &tcp[20..]))
+    }
+
+    /// Whether `next` may be joined to `prev`: both joinable, of one
+    /// connection, and `next`'s bytes right after `prev`'s.
+    pub fn follows(prev: &[u8], next: &[u8]) -> bool {
+        let (Some((a, payload)), Some((b, _))) = (joinable(prev), joinable(next)) else { return false };
+        prev[..14] == next[..14] // MAC addresses, type
+            && prev[26..38] == next[26..38] // IPv4 addresses, ports
+            && a.wrapping_add(payload.len() as u32) == b
+    }
+
+    /// Adds `frame` to the segment being joined in `out` (empty: it starts
+    /// with `frame`); false, and `out` as it was, if it would grow past
+    /// [`MAX`] or `frame` is not joinable. The caller checks [`follows`];
+    /// [`finish`] makes the headers right.
+    pub fn add(out: &mut alloc::vec::Vec<u8>, frame: &[u8]) -> bool {
+        let Some((_, payload)) = joinable(frame) else { return false };
+        if out.is_empty() {
+            out.extend_from_slice(&frame[..14 + 40 + payload.len()]);
+            return true;
+        }
+        if out.len() < 54 || out.len() + payload.len() > MAX {
+            return false;
+        }
+        let (ours, theirs) = (&mut out[34..54], &frame[34..54]);
+        ours[8..12].copy_from_slice(&theirs[8..12]); // acknowledgement
+        ours[13] |= theirs[13] & PSH;
+        ours[14..16].copy_from_slice(&theirs[14..16]); // window
+        out.extend_from_slice(payload);
+        true
+    }
+
+    /// Writes the joined segment's IPv4 total length and checksum.
+    pub fn finish(out: &mut [u8]) {
+        if out.len() < 54 || out.len() > MAX {
+            return;
+        }
+        let total = (out.len() - 14) as u16;
+        out[16..18].copy_from_slice(&total.to_be_bytes());
+        out[24..26].fill(0);
+        let sum = !checksum::fold(checksum::add(&out[14..34], 0));
+        out[24..26].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
 /// The destination port of a frame that opens a TCP connection (SYN
 /// without ACK), if it is one.
 pub fn syn_to(frame: &[u8]) -> Option<u16> {
@@ -339,6 +412,89 @@ mod tests {
             }
         }
         assert_eq!(Layout::of(64 * 4096).lent(63) + lent::ENTRY, 512, "64 entries in one page");
+    }
+
+    /// A segment of `payload` at `seq` with TCP `flags`, acknowledging
+    /// `ack` (checksums left as they are: joining does not look at them).
+    fn segment(seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = tcp_frame(payload);
+        f[38..42].copy_from_slice(&seq.to_be_bytes());
+        f[42..46].copy_from_slice(&ack.to_be_bytes());
+        f[47] = flags;
+        f
+    }
+
+    #[test]
+    fn segments_that_follow_each_other_are_joined() {
+        let parts: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 1; 1000 + usize::from(i)]).collect();
+        let mut seq = 7000u32;
+        let mut frames = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let flags = if i == 1 { 0x18 } else { 0x10 };
+            let mut f = segment(seq, 100 + i as u32, flags, p);
+            f[48..50].copy_from_slice(&(500 + i as u16).to_be_bytes()); // window
+            frames.push(f);
+            seq += p.len() as u32;
+        }
+        assert!(coalesce::follows(&frames[0], &frames[1]) && coalesce::follows(&frames[1], &frames[2]));
+        assert!(!coalesce::follows(&frames[0], &frames[2]), "a gap");
+        let mut out = Vec::new();
+        for f in &frames {
+            assert!(coalesce::add(&mut out, f));
+        }
+        coalesce::finish(&mut out);
+        let (ip, tcp) = tcp_segment(&out).expect("one IPv4 TCP segment");
+        assert_eq!(&tcp[20..], parts.concat().as_slice());
+        assert_eq!(reference(ip), 0xffff, "IPv4 checksum made again");
+        assert_eq!(u32::from_be_bytes(tcp[4..8].try_into().unwrap()), 7000, "the first's sequence number");
+        assert_eq!(u32::from_be_bytes(tcp[8..12].try_into().unwrap()), 102, "the last's acknowledgement");
+        assert_eq!(u16::from_be_bytes([tcp[14], tcp[15]]), 502, "the last's window");
+        assert_eq!(tcp[13], 0x18, "PSH, since one had it");
+        assert_eq!(out[..14], frames[0][..14]);
+    }
+
+    #[test]
+    fn only_plain_segments_of_one_connection_in_order_are_joined() {
+        let a = segment(1, 1, 0x10, &[1; 100]);
+        assert!(coalesce::follows(&a, &segment(101, 1, 0x10, &[2; 100])));
+        for (why, b) in [
+            ("a retransmission", segment(1, 1, 0x10, &[1; 100])),
+            ("a FIN", segment(101, 1, 0x11, &[2; 100])),
+            ("a SYN", segment(101, 1, 0x12, &[2; 100])),
+            ("a reset", segment(101, 1, 0x14, &[2; 100])),
+            ("no payload", segment(101, 1, 0x10, &[])),
+        ] {
+            assert!(!coalesce::follows(&a, &b), "{why}");
+        }
+        let mut other_port = segment(101, 1, 0x10, &[2; 100]);
+        other_port[36] ^= 1;
+        assert!(!coalesce::follows(&a, &other_port), "another connection");
+        let mut options = segment(101, 1, 0x10, &[2; 100]);
+        options[46] = 0x60; // data offset 6: an option
+        assert!(!coalesce::follows(&a, &options), "TCP options");
+        let mut fragment = segment(101, 1, 0x10, &[2; 100]);
+        fragment[20] = 0x20; // more fragments
+        assert!(!coalesce::follows(&a, &fragment), "a fragment");
+        let mut udp = segment(101, 1, 0x10, &[2; 100]);
+        udp[23] = 17;
+        assert!(!coalesce::follows(&a, &udp), "UDP");
+    }
+
+    #[test]
+    fn a_joined_segment_stays_within_what_ipv4_can_say() {
+        let mut out = Vec::new();
+        let mut seq = 0u32;
+        let mut joined = 0;
+        while coalesce::add(&mut out, &segment(seq, 1, 0x10, &[9; 1460])) {
+            seq += 1460;
+            joined += 1;
+        }
+        assert_eq!(joined, (65535 - 40) / 1460, "as many as fit");
+        assert!(out.len() <= coalesce::MAX);
+        coalesce::finish(&mut out);
+        let (_, tcp) = tcp_segment(&out).expect("still one segment");
+        assert_eq!(tcp.len(), 40 + joined * 1460 - 20);
+        assert!(!coalesce::add(&mut Vec::new(), &segment(0, 1, 0x11, &[1; 10])), "a FIN starts nothing");
     }
 
     #[test]
