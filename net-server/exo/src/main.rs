@@ -264,6 +264,9 @@ fn frames_waiting() -> bool {
 static ATTACHED: SpinLock<Option<(Attached, Notification)>> = SpinLock::new(None);
 /// How many times one request is retried on a restarted driver.
 const MAX_REATTACH: u32 = 64;
+/// How many times the first subscription is made again on a driver
+/// restarted meanwhile (about a second in all).
+const SUBSCRIBE_TRIES: u32 = 16;
 
 /// One request to the driver, made again on a driver the supervisor
 /// restarted: a call the dead instance held fails with `Dead`, the new
@@ -456,7 +459,19 @@ fn attach(ep: Endpoint, note: Notification) -> Result<[u8; 6], &'static str> {
     *RX_AREA.lock() = Some(rx);
     *TX_AREA.lock() = Some(tx);
     *ATTACHED.lock() = Some((session, note));
-    subscribe(ep, note)?;
+    // A driver restarted between the attach and the subscription has
+    // forgotten the buffer: attached again, it is asked again.
+    let mut subscribed = subscribe(ep, note);
+    for n in 1..=SUBSCRIBE_TRIES {
+        if subscribed.is_ok() {
+            break;
+        }
+        sys::sleep(1_000_000 << n.min(6));
+        if session.attach_again().is_ok() {
+            subscribed = subscribe(ep, note);
+        }
+    }
+    subscribed?;
     lend(ep);
     if LENT.lock().is_none() {
         println!("net-server: the driver does not lend received frames; they are copied");
