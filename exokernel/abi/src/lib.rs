@@ -793,17 +793,32 @@ pub struct StartInfo {
     /// The thread-local storage template (`PT_TLS`): address, initialised
     /// bytes, bytes per thread, alignment; all 0 if there is none.
     pub tls: [u64; 4],
+    /// Bytes the heap may grow to (at least `heap_len`): past `heap_len`
+    /// the program maps more itself, from its own budget (the `untyped`
+    /// capability at [`slot::UNTYPED`]), as it needs it.
+    pub heap_max: u64,
 }
 
 impl StartInfo {
     /// Size of the encoded block.
-    pub const SIZE: usize = 72;
+    pub const SIZE: usize = 80;
 
     /// Encodes as little-endian words.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
         let [t0, t1, t2, t3] = self.tls;
-        let words = [self.heap_base, self.heap_len, self.args_ptr, self.args_len, self.generation, t0, t1, t2, t3];
+        let words = [
+            self.heap_base,
+            self.heap_len,
+            self.args_ptr,
+            self.args_len,
+            self.generation,
+            t0,
+            t1,
+            t2,
+            t3,
+            self.heap_max,
+        ];
         for (i, w) in words.iter().enumerate() {
             b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
@@ -824,6 +839,7 @@ impl StartInfo {
             args_len: w(3),
             generation: w(4),
             tls: [w(5), w(6), w(7), w(8)],
+            heap_max: w(9),
         }
     }
 }
@@ -912,6 +928,7 @@ mod tests {
             args_len: u64::MAX,
             generation: 7,
             tls: [8, 9, 10, 16],
+            heap_max: 1 << 40,
         };
         assert_eq!(StartInfo::from_bytes(&s.to_bytes()), s);
     }

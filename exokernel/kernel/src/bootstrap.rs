@@ -96,6 +96,7 @@ pub fn start_root(
         args_len: cmdline.len() as u64,
         generation: 0,
         tls: plan.tls.map_or([0; 4], |t| [t.vaddr, t.file_size, t.mem_size, t.align]),
+        heap_max: ROOT_HEAP_PAGES * PAGE_SIZE,
     };
     let top_frame = *k.mems[stack.0 as usize].as_ref().expect("new").frames.last().expect("pages");
     copy_to_phys(top_frame + PAGE_SIZE - StartInfo::SIZE as u64, &info.to_bytes());

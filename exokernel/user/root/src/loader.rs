@@ -191,11 +191,13 @@ fn build(
         }
         place(untyped, child, va, pages, flags, Some(&mut |buf| buf[skip..skip + bytes.len()].copy_from_slice(bytes)))?;
     }
-    let heap_pages = program.heap / PAGE_SIZE;
-    // The heap needs no writing: mapped straight into the child (a 32 MiB
-    // heap mapped through the scratch window too took about 80 ms of the
-    // boot under TCG).
-    place(untyped, child, HEAP_BASE, heap_pages, map_flags::READ | map_flags::WRITE, None)?;
+    // The heap needs no writing: mapped straight into the child. A program
+    // that holds its budget gets its first megabyte now and maps the rest
+    // as it needs it (`exo_rt`'s allocator): memory the kernel zeroes is
+    // memory the host has to give QEMU first, and a 32 MiB heap took up to
+    // 100 ms of the boot under TCG.
+    let heap_len = first_heap(program);
+    place(untyped, child, HEAP_BASE, heap_len / PAGE_SIZE, map_flags::READ | map_flags::WRITE, None)?;
 
     // Stack: the args and the start-up block sit in the top page.
     let stack_base = STACK_TOP - STACK_PAGES * PAGE_SIZE;
@@ -205,7 +207,8 @@ fn build(
     let args_va = args_va(program);
     let info = StartInfo {
         heap_base: HEAP_BASE,
-        heap_len: program.heap,
+        heap_len,
+        heap_max: program.heap,
         args_ptr: args_va,
         args_len: args.len() as u64,
         generation,
@@ -218,6 +221,21 @@ fn build(
     };
     place(untyped, child, stack_base, STACK_PAGES, map_flags::READ | map_flags::WRITE, Some(&mut start_block))?;
     Ok(())
+}
+
+/// The heap a program holding its own budget starts with; it maps the
+/// rest of its `heap` itself, as it needs it.
+const FIRST_HEAP: u64 = 1 << 20;
+
+/// The bytes of `program`'s heap mapped before it starts: all of it,
+/// unless it holds its budget (its `untyped` capability) to map the rest.
+fn first_heap(program: &Program) -> u64 {
+    let holds_budget = program.caps.iter().any(|c| matches!(c, CapGrant::Untyped));
+    if holds_budget {
+        program.heap.min(FIRST_HEAP)
+    } else {
+        program.heap
+    }
 }
 
 /// Where the start-up block sits: the top of the stack.

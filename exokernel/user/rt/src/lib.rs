@@ -105,7 +105,7 @@ extern "C" fn rt_start(info: *const [u8; StartInfo::SIZE]) -> ! {
     // this address in our stack before starting us.
     let info = StartInfo::from_bytes(unsafe { &*info });
     GENERATION.store(info.generation, core::sync::atomic::Ordering::Relaxed);
-    heap::init(info.heap_base, info.heap_len);
+    heap::init(info.heap_base, info.heap_len, info.heap_max);
     if tls::init(info.tls).is_err() {
         println!("exo-rt: no memory for the first thread's thread-local storage");
         sys::exit(101);
