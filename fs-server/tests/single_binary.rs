@@ -46,7 +46,20 @@ fn exo_img_alone_serves_its_images() {
     std::fs::copy(EXO_IMG, &alone).unwrap();
     assert_eq!(std::fs::read_dir(&bin).unwrap().count(), 1, "exo-img is not alone");
     let run = |args: &[&str]| {
-        let o = Command::new(&alone).args(args).output().unwrap();
+        // The copy was written with a file descriptor open for writing,
+        // which a process the other test forks meanwhile inherits until
+        // its own exec: executing the copy then fails with ETXTBSY for
+        // that moment (Linux), so it is tried again.
+        let mut tries = 0;
+        let o = loop {
+            match Command::new(&alone).args(args).output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
         assert!(o.status.success(), "exo-img {args:?}: {o:?}");
         String::from_utf8(o.stdout).unwrap()
     };
