@@ -292,6 +292,8 @@ fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
 struct Rx {
     first: usize,
     count: usize,
+    /// Every checksum was found right already (`joinable_run`).
+    checked: bool,
 }
 struct Tx;
 
@@ -318,7 +320,6 @@ impl RxToken for Rx {
         let frame_at =
             |i: usize| area.as_deref().and_then(|a| received_frame(a, lent.as_ref(), layout, i)).unwrap_or(&[]);
         let r = if self.count > 1 {
-            // Every checksum was checked by `Link::receive`.
             let mut joined = JOINED.lock();
             joined.clear();
             for i in self.first..self.first + self.count {
@@ -330,10 +331,10 @@ impl RxToken for Rx {
             f(&joined)
         } else {
             let mut frame = frame_at(self.first);
-            // TCP checksums are checked here (smoltcp is told not to:
-            // `capabilities`); a wrong one drops the frame, as smoltcp
-            // would.
-            if net::checksum::tcp_ok(frame) == Some(false) {
+            // TCP checksums are checked here, if `joinable_run` did not
+            // (smoltcp is told not to: `capabilities`); a wrong one drops
+            // the frame, as smoltcp would.
+            if !self.checked && net::checksum::tcp_ok(frame) == Some(false) {
                 BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
                 frame = &[];
             }
@@ -347,22 +348,22 @@ impl RxToken for Rx {
 /// How many received frames from slot `first` on (of the `received`) go
 /// to smoltcp as one: the first, and those that follow it in its TCP
 /// connection with right checksums ([`net::coalesce`]), as long as they
-/// fit in one segment.
-fn joinable_run(first: usize, received: usize) -> usize {
+/// fit in one segment; and whether their checksums were all found right.
+fn joinable_run(first: usize, received: usize) -> (usize, bool) {
     let area = RX_AREA.lock();
     let lent = LENT.lock();
     let layout = SLOTS.with(|s| s.layout);
-    let Some(area) = area.as_deref() else { return 1 };
+    let Some(area) = area.as_deref() else { return (1, false) };
     let frame_at = |i: usize| received_frame(area, lent.as_ref(), layout, i).unwrap_or(&[]);
     let mut prev = frame_at(first);
     if net::checksum::tcp_ok(prev) != Some(true) {
-        return 1;
+        return (1, false);
     }
     let mut bytes = prev.len();
     let mut n = 1;
     while first + n < received {
         let next = frame_at(first + n);
-        bytes += next.len().saturating_sub(54);
+        bytes += next.len().saturating_sub(net::coalesce::HEADERS);
         if bytes > net::coalesce::MAX
             || !net::coalesce::follows(prev, next)
             || net::checksum::tcp_ok(next) != Some(true)
@@ -372,7 +373,7 @@ fn joinable_run(first: usize, received: usize) -> usize {
         prev = next;
         n += 1;
     }
-    n
+    (n, true)
 }
 
 impl TxToken for Tx {
@@ -408,9 +409,9 @@ impl Device for Link {
         if first >= received {
             return None;
         }
-        let count = joinable_run(first, received);
+        let (count, checked) = joinable_run(first, received);
         SLOTS.with(|s| s.next = first + count);
-        Some((Rx { first, count }, Tx))
+        Some((Rx { first, count, checked }, Tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {

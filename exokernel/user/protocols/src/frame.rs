@@ -280,6 +280,9 @@ pub mod coalesce {
     /// The longest joined frame: an Ethernet header and what an IPv4 total
     /// length can say.
     pub const MAX: usize = 14 + 65535;
+    /// Bytes of a joinable segment's headers: Ethernet, IPv4 and TCP
+    /// without options.
+    pub const HEADERS: usize = 14 + 20 + 20;
 
     const ACK: u8 = 0x10;
     const PSH: u8 = 0x08;
@@ -309,13 +312,13 @@ pub mod coalesce {
     pub fn add(out: &mut alloc::vec::Vec<u8>, frame: &[u8]) -> bool {
         let Some((_, payload)) = joinable(frame) else { return false };
         if out.is_empty() {
-            out.extend_from_slice(&frame[..14 + 40 + payload.len()]);
+            out.extend_from_slice(&frame[..HEADERS + payload.len()]);
             return true;
         }
-        if out.len() < 54 || out.len() + payload.len() > MAX {
+        if out.len() < HEADERS || out.len() + payload.len() > MAX {
             return false;
         }
-        let (ours, theirs) = (&mut out[34..54], &frame[34..54]);
+        let (ours, theirs) = (&mut out[34..HEADERS], &frame[34..HEADERS]);
         ours[8..12].copy_from_slice(&theirs[8..12]); // acknowledgement
         ours[13] |= theirs[13] & PSH;
         ours[14..16].copy_from_slice(&theirs[14..16]); // window
@@ -325,7 +328,7 @@ pub mod coalesce {
 
     /// Writes the joined segment's IPv4 total length and checksum.
     pub fn finish(out: &mut [u8]) {
-        if out.len() < 54 || out.len() > MAX {
+        if out.len() < HEADERS || out.len() > MAX {
             return;
         }
         let total = (out.len() - 14) as u16;

@@ -56,9 +56,10 @@ fn grow(bytes: usize) -> bool {
     }
     match Mapping::alloc(Untyped::from_slot(slot::UNTYPED), want / PAGE_SIZE, end) {
         Ok(m) => {
-            m.leak(); // the heap's for good
-                      // SAFETY: the `want` bytes just mapped lie right after the
-                      // heap's end, and stay mapped for the life of the process.
+            // The heap's for good.
+            m.leak();
+            // SAFETY: the `want` bytes just mapped lie right after the
+            // heap's end, and stay mapped for the life of the process.
             HEAP.with(|h| unsafe { h.extend(want as usize) });
             ends.0 = end + want;
             true
