@@ -481,6 +481,17 @@ mod tests {
         let mut udp = segment(101, 1, 0x10, &[2; 100]);
         udp[23] = 17;
         assert!(!coalesce::follows(&a, &udp), "UDP");
+        // Cut or lying frames (a hostile peer's) join nothing and start
+        // nothing.
+        let next = segment(101, 1, 0x10, &[2; 100]);
+        let mut longer = next.clone();
+        longer[16..18].copy_from_slice(&2000u16.to_be_bytes()); // IPv4 length past the frame
+        for (why, bad) in
+            [("empty", &[][..]), ("cut", &next[..40]), ("headers only", &next[..54]), ("lying length", &longer)]
+        {
+            assert!(!coalesce::follows(&a, bad) && !coalesce::follows(bad, &next), "{why}");
+            assert!(!coalesce::add(&mut Vec::new(), bad), "{why}");
+        }
     }
 
     #[test]
