@@ -189,6 +189,7 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     [o.rsi, o.rdx, o.r10] = words;
     other.state = ThreadState::Runnable;
     k.current = Some(partner);
+    crate::sched::charge(&mut k.running, &mut k.procs, Some(other.process));
     crate::sched::enter_address_space(other.pml4);
     crate::sched::enter_tls(other.fs_base);
     trap::enter_context(&other.ctx);

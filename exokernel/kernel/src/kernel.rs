@@ -5,6 +5,7 @@ use crate::arch::cpu;
 use crate::arch::trap::{TrapFrame, UserContext};
 use crate::mm::{self, DirectMap};
 use crate::object::*;
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -118,6 +119,10 @@ pub struct SealKeySlot {
     pub owner: Option<(ProcId, Option<u32>)>,
 }
 
+/// How many names of ended processes `Kernel::ended_cpu` counts apart
+/// (one more entry holds the rest).
+pub const ENDED_NAMES: usize = 16;
+
 /// Everything the kernel knows.
 pub struct Kernel {
     /// Physical frames.
@@ -168,6 +173,12 @@ pub struct Kernel {
     pub calls: u64,
     /// Timer ticks since boot.
     pub ticks: u64,
+    /// The process whose address space is loaded, and since when (TSC),
+    /// while the CPU is not idle (`sched::charge`).
+    pub running: Option<(ProcId, u64)>,
+    /// CPU time of processes whose entries were freed, by name (at most
+    /// [`ENDED_NAMES`] of them and "others").
+    pub ended_cpu: Vec<(Cow<'static, str>, u64)>,
     /// The monotonic clock.
     pub clock: Clock,
     /// The kernel's own top-level page table (kernel half only).
@@ -629,6 +640,7 @@ impl Kernel {
             charged_to: charge,
             table_pages: 0,
             refs: 0,
+            cpu_ticks: 0,
             generation,
             io_maps: Vec::new(),
         };
@@ -791,12 +803,30 @@ impl Kernel {
         }
     }
 
+    /// Adds an ended process's CPU time to its name's in `ended_cpu`, or
+    /// to "others" once [`ENDED_NAMES`] are counted. Allocates nothing:
+    /// the name moves out of the process record, and room for every entry
+    /// was reserved at boot.
+    fn ended_cpu(&mut self, name: String, ticks: u64) {
+        if let Some(e) = self.ended_cpu.iter_mut().find(|e| e.0 == name.as_str()) {
+            e.1 += ticks;
+        } else if self.ended_cpu.len() < ENDED_NAMES {
+            self.ended_cpu.push((Cow::Owned(name), ticks));
+        } else if let Some(e) = self.ended_cpu.iter_mut().find(|e| e.0 == "others") {
+            e.1 += ticks;
+        } else {
+            self.ended_cpu.push((Cow::Borrowed("others"), ticks));
+        }
+    }
+
     /// Frees the entry of ended process `p` once no capability names it.
     pub fn release_process(&mut self, p: ProcId) {
         let proc = self.proc(p);
         if proc.refs == 0 && matches!(proc.state, ProcState::Exited(_)) && !self.free_procs.contains(&p.0) {
             let budget = proc.charged_to;
-            self.proc_mut(p).name = String::new();
+            let name = core::mem::take(&mut self.proc_mut(p).name);
+            let ticks = core::mem::take(&mut self.proc_mut(p).cpu_ticks);
+            self.ended_cpu(name, ticks);
             self.credit_kernel(budget, cost::PROCESS_RECORD);
             self.free_procs.push(p.0);
         }

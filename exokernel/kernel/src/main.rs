@@ -184,6 +184,8 @@ extern "C" fn kmain(start_info: u64) -> ! {
             need_resched: false,
             io_loaded: Vec::new(),
             ticks: 0,
+            running: None,
+            ended_cpu: Vec::with_capacity(kernel::ENDED_NAMES + 1),
             calls: 0,
             clock,
             kernel_pml4,
@@ -268,6 +270,7 @@ fn handle_interrupt(k: &mut Kernel, frame: &TrapFrame) {
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
         v if (exo_abi::DEVICE_VECTOR_FIRST..=exo_abi::DEVICE_VECTOR_LAST).contains(&v) => {
             apic::eoi();
+            sched::DEVICE_INTERRUPTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             k.device_interrupt(v as usize);
         }
         0x20..=0x2f => {} // a stray legacy PIC interrupt: all lines are masked

@@ -223,6 +223,9 @@ pub struct Process {
     /// Capabilities naming this process (its own included): the entry is
     /// reused only after it has ended and this is 0.
     pub refs: u32,
+    /// TSC ticks its address space was loaded and the CPU not idle: its
+    /// threads' time and the kernel's work for them (reported at shutdown).
+    pub cpu_ticks: u64,
     /// Distinguishes it from earlier and later processes in the same entry
     /// (for sealed tokens).
     pub generation: u32,

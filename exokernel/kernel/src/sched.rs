@@ -6,7 +6,7 @@
 use crate::arch::cpu;
 use crate::arch::trap;
 use crate::kernel::Kernel;
-use crate::object::{ThreadId, ThreadState};
+use crate::object::{ProcId, Process, ThreadId, ThreadState};
 
 /// Preemption tick (time slice): 10 ms.
 pub const TICK_NS: u64 = 10_000_000;
@@ -50,6 +50,7 @@ pub fn schedule(k: &mut Kernel) -> ! {
         Some((_, t)) => resume(k, t),
         None => {
             k.current = None;
+            charge(&mut k.running, &mut k.procs, None);
             IDLE_SINCE.store(cpu::rdtsc(), core::sync::atomic::Ordering::Relaxed);
             trap::enter_idle()
         }
@@ -59,6 +60,9 @@ pub fn schedule(k: &mut Kernel) -> ! {
 /// Address-space switches since boot (CR3 loads; each one empties TLBs,
 /// and QEMU's TCG its translation caches too: reported at shutdown).
 pub static SWITCHES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Device interrupts taken since boot (reported at shutdown).
+pub static DEVICE_INTERRUPTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// TSC ticks spent idle since boot, and when the CPU last went idle
 /// (reported at shutdown, with [`SWITCHES`]).
@@ -72,6 +76,24 @@ pub fn idle_ended() {
     if since != 0 {
         IDLE_TICKS.fetch_add(cpu::rdtsc().saturating_sub(since), Relaxed);
     }
+}
+
+/// Charges the time since the last change to the process that ran, and
+/// starts counting for `next` (`None`: the CPU goes idle). Only a change
+/// of process reads the clock. Takes the two fields it needs, so that the
+/// IPC fast path, which holds other parts of the kernel, can call it.
+#[inline(always)]
+pub fn charge(running: &mut Option<(ProcId, u64)>, procs: &mut [Process], next: Option<ProcId>) {
+    if running.map(|(p, _)| p) == next {
+        return;
+    }
+    let now = cpu::rdtsc();
+    if let Some((p, since)) = *running {
+        if let Some(ran) = procs.get_mut(p.0 as usize) {
+            ran.cpu_ticks = ran.cpu_ticks.wrapping_add(now.saturating_sub(since));
+        }
+    }
+    *running = next.map(|p| (p, now));
 }
 
 /// Loads the address space `pml4` unless it is the current one.
@@ -130,6 +152,7 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     enter_address_space(th.pml4);
     enter_tls(th.fs_base);
     let p = th.process;
+    charge(&mut k.running, &mut k.procs, Some(p));
     if k.io_loaded != k.proc(p).io_maps {
         enter_io_maps(k, p);
     }

@@ -480,10 +480,33 @@ fn cap_info(k: &Kernel, p: ProcId, slot: u64) -> SysResult {
 fn shutdown(k: &mut Kernel, p: ProcId, slot: u64, code: u64) -> SysResult {
     lookup(k, p, slot, CapKind::Power, Rights::WRITE)?;
     crate::kprintln!(
-        "shutdown requested by '{}' (code {code}); since boot: {} address-space switches, idle {} ms",
+        "shutdown requested by '{}' (code {code}); since boot: {} address-space switches, {} device interrupts, {} timer ticks, idle {} ms",
         k.proc(p).name,
         crate::sched::SWITCHES.load(core::sync::atomic::Ordering::Relaxed),
+        crate::sched::DEVICE_INTERRUPTS.load(core::sync::atomic::Ordering::Relaxed),
+        k.ticks,
         k.clock.ticks_ns(crate::sched::IDLE_TICKS.load(core::sync::atomic::Ordering::Relaxed)) / 1_000_000
     );
+    // Where the time went: the processes that ran longest (the kernel's
+    // work for a process counts as its own), by name, without allocating.
+    const SHOWN: usize = 16;
+    let mut ran: [(u64, &str); SHOWN] = [(0, ""); SHOWN];
+    let live = k.procs.iter().filter(|p| !p.name.is_empty()).map(|p| (p.cpu_ticks, p.name.as_str()));
+    for (ticks, name) in live.chain(k.ended_cpu.iter().map(|(n, t)| (*t, n.as_ref()))) {
+        let ms = k.clock.ticks_ns(ticks) / 1_000_000;
+        if let Some(r) = ran.iter_mut().find(|r| r.1 == name) {
+            r.0 += ms;
+        } else if let Some(r) = ran.iter_mut().min_by_key(|r| r.0).filter(|r| r.0 < ms) {
+            *r = (ms, name); // the least of those kept makes room
+        }
+    }
+    ran.sort_unstable_by_key(|r| core::cmp::Reverse(r.0));
+    crate::console::print(format_args!("[kernel] CPU time by process:"));
+    let mut first = true;
+    for (ms, name) in ran.iter().filter(|r| r.0 > 0) {
+        let comma = if core::mem::take(&mut first) { "" } else { "," };
+        crate::console::print(format_args!("{comma} {name} {ms} ms"));
+    }
+    crate::console::print(format_args!("\n"));
     crate::power_off(code)
 }

@@ -56,3 +56,32 @@ fn a_lower_priority_runs_only_when_the_higher_is_idle() {
     assert_eq!(count(b, "background", 1), 0.0, "level 0 ran while level 1 had work");
     assert!(count(b, "background", 2) > 0.0, "level 0 never ran while level 1 was idle");
 }
+
+/// The CPU time the kernel reports for `name` at shutdown, in ms.
+fn cpu_ms(b: &Boot, name: &str) -> f64 {
+    const PREFIX: &str = "[kernel] CPU time by process: ";
+    let i = b.expect_line(PREFIX);
+    let line = &b.lines()[i][PREFIX.len()..];
+    line.split(", ")
+        .find_map(|entry| {
+            let (who, ms) = entry.strip_suffix(" ms")?.rsplit_once(' ')?;
+            (who == name).then(|| ms.parse().ok()).flatten()
+        })
+        .unwrap_or_else(|| panic!("no CPU time for {name} in: {line}"))
+}
+
+/// The kernel's own accounting agrees with what the programs counted: the
+/// processes that shared a window by weight were charged in those
+/// proportions, and a pair that spun through one second between them was
+/// charged about that second.
+#[test]
+fn the_kernel_charges_each_process_the_time_it_ran() {
+    let b = sched_boot();
+    let (light, heavy) = (cpu_ms(b, "light"), cpu_ms(b, "heavy"));
+    let s = share(light, heavy);
+    assert!((s - 0.25).abs() <= 0.25 * 0.1, "light {light} ms, heavy {heavy} ms: {:.1}%", s * 100.0);
+    let (one, four) = (cpu_ms(b, "even-1"), cpu_ms(b, "even-4"));
+    let s = share(one, four);
+    assert!((s - 0.5).abs() <= 0.5 * 0.1, "even-1 {one} ms, even-4 {four} ms: {:.1}%", s * 100.0);
+    assert!((900.0..=1100.0).contains(&(one + four)), "a 1000 ms window charged {} ms", one + four);
+}
