@@ -189,7 +189,12 @@ unsafe fn fast<const IS_CALL: bool>(frame: *mut TrapFrame) -> *const Thread {
     [o.rsi, o.rdx, o.r10] = words;
     other.state = ThreadState::Runnable;
     k.current = Some(partner);
-    crate::sched::charge(&mut k.running, &mut k.procs, Some(other.process));
+    // The caller had the CPU since the last change (it was resumed or
+    // handed over to); from now on the partner has it.
+    let now = crate::arch::cpu::rdtsc();
+    me.cpu_ticks = me.cpu_ticks.wrapping_add(now.wrapping_sub(k.on_cpu_since));
+    k.on_cpu_since = now;
+    k.on_cpu = Some(partner);
     crate::sched::enter_address_space(other.pml4);
     crate::sched::enter_tls(other.fs_base);
     trap::enter_context(&other.ctx);

@@ -173,9 +173,11 @@ pub struct Kernel {
     pub calls: u64,
     /// Timer ticks since boot.
     pub ticks: u64,
-    /// The process whose address space is loaded, and since when (TSC),
-    /// while the CPU is not idle (`sched::charge`).
-    pub running: Option<(ProcId, u64)>,
+    /// The thread whose time is being counted (the one that has the CPU;
+    /// `None` while it is idle), and since when, in TSC ticks
+    /// (`sched::charge`).
+    pub on_cpu: Option<ThreadId>,
+    pub on_cpu_since: u64,
     /// CPU time of processes whose entries were freed, by name (at most
     /// [`ENDED_NAMES`] of them and "others").
     pub ended_cpu: Vec<(Cow<'static, str>, u64)>,
@@ -694,6 +696,7 @@ impl Kernel {
             reply_to: None,
             charged: budget,
             fs_base: 0,
+            cpu_ticks: 0,
         }));
         let id = ThreadId { index: index as u32, generation };
         self.procs[p.0 as usize].threads.push(id);
@@ -712,6 +715,11 @@ impl Kernel {
             self.abandon(owed);
         }
         let p = self.proc_of(t);
+        if self.on_cpu == Some(t) {
+            crate::sched::charge(self, None);
+        }
+        let ticks = self.thread(t).map_or(0, |th| th.cpu_ticks);
+        self.proc_mut(p).cpu_ticks += ticks;
         self.sched.remove(p.0, t);
         self.timed.retain(|x| *x != t);
         if self.current == Some(t) {
@@ -817,6 +825,12 @@ impl Kernel {
         } else {
             self.ended_cpu.push((Cow::Borrowed("others"), ticks));
         }
+    }
+
+    /// The TSC ticks process `p`'s threads had the CPU, ended and live.
+    pub fn cpu_ticks_of(&self, p: &Process) -> u64 {
+        let live = p.threads.iter().filter_map(|t| self.thread(*t)).map(|th| th.cpu_ticks);
+        live.fold(p.cpu_ticks, u64::wrapping_add)
     }
 
     /// Frees the entry of ended process `p` once no capability names it.

@@ -223,8 +223,8 @@ pub struct Process {
     /// Capabilities naming this process (its own included): the entry is
     /// reused only after it has ended and this is 0.
     pub refs: u32,
-    /// TSC ticks its address space was loaded and the CPU not idle: its
-    /// threads' time and the kernel's work for them (reported at shutdown).
+    /// TSC ticks of its threads that ended (`Kernel::cpu_ticks_of` adds
+    /// the live ones'; reported at shutdown).
     pub cpu_ticks: u64,
     /// Distinguishes it from earlier and later processes in the same entry
     /// (for sealed tokens).
@@ -335,6 +335,9 @@ pub struct Thread {
     pub charged: Option<u32>,
     /// Its FS base (thread-local storage), loaded when it runs.
     pub fs_base: u64,
+    /// TSC ticks it had the CPU, the kernel's work for it included
+    /// (`sched::charge`); its process's when it ends.
+    pub cpu_ticks: u64,
 }
 
 /// A call a server thread has taken and not yet answered: who made it,

@@ -6,7 +6,7 @@
 use crate::arch::cpu;
 use crate::arch::trap;
 use crate::kernel::Kernel;
-use crate::object::{ProcId, Process, ThreadId, ThreadState};
+use crate::object::{ThreadId, ThreadState};
 
 /// Preemption tick (time slice): 10 ms.
 pub const TICK_NS: u64 = 10_000_000;
@@ -50,7 +50,7 @@ pub fn schedule(k: &mut Kernel) -> ! {
         Some((_, t)) => resume(k, t),
         None => {
             k.current = None;
-            charge(&mut k.running, &mut k.procs, None);
+            charge(k, None);
             IDLE_SINCE.store(cpu::rdtsc(), core::sync::atomic::Ordering::Relaxed);
             trap::enter_idle()
         }
@@ -78,22 +78,25 @@ pub fn idle_ended() {
     }
 }
 
-/// Charges the time since the last change to the process that ran, and
-/// starts counting for `next` (`None`: the CPU goes idle). Only a change
-/// of process reads the clock. Takes the two fields it needs, so that the
-/// IPC fast path, which holds other parts of the kernel, can call it.
+/// Charges the time since the last change to the thread that had the
+/// CPU, and starts counting for `next` (`None`: the CPU goes idle). The
+/// IPC fast path does the same inline, without the lookups; a thread
+/// resumed again costs one comparison.
 #[inline(always)]
-pub fn charge(running: &mut Option<(ProcId, u64)>, procs: &mut [Process], next: Option<ProcId>) {
-    if running.map(|(p, _)| p) == next {
-        return;
+pub fn charge(k: &mut Kernel, next: Option<ThreadId>) {
+    if k.on_cpu != next {
+        charge_change(k, next);
     }
+}
+
+#[inline(never)]
+fn charge_change(k: &mut Kernel, next: Option<ThreadId>) {
     let now = cpu::rdtsc();
-    if let Some((p, since)) = *running {
-        if let Some(ran) = procs.get_mut(p.0 as usize) {
-            ran.cpu_ticks = ran.cpu_ticks.wrapping_add(now.saturating_sub(since));
-        }
+    let since = core::mem::replace(&mut k.on_cpu_since, now);
+    if let Some(th) = k.on_cpu.and_then(|t| k.thread_mut(t)) {
+        th.cpu_ticks = th.cpu_ticks.wrapping_add(now.saturating_sub(since));
     }
-    *running = next.map(|p| (p, now));
+    k.on_cpu = next;
 }
 
 /// Loads the address space `pml4` unless it is the current one.
@@ -152,7 +155,7 @@ fn resume(k: &mut Kernel, t: ThreadId) -> ! {
     enter_address_space(th.pml4);
     enter_tls(th.fs_base);
     let p = th.process;
-    charge(&mut k.running, &mut k.procs, Some(p));
+    charge(k, Some(t));
     if k.io_loaded != k.proc(p).io_maps {
         enter_io_maps(k, p);
     }

@@ -491,7 +491,7 @@ fn shutdown(k: &mut Kernel, p: ProcId, slot: u64, code: u64) -> SysResult {
     // work for a process counts as its own), by name, without allocating.
     const SHOWN: usize = 16;
     let mut ran: [(u64, &str); SHOWN] = [(0, ""); SHOWN];
-    let live = k.procs.iter().filter(|p| !p.name.is_empty()).map(|p| (p.cpu_ticks, p.name.as_str()));
+    let live = k.procs.iter().filter(|p| !p.name.is_empty()).map(|p| (k.cpu_ticks_of(p), p.name.as_str()));
     for (ticks, name) in live.chain(k.ended_cpu.iter().map(|(n, t)| (*t, n.as_ref()))) {
         let ms = k.clock.ticks_ns(ticks) / 1_000_000;
         if let Some(r) = ran.iter_mut().find(|r| r.1 == name) {
