@@ -194,7 +194,7 @@ fn pipes_carry_one_programs_output_to_the_next() {
     assert!(!b.lines().iter().any(|l| l.contains("and-yes") && !l.contains("echo")), "{}", b.serial);
     // A hostile client of the pipes is refused request by request, and
     // the service goes on (the pipes after it work).
-    b.expect_in_order(&["pipecheck: 8/8 checks passed", "hostile 0", "pipecheck: 10/10 checks passed", "typed 0"]);
+    b.expect_in_order(&["pipecheck: 11/11 checks passed", "hostile 0", "pipecheck: 13/13 checks passed", "typed 0"]);
     // /dev/urandom gives what is asked (two rows of hexdump), /dev/zero
     // zeros until ^C.
     b.expect_in_order(&["stopped 130", "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00", "*", "zero 130"]);
@@ -673,6 +673,75 @@ fn programs_started_one_after_another_give_their_memory_back() {
         assert!(text.contains(&format!("hello: hello from user space (args: \"{i}\")")), "program {i}:\n{text}");
     }
     assert!(!text.contains("ENOMEM"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A shell started from the shell: `sh -c` runs its commands and ends
+/// with `exit`'s status, `sh FILE` runs a file's lines, `sh` alone reads
+/// the console until `exit` (its `cd` its own), and a script that starts
+/// itself for ever runs out of room with a clear error while the system
+/// goes on, every program it started gone afterwards.
+#[test]
+fn shells_start_shells_and_a_script_that_starts_itself_runs_out_of_room() {
+    let (dir, img, blob) = disk("nested", true);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Typed ahead, and echoed as typed: what is looked for in the output
+    // is written otherwise in the commands (`chi''ld` prints `child`).
+    let commands = [
+        "sh -c \"echo in a chi''ld; wc /d0/data/blob.bin; exit 3\"",
+        "echo child said $?",
+        "echo 'echo from a fi''le' > /d0/s.sh",
+        "echo 'false || echo its second li''ne' >> /d0/s.sh",
+        "sh s.sh",
+        "echo file said $?",
+        "sh",
+        "echo typed to the chi''ld",
+        "cd /d0/data",
+        "exit 4",
+        "echo back with $?",
+        "pwd",
+        "echo sh /d0/again.sh > /d0/again.sh",
+        "sh again.sh",
+        "echo again said $?",
+        "ps",
+        "cat /d0/hello.txt",
+    ];
+    let out = std::process::Command::new(root.join("scripts/run-qemu"))
+        .args(["--no-build", "--image"])
+        .arg(root.join("build/shell.img"))
+        .args(["--disk-rw", img.to_str().unwrap(), "-c", &commands.join("; ")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/run-qemu");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let at = |want: &str| text.find(want).unwrap_or_else(|| panic!("no {want:?} in:\n{text}"));
+    let order = [
+        "in a child".to_string(),
+        format!("{} /d0/data/blob.bin", blob.len()),
+        "child said 3".into(),
+        "from a file".into(),
+        "its second line".into(),
+        "file said 0".into(),
+        "exo-sh: a shell started by another".into(),
+        "typed to the child".into(),
+        "back with 4".into(),
+    ];
+    let places: Vec<usize> = order.iter().map(|w| at(w)).collect();
+    assert!(places.windows(2).all(|p| p[0] < p[1]), "out of order {places:?}:\n{text}");
+    // The child's `cd` stayed the child's.
+    let after = &text[at("back with 4")..];
+    let pwd = after.lines().map(|l| l.trim_start_matches("exo:/d0$ ")).find(|l| l.starts_with('/'));
+    assert_eq!(pwd, Some("/d0"), "{text}");
+    // The script that starts itself: refused at some depth, then unwound.
+    let again = &text[at("again said ")..];
+    assert!(!again.starts_with("again said 0"), "{text}");
+    assert!(text.contains("exo-sh: sh: ENOMEM") || text.contains("exo-sh: sh: E2BIG"), "{text}");
+    // Afterwards: no program of the shell's left in the table, and the
+    // disk still served.
+    let ps: Vec<&str> = text[at("  PID  STATE")..].lines().skip(1).take_while(|l| l.starts_with("    ")).collect();
+    assert!(ps.len() >= 5 && ps.iter().all(|l| l.trim_start().starts_with("- ")), "{ps:?}:\n{text}");
+    assert!(text[at("  PID  STATE")..].contains("Hello from the test's image"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -6,7 +6,8 @@
 //! Built-in commands, those that work on the shell itself: `help`,
 //! `echo`, `pwd`, `cd`, `ps` (the system's programs and the shell's, from
 //! the process service), `jobs`, `kill PID...`, `wait [PID...]`, `export
-//! NAME=VALUE`, `unset NAME`, `env`, `exit` and `poweroff [N]`. `$NAME`
+//! NAME=VALUE`, `unset NAME`, `env`, `exit [N]`, `poweroff [N]`, `true`
+//! and `false`. `$NAME`
 //! is an environment variable's value; programs the shell starts get the
 //! environment (`exo_posix::getenv`). `$?` is the last command's status
 //! (0 ok, 1 failed, 2 misused, 127 not found). ^C drops the line being
@@ -38,6 +39,12 @@
 //!
 //! Endpoints, by name: `files` (or `files0` ...), `console`, `procs`; a
 //! program the shell starts gets them all, under the same names.
+//!
+//! Arguments: none for the shell on the console; `-c COMMANDS` runs the
+//! commands and ends with the last one's status; `FILE` runs the lines
+//! of a file so. A shell started from the shell reads the console while
+//! its parent waits (^C is its own to handle then: it drops the line
+//! being typed, or stops its own program), and `exit` or ^D goes back.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -130,8 +137,23 @@ fn run_program(line: &str) -> Result<Option<i32>, Errno> {
         Err(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let status = wait_program(pid, true)?.expect("^C kills, and the wait goes on");
+    // A shell started from the shell takes ^C itself, as a Unix shell
+    // handles the SIGINT its terminal sends it.
+    let kill = line.split(' ').next() != Some("sh");
+    let Some(status) = wait_program(pid, kill)? else {
+        return run_program_waiting(pid, line);
+    };
     Ok(Some(exit_code(line.split(' ').next().unwrap_or(""), status)))
+}
+
+/// Goes on waiting for program `pid` (started as `line`) after a ^C it
+/// took itself.
+fn run_program_waiting(pid: posix::process::Pid, line: &str) -> Result<Option<i32>, Errno> {
+    loop {
+        if let Some(status) = wait_program(pid, false)? {
+            return Ok(Some(exit_code(line.split(' ').next().unwrap_or(""), status)));
+        }
+    }
 }
 
 /// Waits for program `pid` to end. ^C on the console kills it if `kill`,
@@ -245,8 +267,10 @@ fn ended_how(status: ExitStatus) -> String {
 
 /// The built-in commands: those that work on the shell itself, and
 /// `echo` (`&` runs programs only).
-const BUILTINS: &[&str] =
-    &["help", "echo", "pwd", "cd", "ps", "jobs", "kill", "wait", "export", "unset", "env", "exit", "poweroff"];
+const BUILTINS: &[&str] = &[
+    "help", "echo", "pwd", "cd", "ps", "jobs", "kill", "wait", "export", "unset", "env", "exit", "poweroff", "true",
+    "false",
+];
 
 /// Built-in commands that only print, and so may start a pipe: the shell
 /// writes what they print into it.
@@ -862,7 +886,8 @@ impl Shell {
         let path = |p: &str| posix::join_path(&self.cwd, p);
         Some(match cmd.as_str() {
             "help" => {
-                say!(out, "built into the shell: help echo pwd cd ps jobs kill wait export unset env exit poweroff");
+                say!(out, "built into the shell: help echo pwd cd ps jobs kill wait export unset env exit [N] poweroff true false");
+                say!(out, "sh -c COMMANDS or sh FILE runs commands in a shell of its own; sh alone reads the console until exit");
                 say!(
                     out,
                     "programs: ls [-l] [-R] cat wc hexdump stat mkdir [-p] rm [-r] [-f] cp mv mount (disks) uptime date sha256sum sleep printenv nc echod"
@@ -1025,7 +1050,20 @@ impl Shell {
                 }
                 status
             }
-            "exit" => return None,
+            "exit" => {
+                // `exit N` leaves with status N, `exit` with the last one.
+                match args.first().map(|a| a.parse::<u8>()) {
+                    None => {}
+                    Some(Ok(code)) => self.status = i32::from(code),
+                    Some(Err(_)) => {
+                        println!("exit: the status is a number from 0 to 255");
+                        return Some(2);
+                    }
+                }
+                return None;
+            }
+            "true" => 0,
+            "false" => 1,
             "poweroff" => {
                 // `poweroff N`: ExoV6's exit code (scripts/run-qemu -c
                 // passes the last command's status on this way).
@@ -1033,6 +1071,10 @@ impl Shell {
                     println!("poweroff: the code is a number from 0 to 255");
                     return Some(2);
                 };
+                if exo_rt::caps::info(slot::POWER).is_err() {
+                    println!("poweroff: this shell holds no power capability (a shell started from the shell?); exit leaves it");
+                    return Some(1);
+                }
                 println!("exo-sh: powering off");
                 // Detached first: each file server, idle, leaves its image
                 // as unmounting would.
@@ -1063,7 +1105,50 @@ impl Shell {
     }
 }
 
-fn main(_: &str) -> i32 {
+/// What the shell was asked to do (its arguments).
+enum Mode {
+    /// Read the console.
+    Interactive,
+    /// Run these commands (`-c`), or the lines of this file, then end.
+    Commands(String),
+    Script(String),
+}
+
+fn mode(args: &str) -> Result<Mode, String> {
+    let words = argv::words(args);
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => Ok(Mode::Interactive),
+        ["-c", commands] => Ok(Mode::Commands((*commands).into())),
+        [file] if !file.starts_with('-') => Ok(Mode::Script((*file).into())),
+        _ => Err("usage: sh [-c COMMANDS | FILE]".into()),
+    }
+}
+
+/// The text of file `path`.
+fn read_file(path: &str) -> Result<String, Errno> {
+    let fd = posix::open(path, posix::flags::O_RDONLY)?;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    let result = loop {
+        match posix::read(fd, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = posix::close(fd);
+    result?;
+    String::from_utf8(text).map_err(|_| Errno::EINVAL)
+}
+
+fn main(args: &str) -> i32 {
+    let mode = match mode(args) {
+        Ok(m) => m,
+        Err(why) => {
+            println!("exo-sh: {why}");
+            return 2;
+        }
+    };
     let Some(console_ep) = exo_rt::endpoint("console") else {
         println!("exo-sh: given no endpoint named console");
         return 1;
@@ -1078,6 +1163,37 @@ fn main(_: &str) -> i32 {
     let disks = posix::mount_disks();
     let files = !disks.is_empty();
     let procs = exo_rt::endpoint("procs").is_some_and(|ep| posix::process::attach(ep.slot(), console.note).is_ok());
+    // Started by another shell: its directory and variables came along.
+    let nested = posix::getenv(exo_protocols::process::PID_VAR).is_some();
+    if !matches!(mode, Mode::Interactive) {
+        let cwd = posix::getcwd();
+        let mut sh = Shell { cwd, status: 0, files, procs, jobs: Vec::new() };
+        let lines = match mode {
+            Mode::Commands(c) => c,
+            Mode::Script(f) => match read_file(&posix::join_path(&sh.cwd, &f)) {
+                Ok(text) => text,
+                Err(e) => {
+                    println!("exo-sh: {f}: {e:?}");
+                    return 127;
+                }
+            },
+            Mode::Interactive => unreachable!("matched above"),
+        };
+        for line in lines.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            if sh.run_list(line).is_none() {
+                break;
+            }
+        }
+        if files {
+            let _ = posix::unmount();
+        }
+        return sh.status;
+    }
+    if nested {
+        println!("exo-sh: a shell started by another: `exit` or ^D goes back to it");
+        let cwd = posix::getcwd();
+        return interact(&mut console, Shell { cwd, status: 0, files, procs, jobs: Vec::new() });
+    }
     let at = match disks.len() {
         0 => "no file system".to_string(),
         1 => "the disk's files at /d0".to_string(),
@@ -1086,7 +1202,12 @@ fn main(_: &str) -> i32 {
     println!("exo-sh: the ExoV6 shell ({at}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6");
     let cwd = disks.first().cloned().unwrap_or_else(|| "/".into());
     let _ = posix::chdir(&cwd);
-    let mut sh = Shell { cwd, status: 0, files, procs, jobs: Vec::new() };
+    interact(&mut console, Shell { cwd, status: 0, files, procs, jobs: Vec::new() })
+}
+
+/// Reads and runs the console's lines until `exit` or ^D: the last
+/// status.
+fn interact(console: &mut Console, mut sh: Shell) -> i32 {
     loop {
         sh.reap();
         print!("exo:{}$ ", sh.cwd);
@@ -1104,7 +1225,7 @@ fn main(_: &str) -> i32 {
         }
     }
     println!("exo-sh: bye");
-    if files {
+    if sh.files {
         let _ = posix::unmount();
     }
     sh.status

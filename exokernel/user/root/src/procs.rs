@@ -5,6 +5,14 @@
 //! a budget of the program's own split from the root task's, the console
 //! and the caller's endpoints (what it may delegate), a badge of its own
 //! so that servers tell it from its caller. Policy stays with the client.
+//!
+//! A started program may start programs too (a shell started from the
+//! shell): they get what the manifest program at the root of its line
+//! was given, no more. When a program ends, the ones it started are
+//! stopped and forgotten (nobody is left to wait for them), and so are
+//! a manifest client's. [`MAX_STARTED`] bounds them all, so that a
+//! program that starts itself over and over runs out of places, not the
+//! system out of memory.
 
 use crate::{with_supervisor, Supervisor};
 use alloc::collections::VecDeque;
@@ -28,6 +36,10 @@ const MAX_CLIENTS: usize = 24;
 /// Badges of started programs: this plus their pid (manifest programs
 /// have 1 to their count).
 const BADGE_BASE: u64 = 0x1_0000;
+/// Programs started and not yet waited for, all clients together.
+const MAX_STARTED: usize = 48;
+/// The owner of a program whose client ended: nobody waits for it.
+const ORPHAN: u64 = 0;
 /// What a started program gets besides its binary's needs.
 const HEAP: u64 = 1 << 20;
 const MEMORY: u64 = 16 << 20;
@@ -37,7 +49,11 @@ const KERNEL: u64 = 256 << 10;
 struct Child {
     /// What the client knows it by: 1, 2, 3 ..., never used again.
     pid: u64,
+    /// The client that started it, or [`ORPHAN`].
     owner: u64,
+    /// The manifest program at the root of its line (its badge): what
+    /// that one was given is what this one gets, and its own programs.
+    root: u64,
     name: String,
     /// The command line it was started with (for `LIST`).
     command: String,
@@ -77,11 +93,43 @@ fn forget_note(notes: &mut Vec<(u64, Notification)>, badge: u64) {
 /// pipe ends are let go of, and the programs it started are stopped.
 pub fn client_ended(badge: u64) {
     crate::pipes::drop_all(badge);
+    orphan_children_of(badge);
+}
+
+/// The programs client `badge` started: stopped if they run, and nobody's
+/// from now on (freed once ended: [`reap_orphans`]).
+fn orphan_children_of(badge: u64) {
     CHILDREN.with(|c| {
-        for ch in c.iter().flatten().filter(|ch| ch.owner == badge && ch.status.is_none()) {
-            let _ = ch.process.kill(process::KILLED_EXIT);
+        for ch in c.iter_mut().flatten().filter(|ch| ch.owner == badge) {
+            if ch.status.is_none() {
+                let _ = ch.process.kill(process::KILLED_EXIT);
+            }
+            ch.owner = ORPHAN;
         }
     });
+}
+
+/// Frees the places of ended programs nobody waits for (the service's
+/// thread only: their sessions were ended first, see `handle`).
+fn reap_orphans() {
+    let ended: Vec<Child> = CHILDREN.with(|c| {
+        c.iter_mut()
+            .filter(|ch| ch.as_ref().is_some_and(|ch| ch.owner == ORPHAN && ch.status.is_some()))
+            .filter_map(Option::take)
+            .collect()
+    });
+    for child in ended {
+        free(child);
+    }
+}
+
+/// Lets go of an ended program: its process, its grants, its budget
+/// (every capability to the budget gone, the kernel gives its memory
+/// back to the root task's).
+fn free(child: Child) {
+    let _ = caps::delete(child.process.slot());
+    crate::loader::release(child.grants);
+    let _ = caps::delete(child.budget.slot());
 }
 
 /// Serves the process service on `ep` for ever (a thread of its own).
@@ -99,6 +147,7 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
     for badge in GONE.with(core::mem::take) {
         let _ = sessions.detach(badge);
     }
+    reap_orphans();
     let request = match Request::decode(msg.words) {
         Ok(r) => r,
         Err(s) => {
@@ -149,12 +198,9 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
         Request::Wait(pid) => CHILDREN.with(|c| match index(c, pid).and_then(|i| c.get_mut(i)) {
             Some(slot @ Some(Child { status: Some(_), .. })) if slot.as_ref().is_some_and(|ch| ch.owner == badge) => {
                 let child = slot.take().expect("checked");
-                let _ = caps::delete(child.process.slot());
-                // Every capability to its budget gone, the kernel gives
-                // the budget's memory back to the root task's.
-                crate::loader::release(child.grants);
-                let _ = caps::delete(child.budget.slot());
-                [Status::Ok as u64, child.status.expect("checked").encode(), 0]
+                let status = child.status.expect("checked");
+                free(child);
+                [Status::Ok as u64, status.encode(), 0]
             }
             Some(Some(child)) if child.owner == badge => [Status::Empty as u64, 0, 0],
             _ => [Status::NoSuchProgram as u64, 0, 0],
@@ -166,8 +212,6 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
             }
             Err(e) => [e as u64, 0, 0],
         },
-        // Pipes are for clients that start programs, not for the programs.
-        Request::Pipe if badge >= BADGE_BASE => [Status::BadRequest as u64, 0, 0],
         Request::Pipe => match sessions.get(badge) {
             Ok(_) => crate::pipes::create(badge),
             Err(e) => [e as u64, 0, 0],
@@ -236,8 +280,25 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
     let mut words = line.split_whitespace();
     let Some(binary) = words.next() else { return [Status::BadRequest as u64, 0, 0] };
     let args: Vec<&str> = words.collect();
-    let running = CHILDREN.with(|c| c.iter().flatten().filter(|ch| ch.owner == badge).count());
-    if running >= process::MAX_CHILDREN {
+    // The manifest program at the root of the caller's line: the caller
+    // itself, or the one a started caller descends from.
+    let root = if badge < BADGE_BASE {
+        badge
+    } else {
+        let started = CHILDREN.with(|c| {
+            let i = usize::try_from(badge - BADGE_BASE).ok()?;
+            c.get(i)?.as_ref().filter(|ch| ch.status.is_none()).map(|ch| ch.root)
+        });
+        match started {
+            Some(root) => root,
+            None => return [Status::BadRequest as u64, 0, 0],
+        }
+    };
+    let (mine, all) = CHILDREN.with(|c| {
+        let all = c.iter().flatten();
+        (all.clone().filter(|ch| ch.owner == badge).count(), all.count())
+    });
+    if mine >= process::MAX_CHILDREN || all >= MAX_STARTED {
         return [Status::TooLarge as u64, 0, 0];
     }
     // Its place in the table (its badge's too), free once it is waited for.
@@ -270,7 +331,7 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
         .flat_map(|l| [l, "\n"])
         .collect();
     env.push_str(&alloc::format!("{}={pid}\n", process::PID_VAR));
-    let started = with_supervisor(|s| start(s, badge, slot as u64, binary, &args.join(" "), cwd, &env));
+    let started = with_supervisor(|s| start(s, root, slot as u64, binary, &args.join(" "), cwd, &env));
     if started.is_err() {
         crate::pipes::drop_all(child);
     }
@@ -281,6 +342,7 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
                 c[slot] = Some(Child {
                     pid,
                     owner: badge,
+                    root,
                     name: binary.into(),
                     command,
                     process,
@@ -296,10 +358,11 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
     }
 }
 
-/// Loads `binary` with `args` for the client with `badge`.
+/// Loads `binary` with `args` with what the manifest program `root` (its
+/// badge) was given.
 fn start(
     s: &mut Supervisor,
-    badge: u64,
+    root: u64,
     pid: u64,
     binary: &str,
     args: &str,
@@ -309,8 +372,8 @@ fn start(
     if s.image.find(binary).is_none() {
         return Err(Status::NoSuchProgram);
     }
-    // The caller: a manifest program (badge = its index + 1).
-    let caller = badge.checked_sub(1).and_then(|i| s.manifest.programs.get(i as usize)).ok_or(Status::BadRequest)?;
+    // A manifest program (badge = its index + 1).
+    let caller = root.checked_sub(1).and_then(|i| s.manifest.programs.get(i as usize)).ok_or(Status::BadRequest)?;
     let mut program = Program::new(binary);
     program.binary = binary.into();
     program.args = args.into();
@@ -399,7 +462,7 @@ fn watcher(_: u64) {
 /// Waits for the started program in `slot` to end, records how, and
 /// tells its client.
 fn watch(slot: u64) {
-    let Some((process, owner)) = CHILDREN.with(|c| c[slot as usize].as_ref().map(|ch| (ch.process, ch.owner))) else {
+    let Some(process) = CHILDREN.with(|c| c[slot as usize].as_ref().map(|ch| ch.process)) else {
         return;
     };
     let status = process.wait().unwrap_or(ExitStatus::Exited(u32::MAX));
@@ -410,14 +473,18 @@ fn watch(slot: u64) {
     let badge = BADGE_BASE + slot;
     crate::pipes::drop_all(badge);
     NOTES.with(|n| forget_note(n, badge));
+    orphan_children_of(badge);
     GONE.with(|g| g.push(badge));
-    CHILDREN.with(|c| {
-        if let Some(ch) = c[slot as usize].as_mut() {
-            ch.status = Some(status);
-            if let ExitStatus::Faulted(v) = status {
-                println!("root: {} (started for a client) was killed by CPU exception {v}", ch.name);
-            }
+    // Its client as it is now (nobody, if that one ended meanwhile).
+    let owner = CHILDREN.with(|c| {
+        let ch = c[slot as usize].as_mut()?;
+        ch.status = Some(status);
+        if let ExitStatus::Faulted(v) = status {
+            println!("root: {} (started for a client) was killed by CPU exception {v}", ch.name);
         }
+        Some(ch.owner).filter(|o| *o != ORPHAN)
     });
-    tell(owner, process::ENDED);
+    if let Some(owner) = owner {
+        tell(owner, process::ENDED);
+    }
 }

@@ -1,9 +1,10 @@
 //! A hostile client of the process service's pipes, run by the shell (it
 //! gets the endpoint `procs`): requests for pipes it does not hold, with
-//! lengths beyond its buffer, ends that do not exist, and pipes of its
-//! own, each refused with a status; with its standard input a pipe (`X |
-//! pipecheck`), writing to that read end is refused too, and reading it
-//! still works. The service must answer every request and go on serving
+//! lengths beyond its buffer and ends that do not exist, each refused
+//! with a status; then a pipe of its own (a started program may make
+//! them, as a shell started from the shell does), written, read back and
+//! closed; with its standard input a pipe (`X | pipecheck`), writing to
+//! that read end is refused too, and reading it still works. The service must answer every request and go on serving
 //! (the shell's next commands show it). One line per check; exits 0 if
 //! all pass.
 #![no_std]
@@ -28,13 +29,12 @@ fn main(_: &str) -> i32 {
     let m = ep.call([proto::PIPE_READ, 1, 16], None, FOREVER);
     let status = m.map(|m| Status::from_word(m.words[0]));
     c.check("read before attaching", status == Ok(Some(Status::NotAttached)), format_args!("{status:?}"));
-    let Ok((_buffer, attached, _)) = Attached::new(ep, 1, BUF_VA) else {
+    let Ok((mut buffer, attached, _)) = Attached::new(ep, 1, BUF_VA) else {
         exo_rt::println!("pipecheck: cannot attach to procs");
         return 1;
     };
     let ask = |words: [u64; 3]| attached.call(words, 0, |_| false).map(|m| Status::from_word(m.words[0]));
-    let cases: [(&str, [u64; 3], Status); 7] = [
-        ("a pipe of its own (programs may not make pipes)", [proto::PIPE, 0, 0], Status::BadRequest),
+    let cases: [(&str, [u64; 3], Status); 6] = [
         ("reading a pipe it does not hold", [proto::PIPE_READ, 1, 16], Status::BadRequest),
         ("reading pipe u64::MAX", [proto::PIPE_READ, u64::MAX, u64::MAX], Status::BadRequest),
         ("writing beyond its buffer", [proto::PIPE_WRITE, 1, 1 << 40], Status::TooLarge),
@@ -45,6 +45,23 @@ fn main(_: &str) -> i32 {
     for (name, words, want) in cases {
         let got = ask(words);
         c.check(name, got == Ok(Some(want)), format_args!("{got:?}"));
+    }
+    // A pipe of its own: both ends its, bytes through it unchanged.
+    let answer = |words: [u64; 3]| attached.call(words, 0, |_| false).map(|m| m.words);
+    match answer([proto::PIPE, 0, 0]) {
+        Ok([s, id, _]) if s == Status::Ok as u64 => {
+            c.check("a pipe of its own", true, format_args!("id {id}"));
+            buffer.as_mut_slice()[..5].copy_from_slice(b"hello");
+            let wrote = answer([proto::PIPE_WRITE, id, 5]);
+            c.check("writing 5 bytes to it", wrote == Ok([Status::Ok as u64, 5, 0]), format_args!("{wrote:?}"));
+            buffer.as_mut_slice()[..5].fill(0);
+            let read = answer([proto::PIPE_READ, id, 16]);
+            let same = &buffer.as_slice()[..5] == b"hello";
+            c.check("reading them back", read == Ok([Status::Ok as u64, 5, 0]) && same, format_args!("{read:?}"));
+            let closed = [proto::READ_END, proto::WRITE_END].map(|end| ask([proto::PIPE_CLOSE, id, end]));
+            c.check("closing both ends", closed == [Ok(Some(Status::Ok)); 2], format_args!("{closed:?}"));
+        }
+        other => c.check("a pipe of its own", false, format_args!("{other:?}")),
     }
     // Its standard input, if a pipe: the read end only.
     if let Some(id) = exo_posix::getenv(proto::STDIN_VAR).as_deref().and_then(proto::pipe_named) {
