@@ -7,7 +7,12 @@
 //! itself. So [`Mediated`] answers the probe from the size the kernel
 //! reports, without sending BAR writes anywhere; every other access goes
 //! to the function, and functions other than the driver's own look
-//! absent.
+//! absent. The probe also turns the function's decoding off and on around
+//! it: with the probe answered here that is moot, and under QEMU each
+//! switch rebuilds the machine's memory map (milliseconds, several a
+//! BAR), so a command write that only switches decoding is held back
+//! until something else is read or written, and dropped if the next one
+//! puts decoding back as it was.
 
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 
@@ -31,18 +36,32 @@ const BAR0: u8 = 0x10;
 
 /// [`ConfigurationAccess`] over a [`FunctionConfig`], answering BAR
 /// probes itself.
-pub struct Mediated<F> {
+pub struct Mediated<F: FunctionConfig> {
     inner: F,
     /// BAR dwords that were last written all ones (a probe under way).
     probing: [bool; 6],
     /// Writes the function refused (other than BAR probes).
     refused: u32,
+    /// A command register write held back (it only switched decoding).
+    held: Option<u32>,
 }
+
+/// The command register's decoding bits: I/O and memory space.
+const DECODING: u32 = 0b11;
 
 impl<F: FunctionConfig> Mediated<F> {
     /// Wraps `inner`.
     pub fn new(inner: F) -> Self {
-        Mediated { inner, probing: [false; 6], refused: 0 }
+        Mediated { inner, probing: [false; 6], refused: 0, held: None }
+    }
+
+    /// Sends the command write held back, if any.
+    fn release(&mut self) {
+        if let Some(command) = self.held.take() {
+            if !self.inner.write(0x04, command) {
+                self.refused += 1;
+            }
+        }
     }
 
     /// How many writes the kernel refused.
@@ -118,8 +137,12 @@ impl<F: FunctionConfig> ConfigurationAccess for Mediated<F> {
         if df != self.inner.function() {
             return u32::MAX; // nothing answers there, for this driver
         }
-        match bar_index(offset) {
-            Some(i) if self.probing[i as usize] => self.probe_answer(i),
+        match (bar_index(offset), self.held) {
+            (Some(i), _) if self.probing[i as usize] => self.probe_answer(i),
+            // The command as written, the status as it is.
+            (None, Some(command)) if offset == 0x04 => {
+                self.inner.read(offset).map_or(u32::MAX, |real| real & !0xffff | command & 0xffff)
+            }
             _ => self.inner.read(offset).unwrap_or(u32::MAX),
         }
     }
@@ -131,14 +154,35 @@ impl<F: FunctionConfig> ConfigurationAccess for Mediated<F> {
         match bar_index(offset) {
             // All ones starts a probe; anything else (the old value) ends it.
             Some(i) => self.probing[i as usize] = data == u32::MAX,
-            None if !self.inner.write(offset, data) => self.refused += 1,
-            None => {}
+            None => {
+                // A command write with no status bits (they clear on
+                // writing ones) that changes decoding alone waits; one
+                // that puts the device's own value back cancels it.
+                let real = self.inner.read(0x04);
+                if let (0x04, Some(real)) = (offset, real) {
+                    if data >> 16 == 0 && (data ^ real) & 0xffff & !DECODING == 0 {
+                        self.held = (data & 0xffff != real & 0xffff).then_some(data);
+                        return;
+                    }
+                }
+                self.release();
+                if !self.inner.write(offset, data) {
+                    self.refused += 1;
+                }
+            }
         }
     }
 
     #[allow(unsafe_code)] // the trait's signature; nothing unsafe happens here
     unsafe fn unsafe_clone(&self) -> Self {
-        Mediated { inner: self.inner.duplicate(), probing: self.probing, refused: 0 }
+        Mediated { inner: self.inner.duplicate(), probing: self.probing, refused: 0, held: self.held }
+    }
+}
+
+impl<F: FunctionConfig> Drop for Mediated<F> {
+    /// A command write still held back goes out after all.
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -223,14 +267,40 @@ mod tests {
         );
         // An I/O BAR the kernel cannot size reads as unimplemented.
         assert_eq!(root.bar_info(DF, 0).unwrap(), None);
-        // No BAR write reached the function; the command register did
-        // (decoding off and back on around each probe), and ends as it was.
+        // Nothing reached the function: no BAR write, and not the command
+        // register's decoding off and back on around each probe (held
+        // back, then cancelled), which ends as it was.
         let writes = f.writes.borrow().clone();
-        assert!(writes.iter().all(|(o, _)| *o == 0x04), "{writes:x?}");
-        assert!(!writes.is_empty());
+        assert!(writes.is_empty(), "{writes:x?}");
         assert_eq!(f.space.borrow()[1] & 0xffff, 0x0007);
         // BARs read normally again after the probes.
         assert_eq!(root.bar_info(DF, 4).unwrap().and_then(|b| b.memory_address_size()), Some((0xfe00_0000, 0x4000)));
+    }
+
+    #[test]
+    fn a_command_write_held_back_goes_out_before_other_writes_and_at_the_end() {
+        let f = fake();
+        let mut m = Mediated::new(f.clone());
+        // Decoding off: held back, but the driver reads what it wrote.
+        m.write_word(DF, 0x04, 0x0004);
+        assert!(f.writes.borrow().is_empty());
+        assert_eq!(m.read_word(DF, 0x04) & 0xffff, 0x0004);
+        // Another register written: the held write goes first.
+        m.write_word(DF, 0x0c, 0x10);
+        assert_eq!(f.writes.borrow()[..2], [(0x04, 0x0004), (0x0c, 0x10)]);
+        // Held again, then dropped: it goes out at the end.
+        m.write_word(DF, 0x04, 0x0007);
+        m.write_word(DF, 0x04, 0x0006);
+        assert_eq!(f.writes.borrow().len(), 2, "{:x?}", f.writes.borrow());
+        drop(m);
+        assert_eq!(f.writes.borrow().last(), Some(&(0x04, 0x0006)));
+        // A write with status bits (write-one-to-clear) or other command
+        // bits is never held.
+        let mut m = Mediated::new(f.clone());
+        m.write_word(DF, 0x04, 0x0100_0006);
+        assert_eq!(f.writes.borrow().last(), Some(&(0x04, 0x0100_0006)));
+        m.write_word(DF, 0x04, 0x0406);
+        assert_eq!(f.writes.borrow().last(), Some(&(0x04, 0x0406)));
     }
 
     #[test]

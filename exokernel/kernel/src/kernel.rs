@@ -178,6 +178,9 @@ pub struct Kernel {
     /// (`sched::charge`).
     pub on_cpu: Option<ThreadId>,
     pub on_cpu_since: u64,
+    /// The BAR registers of the PCI functions probed so far, and their
+    /// masks (`pci::bar_registers`).
+    pub pci_bars: Vec<(exo_kcore::pci::Bdf, [(u32, u32); 6])>,
     /// CPU time of processes whose entries were freed, by name (at most
     /// [`ENDED_NAMES`] of them and "others").
     pub ended_cpu: Vec<(Cow<'static, str>, u64)>,

@@ -184,6 +184,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             need_resched: false,
             io_loaded: Vec::new(),
             ticks: 0,
+            pci_bars: Vec::new(),
             on_cpu: None,
             on_cpu_since: 0,
             ended_cpu: Vec::with_capacity(kernel::ENDED_NAMES + 1),

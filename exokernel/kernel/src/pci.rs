@@ -76,15 +76,51 @@ pub fn config_write(
 /// E820 type of reserved regions: the only kind device memory may lie in.
 const E820_RESERVED: u32 = 2;
 
-/// Base and size of memory BAR `bar` of `f`. The size comes from the
-/// standard probe (all ones written, the mask read back), done with the
-/// function's decoding off and everything restored after.
-fn probe_bar(f: Bdf, bar: u8) -> Result<(u64, u64), Error> {
+/// The six BAR registers of `f`: what each holds and the mask it reads
+/// back once all ones are written (the standard probe). Probed once per
+/// function, all six with the function's decoding off and everything
+/// restored after, then kept: under QEMU each switch of the decoding
+/// rebuilds the machine's memory map, milliseconds a time, and a driver
+/// asks for its BARs one by one. The values cannot change meanwhile: no
+/// one but the kernel may write the BARs (`write_allowed`).
+fn bar_registers(k: &mut Kernel, f: Bdf) -> [(u32, u32); 6] {
+    if let Some((_, regs)) = k.pci_bars.iter().find(|(g, _)| *g == f) {
+        return *regs;
+    }
+    // A function that is not there has no BARs (and is not kept: the
+    // table holds only what exists); a bridge (header type 1) has two,
+    // the rest of its header being bus numbers and windows.
+    let bars = match (pci::read(f, 0x00, 2), pci::read(f, 0x0e, 1) & 0x7f) {
+        (0xffff, _) => return [(0, 0); 6],
+        (_, 0) => 6,
+        (_, 1) => 2,
+        _ => 0,
+    };
+    let command = pci::read(f, 0x04, 2);
+    pci::write(f, 0x04, 2, command & !0b11);
+    let regs = core::array::from_fn(|i| {
+        if i >= bars {
+            return (0, 0);
+        }
+        let at = 0x10 + 4 * i as u8;
+        let old = pci::read(f, at, 4);
+        pci::write(f, at, 4, 0xffff_ffff);
+        let mask = pci::read(f, at, 4);
+        pci::write(f, at, 4, old);
+        (old, mask)
+    });
+    pci::write(f, 0x04, 2, command);
+    k.pci_bars.push((f, regs));
+    regs
+}
+
+/// Base and size of memory BAR `bar` of `f` ([`bar_registers`]).
+fn probe_bar(k: &mut Kernel, f: Bdf, bar: u8) -> Result<(u64, u64), Error> {
     if bar > 5 {
         return Err(Error::InvalidArgument);
     }
-    let at = 0x10 + 4 * bar;
-    let lo = pci::read(f, at, 4);
+    let regs = bar_registers(k, f);
+    let (lo, mask_lo) = regs[bar as usize];
     if lo & 1 != 0 {
         return Err(Error::WrongType); // an I/O port BAR
     }
@@ -92,18 +128,8 @@ fn probe_bar(f: Bdf, bar: u8) -> Result<(u64, u64), Error> {
     if wide && bar == 5 {
         return Err(Error::InvalidArgument);
     }
-    let hi = if wide { pci::read(f, at + 4, 4) } else { 0 };
-    let command = pci::read(f, 0x04, 2);
-    pci::write(f, 0x04, 2, command & !0b11);
-    let probe = |at: u8, old: u32| {
-        pci::write(f, at, 4, 0xffff_ffff);
-        let mask = pci::read(f, at, 4);
-        pci::write(f, at, 4, old);
-        mask
-    };
-    let mask_lo = probe(at, lo) & !0xf;
-    let mask_hi = if wide { probe(at + 4, hi) } else { 0xffff_ffff };
-    pci::write(f, 0x04, 2, command);
+    let (hi, mask_hi) = if wide { regs[bar as usize + 1] } else { (0, 0xffff_ffff) };
+    let mask_lo = mask_lo & !0xf;
     if mask_lo == 0 && (!wide || mask_hi == 0) {
         return Err(Error::InvalidArgument); // not implemented
     }
@@ -117,7 +143,7 @@ pub fn bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -
     let rw = Rights(Rights::READ.0 | Rights::WRITE.0);
     let f = target(k, p, slot, bdf, rw)?;
     let cap = k.proc(p).caps.get(slot)?;
-    let (base, size) = probe_bar(f, u8::try_from(bar).map_err(|_| Error::InvalidArgument)?)?;
+    let (base, size) = probe_bar(k, f, u8::try_from(bar).map_err(|_| Error::InvalidArgument)?)?;
     let end = base.checked_add(size).ok_or(Error::InvalidArgument)?;
     let pages = size / PAGE_SIZE;
     if base == 0 || size < PAGE_SIZE || !base.is_multiple_of(PAGE_SIZE) || pages > crate::kernel::MAX_OBJECT_PAGES {
@@ -139,23 +165,17 @@ pub fn bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -
 }
 
 /// `pci_io_bar`: an I/O-port capability to the ports behind I/O BAR `bar`
-/// of the function, sized by the standard probe (decoding off meanwhile).
+/// of the function, sized by the standard probe ([`bar_registers`]).
 pub fn io_bar(k: &mut Kernel, p: ProcId, slot: u64, bdf: u64, bar: u64, dst: u64) -> Result<u64, Error> {
     let rw = Rights(Rights::READ.0 | Rights::WRITE.0);
     let f = target(k, p, slot, bdf, rw)?;
     let cap = k.proc(p).caps.get(slot)?;
     let bar = u8::try_from(bar).ok().filter(|b| *b <= 5).ok_or(Error::InvalidArgument)?;
-    let at = 0x10 + 4 * bar;
-    let old = pci::read(f, at, 4);
+    let (old, mask) = bar_registers(k, f)[bar as usize];
     if old & 1 == 0 {
         return Err(Error::WrongType); // a memory BAR
     }
-    let command = pci::read(f, 0x04, 2);
-    pci::write(f, 0x04, 2, command & !0b11);
-    pci::write(f, at, 4, 0xffff_ffff);
-    let mask = pci::read(f, at, 4) & 0xffff & !3;
-    pci::write(f, at, 4, old);
-    pci::write(f, 0x04, 2, command);
+    let mask = mask & 0xffff & !3;
     let base = u64::from(old & 0xffff & !3);
     let size = u64::from((!mask).wrapping_add(1) & 0xffff);
     // Ports above 64 KiB do not exist on x86; a BAR the firmware left at 0
