@@ -24,8 +24,11 @@ const SUPERVISOR: Params = Params { priority: SUPERVISOR_PRIORITY, weight: DEFAU
 
 /// Stack of the root task.
 const ROOT_STACK_PAGES: u64 = 16;
-/// Initial heap of the root task.
-const ROOT_HEAP_PAGES: u64 = 1024;
+/// The root task's heap: its first megabyte mapped at the start, the
+/// rest mapped by its allocator from its budget as it grows (`exo-rt`),
+/// so that no memory it may never use is zeroed during the boot.
+const ROOT_HEAP_PAGES: u64 = 256;
+const ROOT_HEAP_MAX_PAGES: u64 = 1024;
 
 fn pages_for(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE_SIZE)
@@ -96,7 +99,7 @@ pub fn start_root(
         args_len: cmdline.len() as u64,
         generation: 0,
         tls: plan.tls.map_or([0; 4], |t| [t.vaddr, t.file_size, t.mem_size, t.align]),
-        heap_max: ROOT_HEAP_PAGES * PAGE_SIZE,
+        heap_max: ROOT_HEAP_MAX_PAGES * PAGE_SIZE,
     };
     let top_frame = *k.mems[stack.0 as usize].as_ref().expect("new").frames.last().expect("pages");
     copy_to_phys(top_frame + PAGE_SIZE - StartInfo::SIZE as u64, &info.to_bytes());

@@ -110,17 +110,12 @@ extern "C" fn kmain(start_info: u64) -> ! {
         );
     }
     trap::init_idt();
-    let cal = apic::init(sched::TICK_NS);
+    // The timers are measured against the PIT while the rest starts.
+    let calibrating = apic::start_calibration();
     match arch::ioapic::init() {
         0 => kprintln!("I/O APIC: none answers at 0xfec00000 (no interrupt lines for drivers)"),
         n => kprintln!("I/O APIC: {n} interrupt lines, all masked until a driver binds one"),
     }
-    kprintln!(
-        "timer: TSC {} MHz, APIC timer {} kHz, tick {} ms",
-        cal.tsc_hz / 1_000_000,
-        cal.apic_hz / 1000,
-        sched::TICK_NS / 1_000_000
-    );
 
     // Leave the boot page tables (identity map, the whole image writable
     // and executable) for the kernel's own: W^X by section, direct map not
@@ -160,6 +155,13 @@ extern "C" fn kmain(start_info: u64) -> ! {
             946_684_800 * 1_000_000_000
         }
     };
+    let cal = apic::finish_calibration(calibrating, sched::TICK_NS);
+    kprintln!(
+        "timer: TSC {} MHz, APIC timer {} kHz, tick {} ms",
+        cal.tsc_hz / 1_000_000,
+        cal.apic_hz / 1000,
+        sched::TICK_NS / 1_000_000
+    );
     let clock = Clock::new(tsc0, cal.tsc_hz, wall0);
     // SAFETY: single initialisation before any entry point can run.
     unsafe {

@@ -56,15 +56,73 @@ fn disable_pic() {
     }
 }
 
-/// Enables the local APIC, measures the TSC and APIC timer against the PIT
-/// for 10 ms, and starts a periodic timer every `tick_ns`.
-pub fn init(tick_ns: u64) -> Calibration {
+/// A measurement of the TSC and the APIC timer against the PIT, under way
+/// ([`start_calibration`]).
+pub struct Calibrating {
+    tsc0: u64,
+    gate: u8,
+}
+
+/// PIT counts at the shortest measurement [`finish_calibration`] takes:
+/// 5 ms.
+const MIN_COUNTS: u64 = PIT_HZ * 5 / 1000;
+
+/// Enables the local APIC and starts measuring the TSC and the APIC timer
+/// against the PIT: channel 2 counts down from 0xffff (55 ms) in mode 0,
+/// which goes on counting past zero and raises its output there. The
+/// kernel's other start-up work runs meanwhile, instead of a wait.
+pub fn start_calibration() -> Calibrating {
     disable_pic();
     write(REG_SPURIOUS, 0x100 | SPURIOUS_VECTOR as u32);
-    write(REG_TIMER_DIVIDE, 0x3); // divide by 16
+    // APIC timer divided by 16; PIT channel 2, gated by port 0x61 bit 0,
+    // its output bit 5 of port 0x61.
+    write(REG_TIMER_DIVIDE, 0x3);
+    let gate = inb(0x61) & !0x02;
+    outb(0x61, gate & !0x01);
+    outb(0x43, 0xb0); // channel 2, low then high byte, mode 0
+    outb(0x42, 0xff);
+    outb(0x42, 0xff);
+    write(REG_LVT_TIMER, 1 << 16); // masked while counting
+    write(REG_TIMER_INIT, u32::MAX);
+    let tsc0 = rdtsc();
+    outb(0x61, gate | 0x01);
+    Calibrating { tsc0, gate }
+}
 
-    // PIT channel 2 in one-shot mode, gated by port 0x61 bit 0; bit 5 of
-    // port 0x61 goes high when the count reaches zero.
+/// Ends the measurement (waiting only if it has run less than 5 ms), and
+/// starts a periodic timer every `tick_ns`. The PIT's count is latched
+/// next to the TSC and APIC timer readings, so the measurement ends
+/// where the work before it did. If more than 55 ms went by (the count
+/// ran past zero), it measures again, 10 ms, waiting.
+pub fn finish_calibration(c: Calibrating, tick_ns: u64) -> Calibration {
+    let measured = loop {
+        outb(0x43, 0x80); // latch channel 2's count
+        let tsc1 = rdtsc();
+        let apic_now = read(REG_TIMER_CURRENT);
+        let count = u16::from_le_bytes([inb(0x42), inb(0x42)]);
+        if inb(0x61) & 0x20 != 0 {
+            break None; // past zero: the count does not say how far
+        }
+        let counts = 0xffff - u64::from(count);
+        if counts >= MIN_COUNTS {
+            break Some((counts, tsc1 - c.tsc0, (u32::MAX - apic_now) as u64));
+        }
+        core::hint::spin_loop();
+    };
+    outb(0x61, c.gate);
+    let cal = match measured {
+        Some((counts, tsc, apic)) => Calibration { tsc_hz: tsc * PIT_HZ / counts, apic_hz: apic * PIT_HZ / counts },
+        None => calibrate_waiting(),
+    };
+    let initial = (cal.apic_hz * tick_ns / 1_000_000_000).clamp(1, u32::MAX as u64);
+    write(REG_LVT_TIMER, TIMER_VECTOR as u32 | TIMER_PERIODIC);
+    write(REG_TIMER_INIT, initial as u32);
+    cal
+}
+
+/// Measures the TSC and the APIC timer against a 10 ms PIT one-shot,
+/// waiting for it.
+fn calibrate_waiting() -> Calibration {
     let count = PIT_HZ * CALIBRATION_MS / 1000;
     let gate = inb(0x61) & !0x02;
     outb(0x61, gate & !0x01);
@@ -81,13 +139,7 @@ pub fn init(tick_ns: u64) -> Calibration {
     let tsc1 = rdtsc();
     let apic_ticks = (u32::MAX - read(REG_TIMER_CURRENT)) as u64;
     outb(0x61, gate);
-
-    let cal =
-        Calibration { tsc_hz: (tsc1 - tsc0) * 1000 / CALIBRATION_MS, apic_hz: apic_ticks * 1000 / CALIBRATION_MS };
-    let initial = (cal.apic_hz * tick_ns / 1_000_000_000).clamp(1, u32::MAX as u64);
-    write(REG_LVT_TIMER, TIMER_VECTOR as u32 | TIMER_PERIODIC);
-    write(REG_TIMER_INIT, initial as u32);
-    cal
+    Calibration { tsc_hz: (tsc1 - tsc0) * 1000 / CALIBRATION_MS, apic_hz: apic_ticks * 1000 / CALIBRATION_MS }
 }
 
 /// Signals end of interrupt to the local APIC.
