@@ -61,6 +61,9 @@ struct Child {
     budget: Untyped,
     /// The root task's sealed copies of what it was given.
     grants: crate::loader::Grants,
+    /// It ended and the service is letting go of what it held: a program
+    /// started for it meanwhile is stopped at once (`spawn`).
+    ending: bool,
     status: Option<ExitStatus>,
 }
 
@@ -339,15 +342,27 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
         Ok((process, budget, grants)) => {
             let command = line.split_whitespace().collect::<Vec<_>>().join(" ");
             CHILDREN.with(|c| {
+                // A started caller that ended while this one was being
+                // started has had its programs stopped already: this one
+                // is stopped too, and nobody's.
+                let caller_ended = badge >= BADGE_BASE
+                    && usize::try_from(badge - BADGE_BASE)
+                        .ok()
+                        .and_then(|i| c.get(i)?.as_ref())
+                        .is_none_or(|ch| ch.ending);
+                if caller_ended {
+                    let _ = process.kill(process::KILLED_EXIT);
+                }
                 c[slot] = Some(Child {
                     pid,
-                    owner: badge,
+                    owner: if caller_ended { ORPHAN } else { badge },
                     root,
                     name: binary.into(),
                     command,
                     process,
                     budget,
                     grants,
+                    ending: false,
                     status: None,
                 })
             });
@@ -466,6 +481,12 @@ fn watch(slot: u64) {
         return;
     };
     let status = process.wait().unwrap_or(ExitStatus::Exited(u32::MAX));
+    // From here on a program it asked for is stopped when it is made.
+    CHILDREN.with(|c| {
+        if let Some(ch) = c[slot as usize].as_mut() {
+            ch.ending = true;
+        }
+    });
     // What it held goes first, as a kernel closes a dead process's
     // descriptors: its pipes' other ends hear of it, its notification and
     // session go. Only then is its status there for `WAIT`, which frees
