@@ -11,7 +11,13 @@
 //! notification (`SUBSCRIBE`), signalled with [`ENDED`] when one of its
 //! programs ends; `WAIT pid` then answers `[OK, status, 0]` (an
 //! `ExitStatus` encoded, and the pid is forgotten) or `[EMPTY, 0, 0]`
-//! while it runs; `KILL pid` ends it (exit code [`KILLED_EXIT`]).
+//! while it runs; `KILL pid` ends it (exit code [`KILLED_EXIT`]). A
+//! program started so may be a client too (a shell started from the
+//! shell): its programs get what the manifest program at the root of its
+//! line was given, and are stopped when it ends. `SPAWN` answers
+//! `[TOO_LARGE, 0, 0]` when the caller runs [`MAX_CHILDREN`] already,
+//! or the service as many as it keeps, or the memory for one more is
+//! not there.
 //!
 //! `LIST` writes into the buffer one line of text per program the root
 //! task runs: the manifest's, then the caller's own. Each line is
