@@ -594,6 +594,16 @@ fn the_shells_programs_serve_and_reach_the_network() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (echo_port, nc_port, closed) = (free(), free(), free());
+    // A UDP peer on the host: answers one datagram, keeps what it got.
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = peer.local_addr().unwrap().port();
+    peer.set_read_timeout(Some(Duration::from_secs(180))).unwrap();
+    let got = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let (n, from) = peer.recv_from(&mut buf).ok()?;
+        peer.send_to(b"answered\n", from).ok()?;
+        Some(buf[..n].to_vec())
+    });
     let mut child = std::process::Command::new(root.join("scripts/run-qemu"))
         .args(["--no-build", "--image"])
         .arg(root.join("build/shell.img"))
@@ -603,7 +613,10 @@ fn the_shells_programs_serve_and_reach_the_network() {
         .args(["--forward", &format!("udp:{closed}:9")])
         .args([
             "-c",
-            &format!("echod serve 1; echo echod $?; nc -l 8; echo nc $?; nc 10.0.2.2 {closed} x; echo refused $?"),
+            &format!(
+                "echod serve 1; echo echod $?; nc -l 8; echo nc $?; nc 10.0.2.2 {closed} x; echo refused $?; \
+                 nc -u 10.0.2.2 {udp} 'a;  b | c'; echo udp $?"
+            ),
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -646,6 +659,10 @@ fn the_shells_programs_serve_and_reach_the_network() {
     // Nothing listens on that port of the host: refused, a clear error
     // and status 1.
     assert!(text.contains("nc: connect: ECONNREFUSED") && text.contains("refused 1"), "{text}");
+    // A quoted text goes out as written: its spaces and the shell's own
+    // characters.
+    assert_eq!(got.join().unwrap().as_deref(), Some(&b"a;  b | c"[..]), "{text}");
+    assert!(text.contains("answered") && text.contains("udp 0"), "{text}");
     assert_eq!(status.code(), Some(0), "the last command's status (echo):\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,6 +21,7 @@
 
 extern crate alloc;
 
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use exo_posix::net::{self, events::*, Kind, PollFd, SocketAddr};
@@ -52,7 +53,8 @@ fn main(args: &str) -> i32 {
     let mut port = 7u16;
     let mut stop_after: Option<u64> = None;
     let mut discard = false;
-    let mut words = args.split_whitespace();
+    let words = posix::argv::words(args);
+    let mut words = words.iter().map(String::as_str);
     while let Some(w) = words.next() {
         match (w, w.parse::<u16>()) {
             ("discard", _) => discard = true,

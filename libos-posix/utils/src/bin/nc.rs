@@ -31,7 +31,10 @@ exo_posix::entry!(main);
 const ANSWER_NS: u64 = 5_000_000_000;
 
 fn main(args: &str) -> i32 {
-    let mut words: Vec<&str> = args.split_whitespace().collect();
+    // The words as the user meant them: a quoted TEXT keeps its spaces
+    // and the shell's characters (`exo_posix::argv`).
+    let owned = posix::argv::words(args);
+    let mut words: Vec<&str> = owned.iter().map(String::as_str).collect();
     let listen = take_flag(&mut words, "-l");
     let udp = take_flag(&mut words, "-u");
     let kind = if udp { Kind::Datagram } else { Kind::Stream };
