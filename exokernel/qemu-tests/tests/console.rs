@@ -722,6 +722,10 @@ fn shells_start_shells_and_a_script_that_starts_itself_runs_out_of_room() {
         "echo again said $?",
         "ps",
         "cat /d0/hello.txt",
+        // A child shell's input and output are its programs' too.
+        "echo one two three | sh -c wc",
+        "sh -c \"echo x; echo yy\" | wc",
+        "sh -c \"echo in a fi''le\" > /d0/o.txt; cat /d0/o.txt",
     ];
     let out = std::process::Command::new(root.join("scripts/run-qemu"))
         .args(["--no-build", "--image"])
@@ -759,6 +763,13 @@ fn shells_start_shells_and_a_script_that_starts_itself_runs_out_of_room() {
     let ps: Vec<&str> = text[at("  PID  STATE")..].lines().skip(1).take_while(|l| l.starts_with("    ")).collect();
     assert!(ps.len() >= 5 && ps.iter().all(|l| l.trim_start().starts_with("- ")), "{ps:?}:\n{text}");
     assert!(text[at("  PID  STATE")..].contains("Hello from the test's image"), "{text}");
+    let after = &text[at("Hello from the test's image")..];
+    let wc: Vec<&str> =
+        after.lines().map(|l| l.trim_start_matches("exo:/d0$ ")).filter(|l| l.starts_with("     ")).collect();
+    assert_eq!(wc.len(), 2, "{text}");
+    assert_eq!(wc[0].split_whitespace().collect::<Vec<_>>(), ["1", "3", "14"], "{text}");
+    assert_eq!(wc[1].split_whitespace().collect::<Vec<_>>(), ["2", "2", "5"], "{text}");
+    assert!(after.contains("in a file"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

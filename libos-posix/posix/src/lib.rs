@@ -729,7 +729,9 @@ pub fn start() -> core::result::Result<(), (String, Errno)> {
     if [&input, &output].iter().zip(named).any(|(v, p)| v.is_some() && p.is_none()) {
         mount_disks();
     }
-    if named.iter().any(Option::is_some) {
+    // (A program that connected already, as a shell does with its own
+    // notification, stays connected so.)
+    if named.iter().any(Option::is_some) && !process::is_attached() {
         let procs = exo_rt::endpoint("procs").ok_or_else(|| ("procs".into(), Errno::ENODEV))?;
         let note = exo_rt::caps::Untyped::from_slot(exo_rt::abi::slot::UNTYPED)
             .create_notification()

@@ -51,9 +51,19 @@ pub enum Waited {
     Interrupted(u64),
 }
 
+/// Whether the program is connected to the process service.
+pub fn is_attached() -> bool {
+    SERVICE.with(|s| s.is_some())
+}
+
 /// Connects to the process service on `endpoint_slot`; `note` is told
-/// when programs end ([`proto::ENDED`]).
+/// when programs end ([`proto::ENDED`]). Connected already (by
+/// [`crate::start`], for a pipe), it stays so, with the first
+/// notification.
 pub fn attach(endpoint_slot: u64, note: Notification) -> Result<()> {
+    if is_attached() {
+        return Ok(());
+    }
     let ep = Endpoint::from_slot(endpoint_slot);
     let (buffer, attached, _) = Attached::new(ep, BUF_PAGES, BUF_VA).map_err(|_| Errno::ENODEV)?;
     let m = ep.call([proto::SUBSCRIBE, 0, 0], Some(note.slot()), FOREVER).map_err(|_| Errno::ENODEV)?;

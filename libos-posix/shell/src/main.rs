@@ -618,8 +618,9 @@ impl Shell {
             return Some(status);
         }
         let saved = [posix::getenv(posix::STDOUT_VAR), posix::getenv(posix::STDIN_VAR)];
-        set_var(posix::STDOUT_VAR, out.as_ref().map(|(t, _)| t.as_str()));
-        set_var(posix::STDIN_VAR, input.as_deref());
+        // Not redirected: the shell's own, if it was given any.
+        set_var(posix::STDOUT_VAR, out.as_ref().map(|(t, _)| t.as_str()).or(saved[0].as_deref()));
+        set_var(posix::STDIN_VAR, input.as_deref().or(saved[1].as_deref()));
         let status = if background { Some(self.start_job(&line)) } else { self.command(&line, &mut Out(None)) };
         set_var(posix::STDOUT_VAR, saved[0].as_deref());
         set_var(posix::STDIN_VAR, saved[1].as_deref());
@@ -817,8 +818,8 @@ impl Shell {
             if i == 0 && fed.is_some() {
                 continue;
             }
-            let stdin = if i == 0 { input.clone() } else { pipe(i - 1) };
-            let stdout = if i == last { out.as_ref().map(|(t, _)| t.clone()) } else { pipe(i) };
+            let stdin = if i == 0 { input.clone().or(saved[1].clone()) } else { pipe(i - 1) };
+            let stdout = if i == last { out.as_ref().map(|(t, _)| t.clone()).or(saved[0].clone()) } else { pipe(i) };
             set_var(posix::STDIN_VAR, stdin.as_deref());
             set_var(posix::STDOUT_VAR, stdout.as_deref());
             let name = command.split(' ').next().unwrap_or("");
@@ -1163,6 +1164,12 @@ fn main(args: &str) -> i32 {
     let disks = posix::mount_disks();
     let files = !disks.is_empty();
     let procs = exo_rt::endpoint("procs").is_some_and(|ep| posix::process::attach(ep.slot(), console.note).is_ok());
+    // Started with its input or output a file or a pipe (`X | sh -c
+    // ...`): what it prints goes there, and its programs get them too.
+    if let Err((what, e)) = posix::start() {
+        println!("exo-sh: {what}: {e:?}");
+        return 1;
+    }
     // Started by another shell: its directory and variables came along.
     let nested = posix::getenv(exo_protocols::process::PID_VAR).is_some();
     if !matches!(mode, Mode::Interactive) {
