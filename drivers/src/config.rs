@@ -158,8 +158,8 @@ impl<F: FunctionConfig> ConfigurationAccess for Mediated<F> {
                 // A command write with no status bits (they clear on
                 // writing ones) that changes decoding alone waits; one
                 // that puts the device's own value back cancels it.
-                let real = self.inner.read(0x04);
-                if let (0x04, Some(real)) = (offset, real) {
+                let real = if offset == 0x04 { self.inner.read(0x04) } else { None };
+                if let Some(real) = real {
                     if data >> 16 == 0 && (data ^ real) & 0xffff & !DECODING == 0 {
                         self.held = (data & 0xffff != real & 0xffff).then_some(data);
                         return;

@@ -279,20 +279,26 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
 
 /// `scripts/run-qemu -c`: the shell runs the commands on the disk and
 /// ExoV6 powers off with the last one's status, for scripts.
+/// `scripts/run-qemu -c COMMANDS` on the shell's image with one disk
+/// (`disk_flag`: `--disk` or `--disk-rw`): its exit status and output.
+fn run_commands(disk_flag: &str, img: &std::path::Path, commands: &str) -> (Option<i32>, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new(root.join("scripts/run-qemu"))
+        .args(["--no-build", "--image"])
+        .arg(root.join("build/shell.img"))
+        .arg(disk_flag)
+        .arg(img)
+        .args(["-c", commands])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/run-qemu");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
+}
+
 #[test]
 fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     let (dir, img, blob) = disk("dash-c", false);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let run = |commands: &str| {
-        let out = std::process::Command::new(root.join("scripts/run-qemu"))
-            .args(["--no-build", "--image"])
-            .arg(root.join("build/shell.img"))
-            .args(["--disk", img.to_str().unwrap(), "-c", commands])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("scripts/run-qemu");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
-    };
+    let run = |commands: &str| run_commands("--disk", &img, commands);
     let (status, out) = run("ls -l; wc /d0/data/blob.bin");
     assert_eq!(status, Some(0), "{out}");
     assert!(out.contains("-rw-r--r--         28 hello.txt"), "{out}");
@@ -675,17 +681,9 @@ fn the_shells_programs_serve_and_reach_the_network() {
 #[test]
 fn programs_started_one_after_another_give_their_memory_back() {
     let (dir, img, _) = disk("many", false);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let commands: Vec<String> = (0..40).map(|i| format!("hello {i}")).collect();
-    let out = std::process::Command::new(root.join("scripts/run-qemu"))
-        .args(["--no-build", "--image"])
-        .arg(root.join("build/shell.img"))
-        .args(["--disk", img.to_str().unwrap(), "-c", &commands.join("; ")])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("scripts/run-qemu");
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (status, text) = run_commands("--disk", &img, &commands.join("; "));
+    assert_eq!(status, Some(0), "{text}");
     for i in 0..40 {
         assert!(text.contains(&format!("hello: hello from user space (args: \"{i}\")")), "program {i}:\n{text}");
     }
@@ -701,7 +699,6 @@ fn programs_started_one_after_another_give_their_memory_back() {
 #[test]
 fn shells_start_shells_and_a_script_that_starts_itself_runs_out_of_room() {
     let (dir, img, blob) = disk("nested", true);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     // Typed ahead, and echoed as typed: what is looked for in the output
     // is written otherwise in the commands (`chi''ld` prints `child`).
     let commands = [
@@ -727,15 +724,8 @@ fn shells_start_shells_and_a_script_that_starts_itself_runs_out_of_room() {
         "sh -c \"echo x; echo yy\" | wc",
         "sh -c \"echo in a fi''le\" > /d0/o.txt; cat /d0/o.txt",
     ];
-    let out = std::process::Command::new(root.join("scripts/run-qemu"))
-        .args(["--no-build", "--image"])
-        .arg(root.join("build/shell.img"))
-        .args(["--disk-rw", img.to_str().unwrap(), "-c", &commands.join("; ")])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("scripts/run-qemu");
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (status, text) = run_commands("--disk-rw", &img, &commands.join("; "));
+    assert_eq!(status, Some(0), "{text}");
     let at = |want: &str| text.find(want).unwrap_or_else(|| panic!("no {want:?} in:\n{text}"));
     let order = [
         "in a child".to_string(),

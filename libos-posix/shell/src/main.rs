@@ -138,22 +138,14 @@ fn run_program(line: &str) -> Result<Option<i32>, Errno> {
         Err(e) => return Err(e),
     };
     // A shell started from the shell takes ^C itself, as a Unix shell
-    // handles the SIGINT its terminal sends it.
-    let kill = line.split(' ').next() != Some("sh");
-    let Some(status) = wait_program(pid, kill)? else {
-        return run_program_waiting(pid, line);
-    };
-    Ok(Some(exit_code(line.split(' ').next().unwrap_or(""), status)))
-}
-
-/// Goes on waiting for program `pid` (started as `line`) after a ^C it
-/// took itself.
-fn run_program_waiting(pid: posix::process::Pid, line: &str) -> Result<Option<i32>, Errno> {
-    loop {
-        if let Some(status) = wait_program(pid, false)? {
-            return Ok(Some(exit_code(line.split(' ').next().unwrap_or(""), status)));
+    // handles the SIGINT its terminal sends it: the wait goes on.
+    let name = line.split(' ').next().unwrap_or("");
+    let status = loop {
+        if let Some(status) = wait_program(pid, name != "sh")? {
+            break status;
         }
-    }
+    };
+    Ok(Some(exit_code(name, status)))
 }
 
 /// Waits for program `pid` to end. ^C on the console kills it if `kill`,
@@ -537,6 +529,11 @@ fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
 }
 
 impl Shell {
+    /// A shell in directory `cwd`, status 0, no jobs.
+    fn new(cwd: String, files: bool, procs: bool) -> Shell {
+        Shell { cwd, status: 0, files, procs, jobs: Vec::new() }
+    }
+
     fn fail(&self, what: &str, e: Errno) -> i32 {
         println!("{what}: {e:?}");
         1
@@ -1173,8 +1170,7 @@ fn main(args: &str) -> i32 {
     // Started by another shell: its directory and variables came along.
     let nested = posix::getenv(exo_protocols::process::PID_VAR).is_some();
     if !matches!(mode, Mode::Interactive) {
-        let cwd = posix::getcwd();
-        let mut sh = Shell { cwd, status: 0, files, procs, jobs: Vec::new() };
+        let mut sh = Shell::new(posix::getcwd(), files, procs);
         let lines = match mode {
             Mode::Commands(c) => c,
             Mode::Script(f) => match read_file(&posix::join_path(&sh.cwd, &f)) {
@@ -1198,8 +1194,7 @@ fn main(args: &str) -> i32 {
     }
     if nested {
         println!("exo-sh: a shell started by another: `exit` or ^D goes back to it");
-        let cwd = posix::getcwd();
-        return interact(&mut console, Shell { cwd, status: 0, files, procs, jobs: Vec::new() });
+        return interact(&mut console, Shell::new(posix::getcwd(), files, procs));
     }
     let at = match disks.len() {
         0 => "no file system".to_string(),
@@ -1209,7 +1204,7 @@ fn main(args: &str) -> i32 {
     println!("exo-sh: the ExoV6 shell ({at}); `help` lists the commands, `exit` or ^D leaves, `poweroff` ends ExoV6");
     let cwd = disks.first().cloned().unwrap_or_else(|| "/".into());
     let _ = posix::chdir(&cwd);
-    interact(&mut console, Shell { cwd, status: 0, files, procs, jobs: Vec::new() })
+    interact(&mut console, Shell::new(cwd, files, procs))
 }
 
 /// Reads and runs the console's lines until `exit` or ^D: the last

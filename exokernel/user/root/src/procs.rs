@@ -239,6 +239,12 @@ fn handle(sessions: &mut Sessions, msg: &Message) -> [u64; 3] {
     }
 }
 
+/// The started program with `badge`, if the caller is one (and its
+/// place still holds it).
+fn started_program(children: &[Option<Child>], badge: u64) -> Option<&Child> {
+    children.get(usize::try_from(badge.checked_sub(BADGE_BASE)?).ok()?)?.as_ref()
+}
+
 /// The last pid handed out.
 static LAST_PID: SpinLock<u64> = SpinLock::new(0);
 
@@ -288,11 +294,7 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
     let root = if badge < BADGE_BASE {
         badge
     } else {
-        let started = CHILDREN.with(|c| {
-            let i = usize::try_from(badge - BADGE_BASE).ok()?;
-            c.get(i)?.as_ref().filter(|ch| ch.status.is_none()).map(|ch| ch.root)
-        });
-        match started {
+        match CHILDREN.with(|c| started_program(c, badge).filter(|ch| ch.status.is_none()).map(|ch| ch.root)) {
             Some(root) => root,
             None => return [Status::BadRequest as u64, 0, 0],
         }
@@ -345,11 +347,7 @@ fn spawn(badge: u64, line: &str, cwd: &str, env: &str) -> [u64; 3] {
                 // A started caller that ended while this one was being
                 // started has had its programs stopped already: this one
                 // is stopped too, and nobody's.
-                let caller_ended = badge >= BADGE_BASE
-                    && usize::try_from(badge - BADGE_BASE)
-                        .ok()
-                        .and_then(|i| c.get(i)?.as_ref())
-                        .is_none_or(|ch| ch.ending);
+                let caller_ended = badge >= BADGE_BASE && started_program(c, badge).is_none_or(|ch| ch.ending);
                 if caller_ended {
                     let _ = process.kill(process::KILLED_EXIT);
                 }

@@ -74,14 +74,19 @@ const MIN_COUNTS: u64 = PIT_HZ * 5 / 1000;
 pub fn start_calibration() -> Calibrating {
     disable_pic();
     write(REG_SPURIOUS, 0x100 | SPURIOUS_VECTOR as u32);
-    // APIC timer divided by 16; PIT channel 2, gated by port 0x61 bit 0,
-    // its output bit 5 of port 0x61.
-    write(REG_TIMER_DIVIDE, 0x3);
+    write(REG_TIMER_DIVIDE, 0x3); // divide by 16
+    start_pit(0xffff)
+}
+
+/// Starts PIT channel 2 counting down from `count` in mode 0 (gated by
+/// port 0x61 bit 0; its output is bit 5 of port 0x61), and the APIC
+/// timer, masked, from its largest count, next to a TSC reading.
+fn start_pit(count: u16) -> Calibrating {
     let gate = inb(0x61) & !0x02;
     outb(0x61, gate & !0x01);
     outb(0x43, 0xb0); // channel 2, low then high byte, mode 0
-    outb(0x42, 0xff);
-    outb(0x42, 0xff);
+    outb(0x42, count as u8);
+    outb(0x42, (count >> 8) as u8);
     write(REG_LVT_TIMER, 1 << 16); // masked while counting
     write(REG_TIMER_INIT, u32::MAX);
     let tsc0 = rdtsc();
@@ -123,23 +128,14 @@ pub fn finish_calibration(c: Calibrating, tick_ns: u64) -> Calibration {
 /// Measures the TSC and the APIC timer against a 10 ms PIT one-shot,
 /// waiting for it.
 fn calibrate_waiting() -> Calibration {
-    let count = PIT_HZ * CALIBRATION_MS / 1000;
-    let gate = inb(0x61) & !0x02;
-    outb(0x61, gate & !0x01);
-    outb(0x43, 0xb0);
-    outb(0x42, count as u8);
-    outb(0x42, (count >> 8) as u8);
-    write(REG_LVT_TIMER, 1 << 16); // masked while counting
-    write(REG_TIMER_INIT, u32::MAX);
-    let tsc0 = rdtsc();
-    outb(0x61, gate | 0x01);
+    let c = start_pit((PIT_HZ * CALIBRATION_MS / 1000) as u16);
     while inb(0x61) & 0x20 == 0 {
         core::hint::spin_loop();
     }
     let tsc1 = rdtsc();
     let apic_ticks = (u32::MAX - read(REG_TIMER_CURRENT)) as u64;
-    outb(0x61, gate);
-    Calibration { tsc_hz: (tsc1 - tsc0) * 1000 / CALIBRATION_MS, apic_hz: apic_ticks * 1000 / CALIBRATION_MS }
+    outb(0x61, c.gate);
+    Calibration { tsc_hz: (tsc1 - c.tsc0) * 1000 / CALIBRATION_MS, apic_hz: apic_ticks * 1000 / CALIBRATION_MS }
 }
 
 /// Signals end of interrupt to the local APIC.
