@@ -288,17 +288,16 @@ fn driver_call(request: Request) -> Option<exo_rt::caps::Message> {
 
 /// Received frames for smoltcp: the first's receive slot, and how many
 /// (more than one: TCP segments of one connection that follow each other,
-/// checksums checked, handed to smoltcp joined into one segment).
+/// handed to smoltcp joined into one segment, each one's checksum checked
+/// as its payload is copied).
 struct Rx {
     first: usize,
     count: usize,
-    /// Every checksum was found right already (`joinable_run`).
-    checked: bool,
 }
 struct Tx;
 
 /// Where joined segments are made (`Rx::consume`).
-static JOINED: SpinLock<Vec<u8>> = SpinLock::new(Vec::new());
+static JOINED: SpinLock<net::coalesce::Joined> = SpinLock::new(net::coalesce::Joined::new());
 /// Frames handed to smoltcp joined, and the segments they made (for the
 /// report).
 static JOINED_FRAMES: AtomicU64 = AtomicU64::new(0);
@@ -310,6 +309,11 @@ impl RxToken for Rx {
     /// reply, an ICMP echo reply, the ACK of a segment out of order)
     /// through a `Tx`, which takes the other half and may flush: only
     /// sending then, the receive slots stay as they are until `f` is done.
+    ///
+    /// TCP checksums are checked here (smoltcp is told not to:
+    /// `capabilities`); a segment whose checksum is wrong is dropped, as
+    /// smoltcp would drop it, and a join ends before it: the frames after
+    /// it are handed on at the next `receive`.
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let area = RX_AREA.lock();
         let lent = LENT.lock();
@@ -319,22 +323,42 @@ impl RxToken for Rx {
         });
         let frame_at =
             |i: usize| area.as_deref().and_then(|a| received_frame(a, lent.as_ref(), layout, i)).unwrap_or(&[]);
-        let r = if self.count > 1 {
-            let mut joined = JOINED.lock();
-            joined.clear();
-            for i in self.first..self.first + self.count {
-                net::coalesce::add(&mut joined, frame_at(i));
+        let mut joined = JOINED.lock();
+        joined.clear();
+        // Frames of the run taken by this token (joined or dropped), and
+        // those joined.
+        let (mut taken, mut frames) = (0, 0);
+        if self.count > 1 {
+            taken = self.count;
+            for k in 0..self.count {
+                match joined.add(frame_at(self.first + k)) {
+                    net::coalesce::Added::Joined => {
+                        frames += 1;
+                        continue;
+                    }
+                    net::coalesce::Added::BadChecksum => {
+                        BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
+                        taken = k + 1; // it is dropped
+                    }
+                    // (Not after `joinable_run`, the frames being the
+                    // same: handed on at the next `receive` all the same.)
+                    net::coalesce::Added::No => taken = k,
+                }
+                break;
             }
-            net::coalesce::finish(&mut joined);
-            count(&JOINED_FRAMES, self.count);
-            JOINS.fetch_add(1, Ordering::Relaxed);
-            f(&joined)
+        }
+        let r = if taken > 0 {
+            SLOTS.with(|s| s.next = self.first + taken);
+            joined.finish();
+            if frames > 0 {
+                count(&JOINED_FRAMES, frames);
+                JOINS.fetch_add(1, Ordering::Relaxed);
+            }
+            f(joined.bytes())
         } else {
+            SLOTS.with(|s| s.next = self.first + 1);
             let mut frame = frame_at(self.first);
-            // TCP checksums are checked here, if `joinable_run` did not
-            // (smoltcp is told not to: `capabilities`); a wrong one drops
-            // the frame, as smoltcp would.
-            if !self.checked && net::checksum::tcp_ok(frame) == Some(false) {
+            if net::checksum::tcp_ok(frame) == Some(false) {
                 BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
                 frame = &[];
             }
@@ -347,33 +371,27 @@ impl RxToken for Rx {
 
 /// How many received frames from slot `first` on (of the `received`) go
 /// to smoltcp as one: the first, and those that follow it in its TCP
-/// connection with right checksums ([`net::coalesce`]), as long as they
-/// fit in one segment; and whether their checksums were all found right.
-fn joinable_run(first: usize, received: usize) -> (usize, bool) {
+/// connection ([`net::coalesce::follows`]), as long as they fit in one
+/// segment.
+fn joinable_run(first: usize, received: usize) -> usize {
     let area = RX_AREA.lock();
     let lent = LENT.lock();
     let layout = SLOTS.with(|s| s.layout);
-    let Some(area) = area.as_deref() else { return (1, false) };
+    let Some(area) = area.as_deref() else { return 1 };
     let frame_at = |i: usize| received_frame(area, lent.as_ref(), layout, i).unwrap_or(&[]);
     let mut prev = frame_at(first);
-    if net::checksum::tcp_ok(prev) != Some(true) {
-        return (1, false);
-    }
     let mut bytes = prev.len();
     let mut n = 1;
     while first + n < received {
         let next = frame_at(first + n);
         bytes += next.len().saturating_sub(net::coalesce::HEADERS);
-        if bytes > net::coalesce::MAX
-            || !net::coalesce::follows(prev, next)
-            || net::checksum::tcp_ok(next) != Some(true)
-        {
+        if bytes > net::coalesce::MAX || !net::coalesce::follows(prev, next) {
             break;
         }
         prev = next;
         n += 1;
     }
-    (n, true)
+    n
 }
 
 impl TxToken for Tx {
@@ -409,9 +427,9 @@ impl Device for Link {
         if first >= received {
             return None;
         }
-        let (count, checked) = joinable_run(first, received);
+        let count = joinable_run(first, received);
         SLOTS.with(|s| s.next = first + count);
-        Some((Rx { first, count, checked }, Tx))
+        Some((Rx { first, count }, Tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
@@ -581,6 +599,17 @@ impl Net {
             self.last_sweep = ns;
             self.sweep();
         }
+    }
+
+    /// Whether a pushing client has not taken its last lot yet.
+    fn lot_waiting(&mut self) -> bool {
+        self.pushes.iter().any(|(&owner, p)| {
+            p.target.is_some()
+                && self
+                    .clients
+                    .get(owner)
+                    .is_ok_and(|s| matches!(areas(s.buffer(), Some(p.pages)), (_, Some(area), _) if !push::taken(area)))
+        })
     }
 
     /// Moves what each pushing client's connection received into its push
@@ -867,6 +896,13 @@ fn main(args: &str) -> i32 {
                         attach_again();
                     }
                     frames_may_wait();
+                    // A client that has yet to take the lot pushed to it
+                    // (signalled, and so ready to run) takes it first:
+                    // what comes in now could not go to it, and smoltcp's
+                    // acknowledgement would close the window.
+                    if net.lot_waiting() {
+                        sys::yield_now();
+                    }
                     None
                 }
                 Some(m) => Some(net.request(m)),

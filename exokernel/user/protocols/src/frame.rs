@@ -199,7 +199,8 @@ pub mod lent {
 ///
 /// A network server checks it here rather than in its TCP/IP stack when
 /// the stack sums two bytes a step: under emulation each load counts, and
-/// the sum is the only pass over a segment's payload besides its copy.
+/// a segment that is copied anyway (joined, [`coalesce`]) is summed in the
+/// same pass ([`copy_add`](checksum::copy_add)).
 /// The one's-complement sum does not depend on byte order (RFC 1071), so
 /// the words are added as they lie in memory and the result is swapped
 /// once.
@@ -223,6 +224,31 @@ pub mod checksum {
         acc
     }
 
+    /// Copies `src` into `dst` (as long) and adds `src` to `acc` as
+    /// [`add`] does, in one pass: under emulation every load counts, and
+    /// a copy and a sum over the same bytes load them once.
+    pub fn copy_add(dst: &mut [u8], src: &[u8], mut acc: u64) -> u64 {
+        let dst = &mut dst[..src.len()];
+        // Eight words a step, unrolled: under emulation each loop turn
+        // costs as much as its loads.
+        let mut blocks = src.chunks_exact(64);
+        let mut at = 0;
+        for block in &mut blocks {
+            let block: &[u8; 64] = block.try_into().expect("64 bytes");
+            let to: &mut [u8; 64] = (&mut dst[at..at + 64]).try_into().expect("64 bytes");
+            for i in 0..8 {
+                let w = u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+                let (sum, carry) = acc.overflowing_add(w);
+                acc = sum + u64::from(carry);
+                to[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+            }
+            at += 64;
+        }
+        let rest = blocks.remainder();
+        dst[at..].copy_from_slice(rest);
+        add(rest, acc)
+    }
+
     /// `acc` folded to 16 bits, as the big-endian sum of the words.
     pub fn fold(mut acc: u64) -> u16 {
         while acc >> 16 != 0 {
@@ -237,12 +263,17 @@ pub mod checksum {
     /// which the stack checks (or rejects) itself.
     pub fn tcp_ok(frame: &[u8]) -> Option<bool> {
         let (ip, segment) = super::tcp_segment(frame)?;
-        let len = segment.len() as u16;
+        Some(fold(add(segment, pseudo(ip, segment.len()))) == 0xffff)
+    }
+
+    /// The sum of the pseudo-header of a TCP segment of `len` bytes in
+    /// the IPv4 packet whose header is `ip`.
+    pub(super) fn pseudo(ip: &[u8], len: usize) -> u64 {
         let mut pseudo = [0u8; 12];
         pseudo[..8].copy_from_slice(&ip[12..20]); // source, destination
         pseudo[9] = 6;
-        pseudo[10..].copy_from_slice(&len.to_be_bytes());
-        Some(fold(add(segment, add(&pseudo, 0))) == 0xffff)
+        pseudo[10..].copy_from_slice(&(len as u16).to_be_bytes());
+        add(&pseudo, 0)
     }
 }
 
@@ -273,7 +304,8 @@ fn tcp_segment(frame: &[u8]) -> Option<(&[u8], &[u8])> {
 /// after the one before's, same addresses and ports. The joined segment
 /// has the first's headers with the last's acknowledgement and window,
 /// PSH if any had it, and every payload in order; its IPv4 checksum is made
-/// again, its TCP checksum is not (each segment's was checked before).
+/// again, its TCP checksum is not: each segment's is checked as its
+/// payload is copied ([`coalesce::Joined::add`]), so the stack need not.
 pub mod coalesce {
     use super::{checksum, tcp_segment};
 
@@ -305,37 +337,91 @@ pub mod coalesce {
             && a.wrapping_add(payload.len() as u32) == b
     }
 
-    /// Adds `frame` to the segment being joined in `out` (empty: it starts
-    /// with `frame`); false, and `out` as it was, if it would grow past
-    /// [`MAX`] or `frame` is not joinable. The caller checks [`follows`];
-    /// [`finish`] makes the headers right.
-    pub fn add(out: &mut alloc::vec::Vec<u8>, frame: &[u8]) -> bool {
-        let Some((_, payload)) = joinable(frame) else { return false };
-        if out.is_empty() {
-            out.extend_from_slice(&frame[..HEADERS + payload.len()]);
-            return true;
-        }
-        if out.len() < HEADERS || out.len() + payload.len() > MAX {
-            return false;
-        }
-        let (ours, theirs) = (&mut out[34..HEADERS], &frame[34..HEADERS]);
-        ours[8..12].copy_from_slice(&theirs[8..12]); // acknowledgement
-        ours[13] |= theirs[13] & PSH;
-        ours[14..16].copy_from_slice(&theirs[14..16]); // window
-        out.extend_from_slice(payload);
-        true
+    /// What [`Joined::add`] did with a frame.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Added {
+        /// Joined: its payload follows the others.
+        Joined,
+        /// Its TCP checksum is wrong: it was left out (so may nothing
+        /// after it be joined, its bytes being missing).
+        BadChecksum,
+        /// Not joinable, or past [`MAX`]: left out, the segment as it was.
+        No,
     }
 
-    /// Writes the joined segment's IPv4 total length and checksum.
-    pub fn finish(out: &mut [u8]) {
-        if out.len() < HEADERS || out.len() > MAX {
-            return;
+    /// A segment being joined from frames, in a buffer of [`MAX`] bytes
+    /// made once (nothing is allocated or zeroed per segment).
+    pub struct Joined {
+        buf: alloc::vec::Vec<u8>,
+        len: usize,
+    }
+
+    impl Default for Joined {
+        fn default() -> Joined {
+            Joined::new()
         }
-        let total = (out.len() - 14) as u16;
-        out[16..18].copy_from_slice(&total.to_be_bytes());
-        out[24..26].fill(0);
-        let sum = !checksum::fold(checksum::add(&out[14..34], 0));
-        out[24..26].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    impl Joined {
+        /// An empty one (its buffer is made at the first [`Joined::add`]).
+        pub const fn new() -> Joined {
+            Joined { buf: alloc::vec::Vec::new(), len: 0 }
+        }
+
+        /// Empties it.
+        pub fn clear(&mut self) {
+            self.len = 0;
+        }
+
+        /// The frame joined so far.
+        pub fn bytes(&self) -> &[u8] {
+            &self.buf[..self.len]
+        }
+
+        /// Adds `frame`: its payload after the others' (the first's
+        /// headers start the segment), its TCP checksum checked in the same
+        /// pass over the bytes as their copy. The caller checks [`follows`];
+        /// [`Joined::finish`] makes the headers right.
+        pub fn add(&mut self, frame: &[u8]) -> Added {
+            let Some((ip, tcp)) = tcp_segment(frame) else { return Added::No };
+            let Some((_, payload)) = joinable(frame) else { return Added::No };
+            let first = self.len == 0;
+            let at = if first { HEADERS } else { self.len };
+            if !first && self.len < HEADERS || at + payload.len() > MAX {
+                return Added::No;
+            }
+            if self.buf.len() < MAX {
+                self.buf.resize(MAX, 0);
+            }
+            let acc = checksum::add(&tcp[..20], checksum::pseudo(ip, tcp.len()));
+            let acc = checksum::copy_add(&mut self.buf[at..at + payload.len()], payload, acc);
+            if checksum::fold(acc) != 0xffff {
+                return Added::BadChecksum;
+            }
+            if first {
+                self.buf[..HEADERS].copy_from_slice(&frame[..HEADERS]);
+            } else {
+                let (ours, theirs) = (&mut self.buf[34..HEADERS], &frame[34..HEADERS]);
+                ours[8..12].copy_from_slice(&theirs[8..12]); // acknowledgement
+                ours[13] |= theirs[13] & PSH;
+                ours[14..16].copy_from_slice(&theirs[14..16]); // window
+            }
+            self.len = at + payload.len();
+            Added::Joined
+        }
+
+        /// Writes the joined segment's IPv4 total length and checksum.
+        pub fn finish(&mut self) {
+            if self.len < HEADERS {
+                return;
+            }
+            let out = &mut self.buf[..self.len];
+            let total = (out.len() - 14) as u16;
+            out[16..18].copy_from_slice(&total.to_be_bytes());
+            out[24..26].fill(0);
+            let sum = !checksum::fold(checksum::add(&out[14..34], 0));
+            out[24..26].copy_from_slice(&sum.to_be_bytes());
+        }
     }
 }
 
@@ -418,13 +504,22 @@ mod tests {
     }
 
     /// A segment of `payload` at `seq` with TCP `flags`, acknowledging
-    /// `ack` (checksums left as they are: joining does not look at them).
+    /// `ack`, its TCP checksum right.
     fn segment(seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = tcp_frame(payload);
         f[38..42].copy_from_slice(&seq.to_be_bytes());
         f[42..46].copy_from_slice(&ack.to_be_bytes());
         f[47] = flags;
+        resum(&mut f);
         f
+    }
+
+    /// Makes the TCP checksum of an IPv4 frame right again.
+    fn resum(f: &mut [u8]) {
+        f[50..52].fill(0);
+        let (ip, tcp) = tcp_segment(f).unwrap();
+        let sum = !checksum::fold(checksum::add(tcp, checksum::pseudo(ip, tcp.len())));
+        f[50..52].copy_from_slice(&sum.to_be_bytes());
     }
 
     #[test]
@@ -436,17 +531,19 @@ mod tests {
             let flags = if i == 1 { 0x18 } else { 0x10 };
             let mut f = segment(seq, 100 + i as u32, flags, p);
             f[48..50].copy_from_slice(&(500 + i as u16).to_be_bytes()); // window
+            resum(&mut f);
             frames.push(f);
             seq += p.len() as u32;
         }
         assert!(coalesce::follows(&frames[0], &frames[1]) && coalesce::follows(&frames[1], &frames[2]));
         assert!(!coalesce::follows(&frames[0], &frames[2]), "a gap");
-        let mut out = Vec::new();
+        let mut joined = coalesce::Joined::new();
         for f in &frames {
-            assert!(coalesce::add(&mut out, f));
+            assert_eq!(joined.add(f), coalesce::Added::Joined);
         }
-        coalesce::finish(&mut out);
-        let (ip, tcp) = tcp_segment(&out).expect("one IPv4 TCP segment");
+        joined.finish();
+        let out = joined.bytes();
+        let (ip, tcp) = tcp_segment(out).expect("one IPv4 TCP segment");
         assert_eq!(&tcp[20..], parts.concat().as_slice());
         assert_eq!(reference(ip), 0xffff, "IPv4 checksum made again");
         assert_eq!(u32::from_be_bytes(tcp[4..8].try_into().unwrap()), 7000, "the first's sequence number");
@@ -490,25 +587,73 @@ mod tests {
             [("empty", &[][..]), ("cut", &next[..40]), ("headers only", &next[..54]), ("lying length", &longer)]
         {
             assert!(!coalesce::follows(&a, bad) && !coalesce::follows(bad, &next), "{why}");
-            assert!(!coalesce::add(&mut Vec::new(), bad), "{why}");
+            assert_eq!(coalesce::Joined::new().add(bad), coalesce::Added::No, "{why}");
         }
     }
 
     #[test]
     fn a_joined_segment_stays_within_what_ipv4_can_say() {
-        let mut out = Vec::new();
+        let mut out = coalesce::Joined::new();
         let mut seq = 0u32;
         let mut joined = 0;
-        while coalesce::add(&mut out, &segment(seq, 1, 0x10, &[9; 1460])) {
+        while out.add(&segment(seq, 1, 0x10, &[9; 1460])) == coalesce::Added::Joined {
             seq += 1460;
             joined += 1;
         }
         assert_eq!(joined, (65535 - 40) / 1460, "as many as fit");
-        assert!(out.len() <= coalesce::MAX);
-        coalesce::finish(&mut out);
-        let (_, tcp) = tcp_segment(&out).expect("still one segment");
+        assert!(out.bytes().len() <= coalesce::MAX);
+        out.finish();
+        let (_, tcp) = tcp_segment(out.bytes()).expect("still one segment");
         assert_eq!(tcp.len(), 40 + joined * 1460 - 20);
-        assert!(!coalesce::add(&mut Vec::new(), &segment(0, 1, 0x11, &[1; 10])), "a FIN starts nothing");
+        let fin = segment(0, 1, 0x11, &[1; 10]);
+        assert_eq!(coalesce::Joined::new().add(&fin), coalesce::Added::No, "a FIN starts nothing");
+    }
+
+    #[test]
+    fn a_wrong_checksum_leaves_its_segment_out_of_the_join() {
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        let mut seq = 100u32;
+        for i in 0..4u8 {
+            let payload: Vec<u8> = (0..1000u32 + u32::from(i)).map(|b| (b * 7 + u32::from(i)) as u8).collect();
+            let mut f = tcp_frame(&payload);
+            f[38..42].copy_from_slice(&seq.to_be_bytes());
+            resum(&mut f);
+            assert_eq!(checksum::tcp_ok(&f), Some(true));
+            seq += payload.len() as u32;
+            frames.push(f);
+        }
+        for bad in 0..4 {
+            let mut frames = frames.clone();
+            let last = frames[bad].len() - 1;
+            frames[bad][last] ^= 0x40; // one payload bit
+            let mut joined = coalesce::Joined::new();
+            let added: Vec<coalesce::Added> = frames.iter().take(bad + 1).map(|f| joined.add(f)).collect();
+            assert_eq!(added[bad], coalesce::Added::BadChecksum, "segment {bad}");
+            assert!(added[..bad].iter().all(|a| *a == coalesce::Added::Joined));
+            joined.finish();
+            if bad == 0 {
+                assert!(joined.bytes().is_empty(), "nothing joined");
+                continue;
+            }
+            let (ip, tcp) = tcp_segment(joined.bytes()).expect("the segments before it");
+            let want: Vec<u8> = frames[..bad].iter().flat_map(|f| f[54..].to_vec()).collect();
+            assert_eq!(&tcp[20..], want.as_slice(), "bad segment {bad}");
+            assert_eq!(reference(ip), 0xffff);
+        }
+    }
+
+    #[test]
+    fn copying_and_summing_in_one_pass_is_a_copy_and_a_sum() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 131 + 7) as u8).collect();
+        for start in [0, 1, 2, 5, 8] {
+            for len in [0, 1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200, 291] {
+                let src = &data[start..start + len];
+                let mut dst = vec![0xaau8; len];
+                let acc = checksum::copy_add(&mut dst, src, 12345);
+                assert_eq!(dst, src, "start {start}, {len} bytes");
+                assert_eq!(acc, checksum::add(src, 12345), "start {start}, {len} bytes");
+            }
+        }
     }
 
     #[test]
