@@ -379,16 +379,17 @@ fn joinable_run(first: usize, received: usize) -> usize {
     let layout = SLOTS.with(|s| s.layout);
     let Some(area) = area.as_deref() else { return 1 };
     let frame_at = |i: usize| received_frame(area, lent.as_ref(), layout, i).unwrap_or(&[]);
-    let mut prev = frame_at(first);
-    let mut bytes = prev.len();
+    let first_frame = frame_at(first);
+    let Some(mut prev) = net::coalesce::segment(first_frame) else { return 1 };
+    let mut bytes = first_frame.len();
     let mut n = 1;
     while first + n < received {
-        let next = frame_at(first + n);
-        bytes += next.len().saturating_sub(net::coalesce::HEADERS);
-        if bytes > net::coalesce::MAX || !net::coalesce::follows(prev, next) {
-            break;
+        let frame = frame_at(first + n);
+        bytes += frame.len().saturating_sub(net::coalesce::HEADERS);
+        match net::coalesce::segment(frame) {
+            Some(next) if bytes <= net::coalesce::MAX && prev.followed_by(&next) => prev = next,
+            _ => break,
         }
-        prev = next;
         n += 1;
     }
     n
@@ -536,6 +537,9 @@ struct Push {
     pages: usize,
     /// The connection whose data go there.
     target: Option<u32>,
+    /// A lot was pushed that the client has not been given a turn to
+    /// take yet ([`Net::lot_waiting`]).
+    turn_owed: bool,
 }
 
 /// A client's buffer: its data area, its push area (if it has `pages`
@@ -601,21 +605,27 @@ impl Net {
         }
     }
 
-    /// Whether a pushing client has not taken its last lot yet.
+    /// Whether a pushing client has yet to take the last lot pushed to
+    /// it, and has not been given a turn for it already (once a lot: a
+    /// client that reads slowly does not hold up everyone else's data).
     fn lot_waiting(&mut self) -> bool {
-        self.pushes.iter().any(|(&owner, p)| {
-            p.target.is_some()
-                && self
-                    .clients
-                    .get(owner)
-                    .is_ok_and(|s| matches!(areas(s.buffer(), Some(p.pages)), (_, Some(area), _) if !push::taken(area)))
-        })
+        let clients = &mut self.clients;
+        let mut waiting = false;
+        for (&owner, p) in self.pushes.iter_mut() {
+            if !core::mem::take(&mut p.turn_owed) {
+                continue;
+            }
+            let Ok(s) = clients.get(owner) else { continue };
+            let taken = matches!(areas(s.buffer(), Some(p.pages)), (_, Some(area), _) if push::taken(area));
+            waiting |= !taken;
+        }
+        waiting
     }
 
     /// Moves what each pushing client's connection received into its push
     /// area, once it took the last lot.
     fn push(&mut self) {
-        for (&owner, p) in &self.pushes {
+        for (&owner, p) in self.pushes.iter_mut() {
             let Some(handle) = p.target else { continue };
             let Ok(s) = self.clients.get(owner) else { continue };
             let (_, Some(area), _) = areas(s.buffer(), Some(p.pages)) else { continue };
@@ -625,6 +635,7 @@ impl Net {
             let n = self.table.push_into(&mut self.sockets, owner, handle, push::room(area));
             if n > 0 {
                 push::pushed(area, handle, n);
+                p.turn_owed = true;
                 self.pushed.push(owner);
             }
         }
@@ -796,7 +807,7 @@ impl Net {
                 match push::split(buffer, pages as usize) {
                     Some((_, area, _)) => {
                         push::clear(area);
-                        self.pushes.insert(owner, Push { pages: pages as usize, target: None });
+                        self.pushes.insert(owner, Push { pages: pages as usize, target: None, turn_owed: false });
                         Ok((0, 0))
                     }
                     None => Err(Answer::TooLarge),

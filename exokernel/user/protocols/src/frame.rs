@@ -319,22 +319,42 @@ pub mod coalesce {
     const ACK: u8 = 0x10;
     const PSH: u8 = 0x08;
 
-    /// A segment that may be joined: its sequence number and its payload.
-    fn joinable(frame: &[u8]) -> Option<(u32, &[u8])> {
+    /// A received frame's TCP segment that may be joined, its headers
+    /// read once.
+    pub struct Segment<'a> {
+        frame: &'a [u8],
+        ip: &'a [u8],
+        tcp: &'a [u8],
+        seq: u32,
+    }
+
+    /// The segment of `frame`, if it may be joined.
+    pub fn segment(frame: &[u8]) -> Option<Segment<'_>> {
         let (ip, tcp) = tcp_segment(frame)?;
         if ip.len() != 20 || tcp.len() <= 20 || tcp[12] >> 4 != 5 || tcp[13] & !PSH != ACK {
             return None;
         }
-        Some((u32::from_be_bytes(tcp[4..8].try_into().ok()?), &tcp[20..]))
+        Some(Segment { frame, ip, tcp, seq: u32::from_be_bytes(tcp[4..8].try_into().ok()?) })
+    }
+
+    impl Segment<'_> {
+        fn payload(&self) -> &[u8] {
+            &self.tcp[20..]
+        }
+
+        /// Whether `next` may be joined to it: of one connection, and
+        /// `next`'s bytes right after its own.
+        pub fn followed_by(&self, next: &Segment) -> bool {
+            self.frame[..14] == next.frame[..14] // MAC addresses, type
+                && self.frame[26..38] == next.frame[26..38] // IPv4 addresses, ports
+                && self.seq.wrapping_add(self.payload().len() as u32) == next.seq
+        }
     }
 
     /// Whether `next` may be joined to `prev`: both joinable, of one
     /// connection, and `next`'s bytes right after `prev`'s.
     pub fn follows(prev: &[u8], next: &[u8]) -> bool {
-        let (Some((a, payload)), Some((b, _))) = (joinable(prev), joinable(next)) else { return false };
-        prev[..14] == next[..14] // MAC addresses, type
-            && prev[26..38] == next[26..38] // IPv4 addresses, ports
-            && a.wrapping_add(payload.len() as u32) == b
+        matches!((segment(prev), segment(next)), (Some(a), Some(b)) if a.followed_by(&b))
     }
 
     /// What [`Joined::add`] did with a frame.
@@ -383,8 +403,8 @@ pub mod coalesce {
         /// pass over the bytes as their copy. The caller checks [`follows`];
         /// [`Joined::finish`] makes the headers right.
         pub fn add(&mut self, frame: &[u8]) -> Added {
-            let Some((ip, tcp)) = tcp_segment(frame) else { return Added::No };
-            let Some((_, payload)) = joinable(frame) else { return Added::No };
+            let Some(seg) = segment(frame) else { return Added::No };
+            let (ip, tcp, payload) = (seg.ip, seg.tcp, seg.payload());
             let first = self.len == 0;
             let at = if first { HEADERS } else { self.len };
             if !first && self.len < HEADERS || at + payload.len() > MAX {
