@@ -371,8 +371,8 @@ impl RxToken for Rx {
 
 /// How many received frames from slot `first` on (of the `received`) go
 /// to smoltcp as one: the first, and those that follow it in its TCP
-/// connection ([`net::coalesce::follows`]), as long as they fit in one
-/// segment.
+/// connection ([`net::coalesce::Segment::followed_by`]), as long as
+/// they fit in one segment.
 fn joinable_run(first: usize, received: usize) -> usize {
     let area = RX_AREA.lock();
     let lent = LENT.lock();

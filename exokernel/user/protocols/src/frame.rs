@@ -351,12 +351,6 @@ pub mod coalesce {
         }
     }
 
-    /// Whether `next` may be joined to `prev`: both joinable, of one
-    /// connection, and `next`'s bytes right after `prev`'s.
-    pub fn follows(prev: &[u8], next: &[u8]) -> bool {
-        matches!((segment(prev), segment(next)), (Some(a), Some(b)) if a.followed_by(&b))
-    }
-
     /// What [`Joined::add`] did with a frame.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Added {
@@ -400,14 +394,15 @@ pub mod coalesce {
 
         /// Adds `frame`: its payload after the others' (the first's
         /// headers start the segment), its TCP checksum checked in the same
-        /// pass over the bytes as their copy. The caller checks [`follows`];
-        /// [`Joined::finish`] makes the headers right.
+        /// pass over the bytes as their copy. The caller checks
+        /// [`Segment::followed_by`]; [`Joined::finish`] makes the headers
+        /// right.
         pub fn add(&mut self, frame: &[u8]) -> Added {
             let Some(seg) = segment(frame) else { return Added::No };
             let (ip, tcp, payload) = (seg.ip, seg.tcp, seg.payload());
             let first = self.len == 0;
             let at = if first { HEADERS } else { self.len };
-            if !first && self.len < HEADERS || at + payload.len() > MAX {
+            if at + payload.len() > MAX {
                 return Added::No;
             }
             if self.buf.len() < MAX {
@@ -534,6 +529,12 @@ mod tests {
         f
     }
 
+    /// Whether `next` may be joined to `prev`: both joinable, of one
+    /// connection, and `next`'s bytes right after `prev`'s.
+    fn follows(prev: &[u8], next: &[u8]) -> bool {
+        matches!((coalesce::segment(prev), coalesce::segment(next)), (Some(a), Some(b)) if a.followed_by(&b))
+    }
+
     /// Makes the TCP checksum of an IPv4 frame right again.
     fn resum(f: &mut [u8]) {
         f[50..52].fill(0);
@@ -555,8 +556,8 @@ mod tests {
             frames.push(f);
             seq += p.len() as u32;
         }
-        assert!(coalesce::follows(&frames[0], &frames[1]) && coalesce::follows(&frames[1], &frames[2]));
-        assert!(!coalesce::follows(&frames[0], &frames[2]), "a gap");
+        assert!(follows(&frames[0], &frames[1]) && follows(&frames[1], &frames[2]));
+        assert!(!follows(&frames[0], &frames[2]), "a gap");
         let mut joined = coalesce::Joined::new();
         for f in &frames {
             assert_eq!(joined.add(f), coalesce::Added::Joined);
@@ -576,7 +577,7 @@ mod tests {
     #[test]
     fn only_plain_segments_of_one_connection_in_order_are_joined() {
         let a = segment(1, 1, 0x10, &[1; 100]);
-        assert!(coalesce::follows(&a, &segment(101, 1, 0x10, &[2; 100])));
+        assert!(follows(&a, &segment(101, 1, 0x10, &[2; 100])));
         for (why, b) in [
             ("a retransmission", segment(1, 1, 0x10, &[1; 100])),
             ("a FIN", segment(101, 1, 0x11, &[2; 100])),
@@ -584,20 +585,20 @@ mod tests {
             ("a reset", segment(101, 1, 0x14, &[2; 100])),
             ("no payload", segment(101, 1, 0x10, &[])),
         ] {
-            assert!(!coalesce::follows(&a, &b), "{why}");
+            assert!(!follows(&a, &b), "{why}");
         }
         let mut other_port = segment(101, 1, 0x10, &[2; 100]);
         other_port[36] ^= 1;
-        assert!(!coalesce::follows(&a, &other_port), "another connection");
+        assert!(!follows(&a, &other_port), "another connection");
         let mut options = segment(101, 1, 0x10, &[2; 100]);
         options[46] = 0x60; // data offset 6: an option
-        assert!(!coalesce::follows(&a, &options), "TCP options");
+        assert!(!follows(&a, &options), "TCP options");
         let mut fragment = segment(101, 1, 0x10, &[2; 100]);
         fragment[20] = 0x20; // more fragments
-        assert!(!coalesce::follows(&a, &fragment), "a fragment");
+        assert!(!follows(&a, &fragment), "a fragment");
         let mut udp = segment(101, 1, 0x10, &[2; 100]);
         udp[23] = 17;
-        assert!(!coalesce::follows(&a, &udp), "UDP");
+        assert!(!follows(&a, &udp), "UDP");
         // Cut or lying frames (a hostile peer's) join nothing and start
         // nothing.
         let next = segment(101, 1, 0x10, &[2; 100]);
@@ -606,7 +607,7 @@ mod tests {
         for (why, bad) in
             [("empty", &[][..]), ("cut", &next[..40]), ("headers only", &next[..54]), ("lying length", &longer)]
         {
-            assert!(!coalesce::follows(&a, bad) && !coalesce::follows(bad, &next), "{why}");
+            assert!(!follows(&a, bad) && !follows(bad, &next), "{why}");
             assert_eq!(coalesce::Joined::new().add(bad), coalesce::Added::No, "{why}");
         }
     }
