@@ -4,16 +4,18 @@
 //! provide `memcpy` and friends, and `rust_eh_personality` to exist even
 //! with `panic = "abort"`. The kernel and every bare-metal user program
 //! link this crate instead of libc. The copies and fills move 64 bytes a
-//! loop step through four SSE registers, then eight bytes a step (`rep
-//! movsq`/`rep stosq`), then the odd bytes (`rep movsb`/`rep stosb`), in
-//! inline assembly so that the compiler cannot turn them back into calls
-//! to themselves. Not `rep movsb` alone, which hardware with fast string
-//! instructions would like: QEMU's TCG runs a `rep` string instruction
-//! one step at a time, and byte steps made the copies of the network path
-//! its bottleneck (16 MiB to a sink: 20 MB/s with byte steps, 60 with
-//! quadwords, more with the SSE loop). The kernel may use SSE registers
-//! here: it saves user FPU state wherever it switches process
-//! (DESIGN.md, rules of ring 0).
+//! loop step, eight quadword loads and stores through one general
+//! register, then eight bytes a step (`rep movsq`/`rep stosq`), then the
+//! odd bytes (`rep movsb`/`rep stosb`), in inline assembly so that the
+//! compiler cannot turn them back into calls to themselves. Not `rep
+//! movsb` alone, which hardware with fast string instructions would like:
+//! QEMU's TCG runs a `rep` string instruction one step at a time, and byte
+//! steps made the copies of the network path its bottleneck (16 MiB to a
+//! sink: 20 MB/s with byte steps, 60 with quadwords, more with a 64-byte
+//! loop). Not SSE registers either: TCG keeps them in memory, so each
+//! 16-byte load or store also goes through that copy of the register, and
+//! a sampling of the network path found an SSE copy taking 1.7 times the
+//! samples of the general-register one for the same bytes.
 #![no_std]
 
 use core::arch::asm;
@@ -26,8 +28,8 @@ use core::arch::asm;
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees both ranges are valid and disjoint.
-    // Each 64-byte step loads its block before storing it and the string
-    // instructions copy forward (DF is clear per the SysV ABI), so a
+    // Every step copies forward, each word loaded before it is stored,
+    // and so do the string instructions (DF is clear per the SysV ABI): a
     // destination below an overlapping source (`memmove`'s forward case)
     // comes out right too.
     unsafe {
@@ -35,14 +37,22 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
             "2:",
             "cmp {n}, 64",
             "jb 3f",
-            "movdqu xmm0, [rsi]",
-            "movdqu xmm1, [rsi + 16]",
-            "movdqu xmm2, [rsi + 32]",
-            "movdqu xmm3, [rsi + 48]",
-            "movdqu [rdi], xmm0",
-            "movdqu [rdi + 16], xmm1",
-            "movdqu [rdi + 32], xmm2",
-            "movdqu [rdi + 48], xmm3",
+            "mov {t}, [rsi]",
+            "mov [rdi], {t}",
+            "mov {t}, [rsi + 8]",
+            "mov [rdi + 8], {t}",
+            "mov {t}, [rsi + 16]",
+            "mov [rdi + 16], {t}",
+            "mov {t}, [rsi + 24]",
+            "mov [rdi + 24], {t}",
+            "mov {t}, [rsi + 32]",
+            "mov [rdi + 32], {t}",
+            "mov {t}, [rsi + 40]",
+            "mov [rdi + 40], {t}",
+            "mov {t}, [rsi + 48]",
+            "mov [rdi + 48], {t}",
+            "mov {t}, [rsi + 56]",
+            "mov [rdi + 56], {t}",
             "add rsi, 64",
             "add rdi, 64",
             "sub {n}, 64",
@@ -54,9 +64,8 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
             "mov rcx, {n}",
             "and rcx, 7",
             "rep movsb",
-            n = inout(reg) n => _,
+            n = inout(reg) n => _, t = out(reg) _,
             out("rcx") _, inout("rdi") dst => _, inout("rsi") src => _,
-            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
             options(nostack),
         );
     }
@@ -97,19 +106,21 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     let byte = c as u8 as u64;
     // SAFETY: the caller guarantees `dst` is valid for `n` bytes; 64-byte
-    // steps, then quadwords, then the odd bytes (the low byte of rax is
-    // the byte itself; xmm0 holds it sixteen times).
+    // steps, then quadwords, then the odd bytes (rax holds the byte eight
+    // times).
     unsafe {
         asm!(
-            "movq xmm0, rax",
-            "punpcklqdq xmm0, xmm0",
             "2:",
             "cmp {n}, 64",
             "jb 3f",
-            "movdqu [rdi], xmm0",
-            "movdqu [rdi + 16], xmm0",
-            "movdqu [rdi + 32], xmm0",
-            "movdqu [rdi + 48], xmm0",
+            "mov [rdi], rax",
+            "mov [rdi + 8], rax",
+            "mov [rdi + 16], rax",
+            "mov [rdi + 24], rax",
+            "mov [rdi + 32], rax",
+            "mov [rdi + 40], rax",
+            "mov [rdi + 48], rax",
+            "mov [rdi + 56], rax",
             "add rdi, 64",
             "sub {n}, 64",
             "jmp 2b",
@@ -122,7 +133,6 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
             "rep stosb",
             n = inout(reg) n => _,
             out("rcx") _, inout("rdi") dst => _, in("rax") byte * 0x0101_0101_0101_0101,
-            out("xmm0") _,
             options(nostack),
         );
     }
