@@ -7,6 +7,8 @@
 //! a message saying so.
 #![forbid(unsafe_code)]
 
+pub mod wire;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,9 +1,11 @@
 //! Network tests: the virtio-net driver, the network server (smoltcp)
 //! and `echod` (a POSIX program on the network server's sockets) as three
 //! ExoV6 processes, reached from the host through QEMU's user network and
-//! its port forwarding (`run-qemu --forward`).
+//! its port forwarding (`run-qemu --forward`), or, for the hostile
+//! network, through QEMU's UDP socket network, the test making and
+//! reading every frame (`run-qemu --net-udp`, `exo_qemu_tests::wire`).
 
-use exo_qemu_tests::{boot_watching, echo_over_tcp, Boot};
+use exo_qemu_tests::{boot_watching, echo_over_tcp, wire, Boot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -309,5 +311,481 @@ fn a_full_heap_refuses_sockets_and_the_server_goes_on() {
     b.expect_line("sockcheck: a socket after closing them: closed: true, then Ok(Some(Ok)) ok");
     b.expect_line("sockcheck: 2/2 checks passed");
     b.expect_line("root: all 3 programs ended as expected");
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+/// The test as a guest's whole network (`run-qemu --net-udp`): frames
+/// come and go as UDP datagrams; ARP and DHCP are answered as they come.
+struct Wire {
+    tun: UdpSocket,
+    qemu: std::net::SocketAddr,
+    /// The guest's MAC, from its DHCP messages.
+    guest: Option<[u8; 6]>,
+}
+
+impl Wire {
+    fn send(&self, frame: &[u8]) {
+        let _ = self.tun.send_to(frame, self.qemu);
+    }
+
+    /// An IPv4 packet from the test to the guest, in a frame.
+    fn ip(&self, protocol: u8, id: u16, fragment: u16, payload: &[u8]) -> Vec<u8> {
+        let p = wire::ipv4(wire::HOST_IP, wire::GUEST_IP, protocol, id, fragment, payload);
+        wire::ethernet(self.guest.unwrap_or([0xff; 6]), wire::HOST_MAC, wire::IPV4, &p)
+    }
+
+    fn tcp(&self, s: &wire::Segment) -> Vec<u8> {
+        self.ip(wire::TCP, 0, 0, &wire::tcp(wire::HOST_IP, wire::GUEST_IP, s))
+    }
+
+    /// The next frame for the test, waiting at most `wait`; ARP requests
+    /// for the test's address and DHCP are answered here.
+    fn next(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let end = Instant::now() + wait;
+        let mut buf = vec![0u8; 70_000];
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.tun.set_read_timeout(Some(left)).unwrap();
+            let Ok((n, _)) = self.tun.recv_from(&mut buf) else { continue };
+            let f = &buf[..n];
+            if let Some(answer) = wire::dhcp_answer(f) {
+                self.guest = f[6..12].try_into().ok();
+                self.send(&answer);
+            } else if let Some(answer) = wire::arp_answer(f, wire::HOST_IP, wire::HOST_MAC) {
+                self.send(&answer);
+            } else {
+                return Some(f.to_vec());
+            }
+        }
+    }
+
+    /// Frames for `wait`, each handed to `f` until it returns true:
+    /// whether one did.
+    fn until(&mut self, wait: Duration, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+        let end = Instant::now() + wait;
+        while let Some(frame) = self.next(end.saturating_duration_since(Instant::now())) {
+            if f(&frame) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A TCP segment from the guest's port 7 to the test's `port`.
+fn from_echo(frame: &[u8], port: u16) -> Option<wire::Segment> {
+    let p = wire::packet(frame).filter(|p| p.src == wire::GUEST_IP && p.dst == wire::HOST_IP)?;
+    wire::segment(&p).filter(|s| s.sport == 7 && s.dport == port)
+}
+
+/// Frames no stack should take, each of its own kind: runts, ARP and IPv4
+/// headers whose lengths lie, fragments that overlap, never end or end
+/// past 64 KiB, UDP and TCP headers that lie, TCP options that lie, a SYN
+/// flood and a run of joinable segments for no connection. None is a
+/// datagram of 12 or 77 bytes to port 7 that could come out whole.
+fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
+    use wire::{ipv4, udp, Segment, ACK, GUEST_IP, HOST_IP, ICMP, IPV4, SYN, TCP, UDP};
+    let eth = |kind: u16, p: &[u8]| wire::ethernet(w.guest.unwrap_or([0xff; 6]), wire::HOST_MAC, kind, p);
+    let mut v =
+        vec![vec![0u8; 1], vec![0xff; 13], eth(IPV4, &[]), eth(IPV4, &[0x45; 19]), eth(wire::ARP, &[0, 1, 8, 0])];
+    let mut arp = vec![0, 1, 8, 0, 200, 200, 0, 1];
+    arp.extend_from_slice(&[0xaa; 20]);
+    v.push(eth(wire::ARP, &arp));
+    // IPv4 headers that lie (their checksums right), and one whose
+    // checksum is wrong.
+    let good = ipv4(HOST_IP, GUEST_IP, UDP, 1, 0, &udp(HOST_IP, GUEST_IP, 4000, 7, b"never echoed"));
+    let lies: [(usize, &[u8]); 7] =
+        [(0, &[0x65]), (0, &[0x44]), (0, &[0x4f]), (2, &[0xff, 0xff]), (2, &[0, 10]), (2, &[0, 21]), (9, &[0xfe])];
+    for (at, bytes) in lies {
+        let mut p = good.clone();
+        p[at..at + bytes.len()].copy_from_slice(bytes);
+        p[10..12].fill(0);
+        let sum = wire::checksum(&[&p[..20]]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        v.push(eth(IPV4, &p));
+    }
+    let mut p = good.clone();
+    p[10] ^= 0x40;
+    v.push(eth(IPV4, &p));
+    // Fragments: one that ends past 65 535 bytes (of a ping), 64 that
+    // never end, overlapping ones, an empty one.
+    let mf = 0x2000;
+    v.push(w.ip(ICMP, 100, mf, &wire::icmp_echo(true, 1, 1, &[0; 8])[..8]));
+    v.push(w.ip(ICMP, 100, 8184, &[0x55; 100]));
+    for id in 200..264 {
+        v.push(w.ip(UDP, id, mf, &[0x11; 16]));
+    }
+    let whole = udp(HOST_IP, GUEST_IP, 4001, 9, &[0x22; 32]);
+    v.push(w.ip(UDP, 300, mf, &whole[..24]));
+    v.push(w.ip(UDP, 300, mf | 1, &whole[8..32]));
+    v.push(w.ip(UDP, 300, 4, &whole[32..]));
+    v.push(w.ip(UDP, 400, mf, &[]));
+    // UDP headers that lie; a datagram to port 7 with a wrong checksum.
+    let mut d = udp(HOST_IP, GUEST_IP, 4002, 7, &[0x33; 12]);
+    d[4..6].copy_from_slice(&7u16.to_be_bytes());
+    v.push(w.ip(UDP, 2, 0, &d));
+    d[4..6].copy_from_slice(&1000u16.to_be_bytes());
+    v.push(w.ip(UDP, 3, 0, &d));
+    let mut d = udp(HOST_IP, GUEST_IP, 4003, 7, &[0x44; 77]);
+    d[6] ^= 0x01;
+    v.push(w.ip(UDP, 4, 0, &d));
+    // TCP: data offsets that lie, options whose lengths lie (to the echo
+    // port and a closed one), a flood of SYNs never finished, and a run
+    // of joinable segments of no connection.
+    for (offset, port) in [(0xf0u8, 7u16), (0x20, 7), (0x50, 7)] {
+        let mut t = wire::tcp(
+            HOST_IP,
+            GUEST_IP,
+            &Segment { sport: 4004, dport: port, seq: 1, flags: ACK, ..Default::default() },
+        );
+        t[12] = offset;
+        v.push(w.ip(TCP, 5, 0, &t[..20]));
+    }
+    for options in [vec![2, 0], vec![3, 1], vec![8, 255, 0, 0], vec![2, 4, 0, 0], vec![3, 3, 255], vec![2, 4, 0x05]] {
+        for port in [7, 9] {
+            let s = Segment {
+                sport: 4005,
+                dport: port,
+                seq: 7,
+                flags: SYN,
+                window: 1000,
+                options: options.clone(),
+                ..Default::default()
+            };
+            v.push(w.tcp(&s));
+        }
+    }
+    for i in 0..30u16 {
+        v.push(w.tcp(&Segment {
+            sport: 5000 + i,
+            dport: 7,
+            seq: u32::from(i) << 20,
+            flags: SYN,
+            window: 512,
+            ..Default::default()
+        }));
+    }
+    for i in 0..20u32 {
+        let s = Segment {
+            sport: 4006,
+            dport: 7,
+            seq: 1_000 + i * 1000,
+            ack: 1,
+            flags: ACK,
+            window: 9000,
+            data: vec![0x66; 1000],
+            ..Default::default()
+        };
+        v.push(w.tcp(&s));
+    }
+    // An ICMP echo request with a wrong checksum, a cut destination
+    // unreachable, and a frame longer than the card takes.
+    let mut echo = wire::icmp_echo(true, 2, 2, &[0x77; 20]);
+    echo[2] ^= 0x10;
+    v.push(w.ip(ICMP, 6, 0, &echo));
+    v.push(w.ip(ICMP, 7, 0, &[3, 3, 0, 0]));
+    v.push(eth(IPV4, &[0x45; 9000]));
+    // Other kinds: IPv6 with nonsense, a VLAN tag.
+    v.push(eth(0x86dd, &[0x60; 60]));
+    v.push(eth(0x8100, &good));
+    v
+}
+
+/// What the hostile network saw: whether the guest answered a ping and
+/// a datagram after the hostile frames, and what came back of the bytes
+/// sent over TCP.
+struct Seen {
+    /// How many hostile frames were sent.
+    hostile: usize,
+    pinged: bool,
+    datagram: bool,
+    echoed: Vec<u8>,
+}
+
+/// The network of [`hostile_frames_leave_the_network_server_serving`]:
+/// DHCP and ARP until echod listens, then the hostile frames, then a ping,
+/// a datagram to the echo port and a TCP connection to it whose first
+/// pass sends a segment with a wrong checksum, one twice, two out of
+/// order, one overlapping two others and one acknowledging data never
+/// sent; what is missing is sent again (go-back-N) until all came back.
+fn hostile_network(
+    tun: UdpSocket,
+    qemu_port: u16,
+    up: std::sync::mpsc::Receiver<()>,
+    sent: &[u8],
+) -> Result<Seen, String> {
+    use wire::{Segment, ACK, FIN, PSH, RST, SYN};
+    let mut w = Wire { tun, qemu: ([127, 0, 0, 1], qemu_port).into(), guest: None };
+    let deadline = Instant::now() + Duration::from_secs(100);
+    while up.try_recv().is_err() {
+        if Instant::now() > deadline {
+            return Err("echod never listened".into());
+        }
+        w.next(Duration::from_millis(100));
+    }
+    if w.guest.is_none() {
+        return Err("the guest never asked for an address".into());
+    }
+    let frames = hostile_frames(&w);
+    for f in &frames {
+        w.send(f);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    w.until(Duration::from_millis(500), |_| false);
+
+    // A ping, then a datagram: each answered.
+    let ping = wire::icmp_echo(true, 0x4242, 1, b"still there?");
+    let pong = wire::icmp_echo(false, 0x4242, 1, b"still there?");
+    let mut pinged = false;
+    for _ in 0..5 {
+        w.send(&w.ip(wire::ICMP, 9, 0, &ping));
+        pinged = w.until(Duration::from_secs(1), |f| {
+            wire::packet(f).is_some_and(|p| p.protocol == wire::ICMP && p.payload == pong)
+        });
+        if pinged {
+            break;
+        }
+    }
+    let text = b"after the storm, UDP!";
+    let mut datagram = false;
+    for _ in 0..5 {
+        w.send(&w.ip(wire::UDP, 10, 0, &wire::udp(wire::HOST_IP, wire::GUEST_IP, 4321, 7, text)));
+        datagram = w.until(Duration::from_secs(1), |f| {
+            wire::packet(f).and_then(|p| wire::datagram(&p).map(|(s, d, data)| (s, d, data.to_vec())))
+                == Some((7, 4321, text.to_vec()))
+        });
+        if datagram {
+            break;
+        }
+    }
+
+    // The connection.
+    const PORT: u16 = 40_000;
+    let iss: u32 = 0x1000_0000;
+    let syn = Segment {
+        sport: PORT,
+        dport: 7,
+        seq: iss,
+        flags: SYN,
+        window: 65_535,
+        options: vec![2, 4, 0x05, 0xb4],
+        ..Default::default()
+    };
+    let mut rcv = None;
+    for _ in 0..20 {
+        w.send(&w.tcp(&syn));
+        w.until(Duration::from_secs(1), |f| {
+            rcv = from_echo(f, PORT)
+                .filter(|s| s.flags & (SYN | ACK) == SYN | ACK && s.ack == iss + 1)
+                .map(|s| s.seq + 1);
+            rcv.is_some()
+        });
+        if rcv.is_some() {
+            break;
+        }
+    }
+    let Some(mut rcv) = rcv else { return Err("no answer to the SYN after the hostile frames".into()) };
+    let base = iss + 1;
+    let end = base + sent.len() as u32;
+    let seg = |from: usize, to: usize, rcv: u32| Segment {
+        sport: PORT,
+        dport: 7,
+        seq: base + from as u32,
+        ack: rcv,
+        flags: ACK | if to % 7000 < 1000 { PSH } else { 0 },
+        window: 65_535,
+        data: sent[from..to.min(sent.len())].to_vec(),
+        ..Default::default()
+    };
+    w.send(&w.tcp(&Segment {
+        sport: PORT,
+        dport: 7,
+        seq: base,
+        ack: rcv,
+        flags: ACK,
+        window: 65_535,
+        ..Default::default()
+    }));
+    let chunk = |i: usize| (i * 1000, ((i + 1) * 1000).min(sent.len()));
+    let chunks = sent.len().div_ceil(1000);
+    for i in 0..chunks {
+        let (from, to) = chunk(i);
+        match i {
+            5 => {
+                let mut f = w.tcp(&seg(from, to, rcv));
+                let last = f.len() - 1;
+                f[last] ^= 0x80; // the checksum no longer holds
+                w.send(&f);
+            }
+            10 => {
+                w.send(&w.tcp(&seg(from, to, rcv)));
+                w.send(&w.tcp(&seg(from, to, rcv)));
+            }
+            19 => {}
+            20 => {
+                w.send(&w.tcp(&seg(from, to, rcv)));
+                let (f19, t19) = chunk(19);
+                w.send(&w.tcp(&seg(f19, t19, rcv)));
+            }
+            26 => {
+                w.send(&w.tcp(&seg(from, to, rcv)));
+                w.send(&w.tcp(&seg(25_500, 26_700, rcv)));
+            }
+            35 => w.send(&w.tcp(&seg(from, to, rcv.wrapping_add(1_000_000)))),
+            _ => w.send(&w.tcp(&seg(from, to, rcv))),
+        }
+    }
+    let mut echoed = Vec::new();
+    let mut una = base;
+    let mut last_sent = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while echoed.len() < sent.len() || una != end {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} of {} bytes acknowledged and {} echoed when time ran out",
+                una - base,
+                sent.len(),
+                echoed.len()
+            ));
+        }
+        if let Some(f) = w.next(Duration::from_millis(50)) {
+            let Some(s) = from_echo(&f, PORT) else { continue };
+            if s.flags & RST != 0 {
+                return Err(format!("the connection was reset after {} bytes acknowledged", una - base));
+            }
+            let ahead = s.ack.wrapping_sub(una) as i32;
+            if s.flags & ACK != 0 && ahead > 0 && s.ack.wrapping_sub(base) as usize <= sent.len() {
+                una = s.ack;
+            }
+            if !s.data.is_empty() {
+                if s.seq == rcv {
+                    echoed.extend_from_slice(&s.data);
+                    rcv = rcv.wrapping_add(s.data.len() as u32);
+                }
+                w.send(&w.tcp(&Segment {
+                    sport: PORT,
+                    dport: 7,
+                    seq: una,
+                    ack: rcv,
+                    flags: ACK,
+                    window: 65_535,
+                    ..Default::default()
+                }));
+            }
+            continue;
+        }
+        if last_sent.elapsed() > Duration::from_millis(200) && una != end {
+            let from = (una - base) as usize;
+            for at in (from..sent.len().min(from + 32 * 1000)).step_by(1000) {
+                w.send(&w.tcp(&seg(at, at + 1000, rcv)));
+            }
+            last_sent = Instant::now();
+        }
+    }
+    // Both ends close.
+    let (mut acked, mut finished) = (false, false);
+    for _ in 0..20 {
+        if !acked {
+            w.send(&w.tcp(&Segment {
+                sport: PORT,
+                dport: 7,
+                seq: end,
+                ack: rcv,
+                flags: FIN | ACK,
+                window: 65_535,
+                ..Default::default()
+            }));
+        }
+        w.until(Duration::from_millis(300), |f| {
+            if let Some(s) = from_echo(f, PORT) {
+                acked |= s.flags & ACK != 0 && s.ack == end + 1;
+                if s.flags & FIN != 0 && s.seq == rcv {
+                    rcv = rcv.wrapping_add(1);
+                    finished = true;
+                }
+            }
+            acked && finished
+        });
+        if finished {
+            w.send(&w.tcp(&Segment {
+                sport: PORT,
+                dport: 7,
+                seq: end + 1,
+                ack: rcv,
+                flags: ACK,
+                window: 65_535,
+                ..Default::default()
+            }));
+        }
+        if acked && finished {
+            break;
+        }
+    }
+    if !(acked && finished) {
+        return Err(format!("the connection did not end (our FIN acknowledged: {acked}, the guest's FIN: {finished})"));
+    }
+    Ok(Seen { hostile: frames.len(), pinged, datagram, echoed })
+}
+
+/// The test is the guest's whole network (`run-qemu --net-udp`): it hands
+/// out the address by DHCP, then sends frames no stack should take (see
+/// [`hostile_frames`]). The driver, the network server and echod go on:
+/// a ping and a datagram are answered, a TCP connection whose first pass
+/// holds a segment with a wrong checksum, a duplicate, two out of order,
+/// an overlap and a bogus acknowledgement echoes every byte in order, and
+/// every program ends as expected. Neither datagram made to be dropped
+/// reached echod.
+#[test]
+fn hostile_frames_leave_the_network_server_serving() {
+    let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let host_port = tun.local_addr().unwrap().port();
+    let qemu_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sent = exo_qemu_tests::seeded_bytes(0x5eed, 48 * 1024);
+    let (up_tx, up) = std::sync::mpsc::channel();
+    let network = {
+        let sent = sent.clone();
+        std::thread::spawn(move || hostile_network(tun, qemu_port, up, &sent))
+    };
+    let watch = move |line: &str| {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
+            let _ = up_tx.send(());
+        }
+    };
+    let net = format!("{host_port}:{qemu_port}");
+    let b = boot_watching("net.img", Duration::from_secs(200), &["--net-udp", &net], watch);
+    let seen = network.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
+    assert!(seen.pinged, "no answer to a ping after the hostile frames\n{}", b.serial);
+    assert!(seen.datagram, "no echo of a datagram after the hostile frames\n{}", b.serial);
+    assert!(
+        seen.echoed == sent,
+        "{} bytes echoed, not the {} sent in order\n{}",
+        seen.echoed.len(),
+        sent.len(),
+        b.serial
+    );
+    b.expect_in_order(&[
+        "net-server: DHCP: address 10.0.2.15/24, router 10.0.2.2",
+        "echod: UDP 7: 21 bytes from 10.0.2.2:4321",
+        "echod: TCP 7: connection from 10.0.2.2:40000",
+        "echod: TCP 7: connection ended, 49152 bytes echoed",
+        "root: all 3 programs ended as expected",
+    ]);
+    assert!(!b.serial.contains("UDP 7: 12 bytes") && !b.serial.contains("UDP 7: 77 bytes"), "{}", b.serial);
+    // The hostile frames did reach the network server (all but the two
+    // runts and the frame too long for the card, which QEMU may drop).
+    let i = b.expect_line("net-server: ");
+    let frames_in = b.lines()[i..]
+        .iter()
+        .find_map(|l| l.strip_prefix("net-server: ")?.split_once(" frames in")?.0.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no count of frames in\n{}", b.serial));
+    assert!(
+        frames_in >= seen.hostile - 3,
+        "{frames_in} frames in, of {} hostile ones sent\n{}",
+        seen.hostile,
+        b.serial
+    );
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
