@@ -500,6 +500,8 @@ fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
 struct Seen {
     /// How many hostile frames were sent.
     hostile: usize,
+    /// How long after it was first sent a datagram in fragments came back.
+    reassembled: Option<Duration>,
     pinged: bool,
     datagram: bool,
     echoed: Vec<u8>,
@@ -507,10 +509,12 @@ struct Seen {
 
 /// The network of [`hostile_frames_leave_the_network_server_serving`]:
 /// DHCP and ARP until echod listens, then the hostile frames, then a ping,
-/// a datagram to the echo port and a TCP connection to it whose first
+/// a datagram to the echo port, one in three fragments (sent again each
+/// second until its echo comes) and a TCP connection to it whose first
 /// pass sends a segment with a wrong checksum, one twice, two out of
-/// order, one overlapping two others and one acknowledging data never
-/// sent; what is missing is sent again (go-back-N) until all came back.
+/// order, one overlapping two others, one acknowledging data never sent
+/// and one in two IP fragments with a byte changed after its checksum was
+/// made; what is missing is sent again (go-back-N) until all came back.
 fn hostile_network(
     tun: UdpSocket,
     qemu_port: u16,
@@ -558,6 +562,34 @@ fn hostile_network(
                 == Some((7, 4321, text.to_vec()))
         });
         if datagram {
+            break;
+        }
+    }
+
+    // A datagram in three fragments: the fragments above that never end
+    // hold the reassembly buffers only for a while. Its echo comes in
+    // fragments too; the first, with the ports, is enough.
+    let big = exo_qemu_tests::seeded_bytes(0xf7a6, 3000);
+    let whole = wire::udp(wire::HOST_IP, wire::GUEST_IP, 4322, 7, &big);
+    let sent_at = Instant::now();
+    let mut reassembled = None;
+    for id in 500..530 {
+        for (i, part) in whole.chunks(1480).enumerate() {
+            let more = if (i + 1) * 1480 < whole.len() { 0x2000 } else { 0 };
+            w.send(&w.ip(wire::UDP, id, more | (i * 1480 / 8) as u16, part));
+        }
+        let echoed = |f: &[u8]| {
+            let ip = f.get(14..38).unwrap_or_default();
+            f.len() > 42
+                && f[12..14] == wire::IPV4.to_be_bytes()
+                && ip.len() == 24
+                && ip[9] == wire::UDP
+                && ip[12..16] == wire::GUEST_IP
+                && ip[6..8] == [0x20, 0]
+                && ip[20..24] == [0, 7, 0x10, 0xe2]
+        };
+        if w.until(Duration::from_secs(1), echoed) {
+            reassembled = Some(sent_at.elapsed());
             break;
         }
     }
@@ -635,6 +667,14 @@ fn hostile_network(
                 w.send(&w.tcp(&seg(25_500, 26_700, rcv)));
             }
             35 => w.send(&w.tcp(&seg(from, to, rcv.wrapping_add(1_000_000)))),
+            40 => {
+                // In two fragments, a byte of its data changed after its
+                // checksum was made.
+                let mut t = wire::tcp(wire::HOST_IP, wire::GUEST_IP, &seg(from, to, rcv));
+                t[600] ^= 0x01;
+                w.send(&w.ip(wire::TCP, 40, 0x2000, &t[..512]));
+                w.send(&w.ip(wire::TCP, 40, 512 / 8, &t[512..]));
+            }
             _ => w.send(&w.tcp(&seg(from, to, rcv))),
         }
     }
@@ -727,17 +767,20 @@ fn hostile_network(
     if !(acked && finished) {
         return Err(format!("the connection did not end (our FIN acknowledged: {acked}, the guest's FIN: {finished})"));
     }
-    Ok(Seen { hostile: frames.len(), pinged, datagram, echoed })
+    Ok(Seen { hostile: frames.len(), reassembled, pinged, datagram, echoed })
 }
 
 /// The test is the guest's whole network (`run-qemu --net-udp`): it hands
 /// out the address by DHCP, then sends frames no stack should take (see
 /// [`hostile_frames`]). The driver, the network server and echod go on:
-/// a ping and a datagram are answered, a TCP connection whose first pass
-/// holds a segment with a wrong checksum, a duplicate, two out of order,
-/// an overlap and a bogus acknowledgement echoes every byte in order, and
-/// every program ends as expected. Neither datagram made to be dropped
-/// reached echod.
+/// a ping and a datagram are answered; a datagram in fragments is too,
+/// within seconds, though the fragments that never end had taken every
+/// reassembly buffer; a TCP connection whose first pass holds a segment
+/// with a wrong checksum, a duplicate, two out of order, an overlap, a
+/// bogus acknowledgement and a segment in IP fragments with a wrong byte
+/// (dropped: its checksum cannot be checked before smoltcp) echoes every
+/// byte in order; and every program ends as expected. Neither datagram
+/// made to be dropped reached echod.
 #[test]
 fn hostile_frames_leave_the_network_server_serving() {
     let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -759,9 +802,16 @@ fn hostile_frames_leave_the_network_server_serving() {
     let seen = network.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
     assert!(seen.pinged, "no answer to a ping after the hostile frames\n{}", b.serial);
     assert!(seen.datagram, "no echo of a datagram after the hostile frames\n{}", b.serial);
+    // The reassembly buffers that the fragments never ending held were
+    // given up after the network server's 5 seconds.
+    let reassembled = seen.reassembled.unwrap_or_else(|| panic!("no datagram in fragments came back\n{}", b.serial));
+    assert!(reassembled < Duration::from_secs(20), "a datagram in fragments came back after {reassembled:?}");
+    // The segment in fragments with a changed byte was dropped (its two
+    // fragments), not taken unchecked.
+    b.expect_line("TCP segment(s) with a wrong checksum dropped, 2 in IP fragments;");
     assert!(
         seen.echoed == sent,
-        "{} bytes echoed, not the {} sent in order\n{}",
+        "the {} bytes echoed are not the {} sent, in order\n{}",
         seen.echoed.len(),
         sent.len(),
         b.serial

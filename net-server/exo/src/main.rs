@@ -63,6 +63,13 @@ const MAX_SLEEP_NS: u64 = 1_000_000_000;
 const DHCP_WAIT_NS: u64 = 10_000_000_000;
 /// Rounds of polling the interface in one go while frames keep coming.
 const PUMP_ROUNDS: usize = 4;
+/// How long a datagram's fragments may take to come in whole. smoltcp
+/// keeps 16 datagrams being reassembled (a build feature) and takes no
+/// fragment of a new one while they are full: for 60 seconds by its
+/// default, so that a few fragments that never end would stop every
+/// datagram in fragments for a minute. A datagram's fragments come one
+/// after the other; seconds are plenty.
+const REASSEMBLY_SECONDS: u64 = 5;
 /// How often clients are looked at to find those that ended.
 const SWEEP_NS: u64 = 1_000_000_000;
 
@@ -302,6 +309,8 @@ static JOINED: SpinLock<net::coalesce::Joined> = SpinLock::new(net::coalesce::Jo
 /// report).
 static JOINED_FRAMES: AtomicU64 = AtomicU64::new(0);
 static JOINS: AtomicU64 = AtomicU64::new(0);
+/// TCP segments that came in IP fragments, dropped.
+static TCP_FRAGMENTS: AtomicU64 = AtomicU64::new(0);
 
 impl RxToken for Rx {
     /// `f` reads the frame where the driver put it (or the segment joined
@@ -313,7 +322,9 @@ impl RxToken for Rx {
     /// TCP checksums are checked here (smoltcp is told not to:
     /// `capabilities`); a segment whose checksum is wrong is dropped, as
     /// smoltcp would drop it, and a join ends before it: the frames after
-    /// it are handed on at the next `receive`.
+    /// it are handed on at the next `receive`. A TCP segment in IP
+    /// fragments is dropped: its checksum could only be checked after
+    /// smoltcp reassembled it.
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let area = RX_AREA.lock();
         let lent = LENT.lock();
@@ -360,6 +371,11 @@ impl RxToken for Rx {
             let mut frame = frame_at(self.first);
             if net::checksum::tcp_ok(frame) == Some(false) {
                 BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
+                frame = &[];
+            } else if net::tcp_fragment(frame) {
+                // Its checksum cannot be checked here, and smoltcp is told
+                // not to (see `capabilities`): dropped, and counted.
+                TCP_FRAGMENTS.fetch_add(1, Ordering::Relaxed);
                 frame = &[];
             }
             f(frame)
@@ -446,9 +462,11 @@ impl Device for Link {
         // come in one burst.
         caps.max_burst_size = None;
         // Received TCP segments are checked by `Rx::consume`, eight bytes a
-        // step (smoltcp takes two). Those that came in fragments are then
-        // not checked at all: QEMU's user network and TCP senders that
-        // mind their path's MTU never fragment them.
+        // step (smoltcp takes two), and those that come in IP fragments,
+        // which it cannot check, are dropped there: TCP senders that mind
+        // their path's MTU (QEMU's user network among them) never
+        // fragment a segment, and a segment smoltcp took unchecked could
+        // put wrong bytes in a stream.
         caps.checksum.tcp = Checksum::Tx;
         caps
     }
@@ -849,7 +867,8 @@ fn main(args: &str) -> i32 {
     let mut link = Link;
     let mut config = Config::new(EthernetAddress(mac).into());
     config.random_seed = sys::rdtsc(); // a seed, not a secret
-    let iface = Box::new(Interface::new(config, &mut link, now()));
+    let mut iface = Box::new(Interface::new(config, &mut link, now()));
+    iface.set_reassembly_timeout(smoltcp::time::Duration::from_secs(REASSEMBLY_SECONDS));
     let mut sockets = SocketSet::new(vec![]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
     println!(
@@ -936,7 +955,7 @@ fn main(args: &str) -> i32 {
     let (open, connections) = net.table.counts();
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} received frames joined into {} TCP segments; {} client requests; {} TCP segment(s) with a wrong checksum dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
+        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} received frames joined into {} TCP segments; {} client requests; {} TCP segment(s) with a wrong checksum dropped, {} in IP fragments; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
         n(&FRAMES_IN),
         n(&FRAMES_OUT),
         n(&CALLS),
@@ -944,7 +963,8 @@ fn main(args: &str) -> i32 {
         n(&JOINED_FRAMES),
         n(&JOINS),
         n(&REQUESTS),
-        n(&BAD_CHECKSUMS)
+        n(&BAD_CHECKSUMS),
+        n(&TCP_FRAGMENTS)
     );
     match ended {
         Some(Ended::Failed(_)) => 1,

@@ -282,6 +282,16 @@ pub mod checksum {
     }
 }
 
+/// Whether an Ethernet frame carries a fragment of an IPv4 packet of TCP
+/// (its first or a later one). A server that checks TCP checksums
+/// before its stack, frame by frame ([`checksum::tcp_ok`]), cannot check
+/// those: the stack reassembles them afterwards.
+pub fn tcp_fragment(frame: &[u8]) -> bool {
+    let Some(ip) = frame.get(14..34) else { return false };
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff; // MF, offset
+    frame[12..14] == [0x08, 0x00] && ip[0] >> 4 == 4 && ip[9] == 6 && fragment != 0
+}
+
 /// The IPv4 header and the TCP segment of an Ethernet frame that carries
 /// one whole (not in fragments), with lengths that hold.
 fn tcp_segment(frame: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -688,6 +698,20 @@ mod tests {
         let acc = checksum::copy_add(&mut dst, &ones, u64::MAX - 1);
         assert_eq!(dst, ones);
         assert_eq!(checksum::fold(acc), checksum::fold(checksum::add(&ones, u64::MAX - 1)));
+    }
+
+    #[test]
+    fn fragments_of_tcp_are_told_apart() {
+        let whole = tcp_frame(b"some data");
+        assert!(!tcp_fragment(&whole));
+        for (flags_offset, fragment) in [(0x2000u16, true), (0x0001, true), (0x2005, true), (0x4000, false)] {
+            let mut f = whole.clone();
+            f[20..22].copy_from_slice(&flags_offset.to_be_bytes());
+            assert_eq!(tcp_fragment(&f), fragment, "{flags_offset:#x}");
+            f[23] = 17; // UDP
+            assert!(!tcp_fragment(&f));
+        }
+        assert!(!tcp_fragment(&whole[..33]), "a cut header");
     }
 
     #[test]
