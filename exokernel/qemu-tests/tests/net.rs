@@ -383,9 +383,10 @@ fn from_echo(frame: &[u8], port: u16) -> Option<wire::Segment> {
 
 /// Frames no stack should take, each of its own kind: runts, ARP and IPv4
 /// headers whose lengths lie, fragments that overlap, never end or end
-/// past 64 KiB, UDP and TCP headers that lie, TCP options that lie, a SYN
-/// flood and a run of joinable segments for no connection. None is a
-/// datagram of 12 or 77 bytes to port 7 that could come out whole.
+/// past 64 KiB, UDP and TCP headers that lie, TCP options that lie, a
+/// flood of 300 SYNs never finished and a run of joinable segments for no
+/// connection. None is a datagram of 12 or 77 bytes to port 7 that should
+/// come out whole.
 fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
     use wire::{ipv4, udp, Segment, ACK, GUEST_IP, HOST_IP, ICMP, IPV4, SYN, TCP, UDP};
     let eth = |kind: u16, p: &[u8]| wire::ethernet(w.guest.unwrap_or([0xff; 6]), wire::HOST_MAC, kind, p);
@@ -410,6 +411,11 @@ fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
     let mut p = good.clone();
     p[10] ^= 0x40;
     v.push(eth(IPV4, &p));
+    // The same datagram, right, but for another card, and for another
+    // address.
+    v.push(wire::ethernet([0x02, 0, 0, 0, 0, 0x99], wire::HOST_MAC, IPV4, &good));
+    let elsewhere = [10, 0, 2, 99];
+    v.push(eth(IPV4, &ipv4(HOST_IP, elsewhere, UDP, 1, 0, &udp(HOST_IP, elsewhere, 4000, 7, b"never echoed"))));
     // Fragments: one that ends past 65 535 bytes (of a ping), 64 that
     // never end, overlapping ones, an empty one.
     let mf = 0x2000;
@@ -458,7 +464,7 @@ fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
             v.push(w.tcp(&s));
         }
     }
-    for i in 0..30u16 {
+    for i in 0..300u16 {
         v.push(w.tcp(&Segment {
             sport: 5000 + i,
             dport: 7,
@@ -798,7 +804,7 @@ fn hostile_frames_leave_the_network_server_serving() {
         }
     };
     let net = format!("{host_port}:{qemu_port}");
-    let b = boot_watching("net.img", Duration::from_secs(200), &["--net-udp", &net], watch);
+    let b = boot_watching("net.img", Duration::from_secs(120), &["--net-udp", &net], watch);
     let seen = network.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
     assert!(seen.pinged, "no answer to a ping after the hostile frames\n{}", b.serial);
     assert!(seen.datagram, "no echo of a datagram after the hostile frames\n{}", b.serial);

@@ -45,11 +45,19 @@ enum Kind {
     Tcp { port: u16 },
     /// TCP, listening on `port`: sockets listening or in their handshake,
     /// and connections made but not accepted yet.
-    Listener { port: u16, backlog: usize, pool: Vec<SocketHandle>, ready: VecDeque<SocketHandle> },
+    Listener { port: u16, backlog: usize, pool: Vec<Pooled>, ready: VecDeque<SocketHandle>, seen: u64 },
     /// A TCP connection (made by `CONNECT` or accepted).
     Stream { h: SocketHandle, shut: bool },
     /// UDP; `peer` set by `CONNECT`.
     Udp { h: SocketHandle, peer: Option<IpEndpoint> },
+}
+
+/// A socket of a listener's pool: listening, or in its handshake.
+struct Pooled {
+    h: SocketHandle,
+    /// When its handshake was first seen (the listener's count of
+    /// handshakes then; 0 while it listens): the oldest is given up first.
+    since: u64,
 }
 
 struct Entry {
@@ -322,7 +330,7 @@ impl Table {
             0 => DEFAULT_BACKLOG,
             b => b.min(MAX_BACKLOG),
         };
-        self.entry(i).kind = Kind::Listener { port, backlog, pool: Vec::new(), ready: VecDeque::new() };
+        self.entry(i).kind = Kind::Listener { port, backlog, pool: Vec::new(), ready: VecDeque::new(), seen: 0 };
         Self::refill(sockets, &mut self.entry(i).kind, 0);
         Ok(())
     }
@@ -330,37 +338,72 @@ impl Table {
     /// Keeps a listener's pool: `wanted` sockets listening (at least
     /// [`LISTENING`], at most `backlog`), as long as fewer than `backlog`
     /// connections wait to be accepted (beyond that, new ones are
-    /// refused). Handshakes that never finish (a peer that sent its SYN and
-    /// vanished) take no listening socket's place: past `backlog` of them,
-    /// the oldest is given up.
+    /// refused). The pool holds at most `backlog` + [`LISTENING`] sockets,
+    /// so handshakes that never finish (a flood of SYNs, a peer that
+    /// vanished) take no more memory than that: past `backlog` of them,
+    /// the oldest (by when its handshake was first seen, not by its place
+    /// in the pool) is given up and its socket listens again. That happens
+    /// after a poll, or before one when this batch's SYNs need sockets and
+    /// the pool is full; a burst's listening sockets beyond [`LISTENING`]
+    /// are let go after it (every poll of the interface walks them all).
     fn refill(sockets: &mut SocketSet<'static>, kind: &mut Kind, wanted: usize) {
-        let Kind::Listener { port, backlog, pool, ready } = kind else { return };
+        use tcp::State::{Listen, SynReceived};
+        let Kind::Listener { port, backlog, pool, ready, seen } = kind else { return };
         let state = |sockets: &SocketSet, h: SocketHandle| sockets.get::<tcp::Socket>(h).state();
-        let half_open = pool.iter().filter(|h| state(sockets, **h) == tcp::State::SynReceived).count();
-        // (Only after a poll: before one, the last ACK of a handshake may
-        // be in the batch about to be looked at.)
-        if half_open > *backlog && wanted == 0 {
-            let mut excess = half_open - *backlog;
-            for &h in pool.iter() {
-                if excess > 0 && state(sockets, h) == tcp::State::SynReceived {
-                    let s = sockets.get_mut::<tcp::Socket>(h);
-                    s.abort();
-                    let _ = s.listen(*port); // listens again (the vanished peer is sent nothing)
-                    excess -= 1;
+        for p in pool.iter_mut() {
+            match state(sockets, p.h) {
+                SynReceived if p.since == 0 => {
+                    *seen += 1;
+                    p.since = *seen;
                 }
+                SynReceived => {}
+                _ => p.since = 0,
             }
         }
-        let listening = pool.iter().filter(|h| state(sockets, **h) == tcp::State::Listen).count();
-        if ready.len() < *backlog {
-            for _ in listening..wanted.max(LISTENING).min(*backlog) {
+        // The oldest handshake, given up: its socket listens again (the
+        // peer is sent nothing). Whether there was one.
+        let give_up_oldest = |sockets: &mut SocketSet<'static>, pool: &mut Vec<Pooled>| {
+            let Some(p) = pool.iter_mut().filter(|p| p.since != 0).min_by_key(|p| p.since) else { return false };
+            let s = sockets.get_mut::<tcp::Socket>(p.h);
+            s.abort();
+            let _ = s.listen(*port);
+            p.since = 0;
+            true
+        };
+        let half_open = pool.iter().filter(|p| p.since != 0).count();
+        // (Only after a poll: before one, the last ACK of a handshake may
+        // be in the batch about to be looked at.)
+        if wanted == 0 {
+            for _ in *backlog..half_open {
+                give_up_oldest(sockets, pool);
+            }
+            let mut surplus = pool.iter().filter(|p| state(sockets, p.h) == Listen).count().saturating_sub(LISTENING);
+            pool.retain(|p| {
+                let drop = surplus > 0 && state(sockets, p.h) == Listen;
+                if drop {
+                    sockets.remove(p.h);
+                    surplus -= 1;
+                }
+                !drop
+            });
+        }
+        if ready.len() >= *backlog {
+            return;
+        }
+        let mut listening = pool.iter().filter(|p| state(sockets, p.h) == Listen).count();
+        while listening < wanted.max(LISTENING).min(*backlog) {
+            if pool.len() < *backlog + LISTENING {
                 // No memory for another: the SYN is answered with a reset.
                 let Some(mut s) = new_tcp() else { return };
                 s.set_timeout(Some(HANDSHAKE_TIMEOUT));
                 if s.listen(*port).is_err() {
                     return;
                 }
-                pool.push(sockets.add(s));
+                pool.push(Pooled { h: sockets.add(s), since: 0 });
+            } else if !give_up_oldest(sockets, pool) {
+                return;
             }
+            listening += 1;
         }
     }
 
@@ -624,7 +667,7 @@ impl Table {
         match e.kind {
             Kind::Tcp { .. } => {}
             Kind::Listener { pool, ready, .. } => {
-                for h in pool.into_iter().chain(ready) {
+                for h in pool.into_iter().map(|p| p.h).chain(ready) {
                     sockets.get_mut::<tcp::Socket>(h).abort();
                     self.lingering.push((h, now));
                 }
@@ -680,7 +723,7 @@ impl Table {
         for i in 0..self.entries.len() {
             let Some(e) = self.entries[i].as_mut() else { continue };
             if let Kind::Listener { port, pool, ready, .. } = &mut e.kind {
-                pool.retain(|&h| {
+                pool.retain(|&Pooled { h, .. }| {
                     let s = sockets.get_mut::<tcp::Socket>(h);
                     match s.state() {
                         Listen | SynReceived => true,
