@@ -500,6 +500,225 @@ fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
     v
 }
 
+/// A TCP connection the test makes by hand to the guest's port 7: what
+/// it sends and where each side stands.
+struct Conn {
+    port: u16,
+    data: Vec<u8>,
+    /// The sequence number of `data[0]`.
+    base: u32,
+    /// What the guest acknowledged.
+    una: u32,
+    /// The next byte of the echo expected.
+    rcv: u32,
+    echoed: Vec<u8>,
+    /// The window the test advertises: 0 holds the echo back.
+    window: u16,
+    /// When what is missing was last sent again.
+    resent: Instant,
+}
+
+impl Conn {
+    /// Opens a connection from the test's `port` (its SYN sent again each
+    /// second until answered), to send `data`.
+    fn open(w: &mut Wire, port: u16, data: Vec<u8>) -> Result<Conn, String> {
+        use wire::{ACK, SYN};
+        let iss: u32 = u32::from(port) << 16;
+        let syn = wire::Segment {
+            sport: port,
+            dport: 7,
+            seq: iss,
+            flags: SYN,
+            window: 65_535,
+            options: vec![2, 4, 0x05, 0xb4],
+            ..Default::default()
+        };
+        let mut rcv = None;
+        for _ in 0..20 {
+            w.send(&w.tcp(&syn));
+            w.until(Duration::from_secs(1), |f| {
+                rcv = from_echo(f, port)
+                    .filter(|s| s.flags & (SYN | ACK) == SYN | ACK && s.ack == iss + 1)
+                    .map(|s| s.seq + 1);
+                rcv.is_some()
+            });
+            if rcv.is_some() {
+                break;
+            }
+        }
+        let rcv = rcv.ok_or(format!("no answer to the SYN from port {port}"))?;
+        let c = Conn {
+            port,
+            data,
+            base: iss + 1,
+            una: iss + 1,
+            rcv,
+            echoed: Vec::new(),
+            window: 65_535,
+            resent: Instant::now(),
+        };
+        c.ack(w);
+        Ok(c)
+    }
+
+    fn end(&self) -> u32 {
+        self.base + self.data.len() as u32
+    }
+
+    /// The segment of `data[from..to]`, acknowledging what came back.
+    fn segment(&self, from: usize, to: usize) -> wire::Segment {
+        wire::Segment {
+            sport: self.port,
+            dport: 7,
+            seq: self.base + from as u32,
+            ack: self.rcv,
+            flags: wire::ACK | if to % 7000 < 1000 { wire::PSH } else { 0 },
+            window: self.window,
+            data: self.data[from..to.min(self.data.len())].to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn ack(&self, w: &Wire) {
+        let s = wire::Segment {
+            sport: self.port,
+            dport: 7,
+            seq: self.una,
+            ack: self.rcv,
+            flags: wire::ACK,
+            window: self.window,
+            ..Default::default()
+        };
+        w.send(&w.tcp(&s));
+    }
+
+    /// Takes one of the guest's segments of this connection: its
+    /// acknowledgement, and its data if they come next (acknowledged).
+    fn take(&mut self, w: &Wire, s: &wire::Segment) -> Result<(), String> {
+        if s.flags & wire::RST != 0 {
+            return Err(format!("port {}: reset after {} bytes acknowledged", self.port, self.una - self.base));
+        }
+        let ahead = s.ack.wrapping_sub(self.una) as i32;
+        if s.flags & wire::ACK != 0 && ahead > 0 && s.ack.wrapping_sub(self.base) as usize <= self.data.len() {
+            self.una = s.ack;
+        }
+        if !s.data.is_empty() {
+            if s.seq == self.rcv && self.window > 0 {
+                self.echoed.extend_from_slice(&s.data);
+                self.rcv = self.rcv.wrapping_add(s.data.len() as u32);
+            }
+            self.ack(w);
+        }
+        Ok(())
+    }
+
+    /// Sends again what is not acknowledged (go-back-N, 32 segments at
+    /// most), every 200 ms.
+    fn resend(&mut self, w: &Wire) {
+        if self.una == self.end() || self.resent.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        let from = (self.una - self.base) as usize;
+        for at in (from..self.data.len().min(from + 32 * 1000)).step_by(1000) {
+            w.send(&w.tcp(&self.segment(at, at + 1000)));
+        }
+        self.resent = Instant::now();
+    }
+
+    fn echoed_all(&self) -> bool {
+        self.una == self.end() && self.echoed.len() == self.data.len()
+    }
+}
+
+/// Runs `conns` (takes the guest's segments, sends again what is missing)
+/// until `done` says so, for at most `limit`.
+fn run(
+    w: &mut Wire,
+    conns: &mut [&mut Conn],
+    limit: Duration,
+    done: impl Fn(&[&mut Conn]) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while !done(conns) {
+        if Instant::now() > deadline {
+            let state: Vec<String> = conns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "port {}: {} acknowledged, {} echoed of {}",
+                        c.port,
+                        c.una - c.base,
+                        c.echoed.len(),
+                        c.data.len()
+                    )
+                })
+                .collect();
+            return Err(format!("time ran out: {}", state.join("; ")));
+        }
+        if let Some(f) = w.next(Duration::from_millis(50)) {
+            for c in conns.iter_mut() {
+                if let Some(s) = from_echo(&f, c.port) {
+                    c.take(w, &s)?;
+                }
+            }
+            continue;
+        }
+        for c in conns.iter_mut() {
+            c.resend(w);
+        }
+    }
+    Ok(())
+}
+
+/// Both ends of `c` close: its FIN is acknowledged and the guest's comes.
+fn close(w: &mut Wire, c: &mut Conn) -> Result<(), String> {
+    use wire::{ACK, FIN};
+    let end = c.end();
+    let (mut acked, mut finished) = (false, false);
+    for _ in 0..20 {
+        if !acked {
+            let fin = wire::Segment {
+                sport: c.port,
+                dport: 7,
+                seq: end,
+                ack: c.rcv,
+                flags: FIN | ACK,
+                window: 65_535,
+                ..Default::default()
+            };
+            w.send(&w.tcp(&fin));
+        }
+        w.until(Duration::from_millis(300), |f| {
+            if let Some(s) = from_echo(f, c.port) {
+                acked |= s.flags & ACK != 0 && s.ack == end + 1;
+                if s.flags & FIN != 0 && s.seq == c.rcv {
+                    c.rcv = c.rcv.wrapping_add(1);
+                    finished = true;
+                }
+            }
+            acked && finished
+        });
+        if finished {
+            w.send(&w.tcp(&wire::Segment {
+                sport: c.port,
+                dport: 7,
+                seq: end + 1,
+                ack: c.rcv,
+                flags: ACK,
+                window: 65_535,
+                ..Default::default()
+            }));
+        }
+        if acked && finished {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "port {}: the connection did not end (our FIN acknowledged: {acked}, the guest's FIN: {finished})",
+        c.port
+    ))
+}
+
 /// What the hostile network saw: whether the guest answered a ping and
 /// a datagram after the hostile frames, and what came back of the bytes
 /// sent over TCP.
@@ -527,18 +746,8 @@ fn hostile_network(
     up: std::sync::mpsc::Receiver<()>,
     sent: &[u8],
 ) -> Result<Seen, String> {
-    use wire::{Segment, ACK, FIN, PSH, RST, SYN};
     let mut w = Wire { tun, qemu: ([127, 0, 0, 1], qemu_port).into(), guest: None };
-    let deadline = Instant::now() + Duration::from_secs(100);
-    while up.try_recv().is_err() {
-        if Instant::now() > deadline {
-            return Err("echod never listened".into());
-        }
-        w.next(Duration::from_millis(100));
-    }
-    if w.guest.is_none() {
-        return Err("the guest never asked for an address".into());
-    }
+    until_echod_listens(&mut w, &up)?;
     let frames = hostile_frames(&w);
     for f in &frames {
         w.send(f);
@@ -600,179 +809,49 @@ fn hostile_network(
         }
     }
 
-    // The connection.
-    const PORT: u16 = 40_000;
-    let iss: u32 = 0x1000_0000;
-    let syn = Segment {
-        sport: PORT,
-        dport: 7,
-        seq: iss,
-        flags: SYN,
-        window: 65_535,
-        options: vec![2, 4, 0x05, 0xb4],
-        ..Default::default()
-    };
-    let mut rcv = None;
-    for _ in 0..20 {
-        w.send(&w.tcp(&syn));
-        w.until(Duration::from_secs(1), |f| {
-            rcv = from_echo(f, PORT)
-                .filter(|s| s.flags & (SYN | ACK) == SYN | ACK && s.ack == iss + 1)
-                .map(|s| s.seq + 1);
-            rcv.is_some()
-        });
-        if rcv.is_some() {
-            break;
-        }
-    }
-    let Some(mut rcv) = rcv else { return Err("no answer to the SYN after the hostile frames".into()) };
-    let base = iss + 1;
-    let end = base + sent.len() as u32;
-    let seg = |from: usize, to: usize, rcv: u32| Segment {
-        sport: PORT,
-        dport: 7,
-        seq: base + from as u32,
-        ack: rcv,
-        flags: ACK | if to % 7000 < 1000 { PSH } else { 0 },
-        window: 65_535,
-        data: sent[from..to.min(sent.len())].to_vec(),
-        ..Default::default()
-    };
-    w.send(&w.tcp(&Segment {
-        sport: PORT,
-        dport: 7,
-        seq: base,
-        ack: rcv,
-        flags: ACK,
-        window: 65_535,
-        ..Default::default()
-    }));
-    let chunk = |i: usize| (i * 1000, ((i + 1) * 1000).min(sent.len()));
-    let chunks = sent.len().div_ceil(1000);
-    for i in 0..chunks {
-        let (from, to) = chunk(i);
+    // The connection, its first pass hostile.
+    let mut c = Conn::open(&mut w, 40_000, sent.to_vec())?;
+    for i in 0..sent.len().div_ceil(1000) {
+        let (from, to) = (i * 1000, ((i + 1) * 1000).min(sent.len()));
         match i {
             5 => {
-                let mut f = w.tcp(&seg(from, to, rcv));
+                let mut f = w.tcp(&c.segment(from, to));
                 let last = f.len() - 1;
                 f[last] ^= 0x80; // the checksum no longer holds
                 w.send(&f);
             }
             10 => {
-                w.send(&w.tcp(&seg(from, to, rcv)));
-                w.send(&w.tcp(&seg(from, to, rcv)));
+                w.send(&w.tcp(&c.segment(from, to)));
+                w.send(&w.tcp(&c.segment(from, to)));
             }
             19 => {}
             20 => {
-                w.send(&w.tcp(&seg(from, to, rcv)));
-                let (f19, t19) = chunk(19);
-                w.send(&w.tcp(&seg(f19, t19, rcv)));
+                w.send(&w.tcp(&c.segment(from, to)));
+                w.send(&w.tcp(&c.segment(19_000, 20_000)));
             }
             26 => {
-                w.send(&w.tcp(&seg(from, to, rcv)));
-                w.send(&w.tcp(&seg(25_500, 26_700, rcv)));
+                w.send(&w.tcp(&c.segment(from, to)));
+                w.send(&w.tcp(&c.segment(25_500, 26_700)));
             }
-            35 => w.send(&w.tcp(&seg(from, to, rcv.wrapping_add(1_000_000)))),
+            35 => {
+                let mut bogus = c.segment(from, to);
+                bogus.ack = bogus.ack.wrapping_add(1_000_000);
+                w.send(&w.tcp(&bogus));
+            }
             40 => {
                 // In two fragments, a byte of its data changed after its
                 // checksum was made.
-                let mut t = wire::tcp(wire::HOST_IP, wire::GUEST_IP, &seg(from, to, rcv));
+                let mut t = wire::tcp(wire::HOST_IP, wire::GUEST_IP, &c.segment(from, to));
                 t[600] ^= 0x01;
                 w.send(&w.ip(wire::TCP, 40, 0x2000, &t[..512]));
                 w.send(&w.ip(wire::TCP, 40, 512 / 8, &t[512..]));
             }
-            _ => w.send(&w.tcp(&seg(from, to, rcv))),
+            _ => w.send(&w.tcp(&c.segment(from, to))),
         }
     }
-    let mut echoed = Vec::new();
-    let mut una = base;
-    let mut last_sent = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while echoed.len() < sent.len() || una != end {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{} of {} bytes acknowledged and {} echoed when time ran out",
-                una - base,
-                sent.len(),
-                echoed.len()
-            ));
-        }
-        if let Some(f) = w.next(Duration::from_millis(50)) {
-            let Some(s) = from_echo(&f, PORT) else { continue };
-            if s.flags & RST != 0 {
-                return Err(format!("the connection was reset after {} bytes acknowledged", una - base));
-            }
-            let ahead = s.ack.wrapping_sub(una) as i32;
-            if s.flags & ACK != 0 && ahead > 0 && s.ack.wrapping_sub(base) as usize <= sent.len() {
-                una = s.ack;
-            }
-            if !s.data.is_empty() {
-                if s.seq == rcv {
-                    echoed.extend_from_slice(&s.data);
-                    rcv = rcv.wrapping_add(s.data.len() as u32);
-                }
-                w.send(&w.tcp(&Segment {
-                    sport: PORT,
-                    dport: 7,
-                    seq: una,
-                    ack: rcv,
-                    flags: ACK,
-                    window: 65_535,
-                    ..Default::default()
-                }));
-            }
-            continue;
-        }
-        if last_sent.elapsed() > Duration::from_millis(200) && una != end {
-            let from = (una - base) as usize;
-            for at in (from..sent.len().min(from + 32 * 1000)).step_by(1000) {
-                w.send(&w.tcp(&seg(at, at + 1000, rcv)));
-            }
-            last_sent = Instant::now();
-        }
-    }
-    // Both ends close.
-    let (mut acked, mut finished) = (false, false);
-    for _ in 0..20 {
-        if !acked {
-            w.send(&w.tcp(&Segment {
-                sport: PORT,
-                dport: 7,
-                seq: end,
-                ack: rcv,
-                flags: FIN | ACK,
-                window: 65_535,
-                ..Default::default()
-            }));
-        }
-        w.until(Duration::from_millis(300), |f| {
-            if let Some(s) = from_echo(f, PORT) {
-                acked |= s.flags & ACK != 0 && s.ack == end + 1;
-                if s.flags & FIN != 0 && s.seq == rcv {
-                    rcv = rcv.wrapping_add(1);
-                    finished = true;
-                }
-            }
-            acked && finished
-        });
-        if finished {
-            w.send(&w.tcp(&Segment {
-                sport: PORT,
-                dport: 7,
-                seq: end + 1,
-                ack: rcv,
-                flags: ACK,
-                window: 65_535,
-                ..Default::default()
-            }));
-        }
-        if acked && finished {
-            break;
-        }
-    }
-    if !(acked && finished) {
-        return Err(format!("the connection did not end (our FIN acknowledged: {acked}, the guest's FIN: {finished})"));
-    }
+    run(&mut w, &mut [&mut c], Duration::from_secs(90), |c| c[0].echoed_all())?;
+    close(&mut w, &mut c)?;
+    let echoed = c.echoed;
     Ok(Seen { hostile: frames.len(), reassembled, pinged, datagram, echoed })
 }
 
@@ -844,4 +923,99 @@ fn hostile_frames_leave_the_network_server_serving() {
         b.serial
     );
     assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
+/// Answers DHCP and ARP until `up` says echod listens.
+fn until_echod_listens(w: &mut Wire, up: &std::sync::mpsc::Receiver<()>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(100);
+    while up.try_recv().is_err() {
+        if Instant::now() > deadline {
+            return Err("echod never listened".into());
+        }
+        w.next(Duration::from_millis(100));
+    }
+    if w.guest.is_none() {
+        return Err("the guest never asked for an address".into());
+    }
+    Ok(())
+}
+
+/// The network of [`a_peer_that_stops_reading_holds_up_only_itself`]:
+/// the stalled connection's echo, the other's, and how much of its bytes
+/// the stalled one had sent when the other was done.
+fn stalling_network(
+    tun: UdpSocket,
+    qemu_port: u16,
+    up: std::sync::mpsc::Receiver<()>,
+    big: Vec<u8>,
+    small: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
+    let mut w = Wire { tun, qemu: ([127, 0, 0, 1], qemu_port).into(), guest: None };
+    until_echod_listens(&mut w, &up)?;
+    // It sends and sends, but takes no echo (window 0): echod's echo has
+    // nowhere to go, echod stops reading it, the guest's window closes.
+    let mut stalled = Conn::open(&mut w, 41_000, big)?;
+    stalled.window = 0;
+    stalled.ack(&w);
+    let until = Instant::now() + Duration::from_secs(3);
+    run(&mut w, &mut [&mut stalled], Duration::from_secs(10), |_| Instant::now() > until)?;
+    // Meanwhile another connection is served in full.
+    let mut other = Conn::open(&mut w, 41_001, small)?;
+    run(&mut w, &mut [&mut stalled, &mut other], Duration::from_secs(30), |c| c[1].echoed_all())?;
+    close(&mut w, &mut other)?;
+    let held = (stalled.una - stalled.base) as usize;
+    // The window opens: the rest goes through.
+    stalled.window = 65_535;
+    stalled.ack(&w);
+    run(&mut w, &mut [&mut stalled], Duration::from_secs(60), |c| c[0].echoed_all())?;
+    close(&mut w, &mut stalled)?;
+    Ok((stalled.echoed, other.echoed, held))
+}
+
+/// A peer that sends 256 KiB to the echo service but takes none of the
+/// echo (it advertises a window of 0) holds up only its own connection:
+/// echod's echo of it waits, echod stops reading it, and the guest's
+/// window to it closes, while a second connection echoes its 16 KiB and
+/// ends. Once the first peer opens its window, all its bytes come back
+/// in order (the test is the network, as in the hostile test).
+#[test]
+fn a_peer_that_stops_reading_holds_up_only_itself() {
+    let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let host_port = tun.local_addr().unwrap().port();
+    let qemu_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let big = exo_qemu_tests::seeded_bytes(0x57a1, 256 * 1024);
+    let small = exo_qemu_tests::seeded_bytes(0x5a11, 16 * 1024);
+    let (up_tx, up) = std::sync::mpsc::channel();
+    let network = {
+        let (big, small) = (big.clone(), small.clone());
+        std::thread::spawn(move || stalling_network(tun, qemu_port, up, big, small))
+    };
+    let watch = move |line: &str| {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
+            let _ = up_tx.send(());
+        }
+    };
+    let net = format!("{host_port}:{qemu_port}");
+    let b = boot_watching("net-two.img", Duration::from_secs(150), &["--net-udp", &net], watch);
+    let (stalled, other, held) =
+        network.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
+    assert!(other == small, "the second connection's echo is not what it sent\n{}", b.serial);
+    assert!(held < big.len(), "the stalled peer was never held up: all {held} bytes taken\n{}", b.serial);
+    assert!(
+        stalled == big,
+        "the stalled connection's {} bytes echoed are not the {} sent\n{}",
+        stalled.len(),
+        big.len(),
+        b.serial
+    );
+    b.expect_in_order(&[
+        "echod: TCP 7: connection from 10.0.2.2:41000",
+        "echod: TCP 7: connection from 10.0.2.2:41001",
+        "echod: TCP 7: connection ended, 16384 bytes echoed (10.0.2.2:41001)",
+        "echod: TCP 7: connection ended, 262144 bytes echoed (10.0.2.2:41000)",
+        "echod: 2 connection(s) served",
+        "root: all 3 programs ended as expected",
+    ]);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+    eprintln!("a stalled peer: {held} of {} bytes taken while it held back the echo", big.len());
 }
