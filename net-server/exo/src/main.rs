@@ -369,14 +369,19 @@ impl RxToken for Rx {
         } else {
             SLOTS.with(|s| s.next = self.first + 1);
             let mut frame = frame_at(self.first);
-            if net::checksum::tcp_ok(frame) == Some(false) {
-                BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
-                frame = &[];
-            } else if net::tcp_fragment(frame) {
-                // Its checksum cannot be checked here, and smoltcp is told
-                // not to (see `capabilities`): dropped, and counted.
-                TCP_FRAGMENTS.fetch_add(1, Ordering::Relaxed);
-                frame = &[];
+            match net::checksum::tcp_ok(frame) {
+                Some(false) => {
+                    BAD_CHECKSUMS.fetch_add(1, Ordering::Relaxed);
+                    frame = &[];
+                }
+                // Not a whole TCP segment; a fragment of one cannot be
+                // checked here, and smoltcp is told not to (see
+                // `capabilities`): dropped, and counted.
+                None if net::tcp_fragment(frame) => {
+                    TCP_FRAGMENTS.fetch_add(1, Ordering::Relaxed);
+                    frame = &[];
+                }
+                _ => {}
             }
             f(frame)
         };
