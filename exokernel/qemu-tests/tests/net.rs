@@ -579,17 +579,22 @@ impl Conn {
         }
     }
 
-    fn ack(&self, w: &Wire) {
-        let s = wire::Segment {
+    /// A segment without data at `seq` with `flags`, acknowledging what
+    /// came back.
+    fn bare(&self, seq: u32, flags: u8) -> wire::Segment {
+        wire::Segment {
             sport: self.port,
             dport: 7,
-            seq: self.una,
+            seq,
             ack: self.rcv,
-            flags: wire::ACK,
+            flags,
             window: self.window,
             ..Default::default()
-        };
-        w.send(&w.tcp(&s));
+        }
+    }
+
+    fn ack(&self, w: &Wire) {
+        w.send(&w.tcp(&self.bare(self.una, wire::ACK)));
     }
 
     /// Takes one of the guest's segments of this connection: its
@@ -677,16 +682,7 @@ fn close(w: &mut Wire, c: &mut Conn) -> Result<(), String> {
     let (mut acked, mut finished) = (false, false);
     for _ in 0..20 {
         if !acked {
-            let fin = wire::Segment {
-                sport: c.port,
-                dport: 7,
-                seq: end,
-                ack: c.rcv,
-                flags: FIN | ACK,
-                window: 65_535,
-                ..Default::default()
-            };
-            w.send(&w.tcp(&fin));
+            w.send(&w.tcp(&c.bare(end, FIN | ACK)));
         }
         w.until(Duration::from_millis(300), |f| {
             if let Some(s) = from_echo(f, c.port) {
@@ -699,15 +695,7 @@ fn close(w: &mut Wire, c: &mut Conn) -> Result<(), String> {
             acked && finished
         });
         if finished {
-            w.send(&w.tcp(&wire::Segment {
-                sport: c.port,
-                dport: 7,
-                seq: end + 1,
-                ack: c.rcv,
-                flags: ACK,
-                window: 65_535,
-                ..Default::default()
-            }));
+            w.send(&w.tcp(&c.bare(end + 1, ACK)));
         }
         if acked && finished {
             return Ok(());
@@ -732,8 +720,8 @@ struct Seen {
     echoed: Vec<u8>,
 }
 
-/// The network of [`hostile_frames_leave_the_network_server_serving`]:
-/// DHCP and ARP until echod listens, then the hostile frames, then a ping,
+/// The network of [`hostile_frames_leave_the_network_server_serving`],
+/// once echod listens: the hostile frames, then a ping,
 /// a datagram to the echo port, one in three fragments (sent again each
 /// second until its echo comes) and a TCP connection to it whose first
 /// pass sends a segment with a wrong checksum, one twice, two out of
@@ -741,15 +729,8 @@ struct Seen {
 /// attacker's), one acknowledging data never sent and one in two
 /// IP fragments with a byte changed after its checksum was made; what is
 /// missing is sent again (go-back-N) until all came back.
-fn hostile_network(
-    tun: UdpSocket,
-    qemu_port: u16,
-    up: std::sync::mpsc::Receiver<()>,
-    sent: &[u8],
-) -> Result<Seen, String> {
-    let mut w = Wire { tun, qemu: ([127, 0, 0, 1], qemu_port).into(), guest: None };
-    until_echod_listens(&mut w, &up)?;
-    let frames = hostile_frames(&w);
+fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
+    let frames = hostile_frames(w);
     for f in &frames {
         w.send(f);
         std::thread::sleep(Duration::from_millis(2));
@@ -811,7 +792,7 @@ fn hostile_network(
     }
 
     // The connection, its first pass hostile.
-    let mut c = Conn::open(&mut w, 40_000, sent.to_vec())?;
+    let mut c = Conn::open(w, 40_000, sent.to_vec())?;
     for i in 0..sent.len().div_ceil(1000) {
         let (from, to) = (i * 1000, ((i + 1) * 1000).min(sent.len()));
         match i {
@@ -841,10 +822,7 @@ fn hostile_network(
                 // connection goes on. (Not a reset inside the window:
                 // smoltcp ends the connection on any, not only on one at
                 // the window's start, as RFC 5961 3.2 asks.)
-                let mut blind = c.segment(0, 0);
-                blind.seq = c.base.wrapping_add(60_000);
-                blind.flags = wire::SYN;
-                w.send(&w.tcp(&blind));
+                w.send(&w.tcp(&c.bare(c.base.wrapping_add(60_000), wire::SYN)));
             }
             35 => {
                 let mut bogus = c.segment(from, to);
@@ -862,8 +840,8 @@ fn hostile_network(
             _ => w.send(&w.tcp(&c.segment(from, to))),
         }
     }
-    run(&mut w, &mut [&mut c], Duration::from_secs(90), |c| c[0].echoed_all())?;
-    close(&mut w, &mut c)?;
+    run(w, &mut [&mut c], Duration::from_secs(90), |c| c[0].echoed_all())?;
+    close(w, &mut c)?;
     let echoed = c.echoed;
     Ok(Seen { hostile: frames.len(), reassembled, pinged, datagram, echoed })
 }
@@ -881,23 +859,11 @@ fn hostile_network(
 /// made to be dropped reached echod.
 #[test]
 fn hostile_frames_leave_the_network_server_serving() {
-    let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let host_port = tun.local_addr().unwrap().port();
-    let qemu_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sent = exo_qemu_tests::seeded_bytes(0x5eed, 48 * 1024);
-    let (up_tx, up) = std::sync::mpsc::channel();
-    let network = {
+    let (seen, b) = {
         let sent = sent.clone();
-        std::thread::spawn(move || hostile_network(tun, qemu_port, up, &sent))
+        boot_as_network("net.img", Duration::from_secs(120), move |w| hostile_network(w, &sent))
     };
-    let watch = move |line: &str| {
-        if line.starts_with("echod: echo on TCP and UDP port 7") {
-            let _ = up_tx.send(());
-        }
-    };
-    let net = format!("{host_port}:{qemu_port}");
-    let b = boot_watching("net.img", Duration::from_secs(120), &["--net-udp", &net], watch);
-    let seen = network.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
     assert!(seen.pinged, "no answer to a ping after the hostile frames\n{}", b.serial);
     assert!(seen.datagram, "no echo of a datagram after the hostile frames\n{}", b.serial);
     // The reassembly buffers that the fragments never ending held were
@@ -938,6 +904,35 @@ fn hostile_frames_leave_the_network_server_serving() {
     assert_eq!(b.status, Some(0), "{}", b.serial);
 }
 
+/// Boots `image` with the test as its whole network (`run-qemu
+/// --net-udp`): a thread answers DHCP and ARP until echod listens, then
+/// runs `network` on the wire. What it returned, and the boot; a failure
+/// of it fails the test with the console output.
+fn boot_as_network<T: Send + 'static>(
+    image: &str,
+    timeout: Duration,
+    network: impl FnOnce(&mut Wire) -> Result<T, String> + Send + 'static,
+) -> (T, Boot) {
+    let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let host_port = tun.local_addr().unwrap().port();
+    let qemu_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (up_tx, up) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut w = Wire { tun, qemu: ([127, 0, 0, 1], qemu_port).into(), guest: None };
+        until_echod_listens(&mut w, &up)?;
+        network(&mut w)
+    });
+    let watch = move |line: &str| {
+        if line.starts_with("echod: echo on TCP and UDP port 7") {
+            let _ = up_tx.send(());
+        }
+    };
+    let net = format!("{host_port}:{qemu_port}");
+    let b = boot_watching(image, timeout, &["--net-udp", &net], watch);
+    let result = thread.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
+    (result, b)
+}
+
 /// Answers DHCP and ARP until `up` says echod listens.
 fn until_echod_listens(w: &mut Wire, up: &std::sync::mpsc::Receiver<()>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(100);
@@ -956,32 +951,24 @@ fn until_echod_listens(w: &mut Wire, up: &std::sync::mpsc::Receiver<()>) -> Resu
 /// The network of [`a_peer_that_stops_reading_holds_up_only_itself`]:
 /// the stalled connection's echo, the other's, and how much of its bytes
 /// the stalled one had sent when the other was done.
-fn stalling_network(
-    tun: UdpSocket,
-    qemu_port: u16,
-    up: std::sync::mpsc::Receiver<()>,
-    big: Vec<u8>,
-    small: Vec<u8>,
-) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
-    let mut w = Wire { tun, qemu: ([127, 0, 0, 1], qemu_port).into(), guest: None };
-    until_echod_listens(&mut w, &up)?;
+fn stalling_network(w: &mut Wire, big: Vec<u8>, small: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>, usize), String> {
     // It sends and sends, but takes no echo (window 0): echod's echo has
     // nowhere to go, echod stops reading it, the guest's window closes.
-    let mut stalled = Conn::open(&mut w, 41_000, big)?;
+    let mut stalled = Conn::open(w, 41_000, big)?;
     stalled.window = 0;
-    stalled.ack(&w);
+    stalled.ack(w);
     let until = Instant::now() + Duration::from_secs(3);
-    run(&mut w, &mut [&mut stalled], Duration::from_secs(10), |_| Instant::now() > until)?;
+    run(w, &mut [&mut stalled], Duration::from_secs(10), |_| Instant::now() > until)?;
     // Meanwhile another connection is served in full.
-    let mut other = Conn::open(&mut w, 41_001, small)?;
-    run(&mut w, &mut [&mut stalled, &mut other], Duration::from_secs(30), |c| c[1].echoed_all())?;
-    close(&mut w, &mut other)?;
+    let mut other = Conn::open(w, 41_001, small)?;
+    run(w, &mut [&mut stalled, &mut other], Duration::from_secs(30), |c| c[1].echoed_all())?;
+    close(w, &mut other)?;
     let held = (stalled.una - stalled.base) as usize;
     // The window opens: the rest goes through.
     stalled.window = 65_535;
-    stalled.ack(&w);
-    run(&mut w, &mut [&mut stalled], Duration::from_secs(60), |c| c[0].echoed_all())?;
-    close(&mut w, &mut stalled)?;
+    stalled.ack(w);
+    run(w, &mut [&mut stalled], Duration::from_secs(60), |c| c[0].echoed_all())?;
+    close(w, &mut stalled)?;
     Ok((stalled.echoed, other.echoed, held))
 }
 
@@ -993,25 +980,12 @@ fn stalling_network(
 /// in order (the test is the network, as in the hostile test).
 #[test]
 fn a_peer_that_stops_reading_holds_up_only_itself() {
-    let tun = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let host_port = tun.local_addr().unwrap().port();
-    let qemu_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let big = exo_qemu_tests::seeded_bytes(0x57a1, 256 * 1024);
     let small = exo_qemu_tests::seeded_bytes(0x5a11, 16 * 1024);
-    let (up_tx, up) = std::sync::mpsc::channel();
-    let network = {
+    let ((stalled, other, held), b) = {
         let (big, small) = (big.clone(), small.clone());
-        std::thread::spawn(move || stalling_network(tun, qemu_port, up, big, small))
+        boot_as_network("net-two.img", Duration::from_secs(150), move |w| stalling_network(w, big, small))
     };
-    let watch = move |line: &str| {
-        if line.starts_with("echod: echo on TCP and UDP port 7") {
-            let _ = up_tx.send(());
-        }
-    };
-    let net = format!("{host_port}:{qemu_port}");
-    let b = boot_watching("net-two.img", Duration::from_secs(150), &["--net-udp", &net], watch);
-    let (stalled, other, held) =
-        network.join().expect("the network thread").unwrap_or_else(|e| panic!("{e}\n{}", b.serial));
     assert!(other == small, "the second connection's echo is not what it sent\n{}", b.serial);
     assert!(held < big.len(), "the stalled peer was never held up: all {held} bytes taken\n{}", b.serial);
     assert!(
