@@ -281,8 +281,6 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `scripts/run-qemu -c`: the shell runs the commands on the disk and
-/// ExoV6 powers off with the last one's status, for scripts.
 /// `scripts/run-qemu -c COMMANDS` on the shell's image with one disk
 /// (`disk_flag`: `--disk` or `--disk-rw`): its exit status and output.
 fn run_commands(disk_flag: &str, img: &std::path::Path, commands: &str) -> (Option<i32>, String) {
@@ -299,6 +297,8 @@ fn run_commands(disk_flag: &str, img: &std::path::Path, commands: &str) -> (Opti
     (out.status.code(), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
 }
 
+/// `scripts/run-qemu -c`: the shell runs the commands on the disk and
+/// ExoV6 powers off with the last one's status, for scripts.
 #[test]
 fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     let (dir, img, blob) = disk("dash-c", false);
