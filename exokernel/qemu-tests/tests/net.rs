@@ -450,10 +450,13 @@ fn hostile_frames(w: &Wire) -> Vec<Vec<u8>> {
         t[12] = offset;
         v.push(w.ip(TCP, 5, 0, &t[..20]));
     }
-    for options in [vec![2, 0], vec![3, 1], vec![8, 255, 0, 0], vec![2, 4, 0, 0], vec![3, 3, 255], vec![2, 4, 0x05]] {
+    // (Each from a port of its own: a SYN of a connection under way is
+    // dropped, and counted, and those the test sends are counted.)
+    let lying = [vec![2, 0], vec![3, 1], vec![8, 255, 0, 0], vec![2, 4, 0, 0], vec![3, 3, 255], vec![2, 4, 0x05]];
+    for (k, options) in lying.into_iter().enumerate() {
         for port in [7, 9] {
             let s = Segment {
-                sport: 4005,
+                sport: 4100 + k as u16,
                 dport: port,
                 seq: 7,
                 flags: SYN,
@@ -725,9 +728,10 @@ struct Seen {
 /// a datagram to the echo port, one in three fragments (sent again each
 /// second until its echo comes) and a TCP connection to it whose first
 /// pass sends a segment with a wrong checksum, one twice, two out of
-/// order, one overlapping two others, one acknowledging data never sent
-/// and one in two IP fragments with a byte changed after its checksum was made; what is
-/// missing is sent again (go-back-N) until all came back.
+/// order, one overlapping two others, its first SYN again, a SYN inside
+/// the window (a blind attacker's), one acknowledging data never sent and
+/// one in two IP fragments with a byte changed after its checksum was
+/// made; what is missing is sent again (go-back-N) until all came back.
 fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
     let frames = hostile_frames(w);
     for f in &frames {
@@ -795,6 +799,12 @@ fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
     for i in 0..sent.len().div_ceil(1000) {
         let (from, to) = (i * 1000, ((i + 1) * 1000).min(sent.len()));
         match i {
+            0 => {
+                w.send(&w.tcp(&c.segment(from, to)));
+                // The handshake's SYN again, late: a second handshake
+                // with the same ports would reset this one.
+                w.send(&w.tcp(&c.bare(c.base.wrapping_sub(1), wire::SYN)));
+            }
             5 => {
                 let mut f = w.tcp(&c.segment(from, to));
                 let last = f.len() - 1;
@@ -813,6 +823,14 @@ fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
             26 => {
                 w.send(&w.tcp(&c.segment(from, to)));
                 w.send(&w.tcp(&c.segment(25_500, 26_700)));
+            }
+            30 => {
+                w.send(&w.tcp(&c.segment(from, to)));
+                // A SYN inside the window, as a blind attacker would send:
+                // dropped, the connection goes on. (Not a reset inside the
+                // window: smoltcp ends the connection on any, not only on
+                // one at the window's start, as RFC 5961 3.2 asks.)
+                w.send(&w.tcp(&c.bare(c.base.wrapping_add(30_500), wire::SYN)));
             }
             35 => {
                 let mut bogus = c.segment(from, to);
@@ -842,10 +860,12 @@ fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
 /// a ping and a datagram are answered; a datagram in fragments is too,
 /// within seconds, though the fragments that never end had taken every
 /// reassembly buffer; a TCP connection whose first pass holds a segment
-/// with a wrong checksum, a duplicate, two out of order, an overlap, a
-/// bogus acknowledgement and a segment in IP fragments with a wrong byte
-/// (dropped: its checksum cannot be checked before smoltcp) echoes every
-/// byte in order; and every program ends as expected. Neither datagram
+/// with a wrong checksum, a duplicate, two out of order, an overlap, two
+/// SYNs with its addresses and ports (dropped: a listening socket would
+/// take them for a new connection), a bogus acknowledgement and a segment
+/// in IP fragments with a wrong byte (dropped: its checksum cannot be
+/// checked before smoltcp) echoes every byte in order; and every program
+/// ends as expected. Neither datagram
 /// made to be dropped reached echod.
 #[test]
 fn hostile_frames_leave_the_network_server_serving() {
@@ -863,6 +883,15 @@ fn hostile_frames_leave_the_network_server_serving() {
     // The segment in fragments with a changed byte was dropped (its two
     // fragments), not taken unchecked.
     b.expect_line("TCP segment(s) with a wrong checksum dropped, 2 in IP fragments;");
+    // The two SYNs of the connection under way were dropped (and any the
+    // test sent again while the guest was slow to answer the first).
+    let lines = b.lines();
+    let report = lines[b.expect_line("SYN(s) of connections under way dropped")];
+    let stray: usize = report
+        .split("; ")
+        .find_map(|part| part.strip_suffix(" SYN(s) of connections under way dropped")?.parse().ok())
+        .unwrap_or_else(|| panic!("no count of SYNs dropped in {report:?}"));
+    assert!(stray >= 2, "{stray} SYN(s) of connections under way dropped, of the two sent\n{}", b.serial);
     assert!(
         seen.echoed == sent,
         "the {} bytes echoed are not the {} sent, in order\n{}",

@@ -68,6 +68,28 @@ struct Entry {
     told: u32,
 }
 
+/// Whether the connection a SYN opens is already under way here (past
+/// its own SYN, not yet in TIME-WAIT): the SYN is a retransmission or a
+/// forgery. smoltcp hands a segment to the first socket that takes it,
+/// and a socket listening on the port would take a SYN before the
+/// connection's own socket when it lies before it in the set: a second
+/// handshake with the same addresses and ports, which resets the first.
+/// Such a SYN is dropped instead; the connection's socket sends its
+/// SYN-ACK again if the peer did not have it. (A connection opened from
+/// here, in SYN-SENT, still takes a SYN: both ends opening at once.)
+pub fn under_way(sockets: &SocketSet, syn: &exo_protocols::frame::Syn) -> bool {
+    use tcp::State::{Closed, Listen, SynSent, TimeWait};
+    let (local, remote) = (endpoint(syn.to), endpoint(syn.from));
+    sockets.iter().any(|(_, s)| match s {
+        smoltcp::socket::Socket::Tcp(t) => {
+            !matches!(t.state(), Closed | Listen | SynSent | TimeWait)
+                && t.local_endpoint() == Some(local)
+                && t.remote_endpoint() == Some(remote)
+        }
+        _ => false,
+    })
+}
+
 /// Every client's sockets.
 pub struct Table {
     entries: Vec<Option<Entry>>,

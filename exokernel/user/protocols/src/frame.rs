@@ -455,12 +455,23 @@ pub mod coalesce {
     }
 }
 
-/// The destination port of a frame that opens a TCP connection (SYN
-/// without ACK), if it is one.
-pub fn syn_to(frame: &[u8]) -> Option<u16> {
-    let (_, tcp) = tcp_segment(frame)?;
+/// Who opens a TCP connection and to where: the source and destination
+/// (IPv4 address, port) of a SYN without ACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syn {
+    /// The peer that opens it.
+    pub from: ([u8; 4], u16),
+    /// The address and port it opens.
+    pub to: ([u8; 4], u16),
+}
+
+/// The connection a frame opens (SYN without ACK), if it is one.
+pub fn syn(frame: &[u8]) -> Option<Syn> {
+    let (ip, tcp) = tcp_segment(frame)?;
     let flags = *tcp.get(13)?;
-    (flags & 0x12 == 0x02).then(|| u16::from_be_bytes([tcp[2], tcp[3]]))
+    let addr = |at: usize| [ip[at], ip[at + 1], ip[at + 2], ip[at + 3]];
+    let port = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
+    (flags & 0x12 == 0x02).then(|| Syn { from: (addr(12), port(0)), to: (addr(16), port(2)) })
 }
 
 #[cfg(test)]
@@ -717,15 +728,15 @@ mod tests {
     #[test]
     fn connection_openings_are_recognised() {
         let mut f = tcp_frame(b"");
-        assert_eq!(syn_to(&f), None, "PSH ACK");
+        assert_eq!(syn(&f), None, "PSH ACK");
         f[14 + 20 + 13] = 0x02;
-        assert_eq!(syn_to(&f), Some(9));
+        assert_eq!(syn(&f), Some(Syn { from: ([10, 0, 2, 2], 8080), to: ([10, 0, 2, 15], 9) }));
         f[14 + 20 + 13] = 0x12;
-        assert_eq!(syn_to(&f), None, "SYN ACK");
+        assert_eq!(syn(&f), None, "SYN ACK");
         f[14 + 20 + 13] = 0x02;
         f[14 + 9] = 17;
-        assert_eq!(syn_to(&f), None, "UDP");
-        assert_eq!(syn_to(&f[..14 + 20 + 10]), None, "cut");
+        assert_eq!(syn(&f), None, "UDP");
+        assert_eq!(syn(&f[..14 + 20 + 10]), None, "cut");
     }
 
     #[test]
