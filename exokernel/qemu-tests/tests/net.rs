@@ -132,18 +132,11 @@ fn echo_at_once(
     let mut back = vec![0u8; 1024];
     let mut s = {
         let _turn = gate.lock().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
-            s.set_read_timeout(Some(Duration::from_secs(60)))?;
-            s.write_all(&payload[..1024])?;
-            if s.read_exact(&mut back).is_ok() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other("no connection echoed its first bytes"));
-            }
-        }
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.write_all(&payload[..1024])?;
+        s.read_exact(&mut back)?;
+        s
     };
     all.wait();
     let writer = {
@@ -222,11 +215,12 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
             std::thread::sleep(Duration::from_millis(200));
         }
         let t0 = Instant::now();
-        // QEMU's forwarding accepts one connection at a time (a listen
-        // backlog of 1): twenty connects at once overflow the host's
-        // queue, and the host kernel resets some. So the clients connect
-        // one after the other (each until its first byte came back), then
-        // all send their 1 MiB at once.
+        // QEMU's forwarding listens with a backlog of 1: of twenty
+        // connects at once, the host's kernel holds some back and QEMU
+        // does not pass them all on (a capture of the guest's frames showed
+        // 16 of 20 reaching it; the host ended one with nothing echoed). So
+        // the clients connect one after the other (each until its first
+        // bytes came back), then all send their 1 MiB at once.
         let gate = std::sync::Arc::new(std::sync::Mutex::new(()));
         let all = std::sync::Arc::new(std::sync::Barrier::new(20));
         let clients: Vec<_> = (0..20u64)
@@ -266,19 +260,14 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
         }
         let t_vanish = t0.elapsed() - t_tcp - t_udp;
         eprintln!("sockets: TCP {t_tcp:?}, UDP {t_udp:?}, vanishing {t_vanish:?}");
-        // The vanishing clients may have overflowed QEMU's queue as
-        // above: a few tries, but echod must answer.
+        // echod still serves (one try: a retry would hide a client it
+        // no longer serves).
         let last = exo_qemu_tests::seeded_bytes(42, 65536);
-        let mut outcome = Err("no try".to_string());
-        for _ in 0..5 {
-            outcome = match echo_over_tcp(port, &last) {
-                Ok(b) if b == last => return Ok("ok".into()),
-                Ok(b) => Err(format!("after the vanishing clients, {} bytes came back of 65536", b.len())),
-                Err(e) => Err(format!("after the vanishing clients: {e}")),
-            };
-            std::thread::sleep(Duration::from_secs(1));
+        match echo_over_tcp(port, &last) {
+            Ok(b) if b == last => Ok("ok".into()),
+            Ok(b) => Err(format!("after the vanishing clients, {} bytes came back of 65536", b.len())),
+            Err(e) => Err(format!("after the vanishing clients: {e}")),
         }
-        outcome
     });
     let forwards = ["--forward", &fwd_tcp, "--forward", &fwd_udp, "--forward", &fwd_sink];
     let b = boot_watching("sockets.img", Duration::from_secs(300), &forwards, watch);

@@ -206,10 +206,12 @@ fn flush() {
 /// The connections the frames received since the last call open (SYNs)
 /// and the slots they lie in, for `Net::pump`.
 static SYNS: SpinLock<Vec<(usize, net::Syn)>> = SpinLock::new(Vec::new());
-/// Received slots whose SYN belongs to a connection under way (`Net::pump`),
-/// which `Rx::consume` drops; and how many it dropped (for the report).
-static STRAY_SYN_SLOTS: SpinLock<Vec<usize>> = SpinLock::new(Vec::new());
+/// Received slots whose SYN `Rx::consume` drops (`Net::pump`): it belongs
+/// to a connection under way, or its listener has no room for it. How
+/// many of each (for the report).
+static DROPPED_SYN_SLOTS: SpinLock<Vec<usize>> = SpinLock::new(Vec::new());
 static STRAY_SYNS: AtomicU64 = AtomicU64::new(0);
+static SYNS_PAST_BACKLOG: AtomicU64 = AtomicU64::new(0);
 
 /// `RECV n`: the queued frames go out and the waiting ones come in (into
 /// receive slots smoltcp is done with); whether any came.
@@ -252,7 +254,7 @@ fn exchange() -> bool {
     if let Some(area) = RX_AREA.lock().as_deref() {
         let lent = LENT.lock();
         let mut syns = SYNS.lock();
-        STRAY_SYN_SLOTS.lock().clear();
+        DROPPED_SYN_SLOTS.lock().clear();
         for i in 0..received {
             if let Some(syn) = received_frame(area, lent.as_ref(), layout, i).and_then(net::syn) {
                 syns.push((i, syn));
@@ -374,8 +376,7 @@ impl RxToken for Rx {
         } else {
             SLOTS.with(|s| s.next = self.first + 1);
             let mut frame = frame_at(self.first);
-            if STRAY_SYN_SLOTS.lock().contains(&self.first) {
-                STRAY_SYNS.fetch_add(1, Ordering::Relaxed);
+            if DROPPED_SYN_SLOTS.lock().contains(&self.first) {
                 frame = &[];
             }
             match net::checksum::tcp_ok(frame) {
@@ -498,7 +499,7 @@ fn attach_again() {
         // are dropped, as a network would.
         SLOTS.with(|s| (s.next, s.more) = (s.received, true));
         SYNS.lock().clear();
-        STRAY_SYN_SLOTS.lock().clear();
+        DROPPED_SYN_SLOTS.lock().clear();
     }
 }
 
@@ -712,17 +713,19 @@ impl Net {
             }
             let syns = core::mem::take(&mut *SYNS.lock());
             if !syns.is_empty() {
-                let mut stray = STRAY_SYN_SLOTS.lock();
-                let mut ports = Vec::with_capacity(syns.len());
+                let mut dropped = DROPPED_SYN_SLOTS.lock();
+                let mut opening = Vec::with_capacity(syns.len());
                 for (k, (slot, syn)) in syns.iter().enumerate() {
                     if sockets::under_way(&self.sockets, syn) || syns[..k].iter().any(|(_, s)| s == syn) {
-                        stray.push(*slot);
+                        dropped.push(*slot);
                     } else {
-                        ports.push(syn.to.1);
+                        opening.push((*slot, syn.to.1));
                     }
                 }
-                drop(stray);
-                self.table.expect_connections(&mut self.sockets, &ports);
+                count(&STRAY_SYNS, dropped.len());
+                let before = dropped.len();
+                self.table.expect_connections(&mut self.sockets, &opening, &mut dropped);
+                count(&SYNS_PAST_BACKLOG, dropped.len() - before);
             }
             SLOTS.lock().polling = true;
             self.iface.poll_maintenance(self.now);
@@ -980,7 +983,7 @@ fn main(args: &str) -> i32 {
     let (open, connections) = net.table.counts();
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} received frames joined into {} TCP segments; {} client requests; {} TCP segment(s) with a wrong checksum dropped, {} in IP fragments; {} SYN(s) of connections under way dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
+        "net-server: {} frames in, {} out, in {} calls to the driver ({} brought none in); {} received frames joined into {} TCP segments; {} client requests; {} TCP segment(s) with a wrong checksum dropped, {} in IP fragments; {} SYN(s) of connections under way dropped; {} SYN(s) past a listener's backlog dropped; {open} socket(s) open ({connections} connection(s)) at the end; stopping",
         n(&FRAMES_IN),
         n(&FRAMES_OUT),
         n(&CALLS),
@@ -990,7 +993,8 @@ fn main(args: &str) -> i32 {
         n(&REQUESTS),
         n(&BAD_CHECKSUMS),
         n(&TCP_FRAGMENTS),
-        n(&STRAY_SYNS)
+        n(&STRAY_SYNS),
+        n(&SYNS_PAST_BACKLOG)
     );
     match ended {
         Some(Ended::Failed(_)) => 1,

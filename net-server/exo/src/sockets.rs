@@ -68,6 +68,14 @@ struct Entry {
     told: u32,
 }
 
+/// Handshakes a listener with `backlog` keeps under way at once. Not
+/// fewer than [`DEFAULT_BACKLOG`]: the backlog bounds the connections
+/// made and not yet accepted, as in BSD and Linux; giving up a handshake
+/// whose SYN-ACK went out resets the peer when its ACK comes.
+fn handshakes(backlog: usize) -> usize {
+    backlog.max(DEFAULT_BACKLOG)
+}
+
 /// Whether the connection a SYN opens is already under way here (past
 /// its own SYN, not yet in TIME-WAIT): the SYN is a retransmission or a
 /// forgery. smoltcp hands a segment to the first socket that takes it,
@@ -358,12 +366,12 @@ impl Table {
     }
 
     /// Keeps a listener's pool: `wanted` sockets listening (at least
-    /// [`LISTENING`], at most `backlog`), as long as fewer than `backlog`
-    /// connections wait to be accepted (beyond that, new ones are
-    /// refused). The pool holds at most `backlog` + [`LISTENING`] sockets,
-    /// so handshakes that never finish (a flood of SYNs, a peer that
-    /// vanished) take no more memory than that: past `backlog` of them,
-    /// the oldest (by when its handshake was first seen, not by its place
+    /// [`LISTENING`], at most [`handshakes`] of the backlog), as long as
+    /// fewer than `backlog` connections wait to be accepted (beyond that,
+    /// new SYNs are dropped: `expect_connections`). The pool holds at most
+    /// that many handshakes + [`LISTENING`] sockets, so handshakes that
+    /// never finish (a flood of SYNs, a peer that vanished) take no more
+    /// memory than that: past that many of them, the oldest (by when its handshake was first seen, not by its place
     /// in the pool) is given up and its socket listens again. That happens
     /// after a poll, or before one when this batch's SYNs need sockets and
     /// the pool is full; a burst's listening sockets beyond [`LISTENING`]
@@ -371,6 +379,7 @@ impl Table {
     fn refill(sockets: &mut SocketSet<'static>, kind: &mut Kind, wanted: usize) {
         use tcp::State::{Listen, SynReceived};
         let Kind::Listener { port, backlog, pool, ready, seen } = kind else { return };
+        let most = handshakes(*backlog);
         let state = |sockets: &SocketSet, h: SocketHandle| sockets.get::<tcp::Socket>(h).state();
         for p in pool.iter_mut() {
             match state(sockets, p.h) {
@@ -396,7 +405,7 @@ impl Table {
         // (Only after a poll: before one, the last ACK of a handshake may
         // be in the batch about to be looked at.)
         if wanted == 0 {
-            for _ in *backlog..half_open {
+            for _ in most..half_open {
                 give_up_oldest(sockets, pool);
             }
             let mut surplus = pool.iter().filter(|p| state(sockets, p.h) == Listen).count().saturating_sub(LISTENING);
@@ -413,8 +422,8 @@ impl Table {
             return;
         }
         let mut listening = pool.iter().filter(|p| state(sockets, p.h) == Listen).count();
-        while listening < wanted.max(LISTENING).min(*backlog) {
-            if pool.len() < *backlog + LISTENING {
+        while listening < wanted.max(LISTENING).min(most) {
+            if pool.len() < most + LISTENING {
                 // No memory for another: the SYN is answered with a reset.
                 let Some(mut s) = new_tcp() else { return };
                 s.set_timeout(Some(HANDSHAKE_TIMEOUT));
@@ -430,17 +439,32 @@ impl Table {
     }
 
     /// Before smoltcp sees a batch of received frames: `syns` holds the
-    /// port of each connection they open, and each finds a socket
-    /// listening on its port (within the listener's backlog). smoltcp
-    /// answers a SYN that finds none with a reset; listeners keep only
-    /// [`LISTENING`] sockets between bursts, since every poll of the
-    /// interface walks every socket.
-    pub fn expect_connections(&mut self, sockets: &mut SocketSet<'static>, syns: &[u16]) {
+    /// slot and port of each connection they open, and each finds a
+    /// socket listening on its port (within the listener's backlog).
+    /// Listeners keep only [`LISTENING`] sockets between bursts, since
+    /// every poll of the interface walks every socket. smoltcp answers a
+    /// SYN that finds no listening socket with a reset; on a port that has
+    /// a listener (its backlog full, or no memory for another socket)
+    /// the SYN's slot goes into `unserved` instead, to be dropped, as
+    /// Linux drops a SYN when its accept queue is full: the peer sends it
+    /// again a second later, by when the program may have accepted.
+    pub fn expect_connections(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        syns: &[(usize, u16)],
+        unserved: &mut Vec<usize>,
+    ) {
         for e in self.entries.iter_mut().flatten() {
             if let Kind::Listener { port, .. } = e.kind {
-                let wanted = syns.iter().filter(|p| **p == port).count();
+                let mine = || syns.iter().filter(|(_, p)| *p == port);
+                let wanted = mine().count();
                 if wanted > 0 {
                     Self::refill(sockets, &mut e.kind, wanted);
+                    let Kind::Listener { pool, ready, backlog, .. } = &e.kind else { continue };
+                    // smoltcp gives the SYNs, in order, the listening sockets.
+                    let listening = pool.iter().filter(|p| sockets.get::<tcp::Socket>(p.h).is_listening()).count();
+                    let room = if ready.len() >= *backlog { 0 } else { listening };
+                    unserved.extend(mine().skip(room).map(|(slot, _)| *slot));
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! `echod [PORT] [discard] [serve N]`: the echo service (RFC 862) on TCP
+//! `echod [PORT] [discard] [backlog N] [serve N]`: the echo service (RFC 862) on TCP
 //! and UDP port 7 (or PORT), or with `discard` the discard service (RFC
 //! 863: bytes read and dropped, the sink of the network benchmark), an
 //! application of the POSIX library's sockets: one
@@ -6,7 +6,8 @@
 //! sent back as they come (a connection that stops reading is not read
 //! either: TCP's flow control pushes back on its sender). If the network
 //! server is restarted, its connections end with `ECONNRESET` and it
-//! listens again. `serve N` ends after N TCP connections that carried
+//! listens again. `backlog N`: connections the listener holds before
+//! they are accepted (default 32). `serve N` ends after N TCP connections that carried
 //! data have ended (for tests; a peer that connects and goes away without
 //! a byte is not counted). The network server is its endpoint named
 //! `sockets`.
@@ -53,6 +54,7 @@ fn main(args: &str) -> i32 {
     let mut port = 7u16;
     let mut stop_after: Option<u64> = None;
     let mut discard = false;
+    let mut backlog = 32;
     let words = posix::argv::words(args);
     let mut words = words.iter().map(String::as_str);
     while let Some(w) = words.next() {
@@ -60,6 +62,10 @@ fn main(args: &str) -> i32 {
             ("discard", _) => discard = true,
             ("serve", _) => match words.next().and_then(|n| n.parse().ok()) {
                 Some(n) => stop_after = Some(n),
+                None => return usage(),
+            },
+            ("backlog", _) => match words.next().and_then(|n| n.parse().ok()) {
+                Some(n) => backlog = n,
                 None => return usage(),
             },
             (_, Ok(p)) if p != 0 => port = p,
@@ -70,7 +76,7 @@ fn main(args: &str) -> i32 {
         eprintln!("echod: no network server (an endpoint named sockets): {e:?}");
         return 1;
     }
-    let (mut listener, mut udp) = match listen(port) {
+    let (mut listener, mut udp) = match listen(port, backlog) {
         Ok(fds) => fds,
         Err(e) => {
             eprintln!("echod: cannot serve port {port}: {e:?}");
@@ -99,7 +105,7 @@ fn main(args: &str) -> i32 {
             // connections' own errors end them below): listen again.
             let _ = posix::close(listener);
             let _ = posix::close(udp);
-            match listen(port) {
+            match listen(port, backlog) {
                 Ok((l, u)) => (listener, udp) = (l, u),
                 Err(e) => {
                     eprintln!("echod: the network server lost its sockets, and listening again failed: {e:?}");
@@ -145,16 +151,16 @@ fn main(args: &str) -> i32 {
 }
 
 fn usage() -> i32 {
-    eprintln!("echod: usage: echod [PORT] [discard] [serve N]");
+    eprintln!("echod: usage: echod [PORT] [discard] [backlog N] [serve N]");
     2
 }
 
 /// The TCP listener and the UDP socket on `port`, both non-blocking.
-fn listen(port: u16) -> Result<(Fd, Fd), Errno> {
+fn listen(port: u16, backlog: u32) -> Result<(Fd, Fd), Errno> {
     let any = SocketAddr::new([0; 4], port);
     let tcp = net::socket(Kind::Stream)?;
     net::bind(tcp, any)?;
-    net::listen(tcp, 32)?;
+    net::listen(tcp, backlog)?;
     net::set_nonblocking(tcp, true)?;
     let udp = net::socket(Kind::Datagram)?;
     net::bind(udp, any)?;
@@ -215,6 +221,18 @@ fn echo_datagrams(udp: Fd, port: u16, buf: &mut [u8], before: u64, discard: bool
     }
 }
 
+/// A connection's buffer for the bytes to echo: `size` bytes, or 4 KiB
+/// when the heap has no room for those (many connections at once), or
+/// none (the connection is then ended, the others go on).
+fn buffer(size: usize) -> Option<Vec<u8>> {
+    [size, 4096].into_iter().find_map(|n| {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).ok()?;
+        v.resize(n, 0);
+        Some(v)
+    })
+}
+
 impl Conn {
     /// The connection failed: it ends, with nothing more to send.
     fn fail(&mut self, e: Errno) {
@@ -242,7 +260,10 @@ fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
         // Bytes to echo are received straight into `pending`, to be sent
         // back from there.
         if c.pending.is_empty() {
-            c.pending = vec![0; buf.len()];
+            match buffer(buf.len()) {
+                Some(pending) => c.pending = pending,
+                None => return c.fail(Errno::ENOMEM),
+            }
         }
         (c.filled, c.sent) = (0, 0);
         match net::recv(c.fd, &mut c.pending) {
