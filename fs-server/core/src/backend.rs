@@ -658,9 +658,9 @@ fn fat_error(e: fatfs::Error<IoErr>) -> (ErrorKind, String) {
         fatfs::Error::Io(_) => ErrorKind::Io,
         fatfs::Error::NotFound => ErrorKind::NotFound,
         fatfs::Error::CorruptedFileSystem | fatfs::Error::UnexpectedEof => ErrorKind::Corrupt,
-        fatfs::Error::AlreadyExists | fatfs::Error::InvalidInput | fatfs::Error::DirectoryIsNotEmpty => {
-            ErrorKind::Invalid
-        }
+        fatfs::Error::AlreadyExists => ErrorKind::Exists,
+        fatfs::Error::NotEnoughSpace => ErrorKind::NoSpace,
+        fatfs::Error::DirectoryIsNotEmpty => ErrorKind::NotEmpty,
         _ => ErrorKind::Invalid,
     };
     (kind, e.to_string())
@@ -876,6 +876,68 @@ impl Fat {
             .ok_or_else(|| (ErrorKind::Corrupt, format!("{}: its directory entry cannot be found", e.file_name())))
     }
 
+    /// Writes `fatfs`'s count of free clusters into a FAT32 volume's
+    /// FSInfo sector, if it differs (and the sector is one: both
+    /// signatures in place).
+    fn write_free_count(&self) -> FsResult<()> {
+        if self.fs.fat_type() != fatfs::FatType::Fat32 {
+            return Ok(());
+        }
+        let io = |e: rumpglue::Error| (ErrorKind::Io, format!("the FSInfo sector: {e}"));
+        let mut bpb = [0u8; 0x32];
+        self.volume.read_at(0, &mut bpb).map_err(io)?;
+        let sector = u64::from(u16::from_le_bytes([bpb[0x30], bpb[0x31]]));
+        let bytes = u64::from(u16::from_le_bytes([bpb[0x0b], bpb[0x0c]]));
+        if sector == 0 || sector == 0xffff {
+            return Ok(());
+        }
+        let mut info = [0u8; 512];
+        self.volume.read_at(sector * bytes, &mut info).map_err(io)?;
+        let word = |at: usize| u32::from_le_bytes([info[at], info[at + 1], info[at + 2], info[at + 3]]);
+        if word(0) != 0x4161_5252 || word(484) != 0x6141_7272 {
+            return Ok(());
+        }
+        let free = self.fs.stats().map_err(fat_error)?.free_clusters();
+        if word(488) == free {
+            return Ok(());
+        }
+        match self.volume.write_at(sector * bytes + 488, &free.to_le_bytes()) {
+            Ok(()) | Err(rumpglue::Error::ReadOnly) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The raw entry at `path`, or `None` if there is none (its directory
+    /// being there).
+    fn exists(&self, path: &str) -> FsResult<Option<RawEntry>> {
+        match self.entry(path) {
+            Ok(e) => Ok(e.map(|(_, raw)| raw)),
+            Err((ErrorKind::NotFound, _)) => {
+                let mut parts = components(path)?;
+                parts.pop();
+                self.dir(&parts)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks that the cluster chain of the entry at `path` holds (stays
+    /// on the volume, ends, does not loop) before `fatfs` frees it: it
+    /// frees the clusters first and drops the entry after, so a chain that
+    /// breaks halfway would leave the entry naming freed clusters, which
+    /// the next file written would share.
+    fn chain_holds(&self, path: &str, what: &str) -> FsResult<()> {
+        match self.entry(path)? {
+            Some((_, raw)) if raw.cluster != 0 => self
+                .raw
+                .chain(raw.cluster, None)
+                .map(|_| ())
+                .map_err(|(kind, m)| (kind, format!("{path}: {what}: {m}"))),
+            _ => Ok(()),
+        }
+    }
+
     /// The `Stat::id` of the entry `raw`.
     fn id(&self, raw: &RawEntry) -> u64 {
         if raw.is_dir() {
@@ -923,7 +985,9 @@ impl FileSystem for Fat {
     }
     fn sync(&self) -> FsResult<()> {
         // Writes go straight to the volume: only the flag is left, and
-        // FAT32's free-cluster hint, which is only a hint.
+        // FAT32's count of free clusters (`fatfs` writes it when unmounted;
+        // `fsck.fat` reports it wrong until then).
+        self.write_free_count()?;
         let at = if self.fs.fat_type() == fatfs::FatType::Fat32 { 0x41 } else { 0x25 };
         let mut byte = [0u8];
         self.volume.read_at(at, &mut byte).map_err(|e| (ErrorKind::Io, format!("reading the status byte: {e}")))?;
@@ -1101,18 +1165,53 @@ impl FileSystem for Fat {
     }
     fn mkdir(&self, path: &str) -> FsResult<()> {
         self.changing(|| {
+            // (`fatfs` hands back a directory that is there already.)
+            if self.exists(path)?.is_some() || components(path)?.is_empty() {
+                return Err((ErrorKind::Exists, format!("{path}: exists already")));
+            }
             let (dir, name) = self.parent(path)?;
             dir.create_dir(&name).map(|_| ()).map_err(fat_error)
         })
     }
     fn remove(&self, path: &str) -> FsResult<()> {
         self.changing(|| {
+            self.chain_holds(path, "not removed")?;
             let (dir, name) = self.parent(path)?;
             dir.remove(&name).map_err(fat_error)
         })
     }
+    /// As POSIX's `rename`: a file replaces a file, a directory an empty
+    /// directory; a directory does not move into itself.
     fn rename(&self, from: &str, to: &str) -> FsResult<()> {
         self.changing(|| {
+            let (_, src) = self.entry(from)?.ok_or((ErrorKind::Invalid, format!("{from}: / cannot move")))?;
+            let dst = self.exists(to)?;
+            if dst.as_ref().is_some_and(|d| self.id(d) == self.id(&src)) {
+                return Ok(()); // the same entry: nothing to do
+            }
+            if src.is_dir() {
+                // Each directory on the way to `to` must not be `from`.
+                let parts = components(to)?;
+                for n in 0..parts.len() {
+                    let at = alloc::format!("/{}", parts[..n].join("/"));
+                    if self.stat(&at).is_ok_and(|st| st.id == self.id(&src)) {
+                        return Err((
+                            ErrorKind::Invalid,
+                            format!("{from}: cannot move a directory into itself ({to})"),
+                        ));
+                    }
+                }
+            }
+            if let Some(d) = dst {
+                match (src.is_dir(), d.is_dir()) {
+                    (false, true) => return Err((ErrorKind::IsDir, format!("{to}: is a directory"))),
+                    (true, false) => return Err((ErrorKind::NotDir, format!("{to}: not a directory"))),
+                    _ => {}
+                }
+                self.chain_holds(to, "not replaced")?;
+                let (dir, name) = self.parent(to)?;
+                dir.remove(&name).map_err(fat_error)?;
+            }
             let (src_dir, src_name) = self.parent(from)?;
             let (dst_dir, dst_name) = self.parent(to)?;
             src_dir.rename(&src_name, &dst_dir, &dst_name).map_err(fat_error)

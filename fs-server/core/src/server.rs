@@ -24,6 +24,9 @@ pub fn handle(fs: &dyn FileSystem, req: Request, shared: Option<&mut [u8]>) -> R
         Request::Info => return Response::Info(fs.info()),
         Request::Stat(p) => fs.stat(&p).map(Response::Stat),
         Request::ReadDir(p) => fs.read_dir(&p).map(Response::Dir),
+        Request::ReadDirFrom { path, skip } => {
+            fs.read_dir(&path).map(|v| Response::Dir(v.into_iter().skip(skip as usize).collect()))
+        }
         Request::Read { path, offset, len } => fs.read(&path, offset, len).map(Response::Data),
         Request::ReadLink(p) => fs.read_link(&p).map(Response::Link),
         Request::Create(p) => fs.create(&p).map(|_| Response::Done),

@@ -145,9 +145,20 @@ fn handle(fs: &dyn FileSystem, sessions: &mut Sessions, msg: &Message) -> [u64; 
             }
             // The client waits in its call while we use its buffer.
             let buf = c.buffer();
-            let response = match Request::decode(&buf[..len as usize]) {
-                Ok(req) => exo_fs_core::server::handle(fs, req, None),
-                Err(e) => Response::Error(ErrorKind::Invalid, format!("malformed request: {e}")),
+            let (response, skip) = match Request::decode(&buf[..len as usize]) {
+                Ok(req) => {
+                    let skip = match &req {
+                        Request::ReadDirFrom { skip, .. } => Some(*skip),
+                        _ => None,
+                    };
+                    (exo_fs_core::server::handle(fs, req, None), skip)
+                }
+                Err(e) => (Response::Error(ErrorKind::Invalid, format!("malformed request: {e}")), None),
+            };
+            // A directory read in parts, as many entries a part as fit.
+            let response = match (response, skip) {
+                (Response::Dir(entries), Some(skip)) => file::dir_fitting(entries, skip, buf.len()),
+                (r, _) => r,
             };
             let out = response.encode();
             if out.len() > buf.len() {

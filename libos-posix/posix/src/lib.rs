@@ -74,6 +74,10 @@ pub enum Errno {
     EXDEV = 18,
     /// Read-only file system.
     EROFS = 30,
+    /// No space left on the device.
+    ENOSPC = 28,
+    /// Directory not empty.
+    ENOTEMPTY = 39,
     /// File name too long.
     ENAMETOOLONG = 36,
     /// Not supported.
@@ -395,6 +399,9 @@ fn errno(kind: ErrorKind) -> Errno {
         ErrorKind::NotDir => Errno::ENOTDIR,
         ErrorKind::IsDir => Errno::EISDIR,
         ErrorKind::ReadOnly => Errno::EROFS,
+        ErrorKind::Exists => Errno::EEXIST,
+        ErrorKind::NoSpace => Errno::ENOSPC,
+        ErrorKind::NotEmpty => Errno::ENOTEMPTY,
         ErrorKind::Invalid => Errno::EINVAL,
         ErrorKind::Unsupported => Errno::ENOSYS,
         ErrorKind::Corrupt | ErrorKind::Io => Errno::EIO,
@@ -417,6 +424,9 @@ fn routed(s: &State, r: &Request) -> Result<(usize, Request)> {
     let (i, r) = match r {
         Request::Stat(p) => one(p).map(|(i, p)| (i, Request::Stat(p)))?,
         Request::ReadDir(p) => one(p).map(|(i, p)| (i, Request::ReadDir(p)))?,
+        Request::ReadDirFrom { path, skip } => {
+            one(path).map(|(i, path)| (i, Request::ReadDirFrom { path, skip: *skip }))?
+        }
         Request::ReadLink(p) => one(p).map(|(i, p)| (i, Request::ReadLink(p)))?,
         Request::Create(p) => one(p).map(|(i, p)| (i, Request::Create(p)))?,
         Request::Mkdir(p) => one(p).map(|(i, p)| (i, Request::Mkdir(p)))?,
@@ -960,7 +970,7 @@ pub fn readdir(path: &str) -> Result<Vec<DirEntry>> {
     if path == DEV {
         return Ok(device_entries());
     }
-    with(|s| match ask(s, &Request::ReadDir(path.clone())) {
+    with(|s| match ask(s, &Request::ReadDirFrom { path: path.clone(), skip: 0 }) {
         Err(Errno::ENOENT | Errno::ENODEV) if route(s, &path).is_none() => {
             let mut names = mount_children(s, &path).unwrap_or_default();
             if path == "/" {
@@ -971,12 +981,25 @@ pub fn readdir(path: &str) -> Result<Vec<DirEntry>> {
             }
             Ok(names.into_iter().map(|name| DirEntry { name, stat: ABOVE_MOUNTS }).collect())
         }
-        r => match r? {
-            Response::Dir(entries) => {
-                Ok(entries.into_iter().map(|e| DirEntry { stat: to_stat(&e.stat), name: e.name }).collect())
+        r => {
+            // In parts, if the server's answer does not fit in one.
+            let mut all = Vec::new();
+            let mut r = r?;
+            loop {
+                match r {
+                    Response::Dir(entries) => {
+                        all.extend(entries);
+                        break;
+                    }
+                    Response::DirPart { entries, next } if !entries.is_empty() => {
+                        all.extend(entries);
+                        r = ask(s, &Request::ReadDirFrom { path: path.clone(), skip: next })?;
+                    }
+                    _ => return Err(Errno::EIO),
+                }
             }
-            _ => Err(Errno::EIO),
-        },
+            Ok(all.into_iter().map(|e| DirEntry { stat: to_stat(&e.stat), name: e.name }).collect())
+        }
     })
 }
 

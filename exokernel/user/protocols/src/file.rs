@@ -59,6 +59,14 @@ pub enum Request {
     Stat(String),
     /// Entries of a directory.
     ReadDir(String),
+    /// Entries of a directory past the first `skip` (the rest of a
+    /// [`Response::DirPart`]).
+    ReadDirFrom {
+        /// The directory.
+        path: String,
+        /// Entries already had.
+        skip: u32,
+    },
     /// Up to `len` bytes of a file from `offset`.
     Read {
         /// The file.
@@ -318,6 +326,12 @@ pub enum ErrorKind {
     /// The image is not writable (opened read-only, or a read-only file
     /// system).
     ReadOnly,
+    /// Something of that name is there already.
+    Exists,
+    /// The file system (or the directory) has no room left.
+    NoSpace,
+    /// A directory to remove (or replace) still holds entries.
+    NotEmpty,
 }
 
 /// One file of a `ReadMany`: its bytes, or why not.
@@ -332,6 +346,15 @@ pub enum Response {
     Stat(Stat),
     /// Answer to `ReadDir`.
     Dir(Vec<Entry>),
+    /// Answer to `ReadDir` (or `ReadDirFrom`) when the entries do not all
+    /// fit in the client's buffer: the first of them, and where to go on
+    /// (`ReadDirFrom` with `skip` = `next`).
+    DirPart {
+        /// The entries that fit.
+        entries: Vec<Entry>,
+        /// Entries had so far, these included.
+        next: u32,
+    },
     /// Answer to `Read`: the bytes (fewer than asked at end of file).
     Data(Vec<u8>),
     /// Answer to `ReadLink`.
@@ -476,7 +499,32 @@ impl<'a> Reader<'a> {
     }
 }
 
-const ERROR_KINDS: [ErrorKind; 8] = [
+/// The answer to a directory read whose `entries` (those past the first
+/// `skip`) may not all fit in `room` bytes: [`Response::Dir`] if they do,
+/// else [`Response::DirPart`] with as many as fit (at least one, if one
+/// fits at all).
+pub fn dir_fitting(entries: Vec<Entry>, skip: u32, room: usize) -> Response {
+    let whole = Response::Dir(entries);
+    if whole.encode().len() <= room {
+        return whole;
+    }
+    let Response::Dir(mut entries) = whole else { unreachable!() };
+    let mut used = 1 + 4 + 4; // tag, next, count
+    let mut fit = 0;
+    for e in &entries {
+        // (An entry's bytes: its encoding alone, less tag and count.)
+        let one = Response::Dir(alloc::vec![e.clone()]).encode().len() - 5;
+        if used + one > room {
+            break;
+        }
+        used += one;
+        fit += 1;
+    }
+    entries.truncate(fit);
+    Response::DirPart { next: skip + fit as u32, entries }
+}
+
+const ERROR_KINDS: [ErrorKind; 11] = [
     ErrorKind::NotFound,
     ErrorKind::NotDir,
     ErrorKind::IsDir,
@@ -485,6 +533,9 @@ const ERROR_KINDS: [ErrorKind; 8] = [
     ErrorKind::Io,
     ErrorKind::Invalid,
     ErrorKind::ReadOnly,
+    ErrorKind::Exists,
+    ErrorKind::NoSpace,
+    ErrorKind::NotEmpty,
 ];
 
 impl Request {
@@ -495,6 +546,11 @@ impl Request {
             Request::Info => w.u8(1),
             Request::Stat(p) => w.tagged_path(2, p),
             Request::ReadDir(p) => w.tagged_path(3, p),
+            Request::ReadDirFrom { path, skip } => {
+                w.u8(14);
+                w.str(path);
+                w.u32(*skip);
+            }
             Request::Read { path, offset, len } => {
                 w.u8(4);
                 w.str(path);
@@ -572,6 +628,7 @@ impl Request {
             9 => Request::Remove(r.path()?),
             10 => Request::Rename { from: r.path()?, to: r.path()? },
             13 => Request::Truncate { path: r.path()?, size: r.u64()? },
+            14 => Request::ReadDirFrom { path: r.path()?, skip: r.u32()? },
             12 => {
                 let n = r.count(MAX_MANY, "too many files")?;
                 let mut files = Vec::with_capacity(n.min(r.0.len() / 8));
@@ -611,8 +668,14 @@ impl Response {
                 w.u8(2);
                 w.stat(s);
             }
-            Response::Dir(entries) => {
-                w.u8(3);
+            Response::Dir(entries) | Response::DirPart { entries, .. } => {
+                match self {
+                    Response::DirPart { next, .. } => {
+                        w.u8(10);
+                        w.u32(*next);
+                    }
+                    _ => w.u8(3),
+                }
                 w.u32(entries.len() as u32);
                 for e in entries {
                     w.str(&e.name);
@@ -677,7 +740,8 @@ impl Response {
                 sandbox: r.str(1024)?,
             }),
             2 => Response::Stat(r.stat()?),
-            3 => {
+            tag @ (3 | 10) => {
+                let next = if tag == 10 { Some(r.u32()?) } else { None };
                 let n = r.count(MAX_ENTRIES, "too many entries")?;
                 // Each entry takes at least MIN_ENTRY bytes: bound the
                 // allocation by what is actually there.
@@ -698,7 +762,10 @@ impl Response {
                     };
                     v.push(Entry { name, stat, problem });
                 }
-                Response::Dir(v)
+                match next {
+                    Some(next) => Response::DirPart { entries: v, next },
+                    None => Response::Dir(v),
+                }
             }
             4 => Response::Data(r.bytes(MAX_READ as usize)?.to_vec()),
             5 => Response::Link(r.str(MAX_PATH)?),
@@ -752,6 +819,7 @@ mod tests {
             Request::Info,
             Request::Stat("/a".into()),
             Request::ReadDir("/".into()),
+            Request::ReadDirFrom { path: "/d".into(), skip: 2700 },
             Request::Read { path: "/f".into(), offset: u64::MAX, len: MAX_READ },
             Request::ReadLink("/l".into()),
             Request::Create("/c".into()),
@@ -784,12 +852,43 @@ mod tests {
             Response::Error(ErrorKind::Corrupt, "bad inode".into()),
             Response::Error(ErrorKind::ReadOnly, "ro".into()),
             Response::Done,
+            Response::DirPart { entries: vec![Entry { name: "y".into(), stat: stat(), problem: None }], next: 7 },
+            Response::Error(ErrorKind::NoSpace, "full".into()),
             Response::Shared(4096),
             Response::Many(vec![Ok(vec![1, 2, 3]), Err((ErrorKind::NotFound, "gone".into())), Ok(vec![])]),
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode()), Ok(r));
         }
+    }
+
+    /// A directory too large for the buffer comes in parts that fit,
+    /// each going on where the last stopped, and together are all of it.
+    #[test]
+    fn directories_come_in_parts_that_fit() {
+        let all: Vec<Entry> =
+            (0..3000).map(|i| Entry { name: alloc::format!("file_{i}"), stat: stat(), problem: None }).collect();
+        let room = 16 * 1024;
+        let (mut got, mut skip) = (Vec::new(), 0u32);
+        loop {
+            let r = dir_fitting(all[skip as usize..].to_vec(), skip, room);
+            assert!(r.encode().len() <= room);
+            assert_eq!(Response::decode(&r.encode()), Ok(r.clone()));
+            match r {
+                Response::DirPart { entries, next } => {
+                    assert!(!entries.is_empty());
+                    got.extend(entries);
+                    skip = next;
+                }
+                Response::Dir(entries) => {
+                    got.extend(entries);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, all);
+        assert!(matches!(dir_fitting(all[..3].to_vec(), 0, room), Response::Dir(v) if v.len() == 3));
     }
 
     #[test]

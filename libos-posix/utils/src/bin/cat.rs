@@ -20,7 +20,13 @@ fn main(args: &str) -> i32 {
     };
     let mut status = 0;
     for o in operands {
-        let r = Input::open(o).and_then(|i| each_chunk(i.fd(), out).map_err(|e| (i.name(), e)));
+        // A failed write is the output's (a full disk), not the file's.
+        let mut written = Ok(());
+        let r = Input::open(o)
+            .and_then(|i| each_chunk(i.fd(), |d| out(d).inspect_err(|e| written = Err(*e))).map_err(|e| (i.name(), e)));
+        if let Err(e) = written {
+            return fail("cat", "writing its output", e);
+        }
         if let Err((what, e)) = r {
             status = fail("cat", &what, e);
         }

@@ -32,6 +32,13 @@ fn main(args: &str) -> i32 {
     let mut status = 0;
     for o in &a.operands {
         let p = path(o);
+        // As POSIX says: `.` and `..` are not removed (`rm -r d/.` would
+        // take `d`).
+        if matches!(o.trim_end_matches('/').rsplit('/').next(), Some("." | "..")) {
+            eprintln!("rm: {o}: refusing to remove '.' or '..'");
+            status = 1;
+            continue;
+        }
         if mount_point(&p) {
             eprintln!("rm: {p}: a mount point stays");
             status = 1;
