@@ -24,6 +24,7 @@ extern crate alloc;
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
+use alloc::vec::Vec;
 use exo_protocols::console::{self, Request, Status};
 use exo_protocols::session;
 use exo_protocols::session::server::{self, Ended, Serve, Sessions};
@@ -55,8 +56,27 @@ enum Edit {
     End,
 }
 
-/// Applies key `c` to `line`, echoing what a terminal shows.
-fn edit(line: &mut String, c: u8) -> Edit {
+/// Applies key `c` to `line`, echoing what a terminal shows. A
+/// character of several UTF-8 bytes gathers in `pending` until whole;
+/// bytes that make no character are dropped.
+fn edit(line: &mut String, pending: &mut Vec<u8>, c: u8) -> Edit {
+    if c >= 0x80 {
+        pending.push(c);
+        match core::str::from_utf8(pending) {
+            Ok(ch) => {
+                if line.len() + ch.len() <= MAX_LINE {
+                    line.push_str(ch);
+                    print!("{ch}");
+                }
+                pending.clear();
+            }
+            // Not a character, and none can follow.
+            Err(e) if e.error_len().is_some() => pending.clear(),
+            Err(_) => {}
+        }
+        return Edit::Go;
+    }
+    pending.clear();
     match c {
         b'\r' | b'\n' => {
             println!();
@@ -95,6 +115,8 @@ struct Uart {
     ports: IoPorts,
     irq: IrqLine,
     line: String,
+    /// The first bytes of a UTF-8 character being typed.
+    pending: Vec<u8>,
     interrupts: u64,
 }
 
@@ -114,7 +136,7 @@ impl Uart {
                 break;
             }
             let Ok(c) = self.reg(RBR) else { break };
-            each(edit(&mut self.line, c));
+            each(edit(&mut self.line, &mut self.pending, c));
         }
     }
 }
@@ -137,7 +159,7 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    let uart = Uart { ports, irq, line: String::new(), interrupts: 0 };
+    let uart = Uart { ports, irq, line: String::new(), pending: Vec::new(), interrupts: 0 };
     // Bytes typed before now are dropped; then interrupts on.
     while uart.reg(LSR).is_ok_and(|s| s & DATA_READY != 0) {
         let _ = uart.reg(RBR);

@@ -310,6 +310,11 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     let (status, out) = run("cat /d0/hello.txt; cat /no/such/file");
     assert_eq!(status, Some(1), "{out}");
     assert!(out.contains("Hello from the test's image") && out.contains("cat: /no/such/file: ENOENT"), "{out}");
+    // Characters beyond ASCII, typed as UTF-8, reach the programs whole
+    // (6 + 1 + 6 + 1 bytes).
+    let (status, out) = run("echo héllo 日本 | wc -c");
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains("        14\n"), "{out}");
     // A disk with no file system: its server gives up, the supervisor
     // closes its endpoint for good, and the shell comes up without it
     // (told so, not waiting on a service that will not come back).
