@@ -310,6 +310,21 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     let (status, out) = run("cat /d0/hello.txt; cat /no/such/file");
     assert_eq!(status, Some(1), "{out}");
     assert!(out.contains("Hello from the test's image") && out.contains("cat: /no/such/file: ENOENT"), "{out}");
+    // Symlinks to directories: `ls -l` shows the target, `cd` and `ls`
+    // go through them.
+    let links = dir.join("links");
+    std::fs::create_dir_all(links.join("sub")).unwrap();
+    std::fs::write(links.join("sub/inside.txt"), "through the link\n").unwrap();
+    std::os::unix::fs::symlink("sub", links.join("link")).unwrap();
+    let links_img = dir.join("links.img");
+    exo_qemu_tests::run_tool(
+        std::process::Command::new("mkfs.ext4").args(["-q", "-d"]).arg(&links).arg(&links_img).arg("8M"),
+    );
+    let (status, out) = run_commands("--disk", &links_img, "ls -l /d0; cd /d0/link; pwd; cat inside.txt; ls /d0/link/");
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains(" link -> sub\n"), "{out}");
+    assert!(out.contains("/d0/link\n") && out.contains("through the link\n"), "{out}");
+    assert!(out.contains("exo:/d0/link$ inside.txt\n"), "{out}");
     // Characters beyond ASCII, typed as UTF-8, reach the programs whole
     // (6 + 1 + 6 + 1 bytes).
     let (status, out) = run("echo héllo 日本 | wc -c");

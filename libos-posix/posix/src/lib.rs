@@ -165,6 +165,10 @@ impl Stat {
     pub fn is_dir(&self) -> bool {
         self.mode & 0o170000 == 0o040000
     }
+    /// A symbolic link?
+    pub fn is_symlink(&self) -> bool {
+        self.mode & 0o170000 == 0o120000
+    }
 }
 
 /// A directory entry.
@@ -544,7 +548,7 @@ pub fn getcwd() -> String {
 /// Changes the working directory to `path` (a directory).
 pub fn chdir(path: &str) -> Result<()> {
     let to = normalize(path)?;
-    if !stat(&to)?.is_dir() {
+    if !stat_follow(&to)?.is_dir() {
         return Err(Errno::ENOTDIR);
     }
     CWD.with(|c| *c = Some(to));
@@ -610,6 +614,33 @@ pub fn stat(path: &str) -> Result<Stat> {
         return Ok(ABOVE_MOUNTS);
     }
     with(|s| stat_locked(s, &path))
+}
+
+/// Metadata of `path` with a final symlink to a directory followed (the
+/// directory's; a symlink to anything else, or dangling, or in a loop,
+/// stays itself): what `cd` and `ls` go by. The file server resolves the
+/// link, inside its own image.
+pub fn stat_follow(path: &str) -> Result<Stat> {
+    let path = normalize(path)?;
+    let st = stat(&path)?;
+    if !st.is_symlink() {
+        return Ok(st);
+    }
+    // The server follows every symlink before the path's last name.
+    let through = alloc::format!("{}/.", path.trim_end_matches('/'));
+    Ok(with(|s| match ask(s, &Request::Stat(through)) {
+        Ok(Response::Stat(t)) => to_stat(&t),
+        _ => st,
+    }))
+}
+
+/// The target of symlink `path`, as the link holds it.
+pub fn readlink(path: &str) -> Result<String> {
+    let path = normalize(path)?;
+    with(|s| match ask(s, &Request::ReadLink(path))? {
+        Response::Link(l) => Ok(l),
+        _ => Err(Errno::EIO),
+    })
 }
 
 /// Opens `path` with `flags` (see [`flags`]); the lowest free descriptor.

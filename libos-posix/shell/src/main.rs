@@ -63,7 +63,7 @@ use exo_rt::abi::ExitStatus;
 use exo_rt::abi::{slot, FOREVER};
 use exo_rt::caps::{Endpoint, Notification, Power};
 use exo_rt::mem::Mapping;
-use exo_rt::{print, println};
+use exo_rt::{eprintln, print, println};
 
 exo_rt::entry!(main);
 
@@ -242,7 +242,7 @@ fn exit_code(name: &str, status: ExitStatus) -> i32 {
     match status {
         ExitStatus::Exited(c) => c.min(255) as i32,
         ExitStatus::Faulted(v) => {
-            println!("exo-sh: {name}: killed by CPU exception {v}");
+            eprintln!("exo-sh: {name}: killed by CPU exception {v}");
             128 + i32::from(v)
         }
     }
@@ -535,7 +535,7 @@ impl Shell {
     }
 
     fn fail(&self, what: &str, e: Errno) -> i32 {
-        println!("{what}: {e:?}");
+        eprintln!("{what}: {e:?}");
         1
     }
 
@@ -547,7 +547,7 @@ impl Shell {
         let line = match quoted(line) {
             Ok(l) => l,
             Err(why) => {
-                println!("exo-sh: {why}");
+                eprintln!("exo-sh: {why}");
                 self.status = 2;
                 return Some(());
             }
@@ -557,7 +557,7 @@ impl Shell {
             if run_next && !command.trim().is_empty() {
                 self.status = self.run(&command)?;
             } else if run_next && joint != Joint::End {
-                println!("exo-sh: a command is missing before {}", joint.text());
+                eprintln!("exo-sh: a command is missing before {}", joint.text());
                 self.status = 2;
                 return Some(());
             }
@@ -586,7 +586,7 @@ impl Shell {
         let (line, redirects) = match redirections(line) {
             Ok(r) => r,
             Err(why) => {
-                println!("exo-sh: {why}");
+                eprintln!("exo-sh: {why}");
                 return Some(2);
             }
         };
@@ -594,12 +594,12 @@ impl Shell {
         let input = redirects.input.map(|target| self.target(&target));
         let builtin = line.split_whitespace().next().is_some_and(|cmd| BUILTINS.contains(&cmd));
         if builtin && background {
-            println!("exo-sh: & runs programs only, and {} is a built-in command", line.trim());
+            eprintln!("exo-sh: & runs programs only, and {} is a built-in command", line.trim());
             return Some(2);
         }
         if builtin {
             if input.is_some() {
-                println!("exo-sh: < FILE is for programs (built-in commands take files as arguments)");
+                eprintln!("exo-sh: < FILE is for programs (built-in commands take files as arguments)");
                 return Some(2);
             }
             let mut to = Out(out.as_ref().map(|_| String::new()));
@@ -700,11 +700,11 @@ impl Shell {
         let words: Vec<String> =
             line.split_whitespace().flat_map(|w| self.expand_words(w)).map(|w| program_word(&w)).collect();
         let Some(cmd) = words.first() else {
-            println!("exo-sh: & wants a program before it");
+            eprintln!("exo-sh: & wants a program before it");
             return 2;
         };
         if !self.procs {
-            println!("exo-sh: {cmd}: no process service to start programs with");
+            eprintln!("exo-sh: {cmd}: no process service to start programs with");
             return 127;
         }
         let line = words.join(" ");
@@ -716,7 +716,7 @@ impl Shell {
                 0
             }
             Err(Errno::ENOENT) => {
-                println!("exo-sh: {cmd}: command not found (help lists the commands)");
+                eprintln!("exo-sh: {cmd}: command not found (help lists the commands)");
                 127
             }
             Err(e) => self.fail(&format!("exo-sh: {cmd}"), e),
@@ -738,22 +738,22 @@ impl Shell {
             let (command, r) = match redirections(stage) {
                 Ok(r) => r,
                 Err(why) => {
-                    println!("exo-sh: {why}");
+                    eprintln!("exo-sh: {why}");
                     return 2;
                 }
             };
             let words: Vec<String> =
                 command.split_whitespace().flat_map(|w| self.expand_words(w)).map(|w| program_word(&w)).collect();
             if words.is_empty() {
-                println!("exo-sh: a | wants a command on each side");
+                eprintln!("exo-sh: a | wants a command on each side");
                 return 2;
             }
             if r.input.is_some() && i > 0 {
-                println!("exo-sh: < FILE goes with the first command of a pipe");
+                eprintln!("exo-sh: < FILE goes with the first command of a pipe");
                 return 2;
             }
             if r.out.is_some() && i < last {
-                println!("exo-sh: > FILE goes with the last command of a pipe");
+                eprintln!("exo-sh: > FILE goes with the last command of a pipe");
                 return 2;
             }
             input = input.or(r.input.map(|t| self.target(&t)));
@@ -772,7 +772,7 @@ impl Shell {
                     ""
                 };
                 if !why.is_empty() {
-                    println!("exo-sh: {name} is built into the shell and {why}");
+                    eprintln!("exo-sh: {name} is built into the shell and {why}");
                     return 2;
                 }
             }
@@ -780,7 +780,7 @@ impl Shell {
             commands.push(words.join(" "));
         }
         if !self.procs {
-            println!("exo-sh: no process service to start programs with");
+            eprintln!("exo-sh: no process service to start programs with");
             return 127;
         }
         if let Err(status) = self.prepare_files(&out, &input) {
@@ -823,7 +823,7 @@ impl Shell {
             let pid = match posix::process::spawn(command) {
                 Ok(pid) => Some(pid),
                 Err(Errno::ENOENT) => {
-                    println!("exo-sh: {name}: command not found (help lists the commands)");
+                    eprintln!("exo-sh: {name}: command not found (help lists the commands)");
                     None
                 }
                 Err(e) => {
@@ -914,7 +914,7 @@ impl Shell {
             }
             "cd" => {
                 let to = path(args.first().copied().unwrap_or("/"));
-                match posix::stat(&to) {
+                match posix::stat_follow(&to) {
                     Ok(st) if st.is_dir() => {
                         // The library's too: programs started from here
                         // start here.
@@ -1090,11 +1090,11 @@ impl Shell {
                 match self.procs.then(|| run_program(&line)) {
                     Some(Ok(Some(status))) => status,
                     Some(Err(e)) => {
-                        println!("exo-sh: {other}: {e:?}");
+                        eprintln!("exo-sh: {other}: {e:?}");
                         126
                     }
                     Some(Ok(None)) | None => {
-                        println!("exo-sh: {other}: command not found (help lists the commands)");
+                        eprintln!("exo-sh: {other}: command not found (help lists the commands)");
                         127
                     }
                 }
@@ -1143,18 +1143,18 @@ fn main(args: &str) -> i32 {
     let mode = match mode(args) {
         Ok(m) => m,
         Err(why) => {
-            println!("exo-sh: {why}");
+            eprintln!("exo-sh: {why}");
             return 2;
         }
     };
     let Some(console_ep) = exo_rt::endpoint("console") else {
-        println!("exo-sh: given no endpoint named console");
+        eprintln!("exo-sh: given no endpoint named console");
         return 1;
     };
     let mut console = match Console::open(console_ep) {
         Ok(c) => c,
         Err(e) => {
-            println!("exo-sh: no console input: {e}");
+            eprintln!("exo-sh: no console input: {e}");
             return 1;
         }
     };
@@ -1164,7 +1164,7 @@ fn main(args: &str) -> i32 {
     // Started with its input or output a file or a pipe (`X | sh -c
     // ...`): what it prints goes there, and its programs get them too.
     if let Err((what, e)) = posix::start() {
-        println!("exo-sh: {what}: {e:?}");
+        eprintln!("exo-sh: {what}: {e:?}");
         return 1;
     }
     // Started by another shell: its directory and variables came along.
@@ -1176,7 +1176,7 @@ fn main(args: &str) -> i32 {
             Mode::Script(f) => match read_file(&posix::join_path(&sh.cwd, &f)) {
                 Ok(text) => text,
                 Err(e) => {
-                    println!("exo-sh: {f}: {e:?}");
+                    eprintln!("exo-sh: {f}: {e:?}");
                     return 127;
                 }
             },
@@ -1221,7 +1221,7 @@ fn interact(console: &mut Console, mut sh: Shell) -> i32 {
             }
             Ok(Input::End) => break,
             Err(e) => {
-                println!("exo-sh: reading the console failed: {e}");
+                eprintln!("exo-sh: reading the console failed: {e}");
                 return 1;
             }
         }

@@ -371,8 +371,9 @@ impl Table {
     /// new SYNs are dropped: `expect_connections`). The pool holds at most
     /// that many handshakes + [`LISTENING`] sockets, so handshakes that
     /// never finish (a flood of SYNs, a peer that vanished) take no more
-    /// memory than that: past that many of them, the oldest (by when its handshake was first seen, not by its place
-    /// in the pool) is given up and its socket listens again. That happens
+    /// memory than that: past that many of them, the oldest (by when its
+    /// handshake was first seen, not by its place in the pool) is given
+    /// up and its socket listens again. That happens
     /// after a poll, or before one when this batch's SYNs need sockets and
     /// the pool is full; a burst's listening sockets beyond [`LISTENING`]
     /// are let go after it (every poll of the interface walks them all).
@@ -424,7 +425,8 @@ impl Table {
         let mut listening = pool.iter().filter(|p| state(sockets, p.h) == Listen).count();
         while listening < wanted.max(LISTENING).min(most) {
             if pool.len() < most + LISTENING {
-                // No memory for another: the SYN is answered with a reset.
+                // No memory for another: the SYN is dropped
+                // (`expect_connections`).
                 let Some(mut s) = new_tcp() else { return };
                 s.set_timeout(Some(HANDSHAKE_TIMEOUT));
                 if s.listen(*port).is_err() {

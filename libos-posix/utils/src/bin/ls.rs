@@ -1,10 +1,12 @@
 //! `ls [-l] [-R] [-a] [PATH...]`: the entries of each directory (the
 //! current one without operands), sorted by name, directories marked
 //! with `/`, names starting with `.` left out unless `-a`; `-l` adds the
-//! mode and size, `-R` goes into subdirectories, each listed after a
-//! `PATH:` line (as typed, or below it). A file operand is listed by its
-//! name as typed (`-l`: `MODE SIZE NAME`). Exit status 1 if a path could
-//! not be listed.
+//! mode and size (and `-> TARGET` after a symlink), `-R` goes into
+//! subdirectories (not through symlinks), each listed after a `PATH:`
+//! line (as typed, or below it). A file operand is listed by its name as
+//! typed (`-l`: `MODE SIZE NAME`); a symlink to a directory as the
+//! directory, unless `-l` without a final `/`. Exit status 1 if a path
+//! could not be listed.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -38,10 +40,13 @@ fn main(args: &str) -> i32 {
     let mut status = 0;
     let mut first = true;
     for (shown, p) in &targets {
-        match posix::stat(p) {
+        // A symlink to a directory is listed as the directory, unless
+        // `-l` asks for the link itself (and the name does not end in `/`).
+        let st = if how.long && !shown.ends_with('/') { posix::stat(p) } else { posix::stat_follow(p) };
+        match st {
             Ok(st) if st.is_dir() => status |= list(shown, p, &how, headers, &mut first),
             Ok(st) if how.long => {
-                println!("{} {:>10} {shown}", mode_string(&st), st.size);
+                println!("{} {:>10} {shown}{}", mode_string(&st), st.size, link_target(p, &st));
                 first = false;
             }
             Ok(_) => {
@@ -52,6 +57,17 @@ fn main(args: &str) -> i32 {
         }
     }
     status
+}
+
+/// ` -> TARGET` for a symlink (`-l`), else nothing.
+fn link_target(path: &str, st: &posix::Stat) -> String {
+    if !st.is_symlink() {
+        return String::new();
+    }
+    match posix::readlink(path) {
+        Ok(t) => alloc::format!(" -> {t}"),
+        Err(e) => alloc::format!(" -> ({e:?})"),
+    }
 }
 
 /// What was asked for.
@@ -79,7 +95,8 @@ fn list(shown: &str, dir: &str, how: &How, header: bool, first: &mut bool) -> i3
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     for e in &entries {
         if how.long {
-            println!("{} {:>10} {}", mode_string(&e.stat), e.stat.size, e.name);
+            let target = link_target(&posix::join_path(dir, &e.name), &e.stat);
+            println!("{} {:>10} {}{target}", mode_string(&e.stat), e.stat.size, e.name);
         } else {
             println!("{}{}", e.name, if e.stat.is_dir() { "/" } else { "" });
         }
