@@ -922,6 +922,47 @@ impl Fat {
         }
     }
 
+    /// Whether a new entry for `path` fits, when it goes in the fixed root
+    /// directory of FAT12/16 (elsewhere a directory grows). `fatfs` takes
+    /// all the slots from the first never used one to the end as free
+    /// without counting them, writes the long-name slots, and fails on the
+    /// short one past the end: the long-name slots stay, orphaned (and a
+    /// new directory's cluster is lost). So the slots are counted here
+    /// first, as `fatfs` looks for them: a run of deleted ones long
+    /// enough, or enough from the first never used one on.
+    fn root_has_room(&self, path: &str) -> FsResult<()> {
+        let mut parts = components(path)?;
+        let Some(name) = parts.pop() else { return Ok(()) };
+        if !parts.is_empty() || self.fs.fat_type() == fatfs::FatType::Fat32 {
+            return Ok(());
+        }
+        // Long-name slots of 13 UTF-16 units each, and the short one.
+        let wanted = name.encode_utf16().count().div_ceil(13) + 1;
+        let io = |e: rumpglue::Error| (ErrorKind::Io, format!("reading the root directory: {e}"));
+        let mut bpb = [0u8; 0x18];
+        self.volume.read_at(0, &mut bpb).map_err(io)?;
+        let le = |at: usize| u64::from(u16::from_le_bytes([bpb[at], bpb[at + 1]]));
+        let (bytes, reserved, fats, slots, fat_sectors) =
+            (le(0x0b), le(0x0e), u64::from(bpb[0x10]), le(0x11), le(0x16));
+        let mut root = vec![0u8; (slots * 32) as usize];
+        self.volume.read_at((reserved + fats * fat_sectors) * bytes, &mut root).map_err(io)?;
+        let mut run = 0;
+        for (i, slot) in root.chunks_exact(32).enumerate() {
+            match slot[0] {
+                0 if root.len() / 32 - (i - run) >= wanted => return Ok(()),
+                0 => break,
+                0xe5 => {
+                    run += 1;
+                    if run == wanted {
+                        return Ok(());
+                    }
+                }
+                _ => run = 0,
+            }
+        }
+        Err((ErrorKind::NoSpace, format!("{path}: the root directory is full ({slots} entries)")))
+    }
+
     /// Checks that the cluster chain of the entry at `path` holds (stays
     /// on the volume, ends, does not loop) before `fatfs` frees it: it
     /// frees the clusters first and drops the entry after, so a chain that
@@ -1118,6 +1159,9 @@ impl FileSystem for Fat {
     }
     fn create(&self, path: &str) -> FsResult<()> {
         self.changing(|| {
+            if self.exists(path)?.is_none() {
+                self.root_has_room(path)?;
+            }
             let (dir, name) = self.parent(path)?;
             let mut f = dir.create_file(&name).map_err(fat_error)?;
             f.truncate().map_err(fat_error)?;
@@ -1169,6 +1213,7 @@ impl FileSystem for Fat {
             if self.exists(path)?.is_some() || components(path)?.is_empty() {
                 return Err((ErrorKind::Exists, format!("{path}: exists already")));
             }
+            self.root_has_room(path)?;
             let (dir, name) = self.parent(path)?;
             dir.create_dir(&name).map(|_| ()).map_err(fat_error)
         })
@@ -1201,6 +1246,9 @@ impl FileSystem for Fat {
                         ));
                     }
                 }
+            }
+            if dst.is_none() {
+                self.root_has_room(to)?;
             }
             if let Some(d) = dst {
                 match (src.is_dir(), d.is_dir()) {
