@@ -325,6 +325,41 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     assert!(out.contains(" link -> sub\n"), "{out}");
     assert!(out.contains("/d0/link\n") && out.contains("through the link\n"), "{out}");
     assert!(out.contains("exo:/d0/link$ inside.txt\n"), "{out}");
+    // A disk with two partitions: `--partition 2` picks the second.
+    let two = dir.join("two.img");
+    let second = dir.join("second.img");
+    std::fs::File::create(&two).unwrap().set_len(24 << 20).unwrap();
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args(["-q"])
+        .arg(&two)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk (fdisk)");
+    use std::io::Write as _;
+    sfdisk.stdin.take().unwrap().write_all(b"label: dos\nstart=2048,size=8192,type=6\nstart=12288,type=6\n").unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let s = second.to_str().unwrap();
+    exo_qemu_tests::run_tool(std::process::Command::new("mkfs.vfat").args(["-C", "-n", "SECOND", s, "6144"]));
+    let note = dir.join("note.txt");
+    std::fs::write(&note, "on the second partition\n").unwrap();
+    exo_qemu_tests::run_tool(std::process::Command::new("mcopy").args(["-i", s]).arg(&note).arg("::/note.txt"));
+    let mut whole = std::fs::read(&two).unwrap();
+    let part = std::fs::read(&second).unwrap();
+    whole[12288 * 512..12288 * 512 + part.len()].copy_from_slice(&part);
+    std::fs::write(&two, &whole).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new(root.join("scripts/run-qemu"))
+        .args(["--no-build", "--image"])
+        .arg(root.join("build/shell.img"))
+        .arg("--disk")
+        .arg(&two)
+        .args(["--partition", "2", "-c", "cat /d0/note.txt"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/run-qemu");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("on the MBR 2") && text.contains("on the second partition\n"), "{text}");
     // Characters beyond ASCII, typed as UTF-8, reach the programs whole
     // (6 + 1 + 6 + 1 bytes).
     let (status, out) = run("echo héllo 日本 | wc -c");
