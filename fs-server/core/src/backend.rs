@@ -605,9 +605,16 @@ impl Write for FatIo {
             }
         }
         self.v.write_at(self.pos, buf).map_err(IoErr::Block)?;
+        // The cached blocks keep up with it (a FAT's entries are written a
+        // few bytes at a time, between reads of the same block).
         let (lo, hi) = (self.pos, self.pos + buf.len() as u64);
-        self.cache.retain(|(s, d)| *s + d.len() as u64 <= lo || *s >= hi);
-        self.next_victim = 0;
+        for (s, d) in self.cache.iter_mut() {
+            let (from, to) = (lo.max(*s), hi.min(*s + d.len() as u64));
+            if from < to {
+                d[(from - *s) as usize..(to - *s) as usize]
+                    .copy_from_slice(&buf[(from - lo) as usize..(to - lo) as usize]);
+            }
+        }
         self.pos += buf.len() as u64;
         Ok(buf.len())
     }
