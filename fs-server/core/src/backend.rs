@@ -507,6 +507,9 @@ struct FatIo {
 }
 
 const CACHE_BLOCK: u64 = 64 << 10;
+/// The device's unit of transfer: a write of part of one is a read and
+/// a write for the block driver.
+const SECTOR: u64 = 512;
 const CACHE_BLOCKS: usize = 8;
 
 /// The FAT "in use" flag (bit 0 of the boot sector's status byte):
@@ -604,12 +607,29 @@ impl Write for FatIo {
                 return Err(IoErr::Block(e));
             }
         }
-        self.v.write_at(self.pos, buf).map_err(IoErr::Block)?;
+        let (lo, hi) = (self.pos, self.pos + buf.len() as u64);
+        // Part of a sector (a FAT entry, a directory entry): the whole
+        // sectors from a cached block that holds them, with the bytes put
+        // in, instead of the device reading them first.
+        let (first, end) = (lo / SECTOR * SECTOR, hi.div_ceil(SECTOR) * SECTOR);
+        let whole = if (first, end) != (lo, hi) {
+            self.cache.iter().find(|(s, d)| *s <= first && end <= s.saturating_add(d.len() as u64)).map(|(s, d)| {
+                let mut sectors = d[(first - s) as usize..(end - s) as usize].to_vec();
+                sectors[(lo - first) as usize..(hi - first) as usize].copy_from_slice(buf);
+                sectors
+            })
+        } else {
+            None
+        };
+        match whole {
+            Some(sectors) => self.v.write_at(first, &sectors),
+            None => self.v.write_at(lo, buf),
+        }
+        .map_err(IoErr::Block)?;
         // The cached blocks keep up with it (a FAT's entries are written a
         // few bytes at a time, between reads of the same block).
-        let (lo, hi) = (self.pos, self.pos + buf.len() as u64);
         for (s, d) in self.cache.iter_mut() {
-            let (from, to) = (lo.max(*s), hi.min(*s + d.len() as u64));
+            let (from, to) = (lo.max(*s), hi.min(s.saturating_add(d.len() as u64)));
             if from < to {
                 d[(from - *s) as usize..(to - *s) as usize]
                     .copy_from_slice(&buf[(from - lo) as usize..(to - lo) as usize]);
