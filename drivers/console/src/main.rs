@@ -56,57 +56,81 @@ enum Edit {
     End,
 }
 
-/// Applies key `c` to `line`, echoing what a terminal shows. A
-/// character of several UTF-8 bytes gathers in `pending` until whole;
-/// bytes that make no character are dropped.
-fn edit(line: &mut String, pending: &mut Vec<u8>, c: u8) -> Edit {
+/// The line being typed.
+#[derive(Default)]
+struct Typing {
+    line: String,
+    /// The first bytes of a UTF-8 character being typed.
+    pending: Vec<u8>,
+    /// Keys were lost to a full line: it is dropped when it ends, not run
+    /// cut short.
+    overflow: bool,
+}
+
+/// Applies key `c` to the line, echoing what a terminal shows. A
+/// character of several UTF-8 bytes gathers until whole; bytes that make
+/// no character are dropped.
+fn edit(t: &mut Typing, c: u8) -> Edit {
     if c >= 0x80 {
-        pending.push(c);
-        match core::str::from_utf8(pending) {
+        t.pending.push(c);
+        match core::str::from_utf8(&t.pending) {
             Ok(ch) => {
-                if line.len() + ch.len() <= MAX_LINE {
-                    line.push_str(ch);
+                if t.line.len() + ch.len() <= MAX_LINE {
+                    t.line.push_str(ch);
                     print!("{ch}");
+                } else {
+                    t.overflow = true;
                 }
-                pending.clear();
+                t.pending.clear();
             }
             // Not a character, and none can follow.
-            Err(e) if e.error_len().is_some() => pending.clear(),
+            Err(e) if e.error_len().is_some() => t.pending.clear(),
             Err(_) => {}
         }
         return Edit::Go;
     }
-    pending.clear();
+    t.pending.clear();
     match c {
         b'\r' | b'\n' => {
             println!();
-            Edit::Line(core::mem::take(line))
+            let line = core::mem::take(&mut t.line);
+            if core::mem::take(&mut t.overflow) {
+                println!("console: a line longer than {MAX_LINE} bytes: dropped, not run cut short");
+                return Edit::Line(String::new());
+            }
+            Edit::Line(line)
         }
         0x7f | 0x08 => {
-            if line.pop().is_some() {
+            if t.line.pop().is_some() {
                 print!("\x08 \x08");
             }
             Edit::Go
         }
         0x15 => {
-            for _ in 0..line.chars().count() {
+            for _ in 0..t.line.chars().count() {
                 print!("\x08 \x08");
             }
-            line.clear();
+            t.line.clear();
+            t.overflow = false;
             Edit::Go
         }
         0x03 => {
             println!("^C");
-            line.clear();
+            t.line.clear();
+            t.overflow = false;
             Edit::Interrupt
         }
-        0x04 if line.is_empty() => Edit::End,
-        0x20..=0x7e if line.len() < MAX_LINE => {
-            line.push(c as char);
-            print!("{}", c as char);
+        0x04 if t.line.is_empty() => Edit::End,
+        b'\t' | 0x20..=0x7e => {
+            if t.line.len() < MAX_LINE {
+                t.line.push(c as char);
+                print!("{}", c as char);
+            } else {
+                t.overflow = true;
+            }
             Edit::Go
         }
-        _ => Edit::Go, // other control bytes, or a full line
+        _ => Edit::Go, // other control bytes
     }
 }
 
@@ -114,9 +138,7 @@ fn edit(line: &mut String, pending: &mut Vec<u8>, c: u8) -> Edit {
 struct Uart {
     ports: IoPorts,
     irq: IrqLine,
-    line: String,
-    /// The first bytes of a UTF-8 character being typed.
-    pending: Vec<u8>,
+    typing: Typing,
     interrupts: u64,
 }
 
@@ -136,7 +158,7 @@ impl Uart {
                 break;
             }
             let Ok(c) = self.reg(RBR) else { break };
-            each(edit(&mut self.line, &mut self.pending, c));
+            each(edit(&mut self.typing, c));
         }
     }
 }
@@ -159,7 +181,7 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    let uart = Uart { ports, irq, line: String::new(), pending: Vec::new(), interrupts: 0 };
+    let uart = Uart { ports, irq, typing: Typing::default(), interrupts: 0 };
     // Bytes typed before now are dropped; then interrupts on.
     while uart.reg(LSR).is_ok_and(|s| s & DATA_READY != 0) {
         let _ = uart.reg(RBR);

@@ -360,6 +360,21 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("on the MBR 2") && text.contains("on the second partition\n"), "{text}");
+    // Six programs in one pipeline; a tab typed between words; the status
+    // of a background program (pid 7, after the six) that ended before
+    // `wait`; a line too long for the console is dropped, not run cut
+    // short.
+    let long = format!("echo {}", "y".repeat(5000));
+    let (status, out) = run(&format!(
+        "cat /d0/data/blob.bin | cat | cat | cat | cat | wc -c; echo\ttabbed; \
+         hexdump /no/such &; sleep 1; wait 7; echo waited $?; {long}; echo after"
+    ));
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains(&format!(" {}\n", blob.len())) && out.contains("tabbed\n"), "{out}");
+    assert!(out.contains("waited 1\n") && out.contains("console: a line longer than 4096 bytes"), "{out}");
+    // (The console echoed the keys it kept; echo printed none of them.)
+    let printed = |l: &str| l.trim_start_matches("exo:/d0$ ").starts_with("yyyyy");
+    assert!(!out.lines().any(printed) && out.contains("after\n"), "{out}");
     // Characters beyond ASCII, typed as UTF-8, reach the programs whole
     // (6 + 1 + 6 + 1 bytes).
     let (status, out) = run("echo héllo 日本 | wc -c");
@@ -679,7 +694,7 @@ fn the_shells_programs_serve_and_reach_the_network() {
         .args([
             "-c",
             &format!(
-                "echod serve 1; echo echod $?; nc -l 8; echo nc $?; nc 10.0.2.2 {closed} x; echo refused $?; \
+                "echod serve 1; echo echod $?; nc -l 8 | wc -c; echo nc $?; nc 10.0.2.2 {closed} x; echo refused $?; \
                  nc -u 10.0.2.2 {udp} 'a;  b | c'; echo udp $?"
             ),
         ])
@@ -709,7 +724,8 @@ fn the_shells_programs_serve_and_reach_the_network() {
             echoed = connect(echo_port, b"through echod\n");
         }
         if line.contains("nc: listening on TCP port 8") {
-            connect(nc_port, b"from the host to nc\n");
+            // Bytes that are no text: nc passes them on as they are.
+            connect(nc_port, b"from the host to nc\n\x80\xff\x00");
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
@@ -719,7 +735,9 @@ fn the_shells_programs_serve_and_reach_the_network() {
     let status = child.wait().expect("run-qemu");
     assert_eq!(echoed, b"through echod\n", "{text}");
     assert!(text.contains("echod: 1 connection(s) served") && text.contains("echod 0"), "{text}");
-    assert!(text.contains("nc: connection from 10.0.2.2:") && text.contains("from the host to nc"), "{text}");
+    // All 23 bytes, and only they: what nc says of itself goes to the
+    // console, not into the pipe.
+    assert!(text.contains("nc: connection from 10.0.2.2:") && text.contains("        23\n"), "{text}");
     assert!(text.contains("nc 0"), "{text}");
     // Nothing listens on that port of the host: refused, a clear error
     // and status 1.
@@ -806,7 +824,14 @@ fn shells_start_shells_and_a_script_that_starts_itself_runs_out_of_room() {
     // The script that starts itself: refused at some depth, then unwound.
     let again = &text[at("again said ")..];
     assert!(!again.starts_with("again said 0"), "{text}");
-    assert!(text.contains("exo-sh: sh: ENOMEM") || text.contains("exo-sh: sh: E2BIG"), "{text}");
+    // (Out of room for another program, or the console out of room for
+    // another client, whichever comes first.)
+    assert!(
+        text.contains("exo-sh: sh: ENOMEM")
+            || text.contains("exo-sh: sh: E2BIG")
+            || text.contains("exo-sh: no console input: console: the service refused the buffer"),
+        "{text}"
+    );
     // Afterwards: no program of the shell's left in the table, and the
     // disk still served.
     let ps: Vec<&str> = text[at("  PID  STATE")..].lines().skip(1).take_while(|l| l.starts_with("    ")).collect();

@@ -276,7 +276,13 @@ struct Shell {
     procs: bool,
     /// Programs started with `&`, not yet seen to end: pid, command.
     jobs: Vec<(posix::process::Pid, String)>,
+    /// Those seen to end (`[N] done`) and not yet waited for: pid, the
+    /// status `wait N` gives (as POSIX shells keep it; the last few).
+    ended: Vec<(posix::process::Pid, i32)>,
 }
+
+/// Ended background programs whose status the shell keeps for `wait`.
+const KEPT_ENDED: usize = 32;
 
 /// Where a built-in command's output goes: the console, or a text
 /// collected for a file (`> FILE`).
@@ -531,7 +537,7 @@ fn write_file(path: &str, data: &[u8], append: bool) -> Result<(), Errno> {
 impl Shell {
     /// A shell in directory `cwd`, status 0, no jobs.
     fn new(cwd: String, files: bool, procs: bool) -> Shell {
-        Shell { cwd, status: 0, files, procs, jobs: Vec::new() }
+        Shell { cwd, status: 0, files, procs, jobs: Vec::new(), ended: Vec::new() }
     }
 
     fn fail(&self, what: &str, e: Errno) -> i32 {
@@ -866,9 +872,14 @@ impl Shell {
 
     /// Says which background programs have ended, and forgets them.
     fn reap(&mut self) {
+        let ended = &mut self.ended;
         self.jobs.retain(|(pid, line)| match posix::process::try_wait(*pid) {
             Ok(Some(status)) => {
                 println!("[{pid}] done, {}: {line}", ended_how(status));
+                if ended.len() == KEPT_ENDED {
+                    ended.remove(0);
+                }
+                ended.push((*pid, exit_code(line.split(' ').next().unwrap_or(""), status)));
                 false
             }
             Ok(None) => true,
@@ -1016,6 +1027,7 @@ impl Shell {
                 // without), until they end or ^C stops the wait; `$?` is
                 // the last one's.
                 let pids: Vec<u64> = if args.is_empty() {
+                    self.ended.clear();
                     self.jobs.iter().map(|(p, _)| *p).collect()
                 } else {
                     match args.iter().map(|a| a.parse::<u64>()).collect::<Result<Vec<_>, _>>() {
@@ -1029,7 +1041,12 @@ impl Shell {
                 let mut status = 0;
                 for pid in pids {
                     let Some(i) = self.jobs.iter().position(|(p, _)| *p == pid) else {
-                        println!("wait: {pid}: not a background program of this shell");
+                        // Ended already: its status, once.
+                        if let Some(k) = self.ended.iter().position(|(p, _)| *p == pid) {
+                            status = self.ended.remove(k).1;
+                            continue;
+                        }
+                        eprintln!("wait: {pid}: not a background program of this shell");
                         status = 127;
                         continue;
                     };

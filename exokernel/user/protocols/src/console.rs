@@ -20,8 +20,9 @@ pub const READ: u64 = SUBSCRIBE + 1;
 
 /// The smallest buffer: one page.
 pub const MIN_BUFFER: u64 = 4096;
-/// The longest line the driver keeps.
-pub const MAX_LINE: usize = 1024;
+/// The longest line the driver keeps (a longer one is dropped, said so):
+/// it fits the smallest buffer.
+pub const MAX_LINE: usize = MIN_BUFFER as usize;
 /// Notification bit: a line waits.
 pub const LINE_READY: u64 = 1;
 /// Notification bit: ^C was typed.

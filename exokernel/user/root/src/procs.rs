@@ -41,8 +41,8 @@ const MAX_STARTED: usize = 48;
 /// The owner of a program whose client ended: nobody waits for it.
 const ORPHAN: u64 = 0;
 /// What a started program gets besides its binary's needs.
-const HEAP: u64 = 4 << 20;
-const MEMORY: u64 = 16 << 20;
+const HEAP: u64 = 2 << 20;
+const MEMORY: u64 = 2 << 20;
 const KERNEL: u64 = 256 << 10;
 
 /// A program started for a client.

@@ -9,6 +9,10 @@
 //! - `nc -l PORT`: accepts one TCP connection and prints all it sends
 //!   until it ends; `nc -l -u PORT`: prints one datagram.
 //!
+//! What comes in goes to standard output byte for byte (a file or a
+//! pipe gets exactly what was sent); what `nc` says of itself (listening,
+//! a connection from ...) goes to the console.
+//!
 //! HOST is numeric (`10.0.2.2`) or `localhost`: there is no resolver.
 //! Status 0 on success, 1 when the network fails, 2 for bad arguments.
 //! Input from the console is not read: the shell holds it.
@@ -23,7 +27,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use exo_posix::net::{self, events, Kind, PollFd, SocketAddr};
 use exo_posix::{self as posix, Errno, Fd};
-use exo_rt::{eprintln, print, println};
+use exo_rt::eprintln;
 
 exo_posix::entry!(main);
 
@@ -79,9 +83,10 @@ fn take_flag(words: &mut Vec<&str>, flag: &str) -> bool {
 
 type Failed = (&'static str, Errno);
 
-/// Prints `bytes` as text (what is not UTF-8 shown replaced).
-fn show(bytes: &[u8]) {
-    print!("{}", String::from_utf8_lossy(bytes));
+/// Writes `bytes` to standard output as they came (any bytes: a file
+/// or a pipe gets them exactly).
+fn show(bytes: &[u8]) -> Result<(), Failed> {
+    exo_utils::out(bytes).map_err(|e| ("standard output", e))
 }
 
 /// The client: sends `text` to `to` and prints the answer.
@@ -102,11 +107,7 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
             return Err(("no answer in 5 s", Errno::ETIMEDOUT));
         }
         let n = net::recv(fd, &mut buf).map_err(|e| ("recv", e))?;
-        show(&buf[..n]);
-        if !buf[..n].ends_with(b"\n") {
-            println!();
-        }
-        return Ok(());
+        return show(&buf[..n]);
     }
     if !text.is_empty() {
         let mut line = String::from(text);
@@ -126,7 +127,7 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
     loop {
         match net::recv(fd, &mut buf).map_err(|e| ("recv", e))? {
             0 => return Ok(()),
-            n => show(&buf[..n]),
+            n => show(&buf[..n])?,
         }
     }
 }
@@ -137,22 +138,26 @@ fn serve_once(kind: Kind, port: u16) -> Result<(), Failed> {
     net::bind(fd, SocketAddr::new([0; 4], port)).map_err(|e| ("bind", e))?;
     let mut buf = vec![0u8; 64 * 1024];
     if kind == Kind::Datagram {
-        println!("nc: waiting for a datagram on UDP port {port}");
+        eprintln!("nc: waiting for a datagram on UDP port {port}");
         let (n, from) = net::recvfrom(fd, &mut buf).map_err(|e| ("recv", e))?;
-        println!("nc: {n} bytes from {from}:");
-        show(&buf[..n]);
+        eprintln!("nc: {n} bytes from {from}:");
+        let r = show(&buf[..n]);
         let _ = posix::close(fd);
-        return Ok(());
+        return r;
     }
     net::listen(fd, 1).map_err(|e| ("listen", e))?;
-    println!("nc: listening on TCP port {port}");
+    eprintln!("nc: listening on TCP port {port}");
     let (conn, peer) = net::accept(fd).map_err(|e| ("accept", e))?;
     let _ = posix::close(fd);
-    println!("nc: connection from {peer}");
+    eprintln!("nc: connection from {peer}");
     let r = loop {
         match net::recv(conn, &mut buf) {
             Ok(0) => break Ok(()),
-            Ok(n) => show(&buf[..n]),
+            Ok(n) => {
+                if let Err(e) = show(&buf[..n]) {
+                    break Err(e);
+                }
+            }
             Err(e) => break Err(("recv", e)),
         }
     };
