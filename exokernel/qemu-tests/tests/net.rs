@@ -726,6 +726,10 @@ struct Seen {
     reassembled: Option<Duration>,
     pinged: bool,
     datagram: bool,
+    /// Of the echoes of five datagrams in fragments, held while the guest
+    /// asked who had their sender's address: the fragments, and the last
+    /// fragments, that came.
+    held: (usize, usize),
     echoed: Vec<u8>,
 }
 
@@ -800,6 +804,43 @@ fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
         }
     }
 
+    // Five datagrams in fragments from a neighbour the guest does not
+    // know yet: their echoes wait for its ARP answer, which comes only
+    // once all five are echoed, and then they all go out at once, each
+    // in its three fragments.
+    const OTHER_IP: [u8; 4] = [10, 0, 2, 3];
+    const OTHER_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x03];
+    let asked = |f: &[u8]| f[12..14] == wire::ARP.to_be_bytes() && f.get(38..42) == Some(&OTHER_IP[..]);
+    for k in 0..5u16 {
+        let whole = wire::udp(OTHER_IP, wire::GUEST_IP, 4400 + k, 7, &big);
+        for (i, part) in whole.chunks(1480).enumerate() {
+            let more = if (i + 1) * 1480 < whole.len() { 0x2000 } else { 0 };
+            let p = wire::ipv4(OTHER_IP, wire::GUEST_IP, wire::UDP, 600 + k, more | (i * 1480 / 8) as u16, part);
+            w.send(&wire::ethernet(w.guest.unwrap_or([0xff; 6]), OTHER_MAC, wire::IPV4, &p));
+        }
+    }
+    let mut request = None;
+    w.until(Duration::from_secs(5), |f| {
+        if asked(f) {
+            request = Some(f.to_vec());
+        }
+        request.is_some()
+    });
+    // (echod's five echoes queue up in the network server meanwhile.)
+    w.until(Duration::from_millis(1500), |_| false);
+    let mut held = (0, 0);
+    if let Some(answer) = request.as_deref().and_then(|r| wire::arp_answer(r, OTHER_IP, OTHER_MAC)) {
+        w.send(&answer);
+        w.until(Duration::from_secs(3), |f| {
+            let ip = f.get(14..34).unwrap_or_default();
+            if f[12..14] == wire::IPV4.to_be_bytes() && ip.len() == 20 && ip[9] == wire::UDP && ip[16..20] == OTHER_IP {
+                held.0 += 1;
+                held.1 += usize::from(ip[6] & 0x20 == 0);
+            }
+            held == (15, 5)
+        });
+    }
+
     // The connection, its first pass hostile.
     let mut c = Conn::open(w, 40_000, sent.to_vec())?;
     for i in 0..sent.len().div_ceil(1000) {
@@ -857,7 +898,7 @@ fn hostile_network(w: &mut Wire, sent: &[u8]) -> Result<Seen, String> {
     run(w, &mut [&mut c], Duration::from_secs(90), |c| c[0].echoed_all())?;
     close(w, &mut c)?;
     let echoed = c.echoed;
-    Ok(Seen { hostile: frames.len(), reassembled, pinged, datagram, echoed })
+    Ok(Seen { hostile: frames.len(), reassembled, pinged, datagram, held, echoed })
 }
 
 /// The test is the guest's whole network (`run-qemu --net-udp`): it hands
@@ -889,6 +930,9 @@ fn hostile_frames_leave_the_network_server_serving() {
     // The segment in fragments with a changed byte was dropped (its two
     // fragments), not taken unchecked.
     b.expect_line("TCP segment(s) with a wrong checksum dropped, 2 in IP fragments;");
+    // Every fragment of the five echoes held for the neighbour's address
+    // went out (the network server had lost the last of each).
+    assert_eq!(seen.held, (15, 5), "fragments and last fragments of five held echoes\n{}", b.serial);
     // The two SYNs of the connection under way were dropped (and any the
     // test sent again while the guest was slow to answer the first).
     let lines = b.lines();

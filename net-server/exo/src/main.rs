@@ -564,6 +564,9 @@ struct Net {
     last_sweep: u64,
     /// The time of this poll (one clock reading serves all its rounds).
     now: Instant,
+    /// No sockets: polls that only send what smoltcp holds of a datagram
+    /// in fragments ([`Net::finish_fragments`]).
+    none: SocketSet<'static>,
 }
 
 /// A client's push area (`exo_protocols::socket::push`).
@@ -731,12 +734,20 @@ impl Net {
             self.iface.poll_maintenance(self.now);
             while self.iface.poll_ingress_single(self.now, &mut self.link, &mut self.sockets)
                 != PollIngressSingleResult::None
-            {}
+            {
+                self.finish_fragments(); // (an answer to a large ping)
+            }
             // What came in goes to the clients that take pushes before
             // smoltcp answers: its acknowledgement then opens the window
             // again, instead of closing it and a window update following.
             self.push();
-            while self.iface.poll_egress(self.now, &mut self.link, &mut self.sockets) != PollResult::None {}
+            loop {
+                let sent = self.iface.poll_egress(self.now, &mut self.link, &mut self.sockets);
+                self.finish_fragments();
+                if sent == PollResult::None {
+                    break;
+                }
+            }
             SLOTS.lock().polling = false;
             flush();
             if !frames_waiting() {
@@ -759,6 +770,25 @@ impl Net {
 
     /// How long to sleep: not at all while frames wait, else until
     /// smoltcp's next timer, at most a second.
+    /// Sends the rest of the datagram smoltcp is sending in fragments.
+    /// smoltcp sends one more fragment each time it is polled, and a
+    /// socket's next datagram that needs fragments takes the one buffer
+    /// for fragments: the rest of the one before was lost. So after every
+    /// datagram, its fragments all go out before another socket is
+    /// polled (a burst of 4000-byte echoes, held while the peer's address
+    /// was resolved, had lost every last fragment). Polled with no
+    /// sockets, smoltcp only sends fragments, and says it has more to
+    /// send while it holds some.
+    fn finish_fragments(&mut self) {
+        // (At most a few: the fragment buffer holds one 8 KiB datagram.)
+        for _ in 0..16 {
+            if self.iface.poll_at(self.now, &self.none).is_none() {
+                return;
+            }
+            self.iface.poll_egress(self.now, &mut self.link, &mut self.none);
+        }
+    }
+
     fn delay(&mut self) -> u64 {
         if frames_waiting() {
             return 0;
@@ -915,6 +945,7 @@ fn main(args: &str) -> i32 {
         pushed: Vec::new(),
         last_sweep: sys::clock(),
         now: now(),
+        none: SocketSet::new(Vec::new()),
     };
 
     // The address first (clients calling meanwhile wait for it), for a
