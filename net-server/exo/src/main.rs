@@ -426,6 +426,10 @@ fn joinable_run(first: usize, received: usize) -> usize {
     n
 }
 
+/// Frames smoltcp has sent (`Net::finish_fragments` looks whether any
+/// went since it last looked).
+static SENT: AtomicU64 = AtomicU64::new(0);
+
 impl TxToken for Tx {
     /// Puts the frame in the next send slot; `flush` passes them on after
     /// each poll of the interface, or here when the slots are full.
@@ -435,6 +439,7 @@ impl TxToken for Tx {
         if full {
             flush();
         }
+        SENT.fetch_add(1, Ordering::Relaxed);
         let at = {
             let mut s = SLOTS.lock();
             s.queued += 1;
@@ -567,6 +572,8 @@ struct Net {
     /// No sockets: polls that only send what smoltcp holds of a datagram
     /// in fragments ([`Net::finish_fragments`]).
     none: SocketSet<'static>,
+    /// [`SENT`] when [`Net::finish_fragments`] last looked.
+    sent_before: u64,
 }
 
 /// A client's push area (`exo_protocols::socket::push`).
@@ -780,6 +787,12 @@ impl Net {
     /// sockets, smoltcp only sends fragments, and says it has more to
     /// send while it holds some.
     fn finish_fragments(&mut self) {
+        // Only after something was sent (most polls of a received segment
+        // send nothing).
+        let sent = SENT.load(Ordering::Relaxed);
+        if core::mem::replace(&mut self.sent_before, sent) == sent {
+            return;
+        }
         // (At most a few: the fragment buffer holds one 8 KiB datagram.)
         for _ in 0..16 {
             if self.iface.poll_at(self.now, &self.none).is_none() {
@@ -946,6 +959,7 @@ fn main(args: &str) -> i32 {
         last_sweep: sys::clock(),
         now: now(),
         none: SocketSet::new(Vec::new()),
+        sent_before: 0,
     };
 
     // The address first (clients calling meanwhile wait for it), for a
