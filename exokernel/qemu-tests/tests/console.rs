@@ -593,7 +593,10 @@ fn two_disks_get_their_own_servers_and_appear_at_d0_and_d1() {
         .arg(&fat2)
         .args([
             "-c",
-            "ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; \
+            // (`sleep 2` first: the console echoes the lines typed ahead
+            // while the first commands print, and `ls /` is checked line
+            // by line.)
+            "sleep 2; ls /; mount; cat /d0/hello.txt; cp /d0/data/blob.bin /d1/copied.bin; mkdir /d0/nope; echo ro $?; ls -l /dev; \
              cp /d0/data /d1/x; echo dir $?; cp -r /d0/data /d1/tree; cp -r /d1/tree /d1/tree/in; echo into $?; \
              export G=gv; echo \"one  two;three | x\" > \"/d1/x y.txt\"; cat '/d1/x y.txt'; \
              echo 'lit $G' \"exp $G\" \\; end; echo e \"\" f ''; \
