@@ -155,12 +155,11 @@ fn handle(fs: &dyn FileSystem, sessions: &mut Sessions, msg: &Message) -> [u64; 
                 }
                 Err(e) => (Response::Error(ErrorKind::Invalid, format!("malformed request: {e}")), None),
             };
+            let mut out = response.encode();
             // A directory read in parts, as many entries a part as fit.
-            let response = match (response, skip) {
-                (Response::Dir(entries), Some(skip)) => file::dir_fitting(entries, skip, buf.len()),
-                (r, _) => r,
-            };
-            let out = response.encode();
+            if let (true, Response::Dir(entries), Some(skip)) = (out.len() > buf.len(), response, skip) {
+                out = file::dir_fitting(entries, skip, buf.len()).encode();
+            }
             if out.len() > buf.len() {
                 return [Status::TooLarge as u64, out.len() as u64, 0];
             }
