@@ -7,7 +7,10 @@
 //!
 //! Lines are edited as a terminal would: printable characters echo,
 //! backspace (DEL or ^H) rubs out, ^U clears the line, ^C drops it, Enter
-//! ends it, ^D on an empty line ends the input. Finished lines are served
+//! ends it, ^D on an empty line ends the input. Keys typed while no client
+//! waits for a line (a program runs) are kept as typed and edited, echo
+//! and all, when a client next reads: a script typed ahead shows each
+//! command after the output of the one before, not inside it. Finished lines are served
 //! to clients with the console protocol (`exo_protocols::console`) on
 //! the program's first endpoint: a client (the shell) subscribes a
 //! notification, is signalled when a line waits or ^C is typed, and reads
@@ -65,6 +68,8 @@ struct Typing {
     /// Keys were lost to a full line: it is dropped when it ends, not run
     /// cut short.
     overflow: bool,
+    /// Keys typed ahead were lost from the line: dropped as well.
+    cut: bool,
 }
 
 /// Applies key `c` to the line, echoing what a terminal shows. A
@@ -98,6 +103,10 @@ fn edit(t: &mut Typing, c: u8) -> Edit {
                 println!("console: a line longer than {MAX_LINE} bytes: dropped, not run cut short");
                 return Edit::Line(String::new());
             }
+            if core::mem::take(&mut t.cut) {
+                println!("console: a line that lost keys (too much typed ahead): dropped, not run cut short");
+                return Edit::Line(String::new());
+            }
             Edit::Line(line)
         }
         0x7f | 0x08 => {
@@ -111,13 +120,13 @@ fn edit(t: &mut Typing, c: u8) -> Edit {
                 print!("\x08 \x08");
             }
             t.line.clear();
-            t.overflow = false;
+            (t.overflow, t.cut) = (false, false);
             Edit::Go
         }
         0x03 => {
             println!("^C");
             t.line.clear();
-            t.overflow = false;
+            (t.overflow, t.cut) = (false, false);
             Edit::Interrupt
         }
         0x04 if t.line.is_empty() => Edit::End,
@@ -134,11 +143,10 @@ fn edit(t: &mut Typing, c: u8) -> Edit {
     }
 }
 
-/// COM1, its line, and the line being typed.
+/// COM1 and its line.
 struct Uart {
     ports: IoPorts,
     irq: IrqLine,
-    typing: Typing,
     interrupts: u64,
 }
 
@@ -147,10 +155,10 @@ impl Uart {
         self.ports.read8(BASE + r)
     }
 
-    /// After an interrupt: acknowledges it, then edits with every byte
+    /// After an interrupt: acknowledges it, then hands `each` every byte
     /// the UART holds (a byte that arrives meanwhile raises the line
-    /// again); what the keys finished.
-    fn keys(&mut self, mut each: impl FnMut(Edit)) {
+    /// again).
+    fn keys(&mut self, mut each: impl FnMut(u8)) {
         self.interrupts += 1;
         let _ = self.irq.ack();
         while let Ok(status) = self.reg(LSR) {
@@ -158,7 +166,7 @@ impl Uart {
                 break;
             }
             let Ok(c) = self.reg(RBR) else { break };
-            each(edit(&mut self.typing, c));
+            each(c);
         }
     }
 }
@@ -181,7 +189,7 @@ fn main(args: &str) -> i32 {
             return 1;
         }
     };
-    let uart = Uart { ports, irq, typing: Typing::default(), interrupts: 0 };
+    let uart = Uart { ports, irq, interrupts: 0 };
     // Bytes typed before now are dropped; then interrupts on.
     while uart.reg(LSR).is_ok_and(|s| s & DATA_READY != 0) {
         let _ = uart.reg(RBR);
@@ -199,7 +207,7 @@ fn main(args: &str) -> i32 {
 
 /// Test mode: prints each line, ends after `limit`.
 fn print_lines(mut uart: Uart, note: Notification, limit: u64) -> i32 {
-    let mut lines = 0u64;
+    let (mut lines, mut typing) = (0u64, Typing::default());
     loop {
         match note.wait(FOREVER) {
             Ok(bits) if bits & IRQ_BIT != 0 => {}
@@ -210,7 +218,7 @@ fn print_lines(mut uart: Uart, note: Notification, limit: u64) -> i32 {
             }
         }
         let mut end = false;
-        uart.keys(|e| match e {
+        uart.keys(|c| match edit(&mut typing, c) {
             Edit::Line(text) if !end => {
                 lines += 1;
                 println!("console: line {lines}: {text}");
@@ -226,11 +234,130 @@ fn print_lines(mut uart: Uart, note: Notification, limit: u64) -> i32 {
     }
 }
 
+/// What was typed, between the UART and the clients.
+///
+/// Keys are edited (and echoed) while a client waits for a line. Keys
+/// typed ahead, while no client waits (a program runs, or the shell is
+/// busy with the last line), are kept as typed and edited when a client
+/// next reads, so their echo comes after what the running program prints
+/// and after the next prompt, not in the middle of the output. ^C is
+/// acted on at once, and drops what was typed ahead, as on Unix.
+#[derive(Default)]
+struct Keyboard {
+    typing: Typing,
+    /// Keys typed ahead, not yet edited.
+    ahead: VecDeque<u8>,
+    /// Finished lines not yet read.
+    queue: VecDeque<String>,
+    /// ^D on an empty line, not yet read.
+    ended: bool,
+    /// A client was told there is no line and waits for one.
+    reading: bool,
+    /// Keys are dropped up to the end of the line (too many wait).
+    skipping: bool,
+    /// The line being typed lost its start too: it is dropped at its end.
+    cut: bool,
+}
+
+impl Keyboard {
+    /// Bytes waiting: finished lines and keys typed ahead.
+    fn held(&self) -> usize {
+        self.queue.iter().map(|l| l.len() + 1).sum::<usize>() + self.ahead.len()
+    }
+
+    /// Key `c` from the UART: the news for clients (`console::INTERRUPT`,
+    /// `console::LINE_READY`).
+    fn key(&mut self, c: u8) -> u64 {
+        if c == 0x03 {
+            self.ahead.clear();
+            (self.skipping, self.cut) = (false, false);
+            return self.edit(c);
+        }
+        let line_end = c == b'\r' || c == b'\n';
+        if self.skipping {
+            // The rest of a line that lost keys; its end ends the part
+            // kept, if any, which is then dropped.
+            self.skipping = !line_end;
+            if line_end && core::mem::take(&mut self.cut) {
+                self.ahead.push_back(c);
+            }
+            return 0;
+        }
+        if self.reading && self.ahead.is_empty() {
+            return self.edit(c);
+        }
+        if self.held() + self.typing.line.len() >= MAX_QUEUED {
+            self.overflow();
+            return self.key(c);
+        }
+        self.ahead.push_back(c);
+        0
+    }
+
+    /// Too much was typed ahead: the line being typed loses its keys and
+    /// is dropped whole, never run cut short; the lines before it stay.
+    fn overflow(&mut self) {
+        println!("console: {} KiB typed ahead wait unread; the line being typed is dropped", MAX_QUEUED >> 10);
+        match self.ahead.iter().rposition(|&c| c == b'\r' || c == b'\n') {
+            Some(end) => self.ahead.truncate(end + 1),
+            None => {
+                // It began before the keys typed ahead.
+                self.ahead.clear();
+                self.typing.cut = true;
+                self.cut = true;
+            }
+        }
+        self.skipping = true;
+    }
+
+    /// Edits with key `c` (echoing it): the news for clients.
+    fn edit(&mut self, c: u8) -> u64 {
+        match edit(&mut self.typing, c) {
+            Edit::Line(text) => {
+                self.queue.push_back(text);
+                self.reading = false; // the line is the waiting reader's
+                console::LINE_READY
+            }
+            Edit::End => {
+                self.ended = true;
+                self.reading = false;
+                console::LINE_READY
+            }
+            Edit::Interrupt => console::INTERRUPT,
+            Edit::Go => 0,
+        }
+    }
+
+    /// A client reads: the next line, `Err(())` for the end of input, or
+    /// `Ok(None)` when none is finished (the client then waits, and keys
+    /// echo as they are typed). Keys typed ahead are edited now, up to the
+    /// end of one line.
+    fn read(&mut self) -> Result<Option<String>, ()> {
+        while self.queue.is_empty() && !self.ended {
+            let Some(c) = self.ahead.pop_front() else { break };
+            let _ = self.edit(c);
+        }
+        if let Some(line) = self.queue.pop_front() {
+            return Ok(Some(line));
+        }
+        if core::mem::take(&mut self.ended) {
+            return Err(()); // said once; the next ^D says it again
+        }
+        self.reading = true;
+        Ok(None)
+    }
+
+    /// Whether a read would find something.
+    fn waiting(&self) -> bool {
+        !self.queue.is_empty() || self.ended || !self.ahead.is_empty()
+    }
+}
+
 /// Serves finished lines to clients.
 fn serve(mut uart: Uart, note: Notification) -> i32 {
     let ep = Endpoint::from_slot(exo_manifest::ENDPOINT_SLOT_BASE);
     let mut sessions = Sessions::new(CLIENT_VA, CLIENT_WINDOW, MAX_CLIENTS, console::MIN_BUFFER);
-    let (mut queue, mut ended) = (VecDeque::<String>::new(), false);
+    let mut keyboard = Keyboard::default();
     let how =
         Serve { name: "console", clients: None, bound: Some(note), timeout: FOREVER, takes_cap: &[console::SUBSCRIBE] };
     let r = server::serve(ep, how, |msg| {
@@ -238,21 +365,7 @@ fn serve(mut uart: Uart, note: Notification) -> i32 {
         if msg.badge == NOTIFY_BADGE {
             if msg.words[0] & IRQ_BIT != 0 {
                 let mut bits = 0;
-                uart.keys(|e| match e {
-                    Edit::Line(text) if queue.iter().map(|l| l.len() + 1).sum::<usize>() + text.len() < MAX_QUEUED => {
-                        queue.push_back(text);
-                        bits |= console::LINE_READY;
-                    }
-                    Edit::Line(_) => {
-                        println!("console: {} KiB of lines wait unread; this one is dropped", MAX_QUEUED >> 10)
-                    }
-                    Edit::Interrupt => bits |= console::INTERRUPT,
-                    Edit::End => {
-                        ended = true;
-                        bits |= console::LINE_READY;
-                    }
-                    Edit::Go => {}
-                });
+                uart.keys(|c| bits |= keyboard.key(c));
                 if bits != 0 {
                     for s in sessions.iter_mut() {
                         if let Some(n) = s.note {
@@ -263,7 +376,7 @@ fn serve(mut uart: Uart, note: Notification) -> i32 {
             }
             return None;
         }
-        Some(handle(&mut sessions, &mut queue, &mut ended, msg))
+        Some(handle(&mut sessions, &mut keyboard, msg))
     });
     match r {
         Ended::Served(_) => 0,
@@ -272,7 +385,7 @@ fn serve(mut uart: Uart, note: Notification) -> i32 {
 }
 
 /// One client message: the answer words.
-fn handle(sessions: &mut Sessions, queue: &mut VecDeque<String>, ended: &mut bool, msg: &Message) -> [u64; 3] {
+fn handle(sessions: &mut Sessions, keyboard: &mut Keyboard, msg: &Message) -> [u64; 3] {
     let request = match Request::decode(msg.words) {
         Ok(r) => r,
         Err(s) => {
@@ -287,7 +400,7 @@ fn handle(sessions: &mut Sessions, queue: &mut VecDeque<String>, ended: &mut boo
             let Some(cap) = msg.cap else { return [Status::BadRequest as u64, 0, 0] };
             match sessions.subscribe(msg.badge, cap) {
                 Ok(note) => {
-                    if !queue.is_empty() || *ended {
+                    if keyboard.waiting() {
                         let _ = note.signal(console::LINE_READY);
                     }
                     [Status::Ok as u64, 0, 0]
@@ -300,17 +413,14 @@ fn handle(sessions: &mut Sessions, queue: &mut VecDeque<String>, ended: &mut boo
                 Ok(s) => s,
                 Err(e) => return [e as u64, 0, 0],
             };
-            match queue.pop_front() {
-                Some(line) => {
+            match keyboard.read() {
+                Ok(Some(line)) => {
                     let n = line.len().min(s.buffer().len());
                     s.buffer()[..n].copy_from_slice(&line.as_bytes()[..n]);
                     [Status::Ok as u64, n as u64, 0]
                 }
-                None if *ended => {
-                    *ended = false; // said once; the next ^D says it again
-                    [Status::Ok as u64, 0, console::END_OF_INPUT]
-                }
-                None => [Status::Empty as u64, 0, 0],
+                Err(()) => [Status::Ok as u64, 0, console::END_OF_INPUT],
+                Ok(None) => [Status::Empty as u64, 0, 0],
             }
         }
     }
