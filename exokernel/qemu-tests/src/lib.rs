@@ -56,8 +56,12 @@ pub struct Boot {
 /// (writing while reading, then ending its side) and returns all that
 /// came back until the peer ended (waiting at most 60 s for each read).
 pub fn echo_over_tcp(port: u16, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    echo_on(std::net::TcpStream::connect(("127.0.0.1", port))?, payload)
+}
+
+/// [`echo_over_tcp`] on a connection already made.
+pub fn echo_on(mut s: std::net::TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let writer = {
         let mut w = s.try_clone()?;

@@ -185,7 +185,7 @@ fn discard_through(port: u16, data: &[u8]) -> std::io::Result<()> {
 /// at once at least 90; 4 MiB (and 3 bytes) sent
 /// to the discard service, which reads them in place, arrive with the
 /// sum the host computes; 200 clients that connect and vanish leave
-/// echod serving, which a last client checks.
+/// echod serving, which two last clients check.
 #[test]
 fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
     let port = free_port();
@@ -196,9 +196,14 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
     let discarded = exo_qemu_tests::seeded_bytes(0xd15c, (4 << 20) + 3);
     let want_sum = format!("{} bytes discarded, sum {:016x} ", discarded.len(), stream_sum(&discarded));
     let (up_tx, up) = std::sync::mpsc::channel();
+    let echod_said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let said = echod_said.clone();
     let watch = move |line: &str| {
         if line.starts_with("echod: echo on TCP and UDP port 7") || line.starts_with("echod: discard on TCP") {
             let _ = up_tx.send(());
+        }
+        if line.starts_with("echod: TCP 7: connection ended") {
+            said.lock().unwrap().push(line.to_string());
         }
     };
     let host = std::thread::spawn(move || -> Result<String, String> {
@@ -279,28 +284,64 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
         }
         let t_udp = t0.elapsed() - t_tcp;
         discard_through(sink_port, &discarded).map_err(|e| format!("the discard service: {e}"))?;
+        let t_discard = t0.elapsed() - t_tcp - t_udp;
+        // (Paced: QEMU's forwarding listens with a backlog of 1, and a
+        // connect that finds it full waits a second for the host's kernel
+        // to send its SYN again.)
         for _ in 0..200 {
             drop(TcpStream::connect(("127.0.0.1", port)));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        let t_vanish = t0.elapsed() - t_tcp - t_udp;
-        eprintln!("sockets: TCP {t_tcp:?}, UDP {t_udp:?}, vanishing {t_vanish:?}");
-        // echod still serves (one try: a retry would hide a client it
-        // no longer serves).
+        let t_vanish = t0.elapsed() - t_tcp - t_udp - t_discard;
+        eprintln!("sockets: TCP {t_tcp:?}, UDP {t_udp:?}, discard {t_discard:?}, vanishing {t_vanish:?}");
+        // echod still serves: two clients, one after the other (no
+        // retries: a retry would hide a client it no longer serves).
         let last = exo_qemu_tests::seeded_bytes(42, 65536);
+        let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("after the vanishing clients: {e}"))?;
+        let me = format!("(10.0.2.2:{})", s.local_addr().map_err(|e| e.to_string())?.port());
+        let why = match exo_qemu_tests::echo_on(s, &last) {
+            Ok(b) if b == last => None,
+            Ok(b) => Some(format!("{} bytes came back of 65536", b.len())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            // What echod says of that connection (QEMU passes the host's
+            // port on): whether the bytes were lost in ExoV6 or on the
+            // host's side of QEMU's user network.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let theirs = loop {
+                let said = echod_said.lock().unwrap().iter().filter(|l| l.contains(&me)).cloned().collect::<Vec<_>>();
+                if !said.is_empty() || Instant::now() > deadline {
+                    break said;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            if !theirs.iter().any(|l| l.contains("connection ended, 65536 bytes echoed")) {
+                return Err(format!(
+                    "after the vanishing clients, {why}; echod said of that connection {me}: {theirs:?}"
+                ));
+            }
+            // echod received all 65536 bytes, the network server took them
+            // all back, and the connection ended after them: the host's
+            // side lost some (seen once in a CI run). Said; the next
+            // client must come back whole all the same.
+            eprintln!("sockets: after the vanishing clients, echod echoed all 65536 bytes but {why}");
+        }
         match echo_over_tcp(port, &last) {
             Ok(b) if b == last => Ok("ok".into()),
-            Ok(b) => Err(format!("after the vanishing clients, {} bytes came back of 65536", b.len())),
-            Err(e) => Err(format!("after the vanishing clients: {e}")),
+            Ok(b) => Err(format!("the very last client: {} bytes came back of 65536", b.len())),
+            Err(e) => Err(format!("the very last client: {e}")),
         }
     });
     let forwards = ["--forward", &fwd_tcp, "--forward", &fwd_udp, "--forward", &fwd_sink];
     let b = boot_watching("sockets.img", Duration::from_secs(300), &forwards, watch);
     let verdict = host.join().expect("the host side");
-    assert_eq!(verdict, Ok("ok".to_string()), "{}", b.serial);
+    // (What went wrong last, after the serial output, which is long.)
+    assert_eq!(verdict, Ok("ok".to_string()), "{}\n{verdict:?}", b.serial);
     let served =
         b.lines().iter().filter(|l| l.contains("echod: TCP 7: connection ended, 1048576 bytes echoed")).count();
     assert_eq!(served, 20, "{}", b.serial);
-    b.expect_line("echod: 22 connection(s) served");
+    b.expect_line("echod: 23 connection(s) served");
     // The sink read the bytes where the network server put them, each
     // once and in order.
     b.expect_line(&format!("echod: TCP 9: connection ended, {want_sum}"));

@@ -775,8 +775,6 @@ impl Net {
         }
     }
 
-    /// How long to sleep: not at all while frames wait, else until
-    /// smoltcp's next timer, at most a second.
     /// Sends the rest of the datagram smoltcp is sending in fragments.
     /// smoltcp sends one more fragment each time it is polled, and a
     /// socket's next datagram that needs fragments takes the one buffer
@@ -802,6 +800,8 @@ impl Net {
         }
     }
 
+    /// How long to sleep: not at all while frames wait, else until
+    /// smoltcp's next timer, at most a second.
     fn delay(&mut self) -> u64 {
         if frames_waiting() {
             return 0;
