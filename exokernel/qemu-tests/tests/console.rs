@@ -420,9 +420,18 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
             // A program starts in the shell's directory.
             ("  /d0/hello.txt", b"cd data\rsha256sum blob.bin ../hello.txt\r"),
             ("  ../hello.txt", b"sleep 0.2\recho slept $?\r"),
-            ("slept 0", b"poweroff\r"),
+            // ^C at the prompt drops the line and gives a fresh prompt; a
+            // joint without its command refuses the whole line.
+            ("slept 0", b"echo dropped\x03"),
+            ("dropped^C", b"echo one &&\r"),
+            ("missing after &&", b"|| echo two\r"),
+            ("missing before ||", b"poweroff\r"),
         ],
     );
+    let text = b.serial.replace('\r', "");
+    assert!(text.contains("exo:/d0/data$ echo dropped^C\nexo:/d0/data$ echo one &&\n"), "{text}");
+    assert!(text.contains("exo-sh: a command is missing after &&\nexo:/d0/data$ || echo two\n"), "{text}");
+    assert!(!b.lines().iter().any(|l| ["one", "two", "dropped"].contains(l)), "{text}");
     b.expect_in_order(&[
         "hello: hello from user space (args: \"from the shell\")",
         "exo-sh: fault: killed by CPU exception 14",

@@ -81,6 +81,8 @@ struct Console {
 enum Input {
     Line(String),
     End,
+    /// ^C typed at the prompt: the console dropped the line.
+    Interrupted,
 }
 
 impl Console {
@@ -120,7 +122,10 @@ impl Console {
                     return Ok(Input::Line(String::from_utf8_lossy(&self.buffer.as_mut_slice()[..n]).into_owned()));
                 }
                 Some(Status::Empty) => {
-                    self.note.wait(FOREVER).map_err(|e| e.name().to_string())?;
+                    let bits = self.note.wait(FOREVER).map_err(|e| e.name().to_string())?;
+                    if bits & console::INTERRUPT != 0 {
+                        return Ok(Input::Interrupted);
+                    }
                 }
                 other => return Err(format!("the console answered {other:?}")),
             }
@@ -558,14 +563,28 @@ impl Shell {
                 return Some(());
             }
         };
+        let list = split_list(&line);
+        // A joint without its commands is refused before anything runs,
+        // as a Unix shell refuses the whole line.
+        for (k, (command, joint)) in list.iter().enumerate() {
+            if !command.trim().is_empty() {
+                continue;
+            }
+            let why = match (joint, k.checked_sub(1).map(|j| list[j].1)) {
+                (Joint::End, Some(before @ (Joint::And | Joint::Or))) => {
+                    format!("a command is missing after {}", before.text())
+                }
+                (Joint::End, _) => continue,
+                (joint, _) => format!("a command is missing before {}", joint.text()),
+            };
+            eprintln!("exo-sh: {why}");
+            self.status = 2;
+            return Some(());
+        }
         let mut run_next = true;
-        for (command, joint) in split_list(&line) {
+        for (command, joint) in list {
             if run_next && !command.trim().is_empty() {
                 self.status = self.run(&command)?;
-            } else if run_next && joint != Joint::End {
-                eprintln!("exo-sh: a command is missing before {}", joint.text());
-                self.status = 2;
-                return Some(());
             }
             run_next = match joint {
                 Joint::And => self.status == 0,
@@ -1237,6 +1256,8 @@ fn interact(console: &mut Console, mut sh: Shell) -> i32 {
                 }
             }
             Ok(Input::End) => break,
+            // A fresh prompt, as a Unix shell gives.
+            Ok(Input::Interrupted) => {}
             Err(e) => {
                 eprintln!("exo-sh: reading the console failed: {e}");
                 return 1;
