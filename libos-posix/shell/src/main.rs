@@ -1248,6 +1248,9 @@ fn main(args: &str) -> i32 {
 fn interact(console: &mut Console, mut sh: Shell) -> i32 {
     loop {
         sh.reap();
+        // A ^C typed between commands had nothing to stop (the console
+        // dropped the keys and showed it).
+        console.forget_stale_interrupt();
         print!("exo:{}$ ", sh.cwd);
         match console.read_line() {
             Ok(Input::Line(line)) => {
