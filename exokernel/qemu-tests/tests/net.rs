@@ -179,7 +179,8 @@ fn discard_through(port: u16, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// The POSIX library's sockets under load, from the host: 20 TCP clients
-/// at once each echo 1 MiB through `echod`; 100 UDP datagrams of 1 KiB
+/// at once each echo 1 MiB through `echod`, then 100 at once 64 KiB
+/// each; 100 UDP datagrams of 1 KiB
 /// and 100 of 4000 bytes (fragmented on the wire, reassembled by the
 /// network server) each come back, none lost, and of 100 of 1 KiB sent
 /// at once at least 90; 4 MiB (and 3 bytes) sent
@@ -243,6 +244,29 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
             })
             .collect();
         for c in clients {
+            c.join().map_err(|_| "a client thread panicked".to_string())??;
+        }
+        // Then 100 connections open at once (made one after the other, as
+        // above), each echoing 64 KiB: more than echod's heap holds large
+        // buffers for, and more than 64 descriptors, each served all the
+        // same.
+        let all = std::sync::Arc::new(std::sync::Barrier::new(100));
+        let burst: Vec<_> = (0..100u64)
+            .map(|i| {
+                let (gate, all) = (gate.clone(), all.clone());
+                std::thread::spawn(move || {
+                    let payload = exo_qemu_tests::seeded_bytes(0xb1ff_0000 + i, 65536);
+                    match echo_at_once(port, &payload, &gate, &all) {
+                        Ok(back) if back == payload => Ok(()),
+                        Ok(back) => {
+                            Err(format!("client {} of 100: {} bytes came back, not the same 64 KiB", i, back.len()))
+                        }
+                        Err(e) => Err(format!("client {i} of 100: {e}")),
+                    }
+                })
+            })
+            .collect();
+        for c in burst {
             c.join().map_err(|_| "a client thread panicked".to_string())??;
         }
         let t_tcp = t0.elapsed();
@@ -341,7 +365,7 @@ fn sockets_serve_concurrent_clients_datagrams_and_vanishing_peers() {
     let served =
         b.lines().iter().filter(|l| l.contains("echod: TCP 7: connection ended, 1048576 bytes echoed")).count();
     assert_eq!(served, 20, "{}", b.serial);
-    b.expect_line("echod: 23 connection(s) served");
+    b.expect_line("echod: 123 connection(s) served");
     // The sink read the bytes where the network server put them, each
     // once and in order.
     b.expect_line(&format!("echod: TCP 9: connection ended, {want_sum}"));

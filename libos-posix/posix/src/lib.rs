@@ -186,8 +186,8 @@ const BUF_PAGES: u64 = 32;
 /// Most bytes one request reads or writes (the rest of the buffer holds
 /// the framing).
 const CHUNK: usize = 96 * 1024;
-/// Most open files.
-const MAX_FILES: usize = 64;
+/// Most open descriptors of a process (files, pipes, sockets).
+const MAX_FILES: usize = 256;
 
 struct OpenFile {
     path: String,

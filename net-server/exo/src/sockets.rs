@@ -28,7 +28,7 @@ const UDP_TX_PACKETS: usize = 128;
 const UDP_TX_BYTES: usize = 128 * 1024;
 /// Sockets at once, of all clients, and of one client.
 const MAX_SOCKETS: usize = 256;
-const MAX_PER_CLIENT: usize = 64;
+const MAX_PER_CLIENT: usize = 128;
 /// Sockets a listener keeps listening between bursts of connections (more
 /// are made for the SYNs of each batch of frames: `expect_connections`).
 const LISTENING: usize = 2;

@@ -122,9 +122,10 @@ fn main(args: &str) -> i32 {
         if fds[1].revents != 0 {
             datagrams += echo_datagrams(udp, port, &mut buf, datagrams, discard);
         }
+        let mut big = conns.iter().filter(|c| c.pending.len() > SMALL_BUFFER).count();
         for (c, p) in conns.iter_mut().zip(&fds[2..]) {
             if p.revents != 0 {
-                serve(c, &mut buf, discard);
+                serve(c, &mut buf, discard, &mut big);
             }
         }
         conns.retain(|c| {
@@ -221,11 +222,17 @@ fn echo_datagrams(udp: Fd, port: u16, buf: &mut [u8], before: u64, discard: bool
     }
 }
 
-/// A connection's buffer for the bytes to echo: `size` bytes, or 4 KiB
-/// when the heap has no room for those (many connections at once), or
-/// none (the connection is then ended, the others go on).
+/// Connections that get a buffer as large as `buf` (64 KiB) to echo
+/// from; the others get [`SMALL_BUFFER`], so that a hundred connections
+/// at once fit a small heap (a program started from the shell has 2 MiB).
+const BIG_BUFFERS: usize = 16;
+const SMALL_BUFFER: usize = 4096;
+
+/// A connection's buffer for the bytes to echo: `size` bytes, or
+/// [`SMALL_BUFFER`] when the heap has no room for those, or none (the
+/// connection is then ended, the others go on).
 fn buffer(size: usize) -> Option<Vec<u8>> {
-    [size, 4096].into_iter().find_map(|n| {
+    [size, SMALL_BUFFER].into_iter().find_map(|n| {
         let mut v = Vec::new();
         v.try_reserve_exact(n).ok()?;
         v.resize(n, 0);
@@ -243,8 +250,9 @@ impl Conn {
 }
 
 /// Moves one connection's bytes along: sends what is pending, else reads
-/// (and, to `discard`, drops what it read).
-fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
+/// (and, to `discard`, drops what it read). `big`: connections with a
+/// large buffer.
+fn serve(c: &mut Conn, buf: &mut [u8], discard: bool, big: &mut usize) {
     if discard && !c.ended {
         // Read where they lie, summed, dropped.
         let sum = &mut c.sum;
@@ -260,10 +268,11 @@ fn serve(c: &mut Conn, buf: &mut [u8], discard: bool) {
         // Bytes to echo are received straight into `pending`, to be sent
         // back from there.
         if c.pending.is_empty() {
-            match buffer(buf.len()) {
+            match buffer(if *big < BIG_BUFFERS { buf.len() } else { SMALL_BUFFER }) {
                 Some(pending) => c.pending = pending,
                 None => return c.fail(Errno::ENOMEM),
             }
+            *big += usize::from(c.pending.len() > SMALL_BUFFER);
         }
         (c.filled, c.sent) = (0, 0);
         match net::recv(c.fd, &mut c.pending) {
