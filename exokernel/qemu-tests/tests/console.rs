@@ -448,7 +448,14 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
             ("slept 0", b"echo dropped\x03"),
             ("dropped^C", b"echo one &&\r"),
             ("missing after &&", b"|| echo two\r"),
-            ("missing before ||", b"poweroff\r"),
+            // A program the shell waits for reads the lines typed, up to
+            // ^D, as a Unix program reads its terminal.
+            ("missing before ||", b"wc -l\r"),
+            ("$ wc -l", b"uno\rdos\r\x04"),
+            ("       2", b"cat\r"),
+            ("$ cat", b"typed to cat\r"),
+            ("typed to cat", b"\x04echo catted $?\r"),
+            ("catted 0", b"poweroff\r"),
         ],
     );
     let text = b.serial.replace('\r', "");
@@ -457,6 +464,8 @@ fn the_shell_runs_programs_stops_them_with_ctrl_c_and_reports_crashes() {
     assert!(text.contains("^C\nexo:/d0/data$ echo one &&\n"), "{text}");
     assert!(text.contains("exo-sh: a command is missing after &&\nexo:/d0/data$ || echo two\n"), "{text}");
     assert!(!b.lines().iter().any(|l| ["one", "two", "dropped"].contains(l)), "{text}");
+    assert!(b.lines().iter().filter(|l| **l == "typed to cat").count() == 2, "the echo and cat's copy:\n{text}");
+    b.expect_in_order(&["$ wc -l", "uno", "dos", "       2", "$ cat", "typed to cat", "typed to cat", "catted 0"]);
     b.expect_in_order(&[
         "hello: hello from user space (args: \"from the shell\")",
         "exo-sh: fault: killed by CPU exception 14",

@@ -8,8 +8,9 @@
 //! `write`, `lseek`, `fstat`, `stat`, `readdir`, `mkdir`, `unlink`,
 //! `rename` and `close` into file-protocol requests (`exo_protocols::file`)
 //! through a buffer shared with the server. Errors are POSIX errno values.
-//! Descriptors 0, 1 and 2 are the console (writes print; reads see end of
-//! file), unless the program was started with its output or input sent
+//! Descriptors 0, 1 and 2 are the console (writes print; reads see the
+//! lines typed when the shell started the program in the foreground,
+//! else the end of the input), unless the program was started with its output or input sent
 //! to a file: a program whose [`entry!`] is this library's opens the file
 //! named by `EXO_STDOUT` (added to) as descriptor 1 and sends `print!` and
 //! `println!` there, and the file named by `EXO_STDIN` as descriptor 0
@@ -28,6 +29,7 @@ extern crate alloc;
 
 /// How the shell passes a program its words (quoted ones included).
 pub use exo_protocols::argv;
+mod console_in;
 pub mod net;
 pub mod process;
 pub use process::{getpid, posix_spawn, waitpid};
@@ -737,11 +739,22 @@ fn pipe_of(fd: Fd) -> Option<(u64, bool)> {
 /// with them sent to files ([`start`]).
 static STDIO: SpinLock<[Option<Fd>; 2]> = SpinLock::new([None; 2]);
 
-/// Whether descriptor 0 reads a file (`< FILE`) or a pipe rather than the console
-/// (which programs cannot read: the shell holds it).
+/// Whether descriptor 0 has input to read: a file (`< FILE`), a pipe, or
+/// the console (a program the shell waits for, [`CONSOLE_STDIN`]); a
+/// program in the background, or one started otherwise, has none.
 pub fn stdin_redirected() -> bool {
-    redirected(0).is_some()
+    redirected(0).is_some() || console_in::on()
 }
+
+/// Whether descriptor 0 reads the lines typed at the console.
+pub fn stdin_is_console() -> bool {
+    redirected(0).is_none() && console_in::on()
+}
+
+/// [`STDIN_VAR`]'s value for a program whose standard input is the
+/// console: descriptor 0 reads the lines typed (each with its newline),
+/// and ^D on an empty line ends them.
+pub const CONSOLE_STDIN: &str = "console";
 
 /// What standard descriptor `fd` (0 or 1) stands for, if a file.
 fn redirected(fd: Fd) -> Option<Fd> {
@@ -762,7 +775,11 @@ pub use exo_protocols::process::{STDIN_VAR, STDOUT_VAR};
 /// how.
 pub fn start() -> core::result::Result<(), (String, Errno)> {
     use exo_protocols::process::pipe_named;
-    let (input, output) = (getenv(STDIN_VAR), getenv(STDOUT_VAR));
+    let (mut input, output) = (getenv(STDIN_VAR), getenv(STDOUT_VAR));
+    if input.as_deref() == Some(CONSOLE_STDIN) {
+        console_in::enable();
+        input = None;
+    }
     if input.is_none() && output.is_none() {
         return Ok(());
     }
@@ -879,6 +896,7 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     if (0..3).contains(&fd) {
         return match (fd, redirected(fd)) {
             (_, Some(file)) => read(file, buf),
+            (0, None) if console_in::on() => console_in::read(buf),
             (0, None) => Ok(0),
             _ => Err(Errno::EBADF),
         };

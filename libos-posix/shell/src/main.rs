@@ -520,6 +520,16 @@ fn split_list(line: &str) -> Vec<(String, Joint)> {
     out
 }
 
+/// A program's standard input ([`posix::STDIN_VAR`]): the file it was
+/// given (`< FILE`), else the shell's own if that is a file, else the
+/// console for a program the shell waits for; a program in the background
+/// has none (as a Unix shell keeps the terminal from background jobs).
+fn stdin_of(input: Option<String>, shells: Option<String>, background: bool) -> Option<String> {
+    input
+        .or(shells.filter(|s| s != posix::CONSOLE_STDIN))
+        .or_else(|| (!background).then(|| posix::CONSOLE_STDIN.into()))
+}
+
 /// Sets environment variable `name` to `value`, or unsets it.
 fn set_var(name: &str, value: Option<&str>) {
     match value {
@@ -642,7 +652,7 @@ impl Shell {
         let saved = [posix::getenv(posix::STDOUT_VAR), posix::getenv(posix::STDIN_VAR)];
         // Not redirected: the shell's own, if it was given any.
         set_var(posix::STDOUT_VAR, out.as_ref().map(|(t, _)| t.as_str()).or(saved[0].as_deref()));
-        set_var(posix::STDIN_VAR, input.as_deref().or(saved[1].as_deref()));
+        set_var(posix::STDIN_VAR, stdin_of(input, saved[1].clone(), background).as_deref());
         let status = if background { Some(self.start_job(&line)) } else { self.command(&line, &mut Out(None)) };
         set_var(posix::STDOUT_VAR, saved[0].as_deref());
         set_var(posix::STDIN_VAR, saved[1].as_deref());
@@ -840,7 +850,7 @@ impl Shell {
             if i == 0 && fed.is_some() {
                 continue;
             }
-            let stdin = if i == 0 { input.clone().or(saved[1].clone()) } else { pipe(i - 1) };
+            let stdin = if i == 0 { stdin_of(input.clone(), saved[1].clone(), background) } else { pipe(i - 1) };
             let stdout = if i == last { out.as_ref().map(|(t, _)| t.clone()).or(saved[0].clone()) } else { pipe(i) };
             set_var(posix::STDIN_VAR, stdin.as_deref());
             set_var(posix::STDOUT_VAR, stdout.as_deref());

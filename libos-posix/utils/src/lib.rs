@@ -139,8 +139,8 @@ pub enum Input {
 }
 
 impl Input {
-    /// Opens `operand` (`-`: standard input, which must be a file or a
-    /// pipe: the console is the shell's).
+    /// Opens `operand` (`-`: standard input: a file, a pipe or the
+    /// console; a program in the background has none).
     pub fn open(operand: &str) -> Result<Input, (String, Errno)> {
         if operand == "-" {
             return match posix::stdin_redirected() {
@@ -186,7 +186,7 @@ impl Drop for Input {
 pub fn inputs<'a>(name: &str, operands: &'a [String]) -> Result<Vec<&'a str>, i32> {
     if operands.is_empty() {
         if !posix::stdin_redirected() {
-            eprintln!("{name}: which file? (or give it input: < FILE, or after a |)");
+            eprintln!("{name}: which file? (a program in the background reads no input: give it < FILE)");
             return Err(2);
         }
         return Ok(alloc::vec!["-"]);

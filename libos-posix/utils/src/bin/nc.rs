@@ -2,8 +2,9 @@
 //! sockets (the network server is the endpoint named `sockets`).
 //!
 //! - `nc HOST PORT [TEXT...]`: connects over TCP, sends TEXT and a
-//!   newline (if given) and then, with `< FILE`, the file; ends its side,
-//!   and prints all that comes back until the peer ends.
+//!   newline (if given) and then, with `< FILE` or after a `|`, its
+//!   input (without TEXT, the lines typed at the console, up to ^D); ends
+//!   its side, and prints all that comes back until the peer ends.
 //! - `nc -u HOST PORT TEXT...`: sends TEXT as one datagram and prints the
 //!   answer (waiting up to 5 s for it).
 //! - `nc -l PORT`: accepts one TCP connection and prints all it sends
@@ -15,7 +16,6 @@
 //!
 //! HOST is numeric (`10.0.2.2`) or `localhost`: there is no resolver.
 //! Status 0 on success, 1 when the network fails, 2 for bad arguments.
-//! Input from the console is not read: the shell holds it.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -114,8 +114,10 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
         line.push('\n');
         posix::write_all(fd, line.as_bytes()).map_err(|e| ("send", e))?;
     }
-    // `nc HOST PORT < FILE`: the file follows.
-    if posix::stdin_redirected() {
+    // `nc HOST PORT < FILE`: the file follows (the console's lines only
+    // when no TEXT was given).
+    let feed = if posix::stdin_is_console() { text.is_empty() } else { posix::stdin_redirected() };
+    if feed {
         loop {
             match posix::read(0, &mut buf).map_err(|e| ("standard input", e))? {
                 0 => break,
