@@ -271,6 +271,9 @@ impl Keyboard {
         if c == 0x03 {
             self.ahead.clear();
             (self.skipping, self.cut) = (false, false);
+            // The reader is interrupted: what is typed next waits for its
+            // next read (after the shell's fresh prompt).
+            self.reading = false;
             return self.edit(c);
         }
         let line_end = c == b'\r' || c == b'\n';

@@ -525,10 +525,15 @@ fn split_list(line: &str) -> Vec<(String, Joint)> {
 /// console for a program the shell waits for; a program in the background
 /// has none (as a Unix shell keeps the terminal from background jobs).
 fn stdin_of(input: Option<String>, shells: Option<String>, background: bool) -> Option<String> {
-    input
-        .or(shells.filter(|s| s != posix::CONSOLE_STDIN))
-        .or_else(|| (!background).then(|| posix::CONSOLE_STDIN.into()))
+    let console = !background && !TYPED_SCRIPT.load(core::sync::atomic::Ordering::Relaxed);
+    input.or(shells.filter(|s| s != posix::CONSOLE_STDIN)).or_else(|| console.then(|| posix::CONSOLE_STDIN.into()))
 }
+
+/// Started with `--typed` (`scripts/run-qemu -c`): the lines typed at the
+/// console are a script, all typed at once, and its programs read no
+/// console input (else a program such as `nc HOST PORT` would take the
+/// script's next lines as its own input).
+static TYPED_SCRIPT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Sets environment variable `name` to `value`, or unsets it.
 fn set_var(name: &str, value: Option<&str>) {
@@ -1162,9 +1167,13 @@ fn mode(args: &str) -> Result<Mode, String> {
     let words = argv::words(args);
     match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => Ok(Mode::Interactive),
+        ["--typed"] => {
+            TYPED_SCRIPT.store(true, core::sync::atomic::Ordering::Relaxed);
+            Ok(Mode::Interactive)
+        }
         ["-c", commands] => Ok(Mode::Commands((*commands).into())),
         [file] if !file.starts_with('-') => Ok(Mode::Script((*file).into())),
-        _ => Err("usage: sh [-c COMMANDS | FILE]".into()),
+        _ => Err("usage: sh [-c COMMANDS | FILE | --typed]".into()),
     }
 }
 

@@ -186,7 +186,7 @@ impl Drop for Input {
 pub fn inputs<'a>(name: &str, operands: &'a [String]) -> Result<Vec<&'a str>, i32> {
     if operands.is_empty() {
         if !posix::stdin_redirected() {
-            eprintln!("{name}: which file? (a program in the background reads no input: give it < FILE)");
+            eprintln!("{name}: which file? (it was given no input to read: < FILE, or after a |)");
             return Err(2);
         }
         return Ok(alloc::vec!["-"]);
