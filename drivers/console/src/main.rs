@@ -10,9 +10,10 @@
 //! ends it, ^D on an empty line ends the input. Keys typed while no client
 //! waits for a line (a program runs) are kept as typed and edited, echo
 //! and all, when a client next reads: a script typed ahead shows each
-//! command after the output of the one before, not inside it. Finished lines are served
-//! to clients with the console protocol (`exo_protocols::console`) on
-//! the program's first endpoint: a client (the shell) subscribes a
+//! command after the output of the one before, not inside it. Finished
+//! lines are served to clients with the console protocol
+//! (`exo_protocols::console`) on the program's first endpoint: a client
+//! (the shell, or a program reading its standard input) subscribes a
 //! notification, is signalled when a line waits or ^C is typed, and reads
 //! the line. The kernel's log keeps writing COM1's transmit register;
 //! this driver never touches the line settings.
