@@ -10,8 +10,8 @@
 //! through a buffer shared with the server. Errors are POSIX errno values.
 //! Descriptors 0, 1 and 2 are the console (writes print; reads see the
 //! lines typed when the shell started the program in the foreground,
-//! else the end of the input), unless the program was started with its output or input sent
-//! to a file: a program whose [`entry!`] is this library's opens the file
+//! else the end of the input), unless the program was started with its
+//! output or input sent to a file: a program whose [`entry!`] is this library's opens the file
 //! named by `EXO_STDOUT` (added to) as descriptor 1 and sends `print!` and
 //! `println!` there, and the file named by `EXO_STDIN` as descriptor 0
 //! (the shell's `> FILE`, `>> FILE` and `< FILE`; it makes or cuts the
