@@ -323,8 +323,9 @@ fn run_qemu_c_runs_commands_and_exits_with_the_last_status() {
     assert!(out.contains(&format!(" {} /d0/data/blob.bin", blob.len())), "{out}");
     // (The programs of a script typed at once read no console input: `wc`
     // does not take the script's next lines.)
-    let (status, out) = run("wc -l; cat /d0/hello.txt; cat /no/such/file");
+    let (status, out) = run("wc -l; cat /dev; cat /d0/hello.txt; cat /no/such/file");
     assert_eq!(status, Some(1), "{out}");
+    assert!(out.contains("cat: /dev: EISDIR"), "{out}");
     assert!(out.contains("Hello from the test's image") && out.contains("cat: /no/such/file: ENOENT"), "{out}");
     assert!(out.contains("wc: which file? (it was given no input to read"), "{out}");
     // Symlinks to directories: `ls -l` shows the target, `cd` and `ls`

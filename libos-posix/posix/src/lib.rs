@@ -651,6 +651,11 @@ pub fn open(path: &str, oflags: u32) -> Result<Fd> {
     if let Some(d) = device_at(&path) {
         return with(|s| new_desc(s, Desc::Device(d)));
     }
+    if path == DEV {
+        // The library's own directory of devices: listed (`readdir`), not
+        // opened as a file.
+        return Err(Errno::EISDIR);
+    }
     let access = oflags & 3;
     let (read, write) = match access {
         flags::O_RDONLY => (true, false),
