@@ -41,17 +41,13 @@ fn typed_lines_arrive_through_the_uart_interrupt_edited() {
     // screen too, ^C shown (portcheck's lines and the kernel's report of
     // its end, printed meanwhile, taken out: each is whole, but may fall
     // inside the echo).
-    let mut echo = b.serial.clone();
-    for marker in ["portcheck: ", "root: portcheck", "root: started portcheck", "[kernel] process "] {
-        while let Some(at) = echo.find(marker) {
-            let end = echo[at..].find('\n').map_or(echo.len(), |n| at + n + 1);
-            echo.replace_range(at..end, "");
-        }
-    }
+    let echo =
+        without_lines(&b.serial, &["portcheck: ", "root: portcheck", "root: started portcheck", "[kernel] process "]);
     assert!(echo.contains("hello wo\x08 \x08\x08 \x08world\n"), "{echo:?}");
     assert!(echo.contains("dropped^C\nkept\x08 \x08\x08 \x08\x08 \x08\x08 \x08again\n"), "{echo:?}");
     // Woken by interrupts, not by polling: at least one, at most one per
-    // key (the UART's FIFO may gather several keys into one).
+    // key (the driver reads every key that waits, so one may bring
+    // several).
     let i = b.expect_line("console: 3 lines in ");
     let n: u64 = b.lines()[i]["console: 3 lines in ".len()..].split(' ').next().unwrap().parse().unwrap();
     assert!((1..=70).contains(&n), "{n} interrupts: {}", b.serial);
@@ -285,8 +281,15 @@ fn the_shell_changes_a_fat_disk_and_the_host_sees_it() {
 /// (DHCP can take a while): they may come at any point of the shell's
 /// output, even right after a prompt, before the echo of what was typed.
 fn quiet(text: &str) -> String {
+    without_lines(text, &["net-server: ", "virtio-net: "])
+}
+
+/// `text` without what each `marker` starts, up to its line's end: lines
+/// that other programs print whole, wherever they fall (even inside an
+/// echo or after a prompt).
+fn without_lines(text: &str, markers: &[&str]) -> String {
     let mut out = text.to_string();
-    for marker in ["net-server: ", "virtio-net: "] {
+    for marker in markers {
         while let Some(at) = out.find(marker) {
             let end = out[at..].find('\n').map_or(out.len(), |n| at + n + 1);
             out.replace_range(at..end, "");
