@@ -20,6 +20,50 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
+/// The ports this process has handed out ([`free_port`], [`refused_port`]).
+static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port of 127.0.0.1 that is free now and that no other call in this
+/// process has returned. The kernel may give a port that was just let go
+/// again: without the record, a test's "nothing listens here" port could
+/// be its own (or a test beside it) forwarded port, which QEMU accepts.
+pub fn free_port() -> u16 {
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// A port of 127.0.0.1 where a TCP connection is refused now, and below
+/// the kernel's ephemeral range: no port [`free_port`] gives (nor any
+/// other program's `bind` to port 0) can be it, and no connection's own
+/// port can be it (a connection to a free ephemeral port may be given
+/// that very port as its source, and connect to itself).
+pub fn refused_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (low / 2, low - low / 2);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seed = u64::from(std::process::id()) ^ now.as_nanos() as u64;
+    for i in 0..u64::from(span) {
+        let port = first + ((seed.wrapping_mul(2654435761) + i) % u64::from(span)) as u16;
+        let refused = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused && !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no port of 127.0.0.1 below {low} refuses connections");
+}
+
 /// FNV-1a, 64 bits: the hash the test programs print (readcheck,
 /// fscheck, posixcheck, virtio-blk's check), computed here to compare.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {

@@ -746,8 +746,10 @@ fn the_shells_programs_serve_and_reach_the_network() {
     use std::io::BufRead;
     let (dir, img, _) = disk("net", false);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (echo_port, nc_port, closed) = (free(), free(), free());
+    // `closed` must refuse: were it a forwarded port (this QEMU's or
+    // another's), QEMU would accept the connection and then reset it.
+    let (echo_port, nc_port) = (exo_qemu_tests::free_port(), exo_qemu_tests::free_port());
+    let closed = exo_qemu_tests::refused_port();
     // A UDP peer on the host: answers one datagram, keeps what it got.
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp = peer.local_addr().unwrap().port();

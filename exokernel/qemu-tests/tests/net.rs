@@ -5,15 +5,10 @@
 //! network, through QEMU's UDP socket network, the test making and
 //! reading every frame (`run-qemu --net-udp`, `exo_qemu_tests::wire`).
 
-use exo_qemu_tests::{boot_watching, echo_over_tcp, wire, Boot};
+use exo_qemu_tests::{boot_watching, echo_over_tcp, free_port, wire, Boot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
-
-/// A port on 127.0.0.1 that is free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Talks to the echo service once `up` says it listens: a UDP datagram
 /// (only echod's log is checked for it), then

@@ -164,7 +164,7 @@ fn echo_from_the_host(port: u16, size: usize, pace: Duration, up: std::sync::mps
 #[test]
 fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
     const SIZE: usize = 16 << 20;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = exo_qemu_tests::free_port();
     let fwd = format!("tcp:{port}:7");
     // Connect as soon as the server has its address (before then QEMU
     // holds the connection for seconds): the kills start 3 s after boot.
@@ -215,7 +215,7 @@ fn a_tcp_transfer_comes_out_right_while_the_network_driver_is_killed() {
 /// instance, and the host's next connection is echoed whole.
 #[test]
 fn a_restarted_network_server_fails_its_sockets_clearly_and_serves_new_ones() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = exo_qemu_tests::free_port();
     let fwd = format!("tcp:{port}:7");
     let (up_tx, up) = std::sync::mpsc::channel();
     // The first transfer, paced over 12 s, spans the kill (5 s after boot).
