@@ -430,6 +430,18 @@ fn joinable_run(first: usize, received: usize) -> usize {
 /// went since it last looked).
 static SENT: AtomicU64 = AtomicU64::new(0);
 
+/// Whether smoltcp holds the rest of a datagram it began to send in
+/// fragments. It has one buffer for them and sends one more fragment a
+/// poll; a second socket's datagram that needs fragments, sent in the
+/// same poll, would take that buffer and the first datagram would go out
+/// cut short. So while this is set, only [`Net::finish_fragments`] may
+/// send (`Link::transmit` says the device is full to the others, and
+/// smoltcp keeps their datagrams for the next poll).
+static FRAGMENTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`Net::finish_fragments`] is polling.
+static FINISHING: AtomicBool = AtomicBool::new(false);
+
 impl TxToken for Tx {
     /// Puts the frame in the next send slot; `flush` passes them on after
     /// each poll of the interface, or here when the slots are full.
@@ -446,7 +458,12 @@ impl TxToken for Tx {
             s.layout.tx(s.queued - 1) - s.layout.tx(0)
         };
         let mut area = TX_AREA.lock();
-        f(net::frame_of(&mut area.as_deref_mut().expect("attached before any frame moves")[at..], len))
+        let frame = net::frame_of(&mut area.as_deref_mut().expect("attached before any frame moves")[at..], len);
+        let r = f(&mut *frame);
+        if let Some(more) = net::ipv4_fragment(frame) {
+            FRAGMENTING.store(more, Ordering::Relaxed);
+        }
+        r
     }
 }
 
@@ -470,7 +487,7 @@ impl Device for Link {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx> {
-        Some(Tx)
+        (!FRAGMENTING.load(Ordering::Relaxed) || FINISHING.load(Ordering::Relaxed)).then_some(Tx)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -781,22 +798,31 @@ impl Net {
     /// for fragments: the rest of the one before was lost. So after every
     /// datagram, its fragments all go out before another socket is
     /// polled (a burst of 4000-byte echoes, held while the peer's address
-    /// was resolved, had lost every last fragment). Polled with no
-    /// sockets, smoltcp only sends fragments, and says it has more to
+    /// was resolved, had lost every last fragment), and within one poll
+    /// [`FRAGMENTING`] holds back the sockets after the one that began a
+    /// datagram in fragments (two echo services answering at once had
+    /// sent one datagram in 80 as its first fragment only). Polled with
+    /// no sockets, smoltcp only sends fragments, and says it has more to
     /// send while it holds some.
     fn finish_fragments(&mut self) {
         // Only after something was sent (most polls of a received segment
-        // send nothing).
+        // send nothing), or while fragments wait.
         let sent = SENT.load(Ordering::Relaxed);
-        if core::mem::replace(&mut self.sent_before, sent) == sent {
+        if core::mem::replace(&mut self.sent_before, sent) == sent && !FRAGMENTING.load(Ordering::Relaxed) {
             return;
         }
+        FINISHING.store(true, Ordering::Relaxed);
         // (At most a few: the fragment buffer holds one 8 KiB datagram.)
         for _ in 0..16 {
             if self.iface.poll_at(self.now, &self.none).is_none() {
-                return;
+                break;
             }
             self.iface.poll_egress(self.now, &mut self.link, &mut self.none);
+        }
+        FINISHING.store(false, Ordering::Relaxed);
+        if self.iface.poll_at(self.now, &self.none).is_none() {
+            // Whatever the last frame said: smoltcp holds no fragments.
+            FRAGMENTING.store(false, Ordering::Relaxed);
         }
     }
 

@@ -282,6 +282,19 @@ pub mod checksum {
     }
 }
 
+/// Where an Ethernet frame stands in an IPv4 datagram sent in fragments:
+/// `Some(true)` for a fragment that more follow, `Some(false)` for the
+/// last one, `None` for a frame that is no fragment (or no IPv4).
+pub fn ipv4_fragment(frame: &[u8]) -> Option<bool> {
+    let ip = frame.get(14..34)?;
+    if frame[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 {
+        return None;
+    }
+    let word = u16::from_be_bytes([ip[6], ip[7]]);
+    let (more, offset) = (word & 0x2000 != 0, word & 0x1fff);
+    (more || offset != 0).then_some(more)
+}
+
 /// Whether an Ethernet frame carries a fragment of an IPv4 packet of TCP
 /// (its first or a later one). A server that checks TCP checksums
 /// before its stack, frame by frame ([`checksum::tcp_ok`]), cannot check
@@ -723,6 +736,23 @@ mod tests {
             assert!(!tcp_fragment(&f));
         }
         assert!(!tcp_fragment(&whole[..33]), "a cut header");
+    }
+
+    #[test]
+    fn fragments_say_whether_more_follow() {
+        let whole = tcp_frame(b"some data");
+        assert_eq!(ipv4_fragment(&whole), None);
+        for (flags_offset, more) in
+            [(0x2000u16, Some(true)), (0x2005, Some(true)), (0x0005, Some(false)), (0x4000, None)]
+        {
+            let mut f = whole.clone();
+            f[20..22].copy_from_slice(&flags_offset.to_be_bytes());
+            f[23] = 17; // any protocol
+            assert_eq!(ipv4_fragment(&f), more, "{flags_offset:#x}");
+            f[12] = 0x86; // not IPv4
+            assert_eq!(ipv4_fragment(&f), None);
+        }
+        assert_eq!(ipv4_fragment(&whole[..33]), None, "a cut header");
     }
 
     #[test]
