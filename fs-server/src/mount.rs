@@ -56,6 +56,7 @@ fn errno(e: &ClientError) -> Errno {
         ClientError::Fs(ErrorKind::Exists, _) => Errno::EEXIST,
         ClientError::Fs(ErrorKind::NoSpace, _) => Errno::ENOSPC,
         ClientError::Fs(ErrorKind::NotEmpty, _) => Errno::ENOTEMPTY,
+        ClientError::Fs(ErrorKind::Loop, _) => Errno::ELOOP,
         ClientError::Fs(ErrorKind::Invalid, _) => Errno::EINVAL,
         ClientError::Fs(ErrorKind::Unsupported, _) => Errno::EOPNOTSUPP,
         _ => Errno::EIO,

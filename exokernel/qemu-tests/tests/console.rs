@@ -314,6 +314,36 @@ fn run_commands(disk_flag: &str, img: &std::path::Path, commands: &str) -> (Opti
     (out.status.code(), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
 }
 
+/// Symlinks on an ext4 disk: one that leads to a file reads as the file;
+/// a loop of them (a link to itself, two to each other, a directory's
+/// link through a loop) says ELOOP, as on Unix, and the shell goes on.
+#[test]
+fn symlink_loops_say_eloop() {
+    let (dir, _, _) = disk("links", false);
+    let tree = dir.join("tree");
+    for (link, target) in [("self", "self"), ("a", "b"), ("b", "a"), ("ok", "hello.txt"), ("data/up", "../a")] {
+        std::os::unix::fs::symlink(target, tree.join(link)).unwrap();
+    }
+    let img = dir.join("links.img");
+    exo_qemu_tests::run_tool(
+        std::process::Command::new("mkfs.ext4").args(["-q", "-d"]).arg(&tree).arg(&img).arg("16M"),
+    );
+    let (status, out) = run_commands(
+        "--disk",
+        &img,
+        "cat /d0/ok; cat /d0/self; echo self $?; cat /d0/a; echo a $?; cat /d0/data/up/x; echo up $?; ls /d0/b/; echo ls $?; cd /d0/self; echo cd $?; ls /d0/a; ls -l /d0/ok",
+    );
+    assert!(out.contains("Hello from the test's image"), "{out}");
+    for (path, said) in [("/d0/self", "self 1"), ("/d0/a", "a 1"), ("/d0/data/up/x", "up 1"), ("/d0/b", "ls 1")] {
+        assert!(out.contains(&format!("{path}: ELOOP")) && out.contains(said), "{path}:\n{out}");
+    }
+    assert!(out.contains("cd: /d0/self: ELOOP") && out.contains("cd 1"), "{out}");
+    // Without a `/`, a link that leads nowhere is listed as itself.
+    assert!(out.lines().any(|l| l == "/d0/a") && out.contains("/d0/ok -> hello.txt"), "{out}");
+    assert_eq!(status, Some(0), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `scripts/run-qemu -c`: the shell runs the commands on the disk and
 /// ExoV6 powers off with the last one's status, for scripts.
 #[test]

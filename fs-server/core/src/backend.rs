@@ -271,6 +271,7 @@ fn ext_error(e: ext4_view::Ext4Error) -> (ErrorKind, String) {
         E::NotFound => ErrorKind::NotFound,
         E::NotADirectory => ErrorKind::NotDir,
         E::IsADirectory => ErrorKind::IsDir,
+        E::TooManySymlinks => ErrorKind::Loop,
         E::Corrupt(_) => ErrorKind::Corrupt,
         E::Incompatible(_) => ErrorKind::Unsupported,
         E::Io(_) => ErrorKind::Io,

@@ -147,7 +147,7 @@ impl ExtDirect {
                 prefix = None;
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err((ErrorKind::Invalid, format!("{path}: too many levels of symbolic links")));
+                    return Err((ErrorKind::Loop, format!("{path}: too many levels of symbolic links")));
                 }
                 let target = self.raw.link_bytes(&child)?;
                 if target.starts_with(b"/") {

@@ -113,6 +113,7 @@ fn error(path: &str, what: &str, e: i32) -> (ErrorKind, String) {
     const ENOSPC: i32 = 28;
     const ENOTEMPTY: i32 = 66;
     const ENAMETOOLONG: i32 = 63;
+    const ELOOP: i32 = 62;
     let kind = match e {
         ENOENT => ErrorKind::NotFound,
         ENOTDIR => ErrorKind::NotDir,
@@ -121,6 +122,7 @@ fn error(path: &str, what: &str, e: i32) -> (ErrorKind, String) {
         EEXIST => ErrorKind::Exists,
         ENOSPC => ErrorKind::NoSpace,
         ENOTEMPTY => ErrorKind::NotEmpty,
+        ELOOP => ErrorKind::Loop,
         EINVAL | ENAMETOOLONG => ErrorKind::Invalid,
         EFTYPE => ErrorKind::Corrupt,
         _ => ErrorKind::Io,

@@ -82,6 +82,8 @@ pub enum Errno {
     ENOTEMPTY = 39,
     /// File name too long.
     ENAMETOOLONG = 36,
+    /// Too many levels of symbolic links.
+    ELOOP = 40,
     /// Not supported.
     ENOSYS = 38,
     /// Nothing mounted, or the server went away.
@@ -408,6 +410,7 @@ fn errno(kind: ErrorKind) -> Errno {
         ErrorKind::Exists => Errno::EEXIST,
         ErrorKind::NoSpace => Errno::ENOSPC,
         ErrorKind::NotEmpty => Errno::ENOTEMPTY,
+        ErrorKind::Loop => Errno::ELOOP,
         ErrorKind::Invalid => Errno::EINVAL,
         ErrorKind::Unsupported => Errno::ENOSYS,
         ErrorKind::Corrupt | ErrorKind::Io => Errno::EIO,
@@ -621,8 +624,11 @@ pub fn stat(path: &str) -> Result<Stat> {
 /// Metadata of `path` with a final symlink to a directory followed (the
 /// directory's; a symlink to anything else, or dangling, or in a loop,
 /// stays itself): what `cd` and `ls` go by. The file server resolves the
-/// link, inside its own image.
+/// link, inside its own image. A path that ends in `/` names a directory:
+/// a symlink there that leads to none is an error (ENOTDIR, ENOENT,
+/// ELOOP), as on Unix.
 pub fn stat_follow(path: &str) -> Result<Stat> {
+    let must_follow = path.len() > 1 && path.ends_with('/');
     let path = normalize(path)?;
     let st = stat(&path)?;
     if !st.is_symlink() {
@@ -630,10 +636,12 @@ pub fn stat_follow(path: &str) -> Result<Stat> {
     }
     // The server follows every symlink before the path's last name.
     let through = alloc::format!("{}/.", path.trim_end_matches('/'));
-    Ok(with(|s| match ask(s, &Request::Stat(through)) {
-        Ok(Response::Stat(t)) => to_stat(&t),
-        _ => st,
-    }))
+    with(|s| match ask(s, &Request::Stat(through)) {
+        Ok(Response::Stat(t)) => Ok(to_stat(&t)),
+        Ok(_) if must_follow => Err(Errno::EIO),
+        Err(e) if must_follow => Err(e),
+        _ => Ok(st),
+    })
 }
 
 /// The target of symlink `path`, as the link holds it.

@@ -959,7 +959,8 @@ impl Shell {
             }
             "cd" => {
                 let to = path(args.first().copied().unwrap_or("/"));
-                match posix::stat_follow(&to) {
+                // (Followed as a directory: a symlink loop says ELOOP.)
+                match posix::stat_follow(&alloc::format!("{}/", to.trim_end_matches('/'))) {
                     Ok(st) if st.is_dir() => {
                         // The library's too: programs started from here
                         // start here.

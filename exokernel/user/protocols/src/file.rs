@@ -332,6 +332,8 @@ pub enum ErrorKind {
     NoSpace,
     /// A directory to remove (or replace) still holds entries.
     NotEmpty,
+    /// A path passes through too many symlinks (a loop of them).
+    Loop,
 }
 
 /// One file of a `ReadMany`: its bytes, or why not.
@@ -524,7 +526,7 @@ pub fn dir_fitting(entries: Vec<Entry>, skip: u32, room: usize) -> Response {
     Response::DirPart { next: skip + fit as u32, entries }
 }
 
-const ERROR_KINDS: [ErrorKind; 11] = [
+const ERROR_KINDS: [ErrorKind; 12] = [
     ErrorKind::NotFound,
     ErrorKind::NotDir,
     ErrorKind::IsDir,
@@ -536,6 +538,7 @@ const ERROR_KINDS: [ErrorKind; 11] = [
     ErrorKind::Exists,
     ErrorKind::NoSpace,
     ErrorKind::NotEmpty,
+    ErrorKind::Loop,
 ];
 
 impl Request {

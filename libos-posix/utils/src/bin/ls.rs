@@ -42,7 +42,12 @@ fn main(args: &str) -> i32 {
     for (shown, p) in &targets {
         // A symlink to a directory is listed as the directory, unless
         // `-l` asks for the link itself (and the name does not end in `/`).
-        let st = if how.long && !shown.ends_with('/') { posix::stat(p) } else { posix::stat_follow(p) };
+        // (A name ending in `/` must lead to a directory: say why not.)
+        let st = match shown.ends_with('/') {
+            false if how.long => posix::stat(p),
+            false => posix::stat_follow(p),
+            true => posix::stat_follow(&alloc::format!("{}/", p.trim_end_matches('/'))),
+        };
         match st {
             Ok(st) if st.is_dir() => status |= list(shown, p, &how, headers, &mut first),
             Ok(st) if how.long => {
