@@ -856,6 +856,47 @@ fn the_shells_programs_serve_and_reach_the_network() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `nc HOST PORT` at the console talks both ways at once, as on Unix:
+/// each line typed goes out as it is typed and the peer's answer is
+/// printed before the next key (the step after a line waits for the
+/// answer, so an `nc` that sent only at ^D would never get there); ^D
+/// ends `nc`'s side, and the peer's last words come before the prompt.
+/// The peer is a server on the host that answers each line in capitals.
+#[test]
+fn nc_at_the_console_talks_both_ways_at_once() {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || -> Vec<String> {
+        let Ok((s, _)) = listener.accept() else { return Vec::new() };
+        let mut out = s.try_clone().unwrap();
+        let mut heard = Vec::new();
+        for line in std::io::BufReader::new(s).lines() {
+            let Ok(line) = line else { break };
+            let _ = out.write_all(format!("{}\n", line.to_uppercase()).as_bytes());
+            heard.push(line);
+        }
+        let _ = out.write_all(b"BYE AT THE END\n");
+        heard
+    });
+    let unrestricted = format!("udp:{}:9", exo_qemu_tests::free_port());
+    let b = boot_typing(
+        "shell.img",
+        Duration::from_secs(120),
+        &["--forward", &unrestricted],
+        &[
+            ("net-server: serving sockets", format!("nc 10.0.2.2 {port}\rfirst line\r").as_bytes()),
+            ("FIRST LINE", b"second line\r"),
+            ("SECOND LINE", b"\x04"),
+            ("BYE AT THE END", b"echo nc $?\r"),
+            ("nc 0", b"poweroff\r"),
+        ],
+    );
+    assert_eq!(peer.join().unwrap(), ["first line", "second line"], "{}", b.serial);
+    b.expect_in_order(&["first line", "FIRST LINE", "second line", "SECOND LINE", "BYE AT THE END", "nc 0"]);
+    assert_eq!(b.status, Some(0), "{}", b.serial);
+}
+
 /// Two echo services answer datagrams that go out in IP fragments at the
 /// same time. smoltcp keeps one datagram's fragments at a time and sends
 /// one more a poll; the network server must not let a second socket start

@@ -748,6 +748,23 @@ fn pipe_of(fd: Fd) -> Option<(u64, bool)> {
     })
 }
 
+/// The notification this process's servers signal: the network server
+/// ([`net`]) and the console ([`console_in`]) alike, so that one wait
+/// ([`net::poll`] over sockets and the console) hears either.
+static WAKE: SpinLock<Option<exo_rt::caps::Notification>> = SpinLock::new(None);
+
+/// [`WAKE`], made at the first call.
+pub(crate) fn wake_note() -> Result<exo_rt::caps::Notification> {
+    let mut wake = WAKE.lock();
+    if let Some(n) = *wake {
+        return Ok(n);
+    }
+    let untyped = exo_rt::caps::Untyped::from_slot(exo_rt::abi::slot::UNTYPED);
+    let n = untyped.create_notification().map_err(|_| Errno::ENOMEM)?;
+    *wake = Some(n);
+    Ok(n)
+}
+
 /// The files descriptors 0 and 1 stand for, when the program was started
 /// with them sent to files ([`start`]).
 static STDIO: SpinLock<[Option<Fd>; 2]> = SpinLock::new([None; 2]);

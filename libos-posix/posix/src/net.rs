@@ -22,8 +22,8 @@ use crate::{new_desc, socket_of, with, Desc, Errno, Fd, Result};
 use exo_protocols::session::client::Attached;
 use exo_protocols::session::Status;
 use exo_protocols::socket::{self as proto, addr, Request};
-use exo_rt::abi::{slot, FOREVER};
-use exo_rt::caps::{Endpoint, Notification, Untyped};
+use exo_rt::abi::FOREVER;
+use exo_rt::caps::{Endpoint, Notification};
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 
@@ -106,8 +106,7 @@ pub fn attach(endpoint_slot: u64) -> Result<()> {
     if NET.lock().is_some() {
         return Err(Errno::EISCONN);
     }
-    let untyped = Untyped::from_slot(slot::UNTYPED);
-    let note = untyped.create_notification().map_err(|_| Errno::ENOMEM)?;
+    let note = crate::wake_note()?;
     let (buffer, server, _) =
         Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENETDOWN)?;
     let mut net = Net { server, buffer, note, epoch: 1, pushing: false, lot: (0, 0) };
@@ -253,9 +252,10 @@ fn wait(timeout: u64) -> Result<()> {
     signalled(timeout).map(|_| ())
 }
 
-/// [`wait`]: whether the server signalled (else the time ran out).
+/// [`wait`]: whether the server signalled (else the time ran out). (The
+/// console's signals wake it too: callers look again either way.)
 fn signalled(timeout: u64) -> Result<bool> {
-    let note = NET.lock().as_ref().ok_or(Errno::ENETDOWN)?.note;
+    let note = crate::wake_note()?;
     match note.wait(timeout.min(LOOK_AGAIN_NS)) {
         Ok(_) => Ok(true),
         Err(exo_rt::abi::Error::Timeout) => Ok(false),
@@ -572,7 +572,8 @@ impl PollFd {
 
 /// Waits until one of `fds` has what it waits for (or an error or end),
 /// at most `timeout_ns` (`None`: for ever); how many have something.
-/// Files are always ready.
+/// Files are always ready; descriptor 0 reading the console is readable
+/// when a line (or the end of the input) was typed.
 pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
     use events::*;
     let deadline = timeout_ns.map(|t| exo_rt::sys::clock().saturating_add(t));
@@ -615,6 +616,9 @@ pub fn poll(fds: &mut [PollFd], timeout_ns: Option<u64>) -> Result<usize> {
         let mut ready = 0;
         for (i, (p, k)) in fds.iter_mut().zip(&socks).enumerate() {
             p.revents = match k {
+                None if p.fd == 0 && crate::stdin_is_console() => {
+                    p.events & if crate::console_in::ready()? { POLLIN } else { 0 }
+                }
                 // A file: always ready; nothing: invalid.
                 None if socket_of(p.fd).err() == Some(Errno::ENOTSOCK) => p.events & (POLLIN | POLLOUT),
                 None => POLLNVAL,

@@ -3,8 +3,10 @@
 //!
 //! - `nc HOST PORT [TEXT...]`: connects over TCP, sends TEXT and a
 //!   newline (if given) and then, with `< FILE` or after a `|`, its
-//!   input (without TEXT, the lines typed at the console, up to ^D); ends
-//!   its side, and prints all that comes back until the peer ends.
+//!   input; ends its side, and prints all that comes back until the peer
+//!   ends. Without TEXT, at the console, it sends each line as it is
+//!   typed and prints what comes back as it comes (^D ends its side; the
+//!   peer ending the connection ends `nc`).
 //! - `nc -u HOST PORT TEXT...`: sends TEXT as one datagram and prints the
 //!   answer (waiting up to 5 s for it).
 //! - `nc -l PORT`: accepts one TCP connection and prints all it sends
@@ -114,10 +116,11 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
         line.push('\n');
         posix::write_all(fd, line.as_bytes()).map_err(|e| ("send", e))?;
     }
-    // `nc HOST PORT < FILE`: the file follows (the console's lines only
-    // when no TEXT was given).
-    let feed = if posix::stdin_is_console() { text.is_empty() } else { posix::stdin_redirected() };
-    if feed {
+    if posix::stdin_is_console() && text.is_empty() {
+        return converse(fd, &mut buf);
+    }
+    // `nc HOST PORT < FILE` (or after a `|`): the input follows.
+    if posix::stdin_redirected() && !posix::stdin_is_console() {
         loop {
             match posix::read(0, &mut buf).map_err(|e| ("standard input", e))? {
                 0 => break,
@@ -130,6 +133,34 @@ fn talk_on(fd: Fd, kind: Kind, to: SocketAddr, text: &str) -> Result<(), Failed>
         match net::recv(fd, &mut buf).map_err(|e| ("recv", e))? {
             0 => return Ok(()),
             n => show(&buf[..n])?,
+        }
+    }
+}
+
+/// At the console: each line typed goes out as it is typed, and what
+/// comes back is printed as it comes, both at once (one `poll` over the
+/// connection and the console); ^D ends this side, and the rest that
+/// comes back is printed until the peer ends.
+fn converse(fd: Fd, buf: &mut [u8]) -> Result<(), Failed> {
+    let mut typing = true;
+    loop {
+        let mut p = [PollFd::new(fd, events::POLLIN), PollFd::new(0, events::POLLIN)];
+        let watched = if typing { 2 } else { 1 };
+        net::poll(&mut p[..watched], None).map_err(|e| ("poll", e))?;
+        if p[0].revents != 0 {
+            match net::recv(fd, buf).map_err(|e| ("recv", e))? {
+                0 => return Ok(()),
+                n => show(&buf[..n])?,
+            }
+        }
+        if typing && p[1].revents != 0 {
+            match posix::read(0, buf).map_err(|e| ("standard input", e))? {
+                0 => {
+                    typing = false;
+                    net::shutdown(fd).map_err(|e| ("shutdown", e))?;
+                }
+                n => posix::write_all(fd, &buf[..n]).map_err(|e| ("send", e))?,
+            }
         }
     }
 }
