@@ -674,9 +674,17 @@ pub struct Fat {
     /// The same volume, for reading file data in long runs.
     volume: Volume,
     raw: FatLayout,
+    /// How short names' bytes are characters.
+    codepage: CodePage,
     /// The layout of the file read last (see `read_into`).
     layout: core::cell::RefCell<Option<(String, u64, Vec<Run>)>>,
     info: Info,
+}
+
+/// Whether two names are the same but for case, in any script (FAT's
+/// names are looked up so).
+fn same_but_case(a: &str, b: &str) -> bool {
+    a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// Maps a `fatfs` error to the protocol's.
@@ -803,9 +811,32 @@ impl Fat {
             dirty,
             volume,
             raw,
+            codepage,
             layout: Default::default(),
             info: Info { fs: kind.into(), label, partition, size, sandbox },
         })
+    }
+
+    /// The name of entry `e` (`fatfs` calls it `name`) as Linux and
+    /// Windows show it: its long name if it has one; else the short name,
+    /// with the name or extension in lower case as the entry's case byte
+    /// says, in every script (`fatfs` lowers ASCII letters only, and
+    /// showed `GRÜßE.TXT` as `grÜße.txt`).
+    fn shown_name(&self, e: &FatEntry<'_>, raw: &RawEntry, name: String) -> String {
+        if e.long_file_name_as_ucs2_units().is_some() || raw.case & 0x18 == 0 {
+            return name;
+        }
+        let dot = raw.short.iter().position(|&b| b == b'.').unwrap_or(raw.short.len());
+        let mut shown = String::new();
+        for (i, &b) in raw.short.iter().enumerate() {
+            let c = self.codepage.decode(b);
+            let lower = if i < dot { raw.case & 0x08 != 0 } else { raw.case & 0x10 != 0 };
+            match lower {
+                true => shown.extend(c.to_lowercase()),
+                false => shown.push(c),
+            }
+        }
+        shown
     }
 
     /// Up to `buf.len()` bytes of the file `e` (found at `path`, its
@@ -886,7 +917,9 @@ impl Fat {
     fn find<'a>(&'a self, d: &FatDir<'a>, at: DirRef, name: &str) -> FsResult<(FatEntry<'a>, RawEntry)> {
         for (i, e) in d.iter().enumerate() {
             let e = e.map_err(fat_error)?;
-            if e.file_name().eq_ignore_ascii_case(name) {
+            // FAT names match whatever their case (`grüße.txt` finds the
+            // short name `GRÜßE.TXT`), not only in ASCII.
+            if same_but_case(&e.file_name(), name) {
                 let raw = self.raw_entry(at, i, &e)?;
                 return Ok((e, raw));
             }
@@ -1108,7 +1141,7 @@ impl FileSystem for Fat {
             match self.raw_entry(at, i, &e) {
                 Ok(raw) => out.push(Entry {
                     stat: fat_stat(&e, self.id(&raw)),
-                    name: escape_name(name.as_bytes()),
+                    name: escape_name(self.shown_name(&e, &raw, name).as_bytes()),
                     problem: None,
                 }),
                 Err((_, why)) => out.push(Entry::bad(name.as_bytes(), why)),
@@ -1165,7 +1198,7 @@ impl FileSystem for Fat {
                 let Ok(entry) = entry else { break };
                 let fname = entry.file_name();
                 for (&i, name) in idx.iter().zip(&names) {
-                    if out[i].is_none() && name.as_deref().is_some_and(|n| fname.eq_ignore_ascii_case(n)) {
+                    if out[i].is_none() && name.as_deref().is_some_and(|n| same_but_case(&fname, n)) {
                         let mut buf = vec![0u8; files[i].1 as usize];
                         out[i] = Some(
                             self.raw_entry(at, k, &entry)

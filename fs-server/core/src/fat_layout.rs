@@ -72,6 +72,9 @@ pub struct RawEntry {
     pub cluster: u32,
     /// Size in bytes (files).
     pub size: u32,
+    /// The case byte (offset 12): 0x08, the name shows in lower case;
+    /// 0x10, the extension (as Windows and Linux write short names).
+    pub case: u8,
 }
 
 impl RawEntry {
@@ -469,6 +472,7 @@ impl FatLayout {
                         attrs,
                         cluster: hi << 16 | u32::from(le16(e, 26)),
                         size: le32(e, 28),
+                        case: e[12],
                     });
                 }
             }
