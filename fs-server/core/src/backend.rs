@@ -817,7 +817,7 @@ impl Fat {
         })
     }
 
-    /// The name of entry `e` (`fatfs` calls it `name`) as Linux and
+    /// The name of entry `e` (`name`, as `fatfs` gives it) as Linux and
     /// Windows show it: its long name if it has one; else the short name,
     /// with the name or extension in lower case as the entry's case byte
     /// says, in every script (`fatfs` lowers ASCII letters only, and

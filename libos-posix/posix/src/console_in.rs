@@ -11,7 +11,6 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use exo_protocols::console::{self, Status};
 use exo_protocols::session::client::Attached;
 use exo_rt::abi::FOREVER;
-use exo_rt::caps::Notification;
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 
@@ -27,7 +26,6 @@ static READER: SpinLock<Option<Reader>> = SpinLock::new(None);
 struct Reader {
     buffer: Mapping,
     attached: Attached,
-    note: Notification,
     line: alloc::vec::Vec<u8>,
     at: usize,
     /// ^D was typed and no read has returned its 0 yet.
@@ -54,7 +52,7 @@ fn open() -> Result<Reader> {
     if answer.words[0] != Status::Ok as u64 {
         return Err(Errno::EIO);
     }
-    Ok(Reader { buffer, attached, note, line: alloc::vec::Vec::new(), at: 0, ended: false })
+    Ok(Reader { buffer, attached, line: alloc::vec::Vec::new(), at: 0, ended: false })
 }
 
 /// The reader, attached at the first use.
@@ -103,7 +101,7 @@ pub(crate) fn read(buf: &mut [u8]) -> Result<usize> {
     let r = reader(&mut guard)?;
     while !r.fetch()? {
         // (The network server's signals wake this too: look again.)
-        r.note.wait(FOREVER).map_err(|_| Errno::EIO)?;
+        crate::wake_note()?.wait(FOREVER).map_err(|_| Errno::EIO)?;
     }
     if core::mem::take(&mut r.ended) {
         return Ok(0);

@@ -23,7 +23,7 @@ use exo_protocols::session::client::Attached;
 use exo_protocols::session::Status;
 use exo_protocols::socket::{self as proto, addr, Request};
 use exo_rt::abi::FOREVER;
-use exo_rt::caps::{Endpoint, Notification};
+use exo_rt::caps::Endpoint;
 use exo_rt::mem::Mapping;
 use exo_rt::sync::SpinLock;
 
@@ -90,7 +90,6 @@ const CHUNK: usize = (DATA_PAGES * 4096) as usize;
 struct Net {
     server: Attached,
     buffer: Mapping,
-    note: Notification,
     epoch: u64,
     /// The server pushes received stream data (it took `PUSH`).
     pushing: bool,
@@ -106,10 +105,9 @@ pub fn attach(endpoint_slot: u64) -> Result<()> {
     if NET.lock().is_some() {
         return Err(Errno::EISCONN);
     }
-    let note = crate::wake_note()?;
     let (buffer, server, _) =
         Attached::new(Endpoint::from_slot(endpoint_slot), BUF_PAGES, BUF_VA).map_err(|_| Errno::ENETDOWN)?;
-    let mut net = Net { server, buffer, note, epoch: 1, pushing: false, lot: (0, 0) };
+    let mut net = Net { server, buffer, epoch: 1, pushing: false, lot: (0, 0) };
     subscribe(&net)?;
     net.pushing = ask_push(&net);
     *NET.lock() = Some(net);
@@ -171,11 +169,14 @@ pub fn attach_given() -> Result<()> {
     attach(exo_rt::endpoint("sockets").ok_or(Errno::ENOENT)?.slot())
 }
 
+/// Has the server signal this process's one notification
+/// ([`crate::wake_note`]).
 fn subscribe(net: &Net) -> Result<()> {
+    let note = crate::wake_note()?;
     let m = net
         .server
         .endpoint()
-        .call(Request::Subscribe.encode(), Some(net.note.slot()), FOREVER)
+        .call(Request::Subscribe.encode(), Some(note.slot()), FOREVER)
         .map_err(|_| Errno::ENETDOWN)?;
     match Status::from_word(m.words[0]) {
         Some(Status::Ok) => Ok(()),

@@ -815,15 +815,13 @@ impl Net {
         // (At most a few: the fragment buffer holds one 8 KiB datagram.)
         for _ in 0..16 {
             if self.iface.poll_at(self.now, &self.none).is_none() {
+                // Whatever the last frame said: smoltcp holds no fragments.
+                FRAGMENTING.store(false, Ordering::Relaxed);
                 break;
             }
             self.iface.poll_egress(self.now, &mut self.link, &mut self.none);
         }
         FINISHING.store(false, Ordering::Relaxed);
-        if self.iface.poll_at(self.now, &self.none).is_none() {
-            // Whatever the last frame said: smoltcp holds no fragments.
-            FRAGMENTING.store(false, Ordering::Relaxed);
-        }
     }
 
     /// How long to sleep: not at all while frames wait, else until
